@@ -1,0 +1,26 @@
+/* err.c - names and messages for the codes of err.h. */
+#include "common/err.h"
+
+const char *sts_errname(int code)
+{
+    switch (code) {
+#define STS_ERR_NAME(sym, val, name, msg)                                              \
+    case val:                                                                          \
+        return name;
+        STS_ERRORS(STS_ERR_NAME)
+#undef STS_ERR_NAME
+    }
+    return "unknown";
+}
+
+const char *sts_strerror(int code)
+{
+    switch (code) {
+#define STS_ERR_MSG(sym, val, name, msg)                                               \
+    case val:                                                                          \
+        return msg;
+        STS_ERRORS(STS_ERR_MSG)
+#undef STS_ERR_MSG
+    }
+    return "unknown error";
+}

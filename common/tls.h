@@ -1,0 +1,127 @@
+/*
+ * tls.h - a byte stream over a libuv TCP handle, with TLS as a property of the
+ * stream: it starts in plaintext and can be upgraded in place (STARTTLS) on the
+ * client or the server side. OpenSSL runs over memory BIOs; libuv does all I/O.
+ * One implementation serves the sender (SMTP client, see also sender/fetch for
+ * HTTPS, which libcurl does itself), the world's policy server and its MX servers.
+ *
+ * Life cycle (libuv rules): the stream owns its uv_tcp_t; sts_stream_close() starts
+ * closing, and on_close is the last callback, after which the stream's memory is
+ * freed. Callbacks never run inside the call that started the operation, so a
+ * protocol handler may call sts_stream_close() from any callback; it must not free
+ * its own state until on_close.
+ *
+ * Verification (client side): the OpenSSL verify callback never aborts a handshake.
+ * It records what failed; after the handshake sts_stream_tls_info() says whether the
+ * chain was trusted, the certificate within its dates and the name matched, and maps
+ * that once to an RFC 8460 result type. The caller decides (fail closed).
+ */
+#ifndef STS_TLS_H
+#define STS_TLS_H
+
+#include <openssl/ssl.h>
+#include <stddef.h>
+#include <time.h>
+#include <uv.h>
+
+typedef struct sts_stream sts_stream;
+
+#define STS_TLS_MAX_PEER_NAMES 32
+
+typedef struct sts_tls_info {
+    int done;            /* handshake completed */
+    char version[16];    /* "TLSv1.3" */
+    char cipher[64];     /* "TLS_AES_256_GCM_SHA384" */
+    char sni[256];       /* client: the SNI sent; server: the SNI received ("" if none) */
+    /* Client side only: */
+    char host[256];      /* the name checked against the certificate ("" = none asked) */
+    int verified;        /* chain_ok && time_ok && name_ok */
+    int chain_ok;        /* chains to a trusted root */
+    int time_ok;         /* every certificate of the chain within its dates */
+    int name_ok;         /* a DNS SAN (or, without DNS SANs, the CN) matches host */
+    int not_yet_valid;   /* time_ok is 0 because a certificate is not valid yet */
+    long verify_error;   /* first X509_V_ERR_* recorded, 0 if none */
+    char verify_error_str[128];
+    const char *result_type; /* RFC 8460 result type when !verified, else NULL */
+    /* Peer leaf certificate (client side) */
+    size_t npeer_names;
+    char peer_names[STS_TLS_MAX_PEER_NAMES][256]; /* "DNS:x" SANs, then "CN:x" */
+    char not_before[32];  /* ISO 8601 UTC, "2024-01-01T00:00:00Z" */
+    char not_after[32];
+    /* Failure (handshake did not complete) */
+    char error[256];      /* OpenSSL's reason or "peer closed during handshake" */
+} sts_tls_info;
+
+typedef struct sts_stream_cbs {
+    /* Outgoing connection finished: status 0 or a negative STS_* code. */
+    void (*on_connect)(sts_stream *s, int status);
+    /* Application bytes (decrypted once TLS is up). */
+    void (*on_read)(sts_stream *s, const char *data, size_t len);
+    /* TLS handshake finished: 0 (see sts_stream_tls_info() for the verification
+     * outcome) or STS_ETLS when the handshake failed (info.error says why). */
+    void (*on_tls)(sts_stream *s, int status);
+    /* The peer closed its side (status STS_ECLOSED) or reading failed (other codes). */
+    void (*on_eof)(sts_stream *s, int status);
+    /* Last callback: the stream is closed and freed right after this returns. */
+    void (*on_close)(sts_stream *s);
+} sts_stream_cbs;
+
+/* A new stream on loop; data is the protocol handler's pointer (sts_stream_data()). */
+sts_stream *sts_stream_new(uv_loop_t *loop, const sts_stream_cbs *cbs, void *data);
+void *sts_stream_data(sts_stream *s);
+void sts_stream_set_data(sts_stream *s, void *data);
+uv_loop_t *sts_stream_loop(sts_stream *s);
+
+/* Connect to addr (optionally from bind_addr). on_connect follows. */
+int sts_stream_connect(sts_stream *s, const struct sockaddr *addr,
+                       const struct sockaddr *bind_addr);
+/* Accept a pending connection of a listening uv_tcp_t. Reading starts at once. */
+int sts_stream_accept(sts_stream *s, uv_stream_t *server);
+
+/* Queue bytes: plaintext before TLS, encrypted after. Copies p. */
+int sts_stream_write(sts_stream *s, const void *p, size_t n);
+/* Bytes queued to the kernel but not yet written. */
+size_t sts_stream_write_queue(const sts_stream *s);
+
+/* Upgrade to TLS as the client. sni: server name to send (NULL = none);
+ * host: name the certificate must match (NULL = no name check, name_ok stays 0).
+ * The host check follows RFC 6125 / RFC 8461 4.1: DNS SANs, wildcard only as the
+ * whole leftmost label, no partial wildcards. on_tls follows. */
+int sts_stream_start_tls_client(sts_stream *s, SSL_CTX *ctx, const char *sni, const char *host);
+/* Upgrade to TLS as the server. on_tls follows. */
+int sts_stream_start_tls_server(sts_stream *s, SSL_CTX *ctx);
+int sts_stream_is_tls(const sts_stream *s);
+const sts_tls_info *sts_stream_tls_info(const sts_stream *s);
+
+/* Peer and local addresses as "127.0.0.1" / "::1" (no port); "" when unknown. */
+const char *sts_stream_peer_addr(const sts_stream *s);
+const char *sts_stream_local_addr(const sts_stream *s);
+
+/* Stop reading until resumed (back-pressure). */
+void sts_stream_pause(sts_stream *s);
+void sts_stream_resume(sts_stream *s);
+
+/* Close after the write queue drains (graceful: TLS close_notify when TLS is up). */
+void sts_stream_shutdown(sts_stream *s);
+/* Close now. Idempotent; on_close follows. */
+void sts_stream_close(sts_stream *s);
+
+/* ---- SSL_CTX helpers ---- */
+
+/* Client context: trust anchors from ca_file (PEM, loaded once) or, when NULL, the
+ * system's default store; TLS 1.2 or newer unless min_version says otherwise
+ * (0 = TLS1_2_VERSION). err gets a message on failure. */
+SSL_CTX *sts_tls_client_ctx(const char *ca_file, int min_version, char *err, size_t errlen);
+/* Judge certificate dates at `now` instead of the wall clock (0 = wall clock). */
+void sts_tls_ctx_set_time(SSL_CTX *ctx, time_t now);
+/* Server context with a leaf, its key and extra chain certificates (may be NULL).
+ * min/max_version 0 = library defaults. Does not take ownership of the arguments. */
+SSL_CTX *sts_tls_server_ctx(X509 *cert, EVP_PKEY *key, STACK_OF(X509) *chain,
+                            int min_version, int max_version, char *err, size_t errlen);
+
+/* The RFC 8460 result type for a completed client handshake's verification:
+ * certificate-not-trusted, certificate-expired, certificate-host-mismatch or
+ * validation-failure (in that order of precedence); NULL when verified. */
+const char *sts_tls_result_type(const sts_tls_info *info);
+
+#endif

@@ -1,0 +1,50 @@
+/*
+ * world.h - the fake world of one scenario: a DNS server (UDP+TCP), an HTTPS policy
+ * server (and a plain-HTTP listener), scripted MX servers, and a throw-away CA, all
+ * on one libuv loop, on loopback addresses of the world's own 127.x.y.0/24 block.
+ *
+ * The world records what any sender did to it (DNS queries, policy fetches, SMTP
+ * sessions) in an observer log; see DESIGN.md for the JSON shapes of the "ready"
+ * and "observed" events.
+ */
+#ifndef STS_WORLD_H
+#define STS_WORLD_H
+
+#include <jansson.h>
+#include <time.h>
+#include <uv.h>
+
+#include "common/log.h"
+#include "common/scenario.h"
+
+typedef struct sts_world sts_world;
+
+typedef struct sts_world_opts {
+    const char *mode;   /* substituted for ${mode} in the scenario (NULL = "enforce") */
+    const char *block;  /* "127.x.y": the /24 to use; NULL = pick a free one */
+    int dns_port;       /* 0 = 10053 */
+    int smtp_port;      /* 0 = 10025 */
+    int https_port;     /* 0 = 10443 */
+    int http_port;      /* 0 = 10080 */
+    const char *dir;    /* where ca.pem is written; NULL = a new temporary directory,
+                           removed by sts_world_free() */
+    time_t now;         /* the moment certificates are minted for; 0 = wall clock */
+    sts_log *log;       /* transcript of the world's side (may be NULL) */
+} sts_world_opts;
+
+/* Build the world and start every listener on loop. Returns 0, or a negative
+ * STS_* code with a message in err (nothing left running). */
+int sts_world_start(uv_loop_t *loop, const sts_scenario *scn, const sts_world_opts *opts,
+                    sts_world **out, char *err, size_t errlen);
+
+/* The "ready" event (new reference): event, domain, dns, ca_file, ports, hosts. */
+json_t *sts_world_ready(const sts_world *w);
+/* The "observed" event so far (new reference): dns, policy_fetches, smtp_sessions. */
+json_t *sts_world_observed(const sts_world *w);
+
+/* Close every listener and session; done(arg) runs once all handles are closed. */
+void sts_world_stop(sts_world *w, void (*done)(void *arg), void *arg);
+/* Free a stopped world (removes its temporary directory). */
+void sts_world_free(sts_world *w);
+
+#endif

@@ -1,0 +1,43 @@
+/*
+ * sender.h - the mandatory-TLS sender: for each recipient, discover the domain's
+ * MTA-STS policy (RFC 8461), choose MX hosts, insist on STARTTLS and a valid
+ * certificate where the policy or --require-tls demands it, then deliver, defer or
+ * refuse, explaining each step in the transcript.
+ *
+ * The result of a run is data: a JSON document {"results": [...]} whose shape is
+ * DESIGN.md's contract, and a sysexits status.
+ */
+#ifndef STS_SENDER_H
+#define STS_SENDER_H
+
+#include <jansson.h>
+#include <time.h>
+#include <uv.h>
+
+#include "common/log.h"
+
+typedef struct sts_sender_opts {
+    const char *dns;        /* "HOST[:PORT][,...]"; NULL = /etc/resolv.conf */
+    const char *ca_file;    /* trust anchors for SMTP and HTTPS; NULL = system store */
+    int smtp_port;          /* 0 = 25 */
+    int https_port;         /* 0 = 443 */
+    int require_tls;        /* ASSURETLS: STARTTLS + valid certificate on every MX */
+    const char *mode;       /* "auto" (NULL) | "enforce" | "testing" | "none" */
+    const char *cache_file; /* NULL = default under $XDG_CACHE_HOME */
+    int no_cache;
+    const char *from;       /* envelope sender; NULL = "ststest@<hostname>" */
+    const char *data_file;  /* message file, "-" = stdin, NULL = a generated test message */
+    const char *helo;       /* NULL = the local host name */
+    double timeout;         /* seconds per stage; 0 = RFC 5321 4.5.3.2 defaults */
+    int check_only;         /* `check`: stop after TLS + second EHLO, then QUIT */
+    time_t now;             /* judge certificates and the cache at this time; 0 = now */
+    sts_log *log;           /* the transcript (may be NULL) */
+} sts_sender_opts;
+
+/* Deliver to (or check) each of rcpts (for check: domains), running loop until all
+ * are done. *out gets {"results": [...]}. Returns the exit status: 0 all delivered,
+ * 75 some deferred, 69 some failed, 70 internal error. */
+int sts_sender_run(uv_loop_t *loop, const sts_sender_opts *opts, char *const *rcpts,
+                   size_t nrcpts, json_t **out);
+
+#endif
