@@ -1,0 +1,230 @@
+/* verdict.c - compare a sender run with a scenario expectation; check the invariant. */
+#include "runner/verdict.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "common/err.h"
+
+static int cmp_str(const void *a, const void *b)
+{
+    return strcmp(*(const char *const *)a, *(const char *const *)b);
+}
+
+/* A sorted, de-duplicated JSON array of strings. */
+static json_t *sorted_set(const char *const *v, size_t n)
+{
+    const char **tmp = calloc(n ? n : 1, sizeof(*tmp));
+    json_t *a = json_array();
+    if (!tmp || !a) {
+        free(tmp);
+        json_decref(a);
+        return NULL;
+    }
+    memcpy(tmp, v, n * sizeof(*tmp));
+    qsort(tmp, n, sizeof(*tmp), cmp_str);
+    for (size_t i = 0; i < n; i++)
+        if (i == 0 || strcmp(tmp[i], tmp[i - 1]))
+            json_array_append_new(a, json_string(tmp[i]));
+    free(tmp);
+    return a;
+}
+
+static json_t *json_set(json_t *arr)
+{
+    size_t n = json_is_array(arr) ? json_array_size(arr) : 0;
+    const char **v = calloc(n ? n : 1, sizeof(*v));
+    if (!v)
+        return NULL;
+    size_t k = 0;
+    for (size_t i = 0; i < n; i++) {
+        const char *s = json_string_value(json_array_get(arr, i));
+        if (s)
+            v[k++] = s;
+    }
+    json_t *out = sorted_set(v, k);
+    free(v);
+    return out;
+}
+
+static char *set_text(json_t *set)
+{
+    char *s = json_dumps(set, JSON_COMPACT);
+    return s ? s : strdup("?");
+}
+
+static const char *str_or(json_t *v, const char *dflt)
+{
+    const char *s = json_string_value(v);
+    return s ? s : dflt;
+}
+
+static int is_envelope_verb(const char *verb)
+{
+    return verb && (!strcasecmp(verb, "MAIL") || !strcasecmp(verb, "RCPT") ||
+                    !strcasecmp(verb, "DATA") || !strcasecmp(verb, "BDAT"));
+}
+
+static void differ(sts_verdict *v, const char *key, const char *want, const char *got)
+{
+    sts_buf_appendf(&v->diff, "%s: expected %s, got %s\n", key, want, got);
+}
+
+/* The delivered MX entry of the sender's result, or NULL. */
+static json_t *delivered_mx(json_t *r0)
+{
+    json_t *mxs = json_object_get(r0, "mx");
+    for (size_t i = 0; i < json_array_size(mxs); i++) {
+        json_t *m = json_array_get(mxs, i);
+        if (!strcmp(str_or(json_object_get(m, "action"), ""), "delivered"))
+            return m;
+    }
+    return NULL;
+}
+
+int sts_verdict_check(const sts_verdict_input *in, sts_verdict *v)
+{
+    memset(v, 0, sizeof(*v));
+    sts_buf_init(&v->diff, 0);
+    v->actual = json_object();
+    if (!v->actual)
+        return STS_ENOMEM;
+    const sts_scn_expect *e = in->expect;
+    json_t *r0 = json_array_get(json_object_get(in->result, "results"), 0);
+    json_t *sessions = json_object_get(in->observed, "smtp_sessions");
+
+    /* Facts from the world's observer: what actually arrived, and how. */
+    size_t received = 0, plain_msgs = 0;
+    const char **hosts = calloc(json_array_size(sessions) + 1, sizeof(*hosts));
+    size_t nhosts = 0;
+    if (!hosts)
+        return STS_ENOMEM;
+    for (size_t i = 0; i < json_array_size(sessions); i++) {
+        json_t *s = json_array_get(sessions, i);
+        json_t *msgs = json_object_get(s, "messages");
+        received += json_array_size(msgs);
+        for (size_t j = 0; j < json_array_size(msgs); j++)
+            if (!json_is_true(json_object_get(json_array_get(msgs, j), "tls")))
+                plain_msgs++;
+        if (json_array_size(msgs))
+            hosts[nhosts++] = str_or(json_object_get(s, "host"), "?");
+    }
+    json_t *delivered_to = sorted_set(hosts, nhosts);
+    free(hosts);
+    int fetched = 0;
+    json_t *fetches = json_object_get(in->observed, "policy_fetches");
+    for (size_t i = 0; i < json_array_size(fetches); i++)
+        if (!strcmp(str_or(json_object_get(json_array_get(fetches, i), "scheme"), ""), "https"))
+            fetched = 1;
+
+    /* How the message travelled: over TLS (verified or not, as the sender judged
+     * it), or in the clear; null when nothing was delivered. */
+    const char *tls = NULL;
+    if (received) {
+        json_t *dm = delivered_mx(r0);
+        if (plain_msgs)
+            tls = "none";
+        else if (dm && json_is_true(json_object_get(json_object_get(dm, "tls"), "verified")))
+            tls = "verified";
+        else
+            tls = "unverified";
+    }
+    const char *outcome = str_or(json_object_get(r0, "outcome"), NULL);
+    const char *source =
+        str_or(json_object_get(json_object_get(r0, "policy"), "source"), NULL);
+    json_t *failures = json_set(json_object_get(r0, "failures"));
+
+    json_object_set_new(v->actual, "outcome", outcome ? json_string(outcome) : json_null());
+    json_object_set_new(v->actual, "exit", json_integer(in->exit_status));
+    json_object_set_new(v->actual, "failures", failures ? failures : json_array());
+    json_object_set_new(v->actual, "tls", tls ? json_string(tls) : json_null());
+    json_object_set_new(v->actual, "received", json_integer((json_int_t)received));
+    json_object_set_new(v->actual, "policy_source", source ? json_string(source) : json_null());
+    json_object_set_new(v->actual, "policy_fetched", json_boolean(fetched));
+    json_object_set_new(v->actual, "delivered_to", delivered_to ? delivered_to : json_array());
+    failures = json_object_get(v->actual, "failures");
+    delivered_to = json_object_get(v->actual, "delivered_to");
+
+    if (!r0)
+        sts_buf_appendf(&v->diff, "result: the sender printed no result\n");
+    if (e->outcome && (!outcome || strcmp(e->outcome, outcome)))
+        differ(v, "outcome", e->outcome, outcome ? outcome : "(none)");
+    if (e->exit_status >= 0 && e->exit_status != in->exit_status) {
+        char want[16], got[16];
+        snprintf(want, sizeof(want), "%d", e->exit_status);
+        snprintf(got, sizeof(got), "%d", in->exit_status);
+        differ(v, "exit", want, got);
+    }
+    if (e->failures_set) {
+        json_t *want = sorted_set((const char *const *)e->failures.v, e->failures.n);
+        if (!json_equal(want, failures)) {
+            char *w = set_text(want), *g = set_text(failures);
+            differ(v, "failures", w, g);
+            free(w);
+            free(g);
+        }
+        json_decref(want);
+    }
+    if (e->tls && (!tls || strcmp(e->tls, tls)))
+        differ(v, "tls", e->tls, tls ? tls : "(nothing delivered)");
+    if (e->received >= 0 && (size_t)e->received != received) {
+        char want[16], got[16];
+        snprintf(want, sizeof(want), "%d", e->received);
+        snprintf(got, sizeof(got), "%zu", received);
+        differ(v, "received", want, got);
+    }
+    if (e->policy_source && (!source || strcmp(e->policy_source, source)))
+        differ(v, "policy_source", e->policy_source, source ? source : "(none)");
+    if (e->policy_fetched >= 0 && e->policy_fetched != fetched)
+        differ(v, "policy_fetched", e->policy_fetched ? "true" : "false",
+               fetched ? "true" : "false");
+    if (e->delivered_to_set) {
+        json_t *want = sorted_set((const char *const *)e->delivered_to.v, e->delivered_to.n);
+        if (!json_equal(want, delivered_to)) {
+            char *w = set_text(want), *g = set_text(delivered_to);
+            differ(v, "delivered_to", w, g);
+            free(w);
+            free(g);
+        }
+        json_decref(want);
+    }
+
+    /* The security invariant (DESIGN.md): under enforce or --require-tls not one
+     * byte of the envelope or the message may leave the sender before TLS is up.
+     * The policy mode in force is the sender's --mode override, else the mode of
+     * the policy it applied. */
+    const char *mode = in->mode_override && strcmp(in->mode_override, "auto")
+                           ? in->mode_override
+                           : str_or(json_object_get(json_object_get(r0, "policy"), "mode"), "");
+    if (in->require_tls || !strcmp(mode, "enforce")) {
+        for (size_t i = 0; i < json_array_size(sessions); i++) {
+            json_t *s = json_array_get(sessions, i);
+            json_t *cmds = json_object_get(s, "commands");
+            for (size_t j = 0; j < json_array_size(cmds); j++) {
+                json_t *c = json_array_get(cmds, j);
+                const char *verb = json_string_value(json_object_get(c, "verb"));
+                if (is_envelope_verb(verb) && !json_is_true(json_object_get(c, "tls"))) {
+                    v->invariant_violated = 1;
+                    sts_buf_appendf(&v->diff,
+                                    "SECURITY INVARIANT: %s reached %s without TLS under %s\n",
+                                    verb, str_or(json_object_get(s, "host"), "?"),
+                                    in->require_tls ? "--require-tls" : "enforce");
+                }
+            }
+        }
+        if (plain_msgs) {
+            v->invariant_violated = 1;
+            sts_buf_appendf(&v->diff, "SECURITY INVARIANT: %zu message(s) received without TLS\n",
+                            plain_msgs);
+        }
+    }
+    v->passed = v->diff.len == 0;
+    return 0;
+}
+
+void sts_verdict_free(sts_verdict *v)
+{
+    sts_buf_free(&v->diff);
+    json_decref(v->actual);
+    v->actual = NULL;
+}

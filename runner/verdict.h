@@ -1,0 +1,38 @@
+/*
+ * verdict.h - judge one sender run against a scenario's expectation.
+ *
+ * A pure function of data: the expectation, the sender's JSON result and exit
+ * status, and the world's observer log. It computes the "actual" facts in the
+ * expectation's own vocabulary, lists every difference, and checks the security
+ * invariant (under enforce or --require-tls, no MAIL/RCPT/DATA and no message may
+ * reach any MX outside TLS), which fails a run whatever the expectation says.
+ */
+#ifndef STS_VERDICT_H
+#define STS_VERDICT_H
+
+#include <jansson.h>
+
+#include "common/buf.h"
+#include "common/scenario.h"
+
+typedef struct sts_verdict {
+    int passed;             /* no difference and no invariant violation */
+    int invariant_violated;
+    sts_buf diff;           /* one line per difference: "outcome: expected X, got Y\n" */
+    json_t *actual;         /* the facts as computed, in the expectation's keys */
+} sts_verdict;
+
+typedef struct sts_verdict_input {
+    const sts_scn_expect *expect;
+    int require_tls;          /* the sender was run with --require-tls */
+    const char *mode_override; /* the sender's --mode (NULL or "auto" = none) */
+    int exit_status;
+    json_t *result;           /* {"results": [ ... ]}; may be NULL (sender printed nothing) */
+    json_t *observed;         /* the world's "observed" event */
+} sts_verdict_input;
+
+/* Fill v (initialised here); returns 0 or STS_ENOMEM. Free with sts_verdict_free. */
+int sts_verdict_check(const sts_verdict_input *in, sts_verdict *v);
+void sts_verdict_free(sts_verdict *v);
+
+#endif

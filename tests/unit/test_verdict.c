@@ -1,0 +1,130 @@
+/* test_verdict.c - judging a sender run: expectation differences and the security
+ * invariant, from hand-written sender results and observer logs. */
+#pragma GCC diagnostic ignored "-Woverride-init" /* EXPECT() defaults, then overrides */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <string.h>
+#include <cmocka.h>
+
+#include "runner/verdict.h"
+
+/* A delivered-over-verified-TLS run under an enforce policy. */
+static const char RESULT_OK[] =
+    "{\"results\":[{\"recipient\":\"postmaster@example.test\",\"outcome\":\"delivered\","
+    "\"policy\":{\"source\":\"fetched\",\"mode\":\"enforce\"},"
+    "\"mx\":[{\"host\":\"mail.example.test\",\"action\":\"delivered\",\"tls\":{\"verified\":true}}],"
+    "\"failures\":[]}]}";
+static const char OBSERVED_OK[] =
+    "{\"event\":\"observed\",\"policy_fetches\":[{\"scheme\":\"https\",\"status\":200}],"
+    "\"smtp_sessions\":[{\"host\":\"mail.example.test\",\"commands\":["
+    "{\"verb\":\"EHLO\",\"tls\":false},{\"verb\":\"STARTTLS\",\"tls\":false},"
+    "{\"verb\":\"EHLO\",\"tls\":true},{\"verb\":\"MAIL\",\"tls\":true},"
+    "{\"verb\":\"RCPT\",\"tls\":true},{\"verb\":\"DATA\",\"tls\":true}],"
+    "\"messages\":[{\"tls\":true,\"bytes\":100}]}]}";
+/* The same delivery in the clear. */
+static const char OBSERVED_PLAIN[] =
+    "{\"event\":\"observed\",\"policy_fetches\":[],"
+    "\"smtp_sessions\":[{\"host\":\"mail.example.test\",\"commands\":["
+    "{\"verb\":\"EHLO\",\"tls\":false},{\"verb\":\"MAIL\",\"tls\":false},"
+    "{\"verb\":\"RCPT\",\"tls\":false},{\"verb\":\"DATA\",\"tls\":false}],"
+    "\"messages\":[{\"tls\":false,\"bytes\":100}]}]}";
+static const char RESULT_NONE_PLAIN[] =
+    "{\"results\":[{\"outcome\":\"delivered\",\"policy\":{\"source\":\"none\"},"
+    "\"mx\":[{\"host\":\"mail.example.test\",\"action\":\"delivered\",\"tls\":null}],"
+    "\"failures\":[\"starttls-not-supported\"]}]}";
+
+typedef struct row {
+    const char *what;
+    const char *result, *observed;
+    int exit_status;
+    int require_tls;
+    const char *mode_override;
+    sts_scn_expect expect;
+    int passed, invariant;
+    const char *diff_has; /* a substring of the difference lines, or NULL */
+} row;
+
+static char *S(const char *s)
+{
+    return (char *)s;
+}
+
+static void test_table(void **state)
+{
+    (void)state;
+    static char *fail_starttls[] = {"starttls-not-supported"};
+    static char *hosts_mail[] = {"mail.example.test"};
+    static char *hosts_other[] = {"other.example.test"};
+#define EXPECT(...)                                                                        \
+    {                                                                                      \
+        .exit_status = -1, .received = -1, .policy_fetched = -1, __VA_ARGS__               \
+    }
+    row rows[] = {
+        {"all facts match", RESULT_OK, OBSERVED_OK, 0, 0, NULL,
+         EXPECT(.outcome = S("delivered"), .tls = S("verified"), .received = 1,
+                .policy_source = S("fetched"), .policy_fetched = 1, .failures_set = 1,
+                .exit_status = 0, .delivered_to_set = 1, .delivered_to = {hosts_mail, 1}),
+         1, 0, NULL},
+        {"outcome differs", RESULT_OK, OBSERVED_OK, 0, 0, NULL,
+         EXPECT(.outcome = S("deferred")), 0, 0, "outcome: expected deferred, got delivered"},
+        {"exit differs", RESULT_OK, OBSERVED_OK, 75, 0, NULL, EXPECT(.exit_status = 0), 0, 0,
+         "exit: expected 0, got 75"},
+        {"received differs", RESULT_OK, OBSERVED_OK, 0, 0, NULL, EXPECT(.received = 0), 0, 0,
+         "received: expected 0, got 1"},
+        {"failures differ", RESULT_OK, OBSERVED_OK, 0, 0, NULL,
+         EXPECT(.failures_set = 1, .failures = {fail_starttls, 1}), 0, 0,
+         "failures: expected [\"starttls-not-supported\"], got []"},
+        {"delivered_to differs", RESULT_OK, OBSERVED_OK, 0, 0, NULL,
+         EXPECT(.delivered_to_set = 1, .delivered_to = {hosts_other, 1}), 0, 0,
+         "delivered_to: expected [\"other.example.test\"], got [\"mail.example.test\"]"},
+        {"tls none vs verified", RESULT_OK, OBSERVED_OK, 0, 0, NULL, EXPECT(.tls = S("none")), 0,
+         0, "tls: expected none, got verified"},
+        {"policy not fetched", RESULT_NONE_PLAIN, OBSERVED_PLAIN, 0, 0, NULL,
+         EXPECT(.policy_fetched = 1), 0, 0, "policy_fetched: expected true, got false"},
+        {"plain delivery without policy is fine", RESULT_NONE_PLAIN, OBSERVED_PLAIN, 0, 0, NULL,
+         EXPECT(.outcome = S("delivered"), .tls = S("none"), .failures_set = 1,
+                .failures = {fail_starttls, 1}),
+         1, 0, NULL},
+        {"plain delivery under --require-tls violates the invariant", RESULT_NONE_PLAIN,
+         OBSERVED_PLAIN, 0, 1, NULL, EXPECT(.outcome = S("delivered")), 0, 1,
+         "SECURITY INVARIANT: MAIL reached mail.example.test without TLS under --require-tls"},
+        {"plain delivery under --mode enforce violates the invariant", RESULT_NONE_PLAIN,
+         OBSERVED_PLAIN, 0, 0, "enforce", EXPECT(.outcome = S("delivered")), 0, 1,
+         "received without TLS"},
+        {"no result at all", NULL, OBSERVED_OK, 70, 0, NULL, EXPECT(.outcome = S("delivered")),
+         0, 0, "the sender printed no result"},
+    };
+    int bad = 0;
+    for (size_t i = 0; i < sizeof(rows) / sizeof(rows[0]); i++) {
+        row *r = &rows[i];
+        json_error_t je;
+        json_t *res = r->result ? json_loads(r->result, 0, &je) : NULL;
+        json_t *obs = json_loads(r->observed, 0, &je);
+        assert_non_null(obs);
+        sts_verdict_input in = {.expect = &r->expect, .require_tls = r->require_tls,
+                                .mode_override = r->mode_override,
+                                .exit_status = r->exit_status, .result = res, .observed = obs};
+        sts_verdict v;
+        assert_int_equal(sts_verdict_check(&in, &v), 0);
+        const char *diff = v.diff.data ? v.diff.data : "";
+        if (v.passed != r->passed || v.invariant_violated != r->invariant ||
+            (r->diff_has && !strstr(diff, r->diff_has))) {
+            print_error("row '%s': passed=%d invariant=%d diff:\n%s\n", r->what, v.passed,
+                        v.invariant_violated, diff);
+            bad++;
+        }
+        sts_verdict_free(&v);
+        json_decref(res);
+        json_decref(obs);
+    }
+    assert_int_equal(bad, 0);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {cmocka_unit_test(test_table)};
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
