@@ -15,6 +15,25 @@
  * It records what failed; after the handshake sts_stream_tls_info() says whether the
  * chain was trusted, the certificate within its dates and the name matched, and maps
  * that once to an RFC 8460 result type. The caller decides (fail closed).
+ *
+ * Details of the contract (tls.c):
+ * - An operation that fails at once (connect, accept, start_tls_*, write) returns a
+ *   negative code and calls no callback; the stream stays usable or closable.
+ * - Every byte read after sts_stream_start_tls_*() goes into TLS. Bytes that came in
+ *   the same read as the end of the plaintext phase were already handed to on_read:
+ *   the protocol layer sees them in its own line buffer and must treat them as a
+ *   STARTTLS injection (RFC 3207 5, "pipelined after 220").
+ * - While the handshake runs, writes fail with STS_ESTATE (nothing leaves in the
+ *   clear once STARTTLS began); EOF or a read error then ends in on_tls(STS_ETLS)
+ *   with info.error set ("peer closed during handshake"), not in on_eof. After a
+ *   failed handshake the stream ignores further input; the owner closes it.
+ * - on_eof is called at most once; after a close_notify or EOF nothing more is read.
+ * - sts_stream_pause() stops reading from the socket; bytes of a read already
+ *   received (with TLS: records already decrypted) are still delivered.
+ * - Client verification: name_ok means a DNS-ID subjectAltName matches host
+ *   (X509_check_host with NEVER_CHECK_SUBJECT): RFC 8461 4.1 requires a DNS-ID, so a
+ *   CN-only certificate is a certificate-host-mismatch.
+ * - Writes to a peer that reset the connection may raise SIGPIPE: programs ignore it.
  */
 #ifndef STS_TLS_H
 #define STS_TLS_H
@@ -38,7 +57,7 @@ typedef struct sts_tls_info {
     int verified;        /* chain_ok && time_ok && name_ok */
     int chain_ok;        /* chains to a trusted root */
     int time_ok;         /* every certificate of the chain within its dates */
-    int name_ok;         /* a DNS SAN (or, without DNS SANs, the CN) matches host */
+    int name_ok;         /* a DNS SAN matches host (never the CN: RFC 8461 4.1) */
     int not_yet_valid;   /* time_ok is 0 because a certificate is not valid yet */
     long verify_error;   /* first X509_V_ERR_* recorded, 0 if none */
     char verify_error_str[128];

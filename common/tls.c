@@ -1,0 +1,886 @@
+/*
+ * tls.c - a byte stream over a libuv TCP handle with in-place TLS upgrade.
+ *
+ * OpenSSL never touches the socket: it reads from one memory BIO (fed with what
+ * libuv read) and writes to another (drained into uv_write). The handshake is a
+ * chain of continuations driven by reads: every read feeds the input BIO and
+ * advances SSL_do_handshake (or SSL_read once the session is up).
+ *
+ * Public functions return 0 or a negative STS_* code (common/err.h); constructors
+ * return NULL on failure. An operation that fails at once returns its error code
+ * and calls no callback; callbacks only ever run from the loop, never inside the
+ * call that started the operation.
+ *
+ * Closing: sts_stream_close() sets `closing` and calls uv_close(); the memory stays
+ * valid until the uv_close callback, which runs in a later loop phase, so code that
+ * called a user callback may still read the stream afterwards but checks `closing`
+ * and stops. No user callback but on_close runs once closing is set.
+ */
+#include "common/tls.h"
+#include "common/err.h"
+
+#include <openssl/err.h>
+#include <openssl/x509v3.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define STREAM_RBUF 16384
+
+enum { TLS_NONE = 0, TLS_HANDSHAKE, TLS_UP, TLS_FAILED };
+
+struct sts_stream {
+    uv_tcp_t tcp; /* embedded: freed only in its close callback */
+    uv_connect_t connect_req;
+    uv_shutdown_t shutdown_req;
+    uv_loop_t *loop;
+    sts_stream_cbs cbs;
+    void *data;
+
+    SSL *ssl;
+    BIO *rbio; /* network -> OpenSSL */
+    BIO *wbio; /* OpenSSL -> network */
+    int tls_state;
+    int is_client;
+
+    int connected;   /* connect succeeded or accepted */
+    int reading;     /* uv_read_start is in effect */
+    int paused;      /* the user asked for no reads */
+    int eof;         /* the read side is finished (EOF or error) */
+    int eof_reported;
+    int shutting;    /* sts_stream_shutdown() was called */
+    int closing;     /* sts_stream_close() was called */
+    size_t wqueue;   /* bytes handed to uv_write, not yet written */
+
+    /* Verification outcome recorded by the verify callback (client side). */
+    int v_chain_bad, v_time_bad, v_name_bad, v_other_bad, v_not_yet;
+
+    sts_tls_info info;
+    char peer_addr[64];
+    char local_addr[64];
+    char rbuf[STREAM_RBUF]; /* one read at a time per handle; reused for SSL_read */
+};
+
+typedef struct write_req {
+    uv_write_t req;
+    sts_stream *s;
+    size_t len;
+    char data[];
+} write_req;
+
+static void stream_read_cb(uv_stream_t *h, ssize_t nread, const uv_buf_t *buf);
+
+/* ---- small helpers ---- */
+
+static void copy_str(char *dst, size_t cap, const char *src)
+{
+    if (!src)
+        src = "";
+    snprintf(dst, cap, "%s", src);
+}
+
+/* Copy n bytes that came from a certificate, replacing anything unprintable, so
+ * logs and JSON never carry control bytes or embedded NULs. */
+static void copy_printable(char *dst, size_t cap, const unsigned char *src, size_t n)
+{
+    size_t j = 0;
+    for (size_t i = 0; i < n && j + 1 < cap; i++)
+        dst[j++] = (src[i] >= 0x20 && src[i] < 0x7f) ? (char)src[i] : '?';
+    dst[j] = '\0';
+}
+
+/* The first queued OpenSSL error as text into dst (or fallback); clears the queue. */
+static void ssl_error_text(char *dst, size_t cap, const char *fallback)
+{
+    unsigned long e = ERR_get_error();
+    if (e) {
+        char tmp[256];
+        ERR_error_string_n(e, tmp, sizeof(tmp));
+        copy_str(dst, cap, tmp);
+    } else {
+        copy_str(dst, cap, fallback);
+    }
+    ERR_clear_error();
+}
+
+static void addr_name(const struct sockaddr_storage *ss, char *dst, size_t cap)
+{
+    dst[0] = '\0';
+    if (ss->ss_family == AF_INET)
+        uv_ip4_name((const struct sockaddr_in *)ss, dst, cap);
+    else if (ss->ss_family == AF_INET6)
+        uv_ip6_name((const struct sockaddr_in6 *)ss, dst, cap);
+}
+
+static void stream_record_addrs(sts_stream *s)
+{
+    struct sockaddr_storage ss;
+    int len = sizeof(ss);
+    memset(&ss, 0, sizeof(ss));
+    if (uv_tcp_getpeername(&s->tcp, (struct sockaddr *)&ss, &len) == 0)
+        addr_name(&ss, s->peer_addr, sizeof(s->peer_addr));
+    len = sizeof(ss);
+    memset(&ss, 0, sizeof(ss));
+    if (uv_tcp_getsockname(&s->tcp, (struct sockaddr *)&ss, &len) == 0)
+        addr_name(&ss, s->local_addr, sizeof(s->local_addr));
+}
+
+/* ---- life cycle ---- */
+
+sts_stream *sts_stream_new(uv_loop_t *loop, const sts_stream_cbs *cbs, void *data)
+{
+    sts_stream *s = calloc(1, sizeof(*s));
+    if (!s)
+        return NULL;
+    s->loop = loop;
+    if (cbs)
+        s->cbs = *cbs;
+    s->data = data;
+    if (uv_tcp_init(loop, &s->tcp) != 0) {
+        free(s);
+        return NULL;
+    }
+    s->tcp.data = s;
+    return s;
+}
+
+void *sts_stream_data(sts_stream *s)
+{
+    return s->data;
+}
+
+void sts_stream_set_data(sts_stream *s, void *data)
+{
+    s->data = data;
+}
+
+uv_loop_t *sts_stream_loop(sts_stream *s)
+{
+    return s->loop;
+}
+
+static void stream_close_cb(uv_handle_t *h)
+{
+    sts_stream *s = h->data;
+    /* Every write and the shutdown request were cancelled before this runs, so
+     * no request still points at s. */
+    if (s->cbs.on_close)
+        s->cbs.on_close(s);
+    if (s->ssl)
+        SSL_free(s->ssl); /* frees both BIOs */
+    free(s);
+}
+
+void sts_stream_close(sts_stream *s)
+{
+    if (!s || s->closing)
+        return;
+    s->closing = 1;
+    uv_close((uv_handle_t *)&s->tcp, stream_close_cb);
+}
+
+/* ---- reading ---- */
+
+static void stream_alloc_cb(uv_handle_t *h, size_t hint, uv_buf_t *buf)
+{
+    sts_stream *s = h->data;
+    buf->base = s->rbuf;
+    buf->len = sizeof(s->rbuf);
+}
+
+static void stream_read_start(sts_stream *s)
+{
+    if (s->closing || s->eof || s->paused || s->reading || !s->connected)
+        return;
+    if (uv_read_start((uv_stream_t *)&s->tcp, stream_alloc_cb, stream_read_cb) == 0)
+        s->reading = 1;
+}
+
+static void stream_read_stop(sts_stream *s)
+{
+    if (s->reading && !s->closing)
+        uv_read_stop((uv_stream_t *)&s->tcp);
+    s->reading = 0;
+}
+
+void sts_stream_pause(sts_stream *s)
+{
+    s->paused = 1;
+    stream_read_stop(s);
+}
+
+void sts_stream_resume(sts_stream *s)
+{
+    s->paused = 0;
+    stream_read_start(s);
+}
+
+/* Report the end of the read side once: as a handshake failure while the
+ * handshake runs, else through on_eof. */
+static void stream_fail(sts_stream *s, int code, const char *why)
+{
+    if (s->closing)
+        return;
+    if (s->tls_state == TLS_HANDSHAKE) {
+        s->tls_state = TLS_FAILED;
+        copy_str(s->info.error, sizeof(s->info.error), why);
+        s->eof_reported = 1;
+        if (s->cbs.on_tls)
+            s->cbs.on_tls(s, STS_ETLS);
+        return;
+    }
+    if (s->eof_reported)
+        return;
+    s->eof_reported = 1;
+    if (s->cbs.on_eof)
+        s->cbs.on_eof(s, code);
+}
+
+/* ---- writing ---- */
+
+static void stream_write_cb(uv_write_t *req, int status)
+{
+    write_req *w = (write_req *)req;
+    sts_stream *s = w->s;
+    s->wqueue -= w->len;
+    free(w);
+    if (status < 0 && status != UV_ECANCELED && !s->closing)
+        stream_fail(s, STS_EIO, uv_strerror(status));
+}
+
+static int stream_write_raw(sts_stream *s, const void *p, size_t n)
+{
+    write_req *w = malloc(sizeof(*w) + n);
+    if (!w)
+        return STS_ENOMEM;
+    w->s = s;
+    w->len = n;
+    memcpy(w->data, p, n);
+    uv_buf_t b = uv_buf_init(w->data, (unsigned int)n);
+    int r = uv_write(&w->req, (uv_stream_t *)&s->tcp, &b, 1, stream_write_cb);
+    if (r != 0) {
+        free(w);
+        return r == UV_ENOMEM ? STS_ENOMEM : STS_EIO;
+    }
+    s->wqueue += n;
+    return 0;
+}
+
+/* Move whatever OpenSSL produced (handshake records, alerts, application records)
+ * from the output BIO to the socket. */
+static int stream_flush_tls(sts_stream *s)
+{
+    size_t pending = BIO_ctrl_pending(s->wbio);
+    if (pending == 0)
+        return 0;
+    write_req *w = malloc(sizeof(*w) + pending);
+    if (!w)
+        return STS_ENOMEM;
+    int n = BIO_read(s->wbio, w->data, (int)pending);
+    if (n <= 0) {
+        free(w);
+        return 0;
+    }
+    w->s = s;
+    w->len = (size_t)n;
+    uv_buf_t b = uv_buf_init(w->data, (unsigned int)n);
+    int r = uv_write(&w->req, (uv_stream_t *)&s->tcp, &b, 1, stream_write_cb);
+    if (r != 0) {
+        free(w);
+        return r == UV_ENOMEM ? STS_ENOMEM : STS_EIO;
+    }
+    s->wqueue += (size_t)n;
+    return 0;
+}
+
+int sts_stream_write(sts_stream *s, const void *p, size_t n)
+{
+    if (!s || (!p && n))
+        return STS_EINVAL;
+    if (s->closing || s->shutting || !s->connected)
+        return STS_ESTATE;
+    if (n == 0)
+        return 0;
+    if (s->tls_state == TLS_NONE)
+        return stream_write_raw(s, p, n);
+    /* Nothing may be written in the clear once STARTTLS began, nor before the
+     * handshake finished: the sender's invariant is that no byte of the envelope
+     * leaves before a verified session exists. */
+    if (s->tls_state != TLS_UP)
+        return STS_ESTATE;
+    const char *cp = p;
+    while (n > 0) {
+        int chunk = n > 16384 ? 16384 : (int)n;
+        ERR_clear_error();
+        int r = SSL_write(s->ssl, cp, chunk);
+        if (r <= 0) {
+            ERR_clear_error();
+            return STS_ETLS;
+        }
+        cp += r;
+        n -= (size_t)r;
+    }
+    return stream_flush_tls(s);
+}
+
+size_t sts_stream_write_queue(const sts_stream *s)
+{
+    return s->wqueue;
+}
+
+/* ---- connecting ---- */
+
+static void stream_connect_cb(uv_connect_t *req, int status)
+{
+    sts_stream *s = req->data;
+    if (status == UV_ECANCELED || s->closing)
+        return;
+    if (status < 0) {
+        s->eof = 1;
+        if (s->cbs.on_connect)
+            s->cbs.on_connect(s, STS_ECONNECT);
+        return;
+    }
+    s->connected = 1;
+    stream_record_addrs(s);
+    stream_read_start(s);
+    if (s->cbs.on_connect)
+        s->cbs.on_connect(s, 0);
+}
+
+int sts_stream_connect(sts_stream *s, const struct sockaddr *addr,
+                       const struct sockaddr *bind_addr)
+{
+    if (!s || !addr)
+        return STS_EINVAL;
+    if (s->closing || s->connected || s->connect_req.data)
+        return STS_ESTATE;
+    if (bind_addr && uv_tcp_bind(&s->tcp, bind_addr, 0) != 0)
+        return STS_ECONNECT;
+    s->connect_req.data = s;
+    if (uv_tcp_connect(&s->connect_req, &s->tcp, addr, stream_connect_cb) != 0) {
+        s->connect_req.data = NULL;
+        return STS_ECONNECT;
+    }
+    return 0;
+}
+
+int sts_stream_accept(sts_stream *s, uv_stream_t *server)
+{
+    if (!s || !server)
+        return STS_EINVAL;
+    if (s->closing || s->connected || s->connect_req.data)
+        return STS_ESTATE;
+    if (uv_accept(server, (uv_stream_t *)&s->tcp) != 0)
+        return STS_EIO;
+    s->connected = 1;
+    stream_record_addrs(s);
+    stream_read_start(s);
+    return 0;
+}
+
+const char *sts_stream_peer_addr(const sts_stream *s)
+{
+    return s->peer_addr;
+}
+
+const char *sts_stream_local_addr(const sts_stream *s)
+{
+    return s->local_addr;
+}
+
+/* ---- TLS ---- */
+
+/* Our own ex_data slot for the stream behind an SSL, so the verify callback never
+ * mistakes another user's app data (ex index 0) for a stream. */
+static CRYPTO_ONCE stream_ex_once = CRYPTO_ONCE_STATIC_INIT;
+static int stream_ex_idx = -1;
+
+static void stream_ex_init(void)
+{
+    stream_ex_idx = SSL_get_ex_new_index(0, "sts_stream", NULL, NULL, NULL);
+}
+
+static int stream_ex_index(void)
+{
+    if (!CRYPTO_THREAD_run_once(&stream_ex_once, stream_ex_init))
+        return -1;
+    return stream_ex_idx;
+}
+
+/* The verify callback never aborts the handshake: it records what failed and
+ * returns 1; the caller decides after the handshake (fail closed, as Postfix
+ * does). RFC 8461 4.1 asks for a trusted chain, valid dates and a matching name;
+ * each failure is kept apart so it maps to one RFC 8460 result type. */
+static int stream_verify_cb(int ok, X509_STORE_CTX *x)
+{
+    if (ok)
+        return 1;
+    SSL *ssl = X509_STORE_CTX_get_ex_data(x, SSL_get_ex_data_X509_STORE_CTX_idx());
+    int idx = stream_ex_index();
+    sts_stream *s = ssl && idx >= 0 ? SSL_get_ex_data(ssl, idx) : NULL;
+    if (!s)
+        return ok; /* not one of our streams: OpenSSL's own verdict (fail closed) */
+    int err = X509_STORE_CTX_get_error(x);
+    switch (err) {
+    case X509_V_ERR_UNABLE_TO_GET_ISSUER_CERT:
+    case X509_V_ERR_UNABLE_TO_GET_ISSUER_CERT_LOCALLY:
+    case X509_V_ERR_DEPTH_ZERO_SELF_SIGNED_CERT:
+    case X509_V_ERR_SELF_SIGNED_CERT_IN_CHAIN:
+    case X509_V_ERR_CERT_UNTRUSTED:
+    case X509_V_ERR_UNABLE_TO_VERIFY_LEAF_SIGNATURE:
+        s->v_chain_bad = 1;
+        break;
+    case X509_V_ERR_CERT_HAS_EXPIRED:
+        s->v_time_bad = 1;
+        break;
+    case X509_V_ERR_CERT_NOT_YET_VALID:
+        s->v_time_bad = 1;
+        s->v_not_yet = 1;
+        break;
+    case X509_V_ERR_HOSTNAME_MISMATCH:
+        s->v_name_bad = 1;
+        break;
+    default:
+        s->v_other_bad = 1;
+        break;
+    }
+    if (s->info.verify_error == 0) {
+        s->info.verify_error = err;
+        copy_str(s->info.verify_error_str, sizeof(s->info.verify_error_str),
+                 X509_verify_cert_error_string(err));
+    }
+    return 1;
+}
+
+static void asn1_time_iso(const ASN1_TIME *t, char *dst, size_t cap)
+{
+    struct tm tm;
+    dst[0] = '\0';
+    if (t && ASN1_TIME_to_tm(t, &tm) == 1)
+        strftime(dst, cap, "%Y-%m-%dT%H:%M:%SZ", &tm);
+}
+
+/* Leaf names as "DNS:x" for each DNS SAN, then "CN:x" for each CN. */
+static void stream_peer_names(sts_stream *s, X509 *leaf)
+{
+    sts_tls_info *in = &s->info;
+    GENERAL_NAMES *gens = X509_get_ext_d2i(leaf, NID_subject_alt_name, NULL, NULL);
+    for (int i = 0; gens && i < sk_GENERAL_NAME_num(gens); i++) {
+        const GENERAL_NAME *g = sk_GENERAL_NAME_value(gens, i);
+        if (g->type != GEN_DNS || in->npeer_names >= STS_TLS_MAX_PEER_NAMES)
+            continue;
+        char *dst = in->peer_names[in->npeer_names++];
+        memcpy(dst, "DNS:", 4);
+        copy_printable(dst + 4, sizeof(in->peer_names[0]) - 4,
+                       ASN1_STRING_get0_data(g->d.dNSName),
+                       (size_t)ASN1_STRING_length(g->d.dNSName));
+    }
+    GENERAL_NAMES_free(gens);
+    const X509_NAME *subj = X509_get_subject_name(leaf);
+    int idx = -1;
+    while (subj && (idx = X509_NAME_get_index_by_NID(subj, NID_commonName, idx)) >= 0) {
+        if (in->npeer_names >= STS_TLS_MAX_PEER_NAMES)
+            break;
+        const ASN1_STRING *d = X509_NAME_ENTRY_get_data(X509_NAME_get_entry(subj, idx));
+        char *dst = in->peer_names[in->npeer_names++];
+        memcpy(dst, "CN:", 3);
+        copy_printable(dst + 3, sizeof(in->peer_names[0]) - 3, ASN1_STRING_get0_data(d),
+                       (size_t)ASN1_STRING_length(d));
+    }
+    asn1_time_iso(X509_get0_notBefore(leaf), in->not_before, sizeof(in->not_before));
+    asn1_time_iso(X509_get0_notAfter(leaf), in->not_after, sizeof(in->not_after));
+}
+
+static void stream_handshake_done(sts_stream *s)
+{
+    sts_tls_info *in = &s->info;
+    in->done = 1;
+    copy_str(in->version, sizeof(in->version), SSL_get_version(s->ssl));
+    copy_str(in->cipher, sizeof(in->cipher), SSL_get_cipher_name(s->ssl));
+    if (!s->is_client) {
+        copy_str(in->sni, sizeof(in->sni),
+                 SSL_get_servername(s->ssl, TLSEXT_NAMETYPE_host_name));
+        return;
+    }
+    X509 *leaf = SSL_get0_peer_certificate(s->ssl);
+    if (!leaf) {
+        /* No certificate at all (anonymous suites are off, but fail closed). */
+        s->v_other_bad = 1;
+        if (!in->verify_error) {
+            in->verify_error = X509_V_ERR_UNSPECIFIED;
+            copy_str(in->verify_error_str, sizeof(in->verify_error_str),
+                     "no peer certificate");
+        }
+    } else {
+        stream_peer_names(s, leaf);
+    }
+    /* The verify callback only sees failures; a result other than OK that it did
+     * not classify (should not happen) still must not pass as verified. */
+    long vr = SSL_get_verify_result(s->ssl);
+    if (vr != X509_V_OK && !in->verify_error) {
+        s->v_other_bad = 1;
+        in->verify_error = vr;
+        copy_str(in->verify_error_str, sizeof(in->verify_error_str),
+                 X509_verify_cert_error_string(vr));
+    }
+    in->chain_ok = leaf && !s->v_chain_bad;
+    in->time_ok = leaf && !s->v_time_bad;
+    in->not_yet_valid = s->v_not_yet;
+    in->name_ok = leaf && in->host[0] != '\0' && !s->v_name_bad;
+    in->verified = in->chain_ok && in->time_ok && in->name_ok && !s->v_other_bad;
+    in->result_type = sts_tls_result_type(in);
+}
+
+/* Drive the session with whatever the input BIO holds: finish the handshake,
+ * then hand decrypted bytes to on_read. Stops as soon as the stream closes. */
+static void stream_tls_process(sts_stream *s)
+{
+    if (s->tls_state == TLS_HANDSHAKE) {
+        ERR_clear_error();
+        int r = SSL_do_handshake(s->ssl);
+        int e = r == 1 ? SSL_ERROR_NONE : SSL_get_error(s->ssl, r);
+        char why[256];
+        if (e != SSL_ERROR_NONE && e != SSL_ERROR_WANT_READ) {
+            char fallback[64];
+            snprintf(fallback, sizeof(fallback), "handshake failed (SSL_get_error %d)", e);
+            ssl_error_text(why, sizeof(why), fallback);
+        }
+        /* Send what the handshake produced, alerts included, so the peer learns
+         * why we gave up. */
+        int fr = stream_flush_tls(s);
+        if (e == SSL_ERROR_WANT_READ) {
+            if (fr != 0)
+                stream_fail(s, fr, "cannot write handshake");
+            return;
+        }
+        if (e != SSL_ERROR_NONE) {
+            stream_fail(s, STS_ETLS, why);
+            return;
+        }
+        s->tls_state = TLS_UP;
+        stream_handshake_done(s);
+        if (s->cbs.on_tls)
+            s->cbs.on_tls(s, 0);
+        if (s->closing)
+            return;
+    }
+    if (s->tls_state != TLS_UP)
+        return;
+    for (;;) {
+        ERR_clear_error();
+        int r = SSL_read(s->ssl, s->rbuf, sizeof(s->rbuf));
+        if (r > 0) {
+            if (s->cbs.on_read)
+                s->cbs.on_read(s, s->rbuf, (size_t)r);
+            if (s->closing)
+                return;
+            continue;
+        }
+        int e = SSL_get_error(s->ssl, r);
+        stream_flush_tls(s); /* e.g. a reply to a key update or close_notify */
+        if (e == SSL_ERROR_WANT_READ)
+            return;
+        if (e == SSL_ERROR_ZERO_RETURN) {
+            /* close_notify: the peer will send nothing more. */
+            ERR_clear_error();
+            s->eof = 1;
+            stream_read_stop(s);
+            stream_fail(s, STS_ECLOSED, "peer closed");
+            return;
+        }
+        char why[256];
+        ssl_error_text(why, sizeof(why), "TLS read failed");
+        s->tls_state = TLS_FAILED;
+        copy_str(s->info.error, sizeof(s->info.error), why);
+        s->eof = 1;
+        stream_read_stop(s);
+        stream_fail(s, STS_ETLS, why);
+        return;
+    }
+}
+
+static void stream_read_cb(uv_stream_t *h, ssize_t nread, const uv_buf_t *buf)
+{
+    sts_stream *s = h->data;
+    if (s->closing || nread == 0)
+        return;
+    if (nread < 0) {
+        s->eof = 1;
+        stream_read_stop(s);
+        if (nread == UV_EOF)
+            stream_fail(s, STS_ECLOSED,
+                        s->tls_state == TLS_HANDSHAKE ? "peer closed during handshake"
+                                                      : "peer closed");
+        else
+            stream_fail(s, STS_EIO, uv_strerror((int)nread));
+        return;
+    }
+    if (s->tls_state == TLS_NONE) {
+        if (s->cbs.on_read)
+            s->cbs.on_read(s, buf->base, (size_t)nread);
+        return;
+    }
+    if (s->tls_state == TLS_FAILED)
+        return; /* the session is dead; the owner is expected to close */
+    /* Every byte read after start_tls_* belongs to TLS (see tls.h). */
+    if (BIO_write(s->rbio, buf->base, (int)nread) != (int)nread) {
+        stream_fail(s, STS_ENOMEM, "cannot buffer TLS input");
+        return;
+    }
+    stream_tls_process(s);
+}
+
+static int stream_tls_begin(sts_stream *s, SSL_CTX *ctx, int client, const char *sni,
+                            const char *host)
+{
+    if (!s || !ctx)
+        return STS_EINVAL;
+    if (s->closing || s->shutting || !s->connected || s->eof || s->tls_state != TLS_NONE)
+        return STS_ESTATE;
+    memset(&s->info, 0, sizeof(s->info));
+    ERR_clear_error();
+    SSL *ssl = SSL_new(ctx);
+    BIO *rb = BIO_new(BIO_s_mem());
+    BIO *wb = BIO_new(BIO_s_mem());
+    if (!ssl || !rb || !wb) {
+        SSL_free(ssl);
+        BIO_free(rb);
+        BIO_free(wb);
+        ssl_error_text(s->info.error, sizeof(s->info.error), "out of memory");
+        return STS_ENOMEM;
+    }
+    /* An empty input BIO means "wait for more", not end of stream. */
+    BIO_set_mem_eof_return(rb, -1);
+    SSL_set_bio(ssl, rb, wb);
+    int idx = stream_ex_index();
+    if (idx < 0 || !SSL_set_ex_data(ssl, idx, s)) {
+        SSL_free(ssl);
+        ssl_error_text(s->info.error, sizeof(s->info.error), "SSL ex_data");
+        return STS_ENOMEM;
+    }
+    s->is_client = client;
+    if (client) {
+        SSL_set_connect_state(ssl);
+        SSL_set_verify(ssl, SSL_VERIFY_PEER, stream_verify_cb);
+        int ok = 1;
+        if (sni) {
+            ok = SSL_set_tlsext_host_name(ssl, sni) == 1;
+            copy_str(s->info.sni, sizeof(s->info.sni), sni);
+        }
+        if (ok && host) {
+            /* RFC 8461 4.1: "The certificate MUST have a subject alternative
+             * name (SAN) with a DNS-ID matching the host name", so the subject CN
+             * is never consulted, not even without DNS SANs; RFC 6125 6.4.3:
+             * the wildcard only as the whole leftmost label. Set before the
+             * handshake so OpenSSL checks it during chain verification. */
+            SSL_set_hostflags(ssl, X509_CHECK_FLAG_NO_PARTIAL_WILDCARDS |
+                                       X509_CHECK_FLAG_NEVER_CHECK_SUBJECT);
+            ok = SSL_set1_host(ssl, host) == 1;
+            copy_str(s->info.host, sizeof(s->info.host), host);
+        }
+        if (!ok) {
+            ssl_error_text(s->info.error, sizeof(s->info.error), "bad SNI or host name");
+            SSL_free(ssl);
+            return STS_EINVAL;
+        }
+    } else {
+        SSL_set_accept_state(ssl);
+    }
+    s->ssl = ssl;
+    s->rbio = rb;
+    s->wbio = wb;
+    s->tls_state = TLS_HANDSHAKE;
+    s->v_chain_bad = s->v_time_bad = s->v_name_bad = s->v_other_bad = s->v_not_yet = 0;
+    if (!client)
+        return 0; /* the server waits for the ClientHello */
+    ERR_clear_error();
+    int r = SSL_do_handshake(ssl);
+    int e = SSL_get_error(ssl, r);
+    if (e != SSL_ERROR_WANT_READ) {
+        /* Failed before a byte left (e.g. no usable protocol version): report
+         * synchronously, no callback. */
+        ssl_error_text(s->info.error, sizeof(s->info.error), "handshake could not start");
+        s->tls_state = TLS_FAILED;
+        return STS_ETLS;
+    }
+    int fr = stream_flush_tls(s);
+    if (fr != 0) {
+        copy_str(s->info.error, sizeof(s->info.error), "cannot write ClientHello");
+        s->tls_state = TLS_FAILED;
+        return fr;
+    }
+    return 0;
+}
+
+int sts_stream_start_tls_client(sts_stream *s, SSL_CTX *ctx, const char *sni, const char *host)
+{
+    return stream_tls_begin(s, ctx, 1, sni, host);
+}
+
+int sts_stream_start_tls_server(sts_stream *s, SSL_CTX *ctx)
+{
+    return stream_tls_begin(s, ctx, 0, NULL, NULL);
+}
+
+int sts_stream_is_tls(const sts_stream *s)
+{
+    return s->tls_state == TLS_UP;
+}
+
+const sts_tls_info *sts_stream_tls_info(const sts_stream *s)
+{
+    return &s->info;
+}
+
+/* ---- shutdown ---- */
+
+static void stream_shutdown_cb(uv_shutdown_t *req, int status)
+{
+    sts_stream *s = req->data;
+    if (status == UV_ECANCELED)
+        return;
+    sts_stream_close(s);
+}
+
+void sts_stream_shutdown(sts_stream *s)
+{
+    if (!s || s->closing || s->shutting)
+        return;
+    s->shutting = 1;
+    if (!s->connected) {
+        sts_stream_close(s);
+        return;
+    }
+    if (s->tls_state == TLS_UP) {
+        ERR_clear_error();
+        SSL_shutdown(s->ssl); /* queues close_notify; we do not wait for the peer's */
+        ERR_clear_error();
+        stream_flush_tls(s);
+    }
+    /* uv_shutdown waits for the queued writes, then half-closes. */
+    s->shutdown_req.data = s;
+    if (uv_shutdown(&s->shutdown_req, (uv_stream_t *)&s->tcp, stream_shutdown_cb) != 0)
+        sts_stream_close(s);
+}
+
+/* ---- contexts ---- */
+
+static int ctx_versions(SSL_CTX *ctx, int min_version, int max_version)
+{
+    if (min_version && !SSL_CTX_set_min_proto_version(ctx, min_version))
+        return -1;
+    if (max_version && !SSL_CTX_set_max_proto_version(ctx, max_version))
+        return -1;
+    /* OpenSSL 3 refuses TLS 1.0/1.1 at security level 1 and above (they need
+     * SHA-1 signatures); the world must be able to offer them on purpose. */
+    if ((min_version && min_version < TLS1_2_VERSION) ||
+        (max_version && max_version < TLS1_2_VERSION))
+        SSL_CTX_set_security_level(ctx, 0);
+    return 0;
+}
+
+SSL_CTX *sts_tls_client_ctx(const char *ca_file, int min_version, char *err, size_t errlen)
+{
+    ERR_clear_error();
+    SSL_CTX *ctx = SSL_CTX_new(TLS_client_method());
+    if (!ctx) {
+        ssl_error_text(err, errlen, "SSL_CTX_new failed");
+        return NULL;
+    }
+    /* RFC 8461 7.2 expects TLS 1.2 or newer (RFC 7525). */
+    if (ctx_versions(ctx, min_version ? min_version : TLS1_2_VERSION, 0) != 0) {
+        char why[200];
+        ssl_error_text(why, sizeof(why), "bad version");
+        snprintf(err, errlen, "min TLS version 0x%x: %s", (unsigned)min_version, why);
+        SSL_CTX_free(ctx);
+        return NULL;
+    }
+    /* Trust anchors are loaded once into the shared context: with the default
+     * verify paths every verification would reread /etc/ssl/certs. */
+    int ok = ca_file ? SSL_CTX_load_verify_locations(ctx, ca_file, NULL)
+                     : SSL_CTX_set_default_verify_paths(ctx);
+    if (ok != 1) {
+        char why[200];
+        ssl_error_text(why, sizeof(why), "cannot load");
+        snprintf(err, errlen, "CA file %s: %s", ca_file ? ca_file : "(system default)", why);
+        SSL_CTX_free(ctx);
+        return NULL;
+    }
+    SSL_CTX_set_verify(ctx, SSL_VERIFY_PEER, stream_verify_cb);
+    SSL_CTX_set_mode(ctx, SSL_MODE_RELEASE_BUFFERS);
+    return ctx;
+}
+
+void sts_tls_ctx_set_time(SSL_CTX *ctx, time_t now)
+{
+    X509_VERIFY_PARAM *p = SSL_CTX_get0_param(ctx);
+    if (now)
+        X509_VERIFY_PARAM_set_time(p, now);
+    else
+        X509_VERIFY_PARAM_clear_flags(p, X509_V_FLAG_USE_CHECK_TIME);
+}
+
+SSL_CTX *sts_tls_server_ctx(X509 *cert, EVP_PKEY *key, STACK_OF(X509) *chain,
+                            int min_version, int max_version, char *err, size_t errlen)
+{
+    char why[200];
+    if (!cert || !key) {
+        snprintf(err, errlen, "server context: certificate and key are required");
+        return NULL;
+    }
+    ERR_clear_error();
+    SSL_CTX *ctx = SSL_CTX_new(TLS_server_method());
+    if (!ctx) {
+        ssl_error_text(err, errlen, "SSL_CTX_new failed");
+        return NULL;
+    }
+    /* use_certificate/use_PrivateKey/add1_chain_cert take their own references. */
+    if (SSL_CTX_use_certificate(ctx, cert) != 1) {
+        ssl_error_text(why, sizeof(why), "rejected");
+        snprintf(err, errlen, "server certificate: %s", why);
+        goto fail;
+    }
+    if (SSL_CTX_use_PrivateKey(ctx, key) != 1 || SSL_CTX_check_private_key(ctx) != 1) {
+        ssl_error_text(why, sizeof(why), "does not match the certificate");
+        snprintf(err, errlen, "server key: %s", why);
+        goto fail;
+    }
+    for (int i = 0; chain && i < sk_X509_num(chain); i++) {
+        if (SSL_CTX_add1_chain_cert(ctx, sk_X509_value(chain, i)) != 1) {
+            ssl_error_text(why, sizeof(why), "rejected");
+            snprintf(err, errlen, "chain certificate %d: %s", i, why);
+            goto fail;
+        }
+    }
+    if (ctx_versions(ctx, min_version, max_version) != 0) {
+        ssl_error_text(why, sizeof(why), "bad version");
+        snprintf(err, errlen, "TLS versions 0x%x..0x%x: %s", (unsigned)min_version,
+                 (unsigned)max_version, why);
+        goto fail;
+    }
+    SSL_CTX_set_mode(ctx, SSL_MODE_RELEASE_BUFFERS);
+    return ctx;
+fail:
+    SSL_CTX_free(ctx);
+    return NULL;
+}
+
+/* RFC 8460 4.3.2.2 result types, in a fixed order of precedence. A failed
+ * "not yet valid" date check counts as certificate-expired (outside the validity
+ * period; not_yet_valid tells them apart). Without a host to check, a chain that
+ * is otherwise fine is a validation-failure, not a host mismatch. */
+const char *sts_tls_result_type(const sts_tls_info *info)
+{
+    if (!info || info->verified)
+        return NULL;
+    if (!info->done)
+        return "validation-failure"; /* the handshake itself failed */
+    if (!info->chain_ok)
+        return "certificate-not-trusted";
+    if (!info->time_ok)
+        return "certificate-expired";
+    if (!info->name_ok && info->host[0])
+        return "certificate-host-mismatch";
+    return "validation-failure";
+}
