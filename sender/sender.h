@@ -34,9 +34,14 @@ typedef struct sts_sender_opts {
     sts_log *log;           /* the transcript (may be NULL) */
 } sts_sender_opts;
 
+/* Largest --data message accepted (bytes). */
+#define STS_SENDER_DATA_MAX (10 * 1024 * 1024)
+
 /* Deliver to (or check) each of rcpts (for check: domains), running loop until all
  * are done. *out gets {"results": [...]}. Returns the exit status: 0 all delivered,
- * 75 some deferred, 69 some failed, 70 internal error. */
+ * 75 some deferred, 69 some failed, 70 internal error; before anything runs (and *out
+ * stays NULL): 64 for a bad --dns server list, 65 for an unreadable or oversized
+ * --data file or an unusable --ca-file. */
 int sts_sender_run(uv_loop_t *loop, const sts_sender_opts *opts, char *const *rcpts,
                    size_t nrcpts, json_t **out);
 

@@ -1,4 +1,311 @@
-/* cmd_lint.c - `ststest lint` (stub until the policy parser lands). */
-#include "src/cmd_stub.h"
+/*
+ * cmd_lint.c - `ststest lint [--txt] [--json] [--mx-host HOST] FILE|-`: check an
+ * MTA-STS policy file (RFC 8461 3.2) or a `_mta-sts` TXT record (3.1), print every
+ * problem as FILE:LINE:COL: error|warning: message and what was understood.
+ * Returns the exit status: 0 valid, 65 invalid or unreadable input, 64 usage.
+ */
+#include <errno.h>
+#include <getopt.h>
+#include <jansson.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "common/buf.h"
+#include "common/err.h"
+#include "sender/diag.h"
+#include "sender/fetch.h"
+#include "sender/policy.h"
+#include "sender/ststxt.h"
 #include "src/cmds.h"
-int sts_cmd_lint(int argc, char **argv) { return sts_cmd_not_built("lint", "lint FILE|-", argc, argv); }
+
+/* Files larger than this are not policies anyone would serve. */
+#define LINT_MAX_INPUT (1024 * 1024)
+
+static void usage(FILE *fp)
+{
+    fprintf(fp,
+            "usage: ststest lint [--txt] [--json] [--mx-host HOST] FILE|-\n"
+            "\n"
+            "Check an MTA-STS policy file (RFC 8461 3.2) or a _mta-sts TXT record (3.1).\n"
+            "The input is taken as a TXT record when it begins with \"v=\" (or a quoted\n"
+            "string, zone-file style: \"v=STSv1; \" \"id=1;\") or with --txt; otherwise\n"
+            "as a policy file. FILE - reads standard input.\n"
+            "\n"
+            "options:\n"
+            "  --txt           the input is a TXT record\n"
+            "  --json          print one JSON document instead of the report\n"
+            "  --mx-host HOST  also say whether the policy allows MX host HOST (RFC 8461 4.1)\n"
+            "  -h, --help      this help\n"
+            "\n"
+            "exit status: 0 valid, 65 invalid or unreadable, 64 usage.\n");
+}
+
+static int read_input(const char *path, sts_buf *b, char *err, size_t errlen)
+{
+    FILE *fp = strcmp(path, "-") ? fopen(path, "rb") : stdin;
+    if (!fp) {
+        snprintf(err, errlen, "cannot open %s: %s", path, strerror(errno));
+        return STS_EIO;
+    }
+    char chunk[8192];
+    size_t n;
+    int rc = 0;
+    while ((n = fread(chunk, 1, sizeof(chunk), fp)) > 0)
+        if ((rc = sts_buf_append(b, chunk, n)) != 0) {
+            snprintf(err, errlen, "%s: %s", path,
+                     rc == STS_ETOOBIG ? "larger than 1 MiB" : sts_strerror(rc));
+            break;
+        }
+    if (!rc && ferror(fp)) {
+        snprintf(err, errlen, "cannot read %s: %s", path, strerror(errno));
+        rc = STS_EIO;
+    }
+    if (fp != stdin)
+        fclose(fp);
+    return rc;
+}
+
+/* Zone-file style input: one or more "quoted" character-strings, concatenated as a
+ * resolver would (RFC 8461 3.1). Handles \" \\ and \DDD escapes. Returns 0 and the
+ * record in out, or STS_ESYNTAX with a diagnostic. */
+static int unquote_txt(const char *in, size_t len, sts_buf *out, sts_diags *diags)
+{
+    size_t p = 0;
+    int line = 1;
+    size_t line_start = 0;
+    while (p < len) {
+        char c = in[p];
+        if (c == '\n') {
+            line++;
+            line_start = ++p;
+            continue;
+        }
+        if (c == ' ' || c == '\t' || c == '\r') {
+            p++;
+            continue;
+        }
+        if (c != '"') {
+            sts_diags_add(diags, STS_DIAG_ERROR, line, (int)(p - line_start) + 1,
+                          "expected a quoted string");
+            return STS_ESYNTAX;
+        }
+        size_t open = p++;
+        for (;;) {
+            if (p >= len || in[p] == '\n') {
+                sts_diags_add(diags, STS_DIAG_ERROR, line, (int)(open - line_start) + 1,
+                              "unterminated quoted string");
+                return STS_ESYNTAX;
+            }
+            if (in[p] == '"') {
+                p++;
+                break;
+            }
+            char ch = in[p++];
+            if (ch == '\\' && p < len) {
+                if (p + 2 < len && in[p] >= '0' && in[p] <= '9' && in[p + 1] >= '0' &&
+                    in[p + 1] <= '9' && in[p + 2] >= '0' && in[p + 2] <= '9') {
+                    int v = (in[p] - '0') * 100 + (in[p + 1] - '0') * 10 + (in[p + 2] - '0');
+                    if (v > 255) {
+                        sts_diags_add(diags, STS_DIAG_ERROR, line, (int)(p - line_start),
+                                      "escape \\%.3s is over 255", in + p);
+                        return STS_ESYNTAX;
+                    }
+                    ch = (char)v;
+                    p += 3;
+                } else {
+                    ch = in[p++];
+                }
+            }
+            if (sts_buf_append(out, &ch, 1))
+                return STS_ENOMEM;
+        }
+    }
+    return 0;
+}
+
+static json_t *diags_json(const sts_diags *d, sts_diag_severity sev)
+{
+    json_t *a = json_array();
+    for (size_t i = 0; a && i < d->n; i++)
+        if (d->items[i].severity == sev)
+            json_array_append_new(a, json_pack("{s:i, s:i, s:s}", "line", d->items[i].line,
+                                               "column", d->items[i].column, "message",
+                                               d->items[i].message));
+    return a;
+}
+
+static void print_diags(const char *name, const sts_diags *d)
+{
+    for (size_t i = 0; i < d->n; i++) {
+        const sts_diag *g = &d->items[i];
+        const char *sev = sts_diag_severity_name(g->severity);
+        if (g->line <= 0)
+            printf("%s: %s: %s\n", name, sev, g->message);
+        else if (g->column <= 0)
+            printf("%s:%d: %s: %s\n", name, g->line, sev, g->message);
+        else
+            printf("%s:%d:%d: %s: %s\n", name, g->line, g->column, sev, g->message);
+    }
+}
+
+int sts_cmd_lint(int argc, char **argv)
+{
+    static const struct option opts[] = {
+        {"txt", no_argument, NULL, 't'},
+        {"json", no_argument, NULL, 'j'},
+        {"mx-host", required_argument, NULL, 'm'},
+        {"help", no_argument, NULL, 'h'},
+        {NULL, 0, NULL, 0},
+    };
+    int as_txt = 0, as_json = 0, c;
+    const char *mx_host = NULL;
+    optind = 1;
+    opterr = 0;
+    while ((c = getopt_long(argc, argv, "+h", opts, NULL)) != -1) {
+        switch (c) {
+        case 't': as_txt = 1; break;
+        case 'j': as_json = 1; break;
+        case 'm': mx_host = optarg; break;
+        case 'h': usage(stdout); return STS_EXIT_OK;
+        default:
+            fprintf(stderr, "ststest lint: unknown or incomplete option '%s'\n",
+                    argv[optind - 1]);
+            usage(stderr);
+            return STS_EXIT_USAGE;
+        }
+    }
+    if (argc - optind != 1) {
+        fprintf(stderr, "ststest lint: expected exactly one FILE (or - for standard input)\n");
+        usage(stderr);
+        return STS_EXIT_USAGE;
+    }
+    const char *path = argv[optind];
+    const char *name = strcmp(path, "-") ? path : "<stdin>";
+
+    sts_buf in;
+    sts_buf_init(&in, LINT_MAX_INPUT);
+    char err[512];
+    if (read_input(path, &in, err, sizeof(err))) {
+        fprintf(stderr, "ststest lint: %s\n", err);
+        sts_buf_free(&in);
+        return STS_EXIT_DATAERR;
+    }
+    const char *text = in.data ? in.data : "";
+    size_t len = in.len;
+
+    size_t lead = 0;
+    while (lead < len && (text[lead] == ' ' || text[lead] == '\t' || text[lead] == '\n' ||
+                          text[lead] == '\r'))
+        lead++;
+    int quoted = lead < len && text[lead] == '"';
+    int is_txt = as_txt || quoted || (len - lead >= 2 && !memcmp(text + lead, "v=", 2));
+    if (is_txt && mx_host) {
+        fprintf(stderr, "ststest lint: --mx-host needs a policy file, not a TXT record\n");
+        sts_buf_free(&in);
+        return STS_EXIT_USAGE;
+    }
+
+    sts_diags diags;
+    sts_diags_init(&diags);
+    int rc;
+    sts_policy policy;
+    sts_txt txt;
+    memset(&policy, 0, sizeof(policy));
+    memset(&txt, 0, sizeof(txt));
+    sts_buf rec;
+    sts_buf_init(&rec, 0);
+    if (is_txt) {
+        if (quoted) {
+            rc = unquote_txt(text, len, &rec, &diags);
+            if (rc == 0)
+                rc = sts_txt_parse(rec.data ? rec.data : "", rec.len, &txt, &diags);
+        } else {
+            /* A record in a file: one line; its final line break is not part of it. */
+            size_t rl = len;
+            if (rl && text[rl - 1] == '\n')
+                rl--;
+            if (rl && text[rl - 1] == '\r')
+                rl--;
+            rc = sts_txt_parse(text, rl, &txt, &diags);
+        }
+    } else {
+        if (len > STS_FETCH_MAX_BODY)
+            sts_diags_add(&diags, STS_DIAG_WARNING, 0, 0,
+                          "policy is %zu bytes: senders stop reading at %d (RFC 8461 3.3)",
+                          len, STS_FETCH_MAX_BODY);
+        rc = sts_policy_parse(text, len, &policy, &diags);
+    }
+    if (rc == STS_ENOMEM) {
+        fprintf(stderr, "ststest lint: out of memory\n");
+        sts_diags_free(&diags);
+        sts_buf_free(&in);
+        sts_buf_free(&rec);
+        return STS_EXIT_SOFTWARE;
+    }
+    int valid = rc == 0;
+    const char *match = valid && mx_host ? sts_policy_mx_match(&policy, mx_host) : NULL;
+
+    if (as_json) {
+        json_t *doc = json_pack("{s:s, s:s, s:b, s:o, s:o}", "kind", is_txt ? "txt" : "policy",
+                                "file", name, "valid", valid, "errors",
+                                diags_json(&diags, STS_DIAG_ERROR), "warnings",
+                                diags_json(&diags, STS_DIAG_WARNING));
+        if (is_txt) {
+            json_t *t = json_null();
+            if (valid) {
+                json_t *ext = json_array();
+                for (size_t i = 0; i < txt.next; i++)
+                    json_array_append_new(ext, json_pack("{s:s, s:s}", "name", txt.ext[i].name,
+                                                         "value", txt.ext[i].value));
+                t = json_pack("{s:s, s:s, s:o}", "v", txt.version, "id", txt.id, "extensions",
+                              ext);
+            }
+            json_object_set_new(doc, "txt", t);
+        } else {
+            json_object_set_new(doc, "policy", valid ? sts_policy_to_json(&policy) : json_null());
+        }
+        if (mx_host)
+            json_object_set_new(doc, "mx_host",
+                                json_pack("{s:s, s:b, s:s?}", "name", mx_host, "allowed",
+                                          match != NULL, "pattern", match));
+        char *s = json_dumps(doc, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
+        if (s)
+            printf("%s\n", s);
+        free(s);
+        json_decref(doc);
+    } else {
+        print_diags(name, &diags);
+        if (!valid) {
+            printf("%s: invalid %s (%zu error%s, %zu warning%s)\n", name,
+                   is_txt ? "_mta-sts TXT record" : "MTA-STS policy", diags.nerrors,
+                   diags.nerrors == 1 ? "" : "s", diags.nwarnings,
+                   diags.nwarnings == 1 ? "" : "s");
+        } else if (is_txt) {
+            printf("%s: valid _mta-sts TXT record: v=%s id=%s", name, txt.version, txt.id);
+            for (size_t i = 0; i < txt.next; i++)
+                printf(" %s=%s", txt.ext[i].name, txt.ext[i].value);
+            printf("\n");
+        } else {
+            printf("%s: valid MTA-STS policy: version %s, mode %s, max_age %ld, mx", name,
+                   policy.version, sts_mode_name(policy.mode), policy.max_age);
+            if (!policy.nmx)
+                printf(" (none)");
+            for (size_t i = 0; i < policy.nmx; i++)
+                printf("%s %s", i ? "," : "", policy.mx[i]);
+            printf("\n");
+            if (mx_host) {
+                if (match)
+                    printf("mx host %s: allowed (matches %s)\n", mx_host, match);
+                else
+                    printf("mx host %s: not allowed (matches no mx pattern)\n", mx_host);
+            }
+        }
+    }
+    sts_policy_free(&policy);
+    sts_txt_free(&txt);
+    sts_diags_free(&diags);
+    sts_buf_free(&in);
+    sts_buf_free(&rec);
+    return valid ? STS_EXIT_OK : STS_EXIT_DATAERR;
+}

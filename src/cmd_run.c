@@ -1,4 +1,101 @@
-/* cmd_run.c - `ststest run` (stub until the runner lands). */
-#include "src/cmd_stub.h"
+/* cmd_run.c - `ststest run [options] PATH...`: option parsing for runner/runner.h. */
+#include <getopt.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "common/err.h"
+#include "runner/runner.h"
 #include "src/cmds.h"
-int sts_cmd_run(int argc, char **argv) { return sts_cmd_not_built("run", "run [options] PATH...", argc, argv); }
+
+static void run_usage(FILE *fp)
+{
+    fprintf(fp,
+            "usage: ststest run [options] PATH...\n"
+            "\n"
+            "Replay scenario files (PATH: a file, or a folder searched for *.yaml/*.yml).\n"
+            "For each scenario and each mode in its `modes`, start its fake world, run the\n"
+            "sender against it and compare the result and the world's observer log with\n"
+            "`expect`. Every run is also checked against the security invariant.\n"
+            "\n"
+            "options:\n"
+            "  -j, --jobs N         cases run at once (default: number of CPUs)\n"
+            "      --filter GLOB    only scenarios whose name matches GLOB (fnmatch)\n"
+            "      --list           print name, modes, refs and about of each scenario\n"
+            "      --junit FILE     write JUnit XML (GitLab, Jenkins, GitHub reporters)\n"
+            "      --json FILE      write a JSON report\n"
+            "      --timeout SECS   the sender's per-stage timeout (default 10)\n"
+            "  -v, --verbose        print every case's transcript, not only failures'\n"
+            "  -h, --help           this text\n"
+            "\n"
+            "exit status: 0 all passed, 1 some failed, 64 usage, 65 bad scenario file,\n"
+            "70 internal error.\n");
+}
+
+static int parse_num(const char *opt, const char *s, double lo, double hi, double *out)
+{
+    char *end = NULL;
+    double v = strtod(s, &end);
+    if (!*s || *end || v < lo || v > hi) {
+        fprintf(stderr, "ststest run: %s: '%s' is not a number from %g to %g\n", opt, s, lo,
+                hi);
+        return -1;
+    }
+    *out = v;
+    return 0;
+}
+
+int sts_cmd_run(int argc, char **argv)
+{
+    static const struct option longopts[] = {
+        {"jobs", required_argument, NULL, 'j'},  {"filter", required_argument, NULL, 'f'},
+        {"list", no_argument, NULL, 'l'},        {"junit", required_argument, NULL, 'J'},
+        {"json", required_argument, NULL, 'o'},  {"timeout", required_argument, NULL, 't'},
+        {"verbose", no_argument, NULL, 'v'},     {"help", no_argument, NULL, 'h'},
+        {NULL, 0, NULL, 0},
+    };
+    sts_run_opts o = {.out = stdout};
+    double d;
+    int c;
+    optind = 1;
+    while ((c = getopt_long(argc, argv, "j:vh", longopts, NULL)) != -1) {
+        switch (c) {
+        case 'j':
+            if (parse_num("--jobs", optarg, 1, 256, &d))
+                return STS_EXIT_USAGE;
+            o.jobs = (int)d;
+            break;
+        case 'f':
+            o.filter = optarg;
+            break;
+        case 'l':
+            o.list = 1;
+            break;
+        case 'J':
+            o.junit_file = optarg;
+            break;
+        case 'o':
+            o.json_file = optarg;
+            break;
+        case 't':
+            if (parse_num("--timeout", optarg, 0.1, 3600, &o.stage_timeout))
+                return STS_EXIT_USAGE;
+            break;
+        case 'v':
+            o.verbose = 1;
+            break;
+        case 'h':
+            run_usage(stdout);
+            return STS_EXIT_OK;
+        default:
+            run_usage(stderr);
+            return STS_EXIT_USAGE;
+        }
+    }
+    if (optind >= argc) {
+        fprintf(stderr, "ststest run: name at least one scenario file or folder\n");
+        run_usage(stderr);
+        return STS_EXIT_USAGE;
+    }
+    return sts_runner_run(argv + optind, (size_t)(argc - optind), &o);
+}

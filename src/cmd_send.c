@@ -1,5 +1,296 @@
-/* cmd_send.c - `ststest send` and `ststest check` (stub until the sender lands). */
-#include "src/cmd_stub.h"
+/*
+ * cmd_send.c - `ststest send [options] RCPT...` and `ststest check [options] DOMAIN...`:
+ * option parsing (getopt_long) into sts_sender_opts, then sts_sender_run (sender.h).
+ * The transcript goes to stderr; --json prints exactly one JSON document on stdout.
+ * Both return a sysexits status: 0 all delivered (check: all would be), 75 some
+ * deferred, 69 some failed or refused, 64 usage, 65 bad input file, 70 internal error.
+ */
+#include <errno.h>
+#include <getopt.h>
+#include <jansson.h>
+#include <limits.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <uv.h>
+
+#include "common/err.h"
+#include "common/log.h"
+#include "sender/sender.h"
 #include "src/cmds.h"
-int sts_cmd_send(int argc, char **argv) { return sts_cmd_not_built("send", "send [options] RCPT...", argc, argv); }
-int sts_cmd_check(int argc, char **argv) { return sts_cmd_not_built("check", "check [options] DOMAIN...", argc, argv); }
+
+enum {
+    OPT_DNS = 256,
+    OPT_CA_FILE,
+    OPT_SMTP_PORT,
+    OPT_HTTPS_PORT,
+    OPT_REQUIRE_TLS,
+    OPT_MODE,
+    OPT_CACHE,
+    OPT_NO_CACHE,
+    OPT_JSON,
+    OPT_FROM,
+    OPT_DATA,
+    OPT_HELO,
+    OPT_TIMEOUT,
+    OPT_NOW,
+};
+
+static const struct option long_opts[] = {
+    {"dns", required_argument, NULL, OPT_DNS},
+    {"ca-file", required_argument, NULL, OPT_CA_FILE},
+    {"smtp-port", required_argument, NULL, OPT_SMTP_PORT},
+    {"https-port", required_argument, NULL, OPT_HTTPS_PORT},
+    {"require-tls", no_argument, NULL, OPT_REQUIRE_TLS},
+    {"mode", required_argument, NULL, OPT_MODE},
+    {"cache", required_argument, NULL, OPT_CACHE},
+    {"no-cache", no_argument, NULL, OPT_NO_CACHE},
+    {"json", no_argument, NULL, OPT_JSON},
+    {"from", required_argument, NULL, OPT_FROM},
+    {"data", required_argument, NULL, OPT_DATA},
+    {"helo", required_argument, NULL, OPT_HELO},
+    {"timeout", required_argument, NULL, OPT_TIMEOUT},
+    {"now", required_argument, NULL, OPT_NOW},
+    {"verbose", no_argument, NULL, 'v'},
+    {"help", no_argument, NULL, 'h'},
+    {NULL, 0, NULL, 0},
+};
+
+static void usage(FILE *fp, int check)
+{
+    if (check)
+        fprintf(fp, "usage: ststest check [options] DOMAIN...\n\n"
+                    "For each domain: MTA-STS discovery (TXT, HTTPS policy), MX lookup, and\n"
+                    "per MX a connection, EHLO, STARTTLS, certificate checks and EHLO again;\n"
+                    "then QUIT. No mail is sent.\n\n");
+    else
+        fprintf(fp, "usage: ststest send [options] RCPT...\n\n"
+                    "Deliver a test message to each recipient the way a careful MTA-STS\n"
+                    "sender (RFC 8461) does, explaining every step on stderr.\n\n");
+    fprintf(fp,
+            "options:\n"
+            "  --dns HOST[:PORT][,...]  nameservers to ask instead of /etc/resolv.conf\n"
+            "  --ca-file FILE           trust anchors for SMTP and HTTPS (default: system)\n"
+            "  --smtp-port N            port of every MX (default 25)\n"
+            "  --https-port N           port of the policy host (default 443)\n"
+            "  --require-tls            demand STARTTLS and a valid certificate on every MX\n"
+            "  --mode MODE              auto (apply the policy; default), or override its\n"
+            "                           mode: enforce, testing, none\n"
+            "  --no-cache               do not use a policy cache (the current behaviour)\n"
+            "  --cache FILE             policy cache file (not built yet: usage error)\n"
+            "  --json                   print one JSON document on stdout\n");
+    if (!check)
+        fprintf(fp,
+                "  --from ADDRESS           envelope sender (default ststest@<host name>)\n"
+                "  --data FILE|-            the message to send (default: a generated test\n"
+                "                           message; at most %d bytes)\n",
+                STS_SENDER_DATA_MAX);
+    fprintf(fp,
+            "  --helo NAME              name for EHLO/HELO (default: the host name)\n"
+            "  --timeout SECONDS        every SMTP stage timeout (default: RFC 5321 4.5.3.2)\n"
+            "  --now TIME               judge certificates at TIME (2030-01-01T00:00:00Z or\n"
+            "                           a unix time)\n"
+            "  -v, --verbose            more detail (repeat for more)\n"
+            "  -h, --help               this help\n\n"
+            "exit status: 0 all %s, 75 some deferred, 69 some failed or\n"
+            "refused, 64 usage error, 65 bad input file, 70 internal error.\n",
+            check ? "would be delivered" : "delivered");
+}
+
+static int usage_error(const char *cmd, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static int usage_error(const char *cmd, const char *fmt, ...)
+{
+    va_list ap;
+    fprintf(stderr, "ststest %s: ", cmd);
+    va_start(ap, fmt);
+    vfprintf(stderr, fmt, ap);
+    va_end(ap);
+    fprintf(stderr, "\n(see `ststest %s --help`)\n", cmd);
+    return STS_EXIT_USAGE;
+}
+
+static int parse_port(const char *s, int *out)
+{
+    char *end;
+    errno = 0;
+    long v = strtol(s, &end, 10);
+    if (errno || end == s || *end || v < 1 || v > 65535)
+        return -1;
+    *out = (int)v;
+    return 0;
+}
+
+/* "2030-01-01T00:00:00Z" (UTC) or a unix time in seconds. */
+static int parse_now(const char *s, time_t *out)
+{
+    char *end;
+    errno = 0;
+    long long v = strtoll(s, &end, 10);
+    if (!errno && end != s && !*end) {
+        if (v <= 0)
+            return -1;
+        *out = (time_t)v;
+        return 0;
+    }
+    struct tm tm;
+    memset(&tm, 0, sizeof(tm));
+    const char *rest = strptime(s, "%Y-%m-%dT%H:%M:%S", &tm);
+    if (!rest || (strcmp(rest, "Z") && strcmp(rest, "+00:00")))
+        return -1;
+    time_t t = timegm(&tm);
+    if (t <= 0)
+        return -1;
+    *out = t;
+    return 0;
+}
+
+static int cmd_sender(int argc, char **argv, int check)
+{
+    const char *cmd = check ? "check" : "send";
+    sts_sender_opts o;
+    memset(&o, 0, sizeof(o));
+    int json = 0, verbose = 0;
+
+    optind = 1;
+    opterr = 0;
+    int c;
+    while ((c = getopt_long(argc, argv, ":vh", long_opts, NULL)) != -1) {
+        switch (c) {
+        case OPT_DNS:
+            if (!*optarg)
+                return usage_error(cmd, "--dns needs HOST[:PORT][,...]");
+            o.dns = optarg;
+            break;
+        case OPT_CA_FILE:
+            o.ca_file = optarg;
+            break;
+        case OPT_SMTP_PORT:
+            if (parse_port(optarg, &o.smtp_port))
+                return usage_error(cmd, "--smtp-port '%s' is not a port number (1-65535)", optarg);
+            break;
+        case OPT_HTTPS_PORT:
+            if (parse_port(optarg, &o.https_port))
+                return usage_error(cmd, "--https-port '%s' is not a port number (1-65535)",
+                                   optarg);
+            break;
+        case OPT_REQUIRE_TLS:
+            o.require_tls = 1;
+            break;
+        case OPT_MODE:
+            if (strcmp(optarg, "auto") && strcmp(optarg, "enforce") && strcmp(optarg, "testing") &&
+                strcmp(optarg, "none"))
+                return usage_error(cmd, "--mode '%s': use auto, enforce, testing or none", optarg);
+            o.mode = strcmp(optarg, "auto") ? optarg : NULL;
+            break;
+        case OPT_CACHE:
+            return usage_error(cmd, "--cache %s: the policy cache is not built yet", optarg);
+        case OPT_NO_CACHE:
+            o.no_cache = 1;
+            break;
+        case OPT_JSON:
+            json = 1;
+            break;
+        case OPT_FROM:
+            if (check)
+                return usage_error(cmd, "--from is not used by check (no mail is sent)");
+            if (strpbrk(optarg, "<> \r\n\t"))
+                return usage_error(cmd, "--from '%s' is not a valid address", optarg);
+            o.from = optarg;
+            break;
+        case OPT_DATA:
+            if (check)
+                return usage_error(cmd, "--data is not used by check (no mail is sent)");
+            o.data_file = optarg;
+            break;
+        case OPT_HELO:
+            if (!*optarg || strpbrk(optarg, " \r\n\t"))
+                return usage_error(cmd, "--helo '%s' is not a host name", optarg);
+            o.helo = optarg;
+            break;
+        case OPT_TIMEOUT: {
+            char *end;
+            errno = 0;
+            double t = strtod(optarg, &end);
+            if (errno || end == optarg || *end || !(t > 0) || t > 86400)
+                return usage_error(cmd, "--timeout '%s' is not a number of seconds (0-86400]",
+                                   optarg);
+            o.timeout = t;
+            break;
+        }
+        case OPT_NOW:
+            if (parse_now(optarg, &o.now))
+                return usage_error(cmd,
+                                   "--now '%s': use 2030-01-01T00:00:00Z or a unix time", optarg);
+            break;
+        case 'v':
+            verbose++;
+            break;
+        case 'h':
+            usage(stdout, check);
+            return STS_EXIT_OK;
+        case ':':
+            return usage_error(cmd, "option %s needs a value", argv[optind - 1]);
+        default:
+            return usage_error(cmd, "unknown option '%s'", argv[optind - 1]);
+        }
+    }
+    if (optind >= argc)
+        return usage_error(cmd, "no %s given", check ? "DOMAIN" : "RCPT");
+
+    sts_log *log = sts_log_new_file(stderr, STS_LOG_INFO + verbose, NULL);
+    o.log = log;
+    o.check_only = check;
+    uv_loop_t loop;
+    if (uv_loop_init(&loop) != 0) {
+        fprintf(stderr, "ststest %s: cannot create the event loop\n", cmd);
+        sts_log_free(log);
+        return STS_EXIT_SOFTWARE;
+    }
+    json_t *out = NULL;
+    int status = sts_sender_run(&loop, &o, argv + optind, (size_t)(argc - optind), &out);
+    uv_run(&loop, UV_RUN_DEFAULT);
+    if (uv_loop_close(&loop) != 0) {
+        fprintf(stderr, "ststest %s: BUG: handles left open on the loop\n", cmd);
+        if (status == STS_EXIT_OK)
+            status = STS_EXIT_SOFTWARE;
+    }
+    if (out) {
+        if (json) {
+            char *s = json_dumps(out, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
+            if (s) {
+                fputs(s, stdout);
+                fputc('\n', stdout);
+                free(s);
+            } else {
+                status = STS_EXIT_SOFTWARE;
+            }
+        } else {
+            json_t *results = json_object_get(out, "results");
+            size_t i;
+            json_t *r;
+            json_array_foreach(results, i, r)
+            {
+                const char *detail = json_string_value(json_object_get(r, "detail"));
+                printf("%s: %s%s%s\n", json_string_value(json_object_get(r, "argument")),
+                       json_string_value(json_object_get(r, "outcome")),
+                       detail ? " - " : "", detail ? detail : "");
+            }
+        }
+        json_decref(out);
+    }
+    fflush(stdout);
+    sts_log_free(log);
+    return status;
+}
+
+int sts_cmd_send(int argc, char **argv)
+{
+    return cmd_sender(argc, argv, 0);
+}
+
+int sts_cmd_check(int argc, char **argv)
+{
+    return cmd_sender(argc, argv, 1);
+}

@@ -1,4 +1,232 @@
-/* cmd_world.c - `ststest world` (stub until the world lands). */
-#include "src/cmd_stub.h"
+/*
+ * cmd_world.c - `ststest world [options] SCENARIO`: serve one scenario's fake world
+ * until SIGINT/SIGTERM. Prints the "ready" JSON line on stdout once every listener
+ * is up, and the "observed" line when it stops (DESIGN.md, "world"); the transcript
+ * goes to stderr. Returns a sysexits status: 0 stopped cleanly, 64 usage, 65 bad
+ * scenario, 70 internal error.
+ */
+#include <getopt.h>
+#include <limits.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <uv.h>
+
+#include "common/err.h"
+#include "common/log.h"
+#include "common/scenario.h"
+#include "fakedns/world.h"
 #include "src/cmds.h"
-int sts_cmd_world(int argc, char **argv) { return sts_cmd_not_built("world", "world [options] SCENARIO", argc, argv); }
+
+static void world_usage(FILE *fp)
+{
+    fprintf(fp,
+            "usage: ststest world [options] SCENARIO\n"
+            "\n"
+            "Serve the fake world of one scenario file (DNS, HTTPS policy server, MX\n"
+            "servers, test CA) on loopback until SIGINT or SIGTERM. Prints one JSON line\n"
+            "when ready (addresses, ports, CA file) and one when stopped (what was observed).\n"
+            "\n"
+            "options:\n"
+            "  --mode MODE       value of ${mode} in the scenario (default enforce)\n"
+            "  --block 127.X.Y   the /24 to use (default: pick a free one)\n"
+            "  --dns-port N      DNS port, UDP and TCP (default 10053)\n"
+            "  --smtp-port N     port of every MX (default 10025)\n"
+            "  --https-port N    policy server HTTPS port (default 10443)\n"
+            "  --http-port N     policy server plain-HTTP port (default 10080)\n"
+            "  --dir DIR         where ca.pem is written (default: a temporary directory)\n"
+            "  -v, --verbose     more transcript on stderr (twice: protocol trace)\n"
+            "  -h, --help        this help\n"
+            "\n"
+            "exit status: 0 stopped by a signal, 64 usage, 65 bad scenario, 70 internal error.\n");
+}
+
+static int parse_port(const char *s, int *out)
+{
+    char *end;
+    long v = strtol(s, &end, 10);
+    if (!*s || *end || v < 1 || v > 65535)
+        return -1;
+    *out = (int)v;
+    return 0;
+}
+
+/* "127.X.Y" with X, Y in 0..255. */
+static int valid_block(const char *s)
+{
+    unsigned x, y;
+    char tail;
+    if (sscanf(s, "127.%u.%u%c", &x, &y, &tail) != 2 || x > 255 || y > 255)
+        return 0;
+    char canon[16];
+    snprintf(canon, sizeof(canon), "127.%u.%u", x, y);
+    return !strcmp(canon, s);
+}
+
+static int valid_mode(const char *s)
+{
+    if (!*s || strlen(s) > 64)
+        return 0;
+    for (const char *p = s; *p; p++)
+        if ((unsigned char)*p <= ' ' || (unsigned char)*p >= 0x7f)
+            return 0;
+    return 1;
+}
+
+typedef struct world_run {
+    uv_signal_t sigint, sigterm;
+    sts_world *world;
+    sts_log *log;
+    int stopping;
+} world_run;
+
+static void signal_close_cb(uv_handle_t *h)
+{
+}
+
+static void world_run_stop(world_run *r, int signum)
+{
+    if (r->stopping)
+        return;
+    r->stopping = 1;
+    sts_info(r->log, "signal %d: stopping", signum);
+    uv_close((uv_handle_t *)&r->sigint, signal_close_cb);
+    uv_close((uv_handle_t *)&r->sigterm, signal_close_cb);
+    sts_world_stop(r->world, NULL, NULL);
+}
+
+static void signal_cb(uv_signal_t *h, int signum)
+{
+    world_run_stop(h->data, signum);
+}
+
+int sts_cmd_world(int argc, char **argv)
+{
+    enum { O_MODE = 256, O_BLOCK, O_DNS, O_SMTP, O_HTTPS, O_HTTP, O_DIR };
+    static const struct option longopts[] = {
+        {"mode", required_argument, NULL, O_MODE},
+        {"block", required_argument, NULL, O_BLOCK},
+        {"dns-port", required_argument, NULL, O_DNS},
+        {"smtp-port", required_argument, NULL, O_SMTP},
+        {"https-port", required_argument, NULL, O_HTTPS},
+        {"http-port", required_argument, NULL, O_HTTP},
+        {"dir", required_argument, NULL, O_DIR},
+        {"verbose", no_argument, NULL, 'v'},
+        {"help", no_argument, NULL, 'h'},
+        {NULL, 0, NULL, 0},
+    };
+    sts_world_opts opts;
+    memset(&opts, 0, sizeof(opts));
+    int verbosity = STS_LOG_INFO;
+    int c;
+    optind = 1;
+    opterr = 0;
+    while ((c = getopt_long(argc, argv, "+vh", longopts, NULL)) != -1) {
+        int *port = NULL;
+        switch (c) {
+        case O_MODE:
+            if (!valid_mode(optarg)) {
+                fprintf(stderr, "ststest world: --mode '%s': not a mode name\n", optarg);
+                return STS_EXIT_USAGE;
+            }
+            opts.mode = optarg;
+            break;
+        case O_BLOCK:
+            if (!valid_block(optarg)) {
+                fprintf(stderr, "ststest world: --block '%s': expected 127.X.Y\n", optarg);
+                return STS_EXIT_USAGE;
+            }
+            opts.block = optarg;
+            break;
+        case O_DNS: port = &opts.dns_port; break;
+        case O_SMTP: port = &opts.smtp_port; break;
+        case O_HTTPS: port = &opts.https_port; break;
+        case O_HTTP: port = &opts.http_port; break;
+        case O_DIR: opts.dir = optarg; break;
+        case 'v': verbosity++; break;
+        case 'h': world_usage(stdout); return STS_EXIT_OK;
+        case ':':
+        case '?':
+        default:
+            fprintf(stderr, "ststest world: bad option '%s'\n", argv[optind - 1]);
+            world_usage(stderr);
+            return STS_EXIT_USAGE;
+        }
+        if (port && parse_port(optarg, port)) {
+            fprintf(stderr, "ststest world: %s '%s': expected a port 1-65535\n",
+                    argv[optind - 2], optarg);
+            return STS_EXIT_USAGE;
+        }
+    }
+    if (argc - optind != 1) {
+        fprintf(stderr, "ststest world: expected exactly one SCENARIO file\n");
+        world_usage(stderr);
+        return STS_EXIT_USAGE;
+    }
+    const char *path = argv[optind];
+
+    char err[1024] = "";
+    sts_scenario *scn = sts_scenario_load(path, err, sizeof(err));
+    if (!scn) {
+        fprintf(stderr, "ststest world: %s\n", err);
+        return STS_EXIT_DATAERR;
+    }
+    sts_log *log = sts_log_new_file(stderr, verbosity, "world: ");
+    opts.log = log;
+
+    uv_loop_t loop;
+    uv_loop_init(&loop);
+    world_run r;
+    memset(&r, 0, sizeof(r));
+    r.log = log;
+    int rc = sts_world_start(&loop, scn, &opts, &r.world, err, sizeof(err));
+    if (rc) {
+        fprintf(stderr, "ststest world: %s\n", err);
+        uv_run(&loop, UV_RUN_DEFAULT); /* let anything half-started close */
+        uv_loop_close(&loop);
+        sts_log_free(log);
+        sts_scenario_free(scn);
+        /* A bad zone line or an impossible host set is a bad input file. */
+        return rc == STS_ESYNTAX || rc == STS_EINVAL || rc == STS_ETOOBIG ? STS_EXIT_DATAERR
+                                                                          : STS_EXIT_SOFTWARE;
+    }
+    uv_signal_init(&loop, &r.sigint);
+    uv_signal_init(&loop, &r.sigterm);
+    r.sigint.data = r.sigterm.data = &r;
+    uv_signal_start(&r.sigint, signal_cb, SIGINT);
+    uv_signal_start(&r.sigterm, signal_cb, SIGTERM);
+
+    json_t *ready = sts_world_ready(r.world);
+    char *line = ready ? json_dumps(ready, JSON_COMPACT) : NULL;
+    json_decref(ready);
+    if (!line) {
+        fprintf(stderr, "ststest world: out of memory\n");
+        world_run_stop(&r, 0);
+        uv_run(&loop, UV_RUN_DEFAULT);
+        rc = STS_ENOMEM;
+    } else {
+        printf("%s\n", line);
+        fflush(stdout);
+        free(line);
+        uv_run(&loop, UV_RUN_DEFAULT);
+    }
+
+    int status = rc ? STS_EXIT_SOFTWARE : STS_EXIT_OK;
+    json_t *obs = sts_world_observed(r.world);
+    line = obs ? json_dumps(obs, JSON_COMPACT) : NULL;
+    json_decref(obs);
+    if (line && !rc) {
+        printf("%s\n", line);
+        fflush(stdout);
+    }
+    free(line);
+    sts_world_free(r.world);
+    if (uv_loop_close(&loop) != 0) {
+        fprintf(stderr, "ststest world: internal error: handles left open at exit\n");
+        status = STS_EXIT_SOFTWARE;
+    }
+    sts_log_free(log);
+    sts_scenario_free(scn);
+    return status;
+}

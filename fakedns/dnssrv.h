@@ -1,0 +1,85 @@
+/*
+ * dnssrv.h - the world's authoritative DNS server.
+ *
+ * A zone is built from the scenario's zone-file lines (names relative to the domain,
+ * '@' = the domain, default TTL 300) plus the A records the world assigns to its
+ * hosts. sts_dns_answer() is the whole protocol as a pure function of (zone, query
+ * bytes, transport): it validates the query in a fixed order (after NSD's
+ * query_process), answers authoritatively for the zone and sizes the reply for the
+ * transport. The server runs it over UDP and TCP on one address and port.
+ *
+ * Functions return 0 or a negative STS_* code unless said otherwise.
+ */
+#ifndef STS_DNSSRV_H
+#define STS_DNSSRV_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <uv.h>
+
+#include "common/buf.h"
+#include "common/log.h"
+#include "fakedns/observer.h"
+
+typedef struct sts_dns_zone sts_dns_zone;
+
+/* A new empty zone for domain (no trailing dot needed). NULL + message on failure. */
+sts_dns_zone *sts_dns_zone_new(const char *domain, char *err, size_t errlen);
+void sts_dns_zone_free(sts_dns_zone *z);
+
+/* Add zone-file lines. Blank lines and ';' comments are skipped; a line starting with
+ * blanks continues the previous owner. Owners must lie in the domain. Errors read
+ * "where:line: what is wrong" (line = first_line + index of the line). */
+int sts_dns_zone_add_lines(sts_dns_zone *z, const char *text, const char *where, int first_line,
+                           char *err, size_t errlen);
+/* Add "name A addr" (name absolute, no trailing dot needed). A name outside the
+ * domain becomes an apex of its own, so that the server answers for it. */
+int sts_dns_zone_add_a(sts_dns_zone *z, const char *name, const char *addr);
+/* 1 when name owns an A, AAAA or CNAME record in the zone, else 0. */
+int sts_dns_zone_has_address(const sts_dns_zone *z, const char *name);
+/* The MX targets of the zone's MX records that lie in the domain, in zone order,
+ * lowercase, without trailing dot, no duplicates: a new NULL-terminated array
+ * (free each string and the array), NULL on ENOMEM. */
+char **sts_dns_zone_mx_targets(const sts_dns_zone *z);
+/* Synthesize an SOA and an NS record for every apex that has none. Call once
+ * after the last addition, before answering. */
+int sts_dns_zone_finish(sts_dns_zone *z);
+
+typedef enum { STS_DNS_UDP = 0, STS_DNS_TCP = 1 } sts_dns_transport;
+
+/* Extended RCODE values used in results (RFC 1035 4.1.1, RFC 6891 9). */
+enum { STS_DNS_BADVERS = 16 };
+
+typedef struct sts_dns_result {
+    int answered;    /* 0: the query was dropped (too short, or a response) */
+    int rcode;       /* 0..15, or STS_DNS_BADVERS */
+    int aa, tc;      /* flags of the reply */
+    int ancount, nscount;
+    int authority_soa; /* the authority section holds the apex SOA */
+    char qname[256]; /* lowercase, no trailing dot ("." for the root); "" if not parsed */
+    char qtype[24];  /* "TXT", "TYPE65280"; "" if not parsed */
+} sts_dns_result;
+
+/* Answer one query (q, len) received over transport. On success out holds the wire
+ * reply (without the TCP length prefix), sized to fit the transport: at most 512
+ * octets over UDP, or the EDNS0 payload size the query advertised (RFC 6891 6.2.5);
+ * a reply that does not fit is sent with TC set and empty sections (RFC 1035
+ * 4.2.1, RFC 2181 9). res describes the reply. Returns 0 or STS_ENOMEM. */
+int sts_dns_answer(const sts_dns_zone *z, const uint8_t *q, size_t len,
+                   sts_dns_transport transport, sts_buf *out, sts_dns_result *res);
+
+/* Name of an rcode ("NXDOMAIN"). */
+const char *sts_dns_rcode_name(int rcode);
+
+typedef struct sts_dnssrv sts_dnssrv;
+
+/* Serve zone (borrowed, must outlive the server) on the bound UDP socket udp_fd and
+ * the bound, listening TCP socket tcp_fd (both owned by the server from now on, also
+ * on failure). Every query is recorded in obs. */
+int sts_dnssrv_start(uv_loop_t *loop, const sts_dns_zone *zone, int udp_fd, int tcp_fd,
+                     sts_observer *obs, sts_log *log, sts_dnssrv **out);
+/* Close both sockets and every TCP session; done(arg) runs when all are closed, and
+ * the server is freed. */
+void sts_dnssrv_stop(sts_dnssrv *s, void (*done)(void *arg), void *arg);
+
+#endif

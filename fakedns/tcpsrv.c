@@ -1,0 +1,142 @@
+/*
+ * tcpsrv.c - a listening socket and its live sessions (see tcpsrv.h). Functions
+ * return 0 or a negative STS_* code.
+ */
+#include "fakedns/tcpsrv.h"
+#include "common/err.h"
+
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+struct sts_tcpsrv {
+    uv_tcp_t listener;      /* embedded: the server is freed in its close callback */
+    const sts_tcpsrv_ops *ops;
+    sts_stream_cbs cbs;     /* stable storage for the streams' callbacks */
+    void *arg;
+    char name[64];
+    sts_tcpsrv_conn head;   /* circular list of live sessions */
+    int stopping;
+    int listener_closed;
+    void (*done)(void *);
+    void *done_arg;
+};
+
+static void tcpsrv_maybe_done(sts_tcpsrv *srv)
+{
+    if (!srv->stopping || !srv->listener_closed || srv->head.next != &srv->head)
+        return;
+    void (*done)(void *) = srv->done;
+    void *arg = srv->done_arg;
+    free(srv);
+    if (done)
+        done(arg);
+}
+
+static void tcpsrv_stream_close_cb(sts_stream *s)
+{
+    sts_tcpsrv_conn *c = sts_stream_data(s);
+    if (!c)
+        return; /* refused before a session existed */
+    sts_tcpsrv *srv = c->srv;
+    c->prev->next = c->next;
+    c->next->prev = c->prev;
+    c->prev = c->next = NULL;
+    c->stream = NULL;
+    srv->ops->on_close(c);
+    tcpsrv_maybe_done(srv);
+}
+
+static void tcpsrv_connection_cb(uv_stream_t *server, int status)
+{
+    sts_tcpsrv *srv = server->data;
+    if (status < 0 || srv->stopping)
+        return;
+    sts_stream *s = sts_stream_new(server->loop, &srv->cbs, NULL);
+    if (!s)
+        return;
+    if (sts_stream_accept(s, server) != 0) {
+        sts_stream_close(s);
+        return;
+    }
+    sts_tcpsrv_conn *c = srv->ops->on_accept(srv, s);
+    if (!c) {
+        sts_stream_close(s);
+        return;
+    }
+    c->srv = srv;
+    c->stream = s;
+    c->next = srv->head.next;
+    c->prev = &srv->head;
+    srv->head.next->prev = c;
+    srv->head.next = c;
+    sts_stream_set_data(s, c);
+}
+
+int sts_tcpsrv_start(uv_loop_t *loop, int fd, const sts_tcpsrv_ops *ops, void *arg,
+                     const char *name, sts_tcpsrv **out)
+{
+    sts_tcpsrv *srv = calloc(1, sizeof(*srv));
+    if (!srv) {
+        close(fd);
+        return STS_ENOMEM;
+    }
+    srv->ops = ops;
+    srv->arg = arg;
+    snprintf(srv->name, sizeof(srv->name), "%s", name);
+    srv->head.next = srv->head.prev = &srv->head;
+    srv->cbs.on_read = ops->on_read;
+    srv->cbs.on_tls = ops->on_tls;
+    srv->cbs.on_eof = ops->on_eof;
+    srv->cbs.on_close = tcpsrv_stream_close_cb;
+    uv_tcp_init(loop, &srv->listener);
+    srv->listener.data = srv;
+    int rc = uv_tcp_open(&srv->listener, (uv_os_sock_t)fd);
+    if (rc == 0)
+        rc = uv_listen((uv_stream_t *)&srv->listener, 128, tcpsrv_connection_cb);
+    if (rc != 0) {
+        /* The handle exists: it must be closed through the loop. */
+        if (uv_fileno((uv_handle_t *)&srv->listener, &(uv_os_fd_t){0}) != 0)
+            close(fd);
+        sts_tcpsrv_stop(srv, NULL, NULL);
+        return STS_EIO;
+    }
+    *out = srv;
+    return 0;
+}
+
+void *sts_tcpsrv_arg(const sts_tcpsrv *srv)
+{
+    return srv->arg;
+}
+
+const char *sts_tcpsrv_name(const sts_tcpsrv *srv)
+{
+    return srv->name;
+}
+
+sts_tcpsrv_conn *sts_tcpsrv_conn_of(sts_stream *s)
+{
+    return sts_stream_data(s);
+}
+
+static void tcpsrv_listener_close_cb(uv_handle_t *h)
+{
+    sts_tcpsrv *srv = h->data;
+    srv->listener_closed = 1;
+    tcpsrv_maybe_done(srv);
+}
+
+void sts_tcpsrv_stop(sts_tcpsrv *srv, void (*done)(void *arg), void *arg)
+{
+    if (srv->stopping)
+        return;
+    srv->stopping = 1;
+    srv->done = done;
+    srv->done_arg = arg;
+    uv_close((uv_handle_t *)&srv->listener, tcpsrv_listener_close_cb);
+    /* sts_stream_close() never calls back inside itself, so the list stays intact
+     * while we walk it; each session unlinks itself later, in its on_close. */
+    for (sts_tcpsrv_conn *c = srv->head.next; c != &srv->head; c = c->next)
+        sts_stream_close(c->stream);
+}

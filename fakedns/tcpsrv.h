@@ -1,0 +1,53 @@
+/*
+ * tcpsrv.h - one listening TCP socket of the world and the sessions accepted on it.
+ *
+ * The world binds every socket itself (so that an address clash is known before any
+ * libuv handle exists) and hands the listening fd over here. Each accepted
+ * connection becomes an sts_stream (common/tls.h) whose data pointer is the
+ * protocol's session, which embeds an sts_tcpsrv_conn. The server keeps the list of
+ * live sessions so that stopping closes every one of them; a session's memory is
+ * freed only in the protocol's on_close, never inside its own handler.
+ *
+ * Functions return 0 or a negative STS_* code.
+ */
+#ifndef STS_TCPSRV_H
+#define STS_TCPSRV_H
+
+#include <uv.h>
+
+#include "common/tls.h"
+
+typedef struct sts_tcpsrv sts_tcpsrv;
+
+/* Embedded in every protocol session; set up by sts_tcpsrv (do not touch). */
+typedef struct sts_tcpsrv_conn {
+    struct sts_tcpsrv_conn *prev, *next;
+    sts_tcpsrv *srv;
+    sts_stream *stream;
+} sts_tcpsrv_conn;
+
+typedef struct sts_tcpsrv_ops {
+    /* A connection was accepted on stream: allocate the session and return its
+     * embedded conn (NULL refuses: the stream is closed). */
+    sts_tcpsrv_conn *(*on_accept)(sts_tcpsrv *srv, sts_stream *stream);
+    void (*on_read)(sts_stream *s, const char *data, size_t len);
+    void (*on_tls)(sts_stream *s, int status);
+    void (*on_eof)(sts_stream *s, int status);
+    /* The stream is closed: free the session (conn is already unlinked). */
+    void (*on_close)(sts_tcpsrv_conn *conn);
+} sts_tcpsrv_ops;
+
+/* Listen on the bound, listening socket fd (ownership passes to the server, also
+ * on failure). arg is the protocol's server object (sts_tcpsrv_arg()). */
+int sts_tcpsrv_start(uv_loop_t *loop, int fd, const sts_tcpsrv_ops *ops, void *arg,
+                     const char *name, sts_tcpsrv **out);
+void *sts_tcpsrv_arg(const sts_tcpsrv *srv);
+const char *sts_tcpsrv_name(const sts_tcpsrv *srv);
+/* The session of a stream accepted by a tcpsrv. */
+sts_tcpsrv_conn *sts_tcpsrv_conn_of(sts_stream *s);
+
+/* Close the listener and every session; done(arg) runs once all are closed, then
+ * the server is freed. */
+void sts_tcpsrv_stop(sts_tcpsrv *srv, void (*done)(void *arg), void *arg);
+
+#endif

@@ -1,0 +1,572 @@
+/*
+ * runner.c - replay scenarios: collect files, load and validate them all (a bad file
+ * stops everything before any world starts), expand each into one case per mode,
+ * run the cases on a pool of worker threads, and report (console, JUnit, JSON).
+ *
+ * One case: a world thread (own uv loop) serves the scenario on its own 127.x.y.0/24
+ * block; the worker thread runs the sender on another loop, pointed at the world's
+ * DNS server, CA file and ports, exactly as an external sender would be. The two meet
+ * only over the network. Then the world is stopped and its observer log read.
+ */
+#include "runner/runner.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <fnmatch.h>
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+#include <uv.h>
+
+#include "common/err.h"
+#include "common/log.h"
+#include "common/scenario.h"
+#include "fakedns/world.h"
+#include "runner/report.h"
+#include "runner/verdict.h"
+#include "sender/sender.h"
+
+/* ---- collecting files ---- */
+
+typedef struct pathv {
+    char **v;
+    size_t n;
+} pathv;
+
+static int pathv_push(pathv *p, const char *s)
+{
+    char **nv = realloc(p->v, (p->n + 1) * sizeof(*nv));
+    if (!nv)
+        return STS_ENOMEM;
+    p->v = nv;
+    if (!(p->v[p->n] = strdup(s)))
+        return STS_ENOMEM;
+    p->n++;
+    return 0;
+}
+
+static int is_yaml(const char *name)
+{
+    size_t n = strlen(name);
+    return name[0] != '.' && ((n > 5 && !strcmp(name + n - 5, ".yaml")) ||
+                              (n > 4 && !strcmp(name + n - 4, ".yml")));
+}
+
+static int cmp_path(const void *a, const void *b)
+{
+    return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+/* Add path (a file) or every *.yaml / *.yml below it (a folder), sorted. */
+static int collect(const char *path, pathv *out, FILE *err)
+{
+    struct stat st;
+    if (stat(path, &st)) {
+        fprintf(err, "ststest run: %s: %s\n", path, strerror(errno));
+        return STS_EIO;
+    }
+    if (!S_ISDIR(st.st_mode))
+        return pathv_push(out, path);
+    DIR *d = opendir(path);
+    if (!d) {
+        fprintf(err, "ststest run: %s: %s\n", path, strerror(errno));
+        return STS_EIO;
+    }
+    pathv here = {0};
+    int rc = 0;
+    struct dirent *de;
+    while (!rc && (de = readdir(d))) {
+        if (!strcmp(de->d_name, ".") || !strcmp(de->d_name, ".."))
+            continue;
+        char *full = NULL;
+        if (asprintf(&full, "%s%s%s", path, path[strlen(path) - 1] == '/' ? "" : "/",
+                     de->d_name) < 0) {
+            rc = STS_ENOMEM;
+            break;
+        }
+        struct stat cst;
+        if (!stat(full, &cst) && (S_ISDIR(cst.st_mode) || is_yaml(de->d_name)))
+            rc = pathv_push(&here, full);
+        free(full);
+    }
+    closedir(d);
+    qsort(here.v, here.n, sizeof(*here.v), cmp_path);
+    for (size_t i = 0; i < here.n; i++) {
+        if (!rc)
+            rc = collect(here.v[i], out, err);
+        free(here.v[i]);
+    }
+    free(here.v);
+    return rc;
+}
+
+/* ---- the world thread ---- */
+
+typedef struct world_thread {
+    pthread_t tid;
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    int state; /* 0 starting, 1 ready, -1 failed */
+    uv_loop_t loop;
+    uv_async_t stop;
+    const sts_scenario *scn;
+    sts_world_opts opts;
+    sts_world *world;
+    json_t *ready;
+    json_t *observed;
+    char err[512];
+} world_thread;
+
+static void world_stopped_cb(void *arg)
+{
+    (void)arg;
+}
+
+static void world_stop_cb(uv_async_t *a)
+{
+    world_thread *wt = a->data;
+    wt->observed = sts_world_observed(wt->world);
+    sts_world_stop(wt->world, world_stopped_cb, wt);
+    uv_close((uv_handle_t *)&wt->stop, NULL);
+}
+
+static void world_signal(world_thread *wt, int state)
+{
+    pthread_mutex_lock(&wt->mu);
+    wt->state = state;
+    pthread_cond_signal(&wt->cv);
+    pthread_mutex_unlock(&wt->mu);
+}
+
+static void *world_main(void *arg)
+{
+    world_thread *wt = arg;
+    if (uv_loop_init(&wt->loop)) {
+        snprintf(wt->err, sizeof(wt->err), "cannot create an event loop");
+        world_signal(wt, -1);
+        return NULL;
+    }
+    uv_async_init(&wt->loop, &wt->stop, world_stop_cb);
+    wt->stop.data = wt;
+    int rc = sts_world_start(&wt->loop, wt->scn, &wt->opts, &wt->world, wt->err,
+                             sizeof(wt->err));
+    if (rc) {
+        uv_close((uv_handle_t *)&wt->stop, NULL);
+        uv_run(&wt->loop, UV_RUN_DEFAULT);
+        uv_loop_close(&wt->loop);
+        world_signal(wt, -1);
+        return NULL;
+    }
+    wt->ready = sts_world_ready(wt->world);
+    world_signal(wt, 1);
+    uv_run(&wt->loop, UV_RUN_DEFAULT);
+    sts_world_free(wt->world);
+    if (uv_loop_close(&wt->loop))
+        snprintf(wt->err, sizeof(wt->err), "world left handles open after stopping");
+    return NULL;
+}
+
+/* ---- cases ---- */
+
+typedef struct run_case {
+    const sts_scenario *scn;
+    const char *mode;
+    size_t index;
+    /* results */
+    int ran;
+    int error;             /* the case could not be run (world failed to start…) */
+    char error_msg[1024];
+    int exit_status;
+    double seconds;
+    sts_verdict verdict;
+    char *transcript;      /* sender + world lines */
+    json_t *result;
+    json_t *observed;
+} run_case;
+
+typedef struct run_state {
+    const sts_run_opts *opts;
+    run_case *cases;
+    size_t ncases;
+    size_t next;    /* next case to take */
+    size_t done;
+    size_t failed;
+    pthread_mutex_t mu;
+    int tty;
+} run_state;
+
+static double now_s(void)
+{
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    return (double)t.tv_sec + (double)t.tv_nsec / 1e9;
+}
+
+static void run_one(run_state *rs, run_case *c)
+{
+    const sts_scenario *scn = c->scn;
+    double t0 = now_s();
+    sts_log *log = sts_log_new_mem(rs->opts->verbose ? STS_LOG_DEBUG : STS_LOG_INFO, "sender: ");
+    sts_log *wlog = sts_log_new_child(log, "world:  ");
+    char tmpl[] = "/tmp/ststest-run-XXXXXX";
+    char *dir = mkdtemp(tmpl);
+
+    world_thread wt = {.scn = scn};
+    pthread_mutex_init(&wt.mu, NULL);
+    pthread_cond_init(&wt.cv, NULL);
+    wt.opts.mode = c->mode;
+    wt.opts.dir = dir;
+    wt.opts.log = wlog;
+    if (!log || !wlog || !dir) {
+        c->error = 1;
+        snprintf(c->error_msg, sizeof(c->error_msg), "cannot set up the case: %s",
+                 strerror(errno));
+        goto out;
+    }
+    if (pthread_create(&wt.tid, NULL, world_main, &wt)) {
+        c->error = 1;
+        snprintf(c->error_msg, sizeof(c->error_msg), "cannot start the world thread");
+        goto out;
+    }
+    pthread_mutex_lock(&wt.mu);
+    while (wt.state == 0)
+        pthread_cond_wait(&wt.cv, &wt.mu);
+    pthread_mutex_unlock(&wt.mu);
+    if (wt.state < 0) {
+        pthread_join(wt.tid, NULL);
+        c->error = 1;
+        snprintf(c->error_msg, sizeof(c->error_msg), "world did not start: %s", wt.err);
+        goto out;
+    }
+
+    /* The sender, told only what any sender would be told: where DNS is, which CA
+     * to trust, which ports stand for 25 and 443. */
+    char rcpt[512];
+    if (scn->sender.rcpt)
+        snprintf(rcpt, sizeof(rcpt), "%s", scn->sender.rcpt);
+    else
+        snprintf(rcpt, sizeof(rcpt), "postmaster@%s", scn->domain);
+    sts_sender_opts so = {0};
+    so.dns = json_string_value(json_object_get(wt.ready, "dns"));
+    so.ca_file = json_string_value(json_object_get(wt.ready, "ca_file"));
+    so.smtp_port = (int)json_integer_value(json_object_get(wt.ready, "smtp_port"));
+    so.https_port = (int)json_integer_value(json_object_get(wt.ready, "https_port"));
+    so.require_tls = scn->sender.require_tls;
+    so.mode = scn->sender.mode;
+    so.no_cache = 1;
+    so.from = "ststest@runner.invalid";
+    so.helo = "runner.invalid";
+    so.timeout = rs->opts->stage_timeout > 0 ? rs->opts->stage_timeout : 10;
+    so.log = log;
+    uv_loop_t loop;
+    char *rcpts[1] = {rcpt};
+    if (uv_loop_init(&loop)) {
+        c->error = 1;
+        snprintf(c->error_msg, sizeof(c->error_msg), "cannot create an event loop");
+    } else {
+        c->exit_status = sts_sender_run(&loop, &so, rcpts, 1, &c->result);
+        c->ran = 1;
+        if (uv_loop_close(&loop)) {
+            c->error = 1;
+            snprintf(c->error_msg, sizeof(c->error_msg),
+                     "sender left handles open on its loop");
+        }
+    }
+    uv_async_send(&wt.stop);
+    pthread_join(wt.tid, NULL);
+    c->observed = wt.observed;
+    if (wt.err[0] && !c->error) {
+        c->error = 1;
+        snprintf(c->error_msg, sizeof(c->error_msg), "%s", wt.err);
+    }
+    if (c->ran) {
+        sts_verdict_input in = {
+            .expect = sts_scenario_expect(scn, c->mode),
+            .require_tls = scn->sender.require_tls,
+            .mode_override = scn->sender.mode,
+            .exit_status = c->exit_status,
+            .result = c->result,
+            .observed = c->observed,
+        };
+        if (sts_verdict_check(&in, &c->verdict)) {
+            c->error = 1;
+            snprintf(c->error_msg, sizeof(c->error_msg), "out of memory judging the run");
+        }
+    }
+out:
+    json_decref(wt.ready);
+    pthread_mutex_destroy(&wt.mu);
+    pthread_cond_destroy(&wt.cv);
+    if (log)
+        c->transcript = strdup(sts_log_text(log));
+    sts_log_free(wlog);
+    sts_log_free(log);
+    if (dir) {
+        /* The world removes what it wrote; the folder itself is ours. */
+        char ca[sizeof(tmpl) + 16];
+        snprintf(ca, sizeof(ca), "%s/ca.pem", dir);
+        unlink(ca);
+        rmdir(dir);
+    }
+    c->seconds = now_s() - t0;
+}
+
+static int case_passed(const run_case *c)
+{
+    return c->ran && !c->error && c->verdict.passed;
+}
+
+/* Print the last `max` lines of text, indented. */
+static void print_tail(FILE *out, const char *text, size_t max)
+{
+    size_t lines = 0;
+    for (const char *p = text; *p; p++)
+        lines += *p == '\n';
+    size_t skip = lines > max ? lines - max : 0;
+    if (skip)
+        fprintf(out, "    ... (%zu earlier lines)\n", skip);
+    const char *p = text;
+    for (size_t i = 0; i < skip; i++)
+        p = strchr(p, '\n') + 1;
+    while (*p) {
+        const char *nl = strchr(p, '\n');
+        size_t n = nl ? (size_t)(nl - p) : strlen(p);
+        fprintf(out, "    %.*s\n", (int)n, p);
+        p += n + (nl ? 1 : 0);
+    }
+}
+
+static void report_case(run_state *rs, run_case *c)
+{
+    FILE *out = rs->opts->out;
+    int ok = case_passed(c);
+    if (rs->tty)
+        fprintf(out, "\r\033[K");
+    fprintf(out, "%s %s [%s] (%.2fs)%s\n", ok ? "PASS" : (c->error ? "ERROR" : "FAIL"),
+            c->scn->name, c->mode, c->seconds, "");
+    if (!ok) {
+        fprintf(out, "  file: %s\n", c->scn->file);
+        if (c->error)
+            fprintf(out, "  error: %s\n", c->error_msg);
+        if (c->ran && c->verdict.diff.len) {
+            const char *p = c->verdict.diff.data;
+            while (*p) {
+                const char *nl = strchr(p, '\n');
+                fprintf(out, "  %.*s\n", (int)(nl - p), p);
+                p = nl + 1;
+            }
+        }
+        if (c->ran && c->verdict.actual) {
+            char *a = json_dumps(c->verdict.actual, JSON_COMPACT);
+            fprintf(out, "  actual: %s\n", a ? a : "?");
+            free(a);
+        }
+    }
+    if ((!ok || rs->opts->verbose) && c->transcript && *c->transcript) {
+        fprintf(out, "  transcript:\n");
+        print_tail(out, c->transcript, rs->opts->verbose ? (size_t)-1 : 150);
+    }
+    if (rs->tty && rs->done < rs->ncases)
+        fprintf(out, "[%zu/%zu] %zu failed", rs->done, rs->ncases, rs->failed);
+    fflush(out);
+}
+
+static void *worker_main(void *arg)
+{
+    run_state *rs = arg;
+    for (;;) {
+        pthread_mutex_lock(&rs->mu);
+        if (rs->next == rs->ncases) {
+            pthread_mutex_unlock(&rs->mu);
+            return NULL;
+        }
+        run_case *c = &rs->cases[rs->next++];
+        pthread_mutex_unlock(&rs->mu);
+        run_one(rs, c);
+        pthread_mutex_lock(&rs->mu);
+        rs->done++;
+        if (!case_passed(c))
+            rs->failed++;
+        report_case(rs, c);
+        pthread_mutex_unlock(&rs->mu);
+    }
+}
+
+static void list_scenarios(FILE *out, sts_scenario **scns, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        fprintf(out, "%s  (%s)\n", scns[i]->name, scns[i]->file);
+        fprintf(out, "  modes: ");
+        for (size_t j = 0; j < scns[i]->modes.n; j++)
+            fprintf(out, "%s%s", j ? ", " : "", scns[i]->modes.v[j]);
+        fprintf(out, "\n  refs: ");
+        for (size_t j = 0; j < scns[i]->refs.n; j++)
+            fprintf(out, "%s%s", j ? "; " : "", scns[i]->refs.v[j]);
+        fprintf(out, "\n  about: ");
+        /* Fold the about text onto indented lines. */
+        for (const char *p = scns[i]->about; *p; p++) {
+            if (*p == '\n') {
+                if (p[1])
+                    fputs("\n         ", out);
+            } else {
+                fputc(*p, out);
+            }
+        }
+        fputc('\n', out);
+    }
+}
+
+int sts_runner_run(char *const *paths, size_t npaths, const sts_run_opts *opts)
+{
+    FILE *out = opts->out ? opts->out : stdout;
+    pathv files = {0};
+    int rc = 0, status = STS_EXIT_OK;
+    for (size_t i = 0; i < npaths && !rc; i++)
+        rc = collect(paths[i], &files, stderr);
+    if (rc) {
+        status = rc == STS_ENOMEM ? STS_EXIT_SOFTWARE : STS_EXIT_DATAERR;
+        goto free_files;
+    }
+    if (!files.n) {
+        fprintf(stderr, "ststest run: no scenario files (*.yaml, *.yml) found\n");
+        status = STS_EXIT_DATAERR;
+        goto free_files;
+    }
+
+    /* Load every file first: a bad scenario file stops the run before any world
+     * starts, and every bad file is named, not just the first. */
+    sts_scenario **scns = calloc(files.n, sizeof(*scns));
+    size_t nscns = 0, nbad = 0;
+    if (!scns) {
+        status = STS_EXIT_SOFTWARE;
+        goto free_files;
+    }
+    for (size_t i = 0; i < files.n; i++) {
+        char err[1024];
+        sts_scenario *s = sts_scenario_load(files.v[i], err, sizeof(err));
+        if (!s) {
+            fprintf(stderr, "%s\n", err);
+            nbad++;
+            continue;
+        }
+        if (opts->filter && fnmatch(opts->filter, s->name, 0)) {
+            sts_scenario_free(s);
+            continue;
+        }
+        for (size_t j = 0; j < nscns; j++)
+            if (!strcmp(scns[j]->name, s->name)) {
+                fprintf(stderr, "%s: scenario name '%s' is also used by %s\n", s->file,
+                        s->name, scns[j]->file);
+                nbad++;
+            }
+        scns[nscns++] = s;
+    }
+    if (nbad) {
+        fprintf(stderr, "ststest run: %zu bad scenario file(s); nothing was run\n", nbad);
+        status = STS_EXIT_DATAERR;
+        goto free_scns;
+    }
+    if (opts->list) {
+        list_scenarios(out, scns, nscns);
+        goto free_scns;
+    }
+
+    run_state rs = {.opts = opts};
+    pthread_mutex_init(&rs.mu, NULL);
+    rs.tty = isatty(fileno(out));
+    for (size_t i = 0; i < nscns; i++)
+        rs.ncases += scns[i]->modes.n;
+    rs.cases = calloc(rs.ncases ? rs.ncases : 1, sizeof(*rs.cases));
+    if (!rs.cases) {
+        status = STS_EXIT_SOFTWARE;
+        goto free_scns;
+    }
+    size_t k = 0;
+    for (size_t i = 0; i < nscns; i++)
+        for (size_t j = 0; j < scns[i]->modes.n; j++) {
+            rs.cases[k].scn = scns[i];
+            rs.cases[k].mode = scns[i]->modes.v[j];
+            rs.cases[k].index = k;
+            k++;
+        }
+    long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
+    int jobs = opts->jobs > 0 ? opts->jobs : (ncpu > 0 ? (int)ncpu : 1);
+    if ((size_t)jobs > rs.ncases)
+        jobs = (int)(rs.ncases ? rs.ncases : 1);
+    fprintf(out, "running %zu case(s) from %zu scenario(s), %d at a time\n", rs.ncases, nscns,
+            jobs);
+    fflush(out);
+    double t0 = now_s();
+    pthread_t *tids = calloc((size_t)jobs, sizeof(*tids));
+    int started = 0;
+    for (int i = 0; tids && i < jobs; i++)
+        if (!pthread_create(&tids[i], NULL, worker_main, &rs))
+            started++;
+    if (!started)
+        worker_main(&rs); /* no threads to be had: run in this one */
+    for (int i = 0; i < started; i++)
+        pthread_join(tids[i], NULL);
+    free(tids);
+    double secs = now_s() - t0;
+
+    if (rs.tty)
+        fprintf(out, "\r\033[K");
+    if (rs.failed) {
+        fprintf(out, "\nfailed:\n");
+        for (size_t i = 0; i < rs.ncases; i++)
+            if (!case_passed(&rs.cases[i]))
+                fprintf(out, "  %s [%s]  %s\n", rs.cases[i].scn->name, rs.cases[i].mode,
+                        rs.cases[i].scn->file);
+    }
+    fprintf(out, "\n%zu passed, %zu failed (%zu scenarios, %.1fs)\n", rs.ncases - rs.failed,
+            rs.failed, nscns, secs);
+    status = rs.failed ? STS_EXIT_FAILED_CHECK : STS_EXIT_OK;
+
+    sts_report_case *rc_ = calloc(rs.ncases ? rs.ncases : 1, sizeof(*rc_));
+    for (size_t i = 0; rc_ && i < rs.ncases; i++) {
+        run_case *c = &rs.cases[i];
+        rc_[i] = (sts_report_case){
+            .scenario = c->scn->name,
+            .file = c->scn->file,
+            .about = c->scn->about,
+            .mode = c->mode,
+            .passed = case_passed(c),
+            .error = c->error ? c->error_msg : NULL,
+            .diff = c->ran ? c->verdict.diff.data : NULL,
+            .actual = c->ran ? c->verdict.actual : NULL,
+            .exit_status = c->exit_status,
+            .seconds = c->seconds,
+            .transcript = c->transcript,
+        };
+    }
+    if (opts->junit_file && (!rc_ || sts_report_junit(opts->junit_file, rc_, rs.ncases, secs))) {
+        fprintf(stderr, "ststest run: cannot write %s: %s\n", opts->junit_file, strerror(errno));
+        status = STS_EXIT_SOFTWARE;
+    }
+    if (opts->json_file && (!rc_ || sts_report_json(opts->json_file, rc_, rs.ncases, secs))) {
+        fprintf(stderr, "ststest run: cannot write %s: %s\n", opts->json_file, strerror(errno));
+        status = STS_EXIT_SOFTWARE;
+    }
+    free(rc_);
+    for (size_t i = 0; i < rs.ncases; i++) {
+        if (rs.cases[i].ran)
+            sts_verdict_free(&rs.cases[i].verdict);
+        json_decref(rs.cases[i].result);
+        json_decref(rs.cases[i].observed);
+        free(rs.cases[i].transcript);
+    }
+    free(rs.cases);
+    pthread_mutex_destroy(&rs.mu);
+free_scns:
+    for (size_t i = 0; i < nscns; i++)
+        sts_scenario_free(scns[i]);
+    free(scns);
+free_files:
+    for (size_t i = 0; i < files.n; i++)
+        free(files.v[i]);
+    free(files.v);
+    return status;
+}

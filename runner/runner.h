@@ -1,0 +1,28 @@
+/*
+ * runner.h - replay scenario files: for each scenario and each of its modes, start
+ * the scenario's fake world (on a thread with its own loop), run the sender against
+ * it over the network, judge the run (runner/verdict.h) and report.
+ *
+ * sts_runner_run() returns the exit status of `ststest run`: 0 every case passed,
+ * 1 some case failed, 65 a scenario file is bad (nothing is run then), 70 internal.
+ */
+#ifndef STS_RUNNER_H
+#define STS_RUNNER_H
+
+#include <stddef.h>
+#include <stdio.h>
+
+typedef struct sts_run_opts {
+    int jobs;               /* cases run at once; 0 = number of CPUs */
+    const char *filter;     /* fnmatch(3) pattern on scenario names; NULL = all */
+    int list;               /* print name, about and refs of each scenario; run nothing */
+    const char *junit_file; /* write JUnit XML here (NULL = no) */
+    const char *json_file;  /* write a JSON report here (NULL = no) */
+    double stage_timeout;   /* the sender's per-stage timeout in seconds; 0 = 10 */
+    int verbose;            /* print every case's transcript, not only failures' */
+    FILE *out;              /* progress and summary (stdout) */
+} sts_run_opts;
+
+int sts_runner_run(char *const *paths, size_t npaths, const sts_run_opts *opts);
+
+#endif

@@ -1,0 +1,1005 @@
+/*
+ * sender.c - one run of the sender (sender.h): for each recipient, RFC 8461 policy
+ * discovery (TXT, policy host, HTTPS fetch, parse), MX lookup (RFC 5321 5.1, RFC 7505),
+ * then per MX in preference order the policy match, the address lookup and an SMTP
+ * session (smtpc.h), the decisions of decide.h, and at the end the JSON result and a
+ * per-MX summary for people.
+ *
+ * Each recipient is a job, a small state machine on the shared loop:
+ *   TXT -> [cache lookup: not built yet] -> POLICY_ADDR -> FETCH -> MX -> (MX_ADDR -> SMTP)*
+ *   -> DONE
+ * Up to SENDER_CONCURRENCY jobs run at once. Jobs never free shared objects from inside
+ * their callbacks: the resolver and the fetcher are freed from a zero-delay timer once
+ * every job is done.
+ *
+ * sts_sender_run returns an exit status (sysexits), see sender.h.
+ */
+#include "sender/sender.h"
+
+#include <arpa/inet.h>
+#include <ctype.h>
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <unistd.h>
+
+#include <openssl/rand.h>
+
+#include "common/buf.h"
+#include "common/err.h"
+#include "common/tls.h"
+#include "sender/decide.h"
+#include "sender/fetch.h"
+#include "sender/policy.h"
+#include "sender/resolver.h"
+#include "sender/smtpc.h"
+#include "sender/ststxt.h"
+
+#define SENDER_CONCURRENCY 8
+#define SENDER_MAX_MX 16          /* MX hosts tried per recipient */
+#define SENDER_MAX_FAILURES 16
+#define SENDER_DNS_TIMEOUT 10.0   /* seconds per DNS query (resolver.h) */
+#define SENDER_FETCH_TIMEOUT 60.0 /* RFC 8461 3.3: "a reasonable timeout" */
+
+typedef struct mx_entry {
+    char host[256];
+    unsigned preference;
+    int implicit;             /* RFC 5321 5.1: the domain itself, no MX records */
+    int policy_match;         /* 1/0; -1 when there is no policy */
+    char address[INET6_ADDRSTRLEN];
+    int tried;                /* an address lookup or session happened */
+    sts_action action;
+    const char *failure;      /* RFC 8460 result type that matters, or NULL */
+    char detail[512];
+    const char *stage;
+    int connected;
+    int starttls_offered;
+    int tls_attempted, tls_up;
+    sts_tls_info tls;
+    int code;
+    char enhanced[16];
+    char text[STS_SMTPC_TEXT_MAX];
+    int plain_retry;          /* a plaintext retry followed a failed handshake */
+} mx_entry;
+
+typedef enum { J_WAIT, J_TXT, J_POLICY_ADDR, J_FETCH, J_MX, J_MX_ADDR, J_SMTP, J_DONE } job_state;
+
+struct run;
+
+typedef struct job {
+    struct run *run;
+    size_t index;
+    const char *arg;          /* the argument as given */
+    char recipient[512];      /* send: local@domain; check: "" */
+    char domain[256];
+    job_state state;
+    sts_log *log;             /* the run's log, or a child with a prefix */
+    /* policy */
+    int have_txt;
+    char txt_id[STS_TXT_ID_MAX + 1];
+    int have_policy;
+    sts_policy policy;
+    const char *policy_source; /* "fetched" | "none" (| "cache", later) */
+    sts_emode mode;
+    int tls_required;
+    const char *failures[SENDER_MAX_FAILURES];
+    size_t nfailures;
+    char detail[512];          /* why the outcome, for people */
+    /* MX */
+    mx_entry mx[SENDER_MAX_MX];
+    size_t nmx;
+    size_t cur;
+    int null_mx;
+    int no_such_domain;
+    int mx_temp;              /* MX lookup failed temporarily */
+    struct sockaddr_storage addr;
+    sts_buf msg;               /* the generated message (when no --data) */
+    const char *rcpt_list[1];
+    sts_outcome outcome;
+} job;
+
+typedef struct run {
+    uv_loop_t *loop;
+    const sts_sender_opts *opts;
+    sts_resolver *resolver;
+    sts_fetcher *fetcher;
+    SSL_CTX *ctx;
+    job *jobs;
+    size_t njobs, next, done;
+    char helo[256];
+    char from[512];
+    sts_buf data;             /* --data contents */
+    int have_data;
+    uv_timer_t teardown;
+    int teardown_started;
+} run;
+
+static void job_next_mx(job *j);
+static void job_finish(job *j);
+static void job_mx_lookup(job *j);
+
+/* ---- small helpers ---- */
+
+static void job_add_failure(job *j, const char *type)
+{
+    if (!type)
+        return;
+    for (size_t i = 0; i < j->nfailures; i++)
+        if (!strcmp(j->failures[i], type))
+            return;
+    if (j->nfailures < SENDER_MAX_FAILURES)
+        j->failures[j->nfailures++] = type;
+}
+
+static void lower(char *s)
+{
+    for (; *s; s++)
+        *s = (char)tolower((unsigned char)*s);
+}
+
+/* Printable, quoted rendering of a TXT record for the transcript. */
+static void quote_bytes(const char *p, size_t n, char *out, size_t outlen)
+{
+    size_t o = 0;
+    for (size_t i = 0; i < n && o + 5 < outlen; i++) {
+        unsigned char c = (unsigned char)p[i];
+        if (c == '"' || c == '\\') {
+            out[o++] = '\\';
+            out[o++] = (char)c;
+        } else if (c < 0x20 || c > 0x7e) {
+            o += (size_t)snprintf(out + o, outlen - o, "\\%03o", c);
+        } else {
+            out[o++] = (char)c;
+        }
+    }
+    out[o] = '\0';
+}
+
+static sts_emode emode_of(sts_mode m)
+{
+    switch (m) {
+    case STS_MODE_ENFORCE:
+        return STS_EMODE_ENFORCE;
+    case STS_MODE_TESTING:
+        return STS_EMODE_TESTING;
+    default:
+        return STS_EMODE_NONE;
+    }
+}
+
+/* ---- policy discovery (RFC 8461 3) ---- */
+
+static void job_apply_policy(job *j)
+{
+    const sts_sender_opts *o = j->run->opts;
+    sts_emode override = STS_EMODE_NONE;
+    int has_override = o->mode && strcmp(o->mode, "auto") && !sts_emode_parse(o->mode, &override);
+    j->mode = sts_decide_mode(j->have_policy, emode_of(j->policy.mode), has_override, override);
+    j->tls_required = sts_decide_tls_required(j->mode, o->require_tls);
+    if (j->have_policy && has_override)
+        sts_info(j->log, "MTASTS mode %s overridden by --mode: applying %s",
+                 sts_mode_name(j->policy.mode), sts_emode_name(j->mode));
+    sts_info(j->log, "MTASTS applying mode %s%s", sts_emode_name(j->mode),
+             o->require_tls ? " (+ --require-tls: verified TLS required on every MX)" : "");
+}
+
+static void job_policy_done(job *j)
+{
+    job_apply_policy(j);
+    job_mx_lookup(j);
+}
+
+static void fetch_cb(const sts_fetch_result *res, void *arg)
+{
+    job *j = arg;
+    if (!res->ok) {
+        sts_info(j->log, "MTASTS policy fetch FAILED: %s -> %s",
+                 res->detail ? res->detail : sts_strerror(res->err),
+                 res->result_type ? res->result_type : "sts-policy-fetch-error");
+        job_add_failure(j, res->result_type ? res->result_type : "sts-policy-fetch-error");
+        snprintf(j->detail, sizeof(j->detail), "policy fetch failed: %s",
+                 res->detail ? res->detail : sts_strerror(res->err));
+        /* No cache yet: without a policy the sender behaves as for none (RFC 8461 5). */
+        job_policy_done(j);
+        return;
+    }
+    sts_diags diags;
+    sts_diags_init(&diags);
+    int rc = sts_policy_parse(res->body, res->body_len, &j->policy, &diags);
+    if (rc) {
+        char why[300];
+        sts_diags_summary(&diags, why, sizeof(why));
+        sts_info(j->log, "MTASTS policy INVALID: %s -> sts-policy-invalid",
+                 why[0] ? why : sts_strerror(rc));
+        job_add_failure(j, "sts-policy-invalid");
+        snprintf(j->detail, sizeof(j->detail), "policy invalid: %s", why[0] ? why : "?");
+        memset(&j->policy, 0, sizeof(j->policy));
+    } else {
+        j->have_policy = 1;
+        j->policy_source = "fetched";
+        for (size_t i = 0; i < diags.n; i++)
+            sts_debug(j->log, "MTASTS policy %s line %d: %s",
+                      sts_diag_severity_name(diags.items[i].severity), diags.items[i].line,
+                      diags.items[i].message);
+        sts_info(j->log, "MTASTS policy-->version %s", j->policy.version);
+        sts_info(j->log, "MTASTS policy-->mode %s", sts_mode_name(j->policy.mode));
+        for (size_t i = 0; i < j->policy.nmx; i++)
+            sts_info(j->log, "MTASTS policy-->mx %s", j->policy.mx[i]);
+        sts_info(j->log, "MTASTS policy-->max_age %ld", j->policy.max_age);
+    }
+    sts_diags_free(&diags);
+    job_policy_done(j);
+}
+
+static void policy_addr_cb(const sts_dns_addr_result *res, void *arg)
+{
+    job *j = arg;
+    if (res->status != STS_DNS_OK || !res->n) {
+        sts_info(j->log, "DNS %s A/AAAA -> %s%s%s", res->name, sts_dns_status_name(res->status),
+                 res->detail ? ": " : "", res->detail ? res->detail : "");
+        sts_info(j->log, "MTASTS policy host has no address -> sts-policy-fetch-error");
+        job_add_failure(j, "sts-policy-fetch-error");
+        snprintf(j->detail, sizeof(j->detail), "policy host %s: %s", res->name,
+                 sts_dns_status_name(res->status));
+        job_policy_done(j);
+        return;
+    }
+    for (size_t i = 0; i < res->n; i++)
+        sts_info(j->log, "DNS %s %s -> %s", res->name,
+                 res->addrs[i].family == AF_INET6 ? "AAAA" : "A", res->addrs[i].text);
+    j->state = J_FETCH;
+    /* RFC 8461 3.3: HTTPS to mta-sts.<domain>, at the address our resolver found. */
+    int rc = sts_fetch_policy(j->run->fetcher, j->domain, res->addrs[0].text,
+                              j->run->opts->https_port, SENDER_FETCH_TIMEOUT, fetch_cb, j);
+    if (rc) {
+        sts_info(j->log, "MTASTS policy fetch could not start: %s", sts_strerror(rc));
+        job_add_failure(j, "sts-policy-fetch-error");
+        job_policy_done(j);
+    }
+}
+
+static void txt_cb(const sts_dns_txt_result *res, void *arg)
+{
+    job *j = arg;
+    if (res->status != STS_DNS_OK) {
+        sts_info(j->log, "DNS %s TXT -> %s%s%s", res->name, sts_dns_status_name(res->status),
+                 res->detail ? ": " : "", res->detail ? res->detail : "");
+        /* RFC 8461 3.1 / 5: no record (or no answer) and no cached policy: no policy. */
+        sts_info(j->log, "MTASTS no policy announced for %s", j->domain);
+        job_policy_done(j);
+        return;
+    }
+    const char **recs = calloc(res->n, sizeof(*recs));
+    size_t *lens = calloc(res->n, sizeof(*lens));
+    if (!recs || !lens) {
+        free(recs);
+        free(lens);
+        snprintf(j->detail, sizeof(j->detail), "out of memory");
+        job_policy_done(j);
+        return;
+    }
+    for (size_t i = 0; i < res->n; i++) {
+        char q[600];
+        quote_bytes(res->records[i].data, res->records[i].len, q, sizeof(q));
+        sts_info(j->log, "DNS %s TXT -> \"%s\"", res->name, q);
+        recs[i] = res->records[i].data;
+        lens[i] = res->records[i].len;
+    }
+    sts_txt txt;
+    char why[300] = "";
+    int rc = sts_txt_select(recs, lens, res->n, &txt, NULL, why, sizeof(why));
+    free(recs);
+    free(lens);
+    if (rc) {
+        /* RFC 8461 3.1: not exactly one valid STS record: no policy available. */
+        sts_info(j->log, "MTASTS %s", why[0] ? why : "no valid STS record: no policy");
+        job_policy_done(j);
+        return;
+    }
+    j->have_txt = 1;
+    snprintf(j->txt_id, sizeof(j->txt_id), "%s", txt.id);
+    sts_txt_free(&txt);
+    sts_info(j->log, "MTASTS TXT id=%s", j->txt_id);
+    /* The policy cache (another issue) slots in here: a cached policy with this id
+     * would be used without fetching. There is no cache yet: always fetch. */
+    char host[300];
+    snprintf(host, sizeof(host), "mta-sts.%s", j->domain);
+    j->state = J_POLICY_ADDR;
+    rc = sts_resolver_query_addr(j->run->resolver, host, policy_addr_cb, j);
+    if (rc) {
+        job_add_failure(j, "sts-policy-fetch-error");
+        job_policy_done(j);
+    }
+}
+
+/* ---- MX (RFC 5321 5.1, RFC 7505) ---- */
+
+static void mx_cb(const sts_dns_mx_result *res, void *arg)
+{
+    job *j = arg;
+    if (res->status == STS_DNS_OK && res->null_mx) {
+        sts_info(j->log, "DNS %s MX -> 0 . (null MX, RFC 7505: the domain accepts no mail)",
+                 res->name);
+        j->null_mx = 1;
+        snprintf(j->detail, sizeof(j->detail), "null MX: %s accepts no mail (RFC 7505)",
+                 j->domain);
+        job_finish(j);
+        return;
+    }
+    if (res->status == STS_DNS_OK) {
+        for (size_t i = 0; i < res->n && j->nmx < SENDER_MAX_MX; i++) {
+            mx_entry *m = &j->mx[j->nmx++];
+            snprintf(m->host, sizeof(m->host), "%s", res->mx[i].host);
+            m->preference = res->mx[i].preference;
+            sts_info(j->log, "DNS %s MX -> %u %s", res->name, m->preference, m->host);
+        }
+        if (res->n > SENDER_MAX_MX)
+            sts_info(j->log, "MX only the first %d of %zu hosts are tried", SENDER_MAX_MX,
+                     res->n);
+    } else if (res->status == STS_DNS_NODATA) {
+        /* RFC 5321 5.1: no MX records: the domain itself is the implicit MX. */
+        sts_info(j->log, "DNS %s MX -> NODATA: implicit MX %s", res->name, j->domain);
+        mx_entry *m = &j->mx[j->nmx++];
+        snprintf(m->host, sizeof(m->host), "%s", j->domain);
+        m->preference = 0;
+        m->implicit = 1;
+    } else {
+        sts_info(j->log, "DNS %s MX -> %s%s%s", res->name, sts_dns_status_name(res->status),
+                 res->detail ? ": " : "", res->detail ? res->detail : "");
+        if (res->status == STS_DNS_NXDOMAIN) {
+            j->no_such_domain = 1;
+            snprintf(j->detail, sizeof(j->detail), "domain %s does not exist", j->domain);
+        } else {
+            j->mx_temp = 1;
+            snprintf(j->detail, sizeof(j->detail), "MX lookup for %s: %s", j->domain,
+                     sts_dns_status_name(res->status));
+        }
+        job_finish(j);
+        return;
+    }
+    j->cur = 0;
+    job_next_mx(j);
+}
+
+static void job_mx_lookup(job *j)
+{
+    j->state = J_MX;
+    int rc = sts_resolver_query_mx(j->run->resolver, j->domain, mx_cb, j);
+    if (rc) {
+        snprintf(j->detail, sizeof(j->detail), "MX lookup could not start: %s",
+                 sts_strerror(rc));
+        j->mx_temp = 1;
+        job_finish(j);
+    }
+}
+
+/* ---- per MX: address, SMTP session ---- */
+
+static void smtp_done_cb(sts_smtpc *s, void *arg);
+
+static void job_start_smtp(job *j, int no_starttls)
+{
+    mx_entry *m = &j->mx[j->cur];
+    run *r = j->run;
+    const sts_sender_opts *o = r->opts;
+    sts_smtpc_params p = {
+        .addr = (const struct sockaddr *)&j->addr,
+        .host = m->host,
+        .helo = r->helo,
+        .from = r->from,
+        .rcpts = j->rcpt_list,
+        .nrcpts = o->check_only ? 0 : 1,
+        .msg = r->have_data ? r->data.data : j->msg.data,
+        .msglen = r->have_data ? r->data.len : j->msg.len,
+        .ssl_ctx = r->ctx,
+        .tls_required = j->tls_required,
+        .check_only = o->check_only,
+        .no_starttls = no_starttls,
+        .log = j->log,
+    };
+    sts_smtpc_timeouts_init(&p.timeouts, o->timeout);
+    sts_smtpc *s = NULL;
+    j->state = J_SMTP;
+    int rc = sts_smtpc_start(r->loop, &p, smtp_done_cb, j, &s);
+    if (rc) {
+        m->action = STS_ACTION_TEMPFAIL;
+        snprintf(m->detail, sizeof(m->detail), "SMTP session could not start: %s",
+                 sts_strerror(rc));
+        j->cur++;
+        job_next_mx(j);
+    }
+}
+
+static void smtp_done_cb(sts_smtpc *s, void *arg)
+{
+    job *j = arg;
+    mx_entry *m = &j->mx[j->cur];
+    const sts_smtpc_result *res = sts_smtpc_get_result(s);
+    int relevant = j->mode != STS_EMODE_NONE || j->tls_required;
+
+    m->action = res->action;
+    /* A testing-mode mismatch recorded before connecting stays the MX's failure. */
+    if (!m->failure && relevant)
+        m->failure = res->failure;
+    snprintf(m->detail, sizeof(m->detail), "%s", res->detail);
+    m->stage = sts_smtpc_state_name(res->stage);
+    m->connected |= res->connected;
+    if (!m->plain_retry || res->tls_attempted) {
+        m->starttls_offered = res->starttls_offered;
+        m->tls_attempted = res->tls_attempted;
+        m->tls_up = res->tls_up;
+        m->tls = res->tls;
+    }
+    m->code = res->code;
+    snprintf(m->enhanced, sizeof(m->enhanced), "%s", res->enhanced);
+    snprintf(m->text, sizeof(m->text), "%s", res->text);
+    int retry = res->retry_plain && !m->plain_retry;
+    int in_transaction = res->stage == STS_SMTPC_MAIL || res->stage == STS_SMTPC_RCPT ||
+                         res->stage == STS_SMTPC_DATA || res->stage == STS_SMTPC_BODY;
+    sts_action act = res->action;
+    const char *res_failure = res->failure; /* static strings: valid after free */
+    sts_smtpc_free(s); /* done_cb is the session's last act */
+
+    if (relevant) {
+        /* Both a testing-mode mismatch and the session's own failure are reported. */
+        job_add_failure(j, m->failure);
+        job_add_failure(j, res_failure);
+    }
+    if (retry) {
+        /* Opportunistic TLS (no policy / testing / none): a failed handshake may be
+         * retried once in plaintext; recorded in the result (plain_retry). */
+        m->plain_retry = 1;
+        sts_info(j->log, "MX %s: TLS handshake failed, retrying once without STARTTLS",
+                 m->host);
+        job_start_smtp(j, 1);
+        return;
+    }
+    if (!sts_decide_try_next_mx(act, in_transaction) || j->cur + 1 >= j->nmx) {
+        job_finish(j);
+        return;
+    }
+    j->cur++;
+    job_next_mx(j);
+}
+
+static void mx_addr_cb(const sts_dns_addr_result *res, void *arg)
+{
+    job *j = arg;
+    mx_entry *m = &j->mx[j->cur];
+    run *r = j->run;
+    if (res->status != STS_DNS_OK || !res->n) {
+        sts_info(j->log, "DNS %s A/AAAA -> %s%s%s", res->name, sts_dns_status_name(res->status),
+                 res->detail ? ": " : "", res->detail ? res->detail : "");
+        m->action = STS_ACTION_TEMPFAIL;
+        m->stage = "DNS";
+        snprintf(m->detail, sizeof(m->detail), "no address: %s%s%s",
+                 sts_dns_status_name(res->status), res->detail ? ": " : "",
+                 res->detail ? res->detail : "");
+        if (m->implicit && !sts_dns_status_is_temporary(res->status)) {
+            /* RFC 5321 5.1: no MX and no address records: the domain cannot receive. */
+            j->no_such_domain = 1;
+            snprintf(j->detail, sizeof(j->detail), "%s has neither MX nor address records",
+                     j->domain);
+        }
+        j->cur++;
+        job_next_mx(j);
+        return;
+    }
+    for (size_t i = 0; i < res->n; i++)
+        sts_info(j->log, "DNS %s %s -> %s", res->name,
+                 res->addrs[i].family == AF_INET6 ? "AAAA" : "A", res->addrs[i].text);
+    /* The first address (A before AAAA); further addresses are not tried yet. */
+    const sts_dns_addr *a = &res->addrs[0];
+    snprintf(m->address, sizeof(m->address), "%s", a->text);
+    memcpy(&j->addr, &a->sa, sizeof(a->sa));
+    int port = r->opts->smtp_port ? r->opts->smtp_port : 25;
+    if (a->family == AF_INET6)
+        ((struct sockaddr_in6 *)&j->addr)->sin6_port = htons((uint16_t)port);
+    else
+        ((struct sockaddr_in *)&j->addr)->sin_port = htons((uint16_t)port);
+    job_start_smtp(j, 0);
+}
+
+/* Take the next MX in preference order: policy match, then its address. */
+static void job_next_mx(job *j)
+{
+    while (j->cur < j->nmx) {
+        mx_entry *m = &j->mx[j->cur];
+        m->tried = 1;
+        const char *failure = NULL;
+        if (j->have_policy) {
+            const char *pat = sts_policy_mx_match(&j->policy, m->host);
+            m->policy_match = pat != NULL;
+            if (pat)
+                sts_info(j->log, "MX %u %s policy match (%s)", m->preference, m->host, pat);
+            else
+                sts_info(j->log, "MX %u %s does NOT match the policy", m->preference, m->host);
+        } else {
+            m->policy_match = -1;
+            sts_info(j->log, "MX %u %s (no policy)", m->preference, m->host);
+        }
+        int go = sts_decide_mx_connect(j->mode, m->policy_match != 0, &failure);
+        if (failure) {
+            m->failure = failure;
+            job_add_failure(j, failure);
+        }
+        if (!go) {
+            /* RFC 8461 4.1 / 5: under enforce an MX outside the policy is not contacted. */
+            m->action = STS_ACTION_REFUSED;
+            m->stage = "POLICY";
+            snprintf(m->detail, sizeof(m->detail),
+                     "MX does not match the policy's mx patterns: not contacted");
+            sts_info(j->log, "MX %s refused: not in the policy (enforce)", m->host);
+            j->cur++;
+            continue;
+        }
+        j->state = J_MX_ADDR;
+        int rc = sts_resolver_query_addr(j->run->resolver, m->host, mx_addr_cb, j);
+        if (rc) {
+            m->action = STS_ACTION_TEMPFAIL;
+            snprintf(m->detail, sizeof(m->detail), "address lookup could not start: %s",
+                     sts_strerror(rc));
+            j->cur++;
+            continue;
+        }
+        return;
+    }
+    job_finish(j);
+}
+
+/* ---- the end of a job ---- */
+
+static const char *yes_no(int v)
+{
+    return v ? "yes" : "no";
+}
+
+static void job_summary(job *j)
+{
+    sts_log *log = j->log;
+    sts_info(log, "RESULT %s: %s (policy %s, mode %s%s)", j->arg, sts_outcome_name(j->outcome),
+             j->policy_source, sts_emode_name(j->mode), j->tls_required ? ", TLS required" : "");
+    if (j->detail[0] && j->outcome != STS_OUTCOME_DELIVERED)
+        sts_info(log, "RESULT detail: %s", j->detail);
+    int any = 0;
+    for (size_t i = 0; i < j->nmx; i++)
+        any |= j->mx[i].tried;
+    if (any)
+        sts_info(log, "%-28s %4s %-7s %-8s %-8s %-7s %-7s %-6s %-9s", "MX", "pref", "connect",
+                 "starttls", "tls", "trusted", "name-ok", "policy", "action");
+    for (size_t i = 0; i < j->nmx; i++) {
+        const mx_entry *m = &j->mx[i];
+        if (!m->tried)
+            continue;
+        sts_info(log, "%-28s %4u %-7s %-8s %-8s %-7s %-7s %-6s %-9s", m->host, m->preference,
+                 yes_no(m->connected), yes_no(m->starttls_offered), m->tls_up ? m->tls.version : "no",
+                 m->tls_up ? yes_no(m->tls.chain_ok && m->tls.time_ok) : "-",
+                 m->tls_up ? yes_no(m->tls.name_ok) : "-",
+                 m->policy_match < 0 ? "-" : (m->policy_match ? "match" : "NO"),
+                 sts_action_name(m->action));
+    }
+    if (j->nfailures) {
+        char buf[512];
+        size_t off = 0;
+        buf[0] = '\0';
+        for (size_t i = 0; i < j->nfailures && off < sizeof(buf); i++)
+            off += (size_t)snprintf(buf + off, sizeof(buf) - off, "%s%s", i ? " " : "",
+                                    j->failures[i]);
+        sts_info(log, "RESULT failures: %s", buf);
+    }
+}
+
+static void teardown_close_cb(uv_handle_t *h)
+{
+    (void)h;
+}
+
+static void teardown_cb(uv_timer_t *t)
+{
+    run *r = t->data;
+    /* Outside every resolver/fetcher callback: safe to free them here. */
+    if (r->resolver)
+        sts_resolver_free(r->resolver);
+    r->resolver = NULL;
+    if (r->fetcher)
+        sts_fetcher_free(r->fetcher);
+    r->fetcher = NULL;
+    uv_close((uv_handle_t *)&r->teardown, teardown_close_cb);
+}
+
+static void run_start_jobs(run *r);
+
+static void job_finish(job *j)
+{
+    sts_action actions[SENDER_MAX_MX];
+    for (size_t i = 0; i < j->nmx; i++)
+        actions[i] = j->mx[i].action;
+    sts_outcome_facts f = {
+        .actions = actions,
+        .nactions = j->nmx,
+        .mode = j->mode,
+        .require_tls = j->tls_required,
+        .null_mx = j->null_mx,
+        .no_such_domain = j->no_such_domain,
+    };
+    j->outcome = sts_decide_outcome(&f);
+    if (!j->detail[0] || j->outcome == STS_OUTCOME_DELIVERED) {
+        for (size_t i = j->nmx; i-- > 0;)
+            if (j->mx[i].tried && j->mx[i].detail[0]) {
+                snprintf(j->detail, sizeof(j->detail), "%.200s: %.300s", j->mx[i].host,
+                         j->mx[i].detail);
+                break;
+            }
+    }
+    j->state = J_DONE;
+    job_summary(j);
+    run *r = j->run;
+    r->done++;
+    run_start_jobs(r);
+    if (r->done == r->njobs && !r->teardown_started) {
+        r->teardown_started = 1;
+        uv_timer_start(&r->teardown, teardown_cb, 0, 0);
+    }
+}
+
+/* ---- starting a job ---- */
+
+/* RFC 5322 3.3 date-time. */
+static void rfc5322_date(time_t t, char *out, size_t len)
+{
+    struct tm tm;
+    gmtime_r(&t, &tm);
+    strftime(out, len, "%a, %d %b %Y %H:%M:%S +0000", &tm);
+}
+
+static int job_make_message(job *j)
+{
+    run *r = j->run;
+    time_t now = r->opts->now ? r->opts->now : time(NULL);
+    char date[64];
+    rfc5322_date(now, date, sizeof(date));
+    unsigned char rnd[8];
+    if (RAND_bytes(rnd, sizeof(rnd)) != 1)
+        memset(rnd, 0, sizeof(rnd));
+    char id[17];
+    for (size_t i = 0; i < sizeof(rnd); i++)
+        snprintf(id + 2 * i, 3, "%02x", rnd[i]);
+    sts_buf_init(&j->msg, 0);
+    return sts_buf_appendf(&j->msg,
+                           "From: <%s>\r\n"
+                           "To: <%s>\r\n"
+                           "Subject: ststest delivery test\r\n"
+                           "Date: %s\r\n"
+                           "Message-ID: <%s.ststest@%s>\r\n"
+                           "MIME-Version: 1.0\r\n"
+                           "Content-Type: text/plain; charset=us-ascii\r\n"
+                           "\r\n"
+                           "This is a test message from ststest, a harness for mandatory TLS\r\n"
+                           "between mail servers (MTA-STS, RFC 8461). It can be discarded.\r\n",
+                           r->from, j->recipient, date, id, r->helo);
+}
+
+/* Split the argument: send takes local@domain (the last "@"), check a domain (a
+ * local@domain is accepted too). 0 or STS_EINVAL with j->detail set. */
+static int job_parse_arg(job *j, int check)
+{
+    const char *a = j->arg;
+    const char *at = strrchr(a, '@');
+    const char *dom = at ? at + 1 : a;
+    if (!check && (!at || at == a)) {
+        snprintf(j->detail, sizeof(j->detail), "'%s' is not an address (local@domain)", a);
+        return STS_EINVAL;
+    }
+    size_t n = strlen(dom);
+    if (n && dom[n - 1] == '.')
+        n--;
+    if (!n || n >= sizeof(j->domain)) {
+        snprintf(j->detail, sizeof(j->detail), "'%s' has no valid domain", a);
+        return STS_EINVAL;
+    }
+    memcpy(j->domain, dom, n);
+    j->domain[n] = '\0';
+    lower(j->domain);
+    for (const char *p = j->domain; *p; p++)
+        if (!(isalnum((unsigned char)*p) || *p == '-' || *p == '.' || *p == '_')) {
+            snprintf(j->detail, sizeof(j->detail), "'%s': invalid character '%c' in domain", a,
+                     *p);
+            return STS_EINVAL;
+        }
+    if (!check) {
+        if (strlen(a) >= sizeof(j->recipient) || strchr(a, '<') || strchr(a, '>') ||
+            strpbrk(a, " \r\n\t")) {
+            snprintf(j->detail, sizeof(j->detail), "'%s' is not a valid address", a);
+            return STS_EINVAL;
+        }
+        snprintf(j->recipient, sizeof(j->recipient), "%s", a);
+    }
+    return 0;
+}
+
+static void job_start(job *j)
+{
+    run *r = j->run;
+    j->state = J_TXT;
+    if (job_parse_arg(j, r->opts->check_only)) {
+        sts_info(j->log, "ERROR %s", j->detail);
+        j->no_such_domain = 1; /* a bad address is a permanent failure */
+        job_finish(j);
+        return;
+    }
+    j->rcpt_list[0] = j->recipient;
+    if (!r->opts->check_only && !r->have_data && job_make_message(j)) {
+        snprintf(j->detail, sizeof(j->detail), "out of memory");
+        job_finish(j);
+        return;
+    }
+    char name[300];
+    snprintf(name, sizeof(name), "_mta-sts.%s", j->domain);
+    sts_info(j->log, "%s %s", r->opts->check_only ? "CHECK" : "SEND",
+             r->opts->check_only ? j->domain : j->recipient);
+    /* RFC 8461 3.1: the TXT record at _mta-sts.<domain>, never a parent zone (3.4). */
+    int rc = sts_resolver_query_txt(r->resolver, name, txt_cb, j);
+    if (rc) {
+        snprintf(j->detail, sizeof(j->detail), "TXT lookup could not start: %s",
+                 sts_strerror(rc));
+        job_policy_done(j);
+    }
+}
+
+static void run_start_jobs(run *r)
+{
+    while (r->next < r->njobs && r->next - r->done < SENDER_CONCURRENCY) {
+        job *j = &r->jobs[r->next++];
+        job_start(j);
+    }
+}
+
+/* ---- JSON ---- */
+
+static json_t *str_or_null(const char *s)
+{
+    return s && *s ? json_string(s) : json_null();
+}
+
+static json_t *mx_json(const mx_entry *m)
+{
+    json_t *o = json_object();
+    json_object_set_new(o, "host", json_string(m->host));
+    json_object_set_new(o, "preference", json_integer(m->preference));
+    json_object_set_new(o, "implicit", json_boolean(m->implicit));
+    json_object_set_new(o, "address", str_or_null(m->address));
+    json_object_set_new(o, "policy_match",
+                        m->policy_match < 0 ? json_null() : json_boolean(m->policy_match));
+    json_object_set_new(o, "connected", json_boolean(m->connected));
+    json_object_set_new(o, "starttls", json_boolean(m->starttls_offered));
+    if (m->tls_attempted) {
+        json_t *t = json_object();
+        const sts_tls_info *ti = &m->tls;
+        json_object_set_new(t, "handshake", json_boolean(m->tls_up));
+        json_object_set_new(t, "version", str_or_null(m->tls_up ? ti->version : NULL));
+        json_object_set_new(t, "cipher", str_or_null(m->tls_up ? ti->cipher : NULL));
+        json_object_set_new(t, "verified", json_boolean(m->tls_up && ti->verified));
+        json_object_set_new(t, "chain_ok", json_boolean(ti->chain_ok));
+        json_object_set_new(t, "time_ok", json_boolean(ti->time_ok));
+        json_object_set_new(t, "name_ok", json_boolean(ti->name_ok));
+        json_object_set_new(t, "sni", str_or_null(ti->sni));
+        json_t *names = json_array();
+        for (size_t i = 0; i < ti->npeer_names; i++)
+            json_array_append_new(names, json_string(ti->peer_names[i]));
+        json_object_set_new(t, "peer_names", names);
+        json_object_set_new(t, "not_before", str_or_null(ti->not_before));
+        json_object_set_new(t, "not_after", str_or_null(ti->not_after));
+        json_object_set_new(t, "result_type",
+                            str_or_null(m->tls_up && !ti->verified ? ti->result_type : NULL));
+        json_object_set_new(t, "verify_error", str_or_null(ti->verify_error_str));
+        json_object_set_new(t, "error", str_or_null(ti->error));
+        json_object_set_new(o, "tls", t);
+    } else {
+        json_object_set_new(o, "tls", json_null());
+    }
+    json_object_set_new(o, "plain_retry", json_boolean(m->plain_retry));
+    json_object_set_new(o, "action", json_string(sts_action_name(m->action)));
+    json_object_set_new(o, "failure", str_or_null(m->failure));
+    json_object_set_new(o, "stage", str_or_null(m->stage));
+    json_object_set_new(o, "detail", str_or_null(m->detail));
+    if (m->code) {
+        json_t *s = json_object();
+        json_object_set_new(s, "code", json_integer(m->code));
+        json_object_set_new(s, "enhanced", str_or_null(m->enhanced));
+        json_object_set_new(s, "text", json_string(m->text));
+        json_object_set_new(o, "smtp", s);
+    } else {
+        json_object_set_new(o, "smtp", json_null());
+    }
+    return o;
+}
+
+static json_t *job_json(const job *j, int check)
+{
+    json_t *o = json_object();
+    json_object_set_new(o, "recipient", check ? json_null() : json_string(j->arg));
+    json_object_set_new(o, "argument", json_string(j->arg));
+    json_object_set_new(o, "command", json_string(check ? "check" : "send"));
+    json_object_set_new(o, "domain", json_string(j->domain));
+    json_object_set_new(o, "outcome", json_string(sts_outcome_name(j->outcome)));
+    json_object_set_new(o, "detail", str_or_null(j->detail));
+    json_object_set_new(o, "tls_required", json_boolean(j->tls_required));
+
+    json_t *p = json_object();
+    json_object_set_new(p, "source", json_string(j->policy_source));
+    json_object_set_new(p, "mode", json_string(sts_emode_name(j->mode)));
+    json_object_set_new(p, "policy_mode",
+                        j->have_policy ? json_string(sts_mode_name(j->policy.mode)) : json_null());
+    json_object_set_new(p, "id", str_or_null(j->have_policy || j->have_txt ? j->txt_id : NULL));
+    json_object_set_new(p, "txt_id", str_or_null(j->have_txt ? j->txt_id : NULL));
+    json_object_set_new(p, "max_age",
+                        j->have_policy ? json_integer(j->policy.max_age) : json_null());
+    json_t *mxp = json_array();
+    for (size_t i = 0; j->have_policy && i < j->policy.nmx; i++)
+        json_array_append_new(mxp, json_string(j->policy.mx[i]));
+    json_object_set_new(p, "mx", mxp);
+    json_object_set_new(o, "policy", p);
+
+    json_object_set_new(o, "null_mx", json_boolean(j->null_mx));
+    json_t *mx = json_array();
+    for (size_t i = 0; i < j->nmx; i++)
+        if (j->mx[i].tried)
+            json_array_append_new(mx, mx_json(&j->mx[i]));
+    json_object_set_new(o, "mx", mx);
+    json_t *fl = json_array();
+    for (size_t i = 0; i < j->nfailures; i++)
+        json_array_append_new(fl, json_string(j->failures[i]));
+    json_object_set_new(o, "failures", fl);
+    return o;
+}
+
+/* ---- the run ---- */
+
+static int read_data(run *r, const char *path, sts_log *log)
+{
+    FILE *fp = strcmp(path, "-") ? fopen(path, "rb") : stdin;
+    if (!fp) {
+        sts_error(log, "ERROR cannot open --data %s: %s", path, strerror(errno));
+        return STS_EIO;
+    }
+    sts_buf_init(&r->data, STS_SENDER_DATA_MAX);
+    char chunk[65536];
+    size_t n;
+    int rc = 0;
+    while (!rc && (n = fread(chunk, 1, sizeof(chunk), fp)) > 0)
+        rc = sts_buf_append(&r->data, chunk, n);
+    if (!rc && ferror(fp))
+        rc = STS_EIO;
+    if (fp != stdin)
+        fclose(fp);
+    if (rc == STS_ETOOBIG)
+        sts_error(log, "ERROR --data %s is larger than %d bytes", path, STS_SENDER_DATA_MAX);
+    else if (rc)
+        sts_error(log, "ERROR reading --data %s: %s", path, sts_strerror(rc));
+    if (!rc && !r->data.data)
+        rc = sts_buf_append(&r->data, "", 0);
+    r->have_data = !rc;
+    return rc;
+}
+
+int sts_sender_run(uv_loop_t *loop, const sts_sender_opts *opts, char *const *rcpts,
+                   size_t nrcpts, json_t **out)
+{
+    sts_log *log = opts->log;
+    run r;
+    memset(&r, 0, sizeof(r));
+    r.loop = loop;
+    r.opts = opts;
+    *out = NULL;
+    int status = STS_EXIT_SOFTWARE;
+    char err[256] = "";
+
+    if (opts->helo) {
+        snprintf(r.helo, sizeof(r.helo), "%s", opts->helo);
+    } else if (gethostname(r.helo, sizeof(r.helo)) != 0 || !r.helo[0]) {
+        snprintf(r.helo, sizeof(r.helo), "localhost");
+    }
+    r.helo[sizeof(r.helo) - 1] = '\0';
+    if (opts->from)
+        snprintf(r.from, sizeof(r.from), "%s", opts->from);
+    else
+        snprintf(r.from, sizeof(r.from), "ststest@%s", r.helo);
+
+    if (!opts->check_only && opts->data_file && read_data(&r, opts->data_file, log)) {
+        sts_buf_free(&r.data);
+        return STS_EXIT_DATAERR;
+    }
+
+    r.ctx = sts_tls_client_ctx(opts->ca_file, 0, err, sizeof(err));
+    if (!r.ctx) {
+        sts_error(log, "ERROR TLS client context: %s", err);
+        sts_buf_free(&r.data);
+        return opts->ca_file ? STS_EXIT_DATAERR : STS_EXIT_SOFTWARE;
+    }
+    if (opts->now)
+        sts_tls_ctx_set_time(r.ctx, opts->now);
+
+    int rc = sts_resolver_new(loop, opts->dns, SENDER_DNS_TIMEOUT, log, &r.resolver, err,
+                              sizeof(err));
+    if (rc) {
+        sts_error(log, "ERROR resolver: %s", err);
+        status = rc == STS_EINVAL ? STS_EXIT_USAGE : STS_EXIT_SOFTWARE;
+        goto out;
+    }
+    rc = sts_fetcher_new(loop, opts->ca_file, opts->now, log, &r.fetcher, err, sizeof(err));
+    if (rc) {
+        sts_error(log, "ERROR policy fetcher: %s", err);
+        goto out;
+    }
+
+    r.jobs = calloc(nrcpts ? nrcpts : 1, sizeof(*r.jobs));
+    if (!r.jobs)
+        goto out;
+    r.njobs = nrcpts;
+    for (size_t i = 0; i < nrcpts; i++) {
+        job *j = &r.jobs[i];
+        j->run = &r;
+        j->index = i;
+        j->arg = rcpts[i];
+        j->policy_source = "none";
+        if (nrcpts > 1 && log) {
+            char prefix[300];
+            snprintf(prefix, sizeof(prefix), "%.250s: ", rcpts[i]);
+            j->log = sts_log_new_child(log, prefix);
+        }
+        if (!j->log)
+            j->log = log;
+    }
+    uv_timer_init(loop, &r.teardown);
+    r.teardown.data = &r;
+    if (!nrcpts) {
+        r.teardown_started = 1;
+        uv_timer_start(&r.teardown, teardown_cb, 0, 0);
+    }
+    run_start_jobs(&r);
+    uv_run(loop, UV_RUN_DEFAULT);
+
+    sts_outcome *outcomes = calloc(nrcpts ? nrcpts : 1, sizeof(*outcomes));
+    json_t *results = json_array();
+    for (size_t i = 0; i < nrcpts; i++) {
+        job *j = &r.jobs[i];
+        if (j->state != J_DONE) {
+            /* Cannot happen: the loop ran until every job finished. */
+            sts_error(log, "BUG: %s did not finish", j->arg);
+            j->outcome = STS_OUTCOME_DEFERRED;
+        }
+        if (outcomes)
+            outcomes[i] = j->outcome;
+        json_array_append_new(results, job_json(j, opts->check_only));
+    }
+    status = outcomes ? sts_decide_exit(outcomes, nrcpts) : STS_EXIT_SOFTWARE;
+    free(outcomes);
+    *out = json_object();
+    json_object_set_new(*out, "results", results);
+
+out:
+    if (r.jobs) {
+        for (size_t i = 0; i < r.njobs; i++) {
+            job *j = &r.jobs[i];
+            if (j->have_policy)
+                sts_policy_free(&j->policy);
+            sts_buf_free(&j->msg);
+            if (j->log && j->log != log)
+                sts_log_free(j->log);
+        }
+        free(r.jobs);
+    }
+    if (r.resolver || r.fetcher) {
+        /* Only on the error paths: the teardown timer did not run. */
+        if (r.resolver)
+            sts_resolver_free(r.resolver);
+        if (r.fetcher)
+            sts_fetcher_free(r.fetcher);
+        uv_run(loop, UV_RUN_DEFAULT);
+    }
+    SSL_CTX_free(r.ctx);
+    sts_buf_free(&r.data);
+    return status;
+}

@@ -1,0 +1,107 @@
+"""`ststest run`: replaying scenarios against the bundled world, through the binary."""
+import json
+import pathlib
+import subprocess
+import xml.etree.ElementTree as ET
+
+import pytest
+
+from conftest import SRC
+
+VALID = SRC / "scenarios" / "valid-enforce.yaml"
+
+
+def run(binary, *args, timeout=300):
+    return subprocess.run([binary, "run", *map(str, args)], capture_output=True, text=True,
+                          timeout=timeout)
+
+
+def test_valid_enforce_passes_in_every_mode(ststest_bin, tmp_path):
+    junit, report = tmp_path / "r.xml", tmp_path / "r.json"
+    r = run(ststest_bin, "--junit", junit, "--json", report, VALID)
+    assert r.returncode == 0, r.stdout + r.stderr
+    for mode in ("enforce", "testing", "none"):
+        assert f"PASS valid-enforce [{mode}]" in r.stdout
+    assert "3 passed, 0 failed" in r.stdout
+
+    suite = ET.parse(junit).getroot().find("testsuite")
+    assert suite.get("tests") == "3" and suite.get("failures") == "0"
+    assert sorted(tc.get("name") for tc in suite.iter("testcase")) == ["enforce", "none", "testing"]
+
+    doc = json.loads(report.read_text())
+    assert doc["passed"] == 3 and doc["failed"] == 0
+    enforce = next(c for c in doc["cases"] if c["mode"] == "enforce")
+    assert enforce["actual"]["outcome"] == "delivered"
+    assert enforce["actual"]["tls"] == "verified"
+    assert enforce["actual"]["received"] == 1
+    assert enforce["actual"]["policy_source"] == "fetched"
+    assert enforce["actual"]["delivered_to"] == ["mail.example.test"]
+
+
+def test_changed_expectation_fails_with_a_clear_diff(ststest_bin, tmp_path):
+    text = VALID.read_text().replace(
+        "enforce: {outcome: delivered, tls: verified, failures: [], received: 1",
+        "enforce: {outcome: deferred, tls: verified, failures: [], received: 0")
+    assert "outcome: deferred" in text
+    f = tmp_path / "changed.yaml"
+    f.write_text(text)
+    junit = tmp_path / "r.xml"
+    r = run(ststest_bin, "--junit", junit, f)
+    assert r.returncode == 1, r.stdout + r.stderr
+    assert "FAIL valid-enforce [enforce]" in r.stdout
+    assert "outcome: expected deferred, got delivered" in r.stdout
+    assert "received: expected 0, got 1" in r.stdout
+    assert "transcript:" in r.stdout
+    assert "PASS valid-enforce [testing]" in r.stdout
+    assert "2 passed, 1 failed" in r.stdout
+    suite = ET.parse(junit).getroot().find("testsuite")
+    assert suite.get("failures") == "1"
+    failed = [tc for tc in suite.iter("testcase") if tc.find("failure") is not None]
+    assert [tc.get("name") for tc in failed] == ["enforce"]
+    assert "outcome: expected deferred, got delivered" in failed[0].find("failure").text
+
+
+def test_bad_scenario_file_runs_nothing(ststest_bin, tmp_path):
+    good = tmp_path / "a-good.yaml"
+    good.write_text(VALID.read_text())
+    bad = tmp_path / "b-bad.yaml"
+    bad.write_text(VALID.read_text().replace("modes: [enforce, testing, none]",
+                                             "modes: [enforce, testing, none]\nbogus: 1"))
+    r = run(ststest_bin, tmp_path)
+    assert r.returncode == 65, r.stdout + r.stderr
+    assert f"{bad}:" in r.stderr and "unknown key 'bogus'" in r.stderr
+    assert "nothing was run" in r.stderr
+    assert "PASS" not in r.stdout
+
+
+def test_list_and_filter(ststest_bin):
+    r = run(ststest_bin, "--list", SRC / "scenarios")
+    assert r.returncode == 0, r.stderr
+    assert "valid-enforce" in r.stdout and "refs: RFC 8461 3.1" in r.stdout
+    r = run(ststest_bin, "--list", "--filter", "valid-*", SRC / "scenarios")
+    assert r.returncode == 0
+    names = [l.split()[0] for l in r.stdout.splitlines() if l and not l.startswith(" ")]
+    assert names == ["valid-enforce"]
+
+
+@pytest.mark.parametrize("args,msg", [
+    ([], "name at least one scenario"),
+    (["--jobs", "0", "x"], "--jobs"),
+    (["--bogus", "x"], "unrecognized option"),
+])
+def test_usage_errors(ststest_bin, args, msg):
+    r = run(ststest_bin, *args)
+    assert r.returncode == 64
+    assert msg in r.stderr
+
+
+def test_missing_path(ststest_bin, tmp_path):
+    r = run(ststest_bin, tmp_path / "nope.yaml")
+    assert r.returncode == 65
+    assert "nope.yaml" in r.stderr
+
+
+def test_bundled_library_passes(ststest_bin):
+    r = run(ststest_bin, SRC / "scenarios", timeout=900)
+    assert r.returncode == 0, r.stdout[-6000:] + r.stderr[-2000:]
+    assert " 0 failed" in r.stdout

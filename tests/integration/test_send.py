@@ -1,0 +1,427 @@
+"""`ststest send` and `ststest check` against the fake world (`ststest world`).
+
+Each test starts a world from a scenario file, runs the sender at it, and checks three
+things: the exit status, the JSON result (DESIGN.md "send --json"), and what the world
+observed (DNS queries, policy fetches, SMTP commands with their TLS flag, messages) —
+in particular the security invariant: under enforce or --require-tls no MAIL, RCPT,
+DATA or message byte without a verified TLS session.
+"""
+import json
+import subprocess
+
+import pytest
+
+RCPT = "postmaster@example.test"
+ENVELOPE = {"MAIL", "RCPT", "DATA"}
+
+
+def scenario(src_dir, name):
+    return src_dir / "scenarios" / f"{name}.yaml"
+
+
+def sender_args(world):
+    r = world.ready
+    return ["--dns", r["dns"], "--ca-file", r["ca_file"], "--smtp-port", str(r["smtp_port"]),
+            "--https-port", str(r["https_port"]), "--timeout", "10"]
+
+
+def run_sender(binary, command, world, *args, input=None):
+    argv = [binary, command, *sender_args(world), *args]
+    return subprocess.run(argv, capture_output=True, text=True, timeout=60, input=input)
+
+
+def send_json(binary, world, *args, command="send", target=RCPT, input=None):
+    r = run_sender(binary, command, world, "--json", *args, target, input=input)
+    try:
+        doc = json.loads(r.stdout)  # exactly one JSON document
+    except json.JSONDecodeError as e:
+        pytest.fail(f"stdout is not one JSON document ({e}): {r.stdout!r}\nstderr:\n{r.stderr}")
+    assert set(doc) == {"results"}, doc
+    return r, doc
+
+
+def envelope_in_clear(observed):
+    """Commands of the envelope sent without TLS, and messages received in the clear."""
+    bad = []
+    for s in observed["smtp_sessions"]:
+        for c in s["commands"]:
+            if c["verb"] in ENVELOPE and not c["tls"]:
+                bad.append((s["host"], c["verb"]))
+        for m in s.get("messages", []):
+            if not m["tls"]:
+                bad.append((s["host"], "message"))
+    return bad
+
+
+def verbs(observed):
+    return [c["verb"] for s in observed["smtp_sessions"] for c in s["commands"]]
+
+
+def messages(observed):
+    return [m for s in observed["smtp_sessions"] for m in s.get("messages", [])]
+
+
+def test_send_valid_enforce(ststest_bin, src_dir, world_factory):
+    w = world_factory(scenario(src_dir, "valid-enforce"))
+    r, doc = send_json(ststest_bin, w)
+    obs = w.stop()
+    assert r.returncode == 0, r.stderr
+    [res] = doc["results"]
+    assert res["recipient"] == RCPT
+    assert res["domain"] == "example.test"
+    assert res["outcome"] == "delivered"
+    assert res["failures"] == []
+    pol = res["policy"]
+    assert pol["source"] == "fetched"
+    assert pol["mode"] == "enforce"
+    assert pol["id"] == "20240101T000000"
+    assert pol["max_age"] == 86400
+    assert pol["mx"] == ["mail.example.test"]
+    [mx] = res["mx"]
+    assert mx["host"] == "mail.example.test"
+    assert mx["preference"] == 10
+    assert mx["address"] == w.ready["hosts"]["mail.example.test"]
+    assert mx["policy_match"] is True
+    assert mx["starttls"] is True
+    assert mx["action"] == "delivered"
+    assert mx["failure"] is None
+    tls = mx["tls"]
+    assert tls["verified"] is True
+    assert tls["version"].startswith("TLSv1.")
+    assert tls["cipher"]
+    assert "DNS:mail.example.test" in tls["peer_names"]
+    assert tls["not_before"].endswith("Z") and tls["not_after"].endswith("Z")
+    assert mx["smtp"]["code"] == 250
+
+    # What the world saw: TXT first, one HTTPS fetch, one session over TLS with SNI.
+    assert obs["dns"][0]["name"] == "_mta-sts.example.test"
+    assert obs["dns"][0]["type"] == "TXT"
+    [fetch] = obs["policy_fetches"]
+    assert fetch["scheme"] == "https" and fetch["status"] == 200
+    assert fetch["sni"] == "mta-sts.example.test"
+    [sess] = obs["smtp_sessions"]
+    assert sess["sni"] == "mail.example.test"
+    assert verbs(obs)[:3] == ["EHLO", "STARTTLS", "EHLO"]
+    assert envelope_in_clear(obs) == []
+    [msg] = messages(obs)
+    assert msg["tls"] is True and msg["bytes"] > 0
+
+    # The transcript a postmaster reads.
+    err = r.stderr
+    for line in ('DNS _mta-sts.example.test TXT -> "v=STSv1; id=20240101T000000;"',
+                 "MTASTS policy-->mode enforce", "MTASTS policy-->mx mail.example.test",
+                 "MX 10 mail.example.test policy match", "--> EHLO", "--> STARTTLS",
+                 "~~> MAIL FROM:<", "<~~ 250", "Cert VALIDATED: ok",
+                 "Cert Hostname VERIFIED (mail.example.test = mail.example.test",
+                 "Not Valid Before", "Not Valid After",
+                 "RESULT postmaster@example.test: delivered"):
+        assert line in err, f"{line!r} not in transcript:\n{err}"
+    assert "--> MAIL" not in err
+
+
+def test_send_text_output(ststest_bin, src_dir, world_factory):
+    w = world_factory(scenario(src_dir, "valid-enforce"))
+    r = run_sender(ststest_bin, "send", w, RCPT)
+    w.stop()
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.startswith(f"{RCPT}: delivered")
+    assert "[" in r.stderr and "] SEND postmaster@example.test" in r.stderr
+
+
+def test_check_sends_no_mail(ststest_bin, src_dir, world_factory):
+    w = world_factory(scenario(src_dir, "valid-enforce"))
+    r, doc = send_json(ststest_bin, w, command="check", target="example.test")
+    obs = w.stop()
+    assert r.returncode == 0, r.stderr
+    [res] = doc["results"]
+    assert res["domain"] == "example.test"
+    assert res["outcome"] == "delivered"
+    assert res["mx"][0]["tls"]["verified"] is True
+    assert res["policy"]["source"] == "fetched"
+    assert messages(obs) == []
+    assert verbs(obs) == ["EHLO", "STARTTLS", "EHLO", "QUIT"]
+
+
+def test_mode_none_override(ststest_bin, src_dir, world_factory):
+    w = world_factory(scenario(src_dir, "valid-enforce"))
+    r, doc = send_json(ststest_bin, w, "--mode", "none")
+    obs = w.stop()
+    assert r.returncode == 0, r.stderr
+    [res] = doc["results"]
+    assert res["outcome"] == "delivered"
+    assert res["policy"]["source"] == "fetched"
+    assert res["policy"]["mode"] == "none"
+    assert res["policy"]["policy_mode"] == "enforce"
+    assert res["tls_required"] is False
+    # Opportunistic TLS is still used when offered.
+    assert res["mx"][0]["tls"]["verified"] is True
+    assert len(messages(obs)) == 1
+
+
+def test_two_recipients_concurrently(ststest_bin, src_dir, world_factory):
+    w = world_factory(scenario(src_dir, "valid-enforce"))
+    r = run_sender(ststest_bin, "send", w, "--json", RCPT, "other@example.test")
+    obs = w.stop()
+    assert r.returncode == 0, r.stderr
+    doc = json.loads(r.stdout)
+    assert [x["recipient"] for x in doc["results"]] == [RCPT, "other@example.test"]
+    assert all(x["outcome"] == "delivered" for x in doc["results"])
+    assert len(messages(obs)) == 2
+    assert envelope_in_clear(obs) == []
+
+
+def test_data_file_and_stdin(ststest_bin, src_dir, world_factory, tmp_path):
+    body = "Subject: hi\n\n.a line with a leading dot\nend\n"
+    f = tmp_path / "msg.txt"
+    f.write_text(body)
+    w = world_factory(scenario(src_dir, "valid-enforce"))
+    r1, d1 = send_json(ststest_bin, w, "--data", str(f), "--from", "me@sender.test")
+    r2, d2 = send_json(ststest_bin, w, "--data", "-", input=body)
+    obs = w.stop()
+    assert r1.returncode == 0, r1.stderr
+    assert r2.returncode == 0, r2.stderr
+    m1, m2 = messages(obs)
+    assert m1["sha256"] == m2["sha256"]
+    assert m1.get("from", "me@sender.test") == "me@sender.test"
+
+
+def test_data_file_missing_is_input_error(ststest_bin, tmp_path):
+    r = subprocess.run([ststest_bin, "send", "--dns", "127.0.0.1:9", "--data",
+                        str(tmp_path / "nope"), RCPT], capture_output=True, text=True, timeout=30)
+    assert r.returncode == 65
+    assert "nope" in r.stderr
+
+
+@pytest.mark.parametrize("mode,exit_code,outcome,received,failures,verified", [
+    ("enforce", 75, "deferred", 0, ["certificate-host-mismatch"], False),
+    ("testing", 0, "delivered", 1, ["certificate-host-mismatch"], False),
+    ("none", 0, "delivered", 1, [], False),
+])
+def test_bad_san(ststest_bin, src_dir, world_factory, mode, exit_code, outcome, received,
+                 failures, verified):
+    w = world_factory(scenario(src_dir, "bad-san"), "--mode", mode)
+    r, doc = send_json(ststest_bin, w)
+    obs = w.stop()
+    assert r.returncode == exit_code, r.stderr
+    [res] = doc["results"]
+    assert res["outcome"] == outcome
+    assert res["failures"] == failures
+    mx = res["mx"][0]
+    assert mx["tls"]["verified"] is verified
+    assert mx["tls"]["name_ok"] is False
+    assert "DNS:wrong.example.test" in mx["tls"]["peer_names"]
+    assert len(messages(obs)) == received
+    if mode == "enforce":
+        assert mx["action"] == "refused"
+        assert mx["failure"] == "certificate-host-mismatch"
+        assert not ENVELOPE & set(verbs(obs)), verbs(obs)
+        assert "Cert Hostname MISMATCH" in r.stderr
+
+
+@pytest.mark.parametrize("mode,exit_code,outcome,received,failures", [
+    ("enforce", 75, "deferred", 0, ["starttls-not-supported"]),
+    ("testing", 0, "delivered", 1, ["starttls-not-supported"]),
+    ("none", 0, "delivered", 1, []),
+])
+def test_no_starttls(ststest_bin, src_dir, world_factory, mode, exit_code, outcome, received,
+                     failures):
+    w = world_factory(scenario(src_dir, "no-starttls"), "--mode", mode)
+    r, doc = send_json(ststest_bin, w)
+    obs = w.stop()
+    assert r.returncode == exit_code, r.stderr
+    [res] = doc["results"]
+    assert res["outcome"] == outcome
+    assert res["failures"] == failures
+    assert res["mx"][0]["starttls"] is False
+    assert res["mx"][0]["tls"] is None
+    assert len(messages(obs)) == received
+    if mode == "enforce":
+        # Security invariant: nothing after EHLO but QUIT.
+        assert verbs(obs) == ["EHLO", "QUIT"]
+
+
+def test_require_tls_without_policy(ststest_bin, src_dir, world_factory):
+    w = world_factory(scenario(src_dir, "require-tls-no-policy"))
+    r, doc = send_json(ststest_bin, w, "--require-tls")
+    obs = w.stop()
+    assert r.returncode == 75, r.stderr
+    [res] = doc["results"]
+    assert res["outcome"] == "deferred"
+    assert res["policy"]["source"] == "none"
+    assert res["failures"] == ["starttls-not-supported"]
+    assert res["mx"][0]["action"] == "refused"
+    assert not ENVELOPE & set(verbs(obs))
+    assert messages(obs) == []
+
+
+def test_mx_not_in_policy_is_never_contacted(ststest_bin, src_dir, world_factory):
+    w = world_factory(scenario(src_dir, "mx-not-in-policy"))
+    r, doc = send_json(ststest_bin, w)
+    obs = w.stop()
+    assert r.returncode == 75, r.stderr
+    [res] = doc["results"]
+    assert res["outcome"] == "deferred"
+    assert res["failures"] == ["validation-failure"]
+    mx = res["mx"][0]
+    assert mx["policy_match"] is False
+    assert mx["action"] == "refused"
+    assert mx["connected"] is False
+    assert obs["smtp_sessions"] == []
+
+
+def test_mx_fallback_to_second_mx(ststest_bin, src_dir, world_factory):
+    w = world_factory(scenario(src_dir, "mx-fallback"))
+    r, doc = send_json(ststest_bin, w)
+    obs = w.stop()
+    assert r.returncode == 0, r.stderr
+    [res] = doc["results"]
+    assert res["outcome"] == "delivered"
+    assert [m["host"] for m in res["mx"]] == ["mx1.example.test", "mx2.example.test"]
+    assert [m["action"] for m in res["mx"]] == ["refused", "delivered"]
+    assert res["failures"] == ["certificate-host-mismatch"]
+    assert envelope_in_clear(obs) == []
+    delivered = [s["host"] for s in obs["smtp_sessions"] if s.get("messages")]
+    assert delivered == ["mx2.example.test"]
+
+
+def test_policy_404_means_no_policy(ststest_bin, src_dir, world_factory):
+    w = world_factory(scenario(src_dir, "policy-404"))
+    r, doc = send_json(ststest_bin, w)
+    obs = w.stop()
+    assert r.returncode == 0, r.stderr
+    [res] = doc["results"]
+    assert res["outcome"] == "delivered"
+    assert res["policy"]["source"] == "none"
+    assert res["failures"] == ["sts-policy-fetch-error"]
+    assert obs["policy_fetches"][0]["status"] == 404
+
+
+def test_now_in_the_future_expires_everything(ststest_bin, src_dir, world_factory):
+    # --now reaches both the policy fetch (its certificate is expired then, so there
+    # is no policy) and the MX certificate check.
+    w = world_factory(scenario(src_dir, "valid-enforce"))
+    r, doc = send_json(ststest_bin, w, "--now", "2099-01-01T00:00:00Z")
+    obs = w.stop()
+    assert r.returncode == 0, r.stderr
+    [res] = doc["results"]
+    assert res["policy"]["source"] == "none"
+    assert "sts-webpki-invalid" in res["failures"]
+    mx = res["mx"][0]
+    assert mx["tls"]["verified"] is False
+    assert mx["tls"]["time_ok"] is False
+    assert mx["action"] == "delivered"  # no policy: opportunistic delivery
+    assert len(messages(obs)) == 1
+
+
+def test_now_with_require_tls_refuses(ststest_bin, src_dir, world_factory):
+    w = world_factory(scenario(src_dir, "valid-enforce"))
+    r, doc = send_json(ststest_bin, w, "--require-tls", "--now", "4070908800")
+    obs = w.stop()
+    assert r.returncode == 75, r.stderr
+    [res] = doc["results"]
+    assert res["mx"][0]["action"] == "refused"
+    assert res["mx"][0]["failure"] == "certificate-expired"
+    assert messages(obs) == []
+    assert not ENVELOPE & set(verbs(obs))
+
+
+@pytest.mark.parametrize("command,args,needle", [
+    ("send", [], "no RCPT given"),
+    ("check", [], "no DOMAIN given"),
+    ("send", ["--mode", "strict", RCPT], "--mode 'strict'"),
+    ("send", ["--smtp-port", "0", RCPT], "--smtp-port '0'"),
+    ("send", ["--https-port", "70000", RCPT], "--https-port '70000'"),
+    ("send", ["--timeout", "-1", RCPT], "--timeout '-1'"),
+    ("send", ["--now", "yesterday", RCPT], "--now 'yesterday'"),
+    ("send", ["--cache", "/tmp/x.db", RCPT], "policy cache is not built yet"),
+    ("send", ["--frobnicate", RCPT], "unknown option '--frobnicate'"),
+    ("send", [RCPT, "--dns"], "--dns needs a value"),
+    ("check", ["--data", "x", "example.test"], "--data is not used by check"),
+    ("send", ["--dns", "not an address", RCPT], ""),
+])
+def test_usage_errors(ststest_bin, command, args, needle):
+    r = subprocess.run([ststest_bin, command, *args], capture_output=True, text=True, timeout=30)
+    assert r.returncode == 64, (r.returncode, r.stderr)
+    assert needle in r.stderr
+    assert r.stdout == ""
+
+
+@pytest.mark.parametrize("command", ["send", "check"])
+def test_help_lists_every_option(ststest_bin, command):
+    r = subprocess.run([ststest_bin, command, "--help"], capture_output=True, text=True,
+                       timeout=30)
+    assert r.returncode == 0
+    assert r.stdout.startswith(f"usage: ststest {command}")
+    for opt in ("--dns", "--ca-file", "--smtp-port", "--https-port", "--require-tls", "--mode",
+                "--no-cache", "--cache", "--json", "--helo", "--timeout", "--now", "-v"):
+        assert opt in r.stdout, opt
+    if command == "send":
+        assert "--from" in r.stdout and "--data" in r.stdout
+
+
+# Paths of RFC 5321 5.1 / RFC 7505 with small scenarios written here (the world's
+# scenario format, see scenarios/valid-enforce.yaml).
+NULL_MX = """\
+name: null-mx
+refs: [RFC 7505 3]
+about: The domain publishes a null MX.
+domain: example.test
+dns: |
+  @          MX   0 .
+expect:
+  enforce: {outcome: failed, exit: 69, received: 0}
+"""
+
+IMPLICIT_MX = """\
+name: implicit-mx
+refs: [RFC 5321 5.1]
+about: No MX records; the domain's own address is the implicit MX.
+domain: example.test
+mx:
+  example.test: {}
+expect:
+  enforce: {outcome: delivered, exit: 0, received: 1}
+"""
+
+
+def test_null_mx_fails_at_once(ststest_bin, world_factory, tmp_path):
+    f = tmp_path / "null-mx.yaml"
+    f.write_text(NULL_MX)
+    w = world_factory(f)
+    r, doc = send_json(ststest_bin, w)
+    obs = w.stop()
+    assert r.returncode == 69, r.stderr
+    [res] = doc["results"]
+    assert res["outcome"] == "failed"
+    assert res["null_mx"] is True
+    assert res["mx"] == []
+    assert "RFC 7505" in res["detail"]
+    assert obs["smtp_sessions"] == []
+
+
+def test_implicit_mx(ststest_bin, world_factory, tmp_path):
+    f = tmp_path / "implicit-mx.yaml"
+    f.write_text(IMPLICIT_MX)
+    w = world_factory(f)
+    r, doc = send_json(ststest_bin, w)
+    obs = w.stop()
+    assert r.returncode == 0, r.stderr
+    [res] = doc["results"]
+    assert res["outcome"] == "delivered"
+    assert res["policy"]["source"] == "none"
+    [mx] = res["mx"]
+    assert mx["host"] == "example.test" and mx["implicit"] is True
+    assert mx["policy_match"] is None
+    assert mx["tls"]["verified"] is True
+    assert len(messages(obs)) == 1
+
+
+def test_domain_that_does_not_exist_fails(ststest_bin, src_dir, world_factory):
+    w = world_factory(scenario(src_dir, "valid-enforce"))
+    r, doc = send_json(ststest_bin, w, target="postmaster@nohost.example.test")
+    w.stop()
+    assert r.returncode == 69, r.stderr
+    [res] = doc["results"]
+    assert res["outcome"] == "failed"
+    assert res["domain"] == "nohost.example.test"
+    assert "does not exist" in res["detail"]

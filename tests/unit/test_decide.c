@@ -1,0 +1,242 @@
+/* test_decide.c - the delivery decisions (sender/decide.h) as tables: effective mode,
+ * MX acceptance, every mode x policy-match x STARTTLS x verified combination -> action,
+ * outcomes from action lists, exit statuses. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <string.h>
+#include <cmocka.h>
+
+#include "common/err.h"
+#include "sender/decide.h"
+
+#define N(a) (sizeof(a) / sizeof((a)[0]))
+#define E STS_EMODE_ENFORCE
+#define T STS_EMODE_TESTING
+#define NO STS_EMODE_NONE
+
+static void test_mode(void **state)
+{
+    (void)state;
+    static const struct {
+        int have_policy, policy_mode, has_override, override_mode, want;
+    } t[] = {
+        {0, E, 0, E, NO}, /* no policy: none, whatever the override says */
+        {0, E, 1, E, NO},
+        {1, E, 0, NO, E},
+        {1, T, 0, NO, T},
+        {1, NO, 0, NO, NO},
+        {1, E, 1, T, T},
+        {1, T, 1, E, E},
+        {1, E, 1, NO, NO},
+    };
+    for (size_t i = 0; i < N(t); i++)
+        if ((int)sts_decide_mode(t[i].have_policy, t[i].policy_mode, t[i].has_override,
+                                 t[i].override_mode) != t[i].want)
+            fail_msg("mode row %zu", i);
+    sts_emode m;
+    assert_int_equal(sts_emode_parse("enforce", &m), 0);
+    assert_int_equal(m, E);
+    assert_int_equal(sts_emode_parse("testing", &m), 0);
+    assert_int_equal(m, T);
+    assert_int_equal(sts_emode_parse("none", &m), 0);
+    assert_int_equal(m, NO);
+    assert_int_equal(sts_emode_parse("Enforce", &m), -1);
+    assert_int_equal(sts_emode_parse("auto", &m), -1);
+    assert_string_equal(sts_emode_name(T), "testing");
+    assert_string_equal(sts_action_name(STS_ACTION_REFUSED), "refused");
+    assert_string_equal(sts_outcome_name(STS_OUTCOME_DEFERRED), "deferred");
+}
+
+/* The whole per-MX decision chain for one session: MX acceptance, then TLS. */
+typedef struct mx_case {
+    sts_emode mode;
+    int require_tls;
+    int match, offered, handshake, verified;
+    const char *result_type; /* of an unverified certificate */
+    int want_connect;
+    sts_tls_verdict want_verdict;
+    const char *want_failure; /* the first failure recorded */
+} mx_case;
+
+static const mx_case mx_cases[] = {
+    /* enforce: MX must match; STARTTLS + verified or refused */
+    {E, 0, 0, 1, 1, 1, NULL, 0, STS_TLSV_REFUSE, "validation-failure"},
+    {E, 0, 1, 1, 1, 1, NULL, 1, STS_TLSV_CONTINUE, NULL},
+    {E, 0, 1, 0, 0, 0, NULL, 1, STS_TLSV_REFUSE, "starttls-not-supported"},
+    {E, 0, 1, 1, 0, 0, NULL, 1, STS_TLSV_REFUSE, "validation-failure"},
+    {E, 0, 1, 1, 1, 0, "certificate-host-mismatch", 1, STS_TLSV_REFUSE,
+     "certificate-host-mismatch"},
+    {E, 0, 1, 1, 1, 0, "certificate-expired", 1, STS_TLSV_REFUSE, "certificate-expired"},
+    {E, 0, 1, 1, 1, 0, "certificate-not-trusted", 1, STS_TLSV_REFUSE, "certificate-not-trusted"},
+    /* testing: connect to anything, deliver, record */
+    {T, 0, 0, 1, 1, 1, NULL, 1, STS_TLSV_CONTINUE, "validation-failure"},
+    {T, 0, 1, 1, 1, 1, NULL, 1, STS_TLSV_CONTINUE, NULL},
+    {T, 0, 1, 0, 0, 0, NULL, 1, STS_TLSV_CONTINUE, "starttls-not-supported"},
+    {T, 0, 1, 1, 0, 0, NULL, 1, STS_TLSV_RETRY_PLAIN, "validation-failure"},
+    {T, 0, 1, 1, 1, 0, "certificate-host-mismatch", 1, STS_TLSV_CONTINUE,
+     "certificate-host-mismatch"},
+    {T, 0, 0, 1, 1, 0, "certificate-expired", 1, STS_TLSV_CONTINUE, "validation-failure"},
+    /* none: as if no policy */
+    {NO, 0, 0, 1, 1, 1, NULL, 1, STS_TLSV_CONTINUE, NULL},
+    {NO, 0, 1, 0, 0, 0, NULL, 1, STS_TLSV_CONTINUE, "starttls-not-supported"},
+    {NO, 0, 1, 1, 0, 0, NULL, 1, STS_TLSV_RETRY_PLAIN, "validation-failure"},
+    {NO, 0, 1, 1, 1, 0, "certificate-not-trusted", 1, STS_TLSV_CONTINUE,
+     "certificate-not-trusted"},
+    /* --require-tls makes any mode fail closed */
+    {NO, 1, 0, 0, 0, 0, NULL, 1, STS_TLSV_REFUSE, "starttls-not-supported"},
+    {NO, 1, 1, 1, 0, 0, NULL, 1, STS_TLSV_REFUSE, "validation-failure"},
+    {T, 1, 1, 1, 1, 0, "certificate-expired", 1, STS_TLSV_REFUSE, "certificate-expired"},
+    {T, 1, 1, 1, 1, 1, NULL, 1, STS_TLSV_CONTINUE, NULL},
+    {E, 1, 1, 1, 1, 1, NULL, 1, STS_TLSV_CONTINUE, NULL},
+};
+
+static void test_mx_table(void **state)
+{
+    (void)state;
+    for (size_t i = 0; i < N(mx_cases); i++) {
+        const mx_case *c = &mx_cases[i];
+        const char *first = NULL, *f = NULL;
+        int connect = sts_decide_mx_connect(c->mode, c->match, &f);
+        first = f;
+        if (connect != c->want_connect)
+            fail_msg("mx row %zu: connect %d, want %d", i, connect, c->want_connect);
+        sts_tls_verdict v = STS_TLSV_REFUSE;
+        if (connect) {
+            sts_tls_facts facts = {
+                .starttls_offered = c->offered,
+                .starttls_code = c->offered ? 220 : 0,
+                .handshake_done = c->handshake,
+                .verified = c->verified,
+                .result_type = c->result_type,
+            };
+            int req = sts_decide_tls_required(c->mode, c->require_tls);
+            v = sts_decide_tls(req, &facts, &f);
+            if (!first)
+                first = f;
+        }
+        if (v != c->want_verdict)
+            fail_msg("mx row %zu: verdict %d, want %d", i, v, c->want_verdict);
+        if ((first == NULL) != (c->want_failure == NULL) ||
+            (first && strcmp(first, c->want_failure)))
+            fail_msg("mx row %zu: failure %s, want %s", i, first ? first : "null",
+                     c->want_failure ? c->want_failure : "null");
+    }
+}
+
+static void test_tls_edges(void **state)
+{
+    (void)state;
+    const char *f;
+    /* STARTTLS offered but answered 454 (RFC 3207 4). */
+    sts_tls_facts refused = {.starttls_offered = 1, .starttls_code = 454};
+    assert_int_equal(sts_decide_tls(1, &refused, &f), STS_TLSV_REFUSE);
+    assert_string_equal(f, "starttls-not-supported");
+    assert_int_equal(sts_decide_tls(0, &refused, &f), STS_TLSV_CONTINUE);
+    /* Unverified with no result type from the TLS layer: still a failure. */
+    sts_tls_facts unknown = {.starttls_offered = 1, .starttls_code = 220, .handshake_done = 1};
+    assert_int_equal(sts_decide_tls(1, &unknown, &f), STS_TLSV_REFUSE);
+    assert_string_equal(f, "validation-failure");
+    /* The plaintext retry continues only when TLS is not required. */
+    sts_tls_facts retry = {.plain_retry = 1, .starttls_offered = 1};
+    assert_int_equal(sts_decide_tls(0, &retry, &f), STS_TLSV_CONTINUE);
+    assert_int_equal(sts_decide_tls(1, &retry, &f), STS_TLSV_REFUSE);
+    /* Required TLS. */
+    assert_true(sts_decide_tls_required(E, 0));
+    assert_false(sts_decide_tls_required(T, 0));
+    assert_false(sts_decide_tls_required(NO, 0));
+    assert_true(sts_decide_tls_required(NO, 1));
+}
+
+static void test_reply_actions(void **state)
+{
+    (void)state;
+    assert_int_equal(sts_decide_reply_action(250), STS_ACTION_NONE);
+    assert_int_equal(sts_decide_reply_action(354), STS_ACTION_NONE);
+    assert_int_equal(sts_decide_reply_action(421), STS_ACTION_TEMPFAIL);
+    assert_int_equal(sts_decide_reply_action(452), STS_ACTION_TEMPFAIL);
+    assert_int_equal(sts_decide_reply_action(550), STS_ACTION_PERMFAIL);
+    assert_int_equal(sts_decide_reply_action(554), STS_ACTION_PERMFAIL);
+    /* next MX? */
+    assert_false(sts_decide_try_next_mx(STS_ACTION_DELIVERED, 0));
+    assert_false(sts_decide_try_next_mx(STS_ACTION_PERMFAIL, 1));
+    assert_true(sts_decide_try_next_mx(STS_ACTION_PERMFAIL, 0));
+    assert_true(sts_decide_try_next_mx(STS_ACTION_TEMPFAIL, 1));
+    assert_true(sts_decide_try_next_mx(STS_ACTION_REFUSED, 0));
+}
+
+#define D STS_ACTION_DELIVERED
+#define R STS_ACTION_REFUSED
+#define TF STS_ACTION_TEMPFAIL
+#define PF STS_ACTION_PERMFAIL
+
+typedef struct outcome_case {
+    sts_action actions[4];
+    size_t n;
+    sts_emode mode;
+    int require_tls, null_mx, no_such_domain;
+    sts_outcome want;
+} outcome_case;
+
+static const outcome_case outcome_cases[] = {
+    {{D}, 1, E, 0, 0, 0, STS_OUTCOME_DELIVERED},
+    {{R, D}, 2, E, 0, 0, 0, STS_OUTCOME_DELIVERED},
+    {{TF, R, D}, 3, E, 0, 0, 0, STS_OUTCOME_DELIVERED},
+    {{R}, 1, E, 0, 0, 0, STS_OUTCOME_DEFERRED},      /* RFC 8461 5.1 */
+    {{R, R}, 2, E, 1, 0, 0, STS_OUTCOME_DEFERRED},   /* enforce wins over require-tls */
+    {{R}, 1, NO, 1, 0, 0, STS_OUTCOME_DEFERRED},     /* --require-tls alone */
+    {{R}, 1, T, 1, 0, 0, STS_OUTCOME_DEFERRED},
+    {{TF}, 1, NO, 0, 0, 0, STS_OUTCOME_DEFERRED},
+    {{TF, TF}, 2, E, 0, 0, 0, STS_OUTCOME_DEFERRED},
+    {{PF}, 1, NO, 0, 0, 0, STS_OUTCOME_FAILED},
+    {{TF, PF}, 2, T, 0, 0, 0, STS_OUTCOME_FAILED},
+    {{R, TF}, 2, E, 0, 0, 0, STS_OUTCOME_DEFERRED},
+    {{0}, 0, NO, 0, 1, 0, STS_OUTCOME_FAILED},       /* RFC 7505 null MX */
+    {{0}, 0, E, 0, 1, 0, STS_OUTCOME_FAILED},
+    {{0}, 0, NO, 0, 0, 1, STS_OUTCOME_FAILED},       /* no such domain */
+    {{0}, 0, NO, 0, 0, 0, STS_OUTCOME_DEFERRED},     /* DNS trouble: nothing tried */
+};
+
+static void test_outcome_table(void **state)
+{
+    (void)state;
+    for (size_t i = 0; i < N(outcome_cases); i++) {
+        const outcome_case *c = &outcome_cases[i];
+        sts_outcome_facts f = {
+            .actions = c->actions,
+            .nactions = c->n,
+            .mode = c->mode,
+            .require_tls = c->require_tls,
+            .null_mx = c->null_mx,
+            .no_such_domain = c->no_such_domain,
+        };
+        sts_outcome o = sts_decide_outcome(&f);
+        if (o != c->want)
+            fail_msg("outcome row %zu: %s, want %s", i, sts_outcome_name(o),
+                     sts_outcome_name(c->want));
+    }
+}
+
+static void test_exit(void **state)
+{
+    (void)state;
+    sts_outcome all_ok[] = {STS_OUTCOME_DELIVERED, STS_OUTCOME_DELIVERED};
+    sts_outcome some_def[] = {STS_OUTCOME_DELIVERED, STS_OUTCOME_DEFERRED};
+    sts_outcome some_fail[] = {STS_OUTCOME_DEFERRED, STS_OUTCOME_FAILED, STS_OUTCOME_DELIVERED};
+    assert_int_equal(sts_decide_exit(all_ok, 2), STS_EXIT_OK);
+    assert_int_equal(sts_decide_exit(some_def, 2), STS_EXIT_TEMPFAIL);
+    assert_int_equal(sts_decide_exit(some_fail, 3), STS_EXIT_UNAVAILABLE);
+    assert_int_equal(sts_decide_exit(NULL, 0), STS_EXIT_OK);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_mode),          cmocka_unit_test(test_mx_table),
+        cmocka_unit_test(test_tls_edges),     cmocka_unit_test(test_reply_actions),
+        cmocka_unit_test(test_outcome_table), cmocka_unit_test(test_exit),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}

@@ -1,0 +1,346 @@
+/*
+ * test_dnssrv.c - the world's DNS answer function, without sockets: a table of
+ * queries (well-formed and malformed) against one zone, each checked for rcode,
+ * flags, section counts and the SOA in the authority section; plus zone-building
+ * errors and the helpers the world uses to assign addresses.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <string.h>
+
+#include <cmocka.h>
+#include <ldns/ldns.h>
+
+#include "common/err.h"
+#include "fakedns/dnssrv.h"
+
+static const char *zone_text = "@          MX   10 mail\n"
+                               "@          MX   20 mail2\n"
+                               "; a comment line\n"
+                               "\n"
+                               "_mta-sts   TXT  \"v=STSv1; \" \"id=20240101T000000;\"\n"
+                               "multi      TXT  \"a\" \"b\" \"c\"\n"
+                               "multi      TXT  \"second\"\n"
+                               "www        CNAME alias\n"
+                               "alias      CNAME mail\n"
+                               "loop1      CNAME loop2\n"
+                               "loop2      CNAME loop1\n"
+                               "ext        CNAME mail.elsewhere.test.\n"
+                               "a.b.c      A    192.0.2.1\n"
+                               "v6         AAAA 2001:db8::1\n";
+
+static sts_dns_zone *make_zone(void)
+{
+    char err[256] = "";
+    sts_dns_zone *z = sts_dns_zone_new("example.test", err, sizeof(err));
+    assert_non_null(z);
+    assert_int_equal(sts_dns_zone_add_lines(z, zone_text, "t.yaml", 5, err, sizeof(err)), 0);
+    /* 20 TXT records of ~100 octets: over 512 octets, under 4096. */
+    char line[256];
+    for (int i = 0; i < 20; i++) {
+        snprintf(line, sizeof(line), "big TXT \"%02d%s\"", i,
+                 "xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx");
+        assert_int_equal(sts_dns_zone_add_lines(z, line, "t.yaml", 100 + i, err, sizeof(err)),
+                         0);
+    }
+    assert_int_equal(sts_dns_zone_add_a(z, "mail.example.test", "127.1.2.10"), 0);
+    assert_int_equal(sts_dns_zone_add_a(z, "mx.provider.test", "127.1.2.12"), 0);
+    assert_int_equal(sts_dns_zone_finish(z), 0);
+    return z;
+}
+
+enum mutation {
+    M_NONE,
+    M_SHORT,        /* 5 octets */
+    M_QR,           /* a response */
+    M_OPCODE,       /* opcode STATUS */
+    M_QD2,          /* qdcount 2 */
+    M_CUT,          /* question cut short */
+    M_POINTER,      /* compression pointer in the question */
+    M_TRAILING,     /* garbage after the question */
+    M_TC,           /* TC set in the query */
+    M_TWO_OPT,      /* two OPT records */
+    M_LONG_LABEL,   /* label length 64 */
+    M_ANCOUNT,      /* an answer in a query */
+};
+
+struct qcase {
+    const char *what;
+    const char *qname;
+    uint16_t qtype;
+    uint16_t qclass;    /* 0 = IN */
+    int edns;           /* 0 = none, else the advertised UDP size */
+    int edns_version;
+    sts_dns_transport transport;
+    enum mutation mut;
+    /* expected */
+    int answered;
+    int rcode;
+    int aa, tc;
+    int ancount;
+    int soa;            /* authority holds the SOA */
+    int txt_strings;    /* >0: the first answer is a TXT with this many strings */
+};
+
+static const struct qcase cases[] = {
+    {"A of an auto host", "mail.example.test", LDNS_RR_TYPE_A, 0, 0, 0, STS_DNS_UDP, M_NONE, 1, 0, 1, 0, 1, 0, 0},
+    {"case-insensitive name", "MAIL.Example.TEST", LDNS_RR_TYPE_A, 0, 0, 0, STS_DNS_UDP, M_NONE, 1, 0, 1, 0, 1, 0, 0},
+    {"MX at the apex", "example.test", LDNS_RR_TYPE_MX, 0, 0, 0, STS_DNS_UDP, M_NONE, 1, 0, 1, 0, 2, 0, 0},
+    {"MX over TCP", "example.test", LDNS_RR_TYPE_MX, 0, 0, 0, STS_DNS_TCP, M_NONE, 1, 0, 1, 0, 2, 0, 0},
+    {"TXT multi-string kept", "_mta-sts.example.test", LDNS_RR_TYPE_TXT, 0, 0, 0, STS_DNS_UDP, M_NONE, 1, 0, 1, 0, 1, 0, 2},
+    {"two TXT records", "multi.example.test", LDNS_RR_TYPE_TXT, 0, 0, 0, STS_DNS_UDP, M_NONE, 1, 0, 1, 0, 2, 0, 3},
+    {"CNAME chain followed", "www.example.test", LDNS_RR_TYPE_A, 0, 0, 0, STS_DNS_UDP, M_NONE, 1, 0, 1, 0, 3, 0, 0},
+    {"CNAME asked for", "www.example.test", LDNS_RR_TYPE_CNAME, 0, 0, 0, STS_DNS_UDP, M_NONE, 1, 0, 1, 0, 1, 0, 0},
+    {"CNAME chain ends in NODATA", "www.example.test", LDNS_RR_TYPE_AAAA, 0, 0, 0, STS_DNS_UDP, M_NONE, 1, 0, 1, 0, 2, 1, 0},
+    {"CNAME loop stops", "loop1.example.test", LDNS_RR_TYPE_A, 0, 0, 0, STS_DNS_UDP, M_NONE, 1, 0, 1, 0, 2, 0, 0},
+    {"CNAME out of zone", "ext.example.test", LDNS_RR_TYPE_A, 0, 0, 0, STS_DNS_UDP, M_NONE, 1, 0, 1, 0, 1, 0, 0},
+    {"NXDOMAIN carries SOA", "nope.example.test", LDNS_RR_TYPE_A, 0, 0, 0, STS_DNS_UDP, M_NONE, 1, 3, 1, 0, 0, 1, 0},
+    {"NXDOMAIN below a leaf", "x.mail.example.test", LDNS_RR_TYPE_TXT, 0, 0, 0, STS_DNS_UDP, M_NONE, 1, 3, 1, 0, 0, 1, 0},
+    {"NODATA carries SOA", "mail.example.test", LDNS_RR_TYPE_AAAA, 0, 0, 0, STS_DNS_UDP, M_NONE, 1, 0, 1, 0, 0, 1, 0},
+    {"empty non-terminal is NODATA", "b.c.example.test", LDNS_RR_TYPE_A, 0, 0, 0, STS_DNS_UDP, M_NONE, 1, 0, 1, 0, 0, 1, 0},
+    {"explicit AAAA", "v6.example.test", LDNS_RR_TYPE_AAAA, 0, 0, 0, STS_DNS_UDP, M_NONE, 1, 0, 1, 0, 1, 0, 0},
+    {"synthesized SOA", "example.test", LDNS_RR_TYPE_SOA, 0, 0, 0, STS_DNS_UDP, M_NONE, 1, 0, 1, 0, 1, 0, 0},
+    {"synthesized NS", "example.test", LDNS_RR_TYPE_NS, 0, 0, 0, STS_DNS_UDP, M_NONE, 1, 0, 1, 0, 1, 0, 0},
+    {"ANY", "mail.example.test", LDNS_RR_TYPE_ANY, 0, 0, 0, STS_DNS_UDP, M_NONE, 1, 0, 1, 0, 1, 0, 0},
+    {"out-of-domain host apex", "mx.provider.test", LDNS_RR_TYPE_A, 0, 0, 0, STS_DNS_UDP, M_NONE, 1, 0, 1, 0, 1, 0, 0},
+    {"out-of-domain host NODATA", "mx.provider.test", LDNS_RR_TYPE_MX, 0, 0, 0, STS_DNS_UDP, M_NONE, 1, 0, 1, 0, 0, 1, 0},
+    {"out of zone REFUSED", "example.org", LDNS_RR_TYPE_A, 0, 0, 0, STS_DNS_UDP, M_NONE, 1, 5, 0, 0, 0, 0, 0},
+    {"parent of zone REFUSED", "test", LDNS_RR_TYPE_NS, 0, 0, 0, STS_DNS_UDP, M_NONE, 1, 5, 0, 0, 0, 0, 0},
+    {"big over UDP truncated", "big.example.test", LDNS_RR_TYPE_TXT, 0, 0, 0, STS_DNS_UDP, M_NONE, 1, 0, 1, 1, 0, 0, 0},
+    {"big, EDNS 4096 fits", "big.example.test", LDNS_RR_TYPE_TXT, 0, 4096, 0, STS_DNS_UDP, M_NONE, 1, 0, 1, 0, 20, 0, 0},
+    {"big, EDNS 300 counts as 512", "big.example.test", LDNS_RR_TYPE_TXT, 0, 300, 0, STS_DNS_UDP, M_NONE, 1, 0, 1, 1, 0, 0, 0},
+    {"big over TCP whole", "big.example.test", LDNS_RR_TYPE_TXT, 0, 0, 0, STS_DNS_TCP, M_NONE, 1, 0, 1, 0, 20, 0, 0},
+    {"EDNS version 1 BADVERS", "mail.example.test", LDNS_RR_TYPE_A, 0, 1232, 1, STS_DNS_UDP, M_NONE, 1, STS_DNS_BADVERS, 0, 0, 0, 0, 0},
+    {"class CH NOTIMP", "mail.example.test", LDNS_RR_TYPE_A, LDNS_RR_CLASS_CH, 0, 0, STS_DNS_UDP, M_NONE, 1, 4, 0, 0, 0, 0, 0},
+    {"AXFR NOTIMP", "example.test", LDNS_RR_TYPE_AXFR, 0, 0, 0, STS_DNS_TCP, M_NONE, 1, 4, 0, 0, 0, 0, 0},
+    {"OPT as question FORMERR", "example.test", LDNS_RR_TYPE_OPT, 0, 0, 0, STS_DNS_UDP, M_NONE, 1, 1, 0, 0, 0, 0, 0},
+    {"too short: dropped", "example.test", LDNS_RR_TYPE_A, 0, 0, 0, STS_DNS_UDP, M_SHORT, 0, 0, 0, 0, 0, 0, 0},
+    {"a response: dropped", "example.test", LDNS_RR_TYPE_A, 0, 0, 0, STS_DNS_UDP, M_QR, 0, 0, 0, 0, 0, 0, 0},
+    {"opcode STATUS NOTIMP", "example.test", LDNS_RR_TYPE_A, 0, 0, 0, STS_DNS_UDP, M_OPCODE, 1, 4, 0, 0, 0, 0, 0},
+    {"two questions FORMERR", "example.test", LDNS_RR_TYPE_A, 0, 0, 0, STS_DNS_UDP, M_QD2, 1, 1, 0, 0, 0, 0, 0},
+    {"an answer in a query FORMERR", "example.test", LDNS_RR_TYPE_A, 0, 0, 0, STS_DNS_UDP, M_ANCOUNT, 1, 1, 0, 0, 0, 0, 0},
+    {"question cut short FORMERR", "example.test", LDNS_RR_TYPE_A, 0, 0, 0, STS_DNS_UDP, M_CUT, 1, 1, 0, 0, 0, 0, 0},
+    {"compression pointer FORMERR", "example.test", LDNS_RR_TYPE_A, 0, 0, 0, STS_DNS_UDP, M_POINTER, 1, 1, 0, 0, 0, 0, 0},
+    {"label of 64 FORMERR", "example.test", LDNS_RR_TYPE_A, 0, 0, 0, STS_DNS_UDP, M_LONG_LABEL, 1, 1, 0, 0, 0, 0, 0},
+    {"trailing octets FORMERR", "example.test", LDNS_RR_TYPE_A, 0, 0, 0, STS_DNS_UDP, M_TRAILING, 1, 1, 0, 0, 0, 0, 0},
+    {"TC in query FORMERR", "example.test", LDNS_RR_TYPE_A, 0, 0, 0, STS_DNS_UDP, M_TC, 1, 1, 0, 0, 0, 0, 0},
+    {"two OPT FORMERR", "example.test", LDNS_RR_TYPE_A, 0, 1232, 0, STS_DNS_UDP, M_TWO_OPT, 1, 1, 0, 0, 0, 0, 0},
+};
+
+static size_t put16(uint8_t *p, size_t o, uint16_t v)
+{
+    p[o] = (uint8_t)(v >> 8);
+    p[o + 1] = (uint8_t)v;
+    return o + 2;
+}
+
+static size_t put_opt(uint8_t *p, size_t o, int size, int version)
+{
+    p[o++] = 0;
+    o = put16(p, o, LDNS_RR_TYPE_OPT);
+    o = put16(p, o, (uint16_t)size);
+    p[o++] = 0;
+    p[o++] = (uint8_t)version;
+    o = put16(p, o, 0);
+    return put16(p, o, 0);
+}
+
+/* Build the query of c into p; returns its length. */
+static size_t build_query(const struct qcase *c, uint8_t *p)
+{
+    size_t o = 0;
+    uint16_t flags = 0x0100; /* RD */
+    if (c->mut == M_QR)
+        flags |= 0x8000;
+    if (c->mut == M_OPCODE)
+        flags |= 2 << 11;
+    if (c->mut == M_TC)
+        flags |= 0x0200;
+    o = put16(p, o, 0x1234);
+    o = put16(p, o, flags);
+    o = put16(p, o, c->mut == M_QD2 ? 2 : 1);
+    o = put16(p, o, c->mut == M_ANCOUNT ? 1 : 0);
+    o = put16(p, o, 0);
+    o = put16(p, o, c->mut == M_TWO_OPT ? 2 : c->edns ? 1 : 0);
+    if (c->mut == M_POINTER) {
+        p[o++] = 0xC0;
+        p[o++] = 0x0C;
+    } else if (c->mut == M_LONG_LABEL) {
+        p[o++] = 64;
+        memset(p + o, 'a', 64);
+        o += 64;
+        p[o++] = 0;
+    } else {
+        const char *s = c->qname;
+        while (*s) {
+            const char *dot = strchr(s, '.');
+            size_t n = dot ? (size_t)(dot - s) : strlen(s);
+            p[o++] = (uint8_t)n;
+            memcpy(p + o, s, n);
+            o += n;
+            s += n + (dot ? 1 : 0);
+        }
+        p[o++] = 0;
+    }
+    o = put16(p, o, c->qtype);
+    o = put16(p, o, c->qclass ? c->qclass : LDNS_RR_CLASS_IN);
+    if (c->edns)
+        o = put_opt(p, o, c->edns, c->edns_version);
+    if (c->mut == M_TWO_OPT)
+        o = put_opt(p, o, c->edns, 0);
+    if (c->mut == M_TRAILING)
+        p[o++] = 0x42;
+    if (c->mut == M_CUT)
+        o -= 3;
+    if (c->mut == M_SHORT)
+        o = 5;
+    return o;
+}
+
+static void test_answers(void **state)
+{
+    sts_dns_zone *z = make_zone();
+    sts_buf out;
+    sts_buf_init(&out, 0);
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        const struct qcase *c = &cases[i];
+        uint8_t q[512];
+        size_t len = build_query(c, q);
+        sts_dns_result res;
+        print_message("case: %s\n", c->what);
+        assert_int_equal(sts_dns_answer(z, q, len, c->transport, &out, &res), 0);
+        assert_int_equal(res.answered, c->answered);
+        if (!c->answered)
+            continue;
+        assert_int_equal(res.rcode, c->rcode);
+        assert_int_equal(res.aa, c->aa);
+        assert_int_equal(res.tc, c->tc);
+        assert_int_equal(res.ancount, c->ancount);
+        assert_int_equal(res.authority_soa, c->soa);
+        if (c->transport == STS_DNS_UDP)
+            assert_true(out.len <= (size_t)(c->edns > 512 ? c->edns : 512));
+        /* The reply itself must be well-formed and say the same. */
+        ldns_pkt *p = NULL;
+        assert_int_equal(ldns_wire2pkt(&p, (const uint8_t *)out.data, out.len), LDNS_STATUS_OK);
+        assert_int_equal(ldns_pkt_id(p), 0x1234);
+        assert_true(ldns_pkt_qr(p));
+        assert_true(ldns_pkt_rd(p));
+        assert_int_equal(ldns_pkt_get_rcode(p), c->rcode & 0x0F);
+        assert_int_equal(ldns_pkt_aa(p), c->aa);
+        assert_int_equal(ldns_pkt_tc(p), c->tc);
+        assert_int_equal(ldns_pkt_ancount(p), c->ancount);
+        if (c->rcode == STS_DNS_BADVERS) {
+            assert_true(ldns_pkt_edns(p));
+            assert_int_equal(ldns_pkt_edns_extended_rcode(p), 1);
+        }
+        if (c->edns && c->mut == M_NONE)
+            assert_true(ldns_pkt_edns(p)); /* OPT echoed */
+        if (!c->edns)
+            assert_false(ldns_pkt_edns(p));
+        if (c->soa) {
+            assert_int_equal(ldns_pkt_nscount(p), 1);
+            assert_int_equal(ldns_rr_get_type(ldns_rr_list_rr(ldns_pkt_authority(p), 0)),
+                             LDNS_RR_TYPE_SOA);
+        }
+        if (c->mut == M_NONE)
+            assert_int_equal(ldns_pkt_qdcount(p), 1); /* question echoed */
+        if (c->txt_strings) {
+            ldns_rr *rr = ldns_rr_list_rr(ldns_pkt_answer(p), 0);
+            assert_int_equal(ldns_rr_get_type(rr), LDNS_RR_TYPE_TXT);
+            assert_int_equal(ldns_rr_rd_count(rr), (size_t)c->txt_strings);
+        }
+        ldns_pkt_free(p);
+    }
+    sts_buf_free(&out);
+    sts_dns_zone_free(z);
+}
+
+static void test_result_names(void **state)
+{
+    sts_dns_zone *z = make_zone();
+    sts_buf out;
+    sts_buf_init(&out, 0);
+    const struct qcase c = {"", "_MTA-STS.example.test", LDNS_RR_TYPE_TXT, 0, 0, 0, STS_DNS_UDP, M_NONE, 1, 0, 1, 0, 1, 0, 0};
+    uint8_t q[512];
+    size_t len = build_query(&c, q);
+    sts_dns_result res;
+    assert_int_equal(sts_dns_answer(z, q, len, STS_DNS_UDP, &out, &res), 0);
+    assert_string_equal(res.qname, "_mta-sts.example.test");
+    assert_string_equal(res.qtype, "TXT");
+    assert_string_equal(sts_dns_rcode_name(res.rcode), "NOERROR");
+    assert_string_equal(sts_dns_rcode_name(3), "NXDOMAIN");
+    assert_string_equal(sts_dns_rcode_name(STS_DNS_BADVERS), "BADVERS");
+    sts_buf_free(&out);
+    sts_dns_zone_free(z);
+}
+
+struct zerr {
+    const char *text;
+    const char *want; /* substring of the message */
+};
+
+static const struct zerr zone_errors[] = {
+    {"@ MX 10 mail\nbad A 1.2.3\n", "scn.yaml:11: bad zone line 'bad A 1.2.3'"},
+    {"other.test. A 192.0.2.1\n", "scn.yaml:10: owner other.test lies outside the domain example.test"},
+    {"x CNAME y\nx A 192.0.2.1\n", "scn.yaml:11: x.example.test has a CNAME and other data"},
+    {"x A 192.0.2.1\nx CNAME y\n", "scn.yaml:11: x.example.test has a CNAME and other data"},
+    {"$TTL 60\n", "scn.yaml:10: zone directives such as $TTL 60 are not supported"},
+    {"x CH TXT \"a\"\n", "scn.yaml:10: only class IN"},
+    {"@ MX mail\n", "scn.yaml:10: bad zone line"},
+};
+
+static void test_zone_errors(void **state)
+{
+    for (size_t i = 0; i < sizeof(zone_errors) / sizeof(zone_errors[0]); i++) {
+        char err[512] = "";
+        sts_dns_zone *z = sts_dns_zone_new("example.test", err, sizeof(err));
+        assert_non_null(z);
+        int rc = sts_dns_zone_add_lines(z, zone_errors[i].text, "scn.yaml", 10, err, sizeof(err));
+        print_message("zone error: %s\n", err);
+        assert_int_not_equal(rc, 0);
+        assert_non_null(strstr(err, zone_errors[i].want));
+        sts_dns_zone_free(z);
+    }
+}
+
+static void test_zone_helpers(void **state)
+{
+    char err[256];
+    sts_dns_zone *z = sts_dns_zone_new("example.test", err, sizeof(err));
+    assert_int_equal(sts_dns_zone_add_lines(z,
+                                            "@ MX 10 mail\n@ MX 20 MX2\n@ MX 30 mail\n"
+                                            "@ MX 40 mx.elsewhere.test.\nsub MX 0 .\n"
+                                            "mx2 A 192.0.2.2\nalias CNAME mail\n",
+                                            "z", 1, err, sizeof(err)),
+                     0);
+    char **t = sts_dns_zone_mx_targets(z);
+    assert_non_null(t);
+    assert_string_equal(t[0], "mail.example.test");
+    assert_string_equal(t[1], "mx2.example.test");
+    assert_null(t[2]);
+    for (size_t i = 0; t[i]; i++)
+        free(t[i]);
+    free(t);
+    assert_true(sts_dns_zone_has_address(z, "mx2.example.test"));
+    assert_true(sts_dns_zone_has_address(z, "ALIAS.example.test"));
+    assert_false(sts_dns_zone_has_address(z, "mail.example.test"));
+    /* An A record next to a CNAME is refused. */
+    assert_int_not_equal(sts_dns_zone_add_a(z, "alias.example.test", "127.0.0.1"), 0);
+    assert_int_not_equal(sts_dns_zone_add_a(z, "mail.example.test", "not-an-address"), 0);
+    assert_int_equal(sts_dns_zone_add_a(z, "mail.example.test", "127.0.0.1"), 0);
+    assert_true(sts_dns_zone_has_address(z, "mail.example.test"));
+    sts_dns_zone_free(z);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_answers),
+        cmocka_unit_test(test_result_names),
+        cmocka_unit_test(test_zone_errors),
+        cmocka_unit_test(test_zone_helpers),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
