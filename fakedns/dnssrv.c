@@ -31,8 +31,8 @@ enum {
 };
 
 struct sts_dns_zone {
-    ldns_rdf *origin;  /* the domain */
-    ldns_rr_list *rrs; /* every record; owners in lower case */
+    ldns_rdf *origin;               /* the domain */
+    ldns_rr_list *rrs;              /* every record; owners in lower case */
     ldns_rdf *apex[DNS_MAX_APEXES]; /* apex[0] = origin; others: out-of-domain hosts */
     size_t napex;
 };
@@ -159,9 +159,8 @@ static int zone_add_line(sts_dns_zone *z, const char *line, ldns_rdf **prev, con
     } else {
         ldns_dname2canonical(ldns_rr_owner(rr));
         if (zone_cname_conflict(z, rr)) {
-            set_err(err, errlen,
-                    "%s:%d: %s has a CNAME and other data (RFC 1034 3.6.2 forbids it)", where,
-                    lineno, owner);
+            set_err(err, errlen, "%s:%d: %s has a CNAME and other data (RFC 1034 3.6.2 forbids it)",
+                    where, lineno, owner);
         } else if (!ldns_rr_list_push_rr(z->rrs, rr)) {
             set_err(err, errlen, "out of memory");
             rc = STS_ENOMEM;
@@ -188,6 +187,7 @@ int sts_dns_zone_add_lines(sts_dns_zone *z, const char *text, const char *where,
             rc = STS_ENOMEM;
             break;
         }
+        n = strlen(line); /* a NUL octet (a YAML "\0") ends the line early */
         if (n && line[n - 1] == '\r')
             line[n - 1] = '\0';
         const char *s = line + strspn(line, " \t");
@@ -314,11 +314,11 @@ int sts_dns_zone_finish(sts_dns_zone *z)
             if (k == 0) /* serial refresh retry expire minimum; the minimum is the
                          * negative-caching TTL (RFC 2308 4): short, so that scenarios
                          * may change the world between steps. */
-                snprintf(line, sizeof(line), "%s. %d IN SOA ns.%s. hostmaster.%s. 1 3600 600 86400 %d",
-                         apex, DNS_DEFAULT_TTL, origin, origin, DNS_DEFAULT_TTL);
+                snprintf(line, sizeof(line),
+                         "%s. %d IN SOA ns.%s. hostmaster.%s. 1 3600 600 86400 %d", apex,
+                         DNS_DEFAULT_TTL, origin, origin, DNS_DEFAULT_TTL);
             else
-                snprintf(line, sizeof(line), "%s. %d IN NS ns.%s.", apex, DNS_DEFAULT_TTL,
-                         origin);
+                snprintf(line, sizeof(line), "%s. %d IN NS ns.%s.", apex, DNS_DEFAULT_TTL, origin);
             ldns_rr *rr = NULL;
             if (ldns_rr_new_frm_str(&rr, line, DNS_DEFAULT_TTL, NULL, NULL) != LDNS_STATUS_OK)
                 return STS_EINVAL;
@@ -354,7 +354,7 @@ struct dns_query {
     uint8_t qname[255];
     size_t qname_len;
     uint16_t qtype, qclass;
-    int edns;       /* a valid OPT record was present */
+    int edns; /* a valid OPT record was present */
     uint16_t udp_size;
     int edns_version;
     int edns_do;
@@ -391,10 +391,9 @@ static int parse_opt(sts_cur *c, struct dns_query *q)
 {
     uint8_t root, ext_rcode, version;
     uint16_t type, udp, flags, rdlen;
-    if (sts_cur_u8(c, &root) || root != 0 || sts_cur_u16(c, &type) ||
-        type != LDNS_RR_TYPE_OPT || sts_cur_u16(c, &udp) || sts_cur_u8(c, &ext_rcode) ||
-        sts_cur_u8(c, &version) || sts_cur_u16(c, &flags) || sts_cur_u16(c, &rdlen) ||
-        sts_cur_skip(c, rdlen))
+    if (sts_cur_u8(c, &root) || root != 0 || sts_cur_u16(c, &type) || type != LDNS_RR_TYPE_OPT ||
+        sts_cur_u16(c, &udp) || sts_cur_u8(c, &ext_rcode) || sts_cur_u8(c, &version) ||
+        sts_cur_u16(c, &flags) || sts_cur_u16(c, &rdlen) || sts_cur_skip(c, rdlen))
         return STS_ESYNTAX;
     q->edns = 1;
     q->udp_size = udp;
@@ -456,8 +455,8 @@ static ldns_pkt *reply_pkt(const struct dns_query *q, int rcode, int aa, int tc,
 }
 
 /* Look qname up, filling an (answer) and ns (authority). Returns the rcode. */
-static int zone_lookup(const sts_dns_zone *z, ldns_rdf *qname, ldns_rr_type qtype,
-                       ldns_rr_list *an, ldns_rr_list *ns, int *aa)
+static int zone_lookup(const sts_dns_zone *z, ldns_rdf *qname, ldns_rr_type qtype, ldns_rr_list *an,
+                       ldns_rr_list *ns, int *aa)
 {
     const ldns_rdf *apex = zone_apex_of(z, qname);
     if (!apex)
@@ -660,10 +659,9 @@ typedef struct dns_tcp_sess {
 
 static void dnssrv_record(sts_dnssrv *s, const sts_dns_result *res, const char *transport)
 {
-    sts_debug(s->log, "dns %s %s %s -> %s%s%s an=%d", transport,
-              res->qname[0] ? res->qname : "-", res->qtype[0] ? res->qtype : "-",
-              sts_dns_rcode_name(res->rcode), res->aa ? " aa" : "", res->tc ? " tc" : "",
-              res->ancount);
+    sts_debug(s->log, "dns %s %s %s -> %s%s%s an=%d", transport, res->qname[0] ? res->qname : "-",
+              res->qtype[0] ? res->qtype : "-", sts_dns_rcode_name(res->rcode),
+              res->aa ? " aa" : "", res->tc ? " tc" : "", res->ancount);
     sts_observer_dns(s->obs, res->qname[0] ? res->qname : NULL, res->qtype[0] ? res->qtype : "-",
                      transport, sts_dns_rcode_name(res->rcode));
 }
@@ -691,8 +689,8 @@ static void dnssrv_recv_cb(uv_udp_t *h, ssize_t nread, const uv_buf_t *buf,
     if (nread == 0 || !addr || (flags & UV_UDP_PARTIAL))
         return;
     sts_dns_result res;
-    if (sts_dns_answer(s->zone, (const uint8_t *)buf->base, (size_t)nread, STS_DNS_UDP,
-                       &s->reply, &res) != 0 ||
+    if (sts_dns_answer(s->zone, (const uint8_t *)buf->base, (size_t)nread, STS_DNS_UDP, &s->reply,
+                       &res) != 0 ||
         !res.answered) {
         sts_debug(s->log, "dns udp: dropped a %zd-octet message", nread);
         return;

@@ -51,13 +51,13 @@ typedef enum { STS_DNS_UDP = 0, STS_DNS_TCP = 1 } sts_dns_transport;
 enum { STS_DNS_BADVERS = 16 };
 
 typedef struct sts_dns_result {
-    int answered;    /* 0: the query was dropped (too short, or a response) */
-    int rcode;       /* 0..15, or STS_DNS_BADVERS */
-    int aa, tc;      /* flags of the reply */
+    int answered; /* 0: the query was dropped (too short, or a response) */
+    int rcode;    /* 0..15, or STS_DNS_BADVERS */
+    int aa, tc;   /* flags of the reply */
     int ancount, nscount;
     int authority_soa; /* the authority section holds the apex SOA */
-    char qname[256]; /* lowercase, no trailing dot ("." for the root); "" if not parsed */
-    char qtype[24];  /* "TXT", "TYPE65280"; "" if not parsed */
+    char qname[256];   /* lowercase, no trailing dot ("." for the root); "" if not parsed */
+    char qtype[24];    /* "TXT", "TYPE65280"; "" if not parsed */
 } sts_dns_result;
 
 /* Answer one query (q, len) received over transport. On success out holds the wire
@@ -65,8 +65,8 @@ typedef struct sts_dns_result {
  * octets over UDP, or the EDNS0 payload size the query advertised (RFC 6891 6.2.5);
  * a reply that does not fit is sent with TC set and empty sections (RFC 1035
  * 4.2.1, RFC 2181 9). res describes the reply. Returns 0 or STS_ENOMEM. */
-int sts_dns_answer(const sts_dns_zone *z, const uint8_t *q, size_t len,
-                   sts_dns_transport transport, sts_buf *out, sts_dns_result *res);
+int sts_dns_answer(const sts_dns_zone *z, const uint8_t *q, size_t len, sts_dns_transport transport,
+                   sts_buf *out, sts_dns_result *res);
 
 /* Name of an rcode ("NXDOMAIN"). */
 const char *sts_dns_rcode_name(int rcode);

@@ -58,8 +58,8 @@ int sts_http_parse_request(const char *data, size_t len, sts_http_request *req)
      * a line end (RFC 9112 2.2). */
     size_t end = 0;
     for (size_t i = 0; i + 1 < len && !end; i++)
-        if (data[i] == '\n' && (data[i + 1] == '\n' ||
-                                (data[i + 1] == '\r' && i + 2 < len && data[i + 2] == '\n')))
+        if (data[i] == '\n' &&
+            (data[i + 1] == '\n' || (data[i + 1] == '\r' && i + 2 < len && data[i + 2] == '\n')))
             end = i + 1;
     if (!end)
         return len >= STS_HTTP_MAX_HEAD ? 431 : 0;
@@ -81,8 +81,8 @@ int sts_http_parse_request(const char *data, size_t len, sts_http_request *req)
             return 400;
     if (mlen >= sizeof(req->method))
         return 400;
-    if (vlen != 8 || memcmp(sp2 + 1, "HTTP/", 5) || sp2[7] != '.' || sp2[6] < '0' ||
-        sp2[6] > '9' || sp2[8] < '0' || sp2[8] > '9')
+    if (vlen != 8 || memcmp(sp2 + 1, "HTTP/", 5) || sp2[7] != '.' || sp2[6] < '0' || sp2[6] > '9' ||
+        sp2[8] < '0' || sp2[8] > '9')
         return 400;
     if (sp2[6] != '1')
         return 505;
@@ -134,27 +134,48 @@ int sts_http_parse_request(const char *data, size_t len, sts_http_request *req)
 static const char *status_text(int status)
 {
     switch (status) {
-    case 200: return "OK";
-    case 204: return "No Content";
-    case 301: return "Moved Permanently";
-    case 302: return "Found";
-    case 303: return "See Other";
-    case 304: return "Not Modified";
-    case 307: return "Temporary Redirect";
-    case 308: return "Permanent Redirect";
-    case 400: return "Bad Request";
-    case 403: return "Forbidden";
-    case 404: return "Not Found";
-    case 405: return "Method Not Allowed";
-    case 410: return "Gone";
-    case 414: return "URI Too Long";
-    case 429: return "Too Many Requests";
-    case 431: return "Request Header Fields Too Large";
-    case 500: return "Internal Server Error";
-    case 501: return "Not Implemented";
-    case 502: return "Bad Gateway";
-    case 503: return "Service Unavailable";
-    case 505: return "HTTP Version Not Supported";
+    case 200:
+        return "OK";
+    case 204:
+        return "No Content";
+    case 301:
+        return "Moved Permanently";
+    case 302:
+        return "Found";
+    case 303:
+        return "See Other";
+    case 304:
+        return "Not Modified";
+    case 307:
+        return "Temporary Redirect";
+    case 308:
+        return "Permanent Redirect";
+    case 400:
+        return "Bad Request";
+    case 403:
+        return "Forbidden";
+    case 404:
+        return "Not Found";
+    case 405:
+        return "Method Not Allowed";
+    case 410:
+        return "Gone";
+    case 414:
+        return "URI Too Long";
+    case 429:
+        return "Too Many Requests";
+    case 431:
+        return "Request Header Fields Too Large";
+    case 500:
+        return "Internal Server Error";
+    case 501:
+        return "Not Implemented";
+    case 502:
+        return "Bad Gateway";
+    case 503:
+        return "Service Unavailable";
+    case 505:
+        return "HTTP Version Not Supported";
     }
     return "Status";
 }
@@ -206,10 +227,9 @@ static void http_answer(http_sess *hs, sts_stream *st, int pstatus, const sts_ht
     const char *sni = c->ctx ? ti->sni : NULL;
     sts_info(s->log, "policy %s#%u %s %s host=%s sni=%s -> %d", c->scheme, hs->id,
              pstatus == 200 ? req->method : "-", pstatus == 200 ? req->path : "-",
-             pstatus == 200 && req->have_host ? req->host : "-", sni && *sni ? sni : "-",
-             status);
-    sts_observer_fetch(s->obs, pstatus == 200 && req->have_host ? req->host : NULL, c->scheme,
-                       sni, pstatus == 200 ? req->method : NULL, pstatus == 200 ? req->path : NULL,
+             pstatus == 200 && req->have_host ? req->host : "-", sni && *sni ? sni : "-", status);
+    sts_observer_fetch(s->obs, pstatus == 200 && req->have_host ? req->host : NULL, c->scheme, sni,
+                       pstatus == 200 ? req->method : NULL, pstatus == 200 ? req->path : NULL,
                        status);
     hs->answered = 1;
     if (rc != 0)
@@ -261,8 +281,8 @@ static void http_tls(sts_stream *st, int status)
         sts_stream_close(st);
         return;
     }
-    sts_debug(hs->srv->log, "policy https#%u TLS up: %s %s sni=%s", hs->id, ti->version,
-              ti->cipher, ti->sni[0] ? ti->sni : "-");
+    sts_debug(hs->srv->log, "policy https#%u TLS up: %s %s sni=%s", hs->id, ti->version, ti->cipher,
+              ti->sni[0] ? ti->sni : "-");
 }
 
 static void http_eof(sts_stream *st, int status)

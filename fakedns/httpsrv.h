@@ -30,15 +30,15 @@ typedef struct sts_httpsrv_conf {
     const char *content_type; /* of the policy path */
     const char *body;         /* the policy as served (borrowed) */
     size_t body_len;
-    const char *name;         /* the policy host's name, for the transcript */
+    const char *name; /* the policy host's name, for the transcript */
 } sts_httpsrv_conf;
 
 typedef struct sts_http_request {
     char method[16];
     char path[1024];
-    char host[256];   /* the Host field value, "" if absent */
+    char host[256]; /* the Host field value, "" if absent */
     int have_host;
-    int minor;        /* HTTP/1.<minor> */
+    int minor; /* HTTP/1.<minor> */
 } sts_http_request;
 
 /* Parse a request head from data (len octets received so far). Returns 0 when more

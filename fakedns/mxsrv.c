@@ -60,9 +60,9 @@ typedef struct smtp_sess {
     sts_stream *st;
     unsigned id;
     smtp_state state;
-    int tls;              /* TLS is up */
-    int esmtp;            /* greeted with EHLO */
-    int last_reply;       /* code of the last reply sent */
+    int tls;        /* TLS is up */
+    int esmtp;      /* greeted with EHLO */
+    int last_reply; /* code of the last reply sent */
     sts_obs_smtp *obs;
     sts_buf in;
     /* the transaction */
@@ -71,7 +71,7 @@ typedef struct smtp_sess {
     size_t nrcpts;
     sts_buf msg;
     int msg_too_big;
-    int line_start;       /* DATA: at the start of a line */
+    int line_start; /* DATA: at the start of a line */
     unsigned nmsg;
 } smtp_sess;
 
@@ -154,7 +154,7 @@ static int smtp_parse_path(const char *args, const char *prefix, char *out, size
 
 typedef struct smtp_cmd {
     const char *verb;
-    int args;                                   /* 1 = required, 0 = none allowed, -1 = any */
+    int args;                                     /* 1 = required, 0 = none allowed, -1 = any */
     int (*check)(smtp_sess *s, const char *args); /* 0 = go on; else the reply was sent */
     void (*proceed)(smtp_sess *s, const char *args);
 } smtp_cmd;
@@ -375,9 +375,18 @@ static const smtp_cmd smtp_cmds[] = {
     {"QUIT", 0, check_any, proceed_quit},
 };
 
-/* One command line (without its line end). */
+/* One command line (without its line end; n octets, NUL-terminated copy). */
 static void smtp_command(smtp_sess *s, char *line, size_t n)
 {
+    /* A NUL octet has no place in a command (RFC 5321 2.3.8: ASCII text); cutting
+     * the line there would act on something other than what was sent. */
+    if (memchr(line, '\0', n)) {
+        sts_debug(s->srv->log, "mx %s#%u %s (a line with a NUL octet)", s->srv->conf.host, s->id,
+                  s->tls ? "<~~" : "<--");
+        smtp_reply(s, 500, "5.5.2 Error: NUL octet in command");
+        sts_observer_smtp_command(s->srv->obs, s->obs, "?", s->tls, s->last_reply);
+        return;
+    }
     sts_debug(s->srv->log, "mx %s#%u %s %s", s->srv->conf.host, s->id, s->tls ? "<~~" : "<--",
               line);
     /* The verb, for the record: upper case, anything but letters and digits shown as
@@ -452,8 +461,9 @@ static int smtp_data(smtp_sess *s)
                 smtp_message_done(s);
                 return 1;
             }
-            if (d[0] == '.') { /* RFC 5321 4.5.2: dot-unstuffing */
+            if (d[0] == '.') { /* RFC 5321 4.5.2: dot-unstuffing, once per line */
                 sts_buf_consume(&s->in, 1);
+                s->line_start = 0;
                 continue;
             }
         }
@@ -494,12 +504,14 @@ static void smtp_feed(smtp_sess *s)
         size_t l = sts_buf_line(&s->in, &n);
         if (!l)
             return;
-        char *line = strndup(s->in.data, n);
-        sts_buf_consume(&s->in, l);
+        char *line = malloc(n + 1);
         if (!line) {
             sts_stream_close(s->st);
             return;
         }
+        memcpy(line, s->in.data, n);
+        line[n] = '\0';
+        sts_buf_consume(&s->in, l);
         smtp_command(s, line, n);
         free(line);
     }

@@ -24,11 +24,11 @@
 #define STS_SMTP_MAX_RCPTS 100                     /* RFC 5321 4.5.3.1.8 minimum */
 
 typedef struct sts_mxsrv_conf {
-    const char *host;     /* the MX host name (banner, observer); borrowed */
-    const char *address;  /* the address it listens on; borrowed */
-    int starttls;         /* advertise and accept STARTTLS */
-    SSL_CTX *ctx;         /* server context for STARTTLS (borrowed; NULL = none) */
-    size_t max_message;   /* 0 = STS_SMTP_MAX_MESSAGE */
+    const char *host;    /* the MX host name (banner, observer); borrowed */
+    const char *address; /* the address it listens on; borrowed */
+    int starttls;        /* advertise and accept STARTTLS */
+    SSL_CTX *ctx;        /* server context for STARTTLS (borrowed; NULL = none) */
+    size_t max_message;  /* 0 = STS_SMTP_MAX_MESSAGE */
 } sts_mxsrv_conf;
 
 typedef struct sts_mxsrv sts_mxsrv;

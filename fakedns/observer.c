@@ -7,7 +7,9 @@
 #include "common/err.h"
 
 #include <pthread.h>
+#include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 
 struct sts_observer {
     pthread_mutex_t mu;
@@ -64,18 +66,26 @@ int sts_observer_dns(sts_observer *o, const char *name, const char *type, const 
                      const char *rcode)
 {
     return observer_append(o, o->dns,
-                           json_pack("{s:o,s:s,s:s,s:s}", "name", str_or_null(name), "type",
-                                     type, "transport", transport, "rcode", rcode));
+                           json_pack("{s:o,s:s,s:s,s:s}", "name", str_or_null(name), "type", type,
+                                     "transport", transport, "rcode", rcode));
 }
 
 int sts_observer_fetch(sts_observer *o, const char *host, const char *scheme, const char *sni,
                        const char *method, const char *path, int status)
 {
-    return observer_append(o, o->fetches,
-                           json_pack("{s:o,s:s,s:o,s:o,s:o,s:i}", "host", str_or_null(host),
-                                     "scheme", scheme, "sni", str_or_null(sni), "method",
-                                     str_or_null(method), "path", str_or_null(path), "status",
-                                     status));
+    /* Host = uri-host [ ":" port ] (RFC 9110 7.2); an IPv6 literal keeps its brackets. */
+    char name[256] = "";
+    if (host) {
+        snprintf(name, sizeof(name), "%s", host);
+        char *colon = strrchr(name, ':');
+        if (colon && !strchr(colon, ']'))
+            *colon = '\0';
+    }
+    return observer_append(
+        o, o->fetches,
+        json_pack("{s:o,s:o,s:s,s:o,s:o,s:o,s:i}", "host", str_or_null(host ? name : NULL),
+                  "host_header", str_or_null(host), "scheme", scheme, "sni", str_or_null(sni),
+                  "method", str_or_null(method), "path", str_or_null(path), "status", status));
 }
 
 sts_obs_smtp *sts_observer_smtp_begin(sts_observer *o, const char *host, const char *address,
@@ -92,8 +102,8 @@ sts_obs_smtp *sts_observer_smtp_begin(sts_observer *o, const char *host, const c
     return (sts_obs_smtp *)s;
 }
 
-int sts_observer_smtp_tls(sts_observer *o, sts_obs_smtp *s, const char *sni,
-                          const char *version, const char *cipher)
+int sts_observer_smtp_tls(sts_observer *o, sts_obs_smtp *s, const char *sni, const char *version,
+                          const char *cipher)
 {
     json_t *tls = json_pack("{s:s,s:s}", "version", version, "cipher", cipher);
     json_t *jsni = sni && *sni ? json_string(sni) : json_null();
@@ -122,8 +132,8 @@ int sts_observer_smtp_command(sts_observer *o, sts_obs_smtp *s, const char *verb
 }
 
 int sts_observer_smtp_message(sts_observer *o, sts_obs_smtp *s, int tls, size_t bytes,
-                              const char *sha256_hex, const char *from,
-                              const char *const *rcpts, size_t n)
+                              const char *sha256_hex, const char *from, const char *const *rcpts,
+                              size_t n)
 {
     json_t *jr = json_array();
     for (size_t i = 0; jr && i < n; i++)
@@ -133,8 +143,8 @@ int sts_observer_smtp_message(sts_observer *o, sts_obs_smtp *s, int tls, size_t 
         }
     if (!jr)
         return STS_ENOMEM;
-    json_t *m = json_pack("{s:b,s:I,s:s,s:s,s:o}", "tls", tls, "bytes", (json_int_t)bytes,
-                          "sha256", sha256_hex, "from", from, "rcpts", jr);
+    json_t *m = json_pack("{s:b,s:I,s:s,s:s,s:o}", "tls", tls, "bytes", (json_int_t)bytes, "sha256",
+                          sha256_hex, "from", from, "rcpts", jr);
     if (!m)
         return STS_ENOMEM;
     pthread_mutex_lock(&o->mu);

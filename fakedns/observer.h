@@ -23,8 +23,9 @@ void sts_observer_free(sts_observer *o);
 int sts_observer_dns(sts_observer *o, const char *name, const char *type, const char *transport,
                      const char *rcode);
 
-/* A policy-server request: host (the Host header, NULL if none), scheme ("https" or
- * "http"), sni (NULL for http), method, path, status. */
+/* A policy-server request: host (the Host header's name without any port, NULL if
+ * none; the whole field value is kept as "host_header"), scheme ("https" or "http"),
+ * sni (NULL for http), method, path, status. */
 int sts_observer_fetch(sts_observer *o, const char *host, const char *scheme, const char *sni,
                        const char *method, const char *path, int status);
 
@@ -33,15 +34,15 @@ int sts_observer_fetch(sts_observer *o, const char *host, const char *scheme, co
 sts_obs_smtp *sts_observer_smtp_begin(sts_observer *o, const char *host, const char *address,
                                       const char *peer);
 /* The TLS handshake completed: SNI received ("" = none), version, cipher. */
-int sts_observer_smtp_tls(sts_observer *o, sts_obs_smtp *s, const char *sni,
-                          const char *version, const char *cipher);
+int sts_observer_smtp_tls(sts_observer *o, sts_obs_smtp *s, const char *sni, const char *version,
+                          const char *cipher);
 /* A command: verb (upper case), whether it came over TLS, and the reply code sent. */
 int sts_observer_smtp_command(sts_observer *o, sts_obs_smtp *s, const char *verb, int tls,
                               int reply);
 /* A message accepted for delivery. rcpts: n forward paths. */
 int sts_observer_smtp_message(sts_observer *o, sts_obs_smtp *s, int tls, size_t bytes,
-                              const char *sha256_hex, const char *from,
-                              const char *const *rcpts, size_t n);
+                              const char *sha256_hex, const char *from, const char *const *rcpts,
+                              size_t n);
 /* Set any other key of the session (takes the reference of value). */
 int sts_observer_smtp_set(sts_observer *o, sts_obs_smtp *s, const char *key, json_t *value);
 

@@ -10,12 +10,12 @@
 #include <unistd.h>
 
 struct sts_tcpsrv {
-    uv_tcp_t listener;      /* embedded: the server is freed in its close callback */
+    uv_tcp_t listener; /* embedded: the server is freed in its close callback */
     const sts_tcpsrv_ops *ops;
-    sts_stream_cbs cbs;     /* stable storage for the streams' callbacks */
+    sts_stream_cbs cbs; /* stable storage for the streams' callbacks */
     void *arg;
     char name[64];
-    sts_tcpsrv_conn head;   /* circular list of live sessions */
+    sts_tcpsrv_conn head; /* circular list of live sessions */
     int stopping;
     int listener_closed;
     void (*done)(void *);

@@ -33,7 +33,7 @@
 #include <unistd.h>
 
 #define DAY (24L * 3600L)
-#define WORLD_FIRST_HOST 10  /* hosts get <block>.10, .11, ... */
+#define WORLD_FIRST_HOST 10 /* hosts get <block>.10, .11, ... */
 #define WORLD_LAST_HOST 250
 #define WORLD_DNS_HOST 53
 #define WORLD_BLOCK_TRIES 64
@@ -45,13 +45,13 @@ static atomic_uint world_next_block;
 typedef enum { HOST_MX, HOST_POLICY } host_kind;
 
 typedef struct world_host {
-    char *name;           /* lowercase, no trailing dot */
+    char *name; /* lowercase, no trailing dot */
     host_kind kind;
     const sts_scn_mx *mx; /* the scenario's settings; NULL = defaults (zone-only MX) */
     int listen;           /* gets an address in the block and a listener */
     char addr[32];
-    SSL_CTX *ctx;         /* TLS server context (MX with STARTTLS, the policy host) */
-    int fd[2];            /* bound sockets until the servers take them */
+    SSL_CTX *ctx; /* TLS server context (MX with STARTTLS, the policy host) */
+    int fd[2];    /* bound sockets until the servers take them */
     sts_mxsrv *mxsrv;
 } world_host;
 
@@ -86,8 +86,8 @@ struct sts_world {
     sts_dnssrv *dns;
     sts_httpsrv *https, *http;
 
-    int running;  /* servers started */
-    int pending;  /* servers still closing */
+    int running; /* servers started */
+    int pending; /* servers still closing */
     int stopping;
     void (*done)(void *);
     void *done_arg;
@@ -381,8 +381,7 @@ static int world_bind(sts_world *w, char *err, size_t errlen)
                 continue;
             rc = bind_socket(SOCK_STREAM, h->addr, ports[k], &h->fd[k]);
             if (rc) {
-                set_err(err, errlen, "%s %s:%d: %s", h->name, h->addr, ports[k],
-                        strerror(-rc));
+                set_err(err, errlen, "%s %s:%d: %s", h->name, h->addr, ports[k], strerror(-rc));
                 return rc;
             }
         }
@@ -415,8 +414,7 @@ static int world_bind_block(sts_world *w, const char *block, char *err, size_t e
             return STS_EIO;
         sts_debug(w->log, "block %s busy (%s), trying the next", w->block, err);
     }
-    set_err(err, errlen, "no free address block after %d tries (last: %s)", WORLD_BLOCK_TRIES,
-            err);
+    set_err(err, errlen, "no free address block after %d tries (last: %s)", WORLD_BLOCK_TRIES, err);
     return STS_EIO;
 }
 
@@ -424,8 +422,8 @@ static int world_bind_block(sts_world *w, const char *block, char *err, size_t e
 
 static int world_start_servers(sts_world *w)
 {
-    int rc = sts_dnssrv_start(w->loop, w->zone, w->dns_fd[0], w->dns_fd[1], w->obs, w->log,
-                              &w->dns);
+    int rc =
+        sts_dnssrv_start(w->loop, w->zone, w->dns_fd[0], w->dns_fd[1], w->obs, w->log, &w->dns);
     w->dns_fd[0] = w->dns_fd[1] = -1;
     if (rc)
         return rc;
@@ -497,8 +495,8 @@ static int world_make_dir(sts_world *w, const char *dir, char *err, size_t errle
     return 0;
 }
 
-static int world_build(sts_world *w, const sts_scenario *scn, const sts_world_opts *opts,
-                       char *err, size_t errlen)
+static int world_build(sts_world *w, const sts_scenario *scn, const sts_world_opts *opts, char *err,
+                       size_t errlen)
 {
     if (!(w->domain = lower_dup(scn->domain)) || !(w->obs = sts_observer_new()))
         return STS_ENOMEM;
@@ -610,11 +608,10 @@ json_t *sts_world_ready(const sts_world *w)
         return NULL;
     char dns[64];
     snprintf(dns, sizeof(dns), "%s.%d:%d", w->block, WORLD_DNS_HOST, w->dns_port);
-    return json_pack("{s:s,s:s,s:s,s:s,s:i,s:i,s:i,s:o,s:s,s:s,s:b}", "event", "ready",
-                     "domain", w->domain, "dns", dns, "ca_file", w->ca_file, "smtp_port",
-                     w->smtp_port, "https_port", w->https_port, "http_port", w->http_port,
-                     "hosts", hosts, "block", w->block, "mode", w->mode, "policy",
-                     w->policy_present);
+    return json_pack("{s:s,s:s,s:s,s:s,s:i,s:i,s:i,s:o,s:s,s:s,s:b}", "event", "ready", "domain",
+                     w->domain, "dns", dns, "ca_file", w->ca_file, "smtp_port", w->smtp_port,
+                     "https_port", w->https_port, "http_port", w->http_port, "hosts", hosts,
+                     "block", w->block, "mode", w->mode, "policy", w->policy_present);
 }
 
 json_t *sts_world_observed(const sts_world *w)

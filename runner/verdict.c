@@ -21,7 +21,8 @@ static json_t *sorted_set(const char *const *v, size_t n)
         json_decref(a);
         return NULL;
     }
-    memcpy(tmp, v, n * sizeof(*tmp));
+    if (n)
+        memcpy(tmp, v, n * sizeof(*tmp));
     qsort(tmp, n, sizeof(*tmp), cmp_str);
     for (size_t i = 0; i < n; i++)
         if (i == 0 || strcmp(tmp[i], tmp[i - 1]))

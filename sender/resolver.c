@@ -436,6 +436,8 @@ static void txt_cb(void *arg, int status, int timeouts, unsigned char *abuf, int
         struct ares_txt_ext *list = NULL;
         int prc = status == ARES_SUCCESS && abuf ? ares_parse_txt_reply_ext(abuf, alen, &list)
                                                  : ARES_ENODATA;
+        if (prc == ARES_SUCCESS && !list)
+            prc = ARES_ENODATA; /* the answer held no TXT record (only a CNAME?) */
         if (prc == ARES_SUCCESS) {
             int rc = txt_store(q, list);
             ares_free_data(list);

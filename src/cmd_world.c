@@ -139,13 +139,27 @@ int sts_cmd_world(int argc, char **argv)
             }
             opts.block = optarg;
             break;
-        case O_DNS: port = &opts.dns_port; break;
-        case O_SMTP: port = &opts.smtp_port; break;
-        case O_HTTPS: port = &opts.https_port; break;
-        case O_HTTP: port = &opts.http_port; break;
-        case O_DIR: opts.dir = optarg; break;
-        case 'v': verbosity++; break;
-        case 'h': world_usage(stdout); return STS_EXIT_OK;
+        case O_DNS:
+            port = &opts.dns_port;
+            break;
+        case O_SMTP:
+            port = &opts.smtp_port;
+            break;
+        case O_HTTPS:
+            port = &opts.https_port;
+            break;
+        case O_HTTP:
+            port = &opts.http_port;
+            break;
+        case O_DIR:
+            opts.dir = optarg;
+            break;
+        case 'v':
+            verbosity++;
+            break;
+        case 'h':
+            world_usage(stdout);
+            return STS_EXIT_OK;
         case ':':
         case '?':
         default:
@@ -154,8 +168,8 @@ int sts_cmd_world(int argc, char **argv)
             return STS_EXIT_USAGE;
         }
         if (port && parse_port(optarg, port)) {
-            fprintf(stderr, "ststest world: %s '%s': expected a port 1-65535\n",
-                    argv[optind - 2], optarg);
+            fprintf(stderr, "ststest world: %s '%s': expected a port 1-65535\n", argv[optind - 2],
+                    optarg);
             return STS_EXIT_USAGE;
         }
     }

@@ -41,9 +41,9 @@ static sts_dns_zone *make_zone(void)
     char line[256];
     for (int i = 0; i < 20; i++) {
         snprintf(line, sizeof(line), "big TXT \"%02d%s\"", i,
-                 "xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx");
-        assert_int_equal(sts_dns_zone_add_lines(z, line, "t.yaml", 100 + i, err, sizeof(err)),
-                         0);
+                 "xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx"
+                 "xxxxxxxxxxxxx");
+        assert_int_equal(sts_dns_zone_add_lines(z, line, "t.yaml", 100 + i, err, sizeof(err)), 0);
     }
     assert_int_equal(sts_dns_zone_add_a(z, "mail.example.test", "127.1.2.10"), 0);
     assert_int_equal(sts_dns_zone_add_a(z, "mx.provider.test", "127.1.2.12"), 0);
@@ -53,25 +53,25 @@ static sts_dns_zone *make_zone(void)
 
 enum mutation {
     M_NONE,
-    M_SHORT,        /* 5 octets */
-    M_QR,           /* a response */
-    M_OPCODE,       /* opcode STATUS */
-    M_QD2,          /* qdcount 2 */
-    M_CUT,          /* question cut short */
-    M_POINTER,      /* compression pointer in the question */
-    M_TRAILING,     /* garbage after the question */
-    M_TC,           /* TC set in the query */
-    M_TWO_OPT,      /* two OPT records */
-    M_LONG_LABEL,   /* label length 64 */
-    M_ANCOUNT,      /* an answer in a query */
+    M_SHORT,      /* 5 octets */
+    M_QR,         /* a response */
+    M_OPCODE,     /* opcode STATUS */
+    M_QD2,        /* qdcount 2 */
+    M_CUT,        /* question cut short */
+    M_POINTER,    /* compression pointer in the question */
+    M_TRAILING,   /* garbage after the question */
+    M_TC,         /* TC set in the query */
+    M_TWO_OPT,    /* two OPT records */
+    M_LONG_LABEL, /* label length 64 */
+    M_ANCOUNT,    /* an answer in a query */
 };
 
 struct qcase {
     const char *what;
     const char *qname;
     uint16_t qtype;
-    uint16_t qclass;    /* 0 = IN */
-    int edns;           /* 0 = none, else the advertised UDP size */
+    uint16_t qclass; /* 0 = IN */
+    int edns;        /* 0 = none, else the advertised UDP size */
     int edns_version;
     sts_dns_transport transport;
     enum mutation mut;
@@ -80,53 +80,95 @@ struct qcase {
     int rcode;
     int aa, tc;
     int ancount;
-    int soa;            /* authority holds the SOA */
-    int txt_strings;    /* >0: the first answer is a TXT with this many strings */
+    int soa;         /* authority holds the SOA */
+    int txt_strings; /* >0: the first answer is a TXT with this many strings */
 };
 
 static const struct qcase cases[] = {
-    {"A of an auto host", "mail.example.test", LDNS_RR_TYPE_A, 0, 0, 0, STS_DNS_UDP, M_NONE, 1, 0, 1, 0, 1, 0, 0},
-    {"case-insensitive name", "MAIL.Example.TEST", LDNS_RR_TYPE_A, 0, 0, 0, STS_DNS_UDP, M_NONE, 1, 0, 1, 0, 1, 0, 0},
-    {"MX at the apex", "example.test", LDNS_RR_TYPE_MX, 0, 0, 0, STS_DNS_UDP, M_NONE, 1, 0, 1, 0, 2, 0, 0},
-    {"MX over TCP", "example.test", LDNS_RR_TYPE_MX, 0, 0, 0, STS_DNS_TCP, M_NONE, 1, 0, 1, 0, 2, 0, 0},
-    {"TXT multi-string kept", "_mta-sts.example.test", LDNS_RR_TYPE_TXT, 0, 0, 0, STS_DNS_UDP, M_NONE, 1, 0, 1, 0, 1, 0, 2},
-    {"two TXT records", "multi.example.test", LDNS_RR_TYPE_TXT, 0, 0, 0, STS_DNS_UDP, M_NONE, 1, 0, 1, 0, 2, 0, 3},
-    {"CNAME chain followed", "www.example.test", LDNS_RR_TYPE_A, 0, 0, 0, STS_DNS_UDP, M_NONE, 1, 0, 1, 0, 3, 0, 0},
-    {"CNAME asked for", "www.example.test", LDNS_RR_TYPE_CNAME, 0, 0, 0, STS_DNS_UDP, M_NONE, 1, 0, 1, 0, 1, 0, 0},
-    {"CNAME chain ends in NODATA", "www.example.test", LDNS_RR_TYPE_AAAA, 0, 0, 0, STS_DNS_UDP, M_NONE, 1, 0, 1, 0, 2, 1, 0},
-    {"CNAME loop stops", "loop1.example.test", LDNS_RR_TYPE_A, 0, 0, 0, STS_DNS_UDP, M_NONE, 1, 0, 1, 0, 2, 0, 0},
-    {"CNAME out of zone", "ext.example.test", LDNS_RR_TYPE_A, 0, 0, 0, STS_DNS_UDP, M_NONE, 1, 0, 1, 0, 1, 0, 0},
-    {"NXDOMAIN carries SOA", "nope.example.test", LDNS_RR_TYPE_A, 0, 0, 0, STS_DNS_UDP, M_NONE, 1, 3, 1, 0, 0, 1, 0},
-    {"NXDOMAIN below a leaf", "x.mail.example.test", LDNS_RR_TYPE_TXT, 0, 0, 0, STS_DNS_UDP, M_NONE, 1, 3, 1, 0, 0, 1, 0},
-    {"NODATA carries SOA", "mail.example.test", LDNS_RR_TYPE_AAAA, 0, 0, 0, STS_DNS_UDP, M_NONE, 1, 0, 1, 0, 0, 1, 0},
-    {"empty non-terminal is NODATA", "b.c.example.test", LDNS_RR_TYPE_A, 0, 0, 0, STS_DNS_UDP, M_NONE, 1, 0, 1, 0, 0, 1, 0},
-    {"explicit AAAA", "v6.example.test", LDNS_RR_TYPE_AAAA, 0, 0, 0, STS_DNS_UDP, M_NONE, 1, 0, 1, 0, 1, 0, 0},
-    {"synthesized SOA", "example.test", LDNS_RR_TYPE_SOA, 0, 0, 0, STS_DNS_UDP, M_NONE, 1, 0, 1, 0, 1, 0, 0},
-    {"synthesized NS", "example.test", LDNS_RR_TYPE_NS, 0, 0, 0, STS_DNS_UDP, M_NONE, 1, 0, 1, 0, 1, 0, 0},
-    {"ANY", "mail.example.test", LDNS_RR_TYPE_ANY, 0, 0, 0, STS_DNS_UDP, M_NONE, 1, 0, 1, 0, 1, 0, 0},
-    {"out-of-domain host apex", "mx.provider.test", LDNS_RR_TYPE_A, 0, 0, 0, STS_DNS_UDP, M_NONE, 1, 0, 1, 0, 1, 0, 0},
-    {"out-of-domain host NODATA", "mx.provider.test", LDNS_RR_TYPE_MX, 0, 0, 0, STS_DNS_UDP, M_NONE, 1, 0, 1, 0, 0, 1, 0},
-    {"out of zone REFUSED", "example.org", LDNS_RR_TYPE_A, 0, 0, 0, STS_DNS_UDP, M_NONE, 1, 5, 0, 0, 0, 0, 0},
-    {"parent of zone REFUSED", "test", LDNS_RR_TYPE_NS, 0, 0, 0, STS_DNS_UDP, M_NONE, 1, 5, 0, 0, 0, 0, 0},
-    {"big over UDP truncated", "big.example.test", LDNS_RR_TYPE_TXT, 0, 0, 0, STS_DNS_UDP, M_NONE, 1, 0, 1, 1, 0, 0, 0},
-    {"big, EDNS 4096 fits", "big.example.test", LDNS_RR_TYPE_TXT, 0, 4096, 0, STS_DNS_UDP, M_NONE, 1, 0, 1, 0, 20, 0, 0},
-    {"big, EDNS 300 counts as 512", "big.example.test", LDNS_RR_TYPE_TXT, 0, 300, 0, STS_DNS_UDP, M_NONE, 1, 0, 1, 1, 0, 0, 0},
-    {"big over TCP whole", "big.example.test", LDNS_RR_TYPE_TXT, 0, 0, 0, STS_DNS_TCP, M_NONE, 1, 0, 1, 0, 20, 0, 0},
-    {"EDNS version 1 BADVERS", "mail.example.test", LDNS_RR_TYPE_A, 0, 1232, 1, STS_DNS_UDP, M_NONE, 1, STS_DNS_BADVERS, 0, 0, 0, 0, 0},
-    {"class CH NOTIMP", "mail.example.test", LDNS_RR_TYPE_A, LDNS_RR_CLASS_CH, 0, 0, STS_DNS_UDP, M_NONE, 1, 4, 0, 0, 0, 0, 0},
-    {"AXFR NOTIMP", "example.test", LDNS_RR_TYPE_AXFR, 0, 0, 0, STS_DNS_TCP, M_NONE, 1, 4, 0, 0, 0, 0, 0},
-    {"OPT as question FORMERR", "example.test", LDNS_RR_TYPE_OPT, 0, 0, 0, STS_DNS_UDP, M_NONE, 1, 1, 0, 0, 0, 0, 0},
-    {"too short: dropped", "example.test", LDNS_RR_TYPE_A, 0, 0, 0, STS_DNS_UDP, M_SHORT, 0, 0, 0, 0, 0, 0, 0},
-    {"a response: dropped", "example.test", LDNS_RR_TYPE_A, 0, 0, 0, STS_DNS_UDP, M_QR, 0, 0, 0, 0, 0, 0, 0},
-    {"opcode STATUS NOTIMP", "example.test", LDNS_RR_TYPE_A, 0, 0, 0, STS_DNS_UDP, M_OPCODE, 1, 4, 0, 0, 0, 0, 0},
-    {"two questions FORMERR", "example.test", LDNS_RR_TYPE_A, 0, 0, 0, STS_DNS_UDP, M_QD2, 1, 1, 0, 0, 0, 0, 0},
-    {"an answer in a query FORMERR", "example.test", LDNS_RR_TYPE_A, 0, 0, 0, STS_DNS_UDP, M_ANCOUNT, 1, 1, 0, 0, 0, 0, 0},
-    {"question cut short FORMERR", "example.test", LDNS_RR_TYPE_A, 0, 0, 0, STS_DNS_UDP, M_CUT, 1, 1, 0, 0, 0, 0, 0},
-    {"compression pointer FORMERR", "example.test", LDNS_RR_TYPE_A, 0, 0, 0, STS_DNS_UDP, M_POINTER, 1, 1, 0, 0, 0, 0, 0},
-    {"label of 64 FORMERR", "example.test", LDNS_RR_TYPE_A, 0, 0, 0, STS_DNS_UDP, M_LONG_LABEL, 1, 1, 0, 0, 0, 0, 0},
-    {"trailing octets FORMERR", "example.test", LDNS_RR_TYPE_A, 0, 0, 0, STS_DNS_UDP, M_TRAILING, 1, 1, 0, 0, 0, 0, 0},
-    {"TC in query FORMERR", "example.test", LDNS_RR_TYPE_A, 0, 0, 0, STS_DNS_UDP, M_TC, 1, 1, 0, 0, 0, 0, 0},
-    {"two OPT FORMERR", "example.test", LDNS_RR_TYPE_A, 0, 1232, 0, STS_DNS_UDP, M_TWO_OPT, 1, 1, 0, 0, 0, 0, 0},
+    {"A of an auto host", "mail.example.test", LDNS_RR_TYPE_A, 0, 0, 0, STS_DNS_UDP, M_NONE, 1, 0,
+     1, 0, 1, 0, 0},
+    {"case-insensitive name", "MAIL.Example.TEST", LDNS_RR_TYPE_A, 0, 0, 0, STS_DNS_UDP, M_NONE, 1,
+     0, 1, 0, 1, 0, 0},
+    {"MX at the apex", "example.test", LDNS_RR_TYPE_MX, 0, 0, 0, STS_DNS_UDP, M_NONE, 1, 0, 1, 0, 2,
+     0, 0},
+    {"MX over TCP", "example.test", LDNS_RR_TYPE_MX, 0, 0, 0, STS_DNS_TCP, M_NONE, 1, 0, 1, 0, 2, 0,
+     0},
+    {"TXT multi-string kept", "_mta-sts.example.test", LDNS_RR_TYPE_TXT, 0, 0, 0, STS_DNS_UDP,
+     M_NONE, 1, 0, 1, 0, 1, 0, 2},
+    {"two TXT records", "multi.example.test", LDNS_RR_TYPE_TXT, 0, 0, 0, STS_DNS_UDP, M_NONE, 1, 0,
+     1, 0, 2, 0, 3},
+    {"CNAME chain followed", "www.example.test", LDNS_RR_TYPE_A, 0, 0, 0, STS_DNS_UDP, M_NONE, 1, 0,
+     1, 0, 3, 0, 0},
+    {"CNAME asked for", "www.example.test", LDNS_RR_TYPE_CNAME, 0, 0, 0, STS_DNS_UDP, M_NONE, 1, 0,
+     1, 0, 1, 0, 0},
+    {"CNAME chain ends in NODATA", "www.example.test", LDNS_RR_TYPE_AAAA, 0, 0, 0, STS_DNS_UDP,
+     M_NONE, 1, 0, 1, 0, 2, 1, 0},
+    {"CNAME loop stops", "loop1.example.test", LDNS_RR_TYPE_A, 0, 0, 0, STS_DNS_UDP, M_NONE, 1, 0,
+     1, 0, 2, 0, 0},
+    {"CNAME out of zone", "ext.example.test", LDNS_RR_TYPE_A, 0, 0, 0, STS_DNS_UDP, M_NONE, 1, 0, 1,
+     0, 1, 0, 0},
+    {"NXDOMAIN carries SOA", "nope.example.test", LDNS_RR_TYPE_A, 0, 0, 0, STS_DNS_UDP, M_NONE, 1,
+     3, 1, 0, 0, 1, 0},
+    {"NXDOMAIN below a leaf", "x.mail.example.test", LDNS_RR_TYPE_TXT, 0, 0, 0, STS_DNS_UDP, M_NONE,
+     1, 3, 1, 0, 0, 1, 0},
+    {"NODATA carries SOA", "mail.example.test", LDNS_RR_TYPE_AAAA, 0, 0, 0, STS_DNS_UDP, M_NONE, 1,
+     0, 1, 0, 0, 1, 0},
+    {"empty non-terminal is NODATA", "b.c.example.test", LDNS_RR_TYPE_A, 0, 0, 0, STS_DNS_UDP,
+     M_NONE, 1, 0, 1, 0, 0, 1, 0},
+    {"explicit AAAA", "v6.example.test", LDNS_RR_TYPE_AAAA, 0, 0, 0, STS_DNS_UDP, M_NONE, 1, 0, 1,
+     0, 1, 0, 0},
+    {"synthesized SOA", "example.test", LDNS_RR_TYPE_SOA, 0, 0, 0, STS_DNS_UDP, M_NONE, 1, 0, 1, 0,
+     1, 0, 0},
+    {"synthesized NS", "example.test", LDNS_RR_TYPE_NS, 0, 0, 0, STS_DNS_UDP, M_NONE, 1, 0, 1, 0, 1,
+     0, 0},
+    {"ANY", "mail.example.test", LDNS_RR_TYPE_ANY, 0, 0, 0, STS_DNS_UDP, M_NONE, 1, 0, 1, 0, 1, 0,
+     0},
+    {"out-of-domain host apex", "mx.provider.test", LDNS_RR_TYPE_A, 0, 0, 0, STS_DNS_UDP, M_NONE, 1,
+     0, 1, 0, 1, 0, 0},
+    {"out-of-domain host NODATA", "mx.provider.test", LDNS_RR_TYPE_MX, 0, 0, 0, STS_DNS_UDP, M_NONE,
+     1, 0, 1, 0, 0, 1, 0},
+    {"out of zone REFUSED", "example.org", LDNS_RR_TYPE_A, 0, 0, 0, STS_DNS_UDP, M_NONE, 1, 5, 0, 0,
+     0, 0, 0},
+    {"parent of zone REFUSED", "test", LDNS_RR_TYPE_NS, 0, 0, 0, STS_DNS_UDP, M_NONE, 1, 5, 0, 0, 0,
+     0, 0},
+    {"big over UDP truncated", "big.example.test", LDNS_RR_TYPE_TXT, 0, 0, 0, STS_DNS_UDP, M_NONE,
+     1, 0, 1, 1, 0, 0, 0},
+    {"big, EDNS 4096 fits", "big.example.test", LDNS_RR_TYPE_TXT, 0, 4096, 0, STS_DNS_UDP, M_NONE,
+     1, 0, 1, 0, 20, 0, 0},
+    {"big, EDNS 300 counts as 512", "big.example.test", LDNS_RR_TYPE_TXT, 0, 300, 0, STS_DNS_UDP,
+     M_NONE, 1, 0, 1, 1, 0, 0, 0},
+    {"big over TCP whole", "big.example.test", LDNS_RR_TYPE_TXT, 0, 0, 0, STS_DNS_TCP, M_NONE, 1, 0,
+     1, 0, 20, 0, 0},
+    {"EDNS version 1 BADVERS", "mail.example.test", LDNS_RR_TYPE_A, 0, 1232, 1, STS_DNS_UDP, M_NONE,
+     1, STS_DNS_BADVERS, 0, 0, 0, 0, 0},
+    {"class CH NOTIMP", "mail.example.test", LDNS_RR_TYPE_A, LDNS_RR_CLASS_CH, 0, 0, STS_DNS_UDP,
+     M_NONE, 1, 4, 0, 0, 0, 0, 0},
+    {"AXFR NOTIMP", "example.test", LDNS_RR_TYPE_AXFR, 0, 0, 0, STS_DNS_TCP, M_NONE, 1, 4, 0, 0, 0,
+     0, 0},
+    {"OPT as question FORMERR", "example.test", LDNS_RR_TYPE_OPT, 0, 0, 0, STS_DNS_UDP, M_NONE, 1,
+     1, 0, 0, 0, 0, 0},
+    {"too short: dropped", "example.test", LDNS_RR_TYPE_A, 0, 0, 0, STS_DNS_UDP, M_SHORT, 0, 0, 0,
+     0, 0, 0, 0},
+    {"a response: dropped", "example.test", LDNS_RR_TYPE_A, 0, 0, 0, STS_DNS_UDP, M_QR, 0, 0, 0, 0,
+     0, 0, 0},
+    {"opcode STATUS NOTIMP", "example.test", LDNS_RR_TYPE_A, 0, 0, 0, STS_DNS_UDP, M_OPCODE, 1, 4,
+     0, 0, 0, 0, 0},
+    {"two questions FORMERR", "example.test", LDNS_RR_TYPE_A, 0, 0, 0, STS_DNS_UDP, M_QD2, 1, 1, 0,
+     0, 0, 0, 0},
+    {"an answer in a query FORMERR", "example.test", LDNS_RR_TYPE_A, 0, 0, 0, STS_DNS_UDP,
+     M_ANCOUNT, 1, 1, 0, 0, 0, 0, 0},
+    {"question cut short FORMERR", "example.test", LDNS_RR_TYPE_A, 0, 0, 0, STS_DNS_UDP, M_CUT, 1,
+     1, 0, 0, 0, 0, 0},
+    {"compression pointer FORMERR", "example.test", LDNS_RR_TYPE_A, 0, 0, 0, STS_DNS_UDP, M_POINTER,
+     1, 1, 0, 0, 0, 0, 0},
+    {"label of 64 FORMERR", "example.test", LDNS_RR_TYPE_A, 0, 0, 0, STS_DNS_UDP, M_LONG_LABEL, 1,
+     1, 0, 0, 0, 0, 0},
+    {"trailing octets FORMERR", "example.test", LDNS_RR_TYPE_A, 0, 0, 0, STS_DNS_UDP, M_TRAILING, 1,
+     1, 0, 0, 0, 0, 0},
+    {"TC in query FORMERR", "example.test", LDNS_RR_TYPE_A, 0, 0, 0, STS_DNS_UDP, M_TC, 1, 1, 0, 0,
+     0, 0, 0},
+    {"two OPT FORMERR", "example.test", LDNS_RR_TYPE_A, 0, 1232, 0, STS_DNS_UDP, M_TWO_OPT, 1, 1, 0,
+     0, 0, 0, 0},
 };
 
 static size_t put16(uint8_t *p, size_t o, uint16_t v)
@@ -262,7 +304,21 @@ static void test_result_names(void **state)
     sts_dns_zone *z = make_zone();
     sts_buf out;
     sts_buf_init(&out, 0);
-    const struct qcase c = {"", "_MTA-STS.example.test", LDNS_RR_TYPE_TXT, 0, 0, 0, STS_DNS_UDP, M_NONE, 1, 0, 1, 0, 1, 0, 0};
+    const struct qcase c = {"",
+                            "_MTA-STS.example.test",
+                            LDNS_RR_TYPE_TXT,
+                            0,
+                            0,
+                            0,
+                            STS_DNS_UDP,
+                            M_NONE,
+                            1,
+                            0,
+                            1,
+                            0,
+                            1,
+                            0,
+                            0};
     uint8_t q[512];
     size_t len = build_query(&c, q);
     sts_dns_result res;
@@ -283,7 +339,8 @@ struct zerr {
 
 static const struct zerr zone_errors[] = {
     {"@ MX 10 mail\nbad A 1.2.3\n", "scn.yaml:11: bad zone line 'bad A 1.2.3'"},
-    {"other.test. A 192.0.2.1\n", "scn.yaml:10: owner other.test lies outside the domain example.test"},
+    {"other.test. A 192.0.2.1\n",
+     "scn.yaml:10: owner other.test lies outside the domain example.test"},
     {"x CNAME y\nx A 192.0.2.1\n", "scn.yaml:11: x.example.test has a CNAME and other data"},
     {"x A 192.0.2.1\nx CNAME y\n", "scn.yaml:11: x.example.test has a CNAME and other data"},
     {"$TTL 60\n", "scn.yaml:10: zone directives such as $TTL 60 are not supported"},

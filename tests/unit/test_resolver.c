@@ -1,0 +1,590 @@
+/*
+ * test_resolver.c - the c-ares resolver on libuv, against a tiny in-test DNS server:
+ * a uv_udp_t on 127.0.0.1 answering canned wire-format responses built by hand.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+#include <arpa/inet.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <uv.h>
+
+#include "common/err.h"
+#include "sender/resolver.h"
+
+/* ---- a canned DNS server ---- */
+
+struct srv {
+    uv_udp_t udp;
+    int port;
+    int nqueries;
+    char last_qname[256];
+};
+
+struct wire {
+    uint8_t b[1024];
+    size_t n;
+};
+
+static void w8(struct wire *w, uint8_t v) { w->b[w->n++] = v; }
+static void w16(struct wire *w, uint16_t v)
+{
+    w8(w, (uint8_t)(v >> 8));
+    w8(w, (uint8_t)v);
+}
+static void w32(struct wire *w, uint32_t v)
+{
+    w16(w, (uint16_t)(v >> 16));
+    w16(w, (uint16_t)v);
+}
+static void wname(struct wire *w, const char *name)
+{
+    while (*name) {
+        const char *dot = strchr(name, '.');
+        size_t l = dot ? (size_t)(dot - name) : strlen(name);
+        w8(w, (uint8_t)l);
+        memcpy(w->b + w->n, name, l);
+        w->n += l;
+        name += l;
+        if (*name == '.')
+            name++;
+    }
+    w8(w, 0);
+}
+/* An answer RR owned by the question name (pointer to offset 12). Returns the offset
+ * of its RDLENGTH so the caller can fill it. */
+static size_t rr_begin(struct wire *w, const char *owner, uint16_t type)
+{
+    if (owner)
+        wname(w, owner);
+    else
+        w16(w, 0xC00C);
+    w16(w, type);
+    w16(w, 1);
+    w32(w, 300);
+    size_t at = w->n;
+    w16(w, 0);
+    return at;
+}
+static void rr_end(struct wire *w, size_t at)
+{
+    uint16_t len = (uint16_t)(w->n - at - 2);
+    w->b[at] = (uint8_t)(len >> 8);
+    w->b[at + 1] = (uint8_t)len;
+}
+static void txt_rr(struct wire *w, const char *owner, const char *const *strs, size_t n)
+{
+    size_t at = rr_begin(w, owner, 16);
+    for (size_t i = 0; i < n; i++) {
+        size_t l = strlen(strs[i]);
+        w8(w, (uint8_t)l);
+        memcpy(w->b + w->n, strs[i], l);
+        w->n += l;
+    }
+    rr_end(w, at);
+}
+static void mx_rr(struct wire *w, uint16_t pref, const char *host)
+{
+    size_t at = rr_begin(w, NULL, 15);
+    w16(w, pref);
+    wname(w, host);
+    rr_end(w, at);
+}
+
+static void send_cb(uv_udp_send_t *req, int status)
+{
+    free(req);
+}
+
+/* Build the answer for (qname, qtype); 0 = do not answer (timeout). */
+static int answer(struct wire *w, const char *qname, uint16_t qtype, int *rcode, int *ancount)
+{
+    *rcode = 0;
+    *ancount = 0;
+    if (!strcasecmp(qname, "slow.test"))
+        return 0;
+    if (!strcasecmp(qname, "multi.test") && qtype == 16) {
+        const char *r1[] = {"v=STSv1; ", "id=abc;"};
+        const char *r2[] = {"other"};
+        const char *r3[] = {""};
+        txt_rr(w, NULL, r1, 2);
+        txt_rr(w, NULL, r2, 1);
+        txt_rr(w, NULL, r3, 1);
+        *ancount = 3;
+    } else if (!strcasecmp(qname, "mx.test") && qtype == 15) {
+        mx_rr(w, 20, "b.mx.test");
+        mx_rr(w, 10, "a.mx.test");
+        mx_rr(w, 30, "Z.MX.TEST");
+        mx_rr(w, 10, "c.mx.test");
+        mx_rr(w, 10, "d.mx.test");
+        *ancount = 5;
+    } else if (!strcasecmp(qname, "nullmx.test") && qtype == 15) {
+        mx_rr(w, 0, "");
+        *ancount = 1;
+    } else if (!strcasecmp(qname, "nx.test")) {
+        *rcode = 3;
+    } else if (!strcasecmp(qname, "sf.test")) {
+        *rcode = 2;
+    } else if (!strcasecmp(qname, "refused.test")) {
+        *rcode = 5;
+    } else if (!strcasecmp(qname, "cname.test") && qtype == 16) {
+        /* only the CNAME, as an authoritative server would answer */
+        size_t at = rr_begin(w, NULL, 5);
+        wname(w, "target.test");
+        rr_end(w, at);
+        *ancount = 1;
+    } else if (!strcasecmp(qname, "loop.test") && qtype == 16) {
+        size_t at = rr_begin(w, NULL, 5);
+        wname(w, "loop.test");
+        rr_end(w, at);
+        *ancount = 1;
+    } else if (!strcasecmp(qname, "target.test") && qtype == 16) {
+        const char *r[] = {"v=STSv1; id=t1;"};
+        txt_rr(w, NULL, r, 1);
+        *ancount = 1;
+    } else if (!strcasecmp(qname, "host.test") && qtype == 1) {
+        size_t at = rr_begin(w, NULL, 1);
+        w32(w, 0x7f000005);
+        rr_end(w, at);
+        at = rr_begin(w, NULL, 1);
+        w32(w, 0x7f000006);
+        rr_end(w, at);
+        *ancount = 2;
+    } else if ((!strcasecmp(qname, "host.test") || !strcasecmp(qname, "v6only.test")) &&
+               qtype == 28) {
+        size_t at = rr_begin(w, NULL, 28);
+        static const uint8_t v6[16] = {0x20, 0x01, 0x0d, 0xb8, [15] = 1};
+        memcpy(w->b + w->n, v6, 16);
+        w->n += 16;
+        rr_end(w, at);
+        *ancount = 1;
+    } else if (!strcasecmp(qname, "v6only.test") && qtype == 1) {
+        *rcode = 0; /* NODATA */
+    } else if (!strcasecmp(qname, "nodata.test")) {
+        *rcode = 0;
+    } else {
+        *rcode = 3;
+    }
+    return 1;
+}
+
+static void alloc_cb(uv_handle_t *h, size_t sz, uv_buf_t *buf)
+{
+    static char mem[2048];
+    buf->base = mem;
+    buf->len = sizeof(mem);
+}
+
+static void recv_cb(uv_udp_t *udp, ssize_t nread, const uv_buf_t *buf,
+                    const struct sockaddr *addr, unsigned flags)
+{
+    struct srv *s = udp->data;
+    if (nread < 12 || !addr)
+        return;
+    const uint8_t *q = (const uint8_t *)buf->base;
+    /* question name */
+    char qname[256] = "";
+    size_t p = 12, qn = 0;
+    while (p < (size_t)nread && q[p]) {
+        uint8_t l = q[p++];
+        if (p + l > (size_t)nread || qn + l + 2 > sizeof(qname))
+            return;
+        if (qn)
+            qname[qn++] = '.';
+        memcpy(qname + qn, q + p, l);
+        qn += l;
+        p += l;
+    }
+    qname[qn] = '\0';
+    p++;
+    if (p + 4 > (size_t)nread)
+        return;
+    uint16_t qtype = (uint16_t)(q[p] << 8 | q[p + 1]);
+    p += 4;
+    s->nqueries++;
+    snprintf(s->last_qname, sizeof(s->last_qname), "%s", qname);
+
+    struct wire ans = {.n = 0};
+    int rcode, ancount;
+    if (!answer(&ans, qname, qtype, &rcode, &ancount))
+        return;
+    struct wire *w = calloc(1, sizeof(*w));
+    uv_udp_send_t *req = malloc(sizeof(*req) + 0);
+    w8(w, q[0]);
+    w8(w, q[1]);
+    w16(w, (uint16_t)(0x8180 | rcode));
+    w16(w, 1);
+    w16(w, (uint16_t)ancount);
+    w16(w, 0);
+    w16(w, 0);
+    memcpy(w->b + w->n, q + 12, p - 12);
+    w->n += p - 12;
+    memcpy(w->b + w->n, ans.b, ans.n);
+    w->n += ans.n;
+    static uint8_t out[1024];
+    memcpy(out, w->b, w->n);
+    uv_buf_t ob = uv_buf_init((char *)out, (unsigned)w->n);
+    free(w);
+    /* uv_udp_try_send: the kernel takes it at once on loopback. */
+    if (uv_udp_try_send(udp, &ob, 1, addr) < 0)
+        fail_msg("uv_udp_try_send failed");
+    free(req);
+}
+
+static void srv_start(uv_loop_t *loop, struct srv *s)
+{
+    memset(s, 0, sizeof(*s));
+    assert_int_equal(uv_udp_init(loop, &s->udp), 0);
+    s->udp.data = s;
+    struct sockaddr_in sa;
+    uv_ip4_addr("127.0.0.1", 0, &sa);
+    assert_int_equal(uv_udp_bind(&s->udp, (struct sockaddr *)&sa, 0), 0);
+    int len = sizeof(sa);
+    uv_udp_getsockname(&s->udp, (struct sockaddr *)&sa, &len);
+    s->port = ntohs(sa.sin_port);
+    assert_int_equal(uv_udp_recv_start(&s->udp, alloc_cb, recv_cb), 0);
+    (void)send_cb;
+}
+
+/* ---- results ---- */
+
+struct got {
+    int calls;
+    int in_call; /* set while the query function runs: a callback then is a bug */
+    sts_dns_status status;
+    size_t n;
+    char recs[8][128];
+    unsigned prefs[8];
+    int null_mx;
+    int family[8];
+    char canonical[256];
+    sts_dns_status sa, saaaa;
+};
+
+static void txt_cb(const sts_dns_txt_result *res, void *arg)
+{
+    struct got *g = arg;
+    assert_false(g->in_call);
+    g->calls++;
+    g->status = res->status;
+    g->n = res->n;
+    snprintf(g->canonical, sizeof(g->canonical), "%s", res->canonical);
+    for (size_t i = 0; i < res->n && i < 8; i++) {
+        assert_int_equal(strlen(res->records[i].data), res->records[i].len);
+        snprintf(g->recs[i], sizeof(g->recs[i]), "%s", res->records[i].data);
+    }
+}
+
+static void mx_cb(const sts_dns_mx_result *res, void *arg)
+{
+    struct got *g = arg;
+    assert_false(g->in_call);
+    g->calls++;
+    g->status = res->status;
+    g->n = res->n;
+    g->null_mx = res->null_mx;
+    for (size_t i = 0; i < res->n && i < 8; i++) {
+        snprintf(g->recs[i], sizeof(g->recs[i]), "%s", res->mx[i].host);
+        g->prefs[i] = res->mx[i].preference;
+    }
+}
+
+static void addr_cb(const sts_dns_addr_result *res, void *arg)
+{
+    struct got *g = arg;
+    assert_false(g->in_call);
+    g->calls++;
+    g->status = res->status;
+    g->sa = res->status_a;
+    g->saaaa = res->status_aaaa;
+    g->n = res->n;
+    for (size_t i = 0; i < res->n && i < 8; i++) {
+        snprintf(g->recs[i], sizeof(g->recs[i]), "%s", res->addrs[i].text);
+        g->family[i] = res->addrs[i].family;
+        assert_int_equal(res->addrs[i].sa.ss_family, res->addrs[i].family);
+    }
+}
+
+struct env {
+    uv_loop_t loop;
+    struct srv srv;
+    sts_resolver *r;
+    sts_log *log;
+};
+
+static void env_start(struct env *e, double timeout)
+{
+    assert_int_equal(uv_loop_init(&e->loop), 0);
+    srv_start(&e->loop, &e->srv);
+    char servers[64], err[256];
+    snprintf(servers, sizeof(servers), "127.0.0.1:%d", e->srv.port);
+    e->log = sts_log_new_mem(STS_LOG_DEBUG, NULL);
+    int rc = sts_resolver_new(&e->loop, servers, timeout, e->log, &e->r, err, sizeof(err));
+    if (rc)
+        fail_msg("sts_resolver_new: %s", err);
+}
+
+static void env_finish(struct env *e)
+{
+    sts_resolver_free(e->r);
+    uv_close((uv_handle_t *)&e->srv.udp, NULL);
+    uv_run(&e->loop, UV_RUN_DEFAULT);
+    assert_int_equal(uv_loop_close(&e->loop), 0);
+    sts_log_free(e->log);
+}
+
+#define RUN_UNTIL(e, cond)                                                                 \
+    do {                                                                                   \
+        uint64_t t0 = uv_now(&(e)->loop);                                                  \
+        while (!(cond) && uv_now(&(e)->loop) - t0 < 5000)                                  \
+            uv_run(&(e)->loop, UV_RUN_ONCE);                                               \
+        if (!(cond))                                                                       \
+            fprintf(stderr, "transcript:\n%s", sts_log_text((e)->log));                     \
+        assert_true(cond);                                                                 \
+    } while (0)
+
+static void test_txt_multistring(void **state)
+{
+    struct env e;
+    env_start(&e, 2.0);
+    struct got g = {0};
+    g.in_call = 1;
+    assert_int_equal(sts_resolver_query_txt(e.r, "multi.test", txt_cb, &g), 0);
+    g.in_call = 0;
+    RUN_UNTIL(&e, g.calls == 1);
+    assert_int_equal(g.status, STS_DNS_OK);
+    assert_int_equal(g.n, 3);
+    assert_string_equal(g.recs[0], "v=STSv1; id=abc;");
+    assert_string_equal(g.recs[1], "other");
+    assert_string_equal(g.recs[2], "");
+    assert_string_equal(g.canonical, "multi.test");
+    assert_non_null(strstr(sts_log_text(e.log), "dns query TXT multi.test"));
+    assert_non_null(strstr(sts_log_text(e.log), "dns answer TXT multi.test NOERROR 3 record(s)"));
+    env_finish(&e);
+}
+
+static void test_txt_cname_chase(void **state)
+{
+    struct env e;
+    env_start(&e, 2.0);
+    struct got g = {0}, g2 = {0};
+    assert_int_equal(sts_resolver_query_txt(e.r, "cname.test", txt_cb, &g), 0);
+    assert_int_equal(sts_resolver_query_txt(e.r, "loop.test", txt_cb, &g2), 0);
+    RUN_UNTIL(&e, g.calls == 1 && g2.calls == 1);
+    assert_int_equal(g.status, STS_DNS_OK);
+    assert_int_equal(g.n, 1);
+    assert_string_equal(g.recs[0], "v=STSv1; id=t1;");
+    assert_string_equal(g.canonical, "target.test");
+    /* a CNAME pointing at itself ends as an error, not a loop */
+    assert_int_equal(g2.status, STS_DNS_ERROR);
+    assert_int_equal(g2.n, 0);
+    env_finish(&e);
+}
+
+static void test_mx_sorted(void **state)
+{
+    struct env e;
+    env_start(&e, 2.0);
+    int seen_first[4] = {0};
+    /* Equal preferences come in random order: over 40 queries, each of a, c, d leads
+     * at least once (probability of failure ~ 3 * (2/3)^40). */
+    for (int round = 0; round < 40; round++) {
+        struct got g = {0};
+        assert_int_equal(sts_resolver_query_mx(e.r, "mx.test", mx_cb, &g), 0);
+        RUN_UNTIL(&e, g.calls == 1);
+        assert_int_equal(g.status, STS_DNS_OK);
+        assert_int_equal(g.n, 5);
+        assert_false(g.null_mx);
+        for (int i = 0; i < 3; i++) {
+            assert_int_equal(g.prefs[i], 10);
+            assert_true(!strcmp(g.recs[i], "a.mx.test") || !strcmp(g.recs[i], "c.mx.test") ||
+                        !strcmp(g.recs[i], "d.mx.test"));
+        }
+        assert_string_equal(g.recs[3], "b.mx.test");
+        assert_int_equal(g.prefs[3], 20);
+        assert_string_equal(g.recs[4], "z.mx.test"); /* lower-cased */
+        assert_int_equal(g.prefs[4], 30);
+        seen_first[g.recs[0][0] - 'a']++;
+    }
+    assert_true(seen_first[0] > 0);
+    assert_true(seen_first[2] > 0);
+    assert_true(seen_first[3] > 0);
+    env_finish(&e);
+}
+
+static void test_null_mx(void **state)
+{
+    struct env e;
+    env_start(&e, 2.0);
+    struct got g = {0};
+    assert_int_equal(sts_resolver_query_mx(e.r, "nullmx.test", mx_cb, &g), 0);
+    RUN_UNTIL(&e, g.calls == 1);
+    assert_int_equal(g.status, STS_DNS_OK);
+    assert_true(g.null_mx);
+    assert_int_equal(g.n, 0);
+    env_finish(&e);
+}
+
+struct scase {
+    const char *name;
+    int type; /* 0 TXT, 1 MX */
+    sts_dns_status want;
+};
+
+static void test_status_mapping(void **state)
+{
+    static const struct scase cases[] = {
+        {"nx.test", 0, STS_DNS_NXDOMAIN},    {"sf.test", 0, STS_DNS_SERVFAIL},
+        {"refused.test", 1, STS_DNS_REFUSED}, {"nodata.test", 0, STS_DNS_NODATA},
+        {"nodata.test", 1, STS_DNS_NODATA},  {"nx.test", 1, STS_DNS_NXDOMAIN},
+        {"slow.test", 0, STS_DNS_TIMEOUT},
+    };
+    struct env e;
+    env_start(&e, 0.4);
+    struct got g[sizeof(cases) / sizeof(cases[0])];
+    memset(g, 0, sizeof(g));
+    size_t n = sizeof(cases) / sizeof(cases[0]);
+    for (size_t i = 0; i < n; i++) {
+        if (cases[i].type == 0)
+            assert_int_equal(sts_resolver_query_txt(e.r, cases[i].name, txt_cb, &g[i]), 0);
+        else
+            assert_int_equal(sts_resolver_query_mx(e.r, cases[i].name, mx_cb, &g[i]), 0);
+    }
+    uint64_t t0 = uv_now(&e.loop);
+    int all = 0;
+    while (!all && uv_now(&e.loop) - t0 < 5000) {
+        uv_run(&e.loop, UV_RUN_ONCE);
+        all = 1;
+        for (size_t i = 0; i < n; i++)
+            all &= g[i].calls == 1;
+    }
+    assert_true(all);
+    for (size_t i = 0; i < n; i++) {
+        if (g[i].status != cases[i].want)
+            fail_msg("%s: got %s, want %s", cases[i].name, sts_dns_status_name(g[i].status),
+                     sts_dns_status_name(cases[i].want));
+        assert_int_equal(g[i].n, 0);
+    }
+    /* the timeout honoured the 0.4 s budget */
+    assert_true(uv_now(&e.loop) - t0 < 1500);
+    env_finish(&e);
+}
+
+static void test_addr(void **state)
+{
+    struct env e;
+    env_start(&e, 1.0);
+    struct got g = {0}, g6 = {0}, gx = {0};
+    assert_int_equal(sts_resolver_query_addr(e.r, "host.test", addr_cb, &g), 0);
+    assert_int_equal(sts_resolver_query_addr(e.r, "v6only.test", addr_cb, &g6), 0);
+    assert_int_equal(sts_resolver_query_addr(e.r, "nx.test", addr_cb, &gx), 0);
+    RUN_UNTIL(&e, g.calls == 1 && g6.calls == 1 && gx.calls == 1);
+    assert_int_equal(g.status, STS_DNS_OK);
+    assert_int_equal(g.n, 3);
+    assert_string_equal(g.recs[0], "127.0.0.5");
+    assert_string_equal(g.recs[1], "127.0.0.6");
+    assert_string_equal(g.recs[2], "2001:db8::1");
+    assert_int_equal(g.family[0], AF_INET);
+    assert_int_equal(g.family[2], AF_INET6);
+    assert_int_equal(g6.status, STS_DNS_OK);
+    assert_int_equal(g6.sa, STS_DNS_NODATA);
+    assert_int_equal(g6.saaaa, STS_DNS_OK);
+    assert_int_equal(g6.n, 1);
+    assert_int_equal(gx.status, STS_DNS_NXDOMAIN);
+    assert_int_equal(gx.n, 0);
+    env_finish(&e);
+}
+
+static void test_free_cancels(void **state)
+{
+    struct env e;
+    env_start(&e, 5.0);
+    struct got g = {0}, g2 = {0};
+    assert_int_equal(sts_resolver_query_txt(e.r, "slow.test", txt_cb, &g), 0);
+    assert_int_equal(sts_resolver_query_addr(e.r, "slow.test", addr_cb, &g2), 0);
+    /* let the queries go out */
+    RUN_UNTIL(&e, e.srv.nqueries >= 3);
+    assert_int_equal(g.calls, 0);
+    sts_resolver_free(e.r);
+    assert_int_equal(g.calls, 1);
+    assert_int_equal(g.status, STS_DNS_CANCELLED);
+    assert_int_equal(g2.calls, 1);
+    assert_int_equal(g2.status, STS_DNS_CANCELLED);
+    e.r = NULL;
+    env_finish(&e);
+}
+
+/* Freeing the resolver from inside a result callback is safe. */
+static void free_in_cb(const sts_dns_txt_result *res, void *arg)
+{
+    sts_resolver **rp = arg;
+    sts_resolver_free(*rp);
+    *rp = NULL;
+}
+
+static void test_free_in_callback(void **state)
+{
+    struct env e;
+    env_start(&e, 2.0);
+    sts_resolver *r = e.r;
+    struct got g = {0};
+    assert_int_equal(sts_resolver_query_txt(r, "multi.test", free_in_cb, &e.r), 0);
+    assert_int_equal(sts_resolver_query_txt(r, "slow.test", txt_cb, &g), 0);
+    RUN_UNTIL(&e, e.r == NULL);
+    assert_int_equal(g.calls, 1);
+    assert_int_equal(g.status, STS_DNS_CANCELLED);
+    env_finish(&e);
+}
+
+static void test_servers_parse(void **state)
+{
+    uv_loop_t loop;
+    uv_loop_init(&loop);
+    sts_resolver *r;
+    char err[256];
+    static const char *good[] = {"127.0.0.1", "127.0.0.1:5353", "[::1]:53", "::1",
+                                 "127.0.0.1:53,[::1]:5353"};
+    for (size_t i = 0; i < sizeof(good) / sizeof(good[0]); i++) {
+        if (sts_resolver_new(&loop, good[i], 1, NULL, &r, err, sizeof(err)))
+            fail_msg("'%s' rejected: %s", good[i], err);
+        sts_resolver_free(r);
+    }
+    static const char *bad[] = {"", "dns.example", "127.0.0.1:0", "127.0.0.1:99999",
+                                "[::1", "1.2.3.4:x", "127.0.0.1,,"};
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        if (sts_resolver_new(&loop, bad[i], 1, NULL, &r, err, sizeof(err)) != STS_EINVAL)
+            fail_msg("'%s' accepted", bad[i]);
+        assert_true(err[0] != '\0');
+    }
+    uv_run(&loop, UV_RUN_DEFAULT);
+    assert_int_equal(uv_loop_close(&loop), 0);
+}
+
+static void test_status_names(void **state)
+{
+    assert_string_equal(sts_dns_status_name(STS_DNS_NXDOMAIN), "NXDOMAIN");
+    assert_string_equal(sts_dns_status_name((sts_dns_status)99), "ERROR");
+    assert_false(sts_dns_status_is_temporary(STS_DNS_OK));
+    assert_false(sts_dns_status_is_temporary(STS_DNS_NXDOMAIN));
+    assert_false(sts_dns_status_is_temporary(STS_DNS_NODATA));
+    assert_true(sts_dns_status_is_temporary(STS_DNS_SERVFAIL));
+    assert_true(sts_dns_status_is_temporary(STS_DNS_TIMEOUT));
+    assert_true(sts_dns_status_is_temporary(STS_DNS_REFUSED));
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_txt_multistring), cmocka_unit_test(test_txt_cname_chase),
+        cmocka_unit_test(test_mx_sorted),       cmocka_unit_test(test_null_mx),
+        cmocka_unit_test(test_status_mapping),  cmocka_unit_test(test_addr),
+        cmocka_unit_test(test_free_cancels),    cmocka_unit_test(test_free_in_callback),
+        cmocka_unit_test(test_servers_parse),   cmocka_unit_test(test_status_names),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}

@@ -1,0 +1,196 @@
+/*
+ * test_world.c - the world's life cycle as the runner uses it, in-process: start
+ * on a loop, ready/observed JSON, stop, free, uv_loop_close() == 0; worlds on
+ * several threads at once get distinct blocks; an explicit block already in use and
+ * a bad zone line fail with a message and leave nothing running.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <pthread.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+
+#include "common/err.h"
+#include "fakedns/world.h"
+
+static const char *scn_text = "name: t\n"
+                              "about: t\n"
+                              "refs: [RFC 8461]\n"
+                              "domain: Example.TEST\n"
+                              "dns: |\n"
+                              "  @ MX 10 mail\n"
+                              "  @ MX 20 backup\n"
+                              "  _mta-sts TXT \"v=STSv1; id=${mode}1;\"\n"
+                              "policy:\n"
+                              "  mode: ${mode}\n"
+                              "  mx: [mail.example.test]\n"
+                              "  max_age: 86400\n"
+                              "mx:\n"
+                              "  mail.example.test: {cert: {expired: true}}\n"
+                              "expect:\n"
+                              "  enforce: {outcome: deferred}\n";
+
+static sts_scenario *load(const char *text)
+{
+    char err[512] = "";
+    sts_scenario *s = sts_scenario_parse(text, strlen(text), "t.yaml", err, sizeof(err));
+    if (!s)
+        print_message("scenario: %s\n", err);
+    assert_non_null(s);
+    return s;
+}
+
+static void stopped_cb(void *arg)
+{
+    (*(int *)arg)++;
+}
+
+static void test_life_cycle(void **state)
+{
+    sts_scenario *scn = load(scn_text);
+    uv_loop_t loop;
+    assert_int_equal(uv_loop_init(&loop), 0);
+    sts_world_opts opts = {.mode = "testing",
+                           .dns_port = 20053,
+                           .smtp_port = 20025,
+                           .https_port = 20443,
+                           .http_port = 20080};
+    sts_world *a = NULL, *b = NULL;
+    char err[512] = "";
+    assert_int_equal(sts_world_start(&loop, scn, &opts, &a, err, sizeof(err)), 0);
+    assert_int_equal(sts_world_start(&loop, scn, &opts, &b, err, sizeof(err)), 0);
+
+    json_t *ra = sts_world_ready(a), *rb = sts_world_ready(b);
+    assert_string_equal(json_string_value(json_object_get(ra, "domain")), "example.test");
+    assert_string_equal(json_string_value(json_object_get(ra, "mode")), "testing");
+    assert_int_equal(json_integer_value(json_object_get(ra, "smtp_port")), 20025);
+    assert_string_not_equal(json_string_value(json_object_get(ra, "dns")),
+                            json_string_value(json_object_get(rb, "dns")));
+    /* mail (scenario MX), then the policy host, then backup (a zone-only MX target). */
+    json_t *hosts = json_object_get(ra, "hosts");
+    assert_int_equal(json_object_size(hosts), 3);
+    const char *block = json_string_value(json_object_get(ra, "block"));
+    char want[32];
+    snprintf(want, sizeof(want), "%s.10", block);
+    assert_string_equal(json_string_value(json_object_get(hosts, "mail.example.test")), want);
+    snprintf(want, sizeof(want), "%s.11", block);
+    assert_string_equal(json_string_value(json_object_get(hosts, "mta-sts.example.test")), want);
+    snprintf(want, sizeof(want), "%s.12", block);
+    assert_string_equal(json_string_value(json_object_get(hosts, "backup.example.test")), want);
+    char ca_file[4200];
+    snprintf(ca_file, sizeof(ca_file), "%s", json_string_value(json_object_get(ra, "ca_file")));
+    assert_int_equal(access(ca_file, R_OK), 0);
+
+    /* The same block again, explicitly: every port clashes. */
+    sts_world_opts clash = opts;
+    clash.block = block;
+    sts_world *c = NULL;
+    assert_int_not_equal(sts_world_start(&loop, scn, &clash, &c, err, sizeof(err)), 0);
+    assert_null(c);
+    assert_non_null(strstr(err, "Address already in use"));
+    json_decref(ra);
+    json_decref(rb);
+
+    int stopped = 0;
+    sts_world_stop(a, stopped_cb, &stopped);
+    sts_world_stop(b, stopped_cb, &stopped);
+    assert_int_equal(stopped, 0); /* never inside the call */
+    assert_int_equal(uv_run(&loop, UV_RUN_DEFAULT), 0);
+    assert_int_equal(stopped, 2);
+    json_t *obs = sts_world_observed(a);
+    assert_string_equal(json_string_value(json_object_get(obs, "event")), "observed");
+    assert_int_equal(json_array_size(json_object_get(obs, "dns")), 0);
+    assert_int_equal(json_array_size(json_object_get(obs, "smtp_sessions")), 0);
+    json_decref(obs);
+    sts_world_free(a);
+    sts_world_free(b);
+    assert_int_not_equal(access(ca_file, F_OK), 0); /* the temporary directory is gone */
+    assert_int_equal(uv_loop_close(&loop), 0);
+    sts_scenario_free(scn);
+}
+
+static void test_bad_zone(void **state)
+{
+    const char *text = "name: t\nabout: t\nrefs: [x]\ndomain: example.test\ndns: |\n"
+                       "  @ MX 10 mail\n  mail CNAME x\n  mail A 192.0.2.1\n"
+                       "expect:\n  enforce: {outcome: deferred}\n";
+    sts_scenario *scn = load(text);
+    uv_loop_t loop;
+    uv_loop_init(&loop);
+    sts_world *w = NULL;
+    char err[512] = "";
+    sts_world_opts opts = {.dns_port = 20153};
+    assert_int_equal(sts_world_start(&loop, scn, &opts, &w, err, sizeof(err)), STS_ESYNTAX);
+    print_message("error: %s\n", err);
+    assert_non_null(strstr(err, "t.yaml:8: mail.example.test has a CNAME and other data"));
+    assert_null(w);
+    assert_int_equal(uv_loop_close(&loop), 0);
+    sts_scenario_free(scn);
+}
+
+struct thread_arg {
+    const sts_scenario *scn;
+    char dns[64];
+    int rc;
+};
+
+/* One world on its own loop and thread, as the runner runs it. */
+static void *world_thread(void *p)
+{
+    struct thread_arg *t = p;
+    uv_loop_t loop;
+    uv_loop_init(&loop);
+    sts_world *w = NULL;
+    char err[512];
+    sts_world_opts opts = {
+        .dns_port = 20253, .smtp_port = 20225, .https_port = 20243, .http_port = 20280};
+    t->rc = sts_world_start(&loop, t->scn, &opts, &w, err, sizeof(err));
+    if (t->rc == 0) {
+        json_t *r = sts_world_ready(w);
+        snprintf(t->dns, sizeof(t->dns), "%s", json_string_value(json_object_get(r, "dns")));
+        json_decref(r);
+        sts_world_stop(w, NULL, NULL);
+        uv_run(&loop, UV_RUN_DEFAULT);
+        sts_world_free(w);
+    }
+    if (uv_loop_close(&loop) != 0)
+        t->rc = -100;
+    return NULL;
+}
+
+static void test_threads(void **state)
+{
+    sts_scenario *scn = load(scn_text);
+    enum { N = 4 };
+    pthread_t th[N];
+    struct thread_arg args[N];
+    for (int i = 0; i < N; i++) {
+        memset(&args[i], 0, sizeof(args[i]));
+        args[i].scn = scn;
+        assert_int_equal(pthread_create(&th[i], NULL, world_thread, &args[i]), 0);
+    }
+    for (int i = 0; i < N; i++)
+        pthread_join(th[i], NULL);
+    for (int i = 0; i < N; i++) {
+        assert_int_equal(args[i].rc, 0);
+        for (int j = 0; j < i; j++)
+            assert_string_not_equal(args[i].dns, args[j].dns);
+    }
+    sts_scenario_free(scn);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_life_cycle),
+        cmocka_unit_test(test_bad_zone),
+        cmocka_unit_test(test_threads),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
