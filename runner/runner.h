@@ -20,6 +20,12 @@ typedef struct sts_run_opts {
     const char *json_file;  /* write a JSON report here (NULL = no) */
     double stage_timeout;   /* the sender's per-stage timeout in seconds; 0 = 10 */
     int verbose;            /* print every case's transcript, not only failures' */
+    /* Run this shell command as the sender instead of ours (see README, "Testing
+     * another implementation"); placeholders {rcpt} {domain} {dns} {dns_host}
+     * {dns_port} {ca} {smtp_port} {https_port} {mode} {require_tls} {sender_mode} are
+     * replaced, shell-quoted; {ststest_flags} by ststest options for `sender:`. */
+    const char *sender_cmd;
+    double time_limit;      /* seconds an external sender may run; 0 = 120 */
     FILE *out;              /* progress and summary (stdout) */
 } sts_run_opts;
 

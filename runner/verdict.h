@@ -29,6 +29,14 @@ typedef struct sts_verdict_input {
     int exit_status;
     json_t *result;           /* {"results": [ ... ]}; may be NULL (sender printed nothing) */
     json_t *observed;         /* the world's "observed" event */
+    /* An external sender (`run --sender-cmd`) gives no JSON result: its outcome is
+     * judged from the observer log (received -> delivered) and its exit status
+     * (sendmail-style: 0 or 75 without a delivery -> deferred, other -> failed);
+     * `failures` and `policy_source` cannot be known and are not compared; `tls`
+     * is "verified" when the MX that received the message presented a certificate
+     * that a correct sender verifies (cert_valid_hosts), else "unverified". */
+    int external;
+    const char *const *cert_valid_hosts; /* NULL-terminated; external mode only */
 } sts_verdict_input;
 
 /* Fill v (initialised here); returns 0 or STS_ENOMEM. Free with sts_verdict_free. */

@@ -45,8 +45,7 @@ int sts_diags_vadd(sts_diags *d, sts_diag_severity sev, int line, int column, co
     return 0;
 }
 
-int sts_diags_add(sts_diags *d, sts_diag_severity sev, int line, int column, const char *fmt,
-                  ...)
+int sts_diags_add(sts_diags *d, sts_diag_severity sev, int line, int column, const char *fmt, ...)
 {
     va_list ap;
     va_start(ap, fmt);

@@ -69,7 +69,10 @@ struct sts_fetcher {
 
 static pthread_once_t curl_once = PTHREAD_ONCE_INIT;
 static CURLcode curl_init_rc;
-static void curl_init_once(void) { curl_init_rc = curl_global_init(CURL_GLOBAL_DEFAULT); }
+static void curl_init_once(void)
+{
+    curl_init_rc = curl_global_init(CURL_GLOBAL_DEFAULT);
+}
 
 /* ---- uv glue ---- */
 
@@ -291,13 +294,23 @@ static void fetch_finish(sts_fetcher *f, struct fetch *x, CURLcode cc)
         res.result_type = RT_WEBPKI;
     } else {
         switch (cc) {
-        case CURLE_OPERATION_TIMEDOUT: res.err = STS_ETIMEDOUT; break;
-        case CURLE_COULDNT_CONNECT: res.err = STS_ECONNECT; break;
-        case CURLE_SSL_CONNECT_ERROR: res.err = STS_ETLS; break;
+        case CURLE_OPERATION_TIMEDOUT:
+            res.err = STS_ETIMEDOUT;
+            break;
+        case CURLE_COULDNT_CONNECT:
+            res.err = STS_ECONNECT;
+            break;
+        case CURLE_SSL_CONNECT_ERROR:
+            res.err = STS_ETLS;
+            break;
         case CURLE_GOT_NOTHING:
         case CURLE_RECV_ERROR:
-        case CURLE_PARTIAL_FILE: res.err = STS_ECLOSED; break;
-        default: res.err = STS_EIO; break;
+        case CURLE_PARTIAL_FILE:
+            res.err = STS_ECLOSED;
+            break;
+        default:
+            res.err = STS_EIO;
+            break;
         }
         snprintf(detail, sizeof(detail), "%s", x->errbuf[0] ? x->errbuf : curl_easy_strerror(cc));
     }

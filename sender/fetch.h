@@ -50,10 +50,10 @@ typedef struct sts_fetch_result {
      * (untrusted, expired, name mismatch), "sts-policy-fetch-error" for everything
      * else (connect, timeout, handshake, non-200, redirect, content type, size). */
     const char *result_type;
-    const char *detail;       /* when !ok, e.g. "HTTP status 404", "redirect (301) not
-                               * followed", "Content-Type text/html is not text/plain",
-                               * "body over 65536 bytes", or libcurl's error text */
-    double elapsed;           /* seconds from start to result */
+    const char *detail; /* when !ok, e.g. "HTTP status 404", "redirect (301) not
+                         * followed", "Content-Type text/html is not text/plain",
+                         * "body over 65536 bytes", or libcurl's error text */
+    double elapsed;     /* seconds from start to result */
 } sts_fetch_result;
 
 typedef void (*sts_fetch_cb)(const sts_fetch_result *res, void *arg);

@@ -69,7 +69,10 @@ static int is_alnum(unsigned char c)
 {
     return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9');
 }
-static int is_wsp(char c) { return c == ' ' || c == '\t'; }
+static int is_wsp(char c)
+{
+    return c == ' ' || c == '\t';
+}
 
 /* RFC 5321 Domain = sub-domain *("." sub-domain); sub-domain = Let-dig [Ldh-str], with
  * DNS's limits (RFC 1035 2.3.4: labels of at most 63 octets, names of at most 253
@@ -199,8 +202,7 @@ json_t *sts_policy_to_json(const sts_policy *policy)
             return NULL;
         }
     return json_pack("{s:s, s:s, s:I, s:o}", "version", policy->version, "mode",
-                     sts_mode_name(policy->mode), "max_age", (json_int_t)policy->max_age,
-                     "mx", mx);
+                     sts_mode_name(policy->mode), "max_age", (json_int_t)policy->max_age, "mx", mx);
 }
 
 /* ---- the parser ---- */
@@ -212,7 +214,7 @@ struct pstate {
     sts_policy *p;
     sts_diags *diags;
     int nerr;
-    int seen[3];     /* line where version/mode/max_age was first seen, 0 = not yet */
+    int seen[3]; /* line where version/mode/max_age was first seen, 0 = not yet */
     int nomem;
 };
 
@@ -356,8 +358,7 @@ static void parse_line(struct pstate *st, const char *line, size_t len, int ln)
             m[vl] = '\0';
         }
         if (vl >= sizeof(m) || sts_mode_parse(m, &p->mode))
-            perr(st, ln, vcol, "mode '%.*s' is not one of enforce, testing, none", (int)vl,
-                 val);
+            perr(st, ln, vcol, "mode '%.*s' is not one of enforce, testing, none", (int)vl, val);
         break;
     }
     case F_MAX_AGE: {
@@ -365,8 +366,9 @@ static void parse_line(struct pstate *st, const char *line, size_t len, int ln)
         /* sts-policy-max-age-value = 1*10(DIGIT); "Maximum value is 31557600". */
         for (size_t i = 0; i < vl; i++)
             if (val[i] < '0' || val[i] > '9') {
-                perr(st, ln, vcol + (int)i, "max_age '%.*s' is not a number of seconds "
-                                            "(digits only)",
+                perr(st, ln, vcol + (int)i,
+                     "max_age '%.*s' is not a number of seconds "
+                     "(digits only)",
                      (int)vl, val);
                 return;
             }

@@ -41,9 +41,9 @@ int sts_mode_parse(const char *s, sts_mode *out);
 typedef struct sts_policy {
     char version[8]; /* "STSv1" */
     sts_mode mode;
-    long max_age;    /* seconds, 0..STS_POLICY_MAX_AGE_MAX */
+    long max_age; /* seconds, 0..STS_POLICY_MAX_AGE_MAX */
     size_t nmx;
-    char **mx;       /* mx patterns as written in the file, in file order */
+    char **mx; /* mx patterns as written in the file, in file order */
 } sts_policy;
 
 /* Parse len bytes of a policy body (need not be NUL-terminated). Every problem goes to

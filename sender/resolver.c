@@ -38,13 +38,13 @@ struct query {
     struct query *next;
     qkind kind;
     char *name;
-    char *canonical;    /* TXT: current name after CNAMEs */
+    char *canonical; /* TXT: current name after CNAMEs */
     int hops;
     void *cb;
     void *arg;
-    uint64_t deadline;  /* uv_now() ms */
-    int pending;        /* c-ares queries outstanding */
-    int complete;       /* result ready */
+    uint64_t deadline; /* uv_now() ms */
+    int pending;       /* c-ares queries outstanding */
+    int complete;      /* result ready */
     int delivered;
     sts_dns_status status, status_a, status_aaaa;
     char detail[160];
@@ -66,10 +66,10 @@ struct sts_resolver {
     double timeout_s;
     struct sock *socks;
     struct query *queries;
-    int open_handles;  /* handles not yet closed (timer + polls) */
-    int delivering;    /* inside deliver_ready: free is deferred */
+    int open_handles; /* handles not yet closed (timer + polls) */
+    int delivering;   /* inside deliver_ready: free is deferred */
     int free_requested;
-    int freed;         /* sts_resolver_free done; memory goes with the last handle */
+    int freed; /* sts_resolver_free done; memory goes with the last handle */
 };
 
 static const char *const status_names[] = {"OK",      "NXDOMAIN", "NODATA",    "SERVFAIL",
@@ -90,15 +90,23 @@ int sts_dns_status_is_temporary(sts_dns_status st)
 static sts_dns_status map_ares(int status)
 {
     switch (status) {
-    case ARES_SUCCESS: return STS_DNS_OK;
-    case ARES_ENODATA: return STS_DNS_NODATA;
-    case ARES_ENOTFOUND: return STS_DNS_NXDOMAIN;
-    case ARES_ESERVFAIL: return STS_DNS_SERVFAIL;
-    case ARES_ETIMEOUT: return STS_DNS_TIMEOUT;
-    case ARES_EREFUSED: return STS_DNS_REFUSED;
+    case ARES_SUCCESS:
+        return STS_DNS_OK;
+    case ARES_ENODATA:
+        return STS_DNS_NODATA;
+    case ARES_ENOTFOUND:
+        return STS_DNS_NXDOMAIN;
+    case ARES_ESERVFAIL:
+        return STS_DNS_SERVFAIL;
+    case ARES_ETIMEOUT:
+        return STS_DNS_TIMEOUT;
+    case ARES_EREFUSED:
+        return STS_DNS_REFUSED;
     case ARES_EDESTRUCTION:
-    case ARES_ECANCELLED: return STS_DNS_CANCELLED;
-    default: return STS_DNS_ERROR;
+    case ARES_ECANCELLED:
+        return STS_DNS_CANCELLED;
+    default:
+        return STS_DNS_ERROR;
     }
 }
 
@@ -258,24 +266,27 @@ static void deliver(sts_resolver *r, struct query *q)
 {
     q->delivered = 1;
     log_result(r, q);
-    if (q->status != STS_DNS_OK)
-        q->n = q->kind == Q_ADDR ? 0 : q->n;
     switch (q->kind) {
     case Q_TXT: {
-        sts_dns_txt_result res = {q->status, q->name, q->canonical ? q->canonical : q->name,
-                                  q->status == STS_DNS_OK ? q->n : 0, q->txt, q->detail};
+        sts_dns_txt_result res = {q->status,
+                                  q->name,
+                                  q->canonical ? q->canonical : q->name,
+                                  q->status == STS_DNS_OK ? q->n : 0,
+                                  q->txt,
+                                  q->detail};
         ((sts_dns_txt_cb)q->cb)(&res, q->arg);
         break;
     }
     case Q_MX: {
-        sts_dns_mx_result res = {q->status, q->name, q->status == STS_DNS_OK ? q->n : 0,
-                                 q->mx, q->null_mx, q->detail};
+        sts_dns_mx_result res = {q->status, q->name,    q->status == STS_DNS_OK ? q->n : 0,
+                                 q->mx,     q->null_mx, q->detail};
         ((sts_dns_mx_cb)q->cb)(&res, q->arg);
         break;
     }
     case Q_ADDR: {
-        sts_dns_addr_result res = {q->status, q->status_a, q->status_aaaa, q->name,
-                                   q->n, q->addrs, q->detail};
+        sts_dns_addr_result res = {
+            q->status, q->status_a, q->status_aaaa, q->name, q->status == STS_DNS_OK ? q->n : 0,
+            q->addrs,  q->detail};
         ((sts_dns_addr_cb)q->cb)(&res, q->arg);
         break;
     }
@@ -341,9 +352,8 @@ static char *answer_cname(const unsigned char *abuf, int alen, const char *qname
         uint16_t type, cls, rdlen;
         if (ares_expand_name(abuf + c.off, abuf, alen, &owner, &enclen) != ARES_SUCCESS)
             break;
-        if (sts_cur_skip(&c, (size_t)enclen) || sts_cur_u16(&c, &type) ||
-            sts_cur_u16(&c, &cls) || sts_cur_skip(&c, 4) || sts_cur_u16(&c, &rdlen) ||
-            sts_cur_left(&c) < rdlen) {
+        if (sts_cur_skip(&c, (size_t)enclen) || sts_cur_u16(&c, &type) || sts_cur_u16(&c, &cls) ||
+            sts_cur_skip(&c, 4) || sts_cur_u16(&c, &rdlen) || sts_cur_left(&c) < rdlen) {
             ares_free_string(owner);
             break;
         }
@@ -530,8 +540,7 @@ static void mx_cb(void *arg, int status, int timeouts, unsigned char *abuf, int 
         if (!m->host[0] || !strcmp(m->host, ".")) {
             /* "." among other MX names no host: skip it (RFC 7505 3 says a domain
              * with a null MX MUST NOT publish others). */
-            sts_debug(q->r->log, "dns MX %s: ignoring \".\" among %zu MX records", q->name,
-                      total);
+            sts_debug(q->r->log, "dns MX %s: ignoring \".\" among %zu MX records", q->name, total);
             continue;
         }
         char *h = strdup(m->host);
@@ -860,8 +869,8 @@ int sts_resolver_new(uv_loop_t *loop, const char *servers, double timeout_s, sts
             return STS_EINVAL;
         }
     }
-    sts_debug(log, "dns resolver: servers %s, timeout %.1f s", servers ? csv.data : "from /etc/resolv.conf",
-              r->timeout_s);
+    sts_debug(log, "dns resolver: servers %s, timeout %.1f s",
+              servers ? csv.data : "from /etc/resolv.conf", r->timeout_s);
     sts_buf_free(&csv);
     uv_timer_init(loop, &r->timer);
     r->timer.data = r;

@@ -124,7 +124,7 @@ typedef struct sts_dns_addr_result {
     sts_dns_status status_aaaa; /* of the AAAA query */
     const char *name;
     size_t n;
-    const sts_dns_addr *addrs;  /* A addresses first, then AAAA, in answer order */
+    const sts_dns_addr *addrs; /* A addresses first, then AAAA, in answer order */
     const char *detail;
 } sts_dns_addr_result;
 

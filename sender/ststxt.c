@@ -14,7 +14,10 @@
 static const char STS_V[] = "v=STSv1";
 #define STS_V_LEN (sizeof(STS_V) - 1)
 
-static int is_wsp(char c) { return c == ' ' || c == '\t'; }
+static int is_wsp(char c)
+{
+    return c == ' ' || c == '\t';
+}
 static int is_alnum(unsigned char c)
 {
     return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9');
@@ -70,16 +73,16 @@ static int add_ext(sts_txt *t, const char *name, size_t nlen, const char *val, s
 }
 
 /* Report an error at byte offset off (column off+1). */
-#define ERR_AT(off, ...)                                                                   \
-    do {                                                                                   \
-        nerr++;                                                                            \
-        if (sts_diags_add(diags, STS_DIAG_ERROR, 1, (int)(off) + 1, __VA_ARGS__))          \
-            goto nomem;                                                                    \
+#define ERR_AT(off, ...)                                                                           \
+    do {                                                                                           \
+        nerr++;                                                                                    \
+        if (sts_diags_add(diags, STS_DIAG_ERROR, 1, (int)(off) + 1, __VA_ARGS__))                  \
+            goto nomem;                                                                            \
     } while (0)
-#define WARN_AT(off, ...)                                                                  \
-    do {                                                                                   \
-        if (sts_diags_add(diags, STS_DIAG_WARNING, 1, (int)(off) + 1, __VA_ARGS__))        \
-            goto nomem;                                                                    \
+#define WARN_AT(off, ...)                                                                          \
+    do {                                                                                           \
+        if (sts_diags_add(diags, STS_DIAG_WARNING, 1, (int)(off) + 1, __VA_ARGS__))                \
+            goto nomem;                                                                            \
     } while (0)
 
 /* Check one field "name=value" found at rec[s..e). */
@@ -107,8 +110,7 @@ static int parse_field(const char *rec, size_t s, size_t e, sts_txt *t, int *hav
         } else {
             for (size_t i = v; i < e; i++)
                 if (!is_alnum((unsigned char)rec[i])) {
-                    ERR_AT(i, "id contains '%c' (only letters and digits are allowed)",
-                           rec[i]);
+                    ERR_AT(i, "id contains '%c' (only letters and digits are allowed)", rec[i]);
                     bad = 1;
                     break;
                 }
@@ -186,8 +188,8 @@ int sts_txt_parse(const char *rec, size_t len, sts_txt *out, sts_diags *diags)
         if (len - i >= 2 && !memcmp(rec + i, "v=", 2) && i > 0)
             ERR_AT(0, "record must begin with v=STSv1 (no leading whitespace)");
         else if (len >= 2 && !memcmp(rec, "v=", 2))
-            ERR_AT(2, "unsupported version '%.*s' (expected STSv1)",
-                   (int)token_len(rec, 2, len), rec + 2);
+            ERR_AT(2, "unsupported version '%.*s' (expected STSv1)", (int)token_len(rec, 2, len),
+                   rec + 2);
         else
             ERR_AT(0, "record must begin with v=STSv1");
         goto fail;
@@ -267,8 +269,8 @@ int sts_txt_select(const char *const *records, const size_t *lens, size_t n, sts
      * record is syntactically invalid, senders MUST assume the recipient domain does not
      * have an available MTA-STS Policy". */
     if (nsts == 0) {
-        snprintf(why, whylen, "%s", n ? "no TXT record begins with v=STSv1: no policy"
-                                      : "no TXT record: no policy");
+        snprintf(why, whylen, "%s",
+                 n ? "no TXT record begins with v=STSv1: no policy" : "no TXT record: no policy");
         return STS_ENOTFOUND;
     }
     if (nsts > 1) {

@@ -31,9 +31,9 @@ typedef struct sts_txt_ext {
 } sts_txt_ext;
 
 typedef struct sts_txt {
-    char version[8];              /* "STSv1" */
-    char id[STS_TXT_ID_MAX + 1];  /* the policy id, 1-32 alphanumerics */
-    size_t next;                  /* extension fields, in record order */
+    char version[8];             /* "STSv1" */
+    char id[STS_TXT_ID_MAX + 1]; /* the policy id, 1-32 alphanumerics */
+    size_t next;                 /* extension fields, in record order */
     sts_txt_ext *ext;
 } sts_txt;
 

@@ -24,21 +24,20 @@
 
 static void usage(FILE *fp)
 {
-    fprintf(fp,
-            "usage: ststest lint [--txt] [--json] [--mx-host HOST] FILE|-\n"
-            "\n"
-            "Check an MTA-STS policy file (RFC 8461 3.2) or a _mta-sts TXT record (3.1).\n"
-            "The input is taken as a TXT record when it begins with \"v=\" (or a quoted\n"
-            "string, zone-file style: \"v=STSv1; \" \"id=1;\") or with --txt; otherwise\n"
-            "as a policy file. FILE - reads standard input.\n"
-            "\n"
-            "options:\n"
-            "  --txt           the input is a TXT record\n"
-            "  --json          print one JSON document instead of the report\n"
-            "  --mx-host HOST  also say whether the policy allows MX host HOST (RFC 8461 4.1)\n"
-            "  -h, --help      this help\n"
-            "\n"
-            "exit status: 0 valid, 65 invalid or unreadable, 64 usage.\n");
+    fprintf(fp, "usage: ststest lint [--txt] [--json] [--mx-host HOST] FILE|-\n"
+                "\n"
+                "Check an MTA-STS policy file (RFC 8461 3.2) or a _mta-sts TXT record (3.1).\n"
+                "The input is taken as a TXT record when it begins with \"v=\" (or a quoted\n"
+                "string, zone-file style: \"v=STSv1; \" \"id=1;\") or with --txt; otherwise\n"
+                "as a policy file. FILE - reads standard input.\n"
+                "\n"
+                "options:\n"
+                "  --txt           the input is a TXT record\n"
+                "  --json          print one JSON document instead of the report\n"
+                "  --mx-host HOST  also say whether the policy allows MX host HOST (RFC 8461 4.1)\n"
+                "  -h, --help      this help\n"
+                "\n"
+                "exit status: 0 valid, 65 invalid or unreadable, 64 usage.\n");
 }
 
 static int read_input(const char *path, sts_buf *b, char *err, size_t errlen)
@@ -129,9 +128,9 @@ static json_t *diags_json(const sts_diags *d, sts_diag_severity sev)
     json_t *a = json_array();
     for (size_t i = 0; a && i < d->n; i++)
         if (d->items[i].severity == sev)
-            json_array_append_new(a, json_pack("{s:i, s:i, s:s}", "line", d->items[i].line,
-                                               "column", d->items[i].column, "message",
-                                               d->items[i].message));
+            json_array_append_new(a,
+                                  json_pack("{s:i, s:i, s:s}", "line", d->items[i].line, "column",
+                                            d->items[i].column, "message", d->items[i].message));
     return a;
 }
 
@@ -164,13 +163,20 @@ int sts_cmd_lint(int argc, char **argv)
     opterr = 0;
     while ((c = getopt_long(argc, argv, "+h", opts, NULL)) != -1) {
         switch (c) {
-        case 't': as_txt = 1; break;
-        case 'j': as_json = 1; break;
-        case 'm': mx_host = optarg; break;
-        case 'h': usage(stdout); return STS_EXIT_OK;
+        case 't':
+            as_txt = 1;
+            break;
+        case 'j':
+            as_json = 1;
+            break;
+        case 'm':
+            mx_host = optarg;
+            break;
+        case 'h':
+            usage(stdout);
+            return STS_EXIT_OK;
         default:
-            fprintf(stderr, "ststest lint: unknown or incomplete option '%s'\n",
-                    argv[optind - 1]);
+            fprintf(stderr, "ststest lint: unknown or incomplete option '%s'\n", argv[optind - 1]);
             usage(stderr);
             return STS_EXIT_USAGE;
         }
@@ -195,8 +201,8 @@ int sts_cmd_lint(int argc, char **argv)
     size_t len = in.len;
 
     size_t lead = 0;
-    while (lead < len && (text[lead] == ' ' || text[lead] == '\t' || text[lead] == '\n' ||
-                          text[lead] == '\r'))
+    while (lead < len &&
+           (text[lead] == ' ' || text[lead] == '\t' || text[lead] == '\n' || text[lead] == '\r'))
         lead++;
     int quoted = lead < len && text[lead] == '"';
     int is_txt = as_txt || quoted || (len - lead >= 2 && !memcmp(text + lead, "v=", 2));
@@ -232,8 +238,8 @@ int sts_cmd_lint(int argc, char **argv)
     } else {
         if (len > STS_FETCH_MAX_BODY)
             sts_diags_add(&diags, STS_DIAG_WARNING, 0, 0,
-                          "policy is %zu bytes: senders stop reading at %d (RFC 8461 3.3)",
-                          len, STS_FETCH_MAX_BODY);
+                          "policy is %zu bytes: senders stop reading at %d (RFC 8461 3.3)", len,
+                          STS_FETCH_MAX_BODY);
         rc = sts_policy_parse(text, len, &policy, &diags);
     }
     if (rc == STS_ENOMEM) {
@@ -247,10 +253,10 @@ int sts_cmd_lint(int argc, char **argv)
     const char *match = valid && mx_host ? sts_policy_mx_match(&policy, mx_host) : NULL;
 
     if (as_json) {
-        json_t *doc = json_pack("{s:s, s:s, s:b, s:o, s:o}", "kind", is_txt ? "txt" : "policy",
-                                "file", name, "valid", valid, "errors",
-                                diags_json(&diags, STS_DIAG_ERROR), "warnings",
-                                diags_json(&diags, STS_DIAG_WARNING));
+        json_t *doc =
+            json_pack("{s:s, s:s, s:b, s:o, s:o}", "kind", is_txt ? "txt" : "policy", "file", name,
+                      "valid", valid, "errors", diags_json(&diags, STS_DIAG_ERROR), "warnings",
+                      diags_json(&diags, STS_DIAG_WARNING));
         if (is_txt) {
             json_t *t = json_null();
             if (valid) {
@@ -258,8 +264,7 @@ int sts_cmd_lint(int argc, char **argv)
                 for (size_t i = 0; i < txt.next; i++)
                     json_array_append_new(ext, json_pack("{s:s, s:s}", "name", txt.ext[i].name,
                                                          "value", txt.ext[i].value));
-                t = json_pack("{s:s, s:s, s:o}", "v", txt.version, "id", txt.id, "extensions",
-                              ext);
+                t = json_pack("{s:s, s:s, s:o}", "v", txt.version, "id", txt.id, "extensions", ext);
             }
             json_object_set_new(doc, "txt", t);
         } else {
@@ -279,8 +284,7 @@ int sts_cmd_lint(int argc, char **argv)
         if (!valid) {
             printf("%s: invalid %s (%zu error%s, %zu warning%s)\n", name,
                    is_txt ? "_mta-sts TXT record" : "MTA-STS policy", diags.nerrors,
-                   diags.nerrors == 1 ? "" : "s", diags.nwarnings,
-                   diags.nwarnings == 1 ? "" : "s");
+                   diags.nerrors == 1 ? "" : "s", diags.nwarnings, diags.nwarnings == 1 ? "" : "s");
         } else if (is_txt) {
             printf("%s: valid _mta-sts TXT record: v=%s id=%s", name, txt.version, txt.id);
             for (size_t i = 0; i < txt.next; i++)

@@ -25,6 +25,12 @@ static void run_usage(FILE *fp)
             "      --junit FILE     write JUnit XML (GitLab, Jenkins, GitHub reporters)\n"
             "      --json FILE      write a JSON report\n"
             "      --timeout SECS   the sender's per-stage timeout (default 10)\n"
+            "      --sender-cmd CMD run CMD (via /bin/sh) as the sender instead of ours;\n"
+            "                       {rcpt} {domain} {dns} {dns_host} {dns_port} {ca}\n"
+            "                       {smtp_port} {https_port} {mode} are replaced, quoted;\n"
+            "                       the scenario's `sender:` as {require_tls} (1 or 0),\n"
+            "                       {sender_mode} and {ststest_flags} (ststest options)\n"
+            "      --time-limit SECS  how long CMD may run per case (default 120)\n"
             "  -v, --verbose        print every case's transcript, not only failures'\n"
             "  -h, --help           this text\n"
             "\n"
@@ -52,6 +58,8 @@ int sts_cmd_run(int argc, char **argv)
         {"list", no_argument, NULL, 'l'},        {"junit", required_argument, NULL, 'J'},
         {"json", required_argument, NULL, 'o'},  {"timeout", required_argument, NULL, 't'},
         {"verbose", no_argument, NULL, 'v'},     {"help", no_argument, NULL, 'h'},
+        {"sender-cmd", required_argument, NULL, 'S'},
+        {"time-limit", required_argument, NULL, 'T'},
         {NULL, 0, NULL, 0},
     };
     sts_run_opts o = {.out = stdout};
@@ -83,6 +91,17 @@ int sts_cmd_run(int argc, char **argv)
             break;
         case 'v':
             o.verbose = 1;
+            break;
+        case 'S':
+            if (!*optarg) {
+                fprintf(stderr, "ststest run: --sender-cmd: empty command\n");
+                return STS_EXIT_USAGE;
+            }
+            o.sender_cmd = optarg;
+            break;
+        case 'T':
+            if (parse_num("--time-limit", optarg, 1, 86400, &o.time_limit))
+                return STS_EXIT_USAGE;
             break;
         case 'h':
             run_usage(stdout);

@@ -105,3 +105,43 @@ def test_bundled_library_passes(ststest_bin):
     r = run(ststest_bin, SRC / "scenarios", timeout=900)
     assert r.returncode == 0, r.stdout[-6000:] + r.stderr[-2000:]
     assert " 0 failed" in r.stdout
+
+
+NAIVE = pathlib.Path(__file__).with_name("naive_sender.py")
+
+
+def test_external_sender_with_json_result_is_judged_like_ours(ststest_bin):
+    cmd = (f"{ststest_bin} send {{ststest_flags}} --dns {{dns}} --ca-file {{ca}} "
+           f"--smtp-port {{smtp_port}} --https-port {{https_port}} --json {{rcpt}}")
+    r = run(ststest_bin, "--sender-cmd", cmd, SRC / "scenarios")
+    assert r.returncode == 0, r.stdout[-4000:]
+    assert " 0 failed" in r.stdout
+
+
+def test_external_naive_sender_is_caught(ststest_bin, tmp_path):
+    """A sender that ignores MTA-STS delivers to a bad-SAN MX under enforce (caught by
+    `received: 0`) and sends MAIL in the clear when STARTTLS is missing (caught by the
+    security invariant), while its testing/none runs pass."""
+    junit = tmp_path / "naive.xml"
+    cmd = f"/usr/bin/python3 {NAIVE} {{dns_host}} {{dns_port}} {{smtp_port}} {{rcpt}}"
+    r = run(ststest_bin, "--junit", junit, "--sender-cmd", cmd,
+            SRC / "scenarios" / "bad-san.yaml", SRC / "scenarios" / "no-starttls.yaml")
+    assert r.returncode == 1, r.stdout
+    out = r.stdout
+    assert "FAIL bad-san [enforce]" in out
+    assert "received: expected 0, got 1" in out
+    assert "FAIL no-starttls [enforce]" in out
+    assert "SECURITY INVARIANT: MAIL reached mail.example.test without TLS under enforce" in out
+    for case in ("bad-san [testing]", "bad-san [none]", "no-starttls [testing]",
+                 "no-starttls [none]"):
+        assert f"PASS {case}" in out
+    assert "4 passed, 2 failed" in out
+    assert "external: delivered to mail.example.test" in out
+
+
+def test_external_sender_time_limit(ststest_bin):
+    r = run(ststest_bin, "--sender-cmd", "sleep 30", "--time-limit", "1", VALID, "--filter",
+            "valid-enforce", timeout=120)
+    assert r.returncode == 1
+    assert "ERROR valid-enforce [enforce]" in r.stdout
+    assert "ran over the time limit of 1 s" in r.stdout

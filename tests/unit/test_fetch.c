@@ -129,7 +129,10 @@ static void c_read(sts_stream *s, const char *data, size_t len)
     sts_stream_shutdown(s);
 }
 
-static void c_eof(sts_stream *s, int status) { sts_stream_close(s); }
+static void c_eof(sts_stream *s, int status)
+{
+    sts_stream_close(s);
+}
 
 static void c_close(sts_stream *s)
 {
@@ -210,7 +213,7 @@ struct fcase {
     const char *name;
     SSL_CTX **ctx;
     const char *response;
-    int use_other_ca; /* the fetcher trusts someone else's root */
+    int use_other_ca;  /* the fetcher trusts someone else's root */
     time_t now_offset; /* fetcher clock = now + offset (0 = wall clock) */
     double timeout;
     int ok;
@@ -220,7 +223,7 @@ struct fcase {
     long status;
 };
 
-#define RESP(status, headers, body)                                                        \
+#define RESP(status, headers, body)                                                                \
     "HTTP/1.1 " status "\r\n" headers "Content-Length: " #body "\r\n\r\n"
 
 static char big_response[STS_FETCH_MAX_BODY + 4096];
@@ -231,29 +234,30 @@ static const struct fcase cases[] = {
      "\r\n" POLICY,
      0, 0, 5, 1, 0, NULL, NULL, 200},
     {"ok, upper-case media type", &W.good,
-     "HTTP/1.1 200 OK\r\nContent-Type: Text/Plain\r\nConnection: close\r\n\r\n" POLICY, 0, 0, 5,
-     1, 0, NULL, NULL, 200},
-    {"404", &W.good, "HTTP/1.1 404 Not Found\r\nContent-Type: text/plain\r\nContent-Length: 0\r\n\r\n",
-     0, 0, 5, 0, STS_EPROTO, "sts-policy-fetch-error", "HTTP status 404", 404},
+     "HTTP/1.1 200 OK\r\nContent-Type: Text/Plain\r\nConnection: close\r\n\r\n" POLICY, 0, 0, 5, 1,
+     0, NULL, NULL, 200},
+    {"404", &W.good,
+     "HTTP/1.1 404 Not Found\r\nContent-Type: text/plain\r\nContent-Length: 0\r\n\r\n", 0, 0, 5, 0,
+     STS_EPROTO, "sts-policy-fetch-error", "HTTP status 404", 404},
     {"redirect", &W.good,
-     "HTTP/1.1 301 Moved\r\nLocation: https://elsewhere.test/p.txt\r\nContent-Length: 0\r\n\r\n",
-     0, 0, 5, 0, STS_EPROTO, "sts-policy-fetch-error",
+     "HTTP/1.1 301 Moved\r\nLocation: https://elsewhere.test/p.txt\r\nContent-Length: 0\r\n\r\n", 0,
+     0, 5, 0, STS_EPROTO, "sts-policy-fetch-error",
      "redirect (301) not followed to https://elsewhere.test/p.txt", 301},
     {"text/html", &W.good,
-     "HTTP/1.1 200 OK\r\nContent-Type: text/html\r\nContent-Length: 66\r\n\r\n" POLICY, 0, 0, 5,
-     0, STS_EPROTO, "sts-policy-fetch-error", "Content-Type text/html is not text/plain", 200},
+     "HTTP/1.1 200 OK\r\nContent-Type: text/html\r\nContent-Length: 66\r\n\r\n" POLICY, 0, 0, 5, 0,
+     STS_EPROTO, "sts-policy-fetch-error", "Content-Type text/html is not text/plain", 200},
     {"text/plainx", &W.good,
-     "HTTP/1.1 200 OK\r\nContent-Type: text/plainx\r\nContent-Length: 66\r\n\r\n" POLICY, 0, 0,
-     5, 0, STS_EPROTO, "sts-policy-fetch-error", "is not text/plain", 200},
-    {"no content type", &W.good, "HTTP/1.1 200 OK\r\nContent-Length: 66\r\n\r\n" POLICY, 0, 0, 5,
-     0, STS_EPROTO, "sts-policy-fetch-error", "no Content-Type", 200},
+     "HTTP/1.1 200 OK\r\nContent-Type: text/plainx\r\nContent-Length: 66\r\n\r\n" POLICY, 0, 0, 5,
+     0, STS_EPROTO, "sts-policy-fetch-error", "is not text/plain", 200},
+    {"no content type", &W.good, "HTTP/1.1 200 OK\r\nContent-Length: 66\r\n\r\n" POLICY, 0, 0, 5, 0,
+     STS_EPROTO, "sts-policy-fetch-error", "no Content-Type", 200},
     {"too big", &W.good, big_response, 0, 0, 5, 0, STS_ETOOBIG, "sts-policy-fetch-error",
      "body over 65536 bytes", 200},
     {"timeout", &W.good, NULL, 0, 0, 0.5, 0, STS_ETIMEDOUT, "sts-policy-fetch-error", "", 0},
     {"wrong name", &W.wrong_name, "HTTP/1.1 200 OK\r\n\r\n", 0, 0, 5, 0, STS_ETLS,
      "sts-webpki-invalid", "mta-sts.example.test", 0},
-    {"expired", &W.expired, "HTTP/1.1 200 OK\r\n\r\n", 0, 0, 5, 0, STS_ETLS,
-     "sts-webpki-invalid", "expired", 0},
+    {"expired", &W.expired, "HTTP/1.1 200 OK\r\n\r\n", 0, 0, 5, 0, STS_ETLS, "sts-webpki-invalid",
+     "expired", 0},
     {"expired, but the clock is back when it was valid", &W.expired,
      "HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: 66\r\n\r\n" POLICY, 0,
      -15 * DAY, 5, 1, 0, NULL, NULL, 200},
@@ -275,22 +279,22 @@ static void run_case(const struct fcase *c)
     sts_fetcher *f;
     char err[256];
     assert_int_equal(sts_fetcher_new(&loop, c->use_other_ca ? W.other_pem : W.ca_pem,
-                                     c->now_offset ? time(NULL) + c->now_offset : 0, log, &f,
-                                     err, sizeof(err)),
+                                     c->now_offset ? time(NULL) + c->now_offset : 0, log, &f, err,
+                                     sizeof(err)),
                      0);
     struct got g = {0};
     sts_buf_init(&g.body, 0);
     g.in_call = 1;
-    assert_int_equal(sts_fetch_policy(f, "Example.Test.", "127.0.0.1", h.port, c->timeout,
-                                      fetch_cb, &g),
-                     0);
+    assert_int_equal(
+        sts_fetch_policy(f, "Example.Test.", "127.0.0.1", h.port, c->timeout, fetch_cb, &g), 0);
     g.in_call = 0;
     uint64_t t0 = uv_now(&loop);
     while (!g.calls && uv_now(&loop) - t0 < 10000)
         uv_run(&loop, UV_RUN_ONCE);
     if (g.calls != 1)
         fail_msg("%s: no result; transcript:\n%s", c->name, sts_log_text(log));
-    if (g.ok != c->ok || g.err != c->err || strcmp(g.result_type, c->result_type ? c->result_type : "") ||
+    if (g.ok != c->ok || g.err != c->err ||
+        strcmp(g.result_type, c->result_type ? c->result_type : "") ||
         (c->detail_part && !strstr(g.detail, c->detail_part)) || g.status != c->status)
         fail_msg("%s: ok %d err %s result_type '%s' status %ld detail '%s'\ntranscript:\n%s",
                  c->name, g.ok, sts_errname(g.err), g.result_type, g.status, g.detail,

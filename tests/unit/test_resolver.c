@@ -31,7 +31,10 @@ struct wire {
     size_t n;
 };
 
-static void w8(struct wire *w, uint8_t v) { w->b[w->n++] = v; }
+static void w8(struct wire *w, uint8_t v)
+{
+    w->b[w->n++] = v;
+}
 static void w16(struct wire *w, uint16_t v)
 {
     w8(w, (uint8_t)(v >> 8));
@@ -180,8 +183,8 @@ static void alloc_cb(uv_handle_t *h, size_t sz, uv_buf_t *buf)
     buf->len = sizeof(mem);
 }
 
-static void recv_cb(uv_udp_t *udp, ssize_t nread, const uv_buf_t *buf,
-                    const struct sockaddr *addr, unsigned flags)
+static void recv_cb(uv_udp_t *udp, ssize_t nread, const uv_buf_t *buf, const struct sockaddr *addr,
+                    unsigned flags)
 {
     struct srv *s = udp->data;
     if (nread < 12 || !addr)
@@ -338,14 +341,14 @@ static void env_finish(struct env *e)
     sts_log_free(e->log);
 }
 
-#define RUN_UNTIL(e, cond)                                                                 \
-    do {                                                                                   \
-        uint64_t t0 = uv_now(&(e)->loop);                                                  \
-        while (!(cond) && uv_now(&(e)->loop) - t0 < 5000)                                  \
-            uv_run(&(e)->loop, UV_RUN_ONCE);                                               \
-        if (!(cond))                                                                       \
-            fprintf(stderr, "transcript:\n%s", sts_log_text((e)->log));                     \
-        assert_true(cond);                                                                 \
+#define RUN_UNTIL(e, cond)                                                                         \
+    do {                                                                                           \
+        uint64_t t0 = uv_now(&(e)->loop);                                                          \
+        while (!(cond) && uv_now(&(e)->loop) - t0 < 5000)                                          \
+            uv_run(&(e)->loop, UV_RUN_ONCE);                                                       \
+        if (!(cond))                                                                               \
+            fprintf(stderr, "transcript:\n%s", sts_log_text((e)->log));                            \
+        assert_true(cond);                                                                         \
     } while (0)
 
 static void test_txt_multistring(void **state)
@@ -439,9 +442,9 @@ struct scase {
 static void test_status_mapping(void **state)
 {
     static const struct scase cases[] = {
-        {"nx.test", 0, STS_DNS_NXDOMAIN},    {"sf.test", 0, STS_DNS_SERVFAIL},
+        {"nx.test", 0, STS_DNS_NXDOMAIN},     {"sf.test", 0, STS_DNS_SERVFAIL},
         {"refused.test", 1, STS_DNS_REFUSED}, {"nodata.test", 0, STS_DNS_NODATA},
-        {"nodata.test", 1, STS_DNS_NODATA},  {"nx.test", 1, STS_DNS_NXDOMAIN},
+        {"nodata.test", 1, STS_DNS_NODATA},   {"nx.test", 1, STS_DNS_NXDOMAIN},
         {"slow.test", 0, STS_DNS_TIMEOUT},
     };
     struct env e;
@@ -554,8 +557,8 @@ static void test_servers_parse(void **state)
             fail_msg("'%s' rejected: %s", good[i], err);
         sts_resolver_free(r);
     }
-    static const char *bad[] = {"", "dns.example", "127.0.0.1:0", "127.0.0.1:99999",
-                                "[::1", "1.2.3.4:x", "127.0.0.1,,"};
+    static const char *bad[] = {"",     "dns.example", "127.0.0.1:0", "127.0.0.1:99999",
+                                "[::1", "1.2.3.4:x",   "127.0.0.1,,"};
     for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
         if (sts_resolver_new(&loop, bad[i], 1, NULL, &r, err, sizeof(err)) != STS_EINVAL)
             fail_msg("'%s' accepted", bad[i]);

@@ -4,6 +4,7 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <cmocka.h>
+#include <ctype.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -28,8 +29,8 @@ static const struct txt_case cases[] = {
     {"v=STSv1 ; id=abc ;", 1, "abc", 0, NULL, 0, 0},
     {"v=STSv1;\tid=abc\t;\t", 1, "abc", 0, NULL, 0, 0},
     {"v=STSv1; id=a", 1, "a", 0, NULL, 0, 0},
-    {"v=STSv1; id=12345678901234567890123456789012", 1, "12345678901234567890123456789012", 0,
-     NULL, 0, 0},
+    {"v=STSv1; id=12345678901234567890123456789012", 1, "12345678901234567890123456789012", 0, NULL,
+     0, 0},
     {"v=STSv1; id=abc; ext=val; x.y-z_w=1", 1, "abc", 0, NULL, 2, 0},
     {"v=STSv1; foo=bar; id=abc", 1, "abc", 0, NULL, 1, 0},
     {"v=STSv1; id=abc; id=def", 1, "abc", 0, NULL, 0, 1},
@@ -52,8 +53,7 @@ static const struct txt_case cases[] = {
     {"v=STSv1; id=abc; ext=", 0, NULL, 22, "empty value", 0, 0},
     {"v=STSv1; id=abc; _x=1", 0, NULL, 18, "must begin with a letter or digit", 0, 0},
     {"v=STSv1; id=abc; e=a=b", 0, NULL, 21, "contains '='", 0, 0},
-    {"v=STSv1; id=abc; 123456789012345678901234567890123=1", 0, NULL, 18, "longer than 32", 0,
-     0},
+    {"v=STSv1; id=abc; 123456789012345678901234567890123=1", 0, NULL, 18, "longer than 32", 0, 0},
     {"", 0, NULL, 1, "must begin with v=STSv1", 0, 0},
 };
 
@@ -68,8 +68,8 @@ static void test_parse_table(void **state)
         int rc = sts_txt_parse(c->rec, strlen(c->rec), &t, &d);
         if (c->valid) {
             if (rc != 0)
-                fail_msg("case %zu '%s': expected valid, got %s (%s)", i, c->rec,
-                         sts_errname(rc), d.n ? d.items[0].message : "");
+                fail_msg("case %zu '%s': expected valid, got %s (%s)", i, c->rec, sts_errname(rc),
+                         d.n ? d.items[0].message : "");
             assert_string_equal(t.id, c->id);
             assert_string_equal(t.version, "STSv1");
             assert_int_equal(t.next, c->next);
@@ -171,12 +171,59 @@ static void test_select(void **state)
     sts_txt_free(&t);
 }
 
+/* A bounded mutation fuzz run (deterministic seed): random edits of the table's
+ * records must never crash (run under ASan), and the verdict must agree with the
+ * diagnostics; a valid record always has a 1-32 alphanumeric id. */
+static void test_fuzz_mutations(void **state)
+{
+    (void)state;
+    static const char alphabet[] = "v=STS1;id \t-_.aZ09\x00\x80";
+    uint32_t x = 0x9e3779b9;
+    char buf[256];
+    for (int round = 0; round < 20000; round++) {
+        const char *rec = cases[round % (sizeof(cases) / sizeof(cases[0]))].rec;
+        size_t len = strlen(rec);
+        memcpy(buf, rec, len);
+        for (int k = 0; k < 1 + round % 3; k++) {
+            x ^= x << 13;
+            x ^= x >> 17;
+            x ^= x << 5;
+            size_t at = len ? x % len : 0;
+            char ch = alphabet[(x >> 8) % (sizeof(alphabet) - 1)];
+            if ((x >> 20) % 2 == 0 && len)
+                buf[at] = ch;
+            else if (len < sizeof(buf) - 1) {
+                memmove(buf + at + 1, buf + at, len - at);
+                buf[at] = ch;
+                len++;
+            }
+        }
+        sts_diags d;
+        sts_diags_init(&d);
+        sts_txt t;
+        int rc = sts_txt_parse(buf, len, &t, &d);
+        if (rc == 0) {
+            assert_int_equal(d.nerrors, 0);
+            size_t il = strlen(t.id);
+            assert_true(il >= 1 && il <= STS_TXT_ID_MAX);
+            for (size_t i = 0; i < il; i++)
+                assert_true(isalnum((unsigned char)t.id[i]));
+            assert_true(sts_txt_is_sts(buf, len));
+            sts_txt_free(&t);
+        } else {
+            assert_int_equal(rc, STS_ESYNTAX);
+            assert_true(d.nerrors > 0);
+        }
+        sts_diags_free(&d);
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_parse_table), cmocka_unit_test(test_extensions_kept),
         cmocka_unit_test(test_nul_byte),    cmocka_unit_test(test_is_sts),
-        cmocka_unit_test(test_select),
+        cmocka_unit_test(test_select),      cmocka_unit_test(test_fuzz_mutations),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
