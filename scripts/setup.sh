@@ -1,6 +1,7 @@
 #!/bin/sh
-# Installs the Debian 12 packages ststest needs to build and test. Idempotent:
-# when every package is already installed it does nothing (no apt-get update).
+# Installs the Debian 12 packages ststest needs to build and test, then Postfix
+# through scripts/install-postfix.sh. Idempotent: when every package is already
+# installed it does nothing (no apt-get update).
 set -eu
 
 PKGS="build-essential cmake pkg-config
@@ -15,7 +16,12 @@ for p in $PKGS; do
     missing="$missing $p"
   fi
 done
-[ -z "$missing" ] && exit 0
+HERE=$(dirname "$0")
+if [ -z "$missing" ]; then
+  # Postfix (a real receiving MTA for the integration tests) has its own script:
+  # it must be installed without a prompt and without starting the system copy.
+  exec "$HERE/install-postfix.sh"
+fi
 
 SUDO=""
 if [ "$(id -u)" != 0 ]; then
@@ -26,3 +32,4 @@ echo "setup.sh: installing:$missing" >&2
 $SUDO env DEBIAN_FRONTEND=noninteractive apt-get update -qq
 # shellcheck disable=SC2086
 $SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $missing
+exec "$HERE/install-postfix.sh"

@@ -1,0 +1,427 @@
+"""A private, real Postfix on loopback for the integration tests (tests/integration/test_postfix.py).
+
+What it provides:
+- `OpensslCA`: a throw-away CA and server certificates made with the `openssl` command-line
+  tool, so the certificates Postfix presents are independent of ststest's own minting code
+  (common/testca.c). `issue()` returns (cert_path, key_path).
+- `PostfixInstance`: one Postfix with its own config_directory, queue_directory and
+  data_directory under a fresh directory in /tmp (Postfix's unprivileged daemons must be able
+  to traverse it, which pytest's 0700 tmp dirs forbid). It listens only on 127.0.0.1:<free high
+  port> (an explicit address in master.cf), offers STARTTLS (smtpd_tls_security_level=may) with
+  the given certificate, accepts mail for postfix.test only and delivers it with virtual(8) into
+  a Maildir the test reads; every other destination goes to the error transport, so nothing
+  ever leaves the machine. It logs to its own file (maillog_file + postlogd, Postfix 3.4+), with
+  smtpd_tls_loglevel=1 and smtpd_tls_received_header=yes so a test can see that a message came
+  over TLS. It runs as `postfix -c DIR start-fg` in a new session: the master stays our
+  descendant (this machine's PID 1 does not reap orphans, so a daemonised master would linger as
+  a zombie), and stop() ends exactly that master and its children, by process id.
+- Fixtures: `postfix_required` (fails with the reason when Postfix is unusable; skips only when
+  STSTEST_NO_POSTFIX=1), `openssl_ca` and `postfix_factory` (starts instances, always stops them
+  and checks that no process of theirs is left).
+
+Methods return values or raise `PostfixError` with the log and what was being done; none of them
+returns a silent failure.
+"""
+import os
+import pathlib
+import pwd
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import tempfile
+import time
+
+import pytest
+
+POSTFIX = "/usr/sbin/postfix"
+DOMAIN = "postfix.test"
+MX_HOST = f"mail.{DOMAIN}"
+MAILBOX = f"user@{DOMAIN}"
+OPT_OUT = "STSTEST_NO_POSTFIX"
+# The queue files where a message waits between smtpd and delivery.
+QUEUES = ("maildrop", "incoming", "active", "deferred", "hold", "corrupt")
+
+
+class PostfixError(RuntimeError):
+    pass
+
+
+def _run(argv, what, **kw):
+    r = subprocess.run(argv, capture_output=True, text=True, timeout=30, **kw)
+    if r.returncode != 0:
+        raise PostfixError(f"{what}: `{' '.join(map(str, argv))}` exited {r.returncode}:\n"
+                           f"{r.stdout}{r.stderr}")
+    return r
+
+
+def postfix_problem():
+    """Why a private Postfix cannot run here, or None when it can."""
+    if not os.path.exists(POSTFIX):
+        return f"{POSTFIX} not found: run scripts/install-postfix.sh (apt-get install postfix)"
+    if os.geteuid() != 0:
+        return "a private Postfix instance needs root (master drops to the postfix user)"
+    for user in ("postfix", "nobody"):
+        try:
+            pwd.getpwnam(user)
+        except KeyError:
+            return f"user '{user}' missing: the postfix package did not install cleanly"
+    if not shutil.which("openssl"):
+        return "the openssl command-line tool is missing (apt-get install openssl)"
+    return None
+
+
+def require_postfix():
+    """Skip when the user opted out with STSTEST_NO_POSTFIX=1; otherwise fail loudly when
+    Postfix is unusable, so a broken set-up never looks like a passing suite."""
+    if os.environ.get(OPT_OUT) == "1":
+        pytest.skip(f"{OPT_OUT}=1: real-Postfix tests disabled")
+    problem = postfix_problem()
+    if problem:
+        pytest.fail(f"cannot run a real Postfix: {problem} (set {OPT_OUT}=1 to skip these tests)")
+
+
+class OpensslCA:
+    """A throw-away CA made with the openssl CLI (ECDSA P-256, valid two days)."""
+
+    def __init__(self, directory):
+        self.dir = pathlib.Path(directory)
+        self.dir.mkdir(parents=True, exist_ok=True)
+        self.key = self.dir / "ca.key"
+        self.cert = self.dir / "ca.pem"
+        _run(["openssl", "req", "-x509", "-new", "-newkey", "ec",
+              "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes", "-days", "2",
+              "-keyout", self.key, "-out", self.cert, "-subj", "/CN=ststest Postfix test CA",
+              "-addext", "basicConstraints=critical,CA:TRUE",
+              "-addext", "keyUsage=critical,keyCertSign,cRLSign"], "making the test CA")
+
+    def issue(self, label, dns_names):
+        """A server certificate with subject CN = first name and these DNS SANs."""
+        key = self.dir / f"{label}.key"
+        csr = self.dir / f"{label}.csr"
+        cert = self.dir / f"{label}.pem"
+        ext = self.dir / f"{label}.ext"
+        ext.write_text("subjectAltName=" + ",".join(f"DNS:{n}" for n in dns_names) + "\n"
+                       "basicConstraints=critical,CA:FALSE\n"
+                       "keyUsage=critical,digitalSignature\n"
+                       "extendedKeyUsage=serverAuth\n")
+        _run(["openssl", "req", "-new", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256",
+              "-nodes", "-keyout", key, "-out", csr, "-subj", f"/CN={dns_names[0]}"],
+             f"making the key and request for {label}")
+        _run(["openssl", "x509", "-req", "-in", csr, "-CA", self.cert, "-CAkey", self.key,
+              "-CAcreateserial", "-days", "2", "-extfile", ext, "-out", cert],
+             f"signing the certificate {label}")
+        return cert, key
+
+
+def free_port():
+    """A currently unused TCP port on 127.0.0.1 (the kernel's pick from the ephemeral range)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _listening(port):
+    """True when something LISTENs on 127.0.0.1:port. Read from /proc/net/tcp rather than by
+    connecting, so readiness checks leave no 'connect from' lines in Postfix's log."""
+    want = f"0100007F:{port:04X}"
+    with open("/proc/net/tcp") as f:
+        next(f)
+        for line in f:
+            fields = line.split()
+            if fields[1] == want and fields[3] == "0A":
+                return True
+    return False
+
+
+def _session_pids(sid):
+    """Live (non-zombie) processes whose session id is sid."""
+    pids = []
+    for d in os.listdir("/proc"):
+        if not d.isdigit():
+            continue
+        try:
+            stat = pathlib.Path(f"/proc/{d}/stat").read_text()
+        except OSError:
+            continue
+        # Fields after the parenthesised command: state ppid pgrp session ...
+        rest = stat[stat.rindex(")") + 2:].split()
+        if rest[0] != "Z" and int(rest[3]) == sid:
+            pids.append(int(d))
+    return pids
+
+
+MASTER_CF = """\
+# Private test instance: only what accepting and locally delivering mail needs, nothing chrooted.
+{listen} inet n - n - - smtpd
+pickup    unix  n       -       n       60      1       pickup
+cleanup   unix  n       -       n       -       0       cleanup
+qmgr      unix  n       -       n       300     1       qmgr
+tlsmgr    unix  -       -       n       1000?   1       tlsmgr
+rewrite   unix  -       -       n       -       -       trivial-rewrite
+bounce    unix  -       -       n       -       0       bounce
+defer     unix  -       -       n       -       0       bounce
+trace     unix  -       -       n       -       0       bounce
+verify    unix  -       -       n       -       1       verify
+flush     unix  n       -       n       1000?   0       flush
+proxymap  unix  -       -       n       -       -       proxymap
+showq     unix  n       -       n       -       -       showq
+error     unix  -       -       n       -       -       error
+retry     unix  -       -       n       -       -       error
+discard   unix  -       -       n       -       -       discard
+virtual   unix  -       n       n       -       -       virtual
+anvil     unix  -       -       n       -       1       anvil
+scache    unix  -       -       n       -       1       scache
+postlog   unix-dgram n  -       n       -       1       postlogd
+"""
+
+
+class PostfixInstance:
+    """One private Postfix; see the module comment."""
+
+    def __init__(self, cert, key, label="postfix"):
+        self.base = pathlib.Path(tempfile.mkdtemp(prefix=f"ststest-{label}-", dir="/tmp"))
+        self.base.chmod(0o755)
+        self.etc = self.base / "etc"
+        self.queue = self.base / "queue"
+        self.data = self.base / "data"
+        self.mail = self.base / "mail"
+        self.maillog = self.base / "maillog"
+        self.cert, self.key = cert, key
+        self.port = None
+        self.proc = None
+        self.master_pid = None
+        self.output = self.base / "start-fg.out"
+
+    # -- life cycle -------------------------------------------------------------------------
+
+    def _configure(self):
+        nobody = pwd.getpwnam("nobody")
+        for d in (self.etc, self.queue):
+            d.mkdir(mode=0o755, exist_ok=True)
+        self.mail.mkdir(mode=0o755, exist_ok=True)
+        os.chown(self.mail, nobody.pw_uid, nobody.pw_gid)
+        (self.etc / "main.cf").write_text(f"""\
+compatibility_level = 3.6
+queue_directory = {self.queue}
+data_directory = {self.data}
+maillog_file = {self.maillog}
+maillog_file_prefixes = {self.base}
+myhostname = {MX_HOST}
+mydomain = {DOMAIN}
+mydestination =
+inet_interfaces = 127.0.0.1
+inet_protocols = ipv4
+alias_maps =
+alias_database =
+# Nothing leaves this machine: no relaying, no bounces sent anywhere.
+default_transport = error:outbound mail disabled in the ststest Postfix
+relay_transport = error:outbound mail disabled in the ststest Postfix
+smtpd_peername_lookup = no
+virtual_mailbox_domains = {DOMAIN}
+virtual_mailbox_base = {self.mail}
+virtual_mailbox_maps = inline:{{ {MAILBOX}={DOMAIN}/user/ }}
+virtual_uid_maps = static:{nobody.pw_uid}
+virtual_gid_maps = static:{nobody.pw_gid}
+smtpd_tls_security_level = may
+smtpd_tls_cert_file = {self.cert}
+smtpd_tls_key_file = {self.key}
+smtpd_tls_loglevel = 1
+smtpd_tls_received_header = yes
+biff = no
+""")
+        (self.etc / "master.cf").write_text(MASTER_CF.format(listen=f"127.0.0.1:{self.port}"))
+
+    def start(self, timeout=15):
+        """Start the instance; returns self once master listens. Raises PostfixError."""
+        for attempt in range(3):
+            self.port = free_port()
+            self._configure()
+            with open(self.output, "ab") as out:
+                # A new session so that master's process-group signals reach only its own
+                # children, never pytest.
+                self.proc = subprocess.Popen([POSTFIX, "-c", str(self.etc), "start-fg"],
+                                             stdin=subprocess.DEVNULL, stdout=out, stderr=out,
+                                             start_new_session=True)
+            deadline = time.monotonic() + timeout
+            while time.monotonic() < deadline:
+                if self.proc.poll() is not None:
+                    break
+                pidfile = self.queue / "pid" / "master.pid"
+                if pidfile.exists() and _listening(self.port):
+                    try:
+                        self.master_pid = int(pidfile.read_text().split()[0])
+                    except (ValueError, IndexError):
+                        pass  # being written; look again
+                    else:
+                        return self
+                time.sleep(0.05)
+            rc = self.proc.poll()
+            why = (f"`postfix start-fg` exited {rc}" if rc is not None
+                   else f"Postfix did not listen within {timeout}s")
+            log = self.log()
+            self.stop()
+            if "Address already in use" in log and attempt < 2:
+                continue  # lost the race for the free port: pick another
+            raise PostfixError(f"{why} on 127.0.0.1:{self.port} (config {self.etc}):\n"
+                               f"{self._output()}\n{log}")
+        raise AssertionError("unreachable")
+
+    def stop(self, timeout=10):
+        """Stop master and its children; returns the pids still alive afterwards (normally
+        none). Safe to call more than once."""
+        if self.proc is None:
+            return []
+        sid = self.proc.pid  # start_new_session: the shell's pid is the session id
+        master = self.master_pid
+        if self.proc.poll() is None:
+            if master is None:
+                pidfile = self.queue / "pid" / "master.pid"
+                try:
+                    master = int(pidfile.read_text().split()[0])
+                except (OSError, ValueError, IndexError):
+                    master = None
+            try:
+                # SIGTERM to master: it stops its children and exits; postfix-script, which
+                # waits for it in the foreground, then exits too.
+                os.kill(master if master else self.proc.pid, signal.SIGTERM)
+            except ProcessLookupError:
+                pass
+            try:
+                self.proc.wait(timeout=timeout)
+            except subprocess.TimeoutExpired:
+                for pid in _session_pids(sid) + ([master] if master else []):
+                    try:
+                        os.kill(pid, signal.SIGKILL)
+                    except ProcessLookupError:
+                        pass
+                self.proc.wait(timeout=timeout)
+        # Children of master are in master's own session (master calls setsid).
+        left = []
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            left = _session_pids(sid) + (_session_pids(master) if master else [])
+            if not left:
+                break
+            time.sleep(0.05)
+        self.proc = None
+        return left
+
+    def cleanup(self):
+        shutil.rmtree(self.base, ignore_errors=True)
+
+    # -- what happened ----------------------------------------------------------------------
+
+    def _output(self):
+        try:
+            return self.output.read_text(errors="replace")
+        except OSError:
+            return ""
+
+    def log(self):
+        """Postfix's whole log so far ('' before postlogd has written anything)."""
+        try:
+            return self.maillog.read_text(errors="replace")
+        except FileNotFoundError:
+            return ""
+
+    def log_mark(self):
+        """An offset into the log: pass to wait_log()/log_since() to see only later lines."""
+        return len(self.log())
+
+    def log_since(self, mark):
+        return self.log()[mark:]
+
+    def wait_log(self, pattern, mark=0, timeout=5):
+        """The first match of regex `pattern` in the log after `mark`; raises PostfixError with
+        the log when it does not appear in time (postlogd writes asynchronously)."""
+        rx = re.compile(pattern)
+        deadline = time.monotonic() + timeout
+        while True:
+            m = rx.search(self.log_since(mark))
+            if m:
+                return m
+            if time.monotonic() >= deadline:
+                raise PostfixError(f"no log line matching {pattern!r} within {timeout}s:\n"
+                                   f"{self.log_since(mark)}")
+            time.sleep(0.05)
+
+    def messages(self):
+        """Texts of the messages delivered to user@postfix.test, oldest first."""
+        box = self.mail / DOMAIN / "user"
+        files = [p for sub in ("new", "cur") if (box / sub).is_dir() for p in (box / sub).iterdir()]
+        files.sort(key=lambda p: p.stat().st_mtime)
+        return [p.read_text(errors="replace") for p in files]
+
+    def wait_messages(self, n, timeout=5):
+        """At least n delivered messages, waiting for qmgr and virtual(8); raises PostfixError
+        with the log when they do not arrive."""
+        deadline = time.monotonic() + timeout
+        while True:
+            got = self.messages()
+            if len(got) >= n:
+                return got
+            if time.monotonic() >= deadline:
+                raise PostfixError(f"{len(got)} message(s) in the mailbox after {timeout}s, "
+                                   f"expected {n}:\n{self.log()}")
+            time.sleep(0.05)
+
+    def queued(self):
+        """Queue files anywhere between smtpd and delivery (should be none when idle)."""
+        out = []
+        for q in QUEUES:
+            d = self.queue / q
+            if d.is_dir():
+                out += [str(p) for p in d.rglob("*") if p.is_file()]
+        return out
+
+
+def received_header(message):
+    """The topmost Received: header of a message, unfolded."""
+    head = message.split("\n\n", 1)[0]
+    m = re.search(r"^Received:(.*(?:\n[ \t].*)*)", head, re.M)
+    return " ".join(m.group(1).split()) if m else None
+
+
+@pytest.fixture
+def postfix_required():
+    require_postfix()
+
+
+@pytest.fixture(scope="module")
+def openssl_ca(tmp_path_factory):
+    """A CA and two server certificates: `valid` names mail.postfix.test, `wrong-name` names
+    only other.example.net (chains to the same CA, so only the name is wrong)."""
+    require_postfix()
+    ca = OpensslCA(tmp_path_factory.mktemp("openssl-ca"))
+    ca.certs = {"valid": ca.issue("valid", [MX_HOST]),
+                "wrong-name": ca.issue("wrong-name", ["other.example.net"])}
+    return ca
+
+
+@pytest.fixture
+def postfix_factory(openssl_ca):
+    """make(cert="valid"|"wrong-name") -> a started PostfixInstance. Every instance is stopped
+    at teardown, and the test errors if any of its processes survived."""
+    instances = []
+
+    def make(cert="valid"):
+        cert_path, key_path = openssl_ca.certs[cert]
+        inst = PostfixInstance(cert_path, key_path, label=f"postfix-{cert}")
+        instances.append(inst)
+        return inst.start()
+
+    yield make
+    leftovers = []
+    for inst in instances:
+        try:
+            left = inst.stop()
+        except Exception as e:  # keep stopping the others; report this one
+            leftovers.append((str(inst.etc), f"stop failed: {e}"))
+            continue
+        if left:
+            leftovers.append((str(inst.etc), left))
+        else:
+            inst.cleanup()
+    assert not leftovers, f"Postfix processes left running (config, pids): {leftovers}"
