@@ -72,11 +72,17 @@ static void stream_read_cb(uv_stream_t *h, ssize_t nread, const uv_buf_t *buf);
 
 /* ---- small helpers ---- */
 
+/* Copy src into dst[cap], truncating on purpose (names and messages are capped). */
 static void copy_str(char *dst, size_t cap, const char *src)
 {
-    if (!src)
-        src = "";
-    snprintf(dst, cap, "%s", src);
+    if (!cap)
+        return;
+    size_t n = src ? strlen(src) : 0;
+    if (n > cap - 1)
+        n = cap - 1;
+    if (n)
+        memcpy(dst, src, n);
+    dst[n] = '\0';
 }
 
 /* Copy n bytes that came from a certificate, replacing anything unprintable, so
