@@ -16,6 +16,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <yaml.h>
 
 #define SCN_MAX_FILE (1024 * 1024)
@@ -131,6 +132,45 @@ static int get_int(scn_ctx *c, const yaml_node_t *n, const char *key, long lo, l
     return 0;
 }
 
+/* Seconds as a plain number (integer or decimal), lo..hi. */
+static int get_seconds(scn_ctx *c, const yaml_node_t *n, const char *key, double hi, double *out)
+{
+    if (n->type != YAML_SCALAR_NODE || n->data.scalar.style != YAML_PLAIN_SCALAR_STYLE)
+        return fail(c, n, "'%s' must be a number of seconds", key);
+    const char *s = scalar(n);
+    char *end = NULL;
+    errno = 0;
+    double v = strtod(s, &end);
+    if (!*s || *end || errno || !(v >= 0 && v <= hi) || strchr(s, 'x') || strchr(s, 'X'))
+        return fail(c, n, "'%s' must be a number of seconds from 0 to %g, not '%s'", key, hi, s);
+    *out = v;
+    return 0;
+}
+
+/* A duration: an integer number of seconds, or an integer with a unit s, m, h or d
+ * ("90s", "10m", "25h", "2d"). At most 100 years. */
+static int get_duration(scn_ctx *c, const yaml_node_t *n, const char *key, long *out)
+{
+    if (n->type != YAML_SCALAR_NODE || is_null(n))
+        return fail(c, n, "'%s' must be a duration such as 90s, 10m, 25h, 2d or seconds", key);
+    const char *s = scalar(n);
+    char *end = NULL;
+    errno = 0;
+    long v = strtol(s, &end, 10);
+    long unit = 1;
+    if (end != s && *end && !end[1]) {
+        unit = *end == 's' ? 1 : *end == 'm' ? 60 : *end == 'h' ? 3600 : *end == 'd' ? 86400 : 0;
+        if (unit)
+            end++;
+    }
+    if (end == s || *end || errno || !isdigit((unsigned char)s[0]) || !unit || v < 0 ||
+        v > 100L * 366 * 86400 / unit)
+        return fail(c, n, "'%s' must be a duration such as 90s, 10m, 25h, 2d or seconds, not '%s'",
+                    key, s);
+    *out = v * unit;
+    return 0;
+}
+
 static int strv_push(sts_strv *v, const char *s)
 {
     char **nv = realloc(v->v, (v->n + 1) * sizeof(*nv));
@@ -220,6 +260,131 @@ static int check_hostname(scn_ctx *c, yaml_node_t *n, char *s, int allow_star)
     return 0;
 }
 
+/* ---- names ---- */
+
+static const char *const stage_names[STS_SCN_NSTAGES] = {
+    "greeting", "ehlo", "starttls", "mail", "rcpt", "data", "dot", "rset", "quit"};
+
+const char *sts_scn_stage_name(int stage)
+{
+    return stage >= 0 && stage < STS_SCN_NSTAGES ? stage_names[stage] : NULL;
+}
+
+static int stage_of(const char *name)
+{
+    for (int i = 0; i < STS_SCN_NSTAGES; i++)
+        if (!strcmp(name, stage_names[i]))
+            return i;
+    return -1;
+}
+
+static const char *const dns_fault_names[] = {"servfail", "refused", "nxdomain", "timeout",
+                                              "truncate", "delay",   "wrong_id"};
+
+const char *sts_scn_dns_fault_name(int fault)
+{
+    return fault >= 0 && fault < (int)(sizeof(dns_fault_names) / sizeof(dns_fault_names[0]))
+               ? dns_fault_names[fault]
+               : NULL;
+}
+
+/* ---- tls_versions ---- */
+
+static int get_tls_version(scn_ctx *c, yaml_node_t *v, const char *key, int *out)
+{
+    static const char *const names[] = {"1.0", "1.1", "1.2", "1.3"};
+    /* A plain 1.0 is a YAML float; the text is what counts. */
+    if (v->type == YAML_SCALAR_NODE)
+        for (int i = 0; i < 4; i++)
+            if (!strcmp(scalar(v), names[i])) {
+                *out = 10 + i;
+                return 0;
+            }
+    return fail(c, v, "'%s' must be one of \"1.0\", \"1.1\", \"1.2\", \"1.3\"", key);
+}
+
+static int tls_pair(scn_ctx *c, const char *key, yaml_node_t *k, yaml_node_t *v, void *arg)
+{
+    sts_scn_tls_versions *t = arg;
+    if (!strcmp(key, "min"))
+        return get_tls_version(c, v, key, &t->min);
+    if (!strcmp(key, "max"))
+        return get_tls_version(c, v, key, &t->max);
+    return fail(c, k, "unknown key '%s' in tls_versions (allowed: min, max)", key);
+}
+
+static int parse_tls_versions(scn_ctx *c, yaml_node_t *n, sts_scn_tls_versions *t)
+{
+    if (each_pair(c, n, "tls_versions", tls_pair, t))
+        return -1;
+    if (t->min && t->max && t->min > t->max)
+        return fail(c, n, "tls_versions: min is above max");
+    return 0;
+}
+
+/* ---- SMTP replies ---- */
+
+/* A scripted SMTP reply: one or more lines "ddd text", joined by CRLF or LF, with
+ * RFC 5321 4.2.1's continuation marks ("ddd-" on every line but the last, which has
+ * "ddd " or just "ddd"). Stored with CRLF line ends, CRLF-terminated. */
+static int get_reply(scn_ctx *c, yaml_node_t *v, const char *key, char **out)
+{
+    char *text = NULL;
+    if (get_string(c, v, key, &text))
+        return -1;
+    size_t len = strlen(text);
+    char *r = malloc(2 * len + 3);
+    if (!r) {
+        free(text);
+        return fail(c, v, "out of memory");
+    }
+    size_t o = 0;
+    int rc = 0;
+    const char *p = text;
+    /* Drop one final line end: "550 no\r\n" and "550 no" are the same reply. */
+    if (len >= 2 && !strcmp(text + len - 2, "\r\n"))
+        text[len - 2] = '\0';
+    else if (len >= 1 && text[len - 1] == '\n')
+        text[len - 1] = '\0';
+    for (int lineno = 1; !rc; lineno++) {
+        const char *nl = strchr(p, '\n');
+        size_t n = nl ? (size_t)(nl - p) : strlen(p);
+        if (nl && n && p[n - 1] == '\r')
+            n--;
+        int last = nl == NULL;
+        if (n < 3 || !isdigit((unsigned char)p[0]) || !isdigit((unsigned char)p[1]) ||
+            !isdigit((unsigned char)p[2]) || p[0] < '2' || p[0] > '5')
+            rc = fail(c, v, "'%s' line %d must start with a reply code 200-599", key, lineno);
+        else if (n > 3 && p[3] != (last ? ' ' : '-'))
+            rc = fail(c, v, "'%s' line %d: '%c' after the code; RFC 5321 4.2.1 wants '%s'", key,
+                      lineno, p[3], last ? "ddd " : "ddd-");
+        else if (!last && n == 3)
+            rc = fail(c, v, "'%s' line %d: a line before the last needs 'ddd-'", key, lineno);
+        else if (lineno > 1 && memcmp(p, text, 3))
+            rc = fail(c, v, "'%s' line %d: every line of a reply has the same code", key, lineno);
+        else if (memchr(p, '\r', n))
+            rc = fail(c, v, "'%s' line %d: a bare CR", key, lineno);
+        if (rc)
+            break;
+        memcpy(r + o, p, n);
+        o += n;
+        r[o++] = '\r';
+        r[o++] = '\n';
+        if (last)
+            break;
+        p = nl + 1;
+    }
+    r[o] = '\0';
+    free(text);
+    if (rc) {
+        free(r);
+        return -1;
+    }
+    free(*out);
+    *out = r;
+    return 0;
+}
+
 /* ---- cert ---- */
 
 static int cert_pair(scn_ctx *c, const char *key, yaml_node_t *k, yaml_node_t *v, void *arg)
@@ -251,6 +416,15 @@ static int cert_pair(scn_ctx *c, const char *key, yaml_node_t *k, yaml_node_t *v
         return get_bool(c, v, key, &cert->self_signed);
     if (!strcmp(key, "unknown_ca"))
         return get_bool(c, v, key, &cert->unknown_ca);
+    if (!strcmp(key, "chain")) {
+        static const char *const chains[] = {"direct", "intermediate", "missing_intermediate"};
+        for (int i = 0; i < 3; i++)
+            if (v->type == YAML_SCALAR_NODE && !strcmp(scalar(v), chains[i])) {
+                cert->chain = i;
+                return 0;
+            }
+        return fail(c, v, "'chain' must be direct, intermediate or missing_intermediate");
+    }
     if (!strcmp(key, "key")) {
         if (v->type == YAML_SCALAR_NODE && !strcmp(scalar(v), "ec"))
             cert->rsa = 0;
@@ -261,7 +435,8 @@ static int cert_pair(scn_ctx *c, const char *key, yaml_node_t *k, yaml_node_t *v
         return 0;
     }
     return unknown_key(c, k, "cert",
-                       "names, cn, no_san, expired, not_yet_valid, self_signed, unknown_ca, key");
+                       "names, cn, no_san, expired, not_yet_valid, self_signed, unknown_ca, key, "
+                       "chain");
 }
 
 static int parse_cert(scn_ctx *c, yaml_node_t *n, sts_scn_cert *cert)
@@ -270,6 +445,8 @@ static int parse_cert(scn_ctx *c, yaml_node_t *n, sts_scn_cert *cert)
         return -1;
     if (cert->expired && cert->not_yet_valid)
         return fail(c, n, "a cert cannot be both expired and not_yet_valid");
+    if (cert->chain != STS_SCN_CHAIN_DIRECT && (cert->self_signed || cert->unknown_ca))
+        return fail(c, n, "'chain' cannot be combined with self_signed or unknown_ca");
     return 0;
 }
 
@@ -280,6 +457,32 @@ static void cert_free(sts_scn_cert *cert)
 }
 
 /* ---- policy ---- */
+
+/* RFC 9110 5.6.2: tchar. */
+static int is_tchar(unsigned char ch)
+{
+    return isalnum(ch) || (ch && strchr("!#$%&'*+-.^_`|~", ch));
+}
+
+/* headers: {Name: value}: a field name (token) and a value without CR, LF or NUL
+ * (RFC 9110 5.5), so that no header can smuggle another one in. */
+static int header_pair(scn_ctx *c, const char *key, yaml_node_t *k, yaml_node_t *v, void *arg)
+{
+    sts_scn_policy *p = arg;
+    if (!*key)
+        return fail(c, k, "a header name cannot be empty");
+    for (const char *q = key; *q; q++)
+        if (!is_tchar((unsigned char)*q))
+            return fail(c, k, "'%s' is not an HTTP field name (character '%c')", key, *q);
+    if (v->type != YAML_SCALAR_NODE)
+        return fail(c, v, "the value of header '%s' must be a string, not %s", key, node_kind(v));
+    for (const char *q = scalar(v); *q; q++)
+        if ((unsigned char)*q < ' ' && *q != '\t')
+            return fail(c, v, "the value of header '%s' has a control character", key);
+    if (strv_push(&p->headers, key) || strv_push(&p->headers, scalar(v)))
+        return fail(c, v, "out of memory");
+    return 0;
+}
 
 static int policy_pair(scn_ctx *c, const char *key, yaml_node_t *k, yaml_node_t *v, void *arg)
 {
@@ -292,13 +495,50 @@ static int policy_pair(scn_ctx *c, const char *key, yaml_node_t *k, yaml_node_t 
         return get_long(c, v, key, LONG_MIN / 2, LONG_MAX / 2, &p->max_age);
     if (!strcmp(key, "body"))
         return get_string(c, v, key, &p->body);
-    if (!strcmp(key, "status"))
+    if (!strcmp(key, "status")) {
+        p->status_set = 1;
         return get_int(c, v, key, 100, 599, &p->status);
+    }
     if (!strcmp(key, "content_type"))
         return get_string(c, v, key, &p->content_type);
     if (!strcmp(key, "cert"))
         return parse_cert(c, v, &p->cert);
-    return unknown_key(c, k, "policy", "mode, mx, max_age, body, status, content_type, cert");
+    if (!strcmp(key, "redirect")) {
+        if (get_string(c, v, key, &p->redirect))
+            return -1;
+        for (const char *q = p->redirect; *q; q++)
+            if ((unsigned char)*q <= ' ' || (unsigned char)*q >= 0x7f)
+                return fail(c, v, "'redirect' must be a URI without spaces or control characters");
+        return 0;
+    }
+    if (!strcmp(key, "headers"))
+        return each_pair(c, v, "headers", header_pair, p);
+    if (!strcmp(key, "size"))
+        return get_long(c, v, key, 0, 64L * 1024 * 1024, &p->size);
+    if (!strcmp(key, "chunked"))
+        return get_bool(c, v, key, &p->chunked);
+    if (!strcmp(key, "delay"))
+        return get_seconds(c, v, key, 600, &p->delay);
+    if (!strcmp(key, "drip"))
+        return get_seconds(c, v, key, 10, &p->drip);
+    if (!strcmp(key, "cut_after"))
+        return get_long(c, v, key, 0, 64L * 1024 * 1024, &p->cut_after);
+    if (!strcmp(key, "tls_versions"))
+        return parse_tls_versions(c, v, &p->tls);
+    if (!strcmp(key, "absent"))
+        return get_bool(c, v, key, &p->absent);
+    return unknown_key(c, k, "policy",
+                       "mode, mx, max_age, body, status, content_type, cert, redirect, headers, "
+                       "size, chunked, delay, drip, cut_after, tls_versions, absent");
+}
+
+static void policy_init(sts_scn_policy *p)
+{
+    memset(p, 0, sizeof(*p));
+    p->max_age = -1;
+    p->status = 200;
+    p->size = -1;
+    p->cut_after = -1;
 }
 
 static int parse_policy(scn_ctx *c, yaml_node_t *n, sts_scn_policy *p)
@@ -307,14 +547,47 @@ static int parse_policy(scn_ctx *c, yaml_node_t *n, sts_scn_policy *p)
     p->line = (int)n->start_mark.line + 1;
     if (each_pair(c, n, "policy", policy_pair, p))
         return -1;
+    if (p->absent) {
+        if (n->data.mapping.pairs.top - n->data.mapping.pairs.start != 1)
+            return fail(c, n, "a policy with 'absent: true' has no other keys");
+        p->present = 0;
+        return 0;
+    }
     /* A policy is either given verbatim or built from its fields; a built one must
-     * name a mode, so a typo cannot silently serve an empty policy. */
-    if (!p->body && !p->mode)
+     * name a mode, so a typo cannot silently serve an empty policy. A redirect
+     * needs neither: its body is not a policy. */
+    if (!p->body && !p->mode && !p->redirect)
         return fail(c, n, "policy needs 'mode' (or a verbatim 'body')");
+    if (p->redirect && !p->status_set)
+        p->status = 301;
+    if (p->body && p->size >= 0)
+        return fail(c, n, "'size' pads a policy built from mode/mx/max_age, not a verbatim body");
     return 0;
 }
 
 /* ---- mx ---- */
+
+static int replies_pair(scn_ctx *c, const char *key, yaml_node_t *k, yaml_node_t *v, void *arg)
+{
+    sts_scn_mx *mx = arg;
+    int st = stage_of(key);
+    if (st < 0)
+        return unknown_key(c, k, "replies",
+                           "greeting, ehlo, starttls, mail, rcpt, data, dot, rset, quit");
+    if (mx->replies[st])
+        return fail(c, k, "the %s reply is given twice", key);
+    return get_reply(c, v, key, &mx->replies[st]);
+}
+
+static int delay_pair(scn_ctx *c, const char *key, yaml_node_t *k, yaml_node_t *v, void *arg)
+{
+    sts_scn_mx *mx = arg;
+    int st = stage_of(key);
+    if (st < 0)
+        return unknown_key(c, k, "delay",
+                           "greeting, ehlo, starttls, mail, rcpt, data, dot, rset, quit");
+    return get_seconds(c, v, key, 600, &mx->delay[st]);
+}
 
 static int mx_pair(scn_ctx *c, const char *key, yaml_node_t *k, yaml_node_t *v, void *arg)
 {
@@ -323,19 +596,76 @@ static int mx_pair(scn_ctx *c, const char *key, yaml_node_t *k, yaml_node_t *v, 
         return get_bool(c, v, key, &mx->starttls);
     if (!strcmp(key, "cert"))
         return parse_cert(c, v, &mx->cert);
-    return unknown_key(c, k, "an mx entry", "starttls, cert");
+    if (!strcmp(key, "greeting") || !strcmp(key, "starttls_reply")) {
+        int st = key[0] == 'g' ? STS_SCN_STAGE_GREETING : STS_SCN_STAGE_STARTTLS;
+        if (mx->replies[st])
+            return fail(c, k, "the %s reply is given twice", stage_names[st]);
+        return get_reply(c, v, key, &mx->replies[st]);
+    }
+    if (!strcmp(key, "inject_after_starttls"))
+        return get_string(c, v, key, &mx->inject_after_starttls);
+    if (!strcmp(key, "tls_versions"))
+        return parse_tls_versions(c, v, &mx->tls);
+    if (!strcmp(key, "handshake")) {
+        if (v->type == YAML_SCALAR_NODE && !strcmp(scalar(v), "abort")) {
+            mx->handshake_abort = 1;
+            return 0;
+        }
+        if (v->type == YAML_SCALAR_NODE && !strcmp(scalar(v), "normal")) {
+            mx->handshake_abort = 0;
+            return 0;
+        }
+        return fail(c, v, "'handshake' must be normal or abort");
+    }
+    if (!strcmp(key, "replies"))
+        return each_pair(c, v, "replies", replies_pair, mx);
+    if (!strcmp(key, "delay"))
+        return each_pair(c, v, "delay", delay_pair, mx);
+    if (!strcmp(key, "disconnect_after")) {
+        if (v->type != YAML_SCALAR_NODE || (mx->disconnect_after = stage_of(scalar(v))) < 0)
+            return fail(c, v, "'disconnect_after' must be one of greeting, ehlo, starttls, mail, "
+                              "rcpt, data, dot, rset, quit");
+        return 0;
+    }
+    if (!strcmp(key, "ehlo_keywords")) {
+        mx->ehlo_keywords_set = 1;
+        if (v->type == YAML_SEQUENCE_NODE &&
+            v->data.sequence.items.start == v->data.sequence.items.top)
+            return 0;
+        if (get_strv(c, v, key, &mx->ehlo_keywords))
+            return -1;
+        /* RFC 5321 4.1.1.1: ehlo-line = ehlo-keyword *( SP ehlo-param ). */
+        for (size_t i = 0; i < mx->ehlo_keywords.n; i++) {
+            const char *kw = mx->ehlo_keywords.v[i];
+            if (!isalnum((unsigned char)kw[0]))
+                return fail(c, v, "ehlo keyword '%s' must start with a letter or digit", kw);
+            for (const char *q = kw; *q; q++)
+                if ((unsigned char)*q < ' ' || (unsigned char)*q >= 0x7f)
+                    return fail(c, v, "ehlo keyword '%s' has a control character", kw);
+            if (!strncasecmp(kw, "STARTTLS", 8) && (!kw[8] || kw[8] == ' '))
+                return fail(c, v, "STARTTLS is governed by 'starttls', not ehlo_keywords");
+        }
+        return 0;
+    }
+    return unknown_key(c, k, "an mx entry",
+                       "starttls, cert, greeting, starttls_reply, inject_after_starttls, "
+                       "tls_versions, handshake, replies, delay, disconnect_after, ehlo_keywords");
 }
 
-static int mxs_pair(scn_ctx *c, const char *key, yaml_node_t *k, yaml_node_t *v, void *arg)
+static int add_mx(scn_ctx *c, const char *key, yaml_node_t *k, yaml_node_t *v, sts_scn_mx **mxv,
+                  size_t *nmx)
 {
-    sts_scenario *s = arg;
-    sts_scn_mx *nv = realloc(s->mx, (s->nmx + 1) * sizeof(*nv));
+    for (size_t i = 0; i < *nmx; i++)
+        if (!strcasecmp((*mxv)[i].host, key))
+            return fail(c, k, "mx host '%s' is listed twice", key);
+    sts_scn_mx *nv = realloc(*mxv, (*nmx + 1) * sizeof(*nv));
     if (!nv)
         return fail(c, k, "out of memory");
-    s->mx = nv;
-    sts_scn_mx *mx = &s->mx[s->nmx++];
+    *mxv = nv;
+    sts_scn_mx *mx = &nv[(*nmx)++];
     memset(mx, 0, sizeof(*mx));
     mx->starttls = 1;
+    mx->disconnect_after = -1;
     mx->line = (int)k->start_mark.line + 1;
     if (!(mx->host = strdup(key)))
         return fail(c, k, "out of memory");
@@ -343,7 +673,94 @@ static int mxs_pair(scn_ctx *c, const char *key, yaml_node_t *k, yaml_node_t *v,
         return -1;
     if (is_null(v))
         return 0;
-    return each_pair(c, v, "an mx entry", mx_pair, mx);
+    if (each_pair(c, v, "an mx entry", mx_pair, mx))
+        return -1;
+    if (mx->inject_after_starttls && mx->replies[STS_SCN_STAGE_STARTTLS])
+        return fail(c, v, "inject_after_starttls needs the normal 220 reply to STARTTLS");
+    return 0;
+}
+
+static int mxs_pair(scn_ctx *c, const char *key, yaml_node_t *k, yaml_node_t *v, void *arg)
+{
+    sts_scenario *s = arg;
+    return add_mx(c, key, k, v, &s->mx, &s->nmx);
+}
+
+/* ---- dns_faults ---- */
+
+static int dns_fault_pair(scn_ctx *c, const char *key, yaml_node_t *k, yaml_node_t *v, void *arg)
+{
+    sts_scn_dns_fault *f = arg;
+    if (!strcmp(key, "name")) {
+        if (get_string(c, v, key, &f->name))
+            return -1;
+        for (const char *q = f->name; *q; q++)
+            if ((unsigned char)*q <= ' ' || (unsigned char)*q >= 0x7f)
+                return fail(c, v, "'name' must be a domain name as in a zone line");
+        return 0;
+    }
+    if (!strcmp(key, "type")) {
+        if (get_string(c, v, key, &f->type))
+            return -1;
+        for (char *q = f->type; *q; q++) {
+            if (!isalnum((unsigned char)*q))
+                return fail(c, v, "'type' must be a record type such as TXT, MX, A or ANY");
+            *q = (char)toupper((unsigned char)*q);
+        }
+        return 0;
+    }
+    if (!strcmp(key, "fault")) {
+        for (int i = 0; sts_scn_dns_fault_name(i); i++)
+            if (v->type == YAML_SCALAR_NODE && !strcmp(scalar(v), sts_scn_dns_fault_name(i))) {
+                f->fault = i;
+                return 0;
+            }
+        return fail(c, v, "'fault' must be one of servfail, refused, nxdomain, timeout, truncate, "
+                          "delay, wrong_id");
+    }
+    if (!strcmp(key, "delay"))
+        return get_seconds(c, v, key, 600, &f->delay);
+    return unknown_key(c, k, "a dns fault", "name, type, fault, delay");
+}
+
+static int parse_dns_faults(scn_ctx *c, yaml_node_t *n, sts_scn_dns_fault **out, size_t *nout)
+{
+    if (n->type != YAML_SEQUENCE_NODE)
+        return fail(c, n, "'dns_faults' must be a list, not %s", node_kind(n));
+    for (yaml_node_item_t *it = n->data.sequence.items.start; it < n->data.sequence.items.top;
+         it++) {
+        yaml_node_t *e = yaml_document_get_node(&c->doc, *it);
+        sts_scn_dns_fault *nv = realloc(*out, (*nout + 1) * sizeof(*nv));
+        if (!nv)
+            return fail(c, e, "out of memory");
+        *out = nv;
+        sts_scn_dns_fault *f = &nv[(*nout)++];
+        memset(f, 0, sizeof(*f));
+        f->fault = -1;
+        f->line = (int)e->start_mark.line + 1;
+        if (each_pair(c, e, "a dns fault", dns_fault_pair, f))
+            return -1;
+        if (!f->name)
+            return fail(c, e, "a dns fault needs 'name'");
+        if (f->fault < 0)
+            return fail(c, e, "a dns fault needs 'fault'");
+        if (!f->type && !(f->type = strdup("ANY")))
+            return fail(c, e, "out of memory");
+        if (f->fault == STS_SCN_DNS_DELAY && !(f->delay > 0))
+            return fail(c, e, "fault 'delay' needs 'delay' (seconds, above 0)");
+        if (f->fault == STS_SCN_DNS_TIMEOUT && f->delay > 0)
+            return fail(c, e, "fault 'timeout' never answers: 'delay' makes no sense with it");
+    }
+    return 0;
+}
+
+static void dns_faults_free(sts_scn_dns_fault *f, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        free(f[i].name);
+        free(f[i].type);
+    }
+    free(f);
 }
 
 /* ---- sender ---- */
@@ -444,16 +861,21 @@ static int expect_pair(scn_ctx *c, const char *key, yaml_node_t *k, yaml_node_t 
                        "delivered_to");
 }
 
+typedef struct expect_list {
+    sts_scn_expect **v;
+    size_t *n;
+} expect_list;
+
 static int expects_pair(scn_ctx *c, const char *key, yaml_node_t *k, yaml_node_t *v, void *arg)
 {
-    sts_scenario *s = arg;
+    expect_list *l = arg;
     if (!is_mode(key))
         return fail(c, k, "expect keys are modes (enforce, testing, none), not '%s'", key);
-    sts_scn_expect *nv = realloc(s->expect, (s->nexpect + 1) * sizeof(*nv));
+    sts_scn_expect *nv = realloc(*l->v, (*l->n + 1) * sizeof(*nv));
     if (!nv)
         return fail(c, k, "out of memory");
-    s->expect = nv;
-    sts_scn_expect *e = &s->expect[s->nexpect++];
+    *l->v = nv;
+    sts_scn_expect *e = &nv[(*l->n)++];
     memset(e, 0, sizeof(*e));
     e->exit_status = -1;
     e->received = -1;
@@ -464,10 +886,128 @@ static int expects_pair(scn_ctx *c, const char *key, yaml_node_t *k, yaml_node_t
     return each_pair(c, v, "an expectation", expect_pair, e);
 }
 
+static void expects_free(sts_scn_expect *v, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        sts_scn_expect *e = &v[i];
+        free(e->mode);
+        free(e->outcome);
+        strv_free(&e->failures);
+        free(e->tls);
+        free(e->policy_source);
+        strv_free(&e->delivered_to);
+    }
+    free(v);
+}
+
+/* ---- steps ---- */
+
+static int step_mx_pair(scn_ctx *c, const char *key, yaml_node_t *k, yaml_node_t *v, void *arg)
+{
+    sts_scn_step *st = arg;
+    return add_mx(c, key, k, v, &st->mx, &st->nmx);
+}
+
+static int step_pair(scn_ctx *c, const char *key, yaml_node_t *k, yaml_node_t *v, void *arg)
+{
+    sts_scn_step *st = arg;
+    if (!strcmp(key, "name"))
+        return get_string(c, v, key, &st->name);
+    if (!strcmp(key, "advance"))
+        return get_duration(c, v, key, &st->advance);
+    if (!strcmp(key, "dns")) {
+        st->dns_line = (int)v->start_mark.line + 1;
+        if (v->type == YAML_SCALAR_NODE && (v->data.scalar.style == YAML_LITERAL_SCALAR_STYLE ||
+                                            v->data.scalar.style == YAML_FOLDED_SCALAR_STYLE))
+            st->dns_line++;
+        /* An empty zone is a change too ("dns: ''"): every name is NXDOMAIN. */
+        if (v->type == YAML_SCALAR_NODE && !is_null(v)) {
+            free(st->dns);
+            return (st->dns = strdup(scalar(v))) ? 0 : fail(c, v, "out of memory");
+        }
+        return get_string(c, v, key, &st->dns);
+    }
+    if (!strcmp(key, "policy")) {
+        st->policy_set = 1;
+        return parse_policy(c, v, &st->policy);
+    }
+    if (!strcmp(key, "mx"))
+        return each_pair(c, v, "mx", step_mx_pair, st);
+    if (!strcmp(key, "dns_faults")) {
+        st->dns_faults_set = 1;
+        if (v->type == YAML_SEQUENCE_NODE &&
+            v->data.sequence.items.start == v->data.sequence.items.top)
+            return 0;
+        return parse_dns_faults(c, v, &st->dns_faults, &st->ndns_faults);
+    }
+    if (!strcmp(key, "expect")) {
+        expect_list l = {&st->expect, &st->nexpect};
+        return each_pair(c, v, "expect", expects_pair, &l);
+    }
+    return unknown_key(c, k, "a step", "name, advance, dns, policy, mx, dns_faults, expect");
+}
+
+static int parse_steps(scn_ctx *c, yaml_node_t *n, sts_scenario *s)
+{
+    if (n->type != YAML_SEQUENCE_NODE || n->data.sequence.items.start == n->data.sequence.items.top)
+        return fail(c, n, "'steps' must be a non-empty list of steps");
+    for (yaml_node_item_t *it = n->data.sequence.items.start; it < n->data.sequence.items.top;
+         it++) {
+        yaml_node_t *e = yaml_document_get_node(&c->doc, *it);
+        sts_scn_step *nv = realloc(s->steps, (s->nsteps + 1) * sizeof(*nv));
+        if (!nv)
+            return fail(c, e, "out of memory");
+        s->steps = nv;
+        sts_scn_step *st = &nv[s->nsteps++];
+        memset(st, 0, sizeof(*st));
+        policy_init(&st->policy);
+        st->line = (int)e->start_mark.line + 1;
+        if (each_pair(c, e, "a step", step_pair, st))
+            return -1;
+        if (!st->name)
+            return fail(c, e, "a step needs 'name'");
+        if (!st->expect)
+            return fail(c, e, "step '%s' needs 'expect'", st->name);
+        for (size_t i = 0; i + 1 < s->nsteps; i++)
+            if (!strcmp(s->steps[i].name, st->name))
+                return fail(c, e, "two steps are named '%s'", st->name);
+    }
+    return 0;
+}
+
+/* Every mode run must have an expectation, and every expectation a mode run: an
+ * expectation that is never checked is a test that cannot fail. at: the expect
+ * node (or its parent) for positions. */
+static int check_expect_modes(scn_ctx *c, const sts_scenario *s, const sts_scn_expect *ev,
+                              size_t n, yaml_node_t *at, const char *what)
+{
+    for (size_t i = 0; i < s->modes.n; i++) {
+        size_t j = 0;
+        while (j < n && strcmp(ev[j].mode, s->modes.v[i]))
+            j++;
+        if (j == n)
+            return fail(c, at, "%sno expectation for mode '%s' listed in modes", what,
+                        s->modes.v[i]);
+    }
+    for (size_t i = 0; i < n; i++) {
+        size_t j = 0;
+        while (j < s->modes.n && strcmp(s->modes.v[j], ev[i].mode))
+            j++;
+        if (j == s->modes.n) {
+            yaml_node_t pos = *at;
+            pos.start_mark.line = (size_t)ev[i].line - 1;
+            pos.start_mark.column = 2;
+            return fail(c, &pos, "%sexpectation for mode '%s' which is not in modes", what,
+                        ev[i].mode);
+        }
+    }
+    return 0;
+}
+
 /* ---- top level ---- */
 
 typedef struct top_seen {
-    yaml_node_t *expect, *modes;
+    yaml_node_t *expect, *modes, *steps;
 } top_seen;
 
 static int top_pair(scn_ctx *c, const char *key, yaml_node_t *k, yaml_node_t *v, void *arg)
@@ -511,38 +1051,43 @@ static int top_pair(scn_ctx *c, const char *key, yaml_node_t *k, yaml_node_t *v,
         return each_pair(c, v, "sender", sender_pair, &s->sender);
     if (!strcmp(key, "expect")) {
         seen->expect = v;
-        return each_pair(c, v, "expect", expects_pair, s);
+        expect_list l = {&s->expect, &s->nexpect};
+        return each_pair(c, v, "expect", expects_pair, &l);
+    }
+    if (!strcmp(key, "dns_faults"))
+        return parse_dns_faults(c, v, &s->dns_faults, &s->ndns_faults);
+    if (!strcmp(key, "steps")) {
+        seen->steps = v;
+        return parse_steps(c, v, s);
     }
     return unknown_key(c, k, "the scenario",
-                       "name, about, refs, domain, dns, policy, mx, modes, sender, expect");
+                       "name, about, refs, domain, dns, policy, mx, modes, sender, expect, "
+                       "dns_faults, steps");
 }
 
 static int validate(scn_ctx *c, yaml_node_t *root, sts_scenario *s, top_seen *seen)
 {
-    static const char *const required[] = {"name", "about", "refs", "domain", "expect"};
-    const void *have[] = {s->name, s->about, s->refs.v, s->domain, seen->expect};
+    static const char *const required[] = {"name", "about", "refs", "domain"};
+    const void *have[] = {s->name, s->about, s->refs.v, s->domain};
     for (size_t i = 0; i < sizeof(required) / sizeof(required[0]); i++)
         if (!have[i])
             return fail(c, root, "missing required key '%s'", required[i]);
+    /* A multi-step scenario keeps its expectations in its steps. */
+    if (seen->steps && seen->expect)
+        return fail(c, seen->expect, "a scenario with 'steps' has its 'expect' in each step");
+    if (!seen->steps && !seen->expect)
+        return fail(c, root, "missing required key 'expect'");
     if (!s->modes.n && strv_push(&s->modes, "enforce"))
         return fail(c, root, "out of memory");
-    /* Every mode run must have an expectation, and every expectation a mode run:
-     * an expectation that is never checked is a test that cannot fail. */
-    for (size_t i = 0; i < s->modes.n; i++)
-        if (!sts_scenario_expect(s, s->modes.v[i]))
-            return fail(c, seen->expect, "no expectation for mode '%s' listed in modes",
-                        s->modes.v[i]);
-    for (size_t i = 0; i < s->nexpect; i++) {
-        size_t j = 0;
-        while (j < s->modes.n && strcmp(s->modes.v[j], s->expect[i].mode))
-            j++;
-        if (j == s->modes.n) {
-            yaml_node_t at = *seen->expect;
-            at.start_mark.line = (size_t)s->expect[i].line - 1;
-            at.start_mark.column = 2;
-            return fail(c, &at, "expectation for mode '%s' which is not in modes",
-                        s->expect[i].mode);
-        }
+    if (!seen->steps)
+        return check_expect_modes(c, s, s->expect, s->nexpect, seen->expect, "");
+    for (size_t i = 0; i < s->nsteps; i++) {
+        char what[300];
+        snprintf(what, sizeof(what), "step '%s': ", s->steps[i].name);
+        yaml_node_t at = *seen->steps;
+        at.start_mark.line = (size_t)s->steps[i].line - 1;
+        if (check_expect_modes(c, s, s->steps[i].expect, s->steps[i].nexpect, &at, what))
+            return -1;
     }
     return 0;
 }
@@ -576,8 +1121,7 @@ sts_scenario *sts_scenario_parse(const char *text, size_t len, const char *name,
     } else if (!root) {
         fail(&c, NULL, "empty file: a scenario is a YAML mapping");
     } else {
-        s->policy.max_age = -1;
-        s->policy.status = 200;
+        policy_init(&s->policy);
         s->file = strdup(name);
         top_seen seen = {0};
         void *args[2] = {s, &seen};
@@ -618,6 +1162,30 @@ sts_scenario *sts_scenario_load(const char *path, char *err, size_t errlen)
     return s;
 }
 
+static void policy_free(sts_scn_policy *p)
+{
+    free(p->mode);
+    strv_free(&p->mx);
+    free(p->body);
+    free(p->content_type);
+    cert_free(&p->cert);
+    free(p->redirect);
+    strv_free(&p->headers);
+}
+
+static void mxs_free(sts_scn_mx *mx, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        free(mx[i].host);
+        cert_free(&mx[i].cert);
+        for (int k = 0; k < STS_SCN_NSTAGES; k++)
+            free(mx[i].replies[k]);
+        free(mx[i].inject_after_starttls);
+        strv_free(&mx[i].ehlo_keywords);
+    }
+    free(mx);
+}
+
 void sts_scenario_free(sts_scenario *s)
 {
     if (!s)
@@ -628,30 +1196,34 @@ void sts_scenario_free(sts_scenario *s)
     strv_free(&s->refs);
     free(s->domain);
     free(s->dns);
-    free(s->policy.mode);
-    strv_free(&s->policy.mx);
-    free(s->policy.body);
-    free(s->policy.content_type);
-    cert_free(&s->policy.cert);
-    for (size_t i = 0; i < s->nmx; i++) {
-        free(s->mx[i].host);
-        cert_free(&s->mx[i].cert);
-    }
-    free(s->mx);
+    policy_free(&s->policy);
+    mxs_free(s->mx, s->nmx);
     strv_free(&s->modes);
     free(s->sender.mode);
     free(s->sender.rcpt);
-    for (size_t i = 0; i < s->nexpect; i++) {
-        sts_scn_expect *e = &s->expect[i];
-        free(e->mode);
-        free(e->outcome);
-        strv_free(&e->failures);
-        free(e->tls);
-        free(e->policy_source);
-        strv_free(&e->delivered_to);
+    expects_free(s->expect, s->nexpect);
+    dns_faults_free(s->dns_faults, s->ndns_faults);
+    for (size_t i = 0; i < s->nsteps; i++) {
+        sts_scn_step *st = &s->steps[i];
+        free(st->name);
+        free(st->dns);
+        policy_free(&st->policy);
+        mxs_free(st->mx, st->nmx);
+        dns_faults_free(st->dns_faults, st->ndns_faults);
+        expects_free(st->expect, st->nexpect);
     }
-    free(s->expect);
+    free(s->steps);
     free(s);
+}
+
+const sts_scn_expect *sts_scenario_step_expect(const sts_scenario *s, size_t i, const char *mode)
+{
+    if (i >= s->nsteps)
+        return NULL;
+    for (size_t j = 0; j < s->steps[i].nexpect; j++)
+        if (!strcmp(s->steps[i].expect[j].mode, mode))
+            return &s->steps[i].expect[j];
+    return NULL;
 }
 
 const sts_scn_expect *sts_scenario_expect(const sts_scenario *s, const char *mode)

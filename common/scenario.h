@@ -3,8 +3,7 @@
  * correct sender does in it. Both the world (fakedns/) and the runner (runner/) read
  * it; the sender never does.
  *
- * The loader validates against the schema documented in README.md ("Scenario
- * format"): an unknown key, a wrong type or a missing required key is reported as
+ * The loader validates against the schema documented in docs/scenario-format.md: an unknown key, a wrong type or a missing required key is reported as
  * "file:line:column: what is wrong" and nothing is returned.
  *
  * Strings may contain ${mode}; sts_scenario_subst() replaces it per mode.
@@ -30,7 +29,35 @@ typedef struct sts_scn_cert {
     int self_signed;     /* signed by its own key */
     int unknown_ca;      /* signed by a CA the sender is not given */
     int rsa;             /* RSA 2048 instead of ECDSA P-256 */
+    int chain;           /* STS_SCN_CHAIN_*: how the leaf chains to the world's CA */
 } sts_scn_cert;
+
+/* cert.chain: signed by the root directly, or by an intermediate that the server
+ * sends along, or by an intermediate that the server leaves out. */
+enum { STS_SCN_CHAIN_DIRECT = 0, STS_SCN_CHAIN_INTERMEDIATE = 1, STS_SCN_CHAIN_MISSING = 2 };
+
+/* tls_versions: {min, max}; 0 = the library's default, else 10, 11, 12, 13 for
+ * TLS 1.0 .. 1.3. */
+typedef struct sts_scn_tls_versions {
+    int min, max;
+} sts_scn_tls_versions;
+
+/* The SMTP stages an MX script can act on (replies, delay, disconnect_after). */
+typedef enum {
+    STS_SCN_STAGE_GREETING = 0,
+    STS_SCN_STAGE_EHLO,     /* EHLO and HELO */
+    STS_SCN_STAGE_STARTTLS,
+    STS_SCN_STAGE_MAIL,
+    STS_SCN_STAGE_RCPT,
+    STS_SCN_STAGE_DATA,
+    STS_SCN_STAGE_DOT,      /* the end of the message data */
+    STS_SCN_STAGE_RSET,
+    STS_SCN_STAGE_QUIT,
+    STS_SCN_NSTAGES
+} sts_scn_stage;
+
+/* "greeting", "ehlo", … ; NULL for an out-of-range stage. */
+const char *sts_scn_stage_name(int stage);
 
 typedef struct sts_scn_policy {
     int present;         /* a `policy:` section exists: the policy host serves it */
@@ -42,6 +69,17 @@ typedef struct sts_scn_policy {
     char *content_type;  /* default "text/plain" */
     sts_scn_cert cert;
     int line;
+    /* faults of the policy server */
+    char *redirect;      /* Location header value (status defaults to 301 with it) */
+    int status_set;      /* `status` was given */
+    sts_strv headers;    /* extra header fields: v[2i] name, v[2i+1] value */
+    long size;           /* pad the body to this many octets; -1 = as it is */
+    int chunked;         /* Transfer-Encoding: chunked */
+    double delay;        /* seconds before the response head */
+    double drip;         /* seconds between octets of the body */
+    long cut_after;      /* close after this many body octets; -1 = never */
+    sts_scn_tls_versions tls;
+    int absent;          /* `absent: true` (in steps: no policy from then on) */
 } sts_scn_policy;
 
 typedef struct sts_scn_mx {
@@ -49,7 +87,40 @@ typedef struct sts_scn_mx {
     int starttls;        /* advertise and accept STARTTLS (default 1) */
     sts_scn_cert cert;
     int line;
+    /* the SMTP script */
+    /* Scripted replies per stage (CRLF-terminated lines; NULL = the normal reply);
+     * `greeting:` and `starttls_reply:` set replies[GREETING] and [STARTTLS]. */
+    char *replies[STS_SCN_NSTAGES];
+    double delay[STS_SCN_NSTAGES];  /* seconds before acting on each stage */
+    int disconnect_after;           /* stage at which to close without a reply; -1 */
+    char *inject_after_starttls;    /* bytes sent in the same write as the 220 */
+    int handshake_abort;            /* close when the ClientHello arrives */
+    sts_scn_tls_versions tls;
+    sts_strv ehlo_keywords;         /* EHLO keywords instead of the defaults */
+    int ehlo_keywords_set;
 } sts_scn_mx;
+
+/* One fault of the DNS server (dns_faults:). */
+typedef enum {
+    STS_SCN_DNS_SERVFAIL = 0,
+    STS_SCN_DNS_REFUSED,
+    STS_SCN_DNS_NXDOMAIN,
+    STS_SCN_DNS_TIMEOUT,  /* no answer at all, UDP and TCP */
+    STS_SCN_DNS_TRUNCATE, /* TC over UDP, the full answer over TCP */
+    STS_SCN_DNS_DELAY,    /* the normal answer, `delay` seconds late */
+    STS_SCN_DNS_WRONG_ID, /* a spoofed answer with another ID first, then the right one */
+} sts_scn_dns_fault_kind;
+
+typedef struct sts_scn_dns_fault {
+    char *name;          /* relative to the domain like zone lines ("@", "_mta-sts", "x.") */
+    char *type;          /* "TXT", "ANY" (every type), … (upper case) */
+    int fault;           /* sts_scn_dns_fault_kind */
+    double delay;        /* seconds (delay; also before any other fault's answer) */
+    int line;
+} sts_scn_dns_fault;
+
+/* "servfail", …; NULL when out of range. */
+const char *sts_scn_dns_fault_name(int fault);
 
 /* What the sender run should look like. Fields not given are not checked. */
 typedef struct sts_scn_expect {
@@ -73,6 +144,25 @@ typedef struct sts_scn_sender {
     char *rcpt;          /* default postmaster@<domain> */
 } sts_scn_sender;
 
+/* One step of a multi-step scenario: changes to the world (each replaces what it
+ * names; absent = unchanged), then one sender run per mode, checked by expect. */
+typedef struct sts_scn_step {
+    char *name;
+    long advance;        /* seconds the virtual clock moves forward before the step */
+    char *dns;           /* NULL = unchanged; else replaces the whole zone */
+    int dns_line;
+    sts_scn_policy policy; /* when policy_set; policy.absent = no policy any more */
+    int policy_set;
+    sts_scn_mx *mx;      /* replaces the entries of these hosts */
+    size_t nmx;
+    sts_scn_dns_fault *dns_faults; /* replaces the list when dns_faults_set */
+    size_t ndns_faults;
+    int dns_faults_set;
+    sts_scn_expect *expect;
+    size_t nexpect;
+    int line;
+} sts_scn_step;
+
 typedef struct sts_scenario {
     char *file;
     char *name;
@@ -88,6 +178,10 @@ typedef struct sts_scenario {
     sts_scn_sender sender;
     sts_scn_expect *expect;
     size_t nexpect;
+    sts_scn_dns_fault *dns_faults;
+    size_t ndns_faults;
+    sts_scn_step *steps; /* nsteps > 0: a multi-step scenario; expect is then empty */
+    size_t nsteps;
 } sts_scenario;
 
 /* Load and validate path. Returns NULL with "path:line:col: message" in err. */
@@ -99,6 +193,8 @@ void sts_scenario_free(sts_scenario *s);
 
 /* The expectation for mode, or NULL. */
 const sts_scn_expect *sts_scenario_expect(const sts_scenario *s, const char *mode);
+/* The expectation of step i for mode, or NULL. */
+const sts_scn_expect *sts_scenario_step_expect(const sts_scenario *s, size_t i, const char *mode);
 /* A new string: s with every ${mode} replaced by mode (NULL s -> NULL). */
 char *sts_scenario_subst(const char *s, const char *mode);
 

@@ -5,6 +5,7 @@
  */
 #include "fakedns/dnssrv.h"
 #include "common/err.h"
+#include "common/scenario.h"
 #include "fakedns/tcpsrv.h"
 
 #include <ctype.h>
@@ -20,6 +21,7 @@
  * DNS Flag Day 2020 value that avoids IP fragmentation). */
 #define DNS_OUR_UDP_SIZE 1232
 #define DNS_MAX_APEXES 256
+#define DNS_MAX_FAULTS 64
 
 enum {
     RC_NOERROR = 0,
@@ -35,6 +37,14 @@ struct sts_dns_zone {
     ldns_rr_list *rrs;              /* every record; owners in lower case */
     ldns_rdf *apex[DNS_MAX_APEXES]; /* apex[0] = origin; others: out-of-domain hosts */
     size_t napex;
+    struct {
+        ldns_rdf *name;
+        int any;           /* every type */
+        ldns_rr_type type;
+        int fault;
+        double delay;
+    } faults[DNS_MAX_FAULTS];
+    size_t nfaults;
 };
 
 static void set_err(char *err, size_t errlen, const char *fmt, ...)
@@ -114,6 +124,8 @@ void sts_dns_zone_free(sts_dns_zone *z)
     ldns_rr_list_deep_free(z->rrs);
     for (size_t i = 0; i < z->napex; i++)
         ldns_rdf_deep_free(z->apex[i]);
+    for (size_t i = 0; i < z->nfaults; i++)
+        ldns_rdf_deep_free(z->faults[i].name);
     free(z);
 }
 
@@ -133,12 +145,48 @@ static const ldns_rr *zone_cname_conflict(const sts_dns_zone *z, const ldns_rr *
     return NULL;
 }
 
+/* The octets of the longest "quoted" string on a zone line (\DDD and \X count as
+ * one octet each, as in RFC 1035 5.1). */
+static size_t longest_quoted(const char *line)
+{
+    size_t best = 0;
+    for (const char *p = line; *p; p++) {
+        if (*p == ';')
+            break;
+        if (*p != '"')
+            continue;
+        size_t n = 0;
+        for (p++; *p && *p != '"'; p++, n++)
+            if (*p == '\\' && p[1]) {
+                if (isdigit((unsigned char)p[1]) && isdigit((unsigned char)p[2]) &&
+                    isdigit((unsigned char)p[3]))
+                    p += 3;
+                else
+                    p++;
+            }
+        if (n > best)
+            best = n;
+        if (!*p)
+            break;
+    }
+    return best;
+}
+
 /* Parse one line (already trimmed of its newline) into the zone. */
 static int zone_add_line(sts_dns_zone *z, const char *line, ldns_rdf **prev, const char *where,
                          int lineno, char *err, size_t errlen)
 {
     ldns_rr *rr = NULL;
     ldns_status st = ldns_rr_new_frm_str(&rr, line, DNS_DEFAULT_TTL, z->origin, prev);
+    size_t longest = 0;
+    if (st != LDNS_STATUS_OK && (longest = longest_quoted(line)) > 255) {
+        /* ldns only says "could not parse the RR's rdata"; say what is wrong. */
+        set_err(err, errlen,
+                "%s:%d: a quoted string of %zu octets: a TXT character-string is at most 255 "
+                "octets (RFC 1035 3.3.14); split it into several quoted strings",
+                where, lineno, longest);
+        return STS_ESYNTAX;
+    }
     if (st != LDNS_STATUS_OK) {
         set_err(err, errlen, "%s:%d: bad zone line '%s': %s", where, lineno, line,
                 ldns_get_errorstr_by_id(st));
@@ -288,6 +336,55 @@ char **sts_dns_zone_mx_targets(const sts_dns_zone *z)
         }
     }
     return v;
+}
+
+int sts_dns_zone_add_fault(sts_dns_zone *z, const char *name, const char *type, int fault,
+                           double delay, const char *where, int line, char *err, size_t errlen)
+{
+    if (z->nfaults == DNS_MAX_FAULTS) {
+        set_err(err, errlen, "%s:%d: more than %d dns faults", where, line, DNS_MAX_FAULTS);
+        return STS_ETOOBIG;
+    }
+    ldns_rdf *d = NULL;
+    size_t nl = strlen(name);
+    if (!strcmp(name, "@")) {
+        d = ldns_rdf_clone(z->origin);
+    } else if (ldns_str2rdf_dname(&d, name) == LDNS_STATUS_OK && nl && name[nl - 1] != '.') {
+        /* relative, as the owner of a zone line */
+        if (ldns_dname_cat(d, z->origin) != LDNS_STATUS_OK) {
+            ldns_rdf_deep_free(d);
+            d = NULL;
+        }
+    }
+    if (!d) {
+        set_err(err, errlen, "%s:%d: '%s' is not a domain name", where, line, name);
+        return STS_ESYNTAX;
+    }
+    ldns_dname2canonical(d);
+    int any = !strcasecmp(type, "ANY");
+    ldns_rr_type t = any ? LDNS_RR_TYPE_ANY : ldns_get_rr_type_by_name(type);
+    if (!any && t == 0) {
+        ldns_rdf_deep_free(d);
+        set_err(err, errlen, "%s:%d: '%s' is not a record type", where, line, type);
+        return STS_ESYNTAX;
+    }
+    z->faults[z->nfaults].name = d;
+    z->faults[z->nfaults].any = any;
+    z->faults[z->nfaults].type = t;
+    z->faults[z->nfaults].fault = fault;
+    z->faults[z->nfaults].delay = delay;
+    z->nfaults++;
+    return 0;
+}
+
+/* The first fault matching (name, type), or -1. */
+static int zone_fault(const sts_dns_zone *z, const ldns_rdf *name, uint16_t type)
+{
+    for (size_t i = 0; i < z->nfaults; i++)
+        if (dname_eq(z->faults[i].name, name) &&
+            (z->faults[i].any || z->faults[i].type == (ldns_rr_type)type))
+            return (int)i;
+    return -1;
 }
 
 /* Does any record of type t sit at name? */
@@ -598,14 +695,10 @@ int sts_dns_answer(const sts_dns_zone *z, const uint8_t *msg, size_t len,
 
     ldns_rr_list *anl = ldns_rr_list_new(), *nsl = ldns_rr_list_new();
     int aa = 0, rc = STS_ENOMEM;
+    res->fault = -1;
     if (!anl || !nsl)
         goto out;
-    if (rcode == RC_NOERROR)
-        rcode = zone_lookup(z, qname, (ldns_rr_type)q.qtype, anl, nsl, &aa);
-    res->rcode = rcode;
-    res->aa = aa;
-    res->authority_soa = ldns_rr_list_rr_count(nsl) > 0;
-
+    int fi = rcode == RC_NOERROR ? zone_fault(z, qname, q.qtype) : -1;
     size_t limit = 65535;
     if (transport == STS_DNS_UDP) {
         /* RFC 1035 4.2.1: 512 octets over UDP; RFC 6891 6.2.5: the advertised size,
@@ -613,6 +706,46 @@ int sts_dns_answer(const sts_dns_zone *z, const uint8_t *msg, size_t len,
         limit = 512;
         if (q.edns && q.udp_size > 512)
             limit = q.udp_size;
+    }
+    if (fi >= 0) {
+        res->fault = z->faults[fi].fault;
+        res->delay = z->faults[fi].delay;
+        switch (res->fault) {
+        case STS_SCN_DNS_SERVFAIL:
+            rcode = RC_SERVFAIL;
+            break;
+        case STS_SCN_DNS_REFUSED:
+            rcode = RC_REFUSED;
+            break;
+        case STS_SCN_DNS_NXDOMAIN:
+            rcode = RC_NXDOMAIN;
+            aa = 1;
+            break;
+        case STS_SCN_DNS_TIMEOUT:
+            res->drop = 1;
+            break;
+        case STS_SCN_DNS_TRUNCATE:
+            /* RFC 1035 4.2.1 / RFC 7766: TC over UDP sends the client to TCP, where
+             * the whole answer comes. */
+            if (transport == STS_DNS_UDP)
+                limit = 0;
+            break;
+        case STS_SCN_DNS_WRONG_ID:
+            res->spoof = 1;
+            break;
+        default:
+            break;
+        }
+    }
+    if (rcode == RC_NOERROR)
+        rcode = zone_lookup(z, qname, (ldns_rr_type)q.qtype, anl, nsl, &aa);
+    res->rcode = rcode;
+    res->aa = aa;
+    res->authority_soa = ldns_rr_list_rr_count(nsl) > 0;
+
+    if (res->drop) {
+        rc = 0; /* timeout: nothing goes out */
+        goto out;
     }
     ldns_pkt *p = reply_pkt(&q, rcode, aa, 0, anl, nsl);
     if (p) {
@@ -627,13 +760,91 @@ out:
     return rc;
 }
 
+int sts_dns_spoof(const uint8_t *reply, size_t len, sts_buf *out)
+{
+    ldns_pkt *p = NULL;
+    if (ldns_wire2pkt(&p, reply, len) != LDNS_STATUS_OK)
+        return STS_EINVAL;
+    if (!ldns_pkt_qr(p)) {
+        ldns_pkt_free(p);
+        return STS_EINVAL;
+    }
+    /* Any other ID: a client that matches IDs (RFC 5452 4.3) drops this one. */
+    ldns_pkt_set_id(p, (uint16_t)(ldns_pkt_id(p) ^ 0x5A5A));
+    ldns_rr_list *an = ldns_pkt_answer(p);
+    int rc = 0;
+    for (size_t i = 0; rc == 0 && an && i < ldns_rr_list_rr_count(an); i++) {
+        ldns_rr *rr = ldns_rr_list_rr(an, i);
+        const char *rdata = NULL;
+        ldns_rdf_type t = LDNS_RDF_TYPE_NONE;
+        switch (ldns_rr_get_type(rr)) {
+        case LDNS_RR_TYPE_TXT:
+            rdata = "v=STSv1; id=spoofed;";
+            t = LDNS_RDF_TYPE_STR;
+            break;
+        case LDNS_RR_TYPE_A:
+            rdata = "192.0.2.66"; /* TEST-NET-1 (RFC 5737) */
+            t = LDNS_RDF_TYPE_A;
+            break;
+        case LDNS_RR_TYPE_AAAA:
+            rdata = "2001:db8::66"; /* RFC 3849 */
+            t = LDNS_RDF_TYPE_AAAA;
+            break;
+        case LDNS_RR_TYPE_MX:
+            rdata = "spoofed.invalid."; /* the exchange; RFC 6761 6.4 */
+            t = LDNS_RDF_TYPE_DNAME;
+            break;
+        default:
+            continue;
+        }
+        ldns_rdf *nd = ldns_rdf_new_frm_str(t, rdata);
+        if (!nd) {
+            rc = STS_ENOMEM;
+            break;
+        }
+        size_t k = ldns_rr_get_type(rr) == LDNS_RR_TYPE_MX ? 1 : 0;
+        /* A TXT record may have several strings: keep only the spoofed one. */
+        while (ldns_rr_get_type(rr) == LDNS_RR_TYPE_TXT && ldns_rr_rd_count(rr) > 1)
+            ldns_rdf_deep_free(ldns_rr_pop_rdf(rr));
+        ldns_rdf_deep_free(ldns_rr_set_rdf(rr, nd, k));
+    }
+    uint8_t *wire = NULL;
+    size_t size = 0;
+    if (rc == 0 && ldns_pkt2wire(&wire, p, &size) != LDNS_STATUS_OK)
+        rc = STS_ENOMEM;
+    ldns_pkt_free(p);
+    if (rc == 0) {
+        sts_buf_reset(out);
+        rc = sts_buf_append(out, wire, size);
+    }
+    free(wire);
+    return rc;
+}
+
 /* ---- the server ---- */
 
 #define DNS_TCP_MAX (2 + 65535) /* one length prefix and the largest message */
 
+typedef struct dns_tcp_sess dns_tcp_sess;
+
+/* An answer held back by a scripted delay; on the server's list until sent or
+ * cancelled. */
+typedef struct dns_pending {
+    struct dns_pending *prev, *next;
+    struct sts_dnssrv *srv;
+    dns_tcp_sess *tcp; /* NULL: UDP to addr */
+    sts_stream *st;
+    struct sockaddr_storage addr;
+    sts_delay *delay;
+    size_t spoof_len, len; /* data = spoofed answer (spoof_len), then the answer */
+    uint8_t data[];
+} dns_pending;
+
 struct sts_dnssrv {
     uv_udp_t udp; /* embedded; the server is freed once it and the TCP side closed */
     const sts_dns_zone *zone;
+    dns_pending pending; /* list head */
+    sts_buf spoof;
     sts_tcpsrv *tcp;
     sts_observer *obs;
     sts_log *log;
@@ -650,20 +861,23 @@ struct dns_send {
     char data[];
 };
 
-typedef struct dns_tcp_sess {
+struct dns_tcp_sess {
     sts_tcpsrv_conn conn; /* first: the stream's data pointer */
     sts_dnssrv *srv;
     sts_buf in;
     sts_buf reply;
-} dns_tcp_sess;
+};
 
 static void dnssrv_record(sts_dnssrv *s, const sts_dns_result *res, const char *transport)
 {
-    sts_debug(s->log, "dns %s %s %s -> %s%s%s an=%d", transport, res->qname[0] ? res->qname : "-",
-              res->qtype[0] ? res->qtype : "-", sts_dns_rcode_name(res->rcode),
-              res->aa ? " aa" : "", res->tc ? " tc" : "", res->ancount);
-    sts_observer_dns(s->obs, res->qname[0] ? res->qname : NULL, res->qtype[0] ? res->qtype : "-",
-                     transport, sts_dns_rcode_name(res->rcode));
+    const char *fault = sts_scn_dns_fault_name(res->fault);
+    sts_debug(s->log, "dns %s %s %s -> %s%s%s an=%d%s%s", transport,
+              res->qname[0] ? res->qname : "-", res->qtype[0] ? res->qtype : "-",
+              res->drop ? "(no answer)" : sts_dns_rcode_name(res->rcode), res->aa ? " aa" : "",
+              res->tc ? " tc" : "", res->ancount, fault ? " fault=" : "", fault ? fault : "");
+    sts_observer_dns_fault(s->obs, res->qname[0] ? res->qname : NULL,
+                           res->qtype[0] ? res->qtype : "-", transport,
+                           res->drop ? "none" : sts_dns_rcode_name(res->rcode), fault);
 }
 
 static void dnssrv_alloc_cb(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
@@ -676,6 +890,118 @@ static void dnssrv_alloc_cb(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
 static void dnssrv_send_cb(uv_udp_send_t *req, int status)
 {
     free(req->data);
+}
+
+static void dnssrv_udp_send(sts_dnssrv *s, const void *data, size_t len,
+                            const struct sockaddr *addr)
+{
+    uv_buf_t out = uv_buf_init((char *)data, (unsigned)len);
+    int rc = uv_udp_try_send(&s->udp, &out, 1, addr);
+    if (rc == (int)len)
+        return;
+    /* The socket buffer is full (or try_send is unsupported): queue a copy. */
+    struct dns_send *ds = malloc(sizeof(*ds) + len);
+    if (!ds)
+        return;
+    memcpy(ds->data, data, len);
+    ds->len = len;
+    ds->req.data = ds;
+    out = uv_buf_init(ds->data, (unsigned)ds->len);
+    if (uv_udp_send(&ds->req, &s->udp, &out, 1, addr, dnssrv_send_cb) != 0)
+        free(ds);
+}
+
+/* TCP: each message with its two-octet length (RFC 1035 4.2.2). */
+static int dns_tcp_send(sts_stream *st, const uint8_t *data, size_t len)
+{
+    uint8_t pfx[2] = {(uint8_t)(len >> 8), (uint8_t)len};
+    return sts_stream_write(st, pfx, 2) || sts_stream_write(st, data, len) ? -1 : 0;
+}
+
+/* Send what res says: the spoofed answer first (wrong_id), then the answer. */
+static void dnssrv_emit(sts_dnssrv *s, sts_stream *st, const struct sockaddr *addr,
+                        const uint8_t *spoof, size_t spoof_len, const uint8_t *reply, size_t len)
+{
+    if (st) {
+        if ((spoof_len && dns_tcp_send(st, spoof, spoof_len)) || dns_tcp_send(st, reply, len))
+            sts_stream_close(st);
+        return;
+    }
+    if (spoof_len)
+        dnssrv_udp_send(s, spoof, spoof_len, addr);
+    dnssrv_udp_send(s, reply, len, addr);
+}
+
+static void pending_unlink(dns_pending *p)
+{
+    p->prev->next = p->next;
+    p->next->prev = p->prev;
+}
+
+static void pending_fire_cb(void *arg)
+{
+    dns_pending *p = arg;
+    pending_unlink(p);
+    dnssrv_emit(p->srv, p->st, (const struct sockaddr *)&p->addr, p->data, p->spoof_len,
+                p->data + p->spoof_len, p->len);
+    free(p);
+}
+
+/* Cancel the pending answers of one TCP session (tcp) or all of them (NULL). */
+static void pending_cancel(sts_dnssrv *s, dns_tcp_sess *tcp)
+{
+    for (dns_pending *p = s->pending.next, *n; p != &s->pending; p = n) {
+        n = p->next;
+        if (tcp && p->tcp != tcp)
+            continue;
+        pending_unlink(p);
+        sts_delay_cancel(p->delay);
+        free(p);
+    }
+}
+
+/* Deliver the answer in reply as res says: nothing (timeout), now, or later. */
+static void dnssrv_deliver(sts_dnssrv *s, const sts_dns_result *res, const sts_buf *reply,
+                           dns_tcp_sess *tcp, sts_stream *st, const struct sockaddr *addr)
+{
+    if (res->drop)
+        return;
+    size_t spoof_len = 0;
+    if (res->spoof) {
+        if (sts_dns_spoof((const uint8_t *)reply->data, reply->len, &s->spoof) == 0)
+            spoof_len = s->spoof.len;
+        else
+            sts_info(s->log, "dns: cannot build the spoofed answer");
+    }
+    if (!(res->delay > 0)) {
+        dnssrv_emit(s, st, addr, (const uint8_t *)s->spoof.data, spoof_len,
+                    (const uint8_t *)reply->data, reply->len);
+        return;
+    }
+    dns_pending *p = calloc(1, sizeof(*p) + spoof_len + reply->len);
+    if (!p)
+        return;
+    p->srv = s;
+    p->tcp = tcp;
+    p->st = st;
+    if (addr)
+        memcpy(&p->addr, addr, addr->sa_family == AF_INET6 ? sizeof(struct sockaddr_in6)
+                                                            : sizeof(struct sockaddr_in));
+    p->spoof_len = spoof_len;
+    p->len = reply->len;
+    if (spoof_len)
+        memcpy(p->data, s->spoof.data, spoof_len);
+    memcpy(p->data + spoof_len, reply->data, reply->len);
+    p->delay = sts_delay_start(uv_handle_get_loop((uv_handle_t *)&s->udp), res->delay,
+                               pending_fire_cb, p);
+    if (!p->delay) {
+        free(p);
+        return;
+    }
+    p->next = s->pending.next;
+    p->prev = &s->pending;
+    s->pending.next->prev = p;
+    s->pending.next = p;
 }
 
 static void dnssrv_recv_cb(uv_udp_t *h, ssize_t nread, const uv_buf_t *buf,
@@ -696,20 +1022,7 @@ static void dnssrv_recv_cb(uv_udp_t *h, ssize_t nread, const uv_buf_t *buf,
         return;
     }
     dnssrv_record(s, &res, "udp");
-    uv_buf_t out = uv_buf_init(s->reply.data, (unsigned)s->reply.len);
-    int rc = uv_udp_try_send(&s->udp, &out, 1, addr);
-    if (rc == (int)s->reply.len)
-        return;
-    /* The socket buffer is full (or try_send is unsupported): queue a copy. */
-    struct dns_send *ds = malloc(sizeof(*ds) + s->reply.len);
-    if (!ds)
-        return;
-    memcpy(ds->data, s->reply.data, s->reply.len);
-    ds->len = s->reply.len;
-    ds->req.data = ds;
-    out = uv_buf_init(ds->data, (unsigned)ds->len);
-    if (uv_udp_send(&ds->req, &s->udp, &out, 1, addr, dnssrv_send_cb) != 0)
-        free(ds);
+    dnssrv_deliver(s, &res, &s->reply, NULL, NULL, addr);
 }
 
 static sts_tcpsrv_conn *dns_tcp_accept(sts_tcpsrv *t, sts_stream *stream)
@@ -747,12 +1060,8 @@ static void dns_tcp_read(sts_stream *st, const char *data, size_t len)
             return;
         }
         dnssrv_record(s, &res, "tcp");
-        uint8_t pfx[2] = {(uint8_t)(ss->reply.len >> 8), (uint8_t)ss->reply.len};
         sts_buf_consume(&ss->in, 2 + (size_t)n);
-        if (sts_stream_write(st, pfx, 2) || sts_stream_write(st, ss->reply.data, ss->reply.len)) {
-            sts_stream_close(st);
-            return;
-        }
+        dnssrv_deliver(s, &res, &ss->reply, ss, st, NULL);
     }
 }
 
@@ -765,6 +1074,7 @@ static void dns_tcp_eof(sts_stream *st, int status)
 static void dns_tcp_close(sts_tcpsrv_conn *conn)
 {
     dns_tcp_sess *ss = (dns_tcp_sess *)conn;
+    pending_cancel(ss->srv, ss);
     sts_buf_free(&ss->in);
     sts_buf_free(&ss->reply);
     free(ss);
@@ -785,6 +1095,7 @@ static void dnssrv_maybe_done(sts_dnssrv *s)
     void (*done)(void *) = s->done;
     void *arg = s->done_arg;
     sts_buf_free(&s->reply);
+    sts_buf_free(&s->spoof);
     free(s);
     if (done)
         done(arg);
@@ -816,7 +1127,9 @@ int sts_dnssrv_start(uv_loop_t *loop, const sts_dns_zone *zone, int udp_fd, int 
     s->zone = zone;
     s->obs = obs;
     s->log = log;
+    s->pending.next = s->pending.prev = &s->pending;
     sts_buf_init(&s->reply, 0);
+    sts_buf_init(&s->spoof, 0);
     uv_udp_init(loop, &s->udp);
     s->udp.data = s;
     int rc = uv_udp_open(&s->udp, (uv_os_sock_t)udp_fd);
@@ -842,7 +1155,13 @@ void sts_dnssrv_stop(sts_dnssrv *s, void (*done)(void *arg), void *arg)
     s->stopping = 1;
     s->done = done;
     s->done_arg = arg;
+    pending_cancel(s, NULL);
     uv_close((uv_handle_t *)&s->udp, dnssrv_udp_close_cb);
     if (!s->tcp_stopped)
         sts_tcpsrv_stop(s->tcp, dnssrv_tcp_done, s);
+}
+
+void sts_dnssrv_set_zone(sts_dnssrv *s, const sts_dns_zone *zone)
+{
+    s->zone = zone;
 }

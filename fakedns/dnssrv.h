@@ -41,6 +41,12 @@ int sts_dns_zone_has_address(const sts_dns_zone *z, const char *name);
  * lowercase, without trailing dot, no duplicates: a new NULL-terminated array
  * (free each string and the array), NULL on ENOMEM. */
 char **sts_dns_zone_mx_targets(const sts_dns_zone *z);
+/* A scripted fault (common/scenario.h STS_SCN_DNS_*) for queries of name (relative
+ * to the domain like a zone line's owner: "@", "_mta-sts", or absolute with a
+ * trailing dot) and type ("TXT"; "ANY" = every type), delay seconds. The first
+ * matching fault wins. Errors read "where:line: what is wrong". */
+int sts_dns_zone_add_fault(sts_dns_zone *z, const char *name, const char *type, int fault,
+                           double delay, const char *where, int line, char *err, size_t errlen);
 /* Synthesize an SOA and an NS record for every apex that has none. Call once
  * after the last addition, before answering. */
 int sts_dns_zone_finish(sts_dns_zone *z);
@@ -58,6 +64,11 @@ typedef struct sts_dns_result {
     int authority_soa; /* the authority section holds the apex SOA */
     char qname[256];   /* lowercase, no trailing dot ("." for the root); "" if not parsed */
     char qtype[24];    /* "TXT", "TYPE65280"; "" if not parsed */
+    /* A scripted fault matched (fault >= 0): */
+    int fault;         /* STS_SCN_DNS_* or -1 */
+    int drop;          /* send nothing at all (timeout); out is empty */
+    int spoof;         /* send sts_dns_spoof(out) first (wrong_id) */
+    double delay;      /* seconds to wait before sending */
 } sts_dns_result;
 
 /* Answer one query (q, len) received over transport. On success out holds the wire
@@ -68,16 +79,26 @@ typedef struct sts_dns_result {
 int sts_dns_answer(const sts_dns_zone *z, const uint8_t *q, size_t len, sts_dns_transport transport,
                    sts_buf *out, sts_dns_result *res);
 
+/* A spoofed copy of the wire reply (reply, len) into out: another message ID and,
+ * in the answer section, other data (TXT "v=STSv1; id=spoofed;", A 192.0.2.66,
+ * AAAA 2001:db8::66, MX 10 spoofed.invalid.), as an off-path attacker's guess
+ * would look. Returns 0, STS_EINVAL (not a reply) or STS_ENOMEM. */
+int sts_dns_spoof(const uint8_t *reply, size_t len, sts_buf *out);
+
 /* Name of an rcode ("NXDOMAIN"). */
 const char *sts_dns_rcode_name(int rcode);
 
 typedef struct sts_dnssrv sts_dnssrv;
 
-/* Serve zone (borrowed, must outlive the server) on the bound UDP socket udp_fd and
+/* Serve zone (borrowed, must outlive the server or its replacement by
+ * sts_dnssrv_set_zone) on the bound UDP socket udp_fd and
  * the bound, listening TCP socket tcp_fd (both owned by the server from now on, also
  * on failure). Every query is recorded in obs. */
 int sts_dnssrv_start(uv_loop_t *loop, const sts_dns_zone *zone, int udp_fd, int tcp_fd,
                      sts_observer *obs, sts_log *log, sts_dnssrv **out);
+/* Answer from zone (borrowed) from now on; answers already computed (delayed ones)
+ * go out as they were. The old zone may be freed after this returns. */
+void sts_dnssrv_set_zone(sts_dnssrv *s, const sts_dns_zone *zone);
 /* Close both sockets and every TCP session; done(arg) runs when all are closed, and
  * the server is freed. */
 void sts_dnssrv_stop(sts_dnssrv *s, void (*done)(void *arg), void *arg);

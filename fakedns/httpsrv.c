@@ -7,13 +7,27 @@
 #include "common/err.h"
 #include "fakedns/tcpsrv.h"
 
+#include <stdio.h>
+
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 #include <unistd.h>
 
+/* A configuration as the server owns it (see httpsrv.h): reference-counted, each
+ * connection holds the one it was accepted with. */
+typedef struct http_conf {
+    unsigned refs;
+    sts_httpsrv_conf c; /* its strings point into the copies below */
+    char *scheme, *ctype, *body, *name, *location;
+    char **headers;
+} http_conf;
+
+/* Chunk size of chunked answers: small, so that a client must join several. */
+#define HTTP_CHUNK 64
+
 struct sts_httpsrv {
-    sts_httpsrv_conf conf;
+    http_conf *cf; /* what new connections get */
     sts_tcpsrv *tcp;
     sts_observer *obs;
     sts_log *log;
@@ -25,9 +39,18 @@ struct sts_httpsrv {
 typedef struct http_sess {
     sts_tcpsrv_conn conn; /* first: the stream's data pointer */
     sts_httpsrv *srv;
+    http_conf *cf; /* this connection's configuration (a reference) */
+    sts_stream *st;
     unsigned id;
     sts_buf in;
     int answered;
+    /* the answer, sent in steps when delayed, dripped or cut */
+    sts_buf head, body; /* body as on the wire (chunked or not) */
+    size_t sent;        /* body octets handed to the stream */
+    size_t limit;       /* body octets to send before closing */
+    double drip;
+    sts_delay *wait;
+    sts_obs_fetch *fetch;
 } http_sess;
 
 /* RFC 9110 5.6.2: tchar. */
@@ -180,17 +203,81 @@ static const char *status_text(int status)
     return "Status";
 }
 
+int sts_http_chunk(const char *body, size_t len, size_t chunk, sts_buf *out)
+{
+    int rc = 0;
+    for (size_t off = 0; rc == 0 && off < len; off += chunk) {
+        size_t n = len - off < chunk ? len - off : chunk;
+        rc = sts_buf_appendf(out, "%zx\r\n", n);
+        if (rc == 0)
+            rc = sts_buf_append(out, body + off, n);
+        if (rc == 0)
+            rc = sts_buf_append(out, "\r\n", 2);
+    }
+    /* last-chunk, an empty trailer section, and the final CRLF */
+    return rc ? rc : sts_buf_append(out, "0\r\n\r\n", 5);
+}
+
+static void http_send_body(http_sess *hs);
+
+static void http_drip_cb(void *arg)
+{
+    http_sess *hs = arg;
+    hs->wait = NULL;
+    http_send_body(hs);
+}
+
+/* Send the body from hs->sent: all of it (up to the limit), or, when dripping, one
+ * octet now and the next one after the drip interval. Closes once done. */
+static void http_send_body(http_sess *hs)
+{
+    size_t n = hs->limit - hs->sent;
+    if (n && hs->drip > 0)
+        n = 1;
+    if (n && sts_stream_write(hs->st, hs->body.data + hs->sent, n) != 0) {
+        sts_stream_close(hs->st);
+        return;
+    }
+    hs->sent += n;
+    if (hs->sent < hs->limit) {
+        hs->wait = sts_delay_start(sts_stream_loop(hs->st), hs->drip, http_drip_cb, hs);
+        if (!hs->wait)
+            sts_stream_close(hs->st);
+        return;
+    }
+    if (hs->limit < hs->body.len)
+        sts_info(hs->srv->log, "policy %s#%u cutting the answer after %zu of %zu body octets",
+                 hs->cf->c.scheme, hs->id, hs->sent, hs->body.len);
+    sts_stream_shutdown(hs->st); /* after the answer is written */
+}
+
+static void http_send_head(http_sess *hs)
+{
+    if (sts_stream_write(hs->st, hs->head.data, hs->head.len) != 0) {
+        sts_stream_close(hs->st);
+        return;
+    }
+    http_send_body(hs);
+}
+
+static void http_delay_cb(void *arg)
+{
+    http_sess *hs = arg;
+    hs->wait = NULL;
+    http_send_head(hs);
+}
+
 /* Send the answer to the request parsed with status pstatus, record it, and close
  * once it is written. */
 static void http_answer(http_sess *hs, sts_stream *st, int pstatus, const sts_http_request *req)
 {
     sts_httpsrv *s = hs->srv;
-    const sts_httpsrv_conf *c = &s->conf;
+    const sts_httpsrv_conf *c = &hs->cf->c;
     int status = pstatus;
     const char *ctype = "text/plain";
     const char *body = "bad request\n";
     const char *allow = NULL;
-    int head = 0;
+    int head = 0, policy = 0;
     size_t blen;
     if (pstatus == 200) {
         head = !strcmp(req->method, "HEAD");
@@ -202,40 +289,67 @@ static void http_answer(http_sess *hs, sts_stream *st, int pstatus, const sts_ht
             status = c->status;
             ctype = c->content_type;
             body = c->body;
+            policy = 1;
         } else {
             status = 404;
             body = "not found\n";
         }
     }
-    blen = body == c->body ? c->body_len : strlen(body);
-    sts_buf out;
-    sts_buf_init(&out, 0);
-    int rc = sts_buf_appendf(&out,
-                             "HTTP/1.1 %d %s\r\nServer: ststest-world\r\nContent-Type: %s\r\n"
-                             "Content-Length: %zu\r\n%s%s%sCache-Control: no-store\r\n"
-                             "Connection: close\r\n\r\n",
-                             status, status_text(status), ctype, blen, allow ? "Allow: " : "",
-                             allow ? allow : "", allow ? "\r\n" : "");
+    blen = policy ? c->body_len : strlen(body);
+    int chunked = policy && c->chunked;
+    int rc = sts_buf_appendf(&hs->head, "HTTP/1.1 %d %s\r\nServer: ststest-world\r\nContent-Type: %s\r\n",
+                             status, status_text(status), ctype);
+    if (rc == 0)
+        rc = chunked ? sts_buf_appendf(&hs->head, "Transfer-Encoding: chunked\r\n")
+                     : sts_buf_appendf(&hs->head, "Content-Length: %zu\r\n", blen);
+    if (rc == 0 && allow)
+        rc = sts_buf_appendf(&hs->head, "Allow: %s\r\n", allow);
+    if (rc == 0 && policy && c->location)
+        rc = sts_buf_appendf(&hs->head, "Location: %s\r\n", c->location);
+    for (size_t i = 0; rc == 0 && policy && i < c->nheaders; i++)
+        rc = sts_buf_appendf(&hs->head, "%s: %s\r\n", c->headers[2 * i], c->headers[2 * i + 1]);
+    if (rc == 0)
+        rc = sts_buf_appendf(&hs->head, "Cache-Control: no-store\r\nConnection: close\r\n\r\n");
     /* A HEAD answer has the GET answer's fields but no content (RFC 9110 9.3.2). */
     if (rc == 0 && !head)
-        rc = sts_buf_append(&out, body, blen);
-    if (rc == 0)
-        rc = sts_stream_write(st, out.data, out.len);
-    sts_buf_free(&out);
+        rc = chunked ? sts_http_chunk(body, blen, HTTP_CHUNK, &hs->body)
+                     : sts_buf_append(&hs->body, body, blen);
+    hs->limit = hs->body.len;
+    if (policy && c->cut && c->cut_after < hs->limit)
+        hs->limit = c->cut_after;
+    hs->drip = policy ? c->drip : 0;
 
     const sts_tls_info *ti = sts_stream_tls_info(st);
     const char *sni = c->ctx ? ti->sni : NULL;
     sts_info(s->log, "policy %s#%u %s %s host=%s sni=%s -> %d", c->scheme, hs->id,
              pstatus == 200 ? req->method : "-", pstatus == 200 ? req->path : "-",
              pstatus == 200 && req->have_host ? req->host : "-", sni && *sni ? sni : "-", status);
-    sts_observer_fetch(s->obs, pstatus == 200 && req->have_host ? req->host : NULL, c->scheme, sni,
-                       pstatus == 200 ? req->method : NULL, pstatus == 200 ? req->path : NULL,
-                       status);
+    hs->fetch = sts_observer_fetch_begin(s->obs, pstatus == 200 && req->have_host ? req->host : NULL,
+                                         c->scheme, sni, pstatus == 200 ? req->method : NULL,
+                                         pstatus == 200 ? req->path : NULL, status);
     hs->answered = 1;
-    if (rc != 0)
+    if (rc != 0) {
         sts_stream_close(st);
-    else
-        sts_stream_shutdown(st); /* after the answer is written */
+    } else if (policy && c->delay > 0) {
+        sts_debug(s->log, "policy %s#%u waiting %.3fs before answering", c->scheme, hs->id,
+                  c->delay);
+        if (!(hs->wait = sts_delay_start(sts_stream_loop(st), c->delay, http_delay_cb, hs)))
+            sts_stream_close(st);
+    } else {
+        http_send_head(hs);
+    }
+}
+
+static void http_conf_unref(http_conf *cf);
+
+static void http_sess_free(http_sess *hs)
+{
+    sts_delay_cancel(hs->wait);
+    sts_buf_free(&hs->in);
+    sts_buf_free(&hs->head);
+    sts_buf_free(&hs->body);
+    http_conf_unref(hs->cf);
+    free(hs);
 }
 
 static sts_tcpsrv_conn *http_accept(sts_tcpsrv *t, sts_stream *st)
@@ -245,13 +359,17 @@ static sts_tcpsrv_conn *http_accept(sts_tcpsrv *t, sts_stream *st)
     if (!hs)
         return NULL;
     hs->srv = s;
+    hs->st = st;
+    hs->cf = s->cf;
+    hs->cf->refs++;
     hs->id = ++s->nconn;
     sts_buf_init(&hs->in, STS_HTTP_MAX_HEAD);
-    sts_debug(s->log, "policy %s#%u connection from %s to %s", s->conf.scheme, hs->id,
+    sts_buf_init(&hs->head, 0);
+    sts_buf_init(&hs->body, 0);
+    sts_debug(s->log, "policy %s#%u connection from %s to %s", hs->cf->c.scheme, hs->id,
               sts_stream_peer_addr(st), sts_stream_local_addr(st));
-    if (s->conf.ctx && sts_stream_start_tls_server(st, s->conf.ctx) != 0) {
-        sts_buf_free(&hs->in);
-        free(hs);
+    if (hs->cf->c.ctx && sts_stream_start_tls_server(st, hs->cf->c.ctx) != 0) {
+        http_sess_free(hs);
         return NULL;
     }
     return &hs->conn;
@@ -290,15 +408,25 @@ static void http_eof(sts_stream *st, int status)
     http_sess *hs = (http_sess *)sts_tcpsrv_conn_of(st);
     if (!hs->answered && hs->in.len)
         sts_debug(hs->srv->log, "policy %s#%u: peer closed before a complete request",
-                  hs->srv->conf.scheme, hs->id);
+                  hs->cf->c.scheme, hs->id);
     sts_stream_close(st);
 }
 
 static void http_close(sts_tcpsrv_conn *conn)
 {
     http_sess *hs = (http_sess *)conn;
-    sts_buf_free(&hs->in);
-    free(hs);
+    if (hs->answered) {
+        /* Whether the whole answer went out before the connection closed: a client
+         * that gives up on a slow or oversized answer leaves complete false. */
+        int complete = hs->sent == hs->body.len;
+        sts_observer_fetch_set(hs->srv->obs, hs->fetch, "body_sent",
+                               json_integer((json_int_t)hs->sent));
+        sts_observer_fetch_set(hs->srv->obs, hs->fetch, "complete", json_boolean(complete));
+        if (!complete)
+            sts_debug(hs->srv->log, "policy %s#%u closed after %zu of %zu body octets",
+                      hs->cf->c.scheme, hs->id, hs->sent, hs->body.len);
+    }
+    http_sess_free(hs);
 }
 
 static const sts_tcpsrv_ops http_ops = {
@@ -309,23 +437,97 @@ static const sts_tcpsrv_ops http_ops = {
     .on_close = http_close,
 };
 
+static void http_conf_unref(http_conf *cf)
+{
+    if (!cf || --cf->refs > 0)
+        return;
+    SSL_CTX_free(cf->c.ctx);
+    free(cf->scheme);
+    free(cf->ctype);
+    free(cf->body);
+    free(cf->name);
+    free(cf->location);
+    for (size_t i = 0; cf->headers && i < 2 * cf->c.nheaders; i++)
+        free(cf->headers[i]);
+    free(cf->headers);
+    free(cf);
+}
+
+static char *dup_or_null(const char *s, int *bad)
+{
+    char *d = s ? strdup(s) : NULL;
+    if (s && !d)
+        *bad = 1;
+    return d;
+}
+
+static http_conf *http_conf_new(const sts_httpsrv_conf *in)
+{
+    http_conf *cf = calloc(1, sizeof(*cf));
+    if (!cf)
+        return NULL;
+    cf->refs = 1;
+    cf->c = *in;
+    if (cf->c.ctx)
+        SSL_CTX_up_ref(cf->c.ctx);
+    int bad = 0;
+    cf->c.scheme = cf->scheme = dup_or_null(in->scheme, &bad);
+    cf->c.content_type = cf->ctype = dup_or_null(in->content_type ? in->content_type : "text/plain", &bad);
+    cf->c.name = cf->name = dup_or_null(in->name, &bad);
+    cf->c.location = cf->location = dup_or_null(in->location, &bad);
+    cf->body = malloc(in->body_len + 1);
+    if (cf->body) {
+        if (in->body_len)
+            memcpy(cf->body, in->body, in->body_len);
+        cf->body[in->body_len] = '\0';
+    } else {
+        bad = 1;
+    }
+    cf->c.body = cf->body;
+    cf->c.headers = NULL;
+    if (in->nheaders && (cf->headers = calloc(2 * in->nheaders, sizeof(char *))))
+        for (size_t i = 0; i < 2 * in->nheaders; i++)
+            cf->headers[i] = dup_or_null(in->headers[i], &bad);
+    else if (in->nheaders)
+        bad = 1;
+    cf->c.headers = (const char *const *)cf->headers;
+    if (!cf->headers)
+        cf->c.nheaders = 0;
+    if (bad) {
+        http_conf_unref(cf);
+        return NULL;
+    }
+    return cf;
+}
+
 int sts_httpsrv_start(uv_loop_t *loop, int fd, const sts_httpsrv_conf *conf, sts_observer *obs,
                       sts_log *log, sts_httpsrv **out)
 {
     sts_httpsrv *s = calloc(1, sizeof(*s));
-    if (!s) {
+    if (!s || !(s->cf = http_conf_new(conf))) {
+        free(s);
         close(fd);
         return STS_ENOMEM;
     }
-    s->conf = *conf;
     s->obs = obs;
     s->log = log;
     int rc = sts_tcpsrv_start(loop, fd, &http_ops, s, conf->scheme, &s->tcp);
     if (rc != 0) {
+        http_conf_unref(s->cf);
         free(s);
         return rc;
     }
     *out = s;
+    return 0;
+}
+
+int sts_httpsrv_set_conf(sts_httpsrv *s, const sts_httpsrv_conf *conf)
+{
+    http_conf *cf = http_conf_new(conf);
+    if (!cf)
+        return STS_ENOMEM;
+    http_conf_unref(s->cf);
+    s->cf = cf;
     return 0;
 }
 
@@ -334,6 +536,7 @@ static void httpsrv_done(void *arg)
     sts_httpsrv *s = arg;
     void (*done)(void *) = s->done;
     void *darg = s->done_arg;
+    http_conf_unref(s->cf);
     free(s);
     if (done)
         done(darg);

@@ -13,6 +13,7 @@
 #include <stddef.h>
 #include <uv.h>
 
+#include "common/buf.h"
 #include "common/log.h"
 #include "common/tls.h"
 #include "fakedns/observer.h"
@@ -22,16 +23,32 @@
 
 #define STS_HTTP_POLICY_PATH "/.well-known/mta-sts.txt"
 
+/* The server's configuration. The server keeps its own copy (strings duplicated,
+ * ctx referenced); each connection answers with the copy that was current when it
+ * was accepted, so sts_httpsrv_set_conf() never changes an answer in flight. */
 typedef struct sts_httpsrv_conf {
     const char *scheme;       /* "https" (ctx set) or "http" */
-    SSL_CTX *ctx;             /* borrowed; must outlive the server */
+    SSL_CTX *ctx;             /* server context for https */
     int present;              /* a policy exists; else every path is 404 */
     int status;               /* status of the policy path */
     const char *content_type; /* of the policy path */
-    const char *body;         /* the policy as served (borrowed) */
+    const char *body;         /* the policy as served */
     size_t body_len;
     const char *name; /* the policy host's name, for the transcript */
+    /* faults of the policy path's answer (zero = none) */
+    const char *location;         /* a Location field (redirects) */
+    const char *const *headers;   /* extra fields: headers[2i] name, headers[2i+1] value */
+    size_t nheaders;
+    int chunked;                  /* Transfer-Encoding: chunked (RFC 9112 7.1) */
+    double delay;                 /* seconds before the response head */
+    double drip;                  /* seconds between octets of the body */
+    int cut;                      /* close after cut_after octets of the body */
+    size_t cut_after;
 } sts_httpsrv_conf;
+
+/* Encode body as HTTP/1.1 chunks of at most chunk octets, with the last chunk and
+ * an empty trailer section (RFC 9112 7.1), appended to out. Returns 0 or ENOMEM. */
+int sts_http_chunk(const char *body, size_t len, size_t chunk, sts_buf *out);
 
 typedef struct sts_http_request {
     char method[16];
@@ -53,6 +70,9 @@ typedef struct sts_httpsrv sts_httpsrv;
  * by the server from now on, also on failure). */
 int sts_httpsrv_start(uv_loop_t *loop, int fd, const sts_httpsrv_conf *conf, sts_observer *obs,
                       sts_log *log, sts_httpsrv **out);
+/* New connections are answered with conf from now on (copied as for start).
+ * Returns 0 or STS_ENOMEM (the old configuration stays). */
+int sts_httpsrv_set_conf(sts_httpsrv *s, const sts_httpsrv_conf *conf);
 /* Close the listener and every connection; done(arg) runs when all are closed. */
 void sts_httpsrv_stop(sts_httpsrv *s, void (*done)(void *arg), void *arg);
 

@@ -28,8 +28,19 @@
 /* RFC 5321 4.5.3.1.3: a path is at most 256 octets. */
 #define SMTP_MAX_PATH 256
 
+/* A configuration as the server owns it: reference-counted, so that a session
+ * keeps the one it was accepted with while sts_mxsrv_set_conf() installs another. */
+typedef struct mx_conf {
+    unsigned refs;
+    sts_mxsrv_conf c; /* its strings point into the copies below */
+    char *replies[STS_SCN_NSTAGES];
+    char *inject;
+    char **keywords;
+} mx_conf;
+
 struct sts_mxsrv {
-    sts_mxsrv_conf conf;
+    char *host, *address;
+    mx_conf *cf; /* what new sessions get */
     sts_tcpsrv *tcp;
     sts_observer *obs;
     sts_log *log;
@@ -46,17 +57,26 @@ typedef enum {
     SMTP_DATA,      /* reading the message */
     SMTP_TLS,       /* STARTTLS accepted, handshake running */
     SMTP_QUIT,      /* closing; input ignored */
+    SMTP_ABORT,     /* STARTTLS accepted; the ClientHello will be answered by a close */
+    SMTP_GREETING,  /* a delayed greeting is pending */
 } smtp_state;
 
 static const char *smtp_state_name(smtp_state s)
 {
-    static const char *names[] = {"CONNECTED", "HELO", "MAIL", "RCPT", "DATA", "TLS", "QUIT"};
+    static const char *names[] = {"CONNECTED", "HELO", "MAIL", "RCPT", "DATA",
+                                  "TLS",       "QUIT", "ABORT", "GREETING"};
     return names[s];
 }
 
 typedef struct smtp_sess {
     sts_tcpsrv_conn conn; /* first: the stream's data pointer */
     sts_mxsrv *srv;
+    mx_conf *cf; /* the configuration of this session (a reference) */
+    sts_delay *wait; /* a scripted delay is running: input waits */
+    int waited;      /* the delay of the next stage has passed */
+    const char *override; /* scripted text replacing the next reply */
+    const char *trailer;  /* bytes sent in the same write as the next reply */
+    int rejected;         /* the greeting was negative: only QUIT is served */
     sts_stream *st;
     unsigned id;
     smtp_state state;
@@ -78,7 +98,7 @@ typedef struct smtp_sess {
 static void smtp_set_state(smtp_sess *s, smtp_state next)
 {
     if (s->state != next)
-        sts_trace(s->srv->log, "mx %s#%u state %s -> %s", s->srv->conf.host, s->id,
+        sts_trace(s->srv->log, "mx %s#%u state %s -> %s", s->srv->host, s->id,
                   smtp_state_name(s->state), smtp_state_name(next));
     s->state = next;
 }
@@ -96,16 +116,30 @@ static void smtp_reply(smtp_sess *s, int code, const char *fmt, ...)
     va_end(ap);
     sts_buf out;
     sts_buf_init(&out, 0);
-    for (char *line = text;;) {
-        char *nl = strchr(line, '\n');
-        if (nl)
-            *nl = '\0';
-        sts_debug(s->srv->log, "mx %s#%u %s %d%c%s", s->srv->conf.host, s->id,
-                  s->tls ? "~~>" : "-->", code, nl ? '-' : ' ', line);
-        sts_buf_appendf(&out, "%d%c%s\r\n", code, nl ? '-' : ' ', line);
-        if (!nl)
-            break;
-        line = nl + 1;
+    if (s->override) {
+        /* A scripted reply replaces this one, verbatim (already CRLF lines). */
+        const char *o = s->override;
+        s->override = NULL;
+        code = sts_smtp_reply_code(o);
+        sts_debug(s->srv->log, "mx %s#%u %s %.*s(scripted)", s->srv->host, s->id,
+                  s->tls ? "~~>" : "-->", (int)strcspn(o, "\r"), o);
+        sts_buf_append(&out, o, strlen(o));
+    } else {
+        for (char *line = text;;) {
+            char *nl = strchr(line, '\n');
+            if (nl)
+                *nl = '\0';
+            sts_debug(s->srv->log, "mx %s#%u %s %d%c%s", s->srv->host, s->id,
+                      s->tls ? "~~>" : "-->", code, nl ? '-' : ' ', line);
+            sts_buf_appendf(&out, "%d%c%s\r\n", code, nl ? '-' : ' ', line);
+            if (!nl)
+                break;
+            line = nl + 1;
+        }
+    }
+    if (s->trailer) {
+        sts_buf_append(&out, s->trailer, strlen(s->trailer));
+        s->trailer = NULL;
     }
     s->last_reply = code;
     if (sts_stream_write(s->st, out.data, out.len) != 0)
@@ -179,7 +213,7 @@ static void proceed_helo(smtp_sess *s, const char *args)
     smtp_reset_transaction(s);
     s->esmtp = 0;
     smtp_set_state(s, SMTP_HELO);
-    smtp_reply(s, 250, "%s", s->srv->conf.host);
+    smtp_reply(s, 250, "%s", s->srv->host);
 }
 
 static void proceed_ehlo(smtp_sess *s, const char *args)
@@ -187,17 +221,28 @@ static void proceed_ehlo(smtp_sess *s, const char *args)
     smtp_reset_transaction(s);
     s->esmtp = 1;
     smtp_set_state(s, SMTP_HELO);
-    size_t max = s->srv->conf.max_message;
+    size_t max = s->cf->c.max_message;
     /* RFC 3207 4.2: after TLS, STARTTLS is no longer offered. */
-    int starttls = s->srv->conf.starttls && s->srv->conf.ctx && !s->tls;
+    int starttls = s->cf->c.starttls && s->cf->c.ctx && !s->tls;
+    if (s->cf->c.ehlo_keywords_set) {
+        /* The scenario's keywords in its order; STARTTLS still follows `starttls`. */
+        char text[1024];
+        size_t o = (size_t)snprintf(text, sizeof(text), "%s Hello", s->srv->host);
+        for (size_t i = 0; i < s->cf->c.nehlo_keywords && o < sizeof(text); i++)
+            o += (size_t)snprintf(text + o, sizeof(text) - o, "\n%s", s->cf->c.ehlo_keywords[i]);
+        if (starttls && o < sizeof(text))
+            snprintf(text + o, sizeof(text) - o, "\nSTARTTLS");
+        smtp_reply(s, 250, "%s", text);
+        return;
+    }
     /* The client's name is not echoed: it is network input. */
     smtp_reply(s, 250, "%s Hello\nPIPELINING\nSIZE %zu\n8BITMIME\nENHANCEDSTATUSCODES%s",
-               s->srv->conf.host, max, starttls ? "\nSTARTTLS" : "");
+               s->srv->host, max, starttls ? "\nSTARTTLS" : "");
 }
 
 static int check_starttls(smtp_sess *s, const char *args)
 {
-    if (!s->srv->conf.starttls || !s->srv->conf.ctx) {
+    if (!s->cf->c.starttls || !s->cf->c.ctx) {
         smtp_reply(s, 502, "5.5.1 Error: command not implemented");
         return -1;
     }
@@ -220,15 +265,30 @@ static void proceed_starttls(smtp_sess *s, const char *args)
      * away, or an attacker could inject commands into the TLS session. */
     if (s->in.len) {
         sts_info(s->srv->log, "mx %s#%u discarding %zu octet(s) pipelined after STARTTLS",
-                 s->srv->conf.host, s->id, s->in.len);
+                 s->srv->host, s->id, s->in.len);
         sts_observer_smtp_set(s->srv->obs, s->obs, "pipelined_after_starttls",
                               json_integer((json_int_t)s->in.len));
         sts_buf_reset(&s->in);
     }
+    const char *inject = s->cf->c.inject_after_starttls;
+    if (inject) {
+        /* The downgrade attack of RFC 3207 5 from the server side: bytes right
+         * behind the 220, in the same write, that a client must not take as a
+         * reply inside TLS. */
+        sts_info(s->srv->log, "mx %s#%u injecting %zu octet(s) after the 220 to STARTTLS",
+                 s->srv->host, s->id, strlen(inject));
+        sts_observer_smtp_set(s->srv->obs, s->obs, "injected_after_starttls",
+                              json_integer((json_int_t)strlen(inject)));
+        s->trailer = inject;
+    }
     smtp_reply(s, 220, "2.0.0 Ready to start TLS");
+    if (s->cf->c.handshake_abort) {
+        smtp_set_state(s, SMTP_ABORT);
+        return;
+    }
     smtp_set_state(s, SMTP_TLS);
-    if (sts_stream_start_tls_server(s->st, s->srv->conf.ctx) != 0) {
-        sts_info(s->srv->log, "mx %s#%u cannot start TLS", s->srv->conf.host, s->id);
+    if (sts_stream_start_tls_server(s->st, s->cf->c.ctx) != 0) {
+        sts_info(s->srv->log, "mx %s#%u cannot start TLS", s->srv->host, s->id);
         sts_stream_close(s->st);
     }
 }
@@ -251,7 +311,7 @@ static int check_mail(smtp_sess *s, const char *args)
     for (const char *p = params; p && *p;) {
         if (!strncasecmp(p, "SIZE=", 5)) {
             unsigned long long n = strtoull(p + 5, NULL, 10);
-            if (n > s->srv->conf.max_message) {
+            if (n > s->cf->c.max_message) {
                 smtp_reply(s, 552, "5.3.4 Message size exceeds fixed limit");
                 return -1;
             }
@@ -375,19 +435,63 @@ static const smtp_cmd smtp_cmds[] = {
     {"QUIT", 0, check_any, proceed_quit},
 };
 
+int sts_smtp_reply_code(const char *reply)
+{
+    if (!reply || !isdigit((unsigned char)reply[0]) || !isdigit((unsigned char)reply[1]) ||
+        !isdigit((unsigned char)reply[2]))
+        return 0;
+    return (reply[0] - '0') * 100 + (reply[1] - '0') * 10 + (reply[2] - '0');
+}
+
+/* The script stage of a command verb (upper case), or -1. */
+static int smtp_stage_of(const char *verb)
+{
+    static const struct {
+        const char *verb;
+        int stage;
+    } map[] = {{"EHLO", STS_SCN_STAGE_EHLO},         {"HELO", STS_SCN_STAGE_EHLO},
+               {"STARTTLS", STS_SCN_STAGE_STARTTLS}, {"MAIL", STS_SCN_STAGE_MAIL},
+               {"RCPT", STS_SCN_STAGE_RCPT},         {"DATA", STS_SCN_STAGE_DATA},
+               {"RSET", STS_SCN_STAGE_RSET},         {"QUIT", STS_SCN_STAGE_QUIT}};
+    for (size_t i = 0; i < sizeof(map) / sizeof(map[0]); i++)
+        if (!strcmp(verb, map[i].verb))
+            return map[i].stage;
+    return -1;
+}
+
+/* Close once the queued replies are written; input from now on is ignored. */
+static void smtp_close_after_reply(smtp_sess *s)
+{
+    smtp_set_state(s, SMTP_QUIT);
+    sts_buf_reset(&s->in);
+    sts_stream_shutdown(s->st);
+}
+
+/* disconnect_after: drop the connection at stage without any reply. */
+static void smtp_disconnect(smtp_sess *s, int stage)
+{
+    sts_info(s->srv->log, "mx %s#%u scripted disconnect at %s", s->srv->host, s->id,
+             sts_scn_stage_name(stage));
+    sts_observer_smtp_set(s->srv->obs, s->obs, "disconnected_at",
+                          json_string(sts_scn_stage_name(stage)));
+    smtp_set_state(s, SMTP_QUIT);
+    sts_buf_reset(&s->in);
+    sts_stream_close(s->st);
+}
+
 /* One command line (without its line end; n octets, NUL-terminated copy). */
 static void smtp_command(smtp_sess *s, char *line, size_t n)
 {
     /* A NUL octet has no place in a command (RFC 5321 2.3.8: ASCII text); cutting
      * the line there would act on something other than what was sent. */
     if (memchr(line, '\0', n)) {
-        sts_debug(s->srv->log, "mx %s#%u %s (a line with a NUL octet)", s->srv->conf.host, s->id,
+        sts_debug(s->srv->log, "mx %s#%u %s (a line with a NUL octet)", s->srv->host, s->id,
                   s->tls ? "<~~" : "<--");
         smtp_reply(s, 500, "5.5.2 Error: NUL octet in command");
         sts_observer_smtp_command(s->srv->obs, s->obs, "?", s->tls, s->last_reply);
         return;
     }
-    sts_debug(s->srv->log, "mx %s#%u %s %s", s->srv->conf.host, s->id, s->tls ? "<~~" : "<--",
+    sts_debug(s->srv->log, "mx %s#%u %s %s", s->srv->host, s->id, s->tls ? "<~~" : "<--",
               line);
     /* The verb, for the record: upper case, anything but letters and digits shown as
      * '?', capped (no verb we know is longer). */
@@ -406,23 +510,86 @@ static void smtp_command(smtp_sess *s, char *line, size_t n)
         if (!strcmp(verb, smtp_cmds[i].verb))
             cmd = &smtp_cmds[i];
     int tls = s->tls;
+    int stage = smtp_stage_of(verb);
+    const char *script = stage >= 0 ? s->cf->c.replies[stage] : NULL;
+    int scode = script ? sts_smtp_reply_code(script) : 0;
     if (n > SMTP_MAX_CMDLINE - 2) {
         smtp_reply(s, 500, "5.5.2 Error: line too long");
     } else if (!cmd) {
         smtp_reply(s, 500, "5.5.2 Error: command not recognized");
+    } else if (s->rejected && stage != STS_SCN_STAGE_QUIT) {
+        /* RFC 5321 3.1: after a 554 greeting the server answers 503 until QUIT. */
+        smtp_reply(s, 503, "5.5.1 Error: no SMTP service here");
+    } else if (stage >= 0 && s->cf->c.disconnect && s->cf->c.disconnect_stage == stage) {
+        sts_observer_smtp_command(s->srv->obs, s->obs, verb, tls, 0);
+        smtp_disconnect(s, stage);
+        return;
     } else if (cmd->args == 1 && !*args) {
         smtp_reply(s, 501, "5.5.4 Syntax: %s requires an argument", cmd->verb);
     } else if (cmd->args == 0 && *args) {
         smtp_reply(s, 501, "5.5.4 Syntax: %s takes no argument", cmd->verb);
+    } else if (script && scode >= 400) {
+        /* A scripted refusal: the command is not carried out. */
+        s->override = script;
+        smtp_reply(s, scode, "scripted");
+        if (scode == 421 || stage == STS_SCN_STAGE_QUIT)
+            smtp_close_after_reply(s); /* RFC 5321 3.8: 421 closes the channel */
     } else if (cmd->check(s, args) == 0) {
+        s->override = script; /* a scripted positive reply replaces the normal one */
         cmd->proceed(s, args);
+        s->override = NULL;
     }
     sts_observer_smtp_command(s->srv->obs, s->obs, vl ? verb : "?", tls, s->last_reply);
+}
+
+static void smtp_feed(smtp_sess *s);
+
+static void smtp_wait_cb(void *arg)
+{
+    smtp_sess *s = arg;
+    s->wait = NULL;
+    s->waited = 1;
+    smtp_feed(s);
+}
+
+/* A scripted delay before acting on stage: returns 1 when it started (input waits
+ * until it ends), 0 when the session may go on now. */
+static int smtp_stage_wait(smtp_sess *s, int stage)
+{
+    if (s->waited) {
+        s->waited = 0;
+        return 0;
+    }
+    double d = s->cf->c.delay[stage];
+    if (!(d > 0))
+        return 0;
+    sts_debug(s->srv->log, "mx %s#%u waiting %.3fs before %s", s->srv->host, s->id, d,
+              sts_scn_stage_name(stage));
+    s->wait = sts_delay_start(sts_stream_loop(s->st), d, smtp_wait_cb, s);
+    return s->wait != NULL;
 }
 
 /* The message is complete: record it and answer (RFC 5321 4.1.1.4). */
 static void smtp_message_done(smtp_sess *s)
 {
+    const char *script = s->cf->c.replies[STS_SCN_STAGE_DOT];
+    if (s->cf->c.disconnect && s->cf->c.disconnect_stage == STS_SCN_STAGE_DOT) {
+        smtp_disconnect(s, STS_SCN_STAGE_DOT);
+        return;
+    }
+    if (script && sts_smtp_reply_code(script) >= 400) {
+        /* A scripted refusal of the message: it is not received. */
+        sts_info(s->srv->log, "mx %s#%u refusing the message (scripted)", s->srv->host, s->id);
+        s->override = script;
+        smtp_reply(s, 550, "scripted");
+        if (s->last_reply == 421)
+            smtp_close_after_reply(s);
+        else
+            smtp_set_state(s, SMTP_HELO);
+        smtp_reset_transaction(s);
+        return;
+    }
+    s->override = script;
     if (s->msg_too_big) {
         smtp_reply(s, 552, "5.3.4 Error: message too big");
     } else {
@@ -436,11 +603,12 @@ static void smtp_message_done(smtp_sess *s)
         sts_observer_smtp_message(s->srv->obs, s->obs, s->tls, s->msg.len, hex, s->from,
                                   (const char *const *)s->rcpts, s->nrcpts);
         sts_info(s->srv->log, "mx %s#%u received a message: %zu octets from <%s> to %zu rcpt(s)%s",
-                 s->srv->conf.host, s->id, s->msg.len, s->from, s->nrcpts,
+                 s->srv->host, s->id, s->msg.len, s->from, s->nrcpts,
                  s->tls ? " over TLS" : " IN PLAINTEXT");
         smtp_reply(s, 250, "2.0.0 Ok: queued as W%04X%02X%02X", s->srv->nsess & 0xFFFF,
                    s->id & 0xFF, s->nmsg & 0xFF);
     }
+    s->override = NULL;
     smtp_reset_transaction(s);
     smtp_set_state(s, SMTP_HELO);
 }
@@ -457,6 +625,8 @@ static int smtp_data(smtp_sess *s)
             if (len < 3 && !memcmp(d, ".\r\n", len))
                 return 0;
             if (!memcmp(d, ".\r\n", 3)) {
+                if (smtp_stage_wait(s, STS_SCN_STAGE_DOT))
+                    return 0;
                 sts_buf_consume(&s->in, 3);
                 smtp_message_done(s);
                 return 1;
@@ -490,13 +660,13 @@ static int smtp_data(smtp_sess *s)
 /* Process what is buffered, command by command. */
 static void smtp_feed(smtp_sess *s)
 {
-    while (s->in.len) {
+    while (s->in.len && !s->wait) {
         if (s->state == SMTP_DATA) {
             if (!smtp_data(s))
                 return;
             continue;
         }
-        if (s->state == SMTP_TLS || s->state == SMTP_QUIT) {
+        if (s->state == SMTP_TLS || s->state == SMTP_QUIT || s->state == SMTP_ABORT) {
             sts_buf_reset(&s->in);
             return;
         }
@@ -504,6 +674,18 @@ static void smtp_feed(smtp_sess *s)
         size_t l = sts_buf_line(&s->in, &n);
         if (!l)
             return;
+        /* The stage of the verb, to honour a scripted delay before acting on it. */
+        char verb[16];
+        size_t vl = 0;
+        while (vl < n && vl + 1 < sizeof(verb) && s->in.data[vl] != ' ') {
+            verb[vl] = (char)toupper((unsigned char)s->in.data[vl]);
+            vl++;
+        }
+        verb[vl] = '\0';
+        int stage = smtp_stage_of(verb);
+        if (stage >= 0 && smtp_stage_wait(s, stage))
+            return;
+        s->waited = 0;
         char *line = malloc(n + 1);
         if (!line) {
             sts_stream_close(s->st);
@@ -520,6 +702,15 @@ static void smtp_feed(smtp_sess *s)
 static void smtp_read(sts_stream *st, const char *data, size_t len)
 {
     smtp_sess *s = (smtp_sess *)sts_tcpsrv_conn_of(st);
+    if (s->state == SMTP_ABORT) {
+        /* handshake: abort - the ClientHello is answered by closing the connection. */
+        sts_info(s->srv->log, "mx %s#%u aborting the TLS handshake (scripted)", s->srv->host,
+                 s->id);
+        sts_observer_smtp_set(s->srv->obs, s->obs, "handshake_aborted", json_true());
+        smtp_set_state(s, SMTP_QUIT);
+        sts_stream_close(st);
+        return;
+    }
     if (s->state == SMTP_TLS || s->state == SMTP_QUIT)
         return;
     if (sts_buf_append(&s->in, data, len) != 0) {
@@ -538,7 +729,7 @@ static void smtp_tls(sts_stream *st, int status)
     smtp_sess *s = (smtp_sess *)sts_tcpsrv_conn_of(st);
     const sts_tls_info *ti = sts_stream_tls_info(st);
     if (status != 0) {
-        sts_info(s->srv->log, "mx %s#%u TLS handshake failed: %s", s->srv->conf.host, s->id,
+        sts_info(s->srv->log, "mx %s#%u TLS handshake failed: %s", s->srv->host, s->id,
                  ti->error);
         sts_observer_smtp_set(s->srv->obs, s->obs, "tls_error", json_string(ti->error));
         smtp_set_state(s, SMTP_QUIT);
@@ -546,7 +737,7 @@ static void smtp_tls(sts_stream *st, int status)
         return;
     }
     s->tls = 1;
-    sts_info(s->srv->log, "mx %s#%u TLS up: %s %s sni=%s", s->srv->conf.host, s->id, ti->version,
+    sts_info(s->srv->log, "mx %s#%u TLS up: %s %s sni=%s", s->srv->host, s->id, ti->version,
              ti->cipher, ti->sni[0] ? ti->sni : "-");
     sts_observer_smtp_tls(s->srv->obs, s->obs, ti->sni, ti->version, ti->cipher);
     /* RFC 3207 4.2: forget everything learned before TLS; the client must EHLO again. */
@@ -559,12 +750,96 @@ static void smtp_eof(sts_stream *st, int status)
 {
     smtp_sess *s = (smtp_sess *)sts_tcpsrv_conn_of(st);
     if (s->state != SMTP_QUIT)
-        sts_debug(s->srv->log, "mx %s#%u peer closed in state %s", s->srv->conf.host, s->id,
+        sts_debug(s->srv->log, "mx %s#%u peer closed in state %s", s->srv->host, s->id,
                   smtp_state_name(s->state));
     if (s->state == SMTP_DATA)
         sts_observer_smtp_set(s->srv->obs, s->obs, "aborted_in_data", json_true());
     smtp_set_state(s, SMTP_QUIT);
     sts_stream_shutdown(st);
+}
+
+/* RFC 5321 4.3.1: the greeting (or the scenario's). */
+static void smtp_greet(smtp_sess *s)
+{
+    const char *script = s->cf->c.replies[STS_SCN_STAGE_GREETING];
+    int code = script ? sts_smtp_reply_code(script) : 220;
+    smtp_set_state(s, SMTP_CONNECTED);
+    s->override = script;
+    smtp_reply(s, 220, "%s ESMTP ststest", s->srv->host);
+    if (code == 421) {
+        smtp_close_after_reply(s); /* RFC 5321 3.8 */
+    } else if (code != 220) {
+        /* RFC 5321 3.1: a 554 greeting; the client should send QUIT. */
+        s->rejected = 1;
+    }
+}
+
+static void smtp_greet_cb(void *arg)
+{
+    smtp_sess *s = arg;
+    s->wait = NULL;
+    smtp_greet(s);
+    smtp_feed(s);
+}
+
+static void mx_conf_unref(mx_conf *cf)
+{
+    if (!cf || --cf->refs > 0)
+        return;
+    SSL_CTX_free(cf->c.ctx);
+    for (int i = 0; i < STS_SCN_NSTAGES; i++)
+        free(cf->replies[i]);
+    free(cf->inject);
+    for (size_t i = 0; cf->keywords && i < cf->c.nehlo_keywords; i++)
+        free(cf->keywords[i]);
+    free(cf->keywords);
+    free(cf);
+}
+
+/* An owned copy of in (host and address are the server's). NULL on ENOMEM. */
+static mx_conf *mx_conf_new(const sts_mxsrv *srv, const sts_mxsrv_conf *in)
+{
+    mx_conf *cf = calloc(1, sizeof(*cf));
+    if (!cf)
+        return NULL;
+    cf->refs = 1;
+    cf->c = *in;
+    cf->c.host = srv->host;
+    cf->c.address = srv->address;
+    if (cf->c.ctx)
+        SSL_CTX_up_ref(cf->c.ctx);
+    int bad = 0;
+    for (int i = 0; i < STS_SCN_NSTAGES; i++)
+        if (in->replies[i] && !(cf->c.replies[i] = cf->replies[i] = strdup(in->replies[i])))
+            bad = 1;
+    if (in->inject_after_starttls &&
+        !(cf->c.inject_after_starttls = cf->inject = strdup(in->inject_after_starttls)))
+        bad = 1;
+    cf->c.ehlo_keywords = NULL;
+    if (in->nehlo_keywords) {
+        cf->keywords = calloc(in->nehlo_keywords, sizeof(char *));
+        if (!cf->keywords)
+            bad = 1;
+        for (size_t i = 0; !bad && i < in->nehlo_keywords; i++) {
+            if (!(cf->keywords[i] = strdup(in->ehlo_keywords[i])))
+                bad = 1;
+            /* RFC 1870: "SIZE n" among the keywords is also the limit we enforce. */
+            unsigned long long n = 0;
+            if (!bad && !strncasecmp(cf->keywords[i], "SIZE ", 5) &&
+                (n = strtoull(cf->keywords[i] + 5, NULL, 10)) > 0 && !in->max_message)
+                cf->c.max_message = (size_t)n;
+        }
+        cf->c.ehlo_keywords = (const char *const *)cf->keywords;
+    }
+    if (!cf->c.max_message)
+        cf->c.max_message = STS_SMTP_MAX_MESSAGE;
+    if (bad) {
+        if (!cf->keywords)
+            cf->c.nehlo_keywords = 0;
+        mx_conf_unref(cf);
+        return NULL;
+    }
+    return cf;
 }
 
 static sts_tcpsrv_conn *smtp_accept(sts_tcpsrv *t, sts_stream *st)
@@ -576,30 +851,44 @@ static sts_tcpsrv_conn *smtp_accept(sts_tcpsrv *t, sts_stream *st)
     s->srv = srv;
     s->st = st;
     s->id = ++srv->nsess;
+    s->cf = srv->cf;
+    s->cf->refs++;
     sts_buf_init(&s->in, SMTP_MAX_INPUT);
-    sts_buf_init(&s->msg, srv->conf.max_message);
-    s->obs = sts_observer_smtp_begin(srv->obs, srv->conf.host, srv->conf.address,
+    sts_buf_init(&s->msg, s->cf->c.max_message);
+    s->obs = sts_observer_smtp_begin(srv->obs, srv->host, srv->address,
                                      sts_stream_peer_addr(st));
     if (!s->obs) {
         sts_buf_free(&s->in);
         sts_buf_free(&s->msg);
+        mx_conf_unref(s->cf);
         free(s);
         return NULL;
     }
-    sts_info(srv->log, "mx %s#%u connection from %s to %s", srv->conf.host, s->id,
-             sts_stream_peer_addr(st), srv->conf.address);
-    /* RFC 5321 4.3.1: the greeting. */
-    smtp_reply(s, 220, "%s ESMTP ststest", srv->conf.host);
+    sts_info(srv->log, "mx %s#%u connection from %s to %s", srv->host, s->id,
+             sts_stream_peer_addr(st), srv->address);
+    if (s->cf->c.disconnect && s->cf->c.disconnect_stage == STS_SCN_STAGE_GREETING) {
+        smtp_disconnect(s, STS_SCN_STAGE_GREETING); /* the close completes later */
+    } else if (s->cf->c.delay[STS_SCN_STAGE_GREETING] > 0) {
+        smtp_set_state(s, SMTP_GREETING);
+        s->wait = sts_delay_start(sts_stream_loop(st), s->cf->c.delay[STS_SCN_STAGE_GREETING],
+                                  smtp_greet_cb, s);
+        if (!s->wait)
+            smtp_greet(s);
+    } else {
+        smtp_greet(s);
+    }
     return &s->conn;
 }
 
 static void smtp_close(sts_tcpsrv_conn *conn)
 {
     smtp_sess *s = (smtp_sess *)conn;
-    sts_debug(s->srv->log, "mx %s#%u closed", s->srv->conf.host, s->id);
+    sts_debug(s->srv->log, "mx %s#%u closed", s->srv->host, s->id);
+    sts_delay_cancel(s->wait);
     smtp_reset_transaction(s);
     sts_buf_free(&s->in);
     sts_buf_free(&s->msg);
+    mx_conf_unref(s->cf);
     free(s);
 }
 
@@ -611,27 +900,45 @@ static const sts_tcpsrv_ops smtp_ops = {
     .on_close = smtp_close,
 };
 
+static void mxsrv_free(sts_mxsrv *s)
+{
+    mx_conf_unref(s->cf);
+    free(s->host);
+    free(s->address);
+    free(s);
+}
+
 int sts_mxsrv_start(uv_loop_t *loop, int fd, const sts_mxsrv_conf *conf, sts_observer *obs,
                     sts_log *log, sts_mxsrv **out)
 {
     sts_mxsrv *s = calloc(1, sizeof(*s));
-    if (!s) {
+    if (!s || !(s->host = strdup(conf->host)) || !(s->address = strdup(conf->address)) ||
+        !(s->cf = mx_conf_new(s, conf))) {
+        if (s)
+            mxsrv_free(s);
         close(fd);
         return STS_ENOMEM;
     }
-    s->conf = *conf;
-    if (!s->conf.max_message)
-        s->conf.max_message = STS_SMTP_MAX_MESSAGE;
     s->obs = obs;
     s->log = log;
     char name[300];
     snprintf(name, sizeof(name), "mx %s", conf->host);
     int rc = sts_tcpsrv_start(loop, fd, &smtp_ops, s, name, &s->tcp);
     if (rc != 0) {
-        free(s);
+        mxsrv_free(s);
         return rc;
     }
     *out = s;
+    return 0;
+}
+
+int sts_mxsrv_set_conf(sts_mxsrv *s, const sts_mxsrv_conf *conf)
+{
+    mx_conf *cf = mx_conf_new(s, conf);
+    if (!cf)
+        return STS_ENOMEM;
+    mx_conf_unref(s->cf);
+    s->cf = cf;
     return 0;
 }
 
@@ -640,7 +947,7 @@ static void mxsrv_done(void *arg)
     sts_mxsrv *s = arg;
     void (*done)(void *) = s->done;
     void *darg = s->done_arg;
-    free(s);
+    mxsrv_free(s);
     if (done)
         done(darg);
 }

@@ -65,13 +65,30 @@ static json_t *str_or_null(const char *s)
 int sts_observer_dns(sts_observer *o, const char *name, const char *type, const char *transport,
                      const char *rcode)
 {
-    return observer_append(o, o->dns,
-                           json_pack("{s:o,s:s,s:s,s:s}", "name", str_or_null(name), "type", type,
-                                     "transport", transport, "rcode", rcode));
+    return sts_observer_dns_fault(o, name, type, transport, rcode, NULL);
+}
+
+int sts_observer_dns_fault(sts_observer *o, const char *name, const char *type,
+                           const char *transport, const char *rcode, const char *fault)
+{
+    json_t *q = json_pack("{s:o,s:s,s:s,s:s}", "name", str_or_null(name), "type", type,
+                          "transport", transport, "rcode", rcode);
+    if (q && fault && json_object_set_new(q, "fault", json_string(fault))) {
+        json_decref(q);
+        q = NULL;
+    }
+    return observer_append(o, o->dns, q);
 }
 
 int sts_observer_fetch(sts_observer *o, const char *host, const char *scheme, const char *sni,
                        const char *method, const char *path, int status)
+{
+    return sts_observer_fetch_begin(o, host, scheme, sni, method, path, status) ? 0 : STS_ENOMEM;
+}
+
+sts_obs_fetch *sts_observer_fetch_begin(sts_observer *o, const char *host, const char *scheme,
+                                        const char *sni, const char *method, const char *path,
+                                        int status)
 {
     /* Host = uri-host [ ":" port ] (RFC 9110 7.2); an IPv6 literal keeps its brackets. */
     char name[256] = "";
@@ -81,11 +98,28 @@ int sts_observer_fetch(sts_observer *o, const char *host, const char *scheme, co
         if (colon && !strchr(colon, ']'))
             *colon = '\0';
     }
-    return observer_append(
-        o, o->fetches,
+    json_t *f =
         json_pack("{s:o,s:o,s:s,s:o,s:o,s:o,s:i}", "host", str_or_null(host ? name : NULL),
                   "host_header", str_or_null(host), "scheme", scheme, "sni", str_or_null(sni),
-                  "method", str_or_null(method), "path", str_or_null(path), "status", status));
+                  "method", str_or_null(method), "path", str_or_null(path), "status", status);
+    /* As for SMTP sessions: the array keeps the reference, the handle is borrowed. */
+    if (observer_append(o, o->fetches, f))
+        return NULL;
+    return (sts_obs_fetch *)f;
+}
+
+int sts_observer_fetch_set(sts_observer *o, sts_obs_fetch *f, const char *key, json_t *value)
+{
+    if (!value)
+        return STS_ENOMEM;
+    if (!f) {
+        json_decref(value);
+        return 0;
+    }
+    pthread_mutex_lock(&o->mu);
+    int rc = json_object_set_new((json_t *)f, key, value);
+    pthread_mutex_unlock(&o->mu);
+    return rc ? STS_ENOMEM : 0;
 }
 
 sts_obs_smtp *sts_observer_smtp_begin(sts_observer *o, const char *host, const char *address,

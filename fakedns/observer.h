@@ -23,11 +23,26 @@ void sts_observer_free(sts_observer *o);
 int sts_observer_dns(sts_observer *o, const char *name, const char *type, const char *transport,
                      const char *rcode);
 
+/* The same, for a query answered under a scripted fault (dns_faults: "servfail",
+ * "wrong_id", ...; NULL = none). The record gets a "fault" key. */
+int sts_observer_dns_fault(sts_observer *o, const char *name, const char *type,
+                           const char *transport, const char *rcode, const char *fault);
+
 /* A policy-server request: host (the Host header's name without any port, NULL if
  * none; the whole field value is kept as "host_header"), scheme ("https" or "http"),
  * sni (NULL for http), method, path, status. */
 int sts_observer_fetch(sts_observer *o, const char *host, const char *scheme, const char *sni,
                        const char *method, const char *path, int status);
+
+/* One fetch's record (a JSON object owned by the observer). */
+typedef struct sts_obs_fetch sts_obs_fetch;
+/* As sts_observer_fetch, returning the record (NULL on ENOMEM); valid until
+ * sts_observer_free(). */
+sts_obs_fetch *sts_observer_fetch_begin(sts_observer *o, const char *host, const char *scheme,
+                                        const char *sni, const char *method, const char *path,
+                                        int status);
+/* Set another key of a fetch record (takes the reference of value; f NULL: dropped). */
+int sts_observer_fetch_set(sts_observer *o, sts_obs_fetch *f, const char *key, json_t *value);
 
 /* A new SMTP session on host (its name) / address, from peer. NULL on ENOMEM. The
  * handle stays valid until sts_observer_free(). */

@@ -140,3 +140,52 @@ void sts_tcpsrv_stop(sts_tcpsrv *srv, void (*done)(void *arg), void *arg)
     for (sts_tcpsrv_conn *c = srv->head.next; c != &srv->head; c = c->next)
         sts_stream_close(c->stream);
 }
+
+/* ---- delays ---- */
+
+struct sts_delay {
+    uv_timer_t timer; /* first: the close callback frees the delay through it */
+    void (*cb)(void *arg);
+    void *arg;
+};
+
+static void delay_close_cb(uv_handle_t *h)
+{
+    free(h);
+}
+
+static void delay_timer_cb(uv_timer_t *t)
+{
+    sts_delay *d = t->data;
+    void (*cb)(void *) = d->cb;
+    d->cb = NULL;
+    uv_close((uv_handle_t *)&d->timer, delay_close_cb);
+    if (cb)
+        cb(d->arg);
+}
+
+sts_delay *sts_delay_start(uv_loop_t *loop, double seconds, void (*cb)(void *arg), void *arg)
+{
+    sts_delay *d = calloc(1, sizeof(*d));
+    if (!d)
+        return NULL;
+    d->cb = cb;
+    d->arg = arg;
+    uv_timer_init(loop, &d->timer);
+    d->timer.data = d;
+    uint64_t ms = seconds > 0 ? (uint64_t)(seconds * 1000.0 + 0.5) : 0;
+    if (uv_timer_start(&d->timer, delay_timer_cb, ms, 0) != 0) {
+        uv_close((uv_handle_t *)&d->timer, delay_close_cb);
+        return NULL;
+    }
+    return d;
+}
+
+void sts_delay_cancel(sts_delay *d)
+{
+    if (!d || !d->cb)
+        return;
+    d->cb = NULL;
+    uv_timer_stop(&d->timer);
+    uv_close((uv_handle_t *)&d->timer, delay_close_cb);
+}

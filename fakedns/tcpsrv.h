@@ -50,4 +50,18 @@ sts_tcpsrv_conn *sts_tcpsrv_conn_of(sts_stream *s);
  * the server is freed. */
 void sts_tcpsrv_stop(sts_tcpsrv *srv, void (*done)(void *arg), void *arg);
 
+/* ---- one-shot delays (scripted slowness of the world's servers) ----
+ *
+ * A delay owns its uv_timer_t and frees it in the close callback, so the owner of
+ * a delay (a session that may be closed while it runs) never embeds a handle that
+ * outlives it: it cancels the delay in its own close path and forgets it. */
+typedef struct sts_delay sts_delay;
+
+/* Run cb(arg) once, seconds from now (0 = on the next loop iteration, never inside
+ * this call). After cb the delay frees itself: the owner forgets its pointer in cb.
+ * Returns NULL on ENOMEM. */
+sts_delay *sts_delay_start(uv_loop_t *loop, double seconds, void (*cb)(void *arg), void *arg);
+/* cb will not run; the memory goes in the close callback. NULL is a no-op. */
+void sts_delay_cancel(sts_delay *d);
+
 #endif

@@ -66,11 +66,21 @@ struct sts_world {
     int own_dir;
     char ca_file[PATH_MAX + 16];
     time_t now;
+    time_t start; /* the clock when the world started */
 
     sts_observer *obs;
     sts_dns_zone *zone;
     sts_ca *ca;
     sts_ca *ca_unknown; /* signs "unknown_ca" certificates; never written out */
+    sts_ca *ca_inter;   /* intermediate of the world CA, for `chain:` certificates */
+
+    /* what is served now (the scenario's, or the last step's that changed it) */
+    const char *cur_dns;
+    int cur_dns_line;
+    const sts_scn_dns_fault *cur_faults;
+    size_t cur_nfaults;
+    const sts_scn_policy *cur_policy;
+    const char *file;
 
     world_host *hosts;
     size_t nhosts;
@@ -81,6 +91,7 @@ struct sts_world {
     int policy_status;
     char *policy_ctype;
     char *policy_body;
+    size_t policy_len;
 
     int dns_fd[2]; /* udp, tcp */
     sts_dnssrv *dns;
@@ -148,6 +159,71 @@ static int world_add_host(sts_world *w, const char *name, host_kind kind, const 
     return 0;
 }
 
+/* A zone with the lines of text (after ${mode}), nothing else yet. */
+static int world_zone_lines(sts_world *w, const char *text, int line, sts_dns_zone **out,
+                            char *err, size_t errlen)
+{
+    sts_dns_zone *z = sts_dns_zone_new(w->domain, err, errlen);
+    if (!z)
+        return STS_EINVAL;
+    int rc = 0;
+    if (text) {
+        char *t = sts_scenario_subst(text, w->mode);
+        rc = t ? sts_dns_zone_add_lines(z, t, w->file, line, err, errlen) : STS_ENOMEM;
+        free(t);
+    }
+    if (rc) {
+        sts_dns_zone_free(z);
+        return rc;
+    }
+    *out = z;
+    return 0;
+}
+
+/* Add the MX targets of z that are not hosts yet. */
+static int world_add_targets(sts_world *w, const sts_dns_zone *z)
+{
+    char **targets = sts_dns_zone_mx_targets(z);
+    if (!targets)
+        return STS_ENOMEM;
+    int rc = 0;
+    world_host *h;
+    for (size_t i = 0; targets[i]; i++) {
+        if (!rc && !world_find_host(w, targets[i]))
+            rc = world_add_host(w, targets[i], HOST_MX, NULL, &h);
+        free(targets[i]);
+    }
+    free(targets);
+    return rc;
+}
+
+/* The served zone: the lines, an A record for every host with a listener, the
+ * faults, SOA and NS. */
+static int world_make_zone(sts_world *w, sts_dns_zone **out, char *err, size_t errlen)
+{
+    sts_dns_zone *z = NULL;
+    int rc = world_zone_lines(w, w->cur_dns, w->cur_dns_line, &z, err, errlen);
+    for (size_t i = 0; !rc && i < w->nhosts; i++)
+        if (w->hosts[i].listen && sts_dns_zone_add_a(z, w->hosts[i].name, w->hosts[i].addr)) {
+            set_err(err, errlen, "%s: the zone gives %s other data than the world's address",
+                    w->file, w->hosts[i].name);
+            rc = STS_EINVAL;
+        }
+    for (size_t i = 0; !rc && i < w->cur_nfaults; i++) {
+        const sts_scn_dns_fault *f = &w->cur_faults[i];
+        rc = sts_dns_zone_add_fault(z, f->name, f->type, f->fault, f->delay, w->file, f->line,
+                                    err, errlen);
+    }
+    if (!rc)
+        rc = sts_dns_zone_finish(z);
+    if (rc) {
+        sts_dns_zone_free(z);
+        return rc;
+    }
+    *out = z;
+    return 0;
+}
+
 /* Collect the hosts in order: the scenario's MX hosts, the policy host, then MX
  * targets of the zone that have no address of their own. A host whose name already
  * has A/AAAA/CNAME records in the zone is served as written: no listener. */
@@ -167,16 +243,22 @@ static int world_collect_hosts(sts_world *w, const sts_scenario *scn, char *err,
                 scn->file ? scn->file : "scenario", w->domain);
         return STS_EINVAL;
     }
-    char **targets = sts_dns_zone_mx_targets(w->zone);
-    if (!targets)
-        return STS_ENOMEM;
-    int rc = 0;
-    for (size_t i = 0; targets[i]; i++) {
-        if (!rc && !world_find_host(w, targets[i]))
-            rc = world_add_host(w, targets[i], HOST_MX, NULL, &h);
-        free(targets[i]);
+    int rc = world_add_targets(w, w->zone);
+    /* Hosts a later step names get their listeners now: listeners are never added
+     * while the world runs. */
+    for (size_t k = 0; !rc && k < scn->nsteps; k++) {
+        const sts_scn_step *st = &scn->steps[k];
+        for (size_t i = 0; !rc && i < st->nmx; i++)
+            if (!world_find_host(w, st->mx[i].host))
+                rc = world_add_host(w, st->mx[i].host, HOST_MX, NULL, &h);
+        if (rc || !st->dns)
+            continue;
+        sts_dns_zone *z = NULL;
+        rc = world_zone_lines(w, st->dns, st->dns_line, &z, err, errlen);
+        if (!rc)
+            rc = world_add_targets(w, z);
+        sts_dns_zone_free(z);
     }
-    free(targets);
     if (rc)
         return rc;
     size_t n = 0;
@@ -200,8 +282,27 @@ static int world_collect_hosts(sts_world *w, const sts_scenario *scn, char *err,
 
 /* ---- certificates ---- */
 
-static int world_mint_ctx(sts_world *w, const sts_scn_cert *c, const char *host, SSL_CTX **out,
-                          char *err, size_t errlen)
+/* tls_versions on a server context. OpenSSL 3 refuses TLS 1.0 and 1.1 at security
+ * level 1 and above (and Debian's configuration sets MinProtocol TLSv1.2), so a
+ * world that offers them lowers both for this context only. */
+static int world_tls_versions(SSL_CTX *ctx, const sts_scn_tls_versions *t)
+{
+    static const int v[] = {TLS1_VERSION, TLS1_1_VERSION, TLS1_2_VERSION, TLS1_3_VERSION};
+    if (!t->min && !t->max)
+        return 0;
+    int min = t->min ? v[t->min - 10] : TLS1_VERSION;
+    int max = t->max ? v[t->max - 10] : TLS1_3_VERSION;
+    if (min < TLS1_2_VERSION) {
+        SSL_CTX_set_security_level(ctx, 0);
+        SSL_CTX_set_cipher_list(ctx, "DEFAULT@SECLEVEL=0");
+    }
+    if (!SSL_CTX_set_min_proto_version(ctx, min) || !SSL_CTX_set_max_proto_version(ctx, max))
+        return STS_ETLS;
+    return 0;
+}
+
+static int world_mint_ctx(sts_world *w, const sts_scn_cert *c, const sts_scn_tls_versions *tls,
+                          const char *host, SSL_CTX **out, char *err, size_t errlen)
 {
     const char *deflt[1] = {host};
     sts_cert_spec spec;
@@ -223,6 +324,11 @@ static int world_mint_ctx(sts_world *w, const sts_scn_cert *c, const char *host,
     } else if (c->not_yet_valid) {
         spec.not_before = w->now + DAY;
         spec.not_after = w->now + 90 * DAY;
+    } else {
+        /* Valid both at the virtual now (a sender given --now) and at the moment the
+         * world started (peers on the wall clock), however far steps moved the clock. */
+        spec.not_before = (w->start < w->now ? w->start : w->now) - DAY;
+        spec.not_after = (w->start > w->now ? w->start : w->now) + 90 * DAY;
     }
     sts_ca *ca = w->ca;
     if (c->unknown_ca) {
@@ -230,6 +336,11 @@ static int world_mint_ctx(sts_world *w, const sts_scn_cert *c, const char *host,
             !(w->ca_unknown = sts_ca_new("ststest unknown CA", w->now, err, errlen)))
             return STS_ETLS;
         ca = w->ca_unknown;
+    } else if (c->chain != STS_SCN_CHAIN_DIRECT) {
+        if (!w->ca_inter && !(w->ca_inter = sts_ca_new_intermediate(
+                                  w->ca, "ststest world intermediate CA", w->now, err, errlen)))
+            return STS_ETLS;
+        ca = w->ca_inter;
     }
     X509 *cert = NULL;
     EVP_PKEY *key = NULL;
@@ -238,36 +349,58 @@ static int world_mint_ctx(sts_world *w, const sts_scn_cert *c, const char *host,
         set_err(err, errlen, "cannot mint a certificate for %s: %s", host, sts_strerror(rc));
         return rc;
     }
-    *out = sts_tls_server_ctx(cert, key, NULL, 0, 0, err, errlen);
+    /* chain: intermediate sends the intermediate along; missing_intermediate leaves
+     * it out, so only a client that already has it could build the chain. */
+    STACK_OF(X509) *chain = NULL;
+    if (c->chain == STS_SCN_CHAIN_INTERMEDIATE && (chain = sk_X509_new_null()))
+        sk_X509_push(chain, sts_ca_cert(w->ca_inter));
+    *out = sts_tls_server_ctx(cert, key, chain, 0, 0, err, errlen);
+    sk_X509_free(chain);
     X509_free(cert);
     EVP_PKEY_free(key);
     if (!*out)
         return STS_ETLS;
-    sts_debug(w->log, "certificate for %s: %zu name(s)%s%s%s%s%s%s", host, spec.nnames,
+    if (world_tls_versions(*out, tls)) {
+        set_err(err, errlen, "%s: cannot set the TLS versions", host);
+        SSL_CTX_free(*out);
+        *out = NULL;
+        return STS_ETLS;
+    }
+    sts_debug(w->log, "certificate for %s: %zu name(s)%s%s%s%s%s%s%s", host, spec.nnames,
               c->no_san ? " no-san" : "", c->expired ? " expired" : "",
               c->not_yet_valid ? " not-yet-valid" : "", c->self_signed ? " self-signed" : "",
-              c->unknown_ca ? " unknown-ca" : "", c->rsa ? " rsa" : "");
+              c->unknown_ca ? " unknown-ca" : "", c->rsa ? " rsa" : "",
+              c->chain == STS_SCN_CHAIN_MISSING        ? " missing-intermediate"
+              : c->chain == STS_SCN_CHAIN_INTERMEDIATE ? " via-intermediate"
+                                                       : "");
     return 0;
 }
 
-static int world_make_certs(sts_world *w, const sts_scenario *scn, char *err, size_t errlen)
+/* The certificate (server context) of host h as configured now; *out NULL for an
+ * MX without STARTTLS. */
+static int world_host_ctx(sts_world *w, world_host *h, SSL_CTX **out, char *err, size_t errlen)
+{
+    static const sts_scn_cert plain; /* defaults: the host's own name, valid */
+    static const sts_scn_tls_versions any;
+    *out = NULL;
+    if (h->kind == HOST_POLICY)
+        return world_mint_ctx(w, &w->cur_policy->cert, &w->cur_policy->tls, h->name, out, err,
+                              errlen);
+    if (h->mx && !h->mx->starttls)
+        return 0;
+    return world_mint_ctx(w, h->mx ? &h->mx->cert : &plain, h->mx ? &h->mx->tls : &any, h->name,
+                          out, err, errlen);
+}
+
+static int world_make_certs(sts_world *w, char *err, size_t errlen)
 {
     if (!(w->ca = sts_ca_new("ststest world CA", w->now, err, errlen)))
         return STS_ETLS;
-    static const sts_scn_cert plain; /* defaults: the host's own name, valid */
     for (size_t i = 0; i < w->nhosts; i++) {
         world_host *h = &w->hosts[i];
         if (!h->listen)
             continue;
-        const sts_scn_cert *c = &plain;
-        if (h->kind == HOST_POLICY)
-            c = &scn->policy.cert;
-        else if (h->mx) {
-            if (!h->mx->starttls)
-                continue;
-            c = &h->mx->cert;
-        }
-        int rc = world_mint_ctx(w, c, h->name, &h->ctx, err, errlen);
+        int rc = world_host_ctx(w, h, &h->ctx, err, errlen);
         if (rc)
             return rc;
     }
@@ -276,21 +409,51 @@ static int world_make_certs(sts_world *w, const sts_scenario *scn, char *err, si
 
 /* ---- the policy ---- */
 
-static int world_make_policy(sts_world *w, const sts_scenario *scn)
+/* Pad body (len octets, CRLF lines) to exactly size octets with "x-pad: ..." lines:
+ * RFC 8461 3.2 says unknown keys are ignored, so the policy stays valid but grows
+ * past what a sender should accept. */
+static int world_pad(sts_buf *b, long size, char *err, size_t errlen, const char *file)
 {
-    const sts_scn_policy *p = &scn->policy;
-    w->policy_present = p->present;
-    w->policy_status = p->status ? p->status : 200;
-    w->policy_ctype = strdup(p->content_type ? p->content_type : "text/plain");
-    if (!w->policy_ctype)
-        return STS_ENOMEM;
-    if (!p->present) {
-        w->policy_body = strdup("");
-        return w->policy_body ? 0 : STS_ENOMEM;
+    static const char pfx[] = "x-pad: ";
+    size_t min = sizeof(pfx) - 1 + 2; /* an empty pad line */
+    if (size < 0 || (size_t)size == b->len)
+        return 0;
+    if ((size_t)size < b->len + min) {
+        set_err(err, errlen, "%s: policy 'size' %ld is below the policy itself plus one pad line "
+                             "(%zu octets)", file, size, b->len + min);
+        return STS_EINVAL;
     }
-    if (p->body) {
-        w->policy_body = sts_scenario_subst(p->body, w->mode);
-        return w->policy_body ? 0 : STS_ENOMEM;
+    size_t r = (size_t)size - b->len;
+    size_t lines = (r + 79) / 80; /* lines of at most 80 octets */
+    if (r / lines < min)
+        lines = r / min;
+    for (size_t i = 0; i < lines; i++) {
+        size_t len = r / lines + (i < r % lines ? 1 : 0); /* with its CRLF */
+        int rc = sts_buf_append(b, pfx, sizeof(pfx) - 1);
+        for (size_t k = 0; rc == 0 && k < len - min; k++)
+            rc = sts_buf_append(b, "abcdefghijklmnopqrstuvwxyz" + k % 26, 1);
+        if (rc == 0)
+            rc = sts_buf_append(b, "\r\n", 2);
+        if (rc)
+            return rc;
+    }
+    return 0;
+}
+
+/* The body of the policy as configured now (new string in *out, its length). */
+static int world_policy_body(sts_world *w, char **out, size_t *len, char *err, size_t errlen)
+{
+    const sts_scn_policy *p = w->cur_policy;
+    *out = NULL;
+    if (!p->present) {
+        *out = strdup("");
+        *len = 0;
+        return *out ? 0 : STS_ENOMEM;
+    }
+    if (p->body || (p->redirect && !p->mode)) {
+        *out = sts_scenario_subst(p->body ? p->body : "", w->mode);
+        *len = *out ? strlen(*out) : 0;
+        return *out ? 0 : STS_ENOMEM;
     }
     /* RFC 8461 3.2: the policy as key/value lines, CRLF-terminated. */
     char *mode = sts_scenario_subst(p->mode ? p->mode : "${mode}", w->mode);
@@ -301,13 +464,81 @@ static int world_make_policy(sts_world *w, const sts_scenario *scn)
         rc = sts_buf_appendf(&b, "mx: %s\r\n", p->mx.v[i]);
     if (rc == 0)
         rc = sts_buf_appendf(&b, "max_age: %ld\r\n", p->max_age >= 0 ? p->max_age : 86400L);
+    if (rc == 0)
+        rc = world_pad(&b, p->size, err, errlen, w->file);
     free(mode);
     if (rc) {
         sts_buf_free(&b);
         return rc;
     }
-    w->policy_body = b.data;
-    return 0;
+    *len = b.len;
+    *out = b.data ? b.data : strdup("");
+    return *out ? 0 : STS_ENOMEM;
+}
+
+static int world_make_policy(sts_world *w, char *err, size_t errlen)
+{
+    const sts_scn_policy *p = w->cur_policy;
+    free(w->policy_ctype);
+    free(w->policy_body);
+    w->policy_body = NULL;
+    w->policy_present = p->present;
+    w->policy_status = p->status ? p->status : 200;
+    w->policy_ctype = strdup(p->content_type ? p->content_type : "text/plain");
+    if (!w->policy_ctype)
+        return STS_ENOMEM;
+    return world_policy_body(w, &w->policy_body, &w->policy_len, err, errlen);
+}
+
+/* The policy server's configuration for one scheme (ctx NULL: plain HTTP). */
+static sts_httpsrv_conf world_policy_conf(const sts_world *w, const char *scheme, SSL_CTX *ctx)
+{
+    const sts_scn_policy *p = w->cur_policy;
+    sts_httpsrv_conf c = {
+        .scheme = scheme,
+        .ctx = ctx,
+        .present = w->policy_present,
+        .status = w->policy_status,
+        .content_type = w->policy_ctype,
+        .body = w->policy_body,
+        .body_len = w->policy_len,
+        .name = w->policy->name,
+        .location = p->redirect,
+        .headers = (const char *const *)p->headers.v,
+        .nheaders = p->headers.n / 2,
+        .chunked = p->chunked,
+        .delay = p->delay,
+        .drip = p->drip,
+        .cut = p->cut_after >= 0,
+        .cut_after = p->cut_after >= 0 ? (size_t)p->cut_after : 0,
+    };
+    return c;
+}
+
+/* An MX server's configuration from host h's scenario entry (defaults without). */
+static sts_mxsrv_conf world_mx_conf(const world_host *h, SSL_CTX *ctx)
+{
+    sts_mxsrv_conf c = {
+        .host = h->name,
+        .address = h->addr,
+        .starttls = h->mx ? h->mx->starttls : 1,
+        .ctx = ctx,
+    };
+    const sts_scn_mx *m = h->mx;
+    if (!m)
+        return c;
+    for (int i = 0; i < STS_SCN_NSTAGES; i++) {
+        c.replies[i] = m->replies[i];
+        c.delay[i] = m->delay[i];
+    }
+    c.disconnect = m->disconnect_after >= 0;
+    c.disconnect_stage = m->disconnect_after;
+    c.inject_after_starttls = m->inject_after_starttls;
+    c.handshake_abort = m->handshake_abort;
+    c.ehlo_keywords = (const char *const *)m->ehlo_keywords.v;
+    c.nehlo_keywords = m->ehlo_keywords.n;
+    c.ehlo_keywords_set = m->ehlo_keywords_set;
+    return c;
 }
 
 /* ---- sockets ---- */
@@ -433,36 +664,20 @@ static int world_start_servers(sts_world *w)
         if (!h->listen)
             continue;
         if (h->kind == HOST_POLICY) {
-            sts_httpsrv_conf c = {
-                .scheme = "https",
-                .ctx = h->ctx,
-                .present = w->policy_present,
-                .status = w->policy_status,
-                .content_type = w->policy_ctype,
-                .body = w->policy_body,
-                .body_len = strlen(w->policy_body),
-                .name = h->name,
-            };
+            sts_httpsrv_conf c = world_policy_conf(w, "https", h->ctx);
             rc = sts_httpsrv_start(w->loop, h->fd[0], &c, w->obs, w->log, &w->https);
             h->fd[0] = -1;
             if (rc)
                 return rc;
             w->pending++;
-            c.scheme = "http";
-            c.ctx = NULL;
+            c = world_policy_conf(w, "http", NULL);
             rc = sts_httpsrv_start(w->loop, h->fd[1], &c, w->obs, w->log, &w->http);
             h->fd[1] = -1;
             if (rc)
                 return rc;
             w->pending++;
         } else {
-            sts_mxsrv_conf c = {
-                .host = h->name,
-                .address = h->addr,
-                .starttls = h->mx ? h->mx->starttls : 1,
-                .ctx = h->ctx,
-                .max_message = 0,
-            };
+            sts_mxsrv_conf c = world_mx_conf(h, h->ctx);
             rc = sts_mxsrv_start(w->loop, h->fd[0], &c, w->obs, w->log, &h->mxsrv);
             h->fd[0] = -1;
             if (rc)
@@ -503,32 +718,33 @@ static int world_build(sts_world *w, const sts_scenario *scn, const sts_world_op
     size_t dl = strlen(w->domain);
     if (dl && w->domain[dl - 1] == '.')
         w->domain[dl - 1] = '\0';
-    if (!(w->zone = sts_dns_zone_new(w->domain, err, errlen)))
-        return STS_EINVAL;
-    if (scn->dns) {
-        char *text = sts_scenario_subst(scn->dns, w->mode);
-        if (!text)
-            return STS_ENOMEM;
-        int rc = sts_dns_zone_add_lines(w->zone, text, scn->file ? scn->file : "scenario",
-                                        scn->dns_line, err, errlen);
-        free(text);
-        if (rc)
-            return rc;
-    }
-    int rc = world_collect_hosts(w, scn, err, errlen);
+    w->file = scn->file ? scn->file : "scenario";
+    w->cur_dns = scn->dns;
+    w->cur_dns_line = scn->dns_line;
+    w->cur_faults = scn->dns_faults;
+    w->cur_nfaults = scn->ndns_faults;
+    w->cur_policy = &scn->policy;
+    /* The zone as written decides which hosts there are; the served zone (with the
+     * hosts' addresses) is built once the addresses are known. */
+    int rc = world_zone_lines(w, w->cur_dns, w->cur_dns_line, &w->zone, err, errlen);
     if (!rc)
-        rc = world_make_policy(w, scn);
+        rc = world_collect_hosts(w, scn, err, errlen);
     if (!rc)
-        rc = world_make_certs(w, scn, err, errlen);
+        rc = world_make_policy(w, err, errlen);
+    if (!rc)
+        rc = world_make_certs(w, err, errlen);
     if (!rc)
         rc = world_make_dir(w, opts->dir, err, errlen);
     if (!rc)
         rc = world_bind_block(w, opts->block, err, errlen);
-    for (size_t i = 0; !rc && i < w->nhosts; i++)
-        if (w->hosts[i].listen && sts_dns_zone_add_a(w->zone, w->hosts[i].name, w->hosts[i].addr))
-            rc = STS_ENOMEM;
-    if (!rc)
-        rc = sts_dns_zone_finish(w->zone);
+    if (!rc) {
+        sts_dns_zone *z = NULL;
+        rc = world_make_zone(w, &z, err, errlen);
+        if (!rc) {
+            sts_dns_zone_free(w->zone);
+            w->zone = z;
+        }
+    }
     if (rc && !err[0])
         set_err(err, errlen, "cannot build the world: %s", sts_strerror(rc));
     return rc;
@@ -565,6 +781,7 @@ int sts_world_start(uv_loop_t *loop, const sts_scenario *scn, const sts_world_op
     w->https_port = opts->https_port ? opts->https_port : 10443;
     w->http_port = opts->http_port ? opts->http_port : 10080;
     w->now = opts->now ? opts->now : time(NULL);
+    w->start = w->now;
     w->mode = strdup(opts->mode ? opts->mode : "enforce");
     int rc = w->mode ? world_build(w, scn, opts, err, errlen) : STS_ENOMEM;
     if (rc) {
@@ -591,6 +808,149 @@ int sts_world_start(uv_loop_t *loop, const sts_scenario *scn, const sts_world_op
                      w->hosts[i].kind == HOST_POLICY ? "policy" : "mx");
     *out = w;
     return 0;
+}
+
+/* ---- steps ---- */
+
+int sts_world_apply_step(sts_world *w, const sts_scenario *scn, size_t step, time_t now, char *err,
+                         size_t errlen)
+{
+    if (err && errlen)
+        err[0] = '\0';
+    if (!scn || step >= scn->nsteps) {
+        set_err(err, errlen, "no step %zu in the scenario", step);
+        return STS_EINVAL;
+    }
+    if (!w->running || w->stopping) {
+        set_err(err, errlen, "the world is not running");
+        return STS_ESTATE;
+    }
+    const sts_scn_step *st = &scn->steps[step];
+    int moved = now && now != w->now;
+    /* Everything new is built first, and only then swapped in, so that a failure
+     * leaves the world as it was. */
+    const char *old_dns = w->cur_dns, *old_file = w->file;
+    int old_dns_line = w->cur_dns_line;
+    const sts_scn_dns_fault *old_faults = w->cur_faults;
+    size_t old_nfaults = w->cur_nfaults;
+    const sts_scn_policy *old_policy = w->cur_policy;
+    time_t old_now = w->now;
+    const sts_scn_mx **old_mx = calloc(w->nhosts + 1, sizeof(*old_mx));
+    SSL_CTX **ctx = calloc(w->nhosts + 1, sizeof(*ctx));
+    int *remint = calloc(w->nhosts + 1, sizeof(*remint));
+    sts_dns_zone *zone = NULL;
+    int rc = old_mx && ctx && remint ? 0 : STS_ENOMEM;
+    for (size_t i = 0; i < w->nhosts && old_mx; i++)
+        old_mx[i] = w->hosts[i].mx;
+
+    if (st->dns) {
+        w->cur_dns = st->dns;
+        w->cur_dns_line = st->dns_line;
+    }
+    if (st->dns_faults_set) {
+        w->cur_faults = st->dns_faults;
+        w->cur_nfaults = st->ndns_faults;
+    }
+    if (st->policy_set)
+        w->cur_policy = &st->policy;
+    if (now)
+        w->now = now;
+    for (size_t i = 0; !rc && i < st->nmx; i++) {
+        world_host *h = world_find_host(w, st->mx[i].host);
+        if (!h || h->kind != HOST_MX || !h->listen) {
+            set_err(err, errlen, "%s:%d: step '%s': %s is not an MX host the world serves",
+                    w->file, st->mx[i].line, st->name, st->mx[i].host);
+            rc = STS_EINVAL;
+            break;
+        }
+        h->mx = &st->mx[i];
+        remint[h - w->hosts] = 1;
+    }
+    if (!rc && (st->dns || st->dns_faults_set))
+        rc = world_make_zone(w, &zone, err, errlen);
+    if (!rc && st->policy_set && w->policy)
+        remint[w->policy - w->hosts] = 1;
+    for (size_t i = 0; !rc && i < w->nhosts; i++)
+        if (w->hosts[i].listen && (moved || remint[i]))
+            rc = world_host_ctx(w, &w->hosts[i], &ctx[i], err, errlen);
+    char *body = NULL, *ctype = NULL;
+    size_t body_len = 0;
+    if (!rc && st->policy_set) {
+        ctype = w->policy_ctype;
+        body = w->policy_body;
+        body_len = w->policy_len;
+        w->policy_ctype = w->policy_body = NULL;
+        rc = world_make_policy(w, err, errlen);
+    }
+    if (rc) {
+        /* Undo: the world serves what it served before. */
+        w->cur_dns = old_dns;
+        w->cur_dns_line = old_dns_line;
+        w->cur_faults = old_faults;
+        w->cur_nfaults = old_nfaults;
+        w->cur_policy = old_policy;
+        w->file = old_file;
+        w->now = old_now;
+        for (size_t i = 0; i < w->nhosts && old_mx; i++)
+            w->hosts[i].mx = old_mx[i];
+        if (ctype || body) {
+            free(w->policy_ctype);
+            free(w->policy_body);
+            w->policy_ctype = ctype;
+            w->policy_body = body;
+            w->policy_len = body_len;
+            w->policy_present = old_policy->present;
+            w->policy_status = old_policy->status ? old_policy->status : 200;
+        }
+        for (size_t i = 0; ctx && i < w->nhosts; i++)
+            SSL_CTX_free(ctx[i]);
+        sts_dns_zone_free(zone);
+        if (!err[0])
+            set_err(err, errlen, "cannot apply step '%s': %s", st->name, sts_strerror(rc));
+        free(old_mx);
+        free(ctx);
+        free(remint);
+        return rc;
+    }
+    free(ctype);
+    free(body);
+
+    /* Swap. The servers copy what they are given; sessions in flight keep theirs. */
+    if (zone) {
+        sts_dnssrv_set_zone(w->dns, zone);
+        sts_dns_zone_free(w->zone);
+        w->zone = zone;
+    }
+    for (size_t i = 0; i < w->nhosts; i++) {
+        world_host *h = &w->hosts[i];
+        if (!h->listen)
+            continue;
+        if (moved || remint[i]) {
+            SSL_CTX_free(h->ctx);
+            h->ctx = ctx[i];
+            ctx[i] = NULL;
+        }
+        if (h->kind == HOST_POLICY && (moved || remint[i])) {
+            sts_httpsrv_conf c = world_policy_conf(w, "https", h->ctx);
+            if (!rc)
+                rc = sts_httpsrv_set_conf(w->https, &c);
+            c = world_policy_conf(w, "http", NULL);
+            if (!rc)
+                rc = sts_httpsrv_set_conf(w->http, &c);
+        } else if (h->kind == HOST_MX && h->mxsrv && (moved || remint[i])) {
+            sts_mxsrv_conf c = world_mx_conf(h, h->ctx);
+            if (!rc)
+                rc = sts_mxsrv_set_conf(h->mxsrv, &c);
+        }
+    }
+    free(old_mx);
+    free(ctx);
+    free(remint);
+    sts_info(w->log, "world %s: step %zu '%s' applied (now %lld)%s", w->domain, step + 1, st->name,
+             (long long)w->now, rc ? ", partly: out of memory" : "");
+    if (rc)
+        set_err(err, errlen, "step '%s': out of memory while swapping", st->name);
+    return rc;
 }
 
 /* ---- JSON ---- */
@@ -674,6 +1034,7 @@ void sts_world_free(sts_world *w)
     sts_dns_zone_free(w->zone);
     sts_ca_free(w->ca);
     sts_ca_free(w->ca_unknown);
+    sts_ca_free(w->ca_inter);
     sts_observer_free(w->obs);
     if (w->ca_file[0] && w->own_dir)
         unlink(w->ca_file);

@@ -37,6 +37,17 @@ typedef struct sts_world_opts {
 int sts_world_start(uv_loop_t *loop, const sts_scenario *scn, const sts_world_opts *opts,
                     sts_world **out, char *err, size_t errlen);
 
+/* Change the world to step `step` of scn (the same scenario the world was started
+ * with; steps apply in order, each on top of the last): the clock moves to now,
+ * the zone, DNS faults, policy and MX configurations the step names replace the
+ * current ones, and certificates are minted again at now (every host's when the
+ * clock moved, else those whose configuration changed). Listeners stay up:
+ * sessions in flight finish on the old configuration, new ones get the new one.
+ * Call it on the world's loop thread. Returns 0, or a negative STS_* code with a
+ * message in err (the world then serves what it served before). */
+int sts_world_apply_step(sts_world *w, const sts_scenario *scn, size_t step, time_t now, char *err,
+                         size_t errlen);
+
 /* The "ready" event (new reference): event, domain, dns, ca_file, ports, hosts. */
 json_t *sts_world_ready(const sts_world *w);
 /* The "observed" event so far (new reference): dns, policy_fetches, smtp_sessions. */

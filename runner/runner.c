@@ -31,6 +31,7 @@
 #include "fakedns/world.h"
 #include "runner/report.h"
 #include "runner/verdict.h"
+#include "sender/policy.h"
 #include "sender/sender.h"
 
 /* ---- collecting files ---- */
@@ -109,6 +110,8 @@ static int collect(const char *path, pathv *out, FILE *err)
 
 /* ---- the world thread ---- */
 
+/* The world runs on its own thread and loop. The worker asks it, through uv_async
+ * handles, to apply a scenario step (waiting for the answer) and to stop. */
 typedef struct world_thread {
     pthread_t tid;
     pthread_mutex_t mu;
@@ -116,12 +119,21 @@ typedef struct world_thread {
     int state; /* 0 starting, 1 ready, -1 failed */
     uv_loop_t loop;
     uv_async_t stop;
+    uv_async_t apply;
     const sts_scenario *scn;
     sts_world_opts opts;
     sts_world *world;
     json_t *ready;
     json_t *observed;
     char err[512];
+    /* the pending request: apply a step, or (snapshot) copy the observer log */
+    int snapshot;
+    json_t *snap;
+    size_t step;
+    time_t step_now;
+    int step_rc;
+    int step_done;
+    char step_err[512];
 } world_thread;
 
 static void world_stopped_cb(void *arg)
@@ -135,6 +147,53 @@ static void world_stop_cb(uv_async_t *a)
     wt->observed = sts_world_observed(wt->world);
     sts_world_stop(wt->world, world_stopped_cb, wt);
     uv_close((uv_handle_t *)&wt->stop, NULL);
+    uv_close((uv_handle_t *)&wt->apply, NULL);
+}
+
+static void world_apply_cb(uv_async_t *a)
+{
+    world_thread *wt = a->data;
+    pthread_mutex_lock(&wt->mu);
+    size_t step = wt->step;
+    time_t now = wt->step_now;
+    int snapshot = wt->snapshot;
+    pthread_mutex_unlock(&wt->mu);
+    char err[512] = "";
+    int rc = 0;
+    json_t *snap = NULL;
+    if (snapshot)
+        snap = sts_world_observed(wt->world);
+    else
+        rc = sts_world_apply_step(wt->world, wt->scn, step, now, err, sizeof(err));
+    pthread_mutex_lock(&wt->mu);
+    wt->snap = snap;
+    wt->step_rc = rc;
+    snprintf(wt->step_err, sizeof(wt->step_err), "%s", err);
+    wt->step_done = 1;
+    pthread_cond_signal(&wt->cv);
+    pthread_mutex_unlock(&wt->mu);
+}
+
+/* Apply step `step` at `now` on the world's thread (or, with snapshot, take a copy
+ * of its observer log into wt->snap); wait for it. */
+static int world_request(world_thread *wt, int snapshot, size_t step, time_t now, char *err,
+                         size_t errlen)
+{
+    pthread_mutex_lock(&wt->mu);
+    wt->snapshot = snapshot;
+    wt->snap = NULL;
+    wt->step = step;
+    wt->step_now = now;
+    wt->step_done = 0;
+    pthread_mutex_unlock(&wt->mu);
+    uv_async_send(&wt->apply);
+    pthread_mutex_lock(&wt->mu);
+    while (!wt->step_done)
+        pthread_cond_wait(&wt->cv, &wt->mu);
+    int rc = wt->step_rc;
+    snprintf(err, errlen, "%s", wt->step_err);
+    pthread_mutex_unlock(&wt->mu);
+    return rc;
 }
 
 static void world_signal(world_thread *wt, int state)
@@ -154,11 +213,14 @@ static void *world_main(void *arg)
         return NULL;
     }
     uv_async_init(&wt->loop, &wt->stop, world_stop_cb);
+    uv_async_init(&wt->loop, &wt->apply, world_apply_cb);
     wt->stop.data = wt;
+    wt->apply.data = wt;
     int rc = sts_world_start(&wt->loop, wt->scn, &wt->opts, &wt->world, wt->err,
                              sizeof(wt->err));
     if (rc) {
         uv_close((uv_handle_t *)&wt->stop, NULL);
+        uv_close((uv_handle_t *)&wt->apply, NULL);
         uv_run(&wt->loop, UV_RUN_DEFAULT);
         uv_loop_close(&wt->loop);
         world_signal(wt, -1);
@@ -171,6 +233,24 @@ static void *world_main(void *arg)
     if (uv_loop_close(&wt->loop))
         snprintf(wt->err, sizeof(wt->err), "world left handles open after stopping");
     return NULL;
+}
+
+/* The part of the cumulative observer log that is new since `before` (arrays of the
+ * observed event only grow): a new "observed" object holding the new entries. */
+static json_t *observed_since(json_t *now, json_t *before)
+{
+    static const char *const keys[] = {"dns", "policy_fetches", "smtp_sessions"};
+    json_t *out = json_object();
+    json_object_set_new(out, "event", json_string("observed"));
+    for (size_t k = 0; k < sizeof(keys) / sizeof(keys[0]); k++) {
+        json_t *a = json_object_get(now, keys[k]);
+        size_t from = json_array_size(json_object_get(before, keys[k]));
+        json_t *slice = json_array();
+        for (size_t i = from; i < json_array_size(a); i++)
+            json_array_append(slice, json_array_get(a, i));
+        json_object_set_new(out, keys[k], slice);
+    }
+    return out;
 }
 
 /* ---- cases ---- */
@@ -187,6 +267,7 @@ typedef struct run_case {
     double seconds;
     sts_verdict verdict;
     char *transcript;      /* sender + world lines */
+    int verdict_set;       /* verdict holds data to free */
     json_t *result;
     json_t *observed;
 } run_case;
@@ -257,7 +338,8 @@ static char *external_command(const char *tmpl, const char *const vars[][2])
 /* Run cmd under /bin/sh in its own process group, output to out_path; kill the
  * group after limit seconds. Returns the exit status (128+signal when killed), or
  * -1 when it could not be started; *timed_out says whether the limit struck. */
-static int run_external(const char *cmd, const char *out_path, double limit, int *timed_out)
+static int run_external(const char *cmd, const char *out_path, const char *err_path,
+                        double limit, int *timed_out)
 {
     *timed_out = 0;
     pid_t pid = fork();
@@ -266,12 +348,13 @@ static int run_external(const char *cmd, const char *out_path, double limit, int
     if (pid == 0) {
         setpgid(0, 0);
         int fd = open(out_path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+        int efd = open(err_path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
         int null = open("/dev/null", O_RDONLY | O_CLOEXEC);
-        if (fd < 0 || null < 0)
+        if (fd < 0 || efd < 0 || null < 0)
             _exit(127);
         dup2(null, 0);
         dup2(fd, 1);
-        dup2(fd, 2);
+        dup2(efd, 2);
         execl("/bin/sh", "sh", "-c", cmd, (char *)NULL);
         _exit(127);
     }
@@ -328,12 +411,141 @@ static const char **valid_cert_hosts(const sts_scenario *scn)
     return v;
 }
 
+/* Whether the world serves, for this mode and step, a valid policy in mode enforce
+ * over HTTPS with status 200 (what a correct external sender would then enforce). */
+static int served_enforce(const sts_scenario *scn, size_t nsteps_done, const char *mode)
+{
+    const sts_scn_policy *p = &scn->policy;
+    for (size_t i = 0; i < nsteps_done && i < scn->nsteps; i++)
+        if (scn->steps[i].policy_set)
+            p = &scn->steps[i].policy;
+    if (!p->present || p->absent || p->status != 200)
+        return 0;
+    if (!p->body) {
+        char *m = sts_scenario_subst(p->mode, mode);
+        int enforce = m && !strcmp(m, "enforce") && p->mx.n > 0;
+        free(m);
+        return enforce;
+    }
+    char *body = sts_scenario_subst(p->body, mode);
+    sts_policy pol;
+    memset(&pol, 0, sizeof(pol));
+    int enforce = 0;
+    if (body && !sts_policy_parse(body, strlen(body), &pol, NULL)) {
+        enforce = pol.mode == STS_MODE_ENFORCE;
+        sts_policy_free(&pol);
+    }
+    free(body);
+    return enforce;
+}
+
 static int rm_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw)
 {
     (void)st;
     (void)flag;
     (void)ftw;
     return remove(path);
+}
+
+/* Run the sender once (ours in-process, or the external command) for one step.
+ * Returns 0 when it ran (*exit_status, *result set), else -1 with a message in c. */
+static int sender_once(run_state *rs, run_case *c, const sts_sender_opts *so, const char *rcpt,
+                       const char *dir, sts_log *log, json_t **result, int *exit_status)
+{
+    *result = NULL;
+    if (rs->opts->sender_cmd) {
+        const sts_scenario *scn = c->scn;
+        char port_s[3][16], now_s_[32], out_path[4096], err_path[4096], cache_path[4096];
+        const char *dns = so->dns ? so->dns : "";
+        const char *colon = strrchr(dns, ':');
+        char dns_host[256];
+        snprintf(dns_host, sizeof(dns_host), "%.*s", (int)(colon ? colon - dns : 0), dns);
+        snprintf(port_s[0], sizeof(port_s[0]), "%s", colon ? colon + 1 : "");
+        snprintf(port_s[1], sizeof(port_s[1]), "%d", so->smtp_port);
+        snprintf(port_s[2], sizeof(port_s[2]), "%d", so->https_port);
+        snprintf(now_s_, sizeof(now_s_), "%lld", (long long)so->now);
+        snprintf(cache_path, sizeof(cache_path), "%s", so->cache_file ? so->cache_file : "");
+        /* ststest options for the scenario's `sender:` and the case's own policy
+         * cache and clock (the cache path is ours: no shell metacharacters). */
+        char flags[4200];
+        snprintf(flags, sizeof(flags), "%s%s%s --cache %s --now %lld",
+                 so->require_tls ? "--require-tls" : "", so->mode ? " --mode " : "",
+                 so->mode ? so->mode : "", cache_path, (long long)so->now);
+        const char *const vars[][2] = {
+            {"require_tls", so->require_tls ? "1" : "0"},
+            {"sender_mode", so->mode ? so->mode : "auto"},
+            {"ststest_flags", flags},
+            {"rcpt", rcpt},           {"domain", scn->domain},   {"dns", dns},
+            {"dns_host", dns_host},   {"dns_port", port_s[0]},   {"ca", so->ca_file},
+            {"smtp_port", port_s[1]}, {"https_port", port_s[2]}, {"mode", c->mode},
+            {"now", now_s_},          {"cache", cache_path},     {NULL, NULL},
+        };
+        char *cmd = external_command(rs->opts->sender_cmd, vars);
+        snprintf(out_path, sizeof(out_path), "%s/sender.out", dir);
+        snprintf(err_path, sizeof(err_path), "%s/sender.err", dir);
+        int timed_out = 0;
+        double limit = rs->opts->time_limit > 0 ? rs->opts->time_limit : 120;
+        sts_info(log, "external sender: %s", cmd ? cmd : "?");
+        *exit_status = cmd ? run_external(cmd, out_path, err_path, limit, &timed_out) : -1;
+        free(cmd);
+        /* Its output joins the transcript (stderr, then stdout); when stdout is a JSON
+         * document in our format (say, from `ststest send --json`) it is the result. */
+        const char *paths[2] = {err_path, out_path};
+        for (int k = 0; k < 2; k++) {
+            FILE *fp = fopen(paths[k], "r");
+            if (!fp)
+                continue;
+            char line[4096];
+            sts_buf all;
+            sts_buf_init(&all, 4 << 20);
+            while (fgets(line, sizeof(line), fp)) {
+                line[strcspn(line, "\n")] = '\0';
+                sts_info(log, "external%s: %s", k ? "" : " (stderr)", line);
+                sts_buf_appendf(&all, "%s\n", line);
+            }
+            fclose(fp);
+            if (k == 1 && all.data) {
+                json_t *doc = json_loads(all.data, 0, NULL);
+                if (json_is_array(json_object_get(doc, "results")))
+                    *result = doc;
+                else
+                    json_decref(doc);
+            }
+            sts_buf_free(&all);
+        }
+        if (*exit_status < 0) {
+            snprintf(c->error_msg, sizeof(c->error_msg), "cannot run the sender command");
+            return -1;
+        }
+        if (timed_out) {
+            snprintf(c->error_msg, sizeof(c->error_msg),
+                     "the sender command ran over the time limit of %.0f s", limit);
+            return -1;
+        }
+        return 0;
+    }
+    uv_loop_t loop;
+    char *rcpts[1] = {(char *)rcpt};
+    if (uv_loop_init(&loop)) {
+        snprintf(c->error_msg, sizeof(c->error_msg), "cannot create an event loop");
+        return -1;
+    }
+    *exit_status = sts_sender_run(&loop, so, rcpts, 1, result);
+    if (uv_loop_close(&loop)) {
+        snprintf(c->error_msg, sizeof(c->error_msg), "sender left handles open on its loop");
+        return -1;
+    }
+    /* A run cut short by the time limit says nothing about the scenario (it would
+     * look like a deferral): the case is an error, not a pass or a fail. */
+    const char *detail =
+        json_string_value(json_object_get(json_array_get(json_object_get(*result, "results"), 0),
+                                          "detail"));
+    if (detail && !strcmp(detail, "time limit")) {
+        snprintf(c->error_msg, sizeof(c->error_msg),
+                 "the sender ran over the time limit of %.0f s", so->deadline);
+        return -1;
+    }
+    return 0;
 }
 
 static void run_one(run_state *rs, run_case *c)
@@ -344,6 +556,9 @@ static void run_one(run_state *rs, run_case *c)
     sts_log *wlog = sts_log_new_child(log, "world:  ");
     char tmpl[] = "/tmp/ststest-run-XXXXXX";
     char *dir = mkdtemp(tmpl);
+    char cache_file[sizeof(tmpl) + 32];
+    const char **valid_hosts = NULL;
+    json_t *before = NULL;
 
     world_thread wt = {.scn = scn};
     pthread_mutex_init(&wt.mu, NULL);
@@ -357,6 +572,10 @@ static void run_one(run_state *rs, run_case *c)
                  strerror(errno));
         goto out;
     }
+    /* One virtual clock for the case: the world mints certificates at it and the
+     * sender judges certificates and its policy cache at it. */
+    time_t clock0 = time(NULL), clock = clock0;
+    wt.opts.now = clock0;
     if (pthread_create(&wt.tid, NULL, world_main, &wt)) {
         c->error = 1;
         snprintf(c->error_msg, sizeof(c->error_msg), "cannot start the world thread");
@@ -374,12 +593,14 @@ static void run_one(run_state *rs, run_case *c)
     }
 
     /* The sender, told only what any sender would be told: where DNS is, which CA
-     * to trust, which ports stand for 25 and 443. */
+     * to trust, which ports stand for 25 and 443; and a policy cache of its own that
+     * lives as long as the case, so that steps share it. */
     char rcpt[512];
     if (scn->sender.rcpt)
         snprintf(rcpt, sizeof(rcpt), "%s", scn->sender.rcpt);
     else
         snprintf(rcpt, sizeof(rcpt), "postmaster@%s", scn->domain);
+    snprintf(cache_file, sizeof(cache_file), "%s/policy-cache.sqlite", dir);
     sts_sender_opts so = {0};
     so.dns = json_string_value(json_object_get(wt.ready, "dns"));
     so.ca_file = json_string_value(json_object_get(wt.ready, "ca_file"));
@@ -387,85 +608,103 @@ static void run_one(run_state *rs, run_case *c)
     so.https_port = (int)json_integer_value(json_object_get(wt.ready, "https_port"));
     so.require_tls = scn->sender.require_tls;
     so.mode = scn->sender.mode;
-    so.no_cache = 1;
+    so.cache_file = cache_file;
     so.from = "ststest@runner.invalid";
     so.helo = "runner.invalid";
     so.timeout = rs->opts->stage_timeout > 0 ? rs->opts->stage_timeout : 10;
+    so.deadline = rs->opts->time_limit > 0 ? rs->opts->time_limit : 120;
     so.log = log;
-    const char **valid_hosts = NULL;
-    if (rs->opts->sender_cmd) {
-        char port_s[3][16], out_path[sizeof(tmpl) + 16];
-        const char *dns = so.dns ? so.dns : "";
-        const char *colon = strrchr(dns, ':');
-        char dns_host[256];
-        snprintf(dns_host, sizeof(dns_host), "%.*s", (int)(colon ? colon - dns : 0), dns);
-        snprintf(port_s[0], sizeof(port_s[0]), "%s", colon ? colon + 1 : "");
-        snprintf(port_s[1], sizeof(port_s[1]), "%d", so.smtp_port);
-        snprintf(port_s[2], sizeof(port_s[2]), "%d", so.https_port);
-        char flags[64];
-        snprintf(flags, sizeof(flags), "%s%s%s", so.require_tls ? "--require-tls" : "",
-                 so.mode ? " --mode " : "", so.mode ? so.mode : "");
-        const char *const vars[][2] = {
-            {"require_tls", so.require_tls ? "1" : "0"},
-            {"sender_mode", so.mode ? so.mode : "auto"},
-            {"ststest_flags", flags},
-            {"rcpt", rcpt},          {"domain", scn->domain}, {"dns", dns},
-            {"dns_host", dns_host},  {"dns_port", port_s[0]}, {"ca", so.ca_file},
-            {"smtp_port", port_s[1]}, {"https_port", port_s[2]}, {"mode", c->mode},
-            {NULL, NULL},
-        };
-        char *cmd = external_command(rs->opts->sender_cmd, vars);
-        snprintf(out_path, sizeof(out_path), "%s/sender.out", dir);
-        int timed_out = 0;
-        double limit = rs->opts->time_limit > 0 ? rs->opts->time_limit : 120;
-        sts_info(log, "external sender: %s", cmd ? cmd : "?");
-        c->exit_status = cmd ? run_external(cmd, out_path, limit, &timed_out) : -1;
-        free(cmd);
-        /* Its output joins the transcript; a JSON document in our format (say, from
-         * `ststest send --json`) is used as its result. */
-        FILE *fp = fopen(out_path, "r");
-        if (fp) {
-            char line[4096];
-            sts_buf all;
-            sts_buf_init(&all, 4 << 20);
-            while (fgets(line, sizeof(line), fp)) {
-                line[strcspn(line, "\n")] = '\0';
-                sts_info(log, "external: %s", line);
-                sts_buf_appendf(&all, "%s\n", line);
-            }
-            fclose(fp);
-            const char *brace = all.data ? strstr(all.data, "{\"results\"") : NULL;
-            if (brace)
-                c->result = json_loads(brace, JSON_DISABLE_EOF_CHECK, NULL);
-            sts_buf_free(&all);
-        }
-        if (c->exit_status < 0) {
-            c->error = 1;
-            snprintf(c->error_msg, sizeof(c->error_msg), "cannot run the sender command");
-        } else if (timed_out) {
-            c->error = 1;
-            snprintf(c->error_msg, sizeof(c->error_msg),
-                     "the sender command ran over the time limit of %.0f s", limit);
-        } else {
-            c->ran = 1;
-        }
+    if (rs->opts->sender_cmd)
         valid_hosts = valid_cert_hosts(scn);
-    } else {
-        uv_loop_t loop;
-        char *rcpts[1] = {rcpt};
-        if (uv_loop_init(&loop)) {
-            c->error = 1;
-            snprintf(c->error_msg, sizeof(c->error_msg), "cannot create an event loop");
-        } else {
-            c->exit_status = sts_sender_run(&loop, &so, rcpts, 1, &c->result);
-            c->ran = 1;
-            if (uv_loop_close(&loop)) {
+
+    size_t nsteps = scn->nsteps ? scn->nsteps : 1;
+    sts_buf diff;
+    sts_buf_init(&diff, 0);
+    json_t *actuals = json_array();
+    int passed = 1;
+    before = json_object();
+    for (size_t i = 0; i < nsteps && !c->error; i++) {
+        const char *step_name = scn->nsteps ? scn->steps[i].name : NULL;
+        const sts_scn_expect *expect =
+            scn->nsteps ? sts_scenario_step_expect(scn, i, c->mode) : sts_scenario_expect(scn, c->mode);
+        if (scn->nsteps) {
+            clock += scn->steps[i].advance;
+            char err[512];
+            sts_info(log, "STEP %zu: %s (clock +%lds)", i + 1, step_name,
+                     (long)(clock - clock0));
+            if (world_request(&wt, 0, i, clock, err, sizeof(err))) {
                 c->error = 1;
-                snprintf(c->error_msg, sizeof(c->error_msg),
-                         "sender left handles open on its loop");
+                snprintf(c->error_msg, sizeof(c->error_msg), "step %zu (%s): world: %s", i + 1,
+                         step_name, err);
+                break;
             }
         }
+        so.now = clock;
+        json_t *result = NULL;
+        int exit_status = 0;
+        if (sender_once(rs, c, &so, rcpt, dir, log, &result, &exit_status)) {
+            c->error = 1;
+            json_decref(result);
+            break;
+        }
+        c->ran = 1;
+        c->exit_status = exit_status;
+        char err[64];
+        world_request(&wt, 1, 0, 0, err, sizeof(err));
+        json_t *snap = wt.snap;
+        json_t *observed = observed_since(snap, before);
+        json_decref(before);
+        before = snap;
+        sts_verdict v;
+        sts_verdict_input in = {
+            .expect = expect,
+            .require_tls = scn->sender.require_tls,
+            .mode_override = scn->sender.mode,
+            .exit_status = exit_status,
+            .result = result,
+            .observed = observed,
+            .external = rs->opts->sender_cmd != NULL && result == NULL,
+            .cert_valid_hosts = valid_hosts,
+            .served_enforce = served_enforce(scn, i + 1, c->mode),
+        };
+        if (!expect || sts_verdict_check(&in, &v)) {
+            c->error = 1;
+            snprintf(c->error_msg, sizeof(c->error_msg), "%s",
+                     expect ? "out of memory judging the run" : "no expectation for this mode");
+        } else {
+            passed &= v.passed;
+            for (const char *p = v.diff.data; p && *p;) {
+                const char *nl = strchr(p, '\n');
+                size_t n = nl ? (size_t)(nl - p) : strlen(p);
+                if (step_name)
+                    sts_buf_appendf(&diff, "step %zu (%s): %.*s\n", i + 1, step_name, (int)n, p);
+                else
+                    sts_buf_appendf(&diff, "%.*s\n", (int)n, p);
+                p += n + (nl ? 1 : 0);
+            }
+            if (step_name)
+                json_array_append_new(actuals,
+                                      json_pack("{s:s, s:O}", "step", step_name, "actual",
+                                                v.actual));
+            else
+                json_array_append(actuals, v.actual);
+            sts_verdict_free(&v);
+        }
+        json_decref(observed);
+        json_decref(c->result);
+        c->result = result;
     }
+    /* The case's verdict: every step's differences, and the facts of each step. */
+    memset(&c->verdict, 0, sizeof(c->verdict));
+    c->verdict.diff = diff;
+    c->verdict.passed = passed && !c->error;
+    c->verdict.actual = scn->nsteps ? json_pack("{s:o}", "steps", actuals)
+                                    : json_incref(json_array_get(actuals, 0));
+    if (!scn->nsteps)
+        json_decref(actuals);
+    c->verdict_set = 1;
+
+    wt.snap = NULL;
     uv_async_send(&wt.stop);
     pthread_join(wt.tid, NULL);
     c->observed = wt.observed;
@@ -473,24 +712,9 @@ static void run_one(run_state *rs, run_case *c)
         c->error = 1;
         snprintf(c->error_msg, sizeof(c->error_msg), "%s", wt.err);
     }
-    if (c->ran) {
-        sts_verdict_input in = {
-            .expect = sts_scenario_expect(scn, c->mode),
-            .require_tls = scn->sender.require_tls,
-            .mode_override = scn->sender.mode,
-            .exit_status = c->exit_status,
-            .result = c->result,
-            .observed = c->observed,
-            .external = rs->opts->sender_cmd != NULL && c->result == NULL,
-            .cert_valid_hosts = valid_hosts,
-        };
-        if (sts_verdict_check(&in, &c->verdict)) {
-            c->error = 1;
-            snprintf(c->error_msg, sizeof(c->error_msg), "out of memory judging the run");
-        }
-    }
-    free(valid_hosts);
 out:
+    json_decref(before);
+    free(valid_hosts);
     json_decref(wt.ready);
     pthread_mutex_destroy(&wt.mu);
     pthread_cond_destroy(&wt.cv);
@@ -505,7 +729,7 @@ out:
 
 static int case_passed(const run_case *c)
 {
-    return c->ran && !c->error && c->verdict.passed;
+    return c->ran && !c->error && c->verdict_set && c->verdict.passed;
 }
 
 /* Print the last `max` lines of text, indented. */
@@ -540,7 +764,7 @@ static void report_case(run_state *rs, run_case *c)
         fprintf(out, "  file: %s\n", c->scn->file);
         if (c->error)
             fprintf(out, "  error: %s\n", c->error_msg);
-        if (c->ran && c->verdict.diff.len) {
+        if (c->verdict_set && c->verdict.diff.len) {
             const char *p = c->verdict.diff.data;
             while (*p) {
                 const char *nl = strchr(p, '\n');
@@ -548,7 +772,7 @@ static void report_case(run_state *rs, run_case *c)
                 p = nl + 1;
             }
         }
-        if (c->ran && c->verdict.actual) {
+        if (c->verdict_set && c->verdict.actual) {
             char *a = json_dumps(c->verdict.actual, JSON_COMPACT);
             fprintf(out, "  actual: %s\n", a ? a : "?");
             free(a);
@@ -724,8 +948,8 @@ int sts_runner_run(char *const *paths, size_t npaths, const sts_run_opts *opts)
             .mode = c->mode,
             .passed = case_passed(c),
             .error = c->error ? c->error_msg : NULL,
-            .diff = c->ran ? c->verdict.diff.data : NULL,
-            .actual = c->ran ? c->verdict.actual : NULL,
+            .diff = c->verdict_set ? c->verdict.diff.data : NULL,
+            .actual = c->verdict_set ? c->verdict.actual : NULL,
             .exit_status = c->exit_status,
             .seconds = c->seconds,
             .transcript = c->transcript,
@@ -741,7 +965,7 @@ int sts_runner_run(char *const *paths, size_t npaths, const sts_run_opts *opts)
     }
     free(rc_);
     for (size_t i = 0; i < rs.ncases; i++) {
-        if (rs.cases[i].ran)
+        if (rs.cases[i].verdict_set)
             sts_verdict_free(&rs.cases[i].verdict);
         json_decref(rs.cases[i].result);
         json_decref(rs.cases[i].observed);

@@ -22,10 +22,10 @@ typedef struct sts_run_opts {
     int verbose;            /* print every case's transcript, not only failures' */
     /* Run this shell command as the sender instead of ours (see README, "Testing
      * another implementation"); placeholders {rcpt} {domain} {dns} {dns_host}
-     * {dns_port} {ca} {smtp_port} {https_port} {mode} {require_tls} {sender_mode} are
-     * replaced, shell-quoted; {ststest_flags} by ststest options for `sender:`. */
+     * {dns_port} {ca} {smtp_port} {https_port} {mode} {require_tls} {sender_mode} {now}
+     * {cache} are replaced, shell-quoted; {ststest_flags} by ststest options. */
     const char *sender_cmd;
-    double time_limit;      /* seconds an external sender may run; 0 = 120 */
+    double time_limit;      /* seconds the sender may run per step; 0 = 120 */
     FILE *out;              /* progress and summary (stdout) */
 } sts_run_opts;
 

@@ -214,11 +214,13 @@ int sts_verdict_check(const sts_verdict_input *in, sts_verdict *v)
     const char *mode = in->mode_override && strcmp(in->mode_override, "auto")
                            ? in->mode_override
                            : str_or(json_object_get(json_object_get(r0, "policy"), "mode"), "");
-    /* An external sender says nothing of the policy it applied: the world served
-     * the case's mode, so a correct sender enforced it when that mode is enforce and
-     * the expectation says the policy was in force. */
+    /* An external sender says nothing of the policy it applied: a correct one
+     * enforces what the world served, unless the expectation says that policy was
+     * unusable (fetch error, bad certificate, invalid). */
     if (in->external && (!in->mode_override || !strcmp(in->mode_override, "auto")))
-        mode = e->mode && e->policy_source && !strcmp(e->policy_source, "none") ? "" : e->mode;
+        mode = in->served_enforce && !(e->policy_source && !strcmp(e->policy_source, "none"))
+                   ? "enforce"
+                   : "";
     if (in->require_tls || !strcmp(mode, "enforce")) {
         for (size_t i = 0; i < json_array_size(sessions); i++) {
             json_t *s = json_array_get(sessions, i);

@@ -117,6 +117,16 @@ sts_tls_verdict sts_decide_tls(int tls_required, const sts_tls_facts *f, const c
     return STS_TLSV_CONTINUE;
 }
 
+int sts_decide_mx_host_ascii(const char *host)
+{
+    if (!host || !*host)
+        return 0;
+    for (const unsigned char *p = (const unsigned char *)host; *p; p++)
+        if (*p <= 0x20 || *p >= 0x7f)
+            return 0;
+    return 1;
+}
+
 sts_action sts_decide_reply_action(int code)
 {
     if (code >= 500)

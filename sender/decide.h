@@ -67,6 +67,13 @@ int sts_decide_tls_required(sts_emode mode, int require_tls);
  * else NULL. */
 int sts_decide_mx_connect(sts_emode mode, int policy_match, const char **failure);
 
+/* RFC 8461 3.2: "In the case of Internationalized Domain Names, the "mx" value MUST
+ * specify the Punycode-encoded A-label to match against, and not the Unicode-encoded
+ * U-label." MX host names from DNS are A-labels on the wire; a name with any byte
+ * outside printable ASCII (a U-label, or garbage) is compared with no pattern.
+ * 1 when host is printable ASCII (and not empty), else 0. */
+int sts_decide_mx_host_ascii(const char *host);
+
 /* The facts of the TLS step of one session. */
 typedef struct sts_tls_facts {
     int starttls_offered;      /* EHLO advertised STARTTLS */

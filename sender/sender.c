@@ -1,16 +1,19 @@
 /*
  * sender.c - one run of the sender (sender.h): for each recipient, RFC 8461 policy
- * discovery (TXT, policy host, HTTPS fetch, parse), MX lookup (RFC 5321 5.1, RFC 7505),
- * then per MX in preference order the policy match, the address lookup and an SMTP
- * session (smtpc.h), the decisions of decide.h, and at the end the JSON result and a
- * per-MX summary for people.
+ * discovery (TXT, policy cache, policy host, HTTPS fetch, parse), MX lookup (RFC 5321
+ * 5.1, RFC 7505), then per MX in preference order the policy match, the address lookup
+ * and an SMTP session per address (smtpc.h), the decisions of decide.h, and at the end
+ * the JSON result and a per-MX summary for people.
  *
  * Each recipient is a job, a small state machine on the shared loop:
- *   TXT -> [cache lookup: not built yet] -> POLICY_ADDR -> FETCH -> MX -> (MX_ADDR -> SMTP)*
- *   -> DONE
- * Up to SENDER_CONCURRENCY jobs run at once. Jobs never free shared objects from inside
+ *   TXT -> cache decision (cache.h) -> [POLICY_ADDR -> FETCH] -> policy applied
+ *   -> MX -> (MX_ADDR -> SMTP per address)* -> [every MX refused under a cached enforce
+ *   policy: TXT again, and on a new id FETCH and the MX list once more] -> DONE
+ * Up to opts->concurrency jobs run at once. Jobs never free shared objects from inside
  * their callbacks: the resolver and the fetcher are freed from a zero-delay timer once
- * every job is done.
+ * every job is done, or by the deadline timer (opts->deadline), whose callback is no
+ * resolver/fetcher callback either; their pending callbacks then run with a cancelled
+ * status and the jobs end as deferred ("time limit").
  *
  * sts_sender_run returns an exit status (sysexits), see sender.h.
  */
@@ -30,6 +33,7 @@
 #include "common/buf.h"
 #include "common/err.h"
 #include "common/tls.h"
+#include "sender/cache.h"
 #include "sender/decide.h"
 #include "sender/fetch.h"
 #include "sender/policy.h"
@@ -39,9 +43,11 @@
 
 #define SENDER_CONCURRENCY 8
 #define SENDER_MAX_MX 16          /* MX hosts tried per recipient */
+#define SENDER_MAX_ADDRS 8        /* addresses tried per MX host */
 #define SENDER_MAX_FAILURES 16
 #define SENDER_DNS_TIMEOUT 10.0   /* seconds per DNS query (resolver.h) */
 #define SENDER_FETCH_TIMEOUT 60.0 /* RFC 8461 3.3: "a reasonable timeout" */
+#define SENDER_TIME_LIMIT_DETAIL "time limit"
 
 typedef struct mx_entry {
     char host[256];
@@ -49,6 +55,8 @@ typedef struct mx_entry {
     int implicit;             /* RFC 5321 5.1: the domain itself, no MX records */
     int policy_match;         /* 1/0; -1 when there is no policy */
     char address[INET6_ADDRSTRLEN];
+    char addresses[SENDER_MAX_ADDRS][INET6_ADDRSTRLEN]; /* every address connected to */
+    size_t naddresses;
     int tried;                /* an address lookup or session happened */
     sts_action action;
     const char *failure;      /* RFC 8460 result type that matters, or NULL */
@@ -58,6 +66,7 @@ typedef struct mx_entry {
     int starttls_offered;
     int tls_attempted, tls_up;
     sts_tls_info tls;
+    int pipelined;
     int code;
     char enhanced[16];
     char text[STS_SMTPC_TEXT_MAX];
@@ -76,17 +85,35 @@ typedef struct job {
     char domain[256];
     job_state state;
     sts_log *log;             /* the run's log, or a child with a prefix */
-    /* policy */
+    /* TXT (RFC 8461 3.1) */
     int have_txt;
+    sts_cache_txt txt_kind;
     char txt_id[STS_TXT_ID_MAX + 1];
+    /* cache (RFC 8461 3.3, 5.1, 10.2) */
+    int have_centry;
+    sts_cache_entry centry;
+    int decided;               /* job_discover ran */
+    sts_cache_decision decision;
+    sts_cache_apply apply;
+    /* the policy applied */
     int have_policy;
     sts_policy policy;
-    const char *policy_source; /* "fetched" | "none" (| "cache", later) */
+    char policy_id[STS_TXT_ID_MAX + 1];
+    time_t policy_fetched_at, policy_expires_at;
+    int have_fpolicy;          /* a policy was just fetched and parsed */
+    sts_policy fpolicy;
+    const char *policy_source; /* "fetched" | "cache" | "none" */
     sts_emode mode;
     int tls_required;
+    /* RFC 8461 5.1 re-check after every MX was refused under a cached enforce policy */
+    int rechecking, rechecked, recheck_changed, recheck_fetched, recheck_retried;
+    char recheck_id[STS_TXT_ID_MAX + 1];
+    int have_old_policy;
+    sts_policy old_policy;
     const char *failures[SENDER_MAX_FAILURES];
     size_t nfailures;
     char detail[512];          /* why the outcome, for people */
+    int aborted;               /* the run's time limit passed */
     /* MX */
     mx_entry mx[SENDER_MAX_MX];
     size_t nmx;
@@ -94,7 +121,10 @@ typedef struct job {
     int null_mx;
     int no_such_domain;
     int mx_temp;              /* MX lookup failed temporarily */
+    sts_dns_addr addrs[SENDER_MAX_ADDRS]; /* the current MX's addresses, A then AAAA */
+    size_t naddrs, addr_idx;
     struct sockaddr_storage addr;
+    sts_smtpc *smtp;          /* the session in progress, or NULL */
     sts_buf msg;               /* the generated message (when no --data) */
     const char *rcpt_list[1];
     sts_outcome outcome;
@@ -105,20 +135,28 @@ typedef struct run {
     const sts_sender_opts *opts;
     sts_resolver *resolver;
     sts_fetcher *fetcher;
+    sts_cache *cache;         /* NULL: no cache (--no-cache, or the default is unusable) */
     SSL_CTX *ctx;
     job *jobs;
     size_t njobs, next, done;
+    size_t concurrency;
+    int starting, start_again; /* run_start_jobs is not re-entered (no deep recursion) */
     char helo[256];
     char from[512];
     sts_buf data;             /* --data contents */
     int have_data;
     uv_timer_t teardown;
     int teardown_started;
+    uv_timer_t deadline;
+    int deadline_passed;
 } run;
 
 static void job_next_mx(job *j);
 static void job_finish(job *j);
+static void job_finish_final(job *j);
 static void job_mx_lookup(job *j);
+static void job_abort(job *j);
+static void run_start_jobs(run *r);
 
 /* ---- small helpers ---- */
 
@@ -169,6 +207,39 @@ static sts_emode emode_of(sts_mode m)
     }
 }
 
+/* The `now` of every cache call and of the generated message: --now, else the clock. */
+static time_t run_now(const run *r)
+{
+    return r->opts->now ? r->opts->now : time(NULL);
+}
+
+static void iso8601(time_t t, char *out, size_t len)
+{
+    struct tm tm;
+    gmtime_r(&t, &tm);
+    strftime(out, len, "%Y-%m-%dT%H:%M:%SZ", &tm);
+}
+
+/* The deadline passed: end the job here (callers return right after). */
+static int job_deadline(job *j)
+{
+    if (!j->run->deadline_passed)
+        return 0;
+    job_abort(j);
+    return 1;
+}
+
+/* Two policies say the same (RFC 8461 3.2 fields; mx compared case-insensitively). */
+static int policy_same(const sts_policy *a, const sts_policy *b)
+{
+    if (a->mode != b->mode || a->max_age != b->max_age || a->nmx != b->nmx)
+        return 0;
+    for (size_t i = 0; i < a->nmx; i++)
+        if (strcasecmp(a->mx[i], b->mx[i]))
+            return 0;
+    return 1;
+}
+
 /* ---- policy discovery (RFC 8461 3) ---- */
 
 static void job_apply_policy(job *j)
@@ -185,15 +256,92 @@ static void job_apply_policy(job *j)
              o->require_tls ? " (+ --require-tls: verified TLS required on every MX)" : "");
 }
 
-static void job_policy_done(job *j)
+static void job_log_policy(job *j, const sts_policy *p)
 {
+    sts_info(j->log, "MTASTS policy-->version %s", p->version);
+    sts_info(j->log, "MTASTS policy-->mode %s", sts_mode_name(p->mode));
+    for (size_t i = 0; i < p->nmx; i++)
+        sts_info(j->log, "MTASTS policy-->mx %s", p->mx[i]);
+    sts_info(j->log, "MTASTS policy-->max_age %ld", p->max_age);
+}
+
+static void job_recheck_resolved(job *j);
+
+/* The fetch (if any) is over: sts_cache_resolve() says which policy applies. */
+static void job_policy_resolved(job *j, int fetch_ok, int policy_ok)
+{
+    run *r = j->run;
+    j->apply = sts_cache_resolve(j->decision, fetch_ok, policy_ok);
+    if (j->have_policy)
+        sts_policy_free(&j->policy);
+    j->have_policy = 0;
+    char t1[32], t2[32];
+    switch (j->apply) {
+    case STS_CACHE_APPLY_FETCHED:
+        j->policy = j->fpolicy; /* moved */
+        memset(&j->fpolicy, 0, sizeof(j->fpolicy));
+        j->have_fpolicy = 0;
+        j->have_policy = 1;
+        j->policy_source = "fetched";
+        snprintf(j->policy_id, sizeof(j->policy_id), "%s", j->txt_id);
+        j->policy_fetched_at = run_now(r);
+        j->policy_expires_at = j->policy_fetched_at + j->policy.max_age;
+        break;
+    case STS_CACHE_APPLY_CACHED:
+        if (!j->have_centry || !j->centry.has_policy ||
+            sts_policy_copy(&j->policy, &j->centry.policy)) {
+            /* Cannot happen (the decision needs a cached policy) but for ENOMEM. */
+            sts_error(j->log, "MTASTS the cached policy could not be loaded");
+            j->policy_source = "none";
+            break;
+        }
+        j->have_policy = 1;
+        j->policy_source = "cache";
+        snprintf(j->policy_id, sizeof(j->policy_id), "%s", j->centry.id);
+        j->policy_fetched_at = j->centry.fetched_at;
+        j->policy_expires_at = j->centry.expires_at;
+        iso8601(j->centry.fetched_at, t1, sizeof(t1));
+        iso8601(j->centry.expires_at, t2, sizeof(t2));
+        sts_info(j->log, "MTASTS applying the CACHED policy id=%s (fetched %s, expires %s)",
+                 j->policy_id, t1, t2);
+        job_log_policy(j, &j->policy);
+        break;
+    case STS_CACHE_APPLY_NONE:
+        j->policy_source = "none";
+        j->policy_id[0] = '\0';
+        break;
+    }
+    if (j->have_fpolicy) {
+        sts_policy_free(&j->fpolicy);
+        j->have_fpolicy = 0;
+    }
+    if (j->rechecking) {
+        job_recheck_resolved(j);
+        return;
+    }
     job_apply_policy(j);
     job_mx_lookup(j);
+}
+
+/* A fetch of txt_id failed (or its policy did not parse): RFC 8461 3.3's five-minute
+ * rule needs the failure remembered. */
+static void job_note_fetch_failure(job *j)
+{
+    run *r = j->run;
+    if (!r->cache)
+        return;
+    int rc = sts_cache_note_failure(r->cache, j->domain, j->txt_id, run_now(r));
+    if (rc)
+        sts_info(j->log, "MTASTS cache: could not record the failed fetch: %s",
+                 sts_cache_last_error(r->cache));
 }
 
 static void fetch_cb(const sts_fetch_result *res, void *arg)
 {
     job *j = arg;
+    run *r = j->run;
+    if (job_deadline(j))
+        return;
     if (!res->ok) {
         sts_info(j->log, "MTASTS policy fetch FAILED: %s -> %s",
                  res->detail ? res->detail : sts_strerror(res->err),
@@ -201,13 +349,13 @@ static void fetch_cb(const sts_fetch_result *res, void *arg)
         job_add_failure(j, res->result_type ? res->result_type : "sts-policy-fetch-error");
         snprintf(j->detail, sizeof(j->detail), "policy fetch failed: %s",
                  res->detail ? res->detail : sts_strerror(res->err));
-        /* No cache yet: without a policy the sender behaves as for none (RFC 8461 5). */
-        job_policy_done(j);
+        job_note_fetch_failure(j);
+        job_policy_resolved(j, 0, 0);
         return;
     }
     sts_diags diags;
     sts_diags_init(&diags);
-    int rc = sts_policy_parse(res->body, res->body_len, &j->policy, &diags);
+    int rc = sts_policy_parse(res->body, res->body_len, &j->fpolicy, &diags);
     if (rc) {
         char why[300];
         sts_diags_summary(&diags, why, sizeof(why));
@@ -215,27 +363,40 @@ static void fetch_cb(const sts_fetch_result *res, void *arg)
                  why[0] ? why : sts_strerror(rc));
         job_add_failure(j, "sts-policy-invalid");
         snprintf(j->detail, sizeof(j->detail), "policy invalid: %s", why[0] ? why : "?");
-        memset(&j->policy, 0, sizeof(j->policy));
-    } else {
-        j->have_policy = 1;
-        j->policy_source = "fetched";
-        for (size_t i = 0; i < diags.n; i++)
-            sts_debug(j->log, "MTASTS policy %s line %d: %s",
-                      sts_diag_severity_name(diags.items[i].severity), diags.items[i].line,
-                      diags.items[i].message);
-        sts_info(j->log, "MTASTS policy-->version %s", j->policy.version);
-        sts_info(j->log, "MTASTS policy-->mode %s", sts_mode_name(j->policy.mode));
-        for (size_t i = 0; i < j->policy.nmx; i++)
-            sts_info(j->log, "MTASTS policy-->mx %s", j->policy.mx[i]);
-        sts_info(j->log, "MTASTS policy-->max_age %ld", j->policy.max_age);
+        memset(&j->fpolicy, 0, sizeof(j->fpolicy));
+        sts_diags_free(&diags);
+        /* An invalid policy is a failed fetch of that id (RFC 8461 3.3). */
+        job_note_fetch_failure(j);
+        job_policy_resolved(j, 1, 0);
+        return;
     }
+    j->have_fpolicy = 1;
+    for (size_t i = 0; i < diags.n; i++)
+        sts_debug(j->log, "MTASTS policy %s line %d: %s",
+                  sts_diag_severity_name(diags.items[i].severity), diags.items[i].line,
+                  diags.items[i].message);
     sts_diags_free(&diags);
-    job_policy_done(j);
+    job_log_policy(j, &j->fpolicy);
+    if (r->cache) {
+        /* RFC 8461 3.3: cache it for max_age under the id it was fetched for; a policy
+         * of mode none replaces a cached enforce one (8.3). */
+        rc = sts_cache_put(r->cache, j->domain, j->txt_id, res->body, res->body_len,
+                           j->fpolicy.max_age, run_now(r));
+        if (rc)
+            sts_info(j->log, "MTASTS cache: could not store the policy: %s",
+                     sts_cache_last_error(r->cache));
+        else
+            sts_info(j->log, "MTASTS cache: stored policy id=%s for %ld s", j->txt_id,
+                     j->fpolicy.max_age);
+    }
+    job_policy_resolved(j, 1, 1);
 }
 
 static void policy_addr_cb(const sts_dns_addr_result *res, void *arg)
 {
     job *j = arg;
+    if (job_deadline(j))
+        return;
     if (res->status != STS_DNS_OK || !res->n) {
         sts_info(j->log, "DNS %s A/AAAA -> %s%s%s", res->name, sts_dns_status_name(res->status),
                  res->detail ? ": " : "", res->detail ? res->detail : "");
@@ -243,7 +404,8 @@ static void policy_addr_cb(const sts_dns_addr_result *res, void *arg)
         job_add_failure(j, "sts-policy-fetch-error");
         snprintf(j->detail, sizeof(j->detail), "policy host %s: %s", res->name,
                  sts_dns_status_name(res->status));
-        job_policy_done(j);
+        job_note_fetch_failure(j);
+        job_policy_resolved(j, 0, 0);
         return;
     }
     for (size_t i = 0; i < res->n; i++)
@@ -256,19 +418,84 @@ static void policy_addr_cb(const sts_dns_addr_result *res, void *arg)
     if (rc) {
         sts_info(j->log, "MTASTS policy fetch could not start: %s", sts_strerror(rc));
         job_add_failure(j, "sts-policy-fetch-error");
-        job_policy_done(j);
+        job_note_fetch_failure(j);
+        job_policy_resolved(j, 0, 0);
     }
 }
 
-static void txt_cb(const sts_dns_txt_result *res, void *arg)
+/* Load the domain's cache entry into j->centry (replacing a loaded one). */
+static void job_cache_load(job *j)
 {
-    job *j = arg;
+    run *r = j->run;
+    if (j->have_centry)
+        sts_cache_entry_free(&j->centry);
+    j->have_centry = 0;
+    if (!r->cache)
+        return;
+    int rc = sts_cache_get(r->cache, j->domain, run_now(r), &j->centry);
+    if (rc == STS_ENOTFOUND) {
+        sts_info(j->log, "MTASTS cache: nothing cached for %s", j->domain);
+        return;
+    }
+    if (rc) {
+        sts_info(j->log, "MTASTS cache lookup failed (going on without it): %s",
+                 sts_cache_last_error(r->cache));
+        return;
+    }
+    j->have_centry = 1;
+    const sts_cache_entry *e = &j->centry;
+    char t1[32], t2[32];
+    if (e->has_policy) {
+        iso8601(e->fetched_at, t1, sizeof(t1));
+        iso8601(e->expires_at, t2, sizeof(t2));
+        sts_info(j->log, "MTASTS cache: policy id=%s mode %s fetched %s, %s %s", e->id,
+                 sts_mode_name(e->policy.mode), t1, e->expired ? "EXPIRED" : "expires", t2);
+    }
+    if (e->problem[0])
+        sts_info(j->log, "MTASTS cache: %s", e->problem);
+    if (e->failed_id[0]) {
+        iso8601(e->failed_at, t1, sizeof(t1));
+        sts_info(j->log, "MTASTS cache: the fetch of id=%s failed at %s", e->failed_id, t1);
+    }
+}
+
+/* After the TXT lookup: the cache decision (cache.h), then fetch or not. */
+static void job_discover(job *j)
+{
+    run *r = j->run;
+    job_cache_load(j);
+    j->decided = 1;
+    j->decision = sts_cache_decide(j->have_centry ? &j->centry : NULL, j->txt_kind,
+                                   j->txt_id, run_now(r));
+    if (r->cache)
+        sts_info(j->log, "MTASTS cache decision %s: %s", sts_cache_decision_name(j->decision),
+                 sts_cache_decision_why(j->decision));
+    if (!sts_cache_decision_fetches(j->decision)) {
+        if (j->decision == STS_CACHE_NO_POLICY && j->txt_kind != STS_CACHE_TXT_FOUND)
+            sts_info(j->log, "MTASTS no policy announced for %s", j->domain);
+        job_policy_resolved(j, 0, 0);
+        return;
+    }
+    char host[300];
+    snprintf(host, sizeof(host), "mta-sts.%s", j->domain);
+    j->state = J_POLICY_ADDR;
+    int rc = sts_resolver_query_addr(r->resolver, host, policy_addr_cb, j);
+    if (rc) {
+        job_add_failure(j, "sts-policy-fetch-error");
+        job_note_fetch_failure(j);
+        job_policy_resolved(j, 0, 0);
+    }
+}
+
+/* RFC 8461 3.1: what the TXT answer says: j->txt_kind and, when FOUND, j->txt_id. */
+static void job_read_txt(job *j, const sts_dns_txt_result *res)
+{
+    j->have_txt = 0;
+    j->txt_id[0] = '\0';
     if (res->status != STS_DNS_OK) {
         sts_info(j->log, "DNS %s TXT -> %s%s%s", res->name, sts_dns_status_name(res->status),
                  res->detail ? ": " : "", res->detail ? res->detail : "");
-        /* RFC 8461 3.1 / 5: no record (or no answer) and no cached policy: no policy. */
-        sts_info(j->log, "MTASTS no policy announced for %s", j->domain);
-        job_policy_done(j);
+        j->txt_kind = sts_cache_txt_from_dns(res->status);
         return;
     }
     const char **recs = calloc(res->n, sizeof(*recs));
@@ -276,8 +503,8 @@ static void txt_cb(const sts_dns_txt_result *res, void *arg)
     if (!recs || !lens) {
         free(recs);
         free(lens);
-        snprintf(j->detail, sizeof(j->detail), "out of memory");
-        job_policy_done(j);
+        sts_error(j->log, "MTASTS out of memory reading the TXT records");
+        j->txt_kind = STS_CACHE_TXT_TEMPFAIL;
         return;
     }
     for (size_t i = 0; i < res->n; i++) {
@@ -292,26 +519,130 @@ static void txt_cb(const sts_dns_txt_result *res, void *arg)
     int rc = sts_txt_select(recs, lens, res->n, &txt, NULL, why, sizeof(why));
     free(recs);
     free(lens);
+    j->txt_kind = sts_cache_txt_from_select(rc);
     if (rc) {
-        /* RFC 8461 3.1: not exactly one valid STS record: no policy available. */
+        /* RFC 8461 3.1: not exactly one valid STS record: no policy available (unless a
+         * cached one still applies). */
         sts_info(j->log, "MTASTS %s", why[0] ? why : "no valid STS record: no policy");
-        job_policy_done(j);
         return;
     }
     j->have_txt = 1;
     snprintf(j->txt_id, sizeof(j->txt_id), "%s", txt.id);
     sts_txt_free(&txt);
     sts_info(j->log, "MTASTS TXT id=%s", j->txt_id);
-    /* The policy cache (another issue) slots in here: a cached policy with this id
-     * would be used without fetching. There is no cache yet: always fetch. */
-    char host[300];
-    snprintf(host, sizeof(host), "mta-sts.%s", j->domain);
-    j->state = J_POLICY_ADDR;
-    rc = sts_resolver_query_addr(j->run->resolver, host, policy_addr_cb, j);
-    if (rc) {
-        job_add_failure(j, "sts-policy-fetch-error");
-        job_policy_done(j);
+}
+
+static void txt_cb(const sts_dns_txt_result *res, void *arg)
+{
+    job *j = arg;
+    if (job_deadline(j))
+        return;
+    job_read_txt(j, res);
+    job_discover(j);
+}
+
+/* ---- RFC 8461 5.1: re-check DNS before giving up under a cached enforce policy ---- */
+
+/* "When a message fails to deliver due to an "enforce" policy, a compliant MTA MUST NOT
+ * permanently fail to deliver messages before checking, via DNS, for the presence of an
+ * updated policy." We never fail permanently under enforce (we defer), but when every MX
+ * was refused under a policy that came from the cache, the policy may simply be stale:
+ * look at the TXT record once more within this run. */
+static int job_should_recheck(const job *j)
+{
+    if (j->rechecked || j->run->deadline_passed || !j->have_policy ||
+        strcmp(j->policy_source, "cache") || j->mode != STS_EMODE_ENFORCE || !j->nmx)
+        return 0;
+    size_t tried = 0;
+    for (size_t i = 0; i < j->nmx; i++) {
+        if (!j->mx[i].tried)
+            continue;
+        tried++;
+        if (j->mx[i].action != STS_ACTION_REFUSED)
+            return 0;
     }
+    return tried > 0;
+}
+
+static void recheck_txt_cb(const sts_dns_txt_result *res, void *arg)
+{
+    job *j = arg;
+    if (job_deadline(j))
+        return;
+    job_read_txt(j, res);
+    if (j->txt_kind != STS_CACHE_TXT_FOUND || !strcmp(j->txt_id, j->policy_id)) {
+        sts_info(j->log, "MTASTS re-check: %s: the cached policy id=%s stands, the message "
+                 "stays deferred",
+                 j->txt_kind == STS_CACHE_TXT_FOUND ? "TXT id unchanged"
+                                                    : "no usable TXT record",
+                 j->policy_id);
+        j->rechecking = 0;
+        job_finish_final(j);
+        return;
+    }
+    j->recheck_changed = 1;
+    snprintf(j->recheck_id, sizeof(j->recheck_id), "%s", j->txt_id);
+    sts_info(j->log, "MTASTS re-check: TXT id changed %s -> %s", j->policy_id, j->txt_id);
+    if (sts_policy_copy(&j->old_policy, &j->policy)) {
+        j->rechecking = 0;
+        job_finish_final(j);
+        return;
+    }
+    j->have_old_policy = 1;
+    job_discover(j); /* reloads the cache entry: the five-minute rule applies too */
+}
+
+static void job_recheck_start(job *j)
+{
+    run *r = j->run;
+    j->rechecked = 1;
+    j->rechecking = 1;
+    sts_info(j->log, "MTASTS every MX was refused under the CACHED enforce policy id=%s: "
+             "re-checking _mta-sts.%s for an updated policy (RFC 8461 5.1)",
+             j->policy_id, j->domain);
+    char name[300];
+    snprintf(name, sizeof(name), "_mta-sts.%s", j->domain);
+    j->state = J_TXT;
+    int rc = sts_resolver_query_txt(r->resolver, name, recheck_txt_cb, j);
+    if (rc) {
+        sts_info(j->log, "MTASTS re-check could not start: %s", sts_strerror(rc));
+        j->rechecking = 0;
+        job_finish_final(j);
+    }
+}
+
+/* The re-check's fetch is over (job_policy_resolved set j->policy). */
+static void job_recheck_resolved(job *j)
+{
+    j->rechecking = 0;
+    j->recheck_fetched = j->apply == STS_CACHE_APPLY_FETCHED;
+    int differs = j->recheck_fetched && j->have_old_policy &&
+                  !policy_same(&j->policy, &j->old_policy);
+    if (!differs) {
+        sts_info(j->log, "MTASTS re-check: %s: the message stays deferred",
+                 !j->recheck_fetched ? "no new policy could be fetched"
+                                     : "the new policy says the same");
+        if (!j->have_policy) /* cannot happen under FETCH_KEEP_CACHED_ON_FAILURE */
+            j->policy_source = "none";
+        job_finish_final(j);
+        return;
+    }
+    sts_info(j->log, "MTASTS re-check: the new policy id=%s differs: retrying the MX list "
+             "under it",
+             j->policy_id);
+    j->recheck_retried = 1;
+    job_apply_policy(j);
+    for (size_t i = 0; i < j->nmx; i++) {
+        mx_entry *m = &j->mx[i];
+        mx_entry fresh;
+        memset(&fresh, 0, sizeof(fresh));
+        snprintf(fresh.host, sizeof(fresh.host), "%s", m->host);
+        fresh.preference = m->preference;
+        fresh.implicit = m->implicit;
+        *m = fresh;
+    }
+    j->cur = 0;
+    job_next_mx(j);
 }
 
 /* ---- MX (RFC 5321 5.1, RFC 7505) ---- */
@@ -319,6 +650,8 @@ static void txt_cb(const sts_dns_txt_result *res, void *arg)
 static void mx_cb(const sts_dns_mx_result *res, void *arg)
 {
     job *j = arg;
+    if (job_deadline(j))
+        return;
     if (res->status == STS_DNS_OK && res->null_mx) {
         sts_info(j->log, "DNS %s MX -> 0 . (null MX, RFC 7505: the domain accepts no mail)",
                  res->name);
@@ -375,9 +708,10 @@ static void job_mx_lookup(job *j)
     }
 }
 
-/* ---- per MX: address, SMTP session ---- */
+/* ---- per MX: addresses, SMTP sessions ---- */
 
 static void smtp_done_cb(sts_smtpc *s, void *arg);
+static void job_connect_addr(job *j);
 
 static void job_start_smtp(job *j, int no_starttls)
 {
@@ -400,10 +734,10 @@ static void job_start_smtp(job *j, int no_starttls)
         .log = j->log,
     };
     sts_smtpc_timeouts_init(&p.timeouts, o->timeout);
-    sts_smtpc *s = NULL;
     j->state = J_SMTP;
-    int rc = sts_smtpc_start(r->loop, &p, smtp_done_cb, j, &s);
+    int rc = sts_smtpc_start(r->loop, &p, smtp_done_cb, j, &j->smtp);
     if (rc) {
+        j->smtp = NULL;
         m->action = STS_ACTION_TEMPFAIL;
         snprintf(m->detail, sizeof(m->detail), "SMTP session could not start: %s",
                  sts_strerror(rc));
@@ -419,6 +753,7 @@ static void smtp_done_cb(sts_smtpc *s, void *arg)
     const sts_smtpc_result *res = sts_smtpc_get_result(s);
     int relevant = j->mode != STS_EMODE_NONE || j->tls_required;
 
+    j->smtp = NULL;
     m->action = res->action;
     /* A testing-mode mismatch recorded before connecting stays the MX's failure. */
     if (!m->failure && relevant)
@@ -432,12 +767,14 @@ static void smtp_done_cb(sts_smtpc *s, void *arg)
         m->tls_up = res->tls_up;
         m->tls = res->tls;
     }
+    m->pipelined = res->pipelined;
     m->code = res->code;
     snprintf(m->enhanced, sizeof(m->enhanced), "%s", res->enhanced);
     snprintf(m->text, sizeof(m->text), "%s", res->text);
     int retry = res->retry_plain && !m->plain_retry;
     int in_transaction = res->stage == STS_SMTPC_MAIL || res->stage == STS_SMTPC_RCPT ||
                          res->stage == STS_SMTPC_DATA || res->stage == STS_SMTPC_BODY;
+    int connect_failed = !res->connected && res->stage == STS_SMTPC_CONNECT;
     sts_action act = res->action;
     const char *res_failure = res->failure; /* static strings: valid after free */
     sts_smtpc_free(s); /* done_cb is the session's last act */
@@ -446,6 +783,14 @@ static void smtp_done_cb(sts_smtpc *s, void *arg)
         /* Both a testing-mode mismatch and the session's own failure are reported. */
         job_add_failure(j, m->failure);
         job_add_failure(j, res_failure);
+    }
+    if (j->run->deadline_passed) {
+        /* A delivery that completed before the limit stands. */
+        if (act == STS_ACTION_DELIVERED)
+            job_finish(j);
+        else
+            job_abort(j);
+        return;
     }
     if (retry) {
         /* Opportunistic TLS (no policy / testing / none): a failed handshake may be
@@ -456,6 +801,15 @@ static void smtp_done_cb(sts_smtpc *s, void *arg)
         job_start_smtp(j, 1);
         return;
     }
+    if (connect_failed && j->addr_idx + 1 < j->naddrs) {
+        /* RFC 5321 5.1: an MX host may have several addresses; a connection failure to
+         * one is no verdict on the host: try its next address first. */
+        j->addr_idx++;
+        sts_info(j->log, "MX %s: no connection to %s: trying its next address %s", m->host,
+                 m->address, j->addrs[j->addr_idx].text);
+        job_connect_addr(j);
+        return;
+    }
     if (!sts_decide_try_next_mx(act, in_transaction) || j->cur + 1 >= j->nmx) {
         job_finish(j);
         return;
@@ -464,11 +818,30 @@ static void smtp_done_cb(sts_smtpc *s, void *arg)
     job_next_mx(j);
 }
 
+/* Connect to the current MX's address j->addrs[j->addr_idx]. */
+static void job_connect_addr(job *j)
+{
+    mx_entry *m = &j->mx[j->cur];
+    run *r = j->run;
+    const sts_dns_addr *a = &j->addrs[j->addr_idx];
+    snprintf(m->address, sizeof(m->address), "%s", a->text);
+    if (m->naddresses < SENDER_MAX_ADDRS)
+        snprintf(m->addresses[m->naddresses++], sizeof(m->addresses[0]), "%s", a->text);
+    memcpy(&j->addr, &a->sa, sizeof(a->sa));
+    int port = r->opts->smtp_port ? r->opts->smtp_port : 25;
+    if (a->family == AF_INET6)
+        ((struct sockaddr_in6 *)&j->addr)->sin6_port = htons((uint16_t)port);
+    else
+        ((struct sockaddr_in *)&j->addr)->sin_port = htons((uint16_t)port);
+    job_start_smtp(j, 0);
+}
+
 static void mx_addr_cb(const sts_dns_addr_result *res, void *arg)
 {
     job *j = arg;
+    if (job_deadline(j))
+        return;
     mx_entry *m = &j->mx[j->cur];
-    run *r = j->run;
     if (res->status != STS_DNS_OK || !res->n) {
         sts_info(j->log, "DNS %s A/AAAA -> %s%s%s", res->name, sts_dns_status_name(res->status),
                  res->detail ? ": " : "", res->detail ? res->detail : "");
@@ -490,30 +863,40 @@ static void mx_addr_cb(const sts_dns_addr_result *res, void *arg)
     for (size_t i = 0; i < res->n; i++)
         sts_info(j->log, "DNS %s %s -> %s", res->name,
                  res->addrs[i].family == AF_INET6 ? "AAAA" : "A", res->addrs[i].text);
-    /* The first address (A before AAAA); further addresses are not tried yet. */
-    const sts_dns_addr *a = &res->addrs[0];
-    snprintf(m->address, sizeof(m->address), "%s", a->text);
-    memcpy(&j->addr, &a->sa, sizeof(a->sa));
-    int port = r->opts->smtp_port ? r->opts->smtp_port : 25;
-    if (a->family == AF_INET6)
-        ((struct sockaddr_in6 *)&j->addr)->sin6_port = htons((uint16_t)port);
-    else
-        ((struct sockaddr_in *)&j->addr)->sin_port = htons((uint16_t)port);
-    job_start_smtp(j, 0);
+    /* Every address in turn, A before AAAA (the resolver's order), on connection
+     * failures (smtp_done_cb). */
+    j->naddrs = res->n < SENDER_MAX_ADDRS ? res->n : SENDER_MAX_ADDRS;
+    if (res->n > SENDER_MAX_ADDRS)
+        sts_info(j->log, "MX %s: only the first %d of %zu addresses are tried", m->host,
+                 SENDER_MAX_ADDRS, res->n);
+    for (size_t i = 0; i < j->naddrs; i++)
+        j->addrs[i] = res->addrs[i];
+    j->addr_idx = 0;
+    job_connect_addr(j);
 }
 
-/* Take the next MX in preference order: policy match, then its address. */
+/* Take the next MX in preference order: policy match, then its addresses. */
 static void job_next_mx(job *j)
 {
+    if (job_deadline(j))
+        return;
     while (j->cur < j->nmx) {
         mx_entry *m = &j->mx[j->cur];
         m->tried = 1;
         const char *failure = NULL;
         if (j->have_policy) {
-            const char *pat = sts_policy_mx_match(&j->policy, m->host);
+            /* RFC 8461 3.2 / 4.1: names are compared as A-labels; the resolver gives MX
+             * names as they are on the wire (A-labels), and a name with non-ASCII bytes
+             * matches no pattern (sts_decide_mx_host_ascii). */
+            const char *pat = sts_decide_mx_host_ascii(m->host)
+                                  ? sts_policy_mx_match(&j->policy, m->host)
+                                  : NULL;
             m->policy_match = pat != NULL;
             if (pat)
                 sts_info(j->log, "MX %u %s policy match (%s)", m->preference, m->host, pat);
+            else if (!sts_decide_mx_host_ascii(m->host))
+                sts_info(j->log, "MX %u %s is not an A-label name: it matches no policy "
+                         "pattern (RFC 8461 3.2)", m->preference, m->host);
             else
                 sts_info(j->log, "MX %u %s does NOT match the policy", m->preference, m->host);
         } else {
@@ -556,6 +939,7 @@ static const char *yes_no(int v)
     return v ? "yes" : "no";
 }
 
+/* The per-MX matrix people read at the end (send and check alike). */
 static void job_summary(job *j)
 {
     sts_log *log = j->log;
@@ -568,7 +952,7 @@ static void job_summary(job *j)
         any |= j->mx[i].tried;
     if (any)
         sts_info(log, "%-28s %4s %-7s %-8s %-8s %-7s %-7s %-6s %-9s", "MX", "pref", "connect",
-                 "starttls", "tls", "trusted", "name-ok", "policy", "action");
+                 "starttls", "tls", "trusted", "name-ok", "policy", "result");
     for (size_t i = 0; i < j->nmx; i++) {
         const mx_entry *m = &j->mx[i];
         if (!m->tried)
@@ -607,12 +991,23 @@ static void teardown_cb(uv_timer_t *t)
         sts_fetcher_free(r->fetcher);
     r->fetcher = NULL;
     uv_close((uv_handle_t *)&r->teardown, teardown_close_cb);
+    uv_close((uv_handle_t *)&r->deadline, teardown_close_cb);
 }
 
-static void run_start_jobs(run *r);
-
+/* The MX list is done: maybe re-check the policy (RFC 8461 5.1), else finish. */
 static void job_finish(job *j)
 {
+    if (job_should_recheck(j)) {
+        job_recheck_start(j);
+        return;
+    }
+    job_finish_final(j);
+}
+
+static void job_finish_final(job *j)
+{
+    if (j->state == J_DONE)
+        return;
     sts_action actions[SENDER_MAX_MX];
     for (size_t i = 0; i < j->nmx; i++)
         actions[i] = j->mx[i].action;
@@ -625,7 +1020,11 @@ static void job_finish(job *j)
         .no_such_domain = j->no_such_domain,
     };
     j->outcome = sts_decide_outcome(&f);
-    if (!j->detail[0] || j->outcome == STS_OUTCOME_DELIVERED) {
+    if (j->aborted && j->outcome != STS_OUTCOME_DELIVERED) {
+        /* The run's time limit: whatever was pending is left for a later try. */
+        j->outcome = STS_OUTCOME_DEFERRED;
+        snprintf(j->detail, sizeof(j->detail), SENDER_TIME_LIMIT_DETAIL);
+    } else if (!j->detail[0] || j->outcome == STS_OUTCOME_DELIVERED) {
         for (size_t i = j->nmx; i-- > 0;)
             if (j->mx[i].tried && j->mx[i].detail[0]) {
                 snprintf(j->detail, sizeof(j->detail), "%.200s: %.300s", j->mx[i].host,
@@ -644,6 +1043,48 @@ static void job_finish(job *j)
     }
 }
 
+/* The run's deadline passed while j was waiting for something (or never started). */
+static void job_abort(job *j)
+{
+    if (j->state == J_DONE)
+        return;
+    j->aborted = 1;
+    j->rechecking = 0;
+    if (j->cur < j->nmx && j->mx[j->cur].tried && j->mx[j->cur].action == STS_ACTION_NONE) {
+        mx_entry *m = &j->mx[j->cur];
+        m->action = STS_ACTION_TEMPFAIL;
+        m->stage = j->state == J_MX_ADDR ? "DNS" : m->stage;
+        snprintf(m->detail, sizeof(m->detail), SENDER_TIME_LIMIT_DETAIL);
+    }
+    sts_info(j->log, "ABORTED %s: time limit reached", j->arg);
+    job_finish_final(j);
+}
+
+/* opts->deadline passed: abort every pending lookup, fetch and session. */
+static void deadline_cb(uv_timer_t *t)
+{
+    run *r = t->data;
+    r->deadline_passed = 1;
+    sts_info(r->opts->log, "TIME LIMIT of %.3g s reached: aborting every pending lookup, fetch "
+             "and session; the remaining recipients are deferred",
+             r->opts->deadline);
+    /* Sessions report later, from their close callbacks (smtp_done_cb). */
+    for (size_t i = 0; i < r->njobs; i++)
+        if (r->jobs[i].smtp)
+            sts_smtpc_abort(r->jobs[i].smtp, SENDER_TIME_LIMIT_DETAIL);
+    /* Pending DNS queries and fetches call back inside these calls, cancelled; the
+     * callbacks see deadline_passed and end their jobs. */
+    sts_resolver *res = r->resolver;
+    r->resolver = NULL;
+    if (res)
+        sts_resolver_free(res);
+    sts_fetcher *f = r->fetcher;
+    r->fetcher = NULL;
+    if (f)
+        sts_fetcher_free(f);
+    /* Jobs not started yet end at once (job_start checks the deadline). */
+    run_start_jobs(r);
+}
 /* ---- starting a job ---- */
 
 /* RFC 5322 3.3 date-time. */
@@ -723,6 +1164,8 @@ static void job_start(job *j)
 {
     run *r = j->run;
     j->state = J_TXT;
+    if (job_deadline(j))
+        return;
     if (job_parse_arg(j, r->opts->check_only)) {
         sts_info(j->log, "ERROR %s", j->detail);
         j->no_such_domain = 1; /* a bad address is a permanent failure */
@@ -744,16 +1187,28 @@ static void job_start(job *j)
     if (rc) {
         snprintf(j->detail, sizeof(j->detail), "TXT lookup could not start: %s",
                  sts_strerror(rc));
-        job_policy_done(j);
+        j->txt_kind = STS_CACHE_TXT_TEMPFAIL;
+        job_discover(j);
     }
 }
 
+/* Start jobs while fewer than r->concurrency run. Never re-entered: a job that ends at
+ * once (a bad address, the deadline) asks for another round instead of recursing. */
 static void run_start_jobs(run *r)
 {
-    while (r->next < r->njobs && r->next - r->done < SENDER_CONCURRENCY) {
-        job *j = &r->jobs[r->next++];
-        job_start(j);
+    if (r->starting) {
+        r->start_again = 1;
+        return;
     }
+    r->starting = 1;
+    do {
+        r->start_again = 0;
+        while (r->next < r->njobs && r->next - r->done < r->concurrency) {
+            job *j = &r->jobs[r->next++];
+            job_start(j);
+        }
+    } while (r->start_again);
+    r->starting = 0;
 }
 
 /* ---- JSON ---- */
@@ -770,6 +1225,10 @@ static json_t *mx_json(const mx_entry *m)
     json_object_set_new(o, "preference", json_integer(m->preference));
     json_object_set_new(o, "implicit", json_boolean(m->implicit));
     json_object_set_new(o, "address", str_or_null(m->address));
+    json_t *addrs = json_array();
+    for (size_t i = 0; i < m->naddresses; i++)
+        json_array_append_new(addrs, json_string(m->addresses[i]));
+    json_object_set_new(o, "addresses", addrs);
     json_object_set_new(o, "policy_match",
                         m->policy_match < 0 ? json_null() : json_boolean(m->policy_match));
     json_object_set_new(o, "connected", json_boolean(m->connected));
@@ -800,6 +1259,7 @@ static json_t *mx_json(const mx_entry *m)
         json_object_set_new(o, "tls", json_null());
     }
     json_object_set_new(o, "plain_retry", json_boolean(m->plain_retry));
+    json_object_set_new(o, "pipelined", json_boolean(m->pipelined));
     json_object_set_new(o, "action", json_string(sts_action_name(m->action)));
     json_object_set_new(o, "failure", str_or_null(m->failure));
     json_object_set_new(o, "stage", str_or_null(m->stage));
@@ -816,7 +1276,16 @@ static json_t *mx_json(const mx_entry *m)
     return o;
 }
 
-static json_t *job_json(const job *j, int check)
+static json_t *time_or_null(time_t t)
+{
+    if (!t)
+        return json_null();
+    char s[32];
+    iso8601(t, s, sizeof(s));
+    return json_string(s);
+}
+
+static json_t *job_json(const job *j, int check, int cache_on)
 {
     json_t *o = json_object();
     json_object_set_new(o, "recipient", check ? json_null() : json_string(j->arg));
@@ -832,7 +1301,9 @@ static json_t *job_json(const job *j, int check)
     json_object_set_new(p, "mode", json_string(sts_emode_name(j->mode)));
     json_object_set_new(p, "policy_mode",
                         j->have_policy ? json_string(sts_mode_name(j->policy.mode)) : json_null());
-    json_object_set_new(p, "id", str_or_null(j->have_policy || j->have_txt ? j->txt_id : NULL));
+    json_object_set_new(p, "id", str_or_null(j->have_policy  ? j->policy_id
+                                             : j->have_txt ? j->txt_id
+                                                           : NULL));
     json_object_set_new(p, "txt_id", str_or_null(j->have_txt ? j->txt_id : NULL));
     json_object_set_new(p, "max_age",
                         j->have_policy ? json_integer(j->policy.max_age) : json_null());
@@ -841,6 +1312,26 @@ static json_t *job_json(const job *j, int check)
         json_array_append_new(mxp, json_string(j->policy.mx[i]));
     json_object_set_new(p, "mx", mxp);
     json_object_set_new(o, "policy", p);
+
+    json_t *c = json_object();
+    json_object_set_new(c, "enabled", json_boolean(cache_on));
+    json_object_set_new(c, "decision", j->decided ? json_string(sts_cache_decision_name(j->decision))
+                                           : json_null());
+    json_object_set_new(c, "fetched_at", time_or_null(j->have_policy ? j->policy_fetched_at : 0));
+    json_object_set_new(c, "expires_at",
+                        j->have_policy ? time_or_null(j->policy_expires_at) : json_null());
+    json_object_set_new(o, "cache", c);
+    if (j->rechecked) {
+        /* RFC 8461 5.1: the re-check after every MX was refused under a cached policy. */
+        json_t *rc = json_object();
+        json_object_set_new(rc, "txt_id", str_or_null(j->recheck_id));
+        json_object_set_new(rc, "changed", json_boolean(j->recheck_changed));
+        json_object_set_new(rc, "fetched", json_boolean(j->recheck_fetched));
+        json_object_set_new(rc, "retried", json_boolean(j->recheck_retried));
+        json_object_set_new(o, "recheck", rc);
+    } else {
+        json_object_set_new(o, "recheck", json_null());
+    }
 
     json_object_set_new(o, "null_mx", json_boolean(j->null_mx));
     json_t *mx = json_array();
@@ -912,10 +1403,36 @@ int sts_sender_run(uv_loop_t *loop, const sts_sender_opts *opts, char *const *rc
         return STS_EXIT_DATAERR;
     }
 
+    /* The policy cache (RFC 8461 3.3): --cache FILE must work (65 otherwise); the
+     * default one is a convenience, and a run without it is still correct (only
+     * without the anti-downgrade memory), so its trouble is a warning. */
+    if (!opts->no_cache) {
+        char path[4096];
+        const char *cpath = opts->cache_file;
+        int crc = 0;
+        if (!cpath) {
+            crc = sts_cache_default_path(path, sizeof(path), err, sizeof(err));
+            cpath = path;
+        }
+        if (!crc)
+            crc = sts_cache_open(cpath, &r.cache, err, sizeof(err));
+        if (crc && opts->cache_file) {
+            sts_error(log, "ERROR --cache %s: %s", opts->cache_file, err);
+            sts_buf_free(&r.data);
+            return STS_EXIT_DATAERR;
+        }
+        if (crc)
+            sts_info(log, "WARNING the default policy cache is unusable, running without a "
+                     "cache: %s", err);
+        else
+            sts_debug(log, "MTASTS policy cache %s", sts_cache_path(r.cache));
+    }
+
     r.ctx = sts_tls_client_ctx(opts->ca_file, 0, err, sizeof(err));
     if (!r.ctx) {
         sts_error(log, "ERROR TLS client context: %s", err);
         sts_buf_free(&r.data);
+        sts_cache_close(r.cache);
         return opts->ca_file ? STS_EXIT_DATAERR : STS_EXIT_SOFTWARE;
     }
     if (opts->now)
@@ -938,6 +1455,7 @@ int sts_sender_run(uv_loop_t *loop, const sts_sender_opts *opts, char *const *rc
     if (!r.jobs)
         goto out;
     r.njobs = nrcpts;
+    r.concurrency = opts->concurrency > 0 ? (size_t)opts->concurrency : SENDER_CONCURRENCY;
     for (size_t i = 0; i < nrcpts; i++) {
         job *j = &r.jobs[i];
         j->run = &r;
@@ -954,6 +1472,12 @@ int sts_sender_run(uv_loop_t *loop, const sts_sender_opts *opts, char *const *rc
     }
     uv_timer_init(loop, &r.teardown);
     r.teardown.data = &r;
+    uv_timer_init(loop, &r.deadline);
+    r.deadline.data = &r;
+    if (opts->deadline > 0) {
+        uint64_t ms = (uint64_t)(opts->deadline * 1000.0);
+        uv_timer_start(&r.deadline, deadline_cb, ms ? ms : 1, 0);
+    }
     if (!nrcpts) {
         r.teardown_started = 1;
         uv_timer_start(&r.teardown, teardown_cb, 0, 0);
@@ -972,7 +1496,7 @@ int sts_sender_run(uv_loop_t *loop, const sts_sender_opts *opts, char *const *rc
         }
         if (outcomes)
             outcomes[i] = j->outcome;
-        json_array_append_new(results, job_json(j, opts->check_only));
+        json_array_append_new(results, job_json(j, opts->check_only, r.cache != NULL));
     }
     status = outcomes ? sts_decide_exit(outcomes, nrcpts) : STS_EXIT_SOFTWARE;
     free(outcomes);
@@ -985,6 +1509,12 @@ out:
             job *j = &r.jobs[i];
             if (j->have_policy)
                 sts_policy_free(&j->policy);
+            if (j->have_fpolicy)
+                sts_policy_free(&j->fpolicy);
+            if (j->have_old_policy)
+                sts_policy_free(&j->old_policy);
+            if (j->have_centry)
+                sts_cache_entry_free(&j->centry);
             sts_buf_free(&j->msg);
             if (j->log && j->log != log)
                 sts_log_free(j->log);
@@ -1000,6 +1530,7 @@ out:
         uv_run(loop, UV_RUN_DEFAULT);
     }
     SSL_CTX_free(r.ctx);
+    sts_cache_close(r.cache);
     sts_buf_free(&r.data);
     return status;
 }

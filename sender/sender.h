@@ -23,14 +23,20 @@ typedef struct sts_sender_opts {
     int https_port;         /* 0 = 443 */
     int require_tls;        /* ASSURETLS: STARTTLS + valid certificate on every MX */
     const char *mode;       /* "auto" (NULL) | "enforce" | "testing" | "none" */
-    const char *cache_file; /* NULL = default under $XDG_CACHE_HOME */
-    int no_cache;
+    const char *cache_file; /* NULL = default (sts_cache_default_path: $XDG_CACHE_HOME or
+                             * ~/.cache; unusable -> a warning, no cache); an unusable
+                             * explicit file -> exit 65 */
+    int no_cache;           /* no policy cache at all */
     const char *from;       /* envelope sender; NULL = "ststest@<hostname>" */
     const char *data_file;  /* message file, "-" = stdin, NULL = a generated test message */
     const char *helo;       /* NULL = the local host name */
     double timeout;         /* seconds per stage; 0 = RFC 5321 4.5.3.2 defaults */
     int check_only;         /* `check`: stop after TLS + second EHLO, then QUIT */
     time_t now;             /* judge certificates and the cache at this time; 0 = now */
+    int concurrency;        /* recipients handled at once; 0 = 8 */
+    double deadline;        /* seconds for the whole run, 0 = none: when it passes every
+                             * pending lookup, fetch and session is aborted and the
+                             * recipients not done are deferred (detail "time limit") */
     sts_log *log;           /* the transcript (may be NULL) */
 } sts_sender_opts;
 
@@ -41,7 +47,15 @@ typedef struct sts_sender_opts {
  * are done. *out gets {"results": [...]}. Returns the exit status: 0 all delivered,
  * 75 some deferred, 69 some failed, 70 internal error; before anything runs (and *out
  * stays NULL): 64 for a bad --dns server list, 65 for an unreadable or oversized
- * --data file or an unusable --ca-file. */
+ * --data file, an unusable --ca-file or an unusable --cache file.
+ *
+ * Policy cache (cache.h), per domain: TXT lookup -> sts_cache_get -> sts_cache_decide
+ * -> fetch when it says so -> sts_cache_put / sts_cache_note_failure (an invalid policy
+ * is a failed fetch of that id) -> sts_cache_resolve: JSON policy.source "fetched",
+ * "cache" or "none", and "cache": {"enabled", "decision", "fetched_at", "expires_at"}.
+ * RFC 8461 5.1: when every MX was refused under a cached enforce policy, the TXT record
+ * is looked up once more; a new id is fetched and, when the policy differs, the MX list
+ * is tried again under it (JSON "recheck"). */
 int sts_sender_run(uv_loop_t *loop, const sts_sender_opts *opts, char *const *rcpts,
                    size_t nrcpts, json_t **out);
 

@@ -61,6 +61,8 @@ struct sts_smtpc {
     sts_smtp_reply reply;  /* the reply being handled */
     size_t rcpt_idx;
     int rcpt_temp;         /* RCPTs answered 4xx */
+    int ext_pipelining;    /* the last EHLO offered PIPELINING (RFC 2920) */
+    int empty_body;        /* send a lone "." (RFC 2920 3.1: DATA 354, no recipient) */
     int closing;
     sts_smtpc_result res;
     sts_smtpc_done_cb done_cb;
@@ -119,6 +121,25 @@ int sts_smtpc_encode_body(const char *msg, size_t len, sts_buf *out)
     if (!rc)
         rc = sts_buf_append(out, ".\r\n", 3); /* RFC 5321 4.1.1.4 end of data */
     return rc;
+}
+
+size_t sts_smtpc_message_size(const char *msg, size_t len)
+{
+    /* RFC 1870 3: "the number of octets, including CR-LF pairs, but not the SMTP DATA
+     * command's terminating dot or doubled quoting dots". */
+    size_t i = 0, size = 0;
+    while (i < len) {
+        size_t j = i;
+        while (j < len && msg[j] != '\r' && msg[j] != '\n')
+            j++;
+        size += (j - i) + 2;
+        if (j < len && msg[j] == '\r' && j + 1 < len && msg[j + 1] == '\n')
+            j += 2;
+        else if (j < len)
+            j += 1;
+        i = j;
+    }
+    return size;
 }
 
 /* ---- verdict and closing ---- */
@@ -229,6 +250,55 @@ static int smtpc_send(sts_smtpc *s, const char *fmt, ...)
         smtpc_close(s);
     }
     return rc;
+}
+
+/* RFC 2920 3.1: MAIL, every RCPT and DATA as one group, in one write. The envelope
+ * check of smtpc_send() is made once for the whole group (every command in it is an
+ * envelope command). Returns 0 or the error (the session is then closing). */
+static int smtpc_send_group(sts_smtpc *s, const char *mail)
+{
+    if (!smtpc_may_send_envelope(s)) {
+        s->res.invariant_violations++;
+        sts_error(s->p.log, "BUG: refusing to send the envelope without a verified TLS session");
+        assert(!"security invariant: envelope without verified TLS");
+        smtpc_fail(s, STS_ACTION_REFUSED, "validation-failure", STS_ESTATE,
+                   "internal: envelope command without verified TLS refused");
+        smtpc_close(s);
+        return STS_ESTATE;
+    }
+    sts_buf group;
+    /* MAIL, up to nrcpts RCPT lines of at most 1 KiB each, DATA. */
+    sts_buf_init(&group, 0);
+    int rc = sts_buf_appendf(&group, "%s\r\n", mail);
+    sts_info(s->p.log, "%s %s", smtpc_out_arrow(s), mail);
+    for (size_t i = 0; !rc && i < s->p.nrcpts; i++) {
+        char line[1024];
+        int n = snprintf(line, sizeof(line), "RCPT TO:<%s>", s->p.rcpts[i]);
+        if (n < 0 || (size_t)n >= sizeof(line)) {
+            rc = STS_ETOOBIG;
+            break;
+        }
+        sts_info(s->p.log, "%s %s", smtpc_out_arrow(s), line);
+        rc = sts_buf_appendf(&group, "%s\r\n", line);
+    }
+    if (!rc) {
+        sts_info(s->p.log, "%s DATA", smtpc_out_arrow(s));
+        rc = sts_buf_append(&group, "DATA\r\n", 6);
+    }
+    if (!rc) {
+        sts_debug(s->p.log, "smtpc %s: MAIL, %zu RCPT and DATA pipelined in one write "
+                  "(RFC 2920)", s->p.host, s->p.nrcpts);
+        rc = sts_stream_write(s->stream, group.data, group.len);
+    }
+    sts_buf_free(&group);
+    if (rc) {
+        smtpc_fail(s, STS_ACTION_TEMPFAIL, NULL, rc, "sending the pipelined envelope: %s",
+                   sts_strerror(rc));
+        smtpc_close(s);
+        return rc;
+    }
+    s->res.pipelined = 1;
+    return 0;
 }
 
 static void timer_cb(uv_timer_t *t);
@@ -392,14 +462,43 @@ static void smtpc_enter(sts_smtpc *s, sts_smtpc_state st)
         }
         break;
     }
-    case STS_SMTPC_MAIL:
-        smtpc_send(s, "MAIL FROM:<%s>", s->p.from);
+    case STS_SMTPC_MAIL: {
+        s->res.message_size = sts_smtpc_message_size(s->p.msg, s->p.msglen);
+        if (s->res.size_offered && s->res.size_limit &&
+            s->res.message_size > s->res.size_limit) {
+            /* RFC 1870 6: a message over the server's announced fixed maximum is a
+             * permanent failure ("552 ... 5.3.4"); the client need not send it. */
+            smtpc_fail(s, STS_ACTION_PERMFAIL, NULL, STS_ETOOBIG,
+                       "message of %zu octets exceeds the SIZE limit %llu the server "
+                       "announced (RFC 1870): not sent",
+                       s->res.message_size, s->res.size_limit);
+            smtpc_enter(s, STS_SMTPC_QUIT);
+            break;
+        }
+        char mail[1100];
+        int n = s->res.size_offered
+                    ? snprintf(mail, sizeof(mail), "MAIL FROM:<%s> SIZE=%zu", s->p.from,
+                               s->res.message_size)
+                    : snprintf(mail, sizeof(mail), "MAIL FROM:<%s>", s->p.from);
+        if (n < 0 || (size_t)n >= 1000) {
+            smtpc_fail(s, STS_ACTION_PERMFAIL, NULL, STS_ETOOBIG, "envelope sender too long");
+            smtpc_enter(s, STS_SMTPC_QUIT);
+            break;
+        }
+        s->rcpt_idx = 0;
+        if (s->ext_pipelining)
+            smtpc_send_group(s, mail);
+        else
+            smtpc_send(s, "%s", mail);
         break;
+    }
     case STS_SMTPC_RCPT:
-        smtpc_send(s, "RCPT TO:<%s>", s->p.rcpts[s->rcpt_idx]);
+        if (!s->res.pipelined) /* else already sent with the group: await its reply */
+            smtpc_send(s, "RCPT TO:<%s>", s->p.rcpts[s->rcpt_idx]);
         break;
     case STS_SMTPC_DATA:
-        smtpc_send(s, "DATA");
+        if (!s->res.pipelined)
+            smtpc_send(s, "DATA");
         break;
     case STS_SMTPC_BODY: {
         if (!smtpc_may_send_envelope(s)) {
@@ -412,7 +511,9 @@ static void smtpc_enter(sts_smtpc *s, sts_smtpc_state st)
         }
         sts_buf body;
         sts_buf_init(&body, SMTPC_BODY_MAX);
-        int rc = sts_smtpc_encode_body(s->p.msg, s->p.msglen, &body);
+        /* RFC 2920 3.1: a 354 after every RCPT failed gets "a single dot". */
+        int rc = s->empty_body ? sts_buf_append(&body, ".\r\n", 3)
+                               : sts_smtpc_encode_body(s->p.msg, s->p.msglen, &body);
         if (!rc)
             rc = sts_stream_write(s->stream, body.data, body.len);
         if (rc) {
@@ -472,6 +573,11 @@ static void smtpc_response(sts_smtpc *s)
         }
         s->res.starttls_offered =
             s->state == STS_SMTPC_EHLO && sts_smtp_reply_has_ext(r, "STARTTLS");
+        /* HELO has no extensions; these hold until STARTTLS (RFC 3207 4.2). */
+        s->ext_pipelining =
+            s->state == STS_SMTPC_EHLO && sts_smtp_reply_has_ext(r, "PIPELINING");
+        s->res.size_offered = s->state == STS_SMTPC_EHLO &&
+                              sts_smtp_reply_size_limit(r, &s->res.size_limit);
         sts_info(s->p.log, "STARTTLS %s", s->res.starttls_offered ? "offered" : "NOT offered");
         if (s->res.starttls_offered && !s->p.no_starttls)
             smtpc_enter(s, STS_SMTPC_STARTTLS);
@@ -481,8 +587,13 @@ static void smtpc_response(sts_smtpc *s)
 
     case STS_SMTPC_STARTTLS:
         s->res.starttls_code = r->code;
-        if (r->code == 220)
+        if (r->code == 220) {
+            /* RFC 3207 4.2: forget what the plaintext EHLO said. */
+            s->ext_pipelining = 0;
+            s->res.size_offered = 0;
+            s->res.size_limit = 0;
             smtpc_enter(s, STS_SMTPC_TLS);
+        }
         else
             smtpc_tls_verdict(s); /* RFC 3207 4: 454 TLS not available */
         return;
@@ -494,6 +605,9 @@ static void smtpc_response(sts_smtpc *s)
             smtpc_enter(s, STS_SMTPC_QUIT);
             return;
         }
+        /* RFC 3207 4.2: only what the EHLO over TLS says counts. */
+        s->ext_pipelining = sts_smtp_reply_has_ext(r, "PIPELINING");
+        s->res.size_offered = sts_smtp_reply_size_limit(r, &s->res.size_limit);
         if (s->p.check_only) {
             smtpc_fail(s, STS_ACTION_DELIVERED, NULL, 0, "check: TLS %s and EHLO accepted",
                        s->res.tls.verified ? "verified" : "unverified");
@@ -507,6 +621,13 @@ static void smtpc_response(sts_smtpc *s)
         if (cls != 2) {
             smtpc_fail(s, act == STS_ACTION_NONE ? STS_ACTION_TEMPFAIL : act, NULL, 0,
                        "MAIL rejected: %d %s", r->code, s->res.text);
+            if (s->res.pipelined) {
+                /* RFC 2920 3.1: the replies to the RCPTs and DATA of the group are
+                 * still coming; read them all before QUIT. */
+                s->rcpt_idx = 0;
+                smtpc_enter(s, STS_SMTPC_RCPT);
+                return;
+            }
             smtpc_enter(s, STS_SMTPC_QUIT);
             return;
         }
@@ -526,6 +647,10 @@ static void smtpc_response(sts_smtpc *s)
         if (!s->res.rcpt_accepted) {
             smtpc_fail(s, s->rcpt_temp ? STS_ACTION_TEMPFAIL : STS_ACTION_PERMFAIL, NULL, 0,
                        "RCPT rejected: %d %s", r->code, s->res.text);
+            if (s->res.pipelined) {
+                smtpc_enter(s, STS_SMTPC_DATA); /* its reply is coming */
+                return;
+            }
             smtpc_enter(s, STS_SMTPC_QUIT);
             return;
         }
@@ -533,6 +658,17 @@ static void smtpc_response(sts_smtpc *s)
         return;
 
     case STS_SMTPC_DATA:
+        if (s->res.action != STS_ACTION_NONE) {
+            /* Pipelined, and MAIL or every RCPT already failed. RFC 2920 3.1: "if the
+             * DATA command was accepted the client SMTP should send a single dot". */
+            if (r->code == 354) {
+                s->empty_body = 1;
+                smtpc_enter(s, STS_SMTPC_BODY);
+            } else {
+                smtpc_enter(s, STS_SMTPC_QUIT);
+            }
+            return;
+        }
         if (r->code != 354) {
             smtpc_fail(s, act == STS_ACTION_NONE ? STS_ACTION_TEMPFAIL : act, NULL,
                        act == STS_ACTION_NONE ? STS_EPROTO : 0, "DATA rejected: %d %s",
@@ -802,6 +938,15 @@ int sts_smtpc_start(uv_loop_t *loop, const sts_smtpc_params *params, sts_smtpc_d
     smtpc_enter(s, STS_SMTPC_CONNECT);
     *out = s;
     return 0;
+}
+
+void sts_smtpc_abort(sts_smtpc *s, const char *why)
+{
+    if (!s || s->closing)
+        return;
+    s->res.aborted = 1;
+    smtpc_fail(s, STS_ACTION_TEMPFAIL, NULL, STS_ETIMEDOUT, "%s", why ? why : "aborted");
+    smtpc_close(s);
 }
 
 const sts_smtpc_result *sts_smtpc_get_result(const sts_smtpc *s)

@@ -7,9 +7,20 @@
  *   CONNECT -> BANNER -> EHLO (5xx: HELO) -> STARTTLS -> TLS -> EHLO2 -> MAIL -> RCPT...
  *           -> DATA -> BODY -> QUIT -> DONE
  *
- * The session sees only the sts_stream interface (common/tls.h). PIPELINING (RFC 2920)
- * is not used: one command is outstanding at a time, which also keeps the STARTTLS
- * injection check exact.
+ * The session sees only the sts_stream interface (common/tls.h).
+ *
+ * PIPELINING (RFC 2920): when the last EHLO reply (the one after TLS, or the only one
+ * when the session stays in plaintext) offers it, MAIL, every RCPT and DATA go out as
+ * one group in one write and their replies are matched in order; every reply of the
+ * group is read (RFC 2920 3.1: "MUST check ALL statuses"), and a 354 to DATA after
+ * every RCPT failed is answered with a lone "." . EHLO, STARTTLS and QUIT are never
+ * pipelined, so nothing crosses the STARTTLS boundary and the injection check stays
+ * exact.
+ *
+ * SIZE (RFC 1870): when the last EHLO reply offers SIZE, MAIL carries SIZE=<octets>;
+ * a message larger than a non-zero announced limit is not sent at all: the session
+ * ends with PERMFAIL at MAIL (RFC 1870 6: 552 / 5.3.4 "message size exceeds fixed
+ * maximum message size"), before MAIL is sent.
  *
  * TLS policy is the caller's (tls_required, from decide.h): with TLS required nothing
  * after EHLO other than STARTTLS and QUIT is sent without a verified TLS session (the
@@ -109,6 +120,11 @@ typedef struct sts_smtpc_result {
     int code;                   /* last reply: code, enhanced code, text */
     char enhanced[16];
     char text[STS_SMTPC_TEXT_MAX];
+    int pipelined;              /* MAIL/RCPT/DATA went out as one RFC 2920 group */
+    int size_offered;           /* the last EHLO offered SIZE (RFC 1870) */
+    unsigned long long size_limit; /* its limit; 0 = no fixed maximum */
+    size_t message_size;        /* RFC 1870 message size (CRLF lines, no dot-stuffing) */
+    int aborted;                /* sts_smtpc_abort() ended the session */
     /* Commands sent after EHLO without a verified TLS session while TLS was required.
      * Always 0: smtpc_send() refuses such a command (kept to make tests exact). */
     int invariant_violations;
@@ -124,6 +140,11 @@ typedef void (*sts_smtpc_done_cb)(sts_smtpc *s, void *arg);
 int sts_smtpc_start(uv_loop_t *loop, const sts_smtpc_params *params, sts_smtpc_done_cb done_cb,
                     void *arg, sts_smtpc **out);
 const sts_smtpc_result *sts_smtpc_get_result(const sts_smtpc *s);
+/* End a running session now (the run's time limit): the verdict becomes TEMPFAIL with
+ * detail `why` (unless one was already taken) and the session closes; done_cb follows
+ * from the close callback as usual, never inside this call. Nothing when the session
+ * is already closing. */
+void sts_smtpc_abort(sts_smtpc *s, const char *why);
 /* Free a finished session (after or inside done_cb). */
 void sts_smtpc_free(sts_smtpc *s);
 
@@ -131,5 +152,10 @@ void sts_smtpc_free(sts_smtpc *s);
  * becomes CRLF, a line starting with "." gets another ".", the last line gets a CRLF,
  * then ".\r\n". out is appended to. 0, STS_ENOMEM or STS_ETOOBIG (out's cap). */
 int sts_smtpc_encode_body(const char *msg, size_t len, sts_buf *out);
+
+/* RFC 1870 the message size a SIZE= parameter declares: the octets of the message
+ * with every line ending made CRLF, before dot-stuffing and without the final
+ * ".\r\n" (what sts_smtpc_encode_body sends, less those). */
+size_t sts_smtpc_message_size(const char *msg, size_t len);
 
 #endif

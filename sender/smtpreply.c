@@ -192,3 +192,47 @@ int sts_smtp_reply_has_ext(const sts_smtp_reply *r, const char *keyword)
     }
     return 0;
 }
+
+int sts_smtp_reply_ext_param(const sts_smtp_reply *r, const char *keyword, char *out,
+                             size_t outlen)
+{
+    size_t kl = strlen(keyword);
+    char line[256];
+    if (outlen)
+        out[0] = '\0';
+    for (size_t i = 1; i < r->nlines; i++) {
+        if (sts_smtp_reply_line(r, i, line, sizeof(line)))
+            break;
+        if (strncasecmp(line, keyword, kl) || (line[kl] != '\0' && line[kl] != ' '))
+            continue;
+        if (outlen && line[kl] == ' ')
+            snprintf(out, outlen, "%s", line + kl + 1);
+        return 1;
+    }
+    return 0;
+}
+
+int sts_smtp_reply_size_limit(const sts_smtp_reply *r, unsigned long long *limit)
+{
+    char param[64];
+    *limit = 0;
+    if (!sts_smtp_reply_ext_param(r, "SIZE", param, sizeof(param)))
+        return 0;
+    /* RFC 1870 4: size-param = [1*DIGIT]; 0 or nothing means no fixed maximum. A value
+     * we cannot read is treated as no fixed maximum: the server still enforces its own
+     * limit with a 552 to MAIL or at the end of data. */
+    size_t n = strlen(param);
+    if (!n || n > 20)
+        return 1;
+    unsigned long long v = 0;
+    for (size_t i = 0; i < n; i++) {
+        if (param[i] < '0' || param[i] > '9')
+            return 1;
+        unsigned d = (unsigned)(param[i] - '0');
+        if (v > (~0ULL - d) / 10)
+            return 1;
+        v = v * 10 + d;
+    }
+    *limit = v;
+    return 1;
+}

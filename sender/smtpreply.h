@@ -51,6 +51,18 @@ int sts_smtp_reply_line(const sts_smtp_reply *r, size_t n, char *out, size_t out
  * followed by the end of the line or SP and parameters), else 0. */
 int sts_smtp_reply_has_ext(const sts_smtp_reply *r, const char *keyword);
 
+/* The parameters of an EHLO keyword (RFC 5321 4.1.1.1: ehlo-line = ehlo-keyword
+ * *( SP ehlo-param )): 1 when keyword is advertised, with the text after the keyword
+ * and its SP copied to out (NUL-terminated, truncated to outlen; "" when it has no
+ * parameters), else 0 and out "". E.g. "SIZE 10240000" -> 1, "10240000". */
+int sts_smtp_reply_ext_param(const sts_smtp_reply *r, const char *keyword, char *out,
+                             size_t outlen);
+
+/* RFC 1870 4: the limit of an EHLO reply's SIZE keyword: 1 when SIZE is advertised,
+ * *limit = its value (0 = "no fixed maximum", also when the parameter is absent or not
+ * a number of at most 20 digits); 0 when SIZE is not advertised. */
+int sts_smtp_reply_size_limit(const sts_smtp_reply *r, unsigned long long *limit);
+
 /* The reply class: 2, 3, 4 or 5 (code / 100). */
 static inline int sts_smtp_reply_class(const sts_smtp_reply *r) { return r->code / 100; }
 

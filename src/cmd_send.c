@@ -36,6 +36,8 @@ enum {
     OPT_HELO,
     OPT_TIMEOUT,
     OPT_NOW,
+    OPT_CONCURRENCY,
+    OPT_TIME_LIMIT,
 };
 
 static const struct option long_opts[] = {
@@ -53,6 +55,8 @@ static const struct option long_opts[] = {
     {"helo", required_argument, NULL, OPT_HELO},
     {"timeout", required_argument, NULL, OPT_TIMEOUT},
     {"now", required_argument, NULL, OPT_NOW},
+    {"concurrency", required_argument, NULL, OPT_CONCURRENCY},
+    {"time-limit", required_argument, NULL, OPT_TIME_LIMIT},
     {"verbose", no_argument, NULL, 'v'},
     {"help", no_argument, NULL, 'h'},
     {NULL, 0, NULL, 0},
@@ -78,8 +82,10 @@ static void usage(FILE *fp, int check)
             "  --require-tls            demand STARTTLS and a valid certificate on every MX\n"
             "  --mode MODE              auto (apply the policy; default), or override its\n"
             "                           mode: enforce, testing, none\n"
-            "  --no-cache               do not use a policy cache (the current behaviour)\n"
-            "  --cache FILE             policy cache file (not built yet: usage error)\n"
+            "  --cache FILE             policy cache file (SQLite; created when missing;\n"
+            "                           default $XDG_CACHE_HOME/ststest/policy-cache.sqlite\n"
+            "                           or ~/.cache/ststest/policy-cache.sqlite)\n"
+            "  --no-cache               use no policy cache: always fetch\n"
             "  --json                   print one JSON document on stdout\n");
     if (!check)
         fprintf(fp,
@@ -90,13 +96,16 @@ static void usage(FILE *fp, int check)
     fprintf(fp,
             "  --helo NAME              name for EHLO/HELO (default: the host name)\n"
             "  --timeout SECONDS        every SMTP stage timeout (default: RFC 5321 4.5.3.2)\n"
-            "  --now TIME               judge certificates at TIME (2030-01-01T00:00:00Z or\n"
-            "                           a unix time)\n"
+            "  --now TIME               judge certificates and the policy cache at TIME\n"
+            "                           (2030-01-01T00:00:00Z or a unix time)\n"
+            "  --concurrency N          %s at once (default 8)\n"
+            "  --time-limit SECONDS     give up after SECONDS for the whole run: pending\n"
+            "                           work is aborted, the rest deferred (exit 75)\n"
             "  -v, --verbose            more detail (repeat for more)\n"
             "  -h, --help               this help\n\n"
             "exit status: 0 all %s, 75 some deferred, 69 some failed or\n"
             "refused, 64 usage error, 65 bad input file, 70 internal error.\n",
-            check ? "would be delivered" : "delivered");
+            check ? "domains" : "recipients", check ? "would be delivered" : "delivered");
 }
 
 static int usage_error(const char *cmd, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
@@ -185,10 +194,34 @@ static int cmd_sender(int argc, char **argv, int check)
             o.mode = strcmp(optarg, "auto") ? optarg : NULL;
             break;
         case OPT_CACHE:
-            return usage_error(cmd, "--cache %s: the policy cache is not built yet", optarg);
+            if (!*optarg)
+                return usage_error(cmd, "--cache needs a FILE");
+            o.cache_file = optarg;
+            break;
         case OPT_NO_CACHE:
             o.no_cache = 1;
             break;
+        case OPT_CONCURRENCY: {
+            char *end;
+            errno = 0;
+            long v = strtol(optarg, &end, 10);
+            if (errno || end == optarg || *end || v < 1 || v > 1000)
+                return usage_error(cmd, "--concurrency '%s' is not a number from 1 to 1000",
+                                   optarg);
+            o.concurrency = (int)v;
+            break;
+        }
+        case OPT_TIME_LIMIT: {
+            char *end;
+            errno = 0;
+            double t = strtod(optarg, &end);
+            if (errno || end == optarg || *end || !(t > 0) || t > 604800)
+                return usage_error(cmd,
+                                   "--time-limit '%s' is not a number of seconds (0-604800]",
+                                   optarg);
+            o.deadline = t;
+            break;
+        }
         case OPT_JSON:
             json = 1;
             break;
@@ -238,6 +271,8 @@ static int cmd_sender(int argc, char **argv, int check)
     }
     if (optind >= argc)
         return usage_error(cmd, "no %s given", check ? "DOMAIN" : "RCPT");
+    if (o.no_cache && o.cache_file)
+        return usage_error(cmd, "--cache and --no-cache exclude each other");
 
     sts_log *log = sts_log_new_file(stderr, STS_LOG_INFO + verbose, NULL);
     o.log = log;

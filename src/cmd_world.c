@@ -3,7 +3,7 @@
  * until SIGINT/SIGTERM. Prints the "ready" JSON line on stdout once every listener
  * is up, and the "observed" line when it stops (DESIGN.md, "world"); the transcript
  * goes to stderr. Returns a sysexits status: 0 stopped cleanly, 64 usage, 65 bad
- * scenario, 70 internal error.
+ * scenario, 70 internal error, 77 --standard-ports without root.
  */
 #include <getopt.h>
 #include <limits.h>
@@ -11,6 +11,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
+#include <unistd.h>
 #include <uv.h>
 
 #include "common/err.h"
@@ -18,6 +20,8 @@
 #include "common/scenario.h"
 #include "fakedns/world.h"
 #include "src/cmds.h"
+
+#define WORLD_EXIT_NOPERM 77 /* sysexits EX_NOPERM */
 
 static void world_usage(FILE *fp)
 {
@@ -36,10 +40,17 @@ static void world_usage(FILE *fp)
             "  --https-port N    policy server HTTPS port (default 10443)\n"
             "  --http-port N     policy server plain-HTTP port (default 10080)\n"
             "  --dir DIR         where ca.pem is written (default: a temporary directory)\n"
+            "  --standard-ports  DNS 53, SMTP 25, HTTPS 443, HTTP 80 on the hosts' loopback\n"
+            "                    addresses (needs root)\n"
+            "\n"
+            "A multi-step scenario starts at its first step; SIGUSR1 moves the world to the\n"
+            "next one (its clock advanced by the step's `advance`) and prints a JSON line\n"
+            "{\"event\": \"step\", ...}.\n"
             "  -v, --verbose     more transcript on stderr (twice: protocol trace)\n"
             "  -h, --help        this help\n"
             "\n"
-            "exit status: 0 stopped by a signal, 64 usage, 65 bad scenario, 70 internal error.\n");
+            "exit status: 0 stopped by a signal, 64 usage, 65 bad scenario, 70 internal error,\n"
+            "77 --standard-ports without root.\n");
 }
 
 static int parse_port(const char *s, int *out)
@@ -75,10 +86,13 @@ static int valid_mode(const char *s)
 }
 
 typedef struct world_run {
-    uv_signal_t sigint, sigterm;
+    uv_signal_t sigint, sigterm, sigusr1;
     sts_world *world;
+    const sts_scenario *scn;
     sts_log *log;
     int stopping;
+    size_t step;  /* the step being served */
+    time_t now;   /* the world's virtual clock */
 } world_run;
 
 static void signal_close_cb(uv_handle_t *h)
@@ -93,7 +107,46 @@ static void world_run_stop(world_run *r, int signum)
     sts_info(r->log, "signal %d: stopping", signum);
     uv_close((uv_handle_t *)&r->sigint, signal_close_cb);
     uv_close((uv_handle_t *)&r->sigterm, signal_close_cb);
+    uv_close((uv_handle_t *)&r->sigusr1, signal_close_cb);
     sts_world_stop(r->world, NULL, NULL);
+}
+
+static void print_step(const world_run *r, const char *error)
+{
+    const sts_scn_step *st = &r->scn->steps[r->step];
+    json_t *j = json_pack("{s:s,s:i,s:s,s:I}", "event", "step", "step", (int)r->step + 1,
+                          "name", st->name, "now", (json_int_t)r->now);
+    if (j && error)
+        json_object_set_new(j, "error", json_string(error));
+    char *line = j ? json_dumps(j, JSON_COMPACT) : NULL;
+    json_decref(j);
+    if (line) {
+        printf("%s\n", line);
+        fflush(stdout);
+    }
+    free(line);
+}
+
+/* SIGUSR1: on to the next step of a multi-step scenario. */
+static void step_cb(uv_signal_t *h, int signum)
+{
+    world_run *r = h->data;
+    if (r->stopping)
+        return;
+    if (r->step + 1 >= r->scn->nsteps) {
+        sts_info(r->log, "signal %d: no step after step %zu", signum, r->step + 1);
+        return;
+    }
+    char err[1024] = "";
+    time_t now = r->now + (time_t)r->scn->steps[r->step + 1].advance;
+    if (sts_world_apply_step(r->world, r->scn, r->step + 1, now, err, sizeof(err)) != 0) {
+        sts_info(r->log, "%s", err);
+        print_step(r, err);
+        return;
+    }
+    r->step++;
+    r->now = now;
+    print_step(r, NULL);
 }
 
 static void signal_cb(uv_signal_t *h, int signum)
@@ -103,7 +156,7 @@ static void signal_cb(uv_signal_t *h, int signum)
 
 int sts_cmd_world(int argc, char **argv)
 {
-    enum { O_MODE = 256, O_BLOCK, O_DNS, O_SMTP, O_HTTPS, O_HTTP, O_DIR };
+    enum { O_MODE = 256, O_BLOCK, O_DNS, O_SMTP, O_HTTPS, O_HTTP, O_DIR, O_STD };
     static const struct option longopts[] = {
         {"mode", required_argument, NULL, O_MODE},
         {"block", required_argument, NULL, O_BLOCK},
@@ -112,6 +165,7 @@ int sts_cmd_world(int argc, char **argv)
         {"https-port", required_argument, NULL, O_HTTPS},
         {"http-port", required_argument, NULL, O_HTTP},
         {"dir", required_argument, NULL, O_DIR},
+        {"standard-ports", no_argument, NULL, O_STD},
         {"verbose", no_argument, NULL, 'v'},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
@@ -119,6 +173,7 @@ int sts_cmd_world(int argc, char **argv)
     sts_world_opts opts;
     memset(&opts, 0, sizeof(opts));
     int verbosity = STS_LOG_INFO;
+    int standard = 0, explicit_port = 0;
     int c;
     optind = 1;
     opterr = 0;
@@ -154,6 +209,9 @@ int sts_cmd_world(int argc, char **argv)
         case O_DIR:
             opts.dir = optarg;
             break;
+        case O_STD:
+            standard = 1;
+            break;
         case 'v':
             verbosity++;
             break;
@@ -167,6 +225,7 @@ int sts_cmd_world(int argc, char **argv)
             world_usage(stderr);
             return STS_EXIT_USAGE;
         }
+        explicit_port |= port != NULL;
         if (port && parse_port(optarg, port)) {
             fprintf(stderr, "ststest world: %s '%s': expected a port 1-65535\n", argv[optind - 2],
                     optarg);
@@ -179,6 +238,22 @@ int sts_cmd_world(int argc, char **argv)
         return STS_EXIT_USAGE;
     }
     const char *path = argv[optind];
+    if (standard) {
+        if (explicit_port) {
+            fprintf(stderr, "ststest world: --standard-ports cannot be combined with --*-port\n");
+            return STS_EXIT_USAGE;
+        }
+        /* Ports below 1024 need root; say so before anything else happens. */
+        if (geteuid() != 0) {
+            fprintf(stderr, "ststest world: --standard-ports binds ports 53, 25, 443 and 80 and "
+                            "must run as root\n");
+            return WORLD_EXIT_NOPERM;
+        }
+        opts.dns_port = 53;
+        opts.smtp_port = 25;
+        opts.https_port = 443;
+        opts.http_port = 80;
+    }
 
     char err[1024] = "";
     sts_scenario *scn = sts_scenario_load(path, err, sizeof(err));
@@ -194,9 +269,25 @@ int sts_cmd_world(int argc, char **argv)
     world_run r;
     memset(&r, 0, sizeof(r));
     r.log = log;
+    r.scn = scn;
+    r.now = time(NULL);
+    opts.now = r.now;
     int rc = sts_world_start(&loop, scn, &opts, &r.world, err, sizeof(err));
+    /* A multi-step scenario: the first step's changes apply before anyone looks. */
+    if (!rc && scn->nsteps) {
+        r.now += (time_t)scn->steps[0].advance;
+        rc = sts_world_apply_step(r.world, scn, 0, r.now, err, sizeof(err));
+        if (rc) {
+            sts_world_stop(r.world, NULL, NULL);
+            uv_run(&loop, UV_RUN_DEFAULT);
+            sts_world_free(r.world);
+        }
+    }
     if (rc) {
-        fprintf(stderr, "ststest world: %s\n", err);
+        fprintf(stderr, "ststest world: %s%s\n", err,
+                standard && strstr(err, "in use") ? " (a standard port is taken: is another "
+                                                    "server running?)"
+                                                  : "");
         uv_run(&loop, UV_RUN_DEFAULT); /* let anything half-started close */
         uv_loop_close(&loop);
         sts_log_free(log);
@@ -207,9 +298,11 @@ int sts_cmd_world(int argc, char **argv)
     }
     uv_signal_init(&loop, &r.sigint);
     uv_signal_init(&loop, &r.sigterm);
-    r.sigint.data = r.sigterm.data = &r;
+    uv_signal_init(&loop, &r.sigusr1);
+    r.sigint.data = r.sigterm.data = r.sigusr1.data = &r;
     uv_signal_start(&r.sigint, signal_cb, SIGINT);
     uv_signal_start(&r.sigterm, signal_cb, SIGTERM);
+    uv_signal_start(&r.sigusr1, step_cb, SIGUSR1);
 
     json_t *ready = sts_world_ready(r.world);
     char *line = ready ? json_dumps(ready, JSON_COMPACT) : NULL;
@@ -223,6 +316,8 @@ int sts_cmd_world(int argc, char **argv)
         printf("%s\n", line);
         fflush(stdout);
         free(line);
+        if (scn->nsteps)
+            print_step(&r, NULL);
         uv_run(&loop, UV_RUN_DEFAULT);
     }
 

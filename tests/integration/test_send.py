@@ -7,8 +7,16 @@ in particular the security invariant: under enforce or --require-tls no MAIL, RC
 DATA or message byte without a verified TLS session.
 """
 import json
+import socket
 import subprocess
+import threading
+import time
 
+import dns.message
+import dns.rcode
+import dns.rdataclass
+import dns.rdatatype
+import dns.rrset
 import pytest
 
 RCPT = "postmaster@example.test"
@@ -19,10 +27,14 @@ def scenario(src_dir, name):
     return src_dir / "scenarios" / f"{name}.yaml"
 
 
-def sender_args(world):
+def sender_args(world, cache=False):
+    """The options that point the sender at the world. No policy cache unless asked:
+    scenarios share one domain and policy id, so a cache would carry one test's policy
+    into the next (test_cache_send.py tests the cache)."""
     r = world.ready
     return ["--dns", r["dns"], "--ca-file", r["ca_file"], "--smtp-port", str(r["smtp_port"]),
-            "--https-port", str(r["https_port"]), "--timeout", "10"]
+            "--https-port", str(r["https_port"]), "--timeout", "10",
+            *([] if cache else ["--no-cache"])]
 
 
 def run_sender(binary, command, world, *args, input=None):
@@ -333,7 +345,11 @@ def test_now_with_require_tls_refuses(ststest_bin, src_dir, world_factory):
     ("send", ["--https-port", "70000", RCPT], "--https-port '70000'"),
     ("send", ["--timeout", "-1", RCPT], "--timeout '-1'"),
     ("send", ["--now", "yesterday", RCPT], "--now 'yesterday'"),
-    ("send", ["--cache", "/tmp/x.db", RCPT], "policy cache is not built yet"),
+    ("send", ["--cache", "/tmp/x.db", "--no-cache", RCPT], "exclude each other"),
+    ("send", ["--cache", "", RCPT], "--cache needs a FILE"),
+    ("send", ["--concurrency", "0", RCPT], "--concurrency '0'"),
+    ("check", ["--concurrency", "many", "example.test"], "--concurrency 'many'"),
+    ("send", ["--time-limit", "0", RCPT], "--time-limit '0'"),
     ("send", ["--frobnicate", RCPT], "unknown option '--frobnicate'"),
     ("send", [RCPT, "--dns"], "--dns needs a value"),
     ("check", ["--data", "x", "example.test"], "--data is not used by check"),
@@ -353,7 +369,8 @@ def test_help_lists_every_option(ststest_bin, command):
     assert r.returncode == 0
     assert r.stdout.startswith(f"usage: ststest {command}")
     for opt in ("--dns", "--ca-file", "--smtp-port", "--https-port", "--require-tls", "--mode",
-                "--no-cache", "--cache", "--json", "--helo", "--timeout", "--now", "-v"):
+                "--no-cache", "--cache", "--json", "--helo", "--timeout", "--now", "--concurrency",
+                "--time-limit", "-v"):
         assert opt in r.stdout, opt
     if command == "send":
         assert "--from" in r.stdout and "--data" in r.stdout
@@ -425,3 +442,269 @@ def test_domain_that_does_not_exist_fails(ststest_bin, src_dir, world_factory):
     assert res["outcome"] == "failed"
     assert res["domain"] == "nohost.example.test"
     assert "does not exist" in res["detail"]
+
+
+# ---- the run's time limit (sts_sender_opts.deadline, --time-limit) ----
+#
+# A world of our own: a tiny DNS server (dnspython) that says example.test has one MX,
+# mail.example.test at 127.0.0.1, and no _mta-sts record; and an SMTP "server" that
+# accepts connections and never says a word (or a DNS server that never answers).
+
+
+
+
+class TinyDns:
+    """A UDP DNS server on 127.0.0.1: answers from `records` {(name, type): [rdata]}
+    (an empty list = NODATA), forwards other questions to `upstream` ("host:port") when
+    given, else says NXDOMAIN; `silent` never answers at all."""
+
+    def __init__(self, records=None, upstream=None, silent=False):
+        self.records = records if records is not None else {
+            ("example.test.", "MX"): ["10 mail.example.test."],
+            ("example.test.", "A"): [], ("example.test.", "AAAA"): [],
+            ("mail.example.test.", "A"): ["127.0.0.1"], ("mail.example.test.", "AAAA"): [],
+        }
+        self.upstream = None
+        if upstream:
+            host, _, port = upstream.rpartition(":")
+            self.upstream = (host, int(port))
+        self.silent = silent
+        self.sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.settimeout(0.2)
+        self.addr = "127.0.0.1:%d" % self.sock.getsockname()[1]
+        self.stopping = False
+        self.thread = threading.Thread(target=self.serve, daemon=True)
+        self.thread.start()
+
+    def answer(self, data):
+        q = dns.message.from_wire(data)
+        qn = q.question[0]
+        key = (qn.name.to_text().lower(), dns.rdatatype.to_text(qn.rdtype))
+        if key not in self.records and self.upstream:
+            with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as up:
+                up.settimeout(2)
+                up.sendto(data, self.upstream)
+                try:
+                    return up.recv(65535)
+                except socket.timeout:
+                    return None
+        resp = dns.message.make_response(q)
+        if key in self.records:
+            if self.records[key]:
+                resp.answer.append(dns.rrset.from_text_list(qn.name, 60, dns.rdataclass.IN,
+                                                            qn.rdtype, self.records[key]))
+        else:
+            resp.set_rcode(dns.rcode.NXDOMAIN)
+        # dnspython shuffles the records of an RRset by default: keep the given order.
+        return resp.to_wire(want_shuffle=False)
+
+    def serve(self):
+        while not self.stopping:
+            try:
+                data, peer = self.sock.recvfrom(4096)
+            except socket.timeout:
+                continue
+            if self.silent:
+                continue
+            out = self.answer(data)
+            if out:
+                self.sock.sendto(out, peer)
+
+    def close(self):
+        self.stopping = True
+        self.thread.join(timeout=5)
+        self.sock.close()
+
+
+class SilentSmtp:
+    """Accepts connections and never sends a greeting."""
+
+    def __init__(self):
+        self.sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.listen(16)
+        self.sock.settimeout(0.2)
+        self.port = self.sock.getsockname()[1]
+        self.conns = []
+        self.stopping = False
+        self.thread = threading.Thread(target=self.serve, daemon=True)
+        self.thread.start()
+
+    def serve(self):
+        while not self.stopping:
+            try:
+                c, _ = self.sock.accept()
+                self.conns.append(c)
+            except socket.timeout:
+                continue
+
+    def close(self):
+        self.stopping = True
+        self.thread.join(timeout=5)
+        for c in self.conns:
+            c.close()
+        self.sock.close()
+
+
+@pytest.fixture
+def silent_world():
+    d, s = TinyDns(), SilentSmtp()
+    yield d, s
+    d.close()
+    s.close()
+
+
+@pytest.mark.parametrize("command,targets", [
+    ("send", [RCPT]),
+    ("send", [RCPT, "other@example.test", "third@example.test"]),
+    ("check", ["example.test"]),
+])
+def test_time_limit_aborts_a_silent_mx(ststest_bin, silent_world, command, targets):
+    d, s = silent_world
+    start = time.monotonic()
+    r = subprocess.run([ststest_bin, command, "--dns", d.addr, "--smtp-port", str(s.port),
+                        "--no-cache", "--timeout", "60", "--time-limit", "1", "--concurrency",
+                        "1", "--json", *targets], capture_output=True, text=True, timeout=30)
+    elapsed = time.monotonic() - start
+    assert r.returncode == 75, r.stderr
+    assert elapsed < 10, elapsed
+    doc = json.loads(r.stdout)
+    assert len(doc["results"]) == len(targets)
+    for res in doc["results"]:
+        assert res["outcome"] == "deferred"
+        assert res["detail"] == "time limit"
+    first = doc["results"][0]
+    assert first["mx"][0]["connected"] is True
+    assert first["mx"][0]["action"] == "tempfail"
+    assert first["mx"][0]["detail"] == "time limit"
+    assert first["mx"][0]["stage"] == "BANNER"
+    # With --concurrency 1 the others never started.
+    for res in doc["results"][1:]:
+        assert res["mx"] == []
+    assert "TIME LIMIT of 1 s reached" in r.stderr
+    assert "BUG" not in r.stderr
+
+
+def test_time_limit_aborts_dns(ststest_bin):
+    d = TinyDns(silent=True)
+    try:
+        r = subprocess.run([ststest_bin, "send", "--dns", d.addr, "--no-cache",
+                            "--time-limit", "0.5", "--json", RCPT],
+                           capture_output=True, text=True, timeout=30)
+    finally:
+        d.close()
+    assert r.returncode == 75, r.stderr
+    [res] = json.loads(r.stdout)["results"]
+    assert res["outcome"] == "deferred" and res["detail"] == "time limit"
+    assert res["policy"]["source"] == "none"
+    assert "BUG" not in r.stderr
+
+
+def test_silent_mx_without_time_limit_times_out_per_stage(ststest_bin, silent_world):
+    # The per-stage --timeout still applies; a greeting that never comes is a tempfail.
+    d, s = silent_world
+    r = subprocess.run([ststest_bin, "send", "--dns", d.addr, "--smtp-port", str(s.port),
+                        "--no-cache", "--timeout", "0.5", "--json", RCPT],
+                       capture_output=True, text=True, timeout=30)
+    assert r.returncode == 75, r.stderr
+    [res] = json.loads(r.stdout)["results"]
+    assert res["mx"][0]["stage"] == "BANNER"
+    assert "no reply in BANNER" in res["mx"][0]["detail"]
+
+
+def test_check_prints_the_per_mx_matrix_and_send_shaped_json(ststest_bin, src_dir,
+                                                               world_factory):
+    w = world_factory(scenario(src_dir, "mx-fallback"))
+    rc, check = send_json(ststest_bin, w, command="check", target="example.test")
+    rs, sent = send_json(ststest_bin, w)
+    w.stop()
+    assert rc.returncode == 0, rc.stderr
+    [c], [s] = check["results"], sent["results"]
+    assert c["recipient"] is None and s["recipient"] == RCPT
+    assert set(c) == set(s)
+    assert [set(m) for m in c["mx"]] == [set(m) for m in s["mx"]]
+    assert set(c["policy"]) == set(s["policy"])
+    # The matrix: one header and one row per MX, with every column.
+    lines = rc.stderr.splitlines()
+    [header] = [l for l in lines if "pref connect starttls" in l]
+    for col in ("MX", "pref", "connect", "starttls", "tls", "trusted", "name-ok", "policy",
+                "result"):
+        assert col in header.split()
+    rows = [l.split("] ", 1)[1].split() for l in lines
+            if l.split("] ", 1)[-1].startswith(("mx1.example.test", "mx2.example.test"))]
+    assert rows == [
+        ["mx1.example.test", "10", "yes", "yes", rows[0][4], "yes", "no", "match", "refused"],
+        ["mx2.example.test", "20", "yes", "yes", rows[1][4], "yes", "yes", "match", "delivered"],
+    ], rows
+    assert rows[0][4].startswith("TLSv1.") and rows[1][4].startswith("TLSv1.")
+
+
+@pytest.mark.parametrize("a,aaaa,delivered", [
+    (["DEAD", "LIVE"], [], True),   # the first address refuses: the second delivers
+    (["DEAD"], ["::1"], False),     # A first, then AAAA; both refuse: deferred
+])
+def test_every_address_of_an_mx_is_tried(ststest_bin, src_dir, world_factory, a, aaaa,
+                                         delivered):
+    w = world_factory(scenario(src_dir, "valid-enforce"))
+    live = w.ready["hosts"]["mail.example.test"]
+    dead = live.rsplit(".", 1)[0] + ".99"  # same world block, nobody listens there
+    addrs = [live if x == "LIVE" else dead if x == "DEAD" else x for x in a]
+    d = TinyDns(records={("mail.example.test.", "A"): addrs,
+                         ("mail.example.test.", "AAAA"): aaaa}, upstream=w.dns)
+    try:
+        r = subprocess.run([ststest_bin, "send", *sender_args(w), "--dns", d.addr, "--json",
+                            RCPT], capture_output=True, text=True, timeout=60)
+    finally:
+        d.close()
+    obs = w.stop()
+    res = json.loads(r.stdout)["results"][0]
+    [mx] = res["mx"]
+    assert mx["addresses"] == addrs + aaaa, r.stderr
+    assert "trying its next address" in r.stderr
+    if delivered:
+        assert r.returncode == 0, r.stderr
+        assert mx["address"] == live and mx["action"] == "delivered"
+        assert len(messages(obs)) == 1
+    else:
+        assert r.returncode == 75, r.stderr
+        assert mx["action"] == "tempfail" and mx["stage"] == "CONNECT"
+        assert mx["address"] == "::1"
+        assert obs["smtp_sessions"] == []
+
+
+SLOW_POLICY = """\
+name: slow-policy
+refs: [RFC 8461 3.3]
+about: The policy host waits 20 s before answering.
+domain: example.test
+dns: |
+  @          MX   10 mail
+  _mta-sts   TXT  "v=STSv1; id=20240101T000000;"
+policy:
+  mode: enforce
+  mx: [mail.example.test]
+  max_age: 86400
+  delay: 20
+mx:
+  mail.example.test: {}
+expect:
+  enforce: {outcome: deferred}
+"""
+
+
+def test_time_limit_aborts_a_policy_fetch(ststest_bin, world_factory, tmp_path):
+    f = tmp_path / "slow-policy.yaml"
+    f.write_text(SLOW_POLICY)
+    w = world_factory(f)
+    start = time.monotonic()
+    r = run_sender(ststest_bin, "send", w, "--json", "--time-limit", "1", RCPT)
+    elapsed = time.monotonic() - start
+    obs = w.stop()
+    assert r.returncode == 75, r.stderr
+    assert elapsed < 10, elapsed
+    [res] = json.loads(r.stdout)["results"]
+    assert res["outcome"] == "deferred" and res["detail"] == "time limit"
+    assert res["mx"] == []
+    assert messages(obs) == []
+    assert "BUG" not in r.stderr

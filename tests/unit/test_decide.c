@@ -11,6 +11,8 @@
 
 #include "common/err.h"
 #include "sender/decide.h"
+#include "sender/diag.h"
+#include "sender/policy.h"
 
 #define N(a) (sizeof(a) / sizeof((a)[0]))
 #define E STS_EMODE_ENFORCE
@@ -231,12 +233,61 @@ static void test_exit(void **state)
     assert_int_equal(sts_decide_exit(NULL, 0), STS_EXIT_OK);
 }
 
+/* RFC 8461 3.2: "In the case of Internationalized Domain Names, the "mx" value MUST
+ * specify the Punycode-encoded A-label to match against, and not the Unicode-encoded
+ * U-label." MX names are compared as A-labels: a U-label on either side never matches,
+ * and a policy with a U-label mx is invalid. */
+static void test_idn_a_labels(void **state)
+{
+    (void)state;
+    static const char policy_text[] = "version: STSv1\nmode: enforce\n"
+                                      "mx: xn--mil-via.example\nmx: *.xn--bcher-kva.example\n"
+                                      "max_age: 86400\n";
+    sts_policy p;
+    sts_diags d;
+    sts_diags_init(&d);
+    assert_int_equal(sts_policy_parse(policy_text, sizeof(policy_text) - 1, &p, &d), 0);
+    static const struct {
+        const char *host;
+        int ascii, match;
+    } t[] = {
+        {"xn--mil-via.example", 1, 1},       /* the A-label of "mäil.example" */
+        {"XN--MIL-VIA.example", 1, 1},       /* A-labels compare case-insensitively */
+        {"xn--mil-via.example.", 1, 1},      /* root dot from DNS */
+        {"m\xc3\xa4il.example", 0, 0},       /* its U-label: never compared */
+        {"mx.xn--bcher-kva.example", 1, 1},  /* wildcard over an A-label domain */
+        {"mx.b\xc3\xbc" "cher.example", 0, 0},  /* U-label domain under the wildcard */
+        {"mil.example", 1, 0},
+        {"", 0, 0},
+        {"a b.example", 0, 0},
+    };
+    for (size_t i = 0; i < N(t); i++) {
+        int ascii = sts_decide_mx_host_ascii(t[i].host);
+        int match = ascii && sts_policy_mx_match(&p, t[i].host) != NULL;
+        if (ascii != t[i].ascii || match != t[i].match)
+            fail_msg("idn row %zu (%s): ascii %d match %d", i, t[i].host, ascii, match);
+    }
+    assert_int_equal(sts_decide_mx_host_ascii(NULL), 0);
+    sts_policy_free(&p);
+    sts_diags_free(&d);
+    /* A U-label mx pattern makes the policy invalid (it is not an RFC 5321 Domain). */
+    static const char ulabel[] = "version: STSv1\nmode: enforce\nmx: m\xc3\xa4il.example\n"
+                                 "max_age: 86400\n";
+    sts_diags_init(&d);
+    assert_int_equal(sts_policy_parse(ulabel, sizeof(ulabel) - 1, &p, &d), STS_ESYNTAX);
+    char why[300];
+    sts_diags_summary(&d, why, sizeof(why));
+    assert_non_null(strstr(why, "A-labels"));
+    sts_diags_free(&d);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_mode),          cmocka_unit_test(test_mx_table),
         cmocka_unit_test(test_tls_edges),     cmocka_unit_test(test_reply_actions),
         cmocka_unit_test(test_outcome_table), cmocka_unit_test(test_exit),
+        cmocka_unit_test(test_idn_a_labels),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -14,6 +14,7 @@
 #include <ldns/ldns.h>
 
 #include "common/err.h"
+#include "common/scenario.h"
 #include "fakedns/dnssrv.h"
 
 static const char *zone_text = "@          MX   10 mail\n"
@@ -346,7 +347,132 @@ static const struct zerr zone_errors[] = {
     {"$TTL 60\n", "scn.yaml:10: zone directives such as $TTL 60 are not supported"},
     {"x CH TXT \"a\"\n", "scn.yaml:10: only class IN"},
     {"@ MX mail\n", "scn.yaml:10: bad zone line"},
+    /* RFC 1035 3.3.14: a character-string is at most 255 octets; we refuse a longer
+     * one with a message instead of splitting it behind the author's back. */
+    {"x TXT \"" "0123456789012345678901234567890123456789012345678901234567890123456789"
+     "0123456789012345678901234567890123456789012345678901234567890123456789"
+     "0123456789012345678901234567890123456789012345678901234567890123456789"
+     "0123456789012345678901234567890123456789012345678901234567890123456789\"\n",
+     "scn.yaml:10: a quoted string of 280 octets: a TXT character-string is at most 255"},
+    {"x TXT \"" "\\065\\065\\065" "0123456789012345678901234567890123456789012345678901234567890123456789"
+     "0123456789012345678901234567890123456789012345678901234567890123456789"
+     "0123456789012345678901234567890123456789012345678901234567890123456789"
+     "01234567890123456789012345678901234567890123456789012345678901\"\n",
+     "scn.yaml:10: a quoted string of 275 octets"},
 };
+
+/* A query for name/type with ID 0x1234 (RD set) into q; returns its length. */
+static size_t simple_query(const char *name, ldns_rr_type type, uint8_t *q, size_t cap)
+{
+    ldns_pkt *p = NULL;
+    assert_int_equal(ldns_pkt_query_new_frm_str(&p, name, type, LDNS_RR_CLASS_IN, LDNS_RD),
+                     LDNS_STATUS_OK);
+    ldns_pkt_set_id(p, 0x1234);
+    uint8_t *wire = NULL;
+    size_t len = 0;
+    assert_int_equal(ldns_pkt2wire(&wire, p, &len), LDNS_STATUS_OK);
+    assert_true(len <= cap);
+    memcpy(q, wire, len);
+    free(wire);
+    ldns_pkt_free(p);
+    return len;
+}
+
+static const struct fcase {
+    const char *qname;
+    ldns_rr_type qtype;
+    sts_dns_transport transport;
+    int fault; /* expected res.fault */
+    int rcode, tc, drop, spoof, ancount;
+    double delay;
+} fcases[] = {
+    {"_mta-sts.example.test", LDNS_RR_TYPE_TXT, STS_DNS_UDP, STS_SCN_DNS_SERVFAIL, 2, 0, 0, 0, 0, 0},
+    {"_mta-sts.example.test", LDNS_RR_TYPE_TXT, STS_DNS_TCP, STS_SCN_DNS_SERVFAIL, 2, 0, 0, 0, 0, 0},
+    /* the fault is for TXT only */
+    {"_mta-sts.example.test", LDNS_RR_TYPE_A, STS_DNS_UDP, -1, 0, 0, 0, 0, 0, 0},
+    {"example.test", LDNS_RR_TYPE_MX, STS_DNS_UDP, STS_SCN_DNS_REFUSED, 5, 0, 0, 0, 0, 0},
+    {"mail.example.test", LDNS_RR_TYPE_A, STS_DNS_UDP, STS_SCN_DNS_NXDOMAIN, 3, 0, 0, 0, 0, 0},
+    {"a.b.c.example.test", LDNS_RR_TYPE_A, STS_DNS_TCP, STS_SCN_DNS_TIMEOUT, 0, 0, 1, 0, 0, 0},
+    {"multi.example.test", LDNS_RR_TYPE_TXT, STS_DNS_UDP, STS_SCN_DNS_TRUNCATE, 0, 1, 0, 0, 0, 0},
+    {"multi.example.test", LDNS_RR_TYPE_TXT, STS_DNS_TCP, STS_SCN_DNS_TRUNCATE, 0, 0, 0, 0, 2, 0},
+    {"v6.example.test", LDNS_RR_TYPE_AAAA, STS_DNS_UDP, STS_SCN_DNS_DELAY, 0, 0, 0, 0, 1, 1.5},
+    {"www.example.test", LDNS_RR_TYPE_CNAME, STS_DNS_UDP, STS_SCN_DNS_WRONG_ID, 0, 0, 0, 1, 1, 0},
+};
+
+static void test_faults(void **state)
+{
+    sts_dns_zone *z = make_zone();
+    char err[256] = "";
+    assert_int_equal(sts_dns_zone_add_fault(z, "_mta-sts", "TXT", STS_SCN_DNS_SERVFAIL, 0, "f", 1,
+                                            err, sizeof(err)), 0);
+    assert_int_equal(sts_dns_zone_add_fault(z, "@", "MX", STS_SCN_DNS_REFUSED, 0, "f", 2, err,
+                                            sizeof(err)), 0);
+    assert_int_equal(sts_dns_zone_add_fault(z, "mail.example.test.", "ANY", STS_SCN_DNS_NXDOMAIN,
+                                            0, "f", 3, err, sizeof(err)), 0);
+    assert_int_equal(sts_dns_zone_add_fault(z, "a.b.c", "ANY", STS_SCN_DNS_TIMEOUT, 0, "f", 4,
+                                            err, sizeof(err)), 0);
+    assert_int_equal(sts_dns_zone_add_fault(z, "multi", "TXT", STS_SCN_DNS_TRUNCATE, 0, "f", 5,
+                                            err, sizeof(err)), 0);
+    assert_int_equal(sts_dns_zone_add_fault(z, "V6", "aaaa", STS_SCN_DNS_DELAY, 1.5, "f", 6, err,
+                                            sizeof(err)), 0);
+    assert_int_equal(sts_dns_zone_add_fault(z, "www", "CNAME", STS_SCN_DNS_WRONG_ID, 0, "f", 7,
+                                            err, sizeof(err)), 0);
+    assert_int_not_equal(sts_dns_zone_add_fault(z, "x", "BOGUS", 0, 0, "f", 8, err, sizeof(err)), 0);
+    assert_string_equal(err, "f:8: 'BOGUS' is not a record type");
+    sts_buf out, spoof;
+    sts_buf_init(&out, 0);
+    sts_buf_init(&spoof, 0);
+    for (size_t i = 0; i < sizeof(fcases) / sizeof(fcases[0]); i++) {
+        const struct fcase *c = &fcases[i];
+        uint8_t q[512];
+        size_t len = simple_query(c->qname, c->qtype, q, sizeof(q));
+        sts_dns_result res;
+        print_message("fault case %zu: %s\n", i, c->qname);
+        assert_int_equal(sts_dns_answer(z, q, len, c->transport, &out, &res), 0);
+        assert_true(res.answered);
+        assert_int_equal(res.fault, c->fault);
+        assert_int_equal(res.drop, c->drop);
+        assert_int_equal(res.spoof, c->spoof);
+        assert_true(res.delay == c->delay);
+        if (c->drop) {
+            assert_int_equal(out.len, 0);
+            continue;
+        }
+        assert_int_equal(res.rcode, c->rcode);
+        assert_int_equal(res.tc, c->tc);
+        assert_int_equal(res.ancount, c->ancount);
+        if (!c->spoof)
+            continue;
+        /* The spoofed answer: another ID, other data; the real one is untouched. */
+        assert_int_equal(sts_dns_spoof((const uint8_t *)out.data, out.len, &spoof), 0);
+        ldns_pkt *p = NULL, *sp = NULL;
+        assert_int_equal(ldns_wire2pkt(&p, (const uint8_t *)out.data, out.len), LDNS_STATUS_OK);
+        assert_int_equal(ldns_wire2pkt(&sp, (const uint8_t *)spoof.data, spoof.len),
+                         LDNS_STATUS_OK);
+        assert_int_equal(ldns_pkt_id(p), 0x1234);
+        assert_int_not_equal(ldns_pkt_id(sp), 0x1234);
+        assert_int_equal(ldns_pkt_ancount(sp), ldns_pkt_ancount(p));
+        ldns_pkt_free(p);
+        ldns_pkt_free(sp);
+    }
+    /* A spoofed TXT answer carries the attacker's policy id; a query is no reply. */
+    uint8_t q[512];
+    size_t len = simple_query("multi.example.test", LDNS_RR_TYPE_TXT, q, sizeof(q));
+    sts_dns_result res;
+    assert_int_equal(sts_dns_answer(z, q, len, STS_DNS_TCP, &out, &res), 0);
+    assert_int_equal(sts_dns_spoof((const uint8_t *)out.data, out.len, &spoof), 0);
+    ldns_pkt *sp = NULL;
+    assert_int_equal(ldns_wire2pkt(&sp, (const uint8_t *)spoof.data, spoof.len), LDNS_STATUS_OK);
+    char *txt = ldns_rdf2str(ldns_rr_rdf(ldns_rr_list_rr(ldns_pkt_answer(sp), 0), 0));
+    assert_string_equal(txt, "\"v=STSv1; id=spoofed;\"");
+    assert_int_equal(ldns_rr_rd_count(ldns_rr_list_rr(ldns_pkt_answer(sp), 0)), 1);
+    free(txt);
+    ldns_pkt_free(sp);
+    assert_int_equal(sts_dns_spoof(q, len, &spoof), STS_EINVAL);
+    sts_buf_free(&out);
+    sts_buf_free(&spoof);
+    sts_dns_zone_free(z);
+}
 
 static void test_zone_errors(void **state)
 {
@@ -398,6 +524,7 @@ int main(void)
         cmocka_unit_test(test_result_names),
         cmocka_unit_test(test_zone_errors),
         cmocka_unit_test(test_zone_helpers),
+        cmocka_unit_test(test_faults),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

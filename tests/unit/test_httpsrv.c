@@ -1,6 +1,7 @@
 /*
  * test_httpsrv.c - the policy server's request-head parser: a table of valid and
- * invalid HTTP/1.x request heads (RFC 9112) and the status each gets.
+ * invalid HTTP/1.x request heads (RFC 9112) and the status each gets; the chunked
+ * encoding of answers.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -86,11 +87,37 @@ static void test_parse_limits(void **state)
     free(head);
 }
 
+/* RFC 9112 7.1: chunk-size in hex, CRLF, data, CRLF; last-chunk "0", trailer, CRLF. */
+static const struct {
+    const char *body;
+    size_t chunk;
+    const char *wire;
+} chunks[] = {
+    {"", 64, "0\r\n\r\n"},
+    {"abc", 64, "3\r\nabc\r\n0\r\n\r\n"},
+    {"abcdefghijklmnopq", 16, "10\r\nabcdefghijklmnop\r\n1\r\nq\r\n0\r\n\r\n"},
+    {"abcd", 2, "2\r\nab\r\n2\r\ncd\r\n0\r\n\r\n"},
+};
+
+static void test_chunk(void **state)
+{
+    for (size_t i = 0; i < sizeof(chunks) / sizeof(chunks[0]); i++) {
+        sts_buf b;
+        sts_buf_init(&b, 0);
+        assert_int_equal(sts_http_chunk(chunks[i].body, strlen(chunks[i].body), chunks[i].chunk, &b),
+                         0);
+        assert_int_equal(b.len, strlen(chunks[i].wire));
+        assert_memory_equal(b.data, chunks[i].wire, b.len);
+        sts_buf_free(&b);
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_parse_table),
         cmocka_unit_test(test_parse_limits),
+        cmocka_unit_test(test_chunk),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -73,10 +73,169 @@ static void test_valid(void **state)
     sts_scenario_free(s);
 }
 
+static const char KNOBS[] =
+    "name: k\n"
+    "about: every knob\n"
+    "refs: [x]\n"
+    "domain: example.test\n"
+    "policy:\n"
+    "  mode: enforce\n"
+    "  redirect: https://elsewhere.example.test/x\n"
+    "  headers: {X-A: b}\n"
+    "  size: 4096\n"
+    "  chunked: true\n"
+    "  delay: 2.5\n"
+    "  drip: 0.05\n"
+    "  cut_after: 40\n"
+    "  tls_versions: {min: \"1.2\", max: \"1.3\"}\n"
+    "mx:\n"
+    "  mail.example.test:\n"
+    "    inject_after_starttls: \"250 injected\\r\\n\"\n"
+    "    tls_versions: {min: 1.0, max: \"1.1\"}\n"
+    "    handshake: abort\n"
+    "    greeting: \"421 4.3.2 busy\"\n"
+    "    replies: {mail: \"451-a\\n451 b\\r\\n\", dot: \"550 5.7.1 no\"}\n"
+    "    delay: {greeting: 2.5, rcpt: 1}\n"
+    "    disconnect_after: data\n"
+    "    ehlo_keywords: [SIZE 1000, PIPELINING]\n"
+    "    cert: {chain: missing_intermediate, names: ['*.example.test']}\n"
+    "dns_faults:\n"
+    "  - {name: _mta-sts, type: txt, fault: delay, delay: 0.5}\n"
+    "  - {name: '@', fault: wrong_id}\n"
+    "modes: [enforce, none]\n"
+    "steps:\n"
+    "  - name: one\n"
+    "    expect: {enforce: {outcome: delivered}, none: {}}\n"
+    "  - name: two\n"
+    "    advance: 25h\n"
+    "    dns: ''\n"
+    "    policy: {absent: true}\n"
+    "    mx: {mail.example.test: {starttls_reply: \"454 4.7.0 TLS not available\"}}\n"
+    "    dns_faults: []\n"
+    "    expect: {enforce: {outcome: deferred}, none: {}}\n";
+
+static void test_knobs(void **state)
+{
+    (void)state;
+    char err[512] = "";
+    sts_scenario *s = sts_scenario_parse(KNOBS, strlen(KNOBS), "k.yaml", err, sizeof(err));
+    if (!s)
+        fail_msg("%s", err);
+    const sts_scn_policy *p = &s->policy;
+    assert_string_equal(p->redirect, "https://elsewhere.example.test/x");
+    assert_int_equal(p->status, 301); /* the default with a redirect */
+    assert_int_equal(p->headers.n, 2);
+    assert_string_equal(p->headers.v[0], "X-A");
+    assert_int_equal(p->size, 4096);
+    assert_true(p->chunked);
+    assert_true(p->delay == 2.5 && p->drip == 0.05);
+    assert_int_equal(p->cut_after, 40);
+    assert_int_equal(p->tls.min, 12);
+    assert_int_equal(p->tls.max, 13);
+    const sts_scn_mx *m = &s->mx[0];
+    assert_null(m->replies[STS_SCN_STAGE_STARTTLS]);
+    assert_string_equal(m->inject_after_starttls, "250 injected\r\n");
+    assert_int_equal(m->tls.min, 10);
+    assert_int_equal(m->tls.max, 11);
+    assert_true(m->handshake_abort);
+    assert_string_equal(m->replies[STS_SCN_STAGE_GREETING], "421 4.3.2 busy\r\n");
+    assert_string_equal(m->replies[STS_SCN_STAGE_MAIL], "451-a\r\n451 b\r\n");
+    assert_string_equal(m->replies[STS_SCN_STAGE_DOT], "550 5.7.1 no\r\n");
+    assert_null(m->replies[STS_SCN_STAGE_RCPT]);
+    assert_true(m->delay[STS_SCN_STAGE_GREETING] == 2.5 && m->delay[STS_SCN_STAGE_RCPT] == 1);
+    assert_int_equal(m->disconnect_after, STS_SCN_STAGE_DATA);
+    assert_int_equal(m->ehlo_keywords.n, 2);
+    assert_int_equal(m->cert.chain, STS_SCN_CHAIN_MISSING);
+    assert_string_equal(m->cert.names.v[0], "*.example.test");
+    assert_int_equal(s->ndns_faults, 2);
+    assert_string_equal(s->dns_faults[0].type, "TXT");
+    assert_int_equal(s->dns_faults[0].fault, STS_SCN_DNS_DELAY);
+    assert_string_equal(s->dns_faults[1].type, "ANY");
+    assert_int_equal(s->dns_faults[1].fault, STS_SCN_DNS_WRONG_ID);
+    assert_int_equal(s->nexpect, 0);
+    assert_int_equal(s->nsteps, 2);
+    assert_int_equal(s->steps[0].advance, 0);
+    assert_false(s->steps[0].policy_set);
+    assert_null(s->steps[0].dns);
+    assert_int_equal(s->steps[1].advance, 25 * 3600);
+    assert_string_equal(s->steps[1].dns, "");
+    assert_true(s->steps[1].policy_set);
+    assert_false(s->steps[1].policy.present);
+    assert_int_equal(s->steps[1].nmx, 1);
+    assert_true(s->steps[1].mx[0].starttls);
+    assert_string_equal(s->steps[1].mx[0].replies[STS_SCN_STAGE_STARTTLS],
+                        "454 4.7.0 TLS not available\r\n");
+    assert_int_equal(s->steps[1].mx[0].disconnect_after, -1);
+    assert_true(s->steps[1].dns_faults_set);
+    assert_int_equal(s->steps[1].ndns_faults, 0);
+    assert_string_equal(sts_scenario_step_expect(s, 1, "enforce")->outcome, "deferred");
+    assert_null(sts_scenario_step_expect(s, 2, "enforce"));
+    assert_null(sts_scenario_expect(s, "enforce"));
+    assert_string_equal(sts_scn_stage_name(STS_SCN_STAGE_DOT), "dot");
+    assert_null(sts_scn_stage_name(STS_SCN_NSTAGES));
+    assert_string_equal(sts_scn_dns_fault_name(STS_SCN_DNS_WRONG_ID), "wrong_id");
+    sts_scenario_free(s);
+}
+
+#define HEAD "name: t\nabout: a\nrefs: [x]\ndomain: d.test\n"
+#define EXP "expect: {enforce: {}}\n"
+
 static const struct {
     const char *text;
     const char *err; /* expected message, after "f.yaml:" */
 } BAD[] = {
+    {HEAD EXP "mx:\n  m.d.test: {starttls_reply: \"ok\"}\n",
+     "7:30: 'starttls_reply' line 1 must start with a reply code 200-599"},
+    {HEAD EXP "mx:\n  m.d.test: {replies: {mail: \"451 a\\r\\n451 b\"}}\n",
+     "7:30: 'mail' line 1: ' ' after the code; RFC 5321 4.2.1 wants 'ddd-'"},
+    {HEAD EXP "mx:\n  m.d.test: {replies: {mail: \"451-a\\r\\n452 b\"}}\n",
+     "7:30: 'mail' line 2: every line of a reply has the same code"},
+    {HEAD EXP "mx:\n  m.d.test: {replies: {helo: \"250 ok\"}}\n",
+     "7:24: unknown key 'helo' in replies"},
+    {HEAD EXP "mx:\n  m.d.test: {greeting: \"421 x\", replies: {greeting: \"421 y\"}}\n",
+     "7:43: the greeting reply is given twice"},
+    {HEAD EXP "mx:\n  m.d.test: {delay: {mail: -1}}\n",
+     "7:28: 'mail' must be a number of seconds from 0 to 600, not '-1'"},
+    {HEAD EXP "mx:\n  m.d.test: {disconnect_after: never}\n",
+     "7:32: 'disconnect_after' must be one of greeting"},
+    {HEAD EXP "mx:\n  m.d.test: {tls_versions: {min: \"1.3\", max: \"1.2\"}}\n",
+     "7:28: tls_versions: min is above max"},
+    {HEAD EXP "mx:\n  m.d.test: {tls_versions: {min: \"2.0\"}}\n",
+     "7:34: 'min' must be one of \"1.0\", \"1.1\", \"1.2\", \"1.3\""},
+    {HEAD EXP "mx:\n  m.d.test: {handshake: maybe}\n", "7:25: 'handshake' must be normal or abort"},
+    {HEAD EXP "mx:\n  m.d.test: {ehlo_keywords: [STARTTLS]}\n",
+     "7:29: STARTTLS is governed by 'starttls', not ehlo_keywords"},
+    {HEAD EXP "mx:\n  m.d.test: {cert: {chain: long}}\n",
+     "7:28: 'chain' must be direct, intermediate or missing_intermediate"},
+    {HEAD EXP "mx:\n  m.d.test: {}\n  M.d.test: {}\n", "8:3: mx host 'M.d.test' is listed twice"},
+    {HEAD EXP "policy: {mode: enforce, headers: {\"a b\": c}}\n",
+     "6:35: 'a b' is not an HTTP field name (character ' ')"},
+    {HEAD EXP "policy: {mode: enforce, drip: fast}\n",
+     "6:31: 'drip' must be a number of seconds from 0 to 10, not 'fast'"},
+    {HEAD EXP "policy: {body: x, size: 10}\n",
+     "6:9: 'size' pads a policy built from mode/mx/max_age, not a verbatim body"},
+    {HEAD EXP "policy: {absent: true, mode: enforce}\n",
+     "6:9: a policy with 'absent: true' has no other keys"},
+    {HEAD EXP "dns_faults: [{name: x, fault: slow}]\n",
+     "6:31: 'fault' must be one of servfail, refused"},
+    {HEAD EXP "dns_faults: [{name: x, fault: delay}]\n",
+     "6:14: fault 'delay' needs 'delay' (seconds, above 0)"},
+    {HEAD EXP "dns_faults: [{fault: servfail}]\n", "6:14: a dns fault needs 'name'"},
+    {HEAD EXP "dns_faults: [{name: x, fault: timeout, delay: 1}]\n",
+     "6:14: fault 'timeout' never answers: 'delay' makes no sense with it"},
+    {HEAD EXP "steps: [{name: a, expect: {enforce: {}}}]\n",
+     "5:9: a scenario with 'steps' has its 'expect' in each step"},
+    {HEAD "steps: []\n", "5:8: 'steps' must be a non-empty list of steps"},
+    {HEAD "steps: [{name: a}]\n", "5:9: step 'a' needs 'expect'"},
+    {HEAD "steps: [{expect: {enforce: {}}}]\n", "5:9: a step needs 'name'"},
+    {HEAD "steps: [{name: a, advance: 3w, expect: {enforce: {}}}]\n",
+     "5:28: 'advance' must be a duration such as 90s, 10m, 25h, 2d or seconds, not '3w'"},
+    {HEAD "steps: [{name: a, expect: {enforce: {}}}, {name: a, expect: {enforce: {}}}]\n",
+     "5:43: two steps are named 'a'"},
+    {HEAD "modes: [enforce, none]\nsteps: [{name: a, expect: {enforce: {}}}]\n",
+     "6:8: step 'a': no expectation for mode 'none' listed in modes"},
+    {HEAD "steps: [{name: a, bogus: 1, expect: {enforce: {}}}]\n",
+     "5:19: unknown key 'bogus' in a step"},
     {"", "f.yaml: empty file: a scenario is a YAML mapping"},
     {"- a\n", "1:1: a scenario file must be a mapping, not a list"},
     {"name: [\n", "2:1: YAML error: did not find expected node content"},
@@ -184,6 +343,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_valid),
         cmocka_unit_test(test_errors),
+        cmocka_unit_test(test_knobs),
         cmocka_unit_test(test_subst),
         cmocka_unit_test(test_bundled_scenarios_load),
     };

@@ -48,10 +48,17 @@ typedef struct smtpc_case {
     const char *commands; /* verbs the server saw; "*" = over TLS */
     int messages;
     int injection, retry_plain, helo_fallback;
+    int pipelined; /* MAIL, RCPT and DATA must arrive in one read (RFC 2920) */
+    int lone_dot;  /* the one message received is a lone "." (RFC 2920 3.1) */
 } smtpc_case;
 
 static const char EHLO_TLS[] = "250-" HOST "\r\n250-PIPELINING\r\n250-STARTTLS\r\n250 SIZE 1000\r\n";
 static const char EHLO_PLAIN[] = "250-" HOST "\r\n250 SIZE 1000\r\n";
+static const char EHLO_PIPE[] = "250-" HOST "\r\n250-PIPELINING\r\n250 SIZE 1000\r\n";
+static const char EHLO_PIPE_TLS[] =
+    "250-" HOST "\r\n250-PIPELINING\r\n250-SIZE\r\n250 STARTTLS\r\n";
+static const char EHLO_SMALL[] = "250-" HOST "\r\n250-PIPELINING\r\n250 SIZE 10\r\n";
+static const char EHLO_NOEXT[] = "250 " HOST "\r\n";
 
 static const smtpc_case cases[] = {
     {.name = "delivery over verified TLS", .tls_required = 1, .action = STS_ACTION_DELIVERED,
@@ -74,7 +81,8 @@ static const smtpc_case cases[] = {
      .stage = STS_SMTPC_STARTTLS, .commands = "EHLO STARTTLS QUIT"},
     {.name = "STARTTLS 454, opportunistic", .starttls = "454 4.7.0 TLS not available\r\n",
      .action = STS_ACTION_DELIVERED, .failure = "starttls-not-supported",
-     .stage = STS_SMTPC_BODY, .commands = "EHLO STARTTLS MAIL RCPT DATA QUIT", .messages = 1},
+     .stage = STS_SMTPC_BODY, .commands = "EHLO STARTTLS MAIL RCPT DATA QUIT", .messages = 1,
+     .pipelined = 1},
     {.name = "bad certificate name, TLS required", .bad_cert = 1, .tls_required = 1,
      .action = STS_ACTION_REFUSED, .failure = "certificate-host-mismatch",
      .stage = STS_SMTPC_TLS, .tls_up = 1, .commands = "EHLO STARTTLS QUIT*"},
@@ -89,7 +97,8 @@ static const smtpc_case cases[] = {
      .action = STS_ACTION_TEMPFAIL, .failure = "validation-failure", .stage = STS_SMTPC_TLS,
      .commands = "EHLO STARTTLS", .retry_plain = 1},
     {.name = "the plaintext retry", .no_starttls = 1, .action = STS_ACTION_DELIVERED,
-     .stage = STS_SMTPC_BODY, .commands = "EHLO MAIL RCPT DATA QUIT", .messages = 1},
+     .stage = STS_SMTPC_BODY, .commands = "EHLO MAIL RCPT DATA QUIT", .messages = 1,
+     .pipelined = 1},
     {.name = "the plaintext retry under required TLS", .no_starttls = 1, .tls_required = 1,
      .action = STS_ACTION_REFUSED, .stage = STS_SMTPC_EHLO, .commands = "EHLO QUIT"},
     {.name = "RCPT 550", .rcpt = "550 5.1.1 no such user\r\n", .tls_required = 1,
@@ -130,6 +139,44 @@ static const smtpc_case cases[] = {
     {.name = "check without STARTTLS", .check_only = 1, .ehlo = EHLO_PLAIN,
      .action = STS_ACTION_DELIVERED, .failure = "starttls-not-supported",
      .stage = STS_SMTPC_EHLO, .commands = "EHLO QUIT"},
+    /* RFC 2920: the group after the EHLO over TLS; never before TLS. The default row
+     * above ("delivery over verified TLS") has PIPELINING only in the plaintext EHLO:
+     * it must not be pipelined (RFC 3207 4.2). */
+    {.name = "pipelined delivery over verified TLS", .ehlo = EHLO_PIPE_TLS, .ehlo2 = EHLO_PIPE,
+     .tls_required = 1, .action = STS_ACTION_DELIVERED, .stage = STS_SMTPC_BODY, .tls_up = 1,
+     .verified = 1, .commands = "EHLO STARTTLS EHLO* MAIL* RCPT* DATA* QUIT*", .messages = 1,
+     .pipelined = 1},
+    {.name = "pipelined, MAIL 550: every reply read, no message", .ehlo2 = EHLO_PIPE,
+     .mail = "550 5.7.1 sender rejected\r\n", .rcpt = "503 5.5.1 need MAIL\r\n",
+     .data = "503 5.5.1 need RCPT\r\n", .action = STS_ACTION_PERMFAIL,
+     .stage = STS_SMTPC_MAIL, .tls_up = 1, .verified = 1,
+     .commands = "EHLO STARTTLS EHLO* MAIL* RCPT* DATA* QUIT*", .pipelined = 1},
+    {.name = "pipelined, RCPT 550 but DATA 354: a lone dot", .ehlo2 = EHLO_PIPE,
+     .rcpt = "550 5.1.1 no such user\r\n", .action = STS_ACTION_PERMFAIL,
+     .stage = STS_SMTPC_RCPT, .tls_up = 1, .verified = 1,
+     .commands = "EHLO STARTTLS EHLO* MAIL* RCPT* DATA* QUIT*", .messages = 1,
+     .pipelined = 1, .lone_dot = 1},
+    {.name = "pipelined, DATA 451", .ehlo2 = EHLO_PIPE, .data = "451 4.3.0 later\r\n",
+     .action = STS_ACTION_TEMPFAIL, .stage = STS_SMTPC_DATA, .tls_up = 1, .verified = 1,
+     .commands = "EHLO STARTTLS EHLO* MAIL* RCPT* DATA* QUIT*", .pipelined = 1},
+    {.name = "pipelined in plaintext (opportunistic, no STARTTLS)", .ehlo = EHLO_PIPE,
+     .action = STS_ACTION_DELIVERED, .failure = "starttls-not-supported",
+     .stage = STS_SMTPC_BODY, .commands = "EHLO MAIL RCPT DATA QUIT", .messages = 1,
+     .pipelined = 1},
+    {.name = "no extensions: no SIZE=, no pipelining", .ehlo2 = EHLO_NOEXT,
+     .action = STS_ACTION_DELIVERED, .stage = STS_SMTPC_BODY, .tls_up = 1, .verified = 1,
+     .commands = "EHLO STARTTLS EHLO* MAIL* RCPT* DATA* QUIT*", .messages = 1},
+    /* RFC 1870 6: over the announced SIZE: a permanent failure, nothing sent. */
+    {.name = "message over SIZE: permfail before MAIL", .ehlo2 = EHLO_SMALL,
+     .tls_required = 1, .action = STS_ACTION_PERMFAIL, .stage = STS_SMTPC_MAIL, .tls_up = 1,
+     .verified = 1, .commands = "EHLO STARTTLS EHLO* QUIT*"},
+    {.name = "SIZE 10 in the plaintext EHLO only: forgotten after STARTTLS",
+     .ehlo = "250-" HOST "\r\n250-SIZE 10\r\n250 STARTTLS\r\n", .ehlo2 = EHLO_NOEXT,
+     .action = STS_ACTION_DELIVERED, .stage = STS_SMTPC_BODY, .tls_up = 1, .verified = 1,
+     .commands = "EHLO STARTTLS EHLO* MAIL* RCPT* DATA* QUIT*", .messages = 1},
+    {.name = "plaintext SIZE 10 without TLS: permfail", .ehlo = EHLO_SMALL,
+     .action = STS_ACTION_PERMFAIL, .failure = "starttls-not-supported",
+     .stage = STS_SMTPC_MAIL, .commands = "EHLO QUIT"},
 };
 
 /* ---- the scripted server ---- */
@@ -148,6 +195,9 @@ typedef struct harness {
     sts_buf in;
     int data_mode;
     char commands[512];
+    int nreads;            /* srv_read calls so far */
+    int read_of_mail, read_of_rcpt, read_of_data; /* in which read each arrived (1-based) */
+    char mail_line[600];
     int nmessages;
     sts_buf msg;
     int msg_tls;
@@ -193,6 +243,14 @@ static void srv_command(harness *h, const char *line, size_t n)
     snprintf(h->commands + off, sizeof(h->commands) - off, "%s%s%s", off ? " " : "", verb,
              h->srv_tls ? "*" : "");
     const smtpc_case *c = h->c;
+    if (!strcmp(verb, "MAIL")) {
+        h->read_of_mail = h->nreads;
+        snprintf(h->mail_line, sizeof(h->mail_line), "%s", line);
+    } else if (!strcmp(verb, "RCPT") && !h->read_of_rcpt) {
+        h->read_of_rcpt = h->nreads;
+    } else if (!strcmp(verb, "DATA")) {
+        h->read_of_data = h->nreads;
+    }
     if ((!strcmp(verb, "MAIL") || !strcmp(verb, "RCPT") || !strcmp(verb, "DATA")) && !h->srv_tls)
         h->envelope_in_clear = 1;
 
@@ -227,6 +285,7 @@ static void srv_command(harness *h, const char *line, size_t n)
 static void srv_read(sts_stream *s, const char *data, size_t len)
 {
     harness *h = sts_stream_data(s);
+    h->nreads++;
     assert_int_equal(sts_buf_append(&h->in, data, len), 0);
     for (;;) {
         if (h->data_mode) {
@@ -472,7 +531,10 @@ static void test_smtpc_table(void **state)
             fail_msg("%s: server saw \"%s\", want \"%s\"", c->name, h.commands, c->commands);
         if (h.nmessages != c->messages)
             fail_msg("%s: %d messages, want %d", c->name, h.nmessages, c->messages);
-        if (h.nmessages) {
+        if (h.nmessages && c->lone_dot) {
+            if (h.msg.len != 3 || memcmp(h.msg.data, ".\r\n", 3))
+                fail_msg("%s: not a lone dot: \"%s\"", c->name, h.msg.data);
+        } else if (h.nmessages) {
             if (h.msg.len != sizeof(MSG_WIRE) - 1 || memcmp(h.msg.data, MSG_WIRE, h.msg.len))
                 fail_msg("%s: message on the wire \"%s\"", c->name, h.msg.data);
             if (r->body_bytes != sizeof(MSG_WIRE) - 1)
@@ -489,6 +551,27 @@ static void test_smtpc_table(void **state)
             strstr(h.commands, "MAIL"))
             fail_msg("%s: MAIL sent without verified TLS", c->name);
         assert_int_equal(r->invariant_violations, 0);
+        /* RFC 2920: the group in one read when offered by the last EHLO, else one
+         * command per round trip. */
+        if (r->pipelined != c->pipelined)
+            fail_msg("%s: pipelined %d, want %d", c->name, r->pipelined, c->pipelined);
+        if (c->pipelined && (h.read_of_mail != h.read_of_rcpt || h.read_of_rcpt != h.read_of_data))
+            fail_msg("%s: MAIL/RCPT/DATA in reads %d/%d/%d, want one", c->name, h.read_of_mail,
+                     h.read_of_rcpt, h.read_of_data);
+        if (!c->pipelined && h.read_of_mail && h.read_of_rcpt &&
+            h.read_of_mail == h.read_of_rcpt)
+            fail_msg("%s: MAIL and RCPT in one read without PIPELINING", c->name);
+        /* RFC 1870: SIZE= the message size, only when the last EHLO offered SIZE. */
+        if (h.mail_line[0]) {
+            const char *last_ehlo = r->tls_up ? pick(c->ehlo2, EHLO_PLAIN) : pick(c->ehlo, EHLO_TLS);
+            int size_param = !r->helo_fallback && strstr(last_ehlo, "SIZE") != NULL;
+            char want[64];
+            snprintf(want, sizeof(want), " SIZE=%zu", sizeof(MSG_WIRE) - 1 - 3 - 2);
+            const char *sz = strstr(h.mail_line, " SIZE=");
+            if (size_param ? !sz || strcmp(sz, want) : sz != NULL)
+                fail_msg("%s: MAIL line \"%s\" (want%s SIZE=)", c->name, h.mail_line,
+                         size_param ? "" : " no");
+        }
         if (c->tls_up && c->verified && !c->bad_cert) {
             assert_string_equal(r->tls.peer_names[0], "DNS:" HOST);
             assert_string_equal(r->tls.sni, HOST);
@@ -542,6 +625,11 @@ static void test_encode_body(void **state)
     sts_buf_init(&capped, 4);
     assert_int_equal(sts_smtpc_encode_body("hello", 5, &capped), STS_ETOOBIG);
     sts_buf_free(&capped);
+    /* RFC 1870 3: CRLF lines, without dot-stuffing and the final ".". */
+    assert_int_equal(sts_smtpc_message_size(MSG, sizeof(MSG) - 1), sizeof(MSG_WIRE) - 1 - 3 - 2);
+    assert_int_equal(sts_smtpc_message_size("", 0), 0);
+    assert_int_equal(sts_smtpc_message_size("a\n", 2), 3);
+    assert_int_equal(sts_smtpc_message_size("a\rb", 3), 6);
     assert_string_equal(sts_smtpc_state_name(STS_SMTPC_EHLO2), "EHLO2");
     assert_string_equal(sts_smtpc_state_name((sts_smtpc_state)99), "UNKNOWN");
 }

@@ -182,10 +182,48 @@ static void test_reply_ext(void **state)
     sts_smtp_reply_free(&r);
 }
 
+/* RFC 1870 4: "SIZE" [SP 1*DIGIT]; 0 or no number = no fixed maximum. */
+static void test_reply_size(void **state)
+{
+    (void)state;
+    static const struct {
+        const char *ehlo;
+        int offered;
+        unsigned long long limit;
+        const char *param;
+    } t[] = {
+        {"250-m\r\n250 SIZE 10240000\r\n", 1, 10240000ULL, "10240000"},
+        {"250-m\r\n250-PIPELINING\r\n250 size 1000\r\n", 1, 1000, "1000"},
+        {"250-m\r\n250 SIZE\r\n", 1, 0, ""},
+        {"250-m\r\n250 SIZE 0\r\n", 1, 0, "0"},
+        {"250-m\r\n250 SIZE 12x\r\n", 1, 0, "12x"},
+        {"250-m\r\n250 SIZE 99999999999999999999999\r\n", 1, 0, "99999999999999999999999"},
+        {"250-m\r\n250 SIZEX 10\r\n", 0, 0, ""},
+        {"250 m SIZE 10\r\n", 0, 0, ""}, /* the greeting line is no keyword */
+        {"250-m\r\n250 PIPELINING\r\n", 0, 0, ""},
+    };
+    for (size_t i = 0; i < sizeof(t) / sizeof(t[0]); i++) {
+        sts_smtp_reply r;
+        sts_smtp_reply_init(&r);
+        size_t used;
+        assert_int_equal(sts_smtp_reply_parse(t[i].ehlo, strlen(t[i].ehlo), &r, &used, NULL, 0),
+                         0);
+        unsigned long long lim = 77;
+        char param[64];
+        if (sts_smtp_reply_size_limit(&r, &lim) != t[i].offered || lim != t[i].limit)
+            fail_msg("size row %zu: limit %llu", i, lim);
+        if (sts_smtp_reply_ext_param(&r, "SIZE", param, sizeof(param)) != t[i].offered ||
+            strcmp(param, t[i].param))
+            fail_msg("size row %zu: param '%s'", i, param);
+        sts_smtp_reply_free(&r);
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_reply_table),
+        cmocka_unit_test(test_reply_size),
         cmocka_unit_test(test_reply_leaves_rest),
         cmocka_unit_test(test_reply_caps),
         cmocka_unit_test(test_reply_ext),

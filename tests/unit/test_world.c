@@ -2,7 +2,8 @@
  * test_world.c - the world's life cycle as the runner uses it, in-process: start
  * on a loop, ready/observed JSON, stop, free, uv_loop_close() == 0; worlds on
  * several threads at once get distinct blocks; an explicit block already in use and
- * a bad zone line fail with a message and leave nothing running.
+ * a bad zone line fail with a message and leave nothing running; the steps of a
+ * multi-step scenario change what the running world serves.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -15,6 +16,11 @@
 #include <unistd.h>
 
 #include <cmocka.h>
+
+#include <arpa/inet.h>
+#include <ldns/ldns.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
 
 #include "common/err.h"
 #include "fakedns/world.h"
@@ -185,12 +191,113 @@ static void test_threads(void **state)
     sts_scenario_free(scn);
 }
 
+/* A TXT query to the world's DNS server at dns ("a.b.c.d:port"), answered while
+ * the loop runs: the first string of the first answer, or "" (rcode in *rcode). */
+static void txt_query(uv_loop_t *loop, const char *dns, const char *name, char *out,
+                      size_t outlen, int *rcode)
+{
+    char host[64];
+    snprintf(host, sizeof(host), "%s", dns);
+    char *colon = strrchr(host, ':');
+    *colon = '\0';
+    struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons((uint16_t)atoi(colon + 1))};
+    inet_pton(AF_INET, host, &sa.sin_addr);
+    ldns_pkt *q = NULL;
+    assert_int_equal(ldns_pkt_query_new_frm_str(&q, name, LDNS_RR_TYPE_TXT, LDNS_RR_CLASS_IN, 0),
+                     LDNS_STATUS_OK);
+    uint8_t *wire = NULL;
+    size_t len = 0;
+    assert_int_equal(ldns_pkt2wire(&wire, q, &len), LDNS_STATUS_OK);
+    ldns_pkt_free(q);
+    int fd = socket(AF_INET, SOCK_DGRAM | SOCK_NONBLOCK, 0);
+    assert_true(fd >= 0);
+    assert_int_equal(sendto(fd, wire, len, 0, (struct sockaddr *)&sa, sizeof(sa)), (ssize_t)len);
+    free(wire);
+    uint8_t buf[4096];
+    ssize_t n = -1;
+    for (int i = 0; i < 2000 && n < 0; i++) {
+        uv_run(loop, UV_RUN_NOWAIT);
+        n = recv(fd, buf, sizeof(buf), 0);
+        if (n < 0)
+            usleep(1000);
+    }
+    close(fd);
+    assert_true(n > 0);
+    ldns_pkt *r = NULL;
+    assert_int_equal(ldns_wire2pkt(&r, buf, (size_t)n), LDNS_STATUS_OK);
+    *rcode = ldns_pkt_get_rcode(r);
+    out[0] = '\0';
+    if (ldns_pkt_ancount(r)) {
+        char *t = ldns_rdf2str(ldns_rr_rdf(ldns_rr_list_rr(ldns_pkt_answer(r), 0), 0));
+        snprintf(out, outlen, "%s", t);
+        free(t);
+    }
+    ldns_pkt_free(r);
+}
+
+static void test_steps(void **state)
+{
+    const char *text = "name: t\nabout: t\nrefs: [x]\ndomain: example.test\n"
+                       "dns: |\n  @ MX 10 mail\n  _mta-sts TXT \"one\"\n"
+                       "policy: {mode: enforce, mx: [mail.example.test]}\n"
+                       "steps:\n"
+                       "  - {name: a, expect: {enforce: {}}}\n"
+                       "  - name: b\n"
+                       "    advance: 2d\n"
+                       "    dns: |\n      @ MX 10 mail\n      _mta-sts TXT \"two\"\n"
+                       "    expect: {enforce: {}}\n"
+                       "  - name: c\n"
+                       "    dns_faults: [{name: _mta-sts, fault: servfail}]\n"
+                       "    expect: {enforce: {}}\n"
+                       "  - name: bad\n"
+                       "    policy: {mode: enforce, size: 10}\n"
+                       "    dns_faults: []\n"
+                       "    expect: {enforce: {}}\n";
+    sts_scenario *scn = load(text);
+    uv_loop_t loop;
+    assert_int_equal(uv_loop_init(&loop), 0);
+    sts_world_opts opts = {.dns_port = 20353, .smtp_port = 20325, .https_port = 20343,
+                           .http_port = 20380, .now = 1700000000};
+    sts_world *w = NULL;
+    char err[512] = "", txt[256];
+    int rcode = -1;
+    assert_int_equal(sts_world_start(&loop, scn, &opts, &w, err, sizeof(err)), 0);
+    json_t *ready = sts_world_ready(w);
+    char dns[64];
+    snprintf(dns, sizeof(dns), "%s", json_string_value(json_object_get(ready, "dns")));
+    json_decref(ready);
+    assert_int_equal(sts_world_apply_step(w, scn, 0, 1700000000, err, sizeof(err)), 0);
+    txt_query(&loop, dns, "_mta-sts.example.test", txt, sizeof(txt), &rcode);
+    assert_string_equal(txt, "\"one\"");
+    assert_int_equal(sts_world_apply_step(w, scn, 1, 1700000000 + 2 * 86400, err, sizeof(err)), 0);
+    txt_query(&loop, dns, "_mta-sts.example.test", txt, sizeof(txt), &rcode);
+    assert_string_equal(txt, "\"two\"");
+    assert_int_equal(sts_world_apply_step(w, scn, 2, 1700000000 + 2 * 86400, err, sizeof(err)), 0);
+    txt_query(&loop, dns, "_mta-sts.example.test", txt, sizeof(txt), &rcode);
+    assert_int_equal(rcode, 2); /* SERVFAIL; the zone of step b is still the zone */
+    /* A step that cannot apply leaves the world as it was, faults included. */
+    assert_int_not_equal(sts_world_apply_step(w, scn, 3, 1700000000 + 2 * 86400, err, sizeof(err)),
+                         0);
+    print_message("error: %s\n", err);
+    assert_non_null(strstr(err, "policy 'size' 10 is below the policy itself"));
+    txt_query(&loop, dns, "_mta-sts.example.test", txt, sizeof(txt), &rcode);
+    assert_int_equal(rcode, 2);
+    assert_int_equal(sts_world_apply_step(w, scn, 4, 0, err, sizeof(err)), STS_EINVAL);
+    sts_world_stop(w, NULL, NULL);
+    assert_int_equal(uv_run(&loop, UV_RUN_DEFAULT), 0);
+    assert_int_not_equal(sts_world_apply_step(w, scn, 1, 0, err, sizeof(err)), 0);
+    sts_world_free(w);
+    assert_int_equal(uv_loop_close(&loop), 0);
+    sts_scenario_free(scn);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_life_cycle),
         cmocka_unit_test(test_bad_zone),
         cmocka_unit_test(test_threads),
+        cmocka_unit_test(test_steps),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
