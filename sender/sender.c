@@ -824,9 +824,14 @@ static void job_connect_addr(job *j)
     mx_entry *m = &j->mx[j->cur];
     run *r = j->run;
     const sts_dns_addr *a = &j->addrs[j->addr_idx];
-    snprintf(m->address, sizeof(m->address), "%s", a->text);
+    /* Through a local copy: the address text and the MX entry both live in *j, and
+     * GCC's -Wrestrict cannot tell that they never overlap. */
+    char text[sizeof(a->text)];
+    memcpy(text, a->text, sizeof(text));
+    text[sizeof(text) - 1] = '\0';
+    snprintf(m->address, sizeof(m->address), "%s", text);
     if (m->naddresses < SENDER_MAX_ADDRS)
-        snprintf(m->addresses[m->naddresses++], sizeof(m->addresses[0]), "%s", a->text);
+        snprintf(m->addresses[m->naddresses++], sizeof(m->addresses[0]), "%s", text);
     memcpy(&j->addr, &a->sa, sizeof(a->sa));
     int port = r->opts->smtp_port ? r->opts->smtp_port : 25;
     if (a->family == AF_INET6)
