@@ -566,6 +566,13 @@ static void run_one(run_state *rs, run_case *c)
     wt.opts.mode = c->mode;
     wt.opts.dir = dir;
     wt.opts.log = wlog;
+    if (rs->opts->standard_ports) {
+        /* Each case keeps its own block, so parallel cases still do not clash. */
+        wt.opts.dns_port = 53;
+        wt.opts.smtp_port = 25;
+        wt.opts.https_port = 443;
+        wt.opts.http_port = 80;
+    }
     if (!log || !wlog || !dir) {
         c->error = 1;
         snprintf(c->error_msg, sizeof(c->error_msg), "cannot set up the case: %s",

@@ -26,6 +26,10 @@ typedef struct sts_run_opts {
      * {cache} are replaced, shell-quoted; {ststest_flags} by ststest options. */
     const char *sender_cmd;
     double time_limit;      /* seconds the sender may run per step; 0 = 120 */
+    /* Serve each case's world on the standard ports (DNS 53, SMTP 25, HTTPS 443,
+     * HTTP 80) of its own 127.x.y.0/24 block, for senders that cannot be told a port
+     * (needs root; a network namespace keeps it off the host's services). */
+    int standard_ports;
     FILE *out;              /* progress and summary (stdout) */
 } sts_run_opts;
 

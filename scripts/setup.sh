@@ -1,6 +1,7 @@
 #!/bin/sh
-# Installs the Debian 12 packages ststest needs to build and test, then Postfix
-# through scripts/install-postfix.sh. Idempotent: when every package is already
+# Installs the Debian 12 packages ststest needs to build and test, then the real
+# peers of the integration tests (Postfix, postfix-mta-sts-resolver, iproute2)
+# through scripts/install-peers.sh. Idempotent: when every package is already
 # installed it does nothing (no apt-get update).
 set -eu
 
@@ -18,9 +19,9 @@ for p in $PKGS; do
 done
 HERE=$(dirname "$0")
 if [ -z "$missing" ]; then
-  # Postfix (a real receiving MTA for the integration tests) has its own script:
-  # it must be installed without a prompt and without starting the system copy.
-  exec "$HERE/install-postfix.sh"
+  # The real peers (Postfix, postfix-mta-sts-resolver) have their own script: they
+  # must be installed without a prompt and without starting system services.
+  exec "$HERE/install-peers.sh"
 fi
 
 SUDO=""
@@ -32,4 +33,4 @@ echo "setup.sh: installing:$missing" >&2
 $SUDO env DEBIAN_FRONTEND=noninteractive apt-get update -qq
 # shellcheck disable=SC2086
 $SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $missing
-exec "$HERE/install-postfix.sh"
+exec "$HERE/install-peers.sh"

@@ -3,6 +3,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "common/err.h"
 #include "runner/runner.h"
@@ -33,11 +34,14 @@ static void run_usage(FILE *fp)
             "                       {sender_mode} and {ststest_flags} (ststest options)\n"
             "      --time-limit SECS  how long the sender may run per step (default 120;\n"
             "                       ours is then deferred, CMD killed: the case is an ERROR)\n"
+            "      --standard-ports serve each world on DNS 53, SMTP 25, HTTPS 443, HTTP 80\n"
+            "                       of its own loopback block (root only; for senders that\n"
+            "                       cannot be told a port; best inside a network namespace)\n"
             "  -v, --verbose        print every case's transcript, not only failures'\n"
             "  -h, --help           this text\n"
             "\n"
             "exit status: 0 all passed, 1 some failed, 64 usage, 65 bad scenario file,\n"
-            "70 internal error.\n");
+            "70 internal error, 77 --standard-ports without root.\n");
 }
 
 static int parse_num(const char *opt, const char *s, double lo, double hi, double *out)
@@ -62,6 +66,7 @@ int sts_cmd_run(int argc, char **argv)
         {"verbose", no_argument, NULL, 'v'},     {"help", no_argument, NULL, 'h'},
         {"sender-cmd", required_argument, NULL, 'S'},
         {"time-limit", required_argument, NULL, 'T'},
+        {"standard-ports", no_argument, NULL, 'P'},
         {NULL, 0, NULL, 0},
     };
     sts_run_opts o = {.out = stdout};
@@ -105,6 +110,9 @@ int sts_cmd_run(int argc, char **argv)
             if (parse_num("--time-limit", optarg, 1, 86400, &o.time_limit))
                 return STS_EXIT_USAGE;
             break;
+        case 'P':
+            o.standard_ports = 1;
+            break;
         case 'h':
             run_usage(stdout);
             return STS_EXIT_OK;
@@ -117,6 +125,12 @@ int sts_cmd_run(int argc, char **argv)
         fprintf(stderr, "ststest run: name at least one scenario file or folder\n");
         run_usage(stderr);
         return STS_EXIT_USAGE;
+    }
+    /* Ports below 1024 need root; say so before any world starts. */
+    if (o.standard_ports && geteuid() != 0) {
+        fprintf(stderr, "ststest run: --standard-ports binds ports 53, 25, 443 and 80 and must "
+                        "run as root\n");
+        return 77;
     }
     return sts_runner_run(argv + optind, (size_t)(argc - optind), &o);
 }
