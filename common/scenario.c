@@ -527,9 +527,16 @@ static int policy_pair(scn_ctx *c, const char *key, yaml_node_t *k, yaml_node_t 
         return parse_tls_versions(c, v, &p->tls);
     if (!strcmp(key, "absent"))
         return get_bool(c, v, key, &p->absent);
+    if (!strcmp(key, "https")) {
+        int on = 1;
+        if (get_bool(c, v, key, &on))
+            return -1;
+        p->https_off = !on;
+        return 0;
+    }
     return unknown_key(c, k, "policy",
                        "mode, mx, max_age, body, status, content_type, cert, redirect, headers, "
-                       "size, chunked, delay, drip, cut_after, tls_versions, absent");
+                       "size, chunked, delay, drip, cut_after, tls_versions, https, absent");
 }
 
 static void policy_init(sts_scn_policy *p)

@@ -79,6 +79,8 @@ typedef struct sts_scn_policy {
     double drip;         /* seconds between octets of the body */
     long cut_after;      /* close after this many body octets; -1 = never */
     sts_scn_tls_versions tls;
+    int https_off;       /* `https: false`: only plain HTTP serves the policy; the
+                            HTTPS listener closes every connection at once */
     int absent;          /* `absent: true` (in steps: no policy from then on) */
 } sts_scn_policy;
 

@@ -45,7 +45,18 @@ struct sts_dns_zone {
         double delay;
     } faults[DNS_MAX_FAULTS];
     size_t nfaults;
+    struct dns_index *ix; /* precomputed answers (sts_dns_zone_finish); NULL = none */
 };
+
+static int index_build(sts_dns_zone *z);
+static void index_free(struct dns_index *ix);
+
+/* An addition after sts_dns_zone_finish makes the index stale: drop it. */
+static void zone_index_drop(sts_dns_zone *z)
+{
+    index_free(z->ix);
+    z->ix = NULL;
+}
 
 static void set_err(char *err, size_t errlen, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
@@ -126,6 +137,7 @@ void sts_dns_zone_free(sts_dns_zone *z)
         ldns_rdf_deep_free(z->apex[i]);
     for (size_t i = 0; i < z->nfaults; i++)
         ldns_rdf_deep_free(z->faults[i].name);
+    index_free(z->ix);
     free(z);
 }
 
@@ -226,6 +238,7 @@ int sts_dns_zone_add_lines(sts_dns_zone *z, const char *text, const char *where,
     ldns_rdf *prev = NULL;
     int rc = 0;
     int lineno = first_line;
+    zone_index_drop(z);
     for (const char *p = text; p && *p && rc == 0; lineno++) {
         const char *nl = strchr(p, '\n');
         size_t n = nl ? (size_t)(nl - p) : strlen(p);
@@ -256,6 +269,7 @@ int sts_dns_zone_add_lines(sts_dns_zone *z, const char *text, const char *where,
 int sts_dns_zone_add_a(sts_dns_zone *z, const char *name, const char *addr)
 {
     ldns_rdf *owner = NULL;
+    zone_index_drop(z);
     if (ldns_str2rdf_dname(&owner, name) != LDNS_STATUS_OK)
         return STS_EINVAL;
     ldns_dname2canonical(owner);
@@ -426,7 +440,7 @@ int sts_dns_zone_finish(sts_dns_zone *z)
             }
         }
     }
-    return 0;
+    return index_build(z);
 }
 
 /* ---- the answer function ---- */
@@ -441,6 +455,45 @@ const char *sts_dns_rcode_name(int rcode)
     if (rcode == STS_DNS_BADVERS)
         return "BADVERS";
     return "RCODE?";
+}
+
+void sts_dns_name_text(const uint8_t *w, size_t len, char *out, size_t outlen)
+{
+    if (!outlen)
+        return;
+    size_t o = 0, i = 0;
+    if (len <= 1) {
+        snprintf(out, outlen, ".");
+        return;
+    }
+    while (i < len && w[i]) {
+        size_t l = w[i++];
+        if (o && o + 1 < outlen)
+            out[o++] = '.';
+        for (size_t k = 0; k < l && i < len; k++, i++) {
+            uint8_t c = (uint8_t)tolower(w[i]);
+            char tmp[5];
+            if (c == '.' || c == ';' || c == '(' || c == ')' || c == '\\')
+                snprintf(tmp, sizeof(tmp), "\\%c", c);
+            else if (c < 0x21 || c > 0x7e)
+                snprintf(tmp, sizeof(tmp), "\\%03u", c);
+            else
+                snprintf(tmp, sizeof(tmp), "%c", c);
+            for (const char *p = tmp; *p && o + 1 < outlen; p++)
+                out[o++] = *p;
+        }
+    }
+    out[o] = '\0';
+}
+
+void sts_dns_type_text(uint16_t type, char *out, size_t outlen)
+{
+    char *t = ldns_rr_type2str((ldns_rr_type)type);
+    if (t)
+        snprintf(out, outlen, "%s", t);
+    else
+        snprintf(out, outlen, "TYPE%u", (unsigned)type);
+    free(t);
 }
 
 /* What the query said, as far as it could be parsed. */
@@ -635,62 +688,486 @@ static int reply_wire(ldns_pkt *p, const struct dns_query *q, int rcode, int aa,
     return rc;
 }
 
-int sts_dns_answer(const sts_dns_zone *z, const uint8_t *msg, size_t len,
-                   sts_dns_transport transport, sts_buf *out, sts_dns_result *res)
+/* ---- the index: precomputed answers ----
+ *
+ * Every owner name and every empty non-terminal (RFC 8020: a name with no records
+ * but names below it exists) is a node in a hash table keyed by its lower-case wire
+ * name. Per node, the reference path (answer_ldns) answers once, at finish time,
+ * a query (ID 0, no flags, no EDNS, over TCP so nothing is cut) for each type whose
+ * answer can differ: the types present at the node and ANY, or, at a CNAME, every
+ * type of the zone (the chain's end depends on it); the last entry answers every
+ * other type, all of which get the same reply. A query then copies that reply and
+ * patches ID, RD, CD, the question (same length; the query's own case) and appends
+ * our OPT: the compression pointers in it stay valid because the question has the
+ * same length. A name that is no node gets NXDOMAIN with the SOA of the apex of its
+ * nearest node ancestor, or REFUSED without one. */
+
+typedef struct dns_resp {
+    uint16_t type;
+    uint8_t rcode, aa, soa, tc;
+    uint16_t ancount, nscount;
+    size_t len;
+    uint8_t *wire;
+} dns_resp;
+
+typedef struct dns_node {
+    uint8_t *name; /* lower-case wire form */
+    size_t len;
+    uint32_t hash;
+    size_t apex; /* index into z->apex: the longest apex the name lies under */
+    dns_resp *resp;
+    size_t nresp; /* the last one answers every type not listed */
+} dns_node;
+
+#define DNS_INDEX_MAX_TYPES 64
+
+struct dns_index {
+    dns_node *nodes;
+    size_t nnodes, capnodes;
+    uint32_t *slots; /* node index + 1, 0 = empty; nslots a power of two */
+    size_t nslots;
+    /* Per apex: its SOA record after the owner name (type, class, TTL, RDLENGTH,
+     * RDATA with names uncompressed), for NXDOMAIN replies; NULL = none. */
+    uint8_t *soa[DNS_MAX_APEXES];
+    size_t soa_len[DNS_MAX_APEXES];
+    uint16_t types[DNS_INDEX_MAX_TYPES]; /* every type of the zone, and ANY */
+    size_t ntypes;
+    uint16_t other; /* a type the zone does not have: stands for all of them */
+};
+
+static void index_free(struct dns_index *ix)
 {
-    memset(res, 0, sizeof(*res));
-    sts_buf_reset(out);
+    if (!ix)
+        return;
+    for (size_t i = 0; i < ix->nnodes; i++) {
+        for (size_t k = 0; k < ix->nodes[i].nresp; k++)
+            free(ix->nodes[i].resp[k].wire);
+        free(ix->nodes[i].resp);
+        free(ix->nodes[i].name);
+    }
+    free(ix->nodes);
+    free(ix->slots);
+    for (size_t i = 0; i < DNS_MAX_APEXES; i++)
+        free(ix->soa[i]);
+    free(ix);
+}
+
+static uint32_t name_hash(const uint8_t *w, size_t n)
+{
+    uint32_t h = 2166136261u; /* FNV-1a */
+    for (size_t i = 0; i < n; i++)
+        h = (h ^ w[i]) * 16777619u;
+    return h;
+}
+
+static const dns_node *index_find(const struct dns_index *ix, const uint8_t *lc, size_t n,
+                                  uint32_t h)
+{
+    for (size_t k = h & (ix->nslots - 1); ix->slots[k]; k = (k + 1) & (ix->nslots - 1)) {
+        const dns_node *d = &ix->nodes[ix->slots[k] - 1];
+        if (d->hash == h && d->len == n && !memcmp(d->name, lc, n))
+            return d;
+    }
+    return NULL;
+}
+
+static int index_has_type(const struct dns_index *ix, uint16_t t)
+{
+    for (size_t i = 0; i < ix->ntypes; i++)
+        if (ix->types[i] == t)
+            return 1;
+    return 0;
+}
+
+/* Add the node (w, n) under apex unless it is there. */
+static int index_add_node(struct dns_index *ix, const uint8_t *w, size_t n, size_t apex)
+{
+    uint32_t h = name_hash(w, n);
+    if (ix->nslots && index_find(ix, w, n, h))
+        return 0;
+    if ((ix->nnodes + 1) * 2 > ix->nslots) {
+        size_t ns = ix->nslots ? ix->nslots * 2 : 64;
+        uint32_t *slots = calloc(ns, sizeof(*slots));
+        if (!slots)
+            return STS_ENOMEM;
+        for (size_t i = 0; i < ix->nnodes; i++) {
+            size_t k = ix->nodes[i].hash & (ns - 1);
+            while (slots[k])
+                k = (k + 1) & (ns - 1);
+            slots[k] = (uint32_t)i + 1;
+        }
+        free(ix->slots);
+        ix->slots = slots;
+        ix->nslots = ns;
+    }
+    if (ix->nnodes == ix->capnodes) {
+        size_t nc = ix->capnodes ? ix->capnodes * 2 : 32;
+        dns_node *nodes = realloc(ix->nodes, nc * sizeof(*nodes));
+        if (!nodes)
+            return STS_ENOMEM;
+        ix->nodes = nodes;
+        ix->capnodes = nc;
+    }
+    dns_node *d = &ix->nodes[ix->nnodes];
+    memset(d, 0, sizeof(*d));
+    if (!(d->name = malloc(n)))
+        return STS_ENOMEM;
+    memcpy(d->name, w, n);
+    d->len = n;
+    d->hash = h;
+    d->apex = apex;
+    size_t k = h & (ix->nslots - 1);
+    while (ix->slots[k])
+        k = (k + 1) & (ix->nslots - 1);
+    ix->slots[k] = (uint32_t)ix->nnodes + 1;
+    ix->nnodes++;
+    return 0;
+}
+
+static int answer_ldns(const sts_dns_zone *z, const struct dns_query *q, int rcode,
+                       sts_dns_transport transport, int use_faults, sts_buf *out,
+                       sts_dns_result *res);
+static int query_parse(const uint8_t *msg, size_t len, struct dns_query *q, int *rcodep);
+static size_t reply_limit(const struct dns_query *q, sts_dns_transport transport);
+
+/* Precompute node d's reply to type t (entry r) with the reference path. */
+static int index_answer_type(const sts_dns_zone *z, const dns_node *d, uint16_t t, dns_resp *r)
+{
+    uint8_t msg[12 + 255 + 4] = {0, 0, 0, 0, 0, 1}; /* ID 0, no flags, QDCOUNT 1 */
+    memcpy(msg + 12, d->name, d->len);
+    msg[12 + d->len] = (uint8_t)(t >> 8);
+    msg[13 + d->len] = (uint8_t)t;
+    msg[14 + d->len] = 0;
+    msg[15 + d->len] = LDNS_RR_CLASS_IN;
     struct dns_query q;
-    memset(&q, 0, sizeof(q));
+    int rcode;
+    if (!query_parse(msg, 16 + d->len, &q, &rcode) || rcode != RC_NOERROR)
+        return STS_EINVAL;
+    sts_buf out;
+    sts_buf_init(&out, 0);
+    sts_dns_result res;
+    memset(&res, 0, sizeof(res));
+    int rc = answer_ldns(z, &q, RC_NOERROR, STS_DNS_TCP, 0, &out, &res);
+    if (rc == 0 && !(r->wire = malloc(out.len)))
+        rc = STS_ENOMEM;
+    if (rc == 0) {
+        memcpy(r->wire, out.data, out.len);
+        r->len = out.len;
+        r->type = t;
+        r->rcode = (uint8_t)res.rcode;
+        r->aa = (uint8_t)res.aa;
+        r->soa = (uint8_t)res.authority_soa;
+        r->tc = (uint8_t)res.tc;
+        r->ancount = (uint16_t)res.ancount;
+        r->nscount = (uint16_t)res.nscount;
+    }
+    sts_buf_free(&out);
+    return rc;
+}
+
+/* Does a record of type t (any type: t == 0) sit at the node? */
+static int index_node_has(const sts_dns_zone *z, const dns_node *d, uint16_t t)
+{
+    for (size_t i = 0; i < ldns_rr_list_rr_count(z->rrs); i++) {
+        const ldns_rr *rr = ldns_rr_list_rr(z->rrs, i);
+        const ldns_rdf *o = ldns_rr_owner(rr);
+        if ((t == 0 || ldns_rr_get_type(rr) == t) && ldns_rdf_size(o) == d->len &&
+            !memcmp(ldns_rdf_data(o), d->name, d->len))
+            return 1;
+    }
+    return 0;
+}
+
+static int index_build_node(const sts_dns_zone *z, const struct dns_index *ix, dns_node *d)
+{
+    int cname = index_node_has(z, d, LDNS_RR_TYPE_CNAME);
+    if (!(d->resp = calloc(ix->ntypes + 1, sizeof(*d->resp))))
+        return STS_ENOMEM;
+    for (size_t i = 0; i < ix->ntypes; i++) {
+        uint16_t t = ix->types[i];
+        if (!cname && t != LDNS_RR_TYPE_ANY && !index_node_has(z, d, t))
+            continue; /* NODATA, the same as the catch-all entry */
+        int rc = index_answer_type(z, d, t, &d->resp[d->nresp]);
+        if (rc)
+            return rc;
+        d->nresp++;
+    }
+    int rc = index_answer_type(z, d, ix->other, &d->resp[d->nresp]);
+    if (rc == 0)
+        d->nresp++;
+    return rc;
+}
+
+static int index_build(sts_dns_zone *z)
+{
+    zone_index_drop(z);
+    struct dns_index *ix = calloc(1, sizeof(*ix));
+    if (!ix)
+        return STS_ENOMEM;
+    size_t nrr = ldns_rr_list_rr_count(z->rrs);
+    int rc = 0;
+    ix->types[ix->ntypes++] = LDNS_RR_TYPE_ANY;
+    for (size_t i = 0; i < nrr; i++) {
+        uint16_t t = (uint16_t)ldns_rr_get_type(ldns_rr_list_rr(z->rrs, i));
+        if (index_has_type(ix, t))
+            continue;
+        if (ix->ntypes == DNS_INDEX_MAX_TYPES) {
+            index_free(ix); /* that many types: answer everything by the reference path */
+            return 0;
+        }
+        ix->types[ix->ntypes++] = t;
+    }
+    for (ix->other = 65280; index_has_type(ix, ix->other); ix->other++)
+        ;
+    /* Owners and every name between an owner and its apex (empty non-terminals). */
+    for (size_t i = 0; rc == 0 && i < nrr; i++) {
+        const ldns_rdf *owner = ldns_rr_owner(ldns_rr_list_rr(z->rrs, i));
+        const ldns_rdf *apex = zone_apex_of(z, owner);
+        size_t ai = 0;
+        while (ai < z->napex && z->apex[ai] != apex)
+            ai++;
+        if (ai == z->napex) {
+            rc = STS_EINVAL;
+            break;
+        }
+        const uint8_t *w = ldns_rdf_data(owner);
+        size_t n = ldns_rdf_size(owner), alen = ldns_rdf_size(apex);
+        for (size_t off = 0; rc == 0 && off < n && n - off >= alen && w[off];
+             off += 1 + (size_t)w[off])
+            rc = index_add_node(ix, w + off, n - off, ai);
+    }
+    for (size_t i = 0; rc == 0 && i < ix->nnodes; i++)
+        rc = index_build_node(z, ix, &ix->nodes[i]);
+    /* RFC 2308 3: NXDOMAIN carries the apex's SOA (the first, as zone_lookup takes). */
+    for (size_t a = 0; rc == 0 && a < z->napex; a++)
+        for (size_t i = 0; i < nrr; i++) {
+            const ldns_rr *rr = ldns_rr_list_rr(z->rrs, i);
+            if (ldns_rr_get_type(rr) != LDNS_RR_TYPE_SOA || !dname_eq(ldns_rr_owner(rr), z->apex[a]))
+                continue;
+            uint8_t *wire = NULL;
+            size_t size = 0, on = ldns_rdf_size(ldns_rr_owner(rr));
+            if (ldns_rr2wire(&wire, rr, LDNS_SECTION_ANSWER, &size) != LDNS_STATUS_OK ||
+                size <= on || !(ix->soa[a] = malloc(size - on))) {
+                free(wire);
+                rc = STS_ENOMEM;
+                break;
+            }
+            memcpy(ix->soa[a], wire + on, size - on);
+            ix->soa_len[a] = size - on;
+            free(wire);
+            break;
+        }
+    if (rc) {
+        index_free(ix);
+        return rc;
+    }
+    z->ix = ix;
+    return 0;
+}
+
+/* Header and question of a reply built here: the query's ID, opcode (QUERY), RD and
+ * CD; the question as it came. */
+static int index_head(sts_buf *out, const struct dns_query *q, int aa, int tc, int rcode,
+                      uint16_t an, uint16_t ns)
+{
+    uint8_t h[12 + 255 + 4];
+    h[0] = (uint8_t)(q->id >> 8);
+    h[1] = (uint8_t)q->id;
+    h[2] = (uint8_t)(0x80 | (aa ? 0x04 : 0) | (tc ? 0x02 : 0) | (q->rd ? 0x01 : 0));
+    h[3] = (uint8_t)((q->cd ? 0x10 : 0) | (rcode & 0x0F));
+    uint16_t counts[4] = {1, an, ns, (uint16_t)(q->edns ? 1 : 0)};
+    for (int i = 0; i < 4; i++) {
+        h[4 + 2 * i] = (uint8_t)(counts[i] >> 8);
+        h[5 + 2 * i] = (uint8_t)counts[i];
+    }
+    memcpy(h + 12, q->qname, q->qname_len);
+    size_t o = 12 + q->qname_len;
+    h[o++] = (uint8_t)(q->qtype >> 8);
+    h[o++] = (uint8_t)q->qtype;
+    h[o++] = (uint8_t)(q->qclass >> 8);
+    h[o++] = (uint8_t)q->qclass;
+    return sts_buf_append(out, h, o);
+}
+
+/* RFC 6891 6.1.1 / 7: our OPT: owner root, payload size, extended rcode 0 (the
+ * rcodes answered here all fit in 4 bits), version 0, the DO bit copied (RFC 3225 3),
+ * no options. */
+static int index_opt(sts_buf *out, const struct dns_query *q)
+{
+    const uint8_t opt[11] = {0,
+                             0,
+                             LDNS_RR_TYPE_OPT,
+                             DNS_OUR_UDP_SIZE >> 8,
+                             DNS_OUR_UDP_SIZE & 0xFF,
+                             0,
+                             0,
+                             (uint8_t)(q->edns_do ? 0x80 : 0),
+                             0,
+                             0,
+                             0};
+    return sts_buf_append(out, opt, sizeof(opt));
+}
+
+/* Answer a valid query (rcode NOERROR so far) from the index. Returns 0 (answered),
+ * 1 (not covered: scripted fault, or no precomputed reply; use the reference path)
+ * or STS_ENOMEM. */
+static int index_answer(const sts_dns_zone *z, const struct dns_query *q,
+                        sts_dns_transport transport, sts_buf *out, sts_dns_result *res)
+{
+    const struct dns_index *ix = z->ix;
+    uint8_t lc[255];
+    size_t n = q->qname_len;
+    /* RFC 4343: names match case-insensitively; the index holds lower case. */
+    for (size_t i = 0; i < n; i++)
+        lc[i] = (q->qname[i] >= 'A' && q->qname[i] <= 'Z') ? (uint8_t)(q->qname[i] + 32)
+                                                           : q->qname[i];
+    for (size_t i = 0; i < z->nfaults; i++)
+        if ((z->faults[i].any || z->faults[i].type == (ldns_rr_type)q->qtype) &&
+            ldns_rdf_size(z->faults[i].name) == n &&
+            !memcmp(ldns_rdf_data(z->faults[i].name), lc, n))
+            return 1;
+    size_t limit = reply_limit(q, transport), optlen = q->edns ? 11 : 0;
+    const dns_node *d = index_find(ix, lc, n, name_hash(lc, n));
+    int rc;
+    if (d) {
+        const dns_resp *r = &d->resp[d->nresp - 1];
+        for (size_t i = 0; i + 1 < d->nresp; i++)
+            if (d->resp[i].type == q->qtype) {
+                r = &d->resp[i];
+                break;
+            }
+        if (r->tc || r->len < 16 + n)
+            return 1;
+        res->rcode = r->rcode;
+        res->aa = r->aa;
+        if (r->len + optlen > limit) {
+            /* RFC 1035 4.2.1, RFC 2181 9: does not fit: TC and empty sections. */
+            res->tc = 1;
+            rc = index_head(out, q, r->aa, 1, r->rcode, 0, 0);
+        } else {
+            res->ancount = r->ancount;
+            res->nscount = r->nscount;
+            res->authority_soa = r->soa;
+            rc = sts_buf_append(out, r->wire, r->len);
+            if (rc == 0) {
+                uint8_t *p = (uint8_t *)out->data;
+                p[0] = (uint8_t)(q->id >> 8);
+                p[1] = (uint8_t)q->id;
+                p[2] = (uint8_t)((p[2] & ~0x01) | (q->rd ? 0x01 : 0));
+                p[3] = (uint8_t)((p[3] & ~0x10) | (q->cd ? 0x10 : 0));
+                p[11] = (uint8_t)(q->edns ? 1 : 0); /* ARCOUNT: only our OPT */
+                memcpy(p + 12, q->qname, n);
+                p[12 + n] = (uint8_t)(q->qtype >> 8);
+                p[13 + n] = (uint8_t)q->qtype;
+            }
+        }
+    } else {
+        /* Not a node: below the nearest node ancestor (if any) nothing exists. */
+        const dns_node *anc = NULL;
+        for (size_t off = 0; !anc && lc[off]; ) {
+            off += 1 + (size_t)lc[off];
+            anc = index_find(ix, lc + off, n - off, name_hash(lc + off, n - off));
+        }
+        if (!anc) {
+            res->rcode = RC_REFUSED; /* not authoritative: we are no recursive resolver */
+            rc = index_head(out, q, 0, 0, RC_REFUSED, 0, 0);
+        } else {
+            const uint8_t *soa = ix->soa[anc->apex];
+            size_t soa_len = ix->soa_len[anc->apex];
+            size_t alen = ldns_rdf_size(z->apex[anc->apex]);
+            if (!soa || alen > n)
+                return 1;
+            res->rcode = RC_NXDOMAIN;
+            res->aa = 1;
+            if (12 + n + 4 + 2 + soa_len + optlen > limit) {
+                res->tc = 1;
+                rc = index_head(out, q, 1, 1, RC_NXDOMAIN, 0, 0);
+            } else {
+                /* RFC 2308 3: the SOA, its owner a pointer to the apex's labels at the
+                 * end of the question name (RFC 1035 4.1.4). */
+                size_t ptr = 12 + n - alen;
+                uint8_t own[2] = {(uint8_t)(0xC0 | (ptr >> 8)), (uint8_t)ptr};
+                res->nscount = 1;
+                res->authority_soa = 1;
+                rc = index_head(out, q, 1, 0, RC_NXDOMAIN, 0, 1);
+                if (rc == 0)
+                    rc = sts_buf_append(out, own, 2);
+                if (rc == 0)
+                    rc = sts_buf_append(out, soa, soa_len);
+            }
+        }
+    }
+    if (rc == 0 && q->edns)
+        rc = index_opt(out, q);
+    return rc;
+}
+
+/* Parse and validate the query (RFC 1035 4.1.1). Checked in this order (after NSD's
+ * query_process): a message shorter than a header, or a response, gets no reply at
+ * all (answering responses invites loops): returns 0; then opcode, flags and counts;
+ * then the question; then EDNS: returns 1 with the rcode to answer with. */
+static int query_parse(const uint8_t *msg, size_t len, struct dns_query *q, int *rcodep)
+{
+    memset(q, 0, sizeof(*q));
     sts_cur c;
     sts_cur_init(&c, msg, len);
     uint16_t flags, qd, an, ns, ar;
-    /* RFC 1035 4.1.1. Checked in this order (after NSD's query_process): a message
-     * shorter than a header, or a response, gets no reply at all (answering responses
-     * invites loops); then opcode, flags and counts; then the question; then EDNS. */
-    if (sts_cur_u16(&c, &q.id) || sts_cur_u16(&c, &flags) || sts_cur_u16(&c, &qd) ||
+    if (sts_cur_u16(&c, &q->id) || sts_cur_u16(&c, &flags) || sts_cur_u16(&c, &qd) ||
         sts_cur_u16(&c, &an) || sts_cur_u16(&c, &ns) || sts_cur_u16(&c, &ar))
         return 0;
     if (flags & 0x8000)
         return 0;
-    q.opcode = (flags >> 11) & 0x0F;
-    q.rd = (flags >> 8) & 1;
-    q.cd = (flags >> 4) & 1;
-    res->answered = 1;
+    q->opcode = (flags >> 11) & 0x0F;
+    q->rd = (flags >> 8) & 1;
+    q->cd = (flags >> 4) & 1;
 
     int rcode = RC_NOERROR;
-    if (q.opcode != LDNS_PACKET_QUERY)
+    if (q->opcode != LDNS_PACKET_QUERY)
         rcode = RC_NOTIMP;
     else if ((flags & 0x0200) || qd != 1 || an != 0 || ns != 0 || ar > 1)
         rcode = RC_FORMERR; /* TC in a query, or sections a query cannot have */
-    else if (parse_qname(&c, &q) || sts_cur_u16(&c, &q.qtype) || sts_cur_u16(&c, &q.qclass))
+    else if (parse_qname(&c, q) || sts_cur_u16(&c, &q->qtype) || sts_cur_u16(&c, &q->qclass))
         rcode = RC_FORMERR;
     else {
-        q.have_question = 1;
-        if (ar == 1 && parse_opt(&c, &q))
+        q->have_question = 1;
+        if (ar == 1 && parse_opt(&c, q))
             rcode = RC_FORMERR; /* only an OPT may follow, once (RFC 6891 6.1.1) */
         else if (sts_cur_left(&c) != 0)
             rcode = RC_FORMERR; /* trailing garbage */
-        else if (q.edns && q.edns_version != 0)
+        else if (q->edns && q->edns_version != 0)
             rcode = STS_DNS_BADVERS; /* RFC 6891 6.1.3 */
-        else if (q.qclass != LDNS_RR_CLASS_IN)
+        else if (q->qclass != LDNS_RR_CLASS_IN)
             rcode = RC_NOTIMP;
-        else if (q.qtype == LDNS_RR_TYPE_OPT)
+        else if (q->qtype == LDNS_RR_TYPE_OPT)
             rcode = RC_FORMERR; /* OPT is a pseudo-RR, never a question (RFC 6891 6.1.1) */
-        else if (q.qtype == LDNS_RR_TYPE_AXFR || q.qtype == LDNS_RR_TYPE_IXFR ||
-                 q.qtype == LDNS_RR_TYPE_MAILA || q.qtype == LDNS_RR_TYPE_MAILB)
+        else if (q->qtype == LDNS_RR_TYPE_AXFR || q->qtype == LDNS_RR_TYPE_IXFR ||
+                 q->qtype == LDNS_RR_TYPE_MAILA || q->qtype == LDNS_RR_TYPE_MAILB)
             rcode = RC_NOTIMP;
     }
+    *rcodep = rcode;
+    return 1;
+}
 
+/* The reply size limit of the transport: RFC 1035 4.2.1: 512 octets over UDP;
+ * RFC 6891 6.2.5: the advertised size, values below 512 counting as 512. */
+static size_t reply_limit(const struct dns_query *q, sts_dns_transport transport)
+{
+    if (transport != STS_DNS_UDP)
+        return 65535;
+    return q->edns && q->udp_size > 512 ? q->udp_size : 512;
+}
+
+/* The reference answer to a parsed query, entirely with ldns. use_faults 0: as if
+ * the zone had no faults (to precompute the index). */
+static int answer_ldns(const sts_dns_zone *z, const struct dns_query *q, int rcode,
+                       sts_dns_transport transport, int use_faults, sts_buf *out,
+                       sts_dns_result *res)
+{
     ldns_rdf *qname = NULL;
-    if (q.have_question) {
-        qname = ldns_dname_new_frm_data((uint16_t)q.qname_len, q.qname);
+    if (q->have_question) {
+        qname = ldns_dname_new_frm_data((uint16_t)q->qname_len, q->qname);
         if (!qname)
             return STS_ENOMEM;
-        dname_text(qname, res->qname, sizeof(res->qname));
-        char *t = ldns_rr_type2str((ldns_rr_type)q.qtype);
-        snprintf(res->qtype, sizeof(res->qtype), "%s", t ? t : "?");
-        free(t);
     }
 
     ldns_rr_list *anl = ldns_rr_list_new(), *nsl = ldns_rr_list_new();
@@ -698,15 +1175,8 @@ int sts_dns_answer(const sts_dns_zone *z, const uint8_t *msg, size_t len,
     res->fault = -1;
     if (!anl || !nsl)
         goto out;
-    int fi = rcode == RC_NOERROR ? zone_fault(z, qname, q.qtype) : -1;
-    size_t limit = 65535;
-    if (transport == STS_DNS_UDP) {
-        /* RFC 1035 4.2.1: 512 octets over UDP; RFC 6891 6.2.5: the advertised size,
-         * values below 512 counting as 512. */
-        limit = 512;
-        if (q.edns && q.udp_size > 512)
-            limit = q.udp_size;
-    }
+    int fi = rcode == RC_NOERROR && use_faults ? zone_fault(z, qname, q->qtype) : -1;
+    size_t limit = reply_limit(q, transport);
     if (fi >= 0) {
         res->fault = z->faults[fi].fault;
         res->delay = z->faults[fi].delay;
@@ -738,7 +1208,7 @@ int sts_dns_answer(const sts_dns_zone *z, const uint8_t *msg, size_t len,
         }
     }
     if (rcode == RC_NOERROR)
-        rcode = zone_lookup(z, qname, (ldns_rr_type)q.qtype, anl, nsl, &aa);
+        rcode = zone_lookup(z, qname, (ldns_rr_type)q->qtype, anl, nsl, &aa);
     res->rcode = rcode;
     res->aa = aa;
     res->authority_soa = ldns_rr_list_rr_count(nsl) > 0;
@@ -747,9 +1217,9 @@ int sts_dns_answer(const sts_dns_zone *z, const uint8_t *msg, size_t len,
         rc = 0; /* timeout: nothing goes out */
         goto out;
     }
-    ldns_pkt *p = reply_pkt(&q, rcode, aa, 0, anl, nsl);
+    ldns_pkt *p = reply_pkt(q, rcode, aa, 0, anl, nsl);
     if (p) {
-        rc = reply_wire(p, &q, rcode, aa, limit, out, res);
+        rc = reply_wire(p, q, rcode, aa, limit, out, res);
         ldns_pkt_free(p);
     }
 out:
@@ -758,6 +1228,53 @@ out:
     ldns_rr_list_free(nsl);
     ldns_rdf_deep_free(qname);
     return rc;
+}
+
+/* The common start of both answer functions: parse, fill the question into res.
+ * Returns 0 = drop, 1 = answer with *rcode. */
+static int answer_begin(const uint8_t *msg, size_t len, sts_buf *out, sts_dns_result *res,
+                        struct dns_query *q, int *rcode)
+{
+    memset(res, 0, sizeof(*res));
+    res->fault = -1;
+    sts_buf_reset(out);
+    if (!query_parse(msg, len, q, rcode))
+        return 0;
+    res->answered = 1;
+    if (q->have_question) {
+        res->qname = msg + 12; /* the question follows the 12-octet header */
+        res->qname_len = q->qname_len;
+        res->qtype = q->qtype;
+    }
+    return 1;
+}
+
+int sts_dns_answer_ref(const sts_dns_zone *z, const uint8_t *msg, size_t len,
+                       sts_dns_transport transport, sts_buf *out, sts_dns_result *res)
+{
+    struct dns_query q;
+    int rcode;
+    if (!answer_begin(msg, len, out, res, &q, &rcode))
+        return 0;
+    return answer_ldns(z, &q, rcode, transport, 1, out, res);
+}
+
+int sts_dns_answer(const sts_dns_zone *z, const uint8_t *msg, size_t len,
+                   sts_dns_transport transport, sts_buf *out, sts_dns_result *res)
+{
+    struct dns_query q;
+    int rcode;
+    if (!answer_begin(msg, len, out, res, &q, &rcode))
+        return 0;
+    /* Errors, scripted faults and anything the index does not cover take the
+     * reference path; the rest is copied from the index (index_answer). */
+    if (rcode == RC_NOERROR && z->ix) {
+        int rc = index_answer(z, &q, transport, out, res);
+        if (rc <= 0)
+            return rc;
+        sts_buf_reset(out);
+    }
+    return answer_ldns(z, &q, rcode, transport, 1, out, res);
 }
 
 int sts_dns_spoof(const uint8_t *reply, size_t len, sts_buf *out)
@@ -850,6 +1367,7 @@ struct sts_dnssrv {
     sts_log *log;
     sts_buf reply;
     int udp_closed, tcp_stopped, stopping;
+    int obs_full_noted; /* the transcript said the observer log is full */
     void (*done)(void *);
     void *done_arg;
     char rbuf[65536];
@@ -868,16 +1386,30 @@ struct dns_tcp_sess {
     sts_buf reply;
 };
 
-static void dnssrv_record(sts_dnssrv *s, const sts_dns_result *res, const char *transport)
+static void dnssrv_record(sts_dnssrv *s, const sts_dns_result *res, int tcp)
 {
-    const char *fault = sts_scn_dns_fault_name(res->fault);
-    sts_debug(s->log, "dns %s %s %s -> %s%s%s an=%d%s%s", transport,
-              res->qname[0] ? res->qname : "-", res->qtype[0] ? res->qtype : "-",
-              res->drop ? "(no answer)" : sts_dns_rcode_name(res->rcode), res->aa ? " aa" : "",
-              res->tc ? " tc" : "", res->ancount, fault ? " fault=" : "", fault ? fault : "");
-    sts_observer_dns_fault(s->obs, res->qname[0] ? res->qname : NULL,
-                           res->qtype[0] ? res->qtype : "-", transport,
-                           res->drop ? "none" : sts_dns_rcode_name(res->rcode), fault);
+    const char *transport = tcp ? "tcp" : "udp";
+    /* Text only when the line is written: the hot path stays in wire form. */
+    if (s->log && sts_log_verbosity(s->log) >= STS_LOG_DEBUG) {
+        const char *fault = sts_scn_dns_fault_name(res->fault);
+        char name[1024] = "-", type[24] = "-";
+        if (res->qname) {
+            sts_dns_name_text(res->qname, res->qname_len, name, sizeof(name));
+            sts_dns_type_text(res->qtype, type, sizeof(type));
+        }
+        sts_debug(s->log, "dns %s %s %s -> %s%s%s an=%d%s%s", transport, name, type,
+                  res->drop ? "(no answer)" : sts_dns_rcode_name(res->rcode), res->aa ? " aa" : "",
+                  res->tc ? " tc" : "", res->ancount, fault ? " fault=" : "", fault ? fault : "");
+    }
+    int rc = sts_observer_dns_query(s->obs, res->qname, res->qname_len, res->qtype, tcp,
+                                    res->drop ? -1 : res->rcode, res->fault);
+    if (rc == STS_ETOOBIG && !s->obs_full_noted) {
+        s->obs_full_noted = 1;
+        sts_info(s->log,
+                 "dns: the observer keeps at most %zu DNS queries; later ones are only counted "
+                 "(dns_dropped)",
+                 sts_observer_dns_max(s->obs));
+    }
 }
 
 static void dnssrv_alloc_cb(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
@@ -1021,7 +1553,7 @@ static void dnssrv_recv_cb(uv_udp_t *h, ssize_t nread, const uv_buf_t *buf,
         sts_debug(s->log, "dns udp: dropped a %zd-octet message", nread);
         return;
     }
-    dnssrv_record(s, &res, "udp");
+    dnssrv_record(s, &res, 0);
     dnssrv_deliver(s, &res, &s->reply, NULL, NULL, addr);
 }
 
@@ -1059,7 +1591,7 @@ static void dns_tcp_read(sts_stream *st, const char *data, size_t len)
             sts_stream_close(st);
             return;
         }
-        dnssrv_record(s, &res, "tcp");
+        dnssrv_record(s, &res, 1);
         sts_buf_consume(&ss->in, 2 + (size_t)n);
         dnssrv_deliver(s, &res, &ss->reply, ss, st, NULL);
     }

@@ -47,8 +47,12 @@ char **sts_dns_zone_mx_targets(const sts_dns_zone *z);
  * matching fault wins. Errors read "where:line: what is wrong". */
 int sts_dns_zone_add_fault(sts_dns_zone *z, const char *name, const char *type, int fault,
                            double delay, const char *where, int line, char *err, size_t errlen);
-/* Synthesize an SOA and an NS record for every apex that has none. Call once
- * after the last addition, before answering. */
+/* Synthesize an SOA and an NS record for every apex that has none, then index the
+ * zone: a hash of every owner and empty non-terminal, each with its answers for the
+ * types that matter precomputed in wire form (by the reference path,
+ * sts_dns_answer_ref), so that sts_dns_answer() builds most replies by copying.
+ * Call once after the last addition, before answering (a later addition drops the
+ * index and answers come from the reference path again). */
 int sts_dns_zone_finish(sts_dns_zone *z);
 
 typedef enum { STS_DNS_UDP = 0, STS_DNS_TCP = 1 } sts_dns_transport;
@@ -62,8 +66,12 @@ typedef struct sts_dns_result {
     int aa, tc;   /* flags of the reply */
     int ancount, nscount;
     int authority_soa; /* the authority section holds the apex SOA */
-    char qname[256];   /* lowercase, no trailing dot ("." for the root); "" if not parsed */
-    char qtype[24];    /* "TXT", "TYPE65280"; "" if not parsed */
+    /* The question, kept as it came (no text on the hot path; sts_dns_name_text and
+     * sts_dns_type_text turn it to text when a log line or a test needs it): */
+    const uint8_t *qname; /* wire form, any case, inside the query bytes (valid while
+                             they are); NULL if the question was not parsed */
+    size_t qname_len;
+    uint16_t qtype;       /* meaningful when qname != NULL */
     /* A scripted fault matched (fault >= 0): */
     int fault;         /* STS_SCN_DNS_* or -1 */
     int drop;          /* send nothing at all (timeout); out is empty */
@@ -78,6 +86,17 @@ typedef struct sts_dns_result {
  * 4.2.1, RFC 2181 9). res describes the reply. Returns 0 or STS_ENOMEM. */
 int sts_dns_answer(const sts_dns_zone *z, const uint8_t *q, size_t len, sts_dns_transport transport,
                    sts_buf *out, sts_dns_result *res);
+
+/* The same answer computed entirely with ldns from the zone's records (no index):
+ * the reference the precomputed answers are built from and tested against. */
+int sts_dns_answer_ref(const sts_dns_zone *z, const uint8_t *q, size_t len,
+                       sts_dns_transport transport, sts_buf *out, sts_dns_result *res);
+
+/* Lower-case presentation form of the wire name (wire, len) without the trailing
+ * dot ("." for the root), escaped as RFC 1035 5.1 (\. \; \( \) \\ \DDD). */
+void sts_dns_name_text(const uint8_t *wire, size_t len, char *out, size_t outlen);
+/* Mnemonic of a type ("TXT", "TYPE65280"). */
+void sts_dns_type_text(uint16_t type, char *out, size_t outlen);
 
 /* A spoofed copy of the wire reply (reply, len) into out: another message ID and,
  * in the answer section, other data (TXT "v=STSv1; id=spoofed;", A 192.0.2.66,

@@ -355,6 +355,12 @@ static void http_sess_free(http_sess *hs)
 static sts_tcpsrv_conn *http_accept(sts_tcpsrv *t, sts_stream *st)
 {
     sts_httpsrv *s = sts_tcpsrv_arg(t);
+    if (s->cf->c.refuse) {
+        /* `https: false`: the policy host has no working HTTPS, only plain HTTP. */
+        sts_info(s->log, "policy %s connection from %s closed at once (https: false)",
+                 s->cf->c.scheme, sts_stream_peer_addr(st));
+        return NULL;
+    }
     http_sess *hs = calloc(1, sizeof(*hs));
     if (!hs)
         return NULL;

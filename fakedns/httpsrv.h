@@ -44,6 +44,7 @@ typedef struct sts_httpsrv_conf {
     double drip;                  /* seconds between octets of the body */
     int cut;                      /* close after cut_after octets of the body */
     size_t cut_after;
+    int refuse;                   /* close every connection at once (no HTTPS here) */
 } sts_httpsrv_conf;
 
 /* Encode body as HTTP/1.1 chunks of at most chunk octets, with the last chunk and

@@ -1,6 +1,8 @@
 /*
  * observer.h - the world's record of what a sender did to it: DNS queries, policy
- * fetches and SMTP sessions, kept as JSON (the "observed" event of DESIGN.md).
+ * fetches and SMTP sessions (the "observed" event of DESIGN.md). DNS queries are
+ * kept as compact records (bounded in number) and turned to JSON in the snapshot;
+ * fetches and sessions are kept as JSON.
  *
  * The world's servers write from the world's loop thread; sts_observer_snapshot()
  * may be called from any thread (the runner reads it while the world runs), so every
@@ -10,6 +12,8 @@
 #define STS_OBSERVER_H
 
 #include <jansson.h>
+#include <stddef.h>
+#include <stdint.h>
 
 typedef struct sts_observer sts_observer;
 /* One SMTP session's record (a JSON object owned by the observer). */
@@ -18,13 +22,31 @@ typedef struct sts_obs_smtp sts_obs_smtp;
 sts_observer *sts_observer_new(void);
 void sts_observer_free(sts_observer *o);
 
-/* A DNS query: name (lowercase, no trailing dot), type ("TXT"), transport
- * ("udp"/"tcp"), rcode ("NOERROR"). */
+/* The default bound on DNS query records (sts_observer_set_dns_max). */
+#define STS_OBSERVER_DNS_MAX_DEFAULT 100000
+
+/* Keep at most max DNS query records (0 = STS_OBSERVER_DNS_MAX_DEFAULT); later ones
+ * are only counted, as "dns_dropped" in the snapshot (the key appears once K > 0). A long-running world serving
+ * a real MTA must not grow without limit. */
+void sts_observer_set_dns_max(sts_observer *o, size_t max);
+size_t sts_observer_dns_max(sts_observer *o);
+
+/* A DNS query, recorded as a compact fixed-size record; the JSON is built only by
+ * sts_observer_snapshot(). qname: the question name in wire form (any case, no
+ * compression; NULL = the question could not be parsed, "name" becomes null and
+ * "type" "-"), qlen its length; qtype the type number; tcp 0/1; rcode 0..15 or 16
+ * (BADVERS), or -1 = no answer was sent ("none"); fault STS_SCN_DNS_* or -1.
+ * Returns 0, STS_ETOOBIG when the record was only counted (the bound is reached)
+ * or STS_ENOMEM. */
+int sts_observer_dns_query(sts_observer *o, const uint8_t *qname, size_t qlen, uint16_t qtype,
+                           int tcp, int rcode, int fault);
+
+/* The same from text (slow; for callers without the wire form): name (no trailing
+ * dot, NULL = unparsed), type ("TXT", "TYPE65280", "-"), transport ("udp"/"tcp"),
+ * rcode ("NOERROR", "none"), fault (dns_faults name: "servfail", ...; NULL = none).
+ * Returns as sts_observer_dns_query, or STS_EINVAL for a value it cannot encode. */
 int sts_observer_dns(sts_observer *o, const char *name, const char *type, const char *transport,
                      const char *rcode);
-
-/* The same, for a query answered under a scripted fault (dns_faults: "servfail",
- * "wrong_id", ...; NULL = none). The record gets a "fault" key. */
 int sts_observer_dns_fault(sts_observer *o, const char *name, const char *type,
                            const char *transport, const char *rcode, const char *fault);
 
@@ -61,7 +83,10 @@ int sts_observer_smtp_message(sts_observer *o, sts_obs_smtp *s, int tls, size_t 
 /* Set any other key of the session (takes the reference of value). */
 int sts_observer_smtp_set(sts_observer *o, sts_obs_smtp *s, const char *key, json_t *value);
 
-/* A deep copy: {"dns": [...], "policy_fetches": [...], "smtp_sessions": [...]}. */
+/* A copy: {"dns": [...], "policy_fetches": [...], "smtp_sessions": [...]}, plus
+ * "dns_dropped": K once K queries were only counted (sts_observer_set_dns_max); each
+ * DNS record becomes {"name", "type", "transport", "rcode"} plus "fault" when one
+ * applied. */
 json_t *sts_observer_snapshot(sts_observer *o);
 
 #endif

@@ -511,6 +511,7 @@ static sts_httpsrv_conf world_policy_conf(const sts_world *w, const char *scheme
         .drip = p->drip,
         .cut = p->cut_after >= 0,
         .cut_after = p->cut_after >= 0 ? (size_t)p->cut_after : 0,
+        .refuse = ctx && p->https_off,
     };
     return c;
 }
@@ -715,6 +716,7 @@ static int world_build(sts_world *w, const sts_scenario *scn, const sts_world_op
 {
     if (!(w->domain = lower_dup(scn->domain)) || !(w->obs = sts_observer_new()))
         return STS_ENOMEM;
+    sts_observer_set_dns_max(w->obs, opts->observe_max); /* 0: the default bound */
     size_t dl = strlen(w->domain);
     if (dl && w->domain[dl - 1] == '.')
         w->domain[dl - 1] = '\0';

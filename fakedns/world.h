@@ -30,6 +30,8 @@ typedef struct sts_world_opts {
                            removed by sts_world_free() */
     time_t now;         /* the moment certificates are minted for; 0 = wall clock */
     sts_log *log;       /* transcript of the world's side (may be NULL) */
+    size_t observe_max; /* DNS queries the observer keeps (later ones are counted as
+                           "dns_dropped"); 0 = STS_OBSERVER_DNS_MAX_DEFAULT (100 000) */
 } sts_world_opts;
 
 /* Build the world and start every listener on loop. Returns 0, or a negative

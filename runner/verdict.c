@@ -123,11 +123,15 @@ int sts_verdict_check(const sts_verdict_input *in, sts_verdict *v)
     }
     json_t *delivered_to = sorted_set(hosts, nhosts);
     free(hosts);
-    int fetched = 0;
+    int fetched = 0, plain_fetches = 0;
     json_t *fetches = json_object_get(in->observed, "policy_fetches");
-    for (size_t i = 0; i < json_array_size(fetches); i++)
-        if (!strcmp(str_or(json_object_get(json_array_get(fetches, i), "scheme"), ""), "https"))
+    for (size_t i = 0; i < json_array_size(fetches); i++) {
+        const char *scheme = str_or(json_object_get(json_array_get(fetches, i), "scheme"), "");
+        if (!strcmp(scheme, "https"))
             fetched = 1;
+        else if (!strcmp(scheme, "http"))
+            plain_fetches++;
+    }
 
     /* How the message travelled: over TLS (verified or not, as the sender judged
      * it), or in the clear; null when nothing was delivered. */
@@ -243,6 +247,12 @@ int sts_verdict_check(const sts_verdict_input *in, sts_verdict *v)
                             plain_msgs);
         }
     }
+    /* RFC 8461 3.3: the policy is fetched over HTTPS only; asking the plain-HTTP
+     * listener is wrong whatever the scenario expects. */
+    if (plain_fetches)
+        sts_buf_appendf(&v->diff,
+                        "policy fetched over plain HTTP %zu time(s) (RFC 8461 3.3: HTTPS only)\n",
+                        (size_t)plain_fetches);
     v->passed = v->diff.len == 0;
     return 0;
 }

@@ -3,9 +3,10 @@
  *
  * A pure function of data: the expectation, the sender's JSON result and exit
  * status, and the world's observer log. It computes the "actual" facts in the
- * expectation's own vocabulary, lists every difference, and checks the security
- * invariant (under enforce or --require-tls, no MAIL/RCPT/DATA and no message may
- * reach any MX outside TLS), which fails a run whatever the expectation says.
+ * expectation's own vocabulary, lists every difference, and checks what fails a run
+ * whatever the expectation says: the security invariant (under enforce or
+ * --require-tls, no MAIL/RCPT/DATA and no message may reach any MX outside TLS) and
+ * RFC 8461 3.3's HTTPS-only policy fetch (no request to the plain-HTTP listener).
  */
 #ifndef STS_VERDICT_H
 #define STS_VERDICT_H

@@ -5,6 +5,7 @@
  * goes to stderr. Returns a sysexits status: 0 stopped cleanly, 64 usage, 65 bad
  * scenario, 70 internal error, 77 --standard-ports without root.
  */
+#include <errno.h>
 #include <getopt.h>
 #include <limits.h>
 #include <signal.h>
@@ -42,6 +43,8 @@ static void world_usage(FILE *fp)
             "  --dir DIR         where ca.pem is written (default: a temporary directory)\n"
             "  --standard-ports  DNS 53, SMTP 25, HTTPS 443, HTTP 80 on the hosts' loopback\n"
             "                    addresses (needs root)\n"
+            "  --observe-max N   DNS queries kept in the observer log (default 100000; the\n"
+            "                    rest are counted as \"dns_dropped\")\n"
             "  -v, --verbose     more transcript on stderr (twice: protocol trace)\n"
             "  -h, --help        this help\n"
             "\n"
@@ -156,7 +159,7 @@ static void signal_cb(uv_signal_t *h, int signum)
 
 int sts_cmd_world(int argc, char **argv)
 {
-    enum { O_MODE = 256, O_BLOCK, O_DNS, O_SMTP, O_HTTPS, O_HTTP, O_DIR, O_STD };
+    enum { O_MODE = 256, O_BLOCK, O_DNS, O_SMTP, O_HTTPS, O_HTTP, O_DIR, O_STD, O_OBSMAX };
     static const struct option longopts[] = {
         {"mode", required_argument, NULL, O_MODE},
         {"block", required_argument, NULL, O_BLOCK},
@@ -166,6 +169,7 @@ int sts_cmd_world(int argc, char **argv)
         {"http-port", required_argument, NULL, O_HTTP},
         {"dir", required_argument, NULL, O_DIR},
         {"standard-ports", no_argument, NULL, O_STD},
+        {"observe-max", required_argument, NULL, O_OBSMAX},
         {"verbose", no_argument, NULL, 'v'},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
@@ -212,6 +216,19 @@ int sts_cmd_world(int argc, char **argv)
         case O_STD:
             standard = 1;
             break;
+        case O_OBSMAX: {
+            char *end = NULL;
+            errno = 0;
+            unsigned long long n = strtoull(optarg, &end, 10);
+            if (!*optarg || *end || errno || n < 1 || n > 100000000ULL || optarg[0] == '-') {
+                fprintf(stderr,
+                        "ststest world: --observe-max '%s': a number from 1 to 100000000\n",
+                        optarg);
+                return STS_EXIT_USAGE;
+            }
+            opts.observe_max = (size_t)n;
+            break;
+        }
         case 'v':
             verbosity++;
             break;

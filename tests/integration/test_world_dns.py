@@ -191,3 +191,32 @@ def need(tool):
     if not path:
         pytest.skip(f"{tool} is not installed (scripts/setup.sh installs it)")
     return path
+
+
+def test_observe_max_bounds_the_query_log(ststest_bin, tmp_path):
+    """--observe-max N keeps the first N queries and counts the rest as dns_dropped."""
+    from conftest import World
+    path = tmp_path / "bound.yaml"
+    path.write_text(textwrap.dedent("""\
+        name: world-observe-max
+        about: A bounded observer log.
+        refs: [DESIGN.md world]
+        domain: example.test
+        dns: |
+          @ MX 10 mail
+        expect:
+          enforce: {outcome: deferred}
+        """))
+    w = World(ststest_bin, path, ("--observe-max", "2"))
+    try:
+        host, port = w.dns_host_port()
+        for name in ("a", "b", "c", "d", "e"):
+            m = dns.message.make_query(f"{name}.example.test", "A")
+            r = dns.query.udp(m, host, port=port, timeout=3)
+            assert r.rcode() == dns.rcode.NXDOMAIN
+        obs = w.stop()
+    finally:
+        w.kill()
+    assert [d["name"] for d in obs["dns"]] == ["a.example.test", "b.example.test"]
+    assert obs["dns_dropped"] == 3
+    assert "dropping" in w.stderr or "dropped" in w.stderr

@@ -145,3 +145,19 @@ def test_complete_recorded(policy_world):
     obs = w.stop()
     f = obs["policy_fetches"][0]
     assert (f["complete"], f["body_sent"]) == (True, len(POLICY))
+
+
+def test_https_off_serves_plain_http_only(policy_world):
+    w = policy_world("https: false\n")
+    res = curl(w, "-o", "/dev/null")
+    assert res.returncode != 0, "HTTPS must not answer with https: false"
+    r = w.ready
+    addr = r["hosts"]["mta-sts.example.test"]
+    plain = subprocess.run([need("curl"), "-sS", "--resolve",
+                            f"mta-sts.example.test:{r['http_port']}:{addr}",
+                            f"http://mta-sts.example.test:{r['http_port']}/.well-known/mta-sts.txt"],
+                           capture_output=True, timeout=30)
+    assert plain.returncode == 0, plain.stderr
+    assert plain.stdout == POLICY
+    obs = w.stop()
+    assert [(f["scheme"], f["status"]) for f in obs["policy_fetches"]] == [("http", 200)]

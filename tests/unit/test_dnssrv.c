@@ -4,7 +4,9 @@
  * flags, section counts and the SOA in the authority section; plus zone-building
  * errors and the helpers the world uses to assign addresses.
  */
+#include <ctype.h>
 #include <setjmp.h>
+#include <stdlib.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -324,8 +326,12 @@ static void test_result_names(void **state)
     size_t len = build_query(&c, q);
     sts_dns_result res;
     assert_int_equal(sts_dns_answer(z, q, len, STS_DNS_UDP, &out, &res), 0);
-    assert_string_equal(res.qname, "_mta-sts.example.test");
-    assert_string_equal(res.qtype, "TXT");
+    char name[256], type[24];
+    assert_non_null(res.qname);
+    sts_dns_name_text(res.qname, res.qname_len, name, sizeof(name));
+    sts_dns_type_text(res.qtype, type, sizeof(type));
+    assert_string_equal(name, "_mta-sts.example.test");
+    assert_string_equal(type, "TXT");
     assert_string_equal(sts_dns_rcode_name(res.rcode), "NOERROR");
     assert_string_equal(sts_dns_rcode_name(3), "NXDOMAIN");
     assert_string_equal(sts_dns_rcode_name(STS_DNS_BADVERS), "BADVERS");
@@ -517,6 +523,246 @@ static void test_zone_helpers(void **state)
     sts_dns_zone_free(z);
 }
 
+
+/* ---- the precomputed answers equal the reference path ----
+ *
+ * sts_dns_answer() copies most replies from the zone's index; sts_dns_answer_ref()
+ * computes them with ldns from the records, as the server always did. Every query
+ * below (each row of cases[], and the rows of eq_cases in 8 variants of RD, CD and
+ * the DO bit) must give the same result and a reply that says the same thing: the
+ * same header, EDNS fields and records (compared as lower-cased presentation text,
+ * TTLs included; only name compression and the case of names may differ). */
+
+static const struct qcase eq_cases[] = {
+    {"upper case", "MAIL.EXAMPLE.TEST", LDNS_RR_TYPE_A, 0, 0, 0, STS_DNS_UDP, M_NONE, 0, 0, 0, 0, 0, 0, 0},
+    {"mixed case MX EDNS", "Example.Test", LDNS_RR_TYPE_MX, 0, 1232, 0, STS_DNS_UDP, M_NONE, 0, 0, 0, 0, 0, 0, 0},
+    {"NXDOMAIN EDNS", "nope.example.test", LDNS_RR_TYPE_A, 0, 1232, 0, STS_DNS_UDP, M_NONE, 0, 0, 0, 0, 0, 0, 0},
+    {"NXDOMAIN deep", "d.e.e.p.example.test", LDNS_RR_TYPE_TXT, 0, 0, 0, STS_DNS_TCP, M_NONE, 0, 0, 0, 0, 0, 0, 0},
+    {"NXDOMAIN upper", "NOPE.EXAMPLE.test", LDNS_RR_TYPE_MX, 0, 0, 0, STS_DNS_UDP, M_NONE, 0, 0, 0, 0, 0, 0, 0},
+    {"NXDOMAIN other apex", "x.mx.provider.test", LDNS_RR_TYPE_A, 0, 0, 0, STS_DNS_UDP, M_NONE, 0, 0, 0, 0, 0, 0, 0},
+    {"NXDOMAIN below CNAME", "x.www.example.test", LDNS_RR_TYPE_A, 0, 0, 0, STS_DNS_UDP, M_NONE, 0, 0, 0, 0, 0, 0, 0},
+    {"parent of other apex", "provider.test", LDNS_RR_TYPE_A, 0, 0, 0, STS_DNS_UDP, M_NONE, 0, 0, 0, 0, 0, 0, 0},
+    {"root REFUSED", "", LDNS_RR_TYPE_NS, 0, 1232, 0, STS_DNS_UDP, M_NONE, 0, 0, 0, 0, 0, 0, 0},
+    {"sibling REFUSED", "example.tes", LDNS_RR_TYPE_A, 0, 0, 0, STS_DNS_UDP, M_NONE, 0, 0, 0, 0, 0, 0, 0},
+    {"ENT c", "c.example.test", LDNS_RR_TYPE_A, 0, 0, 0, STS_DNS_UDP, M_NONE, 0, 0, 0, 0, 0, 0, 0},
+    {"ENT b.c ANY", "b.c.example.test", LDNS_RR_TYPE_ANY, 0, 0, 0, STS_DNS_UDP, M_NONE, 0, 0, 0, 0, 0, 0, 0},
+    {"leaf below ENT", "a.b.c.example.test", LDNS_RR_TYPE_A, 0, 1232, 0, STS_DNS_UDP, M_NONE, 0, 0, 0, 0, 0, 0, 0},
+    {"CNAME to MX", "www.example.test", LDNS_RR_TYPE_MX, 0, 0, 0, STS_DNS_UDP, M_NONE, 0, 0, 0, 0, 0, 0, 0},
+    {"CNAME to TXT", "www.example.test", LDNS_RR_TYPE_TXT, 0, 0, 0, STS_DNS_UDP, M_NONE, 0, 0, 0, 0, 0, 0, 0},
+    {"CNAME ANY", "www.example.test", LDNS_RR_TYPE_ANY, 0, 0, 0, STS_DNS_UDP, M_NONE, 0, 0, 0, 0, 0, 0, 0},
+    {"CNAME unknown type", "www.example.test", 65280, 0, 0, 0, STS_DNS_UDP, M_NONE, 0, 0, 0, 0, 0, 0, 0},
+    {"CNAME SPF", "alias.example.test", LDNS_RR_TYPE_SPF, 0, 0, 0, STS_DNS_UDP, M_NONE, 0, 0, 0, 0, 0, 0, 0},
+    {"CNAME loop TXT", "loop2.example.test", LDNS_RR_TYPE_TXT, 0, 0, 0, STS_DNS_UDP, M_NONE, 0, 0, 0, 0, 0, 0, 0},
+    {"CNAME out of zone AAAA", "ext.example.test", LDNS_RR_TYPE_AAAA, 0, 0, 0, STS_DNS_TCP, M_NONE, 0, 0, 0, 0, 0, 0, 0},
+    {"unknown type NODATA", "mail.example.test", 65281, 0, 0, 0, STS_DNS_UDP, M_NONE, 0, 0, 0, 0, 0, 0, 0},
+    {"type 65280 NODATA", "example.test", 65280, 0, 1232, 0, STS_DNS_UDP, M_NONE, 0, 0, 0, 0, 0, 0, 0},
+    {"big A NODATA", "big.example.test", LDNS_RR_TYPE_A, 0, 0, 0, STS_DNS_UDP, M_NONE, 0, 0, 0, 0, 0, 0, 0},
+    {"big EDNS 512", "big.example.test", LDNS_RR_TYPE_TXT, 0, 512, 0, STS_DNS_UDP, M_NONE, 0, 0, 0, 0, 0, 0, 0},
+    {"big EDNS 1232", "big.example.test", LDNS_RR_TYPE_TXT, 0, 1232, 0, STS_DNS_UDP, M_NONE, 0, 0, 0, 0, 0, 0, 0},
+    {"big EDNS 4096", "BIG.example.test", LDNS_RR_TYPE_TXT, 0, 4096, 0, STS_DNS_UDP, M_NONE, 0, 0, 0, 0, 0, 0, 0},
+    {"big ANY UDP", "big.example.test", LDNS_RR_TYPE_ANY, 0, 0, 0, STS_DNS_UDP, M_NONE, 0, 0, 0, 0, 0, 0, 0},
+    {"big ANY TCP EDNS", "big.example.test", LDNS_RR_TYPE_ANY, 0, 1232, 0, STS_DNS_TCP, M_NONE, 0, 0, 0, 0, 0, 0, 0},
+    {"apex ANY TCP", "example.test", LDNS_RR_TYPE_ANY, 0, 0, 0, STS_DNS_TCP, M_NONE, 0, 0, 0, 0, 0, 0, 0},
+    {"apex SOA EDNS", "example.test", LDNS_RR_TYPE_SOA, 0, 4096, 0, STS_DNS_UDP, M_NONE, 0, 0, 0, 0, 0, 0, 0},
+    {"apex NS", "EXAMPLE.TEST", LDNS_RR_TYPE_NS, 0, 0, 0, STS_DNS_UDP, M_NONE, 0, 0, 0, 0, 0, 0, 0},
+    {"other apex SOA", "mx.provider.test", LDNS_RR_TYPE_SOA, 0, 0, 0, STS_DNS_UDP, M_NONE, 0, 0, 0, 0, 0, 0, 0},
+    {"other apex TXT", "MX.provider.test", LDNS_RR_TYPE_TXT, 0, 1232, 0, STS_DNS_UDP, M_NONE, 0, 0, 0, 0, 0, 0, 0},
+    {"multi TXT EDNS", "multi.example.test", LDNS_RR_TYPE_TXT, 0, 1232, 0, STS_DNS_UDP, M_NONE, 0, 0, 0, 0, 0, 0, 0},
+    {"v6 A NODATA", "v6.example.test", LDNS_RR_TYPE_A, 0, 0, 0, STS_DNS_UDP, M_NONE, 0, 0, 0, 0, 0, 0, 0},
+    {"long NXDOMAIN",
+     "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa."
+     "bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb."
+     "ccccccccccccccccccccccccccccccccccccccccccccccccccccccccccccccc."
+     "ddddddddddddddddddddddddddddddddddddddddddddddddddddddddd.example.test",
+     LDNS_RR_TYPE_A, 0, 1232, 0, STS_DNS_UDP, M_NONE, 0, 0, 0, 0, 0, 0, 0},
+    {"EDNS BADVERS", "example.test", LDNS_RR_TYPE_MX, 0, 1232, 1, STS_DNS_UDP, M_NONE, 0, 0, 0, 0, 0, 0, 0},
+};
+
+/* The records of section sec as lower-cased presentation lines. */
+static char *section_text(const ldns_rr_list *l)
+{
+    size_t cap = 1, n = 0;
+    char *all = calloc(1, 1);
+    for (size_t i = 0; l && i < ldns_rr_list_rr_count(l); i++) {
+        char *t = ldns_rr2str(ldns_rr_list_rr(l, i));
+        assert_non_null(t);
+        size_t tl = strlen(t);
+        all = realloc(all, cap + tl);
+        assert_non_null(all);
+        for (size_t k = 0; k < tl; k++)
+            all[n + k] = (char)tolower((unsigned char)t[k]);
+        n += tl;
+        cap += tl;
+        all[n] = '\0';
+        free(t);
+    }
+    return all;
+}
+
+static void assert_same_reply(const sts_buf *a, const sts_buf *b)
+{
+    if (a->len == 0 || b->len == 0) {
+        assert_int_equal(a->len, b->len);
+        return;
+    }
+    ldns_pkt *p = NULL, *r = NULL;
+    assert_int_equal(ldns_wire2pkt(&p, (const uint8_t *)a->data, a->len), LDNS_STATUS_OK);
+    assert_int_equal(ldns_wire2pkt(&r, (const uint8_t *)b->data, b->len), LDNS_STATUS_OK);
+    assert_int_equal(ldns_pkt_id(p), ldns_pkt_id(r));
+    assert_int_equal(ldns_pkt_qr(p), ldns_pkt_qr(r));
+    assert_int_equal(ldns_pkt_get_opcode(p), ldns_pkt_get_opcode(r));
+    assert_int_equal(ldns_pkt_aa(p), ldns_pkt_aa(r));
+    assert_int_equal(ldns_pkt_tc(p), ldns_pkt_tc(r));
+    assert_int_equal(ldns_pkt_rd(p), ldns_pkt_rd(r));
+    assert_int_equal(ldns_pkt_cd(p), ldns_pkt_cd(r));
+    assert_int_equal(ldns_pkt_ra(p), ldns_pkt_ra(r));
+    assert_int_equal(ldns_pkt_ad(p), ldns_pkt_ad(r));
+    assert_int_equal(ldns_pkt_get_rcode(p), ldns_pkt_get_rcode(r));
+    assert_int_equal(ldns_pkt_qdcount(p), ldns_pkt_qdcount(r));
+    assert_int_equal(ldns_pkt_ancount(p), ldns_pkt_ancount(r));
+    assert_int_equal(ldns_pkt_nscount(p), ldns_pkt_nscount(r));
+    assert_int_equal(ldns_pkt_arcount(p), ldns_pkt_arcount(r));
+    assert_int_equal(ldns_pkt_edns(p), ldns_pkt_edns(r));
+    assert_int_equal(ldns_pkt_edns_udp_size(p), ldns_pkt_edns_udp_size(r));
+    assert_int_equal(ldns_pkt_edns_version(p), ldns_pkt_edns_version(r));
+    assert_int_equal(ldns_pkt_edns_do(p), ldns_pkt_edns_do(r));
+    assert_int_equal(ldns_pkt_edns_extended_rcode(p), ldns_pkt_edns_extended_rcode(r));
+    assert_int_equal(ldns_pkt_edns_z(p), ldns_pkt_edns_z(r));
+    ldns_rr_list *(*secs[4])(const ldns_pkt *) = {ldns_pkt_question, ldns_pkt_answer,
+                                                   ldns_pkt_authority, ldns_pkt_additional};
+    for (int k = 0; k < 4; k++) {
+        char *x = section_text(secs[k](p)), *y = section_text(secs[k](r));
+        assert_string_equal(x, y);
+        free(x);
+        free(y);
+    }
+    ldns_pkt_free(p);
+    ldns_pkt_free(r);
+}
+
+/* Both paths on query (q, len); *same_bytes counts byte-identical replies. */
+static void check_same(const sts_dns_zone *z, const uint8_t *q, size_t len,
+                       sts_dns_transport transport, size_t *same_bytes)
+{
+    sts_buf a, b;
+    sts_buf_init(&a, 0);
+    sts_buf_init(&b, 0);
+    sts_dns_result ra, rb;
+    assert_int_equal(sts_dns_answer(z, q, len, transport, &a, &ra), 0);
+    assert_int_equal(sts_dns_answer_ref(z, q, len, transport, &b, &rb), 0);
+    assert_int_equal(ra.answered, rb.answered);
+    assert_int_equal(ra.rcode, rb.rcode);
+    assert_int_equal(ra.aa, rb.aa);
+    assert_int_equal(ra.tc, rb.tc);
+    assert_int_equal(ra.ancount, rb.ancount);
+    assert_int_equal(ra.nscount, rb.nscount);
+    assert_int_equal(ra.authority_soa, rb.authority_soa);
+    assert_int_equal(ra.fault, rb.fault);
+    assert_int_equal(ra.drop, rb.drop);
+    assert_int_equal(ra.spoof, rb.spoof);
+    assert_true(ra.delay == rb.delay);
+    assert_ptr_equal(ra.qname, rb.qname);
+    assert_int_equal(ra.qname_len, rb.qname_len);
+    assert_int_equal(ra.qtype, rb.qtype);
+    if (transport == STS_DNS_UDP)
+        assert_true(a.len <= 4096);
+    assert_same_reply(&a, &b);
+    if (a.len == b.len && (a.len == 0 || !memcmp(a.data, b.data, a.len)))
+        (*same_bytes)++;
+    sts_buf_free(&a);
+    sts_buf_free(&b);
+}
+
+static void test_index_equals_reference(void **state)
+{
+    sts_dns_zone *z = make_zone();
+    size_t n = 0, same = 0;
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++, n++) {
+        uint8_t q[512];
+        size_t len = build_query(&cases[i], q);
+        print_message("case: %s\n", cases[i].what);
+        check_same(z, q, len, cases[i].transport, &same);
+    }
+    for (size_t i = 0; i < sizeof(eq_cases) / sizeof(eq_cases[0]); i++) {
+        const struct qcase *c = &eq_cases[i];
+        for (int v = 0; v < 8; v++, n++) {
+            uint8_t q[512];
+            size_t len = build_query(c, q);
+            if (v & 1)
+                q[2] &= (uint8_t)~0x01; /* RD off */
+            if (v & 2)
+                q[3] |= 0x10; /* CD */
+            if ((v & 4) && c->edns)
+                q[len - 4] |= 0x80; /* DO, in the OPT's flags */
+            print_message("eq case: %s (variant %d)\n", c->what, v);
+            check_same(z, q, len, c->transport, &same);
+        }
+    }
+    print_message("%zu queries, %zu replies byte-identical to the reference\n", n, same);
+    /* Lower-case questions answered by a copy are byte-identical (the copy is the
+     * reference's own reply): most of the table. */
+    assert_true(same * 2 > n);
+
+    /* With scripted faults: faulted (name, type) pairs go the reference way, the
+     * others still come from the index, and both agree. */
+    char err[256] = "";
+    assert_int_equal(sts_dns_zone_add_fault(z, "_mta-sts", "TXT", STS_SCN_DNS_SERVFAIL, 0, "f", 1,
+                                            err, sizeof(err)), 0);
+    assert_int_equal(sts_dns_zone_add_fault(z, "NOPE", "ANY", STS_SCN_DNS_TIMEOUT, 0, "f", 2, err,
+                                            sizeof(err)), 0);
+    assert_int_equal(sts_dns_zone_add_fault(z, "mail", "A", STS_SCN_DNS_WRONG_ID, 0.5, "f", 3, err,
+                                            sizeof(err)), 0);
+    const struct qcase fq[] = {
+        {"fault TXT", "_MTA-STS.example.test", LDNS_RR_TYPE_TXT, 0, 0, 0, STS_DNS_UDP, M_NONE, 0, 0, 0, 0, 0, 0, 0},
+        {"no fault A", "_mta-sts.example.test", LDNS_RR_TYPE_A, 0, 0, 0, STS_DNS_UDP, M_NONE, 0, 0, 0, 0, 0, 0, 0},
+        {"fault on NXDOMAIN name", "nope.example.test", LDNS_RR_TYPE_MX, 0, 0, 0, STS_DNS_TCP,
+         M_NONE, 0, 0, 0, 0, 0, 0, 0},
+        {"fault wrong_id", "mail.example.test", LDNS_RR_TYPE_A, 0, 1232, 0, STS_DNS_UDP, M_NONE, 0, 0, 0, 0, 0, 0, 0},
+        {"no fault AAAA", "mail.example.test", LDNS_RR_TYPE_AAAA, 0, 0, 0, STS_DNS_UDP, M_NONE, 0, 0, 0, 0, 0, 0, 0},
+    };
+    for (size_t i = 0; i < sizeof(fq) / sizeof(fq[0]); i++) {
+        uint8_t q[512];
+        size_t len = build_query(&fq[i], q);
+        print_message("fault eq case: %s\n", fq[i].what);
+        check_same(z, q, len, fq[i].transport, &same);
+    }
+    sts_buf out;
+    sts_buf_init(&out, 0);
+    uint8_t q[512];
+    sts_dns_result res;
+    size_t len = build_query(&fq[0], q);
+    assert_int_equal(sts_dns_answer(z, q, len, STS_DNS_UDP, &out, &res), 0);
+    assert_int_equal(res.fault, STS_SCN_DNS_SERVFAIL);
+    assert_int_equal(res.rcode, 2);
+    /* An addition after finish drops the index; answers stay right. */
+    assert_int_equal(sts_dns_zone_add_lines(z, "late TXT \"x\"", "t", 1, err, sizeof(err)), 0);
+    const struct qcase late = {"late", "late.example.test", LDNS_RR_TYPE_TXT, 0, 0, 0, STS_DNS_UDP,
+                               M_NONE, 0, 0, 0, 0, 0, 0, 0};
+    len = build_query(&late, q);
+    assert_int_equal(sts_dns_answer(z, q, len, STS_DNS_UDP, &out, &res), 0);
+    assert_int_equal(res.rcode, 0);
+    assert_int_equal(res.ancount, 1);
+    sts_buf_free(&out);
+    sts_dns_zone_free(z);
+}
+
+static void test_name_text(void **state)
+{
+    const uint8_t w[] = {3, 'W', 'w', 'W', 4, 'a', '.', ' ', '\\', 4, 't', 'e', 's', 't', 0};
+    char out[64];
+    sts_dns_name_text(w, sizeof(w), out, sizeof(out));
+    assert_string_equal(out, "www.a\\.\\032\\\\.test");
+    const uint8_t root[] = {0};
+    sts_dns_name_text(root, 1, out, sizeof(out));
+    assert_string_equal(out, ".");
+    sts_dns_name_text(w, sizeof(w), out, 6);
+    assert_string_equal(out, "www.a");
+    sts_dns_type_text(LDNS_RR_TYPE_MX, out, sizeof(out));
+    assert_string_equal(out, "MX");
+    sts_dns_type_text(65280, out, sizeof(out));
+    assert_string_equal(out, "TYPE65280");
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -525,6 +771,8 @@ int main(void)
         cmocka_unit_test(test_zone_errors),
         cmocka_unit_test(test_zone_helpers),
         cmocka_unit_test(test_faults),
+        cmocka_unit_test(test_index_equals_reference),
+        cmocka_unit_test(test_name_text),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -24,6 +24,12 @@ static const char OBSERVED_OK[] =
     "{\"verb\":\"EHLO\",\"tls\":true},{\"verb\":\"MAIL\",\"tls\":true},"
     "{\"verb\":\"RCPT\",\"tls\":true},{\"verb\":\"DATA\",\"tls\":true}],"
     "\"messages\":[{\"tls\":true,\"bytes\":100}]}]}";
+/* The verified delivery, but the policy was (also) asked for over plain HTTP. */
+static const char OBSERVED_HTTP[] =
+    "{\"event\":\"observed\",\"policy_fetches\":[{\"scheme\":\"http\",\"status\":200},"
+    "{\"scheme\":\"https\",\"status\":200}],"
+    "\"smtp_sessions\":[{\"host\":\"mail.example.test\",\"commands\":["
+    "{\"verb\":\"MAIL\",\"tls\":true}],\"messages\":[{\"tls\":true,\"bytes\":100}]}]}";
 /* The same delivery in the clear. */
 static const char OBSERVED_PLAIN[] =
     "{\"event\":\"observed\",\"policy_fetches\":[],"
@@ -96,6 +102,9 @@ static void test_table(void **state)
          "received without TLS"},
         {"no result at all", NULL, OBSERVED_OK, 70, 0, NULL, EXPECT(.outcome = S("delivered")),
          0, 0, "the sender printed no result"},
+        {"a policy fetch over plain HTTP always fails the run", RESULT_OK, OBSERVED_HTTP, 0, 0,
+         NULL, EXPECT(.outcome = S("delivered")), 0, 0,
+         "policy fetched over plain HTTP 1 time(s) (RFC 8461 3.3: HTTPS only)"},
     };
     int bad = 0;
     for (size_t i = 0; i < sizeof(rows) / sizeof(rows[0]); i++) {

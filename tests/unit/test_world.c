@@ -23,6 +23,8 @@
 #include <sys/socket.h>
 
 #include "common/err.h"
+#include "common/log.h"
+#include "fakedns/observer.h"
 #include "fakedns/world.h"
 
 static const char *scn_text = "name: t\n"
@@ -256,8 +258,11 @@ static void test_steps(void **state)
     sts_scenario *scn = load(text);
     uv_loop_t loop;
     assert_int_equal(uv_loop_init(&loop), 0);
+    /* The observer keeps 3 DNS queries: the 4th is only counted, and said once. */
+    sts_log *log = sts_log_new_mem(STS_LOG_INFO, "world: ");
+    assert_non_null(log);
     sts_world_opts opts = {.dns_port = 20353, .smtp_port = 20325, .https_port = 20343,
-                           .http_port = 20380, .now = 1700000000};
+                           .http_port = 20380, .now = 1700000000, .log = log, .observe_max = 3};
     sts_world *w = NULL;
     char err[512] = "", txt[256];
     int rcode = -1;
@@ -283,12 +288,63 @@ static void test_steps(void **state)
     txt_query(&loop, dns, "_mta-sts.example.test", txt, sizeof(txt), &rcode);
     assert_int_equal(rcode, 2);
     assert_int_equal(sts_world_apply_step(w, scn, 4, 0, err, sizeof(err)), STS_EINVAL);
+    txt_query(&loop, dns, "_MTA-STS.example.test", txt, sizeof(txt), &rcode);
+    json_t *obs = sts_world_observed(w);
+    json_t *dq = json_object_get(obs, "dns");
+    assert_int_equal(json_array_size(dq), 3);
+    assert_int_equal(json_integer_value(json_object_get(obs, "dns_dropped")), 2);
+    char *first = json_dumps(json_array_get(dq, 0), JSON_SORT_KEYS);
+    assert_string_equal(first, "{\"name\": \"_mta-sts.example.test\", \"rcode\": \"NOERROR\", "
+                               "\"transport\": \"udp\", \"type\": \"TXT\"}");
+    free(first);
+    json_t *third = json_array_get(dq, 2);
+    assert_string_equal(json_string_value(json_object_get(third, "rcode")), "SERVFAIL");
+    assert_string_equal(json_string_value(json_object_get(third, "fault")), "servfail");
+    json_decref(obs);
+    const char *tr = sts_log_text(log);
+    const char *note = strstr(tr, "the observer keeps at most 3 DNS queries");
+    assert_non_null(note);
+    assert_null(strstr(note + 1, "the observer keeps at most"));
     sts_world_stop(w, NULL, NULL);
     assert_int_equal(uv_run(&loop, UV_RUN_DEFAULT), 0);
     assert_int_not_equal(sts_world_apply_step(w, scn, 1, 0, err, sizeof(err)), 0);
     sts_world_free(w);
     assert_int_equal(uv_loop_close(&loop), 0);
     sts_scenario_free(scn);
+    sts_log_free(log);
+}
+
+/* The observer's compact DNS records come back as the JSON records they replace. */
+static void test_observer_dns(void **state)
+{
+    sts_observer *o = sts_observer_new();
+    assert_non_null(o);
+    sts_observer_set_dns_max(o, 4);
+    assert_int_equal(sts_observer_dns_max(o), 4);
+    const uint8_t name[] = {4, 'M', 'a', 'I', 'l', 1, ';', 4, 't', 'e', 's', 't', 0};
+    assert_int_equal(sts_observer_dns_query(o, name, sizeof(name), 1, 0, 0, -1), 0);
+    assert_int_equal(sts_observer_dns_query(o, NULL, 0, 0, 1, 1, -1), 0);
+    assert_int_equal(sts_observer_dns_fault(o, "mail.;.test", "TYPE65280", "tcp", "none",
+                                            "timeout"), 0);
+    assert_int_equal(sts_observer_dns(o, "x.test", "BOGUS", "udp", "NOERROR"), STS_EINVAL);
+    assert_int_equal(sts_observer_dns(o, "x.test", "MX", "udp", "NOPE"), STS_EINVAL);
+    assert_int_equal(sts_observer_dns(o, ".", "NS", "udp", "BADVERS"), 0);
+    assert_int_equal(sts_observer_dns_query(o, name, sizeof(name), 16, 0, 3, -1), STS_ETOOBIG);
+    assert_int_equal(sts_observer_dns_query(o, name, sizeof(name), 16, 0, 3, -1), STS_ETOOBIG);
+    json_t *snap = sts_observer_snapshot(o);
+    assert_non_null(snap);
+    char *text = json_dumps(snap, JSON_SORT_KEYS | JSON_COMPACT);
+    assert_string_equal(
+        text, "{\"dns\":["
+              "{\"name\":\"mail.\\\\;.test\",\"rcode\":\"NOERROR\",\"transport\":\"udp\",\"type\":\"A\"},"
+              "{\"name\":null,\"rcode\":\"FORMERR\",\"transport\":\"tcp\",\"type\":\"-\"},"
+              "{\"fault\":\"timeout\",\"name\":\"mail.\\\\;.test\",\"rcode\":\"none\",\"transport\":"
+              "\"tcp\",\"type\":\"TYPE65280\"},"
+              "{\"name\":\".\",\"rcode\":\"BADVERS\",\"transport\":\"udp\",\"type\":\"NS\"}],"
+              "\"dns_dropped\":2,\"policy_fetches\":[],\"smtp_sessions\":[]}");
+    free(text);
+    json_decref(snap);
+    sts_observer_free(o);
 }
 
 int main(void)
@@ -298,6 +354,7 @@ int main(void)
         cmocka_unit_test(test_bad_zone),
         cmocka_unit_test(test_threads),
         cmocka_unit_test(test_steps),
+        cmocka_unit_test(test_observer_dns),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
