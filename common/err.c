@@ -1,6 +1,9 @@
 /* err.c - names and messages for the codes of err.h. */
 #include "common/err.h"
 
+#include <stdarg.h>
+#include <stdio.h>
+
 const char *sts_errname(int code)
 {
     switch (code) {
@@ -23,4 +26,14 @@ const char *sts_strerror(int code)
 #undef STS_ERR_MSG
     }
     return "unknown error";
+}
+
+void sts_errf(char *err, size_t errlen, const char *fmt, ...)
+{
+    if (!err || !errlen)
+        return;
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(err, errlen, fmt, ap);
+    va_end(ap);
 }

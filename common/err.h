@@ -36,6 +36,12 @@ const char *sts_errname(int code);
 /* Human message of a code ("timed out"). */
 const char *sts_strerror(int code);
 
+#include <stddef.h>
+
+/* Format a message into err[errlen] (truncated; nothing when err is NULL or errlen 0):
+ * the one helper behind every "char *err, size_t errlen" out-parameter. */
+void sts_errf(char *err, size_t errlen, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+
 /* sysexits-style exit statuses used by every sub-command (see README). */
 enum sts_exit {
     STS_EXIT_OK = 0,

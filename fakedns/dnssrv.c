@@ -58,17 +58,6 @@ static void zone_index_drop(sts_dns_zone *z)
     z->ix = NULL;
 }
 
-static void set_err(char *err, size_t errlen, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-static void set_err(char *err, size_t errlen, const char *fmt, ...)
-{
-    if (!err || !errlen)
-        return;
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(err, errlen, fmt, ap);
-    va_end(ap);
-}
 
 /* name equals or lies below parent (both absolute; case-insensitive). */
 static int dname_under(const ldns_rdf *name, const ldns_rdf *parent)
@@ -113,12 +102,12 @@ sts_dns_zone *sts_dns_zone_new(const char *domain, char *err, size_t errlen)
 {
     sts_dns_zone *z = calloc(1, sizeof(*z));
     if (!z) {
-        set_err(err, errlen, "out of memory");
+        sts_errf(err, errlen, "out of memory");
         return NULL;
     }
     z->rrs = ldns_rr_list_new();
     if (ldns_str2rdf_dname(&z->origin, domain) != LDNS_STATUS_OK || !z->rrs) {
-        set_err(err, errlen, "invalid domain name '%s'", domain);
+        sts_errf(err, errlen, "invalid domain name '%s'", domain);
         sts_dns_zone_free(z);
         return NULL;
     }
@@ -193,14 +182,14 @@ static int zone_add_line(sts_dns_zone *z, const char *line, ldns_rdf **prev, con
     size_t longest = 0;
     if (st != LDNS_STATUS_OK && (longest = longest_quoted(line)) > 255) {
         /* ldns only says "could not parse the RR's rdata"; say what is wrong. */
-        set_err(err, errlen,
+        sts_errf(err, errlen,
                 "%s:%d: a quoted string of %zu octets: a TXT character-string is at most 255 "
                 "octets (RFC 1035 3.3.14); split it into several quoted strings",
                 where, lineno, longest);
         return STS_ESYNTAX;
     }
     if (st != LDNS_STATUS_OK) {
-        set_err(err, errlen, "%s:%d: bad zone line '%s': %s", where, lineno, line,
+        sts_errf(err, errlen, "%s:%d: bad zone line '%s': %s", where, lineno, line,
                 ldns_get_errorstr_by_id(st));
         return STS_ESYNTAX;
     }
@@ -208,21 +197,21 @@ static int zone_add_line(sts_dns_zone *z, const char *line, ldns_rdf **prev, con
     dname_text(ldns_rr_owner(rr), owner, sizeof(owner));
     int rc = STS_ESYNTAX;
     if (ldns_rr_get_class(rr) != LDNS_RR_CLASS_IN) {
-        set_err(err, errlen, "%s:%d: only class IN is served ('%s')", where, lineno, line);
+        sts_errf(err, errlen, "%s:%d: only class IN is served ('%s')", where, lineno, line);
     } else if (!dname_under(ldns_rr_owner(rr), z->origin)) {
         char dom[256];
         dname_text(z->origin, dom, sizeof(dom));
-        set_err(err, errlen, "%s:%d: owner %s lies outside the domain %s", where, lineno, owner,
+        sts_errf(err, errlen, "%s:%d: owner %s lies outside the domain %s", where, lineno, owner,
                 dom);
     } else if (ldns_rr_get_type(rr) == LDNS_RR_TYPE_OPT) {
-        set_err(err, errlen, "%s:%d: OPT is not a zone record", where, lineno);
+        sts_errf(err, errlen, "%s:%d: OPT is not a zone record", where, lineno);
     } else {
         ldns_dname2canonical(ldns_rr_owner(rr));
         if (zone_cname_conflict(z, rr)) {
-            set_err(err, errlen, "%s:%d: %s has a CNAME and other data (RFC 1034 3.6.2 forbids it)",
+            sts_errf(err, errlen, "%s:%d: %s has a CNAME and other data (RFC 1034 3.6.2 forbids it)",
                     where, lineno, owner);
         } else if (!ldns_rr_list_push_rr(z->rrs, rr)) {
-            set_err(err, errlen, "out of memory");
+            sts_errf(err, errlen, "out of memory");
             rc = STS_ENOMEM;
         } else {
             return 0;
@@ -244,7 +233,7 @@ int sts_dns_zone_add_lines(sts_dns_zone *z, const char *text, const char *where,
         size_t n = nl ? (size_t)(nl - p) : strlen(p);
         char *line = strndup(p, n);
         if (!line) {
-            set_err(err, errlen, "out of memory");
+            sts_errf(err, errlen, "out of memory");
             rc = STS_ENOMEM;
             break;
         }
@@ -253,7 +242,7 @@ int sts_dns_zone_add_lines(sts_dns_zone *z, const char *text, const char *where,
             line[n - 1] = '\0';
         const char *s = line + strspn(line, " \t");
         if (*s == '$') {
-            set_err(err, errlen, "%s:%d: zone directives such as %s are not supported", where,
+            sts_errf(err, errlen, "%s:%d: zone directives such as %s are not supported", where,
                     lineno, s);
             rc = STS_ESYNTAX;
         } else if (*s && *s != ';') {
@@ -356,7 +345,7 @@ int sts_dns_zone_add_fault(sts_dns_zone *z, const char *name, const char *type, 
                            double delay, const char *where, int line, char *err, size_t errlen)
 {
     if (z->nfaults == DNS_MAX_FAULTS) {
-        set_err(err, errlen, "%s:%d: more than %d dns faults", where, line, DNS_MAX_FAULTS);
+        sts_errf(err, errlen, "%s:%d: more than %d dns faults", where, line, DNS_MAX_FAULTS);
         return STS_ETOOBIG;
     }
     ldns_rdf *d = NULL;
@@ -371,7 +360,7 @@ int sts_dns_zone_add_fault(sts_dns_zone *z, const char *name, const char *type, 
         }
     }
     if (!d) {
-        set_err(err, errlen, "%s:%d: '%s' is not a domain name", where, line, name);
+        sts_errf(err, errlen, "%s:%d: '%s' is not a domain name", where, line, name);
         return STS_ESYNTAX;
     }
     ldns_dname2canonical(d);
@@ -379,7 +368,7 @@ int sts_dns_zone_add_fault(sts_dns_zone *z, const char *name, const char *type, 
     ldns_rr_type t = any ? LDNS_RR_TYPE_ANY : ldns_get_rr_type_by_name(type);
     if (!any && t == 0) {
         ldns_rdf_deep_free(d);
-        set_err(err, errlen, "%s:%d: '%s' is not a record type", where, line, type);
+        sts_errf(err, errlen, "%s:%d: '%s' is not a record type", where, line, type);
         return STS_ESYNTAX;
     }
     z->faults[z->nfaults].name = d;

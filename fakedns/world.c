@@ -104,17 +104,6 @@ struct sts_world {
     void *done_arg;
 };
 
-static void set_err(char *err, size_t errlen, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-static void set_err(char *err, size_t errlen, const char *fmt, ...)
-{
-    if (!err || !errlen)
-        return;
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(err, errlen, fmt, ap);
-    va_end(ap);
-}
 
 static char *lower_dup(const char *s)
 {
@@ -205,7 +194,7 @@ static int world_make_zone(sts_world *w, sts_dns_zone **out, char *err, size_t e
     int rc = world_zone_lines(w, w->cur_dns, w->cur_dns_line, &z, err, errlen);
     for (size_t i = 0; !rc && i < w->nhosts; i++)
         if (w->hosts[i].listen && sts_dns_zone_add_a(z, w->hosts[i].name, w->hosts[i].addr)) {
-            set_err(err, errlen, "%s: the zone gives %s other data than the world's address",
+            sts_errf(err, errlen, "%s: the zone gives %s other data than the world's address",
                     w->file, w->hosts[i].name);
             rc = STS_EINVAL;
         }
@@ -239,7 +228,7 @@ static int world_collect_hosts(sts_world *w, const sts_scenario *scn, char *err,
     if (world_add_host(w, policy_name, HOST_POLICY, NULL, &h))
         return STS_ENOMEM;
     if (w->nhosts == before) {
-        set_err(err, errlen, "%s: mta-sts.%s is the policy host and cannot also be an MX",
+        sts_errf(err, errlen, "%s: mta-sts.%s is the policy host and cannot also be an MX",
                 scn->file ? scn->file : "scenario", w->domain);
         return STS_EINVAL;
     }
@@ -273,7 +262,7 @@ static int world_collect_hosts(sts_world *w, const sts_scenario *scn, char *err,
             n++;
     }
     if (n > WORLD_LAST_HOST - WORLD_FIRST_HOST + 1) {
-        set_err(err, errlen, "%s: too many hosts (%zu) for one address block",
+        sts_errf(err, errlen, "%s: too many hosts (%zu) for one address block",
                 scn->file ? scn->file : "scenario", n);
         return STS_ETOOBIG;
     }
@@ -346,7 +335,7 @@ static int world_mint_ctx(sts_world *w, const sts_scn_cert *c, const sts_scn_tls
     EVP_PKEY *key = NULL;
     int rc = sts_ca_mint(ca, &spec, w->now, &cert, &key);
     if (rc) {
-        set_err(err, errlen, "cannot mint a certificate for %s: %s", host, sts_strerror(rc));
+        sts_errf(err, errlen, "cannot mint a certificate for %s: %s", host, sts_strerror(rc));
         return rc;
     }
     /* chain: intermediate sends the intermediate along; missing_intermediate leaves
@@ -361,7 +350,7 @@ static int world_mint_ctx(sts_world *w, const sts_scn_cert *c, const sts_scn_tls
     if (!*out)
         return STS_ETLS;
     if (world_tls_versions(*out, tls)) {
-        set_err(err, errlen, "%s: cannot set the TLS versions", host);
+        sts_errf(err, errlen, "%s: cannot set the TLS versions", host);
         SSL_CTX_free(*out);
         *out = NULL;
         return STS_ETLS;
@@ -419,7 +408,7 @@ static int world_pad(sts_buf *b, long size, char *err, size_t errlen, const char
     if (size < 0 || (size_t)size == b->len)
         return 0;
     if ((size_t)size < b->len + min) {
-        set_err(err, errlen, "%s: policy 'size' %ld is below the policy itself plus one pad line "
+        sts_errf(err, errlen, "%s: policy 'size' %ld is below the policy itself plus one pad line "
                              "(%zu octets)", file, size, b->len + min);
         return STS_EINVAL;
     }
@@ -597,7 +586,7 @@ static int world_bind(sts_world *w, char *err, size_t errlen)
     if (!rc)
         rc = bind_socket(SOCK_STREAM, addr, w->dns_port, &w->dns_fd[1]);
     if (rc) {
-        set_err(err, errlen, "DNS %s:%d: %s", addr, w->dns_port, strerror(-rc));
+        sts_errf(err, errlen, "DNS %s:%d: %s", addr, w->dns_port, strerror(-rc));
         return rc;
     }
     int next = WORLD_FIRST_HOST;
@@ -613,7 +602,7 @@ static int world_bind(sts_world *w, char *err, size_t errlen)
                 continue;
             rc = bind_socket(SOCK_STREAM, h->addr, ports[k], &h->fd[k]);
             if (rc) {
-                set_err(err, errlen, "%s %s:%d: %s", h->name, h->addr, ports[k], strerror(-rc));
+                sts_errf(err, errlen, "%s %s:%d: %s", h->name, h->addr, ports[k], strerror(-rc));
                 return rc;
             }
         }
@@ -646,7 +635,7 @@ static int world_bind_block(sts_world *w, const char *block, char *err, size_t e
             return STS_EIO;
         sts_debug(w->log, "block %s busy (%s), trying the next", w->block, err);
     }
-    set_err(err, errlen, "no free address block after %d tries (last: %s)", WORLD_BLOCK_TRIES, err);
+    sts_errf(err, errlen, "no free address block after %d tries (last: %s)", WORLD_BLOCK_TRIES, err);
     return STS_EIO;
 }
 
@@ -697,7 +686,7 @@ static int world_make_dir(sts_world *w, const char *dir, char *err, size_t errle
         const char *tmp = getenv("TMPDIR");
         snprintf(w->dir, sizeof(w->dir), "%s/ststest-world-XXXXXX", tmp && *tmp ? tmp : "/tmp");
         if (!mkdtemp(w->dir)) {
-            set_err(err, errlen, "cannot create a directory %s: %s", w->dir, strerror(errno));
+            sts_errf(err, errlen, "cannot create a directory %s: %s", w->dir, strerror(errno));
             return STS_EIO;
         }
         w->own_dir = 1;
@@ -705,7 +694,7 @@ static int world_make_dir(sts_world *w, const char *dir, char *err, size_t errle
     snprintf(w->ca_file, sizeof(w->ca_file), "%s/ca.pem", w->dir);
     int rc = sts_ca_write_pem(w->ca, w->ca_file);
     if (rc) {
-        set_err(err, errlen, "cannot write %s: %s", w->ca_file, sts_strerror(rc));
+        sts_errf(err, errlen, "cannot write %s: %s", w->ca_file, sts_strerror(rc));
         return rc;
     }
     return 0;
@@ -748,7 +737,7 @@ static int world_build(sts_world *w, const sts_scenario *scn, const sts_world_op
         }
     }
     if (rc && !err[0])
-        set_err(err, errlen, "cannot build the world: %s", sts_strerror(rc));
+        sts_errf(err, errlen, "cannot build the world: %s", sts_strerror(rc));
     return rc;
 }
 
@@ -767,12 +756,12 @@ int sts_world_start(uv_loop_t *loop, const sts_scenario *scn, const sts_world_op
         err[0] = '\0';
     *out = NULL;
     if (!scn || !scn->domain) {
-        set_err(err, errlen, "the scenario has no domain");
+        sts_errf(err, errlen, "the scenario has no domain");
         return STS_EINVAL;
     }
     sts_world *w = calloc(1, sizeof(*w));
     if (!w) {
-        set_err(err, errlen, "out of memory");
+        sts_errf(err, errlen, "out of memory");
         return STS_ENOMEM;
     }
     w->loop = loop;
@@ -797,7 +786,7 @@ int sts_world_start(uv_loop_t *loop, const sts_scenario *scn, const sts_world_op
         /* Handles exist now: they close through the loop, and the world frees itself
          * once they are closed (the caller's loop must run for that, as after any
          * stop). */
-        set_err(err, errlen, "cannot start the world's servers: %s", sts_strerror(rc));
+        sts_errf(err, errlen, "cannot start the world's servers: %s", sts_strerror(rc));
         world_close_fds(w);
         sts_world_stop(w, world_free_cb, w);
         return rc;
@@ -820,11 +809,11 @@ int sts_world_apply_step(sts_world *w, const sts_scenario *scn, size_t step, tim
     if (err && errlen)
         err[0] = '\0';
     if (!scn || step >= scn->nsteps) {
-        set_err(err, errlen, "no step %zu in the scenario", step);
+        sts_errf(err, errlen, "no step %zu in the scenario", step);
         return STS_EINVAL;
     }
     if (!w->running || w->stopping) {
-        set_err(err, errlen, "the world is not running");
+        sts_errf(err, errlen, "the world is not running");
         return STS_ESTATE;
     }
     const sts_scn_step *st = &scn->steps[step];
@@ -860,7 +849,7 @@ int sts_world_apply_step(sts_world *w, const sts_scenario *scn, size_t step, tim
     for (size_t i = 0; !rc && i < st->nmx; i++) {
         world_host *h = world_find_host(w, st->mx[i].host);
         if (!h || h->kind != HOST_MX || !h->listen) {
-            set_err(err, errlen, "%s:%d: step '%s': %s is not an MX host the world serves",
+            sts_errf(err, errlen, "%s:%d: step '%s': %s is not an MX host the world serves",
                     w->file, st->mx[i].line, st->name, st->mx[i].host);
             rc = STS_EINVAL;
             break;
@@ -908,7 +897,7 @@ int sts_world_apply_step(sts_world *w, const sts_scenario *scn, size_t step, tim
             SSL_CTX_free(ctx[i]);
         sts_dns_zone_free(zone);
         if (!err[0])
-            set_err(err, errlen, "cannot apply step '%s': %s", st->name, sts_strerror(rc));
+            sts_errf(err, errlen, "cannot apply step '%s': %s", st->name, sts_strerror(rc));
         free(old_mx);
         free(ctx);
         free(remint);
@@ -951,7 +940,7 @@ int sts_world_apply_step(sts_world *w, const sts_scenario *scn, size_t step, tim
     sts_info(w->log, "world %s: step %zu '%s' applied (now %lld)%s", w->domain, step + 1, st->name,
              (long long)w->now, rc ? ", partly: out of memory" : "");
     if (rc)
-        set_err(err, errlen, "step '%s': out of memory while swapping", st->name);
+        sts_errf(err, errlen, "step '%s': out of memory while swapping", st->name);
     return rc;
 }
 

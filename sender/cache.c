@@ -273,24 +273,13 @@ static int id_valid(const char *id)
 
 /* ---- default path ------------------------------------------------------------------ */
 
-static void errf(char *err, size_t errlen, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-static void errf(char *err, size_t errlen, const char *fmt, ...)
-{
-    if (!err || !errlen)
-        return;
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(err, errlen, fmt, ap);
-    va_end(ap);
-}
 
 /* mkdir -p of the directory part of path, missing directories with mode 0700. */
 static int make_parent_dirs(const char *path, char *err, size_t errlen)
 {
     char buf[PATH_MAX];
     if (snprintf(buf, sizeof(buf), "%s", path) >= (int)sizeof(buf)) {
-        errf(err, errlen, "policy cache path too long: %s", path);
+        sts_errf(err, errlen, "policy cache path too long: %s", path);
         return STS_ETOOBIG;
     }
     char *slash = strrchr(buf, '/');
@@ -303,17 +292,17 @@ static int make_parent_dirs(const char *path, char *err, size_t errlen)
             char saved = *p;
             *p = '\0';
             if (mkdir(buf, 0700) != 0 && errno != EEXIST) {
-                errf(err, errlen, "policy cache directory %s: cannot create: %s", buf,
+                sts_errf(err, errlen, "policy cache directory %s: cannot create: %s", buf,
                      strerror(errno));
                 return STS_EIO;
             }
             struct stat st;
             if (stat(buf, &st) != 0) {
-                errf(err, errlen, "policy cache directory %s: %s", buf, strerror(errno));
+                sts_errf(err, errlen, "policy cache directory %s: %s", buf, strerror(errno));
                 return STS_EIO;
             }
             if (!S_ISDIR(st.st_mode)) {
-                errf(err, errlen, "policy cache directory %s: exists and is not a directory", buf);
+                sts_errf(err, errlen, "policy cache directory %s: exists and is not a directory", buf);
                 return STS_EIO;
             }
             *p = saved;
@@ -337,13 +326,13 @@ int sts_cache_default_path(char *out, size_t outlen, char *err, size_t errlen)
     else if (home && home[0] == '/')
         n = snprintf(out, outlen, "%s/.cache/ststest/policy-cache.sqlite", home);
     else {
-        errf(err, errlen,
+        sts_errf(err, errlen,
              "no default policy cache: neither XDG_CACHE_HOME nor HOME is an "
              "absolute path; give --cache FILE or --no-cache");
         return STS_EINVAL;
     }
     if (n < 0 || (size_t)n >= outlen) {
-        errf(err, errlen, "default policy cache path too long");
+        sts_errf(err, errlen, "default policy cache path too long");
         return STS_ETOOBIG;
     }
     return make_parent_dirs(out, err, errlen);
@@ -640,13 +629,13 @@ int sts_cache_open(const char *path, sts_cache **out, char *err, size_t errlen)
 {
     *out = NULL;
     if (!path || !path[0]) {
-        errf(err, errlen, "policy cache: empty file name");
+        sts_errf(err, errlen, "policy cache: empty file name");
         return STS_EINVAL;
     }
     sts_cache *c = calloc(1, sizeof(*c));
     if (!c || !(c->path = strdup(path))) {
         free(c);
-        errf(err, errlen, "policy cache %s: out of memory", path);
+        sts_errf(err, errlen, "policy cache %s: out of memory", path);
         return STS_ENOMEM;
     }
     int rc = precheck_file(c);
@@ -681,7 +670,7 @@ int sts_cache_open(const char *path, sts_cache **out, char *err, size_t errlen)
     *out = c;
     return 0;
 fail:
-    errf(err, errlen, "%s", c->err);
+    sts_errf(err, errlen, "%s", c->err);
     sts_cache_close(c);
     return rc;
 }

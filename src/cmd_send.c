@@ -3,7 +3,8 @@
  * option parsing (getopt_long) into sts_sender_opts, then sts_sender_run (sender.h).
  * The transcript goes to stderr; --json prints exactly one JSON document on stdout.
  * Both return a sysexits status: 0 all delivered (check: all would be), 75 some
- * deferred, 69 some failed or refused, 64 usage, 65 bad input file, 70 internal error.
+ * deferred (every MX refused included), 69 some failed permanently, 64 usage, 65 bad
+ * input file, 70 internal error.
  */
 #include <errno.h>
 #include <getopt.h>
@@ -103,8 +104,9 @@ static void usage(FILE *fp, int check)
             "                           work is aborted, the rest deferred (exit 75)\n"
             "  -v, --verbose            more detail (repeat for more)\n"
             "  -h, --help               this help\n\n"
-            "exit status: 0 all %s, 75 some deferred, 69 some failed or\n"
-            "refused, 64 usage error, 65 bad input file, 70 internal error.\n",
+            "exit status: 0 all %s, 75 some deferred (also: every MX refused\n"
+            "under the policy or --require-tls), 69 some failed permanently, 64 usage\n"
+            "error, 65 bad input file, 70 internal error.\n",
             check ? "domains" : "recipients", check ? "would be delivered" : "delivered");
 }
 

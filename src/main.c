@@ -25,7 +25,7 @@ static void usage(FILE *fp)
         fprintf(fp, "  %-6s %s\n", commands[i].name, commands[i].summary);
     fprintf(fp, "\n`ststest COMMAND --help` describes each command's options.\n"
                 "exit status: 0 ok, 1 expectation failed (run), 64 usage, 65 bad input,\n"
-                "69 refused/failed, 70 internal error, 75 deferred.\n");
+                "69 failed permanently, 70 internal error, 75 deferred.\n");
 }
 
 int main(int argc, char **argv)
