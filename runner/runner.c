@@ -380,34 +380,42 @@ static int run_external(const char *cmd, const char *out_path, const char *err_p
     return 128 + (WIFSIGNALED(status) ? WTERMSIG(status) : 0);
 }
 
-/* Hosts whose certificate a correct sender verifies, from the scenario (for the
- * verdict on an external sender): no fault flag, and the names (default: the host's
- * own) match the host, a wildcard only as the whole leftmost label. */
-static int cert_names_host(const sts_scn_cert *cert, const char *host)
+/* The MX hosts whose certificate a correct sender rejects at step `nsteps_done` (for
+ * the verdict on an external sender; NULL-terminated, the names borrowed from scn).
+ * A host's entry is its latest override in the steps so far, else the top-level one;
+ * hosts without an entry get the world's default certificate, which is valid. The
+ * names are matched with the policy's own mx pattern rule (RFC 8461 4.1: a wildcard
+ * only as the whole leftmost label), the same rule as RFC 6125's for certificates. */
+static const char **bad_cert_hosts(const sts_scenario *scn, size_t nsteps_done)
 {
-    if (!cert->names_set)
-        return 1;
-    for (size_t i = 0; i < cert->names.n; i++) {
-        const char *n = cert->names.v[i];
-        if (!strcasecmp(n, host))
-            return 1;
-        const char *dot = strchr(host, '.');
-        if (n[0] == '*' && n[1] == '.' && dot && dot != host && !strcasecmp(n + 1, dot))
-            return 1;
+    size_t n = 0, cap = scn->nmx;
+    for (size_t s = 0; s < nsteps_done && s < scn->nsteps; s++)
+        cap += scn->steps[s].nmx;
+    const sts_scn_mx **all = calloc(cap + 1, sizeof(*all));
+    const char **v = calloc(cap + 1, sizeof(*v));
+    if (!all || !v) {
+        free(all);
+        return v;
     }
-    return 0;
-}
-
-static const char **valid_cert_hosts(const sts_scenario *scn)
-{
-    const char **v = calloc(scn->nmx + 1, sizeof(*v));
+    for (size_t i = 0; i < scn->nmx; i++)
+        all[n++] = &scn->mx[i];
+    for (size_t s = 0; s < nsteps_done && s < scn->nsteps; s++)
+        for (size_t i = 0; i < scn->steps[s].nmx; i++)
+            all[n++] = &scn->steps[s].mx[i];
     size_t k = 0;
-    for (size_t i = 0; v && i < scn->nmx; i++) {
-        const sts_scn_cert *c = &scn->mx[i].cert;
-        if (!c->expired && !c->not_yet_valid && !c->self_signed && !c->unknown_ca &&
-            !c->no_san && cert_names_host(c, scn->mx[i].host))
-            v[k++] = scn->mx[i].host;
+    for (size_t j = 0; j < n; j++) {
+        int superseded = 0;
+        for (size_t l = j + 1; l < n && !superseded; l++)
+            superseded = !strcmp(all[l]->host, all[j]->host);
+        const sts_scn_cert *c = &all[j]->cert;
+        int names_ok = !c->names_set;
+        for (size_t i = 0; i < c->names.n && !names_ok; i++)
+            names_ok = sts_mx_pattern_match(c->names.v[i], all[j]->host);
+        if (!superseded && (c->expired || c->not_yet_valid || c->self_signed || c->unknown_ca ||
+                            c->no_san || c->chain == STS_SCN_CHAIN_MISSING || !names_ok))
+            v[k++] = all[j]->host;
     }
+    free(all);
     return v;
 }
 
@@ -557,7 +565,6 @@ static void run_one(run_state *rs, run_case *c)
     char tmpl[] = "/tmp/ststest-run-XXXXXX";
     char *dir = mkdtemp(tmpl);
     char cache_file[sizeof(tmpl) + 32];
-    const char **valid_hosts = NULL;
     json_t *before = NULL;
 
     world_thread wt = {.scn = scn};
@@ -621,8 +628,6 @@ static void run_one(run_state *rs, run_case *c)
     so.timeout = rs->opts->stage_timeout > 0 ? rs->opts->stage_timeout : 10;
     so.deadline = rs->opts->time_limit > 0 ? rs->opts->time_limit : 120;
     so.log = log;
-    if (rs->opts->sender_cmd)
-        valid_hosts = valid_cert_hosts(scn);
 
     size_t nsteps = scn->nsteps ? scn->nsteps : 1;
     sts_buf diff;
@@ -662,6 +667,7 @@ static void run_one(run_state *rs, run_case *c)
         json_t *observed = observed_since(snap, before);
         json_decref(before);
         before = snap;
+        const char **bad_hosts = rs->opts->sender_cmd ? bad_cert_hosts(scn, i + 1) : NULL;
         sts_verdict v;
         sts_verdict_input in = {
             .expect = expect,
@@ -671,10 +677,12 @@ static void run_one(run_state *rs, run_case *c)
             .result = result,
             .observed = observed,
             .external = rs->opts->sender_cmd != NULL && result == NULL,
-            .cert_valid_hosts = valid_hosts,
+            .cert_bad_hosts = bad_hosts,
             .served_enforce = served_enforce(scn, i + 1, c->mode),
         };
-        if (!expect || sts_verdict_check(&in, &v)) {
+        int vrc = expect ? sts_verdict_check(&in, &v) : -1;
+        free(bad_hosts);
+        if (vrc) {
             c->error = 1;
             snprintf(c->error_msg, sizeof(c->error_msg), "%s",
                      expect ? "out of memory judging the run" : "no expectation for this mode");
@@ -721,7 +729,6 @@ static void run_one(run_state *rs, run_case *c)
     }
 out:
     json_decref(before);
-    free(valid_hosts);
     json_decref(wt.ready);
     pthread_mutex_destroy(&wt.mu);
     pthread_cond_destroy(&wt.cv);

@@ -141,7 +141,7 @@ int sts_verdict_check(const sts_verdict_input *in, sts_verdict *v)
         if (plain_msgs)
             tls = "none";
         else if (in->external)
-            tls = host_listed(in->cert_valid_hosts, delivered_host) ? "verified" : "unverified";
+            tls = host_listed(in->cert_bad_hosts, delivered_host) ? "unverified" : "verified";
         else if (dm && json_is_true(json_object_get(json_object_get(dm, "tls"), "verified")))
             tls = "verified";
         else

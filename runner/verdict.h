@@ -35,12 +35,13 @@ typedef struct sts_verdict_input {
      * (sendmail-style: 0 or 75 without a delivery -> deferred, other -> failed);
      * `failures` and `policy_source` cannot be known and are not compared; `tls`
      * is "verified" when the MX that received the message presented a certificate
-     * that a correct sender verifies (cert_valid_hosts), else "unverified"; the
+     * that a correct sender verifies (not in cert_bad_hosts), else "unverified"; the
      * security invariant applies when the world served a valid enforce policy
      * (served_enforce) and the expectation does not say the policy was unusable
      * (policy_source: none). */
     int external;
-    const char *const *cert_valid_hosts; /* NULL-terminated; external mode only */
+    const char *const *cert_bad_hosts; /* NULL-terminated: MX hosts whose certificate a
+                                          correct sender rejects; external mode only */
     int served_enforce; /* external mode: the world served a valid enforce policy */
 } sts_verdict_input;
 

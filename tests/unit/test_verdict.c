@@ -1,6 +1,7 @@
 /* test_verdict.c - judging a sender run: expectation differences and the security
  * invariant, from hand-written sender results and observer logs. */
 #pragma GCC diagnostic ignored "-Woverride-init" /* EXPECT() defaults, then overrides */
+#pragma GCC diagnostic ignored "-Wmissing-field-initializers" /* rows omit external, bad_hosts */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -30,6 +31,9 @@ static const char OBSERVED_HTTP[] =
     "{\"scheme\":\"https\",\"status\":200}],"
     "\"smtp_sessions\":[{\"host\":\"mail.example.test\",\"commands\":["
     "{\"verb\":\"MAIL\",\"tls\":true}],\"messages\":[{\"tls\":true,\"bytes\":100}]}]}";
+/* Nothing reached any MX. */
+static const char OBSERVED_PLAIN_NONE[] =
+    "{\"event\":\"observed\",\"policy_fetches\":[],\"smtp_sessions\":[]}";
 /* The same delivery in the clear. */
 static const char OBSERVED_PLAIN[] =
     "{\"event\":\"observed\",\"policy_fetches\":[],"
@@ -51,6 +55,8 @@ typedef struct row {
     sts_scn_expect expect;
     int passed, invariant;
     const char *diff_has; /* a substring of the difference lines, or NULL */
+    int external;         /* judged as an external sender (result ignored) */
+    const char *const *bad_hosts;
 } row;
 
 static char *S(const char *s)
@@ -62,6 +68,8 @@ static void test_table(void **state)
 {
     (void)state;
     static char *fail_starttls[] = {"starttls-not-supported"};
+    static const char *const bad_none[] = {NULL};
+    static const char *const bad_mail[] = {"mail.example.test", NULL};
     static char *hosts_mail[] = {"mail.example.test"};
     static char *hosts_other[] = {"other.example.test"};
 #define EXPECT(...)                                                                        \
@@ -102,6 +110,14 @@ static void test_table(void **state)
          "received without TLS"},
         {"no result at all", NULL, OBSERVED_OK, 70, 0, NULL, EXPECT(.outcome = S("delivered")),
          0, 0, "the sender printed no result"},
+        {"external: delivered to an MX with a good certificate is verified", NULL, OBSERVED_OK,
+         0, 0, NULL, EXPECT(.outcome = S("delivered"), .tls = S("verified"), .received = 1), 1,
+         0, NULL, 1, bad_none},
+        {"external: delivered to an MX with a bad certificate is unverified", NULL, OBSERVED_OK,
+         0, 0, NULL, EXPECT(.tls = S("verified")), 0, 0,
+         "tls: expected verified, got unverified", 1, bad_mail},
+        {"external: nothing received and exit 75 is deferred", NULL, OBSERVED_PLAIN_NONE, 75, 0,
+         NULL, EXPECT(.outcome = S("deferred"), .received = 0), 1, 0, NULL, 1, bad_none},
         {"a policy fetch over plain HTTP always fails the run", RESULT_OK, OBSERVED_HTTP, 0, 0,
          NULL, EXPECT(.outcome = S("delivered")), 0, 0,
          "policy fetched over plain HTTP 1 time(s) (RFC 8461 3.3: HTTPS only)"},
@@ -115,7 +131,8 @@ static void test_table(void **state)
         assert_non_null(obs);
         sts_verdict_input in = {.expect = &r->expect, .require_tls = r->require_tls,
                                 .mode_override = r->mode_override,
-                                .exit_status = r->exit_status, .result = res, .observed = obs};
+                                .exit_status = r->exit_status, .result = res, .observed = obs,
+                                .external = r->external, .cert_bad_hosts = r->bad_hosts};
         sts_verdict v;
         assert_int_equal(sts_verdict_check(&in, &v), 0);
         const char *diff = v.diff.data ? v.diff.data : "";
