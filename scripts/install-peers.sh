@@ -8,9 +8,8 @@
 #
 # Idempotent: does nothing when everything is installed (no apt-get update then).
 # Never starts a system service: the package ships a systemd unit for
-# mta-sts-daemon; a policy-rc.d that says 101 keeps invoke-rc.d from starting it
-# while installing (added only when the machine has none), and a daemon running
-# anyway is stopped. The tests start their own daemon with their own config.
+# mta-sts-daemon; scripts/apt-install.sh keeps invoke-rc.d from starting it while
+# installing, and a daemon running anyway is stopped. The tests start their own daemon with their own config.
 # Exit status: 0 installed (or already there) and nothing left running; 1 when
 # the install failed.
 set -eu
@@ -18,41 +17,7 @@ set -eu
 HERE=$(dirname "$0")
 "$HERE/install-postfix.sh"
 
-PKGS="postfix-mta-sts-resolver iproute2"
-missing=""
-for p in $PKGS; do
-  if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed"; then
-    missing="$missing $p"
-  fi
-done
-[ -z "$missing" ] && exit 0
-
-SUDO=""
-if [ "$(id -u)" != 0 ]; then
-  command -v sudo >/dev/null 2>&1 || { echo "install-peers.sh: need root or sudo to install:$missing" >&2; exit 1; }
-  SUDO=sudo
-fi
-
-POLICY=/usr/sbin/policy-rc.d
-ADDED_POLICY=""
-if [ ! -e "$POLICY" ]; then
-  printf '#!/bin/sh\n# added by ststest scripts/install-peers.sh for the install only\nexit 101\n' \
-    | $SUDO tee "$POLICY" >/dev/null
-  $SUDO chmod 755 "$POLICY"
-  ADDED_POLICY=1
-fi
-remove_policy() { [ -n "$ADDED_POLICY" ] && $SUDO rm -f "$POLICY"; ADDED_POLICY=""; }
-trap remove_policy EXIT
-
-echo "install-peers.sh: installing:$missing" >&2
-# shellcheck disable=SC2086
-if ! $SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $missing; then
-  # The package lists may be missing or stale on a fresh machine.
-  $SUDO env DEBIAN_FRONTEND=noninteractive apt-get update -qq
-  # shellcheck disable=SC2086
-  $SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $missing
-fi
-remove_policy
+"$HERE/apt-install.sh" install-peers.sh postfix-mta-sts-resolver iproute2
 
 # A system mta-sts-daemon would hold 127.0.0.1:8461 in the root namespace; the tests
 # run theirs in a namespace of their own, but nothing of ours is meant to be running.
