@@ -436,6 +436,27 @@ static void rollback(sts_cache *c)
         sqlite3_exec(c->db, "ROLLBACK", NULL, NULL, NULL);
 }
 
+/* The end of every write: step the prepared statement (when preparing and binding
+ * went well, src == SQLITE_OK), then finalize it and commit, or on any failure
+ * roll back. *changed (may be NULL) gets the rows changed. Returns 0 or the code
+ * of db_fail()/commit(). */
+static int write_finish(sts_cache *c, sqlite3_stmt *st, int src, const char *what, int *changed)
+{
+    if (src == SQLITE_OK)
+        src = sqlite3_step(st);
+    if (src != SQLITE_DONE) {
+        int rc = db_fail(c, src, what);
+        sqlite3_finalize(st);
+        rollback(c);
+        return rc;
+    }
+    if (changed)
+        *changed = sqlite3_changes(c->db);
+    sqlite3_finalize(st);
+    return commit(c, what);
+}
+
+
 /* One integer from a one-row query (PRAGMA user_version, counts). */
 static int query_int(sts_cache *c, const char *sql, const char *what, long long *out)
 {
@@ -873,16 +894,7 @@ int sts_cache_put(sts_cache *c, const char *domain, const char *id, const char *
         src = sqlite3_bind_int64(st, 6, (sqlite3_int64)now);
     if (src == SQLITE_OK)
         src = sqlite3_bind_int64(st, 7, (sqlite3_int64)now + max_age);
-    if (src == SQLITE_OK)
-        src = sqlite3_step(st);
-    if (src != SQLITE_DONE) {
-        rc = db_fail(c, src, what);
-        sqlite3_finalize(st);
-        rollback(c);
-        return rc;
-    }
-    sqlite3_finalize(st);
-    return commit(c, what);
+    return write_finish(c, st, src, what, NULL);
 }
 
 int sts_cache_note_failure(sts_cache *c, const char *domain, const char *id, time_t now)
@@ -909,16 +921,7 @@ int sts_cache_note_failure(sts_cache *c, const char *domain, const char *id, tim
         src = sqlite3_bind_text(st, 2, id, -1, SQLITE_TRANSIENT);
     if (src == SQLITE_OK)
         src = sqlite3_bind_int64(st, 3, (sqlite3_int64)now);
-    if (src == SQLITE_OK)
-        src = sqlite3_step(st);
-    if (src != SQLITE_DONE) {
-        rc = db_fail(c, src, what);
-        sqlite3_finalize(st);
-        rollback(c);
-        return rc;
-    }
-    sqlite3_finalize(st);
-    return commit(c, what);
+    return write_finish(c, st, src, what, NULL);
 }
 
 int sts_cache_may_fetch(sts_cache *c, const char *domain, const char *id, time_t now)
@@ -950,17 +953,8 @@ int sts_cache_delete(sts_cache *c, const char *domain)
     int src = sqlite3_prepare_v2(c->db, "DELETE FROM policy WHERE domain = ?1", -1, &st, NULL);
     if (src == SQLITE_OK)
         src = sqlite3_bind_text(st, 1, dom, -1, SQLITE_TRANSIENT);
-    if (src == SQLITE_OK)
-        src = sqlite3_step(st);
-    if (src != SQLITE_DONE) {
-        rc = db_fail(c, src, what);
-        sqlite3_finalize(st);
-        rollback(c);
-        return rc;
-    }
-    sqlite3_finalize(st);
-    int changed = sqlite3_changes(c->db);
-    if ((rc = commit(c, what)))
+    int changed = 0;
+    if ((rc = write_finish(c, st, src, what, &changed)))
         return rc;
     if (!changed) {
         seterr(c, "delete: no entry for %s", dom);
