@@ -7,6 +7,7 @@
 
 #include "common/err.h"
 #include "runner/runner.h"
+#include "src/cli.h"
 #include "src/cmds.h"
 
 static void run_usage(FILE *fp)
@@ -46,14 +47,11 @@ static void run_usage(FILE *fp)
 
 static int parse_num(const char *opt, const char *s, double lo, double hi, double *out)
 {
-    char *end = NULL;
-    double v = strtod(s, &end);
-    if (!*s || *end || v < lo || v > hi) {
+    if (sts_cli_number(s, lo, hi, out)) {
         fprintf(stderr, "ststest run: %s: '%s' is not a number from %g to %g\n", opt, s, lo,
                 hi);
         return -1;
     }
-    *out = v;
     return 0;
 }
 

@@ -20,6 +20,7 @@
 #include "common/err.h"
 #include "common/log.h"
 #include "sender/sender.h"
+#include "src/cli.h"
 #include "src/cmds.h"
 
 enum {
@@ -122,17 +123,6 @@ static int usage_error(const char *cmd, const char *fmt, ...)
     return STS_EXIT_USAGE;
 }
 
-static int parse_port(const char *s, int *out)
-{
-    char *end;
-    errno = 0;
-    long v = strtol(s, &end, 10);
-    if (errno || end == s || *end || v < 1 || v > 65535)
-        return -1;
-    *out = (int)v;
-    return 0;
-}
-
 /* "2030-01-01T00:00:00Z" (UTC) or a unix time in seconds. */
 static int parse_now(const char *s, time_t *out)
 {
@@ -178,11 +168,11 @@ static int cmd_sender(int argc, char **argv, int check)
             o.ca_file = optarg;
             break;
         case OPT_SMTP_PORT:
-            if (parse_port(optarg, &o.smtp_port))
+            if (sts_cli_port(optarg, &o.smtp_port))
                 return usage_error(cmd, "--smtp-port '%s' is not a port number (1-65535)", optarg);
             break;
         case OPT_HTTPS_PORT:
-            if (parse_port(optarg, &o.https_port))
+            if (sts_cli_port(optarg, &o.https_port))
                 return usage_error(cmd, "--https-port '%s' is not a port number (1-65535)",
                                    optarg);
             break;

@@ -20,6 +20,7 @@
 #include "common/log.h"
 #include "common/scenario.h"
 #include "fakedns/world.h"
+#include "src/cli.h"
 #include "src/cmds.h"
 
 #define WORLD_EXIT_NOPERM 77 /* sysexits EX_NOPERM */
@@ -54,16 +55,6 @@ static void world_usage(FILE *fp)
             "\n"
             "exit status: 0 stopped by a signal, 64 usage, 65 bad scenario, 70 internal error,\n"
             "77 --standard-ports without root.\n");
-}
-
-static int parse_port(const char *s, int *out)
-{
-    char *end;
-    long v = strtol(s, &end, 10);
-    if (!*s || *end || v < 1 || v > 65535)
-        return -1;
-    *out = (int)v;
-    return 0;
 }
 
 /* "127.X.Y" with X, Y in 0..255. */
@@ -243,7 +234,7 @@ int sts_cmd_world(int argc, char **argv)
             return STS_EXIT_USAGE;
         }
         explicit_port |= port != NULL;
-        if (port && parse_port(optarg, port)) {
+        if (port && sts_cli_port(optarg, port)) {
             fprintf(stderr, "ststest world: %s '%s': expected a port 1-65535\n", argv[optind - 2],
                     optarg);
             return STS_EXIT_USAGE;

@@ -87,6 +87,7 @@ def test_list_and_filter(ststest_bin):
 @pytest.mark.parametrize("args,msg", [
     ([], "name at least one scenario"),
     (["--jobs", "0", "x"], "--jobs"),
+    (["--timeout", "nan", "x"], "--timeout"),
     (["--bogus", "x"], "unrecognized option"),
 ])
 def test_usage_errors(ststest_bin, args, msg):
