@@ -445,8 +445,11 @@ int sts_fetch_policy(sts_fetcher *f, const char *domain, const char *address, in
         SET(CURLOPT_CAINFO, f->ca_file);
         SET(CURLOPT_CAPATH, NULL); /* the given anchors only */
     }
-    /* Reread the anchors each time: a test world may replace its CA between runs. */
-    SET(CURLOPT_CA_CACHE_TIMEOUT, 0L);
+    /* The anchors are read once per fetcher (libcurl caches the CA store in the
+     * multi handle; -1: for its whole life), not once per fetch: a survey of many
+     * domains must not reread the CA file for every policy (DESIGN.md). A fetcher
+     * lives for one run, and a world keeps its CA across scenario steps. */
+    SET(CURLOPT_CA_CACHE_TIMEOUT, -1L);
     SET(CURLOPT_SSL_CTX_FUNCTION, ssl_ctx_cb);
     SET(CURLOPT_SSL_CTX_DATA, f);
     /* No HTTP caching and no reuse (RFC 8461 3.3): a fresh connection and a full
