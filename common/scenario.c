@@ -278,8 +278,8 @@ static int stage_of(const char *name)
     return -1;
 }
 
-static const char *const dns_fault_names[] = {"servfail", "refused", "nxdomain", "timeout",
-                                              "truncate", "delay",   "wrong_id"};
+static const char *const dns_fault_names[] = {
+    "servfail", "refused", "nxdomain", "timeout", "truncate", "delay", "wrong_id", "wrong_source"};
 
 const char *sts_scn_dns_fault_name(int fault)
 {
@@ -723,7 +723,7 @@ static int dns_fault_pair(scn_ctx *c, const char *key, yaml_node_t *k, yaml_node
                 return 0;
             }
         return fail(c, v, "'fault' must be one of servfail, refused, nxdomain, timeout, truncate, "
-                          "delay, wrong_id");
+                          "delay, wrong_id, wrong_source");
     }
     if (!strcmp(key, "delay"))
         return get_seconds(c, v, key, 600, &f->delay);

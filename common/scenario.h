@@ -111,6 +111,8 @@ typedef enum {
     STS_SCN_DNS_TRUNCATE, /* TC over UDP, the full answer over TCP */
     STS_SCN_DNS_DELAY,    /* the normal answer, `delay` seconds late */
     STS_SCN_DNS_WRONG_ID, /* a spoofed answer with another ID first, then the right one */
+    STS_SCN_DNS_WRONG_SOURCE, /* spoofed answers with the right ID from another address and
+                                 from another port first, then the right one (UDP) */
 } sts_scn_dns_fault_kind;
 
 typedef struct sts_scn_dns_fault {

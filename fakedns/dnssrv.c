@@ -8,7 +8,9 @@
 #include "common/scenario.h"
 #include "fakedns/tcpsrv.h"
 
+#include <arpa/inet.h>
 #include <ctype.h>
+#include <errno.h>
 #include <ldns/ldns.h>
 #include <stdarg.h>
 #include <stdlib.h>
@@ -1190,7 +1192,11 @@ static int answer_ldns(const sts_dns_zone *z, const struct dns_query *q, int rco
                 limit = 0;
             break;
         case STS_SCN_DNS_WRONG_ID:
-            res->spoof = 1;
+            res->spoof = STS_DNS_SPOOF_ID;
+            break;
+        case STS_SCN_DNS_WRONG_SOURCE:
+            if (transport == STS_DNS_UDP)
+                res->spoof = STS_DNS_SPOOF_SOURCE;
             break;
         default:
             break;
@@ -1266,7 +1272,7 @@ int sts_dns_answer(const sts_dns_zone *z, const uint8_t *msg, size_t len,
     return answer_ldns(z, &q, rcode, transport, 1, out, res);
 }
 
-int sts_dns_spoof(const uint8_t *reply, size_t len, sts_buf *out)
+int sts_dns_spoof(const uint8_t *reply, size_t len, int keep_id, sts_buf *out)
 {
     ldns_pkt *p = NULL;
     if (ldns_wire2pkt(&p, reply, len) != LDNS_STATUS_OK)
@@ -1276,7 +1282,8 @@ int sts_dns_spoof(const uint8_t *reply, size_t len, sts_buf *out)
         return STS_EINVAL;
     }
     /* Any other ID: a client that matches IDs (RFC 5452 4.3) drops this one. */
-    ldns_pkt_set_id(p, (uint16_t)(ldns_pkt_id(p) ^ 0x5A5A));
+    if (!keep_id)
+        ldns_pkt_set_id(p, (uint16_t)(ldns_pkt_id(p) ^ 0x5A5A));
     ldns_rr_list *an = ldns_pkt_answer(p);
     int rc = 0;
     for (size_t i = 0; rc == 0 && an && i < ldns_rr_list_rr_count(an); i++) {
@@ -1342,6 +1349,7 @@ typedef struct dns_pending {
     sts_stream *st;
     struct sockaddr_storage addr;
     sts_delay *delay;
+    int spoof;             /* STS_DNS_SPOOF_* */
     size_t spoof_len, len; /* data = spoofed answer (spoof_len), then the answer */
     uint8_t data[];
 } dns_pending;
@@ -1351,6 +1359,10 @@ struct sts_dnssrv {
     const sts_dns_zone *zone;
     dns_pending pending; /* list head */
     sts_buf spoof;
+    /* wrong_source: the sockets forged answers leave from, made on first use: [0] the
+     * server's own address on another (ephemeral) port, [1] another address of its
+     * /24 on the server's port. -1: not made yet; -2: cannot be made (said once). */
+    int spoof_fd[2];
     sts_tcpsrv *tcp;
     sts_observer *obs;
     sts_log *log;
@@ -1439,8 +1451,83 @@ static int dns_tcp_send(sts_stream *st, const uint8_t *data, size_t len)
     return sts_stream_write(st, pfx, 2) || sts_stream_write(st, data, len) ? -1 : 0;
 }
 
-/* Send what res says: the spoofed answer first (wrong_id), then the answer. */
-static void dnssrv_emit(sts_dnssrv *s, sts_stream *st, const struct sockaddr *addr,
+/* The address a wrong_source forgery comes from when it is not the server's own:
+ * the last octet of the server's IPv4 address set to 254 (253 when the server is
+ * .254), so it stays in the world's /24 and outside the hosts' range. IPv6: none. */
+static int spoof_other_addr(const struct sockaddr_storage *own, struct sockaddr_storage *out)
+{
+    if (own->ss_family != AF_INET)
+        return -1;
+    memcpy(out, own, sizeof(struct sockaddr_in));
+    struct sockaddr_in *a = (struct sockaddr_in *)out;
+    uint32_t ip = ntohl(a->sin_addr.s_addr);
+    ip = (ip & ~0xffu) | ((ip & 0xffu) == 254 ? 253u : 254u);
+    a->sin_addr.s_addr = htonl(ip);
+    return 0;
+}
+
+/* Make spoof socket k (see sts_dnssrv.spoof_fd) unless made or failed before. */
+static int spoof_socket(sts_dnssrv *s, int k)
+{
+    if (s->spoof_fd[k] != -1)
+        return s->spoof_fd[k];
+    s->spoof_fd[k] = -2;
+    uv_os_fd_t ufd;
+    struct sockaddr_storage own, from;
+    socklen_t olen = sizeof(own);
+    if (uv_fileno((uv_handle_t *)&s->udp, &ufd) != 0 ||
+        getsockname(ufd, (struct sockaddr *)&own, &olen) != 0) {
+        sts_info(s->log, "dns: wrong_source: cannot read the server's own address");
+        return -2;
+    }
+    socklen_t flen = own.ss_family == AF_INET6 ? sizeof(struct sockaddr_in6)
+                                               : sizeof(struct sockaddr_in);
+    if (k == 0) {
+        from = own; /* the same address, port 0: the kernel picks another one */
+        if (from.ss_family == AF_INET6)
+            ((struct sockaddr_in6 *)&from)->sin6_port = 0;
+        else
+            ((struct sockaddr_in *)&from)->sin_port = 0;
+    } else if (spoof_other_addr(&own, &from) != 0) {
+        sts_info(s->log, "dns: wrong_source: no other address next to an IPv6 server; "
+                         "forging from another port only");
+        return -2;
+    }
+    int fd = socket(from.ss_family, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    if (fd < 0 || bind(fd, (struct sockaddr *)&from, flen) != 0) {
+        char a[INET6_ADDRSTRLEN] = "?";
+        const void *ip = from.ss_family == AF_INET6
+                             ? (const void *)&((struct sockaddr_in6 *)&from)->sin6_addr
+                             : (const void *)&((struct sockaddr_in *)&from)->sin_addr;
+        inet_ntop(from.ss_family, ip, a, sizeof(a));
+        sts_info(s->log, "dns: wrong_source: cannot send from %s port %u: %s", a,
+                 (unsigned)ntohs(((struct sockaddr_in *)&from)->sin_port), strerror(errno));
+        if (fd >= 0)
+            close(fd);
+        return -2;
+    }
+    return s->spoof_fd[k] = fd;
+}
+
+/* wrong_source over UDP: the forgery (right ID, other data) from the server's
+ * address on another port, then from another address on the server's port. A
+ * client must take an answer only from the address and port it asked (RFC 5452
+ * 9.1); a connected UDP socket lets the kernel drop both. */
+static void dnssrv_udp_forge(sts_dnssrv *s, const uint8_t *spoof, size_t len,
+                             const struct sockaddr *addr)
+{
+    socklen_t alen = addr->sa_family == AF_INET6 ? sizeof(struct sockaddr_in6)
+                                                 : sizeof(struct sockaddr_in);
+    for (int k = 0; k < 2; k++) {
+        int fd = spoof_socket(s, k);
+        if (fd >= 0 && sendto(fd, spoof, len, MSG_DONTWAIT, addr, alen) < 0)
+            sts_debug(s->log, "dns: wrong_source: forged answer not sent: %s", strerror(errno));
+    }
+}
+
+/* Send what res says: the forged answers first (wrong_id, wrong_source), then the
+ * answer. */
+static void dnssrv_emit(sts_dnssrv *s, sts_stream *st, const struct sockaddr *addr, int spoof_kind,
                         const uint8_t *spoof, size_t spoof_len, const uint8_t *reply, size_t len)
 {
     if (st) {
@@ -1448,7 +1535,9 @@ static void dnssrv_emit(sts_dnssrv *s, sts_stream *st, const struct sockaddr *ad
             sts_stream_close(st);
         return;
     }
-    if (spoof_len)
+    if (spoof_len && spoof_kind == STS_DNS_SPOOF_SOURCE)
+        dnssrv_udp_forge(s, spoof, spoof_len, addr);
+    else if (spoof_len)
         dnssrv_udp_send(s, spoof, spoof_len, addr);
     dnssrv_udp_send(s, reply, len, addr);
 }
@@ -1463,8 +1552,8 @@ static void pending_fire_cb(void *arg)
 {
     dns_pending *p = arg;
     pending_unlink(p);
-    dnssrv_emit(p->srv, p->st, (const struct sockaddr *)&p->addr, p->data, p->spoof_len,
-                p->data + p->spoof_len, p->len);
+    dnssrv_emit(p->srv, p->st, (const struct sockaddr *)&p->addr, p->spoof, p->data,
+                p->spoof_len, p->data + p->spoof_len, p->len);
     free(p);
 }
 
@@ -1489,13 +1578,14 @@ static void dnssrv_deliver(sts_dnssrv *s, const sts_dns_result *res, const sts_b
         return;
     size_t spoof_len = 0;
     if (res->spoof) {
-        if (sts_dns_spoof((const uint8_t *)reply->data, reply->len, &s->spoof) == 0)
+        if (sts_dns_spoof((const uint8_t *)reply->data, reply->len,
+                          res->spoof == STS_DNS_SPOOF_SOURCE, &s->spoof) == 0)
             spoof_len = s->spoof.len;
         else
             sts_info(s->log, "dns: cannot build the spoofed answer");
     }
     if (!(res->delay > 0)) {
-        dnssrv_emit(s, st, addr, (const uint8_t *)s->spoof.data, spoof_len,
+        dnssrv_emit(s, st, addr, res->spoof, (const uint8_t *)s->spoof.data, spoof_len,
                     (const uint8_t *)reply->data, reply->len);
         return;
     }
@@ -1508,6 +1598,7 @@ static void dnssrv_deliver(sts_dnssrv *s, const sts_dns_result *res, const sts_b
     if (addr)
         memcpy(&p->addr, addr, addr->sa_family == AF_INET6 ? sizeof(struct sockaddr_in6)
                                                             : sizeof(struct sockaddr_in));
+    p->spoof = res->spoof;
     p->spoof_len = spoof_len;
     p->len = reply->len;
     if (spoof_len)
@@ -1617,6 +1708,9 @@ static void dnssrv_maybe_done(sts_dnssrv *s)
     void *arg = s->done_arg;
     sts_buf_free(&s->reply);
     sts_buf_free(&s->spoof);
+    for (int k = 0; k < 2; k++)
+        if (s->spoof_fd[k] >= 0)
+            close(s->spoof_fd[k]);
     free(s);
     if (done)
         done(arg);
@@ -1649,6 +1743,7 @@ int sts_dnssrv_start(uv_loop_t *loop, const sts_dns_zone *zone, int udp_fd, int 
     s->obs = obs;
     s->log = log;
     s->pending.next = s->pending.prev = &s->pending;
+    s->spoof_fd[0] = s->spoof_fd[1] = -1;
     sts_buf_init(&s->reply, 0);
     sts_buf_init(&s->spoof, 0);
     uv_udp_init(loop, &s->udp);

@@ -57,6 +57,14 @@ int sts_dns_zone_finish(sts_dns_zone *z);
 
 typedef enum { STS_DNS_UDP = 0, STS_DNS_TCP = 1 } sts_dns_transport;
 
+/* Forged answers sent ahead of the real one (sts_dns_result.spoof). */
+enum {
+    STS_DNS_SPOOF_NONE = 0,
+    STS_DNS_SPOOF_ID,     /* wrong_id: another message ID, from the server's address */
+    STS_DNS_SPOOF_SOURCE, /* wrong_source: the right ID, from another address and from
+                             another port (UDP only: a TCP stream has one source) */
+};
+
 /* Extended RCODE values used in results (RFC 1035 4.1.1, RFC 6891 9). */
 enum { STS_DNS_BADVERS = 16 };
 
@@ -75,7 +83,7 @@ typedef struct sts_dns_result {
     /* A scripted fault matched (fault >= 0): */
     int fault;         /* STS_SCN_DNS_* or -1 */
     int drop;          /* send nothing at all (timeout); out is empty */
-    int spoof;         /* send sts_dns_spoof(out) first (wrong_id) */
+    int spoof;         /* STS_DNS_SPOOF_*: forged answers to send before this one */
     double delay;      /* seconds to wait before sending */
 } sts_dns_result;
 
@@ -98,11 +106,13 @@ void sts_dns_name_text(const uint8_t *wire, size_t len, char *out, size_t outlen
 /* Mnemonic of a type ("TXT", "TYPE65280"). */
 void sts_dns_type_text(uint16_t type, char *out, size_t outlen);
 
-/* A spoofed copy of the wire reply (reply, len) into out: another message ID and,
- * in the answer section, other data (TXT "v=STSv1; id=spoofed;", A 192.0.2.66,
- * AAAA 2001:db8::66, MX 10 spoofed.invalid.), as an off-path attacker's guess
- * would look. Returns 0, STS_EINVAL (not a reply) or STS_ENOMEM. */
-int sts_dns_spoof(const uint8_t *reply, size_t len, sts_buf *out);
+/* A spoofed copy of the wire reply (reply, len) into out: other data in the answer
+ * section (TXT "v=STSv1; id=spoofed;", A 192.0.2.66, AAAA 2001:db8::66, MX 10
+ * spoofed.invalid.), as an off-path attacker's forgery would look, and another
+ * message ID unless keep_id (an attacker who guessed the ID: only the source
+ * address and port then tell the forgery apart, RFC 5452 4.1 and 9.1).
+ * Returns 0, STS_EINVAL (not a reply) or STS_ENOMEM. */
+int sts_dns_spoof(const uint8_t *reply, size_t len, int keep_id, sts_buf *out);
 
 /* Name of an rcode ("NXDOMAIN"). */
 const char *sts_dns_rcode_name(int rcode);

@@ -140,6 +140,23 @@ def test_external_naive_sender_is_caught(ststest_bin, tmp_path):
     assert "external: delivered to mail.example.test" in out
 
 
+def test_first_answer_resolver_is_caught_by_wrong_source(ststest_bin):
+    """A resolver that checks the message ID but takes the first answer from any
+    address passes dns-wrong-id and is led to the attacker's MX by dns-wrong-source
+    (RFC 5452 9.1)."""
+    cmd = (f"/usr/bin/python3 {NAIVE} --first-answer {{dns_host}} {{dns_port}} {{smtp_port}} "
+           f"{{rcpt}}")
+    r = run(ststest_bin, "--sender-cmd", cmd, SRC / "scenarios" / "dns-wrong-source.yaml",
+            SRC / "scenarios" / "dns-wrong-id.yaml")
+    assert r.returncode == 1, r.stdout
+    out = r.stdout
+    assert "PASS dns-wrong-id [enforce]" in out
+    assert "FAIL dns-wrong-source [enforce]" in out
+    assert "outcome: expected delivered, got deferred" in out
+    assert "spoofed.invalid" in out
+    assert "1 passed, 1 failed" in out
+
+
 def test_external_sender_time_limit(ststest_bin):
     r = run(ststest_bin, "--sender-cmd", "sleep 30", "--time-limit", "1", VALID, "--filter",
             "valid-enforce", timeout=120)

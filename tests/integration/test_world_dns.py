@@ -1,5 +1,5 @@
 """The DNS fault knobs of `ststest world` (dns_faults: servfail, refused, nxdomain,
-timeout, truncate, delay, wrong_id; type matching) and long TXT strings, checked with
+timeout, truncate, delay, wrong_id, wrong_source; type matching) and long TXT strings, checked with
 dnspython, raw sockets and dig as independent clients."""
 import shutil
 import socket
@@ -29,6 +29,7 @@ SCENARIO = textwrap.dedent("""\
       tc       TXT "truncated over udp"
       slow     TXT "slow"
       spoof    TXT "v=STSv1; id=right;"
+      forged   TXT "v=STSv1; id=right;"
       gone     TXT "gone"
       split    TXT "%s" "%s"
     dns_faults:
@@ -39,6 +40,7 @@ SCENARIO = textwrap.dedent("""\
       - {name: tc, type: TXT, fault: truncate}
       - {name: slow, type: TXT, fault: delay, delay: 1}
       - {name: spoof.example.test., type: TXT, fault: wrong_id}
+      - {name: forged, type: TXT, fault: wrong_source}
     expect:
       enforce: {outcome: deferred}
     """) % ("a" * 255, "b" * 45)
@@ -140,6 +142,51 @@ def test_wrong_id_tcp(world):
     assert msgs[0].id != m.id and msgs[1].id == m.id
 
 
+def test_wrong_source_udp(world):
+    """Two forgeries with the right ID and the attacker's data: one from the server's
+    address on another port, one from another address on the server's port; then
+    the right answer from the server's address and port."""
+    host, port = world.dns_host_port()
+    m = dns.message.make_query("forged.example.test", "TXT")
+    s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    s.settimeout(3)
+    s.sendto(m.to_wire(), (host, port))
+    got = []
+    for _ in range(3):
+        data, src = s.recvfrom(4096)
+        got.append((src, dns.message.from_wire(data)))
+    s.close()
+    assert got[2][0] == (host, port)
+    forgers = dict(src for src, _ in got[:2])  # address -> port
+    other = host.rsplit(".", 1)[0] + ".254"
+    assert set(forgers) == {host, other}
+    assert forgers[host] != port and forgers[other] == port
+    for src, msg in got:
+        assert msg.id == m.id
+    assert [msg.answer[0][0].strings for _, msg in got] == [
+        (b"v=STSv1; id=spoofed;",), (b"v=STSv1; id=spoofed;",), (b"v=STSv1; id=right;",)]
+
+
+def test_wrong_source_independent_clients(world):
+    """dnspython refuses an answer from an unexpected source (or skips it when told
+    to); dig, whose socket is connected, never sees the forgeries."""
+    host, port = world.dns_host_port()
+    m = dns.message.make_query("forged.example.test", "TXT")
+    with pytest.raises(dns.query.UnexpectedSource):
+        dns.query.udp(m, host, port=port, timeout=3)
+    r = dns.query.udp(m, host, port=port, timeout=3, ignore_unexpected=True)
+    assert r.answer[0][0].strings == (b"v=STSv1; id=right;",)
+    out = subprocess.run([need("dig"), f"@{host}", "-p", str(port), "forged.example.test", "TXT"],
+                         capture_output=True, text=True, timeout=20).stdout
+    assert "id=right" in out and "id=spoofed" not in out
+
+
+def test_wrong_source_tcp_is_plain(world):
+    """Over TCP the stream has one source: only the right answer comes."""
+    r = q(world, "forged", "TXT", tcp=True)
+    assert r.answer[0][0].strings == (b"v=STSv1; id=right;",)
+
+
 def test_long_txt_split(world):
     r = q(world, "split", "TXT", tcp=True)
     assert r.answer[0][0].strings == (b"a" * 255, b"b" * 45)
@@ -153,6 +200,7 @@ def test_observed_faults(world):
     assert faults[("_mta-sts.example.test", "TXT", "udp")] == ("SERVFAIL", "servfail")
     assert faults[("gone.example.test", "TXT", "udp")] == ("none", "timeout")
     assert faults[("typed.example.test", "A", "udp")] == ("NOERROR", None)
+    assert faults[("forged.example.test", "TXT", "udp")] == ("NOERROR", "wrong_source")
 
 
 def test_long_txt_string_is_an_error(ststest_bin, tmp_path):

@@ -402,7 +402,15 @@ static const struct fcase {
     {"multi.example.test", LDNS_RR_TYPE_TXT, STS_DNS_UDP, STS_SCN_DNS_TRUNCATE, 0, 1, 0, 0, 0, 0},
     {"multi.example.test", LDNS_RR_TYPE_TXT, STS_DNS_TCP, STS_SCN_DNS_TRUNCATE, 0, 0, 0, 0, 2, 0},
     {"v6.example.test", LDNS_RR_TYPE_AAAA, STS_DNS_UDP, STS_SCN_DNS_DELAY, 0, 0, 0, 0, 1, 1.5},
-    {"www.example.test", LDNS_RR_TYPE_CNAME, STS_DNS_UDP, STS_SCN_DNS_WRONG_ID, 0, 0, 0, 1, 1, 0},
+    {"www.example.test", LDNS_RR_TYPE_CNAME, STS_DNS_UDP, STS_SCN_DNS_WRONG_ID, 0, 0, 0,
+     STS_DNS_SPOOF_ID, 1, 0},
+    {"www.example.test", LDNS_RR_TYPE_CNAME, STS_DNS_TCP, STS_SCN_DNS_WRONG_ID, 0, 0, 0,
+     STS_DNS_SPOOF_ID, 1, 0},
+    /* wrong_source: the right ID (only the source tells); over TCP nothing is forged */
+    {"alias.example.test", LDNS_RR_TYPE_A, STS_DNS_UDP, STS_SCN_DNS_WRONG_SOURCE, 0, 0, 0,
+     STS_DNS_SPOOF_SOURCE, 2, 0},
+    {"alias.example.test", LDNS_RR_TYPE_A, STS_DNS_TCP, STS_SCN_DNS_WRONG_SOURCE, 0, 0, 0,
+     STS_DNS_SPOOF_NONE, 2, 0},
 };
 
 static void test_faults(void **state)
@@ -422,6 +430,8 @@ static void test_faults(void **state)
     assert_int_equal(sts_dns_zone_add_fault(z, "V6", "aaaa", STS_SCN_DNS_DELAY, 1.5, "f", 6, err,
                                             sizeof(err)), 0);
     assert_int_equal(sts_dns_zone_add_fault(z, "www", "CNAME", STS_SCN_DNS_WRONG_ID, 0, "f", 7,
+                                            err, sizeof(err)), 0);
+    assert_int_equal(sts_dns_zone_add_fault(z, "alias", "A", STS_SCN_DNS_WRONG_SOURCE, 0, "f", 9,
                                             err, sizeof(err)), 0);
     assert_int_not_equal(sts_dns_zone_add_fault(z, "x", "BOGUS", 0, 0, "f", 8, err, sizeof(err)), 0);
     assert_string_equal(err, "f:8: 'BOGUS' is not a record type");
@@ -449,15 +459,27 @@ static void test_faults(void **state)
         assert_int_equal(res.ancount, c->ancount);
         if (!c->spoof)
             continue;
-        /* The spoofed answer: another ID, other data; the real one is untouched. */
-        assert_int_equal(sts_dns_spoof((const uint8_t *)out.data, out.len, &spoof), 0);
+        /* The spoofed answer: another ID (wrong_id) or the same (wrong_source), other
+         * data; the real one is untouched. */
+        int keep_id = c->spoof == STS_DNS_SPOOF_SOURCE;
+        assert_int_equal(sts_dns_spoof((const uint8_t *)out.data, out.len, keep_id, &spoof), 0);
         ldns_pkt *p = NULL, *sp = NULL;
         assert_int_equal(ldns_wire2pkt(&p, (const uint8_t *)out.data, out.len), LDNS_STATUS_OK);
         assert_int_equal(ldns_wire2pkt(&sp, (const uint8_t *)spoof.data, spoof.len),
                          LDNS_STATUS_OK);
         assert_int_equal(ldns_pkt_id(p), 0x1234);
-        assert_int_not_equal(ldns_pkt_id(sp), 0x1234);
+        if (keep_id)
+            assert_int_equal(ldns_pkt_id(sp), 0x1234);
+        else
+            assert_int_not_equal(ldns_pkt_id(sp), 0x1234);
         assert_int_equal(ldns_pkt_ancount(sp), ldns_pkt_ancount(p));
+        /* The address record at the end of a CNAME chain is the attacker's. */
+        ldns_rr *last = ldns_rr_list_rr(ldns_pkt_answer(sp), ldns_pkt_ancount(sp) - 1);
+        if (ldns_rr_get_type(last) == LDNS_RR_TYPE_A) {
+            char *a = ldns_rdf2str(ldns_rr_rdf(last, 0));
+            assert_string_equal(a, "192.0.2.66");
+            free(a);
+        }
         ldns_pkt_free(p);
         ldns_pkt_free(sp);
     }
@@ -466,7 +488,7 @@ static void test_faults(void **state)
     size_t len = simple_query("multi.example.test", LDNS_RR_TYPE_TXT, q, sizeof(q));
     sts_dns_result res;
     assert_int_equal(sts_dns_answer(z, q, len, STS_DNS_TCP, &out, &res), 0);
-    assert_int_equal(sts_dns_spoof((const uint8_t *)out.data, out.len, &spoof), 0);
+    assert_int_equal(sts_dns_spoof((const uint8_t *)out.data, out.len, 0, &spoof), 0);
     ldns_pkt *sp = NULL;
     assert_int_equal(ldns_wire2pkt(&sp, (const uint8_t *)spoof.data, spoof.len), LDNS_STATUS_OK);
     char *txt = ldns_rdf2str(ldns_rr_rdf(ldns_rr_list_rr(ldns_pkt_answer(sp), 0), 0));
@@ -474,7 +496,7 @@ static void test_faults(void **state)
     assert_int_equal(ldns_rr_rd_count(ldns_rr_list_rr(ldns_pkt_answer(sp), 0)), 1);
     free(txt);
     ldns_pkt_free(sp);
-    assert_int_equal(sts_dns_spoof(q, len, &spoof), STS_EINVAL);
+    assert_int_equal(sts_dns_spoof(q, len, 0, &spoof), STS_EINVAL);
     sts_buf_free(&out);
     sts_buf_free(&spoof);
     sts_dns_zone_free(z);
