@@ -187,6 +187,41 @@ def test_wrong_source_tcp_is_plain(world):
     assert r.answer[0][0].strings == (b"v=STSv1; id=right;",)
 
 
+def test_back_to_back_queries_all_answered_in_order(world):
+    """Queries sent back to back are read in batches (recvmmsg) and answered in batches
+    (sendmmsg): every one is answered, and each wrong_id forgery still comes before
+    its right answer."""
+    host, port = world.dns_host_port()
+    s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 1 << 20)
+    s.settimeout(3)
+    names = ["spoof", "typed", "nx", "split"] * 10
+    queries = [dns.message.make_query(n + ".example.test", "TXT") for n in names]
+    for i, m in enumerate(queries):
+        m.id = 1 + i  # no forged ID (id ^ 0x5A5A) can equal a real one
+    for m in queries:
+        s.sendto(m.to_wire(), (host, port))
+    want = {m.id: n for m, n in zip(queries, names)}
+    spoofed_ids = {m.id ^ 0x5A5A: m.id for m, n in zip(queries, names) if n == "spoof"}
+    seen, order = {}, []
+    while len(seen) < len(queries):
+        r = dns.message.from_wire(s.recv(65535))
+        order.append(r.id)
+        if r.id in want:
+            seen[r.id] = r
+    s.close()
+    for qid, n in want.items():
+        r = seen[qid]
+        if n == "typed":
+            assert r.rcode() == dns.rcode.REFUSED
+        elif n == "nx":
+            assert r.rcode() == dns.rcode.NXDOMAIN
+        else:
+            assert r.rcode() == dns.rcode.NOERROR and r.answer
+    for fake, real in spoofed_ids.items():
+        assert order.index(fake) < order.index(real)
+
+
 def test_long_txt_split(world):
     r = q(world, "split", "TXT", tcp=True)
     assert r.answer[0][0].strings == (b"a" * 255, b"b" * 45)
