@@ -1,5 +1,5 @@
 #!/bin/sh
-# install-bench.sh - installs the Debian 12 packages that bench/dns-qps.sh needs:
+# install-bench.sh - installs the Debian 12 packages that bench/dns-qps.py needs:
 # dnsperf (the load generator), dnsmasq and unbound (the two peer DNS servers the
 # fake world's DNS server is compared with) and dnsutils (dig, for the answer
 # check). Not part of the normal test set-up (scripts/setup.sh): only the bench
