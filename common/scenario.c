@@ -484,6 +484,20 @@ static int header_pair(scn_ctx *c, const char *key, yaml_node_t *k, yaml_node_t 
     return 0;
 }
 
+/* handshake: normal | abort (policy host and MX). */
+static int get_handshake(scn_ctx *c, yaml_node_t *v, int *abort_it)
+{
+    if (v->type == YAML_SCALAR_NODE && !strcmp(scalar(v), "abort")) {
+        *abort_it = 1;
+        return 0;
+    }
+    if (v->type == YAML_SCALAR_NODE && !strcmp(scalar(v), "normal")) {
+        *abort_it = 0;
+        return 0;
+    }
+    return fail(c, v, "'handshake' must be normal or abort");
+}
+
 static int policy_pair(scn_ctx *c, const char *key, yaml_node_t *k, yaml_node_t *v, void *arg)
 {
     sts_scn_policy *p = arg;
@@ -534,9 +548,12 @@ static int policy_pair(scn_ctx *c, const char *key, yaml_node_t *k, yaml_node_t 
         p->https_off = !on;
         return 0;
     }
+    if (!strcmp(key, "handshake"))
+        return get_handshake(c, v, &p->handshake_abort);
     return unknown_key(c, k, "policy",
                        "mode, mx, max_age, body, status, content_type, cert, redirect, headers, "
-                       "size, chunked, delay, drip, cut_after, tls_versions, https, absent");
+                       "size, chunked, delay, drip, cut_after, tls_versions, https, handshake, "
+                       "absent");
 }
 
 static void policy_init(sts_scn_policy *p)
@@ -569,6 +586,11 @@ static int parse_policy(scn_ctx *c, yaml_node_t *n, sts_scn_policy *p)
         p->status = 301;
     if (p->body && p->size >= 0)
         return fail(c, n, "'size' pads a policy built from mode/mx/max_age, not a verbatim body");
+    /* Both act on the HTTPS listener: one closes at accept, the other waits for the
+     * ClientHello; together the abort could never happen. */
+    if (p->https_off && p->handshake_abort)
+        return fail(c, n,
+                    "'handshake: abort' needs the HTTPS listener that 'https: false' turns off");
     return 0;
 }
 
@@ -613,17 +635,8 @@ static int mx_pair(scn_ctx *c, const char *key, yaml_node_t *k, yaml_node_t *v, 
         return get_string(c, v, key, &mx->inject_after_starttls);
     if (!strcmp(key, "tls_versions"))
         return parse_tls_versions(c, v, &mx->tls);
-    if (!strcmp(key, "handshake")) {
-        if (v->type == YAML_SCALAR_NODE && !strcmp(scalar(v), "abort")) {
-            mx->handshake_abort = 1;
-            return 0;
-        }
-        if (v->type == YAML_SCALAR_NODE && !strcmp(scalar(v), "normal")) {
-            mx->handshake_abort = 0;
-            return 0;
-        }
-        return fail(c, v, "'handshake' must be normal or abort");
-    }
+    if (!strcmp(key, "handshake"))
+        return get_handshake(c, v, &mx->handshake_abort);
     if (!strcmp(key, "replies"))
         return each_pair(c, v, "replies", replies_pair, mx);
     if (!strcmp(key, "delay"))

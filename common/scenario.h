@@ -81,6 +81,8 @@ typedef struct sts_scn_policy {
     sts_scn_tls_versions tls;
     int https_off;       /* `https: false`: only plain HTTP serves the policy; the
                             HTTPS listener closes every connection at once */
+    int handshake_abort; /* `handshake: abort`: the HTTPS listener accepts, then
+                            closes when the ClientHello arrives (no TLS answer) */
     int absent;          /* `absent: true` (in steps: no policy from then on) */
 } sts_scn_policy;
 

@@ -297,7 +297,8 @@ static void http_answer(http_sess *hs, sts_stream *st, int pstatus, const sts_ht
     }
     blen = policy ? c->body_len : strlen(body);
     int chunked = policy && c->chunked;
-    int rc = sts_buf_appendf(&hs->head, "HTTP/1.1 %d %s\r\nServer: ststest-world\r\nContent-Type: %s\r\n",
+    int rc = sts_buf_appendf(&hs->head,
+                             "HTTP/1.1 %d %s\r\nServer: ststest-world\r\nContent-Type: %s\r\n",
                              status, status_text(status), ctype);
     if (rc == 0)
         rc = chunked ? sts_buf_appendf(&hs->head, "Transfer-Encoding: chunked\r\n")
@@ -324,9 +325,9 @@ static void http_answer(http_sess *hs, sts_stream *st, int pstatus, const sts_ht
     sts_info(s->log, "policy %s#%u %s %s host=%s sni=%s -> %d", c->scheme, hs->id,
              pstatus == 200 ? req->method : "-", pstatus == 200 ? req->path : "-",
              pstatus == 200 && req->have_host ? req->host : "-", sni && *sni ? sni : "-", status);
-    hs->fetch = sts_observer_fetch_begin(s->obs, pstatus == 200 && req->have_host ? req->host : NULL,
-                                         c->scheme, sni, pstatus == 200 ? req->method : NULL,
-                                         pstatus == 200 ? req->path : NULL, status);
+    hs->fetch = sts_observer_fetch_begin(
+        s->obs, pstatus == 200 && req->have_host ? req->host : NULL, c->scheme, sni,
+        pstatus == 200 ? req->method : NULL, pstatus == 200 ? req->path : NULL, status);
     hs->answered = 1;
     if (rc != 0) {
         sts_stream_close(st);
@@ -374,7 +375,9 @@ static sts_tcpsrv_conn *http_accept(sts_tcpsrv *t, sts_stream *st)
     sts_buf_init(&hs->body, 0);
     sts_debug(s->log, "policy %s#%u connection from %s to %s", hs->cf->c.scheme, hs->id,
               sts_stream_peer_addr(st), sts_stream_local_addr(st));
-    if (hs->cf->c.ctx && sts_stream_start_tls_server(st, hs->cf->c.ctx) != 0) {
+    /* handshake: abort - no TLS is started; http_read closes at the ClientHello. */
+    if (hs->cf->c.ctx && !hs->cf->c.handshake_abort &&
+        sts_stream_start_tls_server(st, hs->cf->c.ctx) != 0) {
         http_sess_free(hs);
         return NULL;
     }
@@ -386,6 +389,14 @@ static void http_read(sts_stream *st, const char *data, size_t len)
     http_sess *hs = (http_sess *)sts_tcpsrv_conn_of(st);
     if (hs->answered)
         return; /* one request per connection; the rest is ignored */
+    if (hs->cf->c.ctx && hs->cf->c.handshake_abort) {
+        /* handshake: abort - the ClientHello is answered by closing the connection,
+         * like an MX's scripted abort. Nothing reached HTTP, so no fetch is recorded
+         * (as for a handshake that fails on the certificate). */
+        sts_info(hs->srv->log, "policy https#%u aborting the TLS handshake (scripted)", hs->id);
+        sts_stream_close(st);
+        return;
+    }
     sts_http_request req;
     int status;
     if (sts_buf_append(&hs->in, data, len) != 0)
@@ -478,7 +489,8 @@ static http_conf *http_conf_new(const sts_httpsrv_conf *in)
         SSL_CTX_up_ref(cf->c.ctx);
     int bad = 0;
     cf->c.scheme = cf->scheme = dup_or_null(in->scheme, &bad);
-    cf->c.content_type = cf->ctype = dup_or_null(in->content_type ? in->content_type : "text/plain", &bad);
+    cf->c.content_type = cf->ctype =
+        dup_or_null(in->content_type ? in->content_type : "text/plain", &bad);
     cf->c.name = cf->name = dup_or_null(in->name, &bad);
     cf->c.location = cf->location = dup_or_null(in->location, &bad);
     cf->body = malloc(in->body_len + 1);

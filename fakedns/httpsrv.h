@@ -36,15 +36,17 @@ typedef struct sts_httpsrv_conf {
     size_t body_len;
     const char *name; /* the policy host's name, for the transcript */
     /* faults of the policy path's answer (zero = none) */
-    const char *location;         /* a Location field (redirects) */
-    const char *const *headers;   /* extra fields: headers[2i] name, headers[2i+1] value */
+    const char *location;       /* a Location field (redirects) */
+    const char *const *headers; /* extra fields: headers[2i] name, headers[2i+1] value */
     size_t nheaders;
-    int chunked;                  /* Transfer-Encoding: chunked (RFC 9112 7.1) */
-    double delay;                 /* seconds before the response head */
-    double drip;                  /* seconds between octets of the body */
-    int cut;                      /* close after cut_after octets of the body */
+    int chunked;  /* Transfer-Encoding: chunked (RFC 9112 7.1) */
+    double delay; /* seconds before the response head */
+    double drip;  /* seconds between octets of the body */
+    int cut;      /* close after cut_after octets of the body */
     size_t cut_after;
-    int refuse;                   /* close every connection at once (no HTTPS here) */
+    int refuse;          /* close every connection at once (no HTTPS here) */
+    int handshake_abort; /* https only: accept, start no TLS, and close when
+                            the first octets (the ClientHello) arrive */
 } sts_httpsrv_conf;
 
 /* Encode body as HTTP/1.1 chunks of at most chunk octets, with the last chunk and

@@ -501,6 +501,7 @@ static sts_httpsrv_conf world_policy_conf(const sts_world *w, const char *scheme
         .cut = p->cut_after >= 0,
         .cut_after = p->cut_after >= 0 ? (size_t)p->cut_after : 0,
         .refuse = ctx && p->https_off,
+        .handshake_abort = ctx && p->handshake_abort,
     };
     return c;
 }

@@ -1,18 +1,26 @@
 /*
  * test_httpsrv.c - the policy server's request-head parser: a table of valid and
  * invalid HTTP/1.x request heads (RFC 9112) and the status each gets; the chunked
- * encoding of answers.
+ * encoding of answers; and the listener's connection-level knobs (handshake: abort,
+ * https: false) against a real client stream on loopback, each row checked for what
+ * the client saw, what the observer recorded and the transcript line.
  */
+#include <arpa/inet.h>
+#include <netinet/in.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
 
 #include <cmocka.h>
 
+#include "common/testca.h"
 #include "fakedns/httpsrv.h"
+#include "fakedns/tcpsrv.h"
 
 struct hcase {
     const char *what;
@@ -104,12 +112,243 @@ static void test_chunk(void **state)
     for (size_t i = 0; i < sizeof(chunks) / sizeof(chunks[0]); i++) {
         sts_buf b;
         sts_buf_init(&b, 0);
-        assert_int_equal(sts_http_chunk(chunks[i].body, strlen(chunks[i].body), chunks[i].chunk, &b),
-                         0);
+        assert_int_equal(
+            sts_http_chunk(chunks[i].body, strlen(chunks[i].body), chunks[i].chunk, &b), 0);
         assert_int_equal(b.len, strlen(chunks[i].wire));
         assert_memory_equal(b.data, chunks[i].wire, b.len);
         sts_buf_free(&b);
     }
+}
+
+/* ---- the listener's knobs, with a real client ---- */
+
+static const char POLICY[] =
+    "version: STSv1\r\nmode: enforce\r\nmx: mail.example.test\r\nmax_age: 86400\r\n";
+static const char GET[] =
+    "GET /.well-known/mta-sts.txt HTTP/1.1\r\nHost: mta-sts.example.test\r\n\r\n";
+
+static const struct kcase {
+    const char *what;
+    int https;      /* the listener serves TLS (conf.ctx set) */
+    int abort_hs;   /* conf.handshake_abort */
+    int refuse;     /* conf.refuse */
+    int client_tls; /* the client starts TLS; else it sends GET in the clear */
+    double idle;    /* seconds the client waits after connecting before it talks */
+    /* what must happen */
+    int tls_ok;         /* 1 handshake done, -1 failed, 0 never started */
+    int early_eof;      /* the server closed while the client was still idle */
+    int answered;       /* the client got "HTTP/1.1 200 OK" and the policy */
+    size_t fetches;     /* policy_fetches records */
+    const char *line;   /* in the transcript (NULL = not checked) */
+    const char *absent; /* not in the transcript */
+} kcases[] = {
+    {"https, normal handshake", 1, 0, 0, 1, 0, 1, 0, 1, 1, NULL, "aborting"},
+    {"https, handshake: abort", 1, 1, 0, 1, 0, -1, 0, 0, 0,
+     "policy https#1 aborting the TLS handshake (scripted)", NULL},
+    /* The abort waits for the client's first octets, unlike https: false. */
+    {"https, handshake: abort, idle client", 1, 1, 0, 1, 0.3, -1, 0, 0, 0,
+     "policy https#1 aborting the TLS handshake (scripted)", NULL},
+    {"https: false, idle client", 1, 0, 1, 1, 0.3, 0, 1, 0, 0, "closed at once (https: false)",
+     "aborting"},
+    /* Any first octets end it, even a plaintext request: nothing is answered. */
+    {"https, handshake: abort, plaintext GET", 1, 1, 0, 0, 0, 0, 0, 0, 0,
+     "policy https#1 aborting the TLS handshake (scripted)", NULL},
+    /* The plain-HTTP listener has no handshake to abort. */
+    {"http, handshake: abort ignored", 0, 1, 0, 0, 0, 0, 0, 1, 1, NULL, "aborting"},
+};
+
+typedef struct kclient {
+    const struct kcase *k;
+    SSL_CTX *cctx;
+    sts_httpsrv *srv;
+    sts_stream *st;
+    sts_delay *wait;
+    uv_timer_t guard; /* a server that never answers fails the row instead of hanging */
+    int tls_ok, early_eof, closed, stopped, timed_out;
+    char got[1024];
+    size_t ngot;
+} kclient;
+
+static void kc_talk(kclient *c)
+{
+    if (c->k->client_tls)
+        assert_int_equal(sts_stream_start_tls_client(c->st, c->cctx, "mta-sts.example.test", NULL),
+                         0);
+    else
+        assert_int_equal(sts_stream_write(c->st, GET, strlen(GET)), 0);
+}
+
+static void kc_idle_cb(void *arg)
+{
+    kclient *c = arg;
+    c->wait = NULL;
+    kc_talk(c);
+}
+
+static void kc_connect(sts_stream *st, int status)
+{
+    kclient *c = sts_stream_data(st);
+    assert_int_equal(status, 0);
+    if (c->k->idle > 0)
+        assert_non_null(c->wait = sts_delay_start(sts_stream_loop(st), c->k->idle, kc_idle_cb, c));
+    else
+        kc_talk(c);
+}
+
+static void kc_tls(sts_stream *st, int status)
+{
+    kclient *c = sts_stream_data(st);
+    c->tls_ok = status == 0 ? 1 : -1;
+    if (status == 0)
+        assert_int_equal(sts_stream_write(st, GET, strlen(GET)), 0);
+    else
+        sts_stream_close(st); /* the owner closes after a failed handshake */
+}
+
+static void kc_read(sts_stream *st, const char *data, size_t len)
+{
+    kclient *c = sts_stream_data(st);
+    size_t room = sizeof(c->got) - 1 - c->ngot; /* capped: the answer is small */
+    if (len > room)
+        len = room;
+    memcpy(c->got + c->ngot, data, len);
+    c->ngot += len;
+    c->got[c->ngot] = '\0';
+}
+
+static void kc_eof(sts_stream *st, int status)
+{
+    (void)status;
+    kclient *c = sts_stream_data(st);
+    if (c->wait) {
+        c->early_eof = 1;
+        sts_delay_cancel(c->wait);
+        c->wait = NULL;
+    }
+    sts_stream_close(st);
+}
+
+static void kc_stopped(void *arg)
+{
+    ((kclient *)arg)->stopped = 1;
+}
+
+static void kc_close(sts_stream *st)
+{
+    kclient *c = sts_stream_data(st);
+    c->closed = 1;
+    sts_delay_cancel(c->wait);
+    c->wait = NULL;
+    uv_close((uv_handle_t *)&c->guard, NULL);
+    sts_httpsrv_stop(c->srv, kc_stopped, c);
+}
+
+static void kc_guard_cb(uv_timer_t *t)
+{
+    kclient *c = t->data;
+    c->timed_out = 1;
+    sts_stream_close(c->st);
+}
+
+static const sts_stream_cbs kc_cbs = {
+    .on_connect = kc_connect,
+    .on_read = kc_read,
+    .on_tls = kc_tls,
+    .on_eof = kc_eof,
+    .on_close = kc_close,
+};
+
+/* A bound, listening socket on 127.0.0.1 at a port the kernel picks. */
+static int listen_fd(struct sockaddr_in *sa)
+{
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    assert_true(fd >= 0);
+    memset(sa, 0, sizeof(*sa));
+    sa->sin_family = AF_INET;
+    sa->sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    socklen_t slen = sizeof(*sa);
+    assert_int_equal(bind(fd, (struct sockaddr *)sa, sizeof(*sa)), 0);
+    assert_int_equal(listen(fd, 8), 0);
+    assert_int_equal(getsockname(fd, (struct sockaddr *)sa, &slen), 0);
+    return fd;
+}
+
+static void test_listener_knobs(void **state)
+{
+    (void)state;
+    char err[256] = "";
+    sts_ca *ca = sts_ca_new("ststest unit CA", 0, err, sizeof(err));
+    if (!ca)
+        fail_msg("%s", err);
+    const char *names[] = {"mta-sts.example.test"};
+    sts_cert_spec spec = {.names = names, .nnames = 1};
+    X509 *cert = NULL;
+    EVP_PKEY *key = NULL;
+    assert_int_equal(sts_ca_mint(ca, &spec, 0, &cert, &key), 0);
+    SSL_CTX *sctx = sts_tls_server_ctx(cert, key, NULL, 0, 0, err, sizeof(err));
+    if (!sctx)
+        fail_msg("%s", err);
+    /* No verification is asked (host NULL): only whether a handshake happens counts. */
+    SSL_CTX *cctx = sts_tls_client_ctx(NULL, 0, err, sizeof(err));
+    if (!cctx)
+        fail_msg("%s", err);
+
+    int bad = 0;
+    for (size_t i = 0; i < sizeof(kcases) / sizeof(kcases[0]); i++) {
+        const struct kcase *k = &kcases[i];
+        uv_loop_t loop;
+        assert_int_equal(uv_loop_init(&loop), 0);
+        sts_observer *obs = sts_observer_new();
+        sts_log *log = sts_log_new_mem(STS_LOG_INFO, NULL);
+        assert_non_null(obs);
+        assert_non_null(log);
+        sts_httpsrv_conf conf = {
+            .scheme = k->https ? "https" : "http",
+            .ctx = k->https ? sctx : NULL,
+            .present = 1,
+            .status = 200,
+            .content_type = "text/plain",
+            .body = POLICY,
+            .body_len = strlen(POLICY),
+            .name = "mta-sts.example.test",
+            .refuse = k->refuse,
+            .handshake_abort = k->abort_hs,
+        };
+        struct sockaddr_in sa;
+        kclient c = {.k = k, .cctx = cctx};
+        assert_int_equal(sts_httpsrv_start(&loop, listen_fd(&sa), &conf, obs, log, &c.srv), 0);
+        assert_non_null(c.st = sts_stream_new(&loop, &kc_cbs, &c));
+        assert_int_equal(sts_stream_connect(c.st, (struct sockaddr *)&sa, NULL), 0);
+        assert_int_equal(uv_timer_init(&loop, &c.guard), 0);
+        c.guard.data = &c;
+        assert_int_equal(uv_timer_start(&c.guard, kc_guard_cb, 10000, 0), 0);
+        assert_int_equal(uv_run(&loop, UV_RUN_DEFAULT), 0);
+        assert_true(c.closed && c.stopped);
+
+        json_t *snap = sts_observer_snapshot(obs);
+        size_t fetches = json_array_size(json_object_get(snap, "policy_fetches"));
+        json_decref(snap);
+        const char *text = sts_log_text(log);
+        int answered = !strncmp(c.got, "HTTP/1.1 200 OK\r\n", 17) && strstr(c.got, POLICY);
+        if (c.timed_out || c.tls_ok != k->tls_ok || c.early_eof != k->early_eof ||
+            answered != k->answered || (!k->answered && c.ngot) || fetches != k->fetches ||
+            (k->line && !strstr(text, k->line)) || (k->absent && strstr(text, k->absent))) {
+            print_error("%s: timed out %d tls %d early_eof %d answered %d (%zu octets) "
+                        "fetches %zu\n%s\n",
+                        k->what, c.timed_out, c.tls_ok, c.early_eof, answered, c.ngot, fetches,
+                        text);
+            bad++;
+        }
+        sts_log_free(log);
+        sts_observer_free(obs);
+        assert_int_equal(uv_loop_close(&loop), 0);
+    }
+    SSL_CTX_free(cctx);
+    SSL_CTX_free(sctx);
+    X509_free(cert);
+    EVP_PKEY_free(key);
+    sts_ca_free(ca);
+    assert_int_equal(bad, 0);
 }
 
 int main(void)
@@ -118,6 +357,7 @@ int main(void)
         cmocka_unit_test(test_parse_table),
         cmocka_unit_test(test_parse_limits),
         cmocka_unit_test(test_chunk),
+        cmocka_unit_test(test_listener_knobs),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

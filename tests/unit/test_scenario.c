@@ -216,6 +216,20 @@ static const struct {
      "6:9: 'size' pads a policy built from mode/mx/max_age, not a verbatim body"},
     {HEAD EXP "policy: {absent: true, mode: enforce}\n",
      "6:9: a policy with 'absent: true' has no other keys"},
+    {HEAD EXP "policy: {mode: enforce, handshake: maybe}\n",
+     "6:36: 'handshake' must be normal or abort"},
+    {HEAD EXP "policy: {mode: enforce, handshake: [abort]}\n",
+     "6:36: 'handshake' must be normal or abort"},
+    {HEAD EXP "policy: {mode: enforce, handshake: true}\n",
+     "6:36: 'handshake' must be normal or abort"},
+    {HEAD EXP "policy: {mode: enforce, handshak: abort}\n",
+     "6:25: unknown key 'handshak' in policy (allowed: mode, mx, max_age, body, status, "
+     "content_type, cert, redirect, headers, size, chunked, delay, drip, cut_after, "
+     "tls_versions, https, handshake, absent)"},
+    {HEAD EXP "policy: {mode: enforce, https: false, handshake: abort}\n",
+     "6:9: 'handshake: abort' needs the HTTPS listener that 'https: false' turns off"},
+    {HEAD "steps: [{name: a, policy: {mode: enforce, handshake: Abort}, expect: {enforce: {}}}]\n",
+     "5:54: 'handshake' must be normal or abort"},
     {HEAD EXP "dns_faults: [{name: x, fault: slow}]\n",
      "6:31: 'fault' must be one of servfail, refused"},
     {HEAD EXP "dns_faults: [{name: x, fault: delay}]\n",
@@ -306,6 +320,48 @@ static void test_errors(void **state)
     assert_int_equal(bad, 0);
 }
 
+/* policy.handshake at the top and in a step: the value each one parses to. */
+static const struct {
+    const char *text;
+    int top;  /* s->policy.handshake_abort */
+    int step; /* s->steps[0].policy.handshake_abort, -1 = no steps */
+} HANDSHAKE[] = {
+    {HEAD EXP "policy: {mode: enforce}\n", 0, -1},
+    {HEAD EXP "policy: {mode: enforce, handshake: normal}\n", 0, -1},
+    {HEAD EXP "policy: {mode: enforce, handshake: abort}\n", 1, -1},
+    {HEAD EXP "policy: {mode: enforce, https: true, handshake: abort}\n", 1, -1},
+    {HEAD "policy: {mode: enforce}\n"
+          "steps: [{name: a, policy: {mode: enforce, handshake: abort}, expect: {enforce: {}}}]\n",
+     0, 1},
+    {HEAD "policy: {mode: enforce, handshake: abort}\n"
+          "steps: [{name: a, policy: {mode: enforce}, expect: {enforce: {}}}]\n",
+     1, 0},
+    {HEAD "policy: {mode: enforce, handshake: abort}\n"
+          "steps: [{name: a, policy: {mode: enforce, handshake: normal}, expect: {enforce: {}}}]\n",
+     1, 0},
+};
+
+static void test_policy_handshake(void **state)
+{
+    (void)state;
+    for (size_t i = 0; i < sizeof(HANDSHAKE) / sizeof(HANDSHAKE[0]); i++) {
+        char err[512] = "";
+        sts_scenario *s = sts_scenario_parse(HANDSHAKE[i].text, strlen(HANDSHAKE[i].text), "h.yaml",
+                                             err, sizeof(err));
+        if (!s)
+            fail_msg("case %zu: %s", i, err);
+        assert_int_equal(s->policy.handshake_abort, HANDSHAKE[i].top);
+        if (HANDSHAKE[i].step < 0) {
+            assert_int_equal(s->nsteps, 0);
+        } else {
+            assert_int_equal(s->nsteps, 1);
+            assert_true(s->steps[0].policy_set);
+            assert_int_equal(s->steps[0].policy.handshake_abort, HANDSHAKE[i].step);
+        }
+        sts_scenario_free(s);
+    }
+}
+
 static void test_subst(void **state)
 {
     (void)state;
@@ -341,11 +397,9 @@ static void test_bundled_scenarios_load(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_valid),
-        cmocka_unit_test(test_errors),
-        cmocka_unit_test(test_knobs),
-        cmocka_unit_test(test_subst),
-        cmocka_unit_test(test_bundled_scenarios_load),
+        cmocka_unit_test(test_valid), cmocka_unit_test(test_errors),
+        cmocka_unit_test(test_knobs), cmocka_unit_test(test_policy_handshake),
+        cmocka_unit_test(test_subst), cmocka_unit_test(test_bundled_scenarios_load),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
