@@ -6,7 +6,7 @@
 #include "fakedns/observer.h"
 #include "common/err.h"
 #include "common/scenario.h"
-#include "fakedns/dnssrv.h"
+#include "fakedns/dnszone.h"
 
 #include <ctype.h>
 #include <ldns/ldns.h>
