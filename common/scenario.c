@@ -864,6 +864,8 @@ static int expect_pair(scn_ctx *c, const char *key, yaml_node_t *k, yaml_node_t 
         return get_choice(c, v, key, sources, &e->policy_source);
     if (!strcmp(key, "policy_fetched"))
         return get_bool(c, v, key, &e->policy_fetched);
+    if (!strcmp(key, "policy_abandoned"))
+        return get_bool(c, v, key, &e->policy_abandoned);
     if (!strcmp(key, "delivered_to")) {
         e->delivered_to_set = 1;
         if (v->type == YAML_SEQUENCE_NODE &&
@@ -878,7 +880,7 @@ static int expect_pair(scn_ctx *c, const char *key, yaml_node_t *k, yaml_node_t 
     }
     return unknown_key(c, k, "an expectation",
                        "outcome, exit, failures, tls, received, policy_source, policy_fetched, "
-                       "delivered_to");
+                       "policy_abandoned, delivered_to");
 }
 
 typedef struct expect_list {
@@ -900,6 +902,7 @@ static int expects_pair(scn_ctx *c, const char *key, yaml_node_t *k, yaml_node_t
     e->exit_status = -1;
     e->received = -1;
     e->policy_fetched = -1;
+    e->policy_abandoned = -1;
     e->line = (int)k->start_mark.line + 1;
     if (!(e->mode = strdup(key)))
         return fail(c, k, "out of memory");

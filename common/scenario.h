@@ -139,6 +139,8 @@ typedef struct sts_scn_expect {
     int received;        /* messages the world received; -1 = not checked */
     char *policy_source; /* fetched | cache | none */
     int policy_fetched;  /* -1 = not checked, else 0/1 (the world saw an HTTPS fetch) */
+    int policy_abandoned;  /* -1 = not checked, else 0/1 (the sender opened HTTPS to the
+                              policy host and left without a request: tried, gave up) */
     sts_strv delivered_to; /* MX hosts that received the message */
     int delivered_to_set;
     int line;

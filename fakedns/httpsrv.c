@@ -51,6 +51,10 @@ typedef struct http_sess {
     double drip;
     sts_delay *wait;
     sts_obs_fetch *fetch;
+    /* for the policy_connections record when the connection ends */
+    char peer[64];
+    const char *outcome; /* NULL: "request" if answered, else "no_request" */
+    char error[256];
 } http_sess;
 
 /* RFC 9110 5.6.2: tchar. */
@@ -360,6 +364,8 @@ static sts_tcpsrv_conn *http_accept(sts_tcpsrv *t, sts_stream *st)
         /* `https: false`: the policy host has no working HTTPS, only plain HTTP. */
         sts_info(s->log, "policy %s connection from %s closed at once (https: false)",
                  s->cf->c.scheme, sts_stream_peer_addr(st));
+        sts_observer_policy_conn(s->obs, s->cf->c.scheme, sts_stream_peer_addr(st), NULL, NULL,
+                                 "refused", NULL);
         return NULL;
     }
     http_sess *hs = calloc(1, sizeof(*hs));
@@ -370,6 +376,7 @@ static sts_tcpsrv_conn *http_accept(sts_tcpsrv *t, sts_stream *st)
     hs->cf = s->cf;
     hs->cf->refs++;
     hs->id = ++s->nconn;
+    snprintf(hs->peer, sizeof(hs->peer), "%s", sts_stream_peer_addr(st));
     sts_buf_init(&hs->in, STS_HTTP_MAX_HEAD);
     sts_buf_init(&hs->head, 0);
     sts_buf_init(&hs->body, 0);
@@ -394,6 +401,7 @@ static void http_read(sts_stream *st, const char *data, size_t len)
          * like an MX's scripted abort. Nothing reached HTTP, so no fetch is recorded
          * (as for a handshake that fails on the certificate). */
         sts_info(hs->srv->log, "policy https#%u aborting the TLS handshake (scripted)", hs->id);
+        hs->outcome = "handshake_aborted";
         sts_stream_close(st);
         return;
     }
@@ -413,6 +421,8 @@ static void http_tls(sts_stream *st, int status)
     const sts_tls_info *ti = sts_stream_tls_info(st);
     if (status != 0) {
         sts_info(hs->srv->log, "policy https#%u TLS handshake failed: %s", hs->id, ti->error);
+        hs->outcome = "tls_failed";
+        snprintf(hs->error, sizeof(hs->error), "%s", ti->error);
         sts_stream_close(st);
         return;
     }
@@ -432,6 +442,11 @@ static void http_eof(sts_stream *st, int status)
 static void http_close(sts_tcpsrv_conn *conn)
 {
     http_sess *hs = (http_sess *)conn;
+    const sts_tls_info *ti = hs->cf->c.ctx ? sts_stream_tls_info(hs->st) : NULL;
+    const char *outcome = hs->outcome ? hs->outcome : hs->answered ? "request" : "no_request";
+    sts_observer_policy_conn(hs->srv->obs, hs->cf->c.scheme, hs->peer, ti ? ti->sni : NULL,
+                             ti && ti->done ? ti->version : NULL, outcome,
+                             hs->error[0] ? hs->error : NULL);
     if (hs->answered) {
         /* Whether the whole answer went out before the connection closed: a client
          * that gives up on a slow or oversized answer leaves complete false. */

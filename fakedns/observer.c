@@ -48,6 +48,7 @@ struct sts_observer {
     uint32_t *slots; /* open addressing: name index + 1, 0 = empty; power of two */
     size_t nslots;
     json_t *fetches;
+    json_t *conns; /* policy_connections */
     json_t *sessions;
 };
 
@@ -59,8 +60,9 @@ sts_observer *sts_observer_new(void)
     pthread_mutex_init(&o->mu, NULL);
     o->maxrecs = STS_OBSERVER_DNS_MAX_DEFAULT;
     o->fetches = json_array();
+    o->conns = json_array();
     o->sessions = json_array();
-    if (!o->fetches || !o->sessions) {
+    if (!o->fetches || !o->conns || !o->sessions) {
         sts_observer_free(o);
         return NULL;
     }
@@ -76,6 +78,7 @@ void sts_observer_free(sts_observer *o)
     free(o->arena);
     free(o->slots);
     json_decref(o->fetches);
+    json_decref(o->conns);
     json_decref(o->sessions);
     pthread_mutex_destroy(&o->mu);
     free(o);
@@ -455,6 +458,19 @@ int sts_observer_smtp_message(sts_observer *o, sts_obs_smtp *s, int tls, size_t 
     return rc ? STS_ENOMEM : 0;
 }
 
+int sts_observer_policy_conn(sts_observer *o, const char *scheme, const char *peer, const char *sni,
+                             const char *tls_version, const char *outcome, const char *error)
+{
+    json_t *c = json_pack("{s:s,s:o,s:o,s:o,s:s}", "scheme", scheme, "peer", str_or_null(peer),
+                          "sni", str_or_null(sni && *sni ? sni : NULL), "tls_version",
+                          str_or_null(tls_version), "outcome", outcome);
+    if (c && error && json_object_set_new(c, "error", json_string(error))) {
+        json_decref(c);
+        c = NULL;
+    }
+    return observer_append(o, o->conns, c) ? STS_ENOMEM : 0;
+}
+
 int sts_observer_smtp_set(sts_observer *o, sts_obs_smtp *s, const char *key, json_t *value)
 {
     if (!value)
@@ -470,10 +486,11 @@ json_t *sts_observer_snapshot(sts_observer *o)
     pthread_mutex_lock(&o->mu);
     json_t *dns = observer_dns_json(o);
     /* The dns array is new; the JSON records are copied so the caller owns them. */
-    json_t *snap = dns ? json_pack("{s:o,s:o,s:o}", "dns", dns, "policy_fetches",
-                                   json_deep_copy(o->fetches), "smtp_sessions",
-                                   json_deep_copy(o->sessions))
-                       : NULL;
+    json_t *snap =
+        dns ? json_pack("{s:o,s:o,s:o,s:o}", "dns", dns, "policy_fetches",
+                        json_deep_copy(o->fetches), "policy_connections", json_deep_copy(o->conns),
+                        "smtp_sessions", json_deep_copy(o->sessions))
+            : NULL;
     /* Only once something was dropped: the shape stays as before otherwise. */
     if (snap && o->dropped &&
         json_object_set_new(snap, "dns_dropped", json_integer((json_int_t)o->dropped))) {

@@ -56,6 +56,19 @@ int sts_observer_dns_fault(sts_observer *o, const char *name, const char *type,
 int sts_observer_fetch(sts_observer *o, const char *host, const char *scheme, const char *sni,
                        const char *method, const char *path, int status);
 
+/* A connection to a policy-host listener ended (one record per connection, in the
+ * order they ended): scheme ("https" or "http"), peer (the client's address), sni (NULL
+ * or "" = none), tls_version (NULL = no TLS session was set up), outcome, and error
+ * (NULL = none; for "tls_failed" OpenSSL's reason, e.g. the client's alert
+ * "tlsv1 alert unknown ca"). Outcomes: "request" (an HTTP request was answered:
+ * see policy_fetches), "no_request" (closed before a complete request),
+ * "tls_failed" (the TLS handshake failed: a sender that rejects the certificate
+ * shows here), "handshake_aborted" (the `handshake: abort` knob), "refused" (the
+ * `https: false` knob). Without this a sender that never tried to fetch and one
+ * that tried and rejected the certificate would look the same. */
+int sts_observer_policy_conn(sts_observer *o, const char *scheme, const char *peer, const char *sni,
+                             const char *tls_version, const char *outcome, const char *error);
+
 /* One fetch's record (a JSON object owned by the observer). */
 typedef struct sts_obs_fetch sts_obs_fetch;
 /* As sts_observer_fetch, returning the record (NULL on ENOMEM); valid until
@@ -83,7 +96,8 @@ int sts_observer_smtp_message(sts_observer *o, sts_obs_smtp *s, int tls, size_t 
 /* Set any other key of the session (takes the reference of value). */
 int sts_observer_smtp_set(sts_observer *o, sts_obs_smtp *s, const char *key, json_t *value);
 
-/* A copy: {"dns": [...], "policy_fetches": [...], "smtp_sessions": [...]}, plus
+/* A copy: {"dns": [...], "policy_fetches": [...], "policy_connections": [...],
+ * "smtp_sessions": [...]}, plus
  * "dns_dropped": K once K queries were only counted (sts_observer_set_dns_max); each
  * DNS record becomes {"name", "type", "transport", "rcode"} plus "fault" when one
  * applied. */

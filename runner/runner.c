@@ -239,7 +239,8 @@ static void *world_main(void *arg)
  * observed event only grow): a new "observed" object holding the new entries. */
 static json_t *observed_since(json_t *now, json_t *before)
 {
-    static const char *const keys[] = {"dns", "policy_fetches", "smtp_sessions"};
+    static const char *const keys[] = {"dns", "policy_fetches", "policy_connections",
+                                       "smtp_sessions"};
     json_t *out = json_object();
     json_object_set_new(out, "event", json_string("observed"));
     for (size_t k = 0; k < sizeof(keys) / sizeof(keys[0]); k++) {

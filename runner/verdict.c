@@ -132,6 +132,19 @@ int sts_verdict_check(const sts_verdict_input *in, sts_verdict *v)
         else if (!strcmp(scheme, "http"))
             plain_fetches++;
     }
+    /* The sender opened HTTPS to the policy host and left without a request (the
+     * handshake failed, or it closed after it): how a sender that rejects the
+     * policy host's certificate looks from the world. OpenSSL aborts the handshake
+     * for an untrusted or expired certificate; libcurl checks the name after it. */
+    int abandoned = 0;
+    json_t *conns = json_object_get(in->observed, "policy_connections");
+    for (size_t i = 0; i < json_array_size(conns); i++) {
+        json_t *c = json_array_get(conns, i);
+        const char *how = str_or(json_object_get(c, "outcome"), "");
+        if (!strcmp(str_or(json_object_get(c, "scheme"), ""), "https") &&
+            (!strcmp(how, "tls_failed") || !strcmp(how, "no_request")))
+            abandoned = 1;
+    }
 
     /* How the message travelled: over TLS (verified or not, as the sender judged
      * it), or in the clear; null when nothing was delivered. */
@@ -163,6 +176,7 @@ int sts_verdict_check(const sts_verdict_input *in, sts_verdict *v)
     json_object_set_new(v->actual, "received", json_integer((json_int_t)received));
     json_object_set_new(v->actual, "policy_source", source ? json_string(source) : json_null());
     json_object_set_new(v->actual, "policy_fetched", json_boolean(fetched));
+    json_object_set_new(v->actual, "policy_abandoned", json_boolean(abandoned));
     json_object_set_new(v->actual, "delivered_to", delivered_to ? delivered_to : json_array());
     failures = json_object_get(v->actual, "failures");
     delivered_to = json_object_get(v->actual, "delivered_to");
@@ -200,6 +214,9 @@ int sts_verdict_check(const sts_verdict_input *in, sts_verdict *v)
     if (e->policy_fetched >= 0 && e->policy_fetched != fetched)
         differ(v, "policy_fetched", e->policy_fetched ? "true" : "false",
                fetched ? "true" : "false");
+    if (e->policy_abandoned >= 0 && e->policy_abandoned != abandoned)
+        differ(v, "policy_abandoned", e->policy_abandoned ? "true" : "false",
+               abandoned ? "true" : "false");
     if (e->delivered_to_set) {
         json_t *want = sorted_set((const char *const *)e->delivered_to.v, e->delivered_to.n);
         if (!json_equal(want, delivered_to)) {

@@ -79,7 +79,8 @@ def test_ready_line(valid_world):
     with open(r["ca_file"]) as f:
         assert "BEGIN CERTIFICATE" in f.read()
     obs = valid_world.stop()
-    assert obs == {"event": "observed", "dns": [], "policy_fetches": [], "smtp_sessions": []}
+    assert obs == {"event": "observed", "dns": [], "policy_fetches": [], "policy_connections": [],
+                   "smtp_sessions": []}
     assert not os.path.exists(r["ca_file"])  # its temporary directory is removed
 
 

@@ -96,6 +96,10 @@ def test_abort(policy_world):
     # No fetch reached HTTP over TLS: only the plain one is recorded.
     assert [(f["scheme"], f["status"]) for f in obs["policy_fetches"]] == [("http", 200)]
     assert ABORT_LINE.format(1) in w.stderr and ABORT_LINE.format(2) in w.stderr
+    # Every connection is recorded, in the order they ended.
+    assert [(c["scheme"], c["outcome"], c["tls_version"]) for c in obs["policy_connections"]] == [
+        ("https", "handshake_aborted", None), ("https", "handshake_aborted", None),
+        ("http", "request", None)]
 
 
 def test_abort_waits_for_client_hello(policy_world):

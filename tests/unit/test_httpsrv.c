@@ -141,20 +141,28 @@ static const struct kcase {
     size_t fetches;     /* policy_fetches records */
     const char *line;   /* in the transcript (NULL = not checked) */
     const char *absent; /* not in the transcript */
+    /* the policy_connections record */
+    const char *conn;       /* its outcome */
+    const char *conn_error; /* in its error (NULL: no error key) */
 } kcases[] = {
-    {"https, normal handshake", 1, 0, 0, 1, 0, 1, 0, 1, 1, NULL, "aborting"},
+    {"https, normal handshake", 1, 0, 0, 1, 0, 1, 0, 1, 1, NULL, "aborting", "request", NULL},
     {"https, handshake: abort", 1, 1, 0, 1, 0, -1, 0, 0, 0,
-     "policy https#1 aborting the TLS handshake (scripted)", NULL},
+     "policy https#1 aborting the TLS handshake (scripted)", NULL, "handshake_aborted", NULL},
     /* The abort waits for the client's first octets, unlike https: false. */
     {"https, handshake: abort, idle client", 1, 1, 0, 1, 0.3, -1, 0, 0, 0,
-     "policy https#1 aborting the TLS handshake (scripted)", NULL},
+     "policy https#1 aborting the TLS handshake (scripted)", NULL, "handshake_aborted", NULL},
     {"https: false, idle client", 1, 0, 1, 1, 0.3, 0, 1, 0, 0, "closed at once (https: false)",
-     "aborting"},
+     "aborting", "refused", NULL},
     /* Any first octets end it, even a plaintext request: nothing is answered. */
     {"https, handshake: abort, plaintext GET", 1, 1, 0, 0, 0, 0, 0, 0, 0,
-     "policy https#1 aborting the TLS handshake (scripted)", NULL},
+     "policy https#1 aborting the TLS handshake (scripted)", NULL, "handshake_aborted", NULL},
+    /* A plaintext request to the TLS listener fails the handshake, with OpenSSL's
+     * reason in the record. */
+    {"https, plaintext GET", 1, 0, 0, 0, 0, 0, 0, 0, 0, "policy https#1 TLS handshake failed",
+     "aborting", "tls_failed", "http request"},
     /* The plain-HTTP listener has no handshake to abort. */
-    {"http, handshake: abort ignored", 0, 1, 0, 0, 0, 0, 0, 1, 1, NULL, "aborting"},
+    {"http, handshake: abort ignored", 0, 1, 0, 0, 0, 0, 0, 1, 1, NULL, "aborting", "request",
+     NULL},
 };
 
 typedef struct kclient {
@@ -327,18 +335,29 @@ static void test_listener_knobs(void **state)
 
         json_t *snap = sts_observer_snapshot(obs);
         size_t fetches = json_array_size(json_object_get(snap, "policy_fetches"));
+        json_t *conns = json_object_get(snap, "policy_connections");
+        json_t *conn = json_array_get(conns, 0);
+        const char *outcome = json_string_value(json_object_get(conn, "outcome"));
+        const char *cerr = json_string_value(json_object_get(conn, "error"));
+        const char *scheme = json_string_value(json_object_get(conn, "scheme"));
+        int conn_ok = json_array_size(conns) == 1 && outcome && !strcmp(outcome, k->conn) &&
+                      scheme && !strcmp(scheme, k->https ? "https" : "http") &&
+                      (k->conn_error ? cerr && strstr(cerr, k->conn_error) != NULL : !cerr);
+        char *conns_text = json_dumps(conns, JSON_COMPACT);
         json_decref(snap);
         const char *text = sts_log_text(log);
         int answered = !strncmp(c.got, "HTTP/1.1 200 OK\r\n", 17) && strstr(c.got, POLICY);
         if (c.timed_out || c.tls_ok != k->tls_ok || c.early_eof != k->early_eof ||
             answered != k->answered || (!k->answered && c.ngot) || fetches != k->fetches ||
-            (k->line && !strstr(text, k->line)) || (k->absent && strstr(text, k->absent))) {
+            (k->line && !strstr(text, k->line)) || (k->absent && strstr(text, k->absent)) ||
+            !conn_ok) {
             print_error("%s: timed out %d tls %d early_eof %d answered %d (%zu octets) "
-                        "fetches %zu\n%s\n",
+                        "fetches %zu connections %s\n%s\n",
                         k->what, c.timed_out, c.tls_ok, c.early_eof, answered, c.ngot, fetches,
-                        text);
+                        conns_text ? conns_text : "?", text);
             bad++;
         }
+        free(conns_text);
         sts_log_free(log);
         sts_observer_free(obs);
         assert_int_equal(uv_loop_close(&loop), 0);

@@ -30,7 +30,8 @@ static const char VALID[] =
     "modes: [enforce, testing]\n"
     "sender: {require_tls: true}\n"
     "expect:\n"
-    "  enforce: {outcome: deferred, failures: [starttls-not-supported], received: 0}\n"
+    "  enforce: {outcome: deferred, failures: [starttls-not-supported], received: 0,\n"
+    "            policy_abandoned: true}\n"
     "  testing: {outcome: delivered, tls: none, failures: [], delivered_to: [mail.example.test]}\n";
 
 static void test_valid(void **state)
@@ -62,9 +63,12 @@ static void test_valid(void **state)
     assert_string_equal(e->outcome, "deferred");
     assert_int_equal(e->received, 0);
     assert_int_equal(e->exit_status, -1);
+    assert_int_equal(e->policy_abandoned, 1);
+    assert_int_equal(e->policy_fetched, -1);
     assert_true(e->failures_set);
     assert_int_equal(e->failures.n, 1);
     e = sts_scenario_expect(s, "testing");
+    assert_int_equal(e->policy_abandoned, -1);
     assert_true(e->failures_set);
     assert_int_equal(e->failures.n, 0);
     assert_int_equal(e->received, -1);
@@ -237,6 +241,8 @@ static const struct {
     {HEAD EXP "dns_faults: [{fault: servfail}]\n", "6:14: a dns fault needs 'name'"},
     {HEAD EXP "dns_faults: [{name: x, fault: timeout, delay: 1}]\n",
      "6:14: fault 'timeout' never answers: 'delay' makes no sense with it"},
+    {HEAD "expect: {enforce: {policy_abandoned: maybe}}\n",
+     "5:38: 'policy_abandoned' must be true or false"},
     {HEAD EXP "steps: [{name: a, expect: {enforce: {}}}]\n",
      "5:9: a scenario with 'steps' has its 'expect' in each step"},
     {HEAD "steps: []\n", "5:8: 'steps' must be a non-empty list of steps"},

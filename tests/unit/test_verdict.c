@@ -41,6 +41,24 @@ static const char OBSERVED_PLAIN[] =
     "{\"verb\":\"EHLO\",\"tls\":false},{\"verb\":\"MAIL\",\"tls\":false},"
     "{\"verb\":\"RCPT\",\"tls\":false},{\"verb\":\"DATA\",\"tls\":false}],"
     "\"messages\":[{\"tls\":false,\"bytes\":100}]}]}";
+/* The sender tried the policy host over HTTPS and left without a request: a failed
+ * handshake, then a close after a completed one (as libcurl does on a name
+ * mismatch); the plain-HTTP and aborted connections do not count. */
+static const char OBSERVED_ABANDONED_TLS[] =
+    "{\"event\":\"observed\",\"policy_fetches\":[],\"policy_connections\":["
+    "{\"scheme\":\"http\",\"outcome\":\"no_request\"},"
+    "{\"scheme\":\"https\",\"outcome\":\"tls_failed\",\"error\":\"tlsv1 alert unknown ca\"}],"
+    "\"smtp_sessions\":[]}";
+static const char OBSERVED_ABANDONED_CLOSE[] =
+    "{\"event\":\"observed\",\"policy_fetches\":[],\"policy_connections\":["
+    "{\"scheme\":\"https\",\"outcome\":\"no_request\",\"tls_version\":\"TLSv1.3\"}],"
+    "\"smtp_sessions\":[]}";
+static const char OBSERVED_NOT_ABANDONED[] =
+    "{\"event\":\"observed\",\"policy_fetches\":[],\"policy_connections\":["
+    "{\"scheme\":\"https\",\"outcome\":\"handshake_aborted\"},"
+    "{\"scheme\":\"https\",\"outcome\":\"refused\"},"
+    "{\"scheme\":\"http\",\"outcome\":\"tls_failed\"}],"
+    "\"smtp_sessions\":[]}";
 static const char RESULT_NONE_PLAIN[] =
     "{\"results\":[{\"outcome\":\"delivered\",\"policy\":{\"source\":\"none\"},"
     "\"mx\":[{\"host\":\"mail.example.test\",\"action\":\"delivered\",\"tls\":null}],"
@@ -72,18 +90,16 @@ static void test_table(void **state)
     static const char *const bad_mail[] = {"mail.example.test", NULL};
     static char *hosts_mail[] = {"mail.example.test"};
     static char *hosts_other[] = {"other.example.test"};
-#define EXPECT(...)                                                                        \
-    {                                                                                      \
-        .exit_status = -1, .received = -1, .policy_fetched = -1, __VA_ARGS__               \
-    }
+#define EXPECT(...)                                                                                \
+    {.exit_status = -1, .received = -1, .policy_fetched = -1, .policy_abandoned = -1, __VA_ARGS__}
     row rows[] = {
         {"all facts match", RESULT_OK, OBSERVED_OK, 0, 0, NULL,
          EXPECT(.outcome = S("delivered"), .tls = S("verified"), .received = 1,
                 .policy_source = S("fetched"), .policy_fetched = 1, .failures_set = 1,
                 .exit_status = 0, .delivered_to_set = 1, .delivered_to = {hosts_mail, 1}),
          1, 0, NULL},
-        {"outcome differs", RESULT_OK, OBSERVED_OK, 0, 0, NULL,
-         EXPECT(.outcome = S("deferred")), 0, 0, "outcome: expected deferred, got delivered"},
+        {"outcome differs", RESULT_OK, OBSERVED_OK, 0, 0, NULL, EXPECT(.outcome = S("deferred")), 0,
+         0, "outcome: expected deferred, got delivered"},
         {"exit differs", RESULT_OK, OBSERVED_OK, 75, 0, NULL, EXPECT(.exit_status = 0), 0, 0,
          "exit: expected 0, got 75"},
         {"received differs", RESULT_OK, OBSERVED_OK, 0, 0, NULL, EXPECT(.received = 0), 0, 0,
@@ -94,8 +110,8 @@ static void test_table(void **state)
         {"delivered_to differs", RESULT_OK, OBSERVED_OK, 0, 0, NULL,
          EXPECT(.delivered_to_set = 1, .delivered_to = {hosts_other, 1}), 0, 0,
          "delivered_to: expected [\"other.example.test\"], got [\"mail.example.test\"]"},
-        {"tls none vs verified", RESULT_OK, OBSERVED_OK, 0, 0, NULL, EXPECT(.tls = S("none")), 0,
-         0, "tls: expected none, got verified"},
+        {"tls none vs verified", RESULT_OK, OBSERVED_OK, 0, 0, NULL, EXPECT(.tls = S("none")), 0, 0,
+         "tls: expected none, got verified"},
         {"policy not fetched", RESULT_NONE_PLAIN, OBSERVED_PLAIN, 0, 0, NULL,
          EXPECT(.policy_fetched = 1), 0, 0, "policy_fetched: expected true, got false"},
         {"plain delivery without policy is fine", RESULT_NONE_PLAIN, OBSERVED_PLAIN, 0, 0, NULL,
@@ -108,16 +124,30 @@ static void test_table(void **state)
         {"plain delivery under --mode enforce violates the invariant", RESULT_NONE_PLAIN,
          OBSERVED_PLAIN, 0, 0, "enforce", EXPECT(.outcome = S("delivered")), 0, 1,
          "received without TLS"},
-        {"no result at all", NULL, OBSERVED_OK, 70, 0, NULL, EXPECT(.outcome = S("delivered")),
-         0, 0, "the sender printed no result"},
-        {"external: delivered to an MX with a good certificate is verified", NULL, OBSERVED_OK,
-         0, 0, NULL, EXPECT(.outcome = S("delivered"), .tls = S("verified"), .received = 1), 1,
-         0, NULL, 1, bad_none},
-        {"external: delivered to an MX with a bad certificate is unverified", NULL, OBSERVED_OK,
-         0, 0, NULL, EXPECT(.tls = S("verified")), 0, 0,
-         "tls: expected verified, got unverified", 1, bad_mail},
+        {"no result at all", NULL, OBSERVED_OK, 70, 0, NULL, EXPECT(.outcome = S("delivered")), 0,
+         0, "the sender printed no result"},
+        {"external: delivered to an MX with a good certificate is verified", NULL, OBSERVED_OK, 0,
+         0, NULL, EXPECT(.outcome = S("delivered"), .tls = S("verified"), .received = 1), 1, 0,
+         NULL, 1, bad_none},
+        {"external: delivered to an MX with a bad certificate is unverified", NULL, OBSERVED_OK, 0,
+         0, NULL, EXPECT(.tls = S("verified")), 0, 0, "tls: expected verified, got unverified", 1,
+         bad_mail},
         {"external: nothing received and exit 75 is deferred", NULL, OBSERVED_PLAIN_NONE, 75, 0,
          NULL, EXPECT(.outcome = S("deferred"), .received = 0), 1, 0, NULL, 1, bad_none},
+        {"external: a failed handshake with the policy host is abandoned", NULL,
+         OBSERVED_ABANDONED_TLS, 75, 0, NULL, EXPECT(.policy_abandoned = 1), 1, 0, NULL, 1,
+         bad_none},
+        {"external: a close after the handshake without a request is abandoned", NULL,
+         OBSERVED_ABANDONED_CLOSE, 75, 0, NULL, EXPECT(.policy_abandoned = 1), 1, 0, NULL, 1,
+         bad_none},
+        {"external: never connecting is not abandoning", NULL, OBSERVED_PLAIN_NONE, 75, 0, NULL,
+         EXPECT(.policy_abandoned = 1), 0, 0, "policy_abandoned: expected true, got false", 1,
+         bad_none},
+        {"aborted, refused and plain-HTTP connections are not abandoned", NULL,
+         OBSERVED_NOT_ABANDONED, 75, 0, NULL, EXPECT(.policy_abandoned = 1), 0, 0,
+         "policy_abandoned: expected true, got false", 1, bad_none},
+        {"a fetched policy is not abandoned", RESULT_OK, OBSERVED_OK, 0, 0, NULL,
+         EXPECT(.policy_abandoned = 0), 1, 0, NULL},
         {"a policy fetch over plain HTTP always fails the run", RESULT_OK, OBSERVED_HTTP, 0, 0,
          NULL, EXPECT(.outcome = S("delivered")), 0, 0,
          "policy fetched over plain HTTP 1 time(s) (RFC 8461 3.3: HTTPS only)"},

@@ -335,13 +335,14 @@ static void test_observer_dns(void **state)
     assert_non_null(snap);
     char *text = json_dumps(snap, JSON_SORT_KEYS | JSON_COMPACT);
     assert_string_equal(
-        text, "{\"dns\":["
-              "{\"name\":\"mail.\\\\;.test\",\"rcode\":\"NOERROR\",\"transport\":\"udp\",\"type\":\"A\"},"
-              "{\"name\":null,\"rcode\":\"FORMERR\",\"transport\":\"tcp\",\"type\":\"-\"},"
-              "{\"fault\":\"timeout\",\"name\":\"mail.\\\\;.test\",\"rcode\":\"none\",\"transport\":"
-              "\"tcp\",\"type\":\"TYPE65280\"},"
-              "{\"name\":\".\",\"rcode\":\"BADVERS\",\"transport\":\"udp\",\"type\":\"NS\"}],"
-              "\"dns_dropped\":2,\"policy_fetches\":[],\"smtp_sessions\":[]}");
+        text,
+        "{\"dns\":["
+        "{\"name\":\"mail.\\\\;.test\",\"rcode\":\"NOERROR\",\"transport\":\"udp\",\"type\":\"A\"},"
+        "{\"name\":null,\"rcode\":\"FORMERR\",\"transport\":\"tcp\",\"type\":\"-\"},"
+        "{\"fault\":\"timeout\",\"name\":\"mail.\\\\;.test\",\"rcode\":\"none\",\"transport\":"
+        "\"tcp\",\"type\":\"TYPE65280\"},"
+        "{\"name\":\".\",\"rcode\":\"BADVERS\",\"transport\":\"udp\",\"type\":\"NS\"}],"
+        "\"dns_dropped\":2,\"policy_connections\":[],\"policy_fetches\":[],\"smtp_sessions\":[]}");
     free(text);
     json_decref(snap);
     sts_observer_free(o);
