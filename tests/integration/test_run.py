@@ -140,6 +140,22 @@ def test_external_naive_sender_is_caught(ststest_bin, tmp_path):
     assert "external: delivered to mail.example.test" in out
 
 
+def test_sender_that_never_tries_the_policy_host_is_caught(ststest_bin):
+    """Under a bad policy-host certificate a correct sender and one that ignores
+    MTA-STS deliver alike; policy_abandoned (the world saw an HTTPS connection left
+    without a request) tells them apart."""
+    case = SRC / "scenarios" / "policy-unknown-ca.yaml"
+    naive = f"/usr/bin/python3 {NAIVE} {{dns_host}} {{dns_port}} {{smtp_port}} {{rcpt}}"
+    r = run(ststest_bin, "--sender-cmd", naive, case)
+    assert r.returncode == 1, r.stdout
+    assert "policy_abandoned: expected true, got false" in r.stdout
+    ours = (f"{ststest_bin} send {{ststest_flags}} --dns {{dns}} --ca-file {{ca}} "
+            f"--smtp-port {{smtp_port}} --https-port {{https_port}} --json {{rcpt}}")
+    r = run(ststest_bin, "--sender-cmd", ours, case)
+    assert r.returncode == 0, r.stdout
+    assert "1 passed, 0 failed" in r.stdout
+
+
 def test_first_answer_resolver_is_caught_by_wrong_source(ststest_bin):
     """A resolver that checks the message ID but takes the first answer from any
     address passes dns-wrong-id and is led to the attacker's MX by dns-wrong-source
