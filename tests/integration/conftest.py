@@ -2,12 +2,22 @@
 import json
 import os
 import pathlib
+import shutil
 import signal
 import subprocess
 
 import pytest
 
 SRC = pathlib.Path(os.environ.get("STSTEST_SOURCE_DIR", pathlib.Path(__file__).resolve().parents[2]))
+
+
+def need(tool):
+    """The path of an independent peer tool (dig, curl, openssl, swaks, …); the test
+    is skipped, with the reason, when it is not installed."""
+    path = shutil.which(tool)
+    if not path:
+        pytest.skip(f"{tool} is not installed (scripts/setup.sh installs it)")
+    return path
 
 
 def _find_bin():

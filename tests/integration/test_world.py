@@ -3,7 +3,6 @@ openssl s_client, swaks, a raw SMTP client), and the observer log it prints on s
 import hashlib
 import json
 import os
-import shutil
 import socket
 import ssl
 import subprocess
@@ -16,14 +15,9 @@ import dns.rcode
 import dns.rdatatype
 import pytest
 
+from conftest import need
+
 DOMAIN = "example.test"
-
-
-def need(tool):
-    path = shutil.which(tool)
-    if not path:
-        pytest.skip(f"{tool} is not installed (scripts/setup.sh installs it)")
-    return path
 
 
 def query(world, name, rdtype, tcp=False, **kw):

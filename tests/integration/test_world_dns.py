@@ -1,7 +1,6 @@
 """The DNS fault knobs of `ststest world` (dns_faults: servfail, refused, nxdomain,
 timeout, truncate, delay, wrong_id, wrong_source; type matching) and long TXT strings, checked with
 dnspython, raw sockets and dig as independent clients."""
-import shutil
 import socket
 import struct
 import subprocess
@@ -14,6 +13,8 @@ import dns.message
 import dns.query
 import dns.rcode
 import pytest
+
+from conftest import need
 
 SCENARIO = textwrap.dedent("""\
     name: world-dns-faults
@@ -267,13 +268,6 @@ def test_bad_fault_type(ststest_bin, tmp_path):
                          timeout=20)
     assert res.returncode == 65
     assert f"{path}:6: 'NOPE' is not a record type" in res.stderr
-
-
-def need(tool):
-    path = shutil.which(tool)
-    if not path:
-        pytest.skip(f"{tool} is not installed (scripts/setup.sh installs it)")
-    return path
 
 
 def test_observe_max_bounds_the_query_log(ststest_bin, tmp_path):

@@ -2,7 +2,6 @@
 tls_versions, handshake, greeting, replies, delay, disconnect_after, ehlo_keywords,
 cert chain and wildcard names), each checked with an independent peer: raw sockets,
 Python's smtplib and ssl, and `openssl s_client -starttls smtp`."""
-import shutil
 import smtplib
 import socket
 import ssl
@@ -11,6 +10,8 @@ import textwrap
 import time
 
 import pytest
+
+from conftest import need
 
 SCENARIO = textwrap.dedent(r"""
     name: world-mx-knobs
@@ -71,13 +72,6 @@ def reply(f):
 def connect(world, name, timeout=10):
     s = socket.create_connection(addr(world, name), timeout=timeout)
     return s, s.makefile("rb")
-
-
-def need(tool):
-    path = shutil.which(tool)
-    if not path:
-        pytest.skip(f"{tool} is not installed (scripts/setup.sh installs it)")
-    return path
 
 
 def s_client(world, name, *args, input_="QUIT\n"):

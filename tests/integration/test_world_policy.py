@@ -1,21 +1,15 @@
 """The policy-server fault knobs of `ststest world` (policy: redirect, headers, size,
 chunked, delay, drip, cut_after, tls_versions), checked with curl as the independent
 client, and the observer's record of whether the whole answer went out."""
-import shutil
 import subprocess
 import textwrap
 import time
 
 import pytest
 
+from conftest import need
+
 POLICY = b"version: STSv1\r\nmode: enforce\r\nmx: mail.example.test\r\nmax_age: 86400\r\n"
-
-
-def need(tool):
-    path = shutil.which(tool)
-    if not path:
-        pytest.skip(f"{tool} is not installed (scripts/setup.sh installs it)")
-    return path
 
 
 @pytest.fixture

@@ -5,7 +5,6 @@ plain-HTTP listener is unaffected, the observer records no fetch, and a step can
 the knob on and off again (SIGUSR1) while a connection accepted before keeps its own
 configuration."""
 import json
-import shutil
 import signal
 import socket
 import ssl
@@ -13,6 +12,8 @@ import subprocess
 import textwrap
 
 import pytest
+
+from conftest import need
 
 POLICY = b"version: STSv1\r\nmode: enforce\r\nmx: mail.example.test\r\nmax_age: 86400\r\n"
 ABORT_LINE = "policy https#{} aborting the TLS handshake (scripted)"
@@ -29,13 +30,6 @@ BASE = """\
       mx: [mail.example.test]
       max_age: 86400
     """
-
-
-def need(tool):
-    path = shutil.which(tool)
-    if not path:
-        pytest.skip(f"{tool} is not installed (scripts/setup.sh installs it)")
-    return path
 
 
 @pytest.fixture

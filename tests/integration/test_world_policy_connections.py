@@ -2,11 +2,12 @@
 the observed line): how it ended, checked with curl as the client. It tells a sender
 that tried the policy host and gave up (a certificate it rejects) from one that never
 came, which `policy_fetches` alone cannot."""
-import shutil
 import subprocess
 import textwrap
 
 import pytest
+
+from conftest import need
 
 SCENARIO = """\
     name: world-policy-connections
@@ -23,13 +24,6 @@ SCENARIO = """\
     expect:
       enforce: {{outcome: delivered}}
     """
-
-
-def need(tool):
-    path = shutil.which(tool)
-    if not path:
-        pytest.skip(f"{tool} is not installed (scripts/setup.sh installs it)")
-    return path
 
 
 @pytest.fixture

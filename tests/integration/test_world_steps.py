@@ -2,7 +2,6 @@
 faults, policy, MX scripts) without restarting listeners; a session in flight
 finishes on the old configuration. Checked with dnspython, curl and raw SMTP."""
 import json
-import shutil
 import signal
 import socket
 import ssl
@@ -13,6 +12,8 @@ import dns.message
 import dns.query
 import dns.rcode
 import pytest
+
+from conftest import need
 
 SCENARIO = textwrap.dedent("""\
     name: world-steps
@@ -46,13 +47,6 @@ SCENARIO = textwrap.dedent("""\
           - {name: _mta-sts, type: TXT, fault: servfail}
         expect: {enforce: {outcome: delivered}}
     """)
-
-
-def need(tool):
-    path = shutil.which(tool)
-    if not path:
-        pytest.skip(f"{tool} is not installed (scripts/setup.sh installs it)")
-    return path
 
 
 def txt(world):
