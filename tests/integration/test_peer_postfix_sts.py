@@ -26,7 +26,7 @@ from peer_postfix_sts import (NetNS, markdown_table, package_version, require_pe
 TOOL = SRC / "tools" / "peer-postfix-mta-sts.sh"
 
 # The scenarios that make sense for an MTA with an MTA-STS policy source. Kept to about
-# 35 cases (each starts a fresh Postfix and daemon: ~3-4 s) so the test stays under ~3 min.
+# 39 cases (each starts a fresh Postfix and daemon: ~3-4 s) so the test stays under ~3 min.
 SCENARIOS = [
     "valid-enforce",          # enforce/testing/none: verified delivery
     "bad-san",                # MX certificate names another host
@@ -49,6 +49,8 @@ SCENARIOS = [
     "policy-mx-bad-wildcard",
     "null-mx",
     "cache-fetch-failure-keeps-cached",  # two steps: the cached policy survives a failed refresh
+    "dns-wrong-source",       # forged DNS answers from another address / port first
+    "policy-handshake-abort", # the policy host drops the TLS handshake
 ]
 
 
