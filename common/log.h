@@ -38,7 +38,8 @@ const char *sts_log_text(sts_log *log);
 /* Write one line (a trailing newline is added). A NULL log discards. */
 void sts_logf(sts_log *log, int level, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
-void sts_vlogf(sts_log *log, int level, const char *fmt, va_list ap);
+void sts_vlogf(sts_log *log, int level, const char *fmt, va_list ap)
+    __attribute__((format(printf, 3, 0)));
 
 #define sts_info(log, ...) sts_logf((log), STS_LOG_INFO, __VA_ARGS__)
 #define sts_debug(log, ...) sts_logf((log), STS_LOG_DEBUG, __VA_ARGS__)

@@ -38,10 +38,15 @@ typedef struct dns_batch {
 
 typedef struct dns_tcp_sess dns_tcp_sess;
 
+/* The links of the list of held answers (the head is a bare link in the server). */
+typedef struct dns_link {
+    struct dns_link *prev, *next;
+} dns_link;
+
 /* An answer held back by a scripted delay; on the server's list until sent or
  * cancelled. */
 typedef struct dns_pending {
-    struct dns_pending *prev, *next;
+    dns_link link; /* first: a dns_link * of the list is the dns_pending */
     struct sts_dnssrv *srv;
     dns_tcp_sess *tcp; /* NULL: UDP to addr */
     sts_stream *st;
@@ -55,7 +60,7 @@ typedef struct dns_pending {
 struct sts_dnssrv {
     uv_udp_t udp; /* embedded; the server is freed once it and the TCP side closed */
     const sts_dns_zone *zone;
-    dns_pending pending; /* list head */
+    dns_link pending; /* list head */
     sts_buf spoof;
     /* wrong_source: the sockets forged answers leave from, made on first use: [0] the
      * server's own address on another (ephemeral) port, [1] another address of its
@@ -304,8 +309,8 @@ static void dnssrv_emit(sts_dnssrv *s, sts_stream *st, const struct sockaddr *ad
 
 static void pending_unlink(dns_pending *p)
 {
-    p->prev->next = p->next;
-    p->next->prev = p->prev;
+    p->link.prev->next = p->link.next;
+    p->link.next->prev = p->link.prev;
 }
 
 static void pending_fire_cb(void *arg)
@@ -320,8 +325,9 @@ static void pending_fire_cb(void *arg)
 /* Cancel the pending answers of one TCP session (tcp) or all of them (NULL). */
 static void pending_cancel(sts_dnssrv *s, dns_tcp_sess *tcp)
 {
-    for (dns_pending *p = s->pending.next, *n; p != &s->pending; p = n) {
-        n = p->next;
+    for (dns_link *l = s->pending.next, *n; l != &s->pending; l = n) {
+        n = l->next;
+        dns_pending *p = (dns_pending *)l;
         if (tcp && p->tcp != tcp)
             continue;
         pending_unlink(p);
@@ -369,10 +375,10 @@ static void dnssrv_deliver(sts_dnssrv *s, const sts_dns_result *res, const sts_b
         free(p);
         return;
     }
-    p->next = s->pending.next;
-    p->prev = &s->pending;
-    s->pending.next->prev = p;
-    s->pending.next = p;
+    p->link.next = s->pending.next;
+    p->link.prev = &s->pending;
+    s->pending.next->prev = &p->link;
+    s->pending.next = &p->link;
 }
 
 static void dnssrv_recv_cb(uv_udp_t *h, ssize_t nread, const uv_buf_t *buf,

@@ -80,6 +80,11 @@ static const ldns_rdf *zone_apex_of(const sts_dns_zone *z, const ldns_rdf *name)
 }
 
 /* Lower-case presentation of a dname without the trailing dot ("." for the root). */
+/* Room for any name's presentation form: at most 255 octets on the wire, and an
+ * octet that is not a letter, digit or hyphen is written as \DDD (four characters):
+ * a 256-octet buffer would cut such a name into another one. */
+#define DNS_NAME_TEXT_MAX (4 * 255 + 1)
+
 static void dname_text(const ldns_rdf *d, char *out, size_t outlen)
 {
     char *s = ldns_rdf2str(d);
@@ -191,13 +196,13 @@ static int zone_add_line(sts_dns_zone *z, const char *line, ldns_rdf **prev, con
                  ldns_get_errorstr_by_id(st));
         return STS_ESYNTAX;
     }
-    char owner[256];
+    char owner[DNS_NAME_TEXT_MAX];
     dname_text(ldns_rr_owner(rr), owner, sizeof(owner));
     int rc = STS_ESYNTAX;
     if (ldns_rr_get_class(rr) != LDNS_RR_CLASS_IN) {
         sts_errf(err, errlen, "%s:%d: only class IN is served ('%s')", where, lineno, line);
     } else if (!dname_under(ldns_rr_owner(rr), z->origin)) {
-        char dom[256];
+        char dom[DNS_NAME_TEXT_MAX];
         dname_text(z->origin, dom, sizeof(dom));
         sts_errf(err, errlen, "%s:%d: owner %s lies outside the domain %s", where, lineno, owner,
                  dom);
@@ -323,7 +328,7 @@ char **sts_dns_zone_mx_targets(const sts_dns_zone *z)
         const ldns_rdf *t = ldns_rr_mx_exchange(rr);
         if (!dname_under(t, z->origin))
             continue; /* includes the null MX "." of RFC 7505 */
-        char name[256];
+        char name[DNS_NAME_TEXT_MAX];
         dname_text(t, name, sizeof(name));
         int dup = 0;
         for (size_t j = 0; j < n && !dup; j++)
@@ -402,10 +407,10 @@ static int zone_has(const sts_dns_zone *z, const ldns_rdf *name, ldns_rr_type t)
 
 int sts_dns_zone_finish(sts_dns_zone *z)
 {
-    char origin[256];
+    char origin[DNS_NAME_TEXT_MAX];
     dname_text(z->origin, origin, sizeof(origin));
     for (size_t i = 0; i < z->napex; i++) {
-        char apex[256], line[1024];
+        char apex[DNS_NAME_TEXT_MAX], line[4 * DNS_NAME_TEXT_MAX];
         dname_text(z->apex[i], apex, sizeof(apex));
         for (int k = 0; k < 2; k++) {
             if (zone_has(z, z->apex[i], k == 0 ? LDNS_RR_TYPE_SOA : LDNS_RR_TYPE_NS))

@@ -420,7 +420,7 @@ static int world_pad(sts_buf *b, long size, char *err, size_t errlen, const char
         size_t len = r / lines + (i < r % lines ? 1 : 0); /* with its CRLF */
         int rc = sts_buf_append(b, pfx, sizeof(pfx) - 1);
         for (size_t k = 0; rc == 0 && k < len - min; k++)
-            rc = sts_buf_append(b, "abcdefghijklmnopqrstuvwxyz" + k % 26, 1);
+            rc = sts_buf_append(b, &"abcdefghijklmnopqrstuvwxyz"[k % 26], 1);
         if (rc == 0)
             rc = sts_buf_append(b, "\r\n", 2);
         if (rc)

@@ -44,7 +44,7 @@ void sts_diags_free(sts_diags *d);
 int sts_diags_add(sts_diags *d, sts_diag_severity sev, int line, int column, const char *fmt, ...)
     __attribute__((format(printf, 5, 6)));
 int sts_diags_vadd(sts_diags *d, sts_diag_severity sev, int line, int column, const char *fmt,
-                   va_list ap);
+                   va_list ap) __attribute__((format(printf, 5, 0)));
 /* "error" / "warning". */
 const char *sts_diag_severity_name(sts_diag_severity sev);
 /* The first error (NULL when there is none). */

@@ -145,6 +145,9 @@ size_t sts_smtpc_message_size(const char *msg, size_t len)
 /* ---- verdict and closing ---- */
 
 static void smtpc_failv(sts_smtpc *s, sts_action action, const char *failure, int err,
+                        const char *fmt, va_list ap) __attribute__((format(printf, 5, 0)));
+
+static void smtpc_failv(sts_smtpc *s, sts_action action, const char *failure, int err,
                         const char *fmt, va_list ap)
 {
     if (s->res.action != STS_ACTION_NONE)

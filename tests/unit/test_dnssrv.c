@@ -543,6 +543,24 @@ static void test_zone_helpers(void **state)
     assert_int_equal(sts_dns_zone_add_a(z, "mail.example.test", "127.0.0.1"), 0);
     assert_true(sts_dns_zone_has_address(z, "mail.example.test"));
     sts_dns_zone_free(z);
+
+    /* A target whose presentation form is long (60 octets written \255, four
+     * characters each): listed whole, not cut at 255 characters (found by
+     * fuzz/fuzz_zone_lines.c). */
+    z = sts_dns_zone_new("example.test", err, sizeof(err));
+    char line[512] = "@ MX 10 ";
+    for (int i = 0; i < 60; i++)
+        strcat(line, "\\255");
+    strcat(line, ".mail\n");
+    assert_int_equal(sts_dns_zone_add_lines(z, line, "z", 1, err, sizeof(err)), 0);
+    t = sts_dns_zone_mx_targets(z);
+    assert_non_null(t);
+    assert_int_equal(strlen(t[0]), 60 * 4 + strlen(".mail.example.test"));
+    assert_string_equal(t[0] + 60 * 4, ".mail.example.test");
+    assert_null(t[1]);
+    free(t[0]);
+    free(t);
+    sts_dns_zone_free(z);
 }
 
 
