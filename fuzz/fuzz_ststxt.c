@@ -105,7 +105,7 @@ static int ref_segment(const char *s, size_t n, const char **field, size_t *flen
  *   "v=STSv1" seg0 (";" seg)*   where seg0 is only whitespace, every middle segment
  *   holds one field, and the last (after the last ';') holds one field or nothing
  *   ([sts-field-delim]). Whitespace after the last field without a ';' is tolerated
- *   (as sts_txt_parse does). Every field name=value; "id" fields are sts-id (all must
+ *   (as sts_txt_parse does, with a warning). Every field name=value; "id" fields are sts-id (all must
  *   be valid; the first is used); at least one id. 1 valid (r filled), 0 invalid. */
 static int ref_parse(const char *rec, size_t len, ref_txt *r)
 {

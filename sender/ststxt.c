@@ -202,10 +202,18 @@ int sts_txt_parse(const char *rec, size_t len, sts_txt *out, sts_diags *diags)
 
     size_t p = STS_V_LEN, nfields = 0;
     for (;;) {
+        size_t ws = p;
         while (p < len && is_wsp(rec[p]))
             p++;
-        if (p == len)
+        if (p == len) {
+            /* sts-text-record = sts-version 1*(sts-field-delim sts-field)
+             * [sts-field-delim]: whitespace may end the record only with a ';'. It
+             * changes nothing here, so it is taken, with a word for the lint. */
+            if (ws < len && nfields)
+                WARN_AT(ws, "whitespace after the last field without a ';' is outside "
+                            "RFC 8461 3.1's grammar");
             break;
+        }
         if (rec[p] != ';') {
             ERR_AT(p, "expected ';' before '%.*s'", (int)token_len(rec, p, len), rec + p);
             /* Resynchronise at the next delimiter to report further problems. */

@@ -34,6 +34,10 @@ static const struct txt_case cases[] = {
     {"v=STSv1; id=abc; ext=val; x.y-z_w=1", 1, "abc", 0, NULL, 2, 0},
     {"v=STSv1; foo=bar; id=abc", 1, "abc", 0, NULL, 1, 0},
     {"v=STSv1; id=abc; id=def", 1, "abc", 0, NULL, 0, 1},
+    /* trailing whitespace without a ';' is outside the ABNF: taken, with a warning */
+    {"v=STSv1; id=abc ", 1, "abc", 0, NULL, 0, 1},
+    {"v=STSv1; id=abc\t \t", 1, "abc", 0, NULL, 0, 1},
+    {"v=STSv1; id=abc; ", 1, "abc", 0, NULL, 0, 0},
     /* invalid */
     {"v=STSv1;", 0, NULL, 8, "no fields", 0, 0},
     {"v=STSv1", 0, NULL, 8, "no fields", 0, 0},
