@@ -141,3 +141,13 @@ int sts_cur_u16(sts_cur *c, uint16_t *v)
     *v = (uint16_t)((b[0] << 8) | b[1]);
     return 0;
 }
+
+char *sts_strdup_n(const void *p, size_t n)
+{
+    char *d = malloc(n + 1);
+    if (!d)
+        return NULL;
+    memcpy(d, p, n);
+    d[n] = '\0';
+    return d;
+}

@@ -44,4 +44,9 @@ int sts_cur_u16(sts_cur *c, uint16_t *v); /* network order */
 int sts_cur_bytes(sts_cur *c, void *out, size_t n);
 int sts_cur_skip(sts_cur *c, size_t n);
 
+/* A NUL-terminated copy of the n octets at p (malloc; NULL on ENOMEM). Unlike
+ * strndup it never looks past p + n, so p need not be a string: a length-delimited
+ * slice of network input is fine. */
+char *sts_strdup_n(const void *p, size_t n);
+
 #endif

@@ -235,7 +235,7 @@ int sts_dns_zone_add_lines(sts_dns_zone *z, const char *text, const char *where,
     for (const char *p = text; p && *p && rc == 0; lineno++) {
         const char *nl = strchr(p, '\n');
         size_t n = nl ? (size_t)(nl - p) : strlen(p);
-        char *line = strndup(p, n);
+        char *line = sts_strdup_n(p, n);
         if (!line) {
             sts_errf(err, errlen, "out of memory");
             rc = STS_ENOMEM;

@@ -10,6 +10,7 @@
 #include <string.h>
 #include <strings.h>
 
+#include "common/buf.h"
 #include "common/err.h"
 
 static const char *const mode_names[] = {"unset", "enforce", "testing", "none"};
@@ -247,7 +248,7 @@ static int add_mx(sts_policy *p, const char *v, size_t vl)
     if (!mx)
         return STS_ENOMEM;
     p->mx = mx;
-    if (!(mx[p->nmx] = strndup(v, vl)))
+    if (!(mx[p->nmx] = sts_strdup_n(v, vl)))
         return STS_ENOMEM;
     p->nmx++;
     return 0;

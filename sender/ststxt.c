@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "common/buf.h"
 #include "common/err.h"
 
 static const char STS_V[] = "v=STSv1";
@@ -60,7 +61,7 @@ static int add_ext(sts_txt *t, const char *name, size_t nlen, const char *val, s
     if (!ext)
         return STS_ENOMEM;
     t->ext = ext;
-    char *n = strndup(name, nlen), *v = strndup(val, vlen);
+    char *n = sts_strdup_n(name, nlen), *v = sts_strdup_n(val, vlen);
     if (!n || !v) {
         free(n);
         free(v);
