@@ -1,14 +1,14 @@
 /*
  * sender.c - one run of the sender (sender.h): for each recipient, RFC 8461 policy
- * discovery (TXT, policy cache, policy host, HTTPS fetch, parse), MX lookup (RFC 5321
- * 5.1, RFC 7505), then per MX in preference order the policy match, the address lookup
- * and an SMTP session per address (smtpc.h), the decisions of decide.h, and at the end
- * the JSON result and a per-MX summary for people.
+ * discovery (discover.h: TXT, policy cache, policy host, HTTPS fetch, parse), MX lookup
+ * (RFC 5321 5.1, RFC 7505), then per MX in preference order the policy match, the
+ * address lookup and an SMTP session per address (smtpc.h), the decisions of decide.h,
+ * and at the end the JSON result and a per-MX summary for people.
  *
  * Each recipient is a job, a small state machine on the shared loop:
- *   TXT -> cache decision (cache.h) -> [POLICY_ADDR -> FETCH] -> policy applied
- *   -> MX -> (MX_ADDR -> SMTP per address)* -> [every MX refused under a cached enforce
- *   policy: TXT again, and on a new id FETCH and the MX list once more] -> DONE
+ *   DISCOVER (discover.h) -> policy applied -> MX -> (MX_ADDR -> SMTP per address)*
+ *   -> [every MX refused under a cached enforce policy: the re-check of RFC 8461 5.1
+ *   (DISCOVER again), and on a new, different policy the MX list once more] -> DONE
  * Up to opts->concurrency jobs run at once. Jobs never free shared objects from inside
  * their callbacks: the resolver and the fetcher are freed from a zero-delay timer once
  * every job is done, or by the deadline timer (opts->deadline), whose callback is no
@@ -35,15 +35,15 @@
 #include "common/tls.h"
 #include "sender/cache.h"
 #include "sender/decide.h"
+#include "sender/discover.h"
 #include "sender/fetch.h"
 #include "sender/policy.h"
 #include "sender/resolver.h"
 #include "sender/smtpc.h"
-#include "sender/ststxt.h"
 
 #define SENDER_CONCURRENCY 8
-#define SENDER_MAX_MX 16          /* MX hosts tried per recipient */
-#define SENDER_MAX_ADDRS 8        /* addresses tried per MX host */
+#define SENDER_MAX_MX 16   /* MX hosts tried per recipient */
+#define SENDER_MAX_ADDRS 8 /* addresses tried per MX host */
 #define SENDER_MAX_FAILURES 16
 #define SENDER_DNS_TIMEOUT 10.0   /* seconds per DNS query (resolver.h) */
 #define SENDER_FETCH_TIMEOUT 60.0 /* RFC 8461 3.3: "a reasonable timeout" */
@@ -52,14 +52,14 @@
 typedef struct mx_entry {
     char host[256];
     unsigned preference;
-    int implicit;             /* RFC 5321 5.1: the domain itself, no MX records */
-    int policy_match;         /* 1/0; -1 when there is no policy */
+    int implicit;     /* RFC 5321 5.1: the domain itself, no MX records */
+    int policy_match; /* 1/0; -1 when there is no policy */
     char address[INET6_ADDRSTRLEN];
     char addresses[SENDER_MAX_ADDRS][INET6_ADDRSTRLEN]; /* every address connected to */
     size_t naddresses;
-    int tried;                /* an address lookup or session happened */
+    int tried; /* an address lookup or session happened */
     sts_action action;
-    const char *failure;      /* RFC 8460 result type that matters, or NULL */
+    const char *failure; /* RFC 8460 result type that matters, or NULL */
     char detail[512];
     const char *stage;
     int connected;
@@ -70,62 +70,42 @@ typedef struct mx_entry {
     int code;
     char enhanced[16];
     char text[STS_SMTPC_TEXT_MAX];
-    int plain_retry;          /* a plaintext retry followed a failed handshake */
+    int plain_retry; /* a plaintext retry followed a failed handshake */
 } mx_entry;
 
-typedef enum { J_WAIT, J_TXT, J_POLICY_ADDR, J_FETCH, J_MX, J_MX_ADDR, J_SMTP, J_DONE } job_state;
+typedef enum { J_WAIT, J_DISCOVER, J_MX, J_MX_ADDR, J_SMTP, J_DONE } job_state;
 
 struct run;
 
 typedef struct job {
     struct run *run;
     size_t index;
-    const char *arg;          /* the argument as given */
-    char recipient[512];      /* send: local@domain; check: "" */
+    const char *arg;     /* the argument as given */
+    char recipient[512]; /* send: local@domain; check: "" */
     char domain[256];
     job_state state;
-    sts_log *log;             /* the run's log, or a child with a prefix */
-    /* TXT (RFC 8461 3.1) */
-    int have_txt;
-    sts_cache_txt txt_kind;
-    char txt_id[STS_TXT_ID_MAX + 1];
-    /* cache (RFC 8461 3.3, 5.1, 10.2) */
-    int have_centry;
-    sts_cache_entry centry;
-    int decided;               /* job_discover ran */
-    sts_cache_decision decision;
-    sts_cache_apply apply;
-    /* the policy applied */
-    int have_policy;
-    sts_policy policy;
-    char policy_id[STS_TXT_ID_MAX + 1];
-    time_t policy_fetched_at, policy_expires_at;
-    int have_fpolicy;          /* a policy was just fetched and parsed */
-    sts_policy fpolicy;
-    const char *policy_source; /* "fetched" | "cache" | "none" */
+    sts_log *log; /* the run's log, or a child with a prefix */
+    /* policy discovery and the RFC 8461 5.1 re-check (discover.h): the policy applied */
+    sts_discover *disc; /* NULL until the job starts discovery */
     sts_emode mode;
     int tls_required;
-    /* RFC 8461 5.1 re-check after every MX was refused under a cached enforce policy */
-    int rechecking, rechecked, recheck_changed, recheck_fetched, recheck_retried;
-    char recheck_id[STS_TXT_ID_MAX + 1];
-    int have_old_policy;
-    sts_policy old_policy;
+    int recheck_retried; /* the MX list was tried again under a re-checked policy */
     const char *failures[SENDER_MAX_FAILURES];
     size_t nfailures;
-    char detail[512];          /* why the outcome, for people */
-    int aborted;               /* the run's time limit passed */
+    char detail[512]; /* why the outcome, for people */
+    int aborted;      /* the run's time limit passed */
     /* MX */
     mx_entry mx[SENDER_MAX_MX];
     size_t nmx;
     size_t cur;
     int null_mx;
     int no_such_domain;
-    int mx_temp;              /* MX lookup failed temporarily */
+    int mx_temp;                          /* MX lookup failed temporarily */
     sts_dns_addr addrs[SENDER_MAX_ADDRS]; /* the current MX's addresses, A then AAAA */
     size_t naddrs, addr_idx;
     struct sockaddr_storage addr;
-    sts_smtpc *smtp;          /* the session in progress, or NULL */
-    sts_buf msg;               /* the generated message (when no --data) */
+    sts_smtpc *smtp; /* the session in progress, or NULL */
+    sts_buf msg;     /* the generated message (when no --data) */
     const char *rcpt_list[1];
     sts_outcome outcome;
 } job;
@@ -135,7 +115,7 @@ typedef struct run {
     const sts_sender_opts *opts;
     sts_resolver *resolver;
     sts_fetcher *fetcher;
-    sts_cache *cache;         /* NULL: no cache (--no-cache, or the default is unusable) */
+    sts_cache *cache; /* NULL: no cache (--no-cache, or the default is unusable) */
     SSL_CTX *ctx;
     job *jobs;
     size_t njobs, next, done;
@@ -143,7 +123,7 @@ typedef struct run {
     int starting, start_again; /* run_start_jobs is not re-entered (no deep recursion) */
     char helo[256];
     char from[512];
-    sts_buf data;             /* --data contents */
+    sts_buf data; /* --data contents */
     int have_data;
     uv_timer_t teardown;
     int teardown_started;
@@ -177,24 +157,6 @@ static void lower(char *s)
         *s = (char)tolower((unsigned char)*s);
 }
 
-/* Printable, quoted rendering of a TXT record for the transcript. */
-static void quote_bytes(const char *p, size_t n, char *out, size_t outlen)
-{
-    size_t o = 0;
-    for (size_t i = 0; i < n && o + 5 < outlen; i++) {
-        unsigned char c = (unsigned char)p[i];
-        if (c == '"' || c == '\\') {
-            out[o++] = '\\';
-            out[o++] = (char)c;
-        } else if (c < 0x20 || c > 0x7e) {
-            o += (size_t)snprintf(out + o, outlen - o, "\\%03o", c);
-        } else {
-            out[o++] = (char)c;
-        }
-    }
-    out[o] = '\0';
-}
-
 static sts_emode emode_of(sts_mode m)
 {
     switch (m) {
@@ -205,12 +167,6 @@ static sts_emode emode_of(sts_mode m)
     default:
         return STS_EMODE_NONE;
     }
-}
-
-/* The `now` of every cache call and of the generated message: --now, else the clock. */
-static time_t run_now(const run *r)
-{
-    return r->opts->now ? r->opts->now : time(NULL);
 }
 
 static void iso8601(time_t t, char *out, size_t len)
@@ -229,316 +185,54 @@ static int job_deadline(job *j)
     return 1;
 }
 
-/* Two policies say the same (RFC 8461 3.2 fields; mx compared case-insensitively). */
-static int policy_same(const sts_policy *a, const sts_policy *b)
+/* ---- policy discovery (RFC 8461 3, discover.h) ---- */
+
+/* No discovery ran (the argument was rejected before): no policy, no TXT, no decision. */
+static const sts_discovery no_discovery = {.source = "none"};
+
+/* What discovery found so far (the policy applied, the TXT id, the cache decision). */
+static const sts_discovery *job_disc(const job *j)
 {
-    if (a->mode != b->mode || a->max_age != b->max_age || a->nmx != b->nmx)
-        return 0;
-    for (size_t i = 0; i < a->nmx; i++)
-        if (strcasecmp(a->mx[i], b->mx[i]))
-            return 0;
-    return 1;
+    return j->disc ? sts_discover_result(j->disc) : &no_discovery;
 }
 
-/* ---- policy discovery (RFC 8461 3) ---- */
+/* The failures and the sentence a discovery step reports become the recipient's. */
+static void job_take_findings(job *j, const sts_discovery *d)
+{
+    for (size_t i = 0; i < d->nfailures; i++)
+        job_add_failure(j, d->failures[i]);
+    if (d->detail[0])
+        snprintf(j->detail, sizeof(j->detail), "%s", d->detail);
+}
 
 static void job_apply_policy(job *j)
 {
     const sts_sender_opts *o = j->run->opts;
+    const sts_discovery *d = job_disc(j);
     sts_emode override = STS_EMODE_NONE;
     int has_override = o->mode && strcmp(o->mode, "auto") && !sts_emode_parse(o->mode, &override);
-    j->mode = sts_decide_mode(j->have_policy, emode_of(j->policy.mode), has_override, override);
+    j->mode = sts_decide_mode(d->have_policy, emode_of(d->policy.mode), has_override, override);
     j->tls_required = sts_decide_tls_required(j->mode, o->require_tls);
-    if (j->have_policy && has_override)
+    if (d->have_policy && has_override)
         sts_info(j->log, "MTASTS mode %s overridden by --mode: applying %s",
-                 sts_mode_name(j->policy.mode), sts_emode_name(j->mode));
+                 sts_mode_name(d->policy.mode), sts_emode_name(j->mode));
     sts_info(j->log, "MTASTS applying mode %s%s", sts_emode_name(j->mode),
              o->require_tls ? " (+ --require-tls: verified TLS required on every MX)" : "");
 }
 
-static void job_log_policy(job *j, const sts_policy *p)
+/* Discovery is over: apply its policy and go on with the MX list. */
+static void discovered_cb(const sts_discovery *d, void *arg)
 {
-    sts_info(j->log, "MTASTS policy-->version %s", p->version);
-    sts_info(j->log, "MTASTS policy-->mode %s", sts_mode_name(p->mode));
-    for (size_t i = 0; i < p->nmx; i++)
-        sts_info(j->log, "MTASTS policy-->mx %s", p->mx[i]);
-    sts_info(j->log, "MTASTS policy-->max_age %ld", p->max_age);
-}
-
-static void job_recheck_resolved(job *j);
-
-/* The fetch (if any) is over: sts_cache_resolve() says which policy applies. */
-static void job_policy_resolved(job *j, int fetch_ok, int policy_ok)
-{
-    run *r = j->run;
-    j->apply = sts_cache_resolve(j->decision, fetch_ok, policy_ok);
-    if (j->have_policy)
-        sts_policy_free(&j->policy);
-    j->have_policy = 0;
-    char t1[32], t2[32];
-    switch (j->apply) {
-    case STS_CACHE_APPLY_FETCHED:
-        j->policy = j->fpolicy; /* moved */
-        memset(&j->fpolicy, 0, sizeof(j->fpolicy));
-        j->have_fpolicy = 0;
-        j->have_policy = 1;
-        j->policy_source = "fetched";
-        snprintf(j->policy_id, sizeof(j->policy_id), "%s", j->txt_id);
-        j->policy_fetched_at = run_now(r);
-        j->policy_expires_at = j->policy_fetched_at + j->policy.max_age;
-        break;
-    case STS_CACHE_APPLY_CACHED:
-        if (!j->have_centry || !j->centry.has_policy ||
-            sts_policy_copy(&j->policy, &j->centry.policy)) {
-            /* Cannot happen (the decision needs a cached policy) but for ENOMEM. */
-            sts_error(j->log, "MTASTS the cached policy could not be loaded");
-            j->policy_source = "none";
-            break;
-        }
-        j->have_policy = 1;
-        j->policy_source = "cache";
-        snprintf(j->policy_id, sizeof(j->policy_id), "%s", j->centry.id);
-        j->policy_fetched_at = j->centry.fetched_at;
-        j->policy_expires_at = j->centry.expires_at;
-        iso8601(j->centry.fetched_at, t1, sizeof(t1));
-        iso8601(j->centry.expires_at, t2, sizeof(t2));
-        sts_info(j->log, "MTASTS applying the CACHED policy id=%s (fetched %s, expires %s)",
-                 j->policy_id, t1, t2);
-        job_log_policy(j, &j->policy);
-        break;
-    case STS_CACHE_APPLY_NONE:
-        j->policy_source = "none";
-        j->policy_id[0] = '\0';
-        break;
-    }
-    if (j->have_fpolicy) {
-        sts_policy_free(&j->fpolicy);
-        j->have_fpolicy = 0;
-    }
-    if (j->rechecking) {
-        job_recheck_resolved(j);
+    job *j = arg;
+    job_take_findings(j, d);
+    if (job_deadline(j))
+        return;
+    if (d->cancelled) { /* cannot happen: only the deadline cancels */
+        job_abort(j);
         return;
     }
     job_apply_policy(j);
     job_mx_lookup(j);
-}
-
-/* A fetch of txt_id failed (or its policy did not parse): RFC 8461 3.3's five-minute
- * rule needs the failure remembered. */
-static void job_note_fetch_failure(job *j)
-{
-    run *r = j->run;
-    if (!r->cache)
-        return;
-    int rc = sts_cache_note_failure(r->cache, j->domain, j->txt_id, run_now(r));
-    if (rc)
-        sts_info(j->log, "MTASTS cache: could not record the failed fetch: %s",
-                 sts_cache_last_error(r->cache));
-}
-
-static void fetch_cb(const sts_fetch_result *res, void *arg)
-{
-    job *j = arg;
-    run *r = j->run;
-    if (job_deadline(j))
-        return;
-    if (!res->ok) {
-        sts_info(j->log, "MTASTS policy fetch FAILED: %s -> %s",
-                 res->detail ? res->detail : sts_strerror(res->err),
-                 res->result_type ? res->result_type : "sts-policy-fetch-error");
-        job_add_failure(j, res->result_type ? res->result_type : "sts-policy-fetch-error");
-        snprintf(j->detail, sizeof(j->detail), "policy fetch failed: %s",
-                 res->detail ? res->detail : sts_strerror(res->err));
-        job_note_fetch_failure(j);
-        job_policy_resolved(j, 0, 0);
-        return;
-    }
-    sts_diags diags;
-    sts_diags_init(&diags);
-    int rc = sts_policy_parse(res->body, res->body_len, &j->fpolicy, &diags);
-    if (rc) {
-        char why[300];
-        sts_diags_summary(&diags, why, sizeof(why));
-        sts_info(j->log, "MTASTS policy INVALID: %s -> sts-policy-invalid",
-                 why[0] ? why : sts_strerror(rc));
-        job_add_failure(j, "sts-policy-invalid");
-        snprintf(j->detail, sizeof(j->detail), "policy invalid: %s", why[0] ? why : "?");
-        memset(&j->fpolicy, 0, sizeof(j->fpolicy));
-        sts_diags_free(&diags);
-        /* An invalid policy is a failed fetch of that id (RFC 8461 3.3). */
-        job_note_fetch_failure(j);
-        job_policy_resolved(j, 1, 0);
-        return;
-    }
-    j->have_fpolicy = 1;
-    for (size_t i = 0; i < diags.n; i++)
-        sts_debug(j->log, "MTASTS policy %s line %d: %s",
-                  sts_diag_severity_name(diags.items[i].severity), diags.items[i].line,
-                  diags.items[i].message);
-    sts_diags_free(&diags);
-    job_log_policy(j, &j->fpolicy);
-    if (r->cache) {
-        /* RFC 8461 3.3: cache it for max_age under the id it was fetched for; a policy
-         * of mode none replaces a cached enforce one (8.3). */
-        rc = sts_cache_put(r->cache, j->domain, j->txt_id, res->body, res->body_len,
-                           j->fpolicy.max_age, run_now(r));
-        if (rc)
-            sts_info(j->log, "MTASTS cache: could not store the policy: %s",
-                     sts_cache_last_error(r->cache));
-        else
-            sts_info(j->log, "MTASTS cache: stored policy id=%s for %ld s", j->txt_id,
-                     j->fpolicy.max_age);
-    }
-    job_policy_resolved(j, 1, 1);
-}
-
-static void policy_addr_cb(const sts_dns_addr_result *res, void *arg)
-{
-    job *j = arg;
-    if (job_deadline(j))
-        return;
-    if (res->status != STS_DNS_OK || !res->n) {
-        sts_info(j->log, "DNS %s A/AAAA -> %s%s%s", res->name, sts_dns_status_name(res->status),
-                 res->detail ? ": " : "", res->detail ? res->detail : "");
-        sts_info(j->log, "MTASTS policy host has no address -> sts-policy-fetch-error");
-        job_add_failure(j, "sts-policy-fetch-error");
-        snprintf(j->detail, sizeof(j->detail), "policy host %s: %s", res->name,
-                 sts_dns_status_name(res->status));
-        job_note_fetch_failure(j);
-        job_policy_resolved(j, 0, 0);
-        return;
-    }
-    for (size_t i = 0; i < res->n; i++)
-        sts_info(j->log, "DNS %s %s -> %s", res->name,
-                 res->addrs[i].family == AF_INET6 ? "AAAA" : "A", res->addrs[i].text);
-    j->state = J_FETCH;
-    /* RFC 8461 3.3: HTTPS to mta-sts.<domain>, at the address our resolver found. */
-    int rc = sts_fetch_policy(j->run->fetcher, j->domain, res->addrs[0].text,
-                              j->run->opts->https_port, SENDER_FETCH_TIMEOUT, fetch_cb, j);
-    if (rc) {
-        sts_info(j->log, "MTASTS policy fetch could not start: %s", sts_strerror(rc));
-        job_add_failure(j, "sts-policy-fetch-error");
-        job_note_fetch_failure(j);
-        job_policy_resolved(j, 0, 0);
-    }
-}
-
-/* Load the domain's cache entry into j->centry (replacing a loaded one). */
-static void job_cache_load(job *j)
-{
-    run *r = j->run;
-    if (j->have_centry)
-        sts_cache_entry_free(&j->centry);
-    j->have_centry = 0;
-    if (!r->cache)
-        return;
-    int rc = sts_cache_get(r->cache, j->domain, run_now(r), &j->centry);
-    if (rc == STS_ENOTFOUND) {
-        sts_info(j->log, "MTASTS cache: nothing cached for %s", j->domain);
-        return;
-    }
-    if (rc) {
-        sts_info(j->log, "MTASTS cache lookup failed (going on without it): %s",
-                 sts_cache_last_error(r->cache));
-        return;
-    }
-    j->have_centry = 1;
-    const sts_cache_entry *e = &j->centry;
-    char t1[32], t2[32];
-    if (e->has_policy) {
-        iso8601(e->fetched_at, t1, sizeof(t1));
-        iso8601(e->expires_at, t2, sizeof(t2));
-        sts_info(j->log, "MTASTS cache: policy id=%s mode %s fetched %s, %s %s", e->id,
-                 sts_mode_name(e->policy.mode), t1, e->expired ? "EXPIRED" : "expires", t2);
-    }
-    if (e->problem[0])
-        sts_info(j->log, "MTASTS cache: %s", e->problem);
-    if (e->failed_id[0]) {
-        iso8601(e->failed_at, t1, sizeof(t1));
-        sts_info(j->log, "MTASTS cache: the fetch of id=%s failed at %s", e->failed_id, t1);
-    }
-}
-
-/* After the TXT lookup: the cache decision (cache.h), then fetch or not. */
-static void job_discover(job *j)
-{
-    run *r = j->run;
-    job_cache_load(j);
-    j->decided = 1;
-    j->decision = sts_cache_decide(j->have_centry ? &j->centry : NULL, j->txt_kind,
-                                   j->txt_id, run_now(r));
-    if (r->cache)
-        sts_info(j->log, "MTASTS cache decision %s: %s", sts_cache_decision_name(j->decision),
-                 sts_cache_decision_why(j->decision));
-    if (!sts_cache_decision_fetches(j->decision)) {
-        if (j->decision == STS_CACHE_NO_POLICY && j->txt_kind != STS_CACHE_TXT_FOUND)
-            sts_info(j->log, "MTASTS no policy announced for %s", j->domain);
-        job_policy_resolved(j, 0, 0);
-        return;
-    }
-    char host[300];
-    snprintf(host, sizeof(host), "mta-sts.%s", j->domain);
-    j->state = J_POLICY_ADDR;
-    int rc = sts_resolver_query_addr(r->resolver, host, policy_addr_cb, j);
-    if (rc) {
-        job_add_failure(j, "sts-policy-fetch-error");
-        job_note_fetch_failure(j);
-        job_policy_resolved(j, 0, 0);
-    }
-}
-
-/* RFC 8461 3.1: what the TXT answer says: j->txt_kind and, when FOUND, j->txt_id. */
-static void job_read_txt(job *j, const sts_dns_txt_result *res)
-{
-    j->have_txt = 0;
-    j->txt_id[0] = '\0';
-    if (res->status != STS_DNS_OK) {
-        sts_info(j->log, "DNS %s TXT -> %s%s%s", res->name, sts_dns_status_name(res->status),
-                 res->detail ? ": " : "", res->detail ? res->detail : "");
-        j->txt_kind = sts_cache_txt_from_dns(res->status);
-        return;
-    }
-    const char **recs = calloc(res->n, sizeof(*recs));
-    size_t *lens = calloc(res->n, sizeof(*lens));
-    if (!recs || !lens) {
-        free(recs);
-        free(lens);
-        sts_error(j->log, "MTASTS out of memory reading the TXT records");
-        j->txt_kind = STS_CACHE_TXT_TEMPFAIL;
-        return;
-    }
-    for (size_t i = 0; i < res->n; i++) {
-        char q[600];
-        quote_bytes(res->records[i].data, res->records[i].len, q, sizeof(q));
-        sts_info(j->log, "DNS %s TXT -> \"%s\"", res->name, q);
-        recs[i] = res->records[i].data;
-        lens[i] = res->records[i].len;
-    }
-    sts_txt txt;
-    char why[300] = "";
-    int rc = sts_txt_select(recs, lens, res->n, &txt, NULL, why, sizeof(why));
-    free(recs);
-    free(lens);
-    j->txt_kind = sts_cache_txt_from_select(rc);
-    if (rc) {
-        /* RFC 8461 3.1: not exactly one valid STS record: no policy available (unless a
-         * cached one still applies). */
-        sts_info(j->log, "MTASTS %s", why[0] ? why : "no valid STS record: no policy");
-        return;
-    }
-    j->have_txt = 1;
-    snprintf(j->txt_id, sizeof(j->txt_id), "%s", txt.id);
-    sts_txt_free(&txt);
-    sts_info(j->log, "MTASTS TXT id=%s", j->txt_id);
-}
-
-static void txt_cb(const sts_dns_txt_result *res, void *arg)
-{
-    job *j = arg;
-    if (job_deadline(j))
-        return;
-    job_read_txt(j, res);
-    job_discover(j);
 }
 
 /* ---- RFC 8461 5.1: re-check DNS before giving up under a cached enforce policy ---- */
@@ -547,11 +241,11 @@ static void txt_cb(const sts_dns_txt_result *res, void *arg)
  * permanently fail to deliver messages before checking, via DNS, for the presence of an
  * updated policy." We never fail permanently under enforce (we defer), but when every MX
  * was refused under a policy that came from the cache, the policy may simply be stale:
- * look at the TXT record once more within this run. */
+ * look at the TXT record once more within this run (sts_discover_recheck). */
 static int job_should_recheck(const job *j)
 {
-    if (j->rechecked || j->run->deadline_passed || !j->have_policy ||
-        strcmp(j->policy_source, "cache") || j->mode != STS_EMODE_ENFORCE || !j->nmx)
+    if (j->run->deadline_passed || !sts_discover_may_recheck(j->disc) ||
+        j->mode != STS_EMODE_ENFORCE || !j->nmx)
         return 0;
     size_t tried = 0;
     for (size_t i = 0; i < j->nmx; i++) {
@@ -564,72 +258,45 @@ static int job_should_recheck(const job *j)
     return tried > 0;
 }
 
-static void recheck_txt_cb(const sts_dns_txt_result *res, void *arg)
+/* The re-check is over: the message stays deferred, or the MX list is tried again
+ * under the new policy. */
+static void rechecked_cb(const sts_discovery *d, void *arg)
 {
     job *j = arg;
+    job_take_findings(j, d);
     if (job_deadline(j))
         return;
-    job_read_txt(j, res);
-    if (j->txt_kind != STS_CACHE_TXT_FOUND || !strcmp(j->txt_id, j->policy_id)) {
-        sts_info(j->log, "MTASTS re-check: %s: the cached policy id=%s stands, the message "
+    switch (d->recheck) {
+    case STS_RECHECK_ID_UNCHANGED:
+    case STS_RECHECK_NO_TXT:
+        sts_info(j->log,
+                 "MTASTS re-check: %s: the cached policy id=%s stands, the message "
                  "stays deferred",
-                 j->txt_kind == STS_CACHE_TXT_FOUND ? "TXT id unchanged"
-                                                    : "no usable TXT record",
-                 j->policy_id);
-        j->rechecking = 0;
+                 d->recheck == STS_RECHECK_ID_UNCHANGED ? "TXT id unchanged"
+                                                        : "no usable TXT record",
+                 d->policy_id);
         job_finish_final(j);
         return;
-    }
-    j->recheck_changed = 1;
-    snprintf(j->recheck_id, sizeof(j->recheck_id), "%s", j->txt_id);
-    sts_info(j->log, "MTASTS re-check: TXT id changed %s -> %s", j->policy_id, j->txt_id);
-    if (sts_policy_copy(&j->old_policy, &j->policy)) {
-        j->rechecking = 0;
-        job_finish_final(j);
-        return;
-    }
-    j->have_old_policy = 1;
-    job_discover(j); /* reloads the cache entry: the five-minute rule applies too */
-}
-
-static void job_recheck_start(job *j)
-{
-    run *r = j->run;
-    j->rechecked = 1;
-    j->rechecking = 1;
-    sts_info(j->log, "MTASTS every MX was refused under the CACHED enforce policy id=%s: "
-             "re-checking _mta-sts.%s for an updated policy (RFC 8461 5.1)",
-             j->policy_id, j->domain);
-    char name[300];
-    snprintf(name, sizeof(name), "_mta-sts.%s", j->domain);
-    j->state = J_TXT;
-    int rc = sts_resolver_query_txt(r->resolver, name, recheck_txt_cb, j);
-    if (rc) {
-        sts_info(j->log, "MTASTS re-check could not start: %s", sts_strerror(rc));
-        j->rechecking = 0;
-        job_finish_final(j);
-    }
-}
-
-/* The re-check's fetch is over (job_policy_resolved set j->policy). */
-static void job_recheck_resolved(job *j)
-{
-    j->rechecking = 0;
-    j->recheck_fetched = j->apply == STS_CACHE_APPLY_FETCHED;
-    int differs = j->recheck_fetched && j->have_old_policy &&
-                  !policy_same(&j->policy, &j->old_policy);
-    if (!differs) {
+    case STS_RECHECK_NOT_FETCHED:
+    case STS_RECHECK_SAME:
         sts_info(j->log, "MTASTS re-check: %s: the message stays deferred",
-                 !j->recheck_fetched ? "no new policy could be fetched"
-                                     : "the new policy says the same");
-        if (!j->have_policy) /* cannot happen under FETCH_KEEP_CACHED_ON_FAILURE */
-            j->policy_source = "none";
+                 d->recheck == STS_RECHECK_NOT_FETCHED ? "no new policy could be fetched"
+                                                       : "the new policy says the same");
         job_finish_final(j);
         return;
+    case STS_RECHECK_CHANGED:
+        break;
+    default: /* out of memory, or cancelled (cannot happen: only the deadline cancels) */
+        if (d->cancelled)
+            job_abort(j);
+        else
+            job_finish_final(j);
+        return;
     }
-    sts_info(j->log, "MTASTS re-check: the new policy id=%s differs: retrying the MX list "
+    sts_info(j->log,
+             "MTASTS re-check: the new policy id=%s differs: retrying the MX list "
              "under it",
-             j->policy_id);
+             d->policy_id);
     j->recheck_retried = 1;
     job_apply_policy(j);
     for (size_t i = 0; i < j->nmx; i++) {
@@ -645,6 +312,20 @@ static void job_recheck_resolved(job *j)
     job_next_mx(j);
 }
 
+static void job_recheck_start(job *j)
+{
+    sts_info(j->log,
+             "MTASTS every MX was refused under the CACHED enforce policy id=%s: "
+             "re-checking _mta-sts.%s for an updated policy (RFC 8461 5.1)",
+             job_disc(j)->policy_id, j->domain);
+    j->state = J_DISCOVER;
+    int rc = sts_discover_recheck(j->disc, rechecked_cb, j);
+    if (rc) {
+        sts_info(j->log, "MTASTS re-check could not start: %s", sts_strerror(rc));
+        job_finish_final(j);
+    }
+}
+
 /* ---- MX (RFC 5321 5.1, RFC 7505) ---- */
 
 static void mx_cb(const sts_dns_mx_result *res, void *arg)
@@ -656,8 +337,7 @@ static void mx_cb(const sts_dns_mx_result *res, void *arg)
         sts_info(j->log, "DNS %s MX -> 0 . (null MX, RFC 7505: the domain accepts no mail)",
                  res->name);
         j->null_mx = 1;
-        snprintf(j->detail, sizeof(j->detail), "null MX: %s accepts no mail (RFC 7505)",
-                 j->domain);
+        snprintf(j->detail, sizeof(j->detail), "null MX: %s accepts no mail (RFC 7505)", j->domain);
         job_finish(j);
         return;
     }
@@ -669,8 +349,7 @@ static void mx_cb(const sts_dns_mx_result *res, void *arg)
             sts_info(j->log, "DNS %s MX -> %u %s", res->name, m->preference, m->host);
         }
         if (res->n > SENDER_MAX_MX)
-            sts_info(j->log, "MX only the first %d of %zu hosts are tried", SENDER_MAX_MX,
-                     res->n);
+            sts_info(j->log, "MX only the first %d of %zu hosts are tried", SENDER_MAX_MX, res->n);
     } else if (res->status == STS_DNS_NODATA) {
         /* RFC 5321 5.1: no MX records: the domain itself is the implicit MX. */
         sts_info(j->log, "DNS %s MX -> NODATA: implicit MX %s", res->name, j->domain);
@@ -701,8 +380,7 @@ static void job_mx_lookup(job *j)
     j->state = J_MX;
     int rc = sts_resolver_query_mx(j->run->resolver, j->domain, mx_cb, j);
     if (rc) {
-        snprintf(j->detail, sizeof(j->detail), "MX lookup could not start: %s",
-                 sts_strerror(rc));
+        snprintf(j->detail, sizeof(j->detail), "MX lookup could not start: %s", sts_strerror(rc));
         j->mx_temp = 1;
         job_finish(j);
     }
@@ -777,7 +455,7 @@ static void smtp_done_cb(sts_smtpc *s, void *arg)
     int connect_failed = !res->connected && res->stage == STS_SMTPC_CONNECT;
     sts_action act = res->action;
     const char *res_failure = res->failure; /* static strings: valid after free */
-    sts_smtpc_free(s); /* done_cb is the session's last act */
+    sts_smtpc_free(s);                      /* done_cb is the session's last act */
 
     if (relevant) {
         /* Both a testing-mode mismatch and the session's own failure are reported. */
@@ -796,8 +474,7 @@ static void smtp_done_cb(sts_smtpc *s, void *arg)
         /* Opportunistic TLS (no policy / testing / none): a failed handshake may be
          * retried once in plaintext; recorded in the result (plain_retry). */
         m->plain_retry = 1;
-        sts_info(j->log, "MX %s: TLS handshake failed, retrying once without STARTTLS",
-                 m->host);
+        sts_info(j->log, "MX %s: TLS handshake failed, retrying once without STARTTLS", m->host);
         job_start_smtp(j, 1);
         return;
     }
@@ -889,19 +566,21 @@ static void job_next_mx(job *j)
         mx_entry *m = &j->mx[j->cur];
         m->tried = 1;
         const char *failure = NULL;
-        if (j->have_policy) {
+        const sts_discovery *d = job_disc(j);
+        if (d->have_policy) {
             /* RFC 8461 3.2 / 4.1: names are compared as A-labels; the resolver gives MX
              * names as they are on the wire (A-labels), and a name with non-ASCII bytes
              * matches no pattern (sts_decide_mx_host_ascii). */
-            const char *pat = sts_decide_mx_host_ascii(m->host)
-                                  ? sts_policy_mx_match(&j->policy, m->host)
-                                  : NULL;
+            const char *pat =
+                sts_decide_mx_host_ascii(m->host) ? sts_policy_mx_match(&d->policy, m->host) : NULL;
             m->policy_match = pat != NULL;
             if (pat)
                 sts_info(j->log, "MX %u %s policy match (%s)", m->preference, m->host, pat);
             else if (!sts_decide_mx_host_ascii(m->host))
-                sts_info(j->log, "MX %u %s is not an A-label name: it matches no policy "
-                         "pattern (RFC 8461 3.2)", m->preference, m->host);
+                sts_info(j->log,
+                         "MX %u %s is not an A-label name: it matches no policy "
+                         "pattern (RFC 8461 3.2)",
+                         m->preference, m->host);
             else
                 sts_info(j->log, "MX %u %s does NOT match the policy", m->preference, m->host);
         } else {
@@ -949,7 +628,7 @@ static void job_summary(job *j)
 {
     sts_log *log = j->log;
     sts_info(log, "RESULT %s: %s (policy %s, mode %s%s)", j->arg, sts_outcome_name(j->outcome),
-             j->policy_source, sts_emode_name(j->mode), j->tls_required ? ", TLS required" : "");
+             job_disc(j)->source, sts_emode_name(j->mode), j->tls_required ? ", TLS required" : "");
     if (j->detail[0] && j->outcome != STS_OUTCOME_DELIVERED)
         sts_info(log, "RESULT detail: %s", j->detail);
     int any = 0;
@@ -963,7 +642,8 @@ static void job_summary(job *j)
         if (!m->tried)
             continue;
         sts_info(log, "%-28s %4u %-7s %-8s %-8s %-7s %-7s %-6s %-9s", m->host, m->preference,
-                 yes_no(m->connected), yes_no(m->starttls_offered), m->tls_up ? m->tls.version : "no",
+                 yes_no(m->connected), yes_no(m->starttls_offered),
+                 m->tls_up ? m->tls.version : "no",
                  m->tls_up ? yes_no(m->tls.chain_ok && m->tls.time_ok) : "-",
                  m->tls_up ? yes_no(m->tls.name_ok) : "-",
                  m->policy_match < 0 ? "-" : (m->policy_match ? "match" : "NO"),
@@ -1054,7 +734,6 @@ static void job_abort(job *j)
     if (j->state == J_DONE)
         return;
     j->aborted = 1;
-    j->rechecking = 0;
     if (j->cur < j->nmx && j->mx[j->cur].tried && j->mx[j->cur].action == STS_ACTION_NONE) {
         mx_entry *m = &j->mx[j->cur];
         m->action = STS_ACTION_TEMPFAIL;
@@ -1070,7 +749,8 @@ static void deadline_cb(uv_timer_t *t)
 {
     run *r = t->data;
     r->deadline_passed = 1;
-    sts_info(r->opts->log, "TIME LIMIT of %.3g s reached: aborting every pending lookup, fetch "
+    sts_info(r->opts->log,
+             "TIME LIMIT of %.3g s reached: aborting every pending lookup, fetch "
              "and session; the remaining recipients are deferred",
              r->opts->deadline);
     /* Sessions report later, from their close callbacks (smtp_done_cb). */
@@ -1078,7 +758,9 @@ static void deadline_cb(uv_timer_t *t)
         if (r->jobs[i].smtp)
             sts_smtpc_abort(r->jobs[i].smtp, SENDER_TIME_LIMIT_DETAIL);
     /* Pending DNS queries and fetches call back inside these calls, cancelled; the
-     * callbacks see deadline_passed and end their jobs. */
+     * callbacks see deadline_passed (discovery: its cancel mark) and end their jobs. */
+    for (size_t i = 0; i < r->njobs; i++)
+        sts_discover_cancel(r->jobs[i].disc);
     sts_resolver *res = r->resolver;
     r->resolver = NULL;
     if (res)
@@ -1150,8 +832,7 @@ static int job_parse_arg(job *j, int check)
     lower(j->domain);
     for (const char *p = j->domain; *p; p++)
         if (!(isalnum((unsigned char)*p) || *p == '-' || *p == '.' || *p == '_')) {
-            snprintf(j->detail, sizeof(j->detail), "'%s': invalid character '%c' in domain", a,
-                     *p);
+            snprintf(j->detail, sizeof(j->detail), "'%s': invalid character '%c' in domain", a, *p);
             return STS_EINVAL;
         }
     if (!check) {
@@ -1168,7 +849,7 @@ static int job_parse_arg(job *j, int check)
 static void job_start(job *j)
 {
     run *r = j->run;
-    j->state = J_TXT;
+    j->state = J_DISCOVER;
     if (job_deadline(j))
         return;
     if (job_parse_arg(j, r->opts->check_only)) {
@@ -1183,18 +864,27 @@ static void job_start(job *j)
         job_finish(j);
         return;
     }
-    char name[300];
-    snprintf(name, sizeof(name), "_mta-sts.%s", j->domain);
+    sts_discover_params dp = {
+        .domain = j->domain,
+        .resolver = r->resolver,
+        .fetcher = r->fetcher,
+        .cache = r->cache,
+        .https_port = r->opts->https_port,
+        .fetch_timeout = SENDER_FETCH_TIMEOUT,
+        .now = r->opts->now,
+        .log = j->log,
+    };
+    int rc = sts_discover_new(&dp, &j->disc);
+    if (rc) {
+        snprintf(j->detail, sizeof(j->detail), "policy discovery could not start: %s",
+                 sts_strerror(rc));
+        job_finish(j);
+        return;
+    }
     sts_info(j->log, "%s %s", r->opts->check_only ? "CHECK" : "SEND",
              r->opts->check_only ? j->domain : j->recipient);
-    /* RFC 8461 3.1: the TXT record at _mta-sts.<domain>, never a parent zone (3.4). */
-    int rc = sts_resolver_query_txt(r->resolver, name, txt_cb, j);
-    if (rc) {
-        snprintf(j->detail, sizeof(j->detail), "TXT lookup could not start: %s",
-                 sts_strerror(rc));
-        j->txt_kind = STS_CACHE_TXT_TEMPFAIL;
-        job_discover(j);
-    }
+    /* RFC 8461 3: TXT, cache, fetch; discovered_cb goes on with the MX list. */
+    sts_discover_start(j->disc, discovered_cb, j);
 }
 
 /* Start jobs while fewer than r->concurrency run. Never re-entered: a job that ends at
@@ -1300,38 +990,41 @@ static json_t *job_json(const job *j, int check, int cache_on)
     json_object_set_new(o, "outcome", json_string(sts_outcome_name(j->outcome)));
     json_object_set_new(o, "detail", str_or_null(j->detail));
     json_object_set_new(o, "tls_required", json_boolean(j->tls_required));
+    const sts_discovery *d = job_disc(j);
 
     json_t *p = json_object();
-    json_object_set_new(p, "source", json_string(j->policy_source));
+    json_object_set_new(p, "source", json_string(d->source));
     json_object_set_new(p, "mode", json_string(sts_emode_name(j->mode)));
     json_object_set_new(p, "policy_mode",
-                        j->have_policy ? json_string(sts_mode_name(j->policy.mode)) : json_null());
-    json_object_set_new(p, "id", str_or_null(j->have_policy  ? j->policy_id
-                                             : j->have_txt ? j->txt_id
-                                                           : NULL));
-    json_object_set_new(p, "txt_id", str_or_null(j->have_txt ? j->txt_id : NULL));
+                        d->have_policy ? json_string(sts_mode_name(d->policy.mode)) : json_null());
+    json_object_set_new(p, "id",
+                        str_or_null(d->have_policy ? d->policy_id
+                                    : d->have_txt  ? d->txt_id
+                                                   : NULL));
+    json_object_set_new(p, "txt_id", str_or_null(d->have_txt ? d->txt_id : NULL));
     json_object_set_new(p, "max_age",
-                        j->have_policy ? json_integer(j->policy.max_age) : json_null());
+                        d->have_policy ? json_integer(d->policy.max_age) : json_null());
     json_t *mxp = json_array();
-    for (size_t i = 0; j->have_policy && i < j->policy.nmx; i++)
-        json_array_append_new(mxp, json_string(j->policy.mx[i]));
+    for (size_t i = 0; d->have_policy && i < d->policy.nmx; i++)
+        json_array_append_new(mxp, json_string(d->policy.mx[i]));
     json_object_set_new(p, "mx", mxp);
     json_object_set_new(o, "policy", p);
 
     json_t *c = json_object();
     json_object_set_new(c, "enabled", json_boolean(cache_on));
-    json_object_set_new(c, "decision", j->decided ? json_string(sts_cache_decision_name(j->decision))
-                                           : json_null());
-    json_object_set_new(c, "fetched_at", time_or_null(j->have_policy ? j->policy_fetched_at : 0));
+    json_object_set_new(c, "decision",
+                        d->decided ? json_string(sts_cache_decision_name(d->decision))
+                                   : json_null());
+    json_object_set_new(c, "fetched_at", time_or_null(d->have_policy ? d->fetched_at : 0));
     json_object_set_new(c, "expires_at",
-                        j->have_policy ? time_or_null(j->policy_expires_at) : json_null());
+                        d->have_policy ? time_or_null(d->expires_at) : json_null());
     json_object_set_new(o, "cache", c);
-    if (j->rechecked) {
+    if (d->rechecked) {
         /* RFC 8461 5.1: the re-check after every MX was refused under a cached policy. */
         json_t *rc = json_object();
-        json_object_set_new(rc, "txt_id", str_or_null(j->recheck_id));
-        json_object_set_new(rc, "changed", json_boolean(j->recheck_changed));
-        json_object_set_new(rc, "fetched", json_boolean(j->recheck_fetched));
+        json_object_set_new(rc, "txt_id", str_or_null(d->recheck_id));
+        json_object_set_new(rc, "changed", json_boolean(d->recheck_changed));
+        json_object_set_new(rc, "fetched", json_boolean(d->recheck_fetched));
         json_object_set_new(rc, "retried", json_boolean(j->recheck_retried));
         json_object_set_new(o, "recheck", rc);
     } else {
@@ -1380,8 +1073,8 @@ static int read_data(run *r, const char *path, sts_log *log)
     return rc;
 }
 
-int sts_sender_run(uv_loop_t *loop, const sts_sender_opts *opts, char *const *rcpts,
-                   size_t nrcpts, json_t **out)
+int sts_sender_run(uv_loop_t *loop, const sts_sender_opts *opts, char *const *rcpts, size_t nrcpts,
+                   json_t **out)
 {
     sts_log *log = opts->log;
     run r;
@@ -1427,8 +1120,10 @@ int sts_sender_run(uv_loop_t *loop, const sts_sender_opts *opts, char *const *rc
             return STS_EXIT_DATAERR;
         }
         if (crc)
-            sts_info(log, "WARNING the default policy cache is unusable, running without a "
-                     "cache: %s", err);
+            sts_info(log,
+                     "WARNING the default policy cache is unusable, running without a "
+                     "cache: %s",
+                     err);
         else
             sts_debug(log, "MTASTS policy cache %s", sts_cache_path(r.cache));
     }
@@ -1443,8 +1138,8 @@ int sts_sender_run(uv_loop_t *loop, const sts_sender_opts *opts, char *const *rc
     if (opts->now)
         sts_tls_ctx_set_time(r.ctx, opts->now);
 
-    int rc = sts_resolver_new(loop, opts->dns, SENDER_DNS_TIMEOUT, log, &r.resolver, err,
-                              sizeof(err));
+    int rc =
+        sts_resolver_new(loop, opts->dns, SENDER_DNS_TIMEOUT, log, &r.resolver, err, sizeof(err));
     if (rc) {
         sts_error(log, "ERROR resolver: %s", err);
         status = rc == STS_EINVAL ? STS_EXIT_USAGE : STS_EXIT_SOFTWARE;
@@ -1466,7 +1161,6 @@ int sts_sender_run(uv_loop_t *loop, const sts_sender_opts *opts, char *const *rc
         j->run = &r;
         j->index = i;
         j->arg = rcpts[i];
-        j->policy_source = "none";
         if (nrcpts > 1 && log) {
             char prefix[300];
             snprintf(prefix, sizeof(prefix), "%.250s: ", rcpts[i]);
@@ -1512,14 +1206,7 @@ out:
     if (r.jobs) {
         for (size_t i = 0; i < r.njobs; i++) {
             job *j = &r.jobs[i];
-            if (j->have_policy)
-                sts_policy_free(&j->policy);
-            if (j->have_fpolicy)
-                sts_policy_free(&j->fpolicy);
-            if (j->have_old_policy)
-                sts_policy_free(&j->old_policy);
-            if (j->have_centry)
-                sts_cache_entry_free(&j->centry);
+            sts_discover_free(j->disc);
             sts_buf_free(&j->msg);
             if (j->log && j->log != log)
                 sts_log_free(j->log);

@@ -56,7 +56,7 @@ typedef struct sts_sender_opts {
  * RFC 8461 5.1: when every MX was refused under a cached enforce policy, the TXT record
  * is looked up once more; a new id is fetched and, when the policy differs, the MX list
  * is tried again under it (JSON "recheck"). */
-int sts_sender_run(uv_loop_t *loop, const sts_sender_opts *opts, char *const *rcpts,
-                   size_t nrcpts, json_t **out);
+int sts_sender_run(uv_loop_t *loop, const sts_sender_opts *opts, char *const *rcpts, size_t nrcpts,
+                   json_t **out);
 
 #endif
