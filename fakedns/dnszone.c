@@ -176,6 +176,28 @@ static size_t longest_quoted(const char *line)
     return best;
 }
 
+/* 1 when rr, written in wire form, reads back as the same record. ldns takes RFC
+ * 3597's generic "\\# LEN HEX" data for any type without checking it against the
+ * type's format (found by fuzz/fuzz_zone_lines.c): such an MX would make every answer
+ * that carries it a message no client can parse. */
+static int rr_wire_round_trip(const ldns_rr *rr)
+{
+    uint8_t *wire = NULL;
+    size_t size = 0, pos = 0;
+    ldns_rr *back = NULL;
+    int ok = ldns_rr2wire(&wire, rr, LDNS_SECTION_ANSWER, &size) == LDNS_STATUS_OK &&
+             ldns_wire2rr(&back, wire, size, &pos, LDNS_SECTION_ANSWER) == LDNS_STATUS_OK &&
+             pos == size && ldns_rr_compare(rr, back) == 0;
+    /* ldns reads short data leniently: every field the type requires must be there
+     * (an MX of two octets has a preference and no exchange). */
+    const ldns_rr_descriptor *desc = ldns_rr_descript(ldns_rr_get_type(rr));
+    if (ok && desc && ldns_rr_rd_count(back) < ldns_rr_descriptor_minimum(desc))
+        ok = 0;
+    ldns_rr_free(back);
+    free(wire);
+    return ok;
+}
+
 /* Parse one line (already trimmed of its newline) into the zone. */
 static int zone_add_line(sts_dns_zone *z, const char *line, ldns_rdf **prev, const char *where,
                          int lineno, char *err, size_t errlen)
@@ -208,6 +230,14 @@ static int zone_add_line(sts_dns_zone *z, const char *line, ldns_rdf **prev, con
                  dom);
     } else if (ldns_rr_get_type(rr) == LDNS_RR_TYPE_OPT) {
         sts_errf(err, errlen, "%s:%d: OPT is not a zone record", where, lineno);
+    } else if (!rr_wire_round_trip(rr)) {
+        sts_errf(err, errlen,
+                 "%s:%d: bad zone line '%s': its data does not make a valid %s record on the "
+                 "wire (RFC 3597 \\# data must have the type's own format)",
+                 where, lineno, line,
+                 ldns_rr_descript(ldns_rr_get_type(rr))
+                     ? ldns_rr_descript(ldns_rr_get_type(rr))->_name
+                     : "such");
     } else {
         ldns_dname2canonical(ldns_rr_owner(rr));
         if (zone_cname_conflict(z, rr)) {

@@ -353,14 +353,22 @@ static const struct zerr zone_errors[] = {
     {"$TTL 60\n", "scn.yaml:10: zone directives such as $TTL 60 are not supported"},
     {"x CH TXT \"a\"\n", "scn.yaml:10: only class IN"},
     {"@ MX mail\n", "scn.yaml:10: bad zone line"},
+    /* RFC 3597 generic data that is no MX (found by fuzz/fuzz_zone_lines.c): every
+     * answer carrying it would be a message no client can parse. */
+    {"@ MX  \\# x. id\"1\"\n", "scn.yaml:10: bad zone line '@ MX  \\# x. id\"1\"': its data "
+                               "does not make a valid MX record on the wire"},
+    {"@ MX \\# 2 000a\n", "does not make a valid MX record"},
     /* RFC 1035 3.3.14: a character-string is at most 255 octets; we refuse a longer
      * one with a message instead of splitting it behind the author's back. */
-    {"x TXT \"" "0123456789012345678901234567890123456789012345678901234567890123456789"
+    {"x TXT \""
+     "0123456789012345678901234567890123456789012345678901234567890123456789"
      "0123456789012345678901234567890123456789012345678901234567890123456789"
      "0123456789012345678901234567890123456789012345678901234567890123456789"
      "0123456789012345678901234567890123456789012345678901234567890123456789\"\n",
      "scn.yaml:10: a quoted string of 280 octets: a TXT character-string is at most 255"},
-    {"x TXT \"" "\\065\\065\\065" "0123456789012345678901234567890123456789012345678901234567890123456789"
+    {"x TXT \""
+     "\\065\\065\\065"
+     "0123456789012345678901234567890123456789012345678901234567890123456789"
      "0123456789012345678901234567890123456789012345678901234567890123456789"
      "0123456789012345678901234567890123456789012345678901234567890123456789"
      "01234567890123456789012345678901234567890123456789012345678901\"\n",
@@ -525,6 +533,10 @@ static void test_zone_helpers(void **state)
                                             "@ MX 40 mx.elsewhere.test.\nsub MX 0 .\n"
                                             "mx2 A 192.0.2.2\nalias CNAME mail\n",
                                             "z", 1, err, sizeof(err)),
+                     0);
+    /* RFC 3597 generic data in the type's own format is fine. */
+    assert_int_equal(sts_dns_zone_add_lines(z, "gen A \\# 4 c0000201\nunk TYPE65280 \\# 2 abcd\n",
+                                            "z", 9, err, sizeof(err)),
                      0);
     char **t = sts_dns_zone_mx_targets(z);
     assert_non_null(t);
