@@ -64,10 +64,12 @@ for name; do
   dict=
   [ -f "$root/fuzz/dict/$name.dict" ] && dict=-dict=$root/fuzz/dict/$name.dict
   rc=0
+  t0=$(date +%s)
   # shellcheck disable=SC2086
   "$bin" -max_total_time="$secs" -timeout=10 -rss_limit_mb=2048 -max_len=8192 \
     -print_final_stats=1 -artifact_prefix="$crashes/$name-" $dict ${FUZZ_ARGS:-} "$tmp" \
     >"$log" 2>&1 || rc=$?
+  took=$(($(date +%s) - t0))
   runs=$(sed -n 's/^stat::number_of_executed_units: *//p' "$log" | tail -1)
   last=$(grep -E '^#[0-9]+' "$log" | tail -1)
   cov=$(echo "$last" | sed -n 's/.*cov: \([0-9]*\).*/\1/p')
@@ -81,7 +83,7 @@ for name; do
     failed=$((failed + 1))
   fi
   total=$((total + 1))
-  printf 'fuzz_%s: %ss, %s runs, cov %s, ft %s, corpus %s -> %s, %s\n' "$name" "$secs" \
+  printf 'fuzz_%s: %ss, %s runs, cov %s, ft %s, corpus %s -> %s, %s\n' "$name" "$took" \
     "${runs:-?}" "${cov:-?}" "${ft:-?}" "$nseeds" "$nfinal" "$verdict"
   if [ "${FUZZ_KEEP:-0}" = 1 ]; then
     echo "  corpus kept in $tmp"
@@ -92,7 +94,7 @@ done
 rmdir "$crashes" 2>/dev/null || true
 
 if [ "$failed" -eq 0 ]; then
-  echo "fuzz: all $total targets ran ${secs}s each without a failure"
+  echo "fuzz: all $total targets ran (up to ${secs}s each) without a failure"
   exit 0
 fi
 echo "fuzz: $failed of $total targets FAILED (inputs and logs in fuzz/crashes/)"
