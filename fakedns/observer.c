@@ -110,10 +110,33 @@ static int observer_append(sts_observer *o, json_t *arr, json_t *obj)
     return rc ? STS_ENOMEM : 0;
 }
 
-/* A JSON string, or null for NULL. */
+/* A JSON string, or null for NULL. Text from the network (a Host field, an SNI, an
+ * SMTP verb or address) need not be UTF-8, which a JSON string must be: such text is
+ * kept with every octet of 0x80 and above written as \xHH (json_string would refuse
+ * it, and the record would be lost). */
 static json_t *str_or_null(const char *s)
 {
-    return s ? json_string(s) : json_null();
+    if (!s)
+        return json_null();
+    json_t *j = json_string(s);
+    if (j)
+        return j;
+    size_t n = strlen(s);
+    char *e = malloc(4 * n + 1);
+    if (!e)
+        return NULL;
+    size_t o = 0;
+    for (size_t i = 0; i < n; i++) {
+        unsigned char c = (unsigned char)s[i];
+        if (c < 0x80)
+            e[o++] = (char)c;
+        else
+            o += (size_t)snprintf(e + o, 5, "\\x%02X", c);
+    }
+    e[o] = '\0';
+    j = json_string(e);
+    free(e);
+    return j;
 }
 
 /* Grow *p (an array of *cap elements of size sz) to hold need elements. */
@@ -396,8 +419,9 @@ int sts_observer_fetch_set(sts_observer *o, sts_obs_fetch *f, const char *key, j
 sts_obs_smtp *sts_observer_smtp_begin(sts_observer *o, const char *host, const char *address,
                                       const char *peer)
 {
-    json_t *s = json_pack("{s:s,s:s,s:s,s:n,s:n,s:[],s:[]}", "host", host, "address", address,
-                          "peer", peer, "sni", "tls", "commands", "messages");
+    json_t *s = json_pack("{s:o,s:o,s:o,s:n,s:n,s:[],s:[]}", "host", str_or_null(host), "address",
+                          str_or_null(address), "peer", str_or_null(peer), "sni", "tls", "commands",
+                          "messages");
     if (!s)
         return NULL;
     /* The array holds the only reference; the handle is a borrowed pointer that stays
@@ -411,7 +435,7 @@ int sts_observer_smtp_tls(sts_observer *o, sts_obs_smtp *s, const char *sni, con
                           const char *cipher)
 {
     json_t *tls = json_pack("{s:s,s:s}", "version", version, "cipher", cipher);
-    json_t *jsni = sni && *sni ? json_string(sni) : json_null();
+    json_t *jsni = str_or_null(sni && *sni ? sni : NULL);
     if (!tls || !jsni) {
         json_decref(tls);
         json_decref(jsni);
@@ -427,7 +451,7 @@ int sts_observer_smtp_tls(sts_observer *o, sts_obs_smtp *s, const char *sni, con
 int sts_observer_smtp_command(sts_observer *o, sts_obs_smtp *s, const char *verb, int tls,
                               int reply)
 {
-    json_t *c = json_pack("{s:s,s:b,s:i}", "verb", verb, "tls", tls, "reply", reply);
+    json_t *c = json_pack("{s:o,s:b,s:i}", "verb", str_or_null(verb), "tls", tls, "reply", reply);
     if (!c)
         return STS_ENOMEM;
     pthread_mutex_lock(&o->mu);
@@ -442,14 +466,14 @@ int sts_observer_smtp_message(sts_observer *o, sts_obs_smtp *s, int tls, size_t 
 {
     json_t *jr = json_array();
     for (size_t i = 0; jr && i < n; i++)
-        if (json_array_append_new(jr, json_string(rcpts[i]))) {
+        if (json_array_append_new(jr, str_or_null(rcpts[i]))) {
             json_decref(jr);
             jr = NULL;
         }
     if (!jr)
         return STS_ENOMEM;
-    json_t *m = json_pack("{s:b,s:I,s:s,s:s,s:o}", "tls", tls, "bytes", (json_int_t)bytes, "sha256",
-                          sha256_hex, "from", from, "rcpts", jr);
+    json_t *m = json_pack("{s:b,s:I,s:s,s:o,s:o}", "tls", tls, "bytes", (json_int_t)bytes, "sha256",
+                          sha256_hex, "from", str_or_null(from), "rcpts", jr);
     if (!m)
         return STS_ENOMEM;
     pthread_mutex_lock(&o->mu);

@@ -348,14 +348,45 @@ static void test_observer_dns(void **state)
     sts_observer_free(o);
 }
 
+/* Text from the network that is not UTF-8 is kept, escaped, instead of losing the
+ * record (a JSON string must be UTF-8). */
+static void test_observer_non_utf8(void **state)
+{
+    (void)state;
+    sts_observer *o = sts_observer_new();
+    assert_non_null(o);
+    assert_int_equal(
+        sts_observer_fetch(o, "mta-sts.\xff.test", "https", "mta-sts.\xe9", "GET", "/x\x80", 200),
+        0);
+    sts_obs_smtp *ss = sts_observer_smtp_begin(o, "mail.example.test", "127.0.0.1", "127.0.0.2");
+    assert_non_null(ss);
+    assert_int_equal(sts_observer_smtp_tls(o, ss, "caf\xe9", "TLSv1.3", "X"), 0);
+    assert_int_equal(sts_observer_smtp_command(o, ss, "EH\xccLO", 0, 500), 0);
+    const char *rcpts[] = {"r\xfc@example.test", "ok@example.test"};
+    assert_int_equal(sts_observer_smtp_message(o, ss, 1, 10, "00", "f\xf6@x.test", rcpts, 2), 0);
+    /* Valid UTF-8 stays as it is. */
+    assert_int_equal(sts_observer_smtp_command(o, ss, "\xc3\xa9", 0, 500), 0);
+    json_t *snap = sts_observer_snapshot(o);
+    char *text = json_dumps(snap, JSON_SORT_KEYS | JSON_COMPACT);
+    assert_non_null(strstr(text, "\"host\":\"mta-sts.\\\\xFF.test\""));
+    assert_non_null(strstr(text, "\"sni\":\"mta-sts.\\\\xE9\""));
+    assert_non_null(strstr(text, "\"path\":\"/x\\\\x80\""));
+    assert_non_null(strstr(text, "\"sni\":\"caf\\\\xE9\""));
+    assert_non_null(strstr(text, "\"verb\":\"EH\\\\xCCLO\""));
+    assert_non_null(strstr(text, "\"from\":\"f\\\\xF6@x.test\""));
+    assert_non_null(strstr(text, "[\"r\\\\xFC@example.test\",\"ok@example.test\"]"));
+    assert_non_null(strstr(text, "\"verb\":\"\xc3\xa9\""));
+    free(text);
+    json_decref(snap);
+    sts_observer_free(o);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_life_cycle),
-        cmocka_unit_test(test_bad_zone),
-        cmocka_unit_test(test_threads),
-        cmocka_unit_test(test_steps),
-        cmocka_unit_test(test_observer_dns),
+        cmocka_unit_test(test_life_cycle),   cmocka_unit_test(test_bad_zone),
+        cmocka_unit_test(test_threads),      cmocka_unit_test(test_steps),
+        cmocka_unit_test(test_observer_dns), cmocka_unit_test(test_observer_non_utf8),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
