@@ -1028,7 +1028,7 @@ def main():
         return 2
     if not os.access(args.bin, os.X_OK):
         log("no ststest binary at %s: build one with\n"
-            "  cmake -S %s -B %s/build-bench -DCMAKE_BUILD_TYPE=Release -DCMAKE_C_FLAGS=-Wno-error=format-truncation\n"
+            "  cmake -S %s -B %s/build-bench -DCMAKE_BUILD_TYPE=Release\n"
             "  make -C %s/build-bench -j2 ststest\n"
             "or pass --bin" % (args.bin, REPO, REPO, REPO))
         return 2
