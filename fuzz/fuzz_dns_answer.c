@@ -16,27 +16,14 @@
  */
 #include "common/scenario.h"
 #include "fuzz/fuzz_dns.h"
+#include "tests/unit/dns_zone_fixture.h"
 
-static const char zone_text[] = "@          MX   10 mail\n"
-                                "@          MX   20 mail2\n"
-                                "; a comment line\n"
-                                "\n"
-                                "_mta-sts   TXT  \"v=STSv1; \" \"id=20240101T000000;\"\n"
-                                "multi      TXT  \"a\" \"b\" \"c\"\n"
-                                "multi      TXT  \"second\"\n"
-                                "www        CNAME alias\n"
-                                "alias      CNAME mail\n"
-                                "loop1      CNAME loop2\n"
-                                "loop2      CNAME loop1\n"
-                                "ext        CNAME mail.elsewhere.test.\n"
-                                "a.b.c      A    192.0.2.1\n"
-                                "v6         AAAA 2001:db8::1\n"
-                                "sf         TXT  \"servfail\"\n"
-                                "tr         TXT  \"truncated\" \"over UDP\"\n"
-                                "sl         A    192.0.2.7\n"
-                                "wi         A    192.0.2.8\n"
-                                "ws         MX   5 mail\n"
-                                "to         AAAA 2001:db8::2\n";
+static const char zone_text[] = STS_TEST_ZONE_TEXT "sf         TXT  \"servfail\"\n"
+                                                   "tr         TXT  \"truncated\" \"over UDP\"\n"
+                                                   "sl         A    192.0.2.7\n"
+                                                   "wi         A    192.0.2.8\n"
+                                                   "ws         MX   5 mail\n"
+                                                   "to         AAAA 2001:db8::2\n";
 
 static const struct {
     const char *name, *type;

@@ -18,21 +18,9 @@
 #include "common/err.h"
 #include "common/scenario.h"
 #include "fakedns/dnssrv.h"
+#include "tests/unit/dns_zone_fixture.h"
 
-static const char *zone_text = "@          MX   10 mail\n"
-                               "@          MX   20 mail2\n"
-                               "; a comment line\n"
-                               "\n"
-                               "_mta-sts   TXT  \"v=STSv1; \" \"id=20240101T000000;\"\n"
-                               "multi      TXT  \"a\" \"b\" \"c\"\n"
-                               "multi      TXT  \"second\"\n"
-                               "www        CNAME alias\n"
-                               "alias      CNAME mail\n"
-                               "loop1      CNAME loop2\n"
-                               "loop2      CNAME loop1\n"
-                               "ext        CNAME mail.elsewhere.test.\n"
-                               "a.b.c      A    192.0.2.1\n"
-                               "v6         AAAA 2001:db8::1\n";
+static const char *zone_text = STS_TEST_ZONE_TEXT;
 
 static sts_dns_zone *make_zone(void)
 {
@@ -400,8 +388,10 @@ static const struct fcase {
     int rcode, tc, drop, spoof, ancount;
     double delay;
 } fcases[] = {
-    {"_mta-sts.example.test", LDNS_RR_TYPE_TXT, STS_DNS_UDP, STS_SCN_DNS_SERVFAIL, 2, 0, 0, 0, 0, 0},
-    {"_mta-sts.example.test", LDNS_RR_TYPE_TXT, STS_DNS_TCP, STS_SCN_DNS_SERVFAIL, 2, 0, 0, 0, 0, 0},
+    {"_mta-sts.example.test", LDNS_RR_TYPE_TXT, STS_DNS_UDP, STS_SCN_DNS_SERVFAIL, 2, 0, 0, 0, 0,
+     0},
+    {"_mta-sts.example.test", LDNS_RR_TYPE_TXT, STS_DNS_TCP, STS_SCN_DNS_SERVFAIL, 2, 0, 0, 0, 0,
+     0},
     /* the fault is for TXT only */
     {"_mta-sts.example.test", LDNS_RR_TYPE_A, STS_DNS_UDP, -1, 0, 0, 0, 0, 0, 0},
     {"example.test", LDNS_RR_TYPE_MX, STS_DNS_UDP, STS_SCN_DNS_REFUSED, 5, 0, 0, 0, 0, 0},
@@ -426,22 +416,30 @@ static void test_faults(void **state)
     sts_dns_zone *z = make_zone();
     char err[256] = "";
     assert_int_equal(sts_dns_zone_add_fault(z, "_mta-sts", "TXT", STS_SCN_DNS_SERVFAIL, 0, "f", 1,
-                                            err, sizeof(err)), 0);
-    assert_int_equal(sts_dns_zone_add_fault(z, "@", "MX", STS_SCN_DNS_REFUSED, 0, "f", 2, err,
-                                            sizeof(err)), 0);
-    assert_int_equal(sts_dns_zone_add_fault(z, "mail.example.test.", "ANY", STS_SCN_DNS_NXDOMAIN,
-                                            0, "f", 3, err, sizeof(err)), 0);
-    assert_int_equal(sts_dns_zone_add_fault(z, "a.b.c", "ANY", STS_SCN_DNS_TIMEOUT, 0, "f", 4,
-                                            err, sizeof(err)), 0);
-    assert_int_equal(sts_dns_zone_add_fault(z, "multi", "TXT", STS_SCN_DNS_TRUNCATE, 0, "f", 5,
-                                            err, sizeof(err)), 0);
-    assert_int_equal(sts_dns_zone_add_fault(z, "V6", "aaaa", STS_SCN_DNS_DELAY, 1.5, "f", 6, err,
-                                            sizeof(err)), 0);
-    assert_int_equal(sts_dns_zone_add_fault(z, "www", "CNAME", STS_SCN_DNS_WRONG_ID, 0, "f", 7,
-                                            err, sizeof(err)), 0);
+                                            err, sizeof(err)),
+                     0);
+    assert_int_equal(
+        sts_dns_zone_add_fault(z, "@", "MX", STS_SCN_DNS_REFUSED, 0, "f", 2, err, sizeof(err)), 0);
+    assert_int_equal(sts_dns_zone_add_fault(z, "mail.example.test.", "ANY", STS_SCN_DNS_NXDOMAIN, 0,
+                                            "f", 3, err, sizeof(err)),
+                     0);
+    assert_int_equal(
+        sts_dns_zone_add_fault(z, "a.b.c", "ANY", STS_SCN_DNS_TIMEOUT, 0, "f", 4, err, sizeof(err)),
+        0);
+    assert_int_equal(sts_dns_zone_add_fault(z, "multi", "TXT", STS_SCN_DNS_TRUNCATE, 0, "f", 5, err,
+                                            sizeof(err)),
+                     0);
+    assert_int_equal(
+        sts_dns_zone_add_fault(z, "V6", "aaaa", STS_SCN_DNS_DELAY, 1.5, "f", 6, err, sizeof(err)),
+        0);
+    assert_int_equal(sts_dns_zone_add_fault(z, "www", "CNAME", STS_SCN_DNS_WRONG_ID, 0, "f", 7, err,
+                                            sizeof(err)),
+                     0);
     assert_int_equal(sts_dns_zone_add_fault(z, "alias", "A", STS_SCN_DNS_WRONG_SOURCE, 0, "f", 9,
-                                            err, sizeof(err)), 0);
-    assert_int_not_equal(sts_dns_zone_add_fault(z, "x", "BOGUS", 0, 0, "f", 8, err, sizeof(err)), 0);
+                                            err, sizeof(err)),
+                     0);
+    assert_int_not_equal(sts_dns_zone_add_fault(z, "x", "BOGUS", 0, 0, "f", 8, err, sizeof(err)),
+                         0);
     assert_string_equal(err, "f:8: 'BOGUS' is not a record type");
     sts_buf out, spoof;
     sts_buf_init(&out, 0);
@@ -575,7 +573,6 @@ static void test_zone_helpers(void **state)
     sts_dns_zone_free(z);
 }
 
-
 /* ---- the precomputed answers equal the reference path ----
  *
  * sts_dns_answer() copies most replies from the zone's index; sts_dns_answer_ref()
@@ -586,48 +583,81 @@ static void test_zone_helpers(void **state)
  * TTLs included; only name compression and the case of names may differ). */
 
 static const struct qcase eq_cases[] = {
-    {"upper case", "MAIL.EXAMPLE.TEST", LDNS_RR_TYPE_A, 0, 0, 0, STS_DNS_UDP, M_NONE, 0, 0, 0, 0, 0, 0, 0},
-    {"mixed case MX EDNS", "Example.Test", LDNS_RR_TYPE_MX, 0, 1232, 0, STS_DNS_UDP, M_NONE, 0, 0, 0, 0, 0, 0, 0},
-    {"NXDOMAIN EDNS", "nope.example.test", LDNS_RR_TYPE_A, 0, 1232, 0, STS_DNS_UDP, M_NONE, 0, 0, 0, 0, 0, 0, 0},
-    {"NXDOMAIN deep", "d.e.e.p.example.test", LDNS_RR_TYPE_TXT, 0, 0, 0, STS_DNS_TCP, M_NONE, 0, 0, 0, 0, 0, 0, 0},
-    {"NXDOMAIN upper", "NOPE.EXAMPLE.test", LDNS_RR_TYPE_MX, 0, 0, 0, STS_DNS_UDP, M_NONE, 0, 0, 0, 0, 0, 0, 0},
-    {"NXDOMAIN other apex", "x.mx.provider.test", LDNS_RR_TYPE_A, 0, 0, 0, STS_DNS_UDP, M_NONE, 0, 0, 0, 0, 0, 0, 0},
-    {"NXDOMAIN below CNAME", "x.www.example.test", LDNS_RR_TYPE_A, 0, 0, 0, STS_DNS_UDP, M_NONE, 0, 0, 0, 0, 0, 0, 0},
-    {"parent of other apex", "provider.test", LDNS_RR_TYPE_A, 0, 0, 0, STS_DNS_UDP, M_NONE, 0, 0, 0, 0, 0, 0, 0},
+    {"upper case", "MAIL.EXAMPLE.TEST", LDNS_RR_TYPE_A, 0, 0, 0, STS_DNS_UDP, M_NONE, 0, 0, 0, 0, 0,
+     0, 0},
+    {"mixed case MX EDNS", "Example.Test", LDNS_RR_TYPE_MX, 0, 1232, 0, STS_DNS_UDP, M_NONE, 0, 0,
+     0, 0, 0, 0, 0},
+    {"NXDOMAIN EDNS", "nope.example.test", LDNS_RR_TYPE_A, 0, 1232, 0, STS_DNS_UDP, M_NONE, 0, 0, 0,
+     0, 0, 0, 0},
+    {"NXDOMAIN deep", "d.e.e.p.example.test", LDNS_RR_TYPE_TXT, 0, 0, 0, STS_DNS_TCP, M_NONE, 0, 0,
+     0, 0, 0, 0, 0},
+    {"NXDOMAIN upper", "NOPE.EXAMPLE.test", LDNS_RR_TYPE_MX, 0, 0, 0, STS_DNS_UDP, M_NONE, 0, 0, 0,
+     0, 0, 0, 0},
+    {"NXDOMAIN other apex", "x.mx.provider.test", LDNS_RR_TYPE_A, 0, 0, 0, STS_DNS_UDP, M_NONE, 0,
+     0, 0, 0, 0, 0, 0},
+    {"NXDOMAIN below CNAME", "x.www.example.test", LDNS_RR_TYPE_A, 0, 0, 0, STS_DNS_UDP, M_NONE, 0,
+     0, 0, 0, 0, 0, 0},
+    {"parent of other apex", "provider.test", LDNS_RR_TYPE_A, 0, 0, 0, STS_DNS_UDP, M_NONE, 0, 0, 0,
+     0, 0, 0, 0},
     {"root REFUSED", "", LDNS_RR_TYPE_NS, 0, 1232, 0, STS_DNS_UDP, M_NONE, 0, 0, 0, 0, 0, 0, 0},
-    {"sibling REFUSED", "example.tes", LDNS_RR_TYPE_A, 0, 0, 0, STS_DNS_UDP, M_NONE, 0, 0, 0, 0, 0, 0, 0},
+    {"sibling REFUSED", "example.tes", LDNS_RR_TYPE_A, 0, 0, 0, STS_DNS_UDP, M_NONE, 0, 0, 0, 0, 0,
+     0, 0},
     {"ENT c", "c.example.test", LDNS_RR_TYPE_A, 0, 0, 0, STS_DNS_UDP, M_NONE, 0, 0, 0, 0, 0, 0, 0},
-    {"ENT b.c ANY", "b.c.example.test", LDNS_RR_TYPE_ANY, 0, 0, 0, STS_DNS_UDP, M_NONE, 0, 0, 0, 0, 0, 0, 0},
-    {"leaf below ENT", "a.b.c.example.test", LDNS_RR_TYPE_A, 0, 1232, 0, STS_DNS_UDP, M_NONE, 0, 0, 0, 0, 0, 0, 0},
-    {"CNAME to MX", "www.example.test", LDNS_RR_TYPE_MX, 0, 0, 0, STS_DNS_UDP, M_NONE, 0, 0, 0, 0, 0, 0, 0},
-    {"CNAME to TXT", "www.example.test", LDNS_RR_TYPE_TXT, 0, 0, 0, STS_DNS_UDP, M_NONE, 0, 0, 0, 0, 0, 0, 0},
-    {"CNAME ANY", "www.example.test", LDNS_RR_TYPE_ANY, 0, 0, 0, STS_DNS_UDP, M_NONE, 0, 0, 0, 0, 0, 0, 0},
-    {"CNAME unknown type", "www.example.test", 65280, 0, 0, 0, STS_DNS_UDP, M_NONE, 0, 0, 0, 0, 0, 0, 0},
-    {"CNAME SPF", "alias.example.test", LDNS_RR_TYPE_SPF, 0, 0, 0, STS_DNS_UDP, M_NONE, 0, 0, 0, 0, 0, 0, 0},
-    {"CNAME loop TXT", "loop2.example.test", LDNS_RR_TYPE_TXT, 0, 0, 0, STS_DNS_UDP, M_NONE, 0, 0, 0, 0, 0, 0, 0},
-    {"CNAME out of zone AAAA", "ext.example.test", LDNS_RR_TYPE_AAAA, 0, 0, 0, STS_DNS_TCP, M_NONE, 0, 0, 0, 0, 0, 0, 0},
-    {"unknown type NODATA", "mail.example.test", 65281, 0, 0, 0, STS_DNS_UDP, M_NONE, 0, 0, 0, 0, 0, 0, 0},
-    {"type 65280 NODATA", "example.test", 65280, 0, 1232, 0, STS_DNS_UDP, M_NONE, 0, 0, 0, 0, 0, 0, 0},
-    {"big A NODATA", "big.example.test", LDNS_RR_TYPE_A, 0, 0, 0, STS_DNS_UDP, M_NONE, 0, 0, 0, 0, 0, 0, 0},
-    {"big EDNS 512", "big.example.test", LDNS_RR_TYPE_TXT, 0, 512, 0, STS_DNS_UDP, M_NONE, 0, 0, 0, 0, 0, 0, 0},
-    {"big EDNS 1232", "big.example.test", LDNS_RR_TYPE_TXT, 0, 1232, 0, STS_DNS_UDP, M_NONE, 0, 0, 0, 0, 0, 0, 0},
-    {"big EDNS 4096", "BIG.example.test", LDNS_RR_TYPE_TXT, 0, 4096, 0, STS_DNS_UDP, M_NONE, 0, 0, 0, 0, 0, 0, 0},
-    {"big ANY UDP", "big.example.test", LDNS_RR_TYPE_ANY, 0, 0, 0, STS_DNS_UDP, M_NONE, 0, 0, 0, 0, 0, 0, 0},
-    {"big ANY TCP EDNS", "big.example.test", LDNS_RR_TYPE_ANY, 0, 1232, 0, STS_DNS_TCP, M_NONE, 0, 0, 0, 0, 0, 0, 0},
-    {"apex ANY TCP", "example.test", LDNS_RR_TYPE_ANY, 0, 0, 0, STS_DNS_TCP, M_NONE, 0, 0, 0, 0, 0, 0, 0},
-    {"apex SOA EDNS", "example.test", LDNS_RR_TYPE_SOA, 0, 4096, 0, STS_DNS_UDP, M_NONE, 0, 0, 0, 0, 0, 0, 0},
+    {"ENT b.c ANY", "b.c.example.test", LDNS_RR_TYPE_ANY, 0, 0, 0, STS_DNS_UDP, M_NONE, 0, 0, 0, 0,
+     0, 0, 0},
+    {"leaf below ENT", "a.b.c.example.test", LDNS_RR_TYPE_A, 0, 1232, 0, STS_DNS_UDP, M_NONE, 0, 0,
+     0, 0, 0, 0, 0},
+    {"CNAME to MX", "www.example.test", LDNS_RR_TYPE_MX, 0, 0, 0, STS_DNS_UDP, M_NONE, 0, 0, 0, 0,
+     0, 0, 0},
+    {"CNAME to TXT", "www.example.test", LDNS_RR_TYPE_TXT, 0, 0, 0, STS_DNS_UDP, M_NONE, 0, 0, 0, 0,
+     0, 0, 0},
+    {"CNAME ANY", "www.example.test", LDNS_RR_TYPE_ANY, 0, 0, 0, STS_DNS_UDP, M_NONE, 0, 0, 0, 0, 0,
+     0, 0},
+    {"CNAME unknown type", "www.example.test", 65280, 0, 0, 0, STS_DNS_UDP, M_NONE, 0, 0, 0, 0, 0,
+     0, 0},
+    {"CNAME SPF", "alias.example.test", LDNS_RR_TYPE_SPF, 0, 0, 0, STS_DNS_UDP, M_NONE, 0, 0, 0, 0,
+     0, 0, 0},
+    {"CNAME loop TXT", "loop2.example.test", LDNS_RR_TYPE_TXT, 0, 0, 0, STS_DNS_UDP, M_NONE, 0, 0,
+     0, 0, 0, 0, 0},
+    {"CNAME out of zone AAAA", "ext.example.test", LDNS_RR_TYPE_AAAA, 0, 0, 0, STS_DNS_TCP, M_NONE,
+     0, 0, 0, 0, 0, 0, 0},
+    {"unknown type NODATA", "mail.example.test", 65281, 0, 0, 0, STS_DNS_UDP, M_NONE, 0, 0, 0, 0, 0,
+     0, 0},
+    {"type 65280 NODATA", "example.test", 65280, 0, 1232, 0, STS_DNS_UDP, M_NONE, 0, 0, 0, 0, 0, 0,
+     0},
+    {"big A NODATA", "big.example.test", LDNS_RR_TYPE_A, 0, 0, 0, STS_DNS_UDP, M_NONE, 0, 0, 0, 0,
+     0, 0, 0},
+    {"big EDNS 512", "big.example.test", LDNS_RR_TYPE_TXT, 0, 512, 0, STS_DNS_UDP, M_NONE, 0, 0, 0,
+     0, 0, 0, 0},
+    {"big EDNS 1232", "big.example.test", LDNS_RR_TYPE_TXT, 0, 1232, 0, STS_DNS_UDP, M_NONE, 0, 0,
+     0, 0, 0, 0, 0},
+    {"big EDNS 4096", "BIG.example.test", LDNS_RR_TYPE_TXT, 0, 4096, 0, STS_DNS_UDP, M_NONE, 0, 0,
+     0, 0, 0, 0, 0},
+    {"big ANY UDP", "big.example.test", LDNS_RR_TYPE_ANY, 0, 0, 0, STS_DNS_UDP, M_NONE, 0, 0, 0, 0,
+     0, 0, 0},
+    {"big ANY TCP EDNS", "big.example.test", LDNS_RR_TYPE_ANY, 0, 1232, 0, STS_DNS_TCP, M_NONE, 0,
+     0, 0, 0, 0, 0, 0},
+    {"apex ANY TCP", "example.test", LDNS_RR_TYPE_ANY, 0, 0, 0, STS_DNS_TCP, M_NONE, 0, 0, 0, 0, 0,
+     0, 0},
+    {"apex SOA EDNS", "example.test", LDNS_RR_TYPE_SOA, 0, 4096, 0, STS_DNS_UDP, M_NONE, 0, 0, 0, 0,
+     0, 0, 0},
     {"apex NS", "EXAMPLE.TEST", LDNS_RR_TYPE_NS, 0, 0, 0, STS_DNS_UDP, M_NONE, 0, 0, 0, 0, 0, 0, 0},
-    {"other apex SOA", "mx.provider.test", LDNS_RR_TYPE_SOA, 0, 0, 0, STS_DNS_UDP, M_NONE, 0, 0, 0, 0, 0, 0, 0},
-    {"other apex TXT", "MX.provider.test", LDNS_RR_TYPE_TXT, 0, 1232, 0, STS_DNS_UDP, M_NONE, 0, 0, 0, 0, 0, 0, 0},
-    {"multi TXT EDNS", "multi.example.test", LDNS_RR_TYPE_TXT, 0, 1232, 0, STS_DNS_UDP, M_NONE, 0, 0, 0, 0, 0, 0, 0},
-    {"v6 A NODATA", "v6.example.test", LDNS_RR_TYPE_A, 0, 0, 0, STS_DNS_UDP, M_NONE, 0, 0, 0, 0, 0, 0, 0},
+    {"other apex SOA", "mx.provider.test", LDNS_RR_TYPE_SOA, 0, 0, 0, STS_DNS_UDP, M_NONE, 0, 0, 0,
+     0, 0, 0, 0},
+    {"other apex TXT", "MX.provider.test", LDNS_RR_TYPE_TXT, 0, 1232, 0, STS_DNS_UDP, M_NONE, 0, 0,
+     0, 0, 0, 0, 0},
+    {"multi TXT EDNS", "multi.example.test", LDNS_RR_TYPE_TXT, 0, 1232, 0, STS_DNS_UDP, M_NONE, 0,
+     0, 0, 0, 0, 0, 0},
+    {"v6 A NODATA", "v6.example.test", LDNS_RR_TYPE_A, 0, 0, 0, STS_DNS_UDP, M_NONE, 0, 0, 0, 0, 0,
+     0, 0},
     {"long NXDOMAIN",
      "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa."
      "bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb."
      "ccccccccccccccccccccccccccccccccccccccccccccccccccccccccccccccc."
      "ddddddddddddddddddddddddddddddddddddddddddddddddddddddddd.example.test",
      LDNS_RR_TYPE_A, 0, 1232, 0, STS_DNS_UDP, M_NONE, 0, 0, 0, 0, 0, 0, 0},
-    {"EDNS BADVERS", "example.test", LDNS_RR_TYPE_MX, 0, 1232, 1, STS_DNS_UDP, M_NONE, 0, 0, 0, 0, 0, 0, 0},
+    {"EDNS BADVERS", "example.test", LDNS_RR_TYPE_MX, 0, 1232, 1, STS_DNS_UDP, M_NONE, 0, 0, 0, 0,
+     0, 0, 0},
 };
 
 /* The records of section sec as lower-cased presentation lines. */
@@ -681,7 +711,7 @@ static void assert_same_reply(const sts_buf *a, const sts_buf *b)
     assert_int_equal(ldns_pkt_edns_extended_rcode(p), ldns_pkt_edns_extended_rcode(r));
     assert_int_equal(ldns_pkt_edns_z(p), ldns_pkt_edns_z(r));
     ldns_rr_list *(*secs[4])(const ldns_pkt *) = {ldns_pkt_question, ldns_pkt_answer,
-                                                   ldns_pkt_authority, ldns_pkt_additional};
+                                                  ldns_pkt_authority, ldns_pkt_additional};
     for (int k = 0; k < 4; k++) {
         char *x = section_text(secs[k](p)), *y = section_text(secs[k](r));
         assert_string_equal(x, y);
@@ -759,18 +789,25 @@ static void test_index_equals_reference(void **state)
      * others still come from the index, and both agree. */
     char err[256] = "";
     assert_int_equal(sts_dns_zone_add_fault(z, "_mta-sts", "TXT", STS_SCN_DNS_SERVFAIL, 0, "f", 1,
-                                            err, sizeof(err)), 0);
-    assert_int_equal(sts_dns_zone_add_fault(z, "NOPE", "ANY", STS_SCN_DNS_TIMEOUT, 0, "f", 2, err,
-                                            sizeof(err)), 0);
-    assert_int_equal(sts_dns_zone_add_fault(z, "mail", "A", STS_SCN_DNS_WRONG_ID, 0.5, "f", 3, err,
-                                            sizeof(err)), 0);
+                                            err, sizeof(err)),
+                     0);
+    assert_int_equal(
+        sts_dns_zone_add_fault(z, "NOPE", "ANY", STS_SCN_DNS_TIMEOUT, 0, "f", 2, err, sizeof(err)),
+        0);
+    assert_int_equal(
+        sts_dns_zone_add_fault(z, "mail", "A", STS_SCN_DNS_WRONG_ID, 0.5, "f", 3, err, sizeof(err)),
+        0);
     const struct qcase fq[] = {
-        {"fault TXT", "_MTA-STS.example.test", LDNS_RR_TYPE_TXT, 0, 0, 0, STS_DNS_UDP, M_NONE, 0, 0, 0, 0, 0, 0, 0},
-        {"no fault A", "_mta-sts.example.test", LDNS_RR_TYPE_A, 0, 0, 0, STS_DNS_UDP, M_NONE, 0, 0, 0, 0, 0, 0, 0},
+        {"fault TXT", "_MTA-STS.example.test", LDNS_RR_TYPE_TXT, 0, 0, 0, STS_DNS_UDP, M_NONE, 0, 0,
+         0, 0, 0, 0, 0},
+        {"no fault A", "_mta-sts.example.test", LDNS_RR_TYPE_A, 0, 0, 0, STS_DNS_UDP, M_NONE, 0, 0,
+         0, 0, 0, 0, 0},
         {"fault on NXDOMAIN name", "nope.example.test", LDNS_RR_TYPE_MX, 0, 0, 0, STS_DNS_TCP,
          M_NONE, 0, 0, 0, 0, 0, 0, 0},
-        {"fault wrong_id", "mail.example.test", LDNS_RR_TYPE_A, 0, 1232, 0, STS_DNS_UDP, M_NONE, 0, 0, 0, 0, 0, 0, 0},
-        {"no fault AAAA", "mail.example.test", LDNS_RR_TYPE_AAAA, 0, 0, 0, STS_DNS_UDP, M_NONE, 0, 0, 0, 0, 0, 0, 0},
+        {"fault wrong_id", "mail.example.test", LDNS_RR_TYPE_A, 0, 1232, 0, STS_DNS_UDP, M_NONE, 0,
+         0, 0, 0, 0, 0, 0},
+        {"no fault AAAA", "mail.example.test", LDNS_RR_TYPE_AAAA, 0, 0, 0, STS_DNS_UDP, M_NONE, 0,
+         0, 0, 0, 0, 0, 0},
     };
     for (size_t i = 0; i < sizeof(fq) / sizeof(fq[0]); i++) {
         uint8_t q[512];
@@ -788,8 +825,21 @@ static void test_index_equals_reference(void **state)
     assert_int_equal(res.rcode, 2);
     /* An addition after finish drops the index; answers stay right. */
     assert_int_equal(sts_dns_zone_add_lines(z, "late TXT \"x\"", "t", 1, err, sizeof(err)), 0);
-    const struct qcase late = {"late", "late.example.test", LDNS_RR_TYPE_TXT, 0, 0, 0, STS_DNS_UDP,
-                               M_NONE, 0, 0, 0, 0, 0, 0, 0};
+    const struct qcase late = {"late",
+                               "late.example.test",
+                               LDNS_RR_TYPE_TXT,
+                               0,
+                               0,
+                               0,
+                               STS_DNS_UDP,
+                               M_NONE,
+                               0,
+                               0,
+                               0,
+                               0,
+                               0,
+                               0,
+                               0};
     len = build_query(&late, q);
     assert_int_equal(sts_dns_answer(z, q, len, STS_DNS_UDP, &out, &res), 0);
     assert_int_equal(res.rcode, 0);
@@ -818,12 +868,9 @@ static void test_name_text(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_answers),
-        cmocka_unit_test(test_result_names),
-        cmocka_unit_test(test_zone_errors),
-        cmocka_unit_test(test_zone_helpers),
-        cmocka_unit_test(test_faults),
-        cmocka_unit_test(test_index_equals_reference),
+        cmocka_unit_test(test_answers),     cmocka_unit_test(test_result_names),
+        cmocka_unit_test(test_zone_errors), cmocka_unit_test(test_zone_helpers),
+        cmocka_unit_test(test_faults),      cmocka_unit_test(test_index_equals_reference),
         cmocka_unit_test(test_name_text),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
