@@ -149,3 +149,10 @@ void sts_logf(sts_log *log, int level, const char *fmt, ...)
     sts_vlogf(log, level, fmt, ap);
     va_end(ap);
 }
+
+void sts_time_iso8601(time_t t, char *out, size_t len)
+{
+    struct tm tm;
+    gmtime_r(&t, &tm);
+    strftime(out, len, "%Y-%m-%dT%H:%M:%SZ", &tm);
+}

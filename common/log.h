@@ -15,6 +15,7 @@
 
 #include <stdarg.h>
 #include <stdio.h>
+#include <time.h>
 
 enum { STS_LOG_ERROR = 0, STS_LOG_INFO = 1, STS_LOG_DEBUG = 2, STS_LOG_TRACE = 3 };
 
@@ -32,6 +33,8 @@ void sts_log_free(sts_log *log);
 int sts_log_verbosity(const sts_log *log);
 /* Seconds since the log (or its root) was created. */
 double sts_log_elapsed(const sts_log *log);
+/* t as "2026-12-01T02:11:59Z" (UTC, ISO 8601) into out, for transcripts and JSON. */
+void sts_time_iso8601(time_t t, char *out, size_t len);
 /* The text collected by a memory log ("" for a file log). Valid until the next write. */
 const char *sts_log_text(sts_log *log);
 

@@ -87,13 +87,6 @@ static time_t disc_now(const sts_discover *d)
     return d->now ? d->now : time(NULL);
 }
 
-static void iso8601(time_t t, char *out, size_t len)
-{
-    struct tm tm;
-    gmtime_r(&t, &tm);
-    strftime(out, len, "%Y-%m-%dT%H:%M:%SZ", &tm);
-}
-
 /* Two policies say the same (RFC 8461 3.2 fields; mx compared case-insensitively). */
 static int policy_same(const sts_policy *a, const sts_policy *b)
 {
@@ -169,8 +162,8 @@ static void policy_resolved(sts_discover *d, int fetch_ok, int policy_ok)
         snprintf(r->policy_id, sizeof(r->policy_id), "%s", d->centry.id);
         r->fetched_at = d->centry.fetched_at;
         r->expires_at = d->centry.expires_at;
-        iso8601(d->centry.fetched_at, t1, sizeof(t1));
-        iso8601(d->centry.expires_at, t2, sizeof(t2));
+        sts_time_iso8601(d->centry.fetched_at, t1, sizeof(t1));
+        sts_time_iso8601(d->centry.expires_at, t2, sizeof(t2));
         sts_info(d->log, "MTASTS applying the CACHED policy id=%s (fetched %s, expires %s)",
                  r->policy_id, t1, t2);
         log_policy(d, &r->policy);
@@ -315,15 +308,15 @@ static void cache_load(sts_discover *d)
     const sts_cache_entry *e = &d->centry;
     char t1[32], t2[32];
     if (e->has_policy) {
-        iso8601(e->fetched_at, t1, sizeof(t1));
-        iso8601(e->expires_at, t2, sizeof(t2));
+        sts_time_iso8601(e->fetched_at, t1, sizeof(t1));
+        sts_time_iso8601(e->expires_at, t2, sizeof(t2));
         sts_info(d->log, "MTASTS cache: policy id=%s mode %s fetched %s, %s %s", e->id,
                  sts_mode_name(e->policy.mode), t1, e->expired ? "EXPIRED" : "expires", t2);
     }
     if (e->problem[0])
         sts_info(d->log, "MTASTS cache: %s", e->problem);
     if (e->failed_id[0]) {
-        iso8601(e->failed_at, t1, sizeof(t1));
+        sts_time_iso8601(e->failed_at, t1, sizeof(t1));
         sts_info(d->log, "MTASTS cache: the fetch of id=%s failed at %s", e->failed_id, t1);
     }
 }

@@ -169,13 +169,6 @@ static sts_emode emode_of(sts_mode m)
     }
 }
 
-static void iso8601(time_t t, char *out, size_t len)
-{
-    struct tm tm;
-    gmtime_r(&t, &tm);
-    strftime(out, len, "%Y-%m-%dT%H:%M:%SZ", &tm);
-}
-
 /* The deadline passed: end the job here (callers return right after). */
 static int job_deadline(job *j)
 {
@@ -976,7 +969,7 @@ static json_t *time_or_null(time_t t)
     if (!t)
         return json_null();
     char s[32];
-    iso8601(t, s, sizeof(s));
+    sts_time_iso8601(t, s, sizeof(s));
     return json_string(s);
 }
 
