@@ -16,16 +16,41 @@ endfunction()
 function(ststest_add_pytest)
   find_program(STSTEST_DEBIAN_PYTHON NAMES python3 PATHS /usr/bin NO_DEFAULT_PATH)
   if(NOT STSTEST_DEBIAN_PYTHON)
-    message(FATAL_ERROR "Debian's /usr/bin/python3 not found: run scripts/setup.sh")
+    ststest_add_missing_test(integration "Debian's /usr/bin/python3 (python3)")
+    return()
   endif()
   execute_process(COMMAND ${STSTEST_DEBIAN_PYTHON} -c "import pytest, yaml, dns.resolver"
                   RESULT_VARIABLE _rc OUTPUT_QUIET ERROR_QUIET)
   if(NOT _rc EQUAL 0)
-    message(FATAL_ERROR "${STSTEST_DEBIAN_PYTHON} lacks pytest/yaml/dnspython: run scripts/setup.sh")
+    ststest_add_missing_test(integration
+      "pytest, PyYAML or dnspython for /usr/bin/python3 (python3-pytest python3-yaml python3-dnspython)")
+    return()
   endif()
   add_test(NAME integration
            COMMAND ${STSTEST_DEBIAN_PYTHON} -m pytest -ra -q -p no:cacheprovider
                    ${CMAKE_SOURCE_DIR}/tests/integration)
   set_tests_properties(integration PROPERTIES LABELS integration TIMEOUT 1800
     ENVIRONMENT "STSTEST_BIN=$<TARGET_FILE:ststest>;STSTEST_SOURCE_DIR=${CMAKE_SOURCE_DIR};PYTHONDONTWRITEBYTECODE=1")
+endfunction()
+
+# A test suite whose tools are missing: the build goes on (README line (1) needs no
+# test tools), and one test in its place fails, naming what is missing and the script
+# that installs it, so that `ctest` can never pass without running the suite.
+function(ststest_add_missing_test suite what)
+  message(STATUS "ststest: ${suite} tests need ${what}: scripts/setup-tests.sh installs it")
+  add_test(NAME ${suite}_tests_not_runnable
+           COMMAND sh -c "echo 'the ${suite} tests need ${what}, which is not installed: run scripts/setup-tests.sh, then cmake again' >&2; exit 1")
+  set_tests_properties(${suite}_tests_not_runnable PROPERTIES LABELS ${suite})
+endfunction()
+
+# shellcheck over every shell script of the project (scripts/lint-shell.sh finds them
+# by their #! line), labelled "lint".
+function(ststest_add_shellcheck)
+  find_program(STSTEST_SHELLCHECK shellcheck)
+  if(NOT STSTEST_SHELLCHECK)
+    ststest_add_missing_test(shellcheck "shellcheck")
+    return()
+  endif()
+  add_test(NAME shellcheck COMMAND sh ${CMAKE_SOURCE_DIR}/scripts/lint-shell.sh ${CMAKE_SOURCE_DIR})
+  set_tests_properties(shellcheck PROPERTIES LABELS lint TIMEOUT 120)
 endfunction()

@@ -44,8 +44,8 @@ fi
 
 crashes=$root/fuzz/crashes
 mkdir -p "$crashes"
-export ASAN_OPTIONS=${ASAN_OPTIONS:-abort_on_error=1:detect_leaks=1}
-export UBSAN_OPTIONS=${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1}
+export ASAN_OPTIONS="${ASAN_OPTIONS:-abort_on_error=1:detect_leaks=1}"
+export UBSAN_OPTIONS="${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1}"
 
 failed=0
 total=0
@@ -59,7 +59,7 @@ for name; do
   fi
   tmp=$(mktemp -d "${TMPDIR:-/tmp}/ststest-fuzz-$name.XXXXXX")
   cp "$seeds"/* "$tmp"/
-  nseeds=$(ls "$tmp" | wc -l)
+  nseeds=$(find "$tmp" -type f | wc -l)
   log=$crashes/fuzz_$name.log
   dict=
   [ -f "$root/fuzz/dict/$name.dict" ] && dict=-dict=$root/fuzz/dict/$name.dict
@@ -74,12 +74,14 @@ for name; do
   last=$(grep -E '^#[0-9]+' "$log" | tail -1)
   cov=$(echo "$last" | sed -n 's/.*cov: \([0-9]*\).*/\1/p')
   ft=$(echo "$last" | sed -n 's/.*ft: \([0-9]*\).*/\1/p')
-  nfinal=$(ls "$tmp" | wc -l)
+  nfinal=$(find "$tmp" -type f | wc -l)
   if [ "$rc" -eq 0 ]; then
     verdict=ok
     rm -f "$log"
   else
-    verdict="FAILED (exit $rc; log $log; input $(ls -t "$crashes"/"$name"-* 2>/dev/null | head -1))"
+    # the newest artifact of this target: the input that failed
+    input=$(find "$crashes" -name "$name-*" -printf '%T@ %p\n' 2>/dev/null | sort -rn | sed -n '1s/^[^ ]* //p')
+    verdict="FAILED (exit $rc; log $log; input ${input:-none})"
     failed=$((failed + 1))
   fi
   total=$((total + 1))

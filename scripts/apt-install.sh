@@ -1,15 +1,22 @@
 #!/bin/sh
 # apt-install.sh - installs the Debian packages named on the command line that are
-# not installed yet; the one install procedure behind scripts/setup.sh,
-# install-postfix.sh, install-peers.sh and install-bench.sh.
+# not installed yet; the one install procedure behind every scripts/setup*.sh and
+# scripts/install-*.sh.
 #
 # Usage: apt-install.sh WHO PKG...   (WHO names the caller in messages)
-# Idempotent: with every package installed it does nothing (no apt-get update).
-# Uses sudo when not root. Never lets a package start a system service: while
-# installing, a policy-rc.d answering 101 keeps invoke-rc.d from starting one
-# (added only when the machine has none, removed afterwards). When the install
-# fails it runs apt-get update once (package lists missing or stale on a fresh
-# machine) and tries again. Exit status: 0 all installed; 1 otherwise.
+#
+# What it does to a machine, and nothing more:
+# - With every package installed it does nothing at all (no apt-get update).
+# - It never removes a package. It asks apt first (apt-get -s); when installing the
+#   missing packages would remove any (postfix replaces an installed exim4, say),
+#   it installs nothing, names them, and exits 1.
+# - It never lets a package start a system service: while installing, a
+#   policy-rc.d answering 101 keeps invoke-rc.d and deb-systemd-invoke (with or
+#   without systemd) from starting one. It is added only when the machine has none,
+#   and removed afterwards on every exit path.
+# - When apt cannot find a package (package lists missing or stale, as on a fresh
+#   machine) it runs apt-get update once and asks again.
+# Uses sudo when not root. Exit status: 0 all installed; 1 otherwise.
 set -eu
 
 who=$1
@@ -27,22 +34,44 @@ if [ "$(id -u)" != 0 ]; then
   command -v sudo >/dev/null 2>&1 || { echo "$who: need root or sudo to install:$missing" >&2; exit 1; }
   SUDO=sudo
 fi
+APT="$SUDO env DEBIAN_FRONTEND=noninteractive apt-get"
 
+# The plan: apt-get -s prints one "Inst"/"Remv" line per package it would touch.
+plan=$(mktemp)
 POLICY=/usr/sbin/policy-rc.d
 ADDED_POLICY=""
+cleanup() {
+  rm -f "$plan"
+  if [ -n "$ADDED_POLICY" ]; then $SUDO rm -f "$POLICY"; fi
+  ADDED_POLICY=""
+}
+trap cleanup EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM
+
+simulate() {
+  # shellcheck disable=SC2086
+  $APT -s install -y --no-install-recommends $missing >"$plan" 2>&1
+}
+if ! simulate; then
+  echo "$who: updating the package lists" >&2
+  $APT update -qq
+  simulate || { cat "$plan" >&2; echo "$who: apt cannot install:$missing" >&2; exit 1; }
+fi
+removals=$(sed -n 's/^Remv \([^ ]*\).*/\1/p' "$plan" | tr '\n' ' ')
+if [ -n "$removals" ]; then
+  echo "$who: installing$missing would remove: $removals" >&2
+  echo "$who: nothing installed; ststest never removes packages (see README, Set-up footprint)" >&2
+  exit 1
+fi
+
 if [ ! -e "$POLICY" ]; then
   printf '#!/bin/sh\n# added by ststest scripts/apt-install.sh for the install only\nexit 101\n' \
     | $SUDO tee "$POLICY" >/dev/null
   $SUDO chmod 755 "$POLICY"
   ADDED_POLICY=1
 fi
-remove_policy() { if [ -n "$ADDED_POLICY" ]; then $SUDO rm -f "$POLICY"; fi; ADDED_POLICY=""; }
-trap remove_policy EXIT
 
 echo "$who: installing:$missing" >&2
 # shellcheck disable=SC2086
-if ! $SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $missing; then
-  $SUDO env DEBIAN_FRONTEND=noninteractive apt-get update -qq
-  # shellcheck disable=SC2086
-  $SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $missing
-fi
+$APT install -y -qq --no-install-recommends $missing

@@ -1,14 +1,15 @@
 #!/bin/sh
-# install-postfix.sh - installs Debian's postfix for the integration tests in
-# tests/integration/test_postfix.py, which run their own PRIVATE Postfix instance
-# (own config, queue and data directories under a pytest tmp dir, loopback only).
+# install-postfix.sh - installs Debian's postfix for the integration tests
+# (tests/integration/test_postfix.py and the peer test), which run PRIVATE Postfix
+# instances of their own (own configuration, queue and data directories under a
+# pytest tmp dir, loopback only, in the foreground).
 #
-# Idempotent: does nothing when postfix is already installed. Preseeds debconf
-# with "No configuration" so apt never asks a question and writes no
-# /etc/postfix/main.cf, keeps the package's maintainer scripts from starting the
-# system instance (through scripts/apt-install.sh), and stops a system master that
-# is running anyway. Exit status: 0 installed (or already there) and nothing left running;
-# 1 when the install failed or a system postfix could not be stopped.
+# Idempotent: does nothing when postfix is installed. Preseeds debconf with "No
+# configuration", so that apt asks nothing and writes no /etc/postfix/main.cf: the
+# system instance stays unconfigured and never starts. Installs only
+# (scripts/apt-install.sh): when another MTA is installed (exim4, say), installing
+# postfix would remove it, and nothing is installed. No service is started, stopped
+# or reconfigured. Exit status: 0 installed (or already there); 1 otherwise.
 set -eu
 
 if dpkg-query -W -f='${Status}' postfix 2>/dev/null | grep -q "install ok installed"; then
@@ -21,7 +22,6 @@ if [ "$(id -u)" != 0 ]; then
   SUDO=sudo
 fi
 
-echo "install-postfix.sh: installing postfix (No configuration)" >&2
 printf '%s\n' \
   "postfix postfix/main_mailer_type select No configuration" \
   "postfix postfix/mailname string localhost" \
@@ -29,12 +29,6 @@ printf '%s\n' \
 
 "$(dirname "$0")/apt-install.sh" install-postfix.sh postfix
 
-# The tests start their own instance; a system one must not be running (it would
-# hold port 25 and a master.lock in /var/spool/postfix). With "No configuration"
-# there is no /etc/postfix/main.cf, so it normally never starts.
-if pgrep -x master >/dev/null 2>&1 && [ -f /etc/postfix/main.cf ]; then
-  $SUDO postfix stop >/dev/null 2>&1 || true
-fi
-command -v postfix >/dev/null 2>&1 || [ -x /usr/sbin/postfix ] || {
+[ -x /usr/sbin/postfix ] || {
   echo "install-postfix.sh: postfix installed but /usr/sbin/postfix not found" >&2; exit 1; }
 exit 0

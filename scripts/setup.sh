@@ -1,17 +1,21 @@
 #!/bin/sh
-# Installs the Debian 12 packages ststest needs to build and test, then the real
-# peers of the integration tests (Postfix, postfix-mta-sts-resolver, iproute2)
-# through scripts/install-peers.sh. Idempotent: when every package is already
-# installed it does nothing (no apt-get update).
+# setup.sh - README quick-start line (1): installs what building and running
+# ststest needs, and nothing else: the compiler and build tools, the libraries
+# ststest links with (development packages), and the system trust store that
+# `send` and `check` use by default (ca-certificates).
+#
+# The test tools and the real peers of the tests (Postfix, postfix-mta-sts-resolver,
+# swaks, ...) are not installed here: scripts/setup-tests.sh (README line (2))
+# installs them on top.
+#
+# Idempotent: when every package is installed it does nothing (no apt-get update).
+# Installs only (scripts/apt-install.sh): never removes a package, never starts,
+# stops or reconfigures a system service. Uses sudo when not root.
+# Exit status: 0 everything installed; 1 otherwise.
 set -eu
 
-HERE=$(dirname "$0")
-"$HERE/apt-install.sh" setup.sh \
+exec "$(dirname "$0")/apt-install.sh" setup.sh \
   build-essential cmake pkg-config \
   libuv1-dev libssl-dev libc-ares-dev libldns-dev libcurl4-openssl-dev \
-  libyaml-dev libjansson-dev libsqlite3-dev libcmocka-dev \
-  python3 python3-pytest python3-yaml python3-dnspython \
-  openssl curl dnsutils swaks
-# The real peers must be installed without a prompt and without starting system
-# services: they have a script of their own.
-exec "$HERE/install-peers.sh"
+  libyaml-dev libjansson-dev libsqlite3-dev \
+  ca-certificates

@@ -16,7 +16,7 @@ def need(tool):
     is skipped, with the reason, when it is not installed."""
     path = shutil.which(tool)
     if not path:
-        pytest.skip(f"{tool} is not installed (scripts/setup.sh installs it)")
+        pytest.skip(f"{tool} is not installed (scripts/setup-tests.sh installs it)")
     return path
 
 
