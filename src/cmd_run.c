@@ -1,8 +1,10 @@
-/* cmd_run.c - `ststest run [options] PATH...`: option parsing for runner/runner.h. */
+/* cmd_run.c - `ststest run [options] [PATH...]`: option parsing for runner/runner.h. */
 #include <getopt.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "common/err.h"
@@ -13,9 +15,10 @@
 static void run_usage(FILE *fp)
 {
     fprintf(fp,
-            "usage: ststest run [options] PATH...\n"
+            "usage: ststest run [options] [PATH...]\n"
             "\n"
-            "Replay scenario files (PATH: a file, or a folder searched for *.yaml/*.yml).\n"
+            "Replay scenario files (PATH: a file, or a folder searched for *.yaml/*.yml;\n"
+            "none: the installed scenario library, PREFIX/share/ststest/scenarios).\n"
             "For each scenario and each mode in its `modes`, start its fake world, run the\n"
             "sender against it and compare the result and the world's observer log with\n"
             "`expect`. Every run is also checked against the security invariant.\n"
@@ -43,6 +46,34 @@ static void run_usage(FILE *fp)
             "\n"
             "exit status: 0 all passed, 1 some failed, 64 usage, 65 bad scenario file,\n"
             "70 internal error, 77 --standard-ports without root.\n");
+}
+
+/* The installed scenario library: PREFIX/share/ststest/scenarios, where PREFIX is the
+ * folder above the one that holds this binary (so that a package installed under
+ * /usr, a `cmake --install` under /usr/local and a staged tree all find their own),
+ * else the data folder this binary was configured with. 0 and the folder in buf, or
+ * -1 and both places tried in buf. */
+static int installed_library(char *buf, size_t len)
+{
+    char exe[PATH_MAX];
+    ssize_t n = readlink("/proc/self/exe", exe, sizeof(exe) - 1);
+    struct stat st;
+    char *slash;
+
+    if (n > 0) {
+        exe[n] = '\0';
+        for (int up = 0; up < 2 && (slash = strrchr(exe, '/')) != NULL; up++)
+            *slash = '\0';
+        snprintf(buf, len, "%s/share/ststest/scenarios", exe);
+        if (stat(buf, &st) == 0 && S_ISDIR(st.st_mode))
+            return 0;
+    }
+    snprintf(buf, len, "%s/scenarios", STSTEST_DATADIR);
+    if (stat(buf, &st) == 0 && S_ISDIR(st.st_mode))
+        return 0;
+    snprintf(buf, len, "%s/share/ststest/scenarios nor %s/scenarios", n > 0 ? exe : "?",
+             STSTEST_DATADIR);
+    return -1;
 }
 
 static int parse_num(const char *opt, const char *s, double lo, double hi, double *out)
@@ -119,10 +150,19 @@ int sts_cmd_run(int argc, char **argv)
             return STS_EXIT_USAGE;
         }
     }
+    char library[PATH_MAX + 64];
+    char *deflt[] = {library};
     if (optind >= argc) {
-        fprintf(stderr, "ststest run: name at least one scenario file or folder\n");
-        run_usage(stderr);
-        return STS_EXIT_USAGE;
+        if (installed_library(library, sizeof(library))) {
+            fprintf(stderr,
+                    "ststest run: no PATH given, and no installed scenario library (neither "
+                    "%s): name a scenario file or folder\n",
+                    library);
+            return STS_EXIT_USAGE;
+        }
+        argv = deflt;
+        argc = 1;
+        optind = 0;
     }
     /* Ports below 1024 need root; say so before any world starts. */
     if (o.standard_ports && geteuid() != 0) {

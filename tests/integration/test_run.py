@@ -1,6 +1,7 @@
 """`ststest run`: replaying scenarios against the bundled world, through the binary."""
 import json
 import pathlib
+import shutil
 import subprocess
 import xml.etree.ElementTree as ET
 
@@ -85,7 +86,7 @@ def test_list_and_filter(ststest_bin):
 
 
 @pytest.mark.parametrize("args,msg", [
-    ([], "name at least one scenario"),
+    ([], "no PATH given, and no installed scenario library"),
     (["--jobs", "0", "x"], "--jobs"),
     (["--timeout", "nan", "x"], "--timeout"),
     (["--bogus", "x"], "unrecognized option"),
@@ -94,6 +95,30 @@ def test_usage_errors(ststest_bin, args, msg):
     r = run(ststest_bin, *args)
     assert r.returncode == 64
     assert msg in r.stderr
+
+
+def test_no_path_replays_the_installed_library(ststest_bin, tmp_path):
+    """`run` alone replays PREFIX/share/ststest/scenarios, PREFIX being the folder above
+    the binary's: as `cmake --install` and the .deb lay it out."""
+    prefix = tmp_path / "prefix"
+    (prefix / "bin").mkdir(parents=True)
+    lib = prefix / "share" / "ststest" / "scenarios"
+    lib.mkdir(parents=True)
+    shutil.copy(ststest_bin, prefix / "bin" / "ststest")
+    shutil.copy(SRC / "scenarios" / "valid-enforce.yaml", lib)
+    shutil.copy(SRC / "scenarios" / "bad-san.yaml", lib)
+    r = run(prefix / "bin" / "ststest", "--list")
+    assert r.returncode == 0, r.stderr
+    names = sorted(l.split()[0] for l in r.stdout.splitlines() if l and not l.startswith(" "))
+    assert names == ["bad-san", "valid-enforce"]
+    r = run(prefix / "bin" / "ststest")
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert "6 passed, 0 failed" in r.stdout
+    # Without the library the error names both places looked at.
+    shutil.rmtree(prefix / "share")
+    r = run(prefix / "bin" / "ststest")
+    assert r.returncode == 64
+    assert f"{prefix}/share/ststest/scenarios" in r.stderr
 
 
 def test_missing_path(ststest_bin, tmp_path):
