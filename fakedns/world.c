@@ -319,21 +319,13 @@ static int world_mint_ctx(sts_world *w, const sts_scn_cert *c, const sts_scn_tls
         spec.not_before = (w->start < w->now ? w->start : w->now) - DAY;
         spec.not_after = (w->start > w->now ? w->start : w->now) + 90 * DAY;
     }
-    sts_ca *ca = w->ca;
-    if (c->unknown_ca) {
-        if (!w->ca_unknown &&
-            !(w->ca_unknown = sts_ca_new("ststest unknown CA", w->now, err, errlen)))
-            return STS_ETLS;
-        ca = w->ca_unknown;
-    } else if (c->chain != STS_SCN_CHAIN_DIRECT) {
-        if (!w->ca_inter && !(w->ca_inter = sts_ca_new_intermediate(
-                                  w->ca, "ststest world intermediate CA", w->now, err, errlen)))
-            return STS_ETLS;
-        ca = w->ca_inter;
-    }
+    /* world_make_cas made every CA the scenario's certificates ask for. */
+    sts_ca *ca = c->unknown_ca                      ? w->ca_unknown
+                 : c->chain != STS_SCN_CHAIN_DIRECT ? w->ca_inter
+                                                    : w->ca;
     X509 *cert = NULL;
     EVP_PKEY *key = NULL;
-    int rc = sts_ca_mint(ca, &spec, w->now, &cert, &key);
+    int rc = ca ? sts_ca_mint(ca, &spec, w->now, &cert, &key) : STS_ESTATE;
     if (rc) {
         sts_errf(err, errlen, "cannot mint a certificate for %s: %s", host, sts_strerror(rc));
         return rc;
@@ -381,10 +373,41 @@ static int world_host_ctx(sts_world *w, world_host *h, SSL_CTX **out, char *err,
                           out, err, errlen);
 }
 
+/* Note which CAs besides the root certificate c needs. */
+static void world_cert_cas(const sts_scn_cert *c, int *unknown, int *inter)
+{
+    if (c->unknown_ca)
+        *unknown = 1;
+    else if (c->chain != STS_SCN_CHAIN_DIRECT)
+        *inter = 1;
+}
+
+/* The world's CAs, made once at the start: the root, and the unknown CA and the
+ * intermediate when a certificate of the scenario or of any of its steps needs
+ * them, so that building what a step serves never changes the world itself. */
+static int world_make_cas(sts_world *w, const sts_scenario *scn, char *err, size_t errlen)
+{
+    int unknown = 0, inter = 0;
+    world_cert_cas(&scn->policy.cert, &unknown, &inter);
+    for (size_t i = 0; i < scn->nmx; i++)
+        world_cert_cas(&scn->mx[i].cert, &unknown, &inter);
+    for (size_t k = 0; k < scn->nsteps; k++) {
+        const sts_scn_step *st = &scn->steps[k];
+        if (st->policy_set)
+            world_cert_cas(&st->policy.cert, &unknown, &inter);
+        for (size_t i = 0; i < st->nmx; i++)
+            world_cert_cas(&st->mx[i].cert, &unknown, &inter);
+    }
+    if (!(w->ca = sts_ca_new("ststest world CA", w->start, err, errlen)) ||
+        (unknown && !(w->ca_unknown = sts_ca_new("ststest unknown CA", w->start, err, errlen))) ||
+        (inter && !(w->ca_inter = sts_ca_new_intermediate(w->ca, "ststest world intermediate CA",
+                                                          w->start, err, errlen))))
+        return STS_ETLS;
+    return 0;
+}
+
 static int world_make_certs(sts_world *w, char *err, size_t errlen)
 {
-    if (!(w->ca = sts_ca_new("ststest world CA", w->now, err, errlen)))
-        return STS_ETLS;
     for (size_t i = 0; i < w->nhosts; i++) {
         world_host *h = &w->hosts[i];
         if (!h->listen)
@@ -723,6 +746,8 @@ static int world_build(sts_world *w, const sts_scenario *scn, const sts_world_op
         rc = world_collect_hosts(w, scn, err, errlen);
     if (!rc)
         rc = world_make_policy(w, err, errlen);
+    if (!rc)
+        rc = world_make_cas(w, scn, err, errlen);
     if (!rc)
         rc = world_make_certs(w, err, errlen);
     if (!rc)
