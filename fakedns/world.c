@@ -965,6 +965,11 @@ int sts_world_apply_step(sts_world *w, const sts_scenario *scn, size_t step, tim
     return 0;
 }
 
+sts_served *sts_world_served(const sts_world *w)
+{
+    return w->served;
+}
+
 /* ---- JSON ---- */
 
 json_t *sts_world_ready(const sts_world *w)

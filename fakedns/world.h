@@ -55,6 +55,11 @@ int sts_world_start(uv_loop_t *loop, const sts_scenario *scn, const sts_world_op
 int sts_world_apply_step(sts_world *w, const sts_scenario *scn, size_t step, time_t now, char *err,
                          size_t errlen);
 
+struct sts_served;
+/* What the world serves now (fakedns/served.h), borrowed: valid until the next step
+ * is applied or the world is freed; sts_served_ref() keeps it longer. */
+struct sts_served *sts_world_served(const sts_world *w);
+
 /* The "ready" event (new reference): event, domain, dns, ca_file, ports, hosts. */
 json_t *sts_world_ready(const sts_world *w);
 /* The "observed" event so far (new reference): dns, policy_fetches, smtp_sessions. */
