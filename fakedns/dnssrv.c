@@ -7,6 +7,7 @@
 #include "fakedns/dnssrv.h"
 #include "common/err.h"
 #include "common/scenario.h"
+#include "fakedns/served.h"
 #include "fakedns/tcpsrv.h"
 
 #include <arpa/inet.h>
@@ -59,7 +60,7 @@ typedef struct dns_pending {
 
 struct sts_dnssrv {
     uv_udp_t udp; /* embedded; the server is freed once it and the TCP side closed */
-    const sts_dns_zone *zone;
+    sts_served *const *served; /* the world's pointer: each query gets its zone */
     dns_link pending; /* list head */
     sts_buf spoof;
     /* wrong_source: the sockets forged answers leave from, made on first use: [0] the
@@ -401,7 +402,8 @@ static void dnssrv_recv_cb(uv_udp_t *h, ssize_t nread, const uv_buf_t *buf,
     if (nread == 0 || !addr || (flags & UV_UDP_PARTIAL))
         return;
     sts_dns_result res;
-    if (sts_dns_answer(s->zone, (const uint8_t *)buf->base, (size_t)nread, STS_DNS_UDP, &s->reply,
+    const sts_dns_zone *zone = (*s->served)->zone; /* what is served now */
+    if (sts_dns_answer(zone, (const uint8_t *)buf->base, (size_t)nread, STS_DNS_UDP, &s->reply,
                        &res) != 0 ||
         !res.answered) {
         sts_debug(s->log, "dns udp: dropped a %zd-octet message", nread);
@@ -439,7 +441,8 @@ static void dns_tcp_read(sts_stream *st, const char *data, size_t len)
         if (sts_cur_u16(&c, &n) || sts_cur_left(&c) < n)
             return;
         sts_dns_result res;
-        if (sts_dns_answer(s->zone, c.p + c.off, n, STS_DNS_TCP, &ss->reply, &res) != 0 ||
+        const sts_dns_zone *zone = (*s->served)->zone; /* now, not at accept */
+        if (sts_dns_answer(zone, c.p + c.off, n, STS_DNS_TCP, &ss->reply, &res) != 0 ||
             !res.answered) {
             sts_debug(s->log, "dns tcp: dropped a %u-octet message, closing", n);
             sts_stream_close(st);
@@ -506,7 +509,7 @@ static void dnssrv_tcp_done(void *arg)
     dnssrv_maybe_done(s);
 }
 
-int sts_dnssrv_start(uv_loop_t *loop, const sts_dns_zone *zone, int udp_fd, int tcp_fd,
+int sts_dnssrv_start(uv_loop_t *loop, sts_served *const *served, int udp_fd, int tcp_fd,
                      sts_observer *obs, sts_log *log, sts_dnssrv **out)
 {
     sts_dnssrv *s = calloc(1, sizeof(*s));
@@ -515,7 +518,7 @@ int sts_dnssrv_start(uv_loop_t *loop, const sts_dns_zone *zone, int udp_fd, int 
         close(tcp_fd);
         return STS_ENOMEM;
     }
-    s->zone = zone;
+    s->served = served;
     s->obs = obs;
     s->log = log;
     s->pending.next = s->pending.prev = &s->pending;
@@ -555,9 +558,4 @@ void sts_dnssrv_stop(sts_dnssrv *s, void (*done)(void *arg), void *arg)
     uv_close((uv_handle_t *)&s->udp, dnssrv_udp_close_cb);
     if (!s->tcp_stopped)
         sts_tcpsrv_stop(s->tcp, dnssrv_tcp_done, s);
-}
-
-void sts_dnssrv_set_zone(sts_dnssrv *s, const sts_dns_zone *zone)
-{
-    s->zone = zone;
 }

@@ -16,15 +16,16 @@
 
 typedef struct sts_dnssrv sts_dnssrv;
 
-/* Serve zone (borrowed, must outlive the server or its replacement by
- * sts_dnssrv_set_zone) on the bound UDP socket udp_fd and
- * the bound, listening TCP socket tcp_fd (both owned by the server from now on, also
- * on failure). Every query is recorded in obs. */
-int sts_dnssrv_start(uv_loop_t *loop, const sts_dns_zone *zone, int udp_fd, int tcp_fd,
+struct sts_served;
+
+/* Serve the zone of the world's served state on the bound UDP socket udp_fd and the
+ * bound, listening TCP socket tcp_fd (both owned by the server from now on, also on
+ * failure). Every query, over UDP or TCP, is answered from the zone of *served as
+ * it is when the query is answered (no reference is kept: a DNS TCP connection
+ * holds no state between queries); answers already made (delayed ones) go out as
+ * they were. Every query is recorded in obs. */
+int sts_dnssrv_start(uv_loop_t *loop, struct sts_served *const *served, int udp_fd, int tcp_fd,
                      sts_observer *obs, sts_log *log, sts_dnssrv **out);
-/* Answer from zone (borrowed) from now on; answers already computed (delayed ones)
- * go out as they were. The old zone may be freed after this returns. */
-void sts_dnssrv_set_zone(sts_dnssrv *s, const sts_dns_zone *zone);
 /* Close both sockets and every TCP session; done(arg) runs when all are closed, and
  * the server is freed. */
 void sts_dnssrv_stop(sts_dnssrv *s, void (*done)(void *arg), void *arg);

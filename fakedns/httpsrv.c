@@ -5,6 +5,7 @@
 #include "fakedns/httpsrv.h"
 #include "common/buf.h"
 #include "common/err.h"
+#include "fakedns/served.h"
 #include "fakedns/tcpsrv.h"
 
 #include <stdio.h>
@@ -14,20 +15,12 @@
 #include <strings.h>
 #include <unistd.h>
 
-/* A configuration as the server owns it (see httpsrv.h): reference-counted, each
- * connection holds the one it was accepted with. */
-typedef struct http_conf {
-    unsigned refs;
-    sts_httpsrv_conf c; /* its strings point into the copies below */
-    char *scheme, *ctype, *body, *name, *location;
-    char **headers;
-} http_conf;
-
 /* Chunk size of chunked answers: small, so that a client must join several. */
 #define HTTP_CHUNK 64
 
 struct sts_httpsrv {
-    http_conf *cf; /* what new connections get */
+    sts_served *const *served; /* the world's pointer to what is served now */
+    int https;                 /* serve its https part, else its http part */
     sts_tcpsrv *tcp;
     sts_observer *obs;
     sts_log *log;
@@ -39,7 +32,8 @@ struct sts_httpsrv {
 typedef struct http_sess {
     sts_tcpsrv_conn conn; /* first: the stream's data pointer */
     sts_httpsrv *srv;
-    http_conf *cf; /* this connection's configuration (a reference) */
+    sts_served *served;         /* what is served to this connection (a reference) */
+    const sts_httpsrv_conf *cf; /* its part for this listener */
     sts_stream *st;
     unsigned id;
     sts_buf in;
@@ -251,7 +245,7 @@ static void http_send_body(http_sess *hs)
     }
     if (hs->limit < hs->body.len)
         sts_info(hs->srv->log, "policy %s#%u cutting the answer after %zu of %zu body octets",
-                 hs->cf->c.scheme, hs->id, hs->sent, hs->body.len);
+                 hs->cf->scheme, hs->id, hs->sent, hs->body.len);
     sts_stream_shutdown(hs->st); /* after the answer is written */
 }
 
@@ -276,7 +270,7 @@ static void http_delay_cb(void *arg)
 static void http_answer(http_sess *hs, sts_stream *st, int pstatus, const sts_http_request *req)
 {
     sts_httpsrv *s = hs->srv;
-    const sts_httpsrv_conf *c = &hs->cf->c;
+    const sts_httpsrv_conf *c = hs->cf;
     int status = pstatus;
     const char *ctype = "text/plain";
     const char *body = "bad request\n";
@@ -291,8 +285,8 @@ static void http_answer(http_sess *hs, sts_stream *st, int pstatus, const sts_ht
             body = "method not allowed\n";
         } else if (c->present && !strcmp(req->path, STS_HTTP_POLICY_PATH)) {
             status = c->status;
-            ctype = c->content_type;
-            body = c->body;
+            ctype = c->content_type ? c->content_type : ctype;
+            body = c->body ? c->body : "";
             policy = 1;
         } else {
             status = 404;
@@ -345,26 +339,31 @@ static void http_answer(http_sess *hs, sts_stream *st, int pstatus, const sts_ht
     }
 }
 
-static void http_conf_unref(http_conf *cf);
-
 static void http_sess_free(http_sess *hs)
 {
     sts_delay_cancel(hs->wait);
     sts_buf_free(&hs->in);
     sts_buf_free(&hs->head);
     sts_buf_free(&hs->body);
-    http_conf_unref(hs->cf);
+    sts_served_unref(hs->served);
     free(hs);
+}
+
+/* This listener's part of what is served now. */
+static const sts_httpsrv_conf *httpsrv_conf(const sts_httpsrv *s, const sts_served *sv)
+{
+    return s->https ? &sv->https : &sv->http;
 }
 
 static sts_tcpsrv_conn *http_accept(sts_tcpsrv *t, sts_stream *st)
 {
     sts_httpsrv *s = sts_tcpsrv_arg(t);
-    if (s->cf->c.refuse) {
+    const sts_httpsrv_conf *cf = httpsrv_conf(s, *s->served);
+    if (cf->refuse) {
         /* `https: false`: the policy host has no working HTTPS, only plain HTTP. */
-        sts_info(s->log, "policy %s connection from %s closed at once (https: false)",
-                 s->cf->c.scheme, sts_stream_peer_addr(st));
-        sts_observer_policy_conn(s->obs, s->cf->c.scheme, sts_stream_peer_addr(st), NULL, NULL,
+        sts_info(s->log, "policy %s connection from %s closed at once (https: false)", cf->scheme,
+                 sts_stream_peer_addr(st));
+        sts_observer_policy_conn(s->obs, cf->scheme, sts_stream_peer_addr(st), NULL, NULL,
                                  "refused", NULL);
         return NULL;
     }
@@ -373,18 +372,19 @@ static sts_tcpsrv_conn *http_accept(sts_tcpsrv *t, sts_stream *st)
         return NULL;
     hs->srv = s;
     hs->st = st;
-    hs->cf = s->cf;
-    hs->cf->refs++;
+    /* The connection keeps what is served now until it closes (served.h). */
+    hs->served = sts_served_ref(*s->served);
+    hs->cf = httpsrv_conf(s, hs->served);
     hs->id = ++s->nconn;
     snprintf(hs->peer, sizeof(hs->peer), "%s", sts_stream_peer_addr(st));
     sts_buf_init(&hs->in, STS_HTTP_MAX_HEAD);
     sts_buf_init(&hs->head, 0);
     sts_buf_init(&hs->body, 0);
-    sts_debug(s->log, "policy %s#%u connection from %s to %s", hs->cf->c.scheme, hs->id,
+    sts_debug(s->log, "policy %s#%u connection from %s to %s", hs->cf->scheme, hs->id,
               sts_stream_peer_addr(st), sts_stream_local_addr(st));
     /* handshake: abort - no TLS is started; http_read closes at the ClientHello. */
-    if (hs->cf->c.ctx && !hs->cf->c.handshake_abort &&
-        sts_stream_start_tls_server(st, hs->cf->c.ctx) != 0) {
+    if (hs->cf->ctx && !hs->cf->handshake_abort &&
+        sts_stream_start_tls_server(st, hs->cf->ctx) != 0) {
         http_sess_free(hs);
         return NULL;
     }
@@ -396,7 +396,7 @@ static void http_read(sts_stream *st, const char *data, size_t len)
     http_sess *hs = (http_sess *)sts_tcpsrv_conn_of(st);
     if (hs->answered)
         return; /* one request per connection; the rest is ignored */
-    if (hs->cf->c.ctx && hs->cf->c.handshake_abort) {
+    if (hs->cf->ctx && hs->cf->handshake_abort) {
         /* handshake: abort - the ClientHello is answered by closing the connection,
          * like an MX's scripted abort. Nothing reached HTTP, so no fetch is recorded
          * (as for a handshake that fails on the certificate). */
@@ -435,16 +435,16 @@ static void http_eof(sts_stream *st, int status)
     http_sess *hs = (http_sess *)sts_tcpsrv_conn_of(st);
     if (!hs->answered && hs->in.len)
         sts_debug(hs->srv->log, "policy %s#%u: peer closed before a complete request",
-                  hs->cf->c.scheme, hs->id);
+                  hs->cf->scheme, hs->id);
     sts_stream_close(st);
 }
 
 static void http_close(sts_tcpsrv_conn *conn)
 {
     http_sess *hs = (http_sess *)conn;
-    const sts_tls_info *ti = hs->cf->c.ctx ? sts_stream_tls_info(hs->st) : NULL;
+    const sts_tls_info *ti = hs->cf->ctx ? sts_stream_tls_info(hs->st) : NULL;
     const char *outcome = hs->outcome ? hs->outcome : hs->answered ? "request" : "no_request";
-    sts_observer_policy_conn(hs->srv->obs, hs->cf->c.scheme, hs->peer, ti ? ti->sni : NULL,
+    sts_observer_policy_conn(hs->srv->obs, hs->cf->scheme, hs->peer, ti ? ti->sni : NULL,
                              ti && ti->done ? ti->version : NULL, outcome,
                              hs->error[0] ? hs->error : NULL);
     if (hs->answered) {
@@ -456,7 +456,7 @@ static void http_close(sts_tcpsrv_conn *conn)
         sts_observer_fetch_set(hs->srv->obs, hs->fetch, "complete", json_boolean(complete));
         if (!complete)
             sts_debug(hs->srv->log, "policy %s#%u closed after %zu of %zu body octets",
-                      hs->cf->c.scheme, hs->id, hs->sent, hs->body.len);
+                      hs->cf->scheme, hs->id, hs->sent, hs->body.len);
     }
     http_sess_free(hs);
 }
@@ -469,98 +469,24 @@ static const sts_tcpsrv_ops http_ops = {
     .on_close = http_close,
 };
 
-static void http_conf_unref(http_conf *cf)
-{
-    if (!cf || --cf->refs > 0)
-        return;
-    SSL_CTX_free(cf->c.ctx);
-    free(cf->scheme);
-    free(cf->ctype);
-    free(cf->body);
-    free(cf->name);
-    free(cf->location);
-    for (size_t i = 0; cf->headers && i < 2 * cf->c.nheaders; i++)
-        free(cf->headers[i]);
-    free(cf->headers);
-    free(cf);
-}
-
-static char *dup_or_null(const char *s, int *bad)
-{
-    char *d = s ? strdup(s) : NULL;
-    if (s && !d)
-        *bad = 1;
-    return d;
-}
-
-static http_conf *http_conf_new(const sts_httpsrv_conf *in)
-{
-    http_conf *cf = calloc(1, sizeof(*cf));
-    if (!cf)
-        return NULL;
-    cf->refs = 1;
-    cf->c = *in;
-    if (cf->c.ctx)
-        SSL_CTX_up_ref(cf->c.ctx);
-    int bad = 0;
-    cf->c.scheme = cf->scheme = dup_or_null(in->scheme, &bad);
-    cf->c.content_type = cf->ctype =
-        dup_or_null(in->content_type ? in->content_type : "text/plain", &bad);
-    cf->c.name = cf->name = dup_or_null(in->name, &bad);
-    cf->c.location = cf->location = dup_or_null(in->location, &bad);
-    cf->body = malloc(in->body_len + 1);
-    if (cf->body) {
-        if (in->body_len)
-            memcpy(cf->body, in->body, in->body_len);
-        cf->body[in->body_len] = '\0';
-    } else {
-        bad = 1;
-    }
-    cf->c.body = cf->body;
-    cf->c.headers = NULL;
-    if (in->nheaders && (cf->headers = calloc(2 * in->nheaders, sizeof(char *))))
-        for (size_t i = 0; i < 2 * in->nheaders; i++)
-            cf->headers[i] = dup_or_null(in->headers[i], &bad);
-    else if (in->nheaders)
-        bad = 1;
-    cf->c.headers = (const char *const *)cf->headers;
-    if (!cf->headers)
-        cf->c.nheaders = 0;
-    if (bad) {
-        http_conf_unref(cf);
-        return NULL;
-    }
-    return cf;
-}
-
-int sts_httpsrv_start(uv_loop_t *loop, int fd, const sts_httpsrv_conf *conf, sts_observer *obs,
-                      sts_log *log, sts_httpsrv **out)
+int sts_httpsrv_start(uv_loop_t *loop, int fd, sts_served *const *served, int https,
+                      sts_observer *obs, sts_log *log, sts_httpsrv **out)
 {
     sts_httpsrv *s = calloc(1, sizeof(*s));
-    if (!s || !(s->cf = http_conf_new(conf))) {
-        free(s);
+    if (!s) {
         close(fd);
         return STS_ENOMEM;
     }
+    s->served = served;
+    s->https = https;
     s->obs = obs;
     s->log = log;
-    int rc = sts_tcpsrv_start(loop, fd, &http_ops, s, conf->scheme, &s->tcp);
+    int rc = sts_tcpsrv_start(loop, fd, &http_ops, s, https ? "https" : "http", &s->tcp);
     if (rc != 0) {
-        http_conf_unref(s->cf);
         free(s);
         return rc;
     }
     *out = s;
-    return 0;
-}
-
-int sts_httpsrv_set_conf(sts_httpsrv *s, const sts_httpsrv_conf *conf)
-{
-    http_conf *cf = http_conf_new(conf);
-    if (!cf)
-        return STS_ENOMEM;
-    http_conf_unref(s->cf);
-    s->cf = cf;
     return 0;
 }
 
@@ -569,7 +495,6 @@ static void httpsrv_done(void *arg)
     sts_httpsrv *s = arg;
     void (*done)(void *) = s->done;
     void *darg = s->done_arg;
-    http_conf_unref(s->cf);
     free(s);
     if (done)
         done(darg);

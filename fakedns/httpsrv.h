@@ -23,15 +23,16 @@
 
 #define STS_HTTP_POLICY_PATH "/.well-known/mta-sts.txt"
 
-/* The server's configuration. The server keeps its own copy (strings duplicated,
- * ctx referenced); each connection answers with the copy that was current when it
- * was accepted, so sts_httpsrv_set_conf() never changes an answer in flight. */
+/* One listener's part of what the world serves (fakedns/served.h): its strings and
+ * ctx belong to the served state (or to the scenario and the world, which outlive
+ * it). Each connection answers from the served state that was current when it was
+ * accepted, so a world step never changes an answer in flight. */
 typedef struct sts_httpsrv_conf {
     const char *scheme;       /* "https" (ctx set) or "http" */
     SSL_CTX *ctx;             /* server context for https */
     int present;              /* a policy exists; else every path is 404 */
     int status;               /* status of the policy path */
-    const char *content_type; /* of the policy path */
+    const char *content_type; /* of the policy path (NULL = text/plain) */
     const char *body;         /* the policy as served */
     size_t body_len;
     const char *name; /* the policy host's name, for the transcript */
@@ -69,13 +70,14 @@ int sts_http_parse_request(const char *data, size_t len, sts_http_request *req);
 
 typedef struct sts_httpsrv sts_httpsrv;
 
-/* Serve conf (copied; its strings are borrowed) on the listening socket fd (owned
- * by the server from now on, also on failure). */
-int sts_httpsrv_start(uv_loop_t *loop, int fd, const sts_httpsrv_conf *conf, sts_observer *obs,
-                      sts_log *log, sts_httpsrv **out);
-/* New connections are answered with conf from now on (copied as for start).
- * Returns 0 or STS_ENOMEM (the old configuration stays). */
-int sts_httpsrv_set_conf(sts_httpsrv *s, const sts_httpsrv_conf *conf);
+struct sts_served;
+
+/* Serve the world's served state, its https part (https set: TLS with its ctx) or
+ * its http part, on the listening socket fd (owned by the server from now on, also
+ * on failure). *served is read when a connection is accepted: the connection holds
+ * a reference to that state until it closes (served.h). */
+int sts_httpsrv_start(uv_loop_t *loop, int fd, struct sts_served *const *served, int https,
+                      sts_observer *obs, sts_log *log, sts_httpsrv **out);
 /* Close the listener and every connection; done(arg) runs when all are closed. */
 void sts_httpsrv_stop(sts_httpsrv *s, void (*done)(void *arg), void *arg);
 

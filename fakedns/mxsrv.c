@@ -10,6 +10,7 @@
 #include "fakedns/mxsrv.h"
 #include "common/buf.h"
 #include "common/err.h"
+#include "fakedns/served.h"
 #include "fakedns/tcpsrv.h"
 
 #include <ctype.h>
@@ -28,19 +29,10 @@
 /* RFC 5321 4.5.3.1.3: a path is at most 256 octets. */
 #define SMTP_MAX_PATH 256
 
-/* A configuration as the server owns it: reference-counted, so that a session
- * keeps the one it was accepted with while sts_mxsrv_set_conf() installs another. */
-typedef struct mx_conf {
-    unsigned refs;
-    sts_mxsrv_conf c; /* its strings point into the copies below */
-    char *replies[STS_SCN_NSTAGES];
-    char *inject;
-    char **keywords;
-} mx_conf;
-
 struct sts_mxsrv {
     char *host, *address;
-    mx_conf *cf; /* what new sessions get */
+    sts_served *const *served; /* the world's pointer to what is served now */
+    size_t index;              /* this host's entry in a served state */
     sts_tcpsrv *tcp;
     sts_observer *obs;
     sts_log *log;
@@ -71,7 +63,9 @@ static const char *smtp_state_name(smtp_state s)
 typedef struct smtp_sess {
     sts_tcpsrv_conn conn; /* first: the stream's data pointer */
     sts_mxsrv *srv;
-    mx_conf *cf; /* the configuration of this session (a reference) */
+    sts_served *served;       /* what is served to this session (a reference) */
+    const sts_mxsrv_conf *cf; /* its entry for this host */
+    size_t max_message;       /* the SIZE limit of cf */
     sts_delay *wait; /* a scripted delay is running: input waits */
     int waited;      /* the delay of the next stage has passed */
     const char *override; /* scripted text replacing the next reply */
@@ -221,15 +215,15 @@ static void proceed_ehlo(smtp_sess *s, const char *args)
     smtp_reset_transaction(s);
     s->esmtp = 1;
     smtp_set_state(s, SMTP_HELO);
-    size_t max = s->cf->c.max_message;
+    size_t max = s->max_message;
     /* RFC 3207 4.2: after TLS, STARTTLS is no longer offered. */
-    int starttls = s->cf->c.starttls && s->cf->c.ctx && !s->tls;
-    if (s->cf->c.ehlo_keywords_set) {
+    int starttls = s->cf->starttls && s->cf->ctx && !s->tls;
+    if (s->cf->ehlo_keywords_set) {
         /* The scenario's keywords in its order; STARTTLS still follows `starttls`. */
         char text[1024];
         size_t o = (size_t)snprintf(text, sizeof(text), "%s Hello", s->srv->host);
-        for (size_t i = 0; i < s->cf->c.nehlo_keywords && o < sizeof(text); i++)
-            o += (size_t)snprintf(text + o, sizeof(text) - o, "\n%s", s->cf->c.ehlo_keywords[i]);
+        for (size_t i = 0; i < s->cf->nehlo_keywords && o < sizeof(text); i++)
+            o += (size_t)snprintf(text + o, sizeof(text) - o, "\n%s", s->cf->ehlo_keywords[i]);
         if (starttls && o < sizeof(text))
             snprintf(text + o, sizeof(text) - o, "\nSTARTTLS");
         smtp_reply(s, 250, "%s", text);
@@ -242,7 +236,7 @@ static void proceed_ehlo(smtp_sess *s, const char *args)
 
 static int check_starttls(smtp_sess *s, const char *args)
 {
-    if (!s->cf->c.starttls || !s->cf->c.ctx) {
+    if (!s->cf->starttls || !s->cf->ctx) {
         smtp_reply(s, 502, "5.5.1 Error: command not implemented");
         return -1;
     }
@@ -270,7 +264,7 @@ static void proceed_starttls(smtp_sess *s, const char *args)
                               json_integer((json_int_t)s->in.len));
         sts_buf_reset(&s->in);
     }
-    const char *inject = s->cf->c.inject_after_starttls;
+    const char *inject = s->cf->inject_after_starttls;
     if (inject) {
         /* The downgrade attack of RFC 3207 5 from the server side: bytes right
          * behind the 220, in the same write, that a client must not take as a
@@ -282,12 +276,12 @@ static void proceed_starttls(smtp_sess *s, const char *args)
         s->trailer = inject;
     }
     smtp_reply(s, 220, "2.0.0 Ready to start TLS");
-    if (s->cf->c.handshake_abort) {
+    if (s->cf->handshake_abort) {
         smtp_set_state(s, SMTP_ABORT);
         return;
     }
     smtp_set_state(s, SMTP_TLS);
-    if (sts_stream_start_tls_server(s->st, s->cf->c.ctx) != 0) {
+    if (sts_stream_start_tls_server(s->st, s->cf->ctx) != 0) {
         sts_info(s->srv->log, "mx %s#%u cannot start TLS", s->srv->host, s->id);
         sts_stream_close(s->st);
     }
@@ -311,7 +305,7 @@ static int check_mail(smtp_sess *s, const char *args)
     for (const char *p = params; p && *p;) {
         if (!strncasecmp(p, "SIZE=", 5)) {
             unsigned long long n = strtoull(p + 5, NULL, 10);
-            if (n > s->cf->c.max_message) {
+            if (n > s->max_message) {
                 smtp_reply(s, 552, "5.3.4 Message size exceeds fixed limit");
                 return -1;
             }
@@ -511,7 +505,7 @@ static void smtp_command(smtp_sess *s, char *line, size_t n)
             cmd = &smtp_cmds[i];
     int tls = s->tls;
     int stage = smtp_stage_of(verb);
-    const char *script = stage >= 0 ? s->cf->c.replies[stage] : NULL;
+    const char *script = stage >= 0 ? s->cf->replies[stage] : NULL;
     int scode = script ? sts_smtp_reply_code(script) : 0;
     if (n > SMTP_MAX_CMDLINE - 2) {
         smtp_reply(s, 500, "5.5.2 Error: line too long");
@@ -520,7 +514,7 @@ static void smtp_command(smtp_sess *s, char *line, size_t n)
     } else if (s->rejected && stage != STS_SCN_STAGE_QUIT) {
         /* RFC 5321 3.1: after a 554 greeting the server answers 503 until QUIT. */
         smtp_reply(s, 503, "5.5.1 Error: no SMTP service here");
-    } else if (stage >= 0 && s->cf->c.disconnect && s->cf->c.disconnect_stage == stage) {
+    } else if (stage >= 0 && s->cf->disconnect && s->cf->disconnect_stage == stage) {
         sts_observer_smtp_command(s->srv->obs, s->obs, verb, tls, 0);
         smtp_disconnect(s, stage);
         return;
@@ -560,7 +554,7 @@ static int smtp_stage_wait(smtp_sess *s, int stage)
         s->waited = 0;
         return 0;
     }
-    double d = s->cf->c.delay[stage];
+    double d = s->cf->delay[stage];
     if (!(d > 0))
         return 0;
     sts_debug(s->srv->log, "mx %s#%u waiting %.3fs before %s", s->srv->host, s->id, d,
@@ -572,8 +566,8 @@ static int smtp_stage_wait(smtp_sess *s, int stage)
 /* The message is complete: record it and answer (RFC 5321 4.1.1.4). */
 static void smtp_message_done(smtp_sess *s)
 {
-    const char *script = s->cf->c.replies[STS_SCN_STAGE_DOT];
-    if (s->cf->c.disconnect && s->cf->c.disconnect_stage == STS_SCN_STAGE_DOT) {
+    const char *script = s->cf->replies[STS_SCN_STAGE_DOT];
+    if (s->cf->disconnect && s->cf->disconnect_stage == STS_SCN_STAGE_DOT) {
         smtp_disconnect(s, STS_SCN_STAGE_DOT);
         return;
     }
@@ -761,7 +755,7 @@ static void smtp_eof(sts_stream *st, int status)
 /* RFC 5321 4.3.1: the greeting (or the scenario's). */
 static void smtp_greet(smtp_sess *s)
 {
-    const char *script = s->cf->c.replies[STS_SCN_STAGE_GREETING];
+    const char *script = s->cf->replies[STS_SCN_STAGE_GREETING];
     int code = script ? sts_smtp_reply_code(script) : 220;
     smtp_set_state(s, SMTP_CONNECTED);
     s->override = script;
@@ -782,64 +776,18 @@ static void smtp_greet_cb(void *arg)
     smtp_feed(s);
 }
 
-static void mx_conf_unref(mx_conf *cf)
+/* The SIZE limit of c (RFC 1870): its own, else "SIZE n" among its EHLO keywords
+ * (the last one), else STS_SMTP_MAX_MESSAGE. */
+static size_t smtp_max_message(const sts_mxsrv_conf *c)
 {
-    if (!cf || --cf->refs > 0)
-        return;
-    SSL_CTX_free(cf->c.ctx);
-    for (int i = 0; i < STS_SCN_NSTAGES; i++)
-        free(cf->replies[i]);
-    free(cf->inject);
-    for (size_t i = 0; cf->keywords && i < cf->c.nehlo_keywords; i++)
-        free(cf->keywords[i]);
-    free(cf->keywords);
-    free(cf);
-}
-
-/* An owned copy of in (host and address are the server's). NULL on ENOMEM. */
-static mx_conf *mx_conf_new(const sts_mxsrv *srv, const sts_mxsrv_conf *in)
-{
-    mx_conf *cf = calloc(1, sizeof(*cf));
-    if (!cf)
-        return NULL;
-    cf->refs = 1;
-    cf->c = *in;
-    cf->c.host = srv->host;
-    cf->c.address = srv->address;
-    if (cf->c.ctx)
-        SSL_CTX_up_ref(cf->c.ctx);
-    int bad = 0;
-    for (int i = 0; i < STS_SCN_NSTAGES; i++)
-        if (in->replies[i] && !(cf->c.replies[i] = cf->replies[i] = strdup(in->replies[i])))
-            bad = 1;
-    if (in->inject_after_starttls &&
-        !(cf->c.inject_after_starttls = cf->inject = strdup(in->inject_after_starttls)))
-        bad = 1;
-    cf->c.ehlo_keywords = NULL;
-    if (in->nehlo_keywords) {
-        cf->keywords = calloc(in->nehlo_keywords, sizeof(char *));
-        if (!cf->keywords)
-            bad = 1;
-        for (size_t i = 0; !bad && i < in->nehlo_keywords; i++) {
-            if (!(cf->keywords[i] = strdup(in->ehlo_keywords[i])))
-                bad = 1;
-            /* RFC 1870: "SIZE n" among the keywords is also the limit we enforce. */
-            unsigned long long n = 0;
-            if (!bad && !strncasecmp(cf->keywords[i], "SIZE ", 5) &&
-                (n = strtoull(cf->keywords[i] + 5, NULL, 10)) > 0 && !in->max_message)
-                cf->c.max_message = (size_t)n;
-        }
-        cf->c.ehlo_keywords = (const char *const *)cf->keywords;
+    size_t max = c->max_message;
+    for (size_t i = 0; !c->max_message && i < c->nehlo_keywords; i++) {
+        unsigned long long n = 0;
+        if (!strncasecmp(c->ehlo_keywords[i], "SIZE ", 5) &&
+            (n = strtoull(c->ehlo_keywords[i] + 5, NULL, 10)) > 0)
+            max = (size_t)n;
     }
-    if (!cf->c.max_message)
-        cf->c.max_message = STS_SMTP_MAX_MESSAGE;
-    if (bad) {
-        if (!cf->keywords)
-            cf->c.nehlo_keywords = 0;
-        mx_conf_unref(cf);
-        return NULL;
-    }
-    return cf;
+    return max ? max : STS_SMTP_MAX_MESSAGE;
 }
 
 static sts_tcpsrv_conn *smtp_accept(sts_tcpsrv *t, sts_stream *st)
@@ -851,26 +799,28 @@ static sts_tcpsrv_conn *smtp_accept(sts_tcpsrv *t, sts_stream *st)
     s->srv = srv;
     s->st = st;
     s->id = ++srv->nsess;
-    s->cf = srv->cf;
-    s->cf->refs++;
+    /* The session keeps what is served now until it closes (served.h). */
+    s->served = sts_served_ref(*srv->served);
+    s->cf = &s->served->hosts[srv->index].mx_conf;
+    s->max_message = smtp_max_message(s->cf);
     sts_buf_init(&s->in, SMTP_MAX_INPUT);
-    sts_buf_init(&s->msg, s->cf->c.max_message);
+    sts_buf_init(&s->msg, s->max_message);
     s->obs = sts_observer_smtp_begin(srv->obs, srv->host, srv->address,
                                      sts_stream_peer_addr(st));
     if (!s->obs) {
         sts_buf_free(&s->in);
         sts_buf_free(&s->msg);
-        mx_conf_unref(s->cf);
+        sts_served_unref(s->served);
         free(s);
         return NULL;
     }
     sts_info(srv->log, "mx %s#%u connection from %s to %s", srv->host, s->id,
              sts_stream_peer_addr(st), srv->address);
-    if (s->cf->c.disconnect && s->cf->c.disconnect_stage == STS_SCN_STAGE_GREETING) {
+    if (s->cf->disconnect && s->cf->disconnect_stage == STS_SCN_STAGE_GREETING) {
         smtp_disconnect(s, STS_SCN_STAGE_GREETING); /* the close completes later */
-    } else if (s->cf->c.delay[STS_SCN_STAGE_GREETING] > 0) {
+    } else if (s->cf->delay[STS_SCN_STAGE_GREETING] > 0) {
         smtp_set_state(s, SMTP_GREETING);
-        s->wait = sts_delay_start(sts_stream_loop(st), s->cf->c.delay[STS_SCN_STAGE_GREETING],
+        s->wait = sts_delay_start(sts_stream_loop(st), s->cf->delay[STS_SCN_STAGE_GREETING],
                                   smtp_greet_cb, s);
         if (!s->wait)
             smtp_greet(s);
@@ -888,7 +838,7 @@ static void smtp_close(sts_tcpsrv_conn *conn)
     smtp_reset_transaction(s);
     sts_buf_free(&s->in);
     sts_buf_free(&s->msg);
-    mx_conf_unref(s->cf);
+    sts_served_unref(s->served);
     free(s);
 }
 
@@ -902,23 +852,24 @@ static const sts_tcpsrv_ops smtp_ops = {
 
 static void mxsrv_free(sts_mxsrv *s)
 {
-    mx_conf_unref(s->cf);
     free(s->host);
     free(s->address);
     free(s);
 }
 
-int sts_mxsrv_start(uv_loop_t *loop, int fd, const sts_mxsrv_conf *conf, sts_observer *obs,
-                    sts_log *log, sts_mxsrv **out)
+int sts_mxsrv_start(uv_loop_t *loop, int fd, sts_served *const *served, size_t index,
+                    sts_observer *obs, sts_log *log, sts_mxsrv **out)
 {
+    const sts_mxsrv_conf *conf = &(*served)->hosts[index].mx_conf;
     sts_mxsrv *s = calloc(1, sizeof(*s));
-    if (!s || !(s->host = strdup(conf->host)) || !(s->address = strdup(conf->address)) ||
-        !(s->cf = mx_conf_new(s, conf))) {
+    if (!s || !(s->host = strdup(conf->host)) || !(s->address = strdup(conf->address))) {
         if (s)
             mxsrv_free(s);
         close(fd);
         return STS_ENOMEM;
     }
+    s->served = served;
+    s->index = index;
     s->obs = obs;
     s->log = log;
     char name[300];
@@ -929,16 +880,6 @@ int sts_mxsrv_start(uv_loop_t *loop, int fd, const sts_mxsrv_conf *conf, sts_obs
         return rc;
     }
     *out = s;
-    return 0;
-}
-
-int sts_mxsrv_set_conf(sts_mxsrv *s, const sts_mxsrv_conf *conf)
-{
-    mx_conf *cf = mx_conf_new(s, conf);
-    if (!cf)
-        return STS_ENOMEM;
-    mx_conf_unref(s->cf);
-    s->cf = cf;
     return 0;
 }
 

@@ -24,10 +24,9 @@
 #define STS_SMTP_MAX_MESSAGE (10u * 1024u * 1024u) /* SIZE we advertise and enforce */
 #define STS_SMTP_MAX_RCPTS 100                     /* RFC 5321 4.5.3.1.8 minimum */
 
-/* The server's configuration. The server keeps its own copy (strings duplicated,
- * ctx referenced), and each session keeps the copy that was current when it was
- * accepted: sts_mxsrv_set_conf() changes what new sessions get, never a session in
- * flight. Zero means "normal" for every script field. */
+/* One MX host's part of what the world serves (fakedns/served.h): its strings and
+ * ctx belong to the served state (or to the scenario and the world, which outlive
+ * it). Zero means "normal" for every script field. */
 typedef struct sts_mxsrv_conf {
     const char *host;    /* the MX host name (banner, observer) */
     const char *address; /* the address it listens on */
@@ -50,15 +49,15 @@ typedef struct sts_mxsrv_conf {
 int sts_smtp_reply_code(const char *reply);
 
 typedef struct sts_mxsrv sts_mxsrv;
+struct sts_served;
 
-/* Serve conf (copied; strings borrowed) on the listening socket fd (owned by the
- * server from now on, also on failure). */
-int sts_mxsrv_start(uv_loop_t *loop, int fd, const sts_mxsrv_conf *conf, sts_observer *obs,
-                    sts_log *log, sts_mxsrv **out);
-/* New sessions get conf from now on (copied as for start); sessions in flight
- * finish on the configuration they started with. host and address are not
- * changed. Returns 0 or STS_ENOMEM (the old configuration stays). */
-int sts_mxsrv_set_conf(sts_mxsrv *s, const sts_mxsrv_conf *conf);
+/* Serve host entry `index` of the world's served state on the listening socket fd
+ * (owned by the server from now on, also on failure). *served is read when a
+ * session is accepted: the session holds a reference to that state until it
+ * closes, so it finishes on the configuration it started with whatever the world
+ * swaps in meanwhile. The entry's host and address at start name the server. */
+int sts_mxsrv_start(uv_loop_t *loop, int fd, struct sts_served *const *served, size_t index,
+                    sts_observer *obs, sts_log *log, sts_mxsrv **out);
 /* Close the listener and every session; done(arg) runs when all are closed. */
 void sts_mxsrv_stop(sts_mxsrv *s, void (*done)(void *arg), void *arg);
 

@@ -1,7 +1,15 @@
 /*
  * world.c - assembles one scenario's fake world (see world.h): assigns the hosts
- * addresses in a 127.x.y.0/24 block, builds the zone, mints certificates with a
- * per-world CA, binds every socket, then starts the DNS, policy and MX servers.
+ * addresses in a 127.x.y.0/24 block, makes a per-world CA, binds every socket,
+ * builds what is served (fakedns/served.h: zone, policy, MX scripts, certificates),
+ * then starts the DNS, policy and MX servers.
+ *
+ * What is served is one reference-counted value behind one pointer (w->served),
+ * which every server reads when a connection comes. A step builds a whole new value
+ * (gather the step's choices on top of the current ones, build everything from
+ * them) and only then swaps the pointer; the old value lives on while connections
+ * that began on it are open. The world's own facts (hosts, addresses, sockets, CAs,
+ * the observer log) never change after the start.
  *
  * Sockets are bound with plain system calls before any libuv handle exists, so an
  * address clash with another world (EADDRINUSE) costs nothing to undo: the fds are
@@ -19,6 +27,7 @@
 #include "fakedns/httpsrv.h"
 #include "fakedns/mxsrv.h"
 #include "fakedns/observer.h"
+#include "fakedns/served.h"
 
 #include <arpa/inet.h>
 #include <errno.h>
@@ -47,11 +56,11 @@ typedef enum { HOST_MX, HOST_POLICY } host_kind;
 typedef struct world_host {
     char *name; /* lowercase, no trailing dot */
     host_kind kind;
-    const sts_scn_mx *mx; /* the scenario's settings; NULL = defaults (zone-only MX) */
+    const sts_scn_mx *mx; /* the scenario's own settings (before any step); NULL =
+                             defaults (zone-only MX, or named only by a step) */
     int listen;           /* gets an address in the block and a listener */
     char addr[32];
-    SSL_CTX *ctx; /* TLS server context (MX with STARTTLS, the policy host) */
-    int fd[2];    /* bound sockets until the servers take them */
+    int fd[2]; /* bound sockets until the servers take them */
     sts_mxsrv *mxsrv;
 } world_host;
 
@@ -65,33 +74,19 @@ struct sts_world {
     char dir[PATH_MAX];
     int own_dir;
     char ca_file[PATH_MAX + 16];
-    time_t now;
     time_t start; /* the clock when the world started */
 
-    sts_observer *obs;
-    sts_dns_zone *zone;
+    sts_observer *obs; /* what senders did: spans every step */
     sts_ca *ca;
     sts_ca *ca_unknown; /* signs "unknown_ca" certificates; never written out */
     sts_ca *ca_inter;   /* intermediate of the world CA, for `chain:` certificates */
-
-    /* what is served now (the scenario's, or the last step's that changed it) */
-    const char *cur_dns;
-    int cur_dns_line;
-    const sts_scn_dns_fault *cur_faults;
-    size_t cur_nfaults;
-    const sts_scn_policy *cur_policy;
     const char *file;
 
     world_host *hosts;
     size_t nhosts;
     world_host *policy; /* the mta-sts.<domain> entry */
 
-    /* the policy as served */
-    int policy_present;
-    int policy_status;
-    char *policy_ctype;
-    char *policy_body;
-    size_t policy_len;
+    sts_served *served; /* what is served now: the one pointer a step swaps */
 
     int dns_fd[2]; /* udp, tcp */
     sts_dnssrv *dns;
@@ -116,7 +111,7 @@ static char *lower_dup(const char *s)
 
 /* ---- hosts ---- */
 
-static world_host *world_find_host(sts_world *w, const char *name)
+static world_host *world_find_host(const sts_world *w, const char *name)
 {
     for (size_t i = 0; i < w->nhosts; i++)
         if (!strcasecmp(w->hosts[i].name, name))
@@ -186,37 +181,31 @@ static int world_add_targets(sts_world *w, const sts_dns_zone *z)
     return rc;
 }
 
-/* The served zone: the lines, an A record for every host with a listener, the
+/* The zone s serves: its lines, an A record for every host with a listener, its
  * faults, SOA and NS. */
-static int world_make_zone(sts_world *w, sts_dns_zone **out, char *err, size_t errlen)
+static int world_make_zone(sts_world *w, sts_served *s, char *err, size_t errlen)
 {
-    sts_dns_zone *z = NULL;
-    int rc = world_zone_lines(w, w->cur_dns, w->cur_dns_line, &z, err, errlen);
+    int rc = world_zone_lines(w, s->dns, s->dns_line, &s->zone, err, errlen);
+    sts_dns_zone *z = s->zone;
     for (size_t i = 0; !rc && i < w->nhosts; i++)
         if (w->hosts[i].listen && sts_dns_zone_add_a(z, w->hosts[i].name, w->hosts[i].addr)) {
             sts_errf(err, errlen, "%s: the zone gives %s other data than the world's address",
                     w->file, w->hosts[i].name);
             rc = STS_EINVAL;
         }
-    for (size_t i = 0; !rc && i < w->cur_nfaults; i++) {
-        const sts_scn_dns_fault *f = &w->cur_faults[i];
+    for (size_t i = 0; !rc && i < s->nfaults; i++) {
+        const sts_scn_dns_fault *f = &s->faults[i];
         rc = sts_dns_zone_add_fault(z, f->name, f->type, f->fault, f->delay, w->file, f->line,
                                     err, errlen);
     }
-    if (!rc)
-        rc = sts_dns_zone_finish(z);
-    if (rc) {
-        sts_dns_zone_free(z);
-        return rc;
-    }
-    *out = z;
-    return 0;
+    return rc ? rc : sts_dns_zone_finish(z);
 }
 
 /* Collect the hosts in order: the scenario's MX hosts, the policy host, then MX
  * targets of the zone that have no address of their own. A host whose name already
  * has A/AAAA/CNAME records in the zone is served as written: no listener. */
-static int world_collect_hosts(sts_world *w, const sts_scenario *scn, char *err, size_t errlen)
+static int world_collect_hosts(sts_world *w, const sts_scenario *scn, const sts_dns_zone *written,
+                               char *err, size_t errlen)
 {
     world_host *h;
     for (size_t i = 0; i < scn->nmx; i++)
@@ -232,7 +221,7 @@ static int world_collect_hosts(sts_world *w, const sts_scenario *scn, char *err,
                 scn->file ? scn->file : "scenario", w->domain);
         return STS_EINVAL;
     }
-    int rc = world_add_targets(w, w->zone);
+    int rc = world_add_targets(w, written);
     /* Hosts a later step names get their listeners now: listeners are never added
      * while the world runs. */
     for (size_t k = 0; !rc && k < scn->nsteps; k++) {
@@ -255,7 +244,7 @@ static int world_collect_hosts(sts_world *w, const sts_scenario *scn, char *err,
         h = &w->hosts[i];
         if (h->kind == HOST_POLICY)
             w->policy = h;
-        h->listen = !sts_dns_zone_has_address(w->zone, h->name);
+        h->listen = !sts_dns_zone_has_address(written, h->name);
         if (!h->listen)
             sts_info(w->log, "host %s: the zone gives its address; no listener", h->name);
         else
@@ -290,50 +279,52 @@ static int world_tls_versions(SSL_CTX *ctx, const sts_scn_tls_versions *t)
     return 0;
 }
 
-static int world_mint_ctx(sts_world *w, const sts_scn_cert *c, const sts_scn_tls_versions *tls,
-                          const char *host, SSL_CTX **out, char *err, size_t errlen)
+/* What to mint for host at now from the scenario's cert c (names: the host's own
+ * name when c gives none). */
+static void world_cert_spec(const sts_world *w, time_t now, const sts_scn_cert *c,
+                            const char *const *host, sts_cert_spec *spec)
 {
-    const char *deflt[1] = {host};
-    sts_cert_spec spec;
-    memset(&spec, 0, sizeof(spec));
-    if (c->names_set) {
-        spec.names = (const char *const *)c->names.v;
-        spec.nnames = c->names.n;
-    } else {
-        spec.names = deflt;
-        spec.nnames = 1;
-    }
-    spec.cn = c->cn;
-    spec.no_san = c->no_san;
-    spec.self_signed = c->self_signed;
-    spec.key_type = c->rsa ? STS_KEY_RSA_2048 : STS_KEY_EC_P256;
+    memset(spec, 0, sizeof(*spec));
+    spec->names = c->names_set ? (const char *const *)c->names.v : host;
+    spec->nnames = c->names_set ? c->names.n : 1;
+    spec->cn = c->cn;
+    spec->no_san = c->no_san;
+    spec->self_signed = c->self_signed;
+    spec->key_type = c->rsa ? STS_KEY_RSA_2048 : STS_KEY_EC_P256;
     if (c->expired) {
-        spec.not_before = w->now - 60 * DAY;
-        spec.not_after = w->now - DAY;
+        spec->not_before = now - 60 * DAY;
+        spec->not_after = now - DAY;
     } else if (c->not_yet_valid) {
-        spec.not_before = w->now + DAY;
-        spec.not_after = w->now + 90 * DAY;
+        spec->not_before = now + DAY;
+        spec->not_after = now + 90 * DAY;
     } else {
         /* Valid both at the virtual now (a sender given --now) and at the moment the
          * world started (peers on the wall clock), however far steps moved the clock. */
-        spec.not_before = (w->start < w->now ? w->start : w->now) - DAY;
-        spec.not_after = (w->start > w->now ? w->start : w->now) + 90 * DAY;
+        spec->not_before = (w->start < now ? w->start : now) - DAY;
+        spec->not_after = (w->start > now ? w->start : now) + 90 * DAY;
     }
-    sts_ca *ca = w->ca;
-    if (c->unknown_ca) {
-        if (!w->ca_unknown &&
-            !(w->ca_unknown = sts_ca_new("ststest unknown CA", w->now, err, errlen)))
-            return STS_ETLS;
-        ca = w->ca_unknown;
-    } else if (c->chain != STS_SCN_CHAIN_DIRECT) {
-        if (!w->ca_inter && !(w->ca_inter = sts_ca_new_intermediate(
-                                  w->ca, "ststest world intermediate CA", w->now, err, errlen)))
-            return STS_ETLS;
-        ca = w->ca_inter;
-    }
+}
+
+/* The CA that signs c (world_make_cas made every one the scenario asks for). */
+static sts_ca *world_cert_ca(const sts_world *w, const sts_scn_cert *c)
+{
+    if (c->unknown_ca)
+        return w->ca_unknown;
+    return c->chain != STS_SCN_CHAIN_DIRECT ? w->ca_inter : w->ca;
+}
+
+/* A server context for host with the certificate c asks for, minted at now, and
+ * the TLS versions tls allows. */
+static int world_mint_ctx(const sts_world *w, time_t now, const sts_scn_cert *c,
+                          const sts_scn_tls_versions *tls, const char *host, SSL_CTX **out,
+                          char *err, size_t errlen)
+{
+    sts_cert_spec spec;
+    world_cert_spec(w, now, c, &host, &spec);
+    sts_ca *ca = world_cert_ca(w, c);
     X509 *cert = NULL;
     EVP_PKEY *key = NULL;
-    int rc = sts_ca_mint(ca, &spec, w->now, &cert, &key);
+    int rc = ca ? sts_ca_mint(ca, &spec, now, &cert, &key) : STS_ESTATE;
     if (rc) {
         sts_errf(err, errlen, "cannot mint a certificate for %s: %s", host, sts_strerror(rc));
         return rc;
@@ -365,34 +356,55 @@ static int world_mint_ctx(sts_world *w, const sts_scn_cert *c, const sts_scn_tls
     return 0;
 }
 
-/* The certificate (server context) of host h as configured now; *out NULL for an
+/* The certificate (server context) of host i as s configures it; *out NULL for an
  * MX without STARTTLS. */
-static int world_host_ctx(sts_world *w, world_host *h, SSL_CTX **out, char *err, size_t errlen)
+static int world_host_ctx(const sts_world *w, const sts_served *s, size_t i, SSL_CTX **out,
+                          char *err, size_t errlen)
 {
     static const sts_scn_cert plain; /* defaults: the host's own name, valid */
     static const sts_scn_tls_versions any;
+    const world_host *h = &w->hosts[i];
+    const sts_scn_mx *mx = s->hosts[i].mx;
     *out = NULL;
     if (h->kind == HOST_POLICY)
-        return world_mint_ctx(w, &w->cur_policy->cert, &w->cur_policy->tls, h->name, out, err,
+        return world_mint_ctx(w, s->now, &s->policy->cert, &s->policy->tls, h->name, out, err,
                               errlen);
-    if (h->mx && !h->mx->starttls)
+    if (mx && !mx->starttls)
         return 0;
-    return world_mint_ctx(w, h->mx ? &h->mx->cert : &plain, h->mx ? &h->mx->tls : &any, h->name,
-                          out, err, errlen);
+    return world_mint_ctx(w, s->now, mx ? &mx->cert : &plain, mx ? &mx->tls : &any, h->name, out,
+                          err, errlen);
 }
 
-static int world_make_certs(sts_world *w, char *err, size_t errlen)
+/* Note which CAs besides the root certificate c needs. */
+static void world_cert_cas(const sts_scn_cert *c, int *unknown, int *inter)
 {
-    if (!(w->ca = sts_ca_new("ststest world CA", w->now, err, errlen)))
-        return STS_ETLS;
-    for (size_t i = 0; i < w->nhosts; i++) {
-        world_host *h = &w->hosts[i];
-        if (!h->listen)
-            continue;
-        int rc = world_host_ctx(w, h, &h->ctx, err, errlen);
-        if (rc)
-            return rc;
+    if (c->unknown_ca)
+        *unknown = 1;
+    else if (c->chain != STS_SCN_CHAIN_DIRECT)
+        *inter = 1;
+}
+
+/* The world's CAs, made once at the start: the root, and the unknown CA and the
+ * intermediate when a certificate of the scenario or of any of its steps needs
+ * them, so that building what a step serves never changes the world itself. */
+static int world_make_cas(sts_world *w, const sts_scenario *scn, char *err, size_t errlen)
+{
+    int unknown = 0, inter = 0;
+    world_cert_cas(&scn->policy.cert, &unknown, &inter);
+    for (size_t i = 0; i < scn->nmx; i++)
+        world_cert_cas(&scn->mx[i].cert, &unknown, &inter);
+    for (size_t k = 0; k < scn->nsteps; k++) {
+        const sts_scn_step *st = &scn->steps[k];
+        if (st->policy_set)
+            world_cert_cas(&st->policy.cert, &unknown, &inter);
+        for (size_t i = 0; i < st->nmx; i++)
+            world_cert_cas(&st->mx[i].cert, &unknown, &inter);
     }
+    if (!(w->ca = sts_ca_new("ststest world CA", w->start, err, errlen)) ||
+        (unknown && !(w->ca_unknown = sts_ca_new("ststest unknown CA", w->start, err, errlen))) ||
+        (inter && !(w->ca_inter = sts_ca_new_intermediate(w->ca, "ststest world intermediate CA",
+                                                          w->start, err, errlen))))
+        return STS_ETLS;
     return 0;
 }
 
@@ -429,10 +441,11 @@ static int world_pad(sts_buf *b, long size, char *err, size_t errlen, const char
     return 0;
 }
 
-/* The body of the policy as configured now (new string in *out, its length). */
-static int world_policy_body(sts_world *w, char **out, size_t *len, char *err, size_t errlen)
+/* The body of the policy s serves (new string in *out, its length). */
+static int world_policy_body(const sts_world *w, const sts_served *s, char **out, size_t *len,
+                             char *err, size_t errlen)
 {
-    const sts_scn_policy *p = w->cur_policy;
+    const sts_scn_policy *p = s->policy;
     *out = NULL;
     if (!p->present) {
         *out = strdup("");
@@ -465,32 +478,29 @@ static int world_policy_body(sts_world *w, char **out, size_t *len, char *err, s
     return *out ? 0 : STS_ENOMEM;
 }
 
-static int world_make_policy(sts_world *w, char *err, size_t errlen)
+/* The policy s serves: its content type and body. */
+static int world_make_policy(const sts_world *w, sts_served *s, char *err, size_t errlen)
 {
-    const sts_scn_policy *p = w->cur_policy;
-    free(w->policy_ctype);
-    free(w->policy_body);
-    w->policy_body = NULL;
-    w->policy_present = p->present;
-    w->policy_status = p->status ? p->status : 200;
-    w->policy_ctype = strdup(p->content_type ? p->content_type : "text/plain");
-    if (!w->policy_ctype)
+    const sts_scn_policy *p = s->policy;
+    s->policy_ctype = strdup(p->content_type ? p->content_type : "text/plain");
+    if (!s->policy_ctype)
         return STS_ENOMEM;
-    return world_policy_body(w, &w->policy_body, &w->policy_len, err, errlen);
+    return world_policy_body(w, s, &s->policy_body, &s->policy_len, err, errlen);
 }
 
-/* The policy server's configuration for one scheme (ctx NULL: plain HTTP). */
-static sts_httpsrv_conf world_policy_conf(const sts_world *w, const char *scheme, SSL_CTX *ctx)
+/* The policy server's part of s for one scheme (ctx NULL: plain HTTP). */
+static sts_httpsrv_conf world_policy_conf(const sts_world *w, const sts_served *s,
+                                          const char *scheme, SSL_CTX *ctx)
 {
-    const sts_scn_policy *p = w->cur_policy;
+    const sts_scn_policy *p = s->policy;
     sts_httpsrv_conf c = {
         .scheme = scheme,
         .ctx = ctx,
-        .present = w->policy_present,
-        .status = w->policy_status,
-        .content_type = w->policy_ctype,
-        .body = w->policy_body,
-        .body_len = w->policy_len,
+        .present = p->present,
+        .status = p->status ? p->status : 200,
+        .content_type = s->policy_ctype,
+        .body = s->policy_body,
+        .body_len = s->policy_len,
         .name = w->policy->name,
         .location = p->redirect,
         .headers = (const char *const *)p->headers.v,
@@ -506,16 +516,17 @@ static sts_httpsrv_conf world_policy_conf(const sts_world *w, const char *scheme
     return c;
 }
 
-/* An MX server's configuration from host h's scenario entry (defaults without). */
-static sts_mxsrv_conf world_mx_conf(const world_host *h, SSL_CTX *ctx)
+/* MX host h's part of a served state from its entry sh (scenario settings: the
+ * defaults without). */
+static sts_mxsrv_conf world_mx_conf(const world_host *h, const sts_served_host *sh)
 {
+    const sts_scn_mx *m = sh->mx;
     sts_mxsrv_conf c = {
         .host = h->name,
         .address = h->addr,
-        .starttls = h->mx ? h->mx->starttls : 1,
-        .ctx = ctx,
+        .starttls = m ? m->starttls : 1,
+        .ctx = sh->ctx,
     };
-    const sts_scn_mx *m = h->mx;
     if (!m)
         return c;
     for (int i = 0; i < STS_SCN_NSTAGES; i++) {
@@ -530,6 +541,143 @@ static sts_mxsrv_conf world_mx_conf(const world_host *h, SSL_CTX *ctx)
     c.nehlo_keywords = m->ehlo_keywords.n;
     c.ehlo_keywords_set = m->ehlo_keywords_set;
     return c;
+}
+
+/* ---- what is served: gather, build, swap ---- */
+
+/* Gather, at the start: the scenario's own choices, at the world's first clock. */
+static void world_select_start(const sts_world *w, const sts_scenario *scn, sts_served *s)
+{
+    s->now = w->start;
+    s->dns = scn->dns;
+    s->dns_line = scn->dns_line;
+    s->faults = scn->dns_faults;
+    s->nfaults = scn->ndns_faults;
+    s->policy = &scn->policy;
+    for (size_t i = 0; i < w->nhosts; i++)
+        s->hosts[i].mx = w->hosts[i].mx;
+}
+
+/* Gather, for a step: a new state (*out) with prev's choices at now (0: prev's
+ * clock), and what the step names on top of them (it replaces those). */
+static int world_select_step(const sts_world *w, const sts_served *prev, const sts_scn_step *st,
+                             time_t now, sts_served **out, char *err, size_t errlen)
+{
+    sts_served *s = *out = sts_served_new(w->nhosts, w->log);
+    if (!s)
+        return STS_ENOMEM;
+    s->gen = prev->gen + 1;
+    s->now = now ? now : prev->now;
+    s->dns = st->dns ? st->dns : prev->dns;
+    s->dns_line = st->dns ? st->dns_line : prev->dns_line;
+    s->faults = st->dns_faults_set ? st->dns_faults : prev->faults;
+    s->nfaults = st->dns_faults_set ? st->ndns_faults : prev->nfaults;
+    s->policy = st->policy_set ? &st->policy : prev->policy;
+    for (size_t i = 0; i < w->nhosts; i++)
+        s->hosts[i].mx = prev->hosts[i].mx;
+    for (size_t i = 0; i < st->nmx; i++) {
+        const world_host *h = world_find_host(w, st->mx[i].host);
+        if (!h || h->kind != HOST_MX || !h->listen) {
+            sts_errf(err, errlen, "%s:%d: step '%s': %s is not an MX host the world serves",
+                     w->file, st->mx[i].line, st->name, st->mx[i].host);
+            return STS_EINVAL;
+        }
+        s->hosts[h - w->hosts].mx = &st->mx[i];
+    }
+    return 0;
+}
+
+/* Whether host i needs a certificate minted for s rather than prev's: always at
+ * the start and when the clock moved, else when its configuration changed. */
+static int world_mints(const sts_world *w, const sts_served *prev, const sts_served *s, size_t i)
+{
+    if (!prev || prev->now != s->now)
+        return 1;
+    if (w->hosts[i].kind == HOST_POLICY)
+        return prev->policy != s->policy;
+    return prev->hosts[i].mx != s->hosts[i].mx;
+}
+
+/* Build every listening host's certificate for s: minted anew or shared with prev. */
+static int world_make_ctxs(const sts_world *w, const sts_served *prev, sts_served *s, char *err,
+                           size_t errlen)
+{
+    for (size_t i = 0; i < w->nhosts; i++) {
+        sts_served_host *sh = &s->hosts[i];
+        if (!w->hosts[i].listen)
+            continue;
+        if (world_mints(w, prev, s, i)) {
+            int rc = world_host_ctx(w, s, i, &sh->ctx, err, errlen);
+            if (rc)
+                return rc;
+        } else if ((sh->ctx = prev->hosts[i].ctx)) {
+            SSL_CTX_up_ref(sh->ctx);
+        }
+    }
+    return 0;
+}
+
+/* Build everything s serves from its choices (prev: the state it follows, or NULL).
+ * On failure s holds what was built so far; freeing it frees that too. */
+static int world_build_served(sts_world *w, const sts_served *prev, sts_served *s, char *err,
+                              size_t errlen)
+{
+    int rc = world_make_zone(w, s, err, errlen);
+    if (!rc)
+        rc = world_make_ctxs(w, prev, s, err, errlen);
+    if (!rc)
+        rc = world_make_policy(w, s, err, errlen);
+    if (rc)
+        return rc;
+    for (size_t i = 0; i < w->nhosts; i++)
+        if (w->hosts[i].kind == HOST_MX)
+            s->hosts[i].mx_conf = world_mx_conf(&w->hosts[i], &s->hosts[i]);
+    s->https = world_policy_conf(w, s, "https", s->hosts[w->policy - w->hosts].ctx);
+    s->http = world_policy_conf(w, s, "http", NULL);
+    return 0;
+}
+
+/* What the world serves first (w->served), once its hosts have addresses. */
+static int world_build_start(sts_world *w, const sts_scenario *scn, char *err, size_t errlen)
+{
+    sts_served *s = sts_served_new(w->nhosts, w->log);
+    if (!s)
+        return STS_ENOMEM;
+    world_select_start(w, scn, s);
+    int rc = world_build_served(w, NULL, s, err, errlen);
+    if (rc) {
+        sts_served_unref(s);
+        return rc;
+    }
+    w->served = s;
+    return 0;
+}
+
+/* What step st serves at now, built completely on top of what is served now; the
+ * world itself is not touched. */
+static int world_build_step(sts_world *w, const sts_scn_step *st, time_t now, sts_served **out,
+                            char *err, size_t errlen)
+{
+    sts_served *s = NULL;
+    int rc = world_select_step(w, w->served, st, now, &s, err, errlen);
+    if (!rc)
+        rc = world_build_served(w, w->served, s, err, errlen);
+    if (rc) {
+        sts_served_unref(s);
+        return rc;
+    }
+    *out = s;
+    return 0;
+}
+
+/* Serve next from now on: one pointer, read by every server when a connection comes
+ * (the world takes over next's reference). The old state lives on in the
+ * connections that hold it, and is freed with the last of them. */
+static void world_swap(sts_world *w, sts_served *next)
+{
+    sts_served *old = w->served;
+    w->served = next;
+    sts_served_unref(old);
 }
 
 /* ---- sockets ---- */
@@ -645,7 +793,7 @@ static int world_bind_block(sts_world *w, const char *block, char *err, size_t e
 static int world_start_servers(sts_world *w)
 {
     int rc =
-        sts_dnssrv_start(w->loop, w->zone, w->dns_fd[0], w->dns_fd[1], w->obs, w->log, &w->dns);
+        sts_dnssrv_start(w->loop, &w->served, w->dns_fd[0], w->dns_fd[1], w->obs, w->log, &w->dns);
     w->dns_fd[0] = w->dns_fd[1] = -1;
     if (rc)
         return rc;
@@ -655,21 +803,18 @@ static int world_start_servers(sts_world *w)
         if (!h->listen)
             continue;
         if (h->kind == HOST_POLICY) {
-            sts_httpsrv_conf c = world_policy_conf(w, "https", h->ctx);
-            rc = sts_httpsrv_start(w->loop, h->fd[0], &c, w->obs, w->log, &w->https);
+            rc = sts_httpsrv_start(w->loop, h->fd[0], &w->served, 1, w->obs, w->log, &w->https);
             h->fd[0] = -1;
             if (rc)
                 return rc;
             w->pending++;
-            c = world_policy_conf(w, "http", NULL);
-            rc = sts_httpsrv_start(w->loop, h->fd[1], &c, w->obs, w->log, &w->http);
+            rc = sts_httpsrv_start(w->loop, h->fd[1], &w->served, 0, w->obs, w->log, &w->http);
             h->fd[1] = -1;
             if (rc)
                 return rc;
             w->pending++;
         } else {
-            sts_mxsrv_conf c = world_mx_conf(h, h->ctx);
-            rc = sts_mxsrv_start(w->loop, h->fd[0], &c, w->obs, w->log, &h->mxsrv);
+            rc = sts_mxsrv_start(w->loop, h->fd[0], &w->served, i, w->obs, w->log, &h->mxsrv);
             h->fd[0] = -1;
             if (rc)
                 return rc;
@@ -711,32 +856,21 @@ static int world_build(sts_world *w, const sts_scenario *scn, const sts_world_op
     if (dl && w->domain[dl - 1] == '.')
         w->domain[dl - 1] = '\0';
     w->file = scn->file ? scn->file : "scenario";
-    w->cur_dns = scn->dns;
-    w->cur_dns_line = scn->dns_line;
-    w->cur_faults = scn->dns_faults;
-    w->cur_nfaults = scn->ndns_faults;
-    w->cur_policy = &scn->policy;
     /* The zone as written decides which hosts there are; the served zone (with the
      * hosts' addresses) is built once the addresses are known. */
-    int rc = world_zone_lines(w, w->cur_dns, w->cur_dns_line, &w->zone, err, errlen);
+    sts_dns_zone *written = NULL;
+    int rc = world_zone_lines(w, scn->dns, scn->dns_line, &written, err, errlen);
     if (!rc)
-        rc = world_collect_hosts(w, scn, err, errlen);
+        rc = world_collect_hosts(w, scn, written, err, errlen);
+    sts_dns_zone_free(written);
     if (!rc)
-        rc = world_make_policy(w, err, errlen);
-    if (!rc)
-        rc = world_make_certs(w, err, errlen);
+        rc = world_make_cas(w, scn, err, errlen);
     if (!rc)
         rc = world_make_dir(w, opts->dir, err, errlen);
     if (!rc)
         rc = world_bind_block(w, opts->block, err, errlen);
-    if (!rc) {
-        sts_dns_zone *z = NULL;
-        rc = world_make_zone(w, &z, err, errlen);
-        if (!rc) {
-            sts_dns_zone_free(w->zone);
-            w->zone = z;
-        }
-    }
+    if (!rc)
+        rc = world_build_start(w, scn, err, errlen);
     if (rc && !err[0])
         sts_errf(err, errlen, "cannot build the world: %s", sts_strerror(rc));
     return rc;
@@ -772,8 +906,7 @@ int sts_world_start(uv_loop_t *loop, const sts_scenario *scn, const sts_world_op
     w->smtp_port = opts->smtp_port ? opts->smtp_port : 10025;
     w->https_port = opts->https_port ? opts->https_port : 10443;
     w->http_port = opts->http_port ? opts->http_port : 10080;
-    w->now = opts->now ? opts->now : time(NULL);
-    w->start = w->now;
+    w->start = opts->now ? opts->now : time(NULL);
     w->mode = strdup(opts->mode ? opts->mode : "enforce");
     int rc = w->mode ? world_build(w, scn, opts, err, errlen) : STS_ENOMEM;
     if (rc) {
@@ -818,131 +951,23 @@ int sts_world_apply_step(sts_world *w, const sts_scenario *scn, size_t step, tim
         return STS_ESTATE;
     }
     const sts_scn_step *st = &scn->steps[step];
-    int moved = now && now != w->now;
-    /* Everything new is built first, and only then swapped in, so that a failure
-     * leaves the world as it was. */
-    const char *old_dns = w->cur_dns, *old_file = w->file;
-    int old_dns_line = w->cur_dns_line;
-    const sts_scn_dns_fault *old_faults = w->cur_faults;
-    size_t old_nfaults = w->cur_nfaults;
-    const sts_scn_policy *old_policy = w->cur_policy;
-    time_t old_now = w->now;
-    const sts_scn_mx **old_mx = calloc(w->nhosts + 1, sizeof(*old_mx));
-    SSL_CTX **ctx = calloc(w->nhosts + 1, sizeof(*ctx));
-    int *remint = calloc(w->nhosts + 1, sizeof(*remint));
-    sts_dns_zone *zone = NULL;
-    int rc = old_mx && ctx && remint ? 0 : STS_ENOMEM;
-    for (size_t i = 0; i < w->nhosts && old_mx; i++)
-        old_mx[i] = w->hosts[i].mx;
-
-    if (st->dns) {
-        w->cur_dns = st->dns;
-        w->cur_dns_line = st->dns_line;
-    }
-    if (st->dns_faults_set) {
-        w->cur_faults = st->dns_faults;
-        w->cur_nfaults = st->ndns_faults;
-    }
-    if (st->policy_set)
-        w->cur_policy = &st->policy;
-    if (now)
-        w->now = now;
-    for (size_t i = 0; !rc && i < st->nmx; i++) {
-        world_host *h = world_find_host(w, st->mx[i].host);
-        if (!h || h->kind != HOST_MX || !h->listen) {
-            sts_errf(err, errlen, "%s:%d: step '%s': %s is not an MX host the world serves",
-                    w->file, st->mx[i].line, st->name, st->mx[i].host);
-            rc = STS_EINVAL;
-            break;
-        }
-        h->mx = &st->mx[i];
-        remint[h - w->hosts] = 1;
-    }
-    if (!rc && (st->dns || st->dns_faults_set))
-        rc = world_make_zone(w, &zone, err, errlen);
-    if (!rc && st->policy_set && w->policy)
-        remint[w->policy - w->hosts] = 1;
-    for (size_t i = 0; !rc && i < w->nhosts; i++)
-        if (w->hosts[i].listen && (moved || remint[i]))
-            rc = world_host_ctx(w, &w->hosts[i], &ctx[i], err, errlen);
-    char *body = NULL, *ctype = NULL;
-    size_t body_len = 0;
-    if (!rc && st->policy_set) {
-        ctype = w->policy_ctype;
-        body = w->policy_body;
-        body_len = w->policy_len;
-        w->policy_ctype = w->policy_body = NULL;
-        rc = world_make_policy(w, err, errlen);
-    }
+    sts_served *next = NULL;
+    int rc = world_build_step(w, st, now, &next, err, errlen);
     if (rc) {
-        /* Undo: the world serves what it served before. */
-        w->cur_dns = old_dns;
-        w->cur_dns_line = old_dns_line;
-        w->cur_faults = old_faults;
-        w->cur_nfaults = old_nfaults;
-        w->cur_policy = old_policy;
-        w->file = old_file;
-        w->now = old_now;
-        for (size_t i = 0; i < w->nhosts && old_mx; i++)
-            w->hosts[i].mx = old_mx[i];
-        if (ctype || body) {
-            free(w->policy_ctype);
-            free(w->policy_body);
-            w->policy_ctype = ctype;
-            w->policy_body = body;
-            w->policy_len = body_len;
-            w->policy_present = old_policy->present;
-            w->policy_status = old_policy->status ? old_policy->status : 200;
-        }
-        for (size_t i = 0; ctx && i < w->nhosts; i++)
-            SSL_CTX_free(ctx[i]);
-        sts_dns_zone_free(zone);
+        /* Nothing was swapped: the world serves what it served before. */
         if (!err[0])
             sts_errf(err, errlen, "cannot apply step '%s': %s", st->name, sts_strerror(rc));
-        free(old_mx);
-        free(ctx);
-        free(remint);
         return rc;
     }
-    free(ctype);
-    free(body);
+    world_swap(w, next);
+    sts_info(w->log, "world %s: step %zu '%s' applied (now %lld)", w->domain, step + 1, st->name,
+             (long long)next->now);
+    return 0;
+}
 
-    /* Swap. The servers copy what they are given; sessions in flight keep theirs. */
-    if (zone) {
-        sts_dnssrv_set_zone(w->dns, zone);
-        sts_dns_zone_free(w->zone);
-        w->zone = zone;
-    }
-    for (size_t i = 0; i < w->nhosts; i++) {
-        world_host *h = &w->hosts[i];
-        if (!h->listen)
-            continue;
-        if (moved || remint[i]) {
-            SSL_CTX_free(h->ctx);
-            h->ctx = ctx[i];
-            ctx[i] = NULL;
-        }
-        if (h->kind == HOST_POLICY && (moved || remint[i])) {
-            sts_httpsrv_conf c = world_policy_conf(w, "https", h->ctx);
-            if (!rc)
-                rc = sts_httpsrv_set_conf(w->https, &c);
-            c = world_policy_conf(w, "http", NULL);
-            if (!rc)
-                rc = sts_httpsrv_set_conf(w->http, &c);
-        } else if (h->kind == HOST_MX && h->mxsrv && (moved || remint[i])) {
-            sts_mxsrv_conf c = world_mx_conf(h, h->ctx);
-            if (!rc)
-                rc = sts_mxsrv_set_conf(h->mxsrv, &c);
-        }
-    }
-    free(old_mx);
-    free(ctx);
-    free(remint);
-    sts_info(w->log, "world %s: step %zu '%s' applied (now %lld)%s", w->domain, step + 1, st->name,
-             (long long)w->now, rc ? ", partly: out of memory" : "");
-    if (rc)
-        sts_errf(err, errlen, "step '%s': out of memory while swapping", st->name);
-    return rc;
+sts_served *sts_world_served(const sts_world *w)
+{
+    return w->served;
 }
 
 /* ---- JSON ---- */
@@ -963,7 +988,7 @@ json_t *sts_world_ready(const sts_world *w)
     return json_pack("{s:s,s:s,s:s,s:s,s:i,s:i,s:i,s:o,s:s,s:s,s:b}", "event", "ready", "domain",
                      w->domain, "dns", dns, "ca_file", w->ca_file, "smtp_port", w->smtp_port,
                      "https_port", w->https_port, "http_port", w->http_port, "hosts", hosts,
-                     "block", w->block, "mode", w->mode, "policy", w->policy_present);
+                     "block", w->block, "mode", w->mode, "policy", w->served->https.present);
 }
 
 json_t *sts_world_observed(const sts_world *w)
@@ -1018,12 +1043,11 @@ void sts_world_free(sts_world *w)
 {
     if (!w)
         return;
-    for (size_t i = 0; i < w->nhosts; i++) {
-        SSL_CTX_free(w->hosts[i].ctx);
+    /* Every connection is closed by now: the world's is the last reference. */
+    sts_served_unref(w->served);
+    for (size_t i = 0; i < w->nhosts; i++)
         free(w->hosts[i].name);
-    }
     free(w->hosts);
-    sts_dns_zone_free(w->zone);
     sts_ca_free(w->ca);
     sts_ca_free(w->ca_unknown);
     sts_ca_free(w->ca_inter);
@@ -1032,8 +1056,6 @@ void sts_world_free(sts_world *w)
         unlink(w->ca_file);
     if (w->own_dir)
         rmdir(w->dir);
-    free(w->policy_ctype);
-    free(w->policy_body);
     free(w->domain);
     free(w->mode);
     free(w);

@@ -34,21 +34,31 @@ typedef struct sts_world_opts {
                            "dns_dropped"); 0 = STS_OBSERVER_DNS_MAX_DEFAULT (100 000) */
 } sts_world_opts;
 
-/* Build the world and start every listener on loop. Returns 0, or a negative
- * STS_* code with a message in err (nothing left running). */
+/* Build the world and start every listener on loop. scn is borrowed: it must
+ * outlive the world. Returns 0, or a negative STS_* code with a message in err
+ * (nothing left running). */
 int sts_world_start(uv_loop_t *loop, const sts_scenario *scn, const sts_world_opts *opts,
                     sts_world **out, char *err, size_t errlen);
 
 /* Change the world to step `step` of scn (the same scenario the world was started
- * with; steps apply in order, each on top of the last): the clock moves to now,
- * the zone, DNS faults, policy and MX configurations the step names replace the
- * current ones, and certificates are minted again at now (every host's when the
- * clock moved, else those whose configuration changed). Listeners stay up:
- * sessions in flight finish on the old configuration, new ones get the new one.
- * Call it on the world's loop thread. Returns 0, or a negative STS_* code with a
- * message in err (the world then serves what it served before). */
+ * with; steps apply in order, each on top of the last): the clock moves to now
+ * (0: it stays), the zone, DNS faults, policy and MX configurations the step names
+ * replace the current ones, and certificates are minted again at now (every host's
+ * when the clock moved, else those whose configuration changed). All of that is
+ * built first, as a new served state (served.h); only when everything succeeded
+ * does the world swap to it. Listeners stay up: an SMTP session or policy
+ * connection in flight finishes on the state it started with, new ones get the new
+ * one; DNS answers each query from the state current when it is answered. The
+ * observer log spans steps. Call it on the world's loop thread. Returns 0, or a
+ * negative STS_* code with a message in err (nothing changed: the world serves
+ * what it served before). */
 int sts_world_apply_step(sts_world *w, const sts_scenario *scn, size_t step, time_t now, char *err,
                          size_t errlen);
+
+struct sts_served;
+/* What the world serves now (fakedns/served.h), borrowed: valid until the next step
+ * is applied or the world is freed; sts_served_ref() keeps it longer. */
+struct sts_served *sts_world_served(const sts_world *w);
 
 /* The "ready" event (new reference): event, domain, dns, ca_file, ports, hosts. */
 json_t *sts_world_ready(const sts_world *w);

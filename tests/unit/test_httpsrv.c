@@ -20,6 +20,7 @@
 
 #include "common/testca.h"
 #include "fakedns/httpsrv.h"
+#include "fakedns/served.h"
 #include "fakedns/tcpsrv.h"
 
 struct hcase {
@@ -322,9 +323,13 @@ static void test_listener_knobs(void **state)
             .refuse = k->refuse,
             .handshake_abort = k->abort_hs,
         };
+        sts_served *served = sts_served_new(0, NULL);
+        assert_non_null(served);
+        *(k->https ? &served->https : &served->http) = conf;
         struct sockaddr_in sa;
         kclient c = {.k = k, .cctx = cctx};
-        assert_int_equal(sts_httpsrv_start(&loop, listen_fd(&sa), &conf, obs, log, &c.srv), 0);
+        assert_int_equal(
+            sts_httpsrv_start(&loop, listen_fd(&sa), &served, k->https, obs, log, &c.srv), 0);
         assert_non_null(c.st = sts_stream_new(&loop, &kc_cbs, &c));
         assert_int_equal(sts_stream_connect(c.st, (struct sockaddr *)&sa, NULL), 0);
         assert_int_equal(uv_timer_init(&loop, &c.guard), 0);
@@ -358,6 +363,8 @@ static void test_listener_knobs(void **state)
             bad++;
         }
         free(conns_text);
+        assert_int_equal(served->refs, 1); /* every connection let go of it */
+        sts_served_unref(served);          /* the conf's ctx is the test's own */
         sts_log_free(log);
         sts_observer_free(obs);
         assert_int_equal(uv_loop_close(&loop), 0);

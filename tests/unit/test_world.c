@@ -3,7 +3,9 @@
  * on a loop, ready/observed JSON, stop, free, uv_loop_close() == 0; worlds on
  * several threads at once get distinct blocks; an explicit block already in use and
  * a bad zone line fail with a message and leave nothing running; the steps of a
- * multi-step scenario change what the running world serves.
+ * multi-step scenario change what the running world serves: each builds a whole new
+ * served state and swaps to it, a step that fails leaves the old one in place, and
+ * an old state lives while a connection that began on it is open.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -25,6 +27,7 @@
 #include "common/err.h"
 #include "common/log.h"
 #include "fakedns/observer.h"
+#include "fakedns/served.h"
 #include "fakedns/world.h"
 
 static const char *scn_text = "name: t\n"
@@ -314,6 +317,266 @@ static void test_steps(void **state)
     sts_log_free(log);
 }
 
+/* ---- steps: build, then swap ---- */
+
+/* mail (index 0), mta-sts (1), backup (2, a zone-only MX target). */
+#define SWAP_HEAD                                                                                  \
+    "name: t\nabout: t\nrefs: [x]\ndomain: example.test\n"                                         \
+    "dns: |\n  @ MX 10 mail\n  @ MX 20 backup\n  _mta-sts TXT \"one\"\n"                           \
+    "policy: {mode: enforce, mx: [mail.example.test]}\n"                                           \
+    "mx: {mail.example.test: {}}\n"                                                                \
+    "steps:\n"                                                                                     \
+    "  - {name: a, expect: {enforce: {}}}\n"                                                       \
+    "  - name: b\n"                                                                                \
+    "    dns: |\n      @ MX 10 mail\n      @ MX 20 backup\n      _mta-sts TXT \"two\"\n"           \
+    "    policy: {mode: testing, mx: [mail.example.test]}\n"                                       \
+    "    mx: {mail.example.test: {starttls_reply: \"454 4.7.0 TLS not available\"}}\n"             \
+    "    expect: {enforce: {}}\n"
+
+enum { HOST_MAIL = 0, HOST_POLICY = 1, HOST_BACKUP = 2 };
+
+typedef struct swap_world {
+    sts_scenario *scn;
+    uv_loop_t loop;
+    sts_log *log;
+    sts_world *w;
+    json_t *ready;
+    char dns[64];
+} swap_world;
+
+static void swap_start(swap_world *t, const char *text, int port_base)
+{
+    t->scn = load(text);
+    assert_int_equal(uv_loop_init(&t->loop), 0);
+    assert_non_null(t->log = sts_log_new_mem(STS_LOG_DEBUG, "world: "));
+    sts_world_opts opts = {.dns_port = port_base + 53,
+                           .smtp_port = port_base + 25,
+                           .https_port = port_base + 43,
+                           .http_port = port_base + 80,
+                           .now = 1700000000,
+                           .log = t->log};
+    char err[512] = "";
+    if (sts_world_start(&t->loop, t->scn, &opts, &t->w, err, sizeof(err)))
+        fail_msg("%s", err);
+    t->ready = sts_world_ready(t->w);
+    snprintf(t->dns, sizeof(t->dns), "%s", json_string_value(json_object_get(t->ready, "dns")));
+}
+
+static void swap_end(swap_world *t)
+{
+    sts_world_stop(t->w, NULL, NULL);
+    assert_int_equal(uv_run(&t->loop, UV_RUN_DEFAULT), 0);
+    sts_world_free(t->w);
+    assert_int_equal(uv_loop_close(&t->loop), 0);
+    json_decref(t->ready);
+    sts_scenario_free(t->scn);
+    sts_log_free(t->log);
+}
+
+static const char *swap_txt(swap_world *t)
+{
+    static char txt[256];
+    int rcode = -1;
+    txt_query(&t->loop, t->dns, "_mta-sts.example.test", txt, sizeof(txt), &rcode);
+    return txt;
+}
+
+/* A step's state is a new one, built whole from the step on top of the last: its
+ * zone, policy and MX script are the step's; hosts the step left alone share the
+ * certificate of the state before, unless the clock moved. */
+static void test_step_builds_new_state(void **state)
+{
+    (void)state;
+    swap_world t;
+    swap_start(&t, SWAP_HEAD "  - {name: c, advance: 1d, expect: {enforce: {}}}\n", 20400);
+    sts_served *s0 = sts_world_served(t.w);
+    assert_int_equal(s0->gen, 0);
+    assert_int_equal(s0->refs, 1);
+    assert_int_equal(s0->nhosts, 3);
+    assert_string_equal(s0->hosts[HOST_MAIL].mx_conf.host, "mail.example.test");
+    assert_string_equal(s0->hosts[HOST_BACKUP].mx_conf.host, "backup.example.test");
+    assert_non_null(strstr(s0->policy_body, "mode: enforce\r\n"));
+    assert_true(s0->https.present && s0->https.ctx == s0->hosts[HOST_POLICY].ctx);
+    assert_null(s0->http.ctx);
+    char err[512] = "";
+
+    /* Step a names nothing: a new state all the same, sharing every certificate
+     * (s0 is held here to compare; else it would go with the swap). */
+    sts_served_ref(s0);
+    assert_int_equal(sts_world_apply_step(t.w, t.scn, 0, 1700000000, err, sizeof(err)), 0);
+    sts_served *s1 = sts_world_served(t.w);
+    assert_ptr_not_equal(s1, s0);
+    assert_int_equal(s1->gen, 1);
+    assert_int_equal(s0->refs, 1);
+    assert_ptr_not_equal(s1->zone, s0->zone);
+    assert_ptr_not_equal(s1->policy_body, s0->policy_body);
+    for (size_t i = 0; i < s1->nhosts; i++) {
+        assert_non_null(s1->hosts[i].ctx);
+        assert_ptr_equal(s1->hosts[i].ctx, s0->hosts[i].ctx);
+    }
+    sts_served_unref(s0);
+    assert_string_equal(swap_txt(&t), "\"one\"");
+
+    /* Step b: its zone, policy and MX script; mail and the policy host get new
+     * certificates, backup keeps its own. */
+    SSL_CTX *backup = s1->hosts[HOST_BACKUP].ctx, *mail = s1->hosts[HOST_MAIL].ctx;
+    SSL_CTX *policy = s1->hosts[HOST_POLICY].ctx;
+    assert_int_equal(sts_world_apply_step(t.w, t.scn, 1, 1700000000, err, sizeof(err)), 0);
+    sts_served *s2 = sts_world_served(t.w);
+    const sts_scn_step *b = &t.scn->steps[1];
+    assert_int_equal(s2->gen, 2);
+    assert_int_equal(s2->now, 1700000000);
+    assert_ptr_equal(s2->dns, b->dns);
+    assert_ptr_equal(s2->policy, &b->policy);
+    assert_ptr_equal(s2->hosts[HOST_MAIL].mx, &b->mx[0]);
+    assert_string_equal(s2->hosts[HOST_MAIL].mx_conf.replies[STS_SCN_STAGE_STARTTLS],
+                        "454 4.7.0 TLS not available\r\n");
+    assert_ptr_equal(s2->hosts[HOST_MAIL].mx_conf.ctx, s2->hosts[HOST_MAIL].ctx);
+    assert_non_null(strstr(s2->policy_body, "mode: testing\r\n"));
+    assert_ptr_equal(s2->https.body, s2->policy_body);
+    assert_ptr_equal(s2->hosts[HOST_BACKUP].ctx, backup);
+    assert_ptr_not_equal(s2->hosts[HOST_MAIL].ctx, mail);
+    assert_ptr_not_equal(s2->hosts[HOST_POLICY].ctx, policy);
+    assert_ptr_equal(s2->https.ctx, s2->hosts[HOST_POLICY].ctx);
+    assert_string_equal(swap_txt(&t), "\"two\"");
+
+    /* Step c moves the clock: every certificate is minted again, the rest carries on. */
+    backup = s2->hosts[HOST_BACKUP].ctx;
+    assert_int_equal(sts_world_apply_step(t.w, t.scn, 2, 1700000000 + 86400, err, sizeof(err)), 0);
+    sts_served *s3 = sts_world_served(t.w);
+    assert_int_equal(s3->now, 1700000000 + 86400);
+    assert_ptr_not_equal(s3->hosts[HOST_BACKUP].ctx, backup);
+    assert_ptr_equal(s3->hosts[HOST_MAIL].mx, &b->mx[0]);
+    assert_non_null(strstr(s3->policy_body, "mode: testing\r\n"));
+    assert_string_equal(swap_txt(&t), "\"two\"");
+    /* Each state went with the swap that replaced it (no connection held one). */
+    const char *tr = sts_log_text(t.log);
+    for (int g = 0; g < 3; g++) {
+        char line[64];
+        snprintf(line, sizeof(line), "served state %d released", g);
+        assert_non_null(strstr(tr, line));
+    }
+    swap_end(&t);
+    /* (The last one went with the world: ASan would say if it had not.) */
+}
+
+/* A step that cannot be built leaves the world on the state it had: the same
+ * pointer, its one reference, the same answers, and the error says what was wrong. */
+static void test_step_failure_keeps_state(void **state)
+{
+    (void)state;
+    static const struct {
+        const char *step, *error;
+    } bad[] = {
+        {"  - name: zone\n    dns: |\n      @ MX 10 mail\n      mail CNAME elsewhere\n"
+         "    expect: {enforce: {}}\n",
+         "t.yaml: the zone gives mail.example.test other data than the world's address"},
+        {"  - name: cert\n    mx: {backup.example.test: {cert: {cn: "
+         "a123456789b123456789c123456789d123456789e123456789f123456789g1234567}}}\n"
+         "    expect: {enforce: {}}\n",
+         "cannot mint a certificate for backup.example.test"},
+        {"  - name: host\n    mx: {mta-sts.example.test: {}}\n    expect: {enforce: {}}\n",
+         "step 'host': mta-sts.example.test is not an MX host the world serves"},
+        {"  - name: size\n    policy: {mode: enforce, size: 10}\n    expect: {enforce: {}}\n",
+         "policy 'size' 10 is below the policy itself"},
+    };
+    for (size_t k = 0; k < sizeof(bad) / sizeof(bad[0]); k++) {
+        char text[2048];
+        snprintf(text, sizeof(text), "%s%s", SWAP_HEAD, bad[k].step);
+        swap_world t;
+        swap_start(&t, text, 20500);
+        char err[512] = "";
+        assert_int_equal(sts_world_apply_step(t.w, t.scn, 1, 1700000000, err, sizeof(err)), 0);
+        sts_served *before = sts_world_served(t.w);
+        assert_int_not_equal(
+            sts_world_apply_step(t.w, t.scn, 2, 1700000000 + 86400, err, sizeof(err)), 0);
+        print_message("%s: %s\n", bad[k].error, err);
+        assert_non_null(strstr(err, bad[k].error));
+        assert_ptr_equal(sts_world_served(t.w), before);
+        assert_int_equal(before->refs, 1);
+        assert_int_equal(before->gen, 1);
+        assert_int_equal(before->now, 1700000000);
+        assert_non_null(strstr(before->policy_body, "mode: testing\r\n"));
+        assert_string_equal(swap_txt(&t), "\"two\"");
+        /* What the failed step built is gone (its number is the next one's). */
+        assert_non_null(strstr(sts_log_text(t.log), "served state 2 released"));
+        assert_null(strstr(sts_log_text(t.log), "served state 1 released"));
+        swap_end(&t);
+    }
+}
+
+/* A TCP connection to host's port, from the ready event. */
+static int swap_connect(const swap_world *t, const char *host, const char *port_key)
+{
+    json_t *hosts = json_object_get(t->ready, "hosts");
+    struct sockaddr_in sa = {
+        .sin_family = AF_INET,
+        .sin_port = htons((uint16_t)json_integer_value(json_object_get(t->ready, port_key)))};
+    assert_int_equal(
+        inet_pton(AF_INET, json_string_value(json_object_get(hosts, host)), &sa.sin_addr), 1);
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    assert_true(fd >= 0);
+    assert_int_equal(connect(fd, (struct sockaddr *)&sa, sizeof(sa)), 0);
+    return fd;
+}
+
+/* Run the world's loop until s has refs references (2 s at most). */
+static void swap_wait_refs(swap_world *t, const sts_served *s, unsigned refs)
+{
+    for (int i = 0; i < 2000 && s->refs != refs; i++) {
+        uv_run(&t->loop, UV_RUN_NOWAIT);
+        usleep(1000);
+    }
+    assert_int_equal(s->refs, refs);
+}
+
+/* Run the world's loop until its transcript says what (2 s at most). */
+static void swap_wait_log(swap_world *t, const char *what)
+{
+    for (int i = 0; i < 2000 && !strstr(sts_log_text(t->log), what); i++) {
+        uv_run(&t->loop, UV_RUN_NOWAIT);
+        usleep(1000);
+    }
+    assert_non_null(strstr(sts_log_text(t->log), what));
+}
+
+/* Every SMTP session and policy connection holds the state it was accepted on; the
+ * old state outlives the step that replaced it until the last of them closes. */
+static void test_connections_hold_state(void **state)
+{
+    (void)state;
+    swap_world t;
+    swap_start(&t, SWAP_HEAD, 20600);
+    sts_served *s0 = sts_world_served(t.w);
+    int smtp = swap_connect(&t, "mail.example.test", "smtp_port");
+    int http = swap_connect(&t, "mta-sts.example.test", "http_port");
+    swap_wait_refs(&t, s0, 3); /* the world's, the session's, the connection's */
+
+    char err[512] = "";
+    assert_int_equal(sts_world_apply_step(t.w, t.scn, 1, 1700000000, err, sizeof(err)), 0);
+    sts_served *s1 = sts_world_served(t.w);
+    assert_ptr_not_equal(s1, s0);
+    assert_int_equal(s0->refs, 2); /* the world let go; both connections hold on */
+    assert_int_equal(s1->refs, 1);
+    /* The old state is whole: what the connections still get. */
+    assert_non_null(strstr(s0->policy_body, "mode: enforce\r\n"));
+    assert_null(s0->hosts[HOST_MAIL].mx_conf.replies[STS_SCN_STAGE_STARTTLS]);
+
+    /* A new session gets the new state and lets it go when it closes. */
+    int fresh = swap_connect(&t, "mail.example.test", "smtp_port");
+    swap_wait_refs(&t, s1, 2);
+    close(fresh);
+    swap_wait_refs(&t, s1, 1);
+
+    close(smtp);
+    swap_wait_refs(&t, s0, 1);
+    assert_null(strstr(sts_log_text(t.log), "served state 0 released"));
+    close(http);
+    swap_wait_log(&t, "served state 0 released"); /* with its last holder */
+    assert_null(strstr(sts_log_text(t.log), "served state 1 released"));
+    swap_end(&t);
+}
+
 /* The observer's compact DNS records come back as the JSON records they replace. */
 static void test_observer_dns(void **state)
 {
@@ -387,6 +650,9 @@ int main(void)
         cmocka_unit_test(test_life_cycle),   cmocka_unit_test(test_bad_zone),
         cmocka_unit_test(test_threads),      cmocka_unit_test(test_steps),
         cmocka_unit_test(test_observer_dns), cmocka_unit_test(test_observer_non_utf8),
+        cmocka_unit_test(test_step_builds_new_state),
+        cmocka_unit_test(test_step_failure_keeps_state),
+        cmocka_unit_test(test_connections_hold_state),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
