@@ -955,7 +955,7 @@ int sts_world_apply_step(sts_world *w, const sts_scenario *scn, size_t step, tim
     int rc = world_build_step(w, st, now, &next, err, errlen);
     if (rc) {
         /* Nothing was swapped: the world serves what it served before. */
-        if (!err[0])
+        if (err && errlen && !err[0])
             sts_errf(err, errlen, "cannot apply step '%s': %s", st->name, sts_strerror(rc));
         return rc;
     }
