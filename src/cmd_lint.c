@@ -2,7 +2,8 @@
  * cmd_lint.c - `ststest lint [--txt] [--json] [--mx-host HOST] FILE|-`: check an
  * MTA-STS policy file (RFC 8461 3.2) or a `_mta-sts` TXT record (3.1), print every
  * problem as FILE:LINE:COL: error|warning: message and what was understood.
- * Returns the exit status: 0 valid, 65 invalid or unreadable input, 64 usage.
+ * Returns the exit status: 0 valid, 65 invalid or unreadable input, 64 usage, 70
+ * internal error (out of memory).
  */
 #include <errno.h>
 #include <getopt.h>
@@ -37,7 +38,7 @@ static void usage(FILE *fp)
                 "  --mx-host HOST  also say whether the policy allows MX host HOST (RFC 8461 4.1)\n"
                 "  -h, --help      this help\n"
                 "\n"
-                "exit status: 0 valid, 65 invalid or unreadable, 64 usage.\n");
+                "exit status: 0 valid, 65 invalid or unreadable, 64 usage, 70 internal error.\n");
 }
 
 static int read_input(const char *path, sts_buf *b, char *err, size_t errlen)

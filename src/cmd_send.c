@@ -91,7 +91,7 @@ static void usage(FILE *fp, int check)
             "  --json                   print one JSON document on stdout\n");
     if (!check)
         fprintf(fp,
-                "  --from ADDRESS           envelope sender (default ststest@<host name>)\n"
+                "  --from ADDRESS           envelope sender (default ststest@<HELO name>)\n"
                 "  --data FILE|-            the message to send (default: a generated test\n"
                 "                           message; at most %d bytes)\n",
                 STS_SENDER_DATA_MAX);

@@ -23,9 +23,11 @@ static void usage(FILE *fp)
     fprintf(fp, "usage: ststest COMMAND [options] ...\n\ncommands:\n");
     for (size_t i = 0; i < sizeof(commands) / sizeof(commands[0]); i++)
         fprintf(fp, "  %-6s %s\n", commands[i].name, commands[i].summary);
-    fprintf(fp, "\n`ststest COMMAND --help` describes each command's options.\n"
+    fprintf(fp, "\n`ststest COMMAND --help` describes each command's options;\n"
+                "`ststest --version` prints the version; `man ststest` has it all.\n"
                 "exit status: 0 ok, 1 expectation failed (run), 64 usage, 65 bad input,\n"
-                "69 failed permanently, 70 internal error, 75 deferred.\n");
+                "69 failed permanently, 70 internal error, 75 deferred, 77 needs root\n"
+                "(--standard-ports).\n");
 }
 
 int main(int argc, char **argv)
