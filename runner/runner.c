@@ -847,6 +847,15 @@ static void list_scenarios(FILE *out, sts_scenario **scns, size_t n)
     }
 }
 
+/* Whether an --exclude pattern matches the scenario name. */
+static int excluded(const sts_run_opts *opts, const char *name)
+{
+    for (size_t i = 0; i < opts->nexclude; i++)
+        if (!fnmatch(opts->exclude[i], name, 0))
+            return 1;
+    return 0;
+}
+
 int sts_runner_run(char *const *paths, size_t npaths, const sts_run_opts *opts)
 {
     FILE *out = opts->out ? opts->out : stdout;
@@ -880,7 +889,7 @@ int sts_runner_run(char *const *paths, size_t npaths, const sts_run_opts *opts)
             nbad++;
             continue;
         }
-        if (opts->filter && fnmatch(opts->filter, s->name, 0)) {
+        if ((opts->filter && fnmatch(opts->filter, s->name, 0)) || excluded(opts, s->name)) {
             sts_scenario_free(s);
             continue;
         }

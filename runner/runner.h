@@ -15,6 +15,9 @@
 typedef struct sts_run_opts {
     int jobs;               /* cases run at once; 0 = number of CPUs */
     const char *filter;     /* fnmatch(3) pattern on scenario names; NULL = all */
+    /* fnmatch(3) patterns: a scenario whose name matches any of them is left out. */
+    const char *const *exclude;
+    size_t nexclude;
     int list;               /* print name, about and refs of each scenario; run nothing */
     const char *junit_file; /* write JUnit XML here (NULL = no) */
     const char *json_file;  /* write a JSON report here (NULL = no) */

@@ -85,8 +85,36 @@ def test_list_and_filter(ststest_bin):
     assert names == ["valid-enforce"]
 
 
+def listed(stdout):
+    return [l.split()[0] for l in stdout.splitlines() if l and not l.startswith(" ")]
+
+
+def test_exclude(ststest_bin, tmp_path):
+    everything = listed(run(ststest_bin, "--list", SRC / "scenarios").stdout)
+    # Repeatable, any match leaves a scenario out; --list honours it.
+    r = run(ststest_bin, "--list", "--exclude", "dns-*", "--exclude", "*-cert*",
+            SRC / "scenarios")
+    assert r.returncode == 0, r.stderr
+    names = listed(r.stdout)
+    assert names == [n for n in everything
+                     if not n.startswith("dns-") and "-cert" not in n]
+    assert "valid-enforce" in names and "bad-san" in names
+    # With --filter: what the filter keeps, minus what any --exclude matches.
+    r = run(ststest_bin, "--list", "--filter", "txt-*", "--exclude", "*-id-*",
+            SRC / "scenarios")
+    assert listed(r.stdout) == [n for n in everything
+                                if n.startswith("txt-") and "-id-" not in n]
+    # An excluded case does not run.
+    r = run(ststest_bin, "--exclude", "bad-*", SRC / "scenarios" / "bad-san.yaml", VALID)
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert "bad-san" not in r.stdout
+    assert "PASS valid-enforce [enforce]" in r.stdout
+    assert "3 passed, 0 failed (1 scenarios" in r.stdout
+
+
 @pytest.mark.parametrize("args,msg", [
     ([], "no PATH given, and no installed scenario library"),
+    (["--exclude", "x"] * 65 + ["x"], "--exclude: at most 64"),
     (["--jobs", "0", "x"], "--jobs"),
     (["--timeout", "nan", "x"], "--timeout"),
     (["--bogus", "x"], "unrecognized option"),
