@@ -226,6 +226,21 @@ def test_first_answer_resolver_is_caught_by_wrong_source(ststest_bin):
     assert "1 passed, 1 failed" in out
 
 
+def test_external_sender_gets_the_scenario_dns_timeout(ststest_bin):
+    """{dns_timeout} is the scenario's sender.dns_timeout (else our default, 10), and
+    {ststest_flags} carries it as --dns-timeout when the scenario sets it."""
+    cmd = "echo dns_timeout={dns_timeout} flags: {ststest_flags} >&2; exit 75"
+    r = run(ststest_bin, "-v", "--sender-cmd", cmd, SRC / "scenarios" / "dns-mx-timeout.yaml")
+    assert r.returncode == 0, r.stdout
+    assert "PASS dns-mx-timeout [enforce]" in r.stdout
+    [line] = [l for l in r.stdout.splitlines() if "external (stderr): dns_timeout=" in l]
+    assert "dns_timeout=2 flags:" in line and line.endswith(" --dns-timeout 2"), line
+    r = run(ststest_bin, "-v", "--sender-cmd", cmd, VALID)
+    lines = [l for l in r.stdout.splitlines() if "external (stderr): dns_timeout=" in l]
+    assert len(lines) == 3, r.stdout
+    assert all("dns_timeout=10 flags:" in l and "--dns-timeout" not in l for l in lines), lines
+
+
 def test_external_sender_time_limit(ststest_bin):
     r = run(ststest_bin, "--sender-cmd", "sleep 30", "--time-limit", "1", VALID, "--filter",
             "valid-enforce", timeout=120)
