@@ -32,6 +32,7 @@ exit path.
 
 import argparse
 import concurrent.futures
+import importlib.util
 import json
 import os
 import resource
@@ -61,21 +62,29 @@ MESSAGE = (
 )
 
 
-class BenchError(Exception):
-    def __init__(self, msg, status=1):
-        super().__init__(msg)
-        self.status = status
+def _load_dns_qps():
+    """bench/dns-qps.py as a module: its world process helpers (Server,
+    wait_world_ready, BenchError) serve this bench too."""
+    spec = importlib.util.spec_from_file_location("dns_qps", os.path.join(HERE, "dns-qps.py"))
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
+qps = _load_dns_qps()
+BenchError = qps.BenchError
 
 
 def log(msg):
     print(msg, file=sys.stderr, flush=True)
 
 
-def proc_cpu_seconds(pid):
-    """utime + stime of a live process, from /proc/PID/stat."""
-    with open("/proc/%d/stat" % pid) as f:
-        fields = f.read().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+def world_cpu_seconds(world):
+    """utime + stime of the world so far (10 ms ticks)."""
+    cpu = qps.proc_cpu_seconds(world.pid)
+    if cpu is None:
+        raise BenchError("the world exited:\n%s" % world.stderr_tail())
+    return sum(cpu)
 
 
 def children_cpu_seconds():
@@ -83,66 +92,26 @@ def children_cpu_seconds():
     return r.ru_utime + r.ru_stime
 
 
-class World:
-    def __init__(self, args, tmp):
-        self.out_path = os.path.join(tmp, "world.out")
-        self.err_path = os.path.join(tmp, "world.err")
-        wdir = os.path.join(tmp, "world")
-        os.makedirs(wdir)
-        argv = [args.bin, "world", "--dir", wdir, args.scenario]
-        with open(self.out_path, "wb") as out, open(self.err_path, "wb") as err:
-            self.proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=out, stderr=err)
-        self.ready = None
+def start_world(args, tmp):
+    wdir = os.path.join(tmp, "world")
+    os.makedirs(wdir)
+    world = qps.Server("world", [args.bin, "world", "--dir", wdir, args.scenario], None, None,
+                       0, tmp, pin=False)
+    world.start()
+    return world, qps.wait_world_ready(world)
 
-    def stderr_tail(self, n=15):
-        try:
-            with open(self.err_path, "rb") as f:
-                lines = f.read().decode("utf-8", "replace").splitlines()
-        except OSError:
-            return ""
-        return "\n".join(lines[-n:])
 
-    def wait_ready(self, timeout=20.0):
-        """The world's JSON ready line (DESIGN.md, "world")."""
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            with open(self.out_path, "rb") as f:
-                line = f.readline()
-            if line.endswith(b"\n"):
-                ready = json.loads(line)
-                if ready.get("event") != "ready":
-                    raise BenchError("world: first line is not the ready event: %r" % line[:200])
-                self.ready = ready
-                return ready
-            if self.proc.poll() is not None:
-                raise BenchError("world exited during start-up (status %s):\n%s" %
-                                 (self.proc.returncode, self.stderr_tail()))
-            time.sleep(0.05)
-        raise BenchError("world printed no ready line within %.0f s:\n%s" %
-                         (timeout, self.stderr_tail()))
-
-    def alive(self):
-        return self.proc.poll() is None
-
-    def stop(self, timeout=30.0):
-        """SIGTERM; returns the observed line (None if there was none)."""
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(timeout)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
-        with open(self.out_path, "rb") as f:
-            lines = f.read().splitlines()
-        for line in lines[1:]:
+def observed_line(world):
+    """The world's observed line (printed on SIGTERM), or None."""
+    with open(world.out_path, "rb") as f:
+        for line in f.read().splitlines()[1:]:
             try:
                 ev = json.loads(line)
             except ValueError:
                 continue
             if ev.get("event") == "observed":
                 return ev
-        return None
+    return None
 
 
 def mx_host(ready):
@@ -235,6 +204,15 @@ def print_table(results, peer_name, ver, args):
     sys.stdout.flush()
 
 
+def cleanup(world, tmp):
+    """On every exit path: no more signals, the world stopped, tmp removed."""
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, signal.SIG_IGN)
+    if world is not None:
+        world.stop()
+    shutil.rmtree(tmp, ignore_errors=True)
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--bin", default=os.environ.get("STSTEST_BIN") or
@@ -281,8 +259,7 @@ def main():
         msgfile = os.path.join(tmp, "message.txt")
         with open(msgfile, "w") as f:
             f.write(MESSAGE)
-        world = World(args, tmp)
-        ready = world.wait_ready()
+        world, ready = start_world(args, tmp)
         domain = ready["domain"]
         rcpts = ["u%d@%s" % (i, domain) for i in range(1, args.rcpts + 1)]
         log("world ready: dns %s, smtp port %d" % (ready["dns"], ready["smtp_port"]))
@@ -302,12 +279,12 @@ def main():
         rounds = {n: [] for n in names}
         for i in range(args.rounds):
             for n in names:
-                wcpu0 = proc_cpu_seconds(world.proc.pid)
+                wcpu0 = world_cpu_seconds(world)
                 if n == peer_name:
                     wall, cpu = run_peer(args, ready, rcpts)
                 else:
                     wall, cpu = run_ours(args, ready, msgfile, rcpts, concs[names.index(n)])
-                wcpu = proc_cpu_seconds(world.proc.pid) - wcpu0
+                wcpu = world_cpu_seconds(world) - wcpu0
                 sent += args.rcpts
                 r = {"wall": wall, "msg_s": args.rcpts / wall,
                      "client_cpu_ms": 1000.0 * cpu / args.rcpts,
@@ -326,7 +303,8 @@ def main():
                           "world_cpu_ms": med("world_cpu_ms"),
                           "rounds": [r["msg_s"] for r in rs]}
 
-        observed = world.stop()
+        world.stop()
+        observed = observed_line(world)
         if observed is None:
             raise BenchError("the world printed no observed line:\n%s" % world.stderr_tail())
         received = sum(len(s.get("messages", [])) for s in observed.get("smtp_sessions", []))
@@ -340,21 +318,15 @@ def main():
             with open(args.json, "w") as f:
                 json.dump({"versions": ver, "settings": vars(args), "results": results,
                            "rounds": rounds, "received": received}, f, indent=2)
-    except BenchError as e:
-        log("FAILED: %s" % e)
-        status = e.status
-    except subprocess.TimeoutExpired as e:
-        log("FAILED: a run took longer than --time-limit: %s" % e.cmd[:3])
-        status = 1
     except KeyboardInterrupt:
         log("interrupted")
         status = 130
+    except (BenchError, subprocess.TimeoutExpired) as e:
+        # TimeoutExpired: a run took longer than --time-limit.
+        log("FAILED: %s" % e)
+        status = getattr(e, "status", 1)
     finally:
-        signal.signal(signal.SIGINT, signal.SIG_IGN)
-        signal.signal(signal.SIGTERM, signal.SIG_IGN)
-        if world is not None:
-            world.stop()
-        shutil.rmtree(tmp, ignore_errors=True)
+        cleanup(world, tmp)
     return status
 
 
