@@ -804,7 +804,15 @@ static int sender_pair(scn_ctx *c, const char *key, yaml_node_t *k, yaml_node_t 
     }
     if (!strcmp(key, "rcpt"))
         return get_string(c, v, key, &snd->rcpt);
-    return unknown_key(c, k, "sender", "require_tls, mode, rcpt");
+    if (!strcmp(key, "dns_timeout")) {
+        /* The range of `send --dns-timeout` (STS_SENDER_DNS_TIMEOUT_MIN/MAX). */
+        if (get_seconds(c, v, key, 3600, &snd->dns_timeout))
+            return -1;
+        if (snd->dns_timeout < 0.1)
+            return fail(c, v, "sender 'dns_timeout' must be at least 0.1 seconds");
+        return 0;
+    }
+    return unknown_key(c, k, "sender", "require_tls, mode, rcpt, dns_timeout");
 }
 
 /* ---- expect ---- */

@@ -150,6 +150,7 @@ typedef struct sts_scn_sender {
     int require_tls;
     char *mode;          /* --mode override, NULL = auto */
     char *rcpt;          /* default postmaster@<domain> */
+    double dns_timeout;  /* seconds per DNS query (--dns-timeout); 0 = the sender's default */
 } sts_scn_sender;
 
 /* One step of a multi-step scenario: changes to the world (each replaces what it

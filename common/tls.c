@@ -15,8 +15,15 @@
  * valid until the uv_close callback, which runs in a later loop phase, so code that
  * called a user callback may still read the stream afterwards but checks `closing`
  * and stops. No user callback but on_close runs once closing is set.
+ *
+ * Writing: every socket sets TCP_NODELAY, and what the handlers write while one read
+ * is handled is queued and leaves at the end of that read in one SSL_write and one
+ * uv_write (stream_read_cb). A pipelined MAIL/RCPT/DATA group then gets its replies
+ * in one TLS record and one segment: with one write per reply, Nagle's algorithm
+ * held the second reply until the peer's delayed ACK, 40 ms per message.
  */
 #include "common/tls.h"
+#include "common/buf.h"
 #include "common/err.h"
 
 #include <openssl/err.h>
@@ -26,6 +33,8 @@
 #include <string.h>
 
 #define STREAM_RBUF 16384
+/* Plaintext octets in one TLS record at most (RFC 8446 5.1). */
+#define TLS_RECORD_MAX 16384
 
 enum { TLS_NONE = 0, TLS_HANDSHAKE, TLS_UP, TLS_FAILED };
 
@@ -51,6 +60,8 @@ struct sts_stream {
     int shutting;    /* sts_stream_shutdown() was called */
     int closing;     /* sts_stream_close() was called */
     size_t wqueue;   /* bytes handed to uv_write, not yet written */
+    int batching;    /* a read is being handled: writes queue up in out */
+    sts_buf out;     /* plaintext written during this read, sent when it is handled */
 
     /* Verification outcome recorded by the verify callback (client side). */
     int v_chain_bad, v_time_bad, v_name_bad, v_other_bad, v_not_yet;
@@ -69,6 +80,7 @@ typedef struct write_req {
 } write_req;
 
 static void stream_read_cb(uv_stream_t *h, ssize_t nread, const uv_buf_t *buf);
+static int stream_flush_out(sts_stream *s);
 
 /* ---- small helpers ---- */
 
@@ -118,6 +130,14 @@ static void addr_name(const struct sockaddr_storage *ss, char *dst, size_t cap)
         uv_ip6_name((const struct sockaddr_in6 *)ss, dst, cap);
 }
 
+/* Request/response protocols (SMTP, HTTP, DNS over TCP) write small replies that
+ * the peer waits for: Nagle's algorithm would hold each one behind the previous
+ * one's ACK. Failing to set it costs only speed, so it is not an error. */
+static void stream_set_nodelay(sts_stream *s)
+{
+    (void)uv_tcp_nodelay(&s->tcp, 1);
+}
+
 static void stream_record_addrs(sts_stream *s)
 {
     struct sockaddr_storage ss;
@@ -142,6 +162,7 @@ sts_stream *sts_stream_new(uv_loop_t *loop, const sts_stream_cbs *cbs, void *dat
     if (cbs)
         s->cbs = *cbs;
     s->data = data;
+    sts_buf_init(&s->out, 0); /* our own bytes: the peer cannot grow it */
     if (uv_tcp_init(loop, &s->tcp) != 0) {
         free(s);
         return NULL;
@@ -174,6 +195,7 @@ static void stream_close_cb(uv_handle_t *h)
         s->cbs.on_close(s);
     if (s->ssl)
         SSL_free(s->ssl); /* frees both BIOs */
+    sts_buf_free(&s->out);
     free(s);
 }
 
@@ -181,6 +203,10 @@ void sts_stream_close(sts_stream *s)
 {
     if (!s || s->closing)
         return;
+    /* What this read's handlers wrote goes before the close, as it would have
+     * without the batching (best effort: uv_close cancels what the kernel did not
+     * take at once). */
+    stream_flush_out(s);
     s->closing = 1;
     uv_close((uv_handle_t *)&s->tcp, stream_close_cb);
 }
@@ -299,24 +325,15 @@ static int stream_flush_tls(sts_stream *s)
     return 0;
 }
 
-int sts_stream_write(sts_stream *s, const void *p, size_t n)
+/* Send n bytes now: in the clear before TLS, else as TLS records of up to 16 KiB
+ * (one SSL_write each), all in one uv_write. */
+static int stream_send(sts_stream *s, const void *p, size_t n)
 {
-    if (!s || (!p && n))
-        return STS_EINVAL;
-    if (s->closing || s->shutting || !s->connected)
-        return STS_ESTATE;
-    if (n == 0)
-        return 0;
     if (s->tls_state == TLS_NONE)
         return stream_write_raw(s, p, n);
-    /* Nothing may be written in the clear once STARTTLS began, nor before the
-     * handshake finished: the sender's invariant is that no byte of the envelope
-     * leaves before a verified session exists. */
-    if (s->tls_state != TLS_UP)
-        return STS_ESTATE;
     const char *cp = p;
     while (n > 0) {
-        int chunk = n > 16384 ? 16384 : (int)n;
+        int chunk = n > TLS_RECORD_MAX ? TLS_RECORD_MAX : (int)n;
         ERR_clear_error();
         int r = SSL_write(s->ssl, cp, chunk);
         if (r <= 0) {
@@ -329,9 +346,44 @@ int sts_stream_write(sts_stream *s, const void *p, size_t n)
     return stream_flush_tls(s);
 }
 
+/* Send what was written while a read was handled (see stream_read_cb). Only a
+ * plaintext stream or an established session sends: the plaintext phase is flushed
+ * before a handshake starts, the session's before it is marked failed. */
+static int stream_flush_out(sts_stream *s)
+{
+    if (!s->out.len)
+        return 0;
+    int rc = 0;
+    if (s->tls_state == TLS_NONE || s->tls_state == TLS_UP)
+        rc = stream_send(s, s->out.data, s->out.len);
+    sts_buf_reset(&s->out);
+    return rc;
+}
+
+int sts_stream_write(sts_stream *s, const void *p, size_t n)
+{
+    if (!s || (!p && n))
+        return STS_EINVAL;
+    if (s->closing || s->shutting || !s->connected)
+        return STS_ESTATE;
+    if (n == 0)
+        return 0;
+    /* Nothing may be written in the clear once STARTTLS began, nor before the
+     * handshake finished: the sender's invariant is that no byte of the envelope
+     * leaves before a verified session exists. */
+    if (s->tls_state != TLS_NONE && s->tls_state != TLS_UP)
+        return STS_ESTATE;
+    /* While a read is handled, replies queue up and leave together when it ends. A
+     * large write with nothing queued before it goes at once: it fills segments of
+     * its own, and a copy would only cost memory. */
+    if (s->batching && (s->out.len || n < TLS_RECORD_MAX))
+        return sts_buf_append(&s->out, p, n);
+    return stream_send(s, p, n);
+}
+
 size_t sts_stream_write_queue(const sts_stream *s)
 {
-    return s->wqueue;
+    return s->wqueue + s->out.len;
 }
 
 /* ---- connecting ---- */
@@ -348,6 +400,7 @@ static void stream_connect_cb(uv_connect_t *req, int status)
         return;
     }
     s->connected = 1;
+    stream_set_nodelay(s);
     stream_record_addrs(s);
     stream_read_start(s);
     if (s->cbs.on_connect)
@@ -380,6 +433,7 @@ int sts_stream_accept(sts_stream *s, uv_stream_t *server)
     if (uv_accept(server, (uv_stream_t *)&s->tcp) != 0)
         return STS_EIO;
     s->connected = 1;
+    stream_set_nodelay(s);
     stream_record_addrs(s);
     stream_read_start(s);
     return 0;
@@ -597,6 +651,7 @@ static void stream_tls_process(sts_stream *s)
         }
         char why[256];
         ssl_error_text(why, sizeof(why), "TLS read failed");
+        stream_flush_out(s); /* replies to the records read before this one */
         s->tls_state = TLS_FAILED;
         copy_str(s->info.error, sizeof(s->info.error), why);
         s->eof = 1;
@@ -606,11 +661,9 @@ static void stream_tls_process(sts_stream *s)
     }
 }
 
-static void stream_read_cb(uv_stream_t *h, ssize_t nread, const uv_buf_t *buf)
+/* Hand one read to TLS or, in the plaintext phase, to on_read; report its end. */
+static void stream_read_dispatch(sts_stream *s, ssize_t nread, const uv_buf_t *buf)
 {
-    sts_stream *s = h->data;
-    if (s->closing || nread == 0)
-        return;
     if (nread < 0) {
         s->eof = 1;
         stream_read_stop(s);
@@ -637,6 +690,24 @@ static void stream_read_cb(uv_stream_t *h, ssize_t nread, const uv_buf_t *buf)
     stream_tls_process(s);
 }
 
+/* One read from the socket. Whatever the handlers write in answer to it (a reply to
+ * each command of a pipelined group, an HTTP head and body) is queued and leaves
+ * in one write when the read is handled. */
+static void stream_read_cb(uv_stream_t *h, ssize_t nread, const uv_buf_t *buf)
+{
+    sts_stream *s = h->data;
+    if (s->closing || nread == 0)
+        return;
+    s->batching = 1;
+    stream_read_dispatch(s, nread, buf);
+    s->batching = 0;
+    if (s->closing)
+        return; /* sts_stream_close() sent what was queued */
+    int rc = stream_flush_out(s);
+    if (rc != 0)
+        stream_fail(s, rc, "cannot write");
+}
+
 static int stream_tls_begin(sts_stream *s, SSL_CTX *ctx, int client, const char *sni,
                             const char *host)
 {
@@ -644,6 +715,11 @@ static int stream_tls_begin(sts_stream *s, SSL_CTX *ctx, int client, const char 
         return STS_EINVAL;
     if (s->closing || s->shutting || !s->connected || s->eof || s->tls_state != TLS_NONE)
         return STS_ESTATE;
+    /* The plaintext queued in this read (the 220 to STARTTLS) leaves in the clear,
+     * before the first byte of TLS. */
+    int qr = stream_flush_out(s);
+    if (qr != 0)
+        return qr;
     memset(&s->info, 0, sizeof(s->info));
     ERR_clear_error();
     SSL *ssl = SSL_new(ctx);
@@ -758,6 +834,7 @@ void sts_stream_shutdown(sts_stream *s)
         sts_stream_close(s);
         return;
     }
+    stream_flush_out(s); /* the last replies go before close_notify */
     if (s->tls_state == TLS_UP) {
         ERR_clear_error();
         SSL_shutdown(s->ssl); /* queues close_notify; we do not wait for the peer's */

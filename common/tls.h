@@ -34,6 +34,12 @@
  *   (X509_check_host with NEVER_CHECK_SUBJECT): RFC 8461 4.1 requires a DNS-ID, so a
  *   CN-only certificate is a certificate-host-mismatch.
  * - Writes to a peer that reset the connection may raise SIGPIPE: programs ignore it.
+ * - Every connection sets TCP_NODELAY. What is written while a read is handled (from
+ *   on_read, on_tls or on_eof) is queued and leaves in one write (plaintext: one
+ *   SSL_write) when that read is handled, so replies to a pipelined group travel
+ *   together; a write of 16 KiB or more with nothing queued goes at once. For a
+ *   queued write, 0 means accepted; a failure to send it later ends in on_eof, like
+ *   any failed write. start_tls_*, shutdown and close send the queue first.
  */
 #ifndef STS_TLS_H
 #define STS_TLS_H

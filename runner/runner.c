@@ -476,10 +476,16 @@ static int sender_once(run_state *rs, run_case *c, const sts_sender_opts *so, co
         snprintf(cache_path, sizeof(cache_path), "%s", so->cache_file ? so->cache_file : "");
         /* ststest options for the scenario's `sender:` and the case's own policy
          * cache and clock (the cache path is ours: no shell metacharacters). */
-        char flags[4200];
-        snprintf(flags, sizeof(flags), "%s%s%s --cache %s --now %lld",
+        /* {dns_timeout}: the scenario's, else our sender's default, in seconds. */
+        char dns_timeout_s[32];
+        snprintf(dns_timeout_s, sizeof(dns_timeout_s), "%g",
+                 so->dns_timeout > 0 ? so->dns_timeout : STS_SENDER_DNS_TIMEOUT);
+        char flags[4300];
+        snprintf(flags, sizeof(flags), "%s%s%s --cache %s --now %lld%s%s",
                  so->require_tls ? "--require-tls" : "", so->mode ? " --mode " : "",
-                 so->mode ? so->mode : "", cache_path, (long long)so->now);
+                 so->mode ? so->mode : "", cache_path, (long long)so->now,
+                 so->dns_timeout > 0 ? " --dns-timeout " : "",
+                 so->dns_timeout > 0 ? dns_timeout_s : "");
         const char *const vars[][2] = {
             {"require_tls", so->require_tls ? "1" : "0"},
             {"sender_mode", so->mode ? so->mode : "auto"},
@@ -487,7 +493,8 @@ static int sender_once(run_state *rs, run_case *c, const sts_sender_opts *so, co
             {"rcpt", rcpt},           {"domain", scn->domain},   {"dns", dns},
             {"dns_host", dns_host},   {"dns_port", port_s[0]},   {"ca", so->ca_file},
             {"smtp_port", port_s[1]}, {"https_port", port_s[2]}, {"mode", c->mode},
-            {"now", now_s_},          {"cache", cache_path},     {NULL, NULL},
+            {"now", now_s_},          {"cache", cache_path},     {"dns_timeout", dns_timeout_s},
+            {NULL, NULL},
         };
         char *cmd = external_command(rs->opts->sender_cmd, vars);
         snprintf(out_path, sizeof(out_path), "%s/sender.out", dir);
@@ -627,6 +634,7 @@ static void run_one(run_state *rs, run_case *c)
     so.from = "ststest@runner.invalid";
     so.helo = "runner.invalid";
     so.timeout = rs->opts->stage_timeout > 0 ? rs->opts->stage_timeout : 10;
+    so.dns_timeout = scn->sender.dns_timeout;
     so.deadline = rs->opts->time_limit > 0 ? rs->opts->time_limit : 120;
     so.log = log;
 
@@ -847,6 +855,15 @@ static void list_scenarios(FILE *out, sts_scenario **scns, size_t n)
     }
 }
 
+/* Whether an --exclude pattern matches the scenario name. */
+static int excluded(const sts_run_opts *opts, const char *name)
+{
+    for (size_t i = 0; i < opts->nexclude; i++)
+        if (!fnmatch(opts->exclude[i], name, 0))
+            return 1;
+    return 0;
+}
+
 int sts_runner_run(char *const *paths, size_t npaths, const sts_run_opts *opts)
 {
     FILE *out = opts->out ? opts->out : stdout;
@@ -880,7 +897,7 @@ int sts_runner_run(char *const *paths, size_t npaths, const sts_run_opts *opts)
             nbad++;
             continue;
         }
-        if (opts->filter && fnmatch(opts->filter, s->name, 0)) {
+        if ((opts->filter && fnmatch(opts->filter, s->name, 0)) || excluded(opts, s->name)) {
             sts_scenario_free(s);
             continue;
         }

@@ -15,6 +15,9 @@
 typedef struct sts_run_opts {
     int jobs;               /* cases run at once; 0 = number of CPUs */
     const char *filter;     /* fnmatch(3) pattern on scenario names; NULL = all */
+    /* fnmatch(3) patterns: a scenario whose name matches any of them is left out. */
+    const char *const *exclude;
+    size_t nexclude;
     int list;               /* print name, about and refs of each scenario; run nothing */
     const char *junit_file; /* write JUnit XML here (NULL = no) */
     const char *json_file;  /* write a JSON report here (NULL = no) */
@@ -23,7 +26,8 @@ typedef struct sts_run_opts {
     /* Run this shell command as the sender instead of ours (see README, "Testing
      * another implementation"); placeholders {rcpt} {domain} {dns} {dns_host}
      * {dns_port} {ca} {smtp_port} {https_port} {mode} {require_tls} {sender_mode} {now}
-     * {cache} are replaced, shell-quoted; {ststest_flags} by ststest options. */
+     * {cache} {dns_timeout} are replaced, shell-quoted; {ststest_flags} by ststest
+     * options. */
     const char *sender_cmd;
     double time_limit;      /* seconds the sender may run per step; 0 = 120 */
     /* Serve each case's world on the standard ports (DNS 53, SMTP 25, HTTPS 443,

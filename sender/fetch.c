@@ -458,6 +458,9 @@ int sts_fetch_policy(sts_fetcher *f, const char *domain, const char *address, in
     SET(CURLOPT_FRESH_CONNECT, 1L);
     SET(CURLOPT_SSL_SESSIONID_CACHE, 0L);
     SET(CURLOPT_HTTP_VERSION, (long)CURL_HTTP_VERSION_1_1);
+    /* The default since libcurl 7.50.2 (Debian 12 has 7.88), set so that it stays
+     * so: without it Nagle's algorithm can hold the request behind a delayed ACK. */
+    SET(CURLOPT_TCP_NODELAY, 1L);
     SET(CURLOPT_USERAGENT, "ststest/" STSTEST_VERSION);
     SET(CURLOPT_TIMEOUT_MS, ms);
     SET(CURLOPT_CONNECTTIMEOUT_MS, ms);

@@ -45,7 +45,6 @@
 #define SENDER_MAX_MX 16   /* MX hosts tried per recipient */
 #define SENDER_MAX_ADDRS 8 /* addresses tried per MX host */
 #define SENDER_MAX_FAILURES 16
-#define SENDER_DNS_TIMEOUT 10.0   /* seconds per DNS query (resolver.h) */
 #define SENDER_FETCH_TIMEOUT 60.0 /* RFC 8461 3.3: "a reasonable timeout" */
 #define SENDER_TIME_LIMIT_DETAIL "time limit"
 
@@ -1131,8 +1130,8 @@ int sts_sender_run(uv_loop_t *loop, const sts_sender_opts *opts, char *const *rc
     if (opts->now)
         sts_tls_ctx_set_time(r.ctx, opts->now);
 
-    int rc =
-        sts_resolver_new(loop, opts->dns, SENDER_DNS_TIMEOUT, log, &r.resolver, err, sizeof(err));
+    double dns_timeout = opts->dns_timeout > 0 ? opts->dns_timeout : STS_SENDER_DNS_TIMEOUT;
+    int rc = sts_resolver_new(loop, opts->dns, dns_timeout, log, &r.resolver, err, sizeof(err));
     if (rc) {
         sts_error(log, "ERROR resolver: %s", err);
         status = rc == STS_EINVAL ? STS_EXIT_USAGE : STS_EXIT_SOFTWARE;

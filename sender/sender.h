@@ -31,6 +31,8 @@ typedef struct sts_sender_opts {
     const char *data_file;  /* message file, "-" = stdin, NULL = a generated test message */
     const char *helo;       /* NULL = the local host name */
     double timeout;         /* seconds per stage; 0 = RFC 5321 4.5.3.2 defaults */
+    double dns_timeout;     /* seconds per DNS query, retries included (resolver.h);
+                             * 0 = STS_SENDER_DNS_TIMEOUT */
     int check_only;         /* `check`: stop after TLS + second EHLO, then QUIT */
     time_t now;             /* judge certificates and the cache at this time; 0 = now */
     int concurrency;        /* recipients handled at once; 0 = 8 */
@@ -39,6 +41,12 @@ typedef struct sts_sender_opts {
                              * recipients not done are deferred (detail "time limit") */
     sts_log *log;           /* the transcript (may be NULL) */
 } sts_sender_opts;
+
+/* Seconds a DNS query may take, retries included, unless dns_timeout says otherwise. */
+#define STS_SENDER_DNS_TIMEOUT 10.0
+/* The range `--dns-timeout` and a scenario's `sender: {dns_timeout}` accept. */
+#define STS_SENDER_DNS_TIMEOUT_MIN 0.1
+#define STS_SENDER_DNS_TIMEOUT_MAX 3600.0
 
 /* Largest --data message accepted (bytes). */
 #define STS_SENDER_DATA_MAX (10 * 1024 * 1024)

@@ -12,6 +12,9 @@
 #include "src/cli.h"
 #include "src/cmds.h"
 
+/* --exclude patterns one run takes at most. */
+#define RUN_MAX_EXCLUDE 64
+
 static void run_usage(FILE *fp)
 {
     fprintf(fp,
@@ -26,6 +29,8 @@ static void run_usage(FILE *fp)
             "options:\n"
             "  -j, --jobs N         cases run at once (default: number of CPUs)\n"
             "      --filter GLOB    only scenarios whose name matches GLOB (fnmatch)\n"
+            "      --exclude GLOB   leave out scenarios whose name matches GLOB (fnmatch;\n"
+            "                       repeatable, up to 64: any match leaves it out)\n"
             "      --list           print name, modes, refs and about of each scenario\n"
             "      --junit FILE     write JUnit XML (GitLab, Jenkins, GitHub reporters)\n"
             "      --json FILE      write a JSON report\n"
@@ -35,7 +40,8 @@ static void run_usage(FILE *fp)
             "                       {smtp_port} {https_port} {mode} {now} {cache} are\n"
             "                       replaced, quoted;\n"
             "                       the scenario's `sender:` as {require_tls} (1 or 0),\n"
-            "                       {sender_mode} and {ststest_flags} (ststest options)\n"
+            "                       {sender_mode}, {dns_timeout} (seconds, default 10)\n"
+            "                       and {ststest_flags} (ststest options)\n"
             "      --time-limit SECS  how long the sender may run per step (default 120;\n"
             "                       ours is then deferred, CMD killed: the case is an ERROR)\n"
             "      --standard-ports serve each world on DNS 53, SMTP 25, HTTPS 443, HTTP 80\n"
@@ -96,9 +102,11 @@ int sts_cmd_run(int argc, char **argv)
         {"sender-cmd", required_argument, NULL, 'S'},
         {"time-limit", required_argument, NULL, 'T'},
         {"standard-ports", no_argument, NULL, 'P'},
+        {"exclude", required_argument, NULL, 'x'},
         {NULL, 0, NULL, 0},
     };
-    sts_run_opts o = {.out = stdout};
+    const char *exclude[RUN_MAX_EXCLUDE];
+    sts_run_opts o = {.out = stdout, .exclude = exclude};
     double d;
     int c;
     optind = 1;
@@ -111,6 +119,14 @@ int sts_cmd_run(int argc, char **argv)
             break;
         case 'f':
             o.filter = optarg;
+            break;
+        case 'x':
+            if (o.nexclude == RUN_MAX_EXCLUDE) {
+                fprintf(stderr, "ststest run: --exclude: at most %d patterns\n",
+                        RUN_MAX_EXCLUDE);
+                return STS_EXIT_USAGE;
+            }
+            exclude[o.nexclude++] = optarg;
             break;
         case 'l':
             o.list = 1;

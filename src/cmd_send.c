@@ -37,6 +37,7 @@ enum {
     OPT_DATA,
     OPT_HELO,
     OPT_TIMEOUT,
+    OPT_DNS_TIMEOUT,
     OPT_NOW,
     OPT_CONCURRENCY,
     OPT_TIME_LIMIT,
@@ -56,6 +57,7 @@ static const struct option long_opts[] = {
     {"data", required_argument, NULL, OPT_DATA},
     {"helo", required_argument, NULL, OPT_HELO},
     {"timeout", required_argument, NULL, OPT_TIMEOUT},
+    {"dns-timeout", required_argument, NULL, OPT_DNS_TIMEOUT},
     {"now", required_argument, NULL, OPT_NOW},
     {"concurrency", required_argument, NULL, OPT_CONCURRENCY},
     {"time-limit", required_argument, NULL, OPT_TIME_LIMIT},
@@ -98,6 +100,8 @@ static void usage(FILE *fp, int check)
     fprintf(fp,
             "  --helo NAME              name for EHLO/HELO (default: the host name)\n"
             "  --timeout SECONDS        every SMTP stage timeout (default: RFC 5321 4.5.3.2)\n"
+            "  --dns-timeout SECONDS    how long one DNS query may take, retries included\n"
+            "                           (default %g, from %g to %g)\n"
             "  --now TIME               judge certificates and the policy cache at TIME\n"
             "                           (2030-01-01T00:00:00Z or a unix time)\n"
             "  --concurrency N          %s at once (default 8)\n"
@@ -108,6 +112,7 @@ static void usage(FILE *fp, int check)
             "exit status: 0 all %s, 75 some deferred (also: every MX refused\n"
             "under the policy or --require-tls), 69 some failed permanently, 64 usage\n"
             "error, 65 bad input file, 70 internal error.\n",
+            STS_SENDER_DNS_TIMEOUT, STS_SENDER_DNS_TIMEOUT_MIN, STS_SENDER_DNS_TIMEOUT_MAX,
             check ? "domains" : "recipients", check ? "would be delivered" : "delivered");
 }
 
@@ -244,6 +249,13 @@ static int cmd_sender(int argc, char **argv, int check)
             o.timeout = t;
             break;
         }
+        case OPT_DNS_TIMEOUT:
+            if (sts_cli_number(optarg, STS_SENDER_DNS_TIMEOUT_MIN, STS_SENDER_DNS_TIMEOUT_MAX,
+                               &o.dns_timeout))
+                return usage_error(cmd, "--dns-timeout '%s' is not a number of seconds from %g "
+                                        "to %g", optarg, STS_SENDER_DNS_TIMEOUT_MIN,
+                                   STS_SENDER_DNS_TIMEOUT_MAX);
+            break;
         case OPT_NOW:
             if (parse_now(optarg, &o.now))
                 return usage_error(cmd,

@@ -85,8 +85,36 @@ def test_list_and_filter(ststest_bin):
     assert names == ["valid-enforce"]
 
 
+def listed(stdout):
+    return [l.split()[0] for l in stdout.splitlines() if l and not l.startswith(" ")]
+
+
+def test_exclude(ststest_bin, tmp_path):
+    everything = listed(run(ststest_bin, "--list", SRC / "scenarios").stdout)
+    # Repeatable, any match leaves a scenario out; --list honours it.
+    r = run(ststest_bin, "--list", "--exclude", "dns-*", "--exclude", "*-cert*",
+            SRC / "scenarios")
+    assert r.returncode == 0, r.stderr
+    names = listed(r.stdout)
+    assert names == [n for n in everything
+                     if not n.startswith("dns-") and "-cert" not in n]
+    assert "valid-enforce" in names and "bad-san" in names
+    # With --filter: what the filter keeps, minus what any --exclude matches.
+    r = run(ststest_bin, "--list", "--filter", "txt-*", "--exclude", "*-id-*",
+            SRC / "scenarios")
+    assert listed(r.stdout) == [n for n in everything
+                                if n.startswith("txt-") and "-id-" not in n]
+    # An excluded case does not run.
+    r = run(ststest_bin, "--exclude", "bad-*", SRC / "scenarios" / "bad-san.yaml", VALID)
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert "bad-san" not in r.stdout
+    assert "PASS valid-enforce [enforce]" in r.stdout
+    assert "3 passed, 0 failed (1 scenarios" in r.stdout
+
+
 @pytest.mark.parametrize("args,msg", [
     ([], "no PATH given, and no installed scenario library"),
+    (["--exclude", "x"] * 65 + ["x"], "--exclude: at most 64"),
     (["--jobs", "0", "x"], "--jobs"),
     (["--timeout", "nan", "x"], "--timeout"),
     (["--bogus", "x"], "unrecognized option"),
@@ -196,6 +224,21 @@ def test_first_answer_resolver_is_caught_by_wrong_source(ststest_bin):
     assert "outcome: expected delivered, got deferred" in out
     assert "spoofed.invalid" in out
     assert "1 passed, 1 failed" in out
+
+
+def test_external_sender_gets_the_scenario_dns_timeout(ststest_bin):
+    """{dns_timeout} is the scenario's sender.dns_timeout (else our default, 10), and
+    {ststest_flags} carries it as --dns-timeout when the scenario sets it."""
+    cmd = "echo dns_timeout={dns_timeout} flags: {ststest_flags} >&2; exit 75"
+    r = run(ststest_bin, "-v", "--sender-cmd", cmd, SRC / "scenarios" / "dns-mx-timeout.yaml")
+    assert r.returncode == 0, r.stdout
+    assert "PASS dns-mx-timeout [enforce]" in r.stdout
+    [line] = [l for l in r.stdout.splitlines() if "external (stderr): dns_timeout=" in l]
+    assert "dns_timeout=2 flags:" in line and line.endswith(" --dns-timeout 2"), line
+    r = run(ststest_bin, "-v", "--sender-cmd", cmd, VALID)
+    lines = [l for l in r.stdout.splitlines() if "external (stderr): dns_timeout=" in l]
+    assert len(lines) == 3, r.stdout
+    assert all("dns_timeout=10 flags:" in l and "--dns-timeout" not in l for l in lines), lines
 
 
 def test_external_sender_time_limit(ststest_bin):

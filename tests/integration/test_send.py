@@ -350,6 +350,9 @@ def test_now_with_require_tls_refuses(ststest_bin, src_dir, world_factory):
     ("send", ["--concurrency", "0", RCPT], "--concurrency '0'"),
     ("check", ["--concurrency", "many", "example.test"], "--concurrency 'many'"),
     ("send", ["--time-limit", "0", RCPT], "--time-limit '0'"),
+    ("send", ["--dns-timeout", "0", RCPT], "--dns-timeout '0'"),
+    ("check", ["--dns-timeout", "3601", "example.test"], "--dns-timeout '3601'"),
+    ("send", ["--dns-timeout", "soon", RCPT], "--dns-timeout 'soon'"),
     ("send", ["--frobnicate", RCPT], "unknown option '--frobnicate'"),
     ("send", [RCPT, "--dns"], "--dns needs a value"),
     ("check", ["--data", "x", "example.test"], "--data is not used by check"),
@@ -369,8 +372,8 @@ def test_help_lists_every_option(ststest_bin, command):
     assert r.returncode == 0
     assert r.stdout.startswith(f"usage: ststest {command}")
     for opt in ("--dns", "--ca-file", "--smtp-port", "--https-port", "--require-tls", "--mode",
-                "--no-cache", "--cache", "--json", "--helo", "--timeout", "--now", "--concurrency",
-                "--time-limit", "-v"):
+                "--no-cache", "--cache", "--json", "--helo", "--timeout", "--dns-timeout", "--now",
+                "--concurrency", "--time-limit", "-v"):
         assert opt in r.stdout, opt
     if command == "send":
         assert "--from" in r.stdout and "--data" in r.stdout
@@ -598,6 +601,25 @@ def test_time_limit_aborts_dns(ststest_bin):
     [res] = json.loads(r.stdout)["results"]
     assert res["outcome"] == "deferred" and res["detail"] == "time limit"
     assert res["policy"]["source"] == "none"
+    assert "BUG" not in r.stderr
+
+
+@pytest.mark.parametrize("command,target", [("send", RCPT), ("check", "example.test")])
+def test_dns_timeout_option(ststest_bin, command, target):
+    # --dns-timeout bounds each query: a server that never answers is a DNS timeout
+    # (temporary: deferred), after the time given instead of the default 10 s.
+    d = TinyDns(silent=True)
+    try:
+        r = subprocess.run([ststest_bin, command, "--dns", d.addr, "--no-cache",
+                            "--dns-timeout", "0.5", "-v", "--json", target],
+                           capture_output=True, text=True, timeout=30)
+    finally:
+        d.close()
+    assert r.returncode == 75, r.stderr
+    assert "dns resolver: servers %s, timeout 0.5 s" % d.addr in r.stderr
+    [res] = json.loads(r.stdout)["results"]
+    assert res["outcome"] == "deferred" and res["policy"]["source"] == "none"
+    assert "TIMEOUT" in res["detail"], res["detail"]
     assert "BUG" not in r.stderr
 
 

@@ -28,7 +28,7 @@ static const char VALID[] =
     "    cert: {names: [wrong.example.test], expired: true}\n"
     "  mx2.example.test:\n"
     "modes: [enforce, testing]\n"
-    "sender: {require_tls: true}\n"
+    "sender: {require_tls: true, dns_timeout: 1.5}\n"
     "expect:\n"
     "  enforce: {outcome: deferred, failures: [starttls-not-supported], received: 0,\n"
     "            policy_abandoned: true}\n"
@@ -57,6 +57,7 @@ static void test_valid(void **state)
     assert_true(s->mx[1].starttls);
     assert_false(s->mx[1].cert.names_set);
     assert_true(s->sender.require_tls);
+    assert_true(s->sender.dns_timeout == 1.5);
     assert_int_equal(s->modes.n, 2);
     const sts_scn_expect *e = sts_scenario_expect(s, "enforce");
     assert_non_null(e);
@@ -297,6 +298,18 @@ static const struct {
     {"name: t\nabout: a\nrefs: [x]\ndomain: d.test\nexpect: {enforce: {}}\n"
      "sender: {mode: strict}\n",
      "6:16: sender 'mode' must be auto, enforce, testing or none"},
+    {"name: t\nabout: a\nrefs: [x]\ndomain: d.test\nexpect: {enforce: {}}\n"
+     "sender: {dns_timeout: 0}\n",
+     "6:23: sender 'dns_timeout' must be at least 0.1 seconds"},
+    {"name: t\nabout: a\nrefs: [x]\ndomain: d.test\nexpect: {enforce: {}}\n"
+     "sender: {dns_timeout: 3601}\n",
+     "6:23: 'dns_timeout' must be a number of seconds from 0 to 3600, not '3601'"},
+    {"name: t\nabout: a\nrefs: [x]\ndomain: d.test\nexpect: {enforce: {}}\n"
+     "sender: {dns_timeout: '2'}\n",
+     "6:23: 'dns_timeout' must be a number of seconds"},
+    {"name: t\nabout: a\nrefs: [x]\ndomain: d.test\nexpect: {enforce: {}}\n"
+     "sender: {dns_timout: 2}\n",
+     "6:10: unknown key 'dns_timout' in sender"},
     {"name:\nabout: a\n", "1:6: 'name' must be a string, not empty"},
 };
 

@@ -34,6 +34,7 @@ enum {
     MODE_CLOSE_WITH_QUEUE,  /* client queues 1 MiB and closes at once */
     MODE_SERVER_SHUTDOWN,   /* server answers and shuts down gracefully (close_notify) */
     MODE_PAUSE,             /* server paused for 100 ms after accept, then resumed */
+    MODE_PIPELINE,          /* server answers PING with three writes in one read */
 };
 
 typedef struct side {
@@ -147,8 +148,11 @@ static void on_tls(sts_stream *s, int status)
         return;
     }
     if (p->mode == MODE_CLOSE_IN_READ) {
-        /* Two records, most likely read by the server in one go. */
-        assert_int_equal(sts_stream_write(s, "A\r\n", 3), 0);
+        /* Two records, most likely read by the server in one go: a full one, which
+         * leaves at once, and a small one, queued until this read is handled. */
+        char big[16384];
+        memset(big, 'A', sizeof(big));
+        assert_int_equal(sts_stream_write(s, big, sizeof(big)), 0);
         assert_int_equal(sts_stream_write(s, "B\r\n", 3), 0);
         return;
     }
@@ -178,7 +182,8 @@ static void client_read(side *d, sts_stream *s)
         }
         return;
     }
-    if (strcmp(d->in.data, "PONG\r\n") == 0 && p->mode != MODE_SERVER_SHUTDOWN)
+    size_t n = strlen(d->in.data);
+    if (n >= 6 && strcmp(d->in.data + n - 6, "PONG\r\n") == 0 && p->mode != MODE_SERVER_SHUTDOWN)
         sts_stream_shutdown(s);
 }
 
@@ -201,6 +206,12 @@ static void server_read(side *d, sts_stream *s)
         return;
     }
     if (strcmp(d->in.data, "PING\r\n") == 0) {
+        if (p->mode == MODE_PIPELINE) {
+            /* Replies to a pipelined group: queued, they leave as one record. */
+            assert_int_equal(sts_stream_write(s, "250 a\r\n", 7), 0);
+            assert_int_equal(sts_stream_write(s, "250 b\r\n", 7), 0);
+            assert_true(sts_stream_write_queue(s) >= 14);
+        }
         assert_int_equal(sts_stream_write(s, "PONG\r\n", 6), 0);
         if (p->mode == MODE_SERVER_SHUTDOWN)
             sts_stream_shutdown(s);
@@ -677,7 +688,8 @@ static void test_close_in_read(void **state)
     assert_int_equal(p.srv.tls_status, 0);
     /* The plaintext STARTTLS line, then one TLS record: nothing after the close. */
     assert_int_equal(p.srv.reads, 2);
-    assert_string_equal(p.srv.got, "A\r\n");
+    assert_int_equal(strlen(p.srv.got), sizeof(p.srv.got) - 1); /* a prefix of 16 KiB */
+    assert_null(strchr(p.srv.got, 'B'));
     assert_int_equal(p.srv.write_after_close, STS_ESTATE);
     assert_int_equal(p.cli.eof_calls, 1);
     SSL_CTX_free(cctx);
@@ -723,6 +735,21 @@ static void test_pause_resume(void **state)
     assert_int_equal(p.cli.tls_status, 0);
     assert_string_equal(p.srv.got, "PING\r\n");
     assert_string_equal(p.cli.got, "PONG\r\n");
+    SSL_CTX_free(cctx);
+    SSL_CTX_free(sctx);
+}
+
+/* Three writes made while one read is handled leave together: the client reads
+ * them as one record, in one on_read (one per record otherwise). */
+static void test_pipeline_one_write(void **state)
+{
+    SSL_CTX *cctx, *sctx;
+    mode_ctxs(*state, &cctx, &sctx);
+    pair p;
+    pair_run(&p, cctx, sctx, MX, MX, MODE_PIPELINE);
+    assert_string_equal(p.cli.got, "250 a\r\n250 b\r\nPONG\r\n");
+    /* "220 go" in the clear, then the three replies at once. */
+    assert_int_equal(p.cli.reads, 2);
     SSL_CTX_free(cctx);
     SSL_CTX_free(sctx);
 }
@@ -885,6 +912,7 @@ int main(void)
         cmocka_unit_test(test_close_with_queue),
         cmocka_unit_test(test_server_shutdown),
         cmocka_unit_test(test_pause_resume),
+        cmocka_unit_test(test_pipeline_one_write),
     };
     return cmocka_run_group_tests(tests, world_setup, world_teardown);
 }
