@@ -260,12 +260,12 @@ static void policy_addr_cb(const sts_dns_addr_result *res, void *arg)
     if (step_cancelled(d))
         return;
     if (res->status != STS_DNS_OK || !res->n) {
-        sts_info(d->log, "DNS %s A/AAAA -> %s%s%s", res->name, sts_dns_status_name(res->status),
-                 res->detail ? ": " : "", res->detail ? res->detail : "");
+        char why[400];
+        sts_dns_failure_text(res->name, "A/AAAA", res->status, res->detail, why, sizeof(why));
+        sts_info(d->log, "DNS %s", why);
         sts_info(d->log, "MTASTS policy host has no address -> sts-policy-fetch-error");
         add_failure(d, "sts-policy-fetch-error");
-        snprintf(d->res.detail, sizeof(d->res.detail), "policy host %s: %s", res->name,
-                 sts_dns_status_name(res->status));
+        snprintf(d->res.detail, sizeof(d->res.detail), "policy host has no address: %s", why);
         note_fetch_failure(d);
         policy_resolved(d, 0, 0);
         return;
@@ -357,8 +357,10 @@ static void read_txt(sts_discover *d, const sts_dns_txt_result *res)
     r->have_txt = 0;
     r->txt_id[0] = '\0';
     if (res->status != STS_DNS_OK) {
-        sts_info(d->log, "DNS %s TXT -> %s%s%s", res->name, sts_dns_status_name(res->status),
-                 res->detail ? ": " : "", res->detail ? res->detail : "");
+        char why[400];
+        sts_info(d->log, "DNS %s",
+                 sts_dns_failure_text(res->name, "TXT", res->status, res->detail, why,
+                                      sizeof(why)));
         d->txt_kind = sts_cache_txt_from_dns(res->status);
         return;
     }

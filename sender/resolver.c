@@ -87,6 +87,28 @@ int sts_dns_status_is_temporary(sts_dns_status st)
     return !(st == STS_DNS_OK || st == STS_DNS_NXDOMAIN || st == STS_DNS_NODATA);
 }
 
+/* What each status says, in the words of sts_dns_failure_text(). */
+static const char *const status_words[] = {
+    "no usable record", "no such name",          "no record",        "server failure",
+    "no answer",        "the server refused it", "lookup cancelled", "lookup failed"};
+
+const char *sts_dns_failure_text(const char *name, const char *type, sts_dns_status st,
+                                 const char *detail, char *buf, size_t len)
+{
+    const char *what = detail && detail[0] ? detail
+                       : (unsigned)st < sizeof(status_words) / sizeof(status_words[0])
+                           ? status_words[st]
+                           : status_words[STS_DNS_ERROR];
+    char words[64];
+    if (what == status_words[STS_DNS_NODATA]) {
+        snprintf(words, sizeof(words), "no %s record", type);
+        what = words;
+    }
+    snprintf(buf, len, "%s %s: %s (%s)", name && name[0] ? name : "?", type, what,
+             sts_dns_status_name(st));
+    return buf;
+}
+
 static sts_dns_status map_ares(int status)
 {
     switch (status) {
@@ -326,9 +348,14 @@ static void deliver_ready(sts_resolver *r)
 }
 
 /* The final target of the CNAME chain starting at qname in the answer section, or
- * NULL when the answer holds no CNAME for qname. Malloc'd. */
-static char *answer_cname(const unsigned char *abuf, int alen, const char *qname)
+ * NULL when the answer holds no CNAME for qname. Malloc'd. A chain that comes back to
+ * a name it passed is a loop: NULL, and loop (when given) gets "CNAME loop: a -> b ->
+ * a" (empty otherwise). */
+static char *answer_cname(const unsigned char *abuf, int alen, const char *qname, char *loop,
+                          size_t looplen)
 {
+    if (loop && looplen)
+        loop[0] = '\0';
     sts_cur c;
     sts_cur_init(&c, abuf, (size_t)alen);
     uint16_t id, flags, qd, an, ns, ar;
@@ -371,7 +398,10 @@ static char *answer_cname(const unsigned char *abuf, int alen, const char *qname
         sts_cur_skip(&c, rdlen);
     }
     const char *cur = qname;
-    for (int hop = 0; hop < n; hop++) {
+    const char *path[33];
+    int npath = 0, looped = 0;
+    path[npath++] = qname;
+    for (int hop = 0; hop < n && !looped; hop++) {
         int found = -1;
         for (int i = 0; i < n; i++)
             if (!strcasecmp(owners[i], cur)) {
@@ -381,8 +411,16 @@ static char *answer_cname(const unsigned char *abuf, int alen, const char *qname
         if (found < 0)
             break;
         cur = targets[found];
+        for (int k = 0; k < npath; k++)
+            looped |= !strcasecmp(path[k], cur);
+        path[npath++] = cur;
     }
-    char *res = cur != qname ? strdup(cur) : NULL;
+    if (looped && loop && looplen) {
+        size_t off = (size_t)snprintf(loop, looplen, "CNAME loop:");
+        for (int k = 0; k < npath && off < looplen; k++)
+            off += (size_t)snprintf(loop + off, looplen - off, "%s%s", k ? " -> " : " ", path[k]);
+    }
+    char *res = cur != qname && !looped ? strdup(cur) : NULL;
     for (int i = 0; i < n; i++) {
         ares_free_string(owners[i]);
         ares_free_string(targets[i]);
@@ -399,9 +437,16 @@ static void lower_nodot(char *s)
         s[l - 1] = '\0';
 }
 
+/* What went wrong, for statuses whose name does not say it already (those that map to
+ * STS_DNS_ERROR): a malformed answer in the same words for every type. The first
+ * detail of a query stays. */
 static void set_detail(struct query *q, int status)
 {
-    if (status != ARES_SUCCESS && !q->detail[0])
+    if (status == ARES_SUCCESS || q->detail[0] || map_ares(status) != STS_DNS_ERROR)
+        return;
+    if (status == ARES_EBADRESP || status == ARES_EBADNAME || status == ARES_EFORMERR)
+        snprintf(q->detail, sizeof(q->detail), "malformed answer: %s", ares_strerror(status));
+    else
         snprintf(q->detail, sizeof(q->detail), "%s", ares_strerror(status));
 }
 
@@ -459,7 +504,14 @@ static void txt_cb(void *arg, int status, int timeouts, unsigned char *abuf, int
         }
         /* No TXT in the answer: a server that answers only with the CNAME (an
          * authoritative one, not a recursive resolver) leaves the chase to us. */
-        char *target = abuf ? answer_cname(abuf, alen, q->canonical) : NULL;
+        char loop[sizeof(q->detail)];
+        char *target = abuf ? answer_cname(abuf, alen, q->canonical, loop, sizeof(loop)) : NULL;
+        if (abuf && loop[0]) {
+            snprintf(q->detail, sizeof(q->detail), "%s", loop);
+            q->status = STS_DNS_ERROR;
+            q->complete = 1;
+            return;
+        }
         if (target && q->hops < MAX_CNAME_HOPS) {
             q->hops++;
             sts_debug(q->r->log, "dns query TXT %s (CNAME of %s)", target, q->canonical);
@@ -476,9 +528,10 @@ static void txt_cb(void *arg, int status, int timeouts, unsigned char *abuf, int
             q->complete = 1;
             return;
         }
-        q->status = STS_DNS_NODATA;
-        if (prc != ARES_ENODATA)
-            set_detail(q, prc);
+        /* A TXT answer that does not parse is no answer at all, not the absence of a
+         * record: a temporary failure, as it is for every other type. */
+        q->status = prc == ARES_ENODATA ? STS_DNS_NODATA : STS_DNS_ERROR;
+        set_detail(q, prc);
         q->complete = 1;
         return;
     }
@@ -638,6 +691,7 @@ static void addr_cb(void *arg, int status, int timeouts, unsigned char *abuf, in
         struct hostent *he = NULL;
         int prc = family == AF_INET ? ares_parse_a_reply(abuf, alen, &he, NULL, NULL)
                                     : ares_parse_aaaa_reply(abuf, alen, &he, NULL, NULL);
+        size_t before = q->n;
         if (prc == ARES_SUCCESS && he) {
             *st = STS_DNS_OK;
             for (char **p = he->h_addr_list; *p; p++)
@@ -647,15 +701,22 @@ static void addr_cb(void *arg, int status, int timeouts, unsigned char *abuf, in
                 }
         } else {
             *st = prc == ARES_ENODATA ? STS_DNS_NODATA : STS_DNS_ERROR;
-            if (prc != ARES_ENODATA)
-                set_detail(q, prc);
+            set_detail(q, prc);
         }
         if (he)
             ares_free_hostent(he);
+        if (*st == STS_DNS_OK && q->n == before) {
+            /* NOERROR without an address: only CNAMEs, which may go round in a loop. */
+            char loop[sizeof(q->detail)];
+            char *target = answer_cname(abuf, alen, q->name, loop, sizeof(loop));
+            free(target);
+            *st = loop[0] ? STS_DNS_ERROR : STS_DNS_NODATA;
+            if (loop[0] && !q->detail[0])
+                snprintf(q->detail, sizeof(q->detail), "%s", loop);
+        }
     } else {
         *st = map_ares(status);
-        if (status != ARES_ENODATA && status != ARES_ENOTFOUND)
-            set_detail(q, status);
+        set_detail(q, status);
     }
     addr_finish(q);
 }

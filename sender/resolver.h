@@ -48,6 +48,17 @@ const char *sts_dns_status_name(sts_dns_status st);
  * NXDOMAIN and NODATA are authoritative answers. */
 int sts_dns_status_is_temporary(sts_dns_status st);
 
+/* One sentence for a lookup that gave nothing usable, in the same words whichever
+ * lookup it was: "NAME TYPE: WHAT (STATUS)", WHAT being the result's detail when it
+ * has one, else the status in words. type: "TXT", "MX", "A/AAAA". E.g.
+ *     "example.test MX: malformed answer: Misformatted domain name (ERROR)"
+ *     "mail.example.test A/AAAA: CNAME loop: mail.example.test -> loop.example.test ->
+ *      mail.example.test (ERROR)"
+ *     "_mta-sts.example.test TXT: no TXT record (NODATA)"
+ * Returns buf. */
+const char *sts_dns_failure_text(const char *name, const char *type, sts_dns_status st,
+                                 const char *detail, char *buf, size_t len);
+
 /* servers: "HOST[:PORT][,...]" with IPv4 "1.2.3.4:53" or IPv6 "[::1]:53" (a bare IPv6
  * address without port is allowed too), or NULL for /etc/resolv.conf.
  * timeout_s: per-query bound (<= 0: 10 s). log may be NULL.

@@ -351,15 +351,16 @@ static void mx_cb(const sts_dns_mx_result *res, void *arg)
         m->preference = 0;
         m->implicit = 1;
     } else {
-        sts_info(j->log, "DNS %s MX -> %s%s%s", res->name, sts_dns_status_name(res->status),
-                 res->detail ? ": " : "", res->detail ? res->detail : "");
+        char why[400];
+        sts_dns_failure_text(res->name, "MX", res->status, res->detail, why, sizeof(why));
+        sts_info(j->log, "DNS %s", why);
         if (res->status == STS_DNS_NXDOMAIN) {
             j->no_such_domain = 1;
-            snprintf(j->detail, sizeof(j->detail), "domain %s does not exist", j->domain);
+            snprintf(j->detail, sizeof(j->detail), "domain %s does not exist: %s", j->domain,
+                     why);
         } else {
             j->mx_temp = 1;
-            snprintf(j->detail, sizeof(j->detail), "MX lookup for %s: %s", j->domain,
-                     sts_dns_status_name(res->status));
+            snprintf(j->detail, sizeof(j->detail), "%s", why);
         }
         job_finish(j);
         return;
@@ -518,13 +519,12 @@ static void mx_addr_cb(const sts_dns_addr_result *res, void *arg)
         return;
     mx_entry *m = &j->mx[j->cur];
     if (res->status != STS_DNS_OK || !res->n) {
-        sts_info(j->log, "DNS %s A/AAAA -> %s%s%s", res->name, sts_dns_status_name(res->status),
-                 res->detail ? ": " : "", res->detail ? res->detail : "");
+        char why[400];
+        sts_dns_failure_text(res->name, "A/AAAA", res->status, res->detail, why, sizeof(why));
+        sts_info(j->log, "DNS %s", why);
         m->action = STS_ACTION_TEMPFAIL;
         m->stage = "DNS";
-        snprintf(m->detail, sizeof(m->detail), "no address: %s%s%s",
-                 sts_dns_status_name(res->status), res->detail ? ": " : "",
-                 res->detail ? res->detail : "");
+        snprintf(m->detail, sizeof(m->detail), "no address: %s", why);
         if (m->implicit && !sts_dns_status_is_temporary(res->status)) {
             /* RFC 5321 5.1: no MX and no address records: the domain cannot receive. */
             j->no_such_domain = 1;
