@@ -109,6 +109,72 @@ const char *sts_dns_failure_text(const char *name, const char *type, sts_dns_sta
     return buf;
 }
 
+/* RFC 6890 (IPv4 special-purpose registry: "Destination" False), RFC 5771 and RFC
+ * 4291 2.5.2 / 2.7. The first match wins, so 255.255.255.255 comes before 240.0.0.0/4.
+ * An IPv4-mapped IPv6 address (::ffff:a.b.c.d, RFC 4291 2.5.5.2) is the IPv4 address
+ * to the kernel: it is judged by the IPv4 rows and named in their `mapped` words. */
+static const struct unusable_range {
+    int family;
+    unsigned char prefix[16];
+    unsigned bits;
+    const char *why, *mapped;
+} unusable_ranges[] = {
+    {AF_INET, {0}, 8, "0.0.0.0/8: 'this network', RFC 6890",
+     "::ffff:0.0.0.0/104: IPv4-mapped 'this network', RFC 6890"},
+    {AF_INET, {255, 255, 255, 255}, 32, "255.255.255.255/32: limited broadcast, RFC 6890",
+     "::ffff:255.255.255.255/128: IPv4-mapped limited broadcast, RFC 6890"},
+    {AF_INET, {224}, 4, "224.0.0.0/4: multicast, RFC 5771",
+     "::ffff:224.0.0.0/100: IPv4-mapped multicast, RFC 5771"},
+    {AF_INET, {240}, 4, "240.0.0.0/4: reserved, RFC 6890",
+     "::ffff:240.0.0.0/100: IPv4-mapped reserved, RFC 6890"},
+    {AF_INET6, {0}, 128, "::/128: the unspecified address, RFC 4291 2.5.2", NULL},
+    {AF_INET6, {0xff}, 8, "ff00::/8: multicast, RFC 4291 2.7", NULL},
+};
+
+static int prefix_match(const unsigned char *a, const unsigned char *prefix, unsigned bits)
+{
+    for (unsigned i = 0; i < bits; i++) {
+        unsigned char m = (unsigned char)(0x80u >> (i % 8));
+        if ((a[i / 8] & m) != (prefix[i / 8] & m))
+            return 0;
+    }
+    return 1;
+}
+
+const char *sts_dns_addr_unusable(const struct sockaddr *sa)
+{
+    static const unsigned char v4mapped[12] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff};
+    const unsigned char *a;
+    int family = sa ? sa->sa_family : AF_UNSPEC, mapped = 0;
+    if (family == AF_INET) {
+        a = (const unsigned char *)&((const struct sockaddr_in *)sa)->sin_addr;
+    } else if (family == AF_INET6) {
+        a = ((const struct sockaddr_in6 *)sa)->sin6_addr.s6_addr;
+        if (!memcmp(a, v4mapped, sizeof(v4mapped))) {
+            a += sizeof(v4mapped);
+            family = AF_INET;
+            mapped = 1;
+        }
+    } else {
+        return "not an IPv4 or IPv6 address";
+    }
+    for (size_t i = 0; i < sizeof(unusable_ranges) / sizeof(unusable_ranges[0]); i++) {
+        const struct unusable_range *u = &unusable_ranges[i];
+        if (u->family == family && prefix_match(a, u->prefix, u->bits))
+            return mapped ? u->mapped : u->why;
+    }
+    return NULL;
+}
+
+int sts_dns_addr_check(const sts_dns_addr *a, char *buf, size_t len)
+{
+    const char *why = sts_dns_addr_unusable((const struct sockaddr *)&a->sa);
+    if (!why)
+        return 0;
+    snprintf(buf, len, "address %s is not a usable destination (%s)", a->text, why);
+    return 1;
+}
+
 static sts_dns_status map_ares(int status)
 {
     switch (status) {

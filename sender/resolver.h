@@ -145,4 +145,16 @@ typedef void (*sts_dns_addr_cb)(const sts_dns_addr_result *res, void *arg);
  * 0, STS_EINVAL or STS_ENOMEM. */
 int sts_resolver_query_addr(sts_resolver *r, const char *host, sts_dns_addr_cb cb, void *arg);
 
+/* Addresses no sender may connect to, whatever DNS says (RFC 6890, RFC 5771, RFC 4291):
+ * 0.0.0.0/8 and :: (Linux routes both to the local host), 255.255.255.255 and the
+ * rest of 240.0.0.0/4, multicast 224.0.0.0/4 and ff00::/8, and the IPv4-mapped forms
+ * (::ffff:a.b.c.d) of the IPv4 ones. Loopback stays usable: test worlds live there.
+ * Returns the range and why, e.g. "0.0.0.0/8: 'this network', RFC 6890", or NULL for
+ * a usable address. Pure. */
+const char *sts_dns_addr_unusable(const struct sockaddr *sa);
+
+/* 1 and buf = "address 0.0.0.0 is not a usable destination (0.0.0.0/8: 'this
+ * network', RFC 6890)" when a is unusable; 0 when it is usable. */
+int sts_dns_addr_check(const sts_dns_addr *a, char *buf, size_t len);
+
 #endif

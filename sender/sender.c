@@ -538,14 +538,31 @@ static void mx_addr_cb(const sts_dns_addr_result *res, void *arg)
     for (size_t i = 0; i < res->n; i++)
         sts_info(j->log, "DNS %s %s -> %s", res->name,
                  res->addrs[i].family == AF_INET6 ? "AAAA" : "A", res->addrs[i].text);
-    /* Every address in turn, A before AAAA (the resolver's order), on connection
-     * failures (smtp_done_cb). */
-    j->naddrs = res->n < SENDER_MAX_ADDRS ? res->n : SENDER_MAX_ADDRS;
-    if (res->n > SENDER_MAX_ADDRS)
+    /* Every usable address in turn, A before AAAA (the resolver's order), on
+     * connection failures (smtp_done_cb). One no sender may use (0.0.0.0 reaches this
+     * very host) is skipped, saying why. */
+    char why[sizeof(m->detail)] = "";
+    size_t usable = 0;
+    j->naddrs = 0;
+    for (size_t i = 0; i < res->n; i++) {
+        if (sts_dns_addr_check(&res->addrs[i], why, sizeof(why))) {
+            sts_info(j->log, "MX %s: %s: not contacted", m->host, why);
+            continue;
+        }
+        if (usable++ < SENDER_MAX_ADDRS)
+            j->addrs[j->naddrs++] = res->addrs[i];
+    }
+    if (usable > SENDER_MAX_ADDRS)
         sts_info(j->log, "MX %s: only the first %d of %zu addresses are tried", m->host,
-                 SENDER_MAX_ADDRS, res->n);
-    for (size_t i = 0; i < j->naddrs; i++)
-        j->addrs[i] = res->addrs[i];
+                 SENDER_MAX_ADDRS, usable);
+    if (!j->naddrs) {
+        m->action = STS_ACTION_TEMPFAIL;
+        m->stage = "DNS";
+        snprintf(m->detail, sizeof(m->detail), "%s", why);
+        j->cur++;
+        job_next_mx(j);
+        return;
+    }
     j->addr_idx = 0;
     job_connect_addr(j);
 }

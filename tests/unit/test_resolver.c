@@ -655,6 +655,66 @@ static void test_failure_text(void **state)
                             cases[i].want);
 }
 
+/* Addresses no sender may connect to (RFC 6890, RFC 5771, RFC 4291), and some that
+ * look close but are fine: loopback above all, where the test worlds live. */
+static void test_addr_unusable(void **state)
+{
+    static const struct {
+        const char *addr, *why; /* why: NULL = usable */
+    } cases[] = {
+        {"0.0.0.0", "0.0.0.0/8: 'this network', RFC 6890"},
+        {"0.1.2.3", "0.0.0.0/8: 'this network', RFC 6890"},
+        {"255.255.255.255", "255.255.255.255/32: limited broadcast, RFC 6890"},
+        {"224.0.0.1", "224.0.0.0/4: multicast, RFC 5771"},
+        {"239.255.255.255", "224.0.0.0/4: multicast, RFC 5771"},
+        {"240.0.0.1", "240.0.0.0/4: reserved, RFC 6890"},
+        {"::", "::/128: the unspecified address, RFC 4291 2.5.2"},
+        {"ff02::1", "ff00::/8: multicast, RFC 4291 2.7"},
+        {"ff0e::1234", "ff00::/8: multicast, RFC 4291 2.7"},
+        {"::ffff:0.0.0.0", "::ffff:0.0.0.0/104: IPv4-mapped 'this network', RFC 6890"},
+        {"::ffff:0.255.0.1", "::ffff:0.0.0.0/104: IPv4-mapped 'this network', RFC 6890"},
+        {"::ffff:224.0.0.5", "::ffff:224.0.0.0/100: IPv4-mapped multicast, RFC 5771"},
+        {"::ffff:255.255.255.255",
+         "::ffff:255.255.255.255/128: IPv4-mapped limited broadcast, RFC 6890"},
+        {"127.0.0.1", NULL},
+        {"127.255.255.254", NULL},
+        {"1.0.0.0", NULL},
+        {"192.0.2.1", NULL},
+        {"223.255.255.255", NULL},
+        {"::1", NULL},
+        {"::ffff:127.0.0.1", NULL},
+        {"::ffff:1.2.3.4", NULL},
+        {"2001:db8::1", NULL},
+        {"fe80::1", NULL},
+        {"feff::1", NULL},
+        {"::2", NULL},
+    };
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        sts_dns_addr a;
+        memset(&a, 0, sizeof(a));
+        int v6 = strchr(cases[i].addr, ':') != NULL;
+        a.family = v6 ? AF_INET6 : AF_INET;
+        a.sa.ss_family = (sa_family_t)a.family;
+        void *dst = v6 ? (void *)&((struct sockaddr_in6 *)&a.sa)->sin6_addr
+                       : (void *)&((struct sockaddr_in *)&a.sa)->sin_addr;
+        assert_int_equal(inet_pton(a.family, cases[i].addr, dst), 1);
+        snprintf(a.text, sizeof(a.text), "%s", cases[i].addr);
+        const char *why = sts_dns_addr_unusable((const struct sockaddr *)&a.sa);
+        if (!cases[i].why ? why != NULL : !why || strcmp(why, cases[i].why))
+            fail_msg("%s: got %s, want %s", cases[i].addr, why ? why : "usable",
+                     cases[i].why ? cases[i].why : "usable");
+        char buf[200], want[200];
+        assert_int_equal(sts_dns_addr_check(&a, buf, sizeof(buf)), cases[i].why != NULL);
+        if (cases[i].why) {
+            snprintf(want, sizeof(want), "address %s is not a usable destination (%s)",
+                     cases[i].addr, cases[i].why);
+            assert_string_equal(buf, want);
+        }
+    }
+    struct sockaddr other = {.sa_family = AF_UNIX};
+    assert_non_null(sts_dns_addr_unusable(&other));
+}
+
 static void test_status_names(void **state)
 {
     assert_string_equal(sts_dns_status_name(STS_DNS_NXDOMAIN), "NXDOMAIN");
@@ -676,6 +736,7 @@ int main(void)
         cmocka_unit_test(test_free_cancels),    cmocka_unit_test(test_free_in_callback),
         cmocka_unit_test(test_servers_parse),   cmocka_unit_test(test_status_names),
         cmocka_unit_test(test_hostile_answers), cmocka_unit_test(test_failure_text),
+        cmocka_unit_test(test_addr_unusable),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
