@@ -1093,7 +1093,7 @@ int sts_sender_run(uv_loop_t *loop, const sts_sender_opts *opts, char *const *rc
     r.opts = opts;
     *out = NULL;
     int status = STS_EXIT_SOFTWARE;
-    char err[256] = "";
+    char err[1024] = "";
 
     if (opts->helo) {
         snprintf(r.helo, sizeof(r.helo), "%s", opts->helo);

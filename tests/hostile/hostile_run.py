@@ -4,6 +4,7 @@ makes: the outcome is deferred or failed (never delivered in the clear under enf
 --require-tls), the run ended within its --timeout, and the message says what was wrong.
 """
 import json
+import os
 import socket
 import subprocess
 import threading
@@ -52,10 +53,14 @@ class Trap:
 class Run:
     """One `ststest send|check --json` run: exit status, JSON result, transcript, time."""
 
-    def __init__(self, proc, elapsed):
+    def __init__(self, proc, elapsed, results=True):
         self.returncode = proc.returncode
         self.stderr = proc.stderr
         self.elapsed = elapsed
+        self.doc = self.result = None
+        if not results:  # a run stopped before any recipient prints nothing on stdout
+            assert proc.stdout == "", proc.stdout
+            return
         try:
             self.doc = json.loads(proc.stdout)
         except json.JSONDecodeError as e:
@@ -66,14 +71,17 @@ class Run:
         return [m for m in self.result["mx"] if m["host"] == host]
 
 
-def run_sender(binary, *args, command="send", target=RCPT, timeout=TIMEOUT):
+def run_sender(binary, *args, command="send", target=RCPT, timeout=TIMEOUT, results=True,
+               env=None):
     """Run the sender with --json, a per-stage --timeout and a --time-limit; the run
-    must end within the time limit plus a margin, whatever the peer does."""
+    must end within the time limit plus a margin, whatever the peer does. results=False:
+    the run is expected to stop before any recipient (no JSON). env: added variables."""
     argv = [binary, command, "--json", "--timeout", str(timeout), "--time-limit",
             str(TIME_LIMIT), *args, target]
     t0 = time.monotonic()
-    proc = subprocess.run(argv, capture_output=True, text=True, timeout=TIME_LIMIT + 10)
-    return Run(proc, time.monotonic() - t0)
+    proc = subprocess.run(argv, capture_output=True, text=True, timeout=TIME_LIMIT + 10,
+                          env={**os.environ, **(env or {})})
+    return Run(proc, time.monotonic() - t0, results)
 
 
 def world_args(world, cache=None):
