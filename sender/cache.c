@@ -422,8 +422,8 @@ static int db_fail(sts_cache *c, int rc, const char *what)
         seterr(c, "%s: disk full (%s) [SQLite %d] (free some space, or give another --cache file)",
                what, c->db ? sqlite3_errmsg(c->db) : sqlite3_errstr(rc), ext);
     else
-        seterr(c, "%s: %s [SQLite %d]%s", what,
-               c->db ? sqlite3_errmsg(c->db) : sqlite3_errstr(rc), ext, sqlite_hint(rc));
+        seterr(c, "%s: %s [SQLite %d]%s", what, c->db ? sqlite3_errmsg(c->db) : sqlite3_errstr(rc),
+               ext, sqlite_hint(rc));
     return map_sqlite(rc);
 }
 
@@ -570,13 +570,6 @@ fail:
     return rc;
 }
 
-/* Check the file before SQLite opens it, so that errors name the real cause (errno).
- * POSIX record locks (SQLite's) belong to the process and are all dropped when ANY
- * descriptor of the file is closed: opening and closing an existing database file here
- * would silently release the locks of another connection of this process to it. So an
- * existing file is only looked at with stat() and access(); only a missing one is
- * created here, with mode 0600 (no connection of ours can have it open). What is inside
- * (an SQLite database or not) is left to SQLite, which reports SQLITE_NOTADB. */
 /* A symbolic link as the cache file (or as its -wal or -shm file) is refused: whoever
  * placed it could point the cache at any file this user may write, and SQLite would
  * turn that file into a database. what: "the policy cache", ... */
@@ -603,6 +596,13 @@ static int file_there(const char *file, int *is_link)
     return 1;
 }
 
+/* Check the file before SQLite opens it, so that errors name the real cause (errno).
+ * POSIX record locks (SQLite's) belong to the process and are all dropped when ANY
+ * descriptor of the file is closed: opening and closing an existing database file here
+ * would silently release the locks of another connection of this process to it. So an
+ * existing file is only looked at with stat() and access(); only a missing one is
+ * created here, with mode 0600 (no connection of ours can have it open). What is inside
+ * (an SQLite database or not) is left to SQLite, which reports SQLITE_NOTADB. */
 static int precheck_file(sts_cache *c)
 {
     struct stat stb;
@@ -629,8 +629,7 @@ static int precheck_file(sts_cache *c)
             return STS_EIO;
         }
     } else {
-        int fd = open(c->path, O_RDWR | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC | O_NOCTTY,
-                      0600);
+        int fd = open(c->path, O_RDWR | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC | O_NOCTTY, 0600);
         if (fd < 0 && errno != EEXIST) {
             int e = errno;
             seterr(c, "cannot open or create it: %s%s", strerror(e),

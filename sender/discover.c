@@ -285,8 +285,8 @@ static void policy_addr_cb(const sts_dns_addr_result *res, void *arg)
         return;
     }
     /* RFC 8461 3.3: HTTPS to mta-sts.<domain>, at the address our resolver found. */
-    int rc = sts_fetch_policy(d->fetcher, d->domain, addr->text, d->https_port,
-                              d->fetch_timeout, fetch_cb, d);
+    int rc = sts_fetch_policy(d->fetcher, d->domain, addr->text, d->https_port, d->fetch_timeout,
+                              fetch_cb, d);
     if (rc) {
         sts_info(d->log, "MTASTS policy fetch could not start: %s", sts_strerror(rc));
         add_failure(d, "sts-policy-fetch-error");
@@ -369,9 +369,9 @@ static void read_txt(sts_discover *d, const sts_dns_txt_result *res)
     r->txt_id[0] = '\0';
     if (res->status != STS_DNS_OK) {
         char why[400];
-        sts_info(d->log, "DNS %s",
-                 sts_dns_failure_text(res->name, "TXT", res->status, res->detail, why,
-                                      sizeof(why)));
+        sts_info(
+            d->log, "DNS %s",
+            sts_dns_failure_text(res->name, "TXT", res->status, res->detail, why, sizeof(why)));
         d->txt_kind = sts_cache_txt_from_dns(res->status);
         return;
     }

@@ -113,6 +113,7 @@ const char *sts_dns_failure_text(const char *name, const char *type, sts_dns_sta
  * 4291 2.5.2 / 2.7. The first match wins, so 255.255.255.255 comes before 240.0.0.0/4.
  * An IPv4-mapped IPv6 address (::ffff:a.b.c.d, RFC 4291 2.5.5.2) is the IPv4 address
  * to the kernel: it is judged by the IPv4 rows and named in their `mapped` words. */
+/* clang-format off */
 static const struct unusable_range {
     int family;
     unsigned char prefix[16];
@@ -130,6 +131,7 @@ static const struct unusable_range {
     {AF_INET6, {0}, 128, "::/128: the unspecified address, RFC 4291 2.5.2", NULL},
     {AF_INET6, {0xff}, 8, "ff00::/8: multicast, RFC 4291 2.7", NULL},
 };
+/* clang-format on */
 
 static int prefix_match(const unsigned char *a, const unsigned char *prefix, unsigned bits)
 {

@@ -356,8 +356,7 @@ static void mx_cb(const sts_dns_mx_result *res, void *arg)
         sts_info(j->log, "DNS %s", why);
         if (res->status == STS_DNS_NXDOMAIN) {
             j->no_such_domain = 1;
-            snprintf(j->detail, sizeof(j->detail), "domain %s does not exist: %s", j->domain,
-                     why);
+            snprintf(j->detail, sizeof(j->detail), "domain %s does not exist: %s", j->domain, why);
         } else {
             j->mx_temp = 1;
             snprintf(j->detail, sizeof(j->detail), "%s", why);

@@ -904,8 +904,10 @@ static void test_symlink_refused(void **state)
     snprintf(side, sizeof(side), "%s-wal", t->path);
     unlink(side);
     assert_int_equal(symlink(target, side), 0);
-    expect_open_error(t->path, STS_EIO, "-wal is a symbolic link; refusing it as the policy "
-                                        "cache's write-ahead log", NULL);
+    expect_open_error(t->path, STS_EIO,
+                      "-wal is a symbolic link; refusing it as the policy "
+                      "cache's write-ahead log",
+                      NULL);
     assert_int_equal(access(target, F_OK), -1);
 }
 

@@ -616,18 +616,18 @@ static void test_hostile_answers(void **state)
     char buf[300];
     assert_int_equal(ga.status, STS_DNS_ERROR);
     assert_int_equal(ga.n, 0);
-    assert_string_equal(sts_dns_failure_text("aloop.test", "A/AAAA", ga.status, ga.detail, buf,
-                                             sizeof(buf)),
-                        "aloop.test A/AAAA: CNAME loop: aloop.test -> bloop.test -> aloop.test "
-                        "(ERROR)");
+    assert_string_equal(
+        sts_dns_failure_text("aloop.test", "A/AAAA", ga.status, ga.detail, buf, sizeof(buf)),
+        "aloop.test A/AAAA: CNAME loop: aloop.test -> bloop.test -> aloop.test "
+        "(ERROR)");
     assert_int_equal(gt.status, STS_DNS_ERROR);
-    assert_string_equal(sts_dns_failure_text("badtxt.test", "TXT", gt.status, gt.detail, buf,
-                                             sizeof(buf)),
-                        "badtxt.test TXT: malformed answer: Misformatted DNS reply (ERROR)");
+    assert_string_equal(
+        sts_dns_failure_text("badtxt.test", "TXT", gt.status, gt.detail, buf, sizeof(buf)),
+        "badtxt.test TXT: malformed answer: Misformatted DNS reply (ERROR)");
     assert_int_equal(gm.status, STS_DNS_ERROR);
-    assert_non_null(strstr(sts_dns_failure_text("badmx.test", "MX", gm.status, gm.detail, buf,
-                                                sizeof(buf)),
-                           "badmx.test MX: malformed answer: Misformatted "));
+    assert_non_null(
+        strstr(sts_dns_failure_text("badmx.test", "MX", gm.status, gm.detail, buf, sizeof(buf)),
+               "badmx.test MX: malformed answer: Misformatted "));
     env_finish(&e);
 }
 
