@@ -1,5 +1,7 @@
 # Test registration helpers: one cmocka executable per tests/unit/test_<module>.c,
-# labelled "unit"; the pytest suite under tests/integration, labelled "integration".
+# labelled "unit"; the pytest suites under tests/integration and tests/hostile (what
+# hostile DNS, HTTPS and SMTP peers and a hostile file system do to the sender),
+# labelled "integration" and "hostile".
 
 function(ststest_add_unit_test name source)
   add_executable(${name} ${source})
@@ -16,21 +18,27 @@ endfunction()
 function(ststest_add_pytest)
   find_program(STSTEST_DEBIAN_PYTHON NAMES python3 PATHS /usr/bin NO_DEFAULT_PATH)
   if(NOT STSTEST_DEBIAN_PYTHON)
-    ststest_add_missing_test(integration "Debian's /usr/bin/python3 (python3)")
+    foreach(_suite integration hostile)
+      ststest_add_missing_test(${_suite} "Debian's /usr/bin/python3 (python3)")
+    endforeach()
     return()
   endif()
   execute_process(COMMAND ${STSTEST_DEBIAN_PYTHON} -c "import pytest, yaml, dns.resolver"
                   RESULT_VARIABLE _rc OUTPUT_QUIET ERROR_QUIET)
   if(NOT _rc EQUAL 0)
-    ststest_add_missing_test(integration
-      "pytest, PyYAML or dnspython for /usr/bin/python3 (python3-pytest python3-yaml python3-dnspython)")
+    foreach(_suite integration hostile)
+      ststest_add_missing_test(${_suite}
+        "pytest, PyYAML or dnspython for /usr/bin/python3 (python3-pytest python3-yaml python3-dnspython)")
+    endforeach()
     return()
   endif()
-  add_test(NAME integration
-           COMMAND ${STSTEST_DEBIAN_PYTHON} -m pytest -ra -q -p no:cacheprovider
-                   ${CMAKE_SOURCE_DIR}/tests/integration)
-  set_tests_properties(integration PROPERTIES LABELS integration TIMEOUT 1800
-    ENVIRONMENT "STSTEST_BIN=$<TARGET_FILE:ststest>;STSTEST_SOURCE_DIR=${CMAKE_SOURCE_DIR};PYTHONDONTWRITEBYTECODE=1")
+  foreach(_suite integration hostile)
+    add_test(NAME ${_suite}
+             COMMAND ${STSTEST_DEBIAN_PYTHON} -m pytest -ra -q -p no:cacheprovider
+                     ${CMAKE_SOURCE_DIR}/tests/${_suite})
+    set_tests_properties(${_suite} PROPERTIES LABELS ${_suite} TIMEOUT 1800
+      ENVIRONMENT "STSTEST_BIN=$<TARGET_FILE:ststest>;STSTEST_SOURCE_DIR=${CMAKE_SOURCE_DIR};PYTHONDONTWRITEBYTECODE=1")
+  endforeach()
 endfunction()
 
 # A test suite whose tools are missing: the build goes on (README line (1) needs no

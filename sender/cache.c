@@ -50,7 +50,11 @@
 struct sts_cache {
     sqlite3 *db;
     char *path;
-    char err[512];
+    char err[1024]; /* room for two paths: a link and its target */
+    /* What sts_cache_open() found and made, so that a failed open removes what it
+     * created (remove_created) and nothing else. */
+    int created;          /* precheck_file() created the database file */
+    int had_wal, had_shm; /* the -wal / -shm files were there before SQLite opened it */
 };
 
 /* ---- pure decisions ---------------------------------------------------------- */
@@ -399,12 +403,27 @@ static const char *sqlite_hint(int rc)
     }
 }
 
+/* A full file system (SQLITE_FULL, or an I/O error whose errno is ENOSPC or EDQUOT:
+ * SQLite reports a failed write to its -shm file as SQLITE_IOERR_SHMSIZE, "disk I/O
+ * error"). */
+static int disk_full(sts_cache *c, int rc)
+{
+    if ((rc & 0xff) == SQLITE_FULL)
+        return 1;
+    int e = c->db && (rc & 0xff) == SQLITE_IOERR ? sqlite3_system_errno(c->db) : 0;
+    return e == ENOSPC || e == EDQUOT;
+}
+
 /* Record "policy cache PATH: <what>: <sqlite message><hint>" and return the STS code. */
 static int db_fail(sts_cache *c, int rc, const char *what)
 {
     int ext = c->db ? sqlite3_extended_errcode(c->db) : rc;
-    seterr(c, "%s: %s [SQLite %d]%s", what, c->db ? sqlite3_errmsg(c->db) : sqlite3_errstr(rc), ext,
-           sqlite_hint(rc));
+    if (disk_full(c, rc))
+        seterr(c, "%s: disk full (%s) [SQLite %d] (free some space, or give another --cache file)",
+               what, c->db ? sqlite3_errmsg(c->db) : sqlite3_errstr(rc), ext);
+    else
+        seterr(c, "%s: %s [SQLite %d]%s", what, c->db ? sqlite3_errmsg(c->db) : sqlite3_errstr(rc),
+               ext, sqlite_hint(rc));
     return map_sqlite(rc);
 }
 
@@ -551,6 +570,32 @@ fail:
     return rc;
 }
 
+/* A symbolic link as the cache file (or as its -wal or -shm file) is refused: whoever
+ * placed it could point the cache at any file this user may write, and SQLite would
+ * turn that file into a database. what: "the policy cache", ... */
+static int refuse_symlink(sts_cache *c, const char *file, const char *what)
+{
+    char target[PATH_MAX];
+    ssize_t n = readlink(file, target, sizeof(target) - 1);
+    target[n > 0 ? n : 0] = '\0';
+    snprintf(c->err, sizeof(c->err),
+             "%s is a symbolic link; refusing it as %s: a link could point the cache at any "
+             "file this user may write (it points to %s)",
+             file, what, n > 0 ? target : "?");
+    return STS_EIO;
+}
+
+/* 1 when file exists (as anything, a link too), 0 when not; *is_link says a link. */
+static int file_there(const char *file, int *is_link)
+{
+    struct stat stb;
+    *is_link = 0;
+    if (lstat(file, &stb) != 0)
+        return 0;
+    *is_link = S_ISLNK(stb.st_mode);
+    return 1;
+}
+
 /* Check the file before SQLite opens it, so that errors name the real cause (errno).
  * POSIX record locks (SQLite's) belong to the process and are all dropped when ANY
  * descriptor of the file is closed: opening and closing an existing database file here
@@ -561,6 +606,18 @@ fail:
 static int precheck_file(sts_cache *c)
 {
     struct stat stb;
+    int link, wal_link, shm_link;
+    char wal[PATH_MAX], shm[PATH_MAX];
+    snprintf(wal, sizeof(wal), "%s-wal", c->path);
+    snprintf(shm, sizeof(shm), "%s-shm", c->path);
+    c->had_wal = file_there(wal, &wal_link);
+    c->had_shm = file_there(shm, &shm_link);
+    if (file_there(c->path, &link) && link)
+        return refuse_symlink(c, c->path, "the policy cache");
+    if (wal_link)
+        return refuse_symlink(c, wal, "the policy cache's write-ahead log");
+    if (shm_link)
+        return refuse_symlink(c, shm, "the policy cache's shared-memory index");
     if (stat(c->path, &stb) == 0) {
         if (!S_ISREG(stb.st_mode)) {
             seterr(c, "cannot open or create it: not a regular file");
@@ -572,7 +629,7 @@ static int precheck_file(sts_cache *c)
             return STS_EIO;
         }
     } else {
-        int fd = open(c->path, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC | O_NOCTTY, 0600);
+        int fd = open(c->path, O_RDWR | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC | O_NOCTTY, 0600);
         if (fd < 0 && errno != EEXIST) {
             int e = errno;
             seterr(c, "cannot open or create it: %s%s", strerror(e),
@@ -581,8 +638,10 @@ static int precheck_file(sts_cache *c)
                                                : "");
             return STS_EIO;
         }
-        if (fd >= 0)
+        if (fd >= 0) {
+            c->created = 1;
             close(fd);
+        }
     }
     /* WAL mode needs the -wal and -shm files next to the database. */
     char dir[PATH_MAX];
@@ -646,6 +705,41 @@ static int setup_connection(sts_cache *c)
     return schema_setup(c);
 }
 
+/* Is some connection (of another process) using the database whose -shm file is
+ * shm? SQLite holds a read lock on the "DMS" byte of the -shm file (offset 128) for as
+ * long as a connection has it mapped. Only called when no connection of ours is open:
+ * closing the probe's descriptor drops this process's locks on the file. */
+static int shm_in_use(const char *shm)
+{
+    int fd = open(shm, O_RDONLY | O_NOFOLLOW | O_CLOEXEC | O_NOCTTY);
+    if (fd < 0)
+        return 0;
+    struct flock fl = {.l_type = F_WRLCK, .l_whence = SEEK_SET, .l_start = 128, .l_len = 1};
+    int busy = fcntl(fd, F_GETLK, &fl) != 0 || fl.l_type != F_UNLCK;
+    close(fd);
+    return busy;
+}
+
+/* After a failed open, with our connection closed: remove the files this open created
+ * (a disk that is full must not be left fuller, nor a directory littered with a
+ * 3-byte -shm file), unless another process has begun to use them meanwhile. */
+static void remove_created(sts_cache *c)
+{
+    char wal[PATH_MAX], shm[PATH_MAX];
+    struct stat stb;
+    snprintf(wal, sizeof(wal), "%s-wal", c->path);
+    snprintf(shm, sizeof(shm), "%s-shm", c->path);
+    int shm_mine = !c->had_shm && !shm_in_use(shm);
+    if (!c->had_wal && shm_mine && lstat(wal, &stb) == 0 && S_ISREG(stb.st_mode) &&
+        stb.st_size == 0)
+        unlink(wal);
+    if (shm_mine && lstat(shm, &stb) == 0 && S_ISREG(stb.st_mode))
+        unlink(shm);
+    if (c->created && shm_mine && lstat(c->path, &stb) == 0 && S_ISREG(stb.st_mode) &&
+        stb.st_size == 0)
+        unlink(c->path);
+}
+
 int sts_cache_open(const char *path, sts_cache **out, char *err, size_t errlen)
 {
     *out = NULL;
@@ -662,9 +756,18 @@ int sts_cache_open(const char *path, sts_cache **out, char *err, size_t errlen)
     int rc = precheck_file(c);
     if (rc)
         goto fail;
-    int src = sqlite3_open_v2(path, &c->db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX, NULL);
+    int flags = SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX;
+#ifdef SQLITE_OPEN_NOFOLLOW
+    /* SQLite 3.31+: refuse a link put in place after precheck_file() looked. */
+    flags |= SQLITE_OPEN_NOFOLLOW;
+#endif
+    int src = sqlite3_open_v2(path, &c->db, flags, NULL);
     if (src != SQLITE_OK) {
-        rc = db_fail(c, src, "cannot open");
+        int link;
+        if (file_there(path, &link) && link)
+            rc = refuse_symlink(c, path, "the policy cache");
+        else
+            rc = db_fail(c, src, "cannot open");
         goto fail;
     }
     sqlite3_extended_result_codes(c->db, 1);
@@ -692,6 +795,10 @@ int sts_cache_open(const char *path, sts_cache **out, char *err, size_t errlen)
     return 0;
 fail:
     sts_errf(err, errlen, "%s", c->err);
+    if (c->db)
+        sqlite3_close(c->db);
+    c->db = NULL;
+    remove_created(c);
     sts_cache_close(c);
     return rc;
 }

@@ -202,11 +202,15 @@ int sts_cache_default_path(char *out, size_t outlen, char *err, size_t errlen);
  * version: 0 (a new file) is brought to STS_CACHE_SCHEMA_VERSION inside one BEGIN
  * IMMEDIATE transaction, and the whole setup is retried while SQLite answers BUSY
  * within the busy timeout (so several processes creating it at once are safe); a newer
- * version is refused. Never deletes or rewrites a file it does not understand. Returns 0 and
- * *out, or (err naming the file and what is wrong):
+ * version is refused. Never deletes or rewrites a file it does not understand; a failed
+ * open removes the files it created (an empty database file, -wal, -shm) unless another
+ * process uses them. A symbolic link as the file (or its -wal or -shm) is refused.
+ * Returns 0 and *out, or (err naming the file and what is wrong):
  *   STS_EINVAL       empty path
  *   STS_EIO          cannot create/open/write the file or its directory (errno text),
- *                    not an SQLite database, corrupt, or a file with foreign tables
+ *                    not an SQLite database, corrupt, or a file with foreign tables,
+ *                    a symbolic link ("FILE is a symbolic link; refusing it as the
+ *                    policy cache: ..."), a full disk ("disk full")
  *   STS_EUNSUPPORTED schema version newer than this program knows
  *   STS_ETIMEDOUT    another process held the database locked for the whole busy timeout
  *   STS_ENOMEM */

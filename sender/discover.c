@@ -259,23 +259,34 @@ static void policy_addr_cb(const sts_dns_addr_result *res, void *arg)
     sts_discover *d = arg;
     if (step_cancelled(d))
         return;
+    char why[400] = "";
     if (res->status != STS_DNS_OK || !res->n) {
-        sts_info(d->log, "DNS %s A/AAAA -> %s%s%s", res->name, sts_dns_status_name(res->status),
-                 res->detail ? ": " : "", res->detail ? res->detail : "");
-        sts_info(d->log, "MTASTS policy host has no address -> sts-policy-fetch-error");
-        add_failure(d, "sts-policy-fetch-error");
-        snprintf(d->res.detail, sizeof(d->res.detail), "policy host %s: %s", res->name,
-                 sts_dns_status_name(res->status));
-        note_fetch_failure(d);
-        policy_resolved(d, 0, 0);
-        return;
+        sts_dns_failure_text(res->name, "A/AAAA", res->status, res->detail, why, sizeof(why));
+        sts_info(d->log, "DNS %s", why);
     }
     for (size_t i = 0; i < res->n; i++)
         sts_info(d->log, "DNS %s %s -> %s", res->name,
                  res->addrs[i].family == AF_INET6 ? "AAAA" : "A", res->addrs[i].text);
+    /* The first address a sender may use (0.0.0.0 would reach this very host). */
+    const sts_dns_addr *addr = NULL;
+    for (size_t i = 0; i < res->n && !addr; i++) {
+        if (!sts_dns_addr_check(&res->addrs[i], why, sizeof(why)))
+            addr = &res->addrs[i];
+        else
+            sts_info(d->log, "MTASTS policy host %s: %s: not contacted", res->name, why);
+    }
+    if (!addr) {
+        sts_info(d->log, "MTASTS policy host has no usable address -> sts-policy-fetch-error");
+        add_failure(d, "sts-policy-fetch-error");
+        snprintf(d->res.detail, sizeof(d->res.detail), "policy host has no usable address: %s",
+                 why);
+        note_fetch_failure(d);
+        policy_resolved(d, 0, 0);
+        return;
+    }
     /* RFC 8461 3.3: HTTPS to mta-sts.<domain>, at the address our resolver found. */
-    int rc = sts_fetch_policy(d->fetcher, d->domain, res->addrs[0].text, d->https_port,
-                              d->fetch_timeout, fetch_cb, d);
+    int rc = sts_fetch_policy(d->fetcher, d->domain, addr->text, d->https_port, d->fetch_timeout,
+                              fetch_cb, d);
     if (rc) {
         sts_info(d->log, "MTASTS policy fetch could not start: %s", sts_strerror(rc));
         add_failure(d, "sts-policy-fetch-error");
@@ -357,8 +368,10 @@ static void read_txt(sts_discover *d, const sts_dns_txt_result *res)
     r->have_txt = 0;
     r->txt_id[0] = '\0';
     if (res->status != STS_DNS_OK) {
-        sts_info(d->log, "DNS %s TXT -> %s%s%s", res->name, sts_dns_status_name(res->status),
-                 res->detail ? ": " : "", res->detail ? res->detail : "");
+        char why[400];
+        sts_info(
+            d->log, "DNS %s",
+            sts_dns_failure_text(res->name, "TXT", res->status, res->detail, why, sizeof(why)));
         d->txt_kind = sts_cache_txt_from_dns(res->status);
         return;
     }

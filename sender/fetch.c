@@ -46,6 +46,9 @@ struct fetch {
     double timeout_s;
     sts_buf body;
     int too_big;
+    size_t head_bytes; /* of the response header sections so far */
+    int head_too_big;  /* over STS_FETCH_MAX_HEADER: header_cb stopped the transfer */
+    int head_done;     /* the last header section has ended (its empty line came) */
     char errbuf[CURL_ERROR_SIZE];
     sts_fetch_cb cb;
     void *arg;
@@ -194,6 +197,38 @@ static size_t write_cb(char *p, size_t size, size_t n, void *userp)
     return size * n;
 }
 
+/* CURLOPT_HEADERFUNCTION: one whole header line at a time (libcurl itself refuses a
+ * line over CURL_MAX_HTTP_HEADER before we see it). The header section is capped here:
+ * a policy needs a handful of short fields, and a server that sends more is refused
+ * (0 makes libcurl abort with CURLE_WRITE_ERROR). */
+static size_t header_cb(char *p, size_t size, size_t n, void *userp)
+{
+    struct fetch *x = userp;
+    size_t len = size * n;
+    x->head_bytes += len;
+    if (x->head_bytes > STS_FETCH_MAX_HEADER) {
+        x->head_too_big = 1;
+        return 0;
+    }
+    if (len >= 5 && !memcmp(p, "HTTP/", 5))
+        x->head_done = 0; /* a status line: a (next) header section begins */
+    else if ((len == 2 && p[0] == '\r' && p[1] == '\n') || (len == 1 && p[0] == '\n'))
+        x->head_done = 1;
+    return len;
+}
+
+/* libcurl's own limit on one header line (CURL_MAX_HTTP_HEADER) fails the transfer
+ * with CURLE_OUT_OF_MEMORY before libcurl 8.6.0 and with CURLE_TOO_LARGE since: the
+ * one place that knows. */
+static int curl_header_overflow(CURLcode cc)
+{
+#if LIBCURL_VERSION_NUM >= 0x080600
+    if (cc == CURLE_TOO_LARGE)
+        return 1;
+#endif
+    return cc == CURLE_OUT_OF_MEMORY;
+}
+
 static CURLcode ssl_ctx_cb(CURL *easy, void *sslctx, void *userp)
 {
     sts_fetcher *f = userp;
@@ -278,6 +313,20 @@ static void fetch_finish(sts_fetcher *f, struct fetch *x, CURLcode cc)
         }
     } else if (cc == CURLE_WRITE_ERROR && x->too_big) {
         snprintf(detail, sizeof(detail), "body over %d bytes", STS_FETCH_MAX_BODY);
+        res.err = STS_ETOOBIG;
+    } else if (cc == CURLE_WRITE_ERROR && x->head_too_big) {
+        snprintf(detail, sizeof(detail),
+                 "response header too large: the header section is over %d bytes "
+                 "(STS_FETCH_MAX_HEADER)",
+                 STS_FETCH_MAX_HEADER);
+        res.err = STS_ETOOBIG;
+    } else if (curl_header_overflow(cc) && !x->head_done) {
+        /* Before the header section ended, this is libcurl refusing a header line
+         * (it says "Out of memory"), not the process running out of it. */
+        snprintf(detail, sizeof(detail),
+                 "response header too large: a header line over %d bytes (libcurl's "
+                 "CURL_MAX_HTTP_HEADER)",
+                 CURL_MAX_HTTP_HEADER);
         res.err = STS_ETOOBIG;
     } else if (cc == CURLE_PEER_FAILED_VERIFICATION || cc == CURLE_SSL_INVALIDCERTSTATUS) {
         /* RFC 8461 3.3: the certificate MUST be valid for the Policy Host; RFC 8460
@@ -466,6 +515,8 @@ int sts_fetch_policy(sts_fetcher *f, const char *domain, const char *address, in
     SET(CURLOPT_CONNECTTIMEOUT_MS, ms);
     SET(CURLOPT_WRITEFUNCTION, write_cb);
     SET(CURLOPT_WRITEDATA, x);
+    SET(CURLOPT_HEADERFUNCTION, header_cb);
+    SET(CURLOPT_HEADERDATA, x);
     if (f->log && sts_log_verbosity(f->log) >= STS_LOG_DEBUG) {
         SET(CURLOPT_DEBUGFUNCTION, debug_cb);
         SET(CURLOPT_DEBUGDATA, f);

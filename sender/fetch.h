@@ -11,7 +11,10 @@
  *    redirects") and there is no HTTP caching: every fetch is a fresh connection;
  *  - Content-Type must be text/plain (parameters such as charset allowed);
  *  - the body is capped at STS_FETCH_MAX_BODY bytes and the whole fetch at timeout_s
- *    (RFC 8461 3.3 suggests a 64 KiB cap and "a reasonable timeout").
+ *    (RFC 8461 3.3 suggests a 64 KiB cap and "a reasonable timeout");
+ *  - the response header section is capped at STS_FETCH_MAX_HEADER bytes, and each of
+ *    its lines at libcurl's CURL_MAX_HTTP_HEADER: over either, the fetch fails with
+ *    "response header too large" (STS_ETOOBIG), naming the cap.
  *
  * Callbacks: sts_fetch_policy() calls its callback exactly once when it returned 0,
  * never inside the call itself. The result and everything it points to is valid only
@@ -29,6 +32,7 @@
 #include "common/log.h"
 
 #define STS_FETCH_MAX_BODY 65536
+#define STS_FETCH_MAX_HEADER 32768 /* the whole response header section, in bytes */
 #define STS_FETCH_PATH "/.well-known/mta-sts.txt"
 
 typedef struct sts_fetcher sts_fetcher;

@@ -87,6 +87,96 @@ int sts_dns_status_is_temporary(sts_dns_status st)
     return !(st == STS_DNS_OK || st == STS_DNS_NXDOMAIN || st == STS_DNS_NODATA);
 }
 
+/* What each status says, in the words of sts_dns_failure_text(). */
+static const char *const status_words[] = {
+    "no usable record", "no such name",          "no record",        "server failure",
+    "no answer",        "the server refused it", "lookup cancelled", "lookup failed"};
+
+const char *sts_dns_failure_text(const char *name, const char *type, sts_dns_status st,
+                                 const char *detail, char *buf, size_t len)
+{
+    const char *what = detail && detail[0] ? detail
+                       : (unsigned)st < sizeof(status_words) / sizeof(status_words[0])
+                           ? status_words[st]
+                           : status_words[STS_DNS_ERROR];
+    char words[64];
+    if (what == status_words[STS_DNS_NODATA]) {
+        snprintf(words, sizeof(words), "no %s record", type);
+        what = words;
+    }
+    snprintf(buf, len, "%s %s: %s (%s)", name && name[0] ? name : "?", type, what,
+             sts_dns_status_name(st));
+    return buf;
+}
+
+/* RFC 6890 (IPv4 special-purpose registry: "Destination" False), RFC 5771 and RFC
+ * 4291 2.5.2 / 2.7. The first match wins, so 255.255.255.255 comes before 240.0.0.0/4.
+ * An IPv4-mapped IPv6 address (::ffff:a.b.c.d, RFC 4291 2.5.5.2) is the IPv4 address
+ * to the kernel: it is judged by the IPv4 rows and named in their `mapped` words. */
+/* clang-format off */
+static const struct unusable_range {
+    int family;
+    unsigned char prefix[16];
+    unsigned bits;
+    const char *why, *mapped;
+} unusable_ranges[] = {
+    {AF_INET, {0}, 8, "0.0.0.0/8: 'this network', RFC 6890",
+     "::ffff:0.0.0.0/104: IPv4-mapped 'this network', RFC 6890"},
+    {AF_INET, {255, 255, 255, 255}, 32, "255.255.255.255/32: limited broadcast, RFC 6890",
+     "::ffff:255.255.255.255/128: IPv4-mapped limited broadcast, RFC 6890"},
+    {AF_INET, {224}, 4, "224.0.0.0/4: multicast, RFC 5771",
+     "::ffff:224.0.0.0/100: IPv4-mapped multicast, RFC 5771"},
+    {AF_INET, {240}, 4, "240.0.0.0/4: reserved, RFC 6890",
+     "::ffff:240.0.0.0/100: IPv4-mapped reserved, RFC 6890"},
+    {AF_INET6, {0}, 128, "::/128: the unspecified address, RFC 4291 2.5.2", NULL},
+    {AF_INET6, {0xff}, 8, "ff00::/8: multicast, RFC 4291 2.7", NULL},
+};
+/* clang-format on */
+
+static int prefix_match(const unsigned char *a, const unsigned char *prefix, unsigned bits)
+{
+    for (unsigned i = 0; i < bits; i++) {
+        unsigned char m = (unsigned char)(0x80u >> (i % 8));
+        if ((a[i / 8] & m) != (prefix[i / 8] & m))
+            return 0;
+    }
+    return 1;
+}
+
+const char *sts_dns_addr_unusable(const struct sockaddr *sa)
+{
+    static const unsigned char v4mapped[12] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff};
+    const unsigned char *a;
+    int family = sa ? sa->sa_family : AF_UNSPEC, mapped = 0;
+    if (family == AF_INET) {
+        a = (const unsigned char *)&((const struct sockaddr_in *)sa)->sin_addr;
+    } else if (family == AF_INET6) {
+        a = ((const struct sockaddr_in6 *)sa)->sin6_addr.s6_addr;
+        if (!memcmp(a, v4mapped, sizeof(v4mapped))) {
+            a += sizeof(v4mapped);
+            family = AF_INET;
+            mapped = 1;
+        }
+    } else {
+        return "not an IPv4 or IPv6 address";
+    }
+    for (size_t i = 0; i < sizeof(unusable_ranges) / sizeof(unusable_ranges[0]); i++) {
+        const struct unusable_range *u = &unusable_ranges[i];
+        if (u->family == family && prefix_match(a, u->prefix, u->bits))
+            return mapped ? u->mapped : u->why;
+    }
+    return NULL;
+}
+
+int sts_dns_addr_check(const sts_dns_addr *a, char *buf, size_t len)
+{
+    const char *why = sts_dns_addr_unusable((const struct sockaddr *)&a->sa);
+    if (!why)
+        return 0;
+    snprintf(buf, len, "address %s is not a usable destination (%s)", a->text, why);
+    return 1;
+}
+
 static sts_dns_status map_ares(int status)
 {
     switch (status) {
@@ -326,9 +416,14 @@ static void deliver_ready(sts_resolver *r)
 }
 
 /* The final target of the CNAME chain starting at qname in the answer section, or
- * NULL when the answer holds no CNAME for qname. Malloc'd. */
-static char *answer_cname(const unsigned char *abuf, int alen, const char *qname)
+ * NULL when the answer holds no CNAME for qname. Malloc'd. A chain that comes back to
+ * a name it passed is a loop: NULL, and loop (when given) gets "CNAME loop: a -> b ->
+ * a" (empty otherwise). */
+static char *answer_cname(const unsigned char *abuf, int alen, const char *qname, char *loop,
+                          size_t looplen)
 {
+    if (loop && looplen)
+        loop[0] = '\0';
     sts_cur c;
     sts_cur_init(&c, abuf, (size_t)alen);
     uint16_t id, flags, qd, an, ns, ar;
@@ -371,7 +466,10 @@ static char *answer_cname(const unsigned char *abuf, int alen, const char *qname
         sts_cur_skip(&c, rdlen);
     }
     const char *cur = qname;
-    for (int hop = 0; hop < n; hop++) {
+    const char *path[33];
+    int npath = 0, looped = 0;
+    path[npath++] = qname;
+    for (int hop = 0; hop < n && !looped; hop++) {
         int found = -1;
         for (int i = 0; i < n; i++)
             if (!strcasecmp(owners[i], cur)) {
@@ -381,8 +479,16 @@ static char *answer_cname(const unsigned char *abuf, int alen, const char *qname
         if (found < 0)
             break;
         cur = targets[found];
+        for (int k = 0; k < npath; k++)
+            looped |= !strcasecmp(path[k], cur);
+        path[npath++] = cur;
     }
-    char *res = cur != qname ? strdup(cur) : NULL;
+    if (looped && loop && looplen) {
+        size_t off = (size_t)snprintf(loop, looplen, "CNAME loop:");
+        for (int k = 0; k < npath && off < looplen; k++)
+            off += (size_t)snprintf(loop + off, looplen - off, "%s%s", k ? " -> " : " ", path[k]);
+    }
+    char *res = cur != qname && !looped ? strdup(cur) : NULL;
     for (int i = 0; i < n; i++) {
         ares_free_string(owners[i]);
         ares_free_string(targets[i]);
@@ -399,9 +505,16 @@ static void lower_nodot(char *s)
         s[l - 1] = '\0';
 }
 
+/* What went wrong, for statuses whose name does not say it already (those that map to
+ * STS_DNS_ERROR): a malformed answer in the same words for every type. The first
+ * detail of a query stays. */
 static void set_detail(struct query *q, int status)
 {
-    if (status != ARES_SUCCESS && !q->detail[0])
+    if (status == ARES_SUCCESS || q->detail[0] || map_ares(status) != STS_DNS_ERROR)
+        return;
+    if (status == ARES_EBADRESP || status == ARES_EBADNAME || status == ARES_EFORMERR)
+        snprintf(q->detail, sizeof(q->detail), "malformed answer: %s", ares_strerror(status));
+    else
         snprintf(q->detail, sizeof(q->detail), "%s", ares_strerror(status));
 }
 
@@ -459,7 +572,14 @@ static void txt_cb(void *arg, int status, int timeouts, unsigned char *abuf, int
         }
         /* No TXT in the answer: a server that answers only with the CNAME (an
          * authoritative one, not a recursive resolver) leaves the chase to us. */
-        char *target = abuf ? answer_cname(abuf, alen, q->canonical) : NULL;
+        char loop[sizeof(q->detail)];
+        char *target = abuf ? answer_cname(abuf, alen, q->canonical, loop, sizeof(loop)) : NULL;
+        if (abuf && loop[0]) {
+            snprintf(q->detail, sizeof(q->detail), "%s", loop);
+            q->status = STS_DNS_ERROR;
+            q->complete = 1;
+            return;
+        }
         if (target && q->hops < MAX_CNAME_HOPS) {
             q->hops++;
             sts_debug(q->r->log, "dns query TXT %s (CNAME of %s)", target, q->canonical);
@@ -476,9 +596,10 @@ static void txt_cb(void *arg, int status, int timeouts, unsigned char *abuf, int
             q->complete = 1;
             return;
         }
-        q->status = STS_DNS_NODATA;
-        if (prc != ARES_ENODATA)
-            set_detail(q, prc);
+        /* A TXT answer that does not parse is no answer at all, not the absence of a
+         * record: a temporary failure, as it is for every other type. */
+        q->status = prc == ARES_ENODATA ? STS_DNS_NODATA : STS_DNS_ERROR;
+        set_detail(q, prc);
         q->complete = 1;
         return;
     }
@@ -638,6 +759,7 @@ static void addr_cb(void *arg, int status, int timeouts, unsigned char *abuf, in
         struct hostent *he = NULL;
         int prc = family == AF_INET ? ares_parse_a_reply(abuf, alen, &he, NULL, NULL)
                                     : ares_parse_aaaa_reply(abuf, alen, &he, NULL, NULL);
+        size_t before = q->n;
         if (prc == ARES_SUCCESS && he) {
             *st = STS_DNS_OK;
             for (char **p = he->h_addr_list; *p; p++)
@@ -647,15 +769,22 @@ static void addr_cb(void *arg, int status, int timeouts, unsigned char *abuf, in
                 }
         } else {
             *st = prc == ARES_ENODATA ? STS_DNS_NODATA : STS_DNS_ERROR;
-            if (prc != ARES_ENODATA)
-                set_detail(q, prc);
+            set_detail(q, prc);
         }
         if (he)
             ares_free_hostent(he);
+        if (*st == STS_DNS_OK && q->n == before) {
+            /* NOERROR without an address: only CNAMEs, which may go round in a loop. */
+            char loop[sizeof(q->detail)];
+            char *target = answer_cname(abuf, alen, q->name, loop, sizeof(loop));
+            free(target);
+            *st = loop[0] ? STS_DNS_ERROR : STS_DNS_NODATA;
+            if (loop[0] && !q->detail[0])
+                snprintf(q->detail, sizeof(q->detail), "%s", loop);
+        }
     } else {
         *st = map_ares(status);
-        if (status != ARES_ENODATA && status != ARES_ENOTFOUND)
-            set_detail(q, status);
+        set_detail(q, status);
     }
     addr_finish(q);
 }

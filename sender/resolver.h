@@ -48,6 +48,17 @@ const char *sts_dns_status_name(sts_dns_status st);
  * NXDOMAIN and NODATA are authoritative answers. */
 int sts_dns_status_is_temporary(sts_dns_status st);
 
+/* One sentence for a lookup that gave nothing usable, in the same words whichever
+ * lookup it was: "NAME TYPE: WHAT (STATUS)", WHAT being the result's detail when it
+ * has one, else the status in words. type: "TXT", "MX", "A/AAAA". E.g.
+ *     "example.test MX: malformed answer: Misformatted domain name (ERROR)"
+ *     "mail.example.test A/AAAA: CNAME loop: mail.example.test -> loop.example.test ->
+ *      mail.example.test (ERROR)"
+ *     "_mta-sts.example.test TXT: no TXT record (NODATA)"
+ * Returns buf. */
+const char *sts_dns_failure_text(const char *name, const char *type, sts_dns_status st,
+                                 const char *detail, char *buf, size_t len);
+
 /* servers: "HOST[:PORT][,...]" with IPv4 "1.2.3.4:53" or IPv6 "[::1]:53" (a bare IPv6
  * address without port is allowed too), or NULL for /etc/resolv.conf.
  * timeout_s: per-query bound (<= 0: 10 s). log may be NULL.
@@ -133,5 +144,17 @@ typedef void (*sts_dns_addr_cb)(const sts_dns_addr_result *res, void *arg);
 /* A and AAAA records of host, asked in parallel; one callback when both are done.
  * 0, STS_EINVAL or STS_ENOMEM. */
 int sts_resolver_query_addr(sts_resolver *r, const char *host, sts_dns_addr_cb cb, void *arg);
+
+/* Addresses no sender may connect to, whatever DNS says (RFC 6890, RFC 5771, RFC 4291):
+ * 0.0.0.0/8 and :: (Linux routes both to the local host), 255.255.255.255 and the
+ * rest of 240.0.0.0/4, multicast 224.0.0.0/4 and ff00::/8, and the IPv4-mapped forms
+ * (::ffff:a.b.c.d) of the IPv4 ones. Loopback stays usable: test worlds live there.
+ * Returns the range and why, e.g. "0.0.0.0/8: 'this network', RFC 6890", or NULL for
+ * a usable address. Pure. */
+const char *sts_dns_addr_unusable(const struct sockaddr *sa);
+
+/* 1 and buf = "address 0.0.0.0 is not a usable destination (0.0.0.0/8: 'this
+ * network', RFC 6890)" when a is unusable; 0 when it is usable. */
+int sts_dns_addr_check(const sts_dns_addr *a, char *buf, size_t len);
 
 #endif

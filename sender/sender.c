@@ -350,15 +350,15 @@ static void mx_cb(const sts_dns_mx_result *res, void *arg)
         m->preference = 0;
         m->implicit = 1;
     } else {
-        sts_info(j->log, "DNS %s MX -> %s%s%s", res->name, sts_dns_status_name(res->status),
-                 res->detail ? ": " : "", res->detail ? res->detail : "");
+        char why[400];
+        sts_dns_failure_text(res->name, "MX", res->status, res->detail, why, sizeof(why));
+        sts_info(j->log, "DNS %s", why);
         if (res->status == STS_DNS_NXDOMAIN) {
             j->no_such_domain = 1;
-            snprintf(j->detail, sizeof(j->detail), "domain %s does not exist", j->domain);
+            snprintf(j->detail, sizeof(j->detail), "domain %s does not exist: %s", j->domain, why);
         } else {
             j->mx_temp = 1;
-            snprintf(j->detail, sizeof(j->detail), "MX lookup for %s: %s", j->domain,
-                     sts_dns_status_name(res->status));
+            snprintf(j->detail, sizeof(j->detail), "%s", why);
         }
         job_finish(j);
         return;
@@ -517,13 +517,12 @@ static void mx_addr_cb(const sts_dns_addr_result *res, void *arg)
         return;
     mx_entry *m = &j->mx[j->cur];
     if (res->status != STS_DNS_OK || !res->n) {
-        sts_info(j->log, "DNS %s A/AAAA -> %s%s%s", res->name, sts_dns_status_name(res->status),
-                 res->detail ? ": " : "", res->detail ? res->detail : "");
+        char why[400];
+        sts_dns_failure_text(res->name, "A/AAAA", res->status, res->detail, why, sizeof(why));
+        sts_info(j->log, "DNS %s", why);
         m->action = STS_ACTION_TEMPFAIL;
         m->stage = "DNS";
-        snprintf(m->detail, sizeof(m->detail), "no address: %s%s%s",
-                 sts_dns_status_name(res->status), res->detail ? ": " : "",
-                 res->detail ? res->detail : "");
+        snprintf(m->detail, sizeof(m->detail), "no address: %s", why);
         if (m->implicit && !sts_dns_status_is_temporary(res->status)) {
             /* RFC 5321 5.1: no MX and no address records: the domain cannot receive. */
             j->no_such_domain = 1;
@@ -537,14 +536,31 @@ static void mx_addr_cb(const sts_dns_addr_result *res, void *arg)
     for (size_t i = 0; i < res->n; i++)
         sts_info(j->log, "DNS %s %s -> %s", res->name,
                  res->addrs[i].family == AF_INET6 ? "AAAA" : "A", res->addrs[i].text);
-    /* Every address in turn, A before AAAA (the resolver's order), on connection
-     * failures (smtp_done_cb). */
-    j->naddrs = res->n < SENDER_MAX_ADDRS ? res->n : SENDER_MAX_ADDRS;
-    if (res->n > SENDER_MAX_ADDRS)
+    /* Every usable address in turn, A before AAAA (the resolver's order), on
+     * connection failures (smtp_done_cb). One no sender may use (0.0.0.0 reaches this
+     * very host) is skipped, saying why. */
+    char why[sizeof(m->detail)] = "";
+    size_t usable = 0;
+    j->naddrs = 0;
+    for (size_t i = 0; i < res->n; i++) {
+        if (sts_dns_addr_check(&res->addrs[i], why, sizeof(why))) {
+            sts_info(j->log, "MX %s: %s: not contacted", m->host, why);
+            continue;
+        }
+        if (usable++ < SENDER_MAX_ADDRS)
+            j->addrs[j->naddrs++] = res->addrs[i];
+    }
+    if (usable > SENDER_MAX_ADDRS)
         sts_info(j->log, "MX %s: only the first %d of %zu addresses are tried", m->host,
-                 SENDER_MAX_ADDRS, res->n);
-    for (size_t i = 0; i < j->naddrs; i++)
-        j->addrs[i] = res->addrs[i];
+                 SENDER_MAX_ADDRS, usable);
+    if (!j->naddrs) {
+        m->action = STS_ACTION_TEMPFAIL;
+        m->stage = "DNS";
+        snprintf(m->detail, sizeof(m->detail), "%s", why);
+        j->cur++;
+        job_next_mx(j);
+        return;
+    }
     j->addr_idx = 0;
     job_connect_addr(j);
 }
@@ -1075,7 +1091,7 @@ int sts_sender_run(uv_loop_t *loop, const sts_sender_opts *opts, char *const *rc
     r.opts = opts;
     *out = NULL;
     int status = STS_EXIT_SOFTWARE;
-    char err[256] = "";
+    char err[1024] = "";
 
     if (opts->helo) {
         snprintf(r.helo, sizeof(r.helo), "%s", opts->helo);

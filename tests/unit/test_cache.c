@@ -872,6 +872,45 @@ static void test_garbage_file(void **state)
     expect_open_error(dpath, STS_EIO, "cannot open or create", NULL);
 }
 
+/* A symbolic link as the cache file, or as its -wal or -shm file, is refused: the
+ * target (here an empty file, which SQLite would happily make a database of) is left
+ * as it was, a dangling link's target is not created, and nothing is left behind. */
+static void test_symlink_refused(void **state)
+{
+    tstate *t = *state;
+    char target[400], link[400], side[420];
+    snprintf(target, sizeof(target), "%s/target", t->dir);
+    snprintf(link, sizeof(link), "%s/link.sqlite", t->dir);
+    write_file(target, "", 0);
+    assert_int_equal(symlink(target, link), 0);
+    char want[900];
+    snprintf(want, sizeof(want), "%s is a symbolic link; refusing it as the policy cache: ", link);
+    expect_open_error(link, STS_EIO, want, "(it points to ");
+    struct stat stb;
+    assert_int_equal(stat(target, &stb), 0);
+    assert_int_equal(stb.st_size, 0);
+    snprintf(side, sizeof(side), "%s-wal", link);
+    assert_int_equal(access(side, F_OK), -1);
+    snprintf(side, sizeof(side), "%s-shm", link);
+    assert_int_equal(access(side, F_OK), -1);
+
+    /* A dangling link: its target is not created. */
+    unlink(target);
+    expect_open_error(link, STS_EIO, want, NULL);
+    assert_int_equal(access(target, F_OK), -1);
+
+    /* The real file, but its write-ahead log is a link. */
+    sts_cache_close(open_ok(t->path));
+    snprintf(side, sizeof(side), "%s-wal", t->path);
+    unlink(side);
+    assert_int_equal(symlink(target, side), 0);
+    expect_open_error(t->path, STS_EIO,
+                      "-wal is a symbolic link; refusing it as the policy "
+                      "cache's write-ahead log",
+                      NULL);
+    assert_int_equal(access(target, F_OK), -1);
+}
+
 static void test_foreign_database(void **state)
 {
     tstate *t = *state;
@@ -1105,6 +1144,7 @@ int main(void)
         ST(test_concurrent_create),
         ST(test_garbage_file),
         ST(test_foreign_database),
+        ST(test_symlink_refused),
         ST(test_schema_versions),
         ST(test_unwritable),
         ST(test_default_path),

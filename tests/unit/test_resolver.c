@@ -146,6 +146,34 @@ static int answer(struct wire *w, const char *qname, uint16_t qtype, int *rcode,
         wname(w, "loop.test");
         rr_end(w, at);
         *ancount = 1;
+    } else if ((!strcasecmp(qname, "aloop.test") || !strcasecmp(qname, "bloop.test")) &&
+               (qtype == 1 || qtype == 28)) {
+        /* aloop -> bloop -> aloop, both in one answer, as a recursive server gives it */
+        int a = !strcasecmp(qname, "aloop.test");
+        size_t at = rr_begin(w, NULL, 5);
+        wname(w, a ? "bloop.test" : "aloop.test");
+        rr_end(w, at);
+        at = rr_begin(w, a ? "bloop.test" : "aloop.test", 5);
+        wname(w, qname);
+        rr_end(w, at);
+        *ancount = 2;
+    } else if (!strcasecmp(qname, "badtxt.test") && qtype == 16) {
+        /* a character-string of 200 bytes in an RDATA of 4 */
+        size_t at = rr_begin(w, NULL, 16);
+        w8(w, 200);
+        w8(w, 'v');
+        w8(w, '=');
+        w8(w, 'S');
+        rr_end(w, at);
+        *ancount = 1;
+    } else if (!strcasecmp(qname, "badmx.test") && qtype == 15) {
+        /* preference 10, then a label of 40 bytes that runs past the message */
+        size_t at = rr_begin(w, NULL, 15);
+        w16(w, 10);
+        w8(w, 40);
+        w8(w, 'm');
+        rr_end(w, at);
+        *ancount = 1;
     } else if (!strcasecmp(qname, "target.test") && qtype == 16) {
         const char *r[] = {"v=STSv1; id=t1;"};
         txt_rr(w, NULL, r, 1);
@@ -267,6 +295,7 @@ struct got {
     int family[8];
     char canonical[256];
     sts_dns_status sa, saaaa;
+    char detail[200];
 };
 
 static void txt_cb(const sts_dns_txt_result *res, void *arg)
@@ -275,6 +304,7 @@ static void txt_cb(const sts_dns_txt_result *res, void *arg)
     assert_false(g->in_call);
     g->calls++;
     g->status = res->status;
+    snprintf(g->detail, sizeof(g->detail), "%s", res->detail ? res->detail : "");
     g->n = res->n;
     snprintf(g->canonical, sizeof(g->canonical), "%s", res->canonical);
     for (size_t i = 0; i < res->n && i < 8; i++) {
@@ -289,6 +319,7 @@ static void mx_cb(const sts_dns_mx_result *res, void *arg)
     assert_false(g->in_call);
     g->calls++;
     g->status = res->status;
+    snprintf(g->detail, sizeof(g->detail), "%s", res->detail ? res->detail : "");
     g->n = res->n;
     g->null_mx = res->null_mx;
     for (size_t i = 0; i < res->n && i < 8; i++) {
@@ -303,6 +334,7 @@ static void addr_cb(const sts_dns_addr_result *res, void *arg)
     assert_false(g->in_call);
     g->calls++;
     g->status = res->status;
+    snprintf(g->detail, sizeof(g->detail), "%s", res->detail ? res->detail : "");
     g->sa = res->status_a;
     g->saaaa = res->status_aaaa;
     g->n = res->n;
@@ -386,6 +418,7 @@ static void test_txt_cname_chase(void **state)
     /* a CNAME pointing at itself ends as an error, not a loop */
     assert_int_equal(g2.status, STS_DNS_ERROR);
     assert_int_equal(g2.n, 0);
+    assert_string_equal(g2.detail, "CNAME loop: loop.test -> loop.test");
     env_finish(&e);
 }
 
@@ -568,6 +601,120 @@ static void test_servers_parse(void **state)
     assert_int_equal(uv_loop_close(&loop), 0);
 }
 
+/* Hostile answers: a CNAME loop and malformed RDATA are errors (temporary), whatever
+ * the type asked, each with a detail that says what was wrong; and one sentence
+ * (sts_dns_failure_text) tells every failure in the same words. */
+static void test_hostile_answers(void **state)
+{
+    struct env e;
+    env_start(&e, 2.0);
+    struct got ga = {0}, gt = {0}, gm = {0};
+    assert_int_equal(sts_resolver_query_addr(e.r, "aloop.test", addr_cb, &ga), 0);
+    assert_int_equal(sts_resolver_query_txt(e.r, "badtxt.test", txt_cb, &gt), 0);
+    assert_int_equal(sts_resolver_query_mx(e.r, "badmx.test", mx_cb, &gm), 0);
+    RUN_UNTIL(&e, ga.calls == 1 && gt.calls == 1 && gm.calls == 1);
+    char buf[300];
+    assert_int_equal(ga.status, STS_DNS_ERROR);
+    assert_int_equal(ga.n, 0);
+    assert_string_equal(
+        sts_dns_failure_text("aloop.test", "A/AAAA", ga.status, ga.detail, buf, sizeof(buf)),
+        "aloop.test A/AAAA: CNAME loop: aloop.test -> bloop.test -> aloop.test "
+        "(ERROR)");
+    assert_int_equal(gt.status, STS_DNS_ERROR);
+    assert_string_equal(
+        sts_dns_failure_text("badtxt.test", "TXT", gt.status, gt.detail, buf, sizeof(buf)),
+        "badtxt.test TXT: malformed answer: Misformatted DNS reply (ERROR)");
+    assert_int_equal(gm.status, STS_DNS_ERROR);
+    assert_non_null(
+        strstr(sts_dns_failure_text("badmx.test", "MX", gm.status, gm.detail, buf, sizeof(buf)),
+               "badmx.test MX: malformed answer: Misformatted "));
+    env_finish(&e);
+}
+
+static void test_failure_text(void **state)
+{
+    static const struct {
+        const char *name, *type;
+        sts_dns_status st;
+        const char *detail, *want;
+    } cases[] = {
+        {"a.test", "MX", STS_DNS_NXDOMAIN, NULL, "a.test MX: no such name (NXDOMAIN)"},
+        {"a.test", "TXT", STS_DNS_NODATA, "", "a.test TXT: no TXT record (NODATA)"},
+        {"a.test", "A/AAAA", STS_DNS_NODATA, NULL, "a.test A/AAAA: no A/AAAA record (NODATA)"},
+        {"a.test", "MX", STS_DNS_SERVFAIL, NULL, "a.test MX: server failure (SERVFAIL)"},
+        {"a.test", "TXT", STS_DNS_REFUSED, NULL, "a.test TXT: the server refused it (REFUSED)"},
+        {"a.test", "TXT", STS_DNS_TIMEOUT, "no answer within 2.0 s",
+         "a.test TXT: no answer within 2.0 s (TIMEOUT)"},
+        {"a.test", "MX", STS_DNS_ERROR, NULL, "a.test MX: lookup failed (ERROR)"},
+        {NULL, "MX", (sts_dns_status)99, NULL, "? MX: lookup failed (ERROR)"},
+    };
+    char buf[200];
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++)
+        assert_string_equal(sts_dns_failure_text(cases[i].name, cases[i].type, cases[i].st,
+                                                 cases[i].detail, buf, sizeof(buf)),
+                            cases[i].want);
+}
+
+/* Addresses no sender may connect to (RFC 6890, RFC 5771, RFC 4291), and some that
+ * look close but are fine: loopback above all, where the test worlds live. */
+static void test_addr_unusable(void **state)
+{
+    static const struct {
+        const char *addr, *why; /* why: NULL = usable */
+    } cases[] = {
+        {"0.0.0.0", "0.0.0.0/8: 'this network', RFC 6890"},
+        {"0.1.2.3", "0.0.0.0/8: 'this network', RFC 6890"},
+        {"255.255.255.255", "255.255.255.255/32: limited broadcast, RFC 6890"},
+        {"224.0.0.1", "224.0.0.0/4: multicast, RFC 5771"},
+        {"239.255.255.255", "224.0.0.0/4: multicast, RFC 5771"},
+        {"240.0.0.1", "240.0.0.0/4: reserved, RFC 6890"},
+        {"::", "::/128: the unspecified address, RFC 4291 2.5.2"},
+        {"ff02::1", "ff00::/8: multicast, RFC 4291 2.7"},
+        {"ff0e::1234", "ff00::/8: multicast, RFC 4291 2.7"},
+        {"::ffff:0.0.0.0", "::ffff:0.0.0.0/104: IPv4-mapped 'this network', RFC 6890"},
+        {"::ffff:0.255.0.1", "::ffff:0.0.0.0/104: IPv4-mapped 'this network', RFC 6890"},
+        {"::ffff:224.0.0.5", "::ffff:224.0.0.0/100: IPv4-mapped multicast, RFC 5771"},
+        {"::ffff:255.255.255.255",
+         "::ffff:255.255.255.255/128: IPv4-mapped limited broadcast, RFC 6890"},
+        {"127.0.0.1", NULL},
+        {"127.255.255.254", NULL},
+        {"1.0.0.0", NULL},
+        {"192.0.2.1", NULL},
+        {"223.255.255.255", NULL},
+        {"::1", NULL},
+        {"::ffff:127.0.0.1", NULL},
+        {"::ffff:1.2.3.4", NULL},
+        {"2001:db8::1", NULL},
+        {"fe80::1", NULL},
+        {"feff::1", NULL},
+        {"::2", NULL},
+    };
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        sts_dns_addr a;
+        memset(&a, 0, sizeof(a));
+        int v6 = strchr(cases[i].addr, ':') != NULL;
+        a.family = v6 ? AF_INET6 : AF_INET;
+        a.sa.ss_family = (sa_family_t)a.family;
+        void *dst = v6 ? (void *)&((struct sockaddr_in6 *)&a.sa)->sin6_addr
+                       : (void *)&((struct sockaddr_in *)&a.sa)->sin_addr;
+        assert_int_equal(inet_pton(a.family, cases[i].addr, dst), 1);
+        snprintf(a.text, sizeof(a.text), "%s", cases[i].addr);
+        const char *why = sts_dns_addr_unusable((const struct sockaddr *)&a.sa);
+        if (!cases[i].why ? why != NULL : !why || strcmp(why, cases[i].why))
+            fail_msg("%s: got %s, want %s", cases[i].addr, why ? why : "usable",
+                     cases[i].why ? cases[i].why : "usable");
+        char buf[200], want[200];
+        assert_int_equal(sts_dns_addr_check(&a, buf, sizeof(buf)), cases[i].why != NULL);
+        if (cases[i].why) {
+            snprintf(want, sizeof(want), "address %s is not a usable destination (%s)",
+                     cases[i].addr, cases[i].why);
+            assert_string_equal(buf, want);
+        }
+    }
+    struct sockaddr other = {.sa_family = AF_UNIX};
+    assert_non_null(sts_dns_addr_unusable(&other));
+}
+
 static void test_status_names(void **state)
 {
     assert_string_equal(sts_dns_status_name(STS_DNS_NXDOMAIN), "NXDOMAIN");
@@ -588,6 +735,8 @@ int main(void)
         cmocka_unit_test(test_status_mapping),  cmocka_unit_test(test_addr),
         cmocka_unit_test(test_free_cancels),    cmocka_unit_test(test_free_in_callback),
         cmocka_unit_test(test_servers_parse),   cmocka_unit_test(test_status_names),
+        cmocka_unit_test(test_hostile_answers), cmocka_unit_test(test_failure_text),
+        cmocka_unit_test(test_addr_unusable),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -1,0 +1,40 @@
+"""Fixtures of the hostile suite: what a hostile peer does to our sender.
+
+The binary, the source tree and the fake world come from tests/integration/conftest.py
+(loaded by path, not copied); trap_factory gives traps (hostile_run.Trap) and closes
+them after the test. The helpers the tests import are in hostile_run.py and
+hostile_dns.py: a test module never imports a conftest.
+"""
+import importlib.util
+import pathlib
+
+import pytest
+
+from hostile_run import Trap
+
+_spec = importlib.util.spec_from_file_location(
+    "ststest_integration_conftest",
+    pathlib.Path(__file__).resolve().parents[1] / "integration" / "conftest.py")
+_integration = importlib.util.module_from_spec(_spec)
+_spec.loader.exec_module(_integration)
+
+# The fixtures of the integration suite, under the same names.
+ststest_bin = _integration.ststest_bin
+src_dir = _integration.src_dir
+world_factory = _integration.world_factory
+need = _integration.need
+SRC = _integration.SRC  # as the integration suite's modules import it from "conftest"
+
+
+@pytest.fixture
+def trap_factory():
+    traps = []
+
+    def make(host="127.0.0.1", port=0):
+        t = Trap(host, port)
+        traps.append(t)
+        return t
+
+    yield make
+    for t in traps:
+        t.close()
