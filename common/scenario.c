@@ -815,29 +815,38 @@ static const char *const result_types[] = {
     "sts-policy-invalid", "sts-webpki-invalid", "tlsa-invalid", "dnssec-invalid",
     "dane-required", NULL};
 
-static int get_choice(scn_ctx *c, yaml_node_t *v, const char *key, const char *const *choices,
-                      char **out)
+/* A word of vocabulary voc (common/vocab.h): its value into *out and *set = 1, else
+ * "'key' must be one of ..." (*out = 0). */
+static int get_word(scn_ctx *c, yaml_node_t *v, const char *key, const sts_vocab *voc, int *out,
+                    int *set)
 {
-    if (get_string(c, v, key, out))
+    char *s = NULL;
+    *out = 0;
+    if (get_string(c, v, key, &s))
         return -1;
-    for (size_t i = 0; choices[i]; i++)
-        if (!strcmp(*out, choices[i]))
-            return 0;
+    if (!sts_vocab_parse(voc, s, out)) {
+        free(s);
+        *set = 1;
+        return 0;
+    }
     char list[256] = "";
-    for (size_t i = 0; choices[i]; i++)
+    for (size_t i = 0; i < voc->n; i++)
         snprintf(list + strlen(list), sizeof(list) - strlen(list), "%s%s", i ? ", " : "",
-                 choices[i]);
-    return fail(c, v, "'%s' must be one of %s, not '%s'", key, list, *out);
+                 voc->words[i].name);
+    int rc = fail(c, v, "'%s' must be one of %s, not '%s'", key, list, s);
+    free(s);
+    return rc;
 }
 
 static int expect_pair(scn_ctx *c, const char *key, yaml_node_t *k, yaml_node_t *v, void *arg)
 {
     sts_scn_expect *e = arg;
-    static const char *const outcomes[] = {"delivered", "deferred", "failed", NULL};
-    static const char *const tls[] = {"verified", "unverified", "none", NULL};
-    static const char *const sources[] = {"fetched", "cache", "none", NULL};
-    if (!strcmp(key, "outcome"))
-        return get_choice(c, v, key, outcomes, &e->outcome);
+    int w, rc;
+    if (!strcmp(key, "outcome")) {
+        rc = get_word(c, v, key, &sts_vocab_outcome, &w, &e->outcome_set);
+        e->outcome = (sts_outcome)w;
+        return rc;
+    }
     if (!strcmp(key, "exit"))
         return get_int(c, v, key, 0, 255, &e->exit_status);
     if (!strcmp(key, "failures")) {
@@ -856,12 +865,18 @@ static int expect_pair(scn_ctx *c, const char *key, yaml_node_t *k, yaml_node_t 
         }
         return 0;
     }
-    if (!strcmp(key, "tls"))
-        return get_choice(c, v, key, tls, &e->tls);
+    if (!strcmp(key, "tls")) {
+        rc = get_word(c, v, key, &sts_vocab_delivery_tls, &w, &e->tls_set);
+        e->tls = (sts_delivery_tls)w;
+        return rc;
+    }
     if (!strcmp(key, "received"))
         return get_int(c, v, key, 0, 1000, &e->received);
-    if (!strcmp(key, "policy_source"))
-        return get_choice(c, v, key, sources, &e->policy_source);
+    if (!strcmp(key, "policy_source")) {
+        rc = get_word(c, v, key, &sts_vocab_policy_source, &w, &e->policy_source_set);
+        e->policy_source = (sts_policy_source)w;
+        return rc;
+    }
     if (!strcmp(key, "policy_fetched"))
         return get_bool(c, v, key, &e->policy_fetched);
     if (!strcmp(key, "policy_abandoned"))
@@ -914,10 +929,7 @@ static void expects_free(sts_scn_expect *v, size_t n)
     for (size_t i = 0; i < n; i++) {
         sts_scn_expect *e = &v[i];
         free(e->mode);
-        free(e->outcome);
         strv_free(&e->failures);
-        free(e->tls);
-        free(e->policy_source);
         strv_free(&e->delivered_to);
     }
     free(v);

@@ -13,6 +13,8 @@
 
 #include <stddef.h>
 
+#include "common/vocab.h"
+
 typedef struct sts_strv {
     char **v;
     size_t n;
@@ -131,13 +133,16 @@ const char *sts_scn_dns_fault_name(int fault);
 /* What the sender run should look like. Fields not given are not checked. */
 typedef struct sts_scn_expect {
     char *mode;          /* the mode key it applies to ("enforce", …) */
-    char *outcome;       /* delivered | deferred | failed */
+    int outcome_set;
+    sts_outcome outcome; /* delivered | deferred | failed */
     int exit_status;     /* -1 = not checked */
     sts_strv failures;   /* RFC 8460 result types, as a set */
     int failures_set;
-    char *tls;           /* verified | unverified | none: how the message travelled */
+    int tls_set;
+    sts_delivery_tls tls; /* verified | unverified | none: how the message travelled */
     int received;        /* messages the world received; -1 = not checked */
-    char *policy_source; /* fetched | cache | none */
+    int policy_source_set;
+    sts_policy_source policy_source; /* fetched | cache | none */
     int policy_fetched;  /* -1 = not checked, else 0/1 (the world saw an HTTPS fetch) */
     int policy_abandoned;  /* -1 = not checked, else 0/1 (the sender opened HTTPS to the
                               policy host and left without a request: tried, gave up) */

@@ -194,34 +194,25 @@ sts_cache_decision sts_cache_decide(const sts_cache_entry *cached, sts_cache_txt
     return valid ? STS_CACHE_FETCH_KEEP_CACHED_ON_FAILURE : STS_CACHE_FETCH;
 }
 
-static const char *const apply_names[] = {"none", "fetched", "cache"};
-
-const char *sts_cache_apply_name(sts_cache_apply a)
-{
-    if ((unsigned)a < sizeof(apply_names) / sizeof(apply_names[0]))
-        return apply_names[a];
-    return "unknown";
-}
-
-sts_cache_apply sts_cache_resolve(sts_cache_decision d, int fetch_ok, int policy_ok)
+sts_policy_source sts_cache_resolve(sts_cache_decision d, int fetch_ok, int policy_ok)
 {
     switch (d) {
     case STS_CACHE_USE_CACHED:
     case STS_CACHE_USE_CACHED_DNS_FAILED:
     case STS_CACHE_USE_CACHED_RECENT_FAILURE:
-        return STS_CACHE_APPLY_CACHED;
+        return STS_POLICY_SOURCE_CACHE;
     case STS_CACHE_FETCH:
         /* RFC 8461 3.3: "If a valid TXT record is found but no policy can be fetched via
          * HTTPS (for any reason), and there is no valid (non-expired) previously cached
          * policy, senders MUST continue with delivery as though the domain has not
          * implemented MTA-STS." */
-        return fetch_ok && policy_ok ? STS_CACHE_APPLY_FETCHED : STS_CACHE_APPLY_NONE;
+        return fetch_ok && policy_ok ? STS_POLICY_SOURCE_FETCHED : STS_POLICY_SOURCE_NONE;
     case STS_CACHE_FETCH_KEEP_CACHED_ON_FAILURE:
-        return fetch_ok && policy_ok ? STS_CACHE_APPLY_FETCHED : STS_CACHE_APPLY_CACHED;
+        return fetch_ok && policy_ok ? STS_POLICY_SOURCE_FETCHED : STS_POLICY_SOURCE_CACHE;
     case STS_CACHE_NO_POLICY:
     case STS_CACHE_SKIP_FETCH_RECENT_FAILURE:
     default:
-        return STS_CACHE_APPLY_NONE;
+        return STS_POLICY_SOURCE_NONE;
     }
 }
 

@@ -36,36 +36,6 @@ int sts_emode_parse(const char *s, sts_emode *out)
     return 0;
 }
 
-const char *sts_action_name(sts_action a)
-{
-    switch (a) {
-    case STS_ACTION_NONE:
-        return "none";
-    case STS_ACTION_DELIVERED:
-        return "delivered";
-    case STS_ACTION_REFUSED:
-        return "refused";
-    case STS_ACTION_TEMPFAIL:
-        return "tempfail";
-    case STS_ACTION_PERMFAIL:
-        return "permfail";
-    }
-    return "none";
-}
-
-const char *sts_outcome_name(sts_outcome o)
-{
-    switch (o) {
-    case STS_OUTCOME_DELIVERED:
-        return "delivered";
-    case STS_OUTCOME_DEFERRED:
-        return "deferred";
-    case STS_OUTCOME_FAILED:
-        return "failed";
-    }
-    return "failed";
-}
-
 sts_emode sts_decide_mode(int have_policy, sts_emode policy_mode, int has_override,
                           sts_emode override_mode)
 {

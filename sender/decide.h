@@ -14,30 +14,17 @@
  *   outcome            of one recipient from the actions taken on its MX hosts.
  *   exit status        of a run from its outcomes (sysexits, DESIGN.md).
  *
- * Functions return values of the enums below; none can fail.
+ * Functions return values of the enums below and of common/vocab.h; none can fail.
  */
 #ifndef STS_DECIDE_H
 #define STS_DECIDE_H
 
 #include <stddef.h>
 
+#include "common/vocab.h" /* sts_action, sts_outcome */
+
 /* The mode the sender applies (RFC 8461 5): the policy's, possibly overridden. */
 typedef enum { STS_EMODE_NONE = 0, STS_EMODE_TESTING = 1, STS_EMODE_ENFORCE = 2 } sts_emode;
-
-/* What the sender did with one MX. NONE: not decided yet. */
-typedef enum {
-    STS_ACTION_NONE = 0,
-    STS_ACTION_DELIVERED, /* accepted (for `check`: would be delivered) */
-    STS_ACTION_REFUSED,   /* the sender declined the MX under policy */
-    STS_ACTION_TEMPFAIL,  /* 4xx, connection or protocol trouble: try later */
-    STS_ACTION_PERMFAIL,  /* 5xx */
-} sts_action;
-
-typedef enum {
-    STS_OUTCOME_DELIVERED = 0,
-    STS_OUTCOME_DEFERRED = 1,
-    STS_OUTCOME_FAILED = 2,
-} sts_outcome;
 
 /* What to do after the TLS step of a session. */
 typedef enum {
@@ -50,8 +37,6 @@ typedef enum {
 const char *sts_emode_name(sts_emode m);          /* "none" | "testing" | "enforce" */
 /* Parse "none" / "testing" / "enforce"; 0, or -1 for anything else. */
 int sts_emode_parse(const char *s, sts_emode *out);
-const char *sts_action_name(sts_action a);        /* "delivered" | "refused" | ... */
-const char *sts_outcome_name(sts_outcome o);      /* "delivered" | "deferred" | "failed" */
 
 /* RFC 8461 5: no policy means none (an override cannot invent an mx list); with a
  * policy the override (has_override) replaces its mode, else the policy's mode. */

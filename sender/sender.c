@@ -181,7 +181,7 @@ static int job_deadline(job *j)
 /* ---- policy discovery (RFC 8461 3, discover.h) ---- */
 
 /* No discovery ran (the argument was rejected before): no policy, no TXT, no decision. */
-static const sts_discovery no_discovery = {.source = "none"};
+static const sts_discovery no_discovery = {.source = STS_POLICY_SOURCE_NONE};
 
 /* What discovery found so far (the policy applied, the TXT id, the cache decision). */
 static const sts_discovery *job_disc(const job *j)
@@ -621,7 +621,8 @@ static void job_summary(job *j)
 {
     sts_log *log = j->log;
     sts_info(log, "RESULT %s: %s (policy %s, mode %s%s)", j->arg, sts_outcome_name(j->outcome),
-             job_disc(j)->source, sts_emode_name(j->mode), j->tls_required ? ", TLS required" : "");
+             sts_policy_source_name(job_disc(j)->source), sts_emode_name(j->mode),
+             j->tls_required ? ", TLS required" : "");
     if (j->detail[0] && j->outcome != STS_OUTCOME_DELIVERED)
         sts_info(log, "RESULT detail: %s", j->detail);
     int any = 0;
@@ -986,7 +987,7 @@ static json_t *job_json(const job *j, int check, int cache_on)
     const sts_discovery *d = job_disc(j);
 
     json_t *p = json_object();
-    json_object_set_new(p, "source", json_string(d->source));
+    json_object_set_new(p, "source", json_string(sts_policy_source_name(d->source)));
     json_object_set_new(p, "mode", json_string(sts_emode_name(j->mode)));
     json_object_set_new(p, "policy_mode",
                         d->have_policy ? json_string(sts_mode_name(d->policy.mode)) : json_null());

@@ -1,0 +1,109 @@
+/*
+ * vocab.h - the words ststest and its users share, one table each: policy sources,
+ * recipient outcomes, MX actions, and how a message travelled (a scenario's `tls`).
+ *
+ * Like common/err.h, each vocabulary is one X-macro table X(symbol, value, name); its
+ * enum, its name function and its parse function all come from that table, and every
+ * other file uses them: text that comes in (a scenario file, a policy file, an option,
+ * another sender's JSON) goes through sts_<word>_parse(), text that goes out through
+ * sts_<word>_name(). No other C file spells a word of these tables as a string literal
+ * or compares text with one (tests/integration/test_vocabulary.py checks that).
+ *
+ * The names are contracts (DESIGN.md: JSON results, scenario expectations, TLS
+ * reports): a name changes only with the contract. Every value is explicit so that the
+ * zero value of each enum is chosen, not an accident of order; a table lists its words
+ * in the order people read them ("must be one of ..." messages follow it).
+ *
+ * Name functions return the word, or NULL for a value that is not in the table. Parse
+ * functions take the exact word, case
+ * included (RFC 8461 and RFC 8460 spell them so), and return 0 with *out set, or
+ * STS_EINVAL (*out untouched) for NULL and any other text.
+ */
+#ifndef STS_VOCAB_H
+#define STS_VOCAB_H
+
+#include <stddef.h>
+
+#define STS_VOCAB_ENUM(sym, val, name) sym = val,
+
+/* ---- policy sources ---------------------------------------------------------------
+ * Where the policy applied to a recipient came from (JSON policy.source, a scenario's
+ * policy_source; cache.h's sts_cache_resolve decides it): fetched just now, the policy
+ * cache, or none: no policy, as if the domain had not implemented MTA-STS (RFC 8461 5).
+ * None is the zero value. */
+#define STS_POLICY_SOURCES(X)                                                                      \
+    X(STS_POLICY_SOURCE_FETCHED, 1, "fetched")                                                     \
+    X(STS_POLICY_SOURCE_CACHE, 2, "cache")                                                         \
+    X(STS_POLICY_SOURCE_NONE, 0, "none")
+
+typedef enum { STS_POLICY_SOURCES(STS_VOCAB_ENUM) } sts_policy_source;
+
+/* ---- recipient outcomes -----------------------------------------------------------
+ * The verdict on one recipient (JSON outcome, a scenario's outcome; decide.h). */
+#define STS_OUTCOMES(X)                                                                            \
+    X(STS_OUTCOME_DELIVERED, 0, "delivered")                                                       \
+    X(STS_OUTCOME_DEFERRED, 1, "deferred")                                                         \
+    X(STS_OUTCOME_FAILED, 2, "failed")
+
+typedef enum { STS_OUTCOMES(STS_VOCAB_ENUM) } sts_outcome;
+
+/* ---- MX actions -------------------------------------------------------------------
+ * What the sender did with one MX (JSON mx[].action; decide.h). None: not decided yet. */
+#define STS_ACTIONS(X)                                                                             \
+    X(STS_ACTION_NONE, 0, "none")                                                                  \
+    X(STS_ACTION_DELIVERED, 1, "delivered") /* accepted (check: would be delivered) */             \
+    X(STS_ACTION_REFUSED, 2, "refused")     /* the sender declined the MX under policy */          \
+    X(STS_ACTION_TEMPFAIL, 3, "tempfail")   /* 4xx, connection or protocol trouble */              \
+    X(STS_ACTION_PERMFAIL, 4, "permfail")   /* 5xx */
+
+typedef enum { STS_ACTIONS(STS_VOCAB_ENUM) } sts_action;
+
+/* ---- how a message travelled -----------------------------------------------------
+ * A scenario's `tls` expectation and the runner's verdict: over TLS with a certificate
+ * a correct sender verifies, over TLS without, or none: in the clear. */
+#define STS_DELIVERY_TLS(X)                                                                        \
+    X(STS_DELIVERY_TLS_VERIFIED, 0, "verified")                                                    \
+    X(STS_DELIVERY_TLS_UNVERIFIED, 1, "unverified")                                                \
+    X(STS_DELIVERY_TLS_NONE, 2, "none")
+
+typedef enum { STS_DELIVERY_TLS(STS_VOCAB_ENUM) } sts_delivery_tls;
+
+#undef STS_VOCAB_ENUM
+
+/* ---- the functions -------------------------------------------------------------- */
+
+const char *sts_policy_source_name(sts_policy_source s);
+int sts_policy_source_parse(const char *s, sts_policy_source *out);
+
+const char *sts_outcome_name(sts_outcome o);
+int sts_outcome_parse(const char *s, sts_outcome *out);
+
+const char *sts_action_name(sts_action a);
+int sts_action_parse(const char *s, sts_action *out);
+
+const char *sts_delivery_tls_name(sts_delivery_tls t);
+int sts_delivery_tls_parse(const char *s, sts_delivery_tls *out);
+
+/* ---- every vocabulary as data -----------------------------------------------------
+ * For code that handles any of them alike: the scenario loader's "must be one of"
+ * messages, the table tests. words[] is in the table's order. */
+typedef struct sts_vocab_word {
+    int value;
+    const char *name;
+} sts_vocab_word;
+
+typedef struct sts_vocab {
+    const char *what; /* "outcome", for messages */
+    const sts_vocab_word *words;
+    size_t n;
+} sts_vocab;
+
+extern const sts_vocab sts_vocab_policy_source, sts_vocab_outcome, sts_vocab_action,
+    sts_vocab_delivery_tls;
+
+/* The name of value in v, or NULL. */
+const char *sts_vocab_name(const sts_vocab *v, int value);
+/* The value of the word s in v: 0 and *value, or STS_EINVAL. */
+int sts_vocab_parse(const sts_vocab *v, const char *s, int *value);
+
+#endif

@@ -1,0 +1,185 @@
+/* test_vocab.c - the shared vocabularies (common/vocab.h): every value of every table
+ * goes to its contract word and back through the typed and the generic functions, and
+ * anything else is refused. The words are spelled out here on purpose: they are the
+ * contract (DESIGN.md), and a table that changes one must fail this test. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <string.h>
+#include <cmocka.h>
+
+#include "common/err.h"
+#include "common/vocab.h"
+
+#define N(a) (sizeof(a) / sizeof((a)[0]))
+
+/* Text no vocabulary knows: near misses in case, spacing and spelling. */
+static const char *const strangers[] = {
+    "",
+    " ",
+    "unknown",
+    "Enforce",
+    "ENFORCE",
+    "enforce ",
+    " none",
+    "Fetched",
+    "cached",
+    "Delivered",
+    "deliver",
+    "refuse",
+    "TEMPFAIL",
+    "unverified ",
+    "starttls",
+    "certificate-expired\n",
+    "STS-POLICY-INVALID",
+    "validation_failure",
+    "unset",
+    "null",
+};
+
+static void check_strangers(const sts_vocab *v)
+{
+    for (size_t i = 0; i < N(strangers); i++) {
+        int x = -12345;
+        assert_int_equal(sts_vocab_parse(v, strangers[i], &x), STS_EINVAL);
+        assert_int_equal(x, -12345); /* untouched */
+    }
+    int x = -12345;
+    assert_int_equal(sts_vocab_parse(v, NULL, &x), STS_EINVAL);
+    assert_int_equal(x, -12345);
+}
+
+/* Every table on its own terms: unique values and names, generic round trip, a value
+ * outside the table has no name, strangers are refused. */
+static void test_tables(void **state)
+{
+    (void)state;
+    const sts_vocab *all[] = {&sts_vocab_policy_source, &sts_vocab_outcome, &sts_vocab_action,
+                              &sts_vocab_delivery_tls};
+    for (size_t t = 0; t < N(all); t++) {
+        const sts_vocab *v = all[t];
+        assert_non_null(v->what);
+        assert_true(v->n > 0);
+        for (size_t i = 0; i < v->n; i++) {
+            const sts_vocab_word *w = &v->words[i];
+            assert_non_null(w->name);
+            assert_true(w->name[0] != '\0');
+            for (size_t j = i + 1; j < v->n; j++) {
+                assert_int_not_equal(w->value, v->words[j].value);
+                assert_string_not_equal(w->name, v->words[j].name);
+            }
+            assert_string_equal(sts_vocab_name(v, w->value), w->name);
+            int x = -1;
+            assert_int_equal(sts_vocab_parse(v, w->name, &x), 0);
+            assert_int_equal(x, w->value);
+        }
+        assert_null(sts_vocab_name(v, 1000));
+        assert_null(sts_vocab_name(v, -1));
+        check_strangers(v);
+    }
+}
+
+static void test_policy_sources(void **state)
+{
+    (void)state;
+    static const struct {
+        sts_policy_source s;
+        const char *name;
+    } w[] = {
+        {STS_POLICY_SOURCE_FETCHED, "fetched"},
+        {STS_POLICY_SOURCE_CACHE, "cache"},
+        {STS_POLICY_SOURCE_NONE, "none"},
+    };
+    assert_int_equal(N(w), sts_vocab_policy_source.n);
+    for (size_t i = 0; i < N(w); i++) {
+        assert_string_equal(sts_policy_source_name(w[i].s), w[i].name);
+        sts_policy_source s = (sts_policy_source)99;
+        assert_int_equal(sts_policy_source_parse(w[i].name, &s), 0);
+        assert_int_equal(s, w[i].s);
+    }
+    assert_int_equal(STS_POLICY_SOURCE_NONE, 0);
+    sts_policy_source s = STS_POLICY_SOURCE_CACHE;
+    assert_int_equal(sts_policy_source_parse("cached", &s), STS_EINVAL);
+    assert_int_equal(sts_policy_source_parse(NULL, &s), STS_EINVAL);
+    assert_int_equal(s, STS_POLICY_SOURCE_CACHE);
+}
+
+static void test_outcomes_and_actions(void **state)
+{
+    (void)state;
+    static const struct {
+        sts_outcome o;
+        const char *name;
+    } o[] = {
+        {STS_OUTCOME_DELIVERED, "delivered"},
+        {STS_OUTCOME_DEFERRED, "deferred"},
+        {STS_OUTCOME_FAILED, "failed"},
+    };
+    assert_int_equal(N(o), sts_vocab_outcome.n);
+    for (size_t i = 0; i < N(o); i++) {
+        assert_string_equal(sts_outcome_name(o[i].o), o[i].name);
+        sts_outcome x = (sts_outcome)99;
+        assert_int_equal(sts_outcome_parse(o[i].name, &x), 0);
+        assert_int_equal(x, o[i].o);
+    }
+    static const struct {
+        sts_action a;
+        const char *name;
+    } a[] = {
+        {STS_ACTION_NONE, "none"},         {STS_ACTION_DELIVERED, "delivered"},
+        {STS_ACTION_REFUSED, "refused"},   {STS_ACTION_TEMPFAIL, "tempfail"},
+        {STS_ACTION_PERMFAIL, "permfail"},
+    };
+    assert_int_equal(N(a), sts_vocab_action.n);
+    for (size_t i = 0; i < N(a); i++) {
+        assert_string_equal(sts_action_name(a[i].a), a[i].name);
+        sts_action x = (sts_action)99;
+        assert_int_equal(sts_action_parse(a[i].name, &x), 0);
+        assert_int_equal(x, a[i].a);
+    }
+    sts_outcome x = STS_OUTCOME_FAILED;
+    assert_int_equal(sts_outcome_parse("refused", &x), STS_EINVAL); /* an action, not an outcome */
+    assert_int_equal(sts_outcome_parse(NULL, &x), STS_EINVAL);
+    assert_int_equal(x, STS_OUTCOME_FAILED);
+    sts_action y = STS_ACTION_PERMFAIL;
+    assert_int_equal(sts_action_parse("deferred", &y), STS_EINVAL); /* an outcome */
+    assert_int_equal(sts_action_parse(NULL, &y), STS_EINVAL);
+    assert_int_equal(y, STS_ACTION_PERMFAIL);
+}
+
+static void test_delivery_tls(void **state)
+{
+    (void)state;
+    static const struct {
+        sts_delivery_tls t;
+        const char *name;
+    } w[] = {
+        {STS_DELIVERY_TLS_VERIFIED, "verified"},
+        {STS_DELIVERY_TLS_UNVERIFIED, "unverified"},
+        {STS_DELIVERY_TLS_NONE, "none"},
+    };
+    assert_int_equal(N(w), sts_vocab_delivery_tls.n);
+    for (size_t i = 0; i < N(w); i++) {
+        assert_string_equal(sts_delivery_tls_name(w[i].t), w[i].name);
+        sts_delivery_tls t = (sts_delivery_tls)99;
+        assert_int_equal(sts_delivery_tls_parse(w[i].name, &t), 0);
+        assert_int_equal(t, w[i].t);
+    }
+    sts_delivery_tls t = STS_DELIVERY_TLS_NONE;
+    assert_int_equal(sts_delivery_tls_parse("plain", &t), STS_EINVAL);
+    assert_int_equal(sts_delivery_tls_parse(NULL, &t), STS_EINVAL);
+    assert_int_equal(t, STS_DELIVERY_TLS_NONE);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_tables),
+        cmocka_unit_test(test_policy_sources),
+        cmocka_unit_test(test_outcomes_and_actions),
+        cmocka_unit_test(test_delivery_tls),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
