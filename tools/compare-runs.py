@@ -26,7 +26,8 @@ What is normalised, and only this, because it differs from run to run of one bin
     and the report's "seconds" fields;
   - the loopback block of each case's world ("127.X.Y." other than 127.0.0.1), which
     the runner hands out per case;
-  - temporary folders (/tmp/ststest-*-XXXXXX, the world's and the case's);
+  - temporary folders (/tmp/ststest-*-XXXXXX, the world's and the case's), and the
+    path of the binary itself in the external sender's command line;
   - wall-clock times: the cases' virtual clock starts at time(NULL), so certificate
     dates, cache times and --now values move with the wall clock (ISO 8601, curl's
     "Mon dd hh:mm:ss yyyy GMT", unix times of 10 digits);
@@ -79,6 +80,8 @@ def record(binary, outdir, scenarios, jobs, suites, only=None):
     only: the name of the one scenario to run (a replay)."""
     os.makedirs(outdir, exist_ok=True)
     binary = os.path.abspath(binary)
+    with open(os.path.join(outdir, "binary"), "w") as f:
+        f.write(binary)
     for suite in suites:
         report = os.path.join(outdir, f"{suite}.json")
         args = suite_args(suite, binary, report) + ["-j", str(jobs), scenarios]
@@ -105,7 +108,9 @@ NORMALISE = [
 ]
 
 
-def norm(text):
+def norm(text, binary=None):
+    if binary:
+        text = text.replace(binary, "<BIN>")
     for rx, rep in NORMALISE:
         text = rx.sub(rep, text)
     return text
@@ -115,45 +120,45 @@ HEADER = re.compile(r"^(PASS|FAIL|ERROR) (\S+) \[([^\]]+)\] \(")
 TRANSCRIPT_LINE = re.compile(r"^    \[\d{3,}\.\d{3}\] (world:  |sender: )")
 
 
-def split_cases(stdout):
+def split_cases(stdout, binary):
     """{(scenario, mode): {"head": [...], "sender": [...], "world": [...]}} and the
     lines outside every case (the run's header and summary)."""
     cases, outside, cur = {}, [], None
     for line in stdout.splitlines():
         m = HEADER.match(line)
         if m:
-            cur = {"head": [norm(line)], "sender": [], "world": []}
+            cur = {"head": [norm(line, binary)], "sender": [], "world": []}
             cases[(m.group(2), m.group(3))] = cur
             continue
         if cur is not None and line.startswith("  "):
             t = TRANSCRIPT_LINE.match(line)
             stream = "world" if t and t.group(1).startswith("world") else (
                 "sender" if t else "head")
-            cur[stream].append(norm(line))
+            cur[stream].append(norm(line, binary))
             continue
         cur = None
         if line.strip():
-            outside.append(norm(line))
+            outside.append(norm(line, binary))
     return cases, outside
 
 
-def norm_json(v):
+def norm_json(v, binary):
     if isinstance(v, dict):
-        return {k: norm_json(x) for k, x in v.items() if k != "seconds"}
+        return {k: norm_json(x, binary) for k, x in v.items() if k != "seconds"}
     if isinstance(v, list):
-        return [norm_json(x) for x in v]
+        return [norm_json(x, binary) for x in v]
     if isinstance(v, str):
-        return norm(v)
+        return norm(v, binary)
     return v
 
 
-def load_report(path):
+def load_report(path, binary):
     try:
         with open(path) as f:
             doc = json.load(f)
     except (OSError, ValueError) as e:
         return {"unreadable": str(e)}
-    doc = norm_json(doc)
+    doc = norm_json(doc, binary)
     doc["cases"] = {f"{c.get('scenario')} [{c.get('mode')}]": c for c in doc.get("cases", [])}
     return doc
 
@@ -166,8 +171,9 @@ def read(d, name):
 def load(d, suite):
     """One recorded suite, normalised: exit status, the lines outside cases, the
     report's totals, and per case {"head", "sender", "world", "report"}."""
-    cases, outside = split_cases(read(d, f"{suite}.out"))
-    report = load_report(os.path.join(d, f"{suite}.json"))
+    binary = read(d, "binary").strip()
+    cases, outside = split_cases(read(d, f"{suite}.out"), binary)
+    report = load_report(os.path.join(d, f"{suite}.json"), binary)
     for key, c in cases.items():
         c["report"] = report.get("cases", {}).pop(f"{key[0]} [{key[1]}]", None)
     for name, c in report.pop("cases", {}).items():  # in the report only
