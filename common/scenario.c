@@ -785,9 +785,11 @@ static void dns_faults_free(sts_scn_dns_fault *f, size_t n)
 
 /* ---- sender ---- */
 
+/* A policy mode: enforce, testing or none (the keys of `expect`, the words of `modes`). */
 static int is_mode(const char *m)
 {
-    return !strcmp(m, "enforce") || !strcmp(m, "testing") || !strcmp(m, "none");
+    sts_mode x;
+    return !sts_mode_parse(m, &x);
 }
 
 static int sender_pair(scn_ctx *c, const char *key, yaml_node_t *k, yaml_node_t *v, void *arg)
@@ -796,10 +798,14 @@ static int sender_pair(scn_ctx *c, const char *key, yaml_node_t *k, yaml_node_t 
     if (!strcmp(key, "require_tls"))
         return get_bool(c, v, key, &snd->require_tls);
     if (!strcmp(key, "mode")) {
-        if (get_string(c, v, key, &snd->mode))
+        char *m = NULL;
+        if (get_string(c, v, key, &m))
             return -1;
-        if (!is_mode(snd->mode) && strcmp(snd->mode, "auto"))
+        int bad = sts_mode_parse_option(m, &snd->mode);
+        free(m);
+        if (bad)
             return fail(c, v, "sender 'mode' must be auto, enforce, testing or none");
+        snd->mode_set = 1;
         return 0;
     }
     if (!strcmp(key, "rcpt"))
@@ -1112,7 +1118,7 @@ static int validate(scn_ctx *c, yaml_node_t *root, sts_scenario *s, top_seen *se
         return fail(c, seen->expect, "a scenario with 'steps' has its 'expect' in each step");
     if (!seen->steps && !seen->expect)
         return fail(c, root, "missing required key 'expect'");
-    if (!s->modes.n && strv_push(&s->modes, "enforce"))
+    if (!s->modes.n && strv_push(&s->modes, sts_mode_name(STS_MODE_ENFORCE)))
         return fail(c, root, "out of memory");
     if (!seen->steps)
         return check_expect_modes(c, s, s->expect, s->nexpect, seen->expect, "");
@@ -1234,7 +1240,6 @@ void sts_scenario_free(sts_scenario *s)
     policy_free(&s->policy);
     mxs_free(s->mx, s->nmx);
     strv_free(&s->modes);
-    free(s->sender.mode);
     free(s->sender.rcpt);
     expects_free(s->expect, s->nexpect);
     dns_faults_free(s->dns_faults, s->ndns_faults);

@@ -153,7 +153,8 @@ typedef struct sts_scn_expect {
 
 typedef struct sts_scn_sender {
     int require_tls;
-    char *mode;          /* --mode override, NULL = auto */
+    sts_mode mode;       /* --mode override; STS_MODE_AUTO when not given */
+    int mode_set;        /* given in the file (auto too): passed on as --mode */
     char *rcpt;          /* default postmaster@<domain> */
 } sts_scn_sender;
 

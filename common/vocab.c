@@ -13,6 +13,7 @@
     static const sts_vocab_word var##_words[] = {table(VOCAB_WORD)};                               \
     const sts_vocab var = {what, var##_words, sizeof(var##_words) / sizeof(var##_words[0])};
 
+VOCAB_TABLE(sts_vocab_mode, "policy mode", STS_MODES)
 VOCAB_TABLE(sts_vocab_policy_source, "policy source", STS_POLICY_SOURCES)
 VOCAB_TABLE(sts_vocab_outcome, "outcome", STS_OUTCOMES)
 VOCAB_TABLE(sts_vocab_action, "MX action", STS_ACTIONS)
@@ -51,9 +52,21 @@ int sts_vocab_parse(const sts_vocab *v, const char *s, int *value)
         return 0;                                                                                  \
     }
 
+VOCAB_FUNCTIONS(sts_mode, sts_mode_name, sts_mode_parse_option, sts_vocab_mode)
 VOCAB_FUNCTIONS(sts_policy_source, sts_policy_source_name, sts_policy_source_parse,
                 sts_vocab_policy_source)
 VOCAB_FUNCTIONS(sts_outcome, sts_outcome_name, sts_outcome_parse, sts_vocab_outcome)
 VOCAB_FUNCTIONS(sts_action, sts_action_name, sts_action_parse, sts_vocab_action)
 VOCAB_FUNCTIONS(sts_delivery_tls, sts_delivery_tls_name, sts_delivery_tls_parse,
                 sts_vocab_delivery_tls)
+
+int sts_mode_parse(const char *s, sts_mode *out)
+{
+    /* RFC 8461 3.2: sts-policy-mode-value = %s"testing" / %s"enforce" / %s"none";
+     * auto is ours (the --mode override), never a policy's. */
+    sts_mode m;
+    if (sts_mode_parse_option(s, &m) || m == STS_MODE_AUTO)
+        return STS_EINVAL;
+    *out = m;
+    return 0;
+}

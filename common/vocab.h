@@ -1,6 +1,7 @@
 /*
- * vocab.h - the words ststest and its users share, one table each: policy sources,
- * recipient outcomes, MX actions, and how a message travelled (a scenario's `tls`).
+ * vocab.h - the words ststest and its users share, one table each: policy modes,
+ * policy sources, recipient outcomes, MX actions, and how a message travelled (a
+ * scenario's `tls`).
  *
  * Like common/err.h, each vocabulary is one X-macro table X(symbol, value, name); its
  * enum, its name function and its parse function all come from that table, and every
@@ -25,6 +26,26 @@
 #include <stddef.h>
 
 #define STS_VOCAB_ENUM(sym, val, name) sym = val,
+
+/* ---- policy modes (RFC 8461 5) and the sender's --mode -----------------------------
+ * One enum serves three uses:
+ *   - a policy's mode (sts_policy.mode): enforce, testing or none once parsed;
+ *   - the mode the sender applies to a recipient (decide.h): the same three;
+ *   - the override of `send/check --mode` and a scenario's `sender: mode`: the three,
+ *     or auto, "apply the policy's own mode".
+ * The one value beyond RFC 8461, STS_MODE_AUTO ("auto"), means "no mode of its own".
+ * It is the zero value on purpose: a zeroed sts_sender_opts overrides nothing (a zero
+ * that meant none would switch enforce off by omission), and a policy that failed to
+ * parse has no mode. It is never the mode applied: without a policy the sender applies
+ * none (sts_decide_mode). sts_mode_parse() takes the three policy words only (the
+ * policy ABNF, RFC 8461 3.2); sts_mode_parse_option() takes auto too. */
+#define STS_MODES(X)                                                                               \
+    X(STS_MODE_ENFORCE, 1, "enforce")                                                              \
+    X(STS_MODE_TESTING, 2, "testing")                                                              \
+    X(STS_MODE_NONE, 3, "none")                                                                    \
+    X(STS_MODE_AUTO, 0, "auto")
+
+typedef enum { STS_MODES(STS_VOCAB_ENUM) } sts_mode;
 
 /* ---- policy sources ---------------------------------------------------------------
  * Where the policy applied to a recipient came from (JSON policy.source, a scenario's
@@ -72,6 +93,10 @@ typedef enum { STS_DELIVERY_TLS(STS_VOCAB_ENUM) } sts_delivery_tls;
 
 /* ---- the functions -------------------------------------------------------------- */
 
+const char *sts_mode_name(sts_mode m);
+int sts_mode_parse(const char *s, sts_mode *out);        /* enforce, testing, none */
+int sts_mode_parse_option(const char *s, sts_mode *out); /* and auto */
+
 const char *sts_policy_source_name(sts_policy_source s);
 int sts_policy_source_parse(const char *s, sts_policy_source *out);
 
@@ -98,7 +123,7 @@ typedef struct sts_vocab {
     size_t n;
 } sts_vocab;
 
-extern const sts_vocab sts_vocab_policy_source, sts_vocab_outcome, sts_vocab_action,
+extern const sts_vocab sts_vocab_mode, sts_vocab_policy_source, sts_vocab_outcome, sts_vocab_action,
     sts_vocab_delivery_tls;
 
 /* The name of value in v, or NULL. */

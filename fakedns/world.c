@@ -774,7 +774,7 @@ int sts_world_start(uv_loop_t *loop, const sts_scenario *scn, const sts_world_op
     w->http_port = opts->http_port ? opts->http_port : 10080;
     w->now = opts->now ? opts->now : time(NULL);
     w->start = w->now;
-    w->mode = strdup(opts->mode ? opts->mode : "enforce");
+    w->mode = strdup(opts->mode ? opts->mode : sts_mode_name(STS_MODE_ENFORCE));
     int rc = w->mode ? world_build(w, scn, opts, err, errlen) : STS_ENOMEM;
     if (rc) {
         world_close_fds(w);

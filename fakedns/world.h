@@ -20,7 +20,7 @@
 typedef struct sts_world sts_world;
 
 typedef struct sts_world_opts {
-    const char *mode;   /* substituted for ${mode} in the scenario (NULL = "enforce") */
+    const char *mode;   /* substituted for ${mode} in the scenario (NULL = enforce) */
     const char *block;  /* "127.x.y": the /24 to use; NULL = pick a free one */
     int dns_port;       /* 0 = 10053 */
     int smtp_port;      /* 0 = 10025 */

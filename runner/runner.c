@@ -432,7 +432,8 @@ static int served_enforce(const sts_scenario *scn, size_t nsteps_done, const cha
         return 0;
     if (!p->body) {
         char *m = sts_scenario_subst(p->mode, mode);
-        int enforce = m && !strcmp(m, "enforce") && p->mx.n > 0;
+        sts_mode served;
+        int enforce = !sts_mode_parse(m, &served) && served == STS_MODE_ENFORCE && p->mx.n > 0;
         free(m);
         return enforce;
     }
@@ -477,12 +478,13 @@ static int sender_once(run_state *rs, run_case *c, const sts_sender_opts *so, co
         /* ststest options for the scenario's `sender:` and the case's own policy
          * cache and clock (the cache path is ours: no shell metacharacters). */
         char flags[4200];
+        const int mode_set = scn->sender.mode_set;
         snprintf(flags, sizeof(flags), "%s%s%s --cache %s --now %lld",
-                 so->require_tls ? "--require-tls" : "", so->mode ? " --mode " : "",
-                 so->mode ? so->mode : "", cache_path, (long long)so->now);
+                 so->require_tls ? "--require-tls" : "", mode_set ? " --mode " : "",
+                 mode_set ? sts_mode_name(so->mode) : "", cache_path, (long long)so->now);
         const char *const vars[][2] = {
             {"require_tls", so->require_tls ? "1" : "0"},
-            {"sender_mode", so->mode ? so->mode : "auto"},
+            {"sender_mode", sts_mode_name(so->mode)},
             {"ststest_flags", flags},
             {"rcpt", rcpt},           {"domain", scn->domain},   {"dns", dns},
             {"dns_host", dns_host},   {"dns_port", port_s[0]},   {"ca", so->ca_file},

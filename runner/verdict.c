@@ -244,18 +244,19 @@ int sts_verdict_check(const sts_verdict_input *in, sts_verdict *v)
      * byte of the envelope or the message may leave the sender before TLS is up.
      * The policy mode in force is the sender's --mode override, else the mode of
      * the policy it applied. */
-    const char *mode = in->mode_override && strcmp(in->mode_override, "auto")
-                           ? in->mode_override
-                           : str_or(json_object_get(json_object_get(r0, "policy"), "mode"), "");
+    sts_mode mode = in->mode_override;
+    if (mode == STS_MODE_AUTO && !in->external) /* the mode the result says it applied */
+        (void)sts_mode_parse(
+            json_string_value(json_object_get(json_object_get(r0, "policy"), "mode")), &mode);
     /* An external sender says nothing of the policy it applied: a correct one
      * enforces what the world served, unless the expectation says that policy was
      * unusable (fetch error, bad certificate, invalid). */
-    if (in->external && (!in->mode_override || !strcmp(in->mode_override, "auto")))
+    if (mode == STS_MODE_AUTO && in->external)
         mode = in->served_enforce &&
                        !(e->policy_source_set && e->policy_source == STS_POLICY_SOURCE_NONE)
-                   ? "enforce"
-                   : "";
-    if (in->require_tls || !strcmp(mode, "enforce")) {
+                   ? STS_MODE_ENFORCE
+                   : STS_MODE_AUTO;
+    if (in->require_tls || mode == STS_MODE_ENFORCE) {
         for (size_t i = 0; i < json_array_size(sessions); i++) {
             json_t *s = json_array_get(sessions, i);
             json_t *cmds = json_object_get(s, "commands");
@@ -264,10 +265,10 @@ int sts_verdict_check(const sts_verdict_input *in, sts_verdict *v)
                 const char *verb = json_string_value(json_object_get(c, "verb"));
                 if (is_envelope_verb(verb) && !json_is_true(json_object_get(c, "tls"))) {
                     v->invariant_violated = 1;
-                    sts_buf_appendf(&v->diff,
-                                    "SECURITY INVARIANT: %s reached %s without TLS under %s\n",
-                                    verb, str_or(json_object_get(s, "host"), "?"),
-                                    in->require_tls ? "--require-tls" : "enforce");
+                    sts_buf_appendf(
+                        &v->diff, "SECURITY INVARIANT: %s reached %s without TLS under %s\n", verb,
+                        str_or(json_object_get(s, "host"), "?"),
+                        in->require_tls ? "--require-tls" : sts_mode_name(STS_MODE_ENFORCE));
                 }
             }
         }

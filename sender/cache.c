@@ -759,6 +759,7 @@ int sts_cache_get(sts_cache *c, const char *domain, time_t now, sts_cache_entry 
         size_t len = (size_t)sqlite3_column_bytes(st, 2);
         const unsigned char *id = sqlite3_column_text(st, 1);
         const unsigned char *mode = sqlite3_column_text(st, 3);
+        sts_mode stored_mode;
         e->max_age = (long)sqlite3_column_int64(st, 4);
         e->fetched_at = (time_t)sqlite3_column_int64(st, 5);
         e->expires_at = (time_t)sqlite3_column_int64(st, 6);
@@ -793,7 +794,8 @@ int sts_cache_get(sts_cache *c, const char *domain, time_t now, sts_cache_entry 
                 char why[300];
                 sts_diags_summary(&diags, why, sizeof(why));
                 problemf(e, "stored policy for %s no longer parses (%s): ignored", dom, why);
-            } else if (!mode || strcmp((const char *)mode, sts_mode_name(e->policy.mode))) {
+            } else if (sts_mode_parse((const char *)mode, &stored_mode) ||
+                       stored_mode != e->policy.mode) {
                 problemf(e,
                          "stored mode '%s' of %s disagrees with its policy text (mode %s): "
                          "row damaged, ignored",

@@ -3,7 +3,7 @@
  * no clock, no allocation), so that tables can test every combination.
  *
  *   effective mode     RFC 8461 5: the policy's mode, or --mode's override, or none
- *                      when there is no policy.
+ *                      when there is no policy (sts_mode, common/vocab.h).
  *   MX acceptance      RFC 8461 4.1: under enforce an MX not matching the policy's mx
  *                      patterns is never contacted; under testing it is, and the
  *                      mismatch is reported as validation-failure (RFC 8460 4.3.3).
@@ -21,10 +21,7 @@
 
 #include <stddef.h>
 
-#include "common/vocab.h" /* sts_action, sts_outcome */
-
-/* The mode the sender applies (RFC 8461 5): the policy's, possibly overridden. */
-typedef enum { STS_EMODE_NONE = 0, STS_EMODE_TESTING = 1, STS_EMODE_ENFORCE = 2 } sts_emode;
+#include "common/vocab.h" /* sts_mode, sts_action, sts_outcome */
 
 /* What to do after the TLS step of a session. */
 typedef enum {
@@ -34,23 +31,20 @@ typedef enum {
                                  without STARTTLS */
 } sts_tls_verdict;
 
-const char *sts_emode_name(sts_emode m);          /* "none" | "testing" | "enforce" */
-/* Parse "none" / "testing" / "enforce"; 0, or -1 for anything else. */
-int sts_emode_parse(const char *s, sts_emode *out);
-
-/* RFC 8461 5: no policy means none (an override cannot invent an mx list); with a
- * policy the override (has_override) replaces its mode, else the policy's mode. */
-sts_emode sts_decide_mode(int have_policy, sts_emode policy_mode, int has_override,
-                          sts_emode override_mode);
+/* The mode the sender applies (RFC 8461 5): enforce, testing or none, never auto. No
+ * policy means none (an override cannot invent an mx list); with a policy an override
+ * other than STS_MODE_AUTO replaces its mode, else the policy's mode applies (a policy
+ * without a mode, which parsing never gives, counts as none). */
+sts_mode sts_decide_mode(int have_policy, sts_mode policy_mode, sts_mode override);
 
 /* TLS with a verified certificate is required under enforce and under --require-tls. */
-int sts_decide_tls_required(sts_emode mode, int require_tls);
+int sts_decide_tls_required(sts_mode mode, int require_tls);
 
 /* RFC 8461 4.1 / 5: may the sender connect to an MX that does (policy_match) or does
  * not match the policy? Returns 1 to connect, 0 to refuse without connecting.
  * *failure gets "validation-failure" for a mismatch that matters (testing/enforce),
  * else NULL. */
-int sts_decide_mx_connect(sts_emode mode, int policy_match, const char **failure);
+int sts_decide_mx_connect(sts_mode mode, int policy_match, const char **failure);
 
 /* RFC 8461 3.2: "In the case of Internationalized Domain Names, the "mx" value MUST
  * specify the Punycode-encoded A-label to match against, and not the Unicode-encoded
@@ -87,7 +81,7 @@ int sts_decide_try_next_mx(sts_action a, int in_transaction);
 typedef struct sts_outcome_facts {
     const sts_action *actions; /* one per MX tried or skipped, in order */
     size_t nactions;
-    sts_emode mode;            /* effective mode */
+    sts_mode mode;             /* effective mode */
     int require_tls;
     int null_mx;               /* RFC 7505: the domain accepts no mail */
     int no_such_domain;        /* NXDOMAIN / no MX and no address records */

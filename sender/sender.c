@@ -87,7 +87,7 @@ typedef struct job {
     sts_log *log; /* the run's log, or a child with a prefix */
     /* policy discovery and the RFC 8461 5.1 re-check (discover.h): the policy applied */
     sts_discover *disc; /* NULL until the job starts discovery */
-    sts_emode mode;
+    sts_mode mode;      /* the mode applied: none until a policy says otherwise */
     int tls_required;
     int recheck_retried; /* the MX list was tried again under a re-checked policy */
     const char *failures[SENDER_MAX_FAILURES];
@@ -157,18 +157,6 @@ static void lower(char *s)
         *s = (char)tolower((unsigned char)*s);
 }
 
-static sts_emode emode_of(sts_mode m)
-{
-    switch (m) {
-    case STS_MODE_ENFORCE:
-        return STS_EMODE_ENFORCE;
-    case STS_MODE_TESTING:
-        return STS_EMODE_TESTING;
-    default:
-        return STS_EMODE_NONE;
-    }
-}
-
 /* The deadline passed: end the job here (callers return right after). */
 static int job_deadline(job *j)
 {
@@ -202,14 +190,12 @@ static void job_apply_policy(job *j)
 {
     const sts_sender_opts *o = j->run->opts;
     const sts_discovery *d = job_disc(j);
-    sts_emode override = STS_EMODE_NONE;
-    int has_override = o->mode && strcmp(o->mode, "auto") && !sts_emode_parse(o->mode, &override);
-    j->mode = sts_decide_mode(d->have_policy, emode_of(d->policy.mode), has_override, override);
+    j->mode = sts_decide_mode(d->have_policy, d->policy.mode, o->mode);
     j->tls_required = sts_decide_tls_required(j->mode, o->require_tls);
-    if (d->have_policy && has_override)
+    if (d->have_policy && o->mode != STS_MODE_AUTO)
         sts_info(j->log, "MTASTS mode %s overridden by --mode: applying %s",
-                 sts_mode_name(d->policy.mode), sts_emode_name(j->mode));
-    sts_info(j->log, "MTASTS applying mode %s%s", sts_emode_name(j->mode),
+                 sts_mode_name(d->policy.mode), sts_mode_name(j->mode));
+    sts_info(j->log, "MTASTS applying mode %s%s", sts_mode_name(j->mode),
              o->require_tls ? " (+ --require-tls: verified TLS required on every MX)" : "");
 }
 
@@ -238,7 +224,7 @@ static void discovered_cb(const sts_discovery *d, void *arg)
 static int job_should_recheck(const job *j)
 {
     if (j->run->deadline_passed || !sts_discover_may_recheck(j->disc) ||
-        j->mode != STS_EMODE_ENFORCE || !j->nmx)
+        j->mode != STS_MODE_ENFORCE || !j->nmx)
         return 0;
     size_t tried = 0;
     for (size_t i = 0; i < j->nmx; i++) {
@@ -422,7 +408,7 @@ static void smtp_done_cb(sts_smtpc *s, void *arg)
     job *j = arg;
     mx_entry *m = &j->mx[j->cur];
     const sts_smtpc_result *res = sts_smtpc_get_result(s);
-    int relevant = j->mode != STS_EMODE_NONE || j->tls_required;
+    int relevant = j->mode != STS_MODE_NONE || j->tls_required;
 
     j->smtp = NULL;
     m->action = res->action;
@@ -621,7 +607,7 @@ static void job_summary(job *j)
 {
     sts_log *log = j->log;
     sts_info(log, "RESULT %s: %s (policy %s, mode %s%s)", j->arg, sts_outcome_name(j->outcome),
-             sts_policy_source_name(job_disc(j)->source), sts_emode_name(j->mode),
+             sts_policy_source_name(job_disc(j)->source), sts_mode_name(j->mode),
              j->tls_required ? ", TLS required" : "");
     if (j->detail[0] && j->outcome != STS_OUTCOME_DELIVERED)
         sts_info(log, "RESULT detail: %s", j->detail);
@@ -988,7 +974,7 @@ static json_t *job_json(const job *j, int check, int cache_on)
 
     json_t *p = json_object();
     json_object_set_new(p, "source", json_string(sts_policy_source_name(d->source)));
-    json_object_set_new(p, "mode", json_string(sts_emode_name(j->mode)));
+    json_object_set_new(p, "mode", json_string(sts_mode_name(j->mode)));
     json_object_set_new(p, "policy_mode",
                         d->have_policy ? json_string(sts_mode_name(d->policy.mode)) : json_null());
     json_object_set_new(p, "id",
@@ -1155,6 +1141,7 @@ int sts_sender_run(uv_loop_t *loop, const sts_sender_opts *opts, char *const *rc
         j->run = &r;
         j->index = i;
         j->arg = rcpts[i];
+        j->mode = STS_MODE_NONE; /* until discovery: no policy, RFC 8461 5 */
         if (nrcpts > 1 && log) {
             char prefix[300];
             snprintf(prefix, sizeof(prefix), "%.250s: ", rcpts[i]);

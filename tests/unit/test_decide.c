@@ -15,46 +15,38 @@
 #include "sender/policy.h"
 
 #define N(a) (sizeof(a) / sizeof((a)[0]))
-#define E STS_EMODE_ENFORCE
-#define T STS_EMODE_TESTING
-#define NO STS_EMODE_NONE
+#define E STS_MODE_ENFORCE
+#define T STS_MODE_TESTING
+#define NO STS_MODE_NONE
+#define AUTO STS_MODE_AUTO
 
 static void test_mode(void **state)
 {
     (void)state;
     static const struct {
-        int have_policy, policy_mode, has_override, override_mode, want;
+        int have_policy;
+        sts_mode policy_mode, override, want;
     } t[] = {
-        {0, E, 0, E, NO}, /* no policy: none, whatever the override says */
-        {0, E, 1, E, NO},
-        {1, E, 0, NO, E},
-        {1, T, 0, NO, T},
-        {1, NO, 0, NO, NO},
-        {1, E, 1, T, T},
-        {1, T, 1, E, E},
-        {1, E, 1, NO, NO},
+        {0, E, AUTO, NO}, /* no policy: none, whatever the override says */
+        {0, E, E, NO},
+        {1, E, AUTO, E},
+        {1, T, AUTO, T},
+        {1, NO, AUTO, NO},
+        {1, E, T, T},
+        {1, T, E, E},
+        {1, E, NO, NO},
+        {1, AUTO, AUTO, NO}, /* a policy without a mode (parsing never gives one) */
     };
     for (size_t i = 0; i < N(t); i++)
-        if ((int)sts_decide_mode(t[i].have_policy, t[i].policy_mode, t[i].has_override,
-                                 t[i].override_mode) != t[i].want)
+        if (sts_decide_mode(t[i].have_policy, t[i].policy_mode, t[i].override) != t[i].want)
             fail_msg("mode row %zu", i);
-    sts_emode m;
-    assert_int_equal(sts_emode_parse("enforce", &m), 0);
-    assert_int_equal(m, E);
-    assert_int_equal(sts_emode_parse("testing", &m), 0);
-    assert_int_equal(m, T);
-    assert_int_equal(sts_emode_parse("none", &m), 0);
-    assert_int_equal(m, NO);
-    assert_int_equal(sts_emode_parse("Enforce", &m), -1);
-    assert_int_equal(sts_emode_parse("auto", &m), -1);
-    assert_string_equal(sts_emode_name(T), "testing");
     assert_string_equal(sts_action_name(STS_ACTION_REFUSED), "refused");
     assert_string_equal(sts_outcome_name(STS_OUTCOME_DEFERRED), "deferred");
 }
 
 /* The whole per-MX decision chain for one session: MX acceptance, then TLS. */
 typedef struct mx_case {
-    sts_emode mode;
+    sts_mode mode;
     int require_tls;
     int match, offered, handshake, verified;
     const char *result_type; /* of an unverified certificate */
@@ -177,7 +169,7 @@ static void test_reply_actions(void **state)
 typedef struct outcome_case {
     sts_action actions[4];
     size_t n;
-    sts_emode mode;
+    sts_mode mode;
     int require_tls, null_mx, no_such_domain;
     sts_outcome want;
 } outcome_case;

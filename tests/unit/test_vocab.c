@@ -56,8 +56,8 @@ static void check_strangers(const sts_vocab *v)
 static void test_tables(void **state)
 {
     (void)state;
-    const sts_vocab *all[] = {&sts_vocab_policy_source, &sts_vocab_outcome, &sts_vocab_action,
-                              &sts_vocab_delivery_tls};
+    const sts_vocab *all[] = {&sts_vocab_mode, &sts_vocab_policy_source, &sts_vocab_outcome,
+                              &sts_vocab_action, &sts_vocab_delivery_tls};
     for (size_t t = 0; t < N(all); t++) {
         const sts_vocab *v = all[t];
         assert_non_null(v->what);
@@ -79,6 +79,42 @@ static void test_tables(void **state)
         assert_null(sts_vocab_name(v, -1));
         check_strangers(v);
     }
+}
+
+static void test_modes(void **state)
+{
+    (void)state;
+    static const struct {
+        sts_mode m;
+        const char *name;
+        int policy_word; /* a word of the policy ABNF (RFC 8461 3.2) */
+    } w[] = {
+        {STS_MODE_ENFORCE, "enforce", 1},
+        {STS_MODE_TESTING, "testing", 1},
+        {STS_MODE_NONE, "none", 1},
+        {STS_MODE_AUTO, "auto", 0},
+    };
+    assert_int_equal(N(w), sts_vocab_mode.n);
+    for (size_t i = 0; i < N(w); i++) {
+        assert_string_equal(sts_mode_name(w[i].m), w[i].name);
+        sts_mode m = (sts_mode)99;
+        assert_int_equal(sts_mode_parse_option(w[i].name, &m), 0);
+        assert_int_equal(m, w[i].m);
+        m = (sts_mode)99;
+        assert_int_equal(sts_mode_parse(w[i].name, &m), w[i].policy_word ? 0 : STS_EINVAL);
+        assert_int_equal(m, w[i].policy_word ? w[i].m : (sts_mode)99);
+    }
+    /* The zero value overrides nothing (vocab.h). */
+    assert_int_equal(STS_MODE_AUTO, 0);
+    sts_mode m = STS_MODE_TESTING;
+    for (size_t i = 0; i < N(strangers); i++) {
+        assert_int_equal(sts_mode_parse(strangers[i], &m), STS_EINVAL);
+        assert_int_equal(sts_mode_parse_option(strangers[i], &m), STS_EINVAL);
+    }
+    assert_int_equal(sts_mode_parse(NULL, &m), STS_EINVAL);
+    assert_int_equal(sts_mode_parse_option(NULL, &m), STS_EINVAL);
+    assert_int_equal(m, STS_MODE_TESTING);
+    assert_null(sts_mode_name((sts_mode)42));
 }
 
 static void test_policy_sources(void **state)
@@ -176,9 +212,8 @@ static void test_delivery_tls(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_tables),
-        cmocka_unit_test(test_policy_sources),
-        cmocka_unit_test(test_outcomes_and_actions),
+        cmocka_unit_test(test_tables),         cmocka_unit_test(test_modes),
+        cmocka_unit_test(test_policy_sources), cmocka_unit_test(test_outcomes_and_actions),
         cmocka_unit_test(test_delivery_tls),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
