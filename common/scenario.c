@@ -815,12 +815,6 @@ static int sender_pair(scn_ctx *c, const char *key, yaml_node_t *k, yaml_node_t 
 
 /* ---- expect ---- */
 
-static const char *const result_types[] = {
-    "starttls-not-supported", "certificate-host-mismatch", "certificate-expired",
-    "certificate-not-trusted", "validation-failure", "sts-policy-fetch-error",
-    "sts-policy-invalid", "sts-webpki-invalid", "tlsa-invalid", "dnssec-invalid",
-    "dane-required", NULL};
-
 /* A word of vocabulary voc (common/vocab.h): its value into *out and *set = 1, else
  * "'key' must be one of ..." (*out = 0). */
 static int get_word(scn_ctx *c, yaml_node_t *v, const char *key, const sts_vocab *voc, int *out,
@@ -863,10 +857,8 @@ static int expect_pair(scn_ctx *c, const char *key, yaml_node_t *k, yaml_node_t 
         if (get_strv(c, v, key, &e->failures))
             return -1;
         for (size_t i = 0; i < e->failures.n; i++) {
-            size_t j = 0;
-            while (result_types[j] && strcmp(result_types[j], e->failures.v[i]))
-                j++;
-            if (!result_types[j])
+            sts_result_type t;
+            if (sts_result_type_parse(e->failures.v[i], &t))
                 return fail(c, v, "'%s' is not an RFC 8460 result type", e->failures.v[i]);
         }
         return 0;

@@ -136,7 +136,8 @@ typedef struct sts_scn_expect {
     int outcome_set;
     sts_outcome outcome; /* delivered | deferred | failed */
     int exit_status;     /* -1 = not checked */
-    sts_strv failures;   /* RFC 8460 result types, as a set */
+    sts_strv failures;   /* RFC 8460 result types (each one sts_result_type_parse()
+                          * accepts), compared as a set with the result's JSON */
     int failures_set;
     int tls_set;
     sts_delivery_tls tls; /* verified | unverified | none: how the message travelled */

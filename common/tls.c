@@ -876,17 +876,17 @@ fail:
  * "not yet valid" date check counts as certificate-expired (outside the validity
  * period; not_yet_valid tells them apart). Without a host to check, a chain that
  * is otherwise fine is a validation-failure, not a host mismatch. */
-const char *sts_tls_result_type(const sts_tls_info *info)
+sts_result_type sts_tls_result_type(const sts_tls_info *info)
 {
     if (!info || info->verified)
-        return NULL;
+        return STS_RESULT_NONE;
     if (!info->done)
-        return "validation-failure"; /* the handshake itself failed */
+        return STS_RESULT_VALIDATION_FAILURE; /* the handshake itself failed */
     if (!info->chain_ok)
-        return "certificate-not-trusted";
+        return STS_RESULT_CERTIFICATE_NOT_TRUSTED;
     if (!info->time_ok)
-        return "certificate-expired";
+        return STS_RESULT_CERTIFICATE_EXPIRED;
     if (!info->name_ok && info->host[0])
-        return "certificate-host-mismatch";
-    return "validation-failure";
+        return STS_RESULT_CERTIFICATE_HOST_MISMATCH;
+    return STS_RESULT_VALIDATION_FAILURE;
 }

@@ -43,6 +43,8 @@
 #include <time.h>
 #include <uv.h>
 
+#include "common/vocab.h"
+
 typedef struct sts_stream sts_stream;
 
 #define STS_TLS_MAX_PEER_NAMES 32
@@ -61,7 +63,7 @@ typedef struct sts_tls_info {
     int not_yet_valid;   /* time_ok is 0 because a certificate is not valid yet */
     long verify_error;   /* first X509_V_ERR_* recorded, 0 if none */
     char verify_error_str[128];
-    const char *result_type; /* RFC 8460 result type when !verified, else NULL */
+    sts_result_type result_type; /* RFC 8460 result type when !verified, else NONE */
     /* Peer leaf certificate (client side) */
     size_t npeer_names;
     char peer_names[STS_TLS_MAX_PEER_NAMES][256]; /* "DNS:x" SANs, then "CN:x" */
@@ -140,7 +142,7 @@ SSL_CTX *sts_tls_server_ctx(X509 *cert, EVP_PKEY *key, STACK_OF(X509) *chain,
 
 /* The RFC 8460 result type for a completed client handshake's verification:
  * certificate-not-trusted, certificate-expired, certificate-host-mismatch or
- * validation-failure (in that order of precedence); NULL when verified. */
-const char *sts_tls_result_type(const sts_tls_info *info);
+ * validation-failure (in that order of precedence); STS_RESULT_NONE when verified. */
+sts_result_type sts_tls_result_type(const sts_tls_info *info);
 
 #endif

@@ -1,7 +1,7 @@
 /*
- * vocab.h - the words ststest and its users share, one table each: policy modes,
- * policy sources, recipient outcomes, MX actions, and how a message travelled (a
- * scenario's `tls`).
+ * vocab.h - the words ststest and its users share, one table each: RFC 8460 result
+ * types, policy modes, policy sources, recipient outcomes, MX actions, and how a
+ * message travelled (a scenario's `tls`).
  *
  * Like common/err.h, each vocabulary is one X-macro table X(symbol, value, name); its
  * enum, its name function and its parse function all come from that table, and every
@@ -15,8 +15,8 @@
  * zero value of each enum is chosen, not an accident of order; a table lists its words
  * in the order people read them ("must be one of ..." messages follow it).
  *
- * Name functions return the word, or NULL for a value that is not in the table. Parse
- * functions take the exact word, case
+ * Name functions return the word, or NULL for a value that is not in the table (and for
+ * STS_RESULT_NONE, which means "no failure"). Parse functions take the exact word, case
  * included (RFC 8461 and RFC 8460 spell them so), and return 0 with *out set, or
  * STS_EINVAL (*out untouched) for NULL and any other text.
  */
@@ -26,6 +26,26 @@
 #include <stddef.h>
 
 #define STS_VOCAB_ENUM(sym, val, name) sym = val,
+
+/* ---- RFC 8460 4.3 result types ---------------------------------------------------
+ * Every reason the sender gives is one of these (DESIGN.md, "Failure vocabulary"):
+ * 4.3.1 negotiation failures, 4.3.2.1 DANE policy failures (a scenario may already
+ * expect them), 4.3.2.2 MTA-STS policy failures. Finer detail goes in a separate field,
+ * never a new word here. STS_RESULT_NONE (0) is "no failure" and has no name. */
+#define STS_RESULT_TYPES(X)                                                                        \
+    X(STS_RESULT_STARTTLS_NOT_SUPPORTED, 1, "starttls-not-supported")                              \
+    X(STS_RESULT_CERTIFICATE_HOST_MISMATCH, 2, "certificate-host-mismatch")                        \
+    X(STS_RESULT_CERTIFICATE_EXPIRED, 3, "certificate-expired")                                    \
+    X(STS_RESULT_CERTIFICATE_NOT_TRUSTED, 4, "certificate-not-trusted")                            \
+    X(STS_RESULT_VALIDATION_FAILURE, 5, "validation-failure")                                      \
+    X(STS_RESULT_TLSA_INVALID, 6, "tlsa-invalid")                                                  \
+    X(STS_RESULT_DNSSEC_INVALID, 7, "dnssec-invalid")                                              \
+    X(STS_RESULT_DANE_REQUIRED, 8, "dane-required")                                                \
+    X(STS_RESULT_STS_POLICY_FETCH_ERROR, 9, "sts-policy-fetch-error")                              \
+    X(STS_RESULT_STS_POLICY_INVALID, 10, "sts-policy-invalid")                                     \
+    X(STS_RESULT_STS_WEBPKI_INVALID, 11, "sts-webpki-invalid")
+
+typedef enum { STS_RESULT_NONE = 0, STS_RESULT_TYPES(STS_VOCAB_ENUM) } sts_result_type;
 
 /* ---- policy modes (RFC 8461 5) and the sender's --mode -----------------------------
  * One enum serves three uses:
@@ -93,6 +113,9 @@ typedef enum { STS_DELIVERY_TLS(STS_VOCAB_ENUM) } sts_delivery_tls;
 
 /* ---- the functions -------------------------------------------------------------- */
 
+const char *sts_result_type_name(sts_result_type t); /* NULL for STS_RESULT_NONE */
+int sts_result_type_parse(const char *s, sts_result_type *out);
+
 const char *sts_mode_name(sts_mode m);
 int sts_mode_parse(const char *s, sts_mode *out);        /* enforce, testing, none */
 int sts_mode_parse_option(const char *s, sts_mode *out); /* and auto */
@@ -118,13 +141,13 @@ typedef struct sts_vocab_word {
 } sts_vocab_word;
 
 typedef struct sts_vocab {
-    const char *what; /* "outcome", for messages */
+    const char *what; /* "RFC 8460 result type", for messages */
     const sts_vocab_word *words;
     size_t n;
 } sts_vocab;
 
-extern const sts_vocab sts_vocab_mode, sts_vocab_policy_source, sts_vocab_outcome, sts_vocab_action,
-    sts_vocab_delivery_tls;
+extern const sts_vocab sts_vocab_result_type, sts_vocab_mode, sts_vocab_policy_source,
+    sts_vocab_outcome, sts_vocab_action, sts_vocab_delivery_tls;
 
 /* The name of value in v, or NULL. */
 const char *sts_vocab_name(const sts_vocab *v, int value);

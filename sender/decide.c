@@ -22,36 +22,37 @@ int sts_decide_tls_required(sts_mode mode, int require_tls)
     return mode == STS_MODE_ENFORCE || require_tls;
 }
 
-int sts_decide_mx_connect(sts_mode mode, int policy_match, const char **failure)
+int sts_decide_mx_connect(sts_mode mode, int policy_match, sts_result_type *failure)
 {
-    *failure = NULL;
+    *failure = STS_RESULT_NONE;
     if (policy_match || mode == STS_MODE_NONE)
         return 1;
     /* RFC 8461 4.1: "senders MUST NOT ... deliver to a host that does not match" under
      * enforce; RFC 8461 5 testing: proceed, report the failure (RFC 8460 4.3.3). */
-    *failure = "validation-failure";
+    *failure = STS_RESULT_VALIDATION_FAILURE;
     return mode != STS_MODE_ENFORCE;
 }
 
-sts_tls_verdict sts_decide_tls(int tls_required, const sts_tls_facts *f, const char **failure)
+sts_tls_verdict sts_decide_tls(int tls_required, const sts_tls_facts *f, sts_result_type *failure)
 {
-    *failure = NULL;
+    *failure = STS_RESULT_NONE;
     if (f->plain_retry) {
         /* The retry without STARTTLS exists only in opportunistic mode. */
         return tls_required ? STS_TLSV_REFUSE : STS_TLSV_CONTINUE;
     }
     if (!f->starttls_offered || (f->starttls_code && f->starttls_code != 220)) {
         /* RFC 8460 4.3.1: no STARTTLS, or STARTTLS refused (RFC 3207 4: 454). */
-        *failure = "starttls-not-supported";
+        *failure = STS_RESULT_STARTTLS_NOT_SUPPORTED;
         return tls_required ? STS_TLSV_REFUSE : STS_TLSV_CONTINUE;
     }
     if (!f->handshake_done) {
         /* RFC 8460 4.3.3: a handshake that fails has no more specific type. */
-        *failure = "validation-failure";
+        *failure = STS_RESULT_VALIDATION_FAILURE;
         return tls_required ? STS_TLSV_REFUSE : STS_TLSV_RETRY_PLAIN;
     }
     if (!f->verified) {
-        *failure = f->result_type ? f->result_type : "validation-failure";
+        *failure =
+            f->result_type != STS_RESULT_NONE ? f->result_type : STS_RESULT_VALIDATION_FAILURE;
         /* RFC 8461 5: testing/none deliver over the unverified TLS session. */
         return tls_required ? STS_TLSV_REFUSE : STS_TLSV_CONTINUE;
     }

@@ -21,7 +21,7 @@
 
 #include <stddef.h>
 
-#include "common/vocab.h" /* sts_mode, sts_action, sts_outcome */
+#include "common/vocab.h" /* sts_mode, sts_action, sts_outcome, sts_result_type */
 
 /* What to do after the TLS step of a session. */
 typedef enum {
@@ -42,9 +42,9 @@ int sts_decide_tls_required(sts_mode mode, int require_tls);
 
 /* RFC 8461 4.1 / 5: may the sender connect to an MX that does (policy_match) or does
  * not match the policy? Returns 1 to connect, 0 to refuse without connecting.
- * *failure gets "validation-failure" for a mismatch that matters (testing/enforce),
- * else NULL. */
-int sts_decide_mx_connect(sts_mode mode, int policy_match, const char **failure);
+ * *failure gets validation-failure for a mismatch that matters (testing/enforce),
+ * else STS_RESULT_NONE. */
+int sts_decide_mx_connect(sts_mode mode, int policy_match, sts_result_type *failure);
 
 /* RFC 8461 3.2: "In the case of Internationalized Domain Names, the "mx" value MUST
  * specify the Punycode-encoded A-label to match against, and not the Unicode-encoded
@@ -59,14 +59,15 @@ typedef struct sts_tls_facts {
     int starttls_code;         /* reply code to STARTTLS; 0 = not sent */
     int handshake_done;        /* the TLS handshake completed */
     int verified;              /* chain, dates and name all good */
-    const char *result_type;   /* RFC 8460 type from the TLS layer when !verified */
+    sts_result_type result_type; /* RFC 8460 type from the TLS layer when !verified */
     int plain_retry;           /* this session is already the plaintext retry */
 } sts_tls_facts;
 
 /* RFC 8461 4.2 / 5 and RFC 3207: the verdict once the TLS step is over (STARTTLS
  * absent, refused, failed or done). *failure gets the RFC 8460 result type of a
- * problem (starttls-not-supported, validation-failure, certificate-*), else NULL. */
-sts_tls_verdict sts_decide_tls(int tls_required, const sts_tls_facts *f, const char **failure);
+ * problem (starttls-not-supported, validation-failure, certificate-*), else
+ * STS_RESULT_NONE. */
+sts_tls_verdict sts_decide_tls(int tls_required, const sts_tls_facts *f, sts_result_type *failure);
 
 /* The action a final reply of class 4 or 5 means (RFC 5321 4.2.1): TEMPFAIL or
  * PERMFAIL; NONE for 2xx/3xx. */

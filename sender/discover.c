@@ -53,11 +53,11 @@ struct sts_discover {
 
 /* ---- small helpers ---- */
 
-static void add_failure(sts_discover *d, const char *type)
+static void add_failure(sts_discover *d, sts_result_type type)
 {
     sts_discovery *r = &d->res;
     for (size_t i = 0; i < r->nfailures; i++)
-        if (!strcmp(r->failures[i], type))
+        if (r->failures[i] == type)
             return;
     if (r->nfailures < STS_DISCOVER_MAX_FAILURES)
         r->failures[r->nfailures++] = type;
@@ -205,10 +205,12 @@ static void fetch_cb(const sts_fetch_result *res, void *arg)
     if (step_cancelled(d))
         return;
     if (!res->ok) {
+        sts_result_type type = res->result_type != STS_RESULT_NONE
+                                   ? res->result_type
+                                   : STS_RESULT_STS_POLICY_FETCH_ERROR;
         sts_info(d->log, "MTASTS policy fetch FAILED: %s -> %s",
-                 res->detail ? res->detail : sts_strerror(res->err),
-                 res->result_type ? res->result_type : "sts-policy-fetch-error");
-        add_failure(d, res->result_type ? res->result_type : "sts-policy-fetch-error");
+                 res->detail ? res->detail : sts_strerror(res->err), sts_result_type_name(type));
+        add_failure(d, type);
         snprintf(r->detail, sizeof(r->detail), "policy fetch failed: %s",
                  res->detail ? res->detail : sts_strerror(res->err));
         note_fetch_failure(d);
@@ -221,9 +223,9 @@ static void fetch_cb(const sts_fetch_result *res, void *arg)
     if (rc) {
         char why[300];
         sts_diags_summary(&diags, why, sizeof(why));
-        sts_info(d->log, "MTASTS policy INVALID: %s -> sts-policy-invalid",
-                 why[0] ? why : sts_strerror(rc));
-        add_failure(d, "sts-policy-invalid");
+        sts_info(d->log, "MTASTS policy INVALID: %s -> %s", why[0] ? why : sts_strerror(rc),
+                 sts_result_type_name(STS_RESULT_STS_POLICY_INVALID));
+        add_failure(d, STS_RESULT_STS_POLICY_INVALID);
         snprintf(r->detail, sizeof(r->detail), "policy invalid: %s", why[0] ? why : "?");
         memset(&d->fpolicy, 0, sizeof(d->fpolicy));
         sts_diags_free(&diags);
@@ -262,8 +264,9 @@ static void policy_addr_cb(const sts_dns_addr_result *res, void *arg)
     if (res->status != STS_DNS_OK || !res->n) {
         sts_info(d->log, "DNS %s A/AAAA -> %s%s%s", res->name, sts_dns_status_name(res->status),
                  res->detail ? ": " : "", res->detail ? res->detail : "");
-        sts_info(d->log, "MTASTS policy host has no address -> sts-policy-fetch-error");
-        add_failure(d, "sts-policy-fetch-error");
+        sts_info(d->log, "MTASTS policy host has no address -> %s",
+                 sts_result_type_name(STS_RESULT_STS_POLICY_FETCH_ERROR));
+        add_failure(d, STS_RESULT_STS_POLICY_FETCH_ERROR);
         snprintf(d->res.detail, sizeof(d->res.detail), "policy host %s: %s", res->name,
                  sts_dns_status_name(res->status));
         note_fetch_failure(d);
@@ -278,7 +281,7 @@ static void policy_addr_cb(const sts_dns_addr_result *res, void *arg)
                               d->fetch_timeout, fetch_cb, d);
     if (rc) {
         sts_info(d->log, "MTASTS policy fetch could not start: %s", sts_strerror(rc));
-        add_failure(d, "sts-policy-fetch-error");
+        add_failure(d, STS_RESULT_STS_POLICY_FETCH_ERROR);
         note_fetch_failure(d);
         policy_resolved(d, 0, 0);
     }
@@ -342,7 +345,7 @@ static void decide(sts_discover *d)
     snprintf(host, sizeof(host), "mta-sts.%s", d->domain);
     int rc = sts_resolver_query_addr(d->resolver, host, policy_addr_cb, d);
     if (rc) {
-        add_failure(d, "sts-policy-fetch-error");
+        add_failure(d, STS_RESULT_STS_POLICY_FETCH_ERROR);
         note_fetch_failure(d);
         policy_resolved(d, 0, 0);
     }

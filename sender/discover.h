@@ -89,7 +89,7 @@ typedef struct sts_discovery {
     char policy_id[STS_TXT_ID_MAX + 1]; /* the TXT id it was fetched for */
     time_t fetched_at, expires_at;      /* when it was fetched, fetched_at + max_age */
     /* what the last step (start or re-check) adds to the recipient's result */
-    const char *failures[STS_DISCOVER_MAX_FAILURES]; /* RFC 8460 types (static strings) */
+    sts_result_type failures[STS_DISCOVER_MAX_FAILURES]; /* RFC 8460 result types */
     size_t nfailures;
     char detail[512]; /* why a fetch failed, for people; "" when nothing to say */
     int cancelled;    /* ended by sts_discover_cancel() */

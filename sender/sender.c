@@ -59,7 +59,7 @@ typedef struct mx_entry {
     size_t naddresses;
     int tried; /* an address lookup or session happened */
     sts_action action;
-    const char *failure; /* RFC 8460 result type that matters, or NULL */
+    sts_result_type failure; /* RFC 8460 result type that matters, or none */
     char detail[512];
     const char *stage;
     int connected;
@@ -90,7 +90,7 @@ typedef struct job {
     sts_mode mode;      /* the mode applied: none until a policy says otherwise */
     int tls_required;
     int recheck_retried; /* the MX list was tried again under a re-checked policy */
-    const char *failures[SENDER_MAX_FAILURES];
+    sts_result_type failures[SENDER_MAX_FAILURES];
     size_t nfailures;
     char detail[512]; /* why the outcome, for people */
     int aborted;      /* the run's time limit passed */
@@ -140,12 +140,12 @@ static void run_start_jobs(run *r);
 
 /* ---- small helpers ---- */
 
-static void job_add_failure(job *j, const char *type)
+static void job_add_failure(job *j, sts_result_type type)
 {
-    if (!type)
+    if (type == STS_RESULT_NONE)
         return;
     for (size_t i = 0; i < j->nfailures; i++)
-        if (!strcmp(j->failures[i], type))
+        if (j->failures[i] == type)
             return;
     if (j->nfailures < SENDER_MAX_FAILURES)
         j->failures[j->nfailures++] = type;
@@ -413,7 +413,7 @@ static void smtp_done_cb(sts_smtpc *s, void *arg)
     j->smtp = NULL;
     m->action = res->action;
     /* A testing-mode mismatch recorded before connecting stays the MX's failure. */
-    if (!m->failure && relevant)
+    if (m->failure == STS_RESULT_NONE && relevant)
         m->failure = res->failure;
     snprintf(m->detail, sizeof(m->detail), "%s", res->detail);
     m->stage = sts_smtpc_state_name(res->stage);
@@ -433,8 +433,8 @@ static void smtp_done_cb(sts_smtpc *s, void *arg)
                          res->stage == STS_SMTPC_DATA || res->stage == STS_SMTPC_BODY;
     int connect_failed = !res->connected && res->stage == STS_SMTPC_CONNECT;
     sts_action act = res->action;
-    const char *res_failure = res->failure; /* static strings: valid after free */
-    sts_smtpc_free(s);                      /* done_cb is the session's last act */
+    sts_result_type res_failure = res->failure;
+    sts_smtpc_free(s); /* done_cb is the session's last act */
 
     if (relevant) {
         /* Both a testing-mode mismatch and the session's own failure are reported. */
@@ -544,7 +544,7 @@ static void job_next_mx(job *j)
     while (j->cur < j->nmx) {
         mx_entry *m = &j->mx[j->cur];
         m->tried = 1;
-        const char *failure = NULL;
+        sts_result_type failure = STS_RESULT_NONE;
         const sts_discovery *d = job_disc(j);
         if (d->have_policy) {
             /* RFC 8461 3.2 / 4.1: names are compared as A-labels; the resolver gives MX
@@ -567,7 +567,7 @@ static void job_next_mx(job *j)
             sts_info(j->log, "MX %u %s (no policy)", m->preference, m->host);
         }
         int go = sts_decide_mx_connect(j->mode, m->policy_match != 0, &failure);
-        if (failure) {
+        if (failure != STS_RESULT_NONE) {
             m->failure = failure;
             job_add_failure(j, failure);
         }
@@ -635,7 +635,7 @@ static void job_summary(job *j)
         buf[0] = '\0';
         for (size_t i = 0; i < j->nfailures && off < sizeof(buf); i++)
             off += (size_t)snprintf(buf + off, sizeof(buf) - off, "%s%s", i ? " " : "",
-                                    j->failures[i]);
+                                    sts_result_type_name(j->failures[i]));
         sts_info(log, "RESULT failures: %s", buf);
     }
 }
@@ -925,8 +925,9 @@ static json_t *mx_json(const mx_entry *m)
         json_object_set_new(t, "peer_names", names);
         json_object_set_new(t, "not_before", str_or_null(ti->not_before));
         json_object_set_new(t, "not_after", str_or_null(ti->not_after));
-        json_object_set_new(t, "result_type",
-                            str_or_null(m->tls_up && !ti->verified ? ti->result_type : NULL));
+        json_object_set_new(
+            t, "result_type",
+            str_or_null(m->tls_up && !ti->verified ? sts_result_type_name(ti->result_type) : NULL));
         json_object_set_new(t, "verify_error", str_or_null(ti->verify_error_str));
         json_object_set_new(t, "error", str_or_null(ti->error));
         json_object_set_new(o, "tls", t);
@@ -936,7 +937,7 @@ static json_t *mx_json(const mx_entry *m)
     json_object_set_new(o, "plain_retry", json_boolean(m->plain_retry));
     json_object_set_new(o, "pipelined", json_boolean(m->pipelined));
     json_object_set_new(o, "action", json_string(sts_action_name(m->action)));
-    json_object_set_new(o, "failure", str_or_null(m->failure));
+    json_object_set_new(o, "failure", str_or_null(sts_result_type_name(m->failure)));
     json_object_set_new(o, "stage", str_or_null(m->stage));
     json_object_set_new(o, "detail", str_or_null(m->detail));
     if (m->code) {
@@ -1019,7 +1020,7 @@ static json_t *job_json(const job *j, int check, int cache_on)
     json_object_set_new(o, "mx", mx);
     json_t *fl = json_array();
     for (size_t i = 0; i < j->nfailures; i++)
-        json_array_append_new(fl, json_string(j->failures[i]));
+        json_array_append_new(fl, json_string(sts_result_type_name(j->failures[i])));
     json_object_set_new(o, "failures", fl);
     return o;
 }

@@ -144,25 +144,25 @@ size_t sts_smtpc_message_size(const char *msg, size_t len)
 
 /* ---- verdict and closing ---- */
 
-static void smtpc_failv(sts_smtpc *s, sts_action action, const char *failure, int err,
+static void smtpc_failv(sts_smtpc *s, sts_action action, sts_result_type failure, int err,
                         const char *fmt, va_list ap) __attribute__((format(printf, 5, 0)));
 
-static void smtpc_failv(sts_smtpc *s, sts_action action, const char *failure, int err,
+static void smtpc_failv(sts_smtpc *s, sts_action action, sts_result_type failure, int err,
                         const char *fmt, va_list ap)
 {
     if (s->res.action != STS_ACTION_NONE)
         return; /* the first verdict stands */
     s->res.action = action;
-    if (failure)
+    if (failure != STS_RESULT_NONE)
         s->res.failure = failure;
     s->res.stage = s->state;
     s->res.error = err;
     vsnprintf(s->res.detail, sizeof(s->res.detail), fmt, ap);
 }
 
-static void smtpc_fail(sts_smtpc *s, sts_action action, const char *failure, int err,
+static void smtpc_fail(sts_smtpc *s, sts_action action, sts_result_type failure, int err,
                        const char *fmt, ...) __attribute__((format(printf, 5, 6)));
-static void smtpc_fail(sts_smtpc *s, sts_action action, const char *failure, int err,
+static void smtpc_fail(sts_smtpc *s, sts_action action, sts_result_type failure, int err,
                        const char *fmt, ...)
 {
     va_list ap;
@@ -171,9 +171,9 @@ static void smtpc_fail(sts_smtpc *s, sts_action action, const char *failure, int
     va_start(ap, fmt);
     smtpc_failv(s, action, failure, err, fmt, ap);
     va_end(ap);
+    const char *type = sts_result_type_name(failure); /* NULL for none */
     sts_info(s->p.log, "SMTP %s %s: %s%s%s", sts_smtpc_state_name(s->state),
-             sts_action_name(action), s->res.detail, failure ? " -> " : "",
-             failure ? failure : "");
+             sts_action_name(action), s->res.detail, type ? " -> " : "", type ? type : "");
 }
 
 static void timer_close_cb(uv_handle_t *h)
@@ -191,7 +191,8 @@ static void smtpc_close(sts_smtpc *s)
     s->closing = 1;
     uv_timer_stop(&s->timer);
     if (s->res.action == STS_ACTION_NONE)
-        smtpc_fail(s, STS_ACTION_TEMPFAIL, NULL, STS_ESTATE, "session ended without a verdict");
+        smtpc_fail(s, STS_ACTION_TEMPFAIL, STS_RESULT_NONE, STS_ESTATE,
+                   "session ended without a verdict");
     sts_stream_close(s->stream); /* on_close -> EV_CLOSE -> timer close -> done_cb */
 }
 
@@ -228,7 +229,7 @@ static int smtpc_send(sts_smtpc *s, const char *fmt, ...)
     int n = vsnprintf(line, sizeof(line) - 2, fmt, ap);
     va_end(ap);
     if (n < 0 || (size_t)n >= sizeof(line) - 2) {
-        smtpc_fail(s, STS_ACTION_TEMPFAIL, NULL, STS_ETOOBIG, "command too long in %s",
+        smtpc_fail(s, STS_ACTION_TEMPFAIL, STS_RESULT_NONE, STS_ETOOBIG, "command too long in %s",
                    sts_smtpc_state_name(s->state));
         smtpc_close(s);
         return STS_ETOOBIG;
@@ -239,7 +240,7 @@ static int smtpc_send(sts_smtpc *s, const char *fmt, ...)
         sts_error(s->p.log, "BUG: refusing to send %s without a verified TLS session",
                   sts_smtpc_state_name(s->state));
         assert(!"security invariant: envelope without verified TLS");
-        smtpc_fail(s, STS_ACTION_REFUSED, "validation-failure", STS_ESTATE,
+        smtpc_fail(s, STS_ACTION_REFUSED, STS_RESULT_VALIDATION_FAILURE, STS_ESTATE,
                    "internal: envelope command without verified TLS refused");
         smtpc_close(s);
         return STS_ESTATE;
@@ -248,7 +249,7 @@ static int smtpc_send(sts_smtpc *s, const char *fmt, ...)
     memcpy(line + n, "\r\n", 2);
     int rc = sts_stream_write(s->stream, line, (size_t)n + 2);
     if (rc) {
-        smtpc_fail(s, STS_ACTION_TEMPFAIL, NULL, rc, "write failed in %s: %s",
+        smtpc_fail(s, STS_ACTION_TEMPFAIL, STS_RESULT_NONE, rc, "write failed in %s: %s",
                    sts_smtpc_state_name(s->state), sts_strerror(rc));
         smtpc_close(s);
     }
@@ -264,7 +265,7 @@ static int smtpc_send_group(sts_smtpc *s, const char *mail)
         s->res.invariant_violations++;
         sts_error(s->p.log, "BUG: refusing to send the envelope without a verified TLS session");
         assert(!"security invariant: envelope without verified TLS");
-        smtpc_fail(s, STS_ACTION_REFUSED, "validation-failure", STS_ESTATE,
+        smtpc_fail(s, STS_ACTION_REFUSED, STS_RESULT_VALIDATION_FAILURE, STS_ESTATE,
                    "internal: envelope command without verified TLS refused");
         smtpc_close(s);
         return STS_ESTATE;
@@ -295,8 +296,8 @@ static int smtpc_send_group(sts_smtpc *s, const char *mail)
     }
     sts_buf_free(&group);
     if (rc) {
-        smtpc_fail(s, STS_ACTION_TEMPFAIL, NULL, rc, "sending the pipelined envelope: %s",
-                   sts_strerror(rc));
+        smtpc_fail(s, STS_ACTION_TEMPFAIL, STS_RESULT_NONE, rc,
+                   "sending the pipelined envelope: %s", sts_strerror(rc));
         smtpc_close(s);
         return rc;
     }
@@ -311,14 +312,14 @@ static void timer_cb(uv_timer_t *t);
 static void smtpc_log_tls(sts_smtpc *s)
 {
     const sts_tls_info *t = &s->res.tls;
+    const char *rt = sts_result_type_name(t->result_type); /* NULL when verified */
     sts_log *log = s->p.log;
     sts_info(log, "TLS %s %s", t->version, t->cipher);
     if (t->chain_ok && t->time_ok)
         sts_info(log, "Cert VALIDATED: ok");
     else
         sts_info(log, "Cert NOT VALIDATED: %s",
-                 t->verify_error_str[0] ? t->verify_error_str
-                                        : (t->result_type ? t->result_type : "unknown"));
+                 t->verify_error_str[0] ? t->verify_error_str : (rt ? rt : "unknown"));
     char names[1024];
     size_t off = 0;
     names[0] = '\0';
@@ -340,12 +341,12 @@ static void smtpc_tls_verdict(sts_smtpc *s)
         .starttls_code = s->res.starttls_code,
         .handshake_done = s->res.tls_up,
         .verified = s->res.tls_up && s->res.tls.verified,
-        .result_type = s->res.tls_up ? s->res.tls.result_type : NULL,
+        .result_type = s->res.tls_up ? s->res.tls.result_type : STS_RESULT_NONE,
         .plain_retry = s->p.no_starttls,
     };
-    const char *failure = NULL;
+    sts_result_type failure = STS_RESULT_NONE;
     sts_tls_verdict v = sts_decide_tls(s->p.tls_required, &f, &failure);
-    if (failure && !s->res.failure)
+    if (failure != STS_RESULT_NONE && s->res.failure == STS_RESULT_NONE)
         s->res.failure = failure;
 
     switch (v) {
@@ -369,8 +370,9 @@ static void smtpc_tls_verdict(sts_smtpc *s)
         smtpc_close(s);
         return;
     case STS_TLSV_CONTINUE:
-        if (failure)
-            sts_info(s->p.log, "TLS problem recorded, delivery goes on: %s", failure);
+        if (failure != STS_RESULT_NONE)
+            sts_info(s->p.log, "TLS problem recorded, delivery goes on: %s",
+                     sts_result_type_name(failure));
         if (s->res.tls_up) {
             smtpc_enter(s, STS_SMTPC_EHLO2);
         } else if (s->p.check_only) {
@@ -431,8 +433,8 @@ static void smtpc_enter(sts_smtpc *s, sts_smtpc_state st)
         sts_info(s->p.log, "Connecting to %s (%s)", s->addr_text, s->p.host);
         int rc = sts_stream_connect(s->stream, (const struct sockaddr *)&s->addr, NULL);
         if (rc) {
-            smtpc_fail(s, STS_ACTION_TEMPFAIL, NULL, rc, "connect to %s: %s", s->addr_text,
-                       sts_strerror(rc));
+            smtpc_fail(s, STS_ACTION_TEMPFAIL, STS_RESULT_NONE, rc, "connect to %s: %s",
+                       s->addr_text, sts_strerror(rc));
             smtpc_close(s);
         }
         break;
@@ -471,7 +473,7 @@ static void smtpc_enter(sts_smtpc *s, sts_smtpc_state st)
             s->res.message_size > s->res.size_limit) {
             /* RFC 1870 6: a message over the server's announced fixed maximum is a
              * permanent failure ("552 ... 5.3.4"); the client need not send it. */
-            smtpc_fail(s, STS_ACTION_PERMFAIL, NULL, STS_ETOOBIG,
+            smtpc_fail(s, STS_ACTION_PERMFAIL, STS_RESULT_NONE, STS_ETOOBIG,
                        "message of %zu octets exceeds the SIZE limit %llu the server "
                        "announced (RFC 1870): not sent",
                        s->res.message_size, s->res.size_limit);
@@ -484,7 +486,8 @@ static void smtpc_enter(sts_smtpc *s, sts_smtpc_state st)
                                s->res.message_size)
                     : snprintf(mail, sizeof(mail), "MAIL FROM:<%s>", s->p.from);
         if (n < 0 || (size_t)n >= 1000) {
-            smtpc_fail(s, STS_ACTION_PERMFAIL, NULL, STS_ETOOBIG, "envelope sender too long");
+            smtpc_fail(s, STS_ACTION_PERMFAIL, STS_RESULT_NONE, STS_ETOOBIG,
+                       "envelope sender too long");
             smtpc_enter(s, STS_SMTPC_QUIT);
             break;
         }
@@ -507,7 +510,7 @@ static void smtpc_enter(sts_smtpc *s, sts_smtpc_state st)
         if (!smtpc_may_send_envelope(s)) {
             s->res.invariant_violations++;
             assert(!"security invariant: message without verified TLS");
-            smtpc_fail(s, STS_ACTION_REFUSED, "validation-failure", STS_ESTATE,
+            smtpc_fail(s, STS_ACTION_REFUSED, STS_RESULT_VALIDATION_FAILURE, STS_ESTATE,
                        "internal: message without verified TLS refused");
             smtpc_close(s);
             break;
@@ -521,7 +524,7 @@ static void smtpc_enter(sts_smtpc *s, sts_smtpc_state st)
             rc = sts_stream_write(s->stream, body.data, body.len);
         if (rc) {
             sts_buf_free(&body);
-            smtpc_fail(s, STS_ACTION_TEMPFAIL, NULL, rc, "sending the message: %s",
+            smtpc_fail(s, STS_ACTION_TEMPFAIL, STS_RESULT_NONE, rc, "sending the message: %s",
                        sts_strerror(rc));
             smtpc_close(s);
             break;
@@ -550,7 +553,7 @@ static void smtpc_response(sts_smtpc *s)
     switch (s->state) {
     case STS_SMTPC_BANNER:
         if (cls != 2) {
-            smtpc_fail(s, act == STS_ACTION_NONE ? STS_ACTION_TEMPFAIL : act, NULL, 0,
+            smtpc_fail(s, act == STS_ACTION_NONE ? STS_ACTION_TEMPFAIL : act, STS_RESULT_NONE, 0,
                        "greeting %d %s", r->code, s->res.text);
             smtpc_enter(s, STS_SMTPC_QUIT);
             return;
@@ -568,9 +571,8 @@ static void smtpc_response(sts_smtpc *s)
         /* fall through */
     case STS_SMTPC_HELO:
         if (cls != 2) {
-            smtpc_fail(s, act == STS_ACTION_NONE ? STS_ACTION_TEMPFAIL : act, NULL, 0,
-                       "%s rejected: %d %s", sts_smtpc_state_name(s->state), r->code,
-                       s->res.text);
+            smtpc_fail(s, act == STS_ACTION_NONE ? STS_ACTION_TEMPFAIL : act, STS_RESULT_NONE, 0,
+                       "%s rejected: %d %s", sts_smtpc_state_name(s->state), r->code, s->res.text);
             smtpc_enter(s, STS_SMTPC_QUIT);
             return;
         }
@@ -603,7 +605,7 @@ static void smtpc_response(sts_smtpc *s)
 
     case STS_SMTPC_EHLO2:
         if (cls != 2) {
-            smtpc_fail(s, act == STS_ACTION_NONE ? STS_ACTION_TEMPFAIL : act, NULL, 0,
+            smtpc_fail(s, act == STS_ACTION_NONE ? STS_ACTION_TEMPFAIL : act, STS_RESULT_NONE, 0,
                        "EHLO after STARTTLS rejected: %d %s", r->code, s->res.text);
             smtpc_enter(s, STS_SMTPC_QUIT);
             return;
@@ -612,7 +614,8 @@ static void smtpc_response(sts_smtpc *s)
         s->ext_pipelining = sts_smtp_reply_has_ext(r, "PIPELINING");
         s->res.size_offered = sts_smtp_reply_size_limit(r, &s->res.size_limit);
         if (s->p.check_only) {
-            smtpc_fail(s, STS_ACTION_DELIVERED, NULL, 0, "check: TLS %s and EHLO accepted",
+            smtpc_fail(s, STS_ACTION_DELIVERED, STS_RESULT_NONE, 0,
+                       "check: TLS %s and EHLO accepted",
                        s->res.tls.verified ? "verified" : "unverified");
             smtpc_enter(s, STS_SMTPC_QUIT);
             return;
@@ -622,7 +625,7 @@ static void smtpc_response(sts_smtpc *s)
 
     case STS_SMTPC_MAIL:
         if (cls != 2) {
-            smtpc_fail(s, act == STS_ACTION_NONE ? STS_ACTION_TEMPFAIL : act, NULL, 0,
+            smtpc_fail(s, act == STS_ACTION_NONE ? STS_ACTION_TEMPFAIL : act, STS_RESULT_NONE, 0,
                        "MAIL rejected: %d %s", r->code, s->res.text);
             if (s->res.pipelined) {
                 /* RFC 2920 3.1: the replies to the RCPTs and DATA of the group are
@@ -648,8 +651,8 @@ static void smtpc_response(sts_smtpc *s)
             return;
         }
         if (!s->res.rcpt_accepted) {
-            smtpc_fail(s, s->rcpt_temp ? STS_ACTION_TEMPFAIL : STS_ACTION_PERMFAIL, NULL, 0,
-                       "RCPT rejected: %d %s", r->code, s->res.text);
+            smtpc_fail(s, s->rcpt_temp ? STS_ACTION_TEMPFAIL : STS_ACTION_PERMFAIL, STS_RESULT_NONE,
+                       0, "RCPT rejected: %d %s", r->code, s->res.text);
             if (s->res.pipelined) {
                 smtpc_enter(s, STS_SMTPC_DATA); /* its reply is coming */
                 return;
@@ -673,9 +676,9 @@ static void smtpc_response(sts_smtpc *s)
             return;
         }
         if (r->code != 354) {
-            smtpc_fail(s, act == STS_ACTION_NONE ? STS_ACTION_TEMPFAIL : act, NULL,
-                       act == STS_ACTION_NONE ? STS_EPROTO : 0, "DATA rejected: %d %s",
-                       r->code, s->res.text);
+            smtpc_fail(s, act == STS_ACTION_NONE ? STS_ACTION_TEMPFAIL : act, STS_RESULT_NONE,
+                       act == STS_ACTION_NONE ? STS_EPROTO : 0, "DATA rejected: %d %s", r->code,
+                       s->res.text);
             smtpc_enter(s, STS_SMTPC_QUIT);
             return;
         }
@@ -684,10 +687,10 @@ static void smtpc_response(sts_smtpc *s)
 
     case STS_SMTPC_BODY:
         if (cls == 2)
-            smtpc_fail(s, STS_ACTION_DELIVERED, NULL, 0, "message accepted: %d %s", r->code,
-                       s->res.text);
+            smtpc_fail(s, STS_ACTION_DELIVERED, STS_RESULT_NONE, 0, "message accepted: %d %s",
+                       r->code, s->res.text);
         else
-            smtpc_fail(s, act == STS_ACTION_NONE ? STS_ACTION_TEMPFAIL : act, NULL, 0,
+            smtpc_fail(s, act == STS_ACTION_NONE ? STS_ACTION_TEMPFAIL : act, STS_RESULT_NONE, 0,
                        "message rejected: %d %s", r->code, s->res.text);
         smtpc_enter(s, STS_SMTPC_QUIT);
         return;
@@ -697,7 +700,7 @@ static void smtpc_response(sts_smtpc *s)
         return;
 
     default:
-        smtpc_fail(s, STS_ACTION_TEMPFAIL, NULL, STS_EPROTO, "unexpected reply %d in %s",
+        smtpc_fail(s, STS_ACTION_TEMPFAIL, STS_RESULT_NONE, STS_EPROTO, "unexpected reply %d in %s",
                    r->code, sts_smtpc_state_name(s->state));
         smtpc_close(s);
         return;
@@ -742,7 +745,7 @@ static void smtpc_on_bytes(sts_smtpc *s, const char *data, size_t len)
 {
     int rc = sts_buf_append(&s->rbuf, data, len);
     if (rc) {
-        smtpc_fail(s, STS_ACTION_TEMPFAIL, NULL, STS_EPROTO,
+        smtpc_fail(s, STS_ACTION_TEMPFAIL, STS_RESULT_NONE, STS_EPROTO,
                    "server sent more than %d bytes without completing a reply in %s",
                    SMTPC_RBUF_MAX, sts_smtpc_state_name(s->state));
         smtpc_close(s);
@@ -753,7 +756,7 @@ static void smtpc_on_bytes(sts_smtpc *s, const char *data, size_t len)
         char why[200];
         rc = sts_smtp_reply_parse(s->rbuf.data, s->rbuf.len, &s->reply, &used, why, sizeof(why));
         if (rc) {
-            smtpc_fail(s, STS_ACTION_TEMPFAIL, NULL, STS_EPROTO, "bad reply in %s: %s",
+            smtpc_fail(s, STS_ACTION_TEMPFAIL, STS_RESULT_NONE, STS_EPROTO, "bad reply in %s: %s",
                        sts_smtpc_state_name(s->state), why);
             smtpc_close(s);
             return;
@@ -774,9 +777,9 @@ static void smtpc_on_bytes(sts_smtpc *s, const char *data, size_t len)
                  * of the TLS session. Abort. */
                 s->res.injection = 1;
                 s->res.starttls_code = 220;
-                smtpc_fail(s,
-                           s->p.tls_required ? STS_ACTION_REFUSED : STS_ACTION_TEMPFAIL,
-                           s->p.tls_required ? "validation-failure" : NULL, STS_EPROTO,
+                smtpc_fail(s, s->p.tls_required ? STS_ACTION_REFUSED : STS_ACTION_TEMPFAIL,
+                           s->p.tls_required ? STS_RESULT_VALIDATION_FAILURE : STS_RESULT_NONE,
+                           STS_EPROTO,
                            "%zu bytes followed the STARTTLS 220 before TLS (injection): "
                            "aborted",
                            s->rbuf.len);
@@ -785,8 +788,8 @@ static void smtpc_on_bytes(sts_smtpc *s, const char *data, size_t len)
             }
             smtpc_response(s);
         } else {
-            smtpc_fail(s, STS_ACTION_TEMPFAIL, NULL, STS_EPROTO, "unexpected reply %d in %s",
-                       s->reply.code, sts_smtpc_state_name(s->state));
+            smtpc_fail(s, STS_ACTION_TEMPFAIL, STS_RESULT_NONE, STS_EPROTO,
+                       "unexpected reply %d in %s", s->reply.code, sts_smtpc_state_name(s->state));
             smtpc_close(s);
             return;
         }
@@ -802,7 +805,7 @@ static void smtpc_io(sts_smtpc *s, enum smtpc_event ev, const char *data, size_t
         if (s->closing)
             return;
         if (status) {
-            smtpc_fail(s, STS_ACTION_TEMPFAIL, NULL, status, "connect to %s failed: %s",
+            smtpc_fail(s, STS_ACTION_TEMPFAIL, STS_RESULT_NONE, status, "connect to %s failed: %s",
                        s->addr_text, sts_strerror(status));
             smtpc_close(s);
             return;
@@ -836,9 +839,8 @@ static void smtpc_io(sts_smtpc *s, enum smtpc_event ev, const char *data, size_t
         if (s->closing)
             return;
         if (s->state != STS_SMTPC_QUIT)
-            smtpc_fail(s, STS_ACTION_TEMPFAIL, NULL, status ? status : STS_ECLOSED,
-                       "connection closed by the server in %s",
-                       sts_smtpc_state_name(s->state));
+            smtpc_fail(s, STS_ACTION_TEMPFAIL, STS_RESULT_NONE, status ? status : STS_ECLOSED,
+                       "connection closed by the server in %s", sts_smtpc_state_name(s->state));
         smtpc_close(s);
         return;
 
@@ -846,7 +848,7 @@ static void smtpc_io(sts_smtpc *s, enum smtpc_event ev, const char *data, size_t
         if (s->closing)
             return;
         if (s->state != STS_SMTPC_QUIT)
-            smtpc_fail(s, STS_ACTION_TEMPFAIL, NULL, STS_ETIMEDOUT,
+            smtpc_fail(s, STS_ACTION_TEMPFAIL, STS_RESULT_NONE, STS_ETIMEDOUT,
                        "no reply in %s within %.1f s", sts_smtpc_state_name(s->state),
                        (double)smtpc_state_timeout(s, s->state) / 1000.0);
         smtpc_close(s);
@@ -948,7 +950,7 @@ void sts_smtpc_abort(sts_smtpc *s, const char *why)
     if (!s || s->closing)
         return;
     s->res.aborted = 1;
-    smtpc_fail(s, STS_ACTION_TEMPFAIL, NULL, STS_ETIMEDOUT, "%s", why ? why : "aborted");
+    smtpc_fail(s, STS_ACTION_TEMPFAIL, STS_RESULT_NONE, STS_ETIMEDOUT, "%s", why ? why : "aborted");
     smtpc_close(s);
 }
 

@@ -56,8 +56,8 @@ static void check_strangers(const sts_vocab *v)
 static void test_tables(void **state)
 {
     (void)state;
-    const sts_vocab *all[] = {&sts_vocab_mode, &sts_vocab_policy_source, &sts_vocab_outcome,
-                              &sts_vocab_action, &sts_vocab_delivery_tls};
+    const sts_vocab *all[] = {&sts_vocab_result_type, &sts_vocab_mode,   &sts_vocab_policy_source,
+                              &sts_vocab_outcome,     &sts_vocab_action, &sts_vocab_delivery_tls};
     for (size_t t = 0; t < N(all); t++) {
         const sts_vocab *v = all[t];
         assert_non_null(v->what);
@@ -79,6 +79,41 @@ static void test_tables(void **state)
         assert_null(sts_vocab_name(v, -1));
         check_strangers(v);
     }
+}
+
+static void test_result_types(void **state)
+{
+    (void)state;
+    static const struct {
+        sts_result_type t;
+        const char *name;
+    } w[] = {
+        {STS_RESULT_STARTTLS_NOT_SUPPORTED, "starttls-not-supported"},
+        {STS_RESULT_CERTIFICATE_HOST_MISMATCH, "certificate-host-mismatch"},
+        {STS_RESULT_CERTIFICATE_EXPIRED, "certificate-expired"},
+        {STS_RESULT_CERTIFICATE_NOT_TRUSTED, "certificate-not-trusted"},
+        {STS_RESULT_VALIDATION_FAILURE, "validation-failure"},
+        {STS_RESULT_TLSA_INVALID, "tlsa-invalid"},
+        {STS_RESULT_DNSSEC_INVALID, "dnssec-invalid"},
+        {STS_RESULT_DANE_REQUIRED, "dane-required"},
+        {STS_RESULT_STS_POLICY_FETCH_ERROR, "sts-policy-fetch-error"},
+        {STS_RESULT_STS_POLICY_INVALID, "sts-policy-invalid"},
+        {STS_RESULT_STS_WEBPKI_INVALID, "sts-webpki-invalid"},
+    };
+    assert_int_equal(N(w), sts_vocab_result_type.n);
+    for (size_t i = 0; i < N(w); i++) {
+        assert_string_equal(sts_result_type_name(w[i].t), w[i].name);
+        sts_result_type t = STS_RESULT_NONE;
+        assert_int_equal(sts_result_type_parse(w[i].name, &t), 0);
+        assert_int_equal(t, w[i].t);
+    }
+    /* "No failure" has no word, and no word means it. */
+    assert_int_equal(STS_RESULT_NONE, 0);
+    assert_null(sts_result_type_name(STS_RESULT_NONE));
+    sts_result_type t = STS_RESULT_DANE_REQUIRED;
+    assert_int_equal(sts_result_type_parse("none", &t), STS_EINVAL);
+    assert_int_equal(sts_result_type_parse(NULL, &t), STS_EINVAL);
+    assert_int_equal(t, STS_RESULT_DANE_REQUIRED);
 }
 
 static void test_modes(void **state)
@@ -212,8 +247,11 @@ static void test_delivery_tls(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_tables),         cmocka_unit_test(test_modes),
-        cmocka_unit_test(test_policy_sources), cmocka_unit_test(test_outcomes_and_actions),
+        cmocka_unit_test(test_tables),
+        cmocka_unit_test(test_result_types),
+        cmocka_unit_test(test_modes),
+        cmocka_unit_test(test_policy_sources),
+        cmocka_unit_test(test_outcomes_and_actions),
         cmocka_unit_test(test_delivery_tls),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
