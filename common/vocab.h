@@ -111,6 +111,12 @@ typedef enum { STS_DELIVERY_TLS(STS_VOCAB_ENUM) } sts_delivery_tls;
 
 #undef STS_VOCAB_ENUM
 
+/* ---- the run's time limit ---------------------------------------------------------
+ * The JSON "detail" of a recipient (and of the MX in progress) that the sender deferred
+ * because its time limit passed (`send --time-limit`, sts_sender_opts.deadline). The
+ * runner tells a run cut short from a real deferral by this detail. */
+#define STS_DETAIL_TIME_LIMIT "time limit"
+
 /* ---- the functions -------------------------------------------------------------- */
 
 const char *sts_result_type_name(sts_result_type t); /* NULL for STS_RESULT_NONE */

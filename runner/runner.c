@@ -28,6 +28,7 @@
 #include "common/err.h"
 #include "common/log.h"
 #include "common/scenario.h"
+#include "common/vocab.h"
 #include "fakedns/world.h"
 #include "runner/report.h"
 #include "runner/verdict.h"
@@ -551,7 +552,7 @@ static int sender_once(run_state *rs, run_case *c, const sts_sender_opts *so, co
     const char *detail =
         json_string_value(json_object_get(json_array_get(json_object_get(*result, "results"), 0),
                                           "detail"));
-    if (detail && !strcmp(detail, "time limit")) {
+    if (detail && !strcmp(detail, STS_DETAIL_TIME_LIMIT)) {
         snprintf(c->error_msg, sizeof(c->error_msg),
                  "the sender ran over the time limit of %.0f s", so->deadline);
         return -1;

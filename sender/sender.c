@@ -47,7 +47,6 @@
 #define SENDER_MAX_FAILURES 16
 #define SENDER_DNS_TIMEOUT 10.0   /* seconds per DNS query (resolver.h) */
 #define SENDER_FETCH_TIMEOUT 60.0 /* RFC 8461 3.3: "a reasonable timeout" */
-#define SENDER_TIME_LIMIT_DETAIL "time limit"
 
 typedef struct mx_entry {
     char host[256];
@@ -688,7 +687,7 @@ static void job_finish_final(job *j)
     if (j->aborted && j->outcome != STS_OUTCOME_DELIVERED) {
         /* The run's time limit: whatever was pending is left for a later try. */
         j->outcome = STS_OUTCOME_DEFERRED;
-        snprintf(j->detail, sizeof(j->detail), SENDER_TIME_LIMIT_DETAIL);
+        snprintf(j->detail, sizeof(j->detail), "%s", STS_DETAIL_TIME_LIMIT);
     } else if (!j->detail[0] || j->outcome == STS_OUTCOME_DELIVERED) {
         for (size_t i = j->nmx; i-- > 0;)
             if (j->mx[i].tried && j->mx[i].detail[0]) {
@@ -718,7 +717,7 @@ static void job_abort(job *j)
         mx_entry *m = &j->mx[j->cur];
         m->action = STS_ACTION_TEMPFAIL;
         m->stage = j->state == J_MX_ADDR ? "DNS" : m->stage;
-        snprintf(m->detail, sizeof(m->detail), SENDER_TIME_LIMIT_DETAIL);
+        snprintf(m->detail, sizeof(m->detail), "%s", STS_DETAIL_TIME_LIMIT);
     }
     sts_info(j->log, "ABORTED %s: time limit reached", j->arg);
     job_finish_final(j);
@@ -736,7 +735,7 @@ static void deadline_cb(uv_timer_t *t)
     /* Sessions report later, from their close callbacks (smtp_done_cb). */
     for (size_t i = 0; i < r->njobs; i++)
         if (r->jobs[i].smtp)
-            sts_smtpc_abort(r->jobs[i].smtp, SENDER_TIME_LIMIT_DETAIL);
+            sts_smtpc_abort(r->jobs[i].smtp, STS_DETAIL_TIME_LIMIT);
     /* Pending DNS queries and fetches call back inside these calls, cancelled; the
      * callbacks see deadline_passed (discovery: its cancel mark) and end their jobs. */
     for (size_t i = 0; i < r->njobs; i++)

@@ -244,6 +244,13 @@ static void test_delivery_tls(void **state)
     assert_int_equal(t, STS_DELIVERY_TLS_NONE);
 }
 
+static void test_time_limit_detail(void **state)
+{
+    (void)state;
+    /* The sender writes it and the runner looks for it: one definition, this text. */
+    assert_string_equal(STS_DETAIL_TIME_LIMIT, "time limit");
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -253,6 +260,7 @@ int main(void)
         cmocka_unit_test(test_policy_sources),
         cmocka_unit_test(test_outcomes_and_actions),
         cmocka_unit_test(test_delivery_tls),
+        cmocka_unit_test(test_time_limit_detail),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
