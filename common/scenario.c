@@ -288,19 +288,48 @@ const char *sts_scn_dns_fault_name(int fault)
                : NULL;
 }
 
+/* ---- words of a vocabulary (common/vocab.h) ---- */
+
+/* The words of voc as "a, b, c", each between quote marks q, for messages. */
+static void vocab_list(const sts_vocab *voc, const char *q, char *out, size_t outlen)
+{
+    out[0] = '\0';
+    for (size_t i = 0; i < voc->n; i++)
+        snprintf(out + strlen(out), outlen - strlen(out), "%s%s%s%s", i ? ", " : "", q,
+                 voc->words[i].name, q);
+}
+
+/* A word of vocabulary voc (common/vocab.h): its value into *out and *set = 1, else
+ * "'key' must be one of ..." (*out = 0). */
+static int get_word(scn_ctx *c, yaml_node_t *v, const char *key, const sts_vocab *voc, int *out,
+                    int *set)
+{
+    char *s = NULL;
+    *out = 0;
+    if (get_string(c, v, key, &s))
+        return -1;
+    if (!sts_vocab_parse(voc, s, out)) {
+        free(s);
+        *set = 1;
+        return 0;
+    }
+    char list[256];
+    vocab_list(voc, "", list, sizeof(list));
+    int rc = fail(c, v, "'%s' must be one of %s, not '%s'", key, list, s);
+    free(s);
+    return rc;
+}
+
 /* ---- tls_versions ---- */
 
-static int get_tls_version(scn_ctx *c, yaml_node_t *v, const char *key, int *out)
+static int get_tls_version(scn_ctx *c, yaml_node_t *v, const char *key, sts_tls_version *out)
 {
-    static const char *const names[] = {"1.0", "1.1", "1.2", "1.3"};
     /* A plain 1.0 is a YAML float; the text is what counts. */
-    if (v->type == YAML_SCALAR_NODE)
-        for (int i = 0; i < 4; i++)
-            if (!strcmp(scalar(v), names[i])) {
-                *out = 10 + i;
-                return 0;
-            }
-    return fail(c, v, "'%s' must be one of \"1.0\", \"1.1\", \"1.2\", \"1.3\"", key);
+    if (v->type == YAML_SCALAR_NODE && !sts_tls_version_parse(scalar(v), out))
+        return 0;
+    char list[128];
+    vocab_list(&sts_vocab_tls_version, "\"", list, sizeof(list));
+    return fail(c, v, "'%s' must be one of %s", key, list);
 }
 
 static int tls_pair(scn_ctx *c, const char *key, yaml_node_t *k, yaml_node_t *v, void *arg)
@@ -814,29 +843,6 @@ static int sender_pair(scn_ctx *c, const char *key, yaml_node_t *k, yaml_node_t 
 }
 
 /* ---- expect ---- */
-
-/* A word of vocabulary voc (common/vocab.h): its value into *out and *set = 1, else
- * "'key' must be one of ..." (*out = 0). */
-static int get_word(scn_ctx *c, yaml_node_t *v, const char *key, const sts_vocab *voc, int *out,
-                    int *set)
-{
-    char *s = NULL;
-    *out = 0;
-    if (get_string(c, v, key, &s))
-        return -1;
-    if (!sts_vocab_parse(voc, s, out)) {
-        free(s);
-        *set = 1;
-        return 0;
-    }
-    char list[256] = "";
-    for (size_t i = 0; i < voc->n; i++)
-        snprintf(list + strlen(list), sizeof(list) - strlen(list), "%s%s", i ? ", " : "",
-                 voc->words[i].name);
-    int rc = fail(c, v, "'%s' must be one of %s, not '%s'", key, list, s);
-    free(s);
-    return rc;
-}
 
 static int expect_pair(scn_ctx *c, const char *key, yaml_node_t *k, yaml_node_t *v, void *arg)
 {

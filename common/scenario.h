@@ -38,10 +38,9 @@ typedef struct sts_scn_cert {
  * sends along, or by an intermediate that the server leaves out. */
 enum { STS_SCN_CHAIN_DIRECT = 0, STS_SCN_CHAIN_INTERMEDIATE = 1, STS_SCN_CHAIN_MISSING = 2 };
 
-/* tls_versions: {min, max}; 0 = the library's default, else 10, 11, 12, 13 for
- * TLS 1.0 .. 1.3. */
+/* tls_versions: {min, max}; STS_TLS_VERSION_DEFAULT = the library's default. */
 typedef struct sts_scn_tls_versions {
-    int min, max;
+    sts_tls_version min, max;
 } sts_scn_tls_versions;
 
 /* The SMTP stages an MX script can act on (replies, delay, disconnect_after). */

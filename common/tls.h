@@ -133,6 +133,14 @@ void sts_stream_close(sts_stream *s);
  * system's default store; TLS 1.2 or newer unless min_version says otherwise
  * (0 = TLS1_2_VERSION). err gets a message on failure. */
 SSL_CTX *sts_tls_client_ctx(const char *ca_file, int min_version, char *err, size_t errlen);
+/* OpenSSL's protocol version (TLS1_VERSION ... TLS1_3_VERSION) for v; 0 for
+ * STS_TLS_VERSION_DEFAULT (the library's default). */
+int sts_tls_version_proto(sts_tls_version v);
+/* Limit ctx to the protocol versions min..max (OpenSSL's TLS*_VERSION; 0 = the library's
+ * default). A context that allows TLS 1.0 or 1.1 gets security level 0 (OpenSSL 3
+ * refuses them above it: they need SHA-1 signatures) and the default cipher list at
+ * that level, for this context only. 0, or -1 when OpenSSL refuses a version. */
+int sts_tls_ctx_set_versions(SSL_CTX *ctx, int min_version, int max_version);
 /* Judge certificate dates at `now` instead of the wall clock (0 = wall clock). */
 void sts_tls_ctx_set_time(SSL_CTX *ctx, time_t now);
 /* Server context with a leaf, its key and extra chain certificates (may be NULL).

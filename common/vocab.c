@@ -19,6 +19,7 @@ VOCAB_TABLE(sts_vocab_policy_source, "policy source", STS_POLICY_SOURCES)
 VOCAB_TABLE(sts_vocab_outcome, "outcome", STS_OUTCOMES)
 VOCAB_TABLE(sts_vocab_action, "MX action", STS_ACTIONS)
 VOCAB_TABLE(sts_vocab_delivery_tls, "delivery TLS", STS_DELIVERY_TLS)
+VOCAB_TABLE(sts_vocab_tls_version, "TLS version", STS_TLS_VERSIONS)
 
 const char *sts_vocab_name(const sts_vocab *v, int value)
 {
@@ -61,6 +62,7 @@ VOCAB_FUNCTIONS(sts_outcome, sts_outcome_name, sts_outcome_parse, sts_vocab_outc
 VOCAB_FUNCTIONS(sts_action, sts_action_name, sts_action_parse, sts_vocab_action)
 VOCAB_FUNCTIONS(sts_delivery_tls, sts_delivery_tls_name, sts_delivery_tls_parse,
                 sts_vocab_delivery_tls)
+VOCAB_FUNCTIONS(sts_tls_version, sts_tls_version_name, sts_tls_version_parse, sts_vocab_tls_version)
 
 int sts_mode_parse(const char *s, sts_mode *out)
 {

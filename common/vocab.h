@@ -1,7 +1,7 @@
 /*
  * vocab.h - the words ststest and its users share, one table each: RFC 8460 result
  * types, policy modes, policy sources, recipient outcomes, MX actions, and how a
- * message travelled (a scenario's `tls`).
+ * message travelled (a scenario's `tls`), TLS protocol versions.
  *
  * Like common/err.h, each vocabulary is one X-macro table X(symbol, value, name); its
  * enum, its name function and its parse function all come from that table, and every
@@ -109,6 +109,18 @@ typedef enum { STS_ACTIONS(STS_VOCAB_ENUM) } sts_action;
 
 typedef enum { STS_DELIVERY_TLS(STS_VOCAB_ENUM) } sts_delivery_tls;
 
+/* ---- TLS protocol versions --------------------------------------------------------
+ * The versions a scenario's tls_versions {min, max} names, oldest first so that values
+ * compare like versions. STS_TLS_VERSION_DEFAULT (0, no name): not given, the library's
+ * default. common/tls.h maps them to OpenSSL's (sts_tls_version_proto). */
+#define STS_TLS_VERSIONS(X)                                                                        \
+    X(STS_TLS_VERSION_1_0, 1, "1.0")                                                               \
+    X(STS_TLS_VERSION_1_1, 2, "1.1")                                                               \
+    X(STS_TLS_VERSION_1_2, 3, "1.2")                                                               \
+    X(STS_TLS_VERSION_1_3, 4, "1.3")
+
+typedef enum { STS_TLS_VERSION_DEFAULT = 0, STS_TLS_VERSIONS(STS_VOCAB_ENUM) } sts_tls_version;
+
 #undef STS_VOCAB_ENUM
 
 /* ---- the run's time limit ---------------------------------------------------------
@@ -138,6 +150,9 @@ int sts_action_parse(const char *s, sts_action *out);
 const char *sts_delivery_tls_name(sts_delivery_tls t);
 int sts_delivery_tls_parse(const char *s, sts_delivery_tls *out);
 
+const char *sts_tls_version_name(sts_tls_version v); /* NULL for STS_TLS_VERSION_DEFAULT */
+int sts_tls_version_parse(const char *s, sts_tls_version *out);
+
 /* ---- every vocabulary as data -----------------------------------------------------
  * For code that handles any of them alike: the scenario loader's "must be one of"
  * messages, the table tests. words[] is in the table's order. */
@@ -153,7 +168,7 @@ typedef struct sts_vocab {
 } sts_vocab;
 
 extern const sts_vocab sts_vocab_result_type, sts_vocab_mode, sts_vocab_policy_source,
-    sts_vocab_outcome, sts_vocab_action, sts_vocab_delivery_tls;
+    sts_vocab_outcome, sts_vocab_action, sts_vocab_delivery_tls, sts_vocab_tls_version;
 
 /* The name of value in v, or NULL. */
 const char *sts_vocab_name(const sts_vocab *v, int value);

@@ -271,23 +271,17 @@ static int world_collect_hosts(sts_world *w, const sts_scenario *scn, char *err,
 
 /* ---- certificates ---- */
 
-/* tls_versions on a server context. OpenSSL 3 refuses TLS 1.0 and 1.1 at security
- * level 1 and above (and Debian's configuration sets MinProtocol TLSv1.2), so a
- * world that offers them lowers both for this context only. */
+/* tls_versions on a server context. Once either bound is given, both are set: an open
+ * end means the oldest or newest version, not the library's default (Debian's
+ * configuration sets MinProtocol TLSv1.2); sts_tls_ctx_set_versions() lowers the
+ * security level when TLS 1.0 or 1.1 is allowed. */
 static int world_tls_versions(SSL_CTX *ctx, const sts_scn_tls_versions *t)
 {
-    static const int v[] = {TLS1_VERSION, TLS1_1_VERSION, TLS1_2_VERSION, TLS1_3_VERSION};
     if (!t->min && !t->max)
         return 0;
-    int min = t->min ? v[t->min - 10] : TLS1_VERSION;
-    int max = t->max ? v[t->max - 10] : TLS1_3_VERSION;
-    if (min < TLS1_2_VERSION) {
-        SSL_CTX_set_security_level(ctx, 0);
-        SSL_CTX_set_cipher_list(ctx, "DEFAULT@SECLEVEL=0");
-    }
-    if (!SSL_CTX_set_min_proto_version(ctx, min) || !SSL_CTX_set_max_proto_version(ctx, max))
-        return STS_ETLS;
-    return 0;
+    int min = sts_tls_version_proto(t->min ? t->min : STS_TLS_VERSION_1_0);
+    int max = sts_tls_version_proto(t->max ? t->max : STS_TLS_VERSION_1_3);
+    return sts_tls_ctx_set_versions(ctx, min, max) ? STS_ETLS : 0;
 }
 
 static int world_mint_ctx(sts_world *w, const sts_scn_cert *c, const sts_scn_tls_versions *tls,

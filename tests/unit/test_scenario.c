@@ -138,13 +138,13 @@ static void test_knobs(void **state)
     assert_true(p->chunked);
     assert_true(p->delay == 2.5 && p->drip == 0.05);
     assert_int_equal(p->cut_after, 40);
-    assert_int_equal(p->tls.min, 12);
-    assert_int_equal(p->tls.max, 13);
+    assert_int_equal(p->tls.min, STS_TLS_VERSION_1_2);
+    assert_int_equal(p->tls.max, STS_TLS_VERSION_1_3);
     const sts_scn_mx *m = &s->mx[0];
     assert_null(m->replies[STS_SCN_STAGE_STARTTLS]);
     assert_string_equal(m->inject_after_starttls, "250 injected\r\n");
-    assert_int_equal(m->tls.min, 10);
-    assert_int_equal(m->tls.max, 11);
+    assert_int_equal(m->tls.min, STS_TLS_VERSION_1_0);
+    assert_int_equal(m->tls.max, STS_TLS_VERSION_1_1);
     assert_true(m->handshake_abort);
     assert_string_equal(m->replies[STS_SCN_STAGE_GREETING], "421 4.3.2 busy\r\n");
     assert_string_equal(m->replies[STS_SCN_STAGE_MAIL], "451-a\r\n451 b\r\n");

@@ -837,6 +837,17 @@ typedef struct rt_case {
     sts_result_type want;
 } rt_case;
 
+/* The scenario's version names and OpenSSL's versions: one table. */
+static void test_version_proto(void **state)
+{
+    (void)state;
+    assert_int_equal(sts_tls_version_proto(STS_TLS_VERSION_DEFAULT), 0);
+    assert_int_equal(sts_tls_version_proto(STS_TLS_VERSION_1_0), TLS1_VERSION);
+    assert_int_equal(sts_tls_version_proto(STS_TLS_VERSION_1_1), TLS1_1_VERSION);
+    assert_int_equal(sts_tls_version_proto(STS_TLS_VERSION_1_2), TLS1_2_VERSION);
+    assert_int_equal(sts_tls_version_proto(STS_TLS_VERSION_1_3), TLS1_3_VERSION);
+}
+
 static void test_result_type(void **state)
 {
     static const rt_case cases[] = {
@@ -867,6 +878,7 @@ int main(void)
     signal(SIGPIPE, SIG_IGN);
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_result_type),
+        cmocka_unit_test(test_version_proto),
         cmocka_unit_test(test_ctx_errors),
         cmocka_unit_test(test_connect_refused),
         cmocka_unit_test(test_tls_table),

@@ -57,7 +57,8 @@ static void test_tables(void **state)
 {
     (void)state;
     const sts_vocab *all[] = {&sts_vocab_result_type, &sts_vocab_mode,   &sts_vocab_policy_source,
-                              &sts_vocab_outcome,     &sts_vocab_action, &sts_vocab_delivery_tls};
+                              &sts_vocab_outcome,     &sts_vocab_action, &sts_vocab_delivery_tls,
+                              &sts_vocab_tls_version};
     for (size_t t = 0; t < N(all); t++) {
         const sts_vocab *v = all[t];
         assert_non_null(v->what);
@@ -244,6 +245,38 @@ static void test_delivery_tls(void **state)
     assert_int_equal(t, STS_DELIVERY_TLS_NONE);
 }
 
+static void test_tls_versions(void **state)
+{
+    (void)state;
+    static const struct {
+        sts_tls_version v;
+        const char *name;
+    } w[] = {
+        {STS_TLS_VERSION_1_0, "1.0"},
+        {STS_TLS_VERSION_1_1, "1.1"},
+        {STS_TLS_VERSION_1_2, "1.2"},
+        {STS_TLS_VERSION_1_3, "1.3"},
+    };
+    assert_int_equal(N(w), sts_vocab_tls_version.n);
+    for (size_t i = 0; i < N(w); i++) {
+        assert_string_equal(sts_tls_version_name(w[i].v), w[i].name);
+        sts_tls_version v = STS_TLS_VERSION_DEFAULT;
+        assert_int_equal(sts_tls_version_parse(w[i].name, &v), 0);
+        assert_int_equal(v, w[i].v);
+        /* Oldest first: the values compare like the versions (min <= max checks). */
+        if (i)
+            assert_true(w[i - 1].v < w[i].v);
+    }
+    assert_int_equal(STS_TLS_VERSION_DEFAULT, 0);
+    assert_null(sts_tls_version_name(STS_TLS_VERSION_DEFAULT));
+    sts_tls_version v = STS_TLS_VERSION_1_2;
+    assert_int_equal(sts_tls_version_parse("1", &v), STS_EINVAL);
+    assert_int_equal(sts_tls_version_parse("1.00", &v), STS_EINVAL);
+    assert_int_equal(sts_tls_version_parse("TLSv1.2", &v), STS_EINVAL);
+    assert_int_equal(sts_tls_version_parse(NULL, &v), STS_EINVAL);
+    assert_int_equal(v, STS_TLS_VERSION_1_2);
+}
+
 static void test_time_limit_detail(void **state)
 {
     (void)state;
@@ -260,6 +293,7 @@ int main(void)
         cmocka_unit_test(test_policy_sources),
         cmocka_unit_test(test_outcomes_and_actions),
         cmocka_unit_test(test_delivery_tls),
+        cmocka_unit_test(test_tls_versions),
         cmocka_unit_test(test_time_limit_detail),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
