@@ -741,6 +741,14 @@ static void world_free_cb(void *arg)
     sts_world_free(arg);
 }
 
+void sts_world_standard_ports(sts_world_opts *opts)
+{
+    opts->dns_port = 53;
+    opts->smtp_port = 25;
+    opts->https_port = 443;
+    opts->http_port = 80;
+}
+
 int sts_world_start(uv_loop_t *loop, const sts_scenario *scn, const sts_world_opts *opts,
                     sts_world **out, char *err, size_t errlen)
 {
@@ -762,10 +770,10 @@ int sts_world_start(uv_loop_t *loop, const sts_scenario *scn, const sts_world_op
     w->loop = loop;
     w->log = opts->log;
     w->dns_fd[0] = w->dns_fd[1] = -1;
-    w->dns_port = opts->dns_port ? opts->dns_port : 10053;
-    w->smtp_port = opts->smtp_port ? opts->smtp_port : 10025;
-    w->https_port = opts->https_port ? opts->https_port : 10443;
-    w->http_port = opts->http_port ? opts->http_port : 10080;
+    w->dns_port = opts->dns_port ? opts->dns_port : STS_WORLD_DNS_PORT;
+    w->smtp_port = opts->smtp_port ? opts->smtp_port : STS_WORLD_SMTP_PORT;
+    w->https_port = opts->https_port ? opts->https_port : STS_WORLD_HTTPS_PORT;
+    w->http_port = opts->http_port ? opts->http_port : STS_WORLD_HTTP_PORT;
     w->now = opts->now ? opts->now : time(NULL);
     w->start = w->now;
     w->mode = strdup(opts->mode ? opts->mode : sts_mode_name(STS_MODE_ENFORCE));

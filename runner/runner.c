@@ -292,6 +292,12 @@ static double now_s(void)
     return (double)t.tv_sec + (double)t.tv_nsec / 1e9;
 }
 
+/* How long the sender may run per step: --time-limit, else the default. */
+static double run_time_limit(const sts_run_opts *o)
+{
+    return o->time_limit > 0 ? o->time_limit : STS_RUN_TIME_LIMIT;
+}
+
 /* Append s to b quoted for /bin/sh ('...' with embedded quotes escaped). */
 static void shell_quote(sts_buf *b, const char *s)
 {
@@ -496,7 +502,7 @@ static int sender_once(run_state *rs, run_case *c, const sts_sender_opts *so, co
         snprintf(out_path, sizeof(out_path), "%s/sender.out", dir);
         snprintf(err_path, sizeof(err_path), "%s/sender.err", dir);
         int timed_out = 0;
-        double limit = rs->opts->time_limit > 0 ? rs->opts->time_limit : 120;
+        double limit = run_time_limit(rs->opts);
         sts_info(log, "external sender: %s", cmd ? cmd : "?");
         *exit_status = cmd ? run_external(cmd, out_path, err_path, limit, &timed_out) : -1;
         free(cmd);
@@ -579,10 +585,7 @@ static void run_one(run_state *rs, run_case *c)
     wt.opts.log = wlog;
     if (rs->opts->standard_ports) {
         /* Each case keeps its own block, so parallel cases still do not clash. */
-        wt.opts.dns_port = 53;
-        wt.opts.smtp_port = 25;
-        wt.opts.https_port = 443;
-        wt.opts.http_port = 80;
+        sts_world_standard_ports(&wt.opts);
     }
     if (!log || !wlog || !dir) {
         c->error = 1;
@@ -629,8 +632,8 @@ static void run_one(run_state *rs, run_case *c)
     so.cache_file = cache_file;
     so.from = "ststest@runner.invalid";
     so.helo = "runner.invalid";
-    so.timeout = rs->opts->stage_timeout > 0 ? rs->opts->stage_timeout : 10;
-    so.deadline = rs->opts->time_limit > 0 ? rs->opts->time_limit : 120;
+    so.timeout = rs->opts->stage_timeout > 0 ? rs->opts->stage_timeout : STS_RUN_STAGE_TIMEOUT;
+    so.deadline = run_time_limit(rs->opts);
     so.log = log;
 
     size_t nsteps = scn->nsteps ? scn->nsteps : 1;
