@@ -5,7 +5,8 @@
  * Shape (after OpenSMTPD's mta_session.c): smtpc_io() is the only entry point for
  * stream and timer events; smtpc_enter() does what entering a state means (send a
  * command, start the handshake, arm the state's timer); smtpc_response() interprets
- * one complete reply in the current state; smtpc_fail() records the verdict once;
+ * one complete reply in the current state; smtpc_set_verdict() records the verdict
+ * (delivered, refused or failed) once, the first one standing;
  * smtpc_close() starts the asynchronous close, and the session reports (done_cb) only
  * from the last close callback, so it is never freed inside its own handler.
  *
@@ -144,11 +145,12 @@ size_t sts_smtpc_message_size(const char *msg, size_t len)
 
 /* ---- verdict and closing ---- */
 
-static void smtpc_failv(sts_smtpc *s, sts_action action, sts_result_type failure, int err,
-                        const char *fmt, va_list ap) __attribute__((format(printf, 5, 0)));
-
-static void smtpc_failv(sts_smtpc *s, sts_action action, sts_result_type failure, int err,
-                        const char *fmt, va_list ap)
+/* The session's verdict: action, RFC 8460 failure (STS_RESULT_NONE: none), local error
+ * and a detail for people; the first one stands, later calls do nothing. */
+static void smtpc_set_verdict(sts_smtpc *s, sts_action action, sts_result_type failure, int err,
+                              const char *fmt, ...) __attribute__((format(printf, 5, 6)));
+static void smtpc_set_verdict(sts_smtpc *s, sts_action action, sts_result_type failure, int err,
+                              const char *fmt, ...)
 {
     if (s->res.action != STS_ACTION_NONE)
         return; /* the first verdict stands */
@@ -157,19 +159,9 @@ static void smtpc_failv(sts_smtpc *s, sts_action action, sts_result_type failure
         s->res.failure = failure;
     s->res.stage = s->state;
     s->res.error = err;
-    vsnprintf(s->res.detail, sizeof(s->res.detail), fmt, ap);
-}
-
-static void smtpc_fail(sts_smtpc *s, sts_action action, sts_result_type failure, int err,
-                       const char *fmt, ...) __attribute__((format(printf, 5, 6)));
-static void smtpc_fail(sts_smtpc *s, sts_action action, sts_result_type failure, int err,
-                       const char *fmt, ...)
-{
     va_list ap;
-    if (s->res.action != STS_ACTION_NONE)
-        return; /* the first verdict stands */
     va_start(ap, fmt);
-    smtpc_failv(s, action, failure, err, fmt, ap);
+    vsnprintf(s->res.detail, sizeof(s->res.detail), fmt, ap);
     va_end(ap);
     const char *type = sts_result_type_name(failure); /* NULL for none */
     sts_info(s->p.log, "SMTP %s %s: %s%s%s", sts_smtpc_state_name(s->state),
@@ -191,8 +183,8 @@ static void smtpc_close(sts_smtpc *s)
     s->closing = 1;
     uv_timer_stop(&s->timer);
     if (s->res.action == STS_ACTION_NONE)
-        smtpc_fail(s, STS_ACTION_TEMPFAIL, STS_RESULT_NONE, STS_ESTATE,
-                   "session ended without a verdict");
+        smtpc_set_verdict(s, STS_ACTION_TEMPFAIL, STS_RESULT_NONE, STS_ESTATE,
+                          "session ended without a verdict");
     sts_stream_close(s->stream); /* on_close -> EV_CLOSE -> timer close -> done_cb */
 }
 
@@ -215,6 +207,22 @@ static int smtpc_is_envelope_state(sts_smtpc_state st)
            st == STS_SMTPC_BODY;
 }
 
+/* The security invariant was about to be broken: unreachable by construction (the
+ * states before MAIL decide TLS first), so if it is ever reached, count it, fail
+ * closed (REFUSED, validation-failure) and close. what: what would have been sent, for
+ * the log ("MAIL", "the envelope", "the message"); kind: for the detail ("envelope
+ * command", "message"). Returns STS_ESTATE. */
+static int smtpc_refuse_unverified(sts_smtpc *s, const char *what, const char *kind)
+{
+    s->res.invariant_violations++;
+    sts_error(s->p.log, "BUG: refusing to send %s without a verified TLS session", what);
+    assert(!"security invariant: envelope or message without verified TLS");
+    smtpc_set_verdict(s, STS_ACTION_REFUSED, STS_RESULT_VALIDATION_FAILURE, STS_ESTATE,
+                      "internal: %s without verified TLS refused", kind);
+    smtpc_close(s);
+    return STS_ESTATE;
+}
+
 static const char *smtpc_out_arrow(const sts_smtpc *s)
 {
     return s->res.tls_up ? "~~>" : "-->";
@@ -229,28 +237,19 @@ static int smtpc_send(sts_smtpc *s, const char *fmt, ...)
     int n = vsnprintf(line, sizeof(line) - 2, fmt, ap);
     va_end(ap);
     if (n < 0 || (size_t)n >= sizeof(line) - 2) {
-        smtpc_fail(s, STS_ACTION_TEMPFAIL, STS_RESULT_NONE, STS_ETOOBIG, "command too long in %s",
-                   sts_smtpc_state_name(s->state));
+        smtpc_set_verdict(s, STS_ACTION_TEMPFAIL, STS_RESULT_NONE, STS_ETOOBIG,
+                          "command too long in %s", sts_smtpc_state_name(s->state));
         smtpc_close(s);
         return STS_ETOOBIG;
     }
-    if (smtpc_is_envelope_state(s->state) && !smtpc_may_send_envelope(s)) {
-        /* Unreachable by construction; if it is ever reached, fail closed. */
-        s->res.invariant_violations++;
-        sts_error(s->p.log, "BUG: refusing to send %s without a verified TLS session",
-                  sts_smtpc_state_name(s->state));
-        assert(!"security invariant: envelope without verified TLS");
-        smtpc_fail(s, STS_ACTION_REFUSED, STS_RESULT_VALIDATION_FAILURE, STS_ESTATE,
-                   "internal: envelope command without verified TLS refused");
-        smtpc_close(s);
-        return STS_ESTATE;
-    }
+    if (smtpc_is_envelope_state(s->state) && !smtpc_may_send_envelope(s))
+        return smtpc_refuse_unverified(s, sts_smtpc_state_name(s->state), "envelope command");
     sts_info(s->p.log, "%s %s", smtpc_out_arrow(s), line);
     memcpy(line + n, "\r\n", 2);
     int rc = sts_stream_write(s->stream, line, (size_t)n + 2);
     if (rc) {
-        smtpc_fail(s, STS_ACTION_TEMPFAIL, STS_RESULT_NONE, rc, "write failed in %s: %s",
-                   sts_smtpc_state_name(s->state), sts_strerror(rc));
+        smtpc_set_verdict(s, STS_ACTION_TEMPFAIL, STS_RESULT_NONE, rc, "write failed in %s: %s",
+                          sts_smtpc_state_name(s->state), sts_strerror(rc));
         smtpc_close(s);
     }
     return rc;
@@ -261,15 +260,8 @@ static int smtpc_send(sts_smtpc *s, const char *fmt, ...)
  * envelope command). Returns 0 or the error (the session is then closing). */
 static int smtpc_send_group(sts_smtpc *s, const char *mail)
 {
-    if (!smtpc_may_send_envelope(s)) {
-        s->res.invariant_violations++;
-        sts_error(s->p.log, "BUG: refusing to send the envelope without a verified TLS session");
-        assert(!"security invariant: envelope without verified TLS");
-        smtpc_fail(s, STS_ACTION_REFUSED, STS_RESULT_VALIDATION_FAILURE, STS_ESTATE,
-                   "internal: envelope command without verified TLS refused");
-        smtpc_close(s);
-        return STS_ESTATE;
-    }
+    if (!smtpc_may_send_envelope(s))
+        return smtpc_refuse_unverified(s, "the envelope", "envelope command");
     sts_buf group;
     /* MAIL, up to nrcpts RCPT lines of at most 1 KiB each, DATA. */
     sts_buf_init(&group, 0);
@@ -296,8 +288,8 @@ static int smtpc_send_group(sts_smtpc *s, const char *mail)
     }
     sts_buf_free(&group);
     if (rc) {
-        smtpc_fail(s, STS_ACTION_TEMPFAIL, STS_RESULT_NONE, rc,
-                   "sending the pipelined envelope: %s", sts_strerror(rc));
+        smtpc_set_verdict(s, STS_ACTION_TEMPFAIL, STS_RESULT_NONE, rc,
+                          "sending the pipelined envelope: %s", sts_strerror(rc));
         smtpc_close(s);
         return rc;
     }
@@ -351,12 +343,12 @@ static void smtpc_tls_verdict(sts_smtpc *s)
 
     switch (v) {
     case STS_TLSV_REFUSE:
-        smtpc_fail(s, STS_ACTION_REFUSED, failure, 0, "%s; TLS is required, MX refused",
-                   f.plain_retry         ? "plaintext retry"
-                   : !f.starttls_offered ? "STARTTLS not offered"
-                   : f.starttls_code && f.starttls_code != 220 ? "STARTTLS refused"
-                   : !f.handshake_done ? "TLS handshake failed"
-                                       : "certificate not verified");
+        smtpc_set_verdict(s, STS_ACTION_REFUSED, failure, 0, "%s; TLS is required, MX refused",
+                          f.plain_retry                               ? "plaintext retry"
+                          : !f.starttls_offered                       ? "STARTTLS not offered"
+                          : f.starttls_code && f.starttls_code != 220 ? "STARTTLS refused"
+                          : !f.handshake_done                         ? "TLS handshake failed"
+                                                                      : "certificate not verified");
         if (s->res.tls_attempted && !s->res.tls_up)
             smtpc_close(s); /* no usable channel left for QUIT */
         else
@@ -364,9 +356,9 @@ static void smtpc_tls_verdict(sts_smtpc *s)
         return;
     case STS_TLSV_RETRY_PLAIN:
         s->res.retry_plain = 1;
-        smtpc_fail(s, STS_ACTION_TEMPFAIL, failure, STS_ETLS,
-                   "TLS handshake failed (%s); opportunistic: retry without STARTTLS",
-                   s->res.tls.error[0] ? s->res.tls.error : "unknown");
+        smtpc_set_verdict(s, STS_ACTION_TEMPFAIL, failure, STS_ETLS,
+                          "TLS handshake failed (%s); opportunistic: retry without STARTTLS",
+                          s->res.tls.error[0] ? s->res.tls.error : "unknown");
         smtpc_close(s);
         return;
     case STS_TLSV_CONTINUE:
@@ -376,8 +368,8 @@ static void smtpc_tls_verdict(sts_smtpc *s)
         if (s->res.tls_up) {
             smtpc_enter(s, STS_SMTPC_EHLO2);
         } else if (s->p.check_only) {
-            smtpc_fail(s, STS_ACTION_DELIVERED, failure, 0,
-                       "check: session would proceed without TLS");
+            smtpc_set_verdict(s, STS_ACTION_DELIVERED, failure, 0,
+                              "check: session would proceed without TLS");
             smtpc_enter(s, STS_SMTPC_QUIT);
         } else {
             smtpc_enter(s, STS_SMTPC_MAIL);
@@ -433,8 +425,8 @@ static void smtpc_enter(sts_smtpc *s, sts_smtpc_state st)
         sts_info(s->p.log, "Connecting to %s (%s)", s->addr_text, s->p.host);
         int rc = sts_stream_connect(s->stream, (const struct sockaddr *)&s->addr, NULL);
         if (rc) {
-            smtpc_fail(s, STS_ACTION_TEMPFAIL, STS_RESULT_NONE, rc, "connect to %s: %s",
-                       s->addr_text, sts_strerror(rc));
+            smtpc_set_verdict(s, STS_ACTION_TEMPFAIL, STS_RESULT_NONE, rc, "connect to %s: %s",
+                              s->addr_text, sts_strerror(rc));
             smtpc_close(s);
         }
         break;
@@ -473,10 +465,10 @@ static void smtpc_enter(sts_smtpc *s, sts_smtpc_state st)
             s->res.message_size > s->res.size_limit) {
             /* RFC 1870 6: a message over the server's announced fixed maximum is a
              * permanent failure ("552 ... 5.3.4"); the client need not send it. */
-            smtpc_fail(s, STS_ACTION_PERMFAIL, STS_RESULT_NONE, STS_ETOOBIG,
-                       "message of %zu octets exceeds the SIZE limit %llu the server "
-                       "announced (RFC 1870): not sent",
-                       s->res.message_size, s->res.size_limit);
+            smtpc_set_verdict(s, STS_ACTION_PERMFAIL, STS_RESULT_NONE, STS_ETOOBIG,
+                              "message of %zu octets exceeds the SIZE limit %llu the server "
+                              "announced (RFC 1870): not sent",
+                              s->res.message_size, s->res.size_limit);
             smtpc_enter(s, STS_SMTPC_QUIT);
             break;
         }
@@ -486,8 +478,8 @@ static void smtpc_enter(sts_smtpc *s, sts_smtpc_state st)
                                s->res.message_size)
                     : snprintf(mail, sizeof(mail), "MAIL FROM:<%s>", s->p.from);
         if (n < 0 || (size_t)n >= 1000) {
-            smtpc_fail(s, STS_ACTION_PERMFAIL, STS_RESULT_NONE, STS_ETOOBIG,
-                       "envelope sender too long");
+            smtpc_set_verdict(s, STS_ACTION_PERMFAIL, STS_RESULT_NONE, STS_ETOOBIG,
+                              "envelope sender too long");
             smtpc_enter(s, STS_SMTPC_QUIT);
             break;
         }
@@ -508,11 +500,7 @@ static void smtpc_enter(sts_smtpc *s, sts_smtpc_state st)
         break;
     case STS_SMTPC_BODY: {
         if (!smtpc_may_send_envelope(s)) {
-            s->res.invariant_violations++;
-            assert(!"security invariant: message without verified TLS");
-            smtpc_fail(s, STS_ACTION_REFUSED, STS_RESULT_VALIDATION_FAILURE, STS_ESTATE,
-                       "internal: message without verified TLS refused");
-            smtpc_close(s);
+            smtpc_refuse_unverified(s, "the message", "message");
             break;
         }
         sts_buf body;
@@ -524,8 +512,8 @@ static void smtpc_enter(sts_smtpc *s, sts_smtpc_state st)
             rc = sts_stream_write(s->stream, body.data, body.len);
         if (rc) {
             sts_buf_free(&body);
-            smtpc_fail(s, STS_ACTION_TEMPFAIL, STS_RESULT_NONE, rc, "sending the message: %s",
-                       sts_strerror(rc));
+            smtpc_set_verdict(s, STS_ACTION_TEMPFAIL, STS_RESULT_NONE, rc,
+                              "sending the message: %s", sts_strerror(rc));
             smtpc_close(s);
             break;
         }
@@ -553,8 +541,8 @@ static void smtpc_response(sts_smtpc *s)
     switch (s->state) {
     case STS_SMTPC_BANNER:
         if (cls != 2) {
-            smtpc_fail(s, act == STS_ACTION_NONE ? STS_ACTION_TEMPFAIL : act, STS_RESULT_NONE, 0,
-                       "greeting %d %s", r->code, s->res.text);
+            smtpc_set_verdict(s, act == STS_ACTION_NONE ? STS_ACTION_TEMPFAIL : act,
+                              STS_RESULT_NONE, 0, "greeting %d %s", r->code, s->res.text);
             smtpc_enter(s, STS_SMTPC_QUIT);
             return;
         }
@@ -571,8 +559,9 @@ static void smtpc_response(sts_smtpc *s)
         /* fall through */
     case STS_SMTPC_HELO:
         if (cls != 2) {
-            smtpc_fail(s, act == STS_ACTION_NONE ? STS_ACTION_TEMPFAIL : act, STS_RESULT_NONE, 0,
-                       "%s rejected: %d %s", sts_smtpc_state_name(s->state), r->code, s->res.text);
+            smtpc_set_verdict(s, act == STS_ACTION_NONE ? STS_ACTION_TEMPFAIL : act,
+                              STS_RESULT_NONE, 0, "%s rejected: %d %s",
+                              sts_smtpc_state_name(s->state), r->code, s->res.text);
             smtpc_enter(s, STS_SMTPC_QUIT);
             return;
         }
@@ -605,8 +594,9 @@ static void smtpc_response(sts_smtpc *s)
 
     case STS_SMTPC_EHLO2:
         if (cls != 2) {
-            smtpc_fail(s, act == STS_ACTION_NONE ? STS_ACTION_TEMPFAIL : act, STS_RESULT_NONE, 0,
-                       "EHLO after STARTTLS rejected: %d %s", r->code, s->res.text);
+            smtpc_set_verdict(s, act == STS_ACTION_NONE ? STS_ACTION_TEMPFAIL : act,
+                              STS_RESULT_NONE, 0, "EHLO after STARTTLS rejected: %d %s", r->code,
+                              s->res.text);
             smtpc_enter(s, STS_SMTPC_QUIT);
             return;
         }
@@ -614,9 +604,9 @@ static void smtpc_response(sts_smtpc *s)
         s->ext_pipelining = sts_smtp_reply_has_ext(r, "PIPELINING");
         s->res.size_offered = sts_smtp_reply_size_limit(r, &s->res.size_limit);
         if (s->p.check_only) {
-            smtpc_fail(s, STS_ACTION_DELIVERED, STS_RESULT_NONE, 0,
-                       "check: TLS %s and EHLO accepted",
-                       s->res.tls.verified ? "verified" : "unverified");
+            smtpc_set_verdict(s, STS_ACTION_DELIVERED, STS_RESULT_NONE, 0,
+                              "check: TLS %s and EHLO accepted",
+                              s->res.tls.verified ? "verified" : "unverified");
             smtpc_enter(s, STS_SMTPC_QUIT);
             return;
         }
@@ -625,8 +615,8 @@ static void smtpc_response(sts_smtpc *s)
 
     case STS_SMTPC_MAIL:
         if (cls != 2) {
-            smtpc_fail(s, act == STS_ACTION_NONE ? STS_ACTION_TEMPFAIL : act, STS_RESULT_NONE, 0,
-                       "MAIL rejected: %d %s", r->code, s->res.text);
+            smtpc_set_verdict(s, act == STS_ACTION_NONE ? STS_ACTION_TEMPFAIL : act,
+                              STS_RESULT_NONE, 0, "MAIL rejected: %d %s", r->code, s->res.text);
             if (s->res.pipelined) {
                 /* RFC 2920 3.1: the replies to the RCPTs and DATA of the group are
                  * still coming; read them all before QUIT. */
@@ -651,8 +641,8 @@ static void smtpc_response(sts_smtpc *s)
             return;
         }
         if (!s->res.rcpt_accepted) {
-            smtpc_fail(s, s->rcpt_temp ? STS_ACTION_TEMPFAIL : STS_ACTION_PERMFAIL, STS_RESULT_NONE,
-                       0, "RCPT rejected: %d %s", r->code, s->res.text);
+            smtpc_set_verdict(s, s->rcpt_temp ? STS_ACTION_TEMPFAIL : STS_ACTION_PERMFAIL,
+                              STS_RESULT_NONE, 0, "RCPT rejected: %d %s", r->code, s->res.text);
             if (s->res.pipelined) {
                 smtpc_enter(s, STS_SMTPC_DATA); /* its reply is coming */
                 return;
@@ -676,9 +666,9 @@ static void smtpc_response(sts_smtpc *s)
             return;
         }
         if (r->code != 354) {
-            smtpc_fail(s, act == STS_ACTION_NONE ? STS_ACTION_TEMPFAIL : act, STS_RESULT_NONE,
-                       act == STS_ACTION_NONE ? STS_EPROTO : 0, "DATA rejected: %d %s", r->code,
-                       s->res.text);
+            smtpc_set_verdict(s, act == STS_ACTION_NONE ? STS_ACTION_TEMPFAIL : act,
+                              STS_RESULT_NONE, act == STS_ACTION_NONE ? STS_EPROTO : 0,
+                              "DATA rejected: %d %s", r->code, s->res.text);
             smtpc_enter(s, STS_SMTPC_QUIT);
             return;
         }
@@ -687,11 +677,11 @@ static void smtpc_response(sts_smtpc *s)
 
     case STS_SMTPC_BODY:
         if (cls == 2)
-            smtpc_fail(s, STS_ACTION_DELIVERED, STS_RESULT_NONE, 0, "message accepted: %d %s",
-                       r->code, s->res.text);
+            smtpc_set_verdict(s, STS_ACTION_DELIVERED, STS_RESULT_NONE, 0,
+                              "message accepted: %d %s", r->code, s->res.text);
         else
-            smtpc_fail(s, act == STS_ACTION_NONE ? STS_ACTION_TEMPFAIL : act, STS_RESULT_NONE, 0,
-                       "message rejected: %d %s", r->code, s->res.text);
+            smtpc_set_verdict(s, act == STS_ACTION_NONE ? STS_ACTION_TEMPFAIL : act,
+                              STS_RESULT_NONE, 0, "message rejected: %d %s", r->code, s->res.text);
         smtpc_enter(s, STS_SMTPC_QUIT);
         return;
 
@@ -700,8 +690,8 @@ static void smtpc_response(sts_smtpc *s)
         return;
 
     default:
-        smtpc_fail(s, STS_ACTION_TEMPFAIL, STS_RESULT_NONE, STS_EPROTO, "unexpected reply %d in %s",
-                   r->code, sts_smtpc_state_name(s->state));
+        smtpc_set_verdict(s, STS_ACTION_TEMPFAIL, STS_RESULT_NONE, STS_EPROTO,
+                          "unexpected reply %d in %s", r->code, sts_smtpc_state_name(s->state));
         smtpc_close(s);
         return;
     }
@@ -745,9 +735,9 @@ static void smtpc_on_bytes(sts_smtpc *s, const char *data, size_t len)
 {
     int rc = sts_buf_append(&s->rbuf, data, len);
     if (rc) {
-        smtpc_fail(s, STS_ACTION_TEMPFAIL, STS_RESULT_NONE, STS_EPROTO,
-                   "server sent more than %d bytes without completing a reply in %s",
-                   SMTPC_RBUF_MAX, sts_smtpc_state_name(s->state));
+        smtpc_set_verdict(s, STS_ACTION_TEMPFAIL, STS_RESULT_NONE, STS_EPROTO,
+                          "server sent more than %d bytes without completing a reply in %s",
+                          SMTPC_RBUF_MAX, sts_smtpc_state_name(s->state));
         smtpc_close(s);
         return;
     }
@@ -756,8 +746,8 @@ static void smtpc_on_bytes(sts_smtpc *s, const char *data, size_t len)
         char why[200];
         rc = sts_smtp_reply_parse(s->rbuf.data, s->rbuf.len, &s->reply, &used, why, sizeof(why));
         if (rc) {
-            smtpc_fail(s, STS_ACTION_TEMPFAIL, STS_RESULT_NONE, STS_EPROTO, "bad reply in %s: %s",
-                       sts_smtpc_state_name(s->state), why);
+            smtpc_set_verdict(s, STS_ACTION_TEMPFAIL, STS_RESULT_NONE, STS_EPROTO,
+                              "bad reply in %s: %s", sts_smtpc_state_name(s->state), why);
             smtpc_close(s);
             return;
         }
@@ -777,19 +767,20 @@ static void smtpc_on_bytes(sts_smtpc *s, const char *data, size_t len)
                  * of the TLS session. Abort. */
                 s->res.injection = 1;
                 s->res.starttls_code = 220;
-                smtpc_fail(s, s->p.tls_required ? STS_ACTION_REFUSED : STS_ACTION_TEMPFAIL,
-                           s->p.tls_required ? STS_RESULT_VALIDATION_FAILURE : STS_RESULT_NONE,
-                           STS_EPROTO,
-                           "%zu bytes followed the STARTTLS 220 before TLS (injection): "
-                           "aborted",
-                           s->rbuf.len);
+                smtpc_set_verdict(
+                    s, s->p.tls_required ? STS_ACTION_REFUSED : STS_ACTION_TEMPFAIL,
+                    s->p.tls_required ? STS_RESULT_VALIDATION_FAILURE : STS_RESULT_NONE, STS_EPROTO,
+                    "%zu bytes followed the STARTTLS 220 before TLS (injection): "
+                    "aborted",
+                    s->rbuf.len);
                 smtpc_close(s);
                 return;
             }
             smtpc_response(s);
         } else {
-            smtpc_fail(s, STS_ACTION_TEMPFAIL, STS_RESULT_NONE, STS_EPROTO,
-                       "unexpected reply %d in %s", s->reply.code, sts_smtpc_state_name(s->state));
+            smtpc_set_verdict(s, STS_ACTION_TEMPFAIL, STS_RESULT_NONE, STS_EPROTO,
+                              "unexpected reply %d in %s", s->reply.code,
+                              sts_smtpc_state_name(s->state));
             smtpc_close(s);
             return;
         }
@@ -805,8 +796,8 @@ static void smtpc_io(sts_smtpc *s, enum smtpc_event ev, const char *data, size_t
         if (s->closing)
             return;
         if (status) {
-            smtpc_fail(s, STS_ACTION_TEMPFAIL, STS_RESULT_NONE, status, "connect to %s failed: %s",
-                       s->addr_text, sts_strerror(status));
+            smtpc_set_verdict(s, STS_ACTION_TEMPFAIL, STS_RESULT_NONE, status,
+                              "connect to %s failed: %s", s->addr_text, sts_strerror(status));
             smtpc_close(s);
             return;
         }
@@ -839,8 +830,9 @@ static void smtpc_io(sts_smtpc *s, enum smtpc_event ev, const char *data, size_t
         if (s->closing)
             return;
         if (s->state != STS_SMTPC_QUIT)
-            smtpc_fail(s, STS_ACTION_TEMPFAIL, STS_RESULT_NONE, status ? status : STS_ECLOSED,
-                       "connection closed by the server in %s", sts_smtpc_state_name(s->state));
+            smtpc_set_verdict(
+                s, STS_ACTION_TEMPFAIL, STS_RESULT_NONE, status ? status : STS_ECLOSED,
+                "connection closed by the server in %s", sts_smtpc_state_name(s->state));
         smtpc_close(s);
         return;
 
@@ -848,9 +840,9 @@ static void smtpc_io(sts_smtpc *s, enum smtpc_event ev, const char *data, size_t
         if (s->closing)
             return;
         if (s->state != STS_SMTPC_QUIT)
-            smtpc_fail(s, STS_ACTION_TEMPFAIL, STS_RESULT_NONE, STS_ETIMEDOUT,
-                       "no reply in %s within %.1f s", sts_smtpc_state_name(s->state),
-                       (double)smtpc_state_timeout(s, s->state) / 1000.0);
+            smtpc_set_verdict(s, STS_ACTION_TEMPFAIL, STS_RESULT_NONE, STS_ETIMEDOUT,
+                              "no reply in %s within %.1f s", sts_smtpc_state_name(s->state),
+                              (double)smtpc_state_timeout(s, s->state) / 1000.0);
         smtpc_close(s);
         return;
 
@@ -950,7 +942,8 @@ void sts_smtpc_abort(sts_smtpc *s, const char *why)
     if (!s || s->closing)
         return;
     s->res.aborted = 1;
-    smtpc_fail(s, STS_ACTION_TEMPFAIL, STS_RESULT_NONE, STS_ETIMEDOUT, "%s", why ? why : "aborted");
+    smtpc_set_verdict(s, STS_ACTION_TEMPFAIL, STS_RESULT_NONE, STS_ETIMEDOUT, "%s",
+                      why ? why : "aborted");
     smtpc_close(s);
 }
 
