@@ -604,9 +604,10 @@ static void smtpc_response(sts_smtpc *s)
         s->ext_pipelining = sts_smtp_reply_has_ext(r, "PIPELINING");
         s->res.size_offered = sts_smtp_reply_size_limit(r, &s->res.size_limit);
         if (s->p.check_only) {
-            smtpc_set_verdict(s, STS_ACTION_DELIVERED, STS_RESULT_NONE, 0,
-                              "check: TLS %s and EHLO accepted",
-                              s->res.tls.verified ? "verified" : "unverified");
+            smtpc_set_verdict(
+                s, STS_ACTION_DELIVERED, STS_RESULT_NONE, 0, "check: TLS %s and EHLO accepted",
+                sts_delivery_tls_name(s->res.tls.verified ? STS_DELIVERY_TLS_VERIFIED
+                                                          : STS_DELIVERY_TLS_UNVERIFIED));
             smtpc_enter(s, STS_SMTPC_QUIT);
             return;
         }
