@@ -31,6 +31,9 @@ What is normalised, and only this, because it differs from run to run of one bin
   - wall-clock times: the cases' virtual clock starts at time(NULL), so certificate
     dates, cache times and --now values move with the wall clock (ISO 8601, curl's
     "Mon dd hh:mm:ss yyyy GMT", unix times of 10 digits);
+  - libcurl's debug lines for TLS 1.3 session tickets ("TLS handshake, Newsession
+    Ticket"): whether the server's tickets arrive before the sender closes a fetch it
+    rejected is a race of the TLS session, not the sender's doing;
   - the order of cases (they run in parallel) and the interleaving of the world's
     lines with the sender's in a transcript (two threads writing to one log): each
     stream is compared in its own order;
@@ -117,6 +120,7 @@ def norm(text, binary=None):
 
 
 HEADER = re.compile(r"^(PASS|FAIL|ERROR) (\S+) \[([^\]]+)\] \(")
+SESSION_TICKET = re.compile(r"\bhttps TLSv1\.3 \(IN\), TLS handshake, Newsession Ticket \(4\):$")
 TRANSCRIPT_LINE = re.compile(r"^    \[\d{3,}\.\d{3}\] (world:  |sender: )")
 
 
@@ -131,6 +135,8 @@ def split_cases(stdout, binary):
             cases[(m.group(2), m.group(3))] = cur
             continue
         if cur is not None and line.startswith("  "):
+            if SESSION_TICKET.search(line):
+                continue
             t = TRANSCRIPT_LINE.match(line)
             stream = "world" if t and t.group(1).startswith("world") else (
                 "sender" if t else "head")
