@@ -129,7 +129,8 @@ typedef enum { STS_TLS_VERSION_DEFAULT = 0, STS_TLS_VERSIONS(STS_VOCAB_ENUM) } s
  * runner tells a run cut short from a real deferral by this detail. */
 #define STS_DETAIL_TIME_LIMIT "time limit"
 
-/* ---- the functions -------------------------------------------------------------- */
+/* ---- the functions ----------------------------------------------------------------
+ * One pair per table, all defined in vocab.c by one macro over the sts_vocab data. */
 
 const char *sts_result_type_name(sts_result_type t); /* NULL for STS_RESULT_NONE */
 int sts_result_type_parse(const char *s, sts_result_type *out);
