@@ -51,6 +51,7 @@ enum sts_exit {
     STS_EXIT_UNAVAILABLE = 69,
     STS_EXIT_SOFTWARE = 70,
     STS_EXIT_TEMPFAIL = 75,
+    STS_EXIT_NOPERM = 77, /* --standard-ports without root */
 };
 
 #endif

@@ -288,19 +288,48 @@ const char *sts_scn_dns_fault_name(int fault)
                : NULL;
 }
 
+/* ---- words of a vocabulary (common/vocab.h) ---- */
+
+/* The words of voc as "a, b, c", each between quote marks q, for messages. */
+static void vocab_list(const sts_vocab *voc, const char *q, char *out, size_t outlen)
+{
+    out[0] = '\0';
+    for (size_t i = 0; i < voc->n; i++)
+        snprintf(out + strlen(out), outlen - strlen(out), "%s%s%s%s", i ? ", " : "", q,
+                 voc->words[i].name, q);
+}
+
+/* A word of vocabulary voc (common/vocab.h): its value into *out and *set = 1, else
+ * "'key' must be one of ..." (*out = 0). */
+static int get_word(scn_ctx *c, yaml_node_t *v, const char *key, const sts_vocab *voc, int *out,
+                    int *set)
+{
+    char *s = NULL;
+    *out = 0;
+    if (get_string(c, v, key, &s))
+        return -1;
+    if (!sts_vocab_parse(voc, s, out)) {
+        free(s);
+        *set = 1;
+        return 0;
+    }
+    char list[256];
+    vocab_list(voc, "", list, sizeof(list));
+    int rc = fail(c, v, "'%s' must be one of %s, not '%s'", key, list, s);
+    free(s);
+    return rc;
+}
+
 /* ---- tls_versions ---- */
 
-static int get_tls_version(scn_ctx *c, yaml_node_t *v, const char *key, int *out)
+static int get_tls_version(scn_ctx *c, yaml_node_t *v, const char *key, sts_tls_version *out)
 {
-    static const char *const names[] = {"1.0", "1.1", "1.2", "1.3"};
     /* A plain 1.0 is a YAML float; the text is what counts. */
-    if (v->type == YAML_SCALAR_NODE)
-        for (int i = 0; i < 4; i++)
-            if (!strcmp(scalar(v), names[i])) {
-                *out = 10 + i;
-                return 0;
-            }
-    return fail(c, v, "'%s' must be one of \"1.0\", \"1.1\", \"1.2\", \"1.3\"", key);
+    if (v->type == YAML_SCALAR_NODE && !sts_tls_version_parse(scalar(v), out))
+        return 0;
+    char list[128];
+    vocab_list(&sts_vocab_tls_version, "\"", list, sizeof(list));
+    return fail(c, v, "'%s' must be one of %s", key, list);
 }
 
 static int tls_pair(scn_ctx *c, const char *key, yaml_node_t *k, yaml_node_t *v, void *arg)
@@ -785,9 +814,11 @@ static void dns_faults_free(sts_scn_dns_fault *f, size_t n)
 
 /* ---- sender ---- */
 
+/* A policy mode: enforce, testing or none (the keys of `expect`, the words of `modes`). */
 static int is_mode(const char *m)
 {
-    return !strcmp(m, "enforce") || !strcmp(m, "testing") || !strcmp(m, "none");
+    sts_mode x;
+    return !sts_mode_parse(m, &x);
 }
 
 static int sender_pair(scn_ctx *c, const char *key, yaml_node_t *k, yaml_node_t *v, void *arg)
@@ -796,10 +827,14 @@ static int sender_pair(scn_ctx *c, const char *key, yaml_node_t *k, yaml_node_t 
     if (!strcmp(key, "require_tls"))
         return get_bool(c, v, key, &snd->require_tls);
     if (!strcmp(key, "mode")) {
-        if (get_string(c, v, key, &snd->mode))
+        char *m = NULL;
+        if (get_string(c, v, key, &m))
             return -1;
-        if (!is_mode(snd->mode) && strcmp(snd->mode, "auto"))
+        int bad = sts_mode_parse_option(m, &snd->mode);
+        free(m);
+        if (bad)
             return fail(c, v, "sender 'mode' must be auto, enforce, testing or none");
+        snd->mode_set = 1;
         return 0;
     }
     if (!strcmp(key, "rcpt"))
@@ -817,35 +852,15 @@ static int sender_pair(scn_ctx *c, const char *key, yaml_node_t *k, yaml_node_t 
 
 /* ---- expect ---- */
 
-static const char *const result_types[] = {
-    "starttls-not-supported", "certificate-host-mismatch", "certificate-expired",
-    "certificate-not-trusted", "validation-failure", "sts-policy-fetch-error",
-    "sts-policy-invalid", "sts-webpki-invalid", "tlsa-invalid", "dnssec-invalid",
-    "dane-required", NULL};
-
-static int get_choice(scn_ctx *c, yaml_node_t *v, const char *key, const char *const *choices,
-                      char **out)
-{
-    if (get_string(c, v, key, out))
-        return -1;
-    for (size_t i = 0; choices[i]; i++)
-        if (!strcmp(*out, choices[i]))
-            return 0;
-    char list[256] = "";
-    for (size_t i = 0; choices[i]; i++)
-        snprintf(list + strlen(list), sizeof(list) - strlen(list), "%s%s", i ? ", " : "",
-                 choices[i]);
-    return fail(c, v, "'%s' must be one of %s, not '%s'", key, list, *out);
-}
-
 static int expect_pair(scn_ctx *c, const char *key, yaml_node_t *k, yaml_node_t *v, void *arg)
 {
     sts_scn_expect *e = arg;
-    static const char *const outcomes[] = {"delivered", "deferred", "failed", NULL};
-    static const char *const tls[] = {"verified", "unverified", "none", NULL};
-    static const char *const sources[] = {"fetched", "cache", "none", NULL};
-    if (!strcmp(key, "outcome"))
-        return get_choice(c, v, key, outcomes, &e->outcome);
+    int w, rc;
+    if (!strcmp(key, "outcome")) {
+        rc = get_word(c, v, key, &sts_vocab_outcome, &w, &e->outcome_set);
+        e->outcome = (sts_outcome)w;
+        return rc;
+    }
     if (!strcmp(key, "exit"))
         return get_int(c, v, key, 0, 255, &e->exit_status);
     if (!strcmp(key, "failures")) {
@@ -856,20 +871,24 @@ static int expect_pair(scn_ctx *c, const char *key, yaml_node_t *k, yaml_node_t 
         if (get_strv(c, v, key, &e->failures))
             return -1;
         for (size_t i = 0; i < e->failures.n; i++) {
-            size_t j = 0;
-            while (result_types[j] && strcmp(result_types[j], e->failures.v[i]))
-                j++;
-            if (!result_types[j])
+            sts_result_type t;
+            if (sts_result_type_parse(e->failures.v[i], &t))
                 return fail(c, v, "'%s' is not an RFC 8460 result type", e->failures.v[i]);
         }
         return 0;
     }
-    if (!strcmp(key, "tls"))
-        return get_choice(c, v, key, tls, &e->tls);
+    if (!strcmp(key, "tls")) {
+        rc = get_word(c, v, key, &sts_vocab_delivery_tls, &w, &e->tls_set);
+        e->tls = (sts_delivery_tls)w;
+        return rc;
+    }
     if (!strcmp(key, "received"))
         return get_int(c, v, key, 0, 1000, &e->received);
-    if (!strcmp(key, "policy_source"))
-        return get_choice(c, v, key, sources, &e->policy_source);
+    if (!strcmp(key, "policy_source")) {
+        rc = get_word(c, v, key, &sts_vocab_policy_source, &w, &e->policy_source_set);
+        e->policy_source = (sts_policy_source)w;
+        return rc;
+    }
     if (!strcmp(key, "policy_fetched"))
         return get_bool(c, v, key, &e->policy_fetched);
     if (!strcmp(key, "policy_abandoned"))
@@ -922,10 +941,7 @@ static void expects_free(sts_scn_expect *v, size_t n)
     for (size_t i = 0; i < n; i++) {
         sts_scn_expect *e = &v[i];
         free(e->mode);
-        free(e->outcome);
         strv_free(&e->failures);
-        free(e->tls);
-        free(e->policy_source);
         strv_free(&e->delivered_to);
     }
     free(v);
@@ -1108,7 +1124,7 @@ static int validate(scn_ctx *c, yaml_node_t *root, sts_scenario *s, top_seen *se
         return fail(c, seen->expect, "a scenario with 'steps' has its 'expect' in each step");
     if (!seen->steps && !seen->expect)
         return fail(c, root, "missing required key 'expect'");
-    if (!s->modes.n && strv_push(&s->modes, "enforce"))
+    if (!s->modes.n && strv_push(&s->modes, sts_mode_name(STS_MODE_ENFORCE)))
         return fail(c, root, "out of memory");
     if (!seen->steps)
         return check_expect_modes(c, s, s->expect, s->nexpect, seen->expect, "");
@@ -1230,7 +1246,6 @@ void sts_scenario_free(sts_scenario *s)
     policy_free(&s->policy);
     mxs_free(s->mx, s->nmx);
     strv_free(&s->modes);
-    free(s->sender.mode);
     free(s->sender.rcpt);
     expects_free(s->expect, s->nexpect);
     dns_faults_free(s->dns_faults, s->ndns_faults);

@@ -13,6 +13,8 @@
 
 #include <stddef.h>
 
+#include "common/vocab.h"
+
 typedef struct sts_strv {
     char **v;
     size_t n;
@@ -36,10 +38,9 @@ typedef struct sts_scn_cert {
  * sends along, or by an intermediate that the server leaves out. */
 enum { STS_SCN_CHAIN_DIRECT = 0, STS_SCN_CHAIN_INTERMEDIATE = 1, STS_SCN_CHAIN_MISSING = 2 };
 
-/* tls_versions: {min, max}; 0 = the library's default, else 10, 11, 12, 13 for
- * TLS 1.0 .. 1.3. */
+/* tls_versions: {min, max}; STS_TLS_VERSION_DEFAULT = the library's default. */
 typedef struct sts_scn_tls_versions {
-    int min, max;
+    sts_tls_version min, max;
 } sts_scn_tls_versions;
 
 /* The SMTP stages an MX script can act on (replies, delay, disconnect_after). */
@@ -131,13 +132,17 @@ const char *sts_scn_dns_fault_name(int fault);
 /* What the sender run should look like. Fields not given are not checked. */
 typedef struct sts_scn_expect {
     char *mode;          /* the mode key it applies to ("enforce", …) */
-    char *outcome;       /* delivered | deferred | failed */
+    int outcome_set;
+    sts_outcome outcome; /* delivered | deferred | failed */
     int exit_status;     /* -1 = not checked */
-    sts_strv failures;   /* RFC 8460 result types, as a set */
+    sts_strv failures;   /* RFC 8460 result types (each one sts_result_type_parse()
+                          * accepts), compared as a set with the result's JSON */
     int failures_set;
-    char *tls;           /* verified | unverified | none: how the message travelled */
+    int tls_set;
+    sts_delivery_tls tls; /* verified | unverified | none: how the message travelled */
     int received;        /* messages the world received; -1 = not checked */
-    char *policy_source; /* fetched | cache | none */
+    int policy_source_set;
+    sts_policy_source policy_source; /* fetched | cache | none */
     int policy_fetched;  /* -1 = not checked, else 0/1 (the world saw an HTTPS fetch) */
     int policy_abandoned;  /* -1 = not checked, else 0/1 (the sender opened HTTPS to the
                               policy host and left without a request: tried, gave up) */
@@ -148,7 +153,8 @@ typedef struct sts_scn_expect {
 
 typedef struct sts_scn_sender {
     int require_tls;
-    char *mode;          /* --mode override, NULL = auto */
+    sts_mode mode;       /* --mode override; STS_MODE_AUTO when not given */
+    int mode_set;        /* given in the file (auto too): passed on as --mode */
     char *rcpt;          /* default postmaster@<domain> */
     double dns_timeout;  /* seconds per DNS query (--dns-timeout); 0 = the sender's default */
 } sts_scn_sender;

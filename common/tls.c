@@ -849,7 +849,24 @@ void sts_stream_shutdown(sts_stream *s)
 
 /* ---- contexts ---- */
 
-static int ctx_versions(SSL_CTX *ctx, int min_version, int max_version)
+int sts_tls_version_proto(sts_tls_version v)
+{
+    switch (v) {
+    case STS_TLS_VERSION_1_0:
+        return TLS1_VERSION;
+    case STS_TLS_VERSION_1_1:
+        return TLS1_1_VERSION;
+    case STS_TLS_VERSION_1_2:
+        return TLS1_2_VERSION;
+    case STS_TLS_VERSION_1_3:
+        return TLS1_3_VERSION;
+    case STS_TLS_VERSION_DEFAULT:
+        break;
+    }
+    return 0;
+}
+
+int sts_tls_ctx_set_versions(SSL_CTX *ctx, int min_version, int max_version)
 {
     if (min_version && !SSL_CTX_set_min_proto_version(ctx, min_version))
         return -1;
@@ -858,8 +875,10 @@ static int ctx_versions(SSL_CTX *ctx, int min_version, int max_version)
     /* OpenSSL 3 refuses TLS 1.0/1.1 at security level 1 and above (they need
      * SHA-1 signatures); the world must be able to offer them on purpose. */
     if ((min_version && min_version < TLS1_2_VERSION) ||
-        (max_version && max_version < TLS1_2_VERSION))
+        (max_version && max_version < TLS1_2_VERSION)) {
         SSL_CTX_set_security_level(ctx, 0);
+        SSL_CTX_set_cipher_list(ctx, "DEFAULT@SECLEVEL=0");
+    }
     return 0;
 }
 
@@ -872,7 +891,7 @@ SSL_CTX *sts_tls_client_ctx(const char *ca_file, int min_version, char *err, siz
         return NULL;
     }
     /* RFC 8461 7.2 expects TLS 1.2 or newer (RFC 7525). */
-    if (ctx_versions(ctx, min_version ? min_version : TLS1_2_VERSION, 0) != 0) {
+    if (sts_tls_ctx_set_versions(ctx, min_version ? min_version : TLS1_2_VERSION, 0) != 0) {
         char why[200];
         ssl_error_text(why, sizeof(why), "bad version");
         snprintf(err, errlen, "min TLS version 0x%x: %s", (unsigned)min_version, why);
@@ -936,7 +955,7 @@ SSL_CTX *sts_tls_server_ctx(X509 *cert, EVP_PKEY *key, STACK_OF(X509) *chain,
             goto fail;
         }
     }
-    if (ctx_versions(ctx, min_version, max_version) != 0) {
+    if (sts_tls_ctx_set_versions(ctx, min_version, max_version) != 0) {
         ssl_error_text(why, sizeof(why), "bad version");
         snprintf(err, errlen, "TLS versions 0x%x..0x%x: %s", (unsigned)min_version,
                  (unsigned)max_version, why);
@@ -953,17 +972,17 @@ fail:
  * "not yet valid" date check counts as certificate-expired (outside the validity
  * period; not_yet_valid tells them apart). Without a host to check, a chain that
  * is otherwise fine is a validation-failure, not a host mismatch. */
-const char *sts_tls_result_type(const sts_tls_info *info)
+sts_result_type sts_tls_result_type(const sts_tls_info *info)
 {
     if (!info || info->verified)
-        return NULL;
+        return STS_RESULT_NONE;
     if (!info->done)
-        return "validation-failure"; /* the handshake itself failed */
+        return STS_RESULT_VALIDATION_FAILURE; /* the handshake itself failed */
     if (!info->chain_ok)
-        return "certificate-not-trusted";
+        return STS_RESULT_CERTIFICATE_NOT_TRUSTED;
     if (!info->time_ok)
-        return "certificate-expired";
+        return STS_RESULT_CERTIFICATE_EXPIRED;
     if (!info->name_ok && info->host[0])
-        return "certificate-host-mismatch";
-    return "validation-failure";
+        return STS_RESULT_CERTIFICATE_HOST_MISMATCH;
+    return STS_RESULT_VALIDATION_FAILURE;
 }

@@ -49,6 +49,8 @@
 #include <time.h>
 #include <uv.h>
 
+#include "common/vocab.h"
+
 typedef struct sts_stream sts_stream;
 
 #define STS_TLS_MAX_PEER_NAMES 32
@@ -67,7 +69,7 @@ typedef struct sts_tls_info {
     int not_yet_valid;   /* time_ok is 0 because a certificate is not valid yet */
     long verify_error;   /* first X509_V_ERR_* recorded, 0 if none */
     char verify_error_str[128];
-    const char *result_type; /* RFC 8460 result type when !verified, else NULL */
+    sts_result_type result_type; /* RFC 8460 result type when !verified, else NONE */
     /* Peer leaf certificate (client side) */
     size_t npeer_names;
     char peer_names[STS_TLS_MAX_PEER_NAMES][256]; /* "DNS:x" SANs, then "CN:x" */
@@ -137,6 +139,14 @@ void sts_stream_close(sts_stream *s);
  * system's default store; TLS 1.2 or newer unless min_version says otherwise
  * (0 = TLS1_2_VERSION). err gets a message on failure. */
 SSL_CTX *sts_tls_client_ctx(const char *ca_file, int min_version, char *err, size_t errlen);
+/* OpenSSL's protocol version (TLS1_VERSION ... TLS1_3_VERSION) for v; 0 for
+ * STS_TLS_VERSION_DEFAULT (the library's default). */
+int sts_tls_version_proto(sts_tls_version v);
+/* Limit ctx to the protocol versions min..max (OpenSSL's TLS*_VERSION; 0 = the library's
+ * default). A context that allows TLS 1.0 or 1.1 gets security level 0 (OpenSSL 3
+ * refuses them above it: they need SHA-1 signatures) and the default cipher list at
+ * that level, for this context only. 0, or -1 when OpenSSL refuses a version. */
+int sts_tls_ctx_set_versions(SSL_CTX *ctx, int min_version, int max_version);
 /* Judge certificate dates at `now` instead of the wall clock (0 = wall clock). */
 void sts_tls_ctx_set_time(SSL_CTX *ctx, time_t now);
 /* Server context with a leaf, its key and extra chain certificates (may be NULL).
@@ -146,7 +156,7 @@ SSL_CTX *sts_tls_server_ctx(X509 *cert, EVP_PKEY *key, STACK_OF(X509) *chain,
 
 /* The RFC 8460 result type for a completed client handshake's verification:
  * certificate-not-trusted, certificate-expired, certificate-host-mismatch or
- * validation-failure (in that order of precedence); NULL when verified. */
-const char *sts_tls_result_type(const sts_tls_info *info);
+ * validation-failure (in that order of precedence); STS_RESULT_NONE when verified. */
+sts_result_type sts_tls_result_type(const sts_tls_info *info);
 
 #endif

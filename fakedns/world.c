@@ -260,23 +260,17 @@ static int world_collect_hosts(sts_world *w, const sts_scenario *scn, const sts_
 
 /* ---- certificates ---- */
 
-/* tls_versions on a server context. OpenSSL 3 refuses TLS 1.0 and 1.1 at security
- * level 1 and above (and Debian's configuration sets MinProtocol TLSv1.2), so a
- * world that offers them lowers both for this context only. */
+/* tls_versions on a server context. Once either bound is given, both are set: an open
+ * end means the oldest or newest version, not the library's default (Debian's
+ * configuration sets MinProtocol TLSv1.2); sts_tls_ctx_set_versions() lowers the
+ * security level when TLS 1.0 or 1.1 is allowed. */
 static int world_tls_versions(SSL_CTX *ctx, const sts_scn_tls_versions *t)
 {
-    static const int v[] = {TLS1_VERSION, TLS1_1_VERSION, TLS1_2_VERSION, TLS1_3_VERSION};
     if (!t->min && !t->max)
         return 0;
-    int min = t->min ? v[t->min - 10] : TLS1_VERSION;
-    int max = t->max ? v[t->max - 10] : TLS1_3_VERSION;
-    if (min < TLS1_2_VERSION) {
-        SSL_CTX_set_security_level(ctx, 0);
-        SSL_CTX_set_cipher_list(ctx, "DEFAULT@SECLEVEL=0");
-    }
-    if (!SSL_CTX_set_min_proto_version(ctx, min) || !SSL_CTX_set_max_proto_version(ctx, max))
-        return STS_ETLS;
-    return 0;
+    int min = sts_tls_version_proto(t->min ? t->min : STS_TLS_VERSION_1_0);
+    int max = sts_tls_version_proto(t->max ? t->max : STS_TLS_VERSION_1_3);
+    return sts_tls_ctx_set_versions(ctx, min, max) ? STS_ETLS : 0;
 }
 
 /* What to mint for host at now from the scenario's cert c (names: the host's own
@@ -881,6 +875,14 @@ static void world_free_cb(void *arg)
     sts_world_free(arg);
 }
 
+void sts_world_standard_ports(sts_world_opts *opts)
+{
+    opts->dns_port = 53;
+    opts->smtp_port = 25;
+    opts->https_port = 443;
+    opts->http_port = 80;
+}
+
 int sts_world_start(uv_loop_t *loop, const sts_scenario *scn, const sts_world_opts *opts,
                     sts_world **out, char *err, size_t errlen)
 {
@@ -902,12 +904,12 @@ int sts_world_start(uv_loop_t *loop, const sts_scenario *scn, const sts_world_op
     w->loop = loop;
     w->log = opts->log;
     w->dns_fd[0] = w->dns_fd[1] = -1;
-    w->dns_port = opts->dns_port ? opts->dns_port : 10053;
-    w->smtp_port = opts->smtp_port ? opts->smtp_port : 10025;
-    w->https_port = opts->https_port ? opts->https_port : 10443;
-    w->http_port = opts->http_port ? opts->http_port : 10080;
+    w->dns_port = opts->dns_port ? opts->dns_port : STS_WORLD_DNS_PORT;
+    w->smtp_port = opts->smtp_port ? opts->smtp_port : STS_WORLD_SMTP_PORT;
+    w->https_port = opts->https_port ? opts->https_port : STS_WORLD_HTTPS_PORT;
+    w->http_port = opts->http_port ? opts->http_port : STS_WORLD_HTTP_PORT;
     w->start = opts->now ? opts->now : time(NULL);
-    w->mode = strdup(opts->mode ? opts->mode : "enforce");
+    w->mode = strdup(opts->mode ? opts->mode : sts_mode_name(STS_MODE_ENFORCE));
     int rc = w->mode ? world_build(w, scn, opts, err, errlen) : STS_ENOMEM;
     if (rc) {
         world_close_fds(w);

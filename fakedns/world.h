@@ -19,13 +19,19 @@
 
 typedef struct sts_world sts_world;
 
+/* The world's ports when none is given: unprivileged ones, so that tests need no root. */
+#define STS_WORLD_DNS_PORT 10053
+#define STS_WORLD_SMTP_PORT 10025
+#define STS_WORLD_HTTPS_PORT 10443
+#define STS_WORLD_HTTP_PORT 10080
+
 typedef struct sts_world_opts {
-    const char *mode;   /* substituted for ${mode} in the scenario (NULL = "enforce") */
+    const char *mode;   /* substituted for ${mode} in the scenario (NULL = enforce) */
     const char *block;  /* "127.x.y": the /24 to use; NULL = pick a free one */
-    int dns_port;       /* 0 = 10053 */
-    int smtp_port;      /* 0 = 10025 */
-    int https_port;     /* 0 = 10443 */
-    int http_port;      /* 0 = 10080 */
+    int dns_port;       /* 0 = STS_WORLD_DNS_PORT */
+    int smtp_port;      /* 0 = STS_WORLD_SMTP_PORT */
+    int https_port;     /* 0 = STS_WORLD_HTTPS_PORT */
+    int http_port;      /* 0 = STS_WORLD_HTTP_PORT */
     const char *dir;    /* where ca.pem is written; NULL = a new temporary directory,
                            removed by sts_world_free() */
     time_t now;         /* the moment certificates are minted for; 0 = wall clock */
@@ -33,6 +39,10 @@ typedef struct sts_world_opts {
     size_t observe_max; /* DNS queries the observer keeps (later ones are counted as
                            "dns_dropped"); 0 = STS_OBSERVER_DNS_MAX_DEFAULT (100 000) */
 } sts_world_opts;
+
+/* --standard-ports: DNS 53, SMTP 25, HTTPS 443 and HTTP 80 in opts, for software that
+ * cannot be told a port (binding them needs root). */
+void sts_world_standard_ports(sts_world_opts *opts);
 
 /* Build the world and start every listener on loop. scn is borrowed: it must
  * outlive the world. Returns 0, or a negative STS_* code with a message in err

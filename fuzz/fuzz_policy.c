@@ -184,7 +184,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         check_matching(&p);
     } else {
         FUZZ_CHECK(d.nerrors > 0, "rejected without an error diagnostic");
-        FUZZ_CHECK(p.nmx == 0 && p.mx == NULL && p.mode == STS_MODE_UNSET && p.version[0] == '\0',
+        FUZZ_CHECK(p.nmx == 0 && p.mx == NULL && p.mode == STS_MODE_AUTO && p.version[0] == '\0',
                    "*out not zeroed");
     }
 

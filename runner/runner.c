@@ -28,6 +28,7 @@
 #include "common/err.h"
 #include "common/log.h"
 #include "common/scenario.h"
+#include "common/vocab.h"
 #include "fakedns/world.h"
 #include "runner/report.h"
 #include "runner/verdict.h"
@@ -291,6 +292,12 @@ static double now_s(void)
     return (double)t.tv_sec + (double)t.tv_nsec / 1e9;
 }
 
+/* How long the sender may run per step: --time-limit, else the default. */
+static double run_time_limit(const sts_run_opts *o)
+{
+    return o->time_limit > 0 ? o->time_limit : STS_RUN_TIME_LIMIT;
+}
+
 /* Append s to b quoted for /bin/sh ('...' with embedded quotes escaped). */
 static void shell_quote(sts_buf *b, const char *s)
 {
@@ -432,7 +439,8 @@ static int served_enforce(const sts_scenario *scn, size_t nsteps_done, const cha
         return 0;
     if (!p->body) {
         char *m = sts_scenario_subst(p->mode, mode);
-        int enforce = m && !strcmp(m, "enforce") && p->mx.n > 0;
+        sts_mode served;
+        int enforce = !sts_mode_parse(m, &served) && served == STS_MODE_ENFORCE && p->mx.n > 0;
         free(m);
         return enforce;
     }
@@ -481,14 +489,15 @@ static int sender_once(run_state *rs, run_case *c, const sts_sender_opts *so, co
         snprintf(dns_timeout_s, sizeof(dns_timeout_s), "%g",
                  so->dns_timeout > 0 ? so->dns_timeout : STS_SENDER_DNS_TIMEOUT);
         char flags[4300];
+        const int mode_set = scn->sender.mode_set;
         snprintf(flags, sizeof(flags), "%s%s%s --cache %s --now %lld%s%s",
-                 so->require_tls ? "--require-tls" : "", so->mode ? " --mode " : "",
-                 so->mode ? so->mode : "", cache_path, (long long)so->now,
+                 so->require_tls ? "--require-tls" : "", mode_set ? " --mode " : "",
+                 mode_set ? sts_mode_name(so->mode) : "", cache_path, (long long)so->now,
                  so->dns_timeout > 0 ? " --dns-timeout " : "",
                  so->dns_timeout > 0 ? dns_timeout_s : "");
         const char *const vars[][2] = {
             {"require_tls", so->require_tls ? "1" : "0"},
-            {"sender_mode", so->mode ? so->mode : "auto"},
+            {"sender_mode", sts_mode_name(so->mode)},
             {"ststest_flags", flags},
             {"rcpt", rcpt},           {"domain", scn->domain},   {"dns", dns},
             {"dns_host", dns_host},   {"dns_port", port_s[0]},   {"ca", so->ca_file},
@@ -500,7 +509,7 @@ static int sender_once(run_state *rs, run_case *c, const sts_sender_opts *so, co
         snprintf(out_path, sizeof(out_path), "%s/sender.out", dir);
         snprintf(err_path, sizeof(err_path), "%s/sender.err", dir);
         int timed_out = 0;
-        double limit = rs->opts->time_limit > 0 ? rs->opts->time_limit : 120;
+        double limit = run_time_limit(rs->opts);
         sts_info(log, "external sender: %s", cmd ? cmd : "?");
         *exit_status = cmd ? run_external(cmd, out_path, err_path, limit, &timed_out) : -1;
         free(cmd);
@@ -556,7 +565,7 @@ static int sender_once(run_state *rs, run_case *c, const sts_sender_opts *so, co
     const char *detail =
         json_string_value(json_object_get(json_array_get(json_object_get(*result, "results"), 0),
                                           "detail"));
-    if (detail && !strcmp(detail, "time limit")) {
+    if (detail && !strcmp(detail, STS_DETAIL_TIME_LIMIT)) {
         snprintf(c->error_msg, sizeof(c->error_msg),
                  "the sender ran over the time limit of %.0f s", so->deadline);
         return -1;
@@ -583,10 +592,7 @@ static void run_one(run_state *rs, run_case *c)
     wt.opts.log = wlog;
     if (rs->opts->standard_ports) {
         /* Each case keeps its own block, so parallel cases still do not clash. */
-        wt.opts.dns_port = 53;
-        wt.opts.smtp_port = 25;
-        wt.opts.https_port = 443;
-        wt.opts.http_port = 80;
+        sts_world_standard_ports(&wt.opts);
     }
     if (!log || !wlog || !dir) {
         c->error = 1;
@@ -633,9 +639,9 @@ static void run_one(run_state *rs, run_case *c)
     so.cache_file = cache_file;
     so.from = "ststest@runner.invalid";
     so.helo = "runner.invalid";
-    so.timeout = rs->opts->stage_timeout > 0 ? rs->opts->stage_timeout : 10;
+    so.timeout = rs->opts->stage_timeout > 0 ? rs->opts->stage_timeout : STS_RUN_STAGE_TIMEOUT;
     so.dns_timeout = scn->sender.dns_timeout;
-    so.deadline = rs->opts->time_limit > 0 ? rs->opts->time_limit : 120;
+    so.deadline = run_time_limit(rs->opts);
     so.log = log;
 
     size_t nsteps = scn->nsteps ? scn->nsteps : 1;

@@ -12,6 +12,11 @@
 #include <stddef.h>
 #include <stdio.h>
 
+/* The defaults of `ststest run` in seconds (a 0 in sts_run_opts): the sender's
+ * per-stage timeout, and how long the sender may run per step. */
+#define STS_RUN_STAGE_TIMEOUT 10
+#define STS_RUN_TIME_LIMIT 120
+
 typedef struct sts_run_opts {
     int jobs;               /* cases run at once; 0 = number of CPUs */
     const char *filter;     /* fnmatch(3) pattern on scenario names; NULL = all */
@@ -21,7 +26,7 @@ typedef struct sts_run_opts {
     int list;               /* print name, about and refs of each scenario; run nothing */
     const char *junit_file; /* write JUnit XML here (NULL = no) */
     const char *json_file;  /* write a JSON report here (NULL = no) */
-    double stage_timeout;   /* the sender's per-stage timeout in seconds; 0 = 10 */
+    double stage_timeout;   /* the sender's per-stage timeout in seconds; 0 = default */
     int verbose;            /* print every case's transcript, not only failures' */
     /* Run this shell command as the sender instead of ours (see README, "Testing
      * another implementation"); placeholders {rcpt} {domain} {dns} {dns_host}
@@ -29,7 +34,7 @@ typedef struct sts_run_opts {
      * {cache} {dns_timeout} are replaced, shell-quoted; {ststest_flags} by ststest
      * options. */
     const char *sender_cmd;
-    double time_limit;      /* seconds the sender may run per step; 0 = 120 */
+    double time_limit;      /* seconds the sender may run per step; 0 = default */
     /* Serve each case's world on the standard ports (DNS 53, SMTP 25, HTTPS 443,
      * HTTP 80) of its own 127.x.y.0/24 block, for senders that cannot be told a port
      * (needs root; a network namespace keeps it off the host's services). */

@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "common/err.h"
+#include "common/vocab.h"
 
 static int cmp_str(const void *a, const void *b)
 {
@@ -85,7 +86,9 @@ static json_t *delivered_mx(json_t *r0)
     json_t *mxs = json_object_get(r0, "mx");
     for (size_t i = 0; i < json_array_size(mxs); i++) {
         json_t *m = json_array_get(mxs, i);
-        if (!strcmp(str_or(json_object_get(m, "action"), ""), "delivered"))
+        sts_action a;
+        if (!sts_action_parse(json_string_value(json_object_get(m, "action")), &a) &&
+            a == STS_ACTION_DELIVERED)
             return m;
     }
     return NULL;
@@ -148,23 +151,26 @@ int sts_verdict_check(const sts_verdict_input *in, sts_verdict *v)
 
     /* How the message travelled: over TLS (verified or not, as the sender judged
      * it), or in the clear; null when nothing was delivered. */
-    const char *tls = NULL;
+    sts_delivery_tls tls = STS_DELIVERY_TLS_NONE; /* when received */
     if (received) {
         json_t *dm = delivered_mx(r0);
         if (plain_msgs)
-            tls = "none";
+            tls = STS_DELIVERY_TLS_NONE;
         else if (in->external)
-            tls = host_listed(in->cert_bad_hosts, delivered_host) ? "unverified" : "verified";
+            tls = host_listed(in->cert_bad_hosts, delivered_host) ? STS_DELIVERY_TLS_UNVERIFIED
+                                                                  : STS_DELIVERY_TLS_VERIFIED;
         else if (dm && json_is_true(json_object_get(json_object_get(dm, "tls"), "verified")))
-            tls = "verified";
+            tls = STS_DELIVERY_TLS_VERIFIED;
         else
-            tls = "unverified";
+            tls = STS_DELIVERY_TLS_UNVERIFIED;
     }
     const char *outcome = str_or(json_object_get(r0, "outcome"), NULL);
     if (in->external)
-        outcome = received ? "delivered"
-                           : (in->exit_status == 0 || in->exit_status == 75 ? "deferred"
-                                                                            : "failed");
+        outcome = sts_outcome_name(received ? STS_OUTCOME_DELIVERED
+                                   : in->exit_status == STS_EXIT_OK ||
+                                           in->exit_status == STS_EXIT_TEMPFAIL
+                                       ? STS_OUTCOME_DEFERRED
+                                       : STS_OUTCOME_FAILED);
     const char *source =
         str_or(json_object_get(json_object_get(r0, "policy"), "source"), NULL);
     json_t *failures = json_set(json_object_get(r0, "failures"));
@@ -172,7 +178,8 @@ int sts_verdict_check(const sts_verdict_input *in, sts_verdict *v)
     json_object_set_new(v->actual, "outcome", outcome ? json_string(outcome) : json_null());
     json_object_set_new(v->actual, "exit", json_integer(in->exit_status));
     json_object_set_new(v->actual, "failures", failures ? failures : json_array());
-    json_object_set_new(v->actual, "tls", tls ? json_string(tls) : json_null());
+    json_object_set_new(v->actual, "tls",
+                        received ? json_string(sts_delivery_tls_name(tls)) : json_null());
     json_object_set_new(v->actual, "received", json_integer((json_int_t)received));
     json_object_set_new(v->actual, "policy_source", source ? json_string(source) : json_null());
     json_object_set_new(v->actual, "policy_fetched", json_boolean(fetched));
@@ -183,8 +190,9 @@ int sts_verdict_check(const sts_verdict_input *in, sts_verdict *v)
 
     if (!r0 && !in->external)
         sts_buf_appendf(&v->diff, "result: the sender printed no result\n");
-    if (e->outcome && (!outcome || strcmp(e->outcome, outcome)))
-        differ(v, "outcome", e->outcome, outcome ? outcome : "(none)");
+    sts_outcome got_outcome;
+    if (e->outcome_set && (sts_outcome_parse(outcome, &got_outcome) || got_outcome != e->outcome))
+        differ(v, "outcome", sts_outcome_name(e->outcome), outcome ? outcome : "(none)");
     if (e->exit_status >= 0 && e->exit_status != in->exit_status) {
         char want[16], got[16];
         snprintf(want, sizeof(want), "%d", e->exit_status);
@@ -201,16 +209,20 @@ int sts_verdict_check(const sts_verdict_input *in, sts_verdict *v)
         }
         json_decref(want);
     }
-    if (e->tls && (!tls || strcmp(e->tls, tls)))
-        differ(v, "tls", e->tls, tls ? tls : "(nothing delivered)");
+    if (e->tls_set && (!received || tls != e->tls))
+        differ(v, "tls", sts_delivery_tls_name(e->tls),
+               received ? sts_delivery_tls_name(tls) : "(nothing delivered)");
     if (e->received >= 0 && (size_t)e->received != received) {
         char want[16], got[16];
         snprintf(want, sizeof(want), "%d", e->received);
         snprintf(got, sizeof(got), "%zu", received);
         differ(v, "received", want, got);
     }
-    if (e->policy_source && !in->external && (!source || strcmp(e->policy_source, source)))
-        differ(v, "policy_source", e->policy_source, source ? source : "(none)");
+    sts_policy_source got_source;
+    if (e->policy_source_set && !in->external &&
+        (sts_policy_source_parse(source, &got_source) || got_source != e->policy_source))
+        differ(v, "policy_source", sts_policy_source_name(e->policy_source),
+               source ? source : "(none)");
     if (e->policy_fetched >= 0 && e->policy_fetched != fetched)
         differ(v, "policy_fetched", e->policy_fetched ? "true" : "false",
                fetched ? "true" : "false");
@@ -232,17 +244,19 @@ int sts_verdict_check(const sts_verdict_input *in, sts_verdict *v)
      * byte of the envelope or the message may leave the sender before TLS is up.
      * The policy mode in force is the sender's --mode override, else the mode of
      * the policy it applied. */
-    const char *mode = in->mode_override && strcmp(in->mode_override, "auto")
-                           ? in->mode_override
-                           : str_or(json_object_get(json_object_get(r0, "policy"), "mode"), "");
+    sts_mode mode = in->mode_override;
+    if (mode == STS_MODE_AUTO && !in->external) /* the mode the result says it applied */
+        (void)sts_mode_parse(
+            json_string_value(json_object_get(json_object_get(r0, "policy"), "mode")), &mode);
     /* An external sender says nothing of the policy it applied: a correct one
      * enforces what the world served, unless the expectation says that policy was
      * unusable (fetch error, bad certificate, invalid). */
-    if (in->external && (!in->mode_override || !strcmp(in->mode_override, "auto")))
-        mode = in->served_enforce && !(e->policy_source && !strcmp(e->policy_source, "none"))
-                   ? "enforce"
-                   : "";
-    if (in->require_tls || !strcmp(mode, "enforce")) {
+    if (mode == STS_MODE_AUTO && in->external)
+        mode = in->served_enforce &&
+                       !(e->policy_source_set && e->policy_source == STS_POLICY_SOURCE_NONE)
+                   ? STS_MODE_ENFORCE
+                   : STS_MODE_AUTO;
+    if (in->require_tls || mode == STS_MODE_ENFORCE) {
         for (size_t i = 0; i < json_array_size(sessions); i++) {
             json_t *s = json_array_get(sessions, i);
             json_t *cmds = json_object_get(s, "commands");
@@ -251,10 +265,10 @@ int sts_verdict_check(const sts_verdict_input *in, sts_verdict *v)
                 const char *verb = json_string_value(json_object_get(c, "verb"));
                 if (is_envelope_verb(verb) && !json_is_true(json_object_get(c, "tls"))) {
                     v->invariant_violated = 1;
-                    sts_buf_appendf(&v->diff,
-                                    "SECURITY INVARIANT: %s reached %s without TLS under %s\n",
-                                    verb, str_or(json_object_get(s, "host"), "?"),
-                                    in->require_tls ? "--require-tls" : "enforce");
+                    sts_buf_appendf(
+                        &v->diff, "SECURITY INVARIANT: %s reached %s without TLS under %s\n", verb,
+                        str_or(json_object_get(s, "host"), "?"),
+                        in->require_tls ? "--require-tls" : sts_mode_name(STS_MODE_ENFORCE));
                 }
             }
         }

@@ -26,7 +26,7 @@ typedef struct sts_verdict {
 typedef struct sts_verdict_input {
     const sts_scn_expect *expect;
     int require_tls;          /* the sender was run with --require-tls */
-    const char *mode_override; /* the sender's --mode (NULL or "auto" = none) */
+    sts_mode mode_override;   /* the sender's --mode (STS_MODE_AUTO: none) */
     int exit_status;
     json_t *result;           /* {"results": [ ... ]}; may be NULL (sender printed nothing) */
     json_t *observed;         /* the world's "observed" event */

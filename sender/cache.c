@@ -198,34 +198,25 @@ sts_cache_decision sts_cache_decide(const sts_cache_entry *cached, sts_cache_txt
     return valid ? STS_CACHE_FETCH_KEEP_CACHED_ON_FAILURE : STS_CACHE_FETCH;
 }
 
-static const char *const apply_names[] = {"none", "fetched", "cache"};
-
-const char *sts_cache_apply_name(sts_cache_apply a)
-{
-    if ((unsigned)a < sizeof(apply_names) / sizeof(apply_names[0]))
-        return apply_names[a];
-    return "unknown";
-}
-
-sts_cache_apply sts_cache_resolve(sts_cache_decision d, int fetch_ok, int policy_ok)
+sts_policy_source sts_cache_resolve(sts_cache_decision d, int fetch_ok, int policy_ok)
 {
     switch (d) {
     case STS_CACHE_USE_CACHED:
     case STS_CACHE_USE_CACHED_DNS_FAILED:
     case STS_CACHE_USE_CACHED_RECENT_FAILURE:
-        return STS_CACHE_APPLY_CACHED;
+        return STS_POLICY_SOURCE_CACHE;
     case STS_CACHE_FETCH:
         /* RFC 8461 3.3: "If a valid TXT record is found but no policy can be fetched via
          * HTTPS (for any reason), and there is no valid (non-expired) previously cached
          * policy, senders MUST continue with delivery as though the domain has not
          * implemented MTA-STS." */
-        return fetch_ok && policy_ok ? STS_CACHE_APPLY_FETCHED : STS_CACHE_APPLY_NONE;
+        return fetch_ok && policy_ok ? STS_POLICY_SOURCE_FETCHED : STS_POLICY_SOURCE_NONE;
     case STS_CACHE_FETCH_KEEP_CACHED_ON_FAILURE:
-        return fetch_ok && policy_ok ? STS_CACHE_APPLY_FETCHED : STS_CACHE_APPLY_CACHED;
+        return fetch_ok && policy_ok ? STS_POLICY_SOURCE_FETCHED : STS_POLICY_SOURCE_CACHE;
     case STS_CACHE_NO_POLICY:
     case STS_CACHE_SKIP_FETCH_RECENT_FAILURE:
     default:
-        return STS_CACHE_APPLY_NONE;
+        return STS_POLICY_SOURCE_NONE;
     }
 }
 
@@ -875,6 +866,7 @@ int sts_cache_get(sts_cache *c, const char *domain, time_t now, sts_cache_entry 
         size_t len = (size_t)sqlite3_column_bytes(st, 2);
         const unsigned char *id = sqlite3_column_text(st, 1);
         const unsigned char *mode = sqlite3_column_text(st, 3);
+        sts_mode stored_mode;
         e->max_age = (long)sqlite3_column_int64(st, 4);
         e->fetched_at = (time_t)sqlite3_column_int64(st, 5);
         e->expires_at = (time_t)sqlite3_column_int64(st, 6);
@@ -909,7 +901,8 @@ int sts_cache_get(sts_cache *c, const char *domain, time_t now, sts_cache_entry 
                 char why[300];
                 sts_diags_summary(&diags, why, sizeof(why));
                 problemf(e, "stored policy for %s no longer parses (%s): ignored", dom, why);
-            } else if (!mode || strcmp((const char *)mode, sts_mode_name(e->policy.mode))) {
+            } else if (sts_mode_parse((const char *)mode, &stored_mode) ||
+                       stored_mode != e->policy.mode) {
                 problemf(e,
                          "stored mode '%s' of %s disagrees with its policy text (mode %s): "
                          "row damaged, ignored",

@@ -25,10 +25,10 @@
  *     if (sts_cache_decision_fetches(d)) {
  *         fetch + parse;  on success sts_cache_put(...), else sts_cache_note_failure(...)
  *     }
- *     switch (sts_cache_resolve(d, fetch_ok, policy_ok)) {
- *     case STS_CACHE_APPLY_FETCHED: the fetched policy     (JSON policy.source "fetched")
- *     case STS_CACHE_APPLY_CACHED:  e.policy               (JSON policy.source "cache")
- *     case STS_CACHE_APPLY_NONE:    no policy (RFC 8461 5) (JSON policy.source "none")
+ *     switch (sts_cache_resolve(d, fetch_ok, policy_ok)) {  (a policy source, vocab.h)
+ *     case STS_POLICY_SOURCE_FETCHED: the fetched policy
+ *     case STS_POLICY_SOURCE_CACHE:   e.policy
+ *     case STS_POLICY_SOURCE_NONE:    no policy (RFC 8461 5)
  *     }
  *     sts_cache_entry_free(&e);
  *
@@ -49,6 +49,7 @@
 #include <stddef.h>
 #include <time.h>
 
+#include "common/vocab.h"
 #include "sender/policy.h"
 #include "sender/resolver.h"
 #include "sender/ststxt.h"
@@ -167,23 +168,16 @@ int sts_cache_decision_fetches(sts_cache_decision d);
 sts_cache_decision sts_cache_decide(const sts_cache_entry *cached, sts_cache_txt txt,
                                     const char *txt_id, time_t now);
 
-/* Which policy applies in the end. The names are DESIGN.md's policy.source values. */
-typedef enum {
-    STS_CACHE_APPLY_NONE = 0, /* "none": as if the domain had no policy (RFC 8461 5) */
-    STS_CACHE_APPLY_FETCHED,  /* "fetched": the policy just fetched (then sts_cache_put) */
-    STS_CACHE_APPLY_CACHED,   /* "cache": the cached entry's policy */
-} sts_cache_apply;
-
-/* "none" / "fetched" / "cache". */
-const char *sts_cache_apply_name(sts_cache_apply a);
-
-/* After the fetch: fetch_ok = the HTTPS fetch succeeded (status 200, text/plain, within
+/* Which policy applies in the end, as its source (common/vocab.h, DESIGN.md's
+ * policy.source): FETCHED the policy just fetched (then sts_cache_put), CACHE the cached
+ * entry's policy, NONE as if the domain had no policy (RFC 8461 5).
+ * After the fetch: fetch_ok = the HTTPS fetch succeeded (status 200, text/plain, within
  * the caps), policy_ok = its body parsed. Both are ignored for decisions that do not
  * fetch. FETCH: FETCHED when both, else NONE (RFC 8461 3.3: "senders MUST continue with
  * delivery as though the domain has not implemented MTA-STS"). FETCH_KEEP_CACHED_ON_
  * FAILURE: FETCHED when both, else CACHED ("the sender MUST apply that cached policy").
  * USE_CACHED*: CACHED. NO_POLICY, SKIP_FETCH_RECENT_FAILURE: NONE. */
-sts_cache_apply sts_cache_resolve(sts_cache_decision d, int fetch_ok, int policy_ok);
+sts_policy_source sts_cache_resolve(sts_cache_decision d, int fetch_ok, int policy_ok);
 
 /* ---- storage ------------------------------------------------------------------ */
 

@@ -4,113 +4,55 @@
  */
 #include "sender/decide.h"
 
-#include <string.h>
-
 #include "common/err.h"
 
-const char *sts_emode_name(sts_emode m)
-{
-    switch (m) {
-    case STS_EMODE_NONE:
-        return "none";
-    case STS_EMODE_TESTING:
-        return "testing";
-    case STS_EMODE_ENFORCE:
-        return "enforce";
-    }
-    return "none";
-}
-
-int sts_emode_parse(const char *s, sts_emode *out)
-{
-    if (!s)
-        return -1;
-    if (!strcmp(s, "none"))
-        *out = STS_EMODE_NONE;
-    else if (!strcmp(s, "testing"))
-        *out = STS_EMODE_TESTING;
-    else if (!strcmp(s, "enforce"))
-        *out = STS_EMODE_ENFORCE;
-    else
-        return -1;
-    return 0;
-}
-
-const char *sts_action_name(sts_action a)
-{
-    switch (a) {
-    case STS_ACTION_NONE:
-        return "none";
-    case STS_ACTION_DELIVERED:
-        return "delivered";
-    case STS_ACTION_REFUSED:
-        return "refused";
-    case STS_ACTION_TEMPFAIL:
-        return "tempfail";
-    case STS_ACTION_PERMFAIL:
-        return "permfail";
-    }
-    return "none";
-}
-
-const char *sts_outcome_name(sts_outcome o)
-{
-    switch (o) {
-    case STS_OUTCOME_DELIVERED:
-        return "delivered";
-    case STS_OUTCOME_DEFERRED:
-        return "deferred";
-    case STS_OUTCOME_FAILED:
-        return "failed";
-    }
-    return "failed";
-}
-
-sts_emode sts_decide_mode(int have_policy, sts_emode policy_mode, int has_override,
-                          sts_emode override_mode)
+sts_mode sts_decide_mode(int have_policy, sts_mode policy_mode, sts_mode override)
 {
     /* RFC 8461 5: without a policy the sender behaves as for mode none; --mode only
      * overrides the mode of a policy that exists (its mx list still applies). */
     if (!have_policy)
-        return STS_EMODE_NONE;
-    return has_override ? override_mode : policy_mode;
+        return STS_MODE_NONE;
+    if (override != STS_MODE_AUTO)
+        return override;
+    return policy_mode == STS_MODE_AUTO ? STS_MODE_NONE : policy_mode;
 }
 
-int sts_decide_tls_required(sts_emode mode, int require_tls)
+int sts_decide_tls_required(sts_mode mode, int require_tls)
 {
-    return mode == STS_EMODE_ENFORCE || require_tls;
+    return mode == STS_MODE_ENFORCE || require_tls;
 }
 
-int sts_decide_mx_connect(sts_emode mode, int policy_match, const char **failure)
+int sts_decide_mx_connect(sts_mode mode, int policy_match, sts_result_type *failure)
 {
-    *failure = NULL;
-    if (policy_match || mode == STS_EMODE_NONE)
+    *failure = STS_RESULT_NONE;
+    if (policy_match || mode == STS_MODE_NONE)
         return 1;
     /* RFC 8461 4.1: "senders MUST NOT ... deliver to a host that does not match" under
      * enforce; RFC 8461 5 testing: proceed, report the failure (RFC 8460 4.3.3). */
-    *failure = "validation-failure";
-    return mode != STS_EMODE_ENFORCE;
+    *failure = STS_RESULT_VALIDATION_FAILURE;
+    return mode != STS_MODE_ENFORCE;
 }
 
-sts_tls_verdict sts_decide_tls(int tls_required, const sts_tls_facts *f, const char **failure)
+sts_tls_verdict sts_decide_tls(int tls_required, const sts_tls_facts *f, sts_result_type *failure)
 {
-    *failure = NULL;
+    *failure = STS_RESULT_NONE;
     if (f->plain_retry) {
         /* The retry without STARTTLS exists only in opportunistic mode. */
         return tls_required ? STS_TLSV_REFUSE : STS_TLSV_CONTINUE;
     }
     if (!f->starttls_offered || (f->starttls_code && f->starttls_code != 220)) {
         /* RFC 8460 4.3.1: no STARTTLS, or STARTTLS refused (RFC 3207 4: 454). */
-        *failure = "starttls-not-supported";
+        *failure = STS_RESULT_STARTTLS_NOT_SUPPORTED;
         return tls_required ? STS_TLSV_REFUSE : STS_TLSV_CONTINUE;
     }
     if (!f->handshake_done) {
         /* RFC 8460 4.3.3: a handshake that fails has no more specific type. */
-        *failure = "validation-failure";
+        *failure = STS_RESULT_VALIDATION_FAILURE;
         return tls_required ? STS_TLSV_REFUSE : STS_TLSV_RETRY_PLAIN;
     }
     if (!f->verified) {
-        *failure = f->result_type ? f->result_type : "validation-failure";
+        *failure =
+            f->result_type != STS_RESULT_NONE ? f->result_type : STS_RESULT_VALIDATION_FAILURE;
         /* RFC 8461 5: testing/none deliver over the unverified TLS session. */
         return tls_required ? STS_TLSV_REFUSE : STS_TLSV_CONTINUE;
     }

@@ -3,7 +3,7 @@
  * no clock, no allocation), so that tables can test every combination.
  *
  *   effective mode     RFC 8461 5: the policy's mode, or --mode's override, or none
- *                      when there is no policy.
+ *                      when there is no policy (sts_mode, common/vocab.h).
  *   MX acceptance      RFC 8461 4.1: under enforce an MX not matching the policy's mx
  *                      patterns is never contacted; under testing it is, and the
  *                      mismatch is reported as validation-failure (RFC 8460 4.3.3).
@@ -14,30 +14,14 @@
  *   outcome            of one recipient from the actions taken on its MX hosts.
  *   exit status        of a run from its outcomes (sysexits, DESIGN.md).
  *
- * Functions return values of the enums below; none can fail.
+ * Functions return values of the enums below and of common/vocab.h; none can fail.
  */
 #ifndef STS_DECIDE_H
 #define STS_DECIDE_H
 
 #include <stddef.h>
 
-/* The mode the sender applies (RFC 8461 5): the policy's, possibly overridden. */
-typedef enum { STS_EMODE_NONE = 0, STS_EMODE_TESTING = 1, STS_EMODE_ENFORCE = 2 } sts_emode;
-
-/* What the sender did with one MX. NONE: not decided yet. */
-typedef enum {
-    STS_ACTION_NONE = 0,
-    STS_ACTION_DELIVERED, /* accepted (for `check`: would be delivered) */
-    STS_ACTION_REFUSED,   /* the sender declined the MX under policy */
-    STS_ACTION_TEMPFAIL,  /* 4xx, connection or protocol trouble: try later */
-    STS_ACTION_PERMFAIL,  /* 5xx */
-} sts_action;
-
-typedef enum {
-    STS_OUTCOME_DELIVERED = 0,
-    STS_OUTCOME_DEFERRED = 1,
-    STS_OUTCOME_FAILED = 2,
-} sts_outcome;
+#include "common/vocab.h" /* sts_mode, sts_action, sts_outcome, sts_result_type */
 
 /* What to do after the TLS step of a session. */
 typedef enum {
@@ -47,25 +31,20 @@ typedef enum {
                                  without STARTTLS */
 } sts_tls_verdict;
 
-const char *sts_emode_name(sts_emode m);          /* "none" | "testing" | "enforce" */
-/* Parse "none" / "testing" / "enforce"; 0, or -1 for anything else. */
-int sts_emode_parse(const char *s, sts_emode *out);
-const char *sts_action_name(sts_action a);        /* "delivered" | "refused" | ... */
-const char *sts_outcome_name(sts_outcome o);      /* "delivered" | "deferred" | "failed" */
-
-/* RFC 8461 5: no policy means none (an override cannot invent an mx list); with a
- * policy the override (has_override) replaces its mode, else the policy's mode. */
-sts_emode sts_decide_mode(int have_policy, sts_emode policy_mode, int has_override,
-                          sts_emode override_mode);
+/* The mode the sender applies (RFC 8461 5): enforce, testing or none, never auto. No
+ * policy means none (an override cannot invent an mx list); with a policy an override
+ * other than STS_MODE_AUTO replaces its mode, else the policy's mode applies (a policy
+ * without a mode, which parsing never gives, counts as none). */
+sts_mode sts_decide_mode(int have_policy, sts_mode policy_mode, sts_mode override);
 
 /* TLS with a verified certificate is required under enforce and under --require-tls. */
-int sts_decide_tls_required(sts_emode mode, int require_tls);
+int sts_decide_tls_required(sts_mode mode, int require_tls);
 
 /* RFC 8461 4.1 / 5: may the sender connect to an MX that does (policy_match) or does
  * not match the policy? Returns 1 to connect, 0 to refuse without connecting.
- * *failure gets "validation-failure" for a mismatch that matters (testing/enforce),
- * else NULL. */
-int sts_decide_mx_connect(sts_emode mode, int policy_match, const char **failure);
+ * *failure gets validation-failure for a mismatch that matters (testing/enforce),
+ * else STS_RESULT_NONE. */
+int sts_decide_mx_connect(sts_mode mode, int policy_match, sts_result_type *failure);
 
 /* RFC 8461 3.2: "In the case of Internationalized Domain Names, the "mx" value MUST
  * specify the Punycode-encoded A-label to match against, and not the Unicode-encoded
@@ -80,14 +59,15 @@ typedef struct sts_tls_facts {
     int starttls_code;         /* reply code to STARTTLS; 0 = not sent */
     int handshake_done;        /* the TLS handshake completed */
     int verified;              /* chain, dates and name all good */
-    const char *result_type;   /* RFC 8460 type from the TLS layer when !verified */
+    sts_result_type result_type; /* RFC 8460 type from the TLS layer when !verified */
     int plain_retry;           /* this session is already the plaintext retry */
 } sts_tls_facts;
 
 /* RFC 8461 4.2 / 5 and RFC 3207: the verdict once the TLS step is over (STARTTLS
  * absent, refused, failed or done). *failure gets the RFC 8460 result type of a
- * problem (starttls-not-supported, validation-failure, certificate-*), else NULL. */
-sts_tls_verdict sts_decide_tls(int tls_required, const sts_tls_facts *f, const char **failure);
+ * problem (starttls-not-supported, validation-failure, certificate-*), else
+ * STS_RESULT_NONE. */
+sts_tls_verdict sts_decide_tls(int tls_required, const sts_tls_facts *f, sts_result_type *failure);
 
 /* The action a final reply of class 4 or 5 means (RFC 5321 4.2.1): TEMPFAIL or
  * PERMFAIL; NONE for 2xx/3xx. */
@@ -102,7 +82,7 @@ int sts_decide_try_next_mx(sts_action a, int in_transaction);
 typedef struct sts_outcome_facts {
     const sts_action *actions; /* one per MX tried or skipped, in order */
     size_t nactions;
-    sts_emode mode;            /* effective mode */
+    sts_mode mode;             /* effective mode */
     int require_tls;
     int null_mx;               /* RFC 7505: the domain accepts no mail */
     int no_such_domain;        /* NXDOMAIN / no MX and no address records */

@@ -44,7 +44,7 @@ struct sts_discover {
     sts_cache_txt txt_kind; /* RFC 8461 3.1: what the last TXT lookup said */
     int have_centry;        /* the domain's cache entry (RFC 8461 3.3, 5.1, 10.2) */
     sts_cache_entry centry;
-    sts_cache_apply apply;
+    sts_policy_source apply;
     int have_fpolicy; /* a policy was just fetched and parsed */
     sts_policy fpolicy;
     int have_old_policy; /* the policy applied before the re-check's new one */
@@ -53,11 +53,11 @@ struct sts_discover {
 
 /* ---- small helpers ---- */
 
-static void add_failure(sts_discover *d, const char *type)
+static void add_failure(sts_discover *d, sts_result_type type)
 {
     sts_discovery *r = &d->res;
     for (size_t i = 0; i < r->nfailures; i++)
-        if (!strcmp(r->failures[i], type))
+        if (r->failures[i] == type)
             return;
     if (r->nfailures < STS_DISCOVER_MAX_FAILURES)
         r->failures[r->nfailures++] = type;
@@ -139,26 +139,26 @@ static void policy_resolved(sts_discover *d, int fetch_ok, int policy_ok)
     r->have_policy = 0;
     char t1[32], t2[32];
     switch (d->apply) {
-    case STS_CACHE_APPLY_FETCHED:
+    case STS_POLICY_SOURCE_FETCHED:
         r->policy = d->fpolicy; /* moved */
         memset(&d->fpolicy, 0, sizeof(d->fpolicy));
         d->have_fpolicy = 0;
         r->have_policy = 1;
-        r->source = "fetched";
+        r->source = STS_POLICY_SOURCE_FETCHED;
         snprintf(r->policy_id, sizeof(r->policy_id), "%s", r->txt_id);
         r->fetched_at = disc_now(d);
         r->expires_at = r->fetched_at + r->policy.max_age;
         break;
-    case STS_CACHE_APPLY_CACHED:
+    case STS_POLICY_SOURCE_CACHE:
         if (!d->have_centry || !d->centry.has_policy ||
             sts_policy_copy(&r->policy, &d->centry.policy)) {
             /* Cannot happen (the decision needs a cached policy) but for ENOMEM. */
             sts_error(d->log, "MTASTS the cached policy could not be loaded");
-            r->source = "none";
+            r->source = STS_POLICY_SOURCE_NONE;
             break;
         }
         r->have_policy = 1;
-        r->source = "cache";
+        r->source = STS_POLICY_SOURCE_CACHE;
         snprintf(r->policy_id, sizeof(r->policy_id), "%s", d->centry.id);
         r->fetched_at = d->centry.fetched_at;
         r->expires_at = d->centry.expires_at;
@@ -168,8 +168,8 @@ static void policy_resolved(sts_discover *d, int fetch_ok, int policy_ok)
                  r->policy_id, t1, t2);
         log_policy(d, &r->policy);
         break;
-    case STS_CACHE_APPLY_NONE:
-        r->source = "none";
+    case STS_POLICY_SOURCE_NONE:
+        r->source = STS_POLICY_SOURCE_NONE;
         r->policy_id[0] = '\0';
         break;
     }
@@ -205,10 +205,12 @@ static void fetch_cb(const sts_fetch_result *res, void *arg)
     if (step_cancelled(d))
         return;
     if (!res->ok) {
+        sts_result_type type = res->result_type != STS_RESULT_NONE
+                                   ? res->result_type
+                                   : STS_RESULT_STS_POLICY_FETCH_ERROR;
         sts_info(d->log, "MTASTS policy fetch FAILED: %s -> %s",
-                 res->detail ? res->detail : sts_strerror(res->err),
-                 res->result_type ? res->result_type : "sts-policy-fetch-error");
-        add_failure(d, res->result_type ? res->result_type : "sts-policy-fetch-error");
+                 res->detail ? res->detail : sts_strerror(res->err), sts_result_type_name(type));
+        add_failure(d, type);
         snprintf(r->detail, sizeof(r->detail), "policy fetch failed: %s",
                  res->detail ? res->detail : sts_strerror(res->err));
         note_fetch_failure(d);
@@ -221,9 +223,9 @@ static void fetch_cb(const sts_fetch_result *res, void *arg)
     if (rc) {
         char why[300];
         sts_diags_summary(&diags, why, sizeof(why));
-        sts_info(d->log, "MTASTS policy INVALID: %s -> sts-policy-invalid",
-                 why[0] ? why : sts_strerror(rc));
-        add_failure(d, "sts-policy-invalid");
+        sts_info(d->log, "MTASTS policy INVALID: %s -> %s", why[0] ? why : sts_strerror(rc),
+                 sts_result_type_name(STS_RESULT_STS_POLICY_INVALID));
+        add_failure(d, STS_RESULT_STS_POLICY_INVALID);
         snprintf(r->detail, sizeof(r->detail), "policy invalid: %s", why[0] ? why : "?");
         memset(&d->fpolicy, 0, sizeof(d->fpolicy));
         sts_diags_free(&diags);
@@ -276,8 +278,9 @@ static void policy_addr_cb(const sts_dns_addr_result *res, void *arg)
             sts_info(d->log, "MTASTS policy host %s: %s: not contacted", res->name, why);
     }
     if (!addr) {
-        sts_info(d->log, "MTASTS policy host has no usable address -> sts-policy-fetch-error");
-        add_failure(d, "sts-policy-fetch-error");
+        sts_info(d->log, "MTASTS policy host has no usable address -> %s",
+                 sts_result_type_name(STS_RESULT_STS_POLICY_FETCH_ERROR));
+        add_failure(d, STS_RESULT_STS_POLICY_FETCH_ERROR);
         snprintf(d->res.detail, sizeof(d->res.detail), "policy host has no usable address: %s",
                  why);
         note_fetch_failure(d);
@@ -289,7 +292,7 @@ static void policy_addr_cb(const sts_dns_addr_result *res, void *arg)
                               fetch_cb, d);
     if (rc) {
         sts_info(d->log, "MTASTS policy fetch could not start: %s", sts_strerror(rc));
-        add_failure(d, "sts-policy-fetch-error");
+        add_failure(d, STS_RESULT_STS_POLICY_FETCH_ERROR);
         note_fetch_failure(d);
         policy_resolved(d, 0, 0);
     }
@@ -353,7 +356,7 @@ static void decide(sts_discover *d)
     snprintf(host, sizeof(host), "mta-sts.%s", d->domain);
     int rc = sts_resolver_query_addr(d->resolver, host, policy_addr_cb, d);
     if (rc) {
-        add_failure(d, "sts-policy-fetch-error");
+        add_failure(d, STS_RESULT_STS_POLICY_FETCH_ERROR);
         note_fetch_failure(d);
         policy_resolved(d, 0, 0);
     }
@@ -449,13 +452,13 @@ static void recheck_txt_cb(const sts_dns_txt_result *res, void *arg)
 static void recheck_resolved(sts_discover *d)
 {
     sts_discovery *r = &d->res;
-    r->recheck_fetched = d->apply == STS_CACHE_APPLY_FETCHED;
+    r->recheck_fetched = d->apply == STS_POLICY_SOURCE_FETCHED;
     int differs =
         r->recheck_fetched && d->have_old_policy && !policy_same(&r->policy, &d->old_policy);
     if (!differs) {
         r->recheck = r->recheck_fetched ? STS_RECHECK_SAME : STS_RECHECK_NOT_FETCHED;
         if (!r->have_policy) /* cannot happen under FETCH_KEEP_CACHED_ON_FAILURE */
-            r->source = "none";
+            r->source = STS_POLICY_SOURCE_NONE;
     } else {
         r->recheck = STS_RECHECK_CHANGED;
     }
@@ -481,7 +484,7 @@ int sts_discover_new(const sts_discover_params *p, sts_discover **out)
     d->fetch_timeout = p->fetch_timeout;
     d->now = p->now;
     d->log = p->log;
-    d->res.source = "none";
+    d->res.source = STS_POLICY_SOURCE_NONE;
     *out = d;
     return 0;
 }
@@ -540,7 +543,7 @@ int sts_discover_start(sts_discover *d, sts_discover_cb cb, void *arg)
 int sts_discover_may_recheck(const sts_discover *d)
 {
     return d && !d->running && !d->res.rechecked && d->res.have_policy &&
-           !strcmp(d->res.source, "cache");
+           d->res.source == STS_POLICY_SOURCE_CACHE;
 }
 
 int sts_discover_recheck(sts_discover *d, sts_discover_cb cb, void *arg)

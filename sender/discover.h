@@ -6,9 +6,9 @@
  * of RFC 8461 5.1. Every step is told in the transcript.
  *
  * It knows nothing of MX hosts, SMTP or the delivery verdict: its outcome is data
- * (sts_discovery): the policy to apply or none, where it came from ("fetched", "cache",
- * "none"), the cache decision, the RFC 8460 result types of what failed and a sentence
- * for people.
+ * (sts_discovery): the policy to apply or none, where it came from (a policy source:
+ * fetched, cache, none), the cache decision, the RFC 8460 result types of what failed
+ * and a sentence for people.
  *
  * Use, per recipient domain:
  *
@@ -85,11 +85,11 @@ typedef struct sts_discovery {
     /* the policy to apply */
     int have_policy;
     sts_policy policy;
-    const char *source;                 /* "fetched" | "cache" | "none" (policy.source) */
+    sts_policy_source source;           /* fetched | cache | none (JSON policy.source) */
     char policy_id[STS_TXT_ID_MAX + 1]; /* the TXT id it was fetched for */
     time_t fetched_at, expires_at;      /* when it was fetched, fetched_at + max_age */
     /* what the last step (start or re-check) adds to the recipient's result */
-    const char *failures[STS_DISCOVER_MAX_FAILURES]; /* RFC 8460 types (static strings) */
+    sts_result_type failures[STS_DISCOVER_MAX_FAILURES]; /* RFC 8460 result types */
     size_t nfailures;
     char detail[512]; /* why a fetch failed, for people; "" when nothing to say */
     int cancelled;    /* ended by sts_discover_cancel() */

@@ -24,9 +24,6 @@
 #include "common/buf.h"
 #include "common/err.h"
 
-static const char RT_FETCH[] = "sts-policy-fetch-error";
-static const char RT_WEBPKI[] = "sts-webpki-invalid";
-
 struct sockctx {
     uv_poll_t poll; /* first member: the close callback frees the struct */
     curl_socket_t fd;
@@ -286,7 +283,7 @@ static void fetch_finish(sts_fetcher *f, struct fetch *x, CURLcode cc)
     res.status = status;
     res.content_type = ct;
     res.elapsed = (double)(uv_hrtime() - x->start_ns) / 1e9;
-    res.result_type = RT_FETCH;
+    res.result_type = STS_RESULT_STS_POLICY_FETCH_ERROR;
 
     if (cc == CURLE_OK) {
         if (status >= 300 && status < 400) {
@@ -309,7 +306,7 @@ static void fetch_finish(sts_fetcher *f, struct fetch *x, CURLcode cc)
             res.err = STS_EPROTO;
         } else {
             res.ok = 1;
-            res.result_type = NULL;
+            res.result_type = STS_RESULT_NONE;
         }
     } else if (cc == CURLE_WRITE_ERROR && x->too_big) {
         snprintf(detail, sizeof(detail), "body over %d bytes", STS_FETCH_MAX_BODY);
@@ -340,7 +337,7 @@ static void fetch_finish(sts_fetcher *f, struct fetch *x, CURLcode cc)
             snprintf(detail, sizeof(detail), "certificate of %s: %s", x->host,
                      x->errbuf[0] ? x->errbuf : curl_easy_strerror(cc));
         res.err = STS_ETLS;
-        res.result_type = RT_WEBPKI;
+        res.result_type = STS_RESULT_STS_WEBPKI_INVALID;
     } else {
         switch (cc) {
         case CURLE_OPERATION_TIMEDOUT:
@@ -375,7 +372,7 @@ static void fetch_finish(sts_fetcher *f, struct fetch *x, CURLcode cc)
             res.body_len = x->body.len;
         }
         sts_info(f->log, "MTASTS policy fetch %s from %s failed: %s (%s)", x->url, x->address,
-                 detail, res.result_type);
+                 detail, sts_result_type_name(res.result_type));
     }
     x->cb(&res, x->arg);
 }
@@ -595,7 +592,7 @@ static void do_free(sts_fetcher *f)
         res.domain = x->domain;
         res.url = x->url;
         res.address = x->address;
-        res.result_type = RT_FETCH;
+        res.result_type = STS_RESULT_STS_POLICY_FETCH_ERROR;
         res.detail = "cancelled";
         res.elapsed = (double)(uv_hrtime() - x->start_ns) / 1e9;
         x->cb(&res, x->arg);

@@ -30,6 +30,7 @@
 #include <uv.h>
 
 #include "common/log.h"
+#include "common/vocab.h"
 
 #define STS_FETCH_MAX_BODY 65536
 #define STS_FETCH_MAX_HEADER 32768 /* the whole response header section, in bytes */
@@ -50,10 +51,11 @@ typedef struct sts_fetch_result {
     const char *content_type; /* the Content-Type header as sent, NULL when absent */
     const char *body;         /* NUL-terminated; body_len bytes (may hold NULs) */
     size_t body_len;
-    /* RFC 8460 result type when !ok: "sts-webpki-invalid" for certificate problems
-     * (untrusted, expired, name mismatch), "sts-policy-fetch-error" for everything
-     * else (connect, timeout, handshake, non-200, redirect, content type, size). */
-    const char *result_type;
+    /* RFC 8460 result type when !ok (else STS_RESULT_NONE): sts-webpki-invalid for
+     * certificate problems (untrusted, expired, name mismatch), sts-policy-fetch-error
+     * for everything else (connect, timeout, handshake, non-200, redirect, content
+     * type, size). */
+    sts_result_type result_type;
     const char *detail; /* when !ok, e.g. "HTTP status 404", "redirect (301) not
                          * followed", "Content-Type text/html is not text/plain",
                          * "body over 65536 bytes", or libcurl's error text */
@@ -72,7 +74,7 @@ int sts_fetcher_new(uv_loop_t *loop, const char *ca_file, time_t now, sts_log *l
                     sts_fetcher **out, char *err, size_t errlen);
 
 /* Free the fetcher. Safe while fetches are pending: their callbacks run, inside this
- * call, with ok 0 and err STS_ECLOSED (result_type "sts-policy-fetch-error", detail
+ * call, with ok 0 and err STS_ECLOSED (result_type sts-policy-fetch-error, detail
  * "cancelled"); a callback must not free the fetcher again. The uv handles then close
  * asynchronously and the memory is released in the last close callback: run the loop
  * (uv_run) once more before uv_loop_close(). */

@@ -13,26 +13,6 @@
 #include "common/buf.h"
 #include "common/err.h"
 
-static const char *const mode_names[] = {"unset", "enforce", "testing", "none"};
-
-const char *sts_mode_name(sts_mode mode)
-{
-    if ((unsigned)mode < sizeof(mode_names) / sizeof(mode_names[0]))
-        return mode_names[mode];
-    return "unset";
-}
-
-int sts_mode_parse(const char *s, sts_mode *out)
-{
-    /* sts-policy-mode-value = %s"testing" / %s"enforce" / %s"none" (case-sensitive). */
-    for (int m = STS_MODE_ENFORCE; m <= STS_MODE_NONE; m++)
-        if (s && !strcmp(s, mode_names[m])) {
-            *out = (sts_mode)m;
-            return 0;
-        }
-    return STS_EINVAL;
-}
-
 void sts_policy_free(sts_policy *p)
 {
     if (!p)
@@ -449,7 +429,8 @@ int sts_policy_parse(const char *text, size_t len, sts_policy *out, sts_diags *d
     for (int f = F_VERSION; f <= F_MAX_AGE; f++)
         if (!st.seen[f])
             perr(&st, 0, 0, "missing required field %s", field_names[f]);
-    if (p.nmx == 0 && st.seen[F_MODE] && p.mode != STS_MODE_NONE && p.mode != STS_MODE_UNSET)
+    /* A mode that did not parse stays STS_MODE_AUTO ("no mode"): already an error. */
+    if (p.nmx == 0 && st.seen[F_MODE] && p.mode != STS_MODE_NONE && p.mode != STS_MODE_AUTO)
         perr(&st, 0, 0, "no mx field: at least one is required unless mode is none");
     if (st.nomem)
         goto nomem;

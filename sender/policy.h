@@ -21,26 +21,15 @@
 #include <jansson.h>
 #include <stddef.h>
 
+#include "common/vocab.h"
 #include "sender/diag.h"
 
 /* RFC 8461 3.2: max_age "Maximum value is 31557600" (about 1 year). */
 #define STS_POLICY_MAX_AGE_MAX 31557600L
 
-typedef enum {
-    STS_MODE_UNSET = 0, /* only in a policy that failed to parse */
-    STS_MODE_ENFORCE,
-    STS_MODE_TESTING,
-    STS_MODE_NONE,
-} sts_mode;
-
-/* "enforce" / "testing" / "none" ("unset" for STS_MODE_UNSET). */
-const char *sts_mode_name(sts_mode mode);
-/* Exact, case-sensitive ("%s" in the ABNF). 0, or STS_EINVAL for any other string. */
-int sts_mode_parse(const char *s, sts_mode *out);
-
 typedef struct sts_policy {
     char version[8]; /* "STSv1" */
-    sts_mode mode;
+    sts_mode mode;   /* enforce, testing or none (common/vocab.h: sts_mode_parse) */
     long max_age; /* seconds, 0..STS_POLICY_MAX_AGE_MAX */
     size_t nmx;
     char **mx; /* mx patterns as written in the file, in file order */

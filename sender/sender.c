@@ -46,7 +46,6 @@
 #define SENDER_MAX_ADDRS 8 /* addresses tried per MX host */
 #define SENDER_MAX_FAILURES 16
 #define SENDER_FETCH_TIMEOUT 60.0 /* RFC 8461 3.3: "a reasonable timeout" */
-#define SENDER_TIME_LIMIT_DETAIL "time limit"
 
 typedef struct mx_entry {
     char host[256];
@@ -58,7 +57,7 @@ typedef struct mx_entry {
     size_t naddresses;
     int tried; /* an address lookup or session happened */
     sts_action action;
-    const char *failure; /* RFC 8460 result type that matters, or NULL */
+    sts_result_type failure; /* RFC 8460 result type that matters, or none */
     char detail[512];
     const char *stage;
     int connected;
@@ -86,10 +85,10 @@ typedef struct job {
     sts_log *log; /* the run's log, or a child with a prefix */
     /* policy discovery and the RFC 8461 5.1 re-check (discover.h): the policy applied */
     sts_discover *disc; /* NULL until the job starts discovery */
-    sts_emode mode;
+    sts_mode mode;      /* the mode applied: none until a policy says otherwise */
     int tls_required;
     int recheck_retried; /* the MX list was tried again under a re-checked policy */
-    const char *failures[SENDER_MAX_FAILURES];
+    sts_result_type failures[SENDER_MAX_FAILURES];
     size_t nfailures;
     char detail[512]; /* why the outcome, for people */
     int aborted;      /* the run's time limit passed */
@@ -139,12 +138,12 @@ static void run_start_jobs(run *r);
 
 /* ---- small helpers ---- */
 
-static void job_add_failure(job *j, const char *type)
+static void job_add_failure(job *j, sts_result_type type)
 {
-    if (!type)
+    if (type == STS_RESULT_NONE)
         return;
     for (size_t i = 0; i < j->nfailures; i++)
-        if (!strcmp(j->failures[i], type))
+        if (j->failures[i] == type)
             return;
     if (j->nfailures < SENDER_MAX_FAILURES)
         j->failures[j->nfailures++] = type;
@@ -154,18 +153,6 @@ static void lower(char *s)
 {
     for (; *s; s++)
         *s = (char)tolower((unsigned char)*s);
-}
-
-static sts_emode emode_of(sts_mode m)
-{
-    switch (m) {
-    case STS_MODE_ENFORCE:
-        return STS_EMODE_ENFORCE;
-    case STS_MODE_TESTING:
-        return STS_EMODE_TESTING;
-    default:
-        return STS_EMODE_NONE;
-    }
 }
 
 /* The deadline passed: end the job here (callers return right after). */
@@ -180,7 +167,7 @@ static int job_deadline(job *j)
 /* ---- policy discovery (RFC 8461 3, discover.h) ---- */
 
 /* No discovery ran (the argument was rejected before): no policy, no TXT, no decision. */
-static const sts_discovery no_discovery = {.source = "none"};
+static const sts_discovery no_discovery = {.source = STS_POLICY_SOURCE_NONE};
 
 /* What discovery found so far (the policy applied, the TXT id, the cache decision). */
 static const sts_discovery *job_disc(const job *j)
@@ -201,14 +188,12 @@ static void job_apply_policy(job *j)
 {
     const sts_sender_opts *o = j->run->opts;
     const sts_discovery *d = job_disc(j);
-    sts_emode override = STS_EMODE_NONE;
-    int has_override = o->mode && strcmp(o->mode, "auto") && !sts_emode_parse(o->mode, &override);
-    j->mode = sts_decide_mode(d->have_policy, emode_of(d->policy.mode), has_override, override);
+    j->mode = sts_decide_mode(d->have_policy, d->policy.mode, o->mode);
     j->tls_required = sts_decide_tls_required(j->mode, o->require_tls);
-    if (d->have_policy && has_override)
+    if (d->have_policy && o->mode != STS_MODE_AUTO)
         sts_info(j->log, "MTASTS mode %s overridden by --mode: applying %s",
-                 sts_mode_name(d->policy.mode), sts_emode_name(j->mode));
-    sts_info(j->log, "MTASTS applying mode %s%s", sts_emode_name(j->mode),
+                 sts_mode_name(d->policy.mode), sts_mode_name(j->mode));
+    sts_info(j->log, "MTASTS applying mode %s%s", sts_mode_name(j->mode),
              o->require_tls ? " (+ --require-tls: verified TLS required on every MX)" : "");
 }
 
@@ -237,7 +222,7 @@ static void discovered_cb(const sts_discovery *d, void *arg)
 static int job_should_recheck(const job *j)
 {
     if (j->run->deadline_passed || !sts_discover_may_recheck(j->disc) ||
-        j->mode != STS_EMODE_ENFORCE || !j->nmx)
+        j->mode != STS_MODE_ENFORCE || !j->nmx)
         return 0;
     size_t tried = 0;
     for (size_t i = 0; i < j->nmx; i++) {
@@ -421,12 +406,12 @@ static void smtp_done_cb(sts_smtpc *s, void *arg)
     job *j = arg;
     mx_entry *m = &j->mx[j->cur];
     const sts_smtpc_result *res = sts_smtpc_get_result(s);
-    int relevant = j->mode != STS_EMODE_NONE || j->tls_required;
+    int relevant = j->mode != STS_MODE_NONE || j->tls_required;
 
     j->smtp = NULL;
     m->action = res->action;
     /* A testing-mode mismatch recorded before connecting stays the MX's failure. */
-    if (!m->failure && relevant)
+    if (m->failure == STS_RESULT_NONE && relevant)
         m->failure = res->failure;
     snprintf(m->detail, sizeof(m->detail), "%s", res->detail);
     m->stage = sts_smtpc_state_name(res->stage);
@@ -446,8 +431,8 @@ static void smtp_done_cb(sts_smtpc *s, void *arg)
                          res->stage == STS_SMTPC_DATA || res->stage == STS_SMTPC_BODY;
     int connect_failed = !res->connected && res->stage == STS_SMTPC_CONNECT;
     sts_action act = res->action;
-    const char *res_failure = res->failure; /* static strings: valid after free */
-    sts_smtpc_free(s);                      /* done_cb is the session's last act */
+    sts_result_type res_failure = res->failure;
+    sts_smtpc_free(s); /* done_cb is the session's last act */
 
     if (relevant) {
         /* Both a testing-mode mismatch and the session's own failure are reported. */
@@ -573,7 +558,7 @@ static void job_next_mx(job *j)
     while (j->cur < j->nmx) {
         mx_entry *m = &j->mx[j->cur];
         m->tried = 1;
-        const char *failure = NULL;
+        sts_result_type failure = STS_RESULT_NONE;
         const sts_discovery *d = job_disc(j);
         if (d->have_policy) {
             /* RFC 8461 3.2 / 4.1: names are compared as A-labels; the resolver gives MX
@@ -596,7 +581,7 @@ static void job_next_mx(job *j)
             sts_info(j->log, "MX %u %s (no policy)", m->preference, m->host);
         }
         int go = sts_decide_mx_connect(j->mode, m->policy_match != 0, &failure);
-        if (failure) {
+        if (failure != STS_RESULT_NONE) {
             m->failure = failure;
             job_add_failure(j, failure);
         }
@@ -636,7 +621,8 @@ static void job_summary(job *j)
 {
     sts_log *log = j->log;
     sts_info(log, "RESULT %s: %s (policy %s, mode %s%s)", j->arg, sts_outcome_name(j->outcome),
-             job_disc(j)->source, sts_emode_name(j->mode), j->tls_required ? ", TLS required" : "");
+             sts_policy_source_name(job_disc(j)->source), sts_mode_name(j->mode),
+             j->tls_required ? ", TLS required" : "");
     if (j->detail[0] && j->outcome != STS_OUTCOME_DELIVERED)
         sts_info(log, "RESULT detail: %s", j->detail);
     int any = 0;
@@ -663,7 +649,7 @@ static void job_summary(job *j)
         buf[0] = '\0';
         for (size_t i = 0; i < j->nfailures && off < sizeof(buf); i++)
             off += (size_t)snprintf(buf + off, sizeof(buf) - off, "%s%s", i ? " " : "",
-                                    j->failures[i]);
+                                    sts_result_type_name(j->failures[i]));
         sts_info(log, "RESULT failures: %s", buf);
     }
 }
@@ -716,7 +702,7 @@ static void job_finish_final(job *j)
     if (j->aborted && j->outcome != STS_OUTCOME_DELIVERED) {
         /* The run's time limit: whatever was pending is left for a later try. */
         j->outcome = STS_OUTCOME_DEFERRED;
-        snprintf(j->detail, sizeof(j->detail), SENDER_TIME_LIMIT_DETAIL);
+        snprintf(j->detail, sizeof(j->detail), "%s", STS_DETAIL_TIME_LIMIT);
     } else if (!j->detail[0] || j->outcome == STS_OUTCOME_DELIVERED) {
         for (size_t i = j->nmx; i-- > 0;)
             if (j->mx[i].tried && j->mx[i].detail[0]) {
@@ -746,7 +732,7 @@ static void job_abort(job *j)
         mx_entry *m = &j->mx[j->cur];
         m->action = STS_ACTION_TEMPFAIL;
         m->stage = j->state == J_MX_ADDR ? "DNS" : m->stage;
-        snprintf(m->detail, sizeof(m->detail), SENDER_TIME_LIMIT_DETAIL);
+        snprintf(m->detail, sizeof(m->detail), "%s", STS_DETAIL_TIME_LIMIT);
     }
     sts_info(j->log, "ABORTED %s: time limit reached", j->arg);
     job_finish_final(j);
@@ -764,7 +750,7 @@ static void deadline_cb(uv_timer_t *t)
     /* Sessions report later, from their close callbacks (smtp_done_cb). */
     for (size_t i = 0; i < r->njobs; i++)
         if (r->jobs[i].smtp)
-            sts_smtpc_abort(r->jobs[i].smtp, SENDER_TIME_LIMIT_DETAIL);
+            sts_smtpc_abort(r->jobs[i].smtp, STS_DETAIL_TIME_LIMIT);
     /* Pending DNS queries and fetches call back inside these calls, cancelled; the
      * callbacks see deadline_passed (discovery: its cancel mark) and end their jobs. */
     for (size_t i = 0; i < r->njobs; i++)
@@ -953,8 +939,9 @@ static json_t *mx_json(const mx_entry *m)
         json_object_set_new(t, "peer_names", names);
         json_object_set_new(t, "not_before", str_or_null(ti->not_before));
         json_object_set_new(t, "not_after", str_or_null(ti->not_after));
-        json_object_set_new(t, "result_type",
-                            str_or_null(m->tls_up && !ti->verified ? ti->result_type : NULL));
+        json_object_set_new(
+            t, "result_type",
+            str_or_null(m->tls_up && !ti->verified ? sts_result_type_name(ti->result_type) : NULL));
         json_object_set_new(t, "verify_error", str_or_null(ti->verify_error_str));
         json_object_set_new(t, "error", str_or_null(ti->error));
         json_object_set_new(o, "tls", t);
@@ -964,7 +951,7 @@ static json_t *mx_json(const mx_entry *m)
     json_object_set_new(o, "plain_retry", json_boolean(m->plain_retry));
     json_object_set_new(o, "pipelined", json_boolean(m->pipelined));
     json_object_set_new(o, "action", json_string(sts_action_name(m->action)));
-    json_object_set_new(o, "failure", str_or_null(m->failure));
+    json_object_set_new(o, "failure", str_or_null(sts_result_type_name(m->failure)));
     json_object_set_new(o, "stage", str_or_null(m->stage));
     json_object_set_new(o, "detail", str_or_null(m->detail));
     if (m->code) {
@@ -1001,8 +988,8 @@ static json_t *job_json(const job *j, int check, int cache_on)
     const sts_discovery *d = job_disc(j);
 
     json_t *p = json_object();
-    json_object_set_new(p, "source", json_string(d->source));
-    json_object_set_new(p, "mode", json_string(sts_emode_name(j->mode)));
+    json_object_set_new(p, "source", json_string(sts_policy_source_name(d->source)));
+    json_object_set_new(p, "mode", json_string(sts_mode_name(j->mode)));
     json_object_set_new(p, "policy_mode",
                         d->have_policy ? json_string(sts_mode_name(d->policy.mode)) : json_null());
     json_object_set_new(p, "id",
@@ -1047,7 +1034,7 @@ static json_t *job_json(const job *j, int check, int cache_on)
     json_object_set_new(o, "mx", mx);
     json_t *fl = json_array();
     for (size_t i = 0; i < j->nfailures; i++)
-        json_array_append_new(fl, json_string(j->failures[i]));
+        json_array_append_new(fl, json_string(sts_result_type_name(j->failures[i])));
     json_object_set_new(o, "failures", fl);
     return o;
 }
@@ -1169,6 +1156,7 @@ int sts_sender_run(uv_loop_t *loop, const sts_sender_opts *opts, char *const *rc
         j->run = &r;
         j->index = i;
         j->arg = rcpts[i];
+        j->mode = STS_MODE_NONE; /* until discovery: no policy, RFC 8461 5 */
         if (nrcpts > 1 && log) {
             char prefix[300];
             snprintf(prefix, sizeof(prefix), "%.250s: ", rcpts[i]);

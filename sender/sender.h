@@ -15,6 +15,7 @@
 #include <uv.h>
 
 #include "common/log.h"
+#include "common/vocab.h"
 
 typedef struct sts_sender_opts {
     const char *dns;        /* "HOST[:PORT][,...]"; NULL = /etc/resolv.conf */
@@ -22,7 +23,8 @@ typedef struct sts_sender_opts {
     int smtp_port;          /* 0 = 25 */
     int https_port;         /* 0 = 443 */
     int require_tls;        /* ASSURETLS: STARTTLS + valid certificate on every MX */
-    const char *mode;       /* "auto" (NULL) | "enforce" | "testing" | "none" */
+    sts_mode mode;          /* --mode: STS_MODE_AUTO (0, the policy's) | ENFORCE | TESTING |
+                             * NONE (common/vocab.h) */
     const char *cache_file; /* NULL = default (sts_cache_default_path: $XDG_CACHE_HOME or
                              * ~/.cache; unusable -> a warning, no cache); an unusable
                              * explicit file -> exit 65 */

@@ -5,7 +5,8 @@
  * Shape (after OpenSMTPD's mta_session.c): smtpc_io() is the only entry point for
  * stream and timer events; smtpc_enter() does what entering a state means (send a
  * command, start the handshake, arm the state's timer); smtpc_response() interprets
- * one complete reply in the current state; smtpc_fail() records the verdict once;
+ * one complete reply in the current state; smtpc_set_verdict() records the verdict
+ * (delivered, refused or failed) once, the first one standing;
  * smtpc_close() starts the asynchronous close, and the session reports (done_cb) only
  * from the last close callback, so it is never freed inside its own handler.
  *
@@ -144,36 +145,27 @@ size_t sts_smtpc_message_size(const char *msg, size_t len)
 
 /* ---- verdict and closing ---- */
 
-static void smtpc_failv(sts_smtpc *s, sts_action action, const char *failure, int err,
-                        const char *fmt, va_list ap) __attribute__((format(printf, 5, 0)));
-
-static void smtpc_failv(sts_smtpc *s, sts_action action, const char *failure, int err,
-                        const char *fmt, va_list ap)
+/* The session's verdict: action, RFC 8460 failure (STS_RESULT_NONE: none), local error
+ * and a detail for people; the first one stands, later calls do nothing. */
+static void smtpc_set_verdict(sts_smtpc *s, sts_action action, sts_result_type failure, int err,
+                              const char *fmt, ...) __attribute__((format(printf, 5, 6)));
+static void smtpc_set_verdict(sts_smtpc *s, sts_action action, sts_result_type failure, int err,
+                              const char *fmt, ...)
 {
     if (s->res.action != STS_ACTION_NONE)
         return; /* the first verdict stands */
     s->res.action = action;
-    if (failure)
+    if (failure != STS_RESULT_NONE)
         s->res.failure = failure;
     s->res.stage = s->state;
     s->res.error = err;
-    vsnprintf(s->res.detail, sizeof(s->res.detail), fmt, ap);
-}
-
-static void smtpc_fail(sts_smtpc *s, sts_action action, const char *failure, int err,
-                       const char *fmt, ...) __attribute__((format(printf, 5, 6)));
-static void smtpc_fail(sts_smtpc *s, sts_action action, const char *failure, int err,
-                       const char *fmt, ...)
-{
     va_list ap;
-    if (s->res.action != STS_ACTION_NONE)
-        return; /* the first verdict stands */
     va_start(ap, fmt);
-    smtpc_failv(s, action, failure, err, fmt, ap);
+    vsnprintf(s->res.detail, sizeof(s->res.detail), fmt, ap);
     va_end(ap);
+    const char *type = sts_result_type_name(failure); /* NULL for none */
     sts_info(s->p.log, "SMTP %s %s: %s%s%s", sts_smtpc_state_name(s->state),
-             sts_action_name(action), s->res.detail, failure ? " -> " : "",
-             failure ? failure : "");
+             sts_action_name(action), s->res.detail, type ? " -> " : "", type ? type : "");
 }
 
 static void timer_close_cb(uv_handle_t *h)
@@ -191,7 +183,8 @@ static void smtpc_close(sts_smtpc *s)
     s->closing = 1;
     uv_timer_stop(&s->timer);
     if (s->res.action == STS_ACTION_NONE)
-        smtpc_fail(s, STS_ACTION_TEMPFAIL, NULL, STS_ESTATE, "session ended without a verdict");
+        smtpc_set_verdict(s, STS_ACTION_TEMPFAIL, STS_RESULT_NONE, STS_ESTATE,
+                          "session ended without a verdict");
     sts_stream_close(s->stream); /* on_close -> EV_CLOSE -> timer close -> done_cb */
 }
 
@@ -214,6 +207,22 @@ static int smtpc_is_envelope_state(sts_smtpc_state st)
            st == STS_SMTPC_BODY;
 }
 
+/* The security invariant was about to be broken: unreachable by construction (the
+ * states before MAIL decide TLS first), so if it is ever reached, count it, fail
+ * closed (REFUSED, validation-failure) and close. what: what would have been sent, for
+ * the log ("MAIL", "the envelope", "the message"); kind: for the detail ("envelope
+ * command", "message"). Returns STS_ESTATE. */
+static int smtpc_refuse_unverified(sts_smtpc *s, const char *what, const char *kind)
+{
+    s->res.invariant_violations++;
+    sts_error(s->p.log, "BUG: refusing to send %s without a verified TLS session", what);
+    assert(!"security invariant: envelope or message without verified TLS");
+    smtpc_set_verdict(s, STS_ACTION_REFUSED, STS_RESULT_VALIDATION_FAILURE, STS_ESTATE,
+                      "internal: %s without verified TLS refused", kind);
+    smtpc_close(s);
+    return STS_ESTATE;
+}
+
 static const char *smtpc_out_arrow(const sts_smtpc *s)
 {
     return s->res.tls_up ? "~~>" : "-->";
@@ -228,28 +237,19 @@ static int smtpc_send(sts_smtpc *s, const char *fmt, ...)
     int n = vsnprintf(line, sizeof(line) - 2, fmt, ap);
     va_end(ap);
     if (n < 0 || (size_t)n >= sizeof(line) - 2) {
-        smtpc_fail(s, STS_ACTION_TEMPFAIL, NULL, STS_ETOOBIG, "command too long in %s",
-                   sts_smtpc_state_name(s->state));
+        smtpc_set_verdict(s, STS_ACTION_TEMPFAIL, STS_RESULT_NONE, STS_ETOOBIG,
+                          "command too long in %s", sts_smtpc_state_name(s->state));
         smtpc_close(s);
         return STS_ETOOBIG;
     }
-    if (smtpc_is_envelope_state(s->state) && !smtpc_may_send_envelope(s)) {
-        /* Unreachable by construction; if it is ever reached, fail closed. */
-        s->res.invariant_violations++;
-        sts_error(s->p.log, "BUG: refusing to send %s without a verified TLS session",
-                  sts_smtpc_state_name(s->state));
-        assert(!"security invariant: envelope without verified TLS");
-        smtpc_fail(s, STS_ACTION_REFUSED, "validation-failure", STS_ESTATE,
-                   "internal: envelope command without verified TLS refused");
-        smtpc_close(s);
-        return STS_ESTATE;
-    }
+    if (smtpc_is_envelope_state(s->state) && !smtpc_may_send_envelope(s))
+        return smtpc_refuse_unverified(s, sts_smtpc_state_name(s->state), "envelope command");
     sts_info(s->p.log, "%s %s", smtpc_out_arrow(s), line);
     memcpy(line + n, "\r\n", 2);
     int rc = sts_stream_write(s->stream, line, (size_t)n + 2);
     if (rc) {
-        smtpc_fail(s, STS_ACTION_TEMPFAIL, NULL, rc, "write failed in %s: %s",
-                   sts_smtpc_state_name(s->state), sts_strerror(rc));
+        smtpc_set_verdict(s, STS_ACTION_TEMPFAIL, STS_RESULT_NONE, rc, "write failed in %s: %s",
+                          sts_smtpc_state_name(s->state), sts_strerror(rc));
         smtpc_close(s);
     }
     return rc;
@@ -260,15 +260,8 @@ static int smtpc_send(sts_smtpc *s, const char *fmt, ...)
  * envelope command). Returns 0 or the error (the session is then closing). */
 static int smtpc_send_group(sts_smtpc *s, const char *mail)
 {
-    if (!smtpc_may_send_envelope(s)) {
-        s->res.invariant_violations++;
-        sts_error(s->p.log, "BUG: refusing to send the envelope without a verified TLS session");
-        assert(!"security invariant: envelope without verified TLS");
-        smtpc_fail(s, STS_ACTION_REFUSED, "validation-failure", STS_ESTATE,
-                   "internal: envelope command without verified TLS refused");
-        smtpc_close(s);
-        return STS_ESTATE;
-    }
+    if (!smtpc_may_send_envelope(s))
+        return smtpc_refuse_unverified(s, "the envelope", "envelope command");
     sts_buf group;
     /* MAIL, up to nrcpts RCPT lines of at most 1 KiB each, DATA. */
     sts_buf_init(&group, 0);
@@ -295,8 +288,8 @@ static int smtpc_send_group(sts_smtpc *s, const char *mail)
     }
     sts_buf_free(&group);
     if (rc) {
-        smtpc_fail(s, STS_ACTION_TEMPFAIL, NULL, rc, "sending the pipelined envelope: %s",
-                   sts_strerror(rc));
+        smtpc_set_verdict(s, STS_ACTION_TEMPFAIL, STS_RESULT_NONE, rc,
+                          "sending the pipelined envelope: %s", sts_strerror(rc));
         smtpc_close(s);
         return rc;
     }
@@ -311,14 +304,14 @@ static void timer_cb(uv_timer_t *t);
 static void smtpc_log_tls(sts_smtpc *s)
 {
     const sts_tls_info *t = &s->res.tls;
+    const char *rt = sts_result_type_name(t->result_type); /* NULL when verified */
     sts_log *log = s->p.log;
     sts_info(log, "TLS %s %s", t->version, t->cipher);
     if (t->chain_ok && t->time_ok)
         sts_info(log, "Cert VALIDATED: ok");
     else
         sts_info(log, "Cert NOT VALIDATED: %s",
-                 t->verify_error_str[0] ? t->verify_error_str
-                                        : (t->result_type ? t->result_type : "unknown"));
+                 t->verify_error_str[0] ? t->verify_error_str : (rt ? rt : "unknown"));
     char names[1024];
     size_t off = 0;
     names[0] = '\0';
@@ -340,22 +333,22 @@ static void smtpc_tls_verdict(sts_smtpc *s)
         .starttls_code = s->res.starttls_code,
         .handshake_done = s->res.tls_up,
         .verified = s->res.tls_up && s->res.tls.verified,
-        .result_type = s->res.tls_up ? s->res.tls.result_type : NULL,
+        .result_type = s->res.tls_up ? s->res.tls.result_type : STS_RESULT_NONE,
         .plain_retry = s->p.no_starttls,
     };
-    const char *failure = NULL;
+    sts_result_type failure = STS_RESULT_NONE;
     sts_tls_verdict v = sts_decide_tls(s->p.tls_required, &f, &failure);
-    if (failure && !s->res.failure)
+    if (failure != STS_RESULT_NONE && s->res.failure == STS_RESULT_NONE)
         s->res.failure = failure;
 
     switch (v) {
     case STS_TLSV_REFUSE:
-        smtpc_fail(s, STS_ACTION_REFUSED, failure, 0, "%s; TLS is required, MX refused",
-                   f.plain_retry         ? "plaintext retry"
-                   : !f.starttls_offered ? "STARTTLS not offered"
-                   : f.starttls_code && f.starttls_code != 220 ? "STARTTLS refused"
-                   : !f.handshake_done ? "TLS handshake failed"
-                                       : "certificate not verified");
+        smtpc_set_verdict(s, STS_ACTION_REFUSED, failure, 0, "%s; TLS is required, MX refused",
+                          f.plain_retry                               ? "plaintext retry"
+                          : !f.starttls_offered                       ? "STARTTLS not offered"
+                          : f.starttls_code && f.starttls_code != 220 ? "STARTTLS refused"
+                          : !f.handshake_done                         ? "TLS handshake failed"
+                                                                      : "certificate not verified");
         if (s->res.tls_attempted && !s->res.tls_up)
             smtpc_close(s); /* no usable channel left for QUIT */
         else
@@ -363,19 +356,20 @@ static void smtpc_tls_verdict(sts_smtpc *s)
         return;
     case STS_TLSV_RETRY_PLAIN:
         s->res.retry_plain = 1;
-        smtpc_fail(s, STS_ACTION_TEMPFAIL, failure, STS_ETLS,
-                   "TLS handshake failed (%s); opportunistic: retry without STARTTLS",
-                   s->res.tls.error[0] ? s->res.tls.error : "unknown");
+        smtpc_set_verdict(s, STS_ACTION_TEMPFAIL, failure, STS_ETLS,
+                          "TLS handshake failed (%s); opportunistic: retry without STARTTLS",
+                          s->res.tls.error[0] ? s->res.tls.error : "unknown");
         smtpc_close(s);
         return;
     case STS_TLSV_CONTINUE:
-        if (failure)
-            sts_info(s->p.log, "TLS problem recorded, delivery goes on: %s", failure);
+        if (failure != STS_RESULT_NONE)
+            sts_info(s->p.log, "TLS problem recorded, delivery goes on: %s",
+                     sts_result_type_name(failure));
         if (s->res.tls_up) {
             smtpc_enter(s, STS_SMTPC_EHLO2);
         } else if (s->p.check_only) {
-            smtpc_fail(s, STS_ACTION_DELIVERED, failure, 0,
-                       "check: session would proceed without TLS");
+            smtpc_set_verdict(s, STS_ACTION_DELIVERED, failure, 0,
+                              "check: session would proceed without TLS");
             smtpc_enter(s, STS_SMTPC_QUIT);
         } else {
             smtpc_enter(s, STS_SMTPC_MAIL);
@@ -431,8 +425,8 @@ static void smtpc_enter(sts_smtpc *s, sts_smtpc_state st)
         sts_info(s->p.log, "Connecting to %s (%s)", s->addr_text, s->p.host);
         int rc = sts_stream_connect(s->stream, (const struct sockaddr *)&s->addr, NULL);
         if (rc) {
-            smtpc_fail(s, STS_ACTION_TEMPFAIL, NULL, rc, "connect to %s: %s", s->addr_text,
-                       sts_strerror(rc));
+            smtpc_set_verdict(s, STS_ACTION_TEMPFAIL, STS_RESULT_NONE, rc, "connect to %s: %s",
+                              s->addr_text, sts_strerror(rc));
             smtpc_close(s);
         }
         break;
@@ -471,10 +465,10 @@ static void smtpc_enter(sts_smtpc *s, sts_smtpc_state st)
             s->res.message_size > s->res.size_limit) {
             /* RFC 1870 6: a message over the server's announced fixed maximum is a
              * permanent failure ("552 ... 5.3.4"); the client need not send it. */
-            smtpc_fail(s, STS_ACTION_PERMFAIL, NULL, STS_ETOOBIG,
-                       "message of %zu octets exceeds the SIZE limit %llu the server "
-                       "announced (RFC 1870): not sent",
-                       s->res.message_size, s->res.size_limit);
+            smtpc_set_verdict(s, STS_ACTION_PERMFAIL, STS_RESULT_NONE, STS_ETOOBIG,
+                              "message of %zu octets exceeds the SIZE limit %llu the server "
+                              "announced (RFC 1870): not sent",
+                              s->res.message_size, s->res.size_limit);
             smtpc_enter(s, STS_SMTPC_QUIT);
             break;
         }
@@ -484,7 +478,8 @@ static void smtpc_enter(sts_smtpc *s, sts_smtpc_state st)
                                s->res.message_size)
                     : snprintf(mail, sizeof(mail), "MAIL FROM:<%s>", s->p.from);
         if (n < 0 || (size_t)n >= 1000) {
-            smtpc_fail(s, STS_ACTION_PERMFAIL, NULL, STS_ETOOBIG, "envelope sender too long");
+            smtpc_set_verdict(s, STS_ACTION_PERMFAIL, STS_RESULT_NONE, STS_ETOOBIG,
+                              "envelope sender too long");
             smtpc_enter(s, STS_SMTPC_QUIT);
             break;
         }
@@ -505,11 +500,7 @@ static void smtpc_enter(sts_smtpc *s, sts_smtpc_state st)
         break;
     case STS_SMTPC_BODY: {
         if (!smtpc_may_send_envelope(s)) {
-            s->res.invariant_violations++;
-            assert(!"security invariant: message without verified TLS");
-            smtpc_fail(s, STS_ACTION_REFUSED, "validation-failure", STS_ESTATE,
-                       "internal: message without verified TLS refused");
-            smtpc_close(s);
+            smtpc_refuse_unverified(s, "the message", "message");
             break;
         }
         sts_buf body;
@@ -521,8 +512,8 @@ static void smtpc_enter(sts_smtpc *s, sts_smtpc_state st)
             rc = sts_stream_write(s->stream, body.data, body.len);
         if (rc) {
             sts_buf_free(&body);
-            smtpc_fail(s, STS_ACTION_TEMPFAIL, NULL, rc, "sending the message: %s",
-                       sts_strerror(rc));
+            smtpc_set_verdict(s, STS_ACTION_TEMPFAIL, STS_RESULT_NONE, rc,
+                              "sending the message: %s", sts_strerror(rc));
             smtpc_close(s);
             break;
         }
@@ -550,8 +541,8 @@ static void smtpc_response(sts_smtpc *s)
     switch (s->state) {
     case STS_SMTPC_BANNER:
         if (cls != 2) {
-            smtpc_fail(s, act == STS_ACTION_NONE ? STS_ACTION_TEMPFAIL : act, NULL, 0,
-                       "greeting %d %s", r->code, s->res.text);
+            smtpc_set_verdict(s, act == STS_ACTION_NONE ? STS_ACTION_TEMPFAIL : act,
+                              STS_RESULT_NONE, 0, "greeting %d %s", r->code, s->res.text);
             smtpc_enter(s, STS_SMTPC_QUIT);
             return;
         }
@@ -568,9 +559,9 @@ static void smtpc_response(sts_smtpc *s)
         /* fall through */
     case STS_SMTPC_HELO:
         if (cls != 2) {
-            smtpc_fail(s, act == STS_ACTION_NONE ? STS_ACTION_TEMPFAIL : act, NULL, 0,
-                       "%s rejected: %d %s", sts_smtpc_state_name(s->state), r->code,
-                       s->res.text);
+            smtpc_set_verdict(s, act == STS_ACTION_NONE ? STS_ACTION_TEMPFAIL : act,
+                              STS_RESULT_NONE, 0, "%s rejected: %d %s",
+                              sts_smtpc_state_name(s->state), r->code, s->res.text);
             smtpc_enter(s, STS_SMTPC_QUIT);
             return;
         }
@@ -603,8 +594,9 @@ static void smtpc_response(sts_smtpc *s)
 
     case STS_SMTPC_EHLO2:
         if (cls != 2) {
-            smtpc_fail(s, act == STS_ACTION_NONE ? STS_ACTION_TEMPFAIL : act, NULL, 0,
-                       "EHLO after STARTTLS rejected: %d %s", r->code, s->res.text);
+            smtpc_set_verdict(s, act == STS_ACTION_NONE ? STS_ACTION_TEMPFAIL : act,
+                              STS_RESULT_NONE, 0, "EHLO after STARTTLS rejected: %d %s", r->code,
+                              s->res.text);
             smtpc_enter(s, STS_SMTPC_QUIT);
             return;
         }
@@ -612,8 +604,10 @@ static void smtpc_response(sts_smtpc *s)
         s->ext_pipelining = sts_smtp_reply_has_ext(r, "PIPELINING");
         s->res.size_offered = sts_smtp_reply_size_limit(r, &s->res.size_limit);
         if (s->p.check_only) {
-            smtpc_fail(s, STS_ACTION_DELIVERED, NULL, 0, "check: TLS %s and EHLO accepted",
-                       s->res.tls.verified ? "verified" : "unverified");
+            smtpc_set_verdict(
+                s, STS_ACTION_DELIVERED, STS_RESULT_NONE, 0, "check: TLS %s and EHLO accepted",
+                sts_delivery_tls_name(s->res.tls.verified ? STS_DELIVERY_TLS_VERIFIED
+                                                          : STS_DELIVERY_TLS_UNVERIFIED));
             smtpc_enter(s, STS_SMTPC_QUIT);
             return;
         }
@@ -622,8 +616,8 @@ static void smtpc_response(sts_smtpc *s)
 
     case STS_SMTPC_MAIL:
         if (cls != 2) {
-            smtpc_fail(s, act == STS_ACTION_NONE ? STS_ACTION_TEMPFAIL : act, NULL, 0,
-                       "MAIL rejected: %d %s", r->code, s->res.text);
+            smtpc_set_verdict(s, act == STS_ACTION_NONE ? STS_ACTION_TEMPFAIL : act,
+                              STS_RESULT_NONE, 0, "MAIL rejected: %d %s", r->code, s->res.text);
             if (s->res.pipelined) {
                 /* RFC 2920 3.1: the replies to the RCPTs and DATA of the group are
                  * still coming; read them all before QUIT. */
@@ -648,8 +642,8 @@ static void smtpc_response(sts_smtpc *s)
             return;
         }
         if (!s->res.rcpt_accepted) {
-            smtpc_fail(s, s->rcpt_temp ? STS_ACTION_TEMPFAIL : STS_ACTION_PERMFAIL, NULL, 0,
-                       "RCPT rejected: %d %s", r->code, s->res.text);
+            smtpc_set_verdict(s, s->rcpt_temp ? STS_ACTION_TEMPFAIL : STS_ACTION_PERMFAIL,
+                              STS_RESULT_NONE, 0, "RCPT rejected: %d %s", r->code, s->res.text);
             if (s->res.pipelined) {
                 smtpc_enter(s, STS_SMTPC_DATA); /* its reply is coming */
                 return;
@@ -673,9 +667,9 @@ static void smtpc_response(sts_smtpc *s)
             return;
         }
         if (r->code != 354) {
-            smtpc_fail(s, act == STS_ACTION_NONE ? STS_ACTION_TEMPFAIL : act, NULL,
-                       act == STS_ACTION_NONE ? STS_EPROTO : 0, "DATA rejected: %d %s",
-                       r->code, s->res.text);
+            smtpc_set_verdict(s, act == STS_ACTION_NONE ? STS_ACTION_TEMPFAIL : act,
+                              STS_RESULT_NONE, act == STS_ACTION_NONE ? STS_EPROTO : 0,
+                              "DATA rejected: %d %s", r->code, s->res.text);
             smtpc_enter(s, STS_SMTPC_QUIT);
             return;
         }
@@ -684,11 +678,11 @@ static void smtpc_response(sts_smtpc *s)
 
     case STS_SMTPC_BODY:
         if (cls == 2)
-            smtpc_fail(s, STS_ACTION_DELIVERED, NULL, 0, "message accepted: %d %s", r->code,
-                       s->res.text);
+            smtpc_set_verdict(s, STS_ACTION_DELIVERED, STS_RESULT_NONE, 0,
+                              "message accepted: %d %s", r->code, s->res.text);
         else
-            smtpc_fail(s, act == STS_ACTION_NONE ? STS_ACTION_TEMPFAIL : act, NULL, 0,
-                       "message rejected: %d %s", r->code, s->res.text);
+            smtpc_set_verdict(s, act == STS_ACTION_NONE ? STS_ACTION_TEMPFAIL : act,
+                              STS_RESULT_NONE, 0, "message rejected: %d %s", r->code, s->res.text);
         smtpc_enter(s, STS_SMTPC_QUIT);
         return;
 
@@ -697,8 +691,8 @@ static void smtpc_response(sts_smtpc *s)
         return;
 
     default:
-        smtpc_fail(s, STS_ACTION_TEMPFAIL, NULL, STS_EPROTO, "unexpected reply %d in %s",
-                   r->code, sts_smtpc_state_name(s->state));
+        smtpc_set_verdict(s, STS_ACTION_TEMPFAIL, STS_RESULT_NONE, STS_EPROTO,
+                          "unexpected reply %d in %s", r->code, sts_smtpc_state_name(s->state));
         smtpc_close(s);
         return;
     }
@@ -742,9 +736,9 @@ static void smtpc_on_bytes(sts_smtpc *s, const char *data, size_t len)
 {
     int rc = sts_buf_append(&s->rbuf, data, len);
     if (rc) {
-        smtpc_fail(s, STS_ACTION_TEMPFAIL, NULL, STS_EPROTO,
-                   "server sent more than %d bytes without completing a reply in %s",
-                   SMTPC_RBUF_MAX, sts_smtpc_state_name(s->state));
+        smtpc_set_verdict(s, STS_ACTION_TEMPFAIL, STS_RESULT_NONE, STS_EPROTO,
+                          "server sent more than %d bytes without completing a reply in %s",
+                          SMTPC_RBUF_MAX, sts_smtpc_state_name(s->state));
         smtpc_close(s);
         return;
     }
@@ -753,8 +747,8 @@ static void smtpc_on_bytes(sts_smtpc *s, const char *data, size_t len)
         char why[200];
         rc = sts_smtp_reply_parse(s->rbuf.data, s->rbuf.len, &s->reply, &used, why, sizeof(why));
         if (rc) {
-            smtpc_fail(s, STS_ACTION_TEMPFAIL, NULL, STS_EPROTO, "bad reply in %s: %s",
-                       sts_smtpc_state_name(s->state), why);
+            smtpc_set_verdict(s, STS_ACTION_TEMPFAIL, STS_RESULT_NONE, STS_EPROTO,
+                              "bad reply in %s: %s", sts_smtpc_state_name(s->state), why);
             smtpc_close(s);
             return;
         }
@@ -774,19 +768,20 @@ static void smtpc_on_bytes(sts_smtpc *s, const char *data, size_t len)
                  * of the TLS session. Abort. */
                 s->res.injection = 1;
                 s->res.starttls_code = 220;
-                smtpc_fail(s,
-                           s->p.tls_required ? STS_ACTION_REFUSED : STS_ACTION_TEMPFAIL,
-                           s->p.tls_required ? "validation-failure" : NULL, STS_EPROTO,
-                           "%zu bytes followed the STARTTLS 220 before TLS (injection): "
-                           "aborted",
-                           s->rbuf.len);
+                smtpc_set_verdict(
+                    s, s->p.tls_required ? STS_ACTION_REFUSED : STS_ACTION_TEMPFAIL,
+                    s->p.tls_required ? STS_RESULT_VALIDATION_FAILURE : STS_RESULT_NONE, STS_EPROTO,
+                    "%zu bytes followed the STARTTLS 220 before TLS (injection): "
+                    "aborted",
+                    s->rbuf.len);
                 smtpc_close(s);
                 return;
             }
             smtpc_response(s);
         } else {
-            smtpc_fail(s, STS_ACTION_TEMPFAIL, NULL, STS_EPROTO, "unexpected reply %d in %s",
-                       s->reply.code, sts_smtpc_state_name(s->state));
+            smtpc_set_verdict(s, STS_ACTION_TEMPFAIL, STS_RESULT_NONE, STS_EPROTO,
+                              "unexpected reply %d in %s", s->reply.code,
+                              sts_smtpc_state_name(s->state));
             smtpc_close(s);
             return;
         }
@@ -802,8 +797,8 @@ static void smtpc_io(sts_smtpc *s, enum smtpc_event ev, const char *data, size_t
         if (s->closing)
             return;
         if (status) {
-            smtpc_fail(s, STS_ACTION_TEMPFAIL, NULL, status, "connect to %s failed: %s",
-                       s->addr_text, sts_strerror(status));
+            smtpc_set_verdict(s, STS_ACTION_TEMPFAIL, STS_RESULT_NONE, status,
+                              "connect to %s failed: %s", s->addr_text, sts_strerror(status));
             smtpc_close(s);
             return;
         }
@@ -836,9 +831,9 @@ static void smtpc_io(sts_smtpc *s, enum smtpc_event ev, const char *data, size_t
         if (s->closing)
             return;
         if (s->state != STS_SMTPC_QUIT)
-            smtpc_fail(s, STS_ACTION_TEMPFAIL, NULL, status ? status : STS_ECLOSED,
-                       "connection closed by the server in %s",
-                       sts_smtpc_state_name(s->state));
+            smtpc_set_verdict(
+                s, STS_ACTION_TEMPFAIL, STS_RESULT_NONE, status ? status : STS_ECLOSED,
+                "connection closed by the server in %s", sts_smtpc_state_name(s->state));
         smtpc_close(s);
         return;
 
@@ -846,9 +841,9 @@ static void smtpc_io(sts_smtpc *s, enum smtpc_event ev, const char *data, size_t
         if (s->closing)
             return;
         if (s->state != STS_SMTPC_QUIT)
-            smtpc_fail(s, STS_ACTION_TEMPFAIL, NULL, STS_ETIMEDOUT,
-                       "no reply in %s within %.1f s", sts_smtpc_state_name(s->state),
-                       (double)smtpc_state_timeout(s, s->state) / 1000.0);
+            smtpc_set_verdict(s, STS_ACTION_TEMPFAIL, STS_RESULT_NONE, STS_ETIMEDOUT,
+                              "no reply in %s within %.1f s", sts_smtpc_state_name(s->state),
+                              (double)smtpc_state_timeout(s, s->state) / 1000.0);
         smtpc_close(s);
         return;
 
@@ -948,7 +943,8 @@ void sts_smtpc_abort(sts_smtpc *s, const char *why)
     if (!s || s->closing)
         return;
     s->res.aborted = 1;
-    smtpc_fail(s, STS_ACTION_TEMPFAIL, NULL, STS_ETIMEDOUT, "%s", why ? why : "aborted");
+    smtpc_set_verdict(s, STS_ACTION_TEMPFAIL, STS_RESULT_NONE, STS_ETIMEDOUT, "%s",
+                      why ? why : "aborted");
     smtpc_close(s);
 }
 

@@ -102,7 +102,7 @@ typedef struct sts_smtpc_params {
 
 typedef struct sts_smtpc_result {
     sts_action action;          /* DELIVERED (check: would be), REFUSED, TEMPFAIL, PERMFAIL */
-    const char *failure;        /* RFC 8460 result type, or NULL */
+    sts_result_type failure;    /* RFC 8460 result type, or STS_RESULT_NONE */
     sts_smtpc_state stage;      /* state in which the action was decided */
     int error;                  /* local error (STS_ETIMEDOUT, STS_EPROTO, ...) or 0 */
     char detail[512];           /* one line for people */

@@ -34,7 +34,7 @@ static void run_usage(FILE *fp)
             "      --list           print name, modes, refs and about of each scenario\n"
             "      --junit FILE     write JUnit XML (GitLab, Jenkins, GitHub reporters)\n"
             "      --json FILE      write a JSON report\n"
-            "      --timeout SECS   the sender's per-stage timeout (default 10)\n"
+            "      --timeout SECS   the sender's per-stage timeout (default %d)\n"
             "      --sender-cmd CMD run CMD (via /bin/sh) as the sender instead of ours;\n"
             "                       {rcpt} {domain} {dns} {dns_host} {dns_port} {ca}\n"
             "                       {smtp_port} {https_port} {mode} {now} {cache} are\n"
@@ -42,7 +42,7 @@ static void run_usage(FILE *fp)
             "                       the scenario's `sender:` as {require_tls} (1 or 0),\n"
             "                       {sender_mode}, {dns_timeout} (seconds, default 10)\n"
             "                       and {ststest_flags} (ststest options)\n"
-            "      --time-limit SECS  how long the sender may run per step (default 120;\n"
+            "      --time-limit SECS  how long the sender may run per step (default %d;\n"
             "                       ours is then deferred, CMD killed: the case is an ERROR)\n"
             "      --standard-ports serve each world on DNS 53, SMTP 25, HTTPS 443, HTTP 80\n"
             "                       of its own loopback block (root only; for senders that\n"
@@ -51,7 +51,8 @@ static void run_usage(FILE *fp)
             "  -h, --help           this text\n"
             "\n"
             "exit status: 0 all passed, 1 some failed, 64 usage, 65 bad scenario file,\n"
-            "70 internal error, 77 --standard-ports without root.\n");
+            "70 internal error, 77 --standard-ports without root.\n",
+            STS_RUN_STAGE_TIMEOUT, STS_RUN_TIME_LIMIT);
 }
 
 /* The installed scenario library: PREFIX/share/ststest/scenarios, where PREFIX is the
@@ -184,7 +185,7 @@ int sts_cmd_run(int argc, char **argv)
     if (o.standard_ports && geteuid() != 0) {
         fprintf(stderr, "ststest run: --standard-ports binds ports 53, 25, 443 and 80 and must "
                         "run as root\n");
-        return 77;
+        return STS_EXIT_NOPERM;
     }
     return sts_runner_run(argv + optind, (size_t)(argc - optind), &o);
 }

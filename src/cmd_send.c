@@ -185,10 +185,8 @@ static int cmd_sender(int argc, char **argv, int check)
             o.require_tls = 1;
             break;
         case OPT_MODE:
-            if (strcmp(optarg, "auto") && strcmp(optarg, "enforce") && strcmp(optarg, "testing") &&
-                strcmp(optarg, "none"))
+            if (sts_mode_parse_option(optarg, &o.mode))
                 return usage_error(cmd, "--mode '%s': use auto, enforce, testing or none", optarg);
-            o.mode = strcmp(optarg, "auto") ? optarg : NULL;
             break;
         case OPT_CACHE:
             if (!*optarg)

@@ -23,8 +23,6 @@
 #include "src/cli.h"
 #include "src/cmds.h"
 
-#define WORLD_EXIT_NOPERM 77 /* sysexits EX_NOPERM */
-
 static void world_usage(FILE *fp)
 {
     fprintf(fp,
@@ -37,10 +35,10 @@ static void world_usage(FILE *fp)
             "options:\n"
             "  --mode MODE       value of ${mode} in the scenario (default enforce)\n"
             "  --block 127.X.Y   the /24 to use (default: pick a free one)\n"
-            "  --dns-port N      DNS port, UDP and TCP (default 10053)\n"
-            "  --smtp-port N     port of every MX (default 10025)\n"
-            "  --https-port N    policy server HTTPS port (default 10443)\n"
-            "  --http-port N     policy server plain-HTTP port (default 10080)\n"
+            "  --dns-port N      DNS port, UDP and TCP (default %d)\n"
+            "  --smtp-port N     port of every MX (default %d)\n"
+            "  --https-port N    policy server HTTPS port (default %d)\n"
+            "  --http-port N     policy server plain-HTTP port (default %d)\n"
             "  --dir DIR         where ca.pem is written (default: a temporary directory)\n"
             "  --standard-ports  DNS 53, SMTP 25, HTTPS 443, HTTP 80 on the hosts' loopback\n"
             "                    addresses (needs root)\n"
@@ -54,7 +52,8 @@ static void world_usage(FILE *fp)
             "{\"event\": \"step\", ...}.\n"
             "\n"
             "exit status: 0 stopped by a signal, 64 usage, 65 bad scenario, 70 internal error,\n"
-            "77 --standard-ports without root.\n");
+            "77 --standard-ports without root.\n",
+            STS_WORLD_DNS_PORT, STS_WORLD_SMTP_PORT, STS_WORLD_HTTPS_PORT, STS_WORLD_HTTP_PORT);
 }
 
 /* "127.X.Y" with X, Y in 0..255. */
@@ -255,12 +254,9 @@ int sts_cmd_world(int argc, char **argv)
         if (geteuid() != 0) {
             fprintf(stderr, "ststest world: --standard-ports binds ports 53, 25, 443 and 80 and "
                             "must run as root\n");
-            return WORLD_EXIT_NOPERM;
+            return STS_EXIT_NOPERM;
         }
-        opts.dns_port = 53;
-        opts.smtp_port = 25;
-        opts.https_port = 443;
-        opts.http_port = 80;
+        sts_world_standard_ports(&opts);
     }
 
     char err[1024] = "";

@@ -185,27 +185,28 @@ static void test_resolve_table(void **state)
     static const struct {
         sts_cache_decision d;
         int fetch_ok, policy_ok;
-        sts_cache_apply want;
+        sts_policy_source want;
     } t[] = {
-        {STS_CACHE_USE_CACHED, 0, 0, STS_CACHE_APPLY_CACHED},
-        {STS_CACHE_USE_CACHED, 1, 1, STS_CACHE_APPLY_CACHED}, /* no fetch: flags ignored */
-        {STS_CACHE_FETCH, 1, 1, STS_CACHE_APPLY_FETCHED},
-        {STS_CACHE_FETCH, 0, 0, STS_CACHE_APPLY_NONE}, /* fetch failed, no cache */
-        {STS_CACHE_FETCH, 1, 0, STS_CACHE_APPLY_NONE}, /* policy invalid, no cache */
-        {STS_CACHE_FETCH_KEEP_CACHED_ON_FAILURE, 1, 1, STS_CACHE_APPLY_FETCHED},
-        {STS_CACHE_FETCH_KEEP_CACHED_ON_FAILURE, 0, 0, STS_CACHE_APPLY_CACHED}, /* anti-downgrade */
-        {STS_CACHE_FETCH_KEEP_CACHED_ON_FAILURE, 1, 0, STS_CACHE_APPLY_CACHED},
-        {STS_CACHE_USE_CACHED_DNS_FAILED, 0, 0, STS_CACHE_APPLY_CACHED},
-        {STS_CACHE_NO_POLICY, 1, 1, STS_CACHE_APPLY_NONE},
-        {STS_CACHE_SKIP_FETCH_RECENT_FAILURE, 0, 0, STS_CACHE_APPLY_NONE},
-        {STS_CACHE_USE_CACHED_RECENT_FAILURE, 0, 0, STS_CACHE_APPLY_CACHED},
+        {STS_CACHE_USE_CACHED, 0, 0, STS_POLICY_SOURCE_CACHE},
+        {STS_CACHE_USE_CACHED, 1, 1, STS_POLICY_SOURCE_CACHE}, /* no fetch: flags ignored */
+        {STS_CACHE_FETCH, 1, 1, STS_POLICY_SOURCE_FETCHED},
+        {STS_CACHE_FETCH, 0, 0, STS_POLICY_SOURCE_NONE}, /* fetch failed, no cache */
+        {STS_CACHE_FETCH, 1, 0, STS_POLICY_SOURCE_NONE}, /* policy invalid, no cache */
+        {STS_CACHE_FETCH_KEEP_CACHED_ON_FAILURE, 1, 1, STS_POLICY_SOURCE_FETCHED},
+        {STS_CACHE_FETCH_KEEP_CACHED_ON_FAILURE, 0, 0,
+         STS_POLICY_SOURCE_CACHE}, /* anti-downgrade */
+        {STS_CACHE_FETCH_KEEP_CACHED_ON_FAILURE, 1, 0, STS_POLICY_SOURCE_CACHE},
+        {STS_CACHE_USE_CACHED_DNS_FAILED, 0, 0, STS_POLICY_SOURCE_CACHE},
+        {STS_CACHE_NO_POLICY, 1, 1, STS_POLICY_SOURCE_NONE},
+        {STS_CACHE_SKIP_FETCH_RECENT_FAILURE, 0, 0, STS_POLICY_SOURCE_NONE},
+        {STS_CACHE_USE_CACHED_RECENT_FAILURE, 0, 0, STS_POLICY_SOURCE_CACHE},
     };
     for (size_t i = 0; i < N(t); i++) {
-        sts_cache_apply got = sts_cache_resolve(t[i].d, t[i].fetch_ok, t[i].policy_ok);
+        sts_policy_source got = sts_cache_resolve(t[i].d, t[i].fetch_ok, t[i].policy_ok);
         if (got != t[i].want)
             fail_msg("%s fetch_ok=%d policy_ok=%d: got %s, want %s",
                      sts_cache_decision_name(t[i].d), t[i].fetch_ok, t[i].policy_ok,
-                     sts_cache_apply_name(got), sts_cache_apply_name(t[i].want));
+                     sts_policy_source_name(got), sts_policy_source_name(t[i].want));
     }
     /* Only the two fetching decisions fetch. */
     for (int d = STS_CACHE_USE_CACHED; d <= STS_CACHE_USE_CACHED_RECENT_FAILURE; d++)
@@ -229,11 +230,6 @@ static void test_names(void **state)
     }
     assert_string_equal(sts_cache_decision_name((sts_cache_decision)N(want)), "unknown");
     assert_string_equal(sts_cache_decision_name((sts_cache_decision)-1), "unknown");
-    /* DESIGN.md policy.source words. */
-    assert_string_equal(sts_cache_apply_name(STS_CACHE_APPLY_NONE), "none");
-    assert_string_equal(sts_cache_apply_name(STS_CACHE_APPLY_FETCHED), "fetched");
-    assert_string_equal(sts_cache_apply_name(STS_CACHE_APPLY_CACHED), "cache");
-    assert_string_equal(sts_cache_apply_name((sts_cache_apply)7), "unknown");
     assert_string_equal(sts_cache_txt_name(STS_CACHE_TXT_TEMPFAIL), "tempfail");
     assert_string_equal(sts_cache_txt_name((sts_cache_txt)9), "unknown");
 }
@@ -411,7 +407,7 @@ static void test_replace_none_withdraws(void **state)
     sts_cache_decision d = sts_cache_decide(&e, STS_CACHE_TXT_FOUND, "B", NOW + 60);
     assert_int_equal(d, STS_CACHE_FETCH_KEEP_CACHED_ON_FAILURE);
     sts_cache_entry_free(&e);
-    assert_int_equal(sts_cache_resolve(d, 1, 1), STS_CACHE_APPLY_FETCHED);
+    assert_int_equal(sts_cache_resolve(d, 1, 1), STS_POLICY_SOURCE_FETCHED);
     put_ok(c, "example.com", "B", NONE_B, 600, NOW + 60);
 
     assert_int_equal(sts_cache_get(c, "example.com", NOW + 61, &e), 0);

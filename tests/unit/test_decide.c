@@ -15,84 +15,85 @@
 #include "sender/policy.h"
 
 #define N(a) (sizeof(a) / sizeof((a)[0]))
-#define E STS_EMODE_ENFORCE
-#define T STS_EMODE_TESTING
-#define NO STS_EMODE_NONE
+#define E STS_MODE_ENFORCE
+#define T STS_MODE_TESTING
+#define NO STS_MODE_NONE
+#define AUTO STS_MODE_AUTO
 
 static void test_mode(void **state)
 {
     (void)state;
     static const struct {
-        int have_policy, policy_mode, has_override, override_mode, want;
+        int have_policy;
+        sts_mode policy_mode, override, want;
     } t[] = {
-        {0, E, 0, E, NO}, /* no policy: none, whatever the override says */
-        {0, E, 1, E, NO},
-        {1, E, 0, NO, E},
-        {1, T, 0, NO, T},
-        {1, NO, 0, NO, NO},
-        {1, E, 1, T, T},
-        {1, T, 1, E, E},
-        {1, E, 1, NO, NO},
+        {0, E, AUTO, NO}, /* no policy: none, whatever the override says */
+        {0, E, E, NO},
+        {1, E, AUTO, E},
+        {1, T, AUTO, T},
+        {1, NO, AUTO, NO},
+        {1, E, T, T},
+        {1, T, E, E},
+        {1, E, NO, NO},
+        {1, AUTO, AUTO, NO}, /* a policy without a mode (parsing never gives one) */
     };
     for (size_t i = 0; i < N(t); i++)
-        if ((int)sts_decide_mode(t[i].have_policy, t[i].policy_mode, t[i].has_override,
-                                 t[i].override_mode) != t[i].want)
+        if (sts_decide_mode(t[i].have_policy, t[i].policy_mode, t[i].override) != t[i].want)
             fail_msg("mode row %zu", i);
-    sts_emode m;
-    assert_int_equal(sts_emode_parse("enforce", &m), 0);
-    assert_int_equal(m, E);
-    assert_int_equal(sts_emode_parse("testing", &m), 0);
-    assert_int_equal(m, T);
-    assert_int_equal(sts_emode_parse("none", &m), 0);
-    assert_int_equal(m, NO);
-    assert_int_equal(sts_emode_parse("Enforce", &m), -1);
-    assert_int_equal(sts_emode_parse("auto", &m), -1);
-    assert_string_equal(sts_emode_name(T), "testing");
     assert_string_equal(sts_action_name(STS_ACTION_REFUSED), "refused");
     assert_string_equal(sts_outcome_name(STS_OUTCOME_DEFERRED), "deferred");
 }
 
 /* The whole per-MX decision chain for one session: MX acceptance, then TLS. */
 typedef struct mx_case {
-    sts_emode mode;
+    sts_mode mode;
     int require_tls;
     int match, offered, handshake, verified;
-    const char *result_type; /* of an unverified certificate */
+    sts_result_type result_type; /* of an unverified certificate */
     int want_connect;
     sts_tls_verdict want_verdict;
-    const char *want_failure; /* the first failure recorded */
+    sts_result_type want_failure; /* the first failure recorded */
 } mx_case;
+
+static const char *rt_name(sts_result_type t)
+{
+    return t == STS_RESULT_NONE ? "none" : sts_result_type_name(t);
+}
 
 static const mx_case mx_cases[] = {
     /* enforce: MX must match; STARTTLS + verified or refused */
-    {E, 0, 0, 1, 1, 1, NULL, 0, STS_TLSV_REFUSE, "validation-failure"},
-    {E, 0, 1, 1, 1, 1, NULL, 1, STS_TLSV_CONTINUE, NULL},
-    {E, 0, 1, 0, 0, 0, NULL, 1, STS_TLSV_REFUSE, "starttls-not-supported"},
-    {E, 0, 1, 1, 0, 0, NULL, 1, STS_TLSV_REFUSE, "validation-failure"},
-    {E, 0, 1, 1, 1, 0, "certificate-host-mismatch", 1, STS_TLSV_REFUSE,
-     "certificate-host-mismatch"},
-    {E, 0, 1, 1, 1, 0, "certificate-expired", 1, STS_TLSV_REFUSE, "certificate-expired"},
-    {E, 0, 1, 1, 1, 0, "certificate-not-trusted", 1, STS_TLSV_REFUSE, "certificate-not-trusted"},
+    {E, 0, 0, 1, 1, 1, STS_RESULT_NONE, 0, STS_TLSV_REFUSE, STS_RESULT_VALIDATION_FAILURE},
+    {E, 0, 1, 1, 1, 1, STS_RESULT_NONE, 1, STS_TLSV_CONTINUE, STS_RESULT_NONE},
+    {E, 0, 1, 0, 0, 0, STS_RESULT_NONE, 1, STS_TLSV_REFUSE, STS_RESULT_STARTTLS_NOT_SUPPORTED},
+    {E, 0, 1, 1, 0, 0, STS_RESULT_NONE, 1, STS_TLSV_REFUSE, STS_RESULT_VALIDATION_FAILURE},
+    {E, 0, 1, 1, 1, 0, STS_RESULT_CERTIFICATE_HOST_MISMATCH, 1, STS_TLSV_REFUSE,
+     STS_RESULT_CERTIFICATE_HOST_MISMATCH},
+    {E, 0, 1, 1, 1, 0, STS_RESULT_CERTIFICATE_EXPIRED, 1, STS_TLSV_REFUSE,
+     STS_RESULT_CERTIFICATE_EXPIRED},
+    {E, 0, 1, 1, 1, 0, STS_RESULT_CERTIFICATE_NOT_TRUSTED, 1, STS_TLSV_REFUSE,
+     STS_RESULT_CERTIFICATE_NOT_TRUSTED},
     /* testing: connect to anything, deliver, record */
-    {T, 0, 0, 1, 1, 1, NULL, 1, STS_TLSV_CONTINUE, "validation-failure"},
-    {T, 0, 1, 1, 1, 1, NULL, 1, STS_TLSV_CONTINUE, NULL},
-    {T, 0, 1, 0, 0, 0, NULL, 1, STS_TLSV_CONTINUE, "starttls-not-supported"},
-    {T, 0, 1, 1, 0, 0, NULL, 1, STS_TLSV_RETRY_PLAIN, "validation-failure"},
-    {T, 0, 1, 1, 1, 0, "certificate-host-mismatch", 1, STS_TLSV_CONTINUE,
-     "certificate-host-mismatch"},
-    {T, 0, 0, 1, 1, 0, "certificate-expired", 1, STS_TLSV_CONTINUE, "validation-failure"},
+    {T, 0, 0, 1, 1, 1, STS_RESULT_NONE, 1, STS_TLSV_CONTINUE, STS_RESULT_VALIDATION_FAILURE},
+    {T, 0, 1, 1, 1, 1, STS_RESULT_NONE, 1, STS_TLSV_CONTINUE, STS_RESULT_NONE},
+    {T, 0, 1, 0, 0, 0, STS_RESULT_NONE, 1, STS_TLSV_CONTINUE, STS_RESULT_STARTTLS_NOT_SUPPORTED},
+    {T, 0, 1, 1, 0, 0, STS_RESULT_NONE, 1, STS_TLSV_RETRY_PLAIN, STS_RESULT_VALIDATION_FAILURE},
+    {T, 0, 1, 1, 1, 0, STS_RESULT_CERTIFICATE_HOST_MISMATCH, 1, STS_TLSV_CONTINUE,
+     STS_RESULT_CERTIFICATE_HOST_MISMATCH},
+    {T, 0, 0, 1, 1, 0, STS_RESULT_CERTIFICATE_EXPIRED, 1, STS_TLSV_CONTINUE,
+     STS_RESULT_VALIDATION_FAILURE},
     /* none: as if no policy */
-    {NO, 0, 0, 1, 1, 1, NULL, 1, STS_TLSV_CONTINUE, NULL},
-    {NO, 0, 1, 0, 0, 0, NULL, 1, STS_TLSV_CONTINUE, "starttls-not-supported"},
-    {NO, 0, 1, 1, 0, 0, NULL, 1, STS_TLSV_RETRY_PLAIN, "validation-failure"},
-    {NO, 0, 1, 1, 1, 0, "certificate-not-trusted", 1, STS_TLSV_CONTINUE,
-     "certificate-not-trusted"},
+    {NO, 0, 0, 1, 1, 1, STS_RESULT_NONE, 1, STS_TLSV_CONTINUE, STS_RESULT_NONE},
+    {NO, 0, 1, 0, 0, 0, STS_RESULT_NONE, 1, STS_TLSV_CONTINUE, STS_RESULT_STARTTLS_NOT_SUPPORTED},
+    {NO, 0, 1, 1, 0, 0, STS_RESULT_NONE, 1, STS_TLSV_RETRY_PLAIN, STS_RESULT_VALIDATION_FAILURE},
+    {NO, 0, 1, 1, 1, 0, STS_RESULT_CERTIFICATE_NOT_TRUSTED, 1, STS_TLSV_CONTINUE,
+     STS_RESULT_CERTIFICATE_NOT_TRUSTED},
     /* --require-tls makes any mode fail closed */
-    {NO, 1, 0, 0, 0, 0, NULL, 1, STS_TLSV_REFUSE, "starttls-not-supported"},
-    {NO, 1, 1, 1, 0, 0, NULL, 1, STS_TLSV_REFUSE, "validation-failure"},
-    {T, 1, 1, 1, 1, 0, "certificate-expired", 1, STS_TLSV_REFUSE, "certificate-expired"},
-    {T, 1, 1, 1, 1, 1, NULL, 1, STS_TLSV_CONTINUE, NULL},
-    {E, 1, 1, 1, 1, 1, NULL, 1, STS_TLSV_CONTINUE, NULL},
+    {NO, 1, 0, 0, 0, 0, STS_RESULT_NONE, 1, STS_TLSV_REFUSE, STS_RESULT_STARTTLS_NOT_SUPPORTED},
+    {NO, 1, 1, 1, 0, 0, STS_RESULT_NONE, 1, STS_TLSV_REFUSE, STS_RESULT_VALIDATION_FAILURE},
+    {T, 1, 1, 1, 1, 0, STS_RESULT_CERTIFICATE_EXPIRED, 1, STS_TLSV_REFUSE,
+     STS_RESULT_CERTIFICATE_EXPIRED},
+    {T, 1, 1, 1, 1, 1, STS_RESULT_NONE, 1, STS_TLSV_CONTINUE, STS_RESULT_NONE},
+    {E, 1, 1, 1, 1, 1, STS_RESULT_NONE, 1, STS_TLSV_CONTINUE, STS_RESULT_NONE},
 };
 
 static void test_mx_table(void **state)
@@ -100,7 +101,7 @@ static void test_mx_table(void **state)
     (void)state;
     for (size_t i = 0; i < N(mx_cases); i++) {
         const mx_case *c = &mx_cases[i];
-        const char *first = NULL, *f = NULL;
+        sts_result_type first = STS_RESULT_NONE, f = STS_RESULT_NONE;
         int connect = sts_decide_mx_connect(c->mode, c->match, &f);
         first = f;
         if (connect != c->want_connect)
@@ -116,31 +117,30 @@ static void test_mx_table(void **state)
             };
             int req = sts_decide_tls_required(c->mode, c->require_tls);
             v = sts_decide_tls(req, &facts, &f);
-            if (!first)
+            if (first == STS_RESULT_NONE)
                 first = f;
         }
         if (v != c->want_verdict)
             fail_msg("mx row %zu: verdict %d, want %d", i, v, c->want_verdict);
-        if ((first == NULL) != (c->want_failure == NULL) ||
-            (first && strcmp(first, c->want_failure)))
-            fail_msg("mx row %zu: failure %s, want %s", i, first ? first : "null",
-                     c->want_failure ? c->want_failure : "null");
+        if (first != c->want_failure)
+            fail_msg("mx row %zu: failure %s, want %s", i, rt_name(first),
+                     rt_name(c->want_failure));
     }
 }
 
 static void test_tls_edges(void **state)
 {
     (void)state;
-    const char *f;
+    sts_result_type f;
     /* STARTTLS offered but answered 454 (RFC 3207 4). */
     sts_tls_facts refused = {.starttls_offered = 1, .starttls_code = 454};
     assert_int_equal(sts_decide_tls(1, &refused, &f), STS_TLSV_REFUSE);
-    assert_string_equal(f, "starttls-not-supported");
+    assert_int_equal(f, STS_RESULT_STARTTLS_NOT_SUPPORTED);
     assert_int_equal(sts_decide_tls(0, &refused, &f), STS_TLSV_CONTINUE);
     /* Unverified with no result type from the TLS layer: still a failure. */
     sts_tls_facts unknown = {.starttls_offered = 1, .starttls_code = 220, .handshake_done = 1};
     assert_int_equal(sts_decide_tls(1, &unknown, &f), STS_TLSV_REFUSE);
-    assert_string_equal(f, "validation-failure");
+    assert_int_equal(f, STS_RESULT_VALIDATION_FAILURE);
     /* The plaintext retry continues only when TLS is not required. */
     sts_tls_facts retry = {.plain_retry = 1, .starttls_offered = 1};
     assert_int_equal(sts_decide_tls(0, &retry, &f), STS_TLSV_CONTINUE);
@@ -177,7 +177,7 @@ static void test_reply_actions(void **state)
 typedef struct outcome_case {
     sts_action actions[4];
     size_t n;
-    sts_emode mode;
+    sts_mode mode;
     int require_tls, null_mx, no_such_domain;
     sts_outcome want;
 } outcome_case;

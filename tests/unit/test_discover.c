@@ -102,21 +102,22 @@ struct tcase {
     const char *name;
     int with_cache;     /* a cache file at all */
     long cached_age;    /* -1: nothing cached; else the policy was fetched this long ago */
-    const char *source; /* expected policy source */
+    sts_policy_source source; /* expected */
     sts_cache_decision decision;
     int have_policy;
     int may_recheck;
 };
 
 static const struct tcase tcases[] = {
-    {"no cache file", 0, -1, "none", STS_CACHE_NO_POLICY, 0, 0},
-    {"nothing cached", 1, -1, "none", STS_CACHE_NO_POLICY, 0, 0},
+    {"no cache file", 0, -1, STS_POLICY_SOURCE_NONE, STS_CACHE_NO_POLICY, 0, 0},
+    {"nothing cached", 1, -1, STS_POLICY_SOURCE_NONE, STS_CACHE_NO_POLICY, 0, 0},
     /* RFC 8461 3.3 / 10.2: a DNS failure does not remove a non-expired cached policy. */
-    {"cached, fresh", 1, 60, "cache", STS_CACHE_USE_CACHED_DNS_FAILED, 1, 1},
-    {"cached, one second left", 1, 86399, "cache", STS_CACHE_USE_CACHED_DNS_FAILED, 1, 1},
+    {"cached, fresh", 1, 60, STS_POLICY_SOURCE_CACHE, STS_CACHE_USE_CACHED_DNS_FAILED, 1, 1},
+    {"cached, one second left", 1, 86399, STS_POLICY_SOURCE_CACHE, STS_CACHE_USE_CACHED_DNS_FAILED,
+     1, 1},
     /* RFC 8461 3.2: max_age is counted from the fetch; at fetched + max_age it is gone. */
-    {"cached, expired exactly now", 1, 86400, "none", STS_CACHE_NO_POLICY, 0, 0},
-    {"cached, long expired", 1, 400000, "none", STS_CACHE_NO_POLICY, 0, 0},
+    {"cached, expired exactly now", 1, 86400, STS_POLICY_SOURCE_NONE, STS_CACHE_NO_POLICY, 0, 0},
+    {"cached, long expired", 1, 400000, STS_POLICY_SOURCE_NONE, STS_CACHE_NO_POLICY, 0, 0},
 };
 
 static void test_txt_failure_table(void **state)
@@ -138,11 +139,12 @@ static void test_txt_failure_table(void **state)
         while (!e.calls)
             uv_run(&e.loop, UV_RUN_ONCE);
         const sts_discovery *r = sts_discover_result(d);
-        if (e.calls != 1 || strcmp(r->source, t->source) || r->decision != t->decision ||
+        if (e.calls != 1 || r->source != t->source || r->decision != t->decision ||
             r->have_policy != t->have_policy)
             fail_msg("case '%s': calls %d source %s decision %s have_policy %d", t->name, e.calls,
-                     r->source, sts_cache_decision_name(r->decision), r->have_policy);
-        assert_ptr_equal(e.seen.source, r->source);
+                     sts_policy_source_name(r->source), sts_cache_decision_name(r->decision),
+                     r->have_policy);
+        assert_int_equal(e.seen.source, r->source);
         assert_int_equal(r->decided, 1);
         assert_int_equal(r->have_txt, 0);
         assert_string_equal(r->txt_id, "");
@@ -186,7 +188,7 @@ static void test_recheck_keeps_cached_policy(void **state)
     assert_int_equal(sts_discover_start(d, found_cb, &e), 0);
     while (!e.calls)
         uv_run(&e.loop, UV_RUN_ONCE);
-    assert_string_equal(e.seen.source, "cache");
+    assert_int_equal(e.seen.source, STS_POLICY_SOURCE_CACHE);
     assert_int_equal(sts_discover_recheck(d, found_cb, &e), 0);
     assert_int_equal(e.calls, 1);
     while (e.calls < 2)
@@ -198,7 +200,7 @@ static void test_recheck_keeps_cached_policy(void **state)
     assert_int_equal(r->recheck_fetched, 0);
     assert_string_equal(r->recheck_id, "");
     assert_int_equal(r->have_policy, 1);
-    assert_string_equal(r->source, "cache");
+    assert_int_equal(r->source, STS_POLICY_SOURCE_CACHE);
     assert_int_equal(sts_discover_may_recheck(d), 0);
     assert_int_equal(sts_discover_recheck(d, found_cb, &e), STS_EINVAL);
     sts_discover_free(d);
@@ -215,7 +217,7 @@ static void test_recheck_needs_cached_policy(void **state)
     assert_int_equal(sts_discover_start(d, found_cb, &e), 0);
     while (!e.calls)
         uv_run(&e.loop, UV_RUN_ONCE);
-    assert_string_equal(e.seen.source, "none");
+    assert_int_equal(e.seen.source, STS_POLICY_SOURCE_NONE);
     assert_int_equal(sts_discover_may_recheck(d), 0);
     assert_int_equal(sts_discover_recheck(d, found_cb, &e), STS_EINVAL);
     assert_int_equal(sts_discover_result(d)->rechecked, 0);
@@ -242,7 +244,7 @@ static void test_cancel(void **state)
     assert_int_equal(r->cancelled, 1);
     assert_int_equal(r->decided, 0);
     assert_int_equal(r->have_policy, 0);
-    assert_string_equal(r->source, "none");
+    assert_int_equal(r->source, STS_POLICY_SOURCE_NONE);
     sts_cache_entry ce;
     assert_int_equal(sts_cache_get(e.cache, DOMAIN, NOW, &ce), STS_ENOTFOUND);
     sts_discover_free(d);
@@ -275,7 +277,7 @@ static void test_new_rejects(void **state)
     sts_discover_params ok = {.domain = long_name, .resolver = e.resolver, .fetcher = e.fetcher};
     sts_discover *d = NULL;
     assert_int_equal(sts_discover_new(&ok, &d), 0);
-    assert_string_equal(sts_discover_result(d)->source, "none");
+    assert_int_equal(sts_discover_result(d)->source, STS_POLICY_SOURCE_NONE);
     sts_discover_free(d);
     sts_discover_free(NULL);
     env_close(&e);

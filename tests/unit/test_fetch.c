@@ -182,7 +182,7 @@ struct got {
     int ok, err;
     long status;
     char content_type[128];
-    char result_type[64];
+    sts_result_type result_type;
     char detail[512];
     char url[256];
     sts_buf body;
@@ -198,13 +198,13 @@ static void fetch_cb(const sts_fetch_result *r, void *arg)
     g->status = r->status;
     snprintf(g->content_type, sizeof(g->content_type), "%s",
              r->content_type ? r->content_type : "");
-    snprintf(g->result_type, sizeof(g->result_type), "%s", r->result_type ? r->result_type : "");
+    g->result_type = r->result_type;
     snprintf(g->detail, sizeof(g->detail), "%s", r->detail ? r->detail : "");
     snprintf(g->url, sizeof(g->url), "%s", r->url);
     if (r->ok)
         sts_buf_append(&g->body, r->body, r->body_len);
     if (r->ok)
-        assert_null(r->result_type);
+        assert_int_equal(r->result_type, STS_RESULT_NONE);
     else
         assert_int_not_equal(r->err, 0);
 }
@@ -218,7 +218,7 @@ struct fcase {
     double timeout;
     int ok;
     int err;
-    const char *result_type;
+    sts_result_type result_type;
     const char *detail_part;
     long status;
 };
@@ -232,41 +232,43 @@ static const struct fcase cases[] = {
     {"ok", &W.good,
      "HTTP/1.1 200 OK\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Length: 66\r\n"
      "\r\n" POLICY,
-     0, 0, 5, 1, 0, NULL, NULL, 200},
+     0, 0, 5, 1, 0, STS_RESULT_NONE, NULL, 200},
     {"ok, upper-case media type", &W.good,
      "HTTP/1.1 200 OK\r\nContent-Type: Text/Plain\r\nConnection: close\r\n\r\n" POLICY, 0, 0, 5, 1,
-     0, NULL, NULL, 200},
+     0, STS_RESULT_NONE, NULL, 200},
     {"404", &W.good,
      "HTTP/1.1 404 Not Found\r\nContent-Type: text/plain\r\nContent-Length: 0\r\n\r\n", 0, 0, 5, 0,
-     STS_EPROTO, "sts-policy-fetch-error", "HTTP status 404", 404},
+     STS_EPROTO, STS_RESULT_STS_POLICY_FETCH_ERROR, "HTTP status 404", 404},
     {"redirect", &W.good,
      "HTTP/1.1 301 Moved\r\nLocation: https://elsewhere.test/p.txt\r\nContent-Length: 0\r\n\r\n", 0,
-     0, 5, 0, STS_EPROTO, "sts-policy-fetch-error",
+     0, 5, 0, STS_EPROTO, STS_RESULT_STS_POLICY_FETCH_ERROR,
      "redirect (301) not followed to https://elsewhere.test/p.txt", 301},
     {"text/html", &W.good,
      "HTTP/1.1 200 OK\r\nContent-Type: text/html\r\nContent-Length: 66\r\n\r\n" POLICY, 0, 0, 5, 0,
-     STS_EPROTO, "sts-policy-fetch-error", "Content-Type text/html is not text/plain", 200},
+     STS_EPROTO, STS_RESULT_STS_POLICY_FETCH_ERROR, "Content-Type text/html is not text/plain",
+     200},
     {"text/plainx", &W.good,
      "HTTP/1.1 200 OK\r\nContent-Type: text/plainx\r\nContent-Length: 66\r\n\r\n" POLICY, 0, 0, 5,
-     0, STS_EPROTO, "sts-policy-fetch-error", "is not text/plain", 200},
+     0, STS_EPROTO, STS_RESULT_STS_POLICY_FETCH_ERROR, "is not text/plain", 200},
     {"no content type", &W.good, "HTTP/1.1 200 OK\r\nContent-Length: 66\r\n\r\n" POLICY, 0, 0, 5, 0,
-     STS_EPROTO, "sts-policy-fetch-error", "no Content-Type", 200},
-    {"too big", &W.good, big_response, 0, 0, 5, 0, STS_ETOOBIG, "sts-policy-fetch-error",
+     STS_EPROTO, STS_RESULT_STS_POLICY_FETCH_ERROR, "no Content-Type", 200},
+    {"too big", &W.good, big_response, 0, 0, 5, 0, STS_ETOOBIG, STS_RESULT_STS_POLICY_FETCH_ERROR,
      "body over 65536 bytes", 200},
-    {"timeout", &W.good, NULL, 0, 0, 0.5, 0, STS_ETIMEDOUT, "sts-policy-fetch-error", "", 0},
+    {"timeout", &W.good, NULL, 0, 0, 0.5, 0, STS_ETIMEDOUT, STS_RESULT_STS_POLICY_FETCH_ERROR, "",
+     0},
     {"wrong name", &W.wrong_name, "HTTP/1.1 200 OK\r\n\r\n", 0, 0, 5, 0, STS_ETLS,
-     "sts-webpki-invalid", "mta-sts.example.test", 0},
-    {"expired", &W.expired, "HTTP/1.1 200 OK\r\n\r\n", 0, 0, 5, 0, STS_ETLS, "sts-webpki-invalid",
-     "expired", 0},
+     STS_RESULT_STS_WEBPKI_INVALID, "mta-sts.example.test", 0},
+    {"expired", &W.expired, "HTTP/1.1 200 OK\r\n\r\n", 0, 0, 5, 0, STS_ETLS,
+     STS_RESULT_STS_WEBPKI_INVALID, "expired", 0},
     {"expired, but the clock is back when it was valid", &W.expired,
      "HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: 66\r\n\r\n" POLICY, 0,
-     -15 * DAY, 5, 1, 0, NULL, NULL, 200},
+     -15 * DAY, 5, 1, 0, STS_RESULT_NONE, NULL, 200},
     {"valid now, but the clock is set before it", &W.good, "HTTP/1.1 200 OK\r\n\r\n", 0, -5 * DAY,
-     5, 0, STS_ETLS, "sts-webpki-invalid", "not yet valid", 0},
+     5, 0, STS_ETLS, STS_RESULT_STS_WEBPKI_INVALID, "not yet valid", 0},
     {"untrusted root", &W.untrusted, "HTTP/1.1 200 OK\r\n\r\n", 0, 0, 5, 0, STS_ETLS,
-     "sts-webpki-invalid", "certificate of mta-sts.example.test", 0},
+     STS_RESULT_STS_WEBPKI_INVALID, "certificate of mta-sts.example.test", 0},
     {"trusting another root", &W.good, "HTTP/1.1 200 OK\r\n\r\n", 1, 0, 5, 0, STS_ETLS,
-     "sts-webpki-invalid", "", 0},
+     STS_RESULT_STS_WEBPKI_INVALID, "", 0},
 };
 
 static void run_case(const struct fcase *c)
@@ -293,11 +295,11 @@ static void run_case(const struct fcase *c)
         uv_run(&loop, UV_RUN_ONCE);
     if (g.calls != 1)
         fail_msg("%s: no result; transcript:\n%s", c->name, sts_log_text(log));
-    if (g.ok != c->ok || g.err != c->err ||
-        strcmp(g.result_type, c->result_type ? c->result_type : "") ||
+    if (g.ok != c->ok || g.err != c->err || g.result_type != c->result_type ||
         (c->detail_part && !strstr(g.detail, c->detail_part)) || g.status != c->status)
         fail_msg("%s: ok %d err %s result_type '%s' status %ld detail '%s'\ntranscript:\n%s",
-                 c->name, g.ok, sts_errname(g.err), g.result_type, g.status, g.detail,
+                 c->name, g.ok, sts_errname(g.err),
+                 g.result_type ? sts_result_type_name(g.result_type) : "", g.status, g.detail,
                  sts_log_text(log));
     char want_url[128];
     snprintf(want_url, sizeof(want_url), "https://mta-sts.example.test:%d/.well-known/mta-sts.txt",
@@ -351,7 +353,7 @@ static void test_connect_refused(void **state)
     while (!g.calls)
         uv_run(&loop, UV_RUN_ONCE);
     assert_int_equal(g.err, STS_ECONNECT);
-    assert_string_equal(g.result_type, "sts-policy-fetch-error");
+    assert_int_equal(g.result_type, STS_RESULT_STS_POLICY_FETCH_ERROR);
     sts_fetcher_free(f);
     uv_run(&loop, UV_RUN_DEFAULT);
     assert_int_equal(uv_loop_close(&loop), 0);

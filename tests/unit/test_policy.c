@@ -209,7 +209,8 @@ static void test_mode_names(void **state)
     assert_int_equal(sts_mode_parse("NONE", &m), STS_EINVAL);
     assert_int_equal(sts_mode_parse("", &m), STS_EINVAL);
     assert_string_equal(sts_mode_name(STS_MODE_TESTING), "testing");
-    assert_string_equal(sts_mode_name((sts_mode)42), "unset");
+    assert_int_equal(sts_mode_parse("auto", &m), STS_EINVAL); /* --mode's, not a policy's */
+    assert_null(sts_mode_name((sts_mode)42));
 }
 
 struct mcase {
@@ -336,7 +337,7 @@ static void test_fuzz_mutations(void **state)
         int rc = sts_policy_parse(buf, len, &p, &d);
         if (rc == 0) {
             assert_int_equal(d.nerrors, 0);
-            assert_true(p.mode != STS_MODE_UNSET);
+            assert_true(p.mode != STS_MODE_AUTO);
             assert_true(p.max_age >= 0 && p.max_age <= STS_POLICY_MAX_AGE_MAX);
             assert_true(p.nmx > 0 || p.mode == STS_MODE_NONE);
             for (size_t i = 0; i < p.nmx; i++)

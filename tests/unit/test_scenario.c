@@ -61,7 +61,8 @@ static void test_valid(void **state)
     assert_int_equal(s->modes.n, 2);
     const sts_scn_expect *e = sts_scenario_expect(s, "enforce");
     assert_non_null(e);
-    assert_string_equal(e->outcome, "deferred");
+    assert_true(e->outcome_set);
+    assert_int_equal(e->outcome, STS_OUTCOME_DEFERRED);
     assert_int_equal(e->received, 0);
     assert_int_equal(e->exit_status, -1);
     assert_int_equal(e->policy_abandoned, 1);
@@ -72,6 +73,9 @@ static void test_valid(void **state)
     assert_int_equal(e->policy_abandoned, -1);
     assert_true(e->failures_set);
     assert_int_equal(e->failures.n, 0);
+    assert_true(e->tls_set);
+    assert_int_equal(e->tls, STS_DELIVERY_TLS_NONE);
+    assert_false(e->policy_source_set);
     assert_int_equal(e->received, -1);
     assert_true(e->delivered_to_set);
     assert_null(sts_scenario_expect(s, "none"));
@@ -135,13 +139,13 @@ static void test_knobs(void **state)
     assert_true(p->chunked);
     assert_true(p->delay == 2.5 && p->drip == 0.05);
     assert_int_equal(p->cut_after, 40);
-    assert_int_equal(p->tls.min, 12);
-    assert_int_equal(p->tls.max, 13);
+    assert_int_equal(p->tls.min, STS_TLS_VERSION_1_2);
+    assert_int_equal(p->tls.max, STS_TLS_VERSION_1_3);
     const sts_scn_mx *m = &s->mx[0];
     assert_null(m->replies[STS_SCN_STAGE_STARTTLS]);
     assert_string_equal(m->inject_after_starttls, "250 injected\r\n");
-    assert_int_equal(m->tls.min, 10);
-    assert_int_equal(m->tls.max, 11);
+    assert_int_equal(m->tls.min, STS_TLS_VERSION_1_0);
+    assert_int_equal(m->tls.max, STS_TLS_VERSION_1_1);
     assert_true(m->handshake_abort);
     assert_string_equal(m->replies[STS_SCN_STAGE_GREETING], "421 4.3.2 busy\r\n");
     assert_string_equal(m->replies[STS_SCN_STAGE_MAIL], "451-a\r\n451 b\r\n");
@@ -173,7 +177,7 @@ static void test_knobs(void **state)
     assert_int_equal(s->steps[1].mx[0].disconnect_after, -1);
     assert_true(s->steps[1].dns_faults_set);
     assert_int_equal(s->steps[1].ndns_faults, 0);
-    assert_string_equal(sts_scenario_step_expect(s, 1, "enforce")->outcome, "deferred");
+    assert_int_equal(sts_scenario_step_expect(s, 1, "enforce")->outcome, STS_OUTCOME_DEFERRED);
     assert_null(sts_scenario_step_expect(s, 2, "enforce"));
     assert_null(sts_scenario_expect(s, "enforce"));
     assert_string_equal(sts_scn_stage_name(STS_SCN_STAGE_DOT), "dot");

@@ -42,7 +42,7 @@ typedef struct smtpc_case {
     double timeout;
     /* expected */
     sts_action action;
-    const char *failure;
+    sts_result_type failure;
     sts_smtpc_state stage;
     int tls_up, verified;
     const char *commands; /* verbs the server saw; "*" = over TLS */
@@ -51,6 +51,11 @@ typedef struct smtpc_case {
     int pipelined; /* MAIL, RCPT and DATA must arrive in one read (RFC 2920) */
     int lone_dot;  /* the one message received is a lone "." (RFC 2920 3.1) */
 } smtpc_case;
+
+static const char *rt_name(sts_result_type t)
+{
+    return t == STS_RESULT_NONE ? "none" : sts_result_type_name(t);
+}
 
 static const char EHLO_TLS[] = "250-" HOST "\r\n250-PIPELINING\r\n250-STARTTLS\r\n250 SIZE 1000\r\n";
 static const char EHLO_PLAIN[] = "250-" HOST "\r\n250 SIZE 1000\r\n";
@@ -65,37 +70,37 @@ static const smtpc_case cases[] = {
      .stage = STS_SMTPC_BODY, .tls_up = 1, .verified = 1,
      .commands = "EHLO STARTTLS EHLO* MAIL* RCPT* DATA* QUIT*", .messages = 1},
     {.name = "no STARTTLS, TLS required: refused, no MAIL", .ehlo = EHLO_PLAIN,
-     .tls_required = 1, .action = STS_ACTION_REFUSED, .failure = "starttls-not-supported",
+     .tls_required = 1, .action = STS_ACTION_REFUSED, .failure = STS_RESULT_STARTTLS_NOT_SUPPORTED,
      .stage = STS_SMTPC_EHLO, .commands = "EHLO QUIT"},
     {.name = "no STARTTLS, opportunistic: plaintext delivery", .ehlo = EHLO_PLAIN,
-     .action = STS_ACTION_DELIVERED, .failure = "starttls-not-supported",
+     .action = STS_ACTION_DELIVERED, .failure = STS_RESULT_STARTTLS_NOT_SUPPORTED,
      .stage = STS_SMTPC_BODY, .commands = "EHLO MAIL RCPT DATA QUIT", .messages = 1},
     {.name = "STARTTLS injection, TLS required", .starttls = "220 go\r\n250 injected\r\n",
-     .tls_required = 1, .action = STS_ACTION_REFUSED, .failure = "validation-failure",
+     .tls_required = 1, .action = STS_ACTION_REFUSED, .failure = STS_RESULT_VALIDATION_FAILURE,
      .stage = STS_SMTPC_STARTTLS, .commands = "EHLO STARTTLS", .injection = 1},
     {.name = "STARTTLS injection, opportunistic", .starttls = "220 go\r\n250 injected\r\n",
      .action = STS_ACTION_TEMPFAIL, .stage = STS_SMTPC_STARTTLS, .commands = "EHLO STARTTLS",
      .injection = 1},
     {.name = "STARTTLS 454, TLS required", .starttls = "454 4.7.0 TLS not available\r\n",
-     .tls_required = 1, .action = STS_ACTION_REFUSED, .failure = "starttls-not-supported",
+     .tls_required = 1, .action = STS_ACTION_REFUSED, .failure = STS_RESULT_STARTTLS_NOT_SUPPORTED,
      .stage = STS_SMTPC_STARTTLS, .commands = "EHLO STARTTLS QUIT"},
     {.name = "STARTTLS 454, opportunistic", .starttls = "454 4.7.0 TLS not available\r\n",
-     .action = STS_ACTION_DELIVERED, .failure = "starttls-not-supported",
+     .action = STS_ACTION_DELIVERED, .failure = STS_RESULT_STARTTLS_NOT_SUPPORTED,
      .stage = STS_SMTPC_BODY, .commands = "EHLO STARTTLS MAIL RCPT DATA QUIT", .messages = 1,
      .pipelined = 1},
     {.name = "bad certificate name, TLS required", .bad_cert = 1, .tls_required = 1,
-     .action = STS_ACTION_REFUSED, .failure = "certificate-host-mismatch",
+     .action = STS_ACTION_REFUSED, .failure = STS_RESULT_CERTIFICATE_HOST_MISMATCH,
      .stage = STS_SMTPC_TLS, .tls_up = 1, .commands = "EHLO STARTTLS QUIT*"},
     {.name = "bad certificate name, opportunistic", .bad_cert = 1,
-     .action = STS_ACTION_DELIVERED, .failure = "certificate-host-mismatch",
+     .action = STS_ACTION_DELIVERED, .failure = STS_RESULT_CERTIFICATE_HOST_MISMATCH,
      .stage = STS_SMTPC_BODY, .tls_up = 1,
      .commands = "EHLO STARTTLS EHLO* MAIL* RCPT* DATA* QUIT*", .messages = 1},
     {.name = "handshake fails, TLS required", .starttls_then_close = 1, .tls_required = 1,
-     .action = STS_ACTION_REFUSED, .failure = "validation-failure", .stage = STS_SMTPC_TLS,
+     .action = STS_ACTION_REFUSED, .failure = STS_RESULT_VALIDATION_FAILURE, .stage = STS_SMTPC_TLS,
      .commands = "EHLO STARTTLS"},
     {.name = "handshake fails, opportunistic: retry plain", .starttls_then_close = 1,
-     .action = STS_ACTION_TEMPFAIL, .failure = "validation-failure", .stage = STS_SMTPC_TLS,
-     .commands = "EHLO STARTTLS", .retry_plain = 1},
+     .action = STS_ACTION_TEMPFAIL, .failure = STS_RESULT_VALIDATION_FAILURE,
+     .stage = STS_SMTPC_TLS, .commands = "EHLO STARTTLS", .retry_plain = 1},
     {.name = "the plaintext retry", .no_starttls = 1, .action = STS_ACTION_DELIVERED,
      .stage = STS_SMTPC_BODY, .commands = "EHLO MAIL RCPT DATA QUIT", .messages = 1,
      .pipelined = 1},
@@ -120,11 +125,11 @@ static const smtpc_case cases[] = {
      .action = STS_ACTION_PERMFAIL, .stage = STS_SMTPC_BODY, .tls_up = 1, .verified = 1,
      .commands = "EHLO STARTTLS EHLO* MAIL* RCPT* DATA* QUIT*", .messages = 1},
     {.name = "EHLO 500: HELO fallback", .ehlo = "500 5.5.1 what?\r\n",
-     .action = STS_ACTION_DELIVERED, .failure = "starttls-not-supported",
+     .action = STS_ACTION_DELIVERED, .failure = STS_RESULT_STARTTLS_NOT_SUPPORTED,
      .stage = STS_SMTPC_BODY, .commands = "EHLO HELO MAIL RCPT DATA QUIT", .messages = 1,
      .helo_fallback = 1},
     {.name = "EHLO 500 under required TLS", .ehlo = "500 5.5.1 what?\r\n", .tls_required = 1,
-     .action = STS_ACTION_REFUSED, .failure = "starttls-not-supported",
+     .action = STS_ACTION_REFUSED, .failure = STS_RESULT_STARTTLS_NOT_SUPPORTED,
      .stage = STS_SMTPC_HELO, .commands = "EHLO HELO QUIT", .helo_fallback = 1},
     {.name = "greeting 554", .banner = "554 5.3.2 go away\r\n", .action = STS_ACTION_PERMFAIL,
      .stage = STS_SMTPC_BANNER, .commands = "QUIT"},
@@ -137,7 +142,7 @@ static const smtpc_case cases[] = {
      .action = STS_ACTION_DELIVERED, .stage = STS_SMTPC_EHLO2, .tls_up = 1, .verified = 1,
      .commands = "EHLO STARTTLS EHLO* QUIT*"},
     {.name = "check without STARTTLS", .check_only = 1, .ehlo = EHLO_PLAIN,
-     .action = STS_ACTION_DELIVERED, .failure = "starttls-not-supported",
+     .action = STS_ACTION_DELIVERED, .failure = STS_RESULT_STARTTLS_NOT_SUPPORTED,
      .stage = STS_SMTPC_EHLO, .commands = "EHLO QUIT"},
     /* RFC 2920: the group after the EHLO over TLS; never before TLS. The default row
      * above ("delivery over verified TLS") has PIPELINING only in the plaintext EHLO:
@@ -160,7 +165,7 @@ static const smtpc_case cases[] = {
      .action = STS_ACTION_TEMPFAIL, .stage = STS_SMTPC_DATA, .tls_up = 1, .verified = 1,
      .commands = "EHLO STARTTLS EHLO* MAIL* RCPT* DATA* QUIT*", .pipelined = 1},
     {.name = "pipelined in plaintext (opportunistic, no STARTTLS)", .ehlo = EHLO_PIPE,
-     .action = STS_ACTION_DELIVERED, .failure = "starttls-not-supported",
+     .action = STS_ACTION_DELIVERED, .failure = STS_RESULT_STARTTLS_NOT_SUPPORTED,
      .stage = STS_SMTPC_BODY, .commands = "EHLO MAIL RCPT DATA QUIT", .messages = 1,
      .pipelined = 1},
     {.name = "no extensions: no SIZE=, no pipelining", .ehlo2 = EHLO_NOEXT,
@@ -175,7 +180,7 @@ static const smtpc_case cases[] = {
      .action = STS_ACTION_DELIVERED, .stage = STS_SMTPC_BODY, .tls_up = 1, .verified = 1,
      .commands = "EHLO STARTTLS EHLO* MAIL* RCPT* DATA* QUIT*", .messages = 1},
     {.name = "plaintext SIZE 10 without TLS: permfail", .ehlo = EHLO_SMALL,
-     .action = STS_ACTION_PERMFAIL, .failure = "starttls-not-supported",
+     .action = STS_ACTION_PERMFAIL, .failure = STS_RESULT_STARTTLS_NOT_SUPPORTED,
      .stage = STS_SMTPC_MAIL, .commands = "EHLO QUIT"},
 };
 
@@ -517,10 +522,9 @@ static void test_smtpc_table(void **state)
         if (r->action != c->action)
             fail_msg("%s: action %s, want %s (%s)", c->name, sts_action_name(r->action),
                      sts_action_name(c->action), r->detail);
-        if ((r->failure == NULL) != (c->failure == NULL) ||
-            (r->failure && strcmp(r->failure, c->failure)))
-            fail_msg("%s: failure %s, want %s (%s)", c->name, r->failure ? r->failure : "null",
-                     c->failure ? c->failure : "null", r->detail);
+        if (r->failure != c->failure)
+            fail_msg("%s: failure %s, want %s (%s)", c->name, rt_name(r->failure),
+                     rt_name(c->failure), r->detail);
         if (r->stage != c->stage)
             fail_msg("%s: stage %s, want %s (%s)", c->name, sts_smtpc_state_name(r->stage),
                      sts_smtpc_state_name(c->stage), r->detail);

@@ -408,7 +408,7 @@ typedef struct tls_case {
     /* expectations */
     int want_status; /* client's on_tls status */
     int verified, chain_ok, time_ok, name_ok, not_yet_valid;
-    const char *result_type;
+    sts_result_type result_type;
     long verify_error;
     const char *version; /* NULL: TLSv1.2 or TLSv1.3 */
     const char *peer_names[4];
@@ -426,38 +426,38 @@ static const tls_case tls_cases[] = {
      .verified = 1, .chain_ok = 1, .time_ok = 1, .name_ok = 1},
     {.label = "wrong name",
      .names = {"wrong.example.test"}, .nnames = 1, .sni = MX, .host = MX,
-     .chain_ok = 1, .time_ok = 1, .result_type = "certificate-host-mismatch",
+     .chain_ok = 1, .time_ok = 1, .result_type = STS_RESULT_CERTIFICATE_HOST_MISMATCH,
      .verify_error = X509_V_ERR_HOSTNAME_MISMATCH},
     {.label = "untrusted CA",
      .names = {MX}, .nnames = 1, .issuer = ISSUER_OTHER, .sni = MX, .host = MX,
-     .time_ok = 1, .name_ok = 1, .result_type = "certificate-not-trusted",
+     .time_ok = 1, .name_ok = 1, .result_type = STS_RESULT_CERTIFICATE_NOT_TRUSTED,
      .verify_error = X509_V_ERR_UNABLE_TO_GET_ISSUER_CERT_LOCALLY},
     {.label = "self-signed",
      .names = {MX}, .nnames = 1, .issuer = ISSUER_SELF, .sni = MX, .host = MX,
-     .time_ok = 1, .name_ok = 1, .result_type = "certificate-not-trusted",
+     .time_ok = 1, .name_ok = 1, .result_type = STS_RESULT_CERTIFICATE_NOT_TRUSTED,
      .verify_error = X509_V_ERR_DEPTH_ZERO_SELF_SIGNED_CERT},
     {.label = "untrusted and wrong name: not-trusted first",
      .names = {"wrong.example.test"}, .nnames = 1, .issuer = ISSUER_OTHER, .sni = MX,
-     .host = MX, .time_ok = 1, .result_type = "certificate-not-trusted",
+     .host = MX, .time_ok = 1, .result_type = STS_RESULT_CERTIFICATE_NOT_TRUSTED,
      .verify_error = X509_V_ERR_UNABLE_TO_GET_ISSUER_CERT_LOCALLY},
     {.label = "expired",
      .names = {MX}, .nnames = 1, .nb_days = -30, .na_days = -1, .sni = MX, .host = MX,
-     .chain_ok = 1, .name_ok = 1, .result_type = "certificate-expired",
+     .chain_ok = 1, .name_ok = 1, .result_type = STS_RESULT_CERTIFICATE_EXPIRED,
      .verify_error = X509_V_ERR_CERT_HAS_EXPIRED},
     {.label = "not yet valid",
      .names = {MX}, .nnames = 1, .nb_days = 1, .na_days = 30, .sni = MX, .host = MX,
-     .chain_ok = 1, .name_ok = 1, .not_yet_valid = 1, .result_type = "certificate-expired",
+     .chain_ok = 1, .name_ok = 1, .not_yet_valid = 1, .result_type = STS_RESULT_CERTIFICATE_EXPIRED,
      .verify_error = X509_V_ERR_CERT_NOT_YET_VALID},
     {.label = "expired and wrong name: expired first",
      .names = {"wrong.example.test"}, .nnames = 1, .nb_days = -30, .na_days = -1, .sni = MX,
-     .host = MX, .chain_ok = 1, .result_type = "certificate-expired",
+     .host = MX, .chain_ok = 1, .result_type = STS_RESULT_CERTIFICATE_EXPIRED,
      /* OpenSSL checks the name (check_id) before the dates (internal_verify), so
       * the first error recorded is the mismatch; the precedence still says
       * expired. */
      .verify_error = X509_V_ERR_HOSTNAME_MISMATCH},
     {.label = "client clock 200 days ahead: expired",
      .names = {MX}, .nnames = 1, .sni = MX, .host = MX, .cli_time_days = 200,
-     .chain_ok = 1, .name_ok = 1, .result_type = "certificate-expired",
+     .chain_ok = 1, .name_ok = 1, .result_type = STS_RESULT_CERTIFICATE_EXPIRED,
      .verify_error = X509_V_ERR_CERT_HAS_EXPIRED},
     {.label = "client clock 10 days ahead: valid",
      .names = {MX}, .nnames = 1, .sni = MX, .host = MX, .cli_time_days = 10,
@@ -468,35 +468,37 @@ static const tls_case tls_cases[] = {
     {.label = "wildcard does not match two labels",
      .names = {"*.example.test"}, .nnames = 1, .sni = "a.b.example.test",
      .host = "a.b.example.test", .chain_ok = 1, .time_ok = 1,
-     .result_type = "certificate-host-mismatch", .verify_error = X509_V_ERR_HOSTNAME_MISMATCH},
+     .result_type = STS_RESULT_CERTIFICATE_HOST_MISMATCH,
+     .verify_error = X509_V_ERR_HOSTNAME_MISMATCH},
     {.label = "wildcard does not match the parent",
      .names = {"*.example.test"}, .nnames = 1, .sni = "example.test", .host = "example.test",
-     .chain_ok = 1, .time_ok = 1, .result_type = "certificate-host-mismatch",
+     .chain_ok = 1, .time_ok = 1, .result_type = STS_RESULT_CERTIFICATE_HOST_MISMATCH,
      .verify_error = X509_V_ERR_HOSTNAME_MISMATCH},
     {.label = "partial wildcard never matches",
      .names = {"f*.example.test"}, .nnames = 1, .sni = "foo.example.test",
      .host = "foo.example.test", .chain_ok = 1, .time_ok = 1,
-     .result_type = "certificate-host-mismatch", .verify_error = X509_V_ERR_HOSTNAME_MISMATCH},
+     .result_type = STS_RESULT_CERTIFICATE_HOST_MISMATCH,
+     .verify_error = X509_V_ERR_HOSTNAME_MISMATCH},
     /* RFC 8461 4.1 requires a DNS-ID SAN: the CN is never a fallback, unlike
      * OpenSSL's default (RFC 6125 6.4.4), which the stream switches off. */
     {.label = "CN only, no SAN: no match (RFC 8461 4.1 needs a DNS SAN)",
      .names = {MX}, .nnames = 1, .cn = MX, .no_san = 1, .sni = MX, .host = MX,
-     .chain_ok = 1, .time_ok = 1, .result_type = "certificate-host-mismatch",
+     .chain_ok = 1, .time_ok = 1, .result_type = STS_RESULT_CERTIFICATE_HOST_MISMATCH,
      .verify_error = X509_V_ERR_HOSTNAME_MISMATCH, .peer_names = {"CN:" MX}},
     {.label = "CN matches but a SAN is present: SAN only",
      .names = {"other.example.test"}, .nnames = 1, .cn = MX, .sni = MX, .host = MX,
-     .chain_ok = 1, .time_ok = 1, .result_type = "certificate-host-mismatch",
+     .chain_ok = 1, .time_ok = 1, .result_type = STS_RESULT_CERTIFICATE_HOST_MISMATCH,
      .verify_error = X509_V_ERR_HOSTNAME_MISMATCH,
      .peer_names = {"DNS:other.example.test", "CN:" MX}},
     {.label = "no host asked: name_ok 0",
      .names = {MX}, .nnames = 1, .sni = MX, .host = NULL, .chain_ok = 1, .time_ok = 1,
-     .result_type = "validation-failure"},
+     .result_type = STS_RESULT_VALIDATION_FAILURE},
     {.label = "intermediate sent by the server",
      .names = {MX}, .nnames = 1, .issuer = ISSUER_MID, .sni = MX, .host = MX,
      .verified = 1, .chain_ok = 1, .time_ok = 1, .name_ok = 1},
     {.label = "intermediate missing",
      .names = {MX}, .nnames = 1, .issuer = ISSUER_MID_NOCHAIN, .sni = MX, .host = MX,
-     .time_ok = 1, .name_ok = 1, .result_type = "certificate-not-trusted",
+     .time_ok = 1, .name_ok = 1, .result_type = STS_RESULT_CERTIFICATE_NOT_TRUSTED,
      .verify_error = X509_V_ERR_UNABLE_TO_GET_ISSUER_CERT_LOCALLY},
     {.label = "server at most TLS 1.2",
      .names = {MX}, .nnames = 1, .sni = MX, .host = MX, .srv_max = TLS1_2_VERSION,
@@ -611,13 +613,8 @@ static void test_tls_table(void **state)
         assert_int_equal(ci->verify_error, c->verify_error);
         if (c->verify_error)
             assert_true(strlen(ci->verify_error_str) > 0);
-        if (c->result_type) {
-            assert_non_null(ci->result_type);
-            assert_string_equal(ci->result_type, c->result_type);
-        } else {
-            assert_null(ci->result_type);
-        }
-        assert_ptr_equal(sts_tls_result_type(ci), ci->result_type);
+        assert_int_equal(ci->result_type, c->result_type);
+        assert_int_equal(sts_tls_result_type(ci), ci->result_type);
         if (c->peer_names[0]) {
             size_t n = 0;
             while (n < 4 && c->peer_names[n]) {
@@ -864,20 +861,31 @@ static void test_ctx_errors(void **state)
 typedef struct rt_case {
     int done, chain_ok, time_ok, name_ok, verified;
     const char *host;
-    const char *want;
+    sts_result_type want;
 } rt_case;
+
+/* The scenario's version names and OpenSSL's versions: one table. */
+static void test_version_proto(void **state)
+{
+    (void)state;
+    assert_int_equal(sts_tls_version_proto(STS_TLS_VERSION_DEFAULT), 0);
+    assert_int_equal(sts_tls_version_proto(STS_TLS_VERSION_1_0), TLS1_VERSION);
+    assert_int_equal(sts_tls_version_proto(STS_TLS_VERSION_1_1), TLS1_1_VERSION);
+    assert_int_equal(sts_tls_version_proto(STS_TLS_VERSION_1_2), TLS1_2_VERSION);
+    assert_int_equal(sts_tls_version_proto(STS_TLS_VERSION_1_3), TLS1_3_VERSION);
+}
 
 static void test_result_type(void **state)
 {
     static const rt_case cases[] = {
-        {1, 1, 1, 1, 1, MX, NULL},
-        {1, 0, 0, 0, 0, MX, "certificate-not-trusted"},
-        {1, 0, 1, 1, 0, MX, "certificate-not-trusted"},
-        {1, 1, 0, 0, 0, MX, "certificate-expired"},
-        {1, 1, 1, 0, 0, MX, "certificate-host-mismatch"},
-        {1, 1, 1, 0, 0, "", "validation-failure"},
-        {1, 1, 1, 1, 0, MX, "validation-failure"}, /* some other verify error */
-        {0, 0, 0, 0, 0, MX, "validation-failure"}, /* handshake never finished */
+        {1, 1, 1, 1, 1, MX, STS_RESULT_NONE},
+        {1, 0, 0, 0, 0, MX, STS_RESULT_CERTIFICATE_NOT_TRUSTED},
+        {1, 0, 1, 1, 0, MX, STS_RESULT_CERTIFICATE_NOT_TRUSTED},
+        {1, 1, 0, 0, 0, MX, STS_RESULT_CERTIFICATE_EXPIRED},
+        {1, 1, 1, 0, 0, MX, STS_RESULT_CERTIFICATE_HOST_MISMATCH},
+        {1, 1, 1, 0, 0, "", STS_RESULT_VALIDATION_FAILURE},
+        {1, 1, 1, 1, 0, MX, STS_RESULT_VALIDATION_FAILURE}, /* some other verify error */
+        {0, 0, 0, 0, 0, MX, STS_RESULT_VALIDATION_FAILURE}, /* handshake never finished */
     };
     for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
         sts_tls_info in;
@@ -888,13 +896,7 @@ static void test_result_type(void **state)
         in.name_ok = cases[i].name_ok;
         in.verified = cases[i].verified;
         snprintf(in.host, sizeof(in.host), "%s", cases[i].host);
-        const char *got = sts_tls_result_type(&in);
-        if (cases[i].want) {
-            assert_non_null(got);
-            assert_string_equal(got, cases[i].want);
-        } else {
-            assert_null(got);
-        }
+        assert_int_equal(sts_tls_result_type(&in), cases[i].want);
     }
 }
 
@@ -903,6 +905,7 @@ int main(void)
     signal(SIGPIPE, SIG_IGN);
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_result_type),
+        cmocka_unit_test(test_version_proto),
         cmocka_unit_test(test_ctx_errors),
         cmocka_unit_test(test_connect_refused),
         cmocka_unit_test(test_tls_table),

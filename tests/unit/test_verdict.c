@@ -69,18 +69,13 @@ typedef struct row {
     const char *result, *observed;
     int exit_status;
     int require_tls;
-    const char *mode_override;
+    sts_mode mode_override;
     sts_scn_expect expect;
     int passed, invariant;
     const char *diff_has; /* a substring of the difference lines, or NULL */
     int external;         /* judged as an external sender (result ignored) */
     const char *const *bad_hosts;
 } row;
-
-static char *S(const char *s)
-{
-    return (char *)s;
-}
 
 static void test_table(void **state)
 {
@@ -90,66 +85,68 @@ static void test_table(void **state)
     static const char *const bad_mail[] = {"mail.example.test", NULL};
     static char *hosts_mail[] = {"mail.example.test"};
     static char *hosts_other[] = {"other.example.test"};
+#define OUTCOME(w) .outcome_set = 1, .outcome = STS_OUTCOME_##w
+#define TLS(w) .tls_set = 1, .tls = STS_DELIVERY_TLS_##w
 #define EXPECT(...)                                                                                \
     {.exit_status = -1, .received = -1, .policy_fetched = -1, .policy_abandoned = -1, __VA_ARGS__}
     row rows[] = {
-        {"all facts match", RESULT_OK, OBSERVED_OK, 0, 0, NULL,
-         EXPECT(.outcome = S("delivered"), .tls = S("verified"), .received = 1,
-                .policy_source = S("fetched"), .policy_fetched = 1, .failures_set = 1,
+        {"all facts match", RESULT_OK, OBSERVED_OK, 0, 0, STS_MODE_AUTO,
+         EXPECT(OUTCOME(DELIVERED), TLS(VERIFIED), .received = 1, .policy_source_set = 1,
+                .policy_source = STS_POLICY_SOURCE_FETCHED, .policy_fetched = 1, .failures_set = 1,
                 .exit_status = 0, .delivered_to_set = 1, .delivered_to = {hosts_mail, 1}),
          1, 0, NULL},
-        {"outcome differs", RESULT_OK, OBSERVED_OK, 0, 0, NULL, EXPECT(.outcome = S("deferred")), 0,
-         0, "outcome: expected deferred, got delivered"},
-        {"exit differs", RESULT_OK, OBSERVED_OK, 75, 0, NULL, EXPECT(.exit_status = 0), 0, 0,
-         "exit: expected 0, got 75"},
-        {"received differs", RESULT_OK, OBSERVED_OK, 0, 0, NULL, EXPECT(.received = 0), 0, 0,
-         "received: expected 0, got 1"},
-        {"failures differ", RESULT_OK, OBSERVED_OK, 0, 0, NULL,
+        {"outcome differs", RESULT_OK, OBSERVED_OK, 0, 0, STS_MODE_AUTO, EXPECT(OUTCOME(DEFERRED)),
+         0, 0, "outcome: expected deferred, got delivered"},
+        {"exit differs", RESULT_OK, OBSERVED_OK, 75, 0, STS_MODE_AUTO, EXPECT(.exit_status = 0), 0,
+         0, "exit: expected 0, got 75"},
+        {"received differs", RESULT_OK, OBSERVED_OK, 0, 0, STS_MODE_AUTO, EXPECT(.received = 0), 0,
+         0, "received: expected 0, got 1"},
+        {"failures differ", RESULT_OK, OBSERVED_OK, 0, 0, STS_MODE_AUTO,
          EXPECT(.failures_set = 1, .failures = {fail_starttls, 1}), 0, 0,
          "failures: expected [\"starttls-not-supported\"], got []"},
-        {"delivered_to differs", RESULT_OK, OBSERVED_OK, 0, 0, NULL,
+        {"delivered_to differs", RESULT_OK, OBSERVED_OK, 0, 0, STS_MODE_AUTO,
          EXPECT(.delivered_to_set = 1, .delivered_to = {hosts_other, 1}), 0, 0,
          "delivered_to: expected [\"other.example.test\"], got [\"mail.example.test\"]"},
-        {"tls none vs verified", RESULT_OK, OBSERVED_OK, 0, 0, NULL, EXPECT(.tls = S("none")), 0, 0,
-         "tls: expected none, got verified"},
-        {"policy not fetched", RESULT_NONE_PLAIN, OBSERVED_PLAIN, 0, 0, NULL,
+        {"tls none vs verified", RESULT_OK, OBSERVED_OK, 0, 0, STS_MODE_AUTO, EXPECT(TLS(NONE)), 0,
+         0, "tls: expected none, got verified"},
+        {"policy not fetched", RESULT_NONE_PLAIN, OBSERVED_PLAIN, 0, 0, STS_MODE_AUTO,
          EXPECT(.policy_fetched = 1), 0, 0, "policy_fetched: expected true, got false"},
-        {"plain delivery without policy is fine", RESULT_NONE_PLAIN, OBSERVED_PLAIN, 0, 0, NULL,
-         EXPECT(.outcome = S("delivered"), .tls = S("none"), .failures_set = 1,
-                .failures = {fail_starttls, 1}),
+        {"plain delivery without policy is fine", RESULT_NONE_PLAIN, OBSERVED_PLAIN, 0, 0,
+         STS_MODE_AUTO,
+         EXPECT(OUTCOME(DELIVERED), TLS(NONE), .failures_set = 1, .failures = {fail_starttls, 1}),
          1, 0, NULL},
         {"plain delivery under --require-tls violates the invariant", RESULT_NONE_PLAIN,
-         OBSERVED_PLAIN, 0, 1, NULL, EXPECT(.outcome = S("delivered")), 0, 1,
+         OBSERVED_PLAIN, 0, 1, STS_MODE_AUTO, EXPECT(OUTCOME(DELIVERED)), 0, 1,
          "SECURITY INVARIANT: MAIL reached mail.example.test without TLS under --require-tls"},
         {"plain delivery under --mode enforce violates the invariant", RESULT_NONE_PLAIN,
-         OBSERVED_PLAIN, 0, 0, "enforce", EXPECT(.outcome = S("delivered")), 0, 1,
+         OBSERVED_PLAIN, 0, 0, STS_MODE_ENFORCE, EXPECT(OUTCOME(DELIVERED)), 0, 1,
          "received without TLS"},
-        {"no result at all", NULL, OBSERVED_OK, 70, 0, NULL, EXPECT(.outcome = S("delivered")), 0,
+        {"no result at all", NULL, OBSERVED_OK, 70, 0, STS_MODE_AUTO, EXPECT(OUTCOME(DELIVERED)), 0,
          0, "the sender printed no result"},
         {"external: delivered to an MX with a good certificate is verified", NULL, OBSERVED_OK, 0,
-         0, NULL, EXPECT(.outcome = S("delivered"), .tls = S("verified"), .received = 1), 1, 0,
-         NULL, 1, bad_none},
+         0, STS_MODE_AUTO, EXPECT(OUTCOME(DELIVERED), TLS(VERIFIED), .received = 1), 1, 0, NULL, 1,
+         bad_none},
         {"external: delivered to an MX with a bad certificate is unverified", NULL, OBSERVED_OK, 0,
-         0, NULL, EXPECT(.tls = S("verified")), 0, 0, "tls: expected verified, got unverified", 1,
+         0, STS_MODE_AUTO, EXPECT(TLS(VERIFIED)), 0, 0, "tls: expected verified, got unverified", 1,
          bad_mail},
         {"external: nothing received and exit 75 is deferred", NULL, OBSERVED_PLAIN_NONE, 75, 0,
-         NULL, EXPECT(.outcome = S("deferred"), .received = 0), 1, 0, NULL, 1, bad_none},
+         STS_MODE_AUTO, EXPECT(OUTCOME(DEFERRED), .received = 0), 1, 0, NULL, 1, bad_none},
         {"external: a failed handshake with the policy host is abandoned", NULL,
-         OBSERVED_ABANDONED_TLS, 75, 0, NULL, EXPECT(.policy_abandoned = 1), 1, 0, NULL, 1,
+         OBSERVED_ABANDONED_TLS, 75, 0, STS_MODE_AUTO, EXPECT(.policy_abandoned = 1), 1, 0, NULL, 1,
          bad_none},
         {"external: a close after the handshake without a request is abandoned", NULL,
-         OBSERVED_ABANDONED_CLOSE, 75, 0, NULL, EXPECT(.policy_abandoned = 1), 1, 0, NULL, 1,
-         bad_none},
-        {"external: never connecting is not abandoning", NULL, OBSERVED_PLAIN_NONE, 75, 0, NULL,
-         EXPECT(.policy_abandoned = 1), 0, 0, "policy_abandoned: expected true, got false", 1,
-         bad_none},
-        {"aborted, refused and plain-HTTP connections are not abandoned", NULL,
-         OBSERVED_NOT_ABANDONED, 75, 0, NULL, EXPECT(.policy_abandoned = 1), 0, 0,
+         OBSERVED_ABANDONED_CLOSE, 75, 0, STS_MODE_AUTO, EXPECT(.policy_abandoned = 1), 1, 0, NULL,
+         1, bad_none},
+        {"external: never connecting is not abandoning", NULL, OBSERVED_PLAIN_NONE, 75, 0,
+         STS_MODE_AUTO, EXPECT(.policy_abandoned = 1), 0, 0,
          "policy_abandoned: expected true, got false", 1, bad_none},
-        {"a fetched policy is not abandoned", RESULT_OK, OBSERVED_OK, 0, 0, NULL,
+        {"aborted, refused and plain-HTTP connections are not abandoned", NULL,
+         OBSERVED_NOT_ABANDONED, 75, 0, STS_MODE_AUTO, EXPECT(.policy_abandoned = 1), 0, 0,
+         "policy_abandoned: expected true, got false", 1, bad_none},
+        {"a fetched policy is not abandoned", RESULT_OK, OBSERVED_OK, 0, 0, STS_MODE_AUTO,
          EXPECT(.policy_abandoned = 0), 1, 0, NULL},
         {"a policy fetch over plain HTTP always fails the run", RESULT_OK, OBSERVED_HTTP, 0, 0,
-         NULL, EXPECT(.outcome = S("delivered")), 0, 0,
+         STS_MODE_AUTO, EXPECT(OUTCOME(DELIVERED)), 0, 0,
          "policy fetched over plain HTTP 1 time(s) (RFC 8461 3.3: HTTPS only)"},
     };
     int bad = 0;
