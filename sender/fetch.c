@@ -20,6 +20,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <unistd.h>
 
 #include "common/buf.h"
 #include "common/err.h"
@@ -192,6 +193,22 @@ static size_t write_cb(char *p, size_t size, size_t n, void *userp)
         return 0;
     }
     return size * n;
+}
+
+/* OpenSSL's default trust anchors, as SSL_CTX_set_default_verify_paths finds them:
+ * $SSL_CERT_FILE and $SSL_CERT_DIR, else the compiled-in file and folder. One that
+ * does not exist is left out (NULL), since libcurl refuses a CA file it cannot read
+ * even when the folder would do. */
+static void default_anchors(const char **file, const char **dir)
+{
+    const char *e = getenv(X509_get_default_cert_file_env());
+    *file = e && *e ? e : X509_get_default_cert_file();
+    e = getenv(X509_get_default_cert_dir_env());
+    *dir = e && *e ? e : X509_get_default_cert_dir();
+    if (access(*file, R_OK) != 0)
+        *file = NULL;
+    if (!strchr(*dir, ':') && access(*dir, R_OK) != 0)
+        *dir = NULL;
 }
 
 /* CURLOPT_HEADERFUNCTION: one whole header line at a time (libcurl itself refuses a
@@ -490,7 +507,20 @@ int sts_fetch_policy(sts_fetcher *f, const char *domain, const char *address, in
     if (f->ca_file) {
         SET(CURLOPT_CAINFO, f->ca_file);
         SET(CURLOPT_CAPATH, NULL); /* the given anchors only */
+    } else {
+        /* The system's anchors as the SMTP side finds them (common/tls.c:
+         * SSL_CTX_set_default_verify_paths), not libcurl's own compiled-in bundle:
+         * one trust store for the MX and the policy host, $SSL_CERT_FILE and
+         * $SSL_CERT_DIR included. */
+        const char *file, *dir;
+        default_anchors(&file, &dir);
+        SET(CURLOPT_CAINFO, file);
+        SET(CURLOPT_CAPATH, dir);
     }
+    /* RFC 8461 3.3: the policy comes from mta-sts.<domain> at the address our own
+     * resolver found (CURLOPT_RESOLVE), never through a proxy that $https_proxy or
+     * $ALL_PROXY would otherwise bring in ("" disables them all). */
+    SET(CURLOPT_PROXY, "");
     /* The anchors are read once per fetcher (libcurl caches the CA store in the
      * multi handle; -1: for its whole life), not once per fetch: a survey of many
      * domains must not reread the CA file for every policy (DESIGN.md). A fetcher
