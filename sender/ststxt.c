@@ -13,8 +13,7 @@
 #include "common/err.h"
 #include "sender/txtrec.h"
 
-static const char STS_V[] = "v=STSv1";
-#define STS_V_LEN (sizeof(STS_V) - 1)
+#define STS_V_LEN (sizeof("v=STSv1") - 1)
 
 static int is_wsp(char c)
 {
