@@ -22,44 +22,10 @@
 
 #include "common/err.h"
 #include "fuzz/fuzz.h"
+#include "fuzz/fuzz_txtrec.h"
 #include "sender/ststxt.h"
 
 #define MAX_FIELDS 512
-
-static int is_wsp(unsigned char c)
-{
-    return c == ' ' || c == '\t';
-}
-static int is_alnum(unsigned char c)
-{
-    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9');
-}
-
-/* sts-ext-name = (ALPHA / DIGIT) *31(ALPHA / DIGIT / "_" / "-" / ".") */
-static int ext_name_ok(const char *s, size_t n)
-{
-    if (n < 1 || n > 32 || !is_alnum((unsigned char)s[0]))
-        return 0;
-    for (size_t i = 1; i < n; i++) {
-        unsigned char c = (unsigned char)s[i];
-        if (!is_alnum(c) && c != '_' && c != '-' && c != '.')
-            return 0;
-    }
-    return 1;
-}
-
-/* sts-ext-value = 1*(%x21-3A / %x3C / %x3E-7E) */
-static int ext_value_ok(const char *s, size_t n)
-{
-    if (n < 1)
-        return 0;
-    for (size_t i = 0; i < n; i++) {
-        unsigned char c = (unsigned char)s[i];
-        if (c < 0x21 || c > 0x7e || c == ';' || c == '=')
-            return 0;
-    }
-    return 1;
-}
 
 /* sts-id = %s"id=" 1*32(ALPHA / DIGIT) */
 static int id_ok(const char *s, size_t n)
@@ -67,7 +33,7 @@ static int id_ok(const char *s, size_t n)
     if (n < 1 || n > STS_TXT_ID_MAX)
         return 0;
     for (size_t i = 0; i < n; i++)
-        if (!is_alnum((unsigned char)s[i]))
+        if (!fuzz_is_alnum((unsigned char)s[i]))
             return 0;
     return 1;
 }
@@ -83,23 +49,6 @@ typedef struct ref_txt {
     size_t nf;
     ref_field f[MAX_FIELDS]; /* extensions in record order */
 } ref_txt;
-
-/* One ';'-separated segment: *WSP field *WSP, or only WSP (*empty = 1). 1 = well formed. */
-static int ref_segment(const char *s, size_t n, const char **field, size_t *flen, int *empty)
-{
-    size_t a = 0, b = n;
-    while (a < b && is_wsp((unsigned char)s[a]))
-        a++;
-    while (b > a && is_wsp((unsigned char)s[b - 1]))
-        b--;
-    *field = s + a;
-    *flen = b - a;
-    *empty = a == b;
-    for (size_t i = a; i < b; i++)
-        if (is_wsp((unsigned char)s[i]))
-            return 0; /* whitespace inside a field */
-    return 1;
-}
 
 /* The record as the header documents it, read by splitting at ';':
  *   "v=STSv1" seg0 (";" seg)*   where seg0 is only whitespace, every middle segment
@@ -131,7 +80,7 @@ static int ref_parse(const char *rec, size_t len, ref_txt *r)
         const char *f;
         size_t fl;
         int empty;
-        if (!ref_segment(s, (size_t)(e - s), &f, &fl, &empty))
+        if (!fuzz_segment(s, (size_t)(e - s), &f, &fl, &empty))
             return 0;
         if (i == 0) {
             /* between v=STSv1 and the first ';': only whitespace */
@@ -161,7 +110,7 @@ static int ref_parse(const char *rec, size_t len, ref_txt *r)
             }
             continue;
         }
-        if (!ext_name_ok(f, nl) || !ext_value_ok(eq + 1, vl))
+        if (!fuzz_ext_name_ok(f, nl) || !fuzz_ext_value_ok(eq + 1, vl))
             return 0;
         r->f[r->nf].name = f;
         r->f[r->nf].nlen = nl;
@@ -179,11 +128,11 @@ static void check_ok(const char *rec, size_t len, const sts_txt *t, const sts_di
     FUZZ_CHECK(id_ok(t->id, strlen(t->id)), "id '%s'", t->id);
     FUZZ_CHECK(sts_txt_is_sts(rec, len), "a valid record that is not an STS record");
     for (size_t i = 0; i < t->next; i++) {
-        FUZZ_CHECK(ext_name_ok(t->ext[i].name, strlen(t->ext[i].name)), "extension name '%s'",
+        FUZZ_CHECK(fuzz_ext_name_ok(t->ext[i].name, strlen(t->ext[i].name)), "extension name '%s'",
                    t->ext[i].name);
         FUZZ_CHECK(strcmp(t->ext[i].name, "id") != 0, "id kept as an extension");
-        FUZZ_CHECK(ext_value_ok(t->ext[i].value, strlen(t->ext[i].value)), "extension value '%s'",
-                   t->ext[i].value);
+        FUZZ_CHECK(fuzz_ext_value_ok(t->ext[i].value, strlen(t->ext[i].value)),
+                   "extension value '%s'", t->ext[i].value);
     }
 }
 
@@ -221,14 +170,7 @@ static void check_select(const char *rec, size_t len)
 {
     enum { NREC = 8 };
     const char *recs[NREC];
-    size_t lens[NREC], n = 0, start = 0;
-    for (size_t i = 0; i <= len && n < NREC; i++)
-        if (i == len || rec[i] == '\n') {
-            recs[n] = rec + start;
-            lens[n] = i - start;
-            n++;
-            start = i + 1;
-        }
+    size_t lens[NREC], n = fuzz_split_lines(rec, len, recs, lens, NREC);
     size_t nsts = 0, which = 0;
     for (size_t i = 0; i < n; i++)
         if (sts_txt_is_sts(recs[i], lens[i])) {
