@@ -51,6 +51,23 @@ const char *sts_tlsrpt_scheme_name(sts_tlsrpt_scheme s)
     return "unknown";
 }
 
+int sts_tlsrpt_scheme_parse(const char *s, size_t n, sts_tlsrpt_scheme *out)
+{
+    static const sts_tlsrpt_scheme all[] = {
+#define STS_TLSRPT_SCHEME_ALL(sym, name) sym,
+        STS_TLSRPT_SCHEMES(STS_TLSRPT_SCHEME_ALL)
+#undef STS_TLSRPT_SCHEME_ALL
+    };
+    for (size_t i = 0; i < sizeof(all) / sizeof(all[0]); i++) {
+        const char *name = sts_tlsrpt_scheme_name(all[i]);
+        if (strlen(name) == n && !strncasecmp(s, name, n)) {
+            *out = all[i];
+            return 0;
+        }
+    }
+    return STS_EINVAL;
+}
+
 int sts_tlsrpt_record_name(const char *domain, char *out, size_t outlen)
 {
     size_t n = strlen(domain);
@@ -307,10 +324,10 @@ static int check_uri(parser *p, size_t u, size_t n)
             continue;
         return 0;
     }
-    if (sl == 6 && !strncasecmp(s, "mailto", 6))
-        return check_mailto(p, u, sl + 1, n);
-    if (sl == 5 && !strncasecmp(s, "https", 5))
-        return check_https(p, u, sl + 1, n);
+    sts_tlsrpt_scheme scheme;
+    if (sts_tlsrpt_scheme_parse(s, sl, &scheme) == 0)
+        return scheme == STS_TLSRPT_MAILTO ? check_mailto(p, u, sl + 1, n)
+                                           : check_https(p, u, sl + 1, n);
     /* Another scheme: an error or a warning, once the whole record is read. */
     uri_span *o = realloc(p->other, (p->nother + 1) * sizeof(*o));
     if (!o)

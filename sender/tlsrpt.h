@@ -59,6 +59,9 @@ typedef enum sts_tlsrpt_scheme {
 
 /* "mailto" / "https"; "unknown" for anything else. */
 const char *sts_tlsrpt_scheme_name(sts_tlsrpt_scheme s);
+/* The scheme s[0..n) names, in any case (RFC 3986 3.1: "schemes are case-insensitive"):
+ * 0 and *out, or STS_EINVAL for any other scheme. */
+int sts_tlsrpt_scheme_parse(const char *s, size_t n, sts_tlsrpt_scheme *out);
 
 typedef struct sts_tlsrpt_rua {
     sts_tlsrpt_scheme scheme;

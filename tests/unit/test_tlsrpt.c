@@ -193,6 +193,13 @@ static void test_rua_list(void **state)
     assert_string_equal(sts_tlsrpt_scheme_name(t.rua[0].scheme), "mailto");
     assert_string_equal(sts_tlsrpt_scheme_name(t.rua[1].scheme), "https");
     assert_string_equal(sts_tlsrpt_scheme_name((sts_tlsrpt_scheme)7), "unknown");
+    sts_tlsrpt_scheme k = STS_TLSRPT_HTTPS;
+    assert_int_equal(sts_tlsrpt_scheme_parse("MailTo", 6, &k), 0);
+    assert_int_equal(k, STS_TLSRPT_MAILTO);
+    assert_int_equal(sts_tlsrpt_scheme_parse("httpsx", 5, &k), 0);
+    assert_int_equal(k, STS_TLSRPT_HTTPS);
+    assert_int_equal(sts_tlsrpt_scheme_parse("http", 4, &k), STS_EINVAL);
+    assert_int_equal(sts_tlsrpt_scheme_parse("mailt", 5, &k), STS_EINVAL);
     sts_tlsrpt_free(&t);
     sts_tlsrpt_free(&t); /* zeroed: a second free is harmless */
     sts_diags_free(&d);
