@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "common/err.h"
+#include "tests/unit/txt_mutate.h"
 #include "sender/tlsrpt.h"
 
 #define MAILTO "mailto:a@example.com"
@@ -331,48 +332,39 @@ static void test_select(void **state)
 /* A bounded mutation run (deterministic seed): random edits of the table's records never
  * crash (run under ASan), the verdict agrees with the diagnostics, and a valid record has
  * at least one mailto or https URI and is a TLSRPT record. */
+static const char *case_rec(size_t i)
+{
+    return cases[i].rec;
+}
+
+static void check_mutant(const char *buf, size_t len)
+{
+    sts_diags d;
+    sts_diags_init(&d);
+    sts_tlsrpt t;
+    int rc = sts_tlsrpt_parse(buf, len, &t, &d);
+    if (rc == 0) {
+        assert_int_equal(d.nerrors, 0);
+        assert_true(t.nrua >= 1);
+        for (size_t i = 0; i < t.nrua; i++)
+            assert_true(t.rua[i].scheme == STS_TLSRPT_MAILTO ||
+                        t.rua[i].scheme == STS_TLSRPT_HTTPS);
+        assert_true(sts_tlsrpt_is_tlsrpt(buf, len));
+        sts_tlsrpt_free(&t);
+    } else {
+        assert_int_equal(rc, STS_ESYNTAX);
+        assert_true(d.nerrors > 0);
+        assert_null(t.rua);
+    }
+    sts_diags_free(&d);
+}
+
 static void test_fuzz_mutations(void **state)
 {
     (void)state;
     static const char alphabet[] = "v=TLSRPT1;rua:/@,.mailtohps \t%!-_[]\x00\x80";
-    uint32_t x = 0x9e3779b9;
-    char buf[256];
-    for (int round = 0; round < 20000; round++) {
-        const char *rec = cases[round % (sizeof(cases) / sizeof(cases[0]))].rec;
-        size_t len = strlen(rec);
-        memcpy(buf, rec, len);
-        for (int k = 0; k < 1 + round % 3; k++) {
-            x ^= x << 13;
-            x ^= x >> 17;
-            x ^= x << 5;
-            size_t at = len ? x % len : 0;
-            char ch = alphabet[(x >> 8) % (sizeof(alphabet) - 1)];
-            if ((x >> 20) % 2 == 0 && len)
-                buf[at] = ch;
-            else if (len < sizeof(buf) - 1) {
-                memmove(buf + at + 1, buf + at, len - at);
-                buf[at] = ch;
-                len++;
-            }
-        }
-        sts_diags d;
-        sts_diags_init(&d);
-        sts_tlsrpt t;
-        int rc = sts_tlsrpt_parse(buf, len, &t, &d);
-        if (rc == 0) {
-            assert_int_equal(d.nerrors, 0);
-            assert_true(t.nrua >= 1);
-            for (size_t i = 0; i < t.nrua; i++)
-                assert_true(t.rua[i].scheme == STS_TLSRPT_MAILTO ||
-                            t.rua[i].scheme == STS_TLSRPT_HTTPS);
-            assert_true(sts_tlsrpt_is_tlsrpt(buf, len));
-            sts_tlsrpt_free(&t);
-        } else {
-            assert_int_equal(rc, STS_ESYNTAX);
-            assert_true(d.nerrors > 0);
-        }
-        sts_diags_free(&d);
-    }
+    txt_mutation_run(sizeof(cases) / sizeof(cases[0]), case_rec, alphabet, sizeof(alphabet) - 1,
+                     20000, check_mutant);
 }
 
 int main(void)
