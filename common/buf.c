@@ -112,6 +112,11 @@ size_t sts_cur_left(const sts_cur *c)
     return c->len - c->off;
 }
 
+int sts_cur_peek(const sts_cur *c)
+{
+    return c->off < c->len ? c->p[c->off] : -1;
+}
+
 int sts_cur_bytes(sts_cur *c, void *out, size_t n)
 {
     if (sts_cur_left(c) < n)

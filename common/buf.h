@@ -38,6 +38,8 @@ typedef struct sts_cur {
 
 void sts_cur_init(sts_cur *c, const void *p, size_t len);
 size_t sts_cur_left(const sts_cur *c);
+/* The next octet (0-255) without taking it, or -1 at the end. */
+int sts_cur_peek(const sts_cur *c);
 /* Each returns 0, or STS_ETOOBIG when fewer bytes are left than asked for. */
 int sts_cur_u8(sts_cur *c, uint8_t *v);
 int sts_cur_u16(sts_cur *c, uint16_t *v); /* network order */

@@ -113,6 +113,14 @@ def main():
             b"v=STSv1; id=abc;\nnot sts"]
     counts["ststxt"] = put_all("ststxt", txt)
 
+    rpt = [r[0] for r in table_rows(os.path.join(unit, "test_tlsrpt.c"), "cases",
+                                    {"V": b"v=TLSRPTv1; ", "MAILTO": b"mailto:a@example.com"})]
+    rpt += [b"v=TLSRPTv1;rua=mailto:reports@example.com",
+            b"v=TLSRPTv1; rua=https://reporting.example.com/v1/tlsrpt",
+            b"v=spf1 -all\nv=TLSRPTv1; rua=mailto:a@example.com\nv=TLSRPTv1; rua=https://b.example",
+            b"v=TLSRPTv1; rua=mailto:a@example.com\nv=STSv1; id=1;\nnot tlsrpt"]
+    counts["tlsrpt"] = put_all("tlsrpt", rpt)
+
     good = b"version: STSv1\nmode: enforce\nmx: mail.example.com\nmax_age: 86400\n"
     pol = [r[1] for r in table_rows(os.path.join(unit, "test_policy.c"), "cases",
                                     {"GOOD_BODY": good})]

@@ -11,9 +11,9 @@
 
 #include "common/buf.h"
 #include "common/err.h"
+#include "sender/txtrec.h"
 
-static const char STS_V[] = "v=STSv1";
-#define STS_V_LEN (sizeof(STS_V) - 1)
+#define STS_V_LEN (sizeof("v=STSv1") - 1)
 
 static int is_wsp(char c)
 {
@@ -24,23 +24,9 @@ static int is_alnum(unsigned char c)
     return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9');
 }
 
-/* Length of the token at rec[p..len): up to ';', whitespace or the end. */
-static size_t token_len(const char *rec, size_t p, size_t len)
-{
-    size_t e = p;
-    while (e < len && rec[e] != ';' && !is_wsp(rec[e]))
-        e++;
-    return e - p;
-}
-
 int sts_txt_is_sts(const char *rec, size_t len)
 {
-    /* RFC 8461 3.1 says records "that do not begin with "v=STSv1;"" are discarded; the
-     * ABNF's sts-field-delim (*WSP ";" *WSP) lets whitespace stand before the ";", and a
-     * bare "v=STSv1" is an STS record (an invalid one: it lacks id). */
-    if (len < STS_V_LEN || memcmp(rec, STS_V, STS_V_LEN) != 0)
-        return 0;
-    return len == STS_V_LEN || rec[STS_V_LEN] == ';' || is_wsp(rec[STS_V_LEN]);
+    return sts_txtrec_begins(rec, len, "STSv1");
 }
 
 void sts_txt_free(sts_txt *t)
@@ -92,13 +78,9 @@ static int parse_field(const char *rec, size_t s, size_t e, sts_txt *t, int *hav
 {
     int nerr = 0;
     const char *eq = memchr(rec + s, '=', e - s);
-    if (!eq) {
-        ERR_AT(s, "field '%.*s' has no '=' (expected name=value)", (int)(e - s), rec + s);
-        goto out;
-    }
-    size_t nlen = (size_t)(eq - (rec + s)), v = (size_t)(eq - rec) + 1, vlen = e - v;
+    size_t nlen = eq ? (size_t)(eq - (rec + s)) : 0, v = s + nlen + 1, vlen = eq ? e - v : 0;
     const char *name = rec + s;
-    if (nlen == 2 && !memcmp(name, "id", 2)) {
+    if (eq && nlen == 2 && !memcmp(name, "id", 2)) {
         /* sts-id = %s"id=" 1*32(ALPHA / DIGIT) */
         int bad = 0;
         if (vlen == 0) {
@@ -127,40 +109,10 @@ static int parse_field(const char *rec, size_t s, size_t e, sts_txt *t, int *hav
         }
         goto out;
     }
-    /* sts-ext-name = (ALPHA / DIGIT) *31(ALPHA / DIGIT / "_" / "-" / ".") */
-    if (nlen == 0) {
-        ERR_AT(s, "field name is empty");
-        goto out;
-    }
-    if (nlen > 32)
-        ERR_AT(s, "field name '%.*s' is longer than 32 characters", (int)nlen, name);
-    if (!is_alnum((unsigned char)name[0]))
-        ERR_AT(s, "field name '%.*s' must begin with a letter or digit", (int)nlen, name);
-    for (size_t i = 1; i < nlen; i++) {
-        unsigned char c = (unsigned char)name[i];
-        if (!is_alnum(c) && c != '_' && c != '-' && c != '.') {
-            ERR_AT(s + i, "field name '%.*s' contains '%c'", (int)nlen, name, c);
-            break;
-        }
-    }
-    /* sts-ext-value = 1*(%x21-3A / %x3C / %x3E-7E) */
-    if (vlen == 0)
-        ERR_AT(v, "field '%.*s' has an empty value", (int)nlen, name);
-    for (size_t i = v; i < e; i++) {
-        unsigned char c = (unsigned char)rec[i];
-        if (c < 0x21 || c > 0x7e || c == '=') {
-            if (c >= 0x21 && c <= 0x7e)
-                ERR_AT(i, "value of '%.*s' contains '%c'", (int)nlen, name, c);
-            else
-                ERR_AT(i, "value of '%.*s' contains byte 0x%02x", (int)nlen, name, c);
-            break;
-        }
-    }
-    if (nlen == 2 && (name[0] == 'i' || name[0] == 'I') && (name[1] == 'd' || name[1] == 'D'))
-        WARN_AT(s, "field '%.*s' is not 'id' (field names are case-sensitive)", (int)nlen, name);
-    if (nlen == 1 && name[0] == 'v')
-        WARN_AT(s, "v= appears again after the version");
-    if (add_ext(t, name, nlen, rec + v, vlen))
+    size_t at;
+    if (sts_txtrec_check_ext(rec, s, e, "id", diags, &nerr, &at))
+        goto nomem;
+    if (at != (size_t)-1 && add_ext(t, name, nlen, rec + v, vlen))
         goto nomem;
 out:
     *nerrp += nerr;
@@ -176,27 +128,12 @@ int sts_txt_parse(const char *rec, size_t len, sts_txt *out, sts_diags *diags)
     memset(&t, 0, sizeof(t));
     memset(out, 0, sizeof(*out));
 
-    const char *nul = memchr(rec, '\0', len);
-    if (nul) {
-        ERR_AT(nul - rec, "record contains a NUL byte");
-        goto fail;
-    }
     /* sts-version = %s"v=STSv1", first in the record (RFC 8461 3.1). */
-    if (len < STS_V_LEN || memcmp(rec, STS_V, STS_V_LEN) != 0) {
-        size_t i = 0;
-        while (i < len && is_wsp(rec[i]))
-            i++;
-        if (len - i >= 2 && !memcmp(rec + i, "v=", 2) && i > 0)
-            ERR_AT(0, "record must begin with v=STSv1 (no leading whitespace)");
-        else if (len >= 2 && !memcmp(rec, "v=", 2))
-            ERR_AT(2, "unsupported version '%.*s' (expected STSv1)", (int)token_len(rec, 2, len),
-                   rec + 2);
-        else
-            ERR_AT(0, "record must begin with v=STSv1");
-        goto fail;
-    }
-    if (!sts_txt_is_sts(rec, len)) {
-        ERR_AT(STS_V_LEN, "expected ';' after v=STSv1");
+    int src = sts_txtrec_check_start(rec, len, "STSv1", diags);
+    if (src == STS_ENOMEM)
+        goto nomem;
+    if (src) {
+        nerr++;
         goto fail;
     }
     memcpy(t.version, "STSv1", 6);
@@ -216,7 +153,8 @@ int sts_txt_parse(const char *rec, size_t len, sts_txt *out, sts_diags *diags)
             break;
         }
         if (rec[p] != ';') {
-            ERR_AT(p, "expected ';' before '%.*s'", (int)token_len(rec, p, len), rec + p);
+            ERR_AT(p, "expected ';' before '%.*s'", (int)sts_txtrec_token_len(rec, p, len),
+                   rec + p);
             /* Resynchronise at the next delimiter to report further problems. */
             while (p < len && rec[p] != ';')
                 p++;
@@ -256,59 +194,30 @@ nomem:
     return STS_ENOMEM;
 }
 
+static int parse_cb(const char *rec, size_t len, void *out, sts_diags *diags)
+{
+    return sts_txt_parse(rec, len, out, diags);
+}
+static void release_cb(void *out)
+{
+    sts_txt_free(out);
+}
+
 int sts_txt_select(const char *const *records, const size_t *lens, size_t n, sts_txt *out,
                    sts_diags *diags, char *why, size_t whylen)
 {
-    char dummy[8];
-    if (!why) {
-        why = dummy;
-        whylen = sizeof(dummy);
-    }
-    memset(out, 0, sizeof(*out));
-    size_t nsts = 0, which = 0;
-    for (size_t i = 0; i < n; i++) {
-        size_t len = lens ? lens[i] : strlen(records[i]);
-        if (sts_txt_is_sts(records[i], len)) {
-            if (nsts == 0)
-                which = i;
-            nsts++;
-        }
-    }
     /* RFC 8461 3.1: "If the number of resulting records is not one, or if the resulting
      * record is syntactically invalid, senders MUST assume the recipient domain does not
      * have an available MTA-STS Policy". */
-    if (nsts == 0) {
-        snprintf(why, whylen, "%s",
-                 n ? "no TXT record begins with v=STSv1: no policy" : "no TXT record: no policy");
-        return STS_ENOTFOUND;
-    }
-    if (nsts > 1) {
-        snprintf(why, whylen,
-                 "%zu TXT records begin with v=STSv1: no policy (RFC 8461 3.1 requires exactly "
-                 "one)",
-                 nsts);
-        return STS_EINVAL;
-    }
-    size_t len = lens ? lens[which] : strlen(records[which]);
-    sts_diags local;
-    sts_diags_init(&local);
-    int rc = sts_txt_parse(records[which], len, out, &local);
-    if (rc == STS_ESYNTAX) {
-        char s[300];
-        snprintf(why, whylen, "invalid STS TXT record: %s: no policy",
-                 sts_diags_summary(&local, s, sizeof(s)));
-    } else if (rc == 0) {
+    static const sts_txtrec_kind kind = {.tag = "STSv1",
+                                         .label = "STS TXT record",
+                                         .absent = "no policy",
+                                         .rfc = "RFC 8461 3.1",
+                                         .size = sizeof(sts_txt),
+                                         .parse = parse_cb,
+                                         .release = release_cb};
+    int rc = sts_txtrec_select(&kind, records, lens, n, out, diags, why, whylen);
+    if (rc == 0 && why)
         snprintf(why, whylen, "STS TXT record id=%s", out->id);
-    } else {
-        snprintf(why, whylen, "%s", sts_strerror(rc));
-    }
-    if (diags)
-        for (size_t i = 0; i < local.n && rc != STS_ENOMEM; i++)
-            if (sts_diags_add(diags, local.items[i].severity, local.items[i].line,
-                              local.items[i].column, "%s", local.items[i].message)) {
-                sts_txt_free(out);
-                rc = STS_ENOMEM;
-            }
-    sts_diags_free(&local);
     return rc;
 }

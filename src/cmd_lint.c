@@ -1,7 +1,9 @@
 /*
- * cmd_lint.c - `ststest lint [--txt] [--json] [--mx-host HOST] FILE|-`: check an
- * MTA-STS policy file (RFC 8461 3.2) or a `_mta-sts` TXT record (3.1), print every
- * problem as FILE:LINE:COL: error|warning: message and what was understood.
+ * cmd_lint.c - `ststest lint [--txt|--tlsrpt|--policy] [--json] [--mx-host HOST] FILE|-`:
+ * check an MTA-STS policy file (RFC 8461 3.2), a `_mta-sts` TXT record (3.1) or a
+ * `_smtp._tls` TLSRPT record (RFC 8460 3), told apart by their first bytes unless a
+ * flag says which; print every problem as FILE:LINE:COL: error|warning: message and
+ * what was understood.
  * Returns the exit status: 0 valid, 65 invalid or unreadable input, 64 usage, 70
  * internal error (out of memory).
  */
@@ -18,22 +20,38 @@
 #include "sender/fetch.h"
 #include "sender/policy.h"
 #include "sender/ststxt.h"
+#include "sender/tlsrpt.h"
 #include "src/cmds.h"
 
 /* Files larger than this are not policies anyone would serve. */
 #define LINT_MAX_INPUT (1024 * 1024)
 
+/* What lint checks; the name is the JSON "kind", the label what the report says. */
+enum lint_kind { LINT_POLICY, LINT_TXT, LINT_TLSRPT };
+static const struct {
+    const char *name, *label, *flag;
+} kinds[] = {
+    [LINT_POLICY] = {"policy", "MTA-STS policy", "--policy"},
+    [LINT_TXT] = {"txt", "_mta-sts TXT record", "--txt"},
+    [LINT_TLSRPT] = {"tlsrpt", "_smtp._tls TLSRPT record", "--tlsrpt"},
+};
+
 static void usage(FILE *fp)
 {
-    fprintf(fp, "usage: ststest lint [--txt] [--json] [--mx-host HOST] FILE|-\n"
+    fprintf(fp, "usage: ststest lint [--txt|--tlsrpt|--policy] [--json] [--mx-host HOST] FILE|-\n"
                 "\n"
-                "Check an MTA-STS policy file (RFC 8461 3.2) or a _mta-sts TXT record (3.1).\n"
-                "The input is taken as a TXT record when it begins with \"v=\" (or a quoted\n"
-                "string, zone-file style: \"v=STSv1; \" \"id=1;\") or with --txt; otherwise\n"
-                "as a policy file. FILE - reads standard input.\n"
+                "Check an MTA-STS policy file (RFC 8461 3.2), a _mta-sts TXT record (3.1) or a\n"
+                "_smtp._tls TLSRPT record (RFC 8460 3). Without a flag the input says which:\n"
+                "one that begins with \"v=TLSRPT\" is a TLSRPT record, one that begins with\n"
+                "another \"v=\" (v=STSv1) a _mta-sts TXT record, a quoted string (zone-file\n"
+                "style: \"v=STSv1; \" \"id=1;\") a record of either kind by the same rule, and\n"
+                "anything else a policy file. The report names the kind it checked.\n"
+                "FILE - reads standard input.\n"
                 "\n"
                 "options:\n"
-                "  --txt           the input is a TXT record\n"
+                "  --txt           the input is a _mta-sts TXT record\n"
+                "  --tlsrpt        the input is a _smtp._tls TLSRPT record\n"
+                "  --policy        the input is a policy file\n"
                 "  --json          print one JSON document instead of the report\n"
                 "  --mx-host HOST  also say whether the policy allows MX host HOST (RFC 8461 4.1)\n"
                 "  -h, --help      this help\n"
@@ -124,6 +142,34 @@ static int unquote_txt(const char *in, size_t len, sts_buf *out, sts_diags *diag
     return 0;
 }
 
+/* The kind of input p[0..n) (after leading whitespace): quoted strings are records. */
+static enum lint_kind detect_kind(const char *p, size_t n)
+{
+    int quoted = n && p[0] == '"';
+    if (quoted) {
+        p++;
+        n--;
+    }
+    if (n >= 8 && !memcmp(p, "v=TLSRPT", 8))
+        return LINT_TLSRPT;
+    if (quoted || (n >= 2 && !memcmp(p, "v=", 2)))
+        return LINT_TXT;
+    return LINT_POLICY;
+}
+
+static json_t *tlsrpt_json(const sts_tlsrpt *r)
+{
+    json_t *rua = json_array(), *ext = json_object();
+    for (size_t i = 0; rua && i < r->nrua; i++)
+        json_array_append_new(rua, json_pack("{s:s, s:s}", "scheme",
+                                             sts_tlsrpt_scheme_name(r->rua[i].scheme), "uri",
+                                             r->rua[i].uri));
+    for (size_t i = 0; ext && i < r->next; i++) /* a repeated name: the first value */
+        if (!json_object_get(ext, r->ext[i].name))
+            json_object_set_new(ext, r->ext[i].name, json_string(r->ext[i].value));
+    return json_pack("{s:s, s:o, s:o}", "version", r->version, "rua", rua, "extensions", ext);
+}
+
 static json_t *diags_json(const sts_diags *d, sts_diag_severity sev)
 {
     json_t *a = json_array();
@@ -153,19 +199,24 @@ int sts_cmd_lint(int argc, char **argv)
 {
     static const struct option opts[] = {
         {"txt", no_argument, NULL, 't'},
+        {"tlsrpt", no_argument, NULL, 'r'},
+        {"policy", no_argument, NULL, 'p'},
         {"json", no_argument, NULL, 'j'},
         {"mx-host", required_argument, NULL, 'm'},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
     };
-    int as_txt = 0, as_json = 0, c;
+    int as_json = 0, c;
+    unsigned forced = 0; /* bit k: the flag of kind k was given */
     const char *mx_host = NULL;
     optind = 1;
     opterr = 0;
     while ((c = getopt_long(argc, argv, "+h", opts, NULL)) != -1) {
         switch (c) {
         case 't':
-            as_txt = 1;
+        case 'r':
+        case 'p':
+            forced |= 1u << (c == 't' ? LINT_TXT : c == 'r' ? LINT_TLSRPT : LINT_POLICY);
             break;
         case 'j':
             as_json = 1;
@@ -181,6 +232,11 @@ int sts_cmd_lint(int argc, char **argv)
             usage(stderr);
             return STS_EXIT_USAGE;
         }
+    }
+    if (forced & (forced - 1)) {
+        fprintf(stderr, "ststest lint: --txt, --tlsrpt and --policy exclude each other\n");
+        usage(stderr);
+        return STS_EXIT_USAGE;
     }
     if (argc - optind != 1) {
         fprintf(stderr, "ststest lint: expected exactly one FILE (or - for standard input)\n");
@@ -205,10 +261,15 @@ int sts_cmd_lint(int argc, char **argv)
     while (lead < len &&
            (text[lead] == ' ' || text[lead] == '\t' || text[lead] == '\n' || text[lead] == '\r'))
         lead++;
-    int quoted = lead < len && text[lead] == '"';
-    int is_txt = as_txt || quoted || (len - lead >= 2 && !memcmp(text + lead, "v=", 2));
+    enum lint_kind seen = detect_kind(text + lead, len - lead), kind = seen;
+    for (enum lint_kind k = LINT_POLICY; k <= LINT_TLSRPT; k++)
+        if (forced & (1u << k))
+            kind = k;
+    int is_txt = kind != LINT_POLICY;
+    int quoted = is_txt && lead < len && text[lead] == '"';
     if (is_txt && mx_host) {
-        fprintf(stderr, "ststest lint: --mx-host needs a policy file, not a TXT record\n");
+        fprintf(stderr, "ststest lint: --mx-host needs a policy file, not a %s\n",
+                kinds[kind].label);
         sts_buf_free(&in);
         return STS_EXIT_USAGE;
     }
@@ -218,24 +279,35 @@ int sts_cmd_lint(int argc, char **argv)
     int rc;
     sts_policy policy;
     sts_txt txt;
+    sts_tlsrpt rpt;
     memset(&policy, 0, sizeof(policy));
     memset(&txt, 0, sizeof(txt));
+    memset(&rpt, 0, sizeof(rpt));
     sts_buf rec;
     sts_buf_init(&rec, 0);
     if (is_txt) {
+        /* A TLSRPT record given as an _mta-sts one, or the other way round. */
+        if (kind != seen && seen != LINT_POLICY)
+            sts_diags_add(&diags, STS_DIAG_WARNING, 0, 0,
+                          "the input looks like a %s; checked as a %s as %s asks",
+                          kinds[seen].label, kinds[kind].label, kinds[kind].flag);
+        const char *r = text;
+        size_t rl = len;
+        rc = 0;
         if (quoted) {
             rc = unquote_txt(text, len, &rec, &diags);
-            if (rc == 0)
-                rc = sts_txt_parse(rec.data ? rec.data : "", rec.len, &txt, &diags);
+            r = rec.data ? rec.data : "";
+            rl = rec.len;
         } else {
             /* A record in a file: one line; its final line break is not part of it. */
-            size_t rl = len;
             if (rl && text[rl - 1] == '\n')
                 rl--;
             if (rl && text[rl - 1] == '\r')
                 rl--;
-            rc = sts_txt_parse(text, rl, &txt, &diags);
         }
+        if (rc == 0)
+            rc = kind == LINT_TXT ? sts_txt_parse(r, rl, &txt, &diags)
+                                  : sts_tlsrpt_parse(r, rl, &rpt, &diags);
     } else {
         if (len > STS_FETCH_MAX_BODY)
             sts_diags_add(&diags, STS_DIAG_WARNING, 0, 0,
@@ -254,11 +326,12 @@ int sts_cmd_lint(int argc, char **argv)
     const char *match = valid && mx_host ? sts_policy_mx_match(&policy, mx_host) : NULL;
 
     if (as_json) {
-        json_t *doc =
-            json_pack("{s:s, s:s, s:b, s:o, s:o}", "kind", is_txt ? "txt" : "policy", "file", name,
-                      "valid", valid, "errors", diags_json(&diags, STS_DIAG_ERROR), "warnings",
-                      diags_json(&diags, STS_DIAG_WARNING));
-        if (is_txt) {
+        json_t *doc = json_pack("{s:s, s:s, s:b, s:o, s:o}", "kind", kinds[kind].name, "file", name,
+                                "valid", valid, "errors", diags_json(&diags, STS_DIAG_ERROR),
+                                "warnings", diags_json(&diags, STS_DIAG_WARNING));
+        if (kind == LINT_TLSRPT) {
+            json_object_set_new(doc, "tlsrpt", valid ? tlsrpt_json(&rpt) : json_null());
+        } else if (is_txt) {
             json_t *t = json_null();
             if (valid) {
                 json_t *ext = json_array();
@@ -283,9 +356,16 @@ int sts_cmd_lint(int argc, char **argv)
     } else {
         print_diags(name, &diags);
         if (!valid) {
-            printf("%s: invalid %s (%zu error%s, %zu warning%s)\n", name,
-                   is_txt ? "_mta-sts TXT record" : "MTA-STS policy", diags.nerrors,
-                   diags.nerrors == 1 ? "" : "s", diags.nwarnings, diags.nwarnings == 1 ? "" : "s");
+            printf("%s: invalid %s (%zu error%s, %zu warning%s)\n", name, kinds[kind].label,
+                   diags.nerrors, diags.nerrors == 1 ? "" : "s", diags.nwarnings,
+                   diags.nwarnings == 1 ? "" : "s");
+        } else if (kind == LINT_TLSRPT) {
+            printf("%s: valid %s: v=%s rua=", name, kinds[kind].label, rpt.version);
+            for (size_t i = 0; i < rpt.nrua; i++)
+                printf("%s%s", i ? "," : "", rpt.rua[i].uri);
+            for (size_t i = 0; i < rpt.next; i++)
+                printf(" %s=%s", rpt.ext[i].name, rpt.ext[i].value);
+            printf("\n");
         } else if (is_txt) {
             printf("%s: valid _mta-sts TXT record: v=%s id=%s", name, txt.version, txt.id);
             for (size_t i = 0; i < txt.next; i++)
@@ -309,6 +389,7 @@ int sts_cmd_lint(int argc, char **argv)
     }
     sts_policy_free(&policy);
     sts_txt_free(&txt);
+    sts_tlsrpt_free(&rpt);
     sts_diags_free(&diags);
     sts_buf_free(&in);
     sts_buf_free(&rec);

@@ -15,7 +15,7 @@ static const struct {
     {"check", sts_cmd_check, "discovery + STARTTLS + certificate per domain, no mail sent"},
     {"world", sts_cmd_world, "serve a scenario's fake world until SIGINT/SIGTERM"},
     {"run", sts_cmd_run, "replay scenario files (files or folders)"},
-    {"lint", sts_cmd_lint, "lint an MTA-STS policy file or a _mta-sts TXT record"},
+    {"lint", sts_cmd_lint, "lint an MTA-STS policy, a _mta-sts TXT or a TLSRPT record"},
 };
 
 static void usage(FILE *fp)

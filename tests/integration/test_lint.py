@@ -201,3 +201,135 @@ def test_binary_garbage(ststest_bin, write):
     rc, out, _ = lint(ststest_bin, path)
     assert rc == 65
     assert f"{path}:1:15: error: NUL byte in line" in out
+
+
+# --------------------------------------------------------------------------
+# _smtp._tls TLSRPT records (RFC 8460 3) and telling the three kinds apart
+
+RFC_TLSRPT = "v=TLSRPTv1;rua=mailto:reports@example.com"
+
+
+def test_tlsrpt_rfc_examples(ststest_bin, write):
+    """RFC 8460 3.1.1 and 3.1.2, without a flag: once rejected as an _mta-sts record
+    with an unsupported version."""
+    path = write(RFC_TLSRPT + "\n", "tlsrpt")
+    rc, out, _ = lint(ststest_bin, path)
+    assert rc == 0, out
+    assert out == (f"{path}: valid _smtp._tls TLSRPT record: v=TLSRPTv1 "
+                   "rua=mailto:reports@example.com\n")
+    rc, out, _ = lint(ststest_bin, "-", stdin="v=TLSRPTv1; rua=https://reporting.example.com/v1/tlsrpt")
+    assert rc == 0, out
+    assert out.endswith("rua=https://reporting.example.com/v1/tlsrpt\n")
+
+
+def test_tlsrpt_json(ststest_bin, write):
+    path = write("v=TLSRPTv1 ; rua=mailto:tlsrpt@example.com , https://r.example.com/x ;"
+                 " foo=bar; x.y=1;\n", "tlsrpt")
+    rc, out, _ = lint(ststest_bin, "--json", path)
+    assert rc == 0, out
+    doc = json.loads(out)
+    assert list(doc) == ["kind", "file", "valid", "errors", "warnings", "tlsrpt"]
+    assert doc["kind"] == "tlsrpt" and doc["valid"] is True and doc["file"] == path
+    assert doc["errors"] == [] and doc["warnings"] == []
+    assert doc["tlsrpt"] == {
+        "version": "TLSRPTv1",
+        "rua": [{"scheme": "mailto", "uri": "mailto:tlsrpt@example.com"},
+                {"scheme": "https", "uri": "https://r.example.com/x"}],
+        "extensions": {"foo": "bar", "x.y": "1"}}
+
+
+def test_tlsrpt_warnings_keep_valid(ststest_bin):
+    rc, out, _ = lint(ststest_bin, "--json", "-", stdin="v=TLSRPTv1; rua=mailto:a@example.com,"
+                      "http://r.example.com; rua=https://b.example.com")
+    assert rc == 0, out
+    doc = json.loads(out)
+    assert [w["column"] for w in doc["warnings"]] == [60, 38]
+    assert "rua given more than once" in doc["warnings"][0]["message"]
+    assert "scheme 'http' is not supported" in doc["warnings"][1]["message"]
+    assert [r["uri"] for r in doc["tlsrpt"]["rua"]] == ["mailto:a@example.com",
+                                                       "https://b.example.com"]
+
+
+@pytest.mark.parametrize("record,col,message", [
+    ("v=TLSRPTv2; rua=mailto:a@example.com", 3, "unsupported version 'TLSRPTv2' (expected TLSRPTv1)"),
+    ("v=TLSRPTv1; ext=1", 0, "missing required field rua"),
+    ("v=TLSRPTv1; rua=", 17, "rua is empty (one or more mailto: or https: URIs required)"),
+    ("v=TLSRPTv1; rua=http://r.example.com", 17,
+     "rua URI 'http://r.example.com': scheme 'http' is not supported (mailto or https, RFC 8460 3)"),
+    ("v=TLSRPTv1; rua=mailto:a@example.com!10m", 37,
+     "'!' in a rua URI must be percent-encoded (RFC 8460 3); DMARC's size limit (!10m) is not "
+     "part of TLSRPT"),
+    ("v=TLSRPTv1; rua=mailto:a@example.com; e=a=b", 42, "value of 'e' contains '='"),
+    ("v=TLSRPTv1; rua=mailto:a@example.com; e=a b", 43, "expected ';' before 'b'"),
+])
+def test_tlsrpt_invalid(ststest_bin, write, record, col, message):
+    path = write(record + "\n", "tlsrpt")
+    rc, out, _ = lint(ststest_bin, path)
+    assert rc == 65, out
+    where = f"{path}:1:{col}" if col else f"{path}:1"
+    assert f"{where}: error: {message}\n" in out
+    assert out.splitlines()[-1].startswith(f"{path}: invalid _smtp._tls TLSRPT record (")
+
+
+def test_tlsrpt_invalid_json(ststest_bin):
+    rc, out, _ = lint(ststest_bin, "--json", "-", stdin="rua=mailto:a@example.com; v=TLSRPTv1\n")
+    assert rc == 65
+    doc = json.loads(out)
+    assert doc["kind"] == "policy"  # no v= first: not recognised as a record
+    rc, out, _ = lint(ststest_bin, "--json", "--tlsrpt", "-",
+                      stdin="rua=mailto:a@example.com; v=TLSRPTv1\n")
+    assert rc == 65
+    doc = json.loads(out)
+    assert doc["kind"] == "tlsrpt" and doc["valid"] is False and doc["tlsrpt"] is None
+    assert doc["errors"] == [{"line": 1, "column": 1,
+                              "message": "record must begin with v=TLSRPTv1"}]
+
+
+@pytest.mark.parametrize("text,kind,label", [
+    (RFC_POLICY, "policy", "MTA-STS policy"),
+    ("v=STSv1; id=20160831085700Z;\n", "txt", "_mta-sts TXT record"),
+    (RFC_TLSRPT + "\n", "tlsrpt", "_smtp._tls TLSRPT record"),
+    ('"v=TLSRPTv1; " "rua=mailto:reports@example.com"\n', "tlsrpt", "_smtp._tls TLSRPT record"),
+    ('"v=STSv1; " "id=2024"\n', "txt", "_mta-sts TXT record"),
+    ("\n  v=TLSRPTv1; rua=mailto:a@example.com\n", "tlsrpt", "_smtp._tls TLSRPT record"),
+])
+def test_kind_is_detected(ststest_bin, write, text, kind, label):
+    path = write(text, "input")
+    rc, out, _ = lint(ststest_bin, "--json", path)
+    assert json.loads(out)["kind"] == kind
+    rc, out, _ = lint(ststest_bin, path)
+    assert f"{path}: valid {label}" in out or f"{path}: invalid {label}" in out, out
+
+
+@pytest.mark.parametrize("flag,kind", [("--txt", "txt"), ("--tlsrpt", "tlsrpt"),
+                                       ("--policy", "policy")])
+def test_flag_overrides_detection(ststest_bin, flag, kind):
+    for text in (RFC_POLICY, "v=STSv1; id=1;", RFC_TLSRPT):
+        rc, out, _ = lint(ststest_bin, "--json", flag, "-", stdin=text)
+        doc = json.loads(out)
+        assert doc["kind"] == kind
+        assert rc == (0 if doc["valid"] else 65)
+
+
+def test_txt_flag_on_tlsrpt_record_says_so(ststest_bin):
+    rc, out, _ = lint(ststest_bin, "--txt", "-", stdin=RFC_TLSRPT)
+    assert rc == 65
+    assert out.splitlines() == [
+        "<stdin>: warning: the input looks like a _smtp._tls TLSRPT record; checked as a "
+        "_mta-sts TXT record as --txt asks",
+        "<stdin>:1:3: error: unsupported version 'TLSRPTv1' (expected STSv1)",
+        "<stdin>: invalid _mta-sts TXT record (1 error, 1 warning)"]
+
+
+@pytest.mark.parametrize("args", [["--txt", "--tlsrpt"], ["--policy", "--txt"],
+                                  ["--tlsrpt", "--policy"]])
+def test_kind_flags_exclude_each_other(ststest_bin, args):
+    rc, _, err = lint(ststest_bin, *args, "-", stdin=RFC_TLSRPT)
+    assert rc == 64
+    assert "exclude each other" in err and "usage: ststest lint" in err
+
+
+def test_mx_host_with_tlsrpt_is_usage(ststest_bin):
+    rc, _, err = lint(ststest_bin, "--mx-host", "a.example", "-", stdin=RFC_TLSRPT)
+    assert rc == 64
+    assert "--mx-host needs a policy file, not a _smtp._tls TLSRPT record" in err

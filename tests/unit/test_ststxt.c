@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "common/err.h"
+#include "tests/unit/txt_mutate.h"
 #include "sender/ststxt.h"
 
 struct txt_case {
@@ -178,48 +179,38 @@ static void test_select(void **state)
 /* A bounded mutation fuzz run (deterministic seed): random edits of the table's
  * records must never crash (run under ASan), and the verdict must agree with the
  * diagnostics; a valid record always has a 1-32 alphanumeric id. */
+static const char *case_rec(size_t i)
+{
+    return cases[i].rec;
+}
+
+static void check_mutant(const char *buf, size_t len)
+{
+    sts_diags d;
+    sts_diags_init(&d);
+    sts_txt t;
+    int rc = sts_txt_parse(buf, len, &t, &d);
+    if (rc == 0) {
+        assert_int_equal(d.nerrors, 0);
+        size_t il = strlen(t.id);
+        assert_true(il >= 1 && il <= STS_TXT_ID_MAX);
+        for (size_t i = 0; i < il; i++)
+            assert_true(isalnum((unsigned char)t.id[i]));
+        assert_true(sts_txt_is_sts(buf, len));
+        sts_txt_free(&t);
+    } else {
+        assert_int_equal(rc, STS_ESYNTAX);
+        assert_true(d.nerrors > 0);
+    }
+    sts_diags_free(&d);
+}
+
 static void test_fuzz_mutations(void **state)
 {
     (void)state;
     static const char alphabet[] = "v=STS1;id \t-_.aZ09\x00\x80";
-    uint32_t x = 0x9e3779b9;
-    char buf[256];
-    for (int round = 0; round < 20000; round++) {
-        const char *rec = cases[round % (sizeof(cases) / sizeof(cases[0]))].rec;
-        size_t len = strlen(rec);
-        memcpy(buf, rec, len);
-        for (int k = 0; k < 1 + round % 3; k++) {
-            x ^= x << 13;
-            x ^= x >> 17;
-            x ^= x << 5;
-            size_t at = len ? x % len : 0;
-            char ch = alphabet[(x >> 8) % (sizeof(alphabet) - 1)];
-            if ((x >> 20) % 2 == 0 && len)
-                buf[at] = ch;
-            else if (len < sizeof(buf) - 1) {
-                memmove(buf + at + 1, buf + at, len - at);
-                buf[at] = ch;
-                len++;
-            }
-        }
-        sts_diags d;
-        sts_diags_init(&d);
-        sts_txt t;
-        int rc = sts_txt_parse(buf, len, &t, &d);
-        if (rc == 0) {
-            assert_int_equal(d.nerrors, 0);
-            size_t il = strlen(t.id);
-            assert_true(il >= 1 && il <= STS_TXT_ID_MAX);
-            for (size_t i = 0; i < il; i++)
-                assert_true(isalnum((unsigned char)t.id[i]));
-            assert_true(sts_txt_is_sts(buf, len));
-            sts_txt_free(&t);
-        } else {
-            assert_int_equal(rc, STS_ESYNTAX);
-            assert_true(d.nerrors > 0);
-        }
-        sts_diags_free(&d);
-    }
+    txt_mutation_run(sizeof(cases) / sizeof(cases[0]), case_rec, alphabet, sizeof(alphabet) - 1,
+                     20000, check_mutant);
 }
 
 int main(void)
