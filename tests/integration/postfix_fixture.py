@@ -35,6 +35,8 @@ import time
 
 import pytest
 
+from conftest import require_real_peer
+
 POSTFIX = "/usr/sbin/postfix"
 DOMAIN = "postfix.test"
 MX_HOST = f"mail.{DOMAIN}"
@@ -56,12 +58,15 @@ def _run(argv, what, **kw):
     return r
 
 
+NEEDS_ROOT = "a private Postfix instance needs root (master drops to the postfix user)"
+
+
 def postfix_problem():
     """Why a private Postfix cannot run here, or None when it can."""
     if not os.path.exists(POSTFIX):
         return f"{POSTFIX} not found: run scripts/install-postfix.sh (apt-get install postfix)"
     if os.geteuid() != 0:
-        return "a private Postfix instance needs root (master drops to the postfix user)"
+        return NEEDS_ROOT
     for user in ("postfix", "nobody"):
         try:
             pwd.getpwnam(user)
@@ -73,17 +78,10 @@ def postfix_problem():
 
 
 def require_postfix():
-    """Skip when the user opted out with STSTEST_NO_POSTFIX=1; otherwise fail loudly when
-    Postfix is unusable, so a broken set-up never looks like a passing suite."""
-    if os.environ.get(OPT_OUT) == "1":
-        pytest.skip(f"{OPT_OUT}=1: real-Postfix tests disabled")
-    if os.geteuid() != 0:
-        # Not a broken set-up: README line (2) run by a user with sudo. Said, not hidden.
-        pytest.skip("a private Postfix instance needs root (master drops to the postfix "
-                    "user): run the tests as root to include it")
-    problem = postfix_problem()
-    if problem:
-        pytest.fail(f"cannot run a real Postfix: {problem} (set {OPT_OUT}=1 to skip these tests)")
+    """Skip when the user opted out with STSTEST_NO_POSTFIX=1 or is not root; otherwise fail
+    loudly when Postfix is unusable (conftest.require_real_peer)."""
+    require_real_peer(OPT_OUT, "real-Postfix tests", NEEDS_ROOT, postfix_problem,
+                      "a real Postfix")
 
 
 class OpensslCA:

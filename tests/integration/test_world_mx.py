@@ -44,14 +44,9 @@ SCENARIO = textwrap.dedent(r"""
 
 
 @pytest.fixture(scope="module")
-def world(ststest_bin, tmp_path_factory):
-    from conftest import World
-    path = tmp_path_factory.mktemp("mx") / "mx.yaml"
-    path.write_text(SCENARIO)
-    w = World(ststest_bin, path, ("--smtp-port", "12025", "--dns-port", "12053",
-                                  "--https-port", "12443", "--http-port", "12080"))
-    yield w
-    w.kill()
+def world(module_world_factory):
+    return module_world_factory(SCENARIO, "--smtp-port", "12025", "--dns-port", "12053",
+                                "--https-port", "12443", "--http-port", "12080")
 
 
 def addr(world, name):
