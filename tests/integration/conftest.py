@@ -1,13 +1,14 @@
 """Shared pytest fixtures and helpers of the integration suite.
 
 Fixtures: the built binary (`ststest_bin`), the source tree (`src_dir`), fake worlds
-(`world_factory` per test, `module_world_factory` per module). Helpers, imported by the
-test modules: `need` (an independent peer tool or a skip), scenario files
-(`scenario_path`, `scenario_file`), the sender pointed at a world (`sender_args`,
-`run_sender`, `json_doc`, `send_json`), the policy host through curl (`curl_policy`), the
-next step of a multi-step world (`next_step`), a UDP server on a thread of its own for
-DNS peers written in Python (`UdpServer`), and the rule for tests that need a real peer
-installed (`require_real_peer`).
+(`world_factory` per test, `module_world_factory` per module, `policy_world`: the base
+scenario of the policy host's tests, POLICY_SCENARIO, with the knobs a test adds).
+Helpers, imported by the test modules: `need` (an independent peer tool or a skip),
+scenario files (`scenario_path`, `scenario_file`), the sender pointed at a world
+(`sender_args`, `run_sender`, `json_doc`, `send_json`), the policy host through curl
+(`curl_policy`), the next step of a multi-step world (`next_step`), a UDP server on a
+thread of its own for DNS peers written in Python (`UdpServer`), and the rule for tests
+that need a real peer installed (`require_real_peer`).
 
 This file imports only the standard library and pytest: tests/hostile/conftest.py loads it
 by path.
@@ -186,6 +187,38 @@ def curl_policy(world, *args, scheme="https", name="mta-sts.example.test", cafil
                            f"{host}:{r['hosts']['mta-sts.example.test']}", *args,
                            f"{scheme}://{host}{path}"],
                           capture_output=True, text=text, timeout=timeout)
+
+
+# ---- the base scenario of the policy host's tests (test_world_policy*.py) ---------------
+
+# The policy the base scenario serves, as the policy host sends it.
+POLICY = b"version: STSv1\r\nmode: enforce\r\nmx: mail.example.test\r\nmax_age: 86400\r\n"
+
+POLICY_SCENARIO = """\
+name: world-policy
+about: A policy host with the knobs a test gives.
+refs: [RFC 8461 3.3]
+domain: example.test
+dns: |
+  @ MX 10 mail
+policy:
+  mode: enforce
+  mx: [mail.example.test]
+  max_age: 86400
+"""
+
+
+@pytest.fixture
+def policy_world(world_factory, tmp_path):
+    """make(extra="", outcome="deferred", tail=None) -> a started world of POLICY_SCENARIO
+    whose `policy:` has the keys in `extra` as well; `tail` (default: an expectation of
+    `outcome`) follows the policy section."""
+    def make(extra="", outcome="deferred", tail=None):
+        if tail is None:
+            tail = f"expect:\n  enforce: {{outcome: {outcome}}}\n"
+        text = POLICY_SCENARIO + textwrap.indent(textwrap.dedent(extra), "  ") + tail
+        return world_factory(scenario_file(tmp_path, "policy", text))
+    return make
 
 
 # ---- the sender pointed at a world ------------------------------------------------------
