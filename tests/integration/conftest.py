@@ -167,6 +167,13 @@ def module_world_factory(ststest_bin, tmp_path_factory):
             scenario_file(tmp_path_factory.mktemp("world"), "world", text), *extra)
 
 
+def world_ports(base):
+    """`ststest world` options for ports of its own: SMTP BASE+25, DNS BASE+53, HTTPS
+    BASE+443 and HTTP BASE+80."""
+    return ("--smtp-port", str(base + 25), "--dns-port", str(base + 53),
+            "--https-port", str(base + 443), "--http-port", str(base + 80))
+
+
 def next_step(world):
     """SIGUSR1: the world applies its next step; returns the step line."""
     world.proc.send_signal(signal.SIGUSR1)
@@ -263,6 +270,18 @@ def send_json(binary, world, *args, command="send", target=RCPT, input=None, **p
     doc = json_doc(r)
     assert set(doc) == {"results"}, doc
     return r, doc
+
+
+@pytest.fixture
+def send_once(ststest_bin, world_factory):
+    """send(scenario, *args, world_options=(), **send_json_options) -> (CompletedProcess,
+    document, observed): a world of `scenario` started, send_json(args) once at it, the
+    world stopped."""
+    def send(scenario, *args, world_options=(), **options):
+        w = world_factory(scenario, *world_options)
+        r, doc = send_json(ststest_bin, w, *args, **options)
+        return r, doc, w.stop()
+    return send
 
 
 # ---- DNS peers of our own ---------------------------------------------------------------

@@ -112,10 +112,8 @@ def test_send_text_output(ststest_bin, world_factory):
     assert "[" in r.stderr and "] SEND postmaster@example.test" in r.stderr
 
 
-def test_check_sends_no_mail(ststest_bin, world_factory):
-    w = world_factory(scenario_path("valid-enforce"))
-    r, doc = send_json(ststest_bin, w, command="check", target="example.test")
-    obs = w.stop()
+def test_check_sends_no_mail(send_once):
+    r, doc, obs = send_once(scenario_path("valid-enforce"), command="check", target="example.test")
     assert r.returncode == 0, r.stderr
     [res] = doc["results"]
     assert res["domain"] == "example.test"
@@ -126,10 +124,8 @@ def test_check_sends_no_mail(ststest_bin, world_factory):
     assert verbs(obs) == ["EHLO", "STARTTLS", "EHLO", "QUIT"]
 
 
-def test_mode_none_override(ststest_bin, world_factory):
-    w = world_factory(scenario_path("valid-enforce"))
-    r, doc = send_json(ststest_bin, w, "--mode", "none")
-    obs = w.stop()
+def test_mode_none_override(send_once):
+    r, doc, obs = send_once(scenario_path("valid-enforce"), "--mode", "none")
     assert r.returncode == 0, r.stderr
     [res] = doc["results"]
     assert res["outcome"] == "delivered"
@@ -181,11 +177,8 @@ def test_data_file_missing_is_input_error(ststest_bin, tmp_path):
     ("testing", 0, "delivered", 1, ["certificate-host-mismatch"], False),
     ("none", 0, "delivered", 1, [], False),
 ])
-def test_bad_san(ststest_bin, world_factory, mode, exit_code, outcome, received, failures,
-                 verified):
-    w = world_factory(scenario_path("bad-san"), "--mode", mode)
-    r, doc = send_json(ststest_bin, w)
-    obs = w.stop()
+def test_bad_san(send_once, mode, exit_code, outcome, received, failures, verified):
+    r, doc, obs = send_once(scenario_path("bad-san"), world_options=("--mode", mode))
     assert r.returncode == exit_code, r.stderr
     [res] = doc["results"]
     assert res["outcome"] == outcome
@@ -207,11 +200,8 @@ def test_bad_san(ststest_bin, world_factory, mode, exit_code, outcome, received,
     ("testing", 0, "delivered", 1, ["starttls-not-supported"]),
     ("none", 0, "delivered", 1, []),
 ])
-def test_no_starttls(ststest_bin, world_factory, mode, exit_code, outcome, received,
-                     failures):
-    w = world_factory(scenario_path("no-starttls"), "--mode", mode)
-    r, doc = send_json(ststest_bin, w)
-    obs = w.stop()
+def test_no_starttls(send_once, mode, exit_code, outcome, received, failures):
+    r, doc, obs = send_once(scenario_path("no-starttls"), world_options=("--mode", mode))
     assert r.returncode == exit_code, r.stderr
     [res] = doc["results"]
     assert res["outcome"] == outcome
@@ -224,10 +214,8 @@ def test_no_starttls(ststest_bin, world_factory, mode, exit_code, outcome, recei
         assert verbs(obs) == ["EHLO", "QUIT"]
 
 
-def test_require_tls_without_policy(ststest_bin, world_factory):
-    w = world_factory(scenario_path("require-tls-no-policy"))
-    r, doc = send_json(ststest_bin, w, "--require-tls")
-    obs = w.stop()
+def test_require_tls_without_policy(send_once):
+    r, doc, obs = send_once(scenario_path("require-tls-no-policy"), "--require-tls")
     assert r.returncode == 75, r.stderr
     [res] = doc["results"]
     assert res["outcome"] == "deferred"
@@ -238,10 +226,8 @@ def test_require_tls_without_policy(ststest_bin, world_factory):
     assert messages(obs) == []
 
 
-def test_mx_not_in_policy_is_never_contacted(ststest_bin, world_factory):
-    w = world_factory(scenario_path("mx-not-in-policy"))
-    r, doc = send_json(ststest_bin, w)
-    obs = w.stop()
+def test_mx_not_in_policy_is_never_contacted(send_once):
+    r, doc, obs = send_once(scenario_path("mx-not-in-policy"))
     assert r.returncode == 75, r.stderr
     [res] = doc["results"]
     assert res["outcome"] == "deferred"
@@ -253,10 +239,8 @@ def test_mx_not_in_policy_is_never_contacted(ststest_bin, world_factory):
     assert obs["smtp_sessions"] == []
 
 
-def test_mx_fallback_to_second_mx(ststest_bin, world_factory):
-    w = world_factory(scenario_path("mx-fallback"))
-    r, doc = send_json(ststest_bin, w)
-    obs = w.stop()
+def test_mx_fallback_to_second_mx(send_once):
+    r, doc, obs = send_once(scenario_path("mx-fallback"))
     assert r.returncode == 0, r.stderr
     [res] = doc["results"]
     assert res["outcome"] == "delivered"
@@ -268,10 +252,8 @@ def test_mx_fallback_to_second_mx(ststest_bin, world_factory):
     assert delivered == ["mx2.example.test"]
 
 
-def test_policy_404_means_no_policy(ststest_bin, world_factory):
-    w = world_factory(scenario_path("policy-404"))
-    r, doc = send_json(ststest_bin, w)
-    obs = w.stop()
+def test_policy_404_means_no_policy(send_once):
+    r, doc, obs = send_once(scenario_path("policy-404"))
     assert r.returncode == 0, r.stderr
     [res] = doc["results"]
     assert res["outcome"] == "delivered"
@@ -280,12 +262,10 @@ def test_policy_404_means_no_policy(ststest_bin, world_factory):
     assert obs["policy_fetches"][0]["status"] == 404
 
 
-def test_now_in_the_future_expires_everything(ststest_bin, world_factory):
+def test_now_in_the_future_expires_everything(send_once):
     # --now reaches both the policy fetch (its certificate is expired then, so there
     # is no policy) and the MX certificate check.
-    w = world_factory(scenario_path("valid-enforce"))
-    r, doc = send_json(ststest_bin, w, "--now", "2099-01-01T00:00:00Z")
-    obs = w.stop()
+    r, doc, obs = send_once(scenario_path("valid-enforce"), "--now", "2099-01-01T00:00:00Z")
     assert r.returncode == 0, r.stderr
     [res] = doc["results"]
     assert res["policy"]["source"] == "none"
@@ -297,10 +277,8 @@ def test_now_in_the_future_expires_everything(ststest_bin, world_factory):
     assert len(messages(obs)) == 1
 
 
-def test_now_with_require_tls_refuses(ststest_bin, world_factory):
-    w = world_factory(scenario_path("valid-enforce"))
-    r, doc = send_json(ststest_bin, w, "--require-tls", "--now", "4070908800")
-    obs = w.stop()
+def test_now_with_require_tls_refuses(send_once):
+    r, doc, obs = send_once(scenario_path("valid-enforce"), "--require-tls", "--now", "4070908800")
     assert r.returncode == 75, r.stderr
     [res] = doc["results"]
     assert res["mx"][0]["action"] == "refused"
@@ -376,10 +354,8 @@ expect:
 """
 
 
-def test_null_mx_fails_at_once(ststest_bin, world_factory, tmp_path):
-    w = world_factory(scenario_file(tmp_path, "null-mx", NULL_MX))
-    r, doc = send_json(ststest_bin, w)
-    obs = w.stop()
+def test_null_mx_fails_at_once(send_once, tmp_path):
+    r, doc, obs = send_once(scenario_file(tmp_path, "null-mx", NULL_MX))
     assert r.returncode == 69, r.stderr
     [res] = doc["results"]
     assert res["outcome"] == "failed"
@@ -389,10 +365,8 @@ def test_null_mx_fails_at_once(ststest_bin, world_factory, tmp_path):
     assert obs["smtp_sessions"] == []
 
 
-def test_implicit_mx(ststest_bin, world_factory, tmp_path):
-    w = world_factory(scenario_file(tmp_path, "implicit-mx", IMPLICIT_MX))
-    r, doc = send_json(ststest_bin, w)
-    obs = w.stop()
+def test_implicit_mx(send_once, tmp_path):
+    r, doc, obs = send_once(scenario_file(tmp_path, "implicit-mx", IMPLICIT_MX))
     assert r.returncode == 0, r.stderr
     [res] = doc["results"]
     assert res["outcome"] == "delivered"
@@ -404,10 +378,8 @@ def test_implicit_mx(ststest_bin, world_factory, tmp_path):
     assert len(messages(obs)) == 1
 
 
-def test_domain_that_does_not_exist_fails(ststest_bin, world_factory):
-    w = world_factory(scenario_path("valid-enforce"))
-    r, doc = send_json(ststest_bin, w, target="postmaster@nohost.example.test")
-    w.stop()
+def test_domain_that_does_not_exist_fails(send_once):
+    r, doc, _ = send_once(scenario_path("valid-enforce"), target="postmaster@nohost.example.test")
     assert r.returncode == 69, r.stderr
     [res] = doc["results"]
     assert res["outcome"] == "failed"

@@ -14,7 +14,7 @@ import dns.query
 import dns.rcode
 import pytest
 
-from conftest import need, scenario_file
+from conftest import need, scenario_file, world_ports
 
 SCENARIO = textwrap.dedent("""\
     name: world-dns-faults
@@ -49,8 +49,7 @@ SCENARIO = textwrap.dedent("""\
 
 @pytest.fixture(scope="module")
 def world(module_world_factory):
-    return module_world_factory(SCENARIO, "--smtp-port", "13025", "--dns-port", "13053",
-                                "--https-port", "13443", "--http-port", "13080")
+    return module_world_factory(SCENARIO, *world_ports(13000))
 
 
 def q(world, name, rdtype, tcp=False, timeout=3):

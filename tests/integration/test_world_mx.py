@@ -11,7 +11,7 @@ import time
 
 import pytest
 
-from conftest import need
+from conftest import need, world_ports
 
 SCENARIO = textwrap.dedent(r"""
     name: world-mx-knobs
@@ -45,8 +45,7 @@ SCENARIO = textwrap.dedent(r"""
 
 @pytest.fixture(scope="module")
 def world(module_world_factory):
-    return module_world_factory(SCENARIO, "--smtp-port", "12025", "--dns-port", "12053",
-                                "--https-port", "12443", "--http-port", "12080")
+    return module_world_factory(SCENARIO, *world_ports(12000))
 
 
 def addr(world, name):
