@@ -139,6 +139,19 @@ def _listening(port):
     return False
 
 
+def _wait(look, done, failure, timeout):
+    """look() every 50 ms until done(what it returned): that; after `timeout` seconds,
+    PostfixError(failure(what it returned last))."""
+    deadline = time.monotonic() + timeout
+    while True:
+        got = look()
+        if done(got):
+            return got
+        if time.monotonic() >= deadline:
+            raise PostfixError(failure(got))
+        time.sleep(0.05)
+
+
 def _session_pids(sid):
     """Live (non-zombie) processes whose session id is sid."""
     pids = []
@@ -312,15 +325,9 @@ class PostfixInstance:
         """The first match of regex `pattern` in the log after `mark`; raises PostfixError with
         the log when it does not appear in time (postlogd writes asynchronously)."""
         rx = re.compile(pattern)
-        deadline = time.monotonic() + timeout
-        while True:
-            m = rx.search(self.log_since(mark))
-            if m:
-                return m
-            if time.monotonic() >= deadline:
-                raise PostfixError(f"no log line matching {pattern!r} within {timeout}s:\n"
-                                   f"{self.log_since(mark)}")
-            time.sleep(0.05)
+        return _wait(lambda: rx.search(self.log_since(mark)), bool,
+                     lambda _: f"no log line matching {pattern!r} within {timeout}s:\n"
+                               f"{self.log_since(mark)}", timeout)
 
     def messages(self):
         """Texts of the messages delivered to user@postfix.test, oldest first."""
@@ -332,15 +339,9 @@ class PostfixInstance:
     def wait_messages(self, n, timeout=5):
         """At least n delivered messages, waiting for qmgr and virtual(8); raises PostfixError
         with the log when they do not arrive."""
-        deadline = time.monotonic() + timeout
-        while True:
-            got = self.messages()
-            if len(got) >= n:
-                return got
-            if time.monotonic() >= deadline:
-                raise PostfixError(f"{len(got)} message(s) in the mailbox after {timeout}s, "
-                                   f"expected {n}:\n{self.log()}")
-            time.sleep(0.05)
+        return _wait(self.messages, lambda got: len(got) >= n,
+                     lambda got: f"{len(got)} message(s) in the mailbox after {timeout}s, "
+                                 f"expected {n}:\n{self.log()}", timeout)
 
     def queued(self):
         """Queue files anywhere between smtpd and delivery (should be none when idle)."""
