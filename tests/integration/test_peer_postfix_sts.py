@@ -151,7 +151,7 @@ def test_run_standard_ports_keeps_parallel_cases_apart(peers_required, ststest_b
 def test_run_standard_ports_needs_root(ststest_bin):
     r = subprocess.run(["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups",
                         ststest_bin, "run", "--standard-ports",
-                        scenario_path("valid-enforce")],
+                        SRC / "scenarios" / "valid-enforce.yaml"],
                        capture_output=True, text=True, timeout=30)
     assert r.returncode == 77, r.stdout + r.stderr
     assert "must run as root" in r.stderr
