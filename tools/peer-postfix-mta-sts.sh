@@ -7,7 +7,9 @@
 #       Write a private Postfix configuration (DIR/etc: a sending MTA, no listener,
 #       nothing chrooted, smtp_tls_security_level=may, smtp_tls_policy_maps =
 #       socketmap:inet:127.0.0.1:8461:postfix, smtp_tls_CAfile = DIR/ca.pem) and
-#       nothing else. Exit 0, or 70 when Postfix or the daemon is not installed.
+#       nothing else, from the templates beside this tool (postfix-main.cf.in,
+#       postfix-master.cf.in: role "send"). Exit 0, or 70 when Postfix or the daemon
+#       is not installed or a template is missing.
 #
 #   peer-postfix-mta-sts.sh send --dir DIR --rcpt RCPT --dns HOST:PORT --ca FILE
 #                                [--mode MODE] [--cache FILE] [--record FILE] [--wait SECS]
@@ -35,7 +37,10 @@ POSTSUPER=/usr/sbin/postsuper
 SENDMAIL=/usr/sbin/sendmail
 DAEMON=/usr/bin/mta-sts-daemon
 SOCKETMAP_PORT=8461
-FROM=ststest@sender.ststest.invalid
+MYHOSTNAME=sender.ststest.invalid
+MYDOMAIN=ststest.invalid
+FROM=ststest@$MYHOSTNAME
+TEMPLATES=$(dirname "$0") # postfix-main.cf.in and postfix-master.cf.in
 PYTHON=/usr/bin/python3
 
 die() { # die STATUS MESSAGE: a harness problem, not something the peer did
@@ -56,6 +61,27 @@ check_installed() {
 
 # ---- setup ---------------------------------------------------------------------------
 
+# sed_value VALUE: VALUE written for the right-hand side of sed's s|...|...|
+sed_value() {
+    printf '%s' "$1" | sed -e 's/[\\|&]/\\&/g'
+}
+
+# fill_template NAME DEST KEY=VALUE...: the template TEMPLATES/NAME.in written to DEST
+# for the role "send" (the template's head says how), each @KEY@ replaced by VALUE.
+fill_template() {
+    local template=$TEMPLATES/$1.in dest=$2 kv
+    shift 2
+    [ -r "$template" ] || die 70 "$template missing: it belongs beside $0"
+    local -a script=(-e '/^##/d' -e '/^receive: /d' -e 's/^send: //')
+    for kv in "$@"; do
+        script+=(-e "s|@${kv%%=*}@|$(sed_value "${kv#*=}")|g")
+    done
+    sed "${script[@]}" "$template" >"$dest" || die 70 "cannot write $dest"
+    if grep -n '@[A-Z_]*@' "$dest" >&2; then
+        die 70 "$dest: placeholders of $template left unfilled (above)"
+    fi
+}
+
 cmd_setup() {
     [ $# = 1 ] || usage
     check_installed
@@ -65,62 +91,9 @@ cmd_setup() {
     # data_directory is left to Postfix: it must be owned by the postfix user.
     mkdir -p "$dir/etc" "$dir/queue" || die 70 "cannot create $dir"
     chmod 0755 "$dir" "$dir/etc" "$dir/queue" || die 70 "cannot chmod $dir"
-    cat >"$dir/etc/main.cf" <<EOF
-# A private sending Postfix for ststest peer tests (written by $0 setup).
-compatibility_level = 3.6
-queue_directory = $dir/queue
-data_directory = $dir/data
-maillog_file = $dir/maillog
-maillog_file_prefixes = $dir
-myhostname = sender.ststest.invalid
-mydomain = ststest.invalid
-myorigin = \$myhostname
-mydestination =
-inet_interfaces = loopback-only
-inet_protocols = ipv4
-alias_maps =
-alias_database =
-biff = no
-# Every recipient goes out by SMTP to its MX, found through DNS (/etc/resolv.conf).
-relayhost =
-default_transport = smtp
-relay_transport = smtp
-# Bounces come back to the test sender: drop them, they would only be noise.
-transport_maps = inline:{ sender.ststest.invalid=discard: }
-# MTA-STS: opportunistic TLS unless the policy daemon answers "secure match=...".
-smtp_tls_security_level = may
-smtp_tls_policy_maps = socketmap:inet:127.0.0.1:$SOCKETMAP_PORT:postfix
-smtp_tls_CAfile = $dir/ca.pem
-smtp_tls_loglevel = 1
-smtp_tls_session_cache_database =
-# One fresh Postfix per delivery: no cached connections, short waits.
-smtp_connection_cache_on_demand = no
-smtp_connect_timeout = 10s
-smtp_helo_timeout = 30s
-EOF
-    cat >"$dir/etc/master.cf" <<'EOF'
-# A private sending Postfix: no listener, nothing chrooted.
-pickup    unix  n       -       n       60      1       pickup
-cleanup   unix  n       -       n       -       0       cleanup
-qmgr      unix  n       -       n       300     1       qmgr
-tlsmgr    unix  -       -       n       1000?   1       tlsmgr
-rewrite   unix  -       -       n       -       -       trivial-rewrite
-bounce    unix  -       -       n       -       0       bounce
-defer     unix  -       -       n       -       0       bounce
-trace     unix  -       -       n       -       0       bounce
-verify    unix  -       -       n       -       1       verify
-flush     unix  n       -       n       1000?   0       flush
-proxymap  unix  -       -       n       -       -       proxymap
-showq     unix  n       -       n       -       -       showq
-error     unix  -       -       n       -       -       error
-retry     unix  -       -       n       -       -       error
-discard   unix  -       -       n       -       -       discard
-smtp      unix  -       -       n       -       -       smtp
-relay     unix  -       -       n       -       -       smtp
-anvil     unix  -       -       n       -       1       anvil
-scache    unix  -       -       n       -       1       scache
-postlog   unix-dgram n  -       n       -       1       postlogd
-EOF
+    fill_template postfix-main.cf "$dir/etc/main.cf" DIR="$dir" MYHOSTNAME="$MYHOSTNAME" \
+        MYDOMAIN="$MYDOMAIN" SOCKETMAP_PORT="$SOCKETMAP_PORT" WRITER="$0 setup"
+    fill_template postfix-master.cf "$dir/etc/master.cf"
     : >"$dir/maillog.all"
     echo "peer-postfix-mta-sts: private Postfix configured in $dir/etc"
 }

@@ -7,6 +7,7 @@ hostile_dns.py: a test module never imports a conftest.
 """
 import importlib.util
 import pathlib
+import types
 
 import pytest
 
@@ -18,12 +19,11 @@ _spec = importlib.util.spec_from_file_location(
 _integration = importlib.util.module_from_spec(_spec)
 _spec.loader.exec_module(_integration)
 
-# The fixtures of the integration suite, under the same names.
-ststest_bin = _integration.ststest_bin
-src_dir = _integration.src_dir
-world_factory = _integration.world_factory
-need = _integration.need
-SRC = _integration.SRC  # as the integration suite's modules import it from "conftest"
+# The fixtures and helpers of the integration suite, under the same names: its fixtures
+# serve this suite too, and a session that collects both suites has one module named
+# "conftest", which the integration suite's modules import their helpers from.
+globals().update({name: value for name, value in vars(_integration).items()
+                  if not name.startswith("_") and not isinstance(value, types.ModuleType)})
 
 
 @pytest.fixture

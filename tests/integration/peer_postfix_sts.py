@@ -31,8 +31,9 @@ import subprocess
 import tempfile
 import time
 
-import pytest
 import yaml
+
+from conftest import require_real_peer
 
 OPT_OUT = "STSTEST_NO_PEERS"
 DAEMON = "/usr/bin/mta-sts-daemon"
@@ -65,17 +66,11 @@ def peer_problem():
 
 
 def require_peers():
-    """Skip when the user opted out with STSTEST_NO_PEERS=1; otherwise fail loudly when the
-    peer is unusable, so a broken set-up never looks like a passing suite."""
-    if os.environ.get(OPT_OUT) == "1":
-        pytest.skip(f"{OPT_OUT}=1: real-peer tests (Postfix + postfix-mta-sts-resolver) disabled")
-    if os.geteuid() != 0:
-        # Not a broken set-up: README line (2) run by a user with sudo. Said, not hidden.
-        pytest.skip("the real-peer test needs root (network namespaces, ports 25/53/443, "
-                    "Postfix's master): run the tests as root to include it")
-    problem = peer_problem()
-    if problem:
-        pytest.fail(f"cannot run the real MTA-STS peer: {problem} (set {OPT_OUT}=1 to skip)")
+    """Skip when the user opted out with STSTEST_NO_PEERS=1 or is not root; otherwise fail
+    loudly when the peer is unusable (conftest.require_real_peer)."""
+    require_real_peer(OPT_OUT, "real-peer tests (Postfix + postfix-mta-sts-resolver)",
+                      "the real-peer test needs root (network namespaces, ports 25/53/443, "
+                      "Postfix's master)", peer_problem, "the real MTA-STS peer")
 
 
 def package_version(pkg):

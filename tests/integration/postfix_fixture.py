@@ -12,7 +12,9 @@ What it provides:
   a Maildir the test reads; every other destination goes to the error transport, so nothing
   ever leaves the machine. It logs to its own file (maillog_file + postlogd, Postfix 3.4+), with
   smtpd_tls_loglevel=1 and smtpd_tls_received_header=yes so a test can see that a message came
-  over TLS. It runs as `postfix -c DIR start-fg` in a new session: the master stays our
+  over TLS. Its main.cf and master.cf are tools/postfix-main.cf.in and postfix-master.cf.in
+  for the role "receive" (`postfix_config()`), the templates tools/peer-postfix-mta-sts.sh
+  fills for its sending Postfix. It runs as `postfix -c DIR start-fg` in a new session: the master stays our
   descendant (this machine's PID 1 does not reap orphans, so a daemonised master would linger as
   a zombie), and stop() ends exactly that master and its children, by process id.
 - Fixtures: `postfix_required` (fails with the reason when Postfix is unusable; skips only when
@@ -35,6 +37,8 @@ import time
 
 import pytest
 
+from conftest import SRC, require_real_peer
+
 POSTFIX = "/usr/sbin/postfix"
 DOMAIN = "postfix.test"
 MX_HOST = f"mail.{DOMAIN}"
@@ -56,12 +60,15 @@ def _run(argv, what, **kw):
     return r
 
 
+NEEDS_ROOT = "a private Postfix instance needs root (master drops to the postfix user)"
+
+
 def postfix_problem():
     """Why a private Postfix cannot run here, or None when it can."""
     if not os.path.exists(POSTFIX):
         return f"{POSTFIX} not found: run scripts/install-postfix.sh (apt-get install postfix)"
     if os.geteuid() != 0:
-        return "a private Postfix instance needs root (master drops to the postfix user)"
+        return NEEDS_ROOT
     for user in ("postfix", "nobody"):
         try:
             pwd.getpwnam(user)
@@ -73,17 +80,10 @@ def postfix_problem():
 
 
 def require_postfix():
-    """Skip when the user opted out with STSTEST_NO_POSTFIX=1; otherwise fail loudly when
-    Postfix is unusable, so a broken set-up never looks like a passing suite."""
-    if os.environ.get(OPT_OUT) == "1":
-        pytest.skip(f"{OPT_OUT}=1: real-Postfix tests disabled")
-    if os.geteuid() != 0:
-        # Not a broken set-up: README line (2) run by a user with sudo. Said, not hidden.
-        pytest.skip("a private Postfix instance needs root (master drops to the postfix "
-                    "user): run the tests as root to include it")
-    problem = postfix_problem()
-    if problem:
-        pytest.fail(f"cannot run a real Postfix: {problem} (set {OPT_OUT}=1 to skip these tests)")
+    """Skip when the user opted out with STSTEST_NO_POSTFIX=1 or is not root; otherwise fail
+    loudly when Postfix is unusable (conftest.require_real_peer)."""
+    require_real_peer(OPT_OUT, "real-Postfix tests", NEEDS_ROOT, postfix_problem,
+                      "a real Postfix")
 
 
 class OpensslCA:
@@ -139,6 +139,19 @@ def _listening(port):
     return False
 
 
+def _wait(look, done, failure, timeout):
+    """look() every 50 ms until done(what it returned): that; after `timeout` seconds,
+    PostfixError(failure(what it returned last))."""
+    deadline = time.monotonic() + timeout
+    while True:
+        got = look()
+        if done(got):
+            return got
+        if time.monotonic() >= deadline:
+            raise PostfixError(failure(got))
+        time.sleep(0.05)
+
+
 def _session_pids(sid):
     """Live (non-zombie) processes whose session id is sid."""
     pids = []
@@ -156,29 +169,23 @@ def _session_pids(sid):
     return pids
 
 
-MASTER_CF = """\
-# Private test instance: only what accepting and locally delivering mail needs, nothing chrooted.
-{listen} inet n - n - - smtpd
-pickup    unix  n       -       n       60      1       pickup
-cleanup   unix  n       -       n       -       0       cleanup
-qmgr      unix  n       -       n       300     1       qmgr
-tlsmgr    unix  -       -       n       1000?   1       tlsmgr
-rewrite   unix  -       -       n       -       -       trivial-rewrite
-bounce    unix  -       -       n       -       0       bounce
-defer     unix  -       -       n       -       0       bounce
-trace     unix  -       -       n       -       0       bounce
-verify    unix  -       -       n       -       1       verify
-flush     unix  n       -       n       1000?   0       flush
-proxymap  unix  -       -       n       -       -       proxymap
-showq     unix  n       -       n       -       -       showq
-error     unix  -       -       n       -       -       error
-retry     unix  -       -       n       -       -       error
-discard   unix  -       -       n       -       -       discard
-virtual   unix  -       n       n       -       -       virtual
-anvil     unix  -       -       n       -       1       anvil
-scache    unix  -       -       n       -       1       scache
-postlog   unix-dgram n  -       n       -       1       postlogd
-"""
+def postfix_config(name, **values):
+    """tools/NAME.in (postfix-main.cf or postfix-master.cf), the template this fixture
+    shares with tools/peer-postfix-mta-sts.sh, filled for the role "receive" (the template's
+    head says how) with each @KEY@ replaced by values[KEY]."""
+    template = SRC / "tools" / f"{name}.in"
+    lines = []
+    for line in template.read_text().splitlines(keepends=True):
+        if line.startswith(("##", "send: ")):
+            continue
+        lines.append(line.removeprefix("receive: "))
+    text = "".join(lines)
+    for key, value in values.items():
+        text = text.replace(f"@{key}@", str(value))
+    left = re.findall(r"@[A-Z_]*@", text)
+    if left:
+        raise PostfixError(f"{template}: placeholders left unfilled: {left}")
+    return text
 
 
 class PostfixInstance:
@@ -206,36 +213,13 @@ class PostfixInstance:
             d.mkdir(mode=0o755, exist_ok=True)
         self.mail.mkdir(mode=0o755, exist_ok=True)
         os.chown(self.mail, nobody.pw_uid, nobody.pw_gid)
-        (self.etc / "main.cf").write_text(f"""\
-compatibility_level = 3.6
-queue_directory = {self.queue}
-data_directory = {self.data}
-maillog_file = {self.maillog}
-maillog_file_prefixes = {self.base}
-myhostname = {MX_HOST}
-mydomain = {DOMAIN}
-mydestination =
-inet_interfaces = 127.0.0.1
-inet_protocols = ipv4
-alias_maps =
-alias_database =
-# Nothing leaves this machine: no relaying, no bounces sent anywhere.
-default_transport = error:outbound mail disabled in the ststest Postfix
-relay_transport = error:outbound mail disabled in the ststest Postfix
-smtpd_peername_lookup = no
-virtual_mailbox_domains = {DOMAIN}
-virtual_mailbox_base = {self.mail}
-virtual_mailbox_maps = inline:{{ {MAILBOX}={DOMAIN}/user/ }}
-virtual_uid_maps = static:{nobody.pw_uid}
-virtual_gid_maps = static:{nobody.pw_gid}
-smtpd_tls_security_level = may
-smtpd_tls_cert_file = {self.cert}
-smtpd_tls_key_file = {self.key}
-smtpd_tls_loglevel = 1
-smtpd_tls_received_header = yes
-biff = no
-""")
-        (self.etc / "master.cf").write_text(MASTER_CF.format(listen=f"127.0.0.1:{self.port}"))
+        # queue, data, maillog and mail are the template's @DIR@/queue, ... (see __init__).
+        (self.etc / "main.cf").write_text(postfix_config(
+            "postfix-main.cf", DIR=self.base, MYHOSTNAME=MX_HOST, MYDOMAIN=DOMAIN,
+            MAILBOX=MAILBOX, UID=nobody.pw_uid, GID=nobody.pw_gid, CERT=self.cert,
+            KEY=self.key))
+        (self.etc / "master.cf").write_text(postfix_config(
+            "postfix-master.cf", LISTEN=f"127.0.0.1:{self.port}"))
 
     def start(self, timeout=15):
         """Start the instance; returns self once master listens. Raises PostfixError."""
@@ -341,15 +325,9 @@ biff = no
         """The first match of regex `pattern` in the log after `mark`; raises PostfixError with
         the log when it does not appear in time (postlogd writes asynchronously)."""
         rx = re.compile(pattern)
-        deadline = time.monotonic() + timeout
-        while True:
-            m = rx.search(self.log_since(mark))
-            if m:
-                return m
-            if time.monotonic() >= deadline:
-                raise PostfixError(f"no log line matching {pattern!r} within {timeout}s:\n"
-                                   f"{self.log_since(mark)}")
-            time.sleep(0.05)
+        return _wait(lambda: rx.search(self.log_since(mark)), bool,
+                     lambda _: f"no log line matching {pattern!r} within {timeout}s:\n"
+                               f"{self.log_since(mark)}", timeout)
 
     def messages(self):
         """Texts of the messages delivered to user@postfix.test, oldest first."""
@@ -361,15 +339,9 @@ biff = no
     def wait_messages(self, n, timeout=5):
         """At least n delivered messages, waiting for qmgr and virtual(8); raises PostfixError
         with the log when they do not arrive."""
-        deadline = time.monotonic() + timeout
-        while True:
-            got = self.messages()
-            if len(got) >= n:
-                return got
-            if time.monotonic() >= deadline:
-                raise PostfixError(f"{len(got)} message(s) in the mailbox after {timeout}s, "
-                                   f"expected {n}:\n{self.log()}")
-            time.sleep(0.05)
+        return _wait(self.messages, lambda got: len(got) >= n,
+                     lambda got: f"{len(got)} message(s) in the mailbox after {timeout}s, "
+                                 f"expected {n}:\n{self.log()}", timeout)
 
     def queued(self):
         """Queue files anywhere between smtpd and delivery (should be none when idle)."""

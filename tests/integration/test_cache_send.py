@@ -8,9 +8,7 @@ call) without touching the worlds' certificates, which are valid for months arou
 real time.
 """
 import json
-import socket
 import subprocess
-import threading
 import time
 
 import dns.message
@@ -19,7 +17,9 @@ import dns.rdatatype
 import dns.rrset
 import pytest
 
-RCPT = "postmaster@example.test"
+from conftest import RCPT, UdpServer, json_doc, run_sender
+from conftest import scenario_file as write
+
 DAY = 86400
 
 VALID = """\
@@ -104,27 +104,12 @@ expect:
 """
 
 
-def write(tmp_path, name, text):
-    f = tmp_path / f"{name}.yaml"
-    f.write_text(text)
-    return f
-
-
-def sender_args(world, dns=None):
-    r = world.ready
-    return ["--dns", dns or r["dns"], "--ca-file", r["ca_file"], "--smtp-port",
-            str(r["smtp_port"]), "--https-port", str(r["https_port"]), "--timeout", "10"]
-
-
 def send(binary, world, cache, now, *extra, dns=None):
-    argv = [binary, "send", *sender_args(world, dns), "--cache", str(cache), "--now", str(now),
-            "--json", *extra, RCPT]
-    r = subprocess.run(argv, capture_output=True, text=True, timeout=60)
-    try:
-        doc = json.loads(r.stdout)
-    except json.JSONDecodeError as e:
-        pytest.fail(f"stdout is not JSON ({e}): {r.stdout!r}\nstderr:\n{r.stderr}")
-    [res] = doc["results"]
+    """`ststest send --cache CACHE --now NOW --json` at the world: (CompletedProcess, the
+    one result)."""
+    r = run_sender(binary, "send", world, "--now", str(now), "--json", *extra, RCPT,
+                   cache=cache, dns=dns)
+    [res] = json_doc(r)["results"]
     return r, res
 
 
@@ -301,8 +286,7 @@ def test_failed_fetch_without_cached_policy_skips_then_refetches(ststest_bin, wo
 def test_no_cache_always_fetches(ststest_bin, world_factory, tmp_path, t0):
     w = world_factory(write(tmp_path, "valid", VALID))
     for _ in range(2):
-        r = subprocess.run([ststest_bin, "send", *sender_args(w), "--no-cache", "--json", RCPT],
-                           capture_output=True, text=True, timeout=60)
+        r = run_sender(ststest_bin, "send", w, "--json", RCPT)
         assert r.returncode == 0, r.stderr
         res = json.loads(r.stdout)["results"][0]
         assert res["policy"]["source"] == "fetched"
@@ -316,8 +300,7 @@ def test_default_cache_under_xdg_cache_home(ststest_bin, world_factory, tmp_path
     env = {"PATH": "/usr/bin:/bin", "XDG_CACHE_HOME": str(tmp_path / "xdg"),
            "HOME": str(tmp_path / "home")}
     for source in ("fetched", "cache"):
-        r = subprocess.run([ststest_bin, "send", *sender_args(w), "--json", RCPT],
-                           capture_output=True, text=True, timeout=60, env=env)
+        r = run_sender(ststest_bin, "send", w, "--json", RCPT, cache=True, env=env)
         assert r.returncode == 0, r.stderr
         assert json.loads(r.stdout)["results"][0]["policy"]["source"] == source
     w.stop()
@@ -329,8 +312,7 @@ def test_unusable_default_cache_is_a_warning(ststest_bin, world_factory, tmp_pat
     blocker.write_text("x")
     w = world_factory(write(tmp_path, "valid", VALID))
     env = {"PATH": "/usr/bin:/bin", "XDG_CACHE_HOME": str(blocker), "HOME": str(blocker)}
-    r = subprocess.run([ststest_bin, "send", *sender_args(w), "--json", RCPT],
-                       capture_output=True, text=True, timeout=60, env=env)
+    r = run_sender(ststest_bin, "send", w, "--json", RCPT, cache=True, env=env)
     w.stop()
     assert r.returncode == 0, r.stderr
     assert "WARNING the default policy cache is unusable" in r.stderr
@@ -354,52 +336,27 @@ def test_unusable_explicit_cache_is_an_input_error(ststest_bin, tmp_path, make_p
 
 # ---- RFC 8461 5.1: a DNS re-check before giving up under a cached enforce policy ----
 
-class TxtPinningProxy:
+class TxtPinningProxy(UdpServer):
     """A UDP DNS proxy in front of a world's DNS server: the first `pin` TXT queries for
     _mta-sts.example.test get a fixed answer (as if a resolver still had the old record
     cached); everything else is forwarded."""
 
     def __init__(self, upstream, txt, pin):
-        host, _, port = upstream.rpartition(":")
-        self.upstream = (host, int(port))
         self.txt, self.pin, self.txt_queries = txt, pin, 0
-        self.sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-        self.sock.bind(("127.0.0.1", 0))
-        self.sock.settimeout(0.2)
-        self.addr = "127.0.0.1:%d" % self.sock.getsockname()[1]
-        self.stopping = False
-        self.thread = threading.Thread(target=self.serve, daemon=True)
-        self.thread.start()
+        super().__init__(upstream)
 
-    def serve(self):
-        while not self.stopping:
-            try:
-                data, peer = self.sock.recvfrom(4096)
-            except socket.timeout:
-                continue
-            q = dns.message.from_wire(data)
-            qn = q.question[0]
-            if (qn.rdtype == dns.rdatatype.TXT and
-                    qn.name.to_text().lower() == "_mta-sts.example.test."):
-                self.txt_queries += 1
-                if self.txt_queries <= self.pin:
-                    resp = dns.message.make_response(q)
-                    resp.answer.append(dns.rrset.from_text(qn.name, 60, dns.rdataclass.IN,
-                                                           dns.rdatatype.TXT, f'"{self.txt}"'))
-                    self.sock.sendto(resp.to_wire(), peer)
-                    continue
-            with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as up:
-                up.settimeout(2)
-                up.sendto(data, self.upstream)
-                try:
-                    self.sock.sendto(up.recv(65535), peer)
-                except socket.timeout:
-                    pass
-
-    def close(self):
-        self.stopping = True
-        self.thread.join(timeout=5)
-        self.sock.close()
+    def reply(self, data):
+        q = dns.message.from_wire(data)
+        qn = q.question[0]
+        if (qn.rdtype == dns.rdatatype.TXT and
+                qn.name.to_text().lower() == "_mta-sts.example.test."):
+            self.txt_queries += 1
+            if self.txt_queries <= self.pin:
+                resp = dns.message.make_response(q)
+                resp.answer.append(dns.rrset.from_text(qn.name, 60, dns.rdataclass.IN,
+                                                       dns.rdatatype.TXT, f'"{self.txt}"'))
+                return resp.to_wire()
+        return self.forward(data)
 
 
 @pytest.mark.parametrize("pin,delivered", [(1, True), (99, False)])

@@ -65,14 +65,18 @@ def help_options(text):
     indents = [len(l) - len(l.lstrip()) for l in lines if l.lstrip().startswith("-")]
     assert indents, f"no options found in:\n{text}"
     left = min(indents)
+    specs = {re.split(r"\s{2,}", l.strip(), maxsplit=1)[0]: f"option line {l!r}"
+             for l in lines
+             if l.lstrip().startswith("-") and len(l) - len(l.lstrip()) <= left + 4}
+    return options_of(specs)
+
+
+def options_of(specs):
+    """{option: argument name or None} of {spec: where it stands} (see parse_spec)."""
     found = {}
-    for l in lines:
-        indent = len(l) - len(l.lstrip())
-        if not l.lstrip().startswith("-") or indent > left + 4:
-            continue
-        spec = re.split(r"\s{2,}", l.strip(), maxsplit=1)[0]
+    for spec, where in specs.items():
         opts, arg = parse_spec(spec)
-        assert opts, f"cannot read the option line {l!r}"
+        assert opts, f"cannot read the {where}"
         for o in opts:
             found[o] = arg
     return found
@@ -247,15 +251,8 @@ class ManPage:
 def man_options(lines):
     """{option: argument name or None} from the tags of a command's subsection;
     tags that do not start with '-' (placeholders, ...) are not options."""
-    found = {}
-    for tag in ManPage.tags(lines):
-        if not tag.startswith("-"):
-            continue
-        opts, arg = parse_spec(tag)
-        assert opts, f"cannot read the option tag {tag!r}"
-        for o in opts:
-            found[o] = arg
-    return found
+    return options_of({tag: f"option tag {tag!r}" for tag in ManPage.tags(lines)
+                       if tag.startswith("-")})
 
 
 def command_of(title):

@@ -19,7 +19,7 @@ import subprocess
 import pytest
 import yaml
 
-from conftest import SRC
+from conftest import SRC, scenario_path
 from peer_postfix_sts import (NetNS, markdown_table, package_version, require_peers,
                               run_peer)
 
@@ -60,7 +60,7 @@ def peers_required():
 
 
 def test_postfix_mta_sts_resolver_replays_scenarios(peers_required, ststest_bin, tmp_path, capsys):
-    files = [SRC / "scenarios" / f"{n}.yaml" for n in SCENARIOS]
+    files = [scenario_path(n) for n in SCENARIOS]
     missing = [str(f) for f in files if not f.exists()]
     assert not missing, f"scenario files missing: {missing}"
 
@@ -136,7 +136,7 @@ def test_tool_never_edits_the_host_resolv_conf(peers_required, tmp_path):
 def test_run_standard_ports_keeps_parallel_cases_apart(peers_required, ststest_bin, tmp_path):
     """`ststest run --standard-ports -j 3`: every case's world on port 53/25/443 of its own
     block, at the same time, inside a namespace; our own sender passes them all."""
-    files = [SRC / "scenarios" / f"{n}.yaml" for n in ("valid-enforce", "bad-san", "no-starttls")]
+    files = [scenario_path(n) for n in ("valid-enforce", "bad-san", "no-starttls")]
     report = tmp_path / "r.json"
     with NetNS(f"ststest-peer-j-{os.getpid()}") as ns:
         r = subprocess.run(ns.argv(ststest_bin, "run", "--standard-ports", "-j", "3", "-v",

@@ -13,12 +13,12 @@ line, queue ids).
 Needs root and the postfix package (scripts/install-postfix.sh). If Postfix is unusable the
 tests FAIL with the reason; STSTEST_NO_POSTFIX=1 skips them instead.
 """
-import json
 import re
 import subprocess
 
 import pytest
 
+from conftest import json_doc, run_sender, scenario_file
 from postfix_fixture import (DOMAIN, MAILBOX, MX_HOST, OpensslCA, openssl_ca,  # noqa: F401
                              postfix_factory, postfix_required, received_header)
 
@@ -44,21 +44,15 @@ expect:
 
 @pytest.fixture
 def dns_world(world_factory, tmp_path):
-    scn = tmp_path / "postfix-dns.yaml"
-    scn.write_text(DNS_SCENARIO)
-    return world_factory(scn)
+    return world_factory(scenario_file(tmp_path, "postfix-dns", DNS_SCENARIO))
 
 
 def send(binary, world, pf, ca, *args):
-    """Run `ststest send --json` at the Postfix; returns (CompletedProcess, the one result)."""
-    argv = [binary, "send", "--dns", world.dns, "--ca-file", str(ca.cert),
-            "--smtp-port", str(pf.port), "--no-cache", "--timeout", "10",
-            "--helo", "sender.ststest.test", "--json", *args, MAILBOX]
-    r = subprocess.run(argv, capture_output=True, text=True, timeout=60)
-    try:
-        doc = json.loads(r.stdout)
-    except json.JSONDecodeError as e:
-        pytest.fail(f"stdout is not one JSON document ({e}): {r.stdout!r}\nstderr:\n{r.stderr}")
+    """Run `ststest send --json` at the Postfix, trusting the openssl CA, with the world as
+    DNS server; returns (CompletedProcess, the one result)."""
+    r = run_sender(binary, "send", world, "--helo", "sender.ststest.test", "--json", *args,
+                   MAILBOX, ca_file=ca.cert, smtp_port=pf.port)
+    doc = json_doc(r)
     assert len(doc["results"]) == 1, doc
     return r, doc["results"][0]
 

@@ -7,9 +7,9 @@ import xml.etree.ElementTree as ET
 
 import pytest
 
-from conftest import SRC
+from conftest import SRC, scenario_path
 
-VALID = SRC / "scenarios" / "valid-enforce.yaml"
+VALID = scenario_path("valid-enforce")
 
 
 def run(binary, *args, timeout=300):
@@ -105,7 +105,7 @@ def test_exclude(ststest_bin, tmp_path):
     assert listed(r.stdout) == [n for n in everything
                                 if n.startswith("txt-") and "-id-" not in n]
     # An excluded case does not run.
-    r = run(ststest_bin, "--exclude", "bad-*", SRC / "scenarios" / "bad-san.yaml", VALID)
+    r = run(ststest_bin, "--exclude", "bad-*", scenario_path("bad-san"), VALID)
     assert r.returncode == 0, r.stdout + r.stderr
     assert "bad-san" not in r.stdout
     assert "PASS valid-enforce [enforce]" in r.stdout
@@ -133,8 +133,8 @@ def test_no_path_replays_the_installed_library(ststest_bin, tmp_path):
     lib = prefix / "share" / "ststest" / "scenarios"
     lib.mkdir(parents=True)
     shutil.copy(ststest_bin, prefix / "bin" / "ststest")
-    shutil.copy(SRC / "scenarios" / "valid-enforce.yaml", lib)
-    shutil.copy(SRC / "scenarios" / "bad-san.yaml", lib)
+    shutil.copy(scenario_path("valid-enforce"), lib)
+    shutil.copy(scenario_path("bad-san"), lib)
     r = run(prefix / "bin" / "ststest", "--list")
     assert r.returncode == 0, r.stderr
     names = sorted(l.split()[0] for l in r.stdout.splitlines() if l and not l.startswith(" "))
@@ -164,10 +164,20 @@ def test_bundled_library_passes(ststest_bin):
 NAIVE = pathlib.Path(__file__).with_name("naive_sender.py")
 
 
+def naive_cmd(*flags):
+    """naive_sender.py as the --sender-cmd, its FLAGS first."""
+    return " ".join(["/usr/bin/python3", str(NAIVE), *flags,
+                     "{dns_host} {dns_port} {smtp_port} {rcpt}"])
+
+
+def ours_cmd(binary):
+    """Our own sender as the --sender-cmd, judged by its JSON result."""
+    return (f"{binary} send {{ststest_flags}} --dns {{dns}} --ca-file {{ca}} "
+            f"--smtp-port {{smtp_port}} --https-port {{https_port}} --json {{rcpt}}")
+
+
 def test_external_sender_with_json_result_is_judged_like_ours(ststest_bin):
-    cmd = (f"{ststest_bin} send {{ststest_flags}} --dns {{dns}} --ca-file {{ca}} "
-           f"--smtp-port {{smtp_port}} --https-port {{https_port}} --json {{rcpt}}")
-    r = run(ststest_bin, "--sender-cmd", cmd, SRC / "scenarios")
+    r = run(ststest_bin, "--sender-cmd", ours_cmd(ststest_bin), SRC / "scenarios")
     assert r.returncode == 0, r.stdout[-4000:]
     assert " 0 failed" in r.stdout
 
@@ -177,9 +187,8 @@ def test_external_naive_sender_is_caught(ststest_bin, tmp_path):
     `received: 0`) and sends MAIL in the clear when STARTTLS is missing (caught by the
     security invariant), while its testing/none runs pass."""
     junit = tmp_path / "naive.xml"
-    cmd = f"/usr/bin/python3 {NAIVE} {{dns_host}} {{dns_port}} {{smtp_port}} {{rcpt}}"
-    r = run(ststest_bin, "--junit", junit, "--sender-cmd", cmd,
-            SRC / "scenarios" / "bad-san.yaml", SRC / "scenarios" / "no-starttls.yaml")
+    r = run(ststest_bin, "--junit", junit, "--sender-cmd", naive_cmd(),
+            scenario_path("bad-san"), scenario_path("no-starttls"))
     assert r.returncode == 1, r.stdout
     out = r.stdout
     assert "FAIL bad-san [enforce]" in out
@@ -197,14 +206,11 @@ def test_sender_that_never_tries_the_policy_host_is_caught(ststest_bin):
     """Under a bad policy-host certificate a correct sender and one that ignores
     MTA-STS deliver alike; policy_abandoned (the world saw an HTTPS connection left
     without a request) tells them apart."""
-    case = SRC / "scenarios" / "policy-unknown-ca.yaml"
-    naive = f"/usr/bin/python3 {NAIVE} {{dns_host}} {{dns_port}} {{smtp_port}} {{rcpt}}"
-    r = run(ststest_bin, "--sender-cmd", naive, case)
+    case = scenario_path("policy-unknown-ca")
+    r = run(ststest_bin, "--sender-cmd", naive_cmd(), case)
     assert r.returncode == 1, r.stdout
     assert "policy_abandoned: expected true, got false" in r.stdout
-    ours = (f"{ststest_bin} send {{ststest_flags}} --dns {{dns}} --ca-file {{ca}} "
-            f"--smtp-port {{smtp_port}} --https-port {{https_port}} --json {{rcpt}}")
-    r = run(ststest_bin, "--sender-cmd", ours, case)
+    r = run(ststest_bin, "--sender-cmd", ours_cmd(ststest_bin), case)
     assert r.returncode == 0, r.stdout
     assert "1 passed, 0 failed" in r.stdout
 
@@ -213,10 +219,8 @@ def test_first_answer_resolver_is_caught_by_wrong_source(ststest_bin):
     """A resolver that checks the message ID but takes the first answer from any
     address passes dns-wrong-id and is led to the attacker's MX by dns-wrong-source
     (RFC 5452 9.1)."""
-    cmd = (f"/usr/bin/python3 {NAIVE} --first-answer {{dns_host}} {{dns_port}} {{smtp_port}} "
-           f"{{rcpt}}")
-    r = run(ststest_bin, "--sender-cmd", cmd, SRC / "scenarios" / "dns-wrong-source.yaml",
-            SRC / "scenarios" / "dns-wrong-id.yaml")
+    r = run(ststest_bin, "--sender-cmd", naive_cmd("--first-answer"),
+            scenario_path("dns-wrong-source"), scenario_path("dns-wrong-id"))
     assert r.returncode == 1, r.stdout
     out = r.stdout
     assert "PASS dns-wrong-id [enforce]" in out
@@ -230,7 +234,7 @@ def test_external_sender_gets_the_scenario_dns_timeout(ststest_bin):
     """{dns_timeout} is the scenario's sender.dns_timeout (else our default, 10), and
     {ststest_flags} carries it as --dns-timeout when the scenario sets it."""
     cmd = "echo dns_timeout={dns_timeout} flags: {ststest_flags} >&2; exit 75"
-    r = run(ststest_bin, "-v", "--sender-cmd", cmd, SRC / "scenarios" / "dns-mx-timeout.yaml")
+    r = run(ststest_bin, "-v", "--sender-cmd", cmd, scenario_path("dns-mx-timeout"))
     assert r.returncode == 0, r.stdout
     assert "PASS dns-mx-timeout [enforce]" in r.stdout
     [line] = [l for l in r.stdout.splitlines() if "external (stderr): dns_timeout=" in l]

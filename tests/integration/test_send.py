@@ -19,37 +19,9 @@ import dns.rdatatype
 import dns.rrset
 import pytest
 
-RCPT = "postmaster@example.test"
+from conftest import RCPT, UdpServer, run_sender, scenario_file, scenario_path, send_json
+
 ENVELOPE = {"MAIL", "RCPT", "DATA"}
-
-
-def scenario(src_dir, name):
-    return src_dir / "scenarios" / f"{name}.yaml"
-
-
-def sender_args(world, cache=False):
-    """The options that point the sender at the world. No policy cache unless asked:
-    scenarios share one domain and policy id, so a cache would carry one test's policy
-    into the next (test_cache_send.py tests the cache)."""
-    r = world.ready
-    return ["--dns", r["dns"], "--ca-file", r["ca_file"], "--smtp-port", str(r["smtp_port"]),
-            "--https-port", str(r["https_port"]), "--timeout", "10",
-            *([] if cache else ["--no-cache"])]
-
-
-def run_sender(binary, command, world, *args, input=None):
-    argv = [binary, command, *sender_args(world), *args]
-    return subprocess.run(argv, capture_output=True, text=True, timeout=60, input=input)
-
-
-def send_json(binary, world, *args, command="send", target=RCPT, input=None):
-    r = run_sender(binary, command, world, "--json", *args, target, input=input)
-    try:
-        doc = json.loads(r.stdout)  # exactly one JSON document
-    except json.JSONDecodeError as e:
-        pytest.fail(f"stdout is not one JSON document ({e}): {r.stdout!r}\nstderr:\n{r.stderr}")
-    assert set(doc) == {"results"}, doc
-    return r, doc
 
 
 def envelope_in_clear(observed):
@@ -73,8 +45,8 @@ def messages(observed):
     return [m for s in observed["smtp_sessions"] for m in s.get("messages", [])]
 
 
-def test_send_valid_enforce(ststest_bin, src_dir, world_factory):
-    w = world_factory(scenario(src_dir, "valid-enforce"))
+def test_send_valid_enforce(ststest_bin, world_factory):
+    w = world_factory(scenario_path("valid-enforce"))
     r, doc = send_json(ststest_bin, w)
     obs = w.stop()
     assert r.returncode == 0, r.stderr
@@ -131,8 +103,8 @@ def test_send_valid_enforce(ststest_bin, src_dir, world_factory):
     assert "--> MAIL" not in err
 
 
-def test_send_text_output(ststest_bin, src_dir, world_factory):
-    w = world_factory(scenario(src_dir, "valid-enforce"))
+def test_send_text_output(ststest_bin, world_factory):
+    w = world_factory(scenario_path("valid-enforce"))
     r = run_sender(ststest_bin, "send", w, RCPT)
     w.stop()
     assert r.returncode == 0, r.stderr
@@ -140,10 +112,8 @@ def test_send_text_output(ststest_bin, src_dir, world_factory):
     assert "[" in r.stderr and "] SEND postmaster@example.test" in r.stderr
 
 
-def test_check_sends_no_mail(ststest_bin, src_dir, world_factory):
-    w = world_factory(scenario(src_dir, "valid-enforce"))
-    r, doc = send_json(ststest_bin, w, command="check", target="example.test")
-    obs = w.stop()
+def test_check_sends_no_mail(send_once):
+    r, doc, obs = send_once(scenario_path("valid-enforce"), command="check", target="example.test")
     assert r.returncode == 0, r.stderr
     [res] = doc["results"]
     assert res["domain"] == "example.test"
@@ -154,10 +124,8 @@ def test_check_sends_no_mail(ststest_bin, src_dir, world_factory):
     assert verbs(obs) == ["EHLO", "STARTTLS", "EHLO", "QUIT"]
 
 
-def test_mode_none_override(ststest_bin, src_dir, world_factory):
-    w = world_factory(scenario(src_dir, "valid-enforce"))
-    r, doc = send_json(ststest_bin, w, "--mode", "none")
-    obs = w.stop()
+def test_mode_none_override(send_once):
+    r, doc, obs = send_once(scenario_path("valid-enforce"), "--mode", "none")
     assert r.returncode == 0, r.stderr
     [res] = doc["results"]
     assert res["outcome"] == "delivered"
@@ -170,8 +138,8 @@ def test_mode_none_override(ststest_bin, src_dir, world_factory):
     assert len(messages(obs)) == 1
 
 
-def test_two_recipients_concurrently(ststest_bin, src_dir, world_factory):
-    w = world_factory(scenario(src_dir, "valid-enforce"))
+def test_two_recipients_concurrently(ststest_bin, world_factory):
+    w = world_factory(scenario_path("valid-enforce"))
     r = run_sender(ststest_bin, "send", w, "--json", RCPT, "other@example.test")
     obs = w.stop()
     assert r.returncode == 0, r.stderr
@@ -182,11 +150,11 @@ def test_two_recipients_concurrently(ststest_bin, src_dir, world_factory):
     assert envelope_in_clear(obs) == []
 
 
-def test_data_file_and_stdin(ststest_bin, src_dir, world_factory, tmp_path):
+def test_data_file_and_stdin(ststest_bin, world_factory, tmp_path):
     body = "Subject: hi\n\n.a line with a leading dot\nend\n"
     f = tmp_path / "msg.txt"
     f.write_text(body)
-    w = world_factory(scenario(src_dir, "valid-enforce"))
+    w = world_factory(scenario_path("valid-enforce"))
     r1, d1 = send_json(ststest_bin, w, "--data", str(f), "--from", "me@sender.test")
     r2, d2 = send_json(ststest_bin, w, "--data", "-", input=body)
     obs = w.stop()
@@ -209,11 +177,8 @@ def test_data_file_missing_is_input_error(ststest_bin, tmp_path):
     ("testing", 0, "delivered", 1, ["certificate-host-mismatch"], False),
     ("none", 0, "delivered", 1, [], False),
 ])
-def test_bad_san(ststest_bin, src_dir, world_factory, mode, exit_code, outcome, received,
-                 failures, verified):
-    w = world_factory(scenario(src_dir, "bad-san"), "--mode", mode)
-    r, doc = send_json(ststest_bin, w)
-    obs = w.stop()
+def test_bad_san(send_once, mode, exit_code, outcome, received, failures, verified):
+    r, doc, obs = send_once(scenario_path("bad-san"), world_options=("--mode", mode))
     assert r.returncode == exit_code, r.stderr
     [res] = doc["results"]
     assert res["outcome"] == outcome
@@ -235,11 +200,8 @@ def test_bad_san(ststest_bin, src_dir, world_factory, mode, exit_code, outcome, 
     ("testing", 0, "delivered", 1, ["starttls-not-supported"]),
     ("none", 0, "delivered", 1, []),
 ])
-def test_no_starttls(ststest_bin, src_dir, world_factory, mode, exit_code, outcome, received,
-                     failures):
-    w = world_factory(scenario(src_dir, "no-starttls"), "--mode", mode)
-    r, doc = send_json(ststest_bin, w)
-    obs = w.stop()
+def test_no_starttls(send_once, mode, exit_code, outcome, received, failures):
+    r, doc, obs = send_once(scenario_path("no-starttls"), world_options=("--mode", mode))
     assert r.returncode == exit_code, r.stderr
     [res] = doc["results"]
     assert res["outcome"] == outcome
@@ -252,10 +214,8 @@ def test_no_starttls(ststest_bin, src_dir, world_factory, mode, exit_code, outco
         assert verbs(obs) == ["EHLO", "QUIT"]
 
 
-def test_require_tls_without_policy(ststest_bin, src_dir, world_factory):
-    w = world_factory(scenario(src_dir, "require-tls-no-policy"))
-    r, doc = send_json(ststest_bin, w, "--require-tls")
-    obs = w.stop()
+def test_require_tls_without_policy(send_once):
+    r, doc, obs = send_once(scenario_path("require-tls-no-policy"), "--require-tls")
     assert r.returncode == 75, r.stderr
     [res] = doc["results"]
     assert res["outcome"] == "deferred"
@@ -266,10 +226,8 @@ def test_require_tls_without_policy(ststest_bin, src_dir, world_factory):
     assert messages(obs) == []
 
 
-def test_mx_not_in_policy_is_never_contacted(ststest_bin, src_dir, world_factory):
-    w = world_factory(scenario(src_dir, "mx-not-in-policy"))
-    r, doc = send_json(ststest_bin, w)
-    obs = w.stop()
+def test_mx_not_in_policy_is_never_contacted(send_once):
+    r, doc, obs = send_once(scenario_path("mx-not-in-policy"))
     assert r.returncode == 75, r.stderr
     [res] = doc["results"]
     assert res["outcome"] == "deferred"
@@ -281,10 +239,8 @@ def test_mx_not_in_policy_is_never_contacted(ststest_bin, src_dir, world_factory
     assert obs["smtp_sessions"] == []
 
 
-def test_mx_fallback_to_second_mx(ststest_bin, src_dir, world_factory):
-    w = world_factory(scenario(src_dir, "mx-fallback"))
-    r, doc = send_json(ststest_bin, w)
-    obs = w.stop()
+def test_mx_fallback_to_second_mx(send_once):
+    r, doc, obs = send_once(scenario_path("mx-fallback"))
     assert r.returncode == 0, r.stderr
     [res] = doc["results"]
     assert res["outcome"] == "delivered"
@@ -296,10 +252,8 @@ def test_mx_fallback_to_second_mx(ststest_bin, src_dir, world_factory):
     assert delivered == ["mx2.example.test"]
 
 
-def test_policy_404_means_no_policy(ststest_bin, src_dir, world_factory):
-    w = world_factory(scenario(src_dir, "policy-404"))
-    r, doc = send_json(ststest_bin, w)
-    obs = w.stop()
+def test_policy_404_means_no_policy(send_once):
+    r, doc, obs = send_once(scenario_path("policy-404"))
     assert r.returncode == 0, r.stderr
     [res] = doc["results"]
     assert res["outcome"] == "delivered"
@@ -308,12 +262,10 @@ def test_policy_404_means_no_policy(ststest_bin, src_dir, world_factory):
     assert obs["policy_fetches"][0]["status"] == 404
 
 
-def test_now_in_the_future_expires_everything(ststest_bin, src_dir, world_factory):
+def test_now_in_the_future_expires_everything(send_once):
     # --now reaches both the policy fetch (its certificate is expired then, so there
     # is no policy) and the MX certificate check.
-    w = world_factory(scenario(src_dir, "valid-enforce"))
-    r, doc = send_json(ststest_bin, w, "--now", "2099-01-01T00:00:00Z")
-    obs = w.stop()
+    r, doc, obs = send_once(scenario_path("valid-enforce"), "--now", "2099-01-01T00:00:00Z")
     assert r.returncode == 0, r.stderr
     [res] = doc["results"]
     assert res["policy"]["source"] == "none"
@@ -325,10 +277,8 @@ def test_now_in_the_future_expires_everything(ststest_bin, src_dir, world_factor
     assert len(messages(obs)) == 1
 
 
-def test_now_with_require_tls_refuses(ststest_bin, src_dir, world_factory):
-    w = world_factory(scenario(src_dir, "valid-enforce"))
-    r, doc = send_json(ststest_bin, w, "--require-tls", "--now", "4070908800")
-    obs = w.stop()
+def test_now_with_require_tls_refuses(send_once):
+    r, doc, obs = send_once(scenario_path("valid-enforce"), "--require-tls", "--now", "4070908800")
     assert r.returncode == 75, r.stderr
     [res] = doc["results"]
     assert res["mx"][0]["action"] == "refused"
@@ -404,12 +354,8 @@ expect:
 """
 
 
-def test_null_mx_fails_at_once(ststest_bin, world_factory, tmp_path):
-    f = tmp_path / "null-mx.yaml"
-    f.write_text(NULL_MX)
-    w = world_factory(f)
-    r, doc = send_json(ststest_bin, w)
-    obs = w.stop()
+def test_null_mx_fails_at_once(send_once, tmp_path):
+    r, doc, obs = send_once(scenario_file(tmp_path, "null-mx", NULL_MX))
     assert r.returncode == 69, r.stderr
     [res] = doc["results"]
     assert res["outcome"] == "failed"
@@ -419,12 +365,8 @@ def test_null_mx_fails_at_once(ststest_bin, world_factory, tmp_path):
     assert obs["smtp_sessions"] == []
 
 
-def test_implicit_mx(ststest_bin, world_factory, tmp_path):
-    f = tmp_path / "implicit-mx.yaml"
-    f.write_text(IMPLICIT_MX)
-    w = world_factory(f)
-    r, doc = send_json(ststest_bin, w)
-    obs = w.stop()
+def test_implicit_mx(send_once, tmp_path):
+    r, doc, obs = send_once(scenario_file(tmp_path, "implicit-mx", IMPLICIT_MX))
     assert r.returncode == 0, r.stderr
     [res] = doc["results"]
     assert res["outcome"] == "delivered"
@@ -436,10 +378,8 @@ def test_implicit_mx(ststest_bin, world_factory, tmp_path):
     assert len(messages(obs)) == 1
 
 
-def test_domain_that_does_not_exist_fails(ststest_bin, src_dir, world_factory):
-    w = world_factory(scenario(src_dir, "valid-enforce"))
-    r, doc = send_json(ststest_bin, w, target="postmaster@nohost.example.test")
-    w.stop()
+def test_domain_that_does_not_exist_fails(send_once):
+    r, doc, _ = send_once(scenario_path("valid-enforce"), target="postmaster@nohost.example.test")
     assert r.returncode == 69, r.stderr
     [res] = doc["results"]
     assert res["outcome"] == "failed"
@@ -454,9 +394,7 @@ def test_domain_that_does_not_exist_fails(ststest_bin, src_dir, world_factory):
 # accepts connections and never says a word (or a DNS server that never answers).
 
 
-
-
-class TinyDns:
+class TinyDns(UdpServer):
     """A UDP DNS server on 127.0.0.1: answers from `records` {(name, type): [rdata]}
     (an empty list = NODATA), forwards other questions to `upstream` ("host:port") when
     given, else says NXDOMAIN; `silent` never answers at all."""
@@ -467,31 +405,17 @@ class TinyDns:
             ("example.test.", "A"): [], ("example.test.", "AAAA"): [],
             ("mail.example.test.", "A"): ["127.0.0.1"], ("mail.example.test.", "AAAA"): [],
         }
-        self.upstream = None
-        if upstream:
-            host, _, port = upstream.rpartition(":")
-            self.upstream = (host, int(port))
         self.silent = silent
-        self.sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-        self.sock.bind(("127.0.0.1", 0))
-        self.sock.settimeout(0.2)
-        self.addr = "127.0.0.1:%d" % self.sock.getsockname()[1]
-        self.stopping = False
-        self.thread = threading.Thread(target=self.serve, daemon=True)
-        self.thread.start()
+        super().__init__(upstream)
 
-    def answer(self, data):
+    def reply(self, data):
+        if self.silent:
+            return None
         q = dns.message.from_wire(data)
         qn = q.question[0]
         key = (qn.name.to_text().lower(), dns.rdatatype.to_text(qn.rdtype))
         if key not in self.records and self.upstream:
-            with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as up:
-                up.settimeout(2)
-                up.sendto(data, self.upstream)
-                try:
-                    return up.recv(65535)
-                except socket.timeout:
-                    return None
+            return self.forward(data)
         resp = dns.message.make_response(q)
         if key in self.records:
             if self.records[key]:
@@ -501,23 +425,6 @@ class TinyDns:
             resp.set_rcode(dns.rcode.NXDOMAIN)
         # dnspython shuffles the records of an RRset by default: keep the given order.
         return resp.to_wire(want_shuffle=False)
-
-    def serve(self):
-        while not self.stopping:
-            try:
-                data, peer = self.sock.recvfrom(4096)
-            except socket.timeout:
-                continue
-            if self.silent:
-                continue
-            out = self.answer(data)
-            if out:
-                self.sock.sendto(out, peer)
-
-    def close(self):
-        self.stopping = True
-        self.thread.join(timeout=5)
-        self.sock.close()
 
 
 class SilentSmtp:
@@ -635,9 +542,8 @@ def test_silent_mx_without_time_limit_times_out_per_stage(ststest_bin, silent_wo
     assert "no reply in BANNER" in res["mx"][0]["detail"]
 
 
-def test_check_prints_the_per_mx_matrix_and_send_shaped_json(ststest_bin, src_dir,
-                                                               world_factory):
-    w = world_factory(scenario(src_dir, "mx-fallback"))
+def test_check_prints_the_per_mx_matrix_and_send_shaped_json(ststest_bin, world_factory):
+    w = world_factory(scenario_path("mx-fallback"))
     rc, check = send_json(ststest_bin, w, command="check", target="example.test")
     rs, sent = send_json(ststest_bin, w)
     w.stop()
@@ -666,17 +572,15 @@ def test_check_prints_the_per_mx_matrix_and_send_shaped_json(ststest_bin, src_di
     (["DEAD", "LIVE"], [], True),   # the first address refuses: the second delivers
     (["DEAD"], ["::1"], False),     # A first, then AAAA; both refuse: deferred
 ])
-def test_every_address_of_an_mx_is_tried(ststest_bin, src_dir, world_factory, a, aaaa,
-                                         delivered):
-    w = world_factory(scenario(src_dir, "valid-enforce"))
+def test_every_address_of_an_mx_is_tried(ststest_bin, world_factory, a, aaaa, delivered):
+    w = world_factory(scenario_path("valid-enforce"))
     live = w.ready["hosts"]["mail.example.test"]
     dead = live.rsplit(".", 1)[0] + ".99"  # same world block, nobody listens there
     addrs = [live if x == "LIVE" else dead if x == "DEAD" else x for x in a]
     d = TinyDns(records={("mail.example.test.", "A"): addrs,
                          ("mail.example.test.", "AAAA"): aaaa}, upstream=w.dns)
     try:
-        r = subprocess.run([ststest_bin, "send", *sender_args(w), "--dns", d.addr, "--json",
-                            RCPT], capture_output=True, text=True, timeout=60)
+        r = run_sender(ststest_bin, "send", w, "--dns", d.addr, "--json", RCPT)
     finally:
         d.close()
     obs = w.stop()
@@ -716,9 +620,7 @@ expect:
 
 
 def test_time_limit_aborts_a_policy_fetch(ststest_bin, world_factory, tmp_path):
-    f = tmp_path / "slow-policy.yaml"
-    f.write_text(SLOW_POLICY)
-    w = world_factory(f)
+    w = world_factory(scenario_file(tmp_path, "slow-policy", SLOW_POLICY))
     start = time.monotonic()
     r = run_sender(ststest_bin, "send", w, "--json", "--time-limit", "1", RCPT)
     elapsed = time.monotonic() - start

@@ -1,7 +1,6 @@
 """`ststest world`: the fake world served to independent peers (dnspython, dig, curl,
 openssl s_client, swaks, a raw SMTP client), and the observer log it prints on stop."""
 import hashlib
-import json
 import os
 import socket
 import ssl
@@ -15,7 +14,7 @@ import dns.rcode
 import dns.rdatatype
 import pytest
 
-from conftest import need
+from conftest import curl_policy, need, scenario_file, scenario_path
 
 DOMAIN = "example.test"
 
@@ -29,8 +28,8 @@ def query(world, name, rdtype, tcp=False, **kw):
 
 
 @pytest.fixture
-def valid_world(world_factory, src_dir):
-    return world_factory(src_dir / "scenarios" / "valid-enforce.yaml")
+def valid_world(world_factory):
+    return world_factory(scenario_path("valid-enforce"))
 
 
 def write_scenario(tmp_path, dns_lines, extra=""):
@@ -46,9 +45,7 @@ def write_scenario(tmp_path, dns_lines, extra=""):
     body += textwrap.indent(dns_lines, "  ")
     body += extra
     body += "expect:\n  enforce: {outcome: delivered}\n"
-    path = tmp_path / "scn.yaml"
-    path.write_text(body)
-    return path
+    return scenario_file(tmp_path, "scn", body)
 
 
 def smtp_lines(sock_file):
@@ -110,17 +107,13 @@ def test_end_to_end(valid_world, tmp_path):
     assert out.split() == [policy_addr]
 
     # The policy over HTTPS with the world's CA, and over plain HTTP.
-    curl = need("curl")
-    url = f"https://mta-sts.{DOMAIN}:{r['https_port']}/.well-known/mta-sts.txt"
-    res = subprocess.run([curl, "-sS", "--cacert", ca, "--resolve",
-                          f"mta-sts.{DOMAIN}:{r['https_port']}:{policy_addr}", "-o", str(tmp_path / "body"),
-                          "-w", "%{http_code} %{content_type}", url],
-                         capture_output=True, text=True, timeout=20)
+    res = curl_policy(w, "-o", str(tmp_path / "body"), "-w", "%{http_code} %{content_type}",
+                      text=True, timeout=20)
     assert res.returncode == 0, res.stderr
     assert res.stdout == "200 text/plain"
     assert (tmp_path / "body").read_bytes() == (
         b"version: STSv1\r\nmode: enforce\r\nmx: mail.example.test\r\nmax_age: 86400\r\n")
-    res = subprocess.run([curl, "-sS", "-o", "/dev/null", "-w", "%{http_code}",
+    res = subprocess.run([need("curl"), "-sS", "-o", "/dev/null", "-w", "%{http_code}",
                           f"http://{policy_addr}:{r['http_port']}/other"],
                          capture_output=True, text=True, timeout=20)
     assert res.stdout == "404", res.stderr
@@ -283,8 +276,8 @@ def test_no_policy_section_serves_404(world_factory, tmp_path, ststest_bin):
     assert [(f["scheme"], f["status"]) for f in obs["policy_fetches"]] == [("http", 404)]
 
 
-def test_two_worlds_at_once(world_factory, src_dir):
-    scn = src_dir / "scenarios" / "valid-enforce.yaml"
+def test_two_worlds_at_once(world_factory):
+    scn = scenario_path("valid-enforce")
     a = world_factory(scn)
     b = world_factory(scn)
     assert a.ready["dns"] != b.ready["dns"]
@@ -294,8 +287,8 @@ def test_two_worlds_at_once(world_factory, src_dir):
         assert w.stop()["dns"][0]["name"] == DOMAIN
 
 
-def test_explicit_block_in_use(world_factory, src_dir, ststest_bin):
-    scn = src_dir / "scenarios" / "valid-enforce.yaml"
+def test_explicit_block_in_use(world_factory, ststest_bin):
+    scn = scenario_path("valid-enforce")
     a = world_factory(scn)
     block = a.ready["block"]
     res = subprocess.run([ststest_bin, "world", "--block", block, str(scn)],

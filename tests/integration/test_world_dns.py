@@ -14,7 +14,7 @@ import dns.query
 import dns.rcode
 import pytest
 
-from conftest import need
+from conftest import need, scenario_file, world_ports
 
 SCENARIO = textwrap.dedent("""\
     name: world-dns-faults
@@ -48,14 +48,8 @@ SCENARIO = textwrap.dedent("""\
 
 
 @pytest.fixture(scope="module")
-def world(ststest_bin, tmp_path_factory):
-    from conftest import World
-    path = tmp_path_factory.mktemp("dns") / "dns.yaml"
-    path.write_text(SCENARIO)
-    w = World(ststest_bin, path, ("--smtp-port", "13025", "--dns-port", "13053",
-                                  "--https-port", "13443", "--http-port", "13080"))
-    yield w
-    w.kill()
+def world(module_world_factory):
+    return module_world_factory(SCENARIO, *world_ports(13000))
 
 
 def q(world, name, rdtype, tcp=False, timeout=3):
@@ -270,11 +264,9 @@ def test_bad_fault_type(ststest_bin, tmp_path):
     assert f"{path}:6: 'NOPE' is not a record type" in res.stderr
 
 
-def test_observe_max_bounds_the_query_log(ststest_bin, tmp_path):
+def test_observe_max_bounds_the_query_log(world_factory, tmp_path):
     """--observe-max N keeps the first N queries and counts the rest as dns_dropped."""
-    from conftest import World
-    path = tmp_path / "bound.yaml"
-    path.write_text(textwrap.dedent("""\
+    path = scenario_file(tmp_path, "bound", textwrap.dedent("""\
         name: world-observe-max
         about: A bounded observer log.
         refs: [DESIGN.md world]
@@ -284,16 +276,13 @@ def test_observe_max_bounds_the_query_log(ststest_bin, tmp_path):
         expect:
           enforce: {outcome: deferred}
         """))
-    w = World(ststest_bin, path, ("--observe-max", "2"))
-    try:
-        host, port = w.dns_host_port()
-        for name in ("a", "b", "c", "d", "e"):
-            m = dns.message.make_query(f"{name}.example.test", "A")
-            r = dns.query.udp(m, host, port=port, timeout=3)
-            assert r.rcode() == dns.rcode.NXDOMAIN
-        obs = w.stop()
-    finally:
-        w.kill()
+    w = world_factory(path, "--observe-max", "2")
+    host, port = w.dns_host_port()
+    for name in ("a", "b", "c", "d", "e"):
+        m = dns.message.make_query(f"{name}.example.test", "A")
+        r = dns.query.udp(m, host, port=port, timeout=3)
+        assert r.rcode() == dns.rcode.NXDOMAIN
+    obs = w.stop()
     assert [d["name"] for d in obs["dns"]] == ["a.example.test", "b.example.test"]
     assert obs["dns_dropped"] == 3
     assert "dropping" in w.stderr or "dropped" in w.stderr

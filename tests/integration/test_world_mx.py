@@ -11,7 +11,7 @@ import time
 
 import pytest
 
-from conftest import need
+from conftest import need, world_ports
 
 SCENARIO = textwrap.dedent(r"""
     name: world-mx-knobs
@@ -44,14 +44,8 @@ SCENARIO = textwrap.dedent(r"""
 
 
 @pytest.fixture(scope="module")
-def world(ststest_bin, tmp_path_factory):
-    from conftest import World
-    path = tmp_path_factory.mktemp("mx") / "mx.yaml"
-    path.write_text(SCENARIO)
-    w = World(ststest_bin, path, ("--smtp-port", "12025", "--dns-port", "12053",
-                                  "--https-port", "12443", "--http-port", "12080"))
-    yield w
-    w.kill()
+def world(module_world_factory):
+    return module_world_factory(SCENARIO, *world_ports(12000))
 
 
 def addr(world, name):

@@ -1,45 +1,10 @@
 """The policy-server fault knobs of `ststest world` (policy: redirect, headers, size,
 chunked, delay, drip, cut_after, tls_versions), checked with curl as the independent
 client, and the observer's record of whether the whole answer went out."""
-import subprocess
-import textwrap
 import time
 
-import pytest
-
-from conftest import need
-
-POLICY = b"version: STSv1\r\nmode: enforce\r\nmx: mail.example.test\r\nmax_age: 86400\r\n"
-
-
-@pytest.fixture
-def policy_world(world_factory, tmp_path):
-    def make(extra):
-        text = textwrap.dedent("""\
-            name: world-policy
-            about: One policy knob.
-            refs: [RFC 8461 3.3]
-            domain: example.test
-            dns: |
-              @ MX 10 mail
-            policy:
-              mode: enforce
-              mx: [mail.example.test]
-              max_age: 86400
-            """) + textwrap.indent(textwrap.dedent(extra), "  ") + \
-            "expect:\n  enforce: {outcome: deferred}\n"
-        path = tmp_path / "policy.yaml"
-        path.write_text(text)
-        return world_factory(path)
-    return make
-
-
-def curl(world, *args, path="/.well-known/mta-sts.txt", timeout=30):
-    r = world.ready
-    host = f"mta-sts.example.test:{r['https_port']}"
-    return subprocess.run([need("curl"), "-sS", "--cacert", r["ca_file"], "--resolve",
-                           f"{host}:{r['hosts']['mta-sts.example.test']}", *args,
-                           f"https://{host}{path}"], capture_output=True, timeout=timeout)
+from conftest import POLICY
+from conftest import curl_policy as curl
 
 
 def test_redirect_not_followed(policy_world):
@@ -145,12 +110,7 @@ def test_https_off_serves_plain_http_only(policy_world):
     w = policy_world("https: false\n")
     res = curl(w, "-o", "/dev/null")
     assert res.returncode != 0, "HTTPS must not answer with https: false"
-    r = w.ready
-    addr = r["hosts"]["mta-sts.example.test"]
-    plain = subprocess.run([need("curl"), "-sS", "--resolve",
-                            f"mta-sts.example.test:{r['http_port']}:{addr}",
-                            f"http://mta-sts.example.test:{r['http_port']}/.well-known/mta-sts.txt"],
-                           capture_output=True, timeout=30)
+    plain = curl(w, scheme="http")
     assert plain.returncode == 0, plain.stderr
     assert plain.stdout == POLICY
     obs = w.stop()

@@ -5,7 +5,6 @@ plain-HTTP listener is unaffected, the observer records no fetch, and a step can
 the knob on and off again (SIGUSR1) while a connection accepted before keeps its own
 configuration."""
 import json
-import signal
 import socket
 import ssl
 import subprocess
@@ -13,52 +12,17 @@ import textwrap
 
 import pytest
 
-from conftest import need
+from conftest import POLICY, curl_policy, need, next_step
 
-POLICY = b"version: STSv1\r\nmode: enforce\r\nmx: mail.example.test\r\nmax_age: 86400\r\n"
 ABORT_LINE = "policy https#{} aborting the TLS handshake (scripted)"
-
-BASE = """\
-    name: world-policy-abort
-    about: The policy server drops the TLS handshake.
-    refs: [RFC 8461 3.3]
-    domain: example.test
-    dns: |
-      @ MX 10 mail
-    policy:
-      mode: enforce
-      mx: [mail.example.test]
-      max_age: 86400
-    """
-
-
-@pytest.fixture
-def policy_world(world_factory, tmp_path):
-    """A world whose policy has the extra keys given (indented into `policy:`)."""
-    def make(extra, tail="expect:\n  enforce: {outcome: deferred}\n"):
-        text = textwrap.dedent(BASE) + textwrap.indent(textwrap.dedent(extra), "  ") + tail
-        path = tmp_path / "policy.yaml"
-        path.write_text(text)
-        return world_factory(path)
-    return make
 
 
 def curl_https(world, *args):
-    r = world.ready
-    host = f"mta-sts.example.test:{r['https_port']}"
-    return subprocess.run([need("curl"), "-sS", "--cacert", r["ca_file"], "--resolve",
-                           f"{host}:{r['hosts']['mta-sts.example.test']}", *args,
-                           f"https://{host}/.well-known/mta-sts.txt"],
-                          capture_output=True, timeout=30)
+    return curl_policy(world, *args)
 
 
 def curl_http(world):
-    r = world.ready
-    host = f"mta-sts.example.test:{r['http_port']}"
-    return subprocess.run([need("curl"), "-sS", "--resolve",
-                           f"{host}:{r['hosts']['mta-sts.example.test']}",
-                           f"http://{host}/.well-known/mta-sts.txt"],
-                          capture_output=True, timeout=30)
+    return curl_policy(world, scheme="http")
 
 
 def s_client(world):
@@ -135,13 +99,6 @@ STEPS = """\
         policy: {mode: enforce, mx: [mail.example.test], max_age: 86400}
         expect: {enforce: {outcome: delivered}}
     """
-
-
-def next_step(world):
-    world.proc.send_signal(signal.SIGUSR1)
-    ev = json.loads(world.proc.stdout.readline())
-    assert ev["event"] == "step" and "error" not in ev, ev
-    return ev
 
 
 def test_steps_switch_abort(policy_world):

@@ -2,47 +2,21 @@
 the observed line): how it ended, checked with curl as the client. It tells a sender
 that tried the policy host and gave up (a certificate it rejects) from one that never
 came, which `policy_fetches` alone cannot."""
-import subprocess
-import textwrap
-
 import pytest
 
-from conftest import need
-
-SCENARIO = """\
-    name: world-policy-connections
-    about: A valid policy host, and one that serves only plain HTTP.
-    refs: [RFC 8461 3.3]
-    domain: example.test
-    dns: |
-      @ MX 10 mail
-    policy:
-      mode: enforce
-      mx: [mail.example.test]
-      max_age: 86400
-      {extra}
-    expect:
-      enforce: {{outcome: delivered}}
-    """
+from conftest import curl_policy
 
 
 @pytest.fixture
-def make_world(world_factory, tmp_path):
-    def make(extra=""):
-        path = tmp_path / "conns.yaml"
-        path.write_text(textwrap.dedent(SCENARIO).format(extra=extra))
-        return world_factory(path)
-    return make
+def make_world(policy_world):
+    """The base policy world (conftest.POLICY_SCENARIO), a valid policy host unless `extra`
+    says otherwise."""
+    return lambda extra="": policy_world(extra, outcome="delivered")
 
 
 def curl(world, cafile, name="mta-sts.example.test"):
     """GET the policy from the policy host's address, asking for host `name`."""
-    r = world.ready
-    host = f"{name}:{r['https_port']}"
-    return subprocess.run([need("curl"), "-sS", "--cacert", cafile, "--resolve",
-                           f"{host}:{r['hosts']['mta-sts.example.test']}",
-                           f"https://{host}/.well-known/mta-sts.txt"],
-                          capture_output=True, text=True, timeout=30)
+    return curl_policy(world, cafile=cafile, name=name, text=True)
 
 
 def conns(obs):

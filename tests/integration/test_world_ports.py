@@ -9,11 +9,13 @@ import dns.message
 import dns.query
 import pytest
 
+from conftest import scenario_path
 
-def test_standard_ports(world_factory, src_dir, ststest_bin):
+
+def test_standard_ports(world_factory, ststest_bin):
     if os.geteuid() != 0:
         pytest.skip("--standard-ports needs root")
-    scn = src_dir / "scenarios" / "valid-enforce.yaml"
+    scn = scenario_path("valid-enforce")
     w = world_factory(scn, "--standard-ports")
     r = w.ready
     assert (r["smtp_port"], r["https_port"], r["http_port"]) == (25, 443, 80)
@@ -30,8 +32,8 @@ def test_standard_ports(world_factory, src_dir, ststest_bin):
     assert f"{host}:53: Address already in use (a standard port is taken" in res.stderr
 
 
-def test_standard_ports_need_root(src_dir, ststest_bin):
-    cmd = [ststest_bin, "world", "--standard-ports", str(src_dir / "scenarios" / "valid-enforce.yaml")]
+def test_standard_ports_need_root(ststest_bin):
+    cmd = [ststest_bin, "world", "--standard-ports", str(scenario_path("valid-enforce"))]
     if os.geteuid() == 0:
         setpriv = shutil.which("setpriv")
         if not setpriv:
@@ -42,9 +44,9 @@ def test_standard_ports_need_root(src_dir, ststest_bin):
     assert "--standard-ports binds ports 53, 25, 443 and 80 and must run as root" in res.stderr
 
 
-def test_standard_ports_exclusive(src_dir, ststest_bin):
+def test_standard_ports_exclusive(ststest_bin):
     res = subprocess.run([ststest_bin, "world", "--standard-ports", "--smtp-port", "2525",
-                          str(src_dir / "scenarios" / "valid-enforce.yaml")],
+                          str(scenario_path("valid-enforce"))],
                          capture_output=True, text=True, timeout=20)
     assert res.returncode == 64
     assert "cannot be combined" in res.stderr

@@ -4,16 +4,13 @@ finishes on the old configuration. Checked with dnspython, curl and raw SMTP."""
 import json
 import signal
 import socket
-import ssl
-import subprocess
 import textwrap
 
 import dns.message
 import dns.query
 import dns.rcode
-import pytest
 
-from conftest import need
+from conftest import curl_policy, next_step, scenario_file
 
 SCENARIO = textwrap.dedent("""\
     name: world-steps
@@ -57,12 +54,7 @@ def txt(world):
 
 
 def fetch(world):
-    r = world.ready
-    host = f"mta-sts.example.test:{r['https_port']}"
-    res = subprocess.run([need("curl"), "-sS", "--cacert", r["ca_file"], "--resolve",
-                          f"{host}:{r['hosts']['mta-sts.example.test']}", "-w", "\n%{http_code}",
-                          f"https://{host}/.well-known/mta-sts.txt"],
-                         capture_output=True, text=True, timeout=20)
+    res = curl_policy(world, "-w", "\n%{http_code}", text=True, timeout=20)
     body, _, code = res.stdout.rpartition("\n")
     return int(code), body
 
@@ -83,17 +75,8 @@ def smtp_starttls(world, sock=None):
     return code
 
 
-def next_step(world):
-    world.proc.send_signal(signal.SIGUSR1)
-    ev = json.loads(world.proc.stdout.readline())
-    assert ev["event"] == "step" and "error" not in ev, ev
-    return ev
-
-
 def test_steps(world_factory, tmp_path):
-    path = tmp_path / "steps.yaml"
-    path.write_text(SCENARIO)
-    w = world_factory(path)
+    w = world_factory(scenario_file(tmp_path, "steps", SCENARIO))
     first = json.loads(w.proc.stdout.readline())
     assert (first["event"], first["step"], first["name"]) == ("step", 1, "first")
     # backup.example.test appears only in step 2's zone, yet has a listener from the start.

@@ -9,6 +9,8 @@ import socket
 import ssl
 import textwrap
 
+from conftest import scenario_file
+
 SCENARIO = textwrap.dedent("""\
     name: world-swap
     about: Connections open across a step keep the world they began in.
@@ -94,9 +96,7 @@ def policy_fetch(world, sock):
 
 
 def test_connections_keep_their_world(world_factory, tmp_path):
-    path = tmp_path / "swap.yaml"
-    path.write_text(SCENARIO)
-    w = world_factory(path, "-v")
+    w = world_factory(scenario_file(tmp_path, "swap", SCENARIO), "-v")
     first = json.loads(w.proc.stdout.readline())
     assert (first["event"], first["step"]) == ("step", 1)
 
