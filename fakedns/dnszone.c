@@ -823,14 +823,8 @@ static int index_add_node(struct dns_index *ix, const uint8_t *w, size_t n, size
         ix->slots = slots;
         ix->nslots = ns;
     }
-    if (ix->nnodes == ix->capnodes) {
-        size_t nc = ix->capnodes ? ix->capnodes * 2 : 32;
-        dns_node *nodes = realloc(ix->nodes, nc * sizeof(*nodes));
-        if (!nodes)
-            return STS_ENOMEM;
-        ix->nodes = nodes;
-        ix->capnodes = nc;
-    }
+    if (sts_array_grow((void **)&ix->nodes, &ix->capnodes, ix->nnodes + 1, sizeof(*ix->nodes), 32))
+        return STS_ENOMEM;
     dns_node *d = &ix->nodes[ix->nnodes];
     memset(d, 0, sizeof(*d));
     if (!(d->name = malloc(n)))
