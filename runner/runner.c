@@ -99,7 +99,9 @@ static int collect(const char *path, pathv *out, FILE *err)
         free(full);
     }
     closedir(d);
-    qsort(here.v, here.n, sizeof(*here.v), cmp_path);
+    /* A folder with nothing to collect leaves here.v NULL, which qsort may not get. */
+    if (here.n)
+        qsort(here.v, here.n, sizeof(*here.v), cmp_path);
     for (size_t i = 0; i < here.n; i++) {
         if (!rc)
             rc = collect(here.v[i], out, err);
