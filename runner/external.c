@@ -1,6 +1,6 @@
 /*
  * external.c - the external sender of `ststest run --sender-cmd` (see external.h):
- * placeholders, running the command under a time limit, reading what it printed.
+ * its command line, running it under a time limit, reading what it printed.
  */
 #include "runner/external.h"
 
@@ -15,7 +15,6 @@
 #include <unistd.h>
 
 #include "common/buf.h"
-#include "common/vocab.h"
 
 /* Append s to b quoted for /bin/sh ('...' with embedded quotes escaped). */
 static void shell_quote(sts_buf *b, const char *s)
@@ -30,9 +29,7 @@ static void shell_quote(sts_buf *b, const char *s)
     sts_buf_append(b, "'", 1);
 }
 
-/* tmpl with its placeholders replaced by vars ({name, value} pairs, ending in a NULL
- * name). */
-static char *expand(const char *tmpl, const char *const vars[][2])
+char *sts_external_command(const char *tmpl, const char *const vars[][2])
 {
     sts_buf b;
     sts_buf_init(&b, 0);
@@ -61,52 +58,6 @@ static char *expand(const char *tmpl, const char *const vars[][2])
     if (!b.data)
         sts_buf_append(&b, "", 0);
     return b.data;
-}
-
-char *sts_external_command(const char *tmpl, const sts_external_step *step)
-{
-    const sts_sender_opts *so = step->so;
-    char port_s[3][16], now_s[32], cache_path[4096];
-    const char *dns = so->dns ? so->dns : "";
-    const char *colon = strrchr(dns, ':');
-    char dns_host[256];
-    snprintf(dns_host, sizeof(dns_host), "%.*s", (int)(colon ? colon - dns : 0), dns);
-    snprintf(port_s[0], sizeof(port_s[0]), "%s", colon ? colon + 1 : "");
-    snprintf(port_s[1], sizeof(port_s[1]), "%d", so->smtp_port);
-    snprintf(port_s[2], sizeof(port_s[2]), "%d", so->https_port);
-    snprintf(now_s, sizeof(now_s), "%lld", (long long)so->now);
-    snprintf(cache_path, sizeof(cache_path), "%s", so->cache_file ? so->cache_file : "");
-    /* {dns_timeout}: the scenario's, else our sender's default, in seconds. */
-    char dns_timeout_s[32];
-    snprintf(dns_timeout_s, sizeof(dns_timeout_s), "%g",
-             so->dns_timeout > 0 ? so->dns_timeout : STS_SENDER_DNS_TIMEOUT);
-    /* ststest options for the scenario's `sender:` and the case's own policy cache
-     * and clock (the cache path is the runner's: no shell metacharacters). */
-    char flags[4300];
-    snprintf(flags, sizeof(flags), "%s%s%s --cache %s --now %lld%s%s",
-             so->require_tls ? "--require-tls" : "", step->mode_set ? " --mode " : "",
-             step->mode_set ? sts_mode_name(so->mode) : "", cache_path, (long long)so->now,
-             so->dns_timeout > 0 ? " --dns-timeout " : "",
-             so->dns_timeout > 0 ? dns_timeout_s : "");
-    const char *const vars[][2] = {
-        {"require_tls", so->require_tls ? "1" : "0"},
-        {"sender_mode", sts_mode_name(so->mode)},
-        {"ststest_flags", flags},
-        {"rcpt", step->rcpt},
-        {"domain", step->domain},
-        {"dns", dns},
-        {"dns_host", dns_host},
-        {"dns_port", port_s[0]},
-        {"ca", so->ca_file},
-        {"smtp_port", port_s[1]},
-        {"https_port", port_s[2]},
-        {"mode", step->mode},
-        {"now", now_s},
-        {"cache", cache_path},
-        {"dns_timeout", dns_timeout_s},
-        {NULL, NULL},
-    };
-    return expand(tmpl, vars);
 }
 
 static double mono_now(void)

@@ -1,8 +1,9 @@
 /*
  * external.h - another implementation as the runner's sender (`ststest run
  * --sender-cmd`, README "Testing another implementation"): its command line made
- * from the user's template, the command run under /bin/sh with a time limit, and
- * what it printed read back into the case's transcript.
+ * from the user's template and the placeholders' values (the runner's), the command
+ * run under /bin/sh with a time limit, and what it printed read back into the case's
+ * transcript.
  */
 #ifndef STS_EXTERNAL_H
 #define STS_EXTERNAL_H
@@ -10,25 +11,13 @@
 #include <jansson.h>
 
 #include "common/log.h"
-#include "sender/sender.h"
 
-/* What the placeholders of the template stand for in one step of a case. */
-typedef struct sts_external_step {
-    const sts_sender_opts *so; /* what the runner would tell its own sender */
-    const char *rcpt;          /* {rcpt} */
-    const char *domain;        /* {domain} */
-    const char *mode;          /* {mode}: the case's mode */
-    int mode_set;              /* the scenario's `sender:` sets a mode: --mode in
-                                * {ststest_flags} */
-} sts_external_step;
-
-/* The command line: tmpl with each placeholder {rcpt} {domain} {dns} {dns_host}
- * {dns_port} {ca} {smtp_port} {https_port} {mode} {require_tls} {sender_mode} {now}
- * {cache} {dns_timeout} replaced by its value quoted as one /bin/sh word, and
- * {ststest_flags} by ststest options inserted as words (a fixed vocabulary: no quoting
- * needed). Any other text, unknown placeholders included, is kept as it is. malloc'd;
- * NULL on ENOMEM. */
-char *sts_external_command(const char *tmpl, const sts_external_step *step);
+/* The command line: tmpl with each placeholder {name} of vars ({name, value} pairs,
+ * ending with a NULL name) replaced by its value quoted as one /bin/sh word, except
+ * {ststest_flags}, inserted as it is (ststest options: words of a fixed vocabulary
+ * that need no quoting). Any other text, unknown placeholders included, is kept as it
+ * is. malloc'd; NULL on ENOMEM. */
+char *sts_external_command(const char *tmpl, const char *const vars[][2]);
 
 /* Run cmd under /bin/sh in its own process group, stdin from /dev/null, stdout and
  * stderr into out_path and err_path; kill the group after limit seconds (and once it

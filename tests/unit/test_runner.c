@@ -1,12 +1,14 @@
 /*
  * test_runner.c - runner/runner and runner/external: the external sender's command
- * line (placeholders, shell quoting; a table, and a round trip through /bin/sh), running
- * it (exit status, signal, time limit) and reading its output; finding scenario files
- * in folders, --filter and --exclude, and bad files (through `run --list`); and a
- * replay of a tiny scenario in-process and with an external sender, checked through
- * its console output, JUnit XML and JSON report.
+ * line (substitution and shell quoting: a table, and a round trip through /bin/sh),
+ * running it (exit status, signal, time limit) and reading its output; finding
+ * scenario files in folders, --filter and --exclude, and bad files (through `run
+ * --list`); and replays of a tiny scenario, in-process and with an external sender
+ * (every placeholder's value, the time limit), checked through the console output,
+ * the JUnit XML and the JSON report.
  */
 #include <fcntl.h>
+#include <regex.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -78,65 +80,43 @@ static size_t count(const char *text, const char *what)
 
 /* ---- the external sender's command line ---- */
 
-static const sts_sender_opts SO = {
-    .dns = "127.1.2.53:10053",
-    .ca_file = "/tmp/w/ca.pem",
-    .smtp_port = 10025,
-    .https_port = 10443,
-    .require_tls = 1,
-    .mode = STS_MODE_ENFORCE,
-    .cache_file = "/tmp/c/policy-cache.sqlite",
-    .now = 1700000000,
-    .dns_timeout = 2,
+/* Placeholders as the runner gives them (runner.c has the real values). */
+static const char *const VARS[][2] = {
+    {"rcpt", "postmaster@example.test"},
+    {"domain", "example.test"},
+    {"dns", "127.1.2.53:10053"},
+    {"odd", "o'brien@example.test"},
+    {"empty", ""},
+    {"ststest_flags", "--require-tls --mode enforce --now 1700000000"},
+    {NULL, NULL},
 };
 
 static void test_command_placeholders(void **state)
 {
     (void)state;
-    sts_sender_opts plain = SO;
-    plain.require_tls = 0;
-    plain.mode = STS_MODE_AUTO;
-    plain.dns_timeout = 0;
-    static const char *const odd_rcpt = "o'brien@example.test";
     static const struct {
         const char *what;
-        int plain; /* the step's options: plain, else SO */
-        int mode_set;
-        const char *rcpt;
         const char *tmpl, *want;
     } rows[] = {
-        {"no placeholder", 0, 1, NULL, "sendmail -t", "sendmail -t"},
-        {"empty template", 0, 1, NULL, "", ""},
-        {"each value one quoted word", 0, 1, NULL, "x {rcpt} {domain} {mode}",
-         "x 'postmaster@example.test' 'example.test' 'testing'"},
-        {"DNS server, host and port", 0, 1, NULL, "--dns {dns} -s {dns_host} -p {dns_port}",
-         "--dns '127.1.2.53:10053' -s '127.1.2.53' -p '10053'"},
-        {"CA, ports, clock, cache", 0, 1, NULL, "{ca} {smtp_port} {https_port} {now} {cache}",
-         "'/tmp/w/ca.pem' '10025' '10443' '1700000000' '/tmp/c/policy-cache.sqlite'"},
-        {"the scenario's sender: settings", 0, 1, NULL, "{require_tls} {sender_mode} {dns_timeout}",
-         "'1' 'enforce' '2'"},
-        {"defaults of the sender: settings", 1, 0, NULL,
-         "{require_tls} {sender_mode} {dns_timeout}", "'0' 'auto' '10'"},
-        {"ststest flags as words", 0, 1, NULL, "ststest send {ststest_flags} {rcpt}",
-         "ststest send --require-tls --mode enforce --cache /tmp/c/policy-cache.sqlite --now "
-         "1700000000 --dns-timeout 2 'postmaster@example.test'"},
-        {"ststest flags without sender: settings", 1, 0, NULL, "[{ststest_flags}]",
-         "[ --cache /tmp/c/policy-cache.sqlite --now 1700000000]"},
-        {"a quote inside a value", 0, 1, odd_rcpt, "{rcpt}", "'o'\\''brien@example.test'"},
-        {"unknown and unfinished placeholders stay", 0, 1, NULL, "{rcpts} {RCPT} {rcpt {} {",
-         "{rcpts} {RCPT} {rcpt {} {"},
-        {"braces around a placeholder", 0, 1, NULL, "{{domain}}", "{'example.test'}"},
-        {"the template's own shell text is the user's", 0, 1, NULL, "$(echo {domain}) | tee",
+        {"no placeholder", "sendmail -t", "sendmail -t"},
+        {"empty template", "", ""},
+        {"each value one quoted word", "x {rcpt} {domain}",
+         "x 'postmaster@example.test' 'example.test'"},
+        {"a placeholder inside a word", "--dns={dns}x", "--dns='127.1.2.53:10053'x"},
+        {"the same placeholder twice", "{domain}{domain}", "'example.test''example.test'"},
+        {"an empty value is still one word", "a {empty} b", "a '' b"},
+        {"a quote inside a value", "{odd}", "'o'\\''brien@example.test'"},
+        {"ststest flags as words, unquoted", "ststest send {ststest_flags} {rcpt}",
+         "ststest send --require-tls --mode enforce --now 1700000000 'postmaster@example.test'"},
+        {"unknown and unfinished placeholders stay", "{rcpts} {RCPT} {rcpt {} { x}",
+         "{rcpts} {RCPT} {rcpt {} { x}"},
+        {"braces around a placeholder", "{{domain}}", "{'example.test'}"},
+        {"the template's own shell text is the user's", "$(echo {domain}) | tee",
          "$(echo 'example.test') | tee"},
     };
     for (size_t i = 0; i < sizeof(rows) / sizeof(rows[0]); i++) {
         print_message("row: %s\n", rows[i].what);
-        sts_external_step step = {.so = rows[i].plain ? &plain : &SO,
-                                  .rcpt = rows[i].rcpt ? rows[i].rcpt : "postmaster@example.test",
-                                  .domain = "example.test",
-                                  .mode = "testing",
-                                  .mode_set = rows[i].mode_set};
-        char *cmd = sts_external_command(rows[i].tmpl, &step);
+        char *cmd = sts_external_command(rows[i].tmpl, VARS);
         assert_non_null(cmd);
         assert_string_equal(cmd, rows[i].want);
         free(cmd);
@@ -165,9 +145,8 @@ static void test_command_quoting_round_trip(void **state)
     snprintf(out, sizeof(out), "%s/out", dir);
     snprintf(err, sizeof(err), "%s/err", dir);
     for (size_t i = 0; i < sizeof(values) / sizeof(values[0]); i++) {
-        sts_external_step step = {
-            .so = &SO, .rcpt = values[i], .domain = "example.test", .mode = "enforce"};
-        char *cmd = sts_external_command("printf '[%s]' {rcpt}", &step);
+        const char *const vars[][2] = {{"rcpt", values[i]}, {NULL, NULL}};
+        char *cmd = sts_external_command("printf '[%s]' {rcpt}", vars);
         assert_non_null(cmd);
         int timed_out = 1;
         assert_int_equal(sts_external_run(cmd, out, err, 10, &timed_out), 0);
@@ -565,6 +544,52 @@ static void test_run_external(void **state)
     free(out);
 }
 
+/* Every placeholder, as the runner fills it for the step from the case's world and
+ * the scenario's `sender:`. */
+static void test_run_external_placeholders(void **state)
+{
+    (void)state;
+    put_file("p.yaml", "name: placeholders\n"
+                       "about: Every placeholder of --sender-cmd.\n"
+                       "refs: [RFC 8461 5]\n"
+                       "domain: example.test\n"
+                       "dns: |\n"
+                       "  @          MX   10 mail\n"
+                       "mx:\n"
+                       "  mail.example.test: {}\n"
+                       "sender: {require_tls: true, mode: testing, dns_timeout: 2.5, "
+                       "rcpt: \"o'brien@example.test\"}\n"
+                       "modes: [enforce]\n"
+                       "expect:\n"
+                       "  enforce: {outcome: deferred, received: 0}\n");
+    static const char *const paths[] = {"p.yaml"};
+    sts_run_opts o = {
+        .verbose = 1,
+        .sender_cmd = "echo {rcpt} {domain} {dns} {dns_host} {dns_port} {ca} {smtp_port} "
+                      "{https_port} {mode} {require_tls} {sender_mode} {now} {cache} "
+                      "{dns_timeout}; echo {ststest_flags}; exit 75",
+    };
+    char *out;
+    assert_int_equal(run(paths, 1, &o, &out), STS_EXIT_OK);
+    static const char *const lines[] = {
+        "^    \\[[0-9.]+\\] sender: external: o'brien@example\\.test example\\.test "
+        "127\\.[0-9]+\\.[0-9]+\\.53:[0-9]+ 127\\.[0-9]+\\.[0-9]+\\.53 [0-9]+ "
+        "/tmp/ststest-run-[^ /]+/ca\\.pem [0-9]+ [0-9]+ enforce 1 testing [0-9]{10} "
+        "/tmp/ststest-run-[^ /]+/policy-cache\\.sqlite 2\\.5$",
+        "^    \\[[0-9.]+\\] sender: external: --require-tls --mode testing --cache "
+        "/tmp/ststest-run-[^ /]+/policy-cache\\.sqlite --now [0-9]{10} --dns-timeout 2\\.5$",
+    };
+    for (size_t i = 0; i < sizeof(lines) / sizeof(lines[0]); i++) {
+        regex_t re;
+        assert_int_equal(regcomp(&re, lines[i], REG_EXTENDED | REG_NEWLINE | REG_NOSUB), 0);
+        int found = regexec(&re, out, 0, NULL, 0) == 0;
+        regfree(&re);
+        if (!found)
+            fail_msg("no line matches\n%s\nin:\n%s", lines[i], out);
+    }
+    free(out);
+}
+
 /* An external sender that runs over --time-limit: the case is an error, not a fail. */
 static void test_run_external_time_limit(void **state)
 {
@@ -598,6 +623,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_bad_input, setup, teardown),
         cmocka_unit_test_setup_teardown(test_run_reports, setup, teardown),
         cmocka_unit_test_setup_teardown(test_run_external, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_run_external_placeholders, setup, teardown),
         cmocka_unit_test_setup_teardown(test_run_external_time_limit, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
