@@ -24,6 +24,7 @@
 #include "fakedns/mxsrv.h"
 #include "fakedns/served.h"
 #include "fakedns/tcpsrv.h"
+#include "tests/unit/unit_fixture.h"
 
 #define MSG "Subject: t\r\n\r\nbody\r\n.\r\n" /* 20 octets received: the dot line ends it */
 #define EHLO "EHLO client.test\r\n"
@@ -288,21 +289,6 @@ static const sts_stream_cbs client_cbs = {
     .on_close = c_close,
 };
 
-/* A bound, listening socket on 127.0.0.1 at a port the kernel picks. */
-static int listen_fd(struct sockaddr_in *sa)
-{
-    int fd = socket(AF_INET, SOCK_STREAM, 0);
-    assert_true(fd >= 0);
-    memset(sa, 0, sizeof(*sa));
-    sa->sin_family = AF_INET;
-    sa->sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    socklen_t slen = sizeof(*sa);
-    assert_int_equal(bind(fd, (struct sockaddr *)sa, sizeof(*sa)), 0);
-    assert_int_equal(listen(fd, 8), 0);
-    assert_int_equal(getsockname(fd, (struct sockaddr *)sa, &slen), 0);
-    return fd;
-}
-
 static double mono(void)
 {
     struct timespec t;
@@ -337,7 +323,8 @@ static int run_row(const struct mxrow *r, SSL_CTX *sctx, SSL_CTX *cctx)
     struct sockaddr_in sa;
     client c = {.row = r, .cctx = cctx};
     sts_buf_init(&c.in, 1 << 16);
-    assert_int_equal(sts_mxsrv_start(&loop, listen_fd(&sa), &served, 0, obs, log, &c.srv), 0);
+    assert_int_equal(sts_mxsrv_start(&loop, fixture_listen_fd(&sa), &served, 0, obs, log, &c.srv),
+                     0);
     assert_non_null(c.st = sts_stream_new(&loop, &client_cbs, &c));
     assert_int_equal(sts_stream_connect(c.st, (struct sockaddr *)&sa, NULL), 0);
     assert_int_equal(uv_timer_init(&loop, &c.guard), 0);
@@ -376,30 +363,13 @@ static int run_row(const struct mxrow *r, SSL_CTX *sctx, SSL_CTX *cctx)
 static void test_scripts(void **state)
 {
     (void)state;
-    char err[256] = "";
-    sts_ca *ca = sts_ca_new("ststest unit CA", 0, err, sizeof(err));
-    if (!ca)
-        fail_msg("%s", err);
-    const char *names[] = {"mail.example.test"};
-    sts_cert_spec spec = {.names = names, .nnames = 1};
-    X509 *cert = NULL;
-    EVP_PKEY *key = NULL;
-    assert_int_equal(sts_ca_mint(ca, &spec, 0, &cert, &key), 0);
-    SSL_CTX *sctx = sts_tls_server_ctx(cert, key, NULL, 0, 0, err, sizeof(err));
-    if (!sctx)
-        fail_msg("%s", err);
-    /* No verification is asked (host NULL): whether a handshake happens is what counts. */
-    SSL_CTX *cctx = sts_tls_client_ctx(NULL, 0, err, sizeof(err));
-    if (!cctx)
-        fail_msg("%s", err);
+    /* No verification is asked: whether a handshake happens is what counts. */
+    fixture_tls tls;
+    fixture_tls_new(&tls, "mail.example.test");
     int bad = 0;
     for (size_t i = 0; i < sizeof(rows) / sizeof(rows[0]); i++)
-        bad += run_row(&rows[i], sctx, cctx);
-    SSL_CTX_free(cctx);
-    SSL_CTX_free(sctx);
-    X509_free(cert);
-    EVP_PKEY_free(key);
-    sts_ca_free(ca);
+        bad += run_row(&rows[i], tls.sctx, tls.cctx);
+    fixture_tls_free(&tls);
     assert_int_equal(bad, 0);
 }
 

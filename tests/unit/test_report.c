@@ -17,6 +17,7 @@
 #include <cmocka.h>
 
 #include "runner/report.h"
+#include "tests/unit/unit_fixture.h"
 
 static char *escaped(const char *s)
 {
@@ -62,28 +63,13 @@ static char dir[64];
 static int setup(void **state)
 {
     (void)state;
-    snprintf(dir, sizeof(dir), "/tmp/ststest-test-report-XXXXXX");
-    return mkdtemp(dir) ? 0 : -1;
+    return fixture_dir_new(dir, sizeof(dir), "report");
 }
 
 static int teardown(void **state)
 {
     (void)state;
-    char cmd[128];
-    snprintf(cmd, sizeof(cmd), "rm -rf '%s'", dir);
-    return system(cmd) == 0 ? 0 : -1;
-}
-
-static char *slurp(const char *path)
-{
-    FILE *fp = fopen(path, "r");
-    assert_non_null(fp);
-    char *buf = calloc(1, 1 << 16);
-    assert_non_null(buf);
-    size_t n = fread(buf, 1, (1 << 16) - 1, fp);
-    buf[n] = '\0';
-    fclose(fp);
-    return buf;
+    return fixture_dir_remove(dir);
 }
 
 static size_t count(const char *text, const char *what)
@@ -139,7 +125,7 @@ static void test_junit(void **state)
     char path[128];
     snprintf(path, sizeof(path), "%s/junit.xml", dir);
     assert_int_equal(sts_report_junit(path, c, 3, 2.0), 0);
-    char *xml = slurp(path);
+    char *xml = fixture_slurp(path);
     static const char *const has[] = {
         "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n",
         "<testsuites name=\"ststest\" tests=\"3\" failures=\"1\" errors=\"1\" time=\"2.000\">",

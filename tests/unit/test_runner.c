@@ -24,6 +24,7 @@
 #include "common/err.h"
 #include "runner/external.h"
 #include "runner/runner.h"
+#include "tests/unit/unit_fixture.h"
 
 /* ---- a scratch folder per test ---- */
 
@@ -32,16 +33,13 @@ static char dir[64];
 static int setup(void **state)
 {
     (void)state;
-    snprintf(dir, sizeof(dir), "/tmp/ststest-test-runner-XXXXXX");
-    return mkdtemp(dir) ? 0 : -1;
+    return fixture_dir_new(dir, sizeof(dir), "runner");
 }
 
 static int teardown(void **state)
 {
     (void)state;
-    char cmd[128];
-    snprintf(cmd, sizeof(cmd), "rm -rf '%s'", dir);
-    return system(cmd) == 0 ? 0 : -1;
+    return fixture_dir_remove(dir);
 }
 
 /* dir/rel (made with its folders) holding text. */
@@ -55,19 +53,6 @@ static void put_file(const char *rel, const char *text)
     assert_non_null(fp);
     fputs(text, fp);
     assert_int_equal(fclose(fp), 0);
-}
-
-static char *slurp(const char *path)
-{
-    FILE *fp = fopen(path, "r");
-    if (!fp)
-        fail_msg("cannot open %s", path);
-    char *buf = calloc(1, 1 << 20);
-    assert_non_null(buf);
-    size_t n = fread(buf, 1, (1 << 20) - 1, fp);
-    buf[n] = '\0';
-    fclose(fp);
-    return buf;
 }
 
 static size_t count(const char *text, const char *what)
@@ -151,7 +136,7 @@ static void test_command_quoting_round_trip(void **state)
         int timed_out = 1;
         assert_int_equal(sts_external_run(cmd, out, err, 10, &timed_out), 0);
         assert_int_equal(timed_out, 0);
-        char *got = slurp(out);
+        char *got = fixture_slurp(out);
         char want[256];
         snprintf(want, sizeof(want), "[%s]", values[i]);
         assert_string_equal(got, want);
@@ -187,7 +172,7 @@ static void test_external_run(void **state)
         assert_int_equal(sts_external_run(rows[i].cmd, out, err, rows[i].limit, &timed_out),
                          rows[i].status);
         assert_int_equal(timed_out, rows[i].timed_out);
-        char *o = slurp(out), *e = slurp(err);
+        char *o = fixture_slurp(out), *e = fixture_slurp(err);
         assert_string_equal(o, rows[i].out);
         if (rows[i].err)
             assert_string_equal(e, rows[i].err);
@@ -424,7 +409,7 @@ static void test_bad_input(void **state)
         fflush(stderr);
         assert_int_equal(dup2(saved, 2), 2);
         close(saved);
-        char *err = slurp(errfile);
+        char *err = fixture_slurp(errfile);
         assert_int_equal(status, STS_EXIT_DATAERR);
         assert_string_equal(out, ""); /* nothing listed, nothing run */
         if (!strstr(err, rows[i].says))
@@ -466,7 +451,7 @@ static void test_run_reports(void **state)
     assert_int_equal(count(out, "  transcript:\n"), 1);
     free(out);
 
-    char *xml = slurp(junit);
+    char *xml = fixture_slurp(junit);
     static const char *const junit_has[] = {
         "<testsuites name=\"ststest\" tests=\"2\" failures=\"1\" errors=\"0\"",
         "<testcase classname=\"tiny\" name=\"enforce\" file=\"",
