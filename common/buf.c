@@ -20,21 +20,31 @@ void sts_buf_free(sts_buf *b)
     b->len = b->cap = 0;
 }
 
+int sts_array_grow(void **v, size_t *cap, size_t need, size_t elsize, size_t first)
+{
+    if (need <= *cap)
+        return 0;
+    size_t n = *cap ? *cap : first;
+    while (n < need) {
+        if (n > SIZE_MAX / 2)
+            return STS_ENOMEM;
+        n *= 2;
+    }
+    if (n > SIZE_MAX / elsize)
+        return STS_ENOMEM;
+    void *p = realloc(*v, n * elsize);
+    if (!p)
+        return STS_ENOMEM;
+    *v = p;
+    *cap = n;
+    return 0;
+}
+
 static int buf_reserve(sts_buf *b, size_t extra)
 {
     if (b->max && b->len + extra > b->max)
         return STS_ETOOBIG;
-    if (b->len + extra + 1 <= b->cap)
-        return 0;
-    size_t cap = b->cap ? b->cap : 256;
-    while (cap < b->len + extra + 1)
-        cap *= 2;
-    char *d = realloc(b->data, cap);
-    if (!d)
-        return STS_ENOMEM;
-    b->data = d;
-    b->cap = cap;
-    return 0;
+    return sts_array_grow((void **)&b->data, &b->cap, b->len + extra + 1, 1, 256);
 }
 
 int sts_buf_append(sts_buf *b, const void *p, size_t n)

@@ -46,6 +46,11 @@ int sts_cur_u16(sts_cur *c, uint16_t *v); /* network order */
 int sts_cur_bytes(sts_cur *c, void *out, size_t n);
 int sts_cur_skip(sts_cur *c, size_t n);
 
+/* Make room for need elements of elsize octets in the array *v that holds *cap: its
+ * capacity doubles, from *cap or else from first (> 0), until need fit. 0, or
+ * STS_ENOMEM with *v and *cap unchanged (also when the size would overflow). */
+int sts_array_grow(void **v, size_t *cap, size_t need, size_t elsize, size_t first);
+
 /* A NUL-terminated copy of the n octets at p (malloc; NULL on ENOMEM). Unlike
  * strndup it never looks past p + n, so p need not be a string: a length-delimited
  * slice of network input is fine. */

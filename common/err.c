@@ -4,28 +4,35 @@
 #include <stdarg.h>
 #include <stdio.h>
 
+/* The table of err.h as data: one row per code. */
+static const struct err_row {
+    int code;
+    const char *name, *msg;
+} err_rows[] = {
+#define STS_ERR_ROW(sym, val, name, msg) {val, name, msg},
+    STS_ERRORS(STS_ERR_ROW)
+#undef STS_ERR_ROW
+};
+
+/* The row of code, or NULL for a code not in the table. */
+static const struct err_row *err_row(int code)
+{
+    for (size_t i = 0; i < sizeof(err_rows) / sizeof(err_rows[0]); i++)
+        if (err_rows[i].code == code)
+            return &err_rows[i];
+    return NULL;
+}
+
 const char *sts_errname(int code)
 {
-    switch (code) {
-#define STS_ERR_NAME(sym, val, name, msg)                                              \
-    case val:                                                                          \
-        return name;
-        STS_ERRORS(STS_ERR_NAME)
-#undef STS_ERR_NAME
-    }
-    return "unknown";
+    const struct err_row *r = err_row(code);
+    return r ? r->name : "unknown";
 }
 
 const char *sts_strerror(int code)
 {
-    switch (code) {
-#define STS_ERR_MSG(sym, val, name, msg)                                               \
-    case val:                                                                          \
-        return msg;
-        STS_ERRORS(STS_ERR_MSG)
-#undef STS_ERR_MSG
-    }
-    return "unknown error";
+    const struct err_row *r = err_row(code);
+    return r ? r->msg : "unknown error";
 }
 
 void sts_errf(char *err, size_t errlen, const char *fmt, ...)

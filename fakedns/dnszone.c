@@ -823,14 +823,8 @@ static int index_add_node(struct dns_index *ix, const uint8_t *w, size_t n, size
         ix->slots = slots;
         ix->nslots = ns;
     }
-    if (ix->nnodes == ix->capnodes) {
-        size_t nc = ix->capnodes ? ix->capnodes * 2 : 32;
-        dns_node *nodes = realloc(ix->nodes, nc * sizeof(*nodes));
-        if (!nodes)
-            return STS_ENOMEM;
-        ix->nodes = nodes;
-        ix->capnodes = nc;
-    }
+    if (sts_array_grow((void **)&ix->nodes, &ix->capnodes, ix->nnodes + 1, sizeof(*ix->nodes), 32))
+        return STS_ENOMEM;
     dns_node *d = &ix->nodes[ix->nnodes];
     memset(d, 0, sizeof(*d));
     if (!(d->name = malloc(n)))
@@ -1277,32 +1271,35 @@ static int answer_begin(const uint8_t *msg, size_t len, sts_buf *out, sts_dns_re
     return 1;
 }
 
-int sts_dns_answer_ref(const sts_dns_zone *z, const uint8_t *msg, size_t len,
-                       sts_dns_transport transport, sts_buf *out, sts_dns_result *res)
+/* Both answer functions: with use_index, what the index covers is copied from it
+ * (index_answer); errors, scripted faults and anything the index does not cover take
+ * the reference path (answer_ldns), which is all there is without use_index. */
+static int answer(const sts_dns_zone *z, const uint8_t *msg, size_t len,
+                  sts_dns_transport transport, int use_index, sts_buf *out, sts_dns_result *res)
 {
     struct dns_query q;
     int rcode;
     if (!answer_begin(msg, len, out, res, &q, &rcode))
         return 0;
-    return answer_ldns(z, &q, rcode, transport, 1, out, res);
-}
-
-int sts_dns_answer(const sts_dns_zone *z, const uint8_t *msg, size_t len,
-                   sts_dns_transport transport, sts_buf *out, sts_dns_result *res)
-{
-    struct dns_query q;
-    int rcode;
-    if (!answer_begin(msg, len, out, res, &q, &rcode))
-        return 0;
-    /* Errors, scripted faults and anything the index does not cover take the
-     * reference path; the rest is copied from the index (index_answer). */
-    if (rcode == RC_NOERROR && z->ix) {
+    if (use_index && rcode == RC_NOERROR && z->ix) {
         int rc = index_answer(z, &q, transport, out, res);
         if (rc <= 0)
             return rc;
         sts_buf_reset(out);
     }
     return answer_ldns(z, &q, rcode, transport, 1, out, res);
+}
+
+int sts_dns_answer_ref(const sts_dns_zone *z, const uint8_t *msg, size_t len,
+                       sts_dns_transport transport, sts_buf *out, sts_dns_result *res)
+{
+    return answer(z, msg, len, transport, 0, out, res);
+}
+
+int sts_dns_answer(const sts_dns_zone *z, const uint8_t *msg, size_t len,
+                   sts_dns_transport transport, sts_buf *out, sts_dns_result *res)
+{
+    return answer(z, msg, len, transport, 1, out, res);
 }
 
 int sts_dns_spoof(const uint8_t *reply, size_t len, int keep_id, sts_buf *out)

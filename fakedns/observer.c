@@ -4,6 +4,7 @@
  * NULL on ENOMEM.
  */
 #include "fakedns/observer.h"
+#include "common/buf.h"
 #include "common/err.h"
 #include "common/scenario.h"
 #include "fakedns/dnszone.h"
@@ -139,22 +140,6 @@ static json_t *str_or_null(const char *s)
     return j;
 }
 
-/* Grow *p (an array of *cap elements of size sz) to hold need elements. */
-static int grow(void **p, size_t *cap, size_t need, size_t sz)
-{
-    if (need <= *cap)
-        return 0;
-    size_t n = *cap ? *cap : 64;
-    while (n < need)
-        n *= 2;
-    void *q = realloc(*p, n * sz);
-    if (!q)
-        return STS_ENOMEM;
-    *p = q;
-    *cap = n;
-    return 0;
-}
-
 /* Rebuild the hash slots at size n (a power of two). */
 static int names_rehash(sts_observer *o, size_t n)
 {
@@ -190,8 +175,8 @@ static int names_intern(sts_observer *o, const uint8_t *lc, size_t len, uint32_t
     }
     if ((o->nnames + 1) * 2 > o->nslots && names_rehash(o, o->nslots ? o->nslots * 2 : 256))
         return STS_ENOMEM;
-    if (grow((void **)&o->names, &o->capnames, o->nnames + 1, sizeof(*o->names)) ||
-        grow((void **)&o->arena, &o->arena_cap, o->arena_len + len, 1))
+    if (sts_array_grow((void **)&o->names, &o->capnames, o->nnames + 1, sizeof(*o->names), 64) ||
+        sts_array_grow((void **)&o->arena, &o->arena_cap, o->arena_len + len, 1, 64))
         return STS_ENOMEM;
     memcpy(o->arena + o->arena_len, lc, len);
     dns_name *n = &o->names[o->nnames];
@@ -220,7 +205,7 @@ static int observer_dns_add(sts_observer *o, const uint8_t *lc, size_t len, int 
     }
     uint32_t idx = NO_NAME;
     if ((lc && names_intern(o, lc, len, &idx)) ||
-        grow((void **)&o->recs, &o->caprecs, o->nrecs + 1, sizeof(*o->recs))) {
+        sts_array_grow((void **)&o->recs, &o->caprecs, o->nrecs + 1, sizeof(*o->recs), 64)) {
         rc = STS_ENOMEM;
         goto out;
     }

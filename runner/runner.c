@@ -11,13 +11,12 @@
 #include "runner/runner.h"
 
 #include <dirent.h>
-#include <fcntl.h>
 #include <ftw.h>
-#include <signal.h>
-#include <sys/wait.h>
 #include <errno.h>
 #include <fnmatch.h>
 #include <pthread.h>
+#include <stdarg.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -30,6 +29,7 @@
 #include "common/scenario.h"
 #include "common/vocab.h"
 #include "fakedns/world.h"
+#include "runner/external.h"
 #include "runner/report.h"
 #include "runner/verdict.h"
 #include "sender/policy.h"
@@ -99,7 +99,9 @@ static int collect(const char *path, pathv *out, FILE *err)
         free(full);
     }
     closedir(d);
-    qsort(here.v, here.n, sizeof(*here.v), cmp_path);
+    /* A folder with nothing to collect leaves here.v NULL, which qsort may not get. */
+    if (here.n)
+        qsort(here.v, here.n, sizeof(*here.v), cmp_path);
     for (size_t i = 0; i < here.n; i++) {
         if (!rc)
             rc = collect(here.v[i], out, err);
@@ -298,96 +300,6 @@ static double run_time_limit(const sts_run_opts *o)
     return o->time_limit > 0 ? o->time_limit : STS_RUN_TIME_LIMIT;
 }
 
-/* Append s to b quoted for /bin/sh ('...' with embedded quotes escaped). */
-static void shell_quote(sts_buf *b, const char *s)
-{
-    sts_buf_append(b, "'", 1);
-    for (; *s; s++) {
-        if (*s == '\'')
-            sts_buf_append(b, "'\\''", 4);
-        else
-            sts_buf_append(b, s, 1);
-    }
-    sts_buf_append(b, "'", 1);
-}
-
-/* The external sender command with its placeholders replaced. */
-static char *external_command(const char *tmpl, const char *const vars[][2])
-{
-    sts_buf b;
-    sts_buf_init(&b, 0);
-    for (const char *p = tmpl; *p;) {
-        size_t i = 0;
-        if (*p == '{') {
-            for (; vars[i][0]; i++) {
-                size_t n = strlen(vars[i][0]);
-                if (!strncmp(p + 1, vars[i][0], n) && p[1 + n] == '}') {
-                    /* {ststest_flags} is a fixed vocabulary of options, inserted as
-                     * words; every other value is one quoted word. */
-                    if (!strcmp(vars[i][0], "ststest_flags"))
-                        sts_buf_append(&b, vars[i][1], strlen(vars[i][1]));
-                    else
-                        shell_quote(&b, vars[i][1]);
-                    p += n + 2;
-                    break;
-                }
-            }
-            if (vars[i][0])
-                continue;
-        }
-        sts_buf_append(&b, p, 1);
-        p++;
-    }
-    if (!b.data)
-        sts_buf_append(&b, "", 0);
-    return b.data;
-}
-
-/* Run cmd under /bin/sh in its own process group, output to out_path; kill the
- * group after limit seconds. Returns the exit status (128+signal when killed), or
- * -1 when it could not be started; *timed_out says whether the limit struck. */
-static int run_external(const char *cmd, const char *out_path, const char *err_path,
-                        double limit, int *timed_out)
-{
-    *timed_out = 0;
-    pid_t pid = fork();
-    if (pid < 0)
-        return -1;
-    if (pid == 0) {
-        setpgid(0, 0);
-        int fd = open(out_path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
-        int efd = open(err_path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
-        int null = open("/dev/null", O_RDONLY | O_CLOEXEC);
-        if (fd < 0 || efd < 0 || null < 0)
-            _exit(127);
-        dup2(null, 0);
-        dup2(fd, 1);
-        dup2(efd, 2);
-        execl("/bin/sh", "sh", "-c", cmd, (char *)NULL);
-        _exit(127);
-    }
-    setpgid(pid, pid);
-    double deadline = now_s() + limit;
-    int status = 0;
-    for (;;) {
-        pid_t r = waitpid(pid, &status, WNOHANG);
-        if (r == pid)
-            break;
-        if (r < 0 && errno != EINTR)
-            return -1;
-        if (now_s() > deadline && !*timed_out) {
-            *timed_out = 1;
-            kill(-pid, SIGKILL);
-        }
-        usleep(20000);
-    }
-    /* Whatever the command left behind in its group goes with it. */
-    kill(-pid, SIGKILL);
-    if (WIFEXITED(status))
-        return WEXITSTATUS(status);
-    return 128 + (WIFSIGNALED(status) ? WTERMSIG(status) : 0);
-}
-
 /* The MX hosts whose certificate a correct sender rejects at step `nsteps_done` (for
  * the verdict on an external sender; NULL-terminated, the names borrowed from scn).
  * A host's entry is its latest override in the steps so far, else the top-level one;
@@ -464,295 +376,384 @@ static int rm_entry(const char *path, const struct stat *st, int flag, struct FT
     return remove(path);
 }
 
-/* Run the sender once (ours in-process, or the external command) for one step.
- * Returns 0 when it ran (*exit_status, *result set), else -1 with a message in c. */
-static int sender_once(run_state *rs, run_case *c, const sts_sender_opts *so, const char *rcpt,
-                       const char *dir, sts_log *log, json_t **result, int *exit_status)
+/* The case could not be run (or judged): say why. Returns -1. */
+static int case_error(run_case *c, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static int case_error(run_case *c, const char *fmt, ...)
 {
-    *result = NULL;
-    if (rs->opts->sender_cmd) {
-        const sts_scenario *scn = c->scn;
-        char port_s[3][16], now_s_[32], out_path[4096], err_path[4096], cache_path[4096];
-        const char *dns = so->dns ? so->dns : "";
-        const char *colon = strrchr(dns, ':');
-        char dns_host[256];
-        snprintf(dns_host, sizeof(dns_host), "%.*s", (int)(colon ? colon - dns : 0), dns);
-        snprintf(port_s[0], sizeof(port_s[0]), "%s", colon ? colon + 1 : "");
-        snprintf(port_s[1], sizeof(port_s[1]), "%d", so->smtp_port);
-        snprintf(port_s[2], sizeof(port_s[2]), "%d", so->https_port);
-        snprintf(now_s_, sizeof(now_s_), "%lld", (long long)so->now);
-        snprintf(cache_path, sizeof(cache_path), "%s", so->cache_file ? so->cache_file : "");
-        /* ststest options for the scenario's `sender:` and the case's own policy
-         * cache and clock (the cache path is ours: no shell metacharacters). */
-        /* {dns_timeout}: the scenario's, else our sender's default, in seconds. */
-        char dns_timeout_s[32];
-        snprintf(dns_timeout_s, sizeof(dns_timeout_s), "%g",
-                 so->dns_timeout > 0 ? so->dns_timeout : STS_SENDER_DNS_TIMEOUT);
-        char flags[4300];
-        const int mode_set = scn->sender.mode_set;
-        snprintf(flags, sizeof(flags), "%s%s%s --cache %s --now %lld%s%s",
-                 so->require_tls ? "--require-tls" : "", mode_set ? " --mode " : "",
-                 mode_set ? sts_mode_name(so->mode) : "", cache_path, (long long)so->now,
-                 so->dns_timeout > 0 ? " --dns-timeout " : "",
-                 so->dns_timeout > 0 ? dns_timeout_s : "");
-        const char *const vars[][2] = {
-            {"require_tls", so->require_tls ? "1" : "0"},
-            {"sender_mode", sts_mode_name(so->mode)},
-            {"ststest_flags", flags},
-            {"rcpt", rcpt},           {"domain", scn->domain},   {"dns", dns},
-            {"dns_host", dns_host},   {"dns_port", port_s[0]},   {"ca", so->ca_file},
-            {"smtp_port", port_s[1]}, {"https_port", port_s[2]}, {"mode", c->mode},
-            {"now", now_s_},          {"cache", cache_path},     {"dns_timeout", dns_timeout_s},
-            {NULL, NULL},
-        };
-        char *cmd = external_command(rs->opts->sender_cmd, vars);
-        snprintf(out_path, sizeof(out_path), "%s/sender.out", dir);
-        snprintf(err_path, sizeof(err_path), "%s/sender.err", dir);
-        int timed_out = 0;
-        double limit = run_time_limit(rs->opts);
-        sts_info(log, "external sender: %s", cmd ? cmd : "?");
-        *exit_status = cmd ? run_external(cmd, out_path, err_path, limit, &timed_out) : -1;
-        free(cmd);
-        /* Its output joins the transcript (stderr, then stdout); when stdout is a JSON
-         * document in our format (say, from `ststest send --json`) it is the result. */
-        const char *paths[2] = {err_path, out_path};
-        for (int k = 0; k < 2; k++) {
-            FILE *fp = fopen(paths[k], "r");
-            if (!fp)
-                continue;
-            char line[4096];
-            sts_buf all;
-            sts_buf_init(&all, 4 << 20);
-            while (fgets(line, sizeof(line), fp)) {
-                line[strcspn(line, "\n")] = '\0';
-                sts_info(log, "external%s: %s", k ? "" : " (stderr)", line);
-                sts_buf_appendf(&all, "%s\n", line);
-            }
-            fclose(fp);
-            if (k == 1 && all.data) {
-                json_t *doc = json_loads(all.data, 0, NULL);
-                if (json_is_array(json_object_get(doc, "results")))
-                    *result = doc;
-                else
-                    json_decref(doc);
-            }
-            sts_buf_free(&all);
-        }
-        if (*exit_status < 0) {
-            snprintf(c->error_msg, sizeof(c->error_msg), "cannot run the sender command");
-            return -1;
-        }
-        if (timed_out) {
-            snprintf(c->error_msg, sizeof(c->error_msg),
-                     "the sender command ran over the time limit of %.0f s", limit);
-            return -1;
-        }
-        return 0;
-    }
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(c->error_msg, sizeof(c->error_msg), fmt, ap);
+    va_end(ap);
+    c->error = 1;
+    return -1;
+}
+
+/* The external sender's command line for one step: the --sender-cmd template with
+ * its placeholders {rcpt} {domain} {dns} {dns_host} {dns_port} {ca} {smtp_port}
+ * {https_port} {mode} {require_tls} {sender_mode} {now} {cache} {dns_timeout} and
+ * {ststest_flags} (runner.h) replaced. malloc'd; NULL on ENOMEM. */
+static char *external_command(const char *tmpl, const run_case *c, const sts_sender_opts *so,
+                              const char *rcpt)
+{
+    char port_s[3][16], now_s_[32], cache_path[4096];
+    const char *dns = so->dns ? so->dns : "";
+    const char *colon = strrchr(dns, ':');
+    char dns_host[256];
+    snprintf(dns_host, sizeof(dns_host), "%.*s", (int)(colon ? colon - dns : 0), dns);
+    snprintf(port_s[0], sizeof(port_s[0]), "%s", colon ? colon + 1 : "");
+    snprintf(port_s[1], sizeof(port_s[1]), "%d", so->smtp_port);
+    snprintf(port_s[2], sizeof(port_s[2]), "%d", so->https_port);
+    snprintf(now_s_, sizeof(now_s_), "%lld", (long long)so->now);
+    snprintf(cache_path, sizeof(cache_path), "%s", so->cache_file ? so->cache_file : "");
+    /* {dns_timeout}: the scenario's, else our sender's default, in seconds. */
+    char dns_timeout_s[32];
+    snprintf(dns_timeout_s, sizeof(dns_timeout_s), "%g",
+             so->dns_timeout > 0 ? so->dns_timeout : STS_SENDER_DNS_TIMEOUT);
+    /* ststest options for the scenario's `sender:` and the case's own policy cache and
+     * clock (the cache path is ours: no shell metacharacters). */
+    char flags[4300];
+    const int mode_set = c->scn->sender.mode_set;
+    snprintf(flags, sizeof(flags), "%s%s%s --cache %s --now %lld%s%s",
+             so->require_tls ? "--require-tls" : "", mode_set ? " --mode " : "",
+             mode_set ? sts_mode_name(so->mode) : "", cache_path, (long long)so->now,
+             so->dns_timeout > 0 ? " --dns-timeout " : "",
+             so->dns_timeout > 0 ? dns_timeout_s : "");
+    const char *const vars[][2] = {
+        {"require_tls", so->require_tls ? "1" : "0"},
+        {"sender_mode", sts_mode_name(so->mode)},
+        {"ststest_flags", flags},
+        {"rcpt", rcpt},
+        {"domain", c->scn->domain},
+        {"dns", dns},
+        {"dns_host", dns_host},
+        {"dns_port", port_s[0]},
+        {"ca", so->ca_file},
+        {"smtp_port", port_s[1]},
+        {"https_port", port_s[2]},
+        {"mode", c->mode},
+        {"now", now_s_},
+        {"cache", cache_path},
+        {"dns_timeout", dns_timeout_s},
+        {NULL, NULL},
+    };
+    return sts_external_command(tmpl, vars);
+}
+
+/* The external command as the sender of one step (external.h): its output joins the
+ * transcript; when stdout is a JSON document in our format (say, from `ststest send
+ * --json`) it is the result. Returns 0 when it ran, else -1 with the error in c. */
+static int sender_external(run_state *rs, run_case *c, const sts_sender_opts *so, const char *rcpt,
+                           const char *dir, sts_log *log, json_t **result, int *exit_status)
+{
+    char *cmd = external_command(rs->opts->sender_cmd, c, so, rcpt);
+    char out_path[4096], err_path[4096];
+    snprintf(out_path, sizeof(out_path), "%s/sender.out", dir);
+    snprintf(err_path, sizeof(err_path), "%s/sender.err", dir);
+    int timed_out = 0;
+    double limit = run_time_limit(rs->opts);
+    sts_info(log, "external sender: %s", cmd ? cmd : "?");
+    *exit_status = cmd ? sts_external_run(cmd, out_path, err_path, limit, &timed_out) : -1;
+    free(cmd);
+    *result = sts_external_output(out_path, err_path, log);
+    if (*exit_status < 0)
+        return case_error(c, "cannot run the sender command");
+    if (timed_out)
+        return case_error(c, "the sender command ran over the time limit of %.0f s", limit);
+    return 0;
+}
+
+/* Our sender, in-process on a loop of its own, for one step. Returns 0 when it ran,
+ * else -1 with the error in c. */
+static int sender_in_process(run_case *c, const sts_sender_opts *so, const char *rcpt,
+                             json_t **result, int *exit_status)
+{
     uv_loop_t loop;
     char *rcpts[1] = {(char *)rcpt};
-    if (uv_loop_init(&loop)) {
-        snprintf(c->error_msg, sizeof(c->error_msg), "cannot create an event loop");
-        return -1;
-    }
+    if (uv_loop_init(&loop))
+        return case_error(c, "cannot create an event loop");
     *exit_status = sts_sender_run(&loop, so, rcpts, 1, result);
-    if (uv_loop_close(&loop)) {
-        snprintf(c->error_msg, sizeof(c->error_msg), "sender left handles open on its loop");
-        return -1;
-    }
+    if (uv_loop_close(&loop))
+        return case_error(c, "sender left handles open on its loop");
     /* A run cut short by the time limit says nothing about the scenario (it would
      * look like a deferral): the case is an error, not a pass or a fail. */
     const char *detail =
         json_string_value(json_object_get(json_array_get(json_object_get(*result, "results"), 0),
                                           "detail"));
-    if (detail && !strcmp(detail, STS_DETAIL_TIME_LIMIT)) {
-        snprintf(c->error_msg, sizeof(c->error_msg),
-                 "the sender ran over the time limit of %.0f s", so->deadline);
-        return -1;
+    if (detail && !strcmp(detail, STS_DETAIL_TIME_LIMIT))
+        return case_error(c, "the sender ran over the time limit of %.0f s", so->deadline);
+    return 0;
+}
+
+/* Run the sender once (ours in-process, or the external command) for one step.
+ * Returns 0 when it ran (*exit_status, *result set), else -1 with the error in c. */
+static int sender_once(run_state *rs, run_case *c, const sts_sender_opts *so, const char *rcpt,
+                       const char *dir, sts_log *log, json_t **result, int *exit_status)
+{
+    *result = NULL;
+    if (rs->opts->sender_cmd)
+        return sender_external(rs, c, so, rcpt, dir, log, result, exit_status);
+    return sender_in_process(c, so, rcpt, result, exit_status);
+}
+
+#define CASE_DIR_TEMPLATE "/tmp/ststest-run-XXXXXX"
+
+/* One case in flight: what the parts of run_one share. */
+typedef struct case_run {
+    run_state *rs;
+    run_case *c;
+    sts_log *log, *wlog; /* the case's transcript: the sender's lines and the world's */
+    char dir_buf[sizeof(CASE_DIR_TEMPLATE)];
+    char *dir; /* the case's folder (policy cache, external sender's output); NULL: none */
+    char cache_file[sizeof(CASE_DIR_TEMPLATE) + 32];
+    world_thread wt;
+    char rcpt[512];
+    sts_sender_opts so;
+    time_t clock0, clock; /* the case's virtual clock: at its start, and now */
+    json_t *before;       /* the observer log as the previous step left it */
+    sts_buf diff;         /* every step's differences */
+    json_t *actuals;      /* every step's facts */
+    int passed;
+} case_run;
+
+/* Start the world thread and wait until it serves. 0, or -1 with the error in c. */
+static int world_thread_start(world_thread *wt, run_case *c)
+{
+    if (pthread_create(&wt->tid, NULL, world_main, wt))
+        return case_error(c, "cannot start the world thread");
+    pthread_mutex_lock(&wt->mu);
+    while (wt->state == 0)
+        pthread_cond_wait(&wt->cv, &wt->mu);
+    pthread_mutex_unlock(&wt->mu);
+    if (wt->state < 0) {
+        pthread_join(wt->tid, NULL);
+        return case_error(c, "world did not start: %s", wt->err);
     }
     return 0;
 }
 
-static void run_one(run_state *rs, run_case *c)
+/* The case's transcript, folder, clock and world. 0 when the world serves, else -1
+ * with the error in c; case_end() undoes it either way. */
+static int case_begin(case_run *cr, run_state *rs, run_case *c)
 {
-    const sts_scenario *scn = c->scn;
-    double t0 = now_s();
-    sts_log *log = sts_log_new_mem(rs->opts->verbose ? STS_LOG_DEBUG : STS_LOG_INFO, "sender: ");
-    sts_log *wlog = sts_log_new_child(log, "world:  ");
-    char tmpl[] = "/tmp/ststest-run-XXXXXX";
-    char *dir = mkdtemp(tmpl);
-    char cache_file[sizeof(tmpl) + 32];
-    json_t *before = NULL;
-
-    world_thread wt = {.scn = scn};
-    pthread_mutex_init(&wt.mu, NULL);
-    pthread_cond_init(&wt.cv, NULL);
-    wt.opts.mode = c->mode;
-    wt.opts.dir = dir;
-    wt.opts.log = wlog;
+    memset(cr, 0, sizeof(*cr));
+    cr->rs = rs;
+    cr->c = c;
+    cr->log = sts_log_new_mem(rs->opts->verbose ? STS_LOG_DEBUG : STS_LOG_INFO, "sender: ");
+    cr->wlog = sts_log_new_child(cr->log, "world:  ");
+    snprintf(cr->dir_buf, sizeof(cr->dir_buf), "%s", CASE_DIR_TEMPLATE);
+    cr->dir = mkdtemp(cr->dir_buf);
+    world_thread *wt = &cr->wt;
+    wt->scn = c->scn;
+    pthread_mutex_init(&wt->mu, NULL);
+    pthread_cond_init(&wt->cv, NULL);
+    wt->opts.mode = c->mode;
+    wt->opts.dir = cr->dir;
+    wt->opts.log = cr->wlog;
     if (rs->opts->standard_ports) {
         /* Each case keeps its own block, so parallel cases still do not clash. */
-        sts_world_standard_ports(&wt.opts);
+        sts_world_standard_ports(&wt->opts);
     }
-    if (!log || !wlog || !dir) {
-        c->error = 1;
-        snprintf(c->error_msg, sizeof(c->error_msg), "cannot set up the case: %s",
-                 strerror(errno));
-        goto out;
-    }
+    if (!cr->log || !cr->wlog || !cr->dir)
+        return case_error(c, "cannot set up the case: %s", strerror(errno));
     /* One virtual clock for the case: the world mints certificates at it and the
      * sender judges certificates and its policy cache at it. */
-    time_t clock0 = time(NULL), clock = clock0;
-    wt.opts.now = clock0;
-    if (pthread_create(&wt.tid, NULL, world_main, &wt)) {
-        c->error = 1;
-        snprintf(c->error_msg, sizeof(c->error_msg), "cannot start the world thread");
-        goto out;
-    }
-    pthread_mutex_lock(&wt.mu);
-    while (wt.state == 0)
-        pthread_cond_wait(&wt.cv, &wt.mu);
-    pthread_mutex_unlock(&wt.mu);
-    if (wt.state < 0) {
-        pthread_join(wt.tid, NULL);
-        c->error = 1;
-        snprintf(c->error_msg, sizeof(c->error_msg), "world did not start: %s", wt.err);
-        goto out;
-    }
+    cr->clock0 = cr->clock = time(NULL);
+    wt->opts.now = cr->clock0;
+    return world_thread_start(wt, c);
+}
 
-    /* The sender, told only what any sender would be told: where DNS is, which CA
-     * to trust, which ports stand for 25 and 443; and a policy cache of its own that
-     * lives as long as the case, so that steps share it. */
-    char rcpt[512];
+/* The sender, told only what any sender would be told: where DNS is, which CA to
+ * trust, which ports stand for 25 and 443; and a policy cache of its own that lives
+ * as long as the case, so that steps share it. */
+static void case_sender_opts(case_run *cr)
+{
+    const sts_scenario *scn = cr->c->scn;
+    const sts_run_opts *o = cr->rs->opts;
+    json_t *ready = cr->wt.ready;
     if (scn->sender.rcpt)
-        snprintf(rcpt, sizeof(rcpt), "%s", scn->sender.rcpt);
+        snprintf(cr->rcpt, sizeof(cr->rcpt), "%s", scn->sender.rcpt);
     else
-        snprintf(rcpt, sizeof(rcpt), "postmaster@%s", scn->domain);
-    snprintf(cache_file, sizeof(cache_file), "%s/policy-cache.sqlite", dir);
-    sts_sender_opts so = {0};
-    so.dns = json_string_value(json_object_get(wt.ready, "dns"));
-    so.ca_file = json_string_value(json_object_get(wt.ready, "ca_file"));
-    so.smtp_port = (int)json_integer_value(json_object_get(wt.ready, "smtp_port"));
-    so.https_port = (int)json_integer_value(json_object_get(wt.ready, "https_port"));
-    so.require_tls = scn->sender.require_tls;
-    so.mode = scn->sender.mode;
-    so.cache_file = cache_file;
-    so.from = "ststest@runner.invalid";
-    so.helo = "runner.invalid";
-    so.timeout = rs->opts->stage_timeout > 0 ? rs->opts->stage_timeout : STS_RUN_STAGE_TIMEOUT;
-    so.dns_timeout = scn->sender.dns_timeout;
-    so.deadline = run_time_limit(rs->opts);
-    so.log = log;
+        snprintf(cr->rcpt, sizeof(cr->rcpt), "postmaster@%s", scn->domain);
+    snprintf(cr->cache_file, sizeof(cr->cache_file), "%s/policy-cache.sqlite", cr->dir);
+    sts_sender_opts *so = &cr->so;
+    so->dns = json_string_value(json_object_get(ready, "dns"));
+    so->ca_file = json_string_value(json_object_get(ready, "ca_file"));
+    so->smtp_port = (int)json_integer_value(json_object_get(ready, "smtp_port"));
+    so->https_port = (int)json_integer_value(json_object_get(ready, "https_port"));
+    so->require_tls = scn->sender.require_tls;
+    so->mode = scn->sender.mode;
+    so->cache_file = cr->cache_file;
+    so->from = "ststest@runner.invalid";
+    so->helo = "runner.invalid";
+    so->timeout = o->stage_timeout > 0 ? o->stage_timeout : STS_RUN_STAGE_TIMEOUT;
+    so->dns_timeout = scn->sender.dns_timeout;
+    so->deadline = run_time_limit(o);
+    so->log = cr->log;
+}
 
-    size_t nsteps = scn->nsteps ? scn->nsteps : 1;
-    sts_buf diff;
-    sts_buf_init(&diff, 0);
-    json_t *actuals = json_array();
-    int passed = 1;
-    before = json_object();
-    for (size_t i = 0; i < nsteps && !c->error; i++) {
-        const char *step_name = scn->nsteps ? scn->steps[i].name : NULL;
-        const sts_scn_expect *expect =
-            scn->nsteps ? sts_scenario_step_expect(scn, i, c->mode) : sts_scenario_expect(scn, c->mode);
-        if (scn->nsteps) {
-            clock += scn->steps[i].advance;
-            char err[512];
-            sts_info(log, "STEP %zu: %s (clock +%lds)", i + 1, step_name,
-                     (long)(clock - clock0));
-            if (world_request(&wt, 0, i, clock, err, sizeof(err))) {
-                c->error = 1;
-                snprintf(c->error_msg, sizeof(c->error_msg), "step %zu (%s): world: %s", i + 1,
-                         step_name, err);
-                break;
-            }
-        }
-        so.now = clock;
-        json_t *result = NULL;
-        int exit_status = 0;
-        if (sender_once(rs, c, &so, rcpt, dir, log, &result, &exit_status)) {
-            c->error = 1;
-            json_decref(result);
-            break;
-        }
-        c->ran = 1;
-        c->exit_status = exit_status;
-        char err[64];
-        world_request(&wt, 1, 0, 0, err, sizeof(err));
-        json_t *snap = wt.snap;
-        json_t *observed = observed_since(snap, before);
-        json_decref(before);
-        before = snap;
-        const char **bad_hosts = rs->opts->sender_cmd ? bad_cert_hosts(scn, i + 1) : NULL;
-        sts_verdict v;
-        sts_verdict_input in = {
-            .expect = expect,
-            .require_tls = scn->sender.require_tls,
-            .mode_override = scn->sender.mode,
-            .exit_status = exit_status,
-            .result = result,
-            .observed = observed,
-            .external = rs->opts->sender_cmd != NULL && result == NULL,
-            .cert_bad_hosts = bad_hosts,
-            .served_enforce = served_enforce(scn, i + 1, c->mode),
-        };
-        int vrc = expect ? sts_verdict_check(&in, &v) : -1;
-        free(bad_hosts);
-        if (vrc) {
-            c->error = 1;
-            snprintf(c->error_msg, sizeof(c->error_msg), "%s",
-                     expect ? "out of memory judging the run" : "no expectation for this mode");
-        } else {
-            passed &= v.passed;
-            for (const char *p = v.diff.data; p && *p;) {
-                const char *nl = strchr(p, '\n');
-                size_t n = nl ? (size_t)(nl - p) : strlen(p);
-                if (step_name)
-                    sts_buf_appendf(&diff, "step %zu (%s): %.*s\n", i + 1, step_name, (int)n, p);
-                else
-                    sts_buf_appendf(&diff, "%.*s\n", (int)n, p);
-                p += n + (nl ? 1 : 0);
-            }
-            if (step_name)
-                json_array_append_new(actuals,
-                                      json_pack("{s:s, s:O}", "step", step_name, "actual",
-                                                v.actual));
-            else
-                json_array_append(actuals, v.actual);
-            sts_verdict_free(&v);
-        }
-        json_decref(observed);
-        json_decref(c->result);
-        c->result = result;
+/* Move the world to step i, its clock advanced by the step's `advance`. 0, or -1
+ * with the error in c. */
+static int case_apply_step(case_run *cr, size_t i)
+{
+    const sts_scn_step *st = &cr->c->scn->steps[i];
+    char err[512];
+    cr->clock += st->advance;
+    sts_info(cr->log, "STEP %zu: %s (clock +%lds)", i + 1, st->name,
+             (long)(cr->clock - cr->clock0));
+    if (world_request(&cr->wt, 0, i, cr->clock, err, sizeof(err)))
+        return case_error(cr->c, "step %zu (%s): world: %s", i + 1, st->name, err);
+    return 0;
+}
+
+/* What the world observed since the previous step. */
+static json_t *case_observed_step(case_run *cr)
+{
+    char err[64];
+    world_request(&cr->wt, 1, 0, 0, err, sizeof(err));
+    json_t *snap = cr->wt.snap;
+    json_t *observed = observed_since(snap, cr->before);
+    json_decref(cr->before);
+    cr->before = snap;
+    return observed;
+}
+
+/* Append the difference lines of one verdict to the case's, each prefixed with its
+ * step when the scenario has steps. */
+static void append_diff(sts_buf *diff, size_t i, const char *step_name, const char *lines)
+{
+    for (const char *p = lines; p && *p;) {
+        const char *nl = strchr(p, '\n');
+        size_t n = nl ? (size_t)(nl - p) : strlen(p);
+        if (step_name)
+            sts_buf_appendf(diff, "step %zu (%s): %.*s\n", i + 1, step_name, (int)n, p);
+        else
+            sts_buf_appendf(diff, "%.*s\n", (int)n, p);
+        p += n + (nl ? 1 : 0);
     }
-    /* The case's verdict: every step's differences, and the facts of each step. */
+}
+
+/* Judge step i's run against the scenario's expectation for it; the differences and
+ * the facts join the case's. On error, c says why. */
+static void case_judge(case_run *cr, size_t i, json_t *result, json_t *observed, int exit_status)
+{
+    run_case *c = cr->c;
+    const sts_scenario *scn = c->scn;
+    const char *step_name = scn->nsteps ? scn->steps[i].name : NULL;
+    const sts_scn_expect *expect =
+        scn->nsteps ? sts_scenario_step_expect(scn, i, c->mode) : sts_scenario_expect(scn, c->mode);
+    const int external = cr->rs->opts->sender_cmd != NULL;
+    const char **bad_hosts = external ? bad_cert_hosts(scn, i + 1) : NULL;
+    sts_verdict v;
+    sts_verdict_input in = {
+        .expect = expect,
+        .require_tls = scn->sender.require_tls,
+        .mode_override = scn->sender.mode,
+        .exit_status = exit_status,
+        .result = result,
+        .observed = observed,
+        .external = external && result == NULL,
+        .cert_bad_hosts = bad_hosts,
+        .served_enforce = served_enforce(scn, i + 1, c->mode),
+    };
+    int vrc = expect ? sts_verdict_check(&in, &v) : -1;
+    free(bad_hosts);
+    if (vrc) {
+        case_error(c, "%s",
+                   expect ? "out of memory judging the run" : "no expectation for this mode");
+        return;
+    }
+    cr->passed &= v.passed;
+    append_diff(&cr->diff, i, step_name, v.diff.data);
+    if (step_name)
+        json_array_append_new(cr->actuals,
+                              json_pack("{s:s, s:O}", "step", step_name, "actual", v.actual));
+    else
+        json_array_append(cr->actuals, v.actual);
+    sts_verdict_free(&v);
+}
+
+/* Step i of the case (a scenario without steps has one): move the world on, run the
+ * sender, judge what it did. On error, c says why. */
+static void case_step(case_run *cr, size_t i)
+{
+    run_case *c = cr->c;
+    if (c->scn->nsteps && case_apply_step(cr, i))
+        return;
+    cr->so.now = cr->clock;
+    json_t *result = NULL;
+    int exit_status = 0;
+    if (sender_once(cr->rs, c, &cr->so, cr->rcpt, cr->dir, cr->log, &result, &exit_status)) {
+        json_decref(result);
+        return;
+    }
+    c->ran = 1;
+    c->exit_status = exit_status;
+    json_t *observed = case_observed_step(cr);
+    case_judge(cr, i, result, observed, exit_status);
+    json_decref(observed);
+    json_decref(c->result);
+    c->result = result;
+}
+
+/* The case's verdict: every step's differences, and the facts of each step. */
+static void case_verdict(case_run *cr)
+{
+    run_case *c = cr->c;
     memset(&c->verdict, 0, sizeof(c->verdict));
-    c->verdict.diff = diff;
-    c->verdict.passed = passed && !c->error;
-    c->verdict.actual = scn->nsteps ? json_pack("{s:o}", "steps", actuals)
-                                    : json_incref(json_array_get(actuals, 0));
-    if (!scn->nsteps)
-        json_decref(actuals);
+    c->verdict.diff = cr->diff;
+    c->verdict.passed = cr->passed && !c->error;
+    c->verdict.actual = c->scn->nsteps ? json_pack("{s:o}", "steps", cr->actuals)
+                                       : json_incref(json_array_get(cr->actuals, 0));
+    if (!c->scn->nsteps)
+        json_decref(cr->actuals);
     c->verdict_set = 1;
+}
 
-    wt.snap = NULL;
-    uv_async_send(&wt.stop);
-    pthread_join(wt.tid, NULL);
-    c->observed = wt.observed;
-    if (wt.err[0] && !c->error) {
-        c->error = 1;
-        snprintf(c->error_msg, sizeof(c->error_msg), "%s", wt.err);
+/* Stop the world and keep its observer log; a world that did not stop cleanly makes
+ * the case an error. */
+static void case_stop_world(case_run *cr)
+{
+    run_case *c = cr->c;
+    cr->wt.snap = NULL;
+    uv_async_send(&cr->wt.stop);
+    pthread_join(cr->wt.tid, NULL);
+    c->observed = cr->wt.observed;
+    if (cr->wt.err[0] && !c->error)
+        case_error(c, "%s", cr->wt.err);
+}
+
+/* Keep the transcript; free what case_begin() made and remove the case's folder. */
+static void case_end(case_run *cr)
+{
+    json_decref(cr->before);
+    json_decref(cr->wt.ready);
+    pthread_mutex_destroy(&cr->wt.mu);
+    pthread_cond_destroy(&cr->wt.cv);
+    if (cr->log)
+        cr->c->transcript = strdup(sts_log_text(cr->log));
+    sts_log_free(cr->wlog);
+    sts_log_free(cr->log);
+    if (cr->dir)
+        nftw(cr->dir, rm_entry, 8, FTW_DEPTH | FTW_PHYS);
+}
+
+static void run_one(run_state *rs, run_case *c)
+{
+    double t0 = now_s();
+    case_run cr;
+    if (!case_begin(&cr, rs, c)) {
+        size_t nsteps = c->scn->nsteps ? c->scn->nsteps : 1;
+        case_sender_opts(&cr);
+        sts_buf_init(&cr.diff, 0);
+        cr.actuals = json_array();
+        cr.passed = 1;
+        cr.before = json_object();
+        for (size_t i = 0; i < nsteps && !c->error; i++)
+            case_step(&cr, i);
+        case_verdict(&cr);
+        case_stop_world(&cr);
     }
-out:
-    json_decref(before);
-    json_decref(wt.ready);
-    pthread_mutex_destroy(&wt.mu);
-    pthread_cond_destroy(&wt.cv);
-    if (log)
-        c->transcript = strdup(sts_log_text(log));
-    sts_log_free(wlog);
-    sts_log_free(log);
-    if (dir)
-        nftw(dir, rm_entry, 8, FTW_DEPTH | FTW_PHYS);
+    case_end(&cr);
     c->seconds = now_s() - t0;
 }
 
@@ -870,34 +871,39 @@ static int excluded(const sts_run_opts *opts, const char *name)
     return 0;
 }
 
-int sts_runner_run(char *const *paths, size_t npaths, const sts_run_opts *opts)
+/* Every scenario file named by paths (files or folders). 0, or a sysexits status
+ * after saying what is wrong. */
+static int collect_files(char *const *paths, size_t npaths, pathv *files)
 {
-    FILE *out = opts->out ? opts->out : stdout;
-    pathv files = {0};
-    int rc = 0, status = STS_EXIT_OK;
+    int rc = 0;
     for (size_t i = 0; i < npaths && !rc; i++)
-        rc = collect(paths[i], &files, stderr);
-    if (rc) {
-        status = rc == STS_ENOMEM ? STS_EXIT_SOFTWARE : STS_EXIT_DATAERR;
-        goto free_files;
-    }
-    if (!files.n) {
+        rc = collect(paths[i], files, stderr);
+    if (rc)
+        return rc == STS_ENOMEM ? STS_EXIT_SOFTWARE : STS_EXIT_DATAERR;
+    if (!files->n) {
         fprintf(stderr, "ststest run: no scenario files (*.yaml, *.yml) found\n");
-        status = STS_EXIT_DATAERR;
-        goto free_files;
+        return STS_EXIT_DATAERR;
     }
+    return 0;
+}
 
-    /* Load every file first: a bad scenario file stops the run before any world
-     * starts, and every bad file is named, not just the first. */
-    sts_scenario **scns = calloc(files.n, sizeof(*scns));
-    size_t nscns = 0, nbad = 0;
-    if (!scns) {
-        status = STS_EXIT_SOFTWARE;
-        goto free_files;
-    }
-    for (size_t i = 0; i < files.n; i++) {
+/* The scenarios to run, loaded from files in order. */
+typedef struct scn_list {
+    sts_scenario **v;
+    size_t n;
+} scn_list;
+
+/* Load every file first: a bad scenario file stops the run before any world starts,
+ * and every bad file is named, not just the first. Scenarios that --filter leaves
+ * out or an --exclude pattern matches are dropped. 0, or a sysexits status. */
+static int load_scenarios(const pathv *files, const sts_run_opts *opts, scn_list *scns)
+{
+    size_t nbad = 0;
+    if (!(scns->v = calloc(files->n, sizeof(*scns->v))))
+        return STS_EXIT_SOFTWARE;
+    for (size_t i = 0; i < files->n; i++) {
         char err[1024];
-        sts_scenario *s = sts_scenario_load(files.v[i], err, sizeof(err));
+        sts_scenario *s = sts_scenario_load(files->v[i], err, sizeof(err));
         if (!s) {
             fprintf(stderr, "%s\n", err);
             nbad++;
@@ -907,78 +913,102 @@ int sts_runner_run(char *const *paths, size_t npaths, const sts_run_opts *opts)
             sts_scenario_free(s);
             continue;
         }
-        for (size_t j = 0; j < nscns; j++)
-            if (!strcmp(scns[j]->name, s->name)) {
-                fprintf(stderr, "%s: scenario name '%s' is also used by %s\n", s->file,
-                        s->name, scns[j]->file);
+        for (size_t j = 0; j < scns->n; j++)
+            if (!strcmp(scns->v[j]->name, s->name)) {
+                fprintf(stderr, "%s: scenario name '%s' is also used by %s\n", s->file, s->name,
+                        scns->v[j]->file);
                 nbad++;
             }
-        scns[nscns++] = s;
+        scns->v[scns->n++] = s;
     }
     if (nbad) {
         fprintf(stderr, "ststest run: %zu bad scenario file(s); nothing was run\n", nbad);
-        status = STS_EXIT_DATAERR;
-        goto free_scns;
+        return STS_EXIT_DATAERR;
     }
-    if (opts->list) {
-        list_scenarios(out, scns, nscns);
-        goto free_scns;
-    }
+    return 0;
+}
 
-    run_state rs = {.opts = opts};
-    pthread_mutex_init(&rs.mu, NULL);
-    rs.tty = isatty(fileno(out));
-    for (size_t i = 0; i < nscns; i++)
-        rs.ncases += scns[i]->modes.n;
-    rs.cases = calloc(rs.ncases ? rs.ncases : 1, sizeof(*rs.cases));
-    if (!rs.cases) {
-        status = STS_EXIT_SOFTWARE;
-        goto free_scns;
-    }
+/* One case per scenario and mode, in order. 0 or STS_ENOMEM. */
+static int cases_make(run_state *rs, const scn_list *scns)
+{
+    for (size_t i = 0; i < scns->n; i++)
+        rs->ncases += scns->v[i]->modes.n;
+    rs->cases = calloc(rs->ncases ? rs->ncases : 1, sizeof(*rs->cases));
+    if (!rs->cases)
+        return STS_ENOMEM;
     size_t k = 0;
-    for (size_t i = 0; i < nscns; i++)
-        for (size_t j = 0; j < scns[i]->modes.n; j++) {
-            rs.cases[k].scn = scns[i];
-            rs.cases[k].mode = scns[i]->modes.v[j];
-            rs.cases[k].index = k;
+    for (size_t i = 0; i < scns->n; i++)
+        for (size_t j = 0; j < scns->v[i]->modes.n; j++) {
+            rs->cases[k].scn = scns->v[i];
+            rs->cases[k].mode = scns->v[i]->modes.v[j];
+            rs->cases[k].index = k;
             k++;
         }
+    return 0;
+}
+
+static void cases_free(run_state *rs)
+{
+    for (size_t i = 0; i < rs->ncases; i++) {
+        if (rs->cases[i].verdict_set)
+            sts_verdict_free(&rs->cases[i].verdict);
+        json_decref(rs->cases[i].result);
+        json_decref(rs->cases[i].observed);
+        free(rs->cases[i].transcript);
+    }
+    free(rs->cases);
+}
+
+/* Run every case on --jobs worker threads (default: one per CPU, at most one per
+ * case). Returns the seconds it took. */
+static double run_workers(run_state *rs, size_t nscns, FILE *out)
+{
     long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
-    int jobs = opts->jobs > 0 ? opts->jobs : (ncpu > 0 ? (int)ncpu : 1);
-    if ((size_t)jobs > rs.ncases)
-        jobs = (int)(rs.ncases ? rs.ncases : 1);
-    fprintf(out, "running %zu case(s) from %zu scenario(s), %d at a time\n", rs.ncases, nscns,
+    int jobs = rs->opts->jobs > 0 ? rs->opts->jobs : (ncpu > 0 ? (int)ncpu : 1);
+    if ((size_t)jobs > rs->ncases)
+        jobs = (int)(rs->ncases ? rs->ncases : 1);
+    fprintf(out, "running %zu case(s) from %zu scenario(s), %d at a time\n", rs->ncases, nscns,
             jobs);
     fflush(out);
     double t0 = now_s();
     pthread_t *tids = calloc((size_t)jobs, sizeof(*tids));
     int started = 0;
     for (int i = 0; tids && i < jobs; i++)
-        if (!pthread_create(&tids[i], NULL, worker_main, &rs))
+        if (!pthread_create(&tids[i], NULL, worker_main, rs))
             started++;
     if (!started)
-        worker_main(&rs); /* no threads to be had: run in this one */
+        worker_main(rs); /* no threads to be had: run in this one */
     for (int i = 0; i < started; i++)
         pthread_join(tids[i], NULL);
     free(tids);
-    double secs = now_s() - t0;
+    return now_s() - t0;
+}
 
-    if (rs.tty)
+/* The failed cases, then "N passed, M failed". */
+static void print_summary(const run_state *rs, size_t nscns, double secs, FILE *out)
+{
+    if (rs->tty)
         fprintf(out, "\r\033[K");
-    if (rs.failed) {
+    if (rs->failed) {
         fprintf(out, "\nfailed:\n");
-        for (size_t i = 0; i < rs.ncases; i++)
-            if (!case_passed(&rs.cases[i]))
-                fprintf(out, "  %s [%s]  %s\n", rs.cases[i].scn->name, rs.cases[i].mode,
-                        rs.cases[i].scn->file);
+        for (size_t i = 0; i < rs->ncases; i++)
+            if (!case_passed(&rs->cases[i]))
+                fprintf(out, "  %s [%s]  %s\n", rs->cases[i].scn->name, rs->cases[i].mode,
+                        rs->cases[i].scn->file);
     }
-    fprintf(out, "\n%zu passed, %zu failed (%zu scenarios, %.1fs)\n", rs.ncases - rs.failed,
-            rs.failed, nscns, secs);
-    status = rs.failed ? STS_EXIT_FAILED_CHECK : STS_EXIT_OK;
+    fprintf(out, "\n%zu passed, %zu failed (%zu scenarios, %.1fs)\n", rs->ncases - rs->failed,
+            rs->failed, nscns, secs);
+}
 
-    sts_report_case *rc_ = calloc(rs.ncases ? rs.ncases : 1, sizeof(*rc_));
-    for (size_t i = 0; rc_ && i < rs.ncases; i++) {
-        run_case *c = &rs.cases[i];
+/* --junit and --json (report.h). 0, or -1 after saying which file could not be
+ * written. */
+static int write_reports(const run_state *rs, double secs)
+{
+    const sts_run_opts *opts = rs->opts;
+    int rc = 0;
+    sts_report_case *rc_ = calloc(rs->ncases ? rs->ncases : 1, sizeof(*rc_));
+    for (size_t i = 0; rc_ && i < rs->ncases; i++) {
+        const run_case *c = &rs->cases[i];
         rc_[i] = (sts_report_case){
             .scenario = c->scn->name,
             .file = c->scn->file,
@@ -993,29 +1023,53 @@ int sts_runner_run(char *const *paths, size_t npaths, const sts_run_opts *opts)
             .transcript = c->transcript,
         };
     }
-    if (opts->junit_file && (!rc_ || sts_report_junit(opts->junit_file, rc_, rs.ncases, secs))) {
+    if (opts->junit_file && (!rc_ || sts_report_junit(opts->junit_file, rc_, rs->ncases, secs))) {
         fprintf(stderr, "ststest run: cannot write %s: %s\n", opts->junit_file, strerror(errno));
-        status = STS_EXIT_SOFTWARE;
+        rc = -1;
     }
-    if (opts->json_file && (!rc_ || sts_report_json(opts->json_file, rc_, rs.ncases, secs))) {
+    if (opts->json_file && (!rc_ || sts_report_json(opts->json_file, rc_, rs->ncases, secs))) {
         fprintf(stderr, "ststest run: cannot write %s: %s\n", opts->json_file, strerror(errno));
-        status = STS_EXIT_SOFTWARE;
+        rc = -1;
     }
     free(rc_);
-    for (size_t i = 0; i < rs.ncases; i++) {
-        if (rs.cases[i].verdict_set)
-            sts_verdict_free(&rs.cases[i].verdict);
-        json_decref(rs.cases[i].result);
-        json_decref(rs.cases[i].observed);
-        free(rs.cases[i].transcript);
+    return rc;
+}
+
+/* Run the cases of scns and report them. Returns the exit status of `ststest run`. */
+static int run_cases(const scn_list *scns, const sts_run_opts *opts, FILE *out)
+{
+    run_state rs = {.opts = opts};
+    pthread_mutex_init(&rs.mu, NULL);
+    rs.tty = isatty(fileno(out));
+    if (cases_make(&rs, scns)) {
+        pthread_mutex_destroy(&rs.mu);
+        return STS_EXIT_SOFTWARE;
     }
-    free(rs.cases);
+    double secs = run_workers(&rs, scns->n, out);
+    print_summary(&rs, scns->n, secs, out);
+    int status = rs.failed ? STS_EXIT_FAILED_CHECK : STS_EXIT_OK;
+    if (write_reports(&rs, secs))
+        status = STS_EXIT_SOFTWARE;
+    cases_free(&rs);
     pthread_mutex_destroy(&rs.mu);
-free_scns:
-    for (size_t i = 0; i < nscns; i++)
-        sts_scenario_free(scns[i]);
-    free(scns);
-free_files:
+    return status;
+}
+
+int sts_runner_run(char *const *paths, size_t npaths, const sts_run_opts *opts)
+{
+    FILE *out = opts->out ? opts->out : stdout;
+    pathv files = {0};
+    scn_list scns = {0};
+    int status = collect_files(paths, npaths, &files);
+    if (!status)
+        status = load_scenarios(&files, opts, &scns);
+    if (!status && opts->list)
+        list_scenarios(out, scns.v, scns.n);
+    else if (!status)
+        status = run_cases(&scns, opts, out);
+    for (size_t i = 0; i < scns.n; i++)
+        sts_scenario_free(scns.v[i]);
+    free(scns.v);
     for (size_t i = 0; i < files.n; i++)
         free(files.v[i]);
     free(files.v);

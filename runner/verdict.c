@@ -94,196 +94,272 @@ static json_t *delivered_mx(json_t *r0)
     return NULL;
 }
 
-int sts_verdict_check(const sts_verdict_input *in, sts_verdict *v)
-{
-    memset(v, 0, sizeof(*v));
-    sts_buf_init(&v->diff, 0);
-    v->actual = json_object();
-    if (!v->actual)
-        return STS_ENOMEM;
-    const sts_scn_expect *e = in->expect;
-    json_t *r0 = json_array_get(json_object_get(in->result, "results"), 0);
-    json_t *sessions = json_object_get(in->observed, "smtp_sessions");
+/* What happened in one run, in the expectation's terms: gathered from the world's
+ * observer log and the sender's result before anything is compared. */
+typedef struct run_facts {
+    json_t *r0;                 /* the sender's result for the recipient; NULL: none */
+    size_t received;            /* messages the world's MXs received */
+    size_t plain_msgs;          /* of those, received outside TLS */
+    json_t *delivered_to;       /* sorted set of the hosts that received one (owned) */
+    const char *delivered_host; /* the last host that received one, or NULL */
+    int fetched;                /* the policy was asked for over HTTPS */
+    int plain_fetches;          /* requests to the plain-HTTP policy listener */
+    int abandoned;              /* an HTTPS policy connection left without a request */
+    sts_delivery_tls tls;       /* how the message travelled (when received) */
+    const char *outcome;        /* the recipient's outcome; NULL: unknown */
+    const char *source;         /* the policy source the sender names; NULL: unknown */
+    json_t *failures;           /* sorted set of the sender's result types (owned) */
+} run_facts;
 
-    /* Facts from the world's observer: what actually arrived, and how. */
-    size_t received = 0, plain_msgs = 0;
+/* The world's MX sessions: how many messages arrived, how many in the clear, and at
+ * which hosts. Returns 0 or STS_ENOMEM. */
+static int observe_messages(json_t *sessions, run_facts *f)
+{
     const char **hosts = calloc(json_array_size(sessions) + 1, sizeof(*hosts));
     size_t nhosts = 0;
-    const char *delivered_host = NULL;
     if (!hosts)
         return STS_ENOMEM;
     for (size_t i = 0; i < json_array_size(sessions); i++) {
         json_t *s = json_array_get(sessions, i);
         json_t *msgs = json_object_get(s, "messages");
-        received += json_array_size(msgs);
+        f->received += json_array_size(msgs);
         for (size_t j = 0; j < json_array_size(msgs); j++)
             if (!json_is_true(json_object_get(json_array_get(msgs, j), "tls")))
-                plain_msgs++;
+                f->plain_msgs++;
         if (json_array_size(msgs)) {
             hosts[nhosts++] = str_or(json_object_get(s, "host"), "?");
-            delivered_host = hosts[nhosts - 1];
+            f->delivered_host = hosts[nhosts - 1];
         }
     }
-    json_t *delivered_to = sorted_set(hosts, nhosts);
+    f->delivered_to = sorted_set(hosts, nhosts);
     free(hosts);
-    int fetched = 0, plain_fetches = 0;
-    json_t *fetches = json_object_get(in->observed, "policy_fetches");
+    return 0;
+}
+
+/* The world's policy host: asked over HTTPS, asked over plain HTTP, or abandoned. */
+static void observe_policy(json_t *observed, run_facts *f)
+{
+    json_t *fetches = json_object_get(observed, "policy_fetches");
     for (size_t i = 0; i < json_array_size(fetches); i++) {
         const char *scheme = str_or(json_object_get(json_array_get(fetches, i), "scheme"), "");
         if (!strcmp(scheme, "https"))
-            fetched = 1;
+            f->fetched = 1;
         else if (!strcmp(scheme, "http"))
-            plain_fetches++;
+            f->plain_fetches++;
     }
     /* The sender opened HTTPS to the policy host and left without a request (the
      * handshake failed, or it closed after it): how a sender that rejects the
      * policy host's certificate looks from the world. OpenSSL aborts the handshake
      * for an untrusted or expired certificate; libcurl checks the name after it. */
-    int abandoned = 0;
-    json_t *conns = json_object_get(in->observed, "policy_connections");
+    json_t *conns = json_object_get(observed, "policy_connections");
     for (size_t i = 0; i < json_array_size(conns); i++) {
         json_t *c = json_array_get(conns, i);
         const char *how = str_or(json_object_get(c, "outcome"), "");
         if (!strcmp(str_or(json_object_get(c, "scheme"), ""), "https") &&
             (!strcmp(how, "tls_failed") || !strcmp(how, "no_request")))
-            abandoned = 1;
+            f->abandoned = 1;
     }
+}
 
-    /* How the message travelled: over TLS (verified or not, as the sender judged
-     * it), or in the clear; null when nothing was delivered. */
-    sts_delivery_tls tls = STS_DELIVERY_TLS_NONE; /* when received */
-    if (received) {
-        json_t *dm = delivered_mx(r0);
-        if (plain_msgs)
-            tls = STS_DELIVERY_TLS_NONE;
-        else if (in->external)
-            tls = host_listed(in->cert_bad_hosts, delivered_host) ? STS_DELIVERY_TLS_UNVERIFIED
-                                                                  : STS_DELIVERY_TLS_VERIFIED;
-        else if (dm && json_is_true(json_object_get(json_object_get(dm, "tls"), "verified")))
-            tls = STS_DELIVERY_TLS_VERIFIED;
-        else
-            tls = STS_DELIVERY_TLS_UNVERIFIED;
-    }
-    const char *outcome = str_or(json_object_get(r0, "outcome"), NULL);
+/* How a received message travelled: over TLS (verified or not, as the sender judged
+ * it, or for an external sender as a correct one would), or in the clear. */
+static sts_delivery_tls delivery_tls(const sts_verdict_input *in, const run_facts *f)
+{
+    json_t *dm = delivered_mx(f->r0);
+    if (f->plain_msgs)
+        return STS_DELIVERY_TLS_NONE;
     if (in->external)
-        outcome = sts_outcome_name(received ? STS_OUTCOME_DELIVERED
-                                   : in->exit_status == STS_EXIT_OK ||
-                                           in->exit_status == STS_EXIT_TEMPFAIL
-                                       ? STS_OUTCOME_DEFERRED
-                                       : STS_OUTCOME_FAILED);
-    const char *source =
-        str_or(json_object_get(json_object_get(r0, "policy"), "source"), NULL);
-    json_t *failures = json_set(json_object_get(r0, "failures"));
+        return host_listed(in->cert_bad_hosts, f->delivered_host) ? STS_DELIVERY_TLS_UNVERIFIED
+                                                                  : STS_DELIVERY_TLS_VERIFIED;
+    if (dm && json_is_true(json_object_get(json_object_get(dm, "tls"), "verified")))
+        return STS_DELIVERY_TLS_VERIFIED;
+    return STS_DELIVERY_TLS_UNVERIFIED;
+}
 
-    json_object_set_new(v->actual, "outcome", outcome ? json_string(outcome) : json_null());
-    json_object_set_new(v->actual, "exit", json_integer(in->exit_status));
-    json_object_set_new(v->actual, "failures", failures ? failures : json_array());
-    json_object_set_new(v->actual, "tls",
-                        received ? json_string(sts_delivery_tls_name(tls)) : json_null());
-    json_object_set_new(v->actual, "received", json_integer((json_int_t)received));
-    json_object_set_new(v->actual, "policy_source", source ? json_string(source) : json_null());
-    json_object_set_new(v->actual, "policy_fetched", json_boolean(fetched));
-    json_object_set_new(v->actual, "policy_abandoned", json_boolean(abandoned));
-    json_object_set_new(v->actual, "delivered_to", delivered_to ? delivered_to : json_array());
-    failures = json_object_get(v->actual, "failures");
-    delivered_to = json_object_get(v->actual, "delivered_to");
+/* The recipient's outcome: the sender's own word, or for an external sender what the
+ * world received and the exit status say (verdict.h). */
+static const char *run_outcome(const sts_verdict_input *in, const run_facts *f)
+{
+    if (!in->external)
+        return str_or(json_object_get(f->r0, "outcome"), NULL);
+    if (f->received)
+        return sts_outcome_name(STS_OUTCOME_DELIVERED);
+    return sts_outcome_name(in->exit_status == STS_EXIT_OK || in->exit_status == STS_EXIT_TEMPFAIL
+                                ? STS_OUTCOME_DEFERRED
+                                : STS_OUTCOME_FAILED);
+}
 
-    if (!r0 && !in->external)
-        sts_buf_appendf(&v->diff, "result: the sender printed no result\n");
+/* Fill f from the input (f owns its sets: facts_free). Returns 0 or STS_ENOMEM. */
+static int gather_facts(const sts_verdict_input *in, run_facts *f)
+{
+    memset(f, 0, sizeof(*f));
+    f->r0 = json_array_get(json_object_get(in->result, "results"), 0);
+    if (observe_messages(json_object_get(in->observed, "smtp_sessions"), f))
+        return STS_ENOMEM;
+    observe_policy(in->observed, f);
+    f->tls = f->received ? delivery_tls(in, f) : STS_DELIVERY_TLS_NONE;
+    f->outcome = run_outcome(in, f);
+    f->source = str_or(json_object_get(json_object_get(f->r0, "policy"), "source"), NULL);
+    f->failures = json_set(json_object_get(f->r0, "failures"));
+    if (!f->failures)
+        f->failures = json_array();
+    if (!f->delivered_to)
+        f->delivered_to = json_array();
+    return 0;
+}
+
+static void facts_free(run_facts *f)
+{
+    json_decref(f->failures);
+    json_decref(f->delivered_to);
+}
+
+/* The facts as the verdict's "actual" object, in the expectation's keys. */
+static void build_actual(const sts_verdict_input *in, const run_facts *f, json_t *actual)
+{
+    json_object_set_new(actual, "outcome", f->outcome ? json_string(f->outcome) : json_null());
+    json_object_set_new(actual, "exit", json_integer(in->exit_status));
+    json_object_set(actual, "failures", f->failures);
+    json_object_set_new(actual, "tls",
+                        f->received ? json_string(sts_delivery_tls_name(f->tls)) : json_null());
+    json_object_set_new(actual, "received", json_integer((json_int_t)f->received));
+    json_object_set_new(actual, "policy_source", f->source ? json_string(f->source) : json_null());
+    json_object_set_new(actual, "policy_fetched", json_boolean(f->fetched));
+    json_object_set_new(actual, "policy_abandoned", json_boolean(f->abandoned));
+    json_object_set(actual, "delivered_to", f->delivered_to);
+}
+
+static void differ_num(sts_verdict *v, const char *key, long long want, long long got)
+{
+    char w[24], g[24];
+    snprintf(w, sizeof(w), "%lld", want);
+    snprintf(g, sizeof(g), "%lld", got);
+    differ(v, key, w, g);
+}
+
+static void differ_bool(sts_verdict *v, const char *key, int want, int got)
+{
+    if (want >= 0 && want != got)
+        differ(v, key, want ? "true" : "false", got ? "true" : "false");
+}
+
+/* A set of words the expectation lists against the set the run produced. */
+static void differ_set(sts_verdict *v, const char *key, const sts_strv *want_v, json_t *got)
+{
+    json_t *want = sorted_set((const char *const *)want_v->v, want_v->n);
+    if (!json_equal(want, got)) {
+        char *w = set_text(want), *g = set_text(got);
+        differ(v, key, w, g);
+        free(w);
+        free(g);
+    }
+    json_decref(want);
+}
+
+/* Every fact the expectation names against the run's; one line per difference. An
+ * external sender's failures and policy source are unknown and not compared. */
+static void compare(const sts_scn_expect *e, const sts_verdict_input *in, const run_facts *f,
+                    sts_verdict *v)
+{
     sts_outcome got_outcome;
-    if (e->outcome_set && (sts_outcome_parse(outcome, &got_outcome) || got_outcome != e->outcome))
-        differ(v, "outcome", sts_outcome_name(e->outcome), outcome ? outcome : "(none)");
-    if (e->exit_status >= 0 && e->exit_status != in->exit_status) {
-        char want[16], got[16];
-        snprintf(want, sizeof(want), "%d", e->exit_status);
-        snprintf(got, sizeof(got), "%d", in->exit_status);
-        differ(v, "exit", want, got);
-    }
-    if (e->failures_set && !in->external) {
-        json_t *want = sorted_set((const char *const *)e->failures.v, e->failures.n);
-        if (!json_equal(want, failures)) {
-            char *w = set_text(want), *g = set_text(failures);
-            differ(v, "failures", w, g);
-            free(w);
-            free(g);
-        }
-        json_decref(want);
-    }
-    if (e->tls_set && (!received || tls != e->tls))
-        differ(v, "tls", sts_delivery_tls_name(e->tls),
-               received ? sts_delivery_tls_name(tls) : "(nothing delivered)");
-    if (e->received >= 0 && (size_t)e->received != received) {
-        char want[16], got[16];
-        snprintf(want, sizeof(want), "%d", e->received);
-        snprintf(got, sizeof(got), "%zu", received);
-        differ(v, "received", want, got);
-    }
     sts_policy_source got_source;
+    if (!f->r0 && !in->external)
+        sts_buf_appendf(&v->diff, "result: the sender printed no result\n");
+    if (e->outcome_set &&
+        (sts_outcome_parse(f->outcome, &got_outcome) || got_outcome != e->outcome))
+        differ(v, "outcome", sts_outcome_name(e->outcome), f->outcome ? f->outcome : "(none)");
+    if (e->exit_status >= 0 && e->exit_status != in->exit_status)
+        differ_num(v, "exit", e->exit_status, in->exit_status);
+    if (e->failures_set && !in->external)
+        differ_set(v, "failures", &e->failures, f->failures);
+    if (e->tls_set && (!f->received || f->tls != e->tls))
+        differ(v, "tls", sts_delivery_tls_name(e->tls),
+               f->received ? sts_delivery_tls_name(f->tls) : "(nothing delivered)");
+    if (e->received >= 0 && (size_t)e->received != f->received)
+        differ_num(v, "received", e->received, (long long)f->received);
     if (e->policy_source_set && !in->external &&
-        (sts_policy_source_parse(source, &got_source) || got_source != e->policy_source))
+        (sts_policy_source_parse(f->source, &got_source) || got_source != e->policy_source))
         differ(v, "policy_source", sts_policy_source_name(e->policy_source),
-               source ? source : "(none)");
-    if (e->policy_fetched >= 0 && e->policy_fetched != fetched)
-        differ(v, "policy_fetched", e->policy_fetched ? "true" : "false",
-               fetched ? "true" : "false");
-    if (e->policy_abandoned >= 0 && e->policy_abandoned != abandoned)
-        differ(v, "policy_abandoned", e->policy_abandoned ? "true" : "false",
-               abandoned ? "true" : "false");
-    if (e->delivered_to_set) {
-        json_t *want = sorted_set((const char *const *)e->delivered_to.v, e->delivered_to.n);
-        if (!json_equal(want, delivered_to)) {
-            char *w = set_text(want), *g = set_text(delivered_to);
-            differ(v, "delivered_to", w, g);
-            free(w);
-            free(g);
-        }
-        json_decref(want);
-    }
+               f->source ? f->source : "(none)");
+    differ_bool(v, "policy_fetched", e->policy_fetched, f->fetched);
+    differ_bool(v, "policy_abandoned", e->policy_abandoned, f->abandoned);
+    if (e->delivered_to_set)
+        differ_set(v, "delivered_to", &e->delivered_to, f->delivered_to);
+}
 
-    /* The security invariant (DESIGN.md): under enforce or --require-tls not one
-     * byte of the envelope or the message may leave the sender before TLS is up.
-     * The policy mode in force is the sender's --mode override, else the mode of
-     * the policy it applied. */
+/* The policy mode in force: the sender's --mode override, else the mode of the policy
+ * it applied. An external sender says nothing of the policy it applied: a correct one
+ * enforces what the world served, unless the expectation says that policy was
+ * unusable (fetch error, bad certificate, invalid). */
+static sts_mode mode_in_force(const sts_verdict_input *in, const run_facts *f)
+{
     sts_mode mode = in->mode_override;
-    if (mode == STS_MODE_AUTO && !in->external) /* the mode the result says it applied */
+    if (mode != STS_MODE_AUTO)
+        return mode;
+    if (!in->external) {
         (void)sts_mode_parse(
-            json_string_value(json_object_get(json_object_get(r0, "policy"), "mode")), &mode);
-    /* An external sender says nothing of the policy it applied: a correct one
-     * enforces what the world served, unless the expectation says that policy was
-     * unusable (fetch error, bad certificate, invalid). */
-    if (mode == STS_MODE_AUTO && in->external)
-        mode = in->served_enforce &&
-                       !(e->policy_source_set && e->policy_source == STS_POLICY_SOURCE_NONE)
-                   ? STS_MODE_ENFORCE
-                   : STS_MODE_AUTO;
-    if (in->require_tls || mode == STS_MODE_ENFORCE) {
-        for (size_t i = 0; i < json_array_size(sessions); i++) {
-            json_t *s = json_array_get(sessions, i);
-            json_t *cmds = json_object_get(s, "commands");
-            for (size_t j = 0; j < json_array_size(cmds); j++) {
-                json_t *c = json_array_get(cmds, j);
-                const char *verb = json_string_value(json_object_get(c, "verb"));
-                if (is_envelope_verb(verb) && !json_is_true(json_object_get(c, "tls"))) {
-                    v->invariant_violated = 1;
-                    sts_buf_appendf(
-                        &v->diff, "SECURITY INVARIANT: %s reached %s without TLS under %s\n", verb,
-                        str_or(json_object_get(s, "host"), "?"),
-                        in->require_tls ? "--require-tls" : sts_mode_name(STS_MODE_ENFORCE));
-                }
+            json_string_value(json_object_get(json_object_get(f->r0, "policy"), "mode")), &mode);
+        return mode;
+    }
+    const sts_scn_expect *e = in->expect;
+    return in->served_enforce &&
+                   !(e->policy_source_set && e->policy_source == STS_POLICY_SOURCE_NONE)
+               ? STS_MODE_ENFORCE
+               : STS_MODE_AUTO;
+}
+
+/* The security invariant (DESIGN.md): under enforce or --require-tls not one byte of
+ * the envelope or the message may leave the sender before TLS is up. */
+static void check_invariant(const sts_verdict_input *in, const run_facts *f, sts_verdict *v)
+{
+    if (!in->require_tls && mode_in_force(in, f) != STS_MODE_ENFORCE)
+        return;
+    json_t *sessions = json_object_get(in->observed, "smtp_sessions");
+    for (size_t i = 0; i < json_array_size(sessions); i++) {
+        json_t *s = json_array_get(sessions, i);
+        json_t *cmds = json_object_get(s, "commands");
+        for (size_t j = 0; j < json_array_size(cmds); j++) {
+            json_t *c = json_array_get(cmds, j);
+            const char *verb = json_string_value(json_object_get(c, "verb"));
+            if (is_envelope_verb(verb) && !json_is_true(json_object_get(c, "tls"))) {
+                v->invariant_violated = 1;
+                sts_buf_appendf(
+                    &v->diff, "SECURITY INVARIANT: %s reached %s without TLS under %s\n", verb,
+                    str_or(json_object_get(s, "host"), "?"),
+                    in->require_tls ? "--require-tls" : sts_mode_name(STS_MODE_ENFORCE));
             }
         }
-        if (plain_msgs) {
-            v->invariant_violated = 1;
-            sts_buf_appendf(&v->diff, "SECURITY INVARIANT: %zu message(s) received without TLS\n",
-                            plain_msgs);
-        }
     }
-    /* RFC 8461 3.3: the policy is fetched over HTTPS only; asking the plain-HTTP
-     * listener is wrong whatever the scenario expects. */
-    if (plain_fetches)
+    if (f->plain_msgs) {
+        v->invariant_violated = 1;
+        sts_buf_appendf(&v->diff, "SECURITY INVARIANT: %zu message(s) received without TLS\n",
+                        f->plain_msgs);
+    }
+}
+
+/* RFC 8461 3.3: the policy is fetched over HTTPS only; asking the plain-HTTP listener
+ * is wrong whatever the scenario expects. */
+static void check_https_only(const run_facts *f, sts_verdict *v)
+{
+    if (f->plain_fetches)
         sts_buf_appendf(&v->diff,
                         "policy fetched over plain HTTP %zu time(s) (RFC 8461 3.3: HTTPS only)\n",
-                        (size_t)plain_fetches);
+                        (size_t)f->plain_fetches);
+}
+
+int sts_verdict_check(const sts_verdict_input *in, sts_verdict *v)
+{
+    memset(v, 0, sizeof(*v));
+    sts_buf_init(&v->diff, 0);
+    v->actual = json_object();
+    run_facts f;
+    if (!v->actual || gather_facts(in, &f))
+        return STS_ENOMEM;
+    build_actual(in, &f, v->actual);
+    compare(in->expect, in, &f, v);
+    check_invariant(in, &f, v);
+    check_https_only(&f, v);
+    facts_free(&f);
     v->passed = v->diff.len == 0;
     return 0;
 }

@@ -446,26 +446,75 @@ static void rollback(sts_cache *c)
         sqlite3_exec(c->db, "ROLLBACK", NULL, NULL, NULL);
 }
 
+/* Prepare sql, a statement on the row of one domain: ?1 is bound to the domain dom
+ * and, when id is not NULL, ?2 to the policy id. Returns SQLite's code; *st is NULL or
+ * the statement, which the caller finalizes whatever the code. */
+static int prepare_row(sts_cache *c, const char *sql, const char *dom, const char *id,
+                       sqlite3_stmt **st)
+{
+    *st = NULL;
+    int src = sqlite3_prepare_v2(c->db, sql, -1, st, NULL);
+    if (src == SQLITE_OK)
+        src = sqlite3_bind_text(*st, 1, dom, -1, SQLITE_TRANSIENT);
+    if (src == SQLITE_OK && id)
+        src = sqlite3_bind_text(*st, 2, id, -1, SQLITE_TRANSIENT);
+    return src;
+}
+
+/* One write on the row of a domain, in a transaction of its own: row_write_begin(),
+ * the statement's other parameters bound while src is SQLITE_OK, row_write_end(). */
+typedef struct row_write {
+    char what[300];   /* what the write does, for messages ("put example.org") */
+    sqlite3_stmt *st; /* NULL when preparing failed */
+    int src;          /* SQLite's code so far */
+} row_write;
+
+/* Begin the transaction and prepare sql on the row of dom and id (prepare_row()); fmt
+ * names the write. Returns begin()'s error (nothing to end then), else 0. */
+static int row_write_begin(sts_cache *c, row_write *w, const char *sql, const char *dom,
+                           const char *id, const char *fmt, ...)
+    __attribute__((format(printf, 6, 7)));
+static int row_write_begin(sts_cache *c, row_write *w, const char *sql, const char *dom,
+                           const char *id, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(w->what, sizeof(w->what), fmt, ap);
+    va_end(ap);
+    int rc = begin(c, w->what);
+    if (rc)
+        return rc;
+    w->src = prepare_row(c, sql, dom, id, &w->st);
+    return 0;
+}
+
+/* Bind ?n to v, unless an earlier step failed. */
+static void row_bind_int(row_write *w, int n, sqlite3_int64 v)
+{
+    if (w->src == SQLITE_OK)
+        w->src = sqlite3_bind_int64(w->st, n, v);
+}
+
 /* The end of every write: step the prepared statement (when preparing and binding
  * went well, src == SQLITE_OK), then finalize it and commit, or on any failure
  * roll back. *changed (may be NULL) gets the rows changed. Returns 0 or the code
  * of db_fail()/commit(). */
-static int write_finish(sts_cache *c, sqlite3_stmt *st, int src, const char *what, int *changed)
+static int row_write_end(sts_cache *c, row_write *w, int *changed)
 {
+    int src = w->src;
     if (src == SQLITE_OK)
-        src = sqlite3_step(st);
+        src = sqlite3_step(w->st);
     if (src != SQLITE_DONE) {
-        int rc = db_fail(c, src, what);
-        sqlite3_finalize(st);
+        int rc = db_fail(c, src, w->what);
+        sqlite3_finalize(w->st);
         rollback(c);
         return rc;
     }
     if (changed)
         *changed = sqlite3_changes(c->db);
-    sqlite3_finalize(st);
-    return commit(c, what);
+    sqlite3_finalize(w->st);
+    return commit(c, w->what);
 }
-
 
 /* One integer from a one-row query (PRAGMA user_version, counts). */
 static int query_int(sts_cache *c, const char *sql, const char *what, long long *out)
@@ -503,6 +552,23 @@ static const char *const migrations[STS_CACHE_SCHEMA_VERSION] = {
 };
 
 #define COLUMNS "domain, id, policy, mode, max_age, fetched_at, expires_at, failed_id, failed_at"
+
+/* sts_cache_put: one row per domain: the new policy replaces the old one whatever its
+ * mode. A failure recorded for this id is over; one for another id still counts. */
+static const char SQL_PUT[] =
+    "INSERT INTO policy (" COLUMNS ") VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, NULL, NULL)\n"
+    "ON CONFLICT (domain) DO UPDATE SET id = excluded.id, policy = excluded.policy,\n"
+    "  mode = excluded.mode, max_age = excluded.max_age,\n"
+    "  fetched_at = excluded.fetched_at, expires_at = excluded.expires_at,\n"
+    "  failed_id = CASE WHEN failed_id = excluded.id THEN NULL ELSE failed_id END,\n"
+    "  failed_at = CASE WHEN failed_id = excluded.id THEN NULL ELSE failed_at END";
+
+/* sts_cache_note_failure: the failed id and its time on the domain's row (a row with
+ * only these when the domain has none). */
+static const char SQL_NOTE_FAILURE[] =
+    "INSERT INTO policy (domain, failed_id, failed_at) VALUES (?1, ?2, ?3)\n"
+    "ON CONFLICT (domain) DO UPDATE SET failed_id = excluded.failed_id,\n"
+    "  failed_at = excluded.failed_at";
 
 static int schema_setup(sts_cache *c)
 {
@@ -834,11 +900,8 @@ int sts_cache_get(sts_cache *c, const char *domain, time_t now, sts_cache_entry 
     if (norm_domain(domain, dom))
         return bad_arg(c, "get: invalid domain name", domain);
 
-    sqlite3_stmt *st = NULL;
-    int src = sqlite3_prepare_v2(c->db, "SELECT " COLUMNS " FROM policy WHERE domain = ?1", -1, &st,
-                                 NULL);
-    if (src == SQLITE_OK)
-        src = sqlite3_bind_text(st, 1, dom, -1, SQLITE_TRANSIENT);
+    sqlite3_stmt *st;
+    int src = prepare_row(c, "SELECT " COLUMNS " FROM policy WHERE domain = ?1", dom, NULL, &st);
     if (src == SQLITE_OK)
         src = sqlite3_step(st);
     if (src == SQLITE_DONE) {
@@ -964,37 +1027,18 @@ int sts_cache_put(sts_cache *c, const char *domain, const char *id, const char *
     const char *mode = sts_mode_name(pol.mode);
     sts_policy_free(&pol);
 
-    char what[300];
-    snprintf(what, sizeof(what), "put %s", dom);
-    int rc = begin(c, what);
+    row_write w;
+    int rc = row_write_begin(c, &w, SQL_PUT, dom, id, "put %s", dom);
     if (rc)
         return rc;
-    /* One row per domain: the new policy replaces the old one whatever its mode. A
-     * failure recorded for this id is over; one for another id still counts. */
-    static const char sql[] =
-        "INSERT INTO policy (" COLUMNS ") VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, NULL, NULL)\n"
-        "ON CONFLICT (domain) DO UPDATE SET id = excluded.id, policy = excluded.policy,\n"
-        "  mode = excluded.mode, max_age = excluded.max_age,\n"
-        "  fetched_at = excluded.fetched_at, expires_at = excluded.expires_at,\n"
-        "  failed_id = CASE WHEN failed_id = excluded.id THEN NULL ELSE failed_id END,\n"
-        "  failed_at = CASE WHEN failed_id = excluded.id THEN NULL ELSE failed_at END";
-    sqlite3_stmt *st = NULL;
-    int src = sqlite3_prepare_v2(c->db, sql, -1, &st, NULL);
-    if (src == SQLITE_OK)
-        src = sqlite3_bind_text(st, 1, dom, -1, SQLITE_TRANSIENT);
-    if (src == SQLITE_OK)
-        src = sqlite3_bind_text(st, 2, id, -1, SQLITE_TRANSIENT);
-    if (src == SQLITE_OK)
-        src = sqlite3_bind_blob(st, 3, len ? policy_text : "", (int)len, SQLITE_TRANSIENT);
-    if (src == SQLITE_OK)
-        src = sqlite3_bind_text(st, 4, mode, -1, SQLITE_STATIC);
-    if (src == SQLITE_OK)
-        src = sqlite3_bind_int64(st, 5, max_age);
-    if (src == SQLITE_OK)
-        src = sqlite3_bind_int64(st, 6, (sqlite3_int64)now);
-    if (src == SQLITE_OK)
-        src = sqlite3_bind_int64(st, 7, (sqlite3_int64)now + max_age);
-    return write_finish(c, st, src, what, NULL);
+    if (w.src == SQLITE_OK)
+        w.src = sqlite3_bind_blob(w.st, 3, len ? policy_text : "", (int)len, SQLITE_TRANSIENT);
+    if (w.src == SQLITE_OK)
+        w.src = sqlite3_bind_text(w.st, 4, mode, -1, SQLITE_STATIC);
+    row_bind_int(&w, 5, max_age);
+    row_bind_int(&w, 6, (sqlite3_int64)now);
+    row_bind_int(&w, 7, (sqlite3_int64)now + max_age);
+    return row_write_end(c, &w, NULL);
 }
 
 int sts_cache_note_failure(sts_cache *c, const char *domain, const char *id, time_t now)
@@ -1004,24 +1048,12 @@ int sts_cache_note_failure(sts_cache *c, const char *domain, const char *id, tim
         return bad_arg(c, "note failure: invalid domain name", domain);
     if (!id_valid(id))
         return bad_arg(c, "note failure: invalid policy id", id);
-    char what[300];
-    snprintf(what, sizeof(what), "note failure %s id %s", dom, id);
-    int rc = begin(c, what);
+    row_write w;
+    int rc = row_write_begin(c, &w, SQL_NOTE_FAILURE, dom, id, "note failure %s id %s", dom, id);
     if (rc)
         return rc;
-    static const char sql[] =
-        "INSERT INTO policy (domain, failed_id, failed_at) VALUES (?1, ?2, ?3)\n"
-        "ON CONFLICT (domain) DO UPDATE SET failed_id = excluded.failed_id,\n"
-        "  failed_at = excluded.failed_at";
-    sqlite3_stmt *st = NULL;
-    int src = sqlite3_prepare_v2(c->db, sql, -1, &st, NULL);
-    if (src == SQLITE_OK)
-        src = sqlite3_bind_text(st, 1, dom, -1, SQLITE_TRANSIENT);
-    if (src == SQLITE_OK)
-        src = sqlite3_bind_text(st, 2, id, -1, SQLITE_TRANSIENT);
-    if (src == SQLITE_OK)
-        src = sqlite3_bind_int64(st, 3, (sqlite3_int64)now);
-    return write_finish(c, st, src, what, NULL);
+    row_bind_int(&w, 3, (sqlite3_int64)now);
+    return row_write_end(c, &w, NULL);
 }
 
 int sts_cache_may_fetch(sts_cache *c, const char *domain, const char *id, time_t now)
@@ -1044,17 +1076,11 @@ int sts_cache_delete(sts_cache *c, const char *domain)
     char dom[STS_CACHE_DOMAIN_MAX + 1];
     if (norm_domain(domain, dom))
         return bad_arg(c, "delete: invalid domain name", domain);
-    char what[300];
-    snprintf(what, sizeof(what), "delete %s", dom);
-    int rc = begin(c, what);
-    if (rc)
-        return rc;
-    sqlite3_stmt *st = NULL;
-    int src = sqlite3_prepare_v2(c->db, "DELETE FROM policy WHERE domain = ?1", -1, &st, NULL);
-    if (src == SQLITE_OK)
-        src = sqlite3_bind_text(st, 1, dom, -1, SQLITE_TRANSIENT);
+    row_write w;
     int changed = 0;
-    if ((rc = write_finish(c, st, src, what, &changed)))
+    int rc =
+        row_write_begin(c, &w, "DELETE FROM policy WHERE domain = ?1", dom, NULL, "delete %s", dom);
+    if (rc || (rc = row_write_end(c, &w, &changed)))
         return rc;
     if (!changed) {
         seterr(c, "delete: no entry for %s", dom);

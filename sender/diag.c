@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "common/buf.h"
 #include "common/err.h"
 
 void sts_diags_init(sts_diags *d)
@@ -25,14 +26,8 @@ int sts_diags_vadd(sts_diags *d, sts_diag_severity sev, int line, int column, co
 {
     if (!d)
         return 0;
-    if (d->n == d->cap) {
-        size_t cap = d->cap ? d->cap * 2 : 8;
-        sts_diag *items = realloc(d->items, cap * sizeof(*items));
-        if (!items)
-            return STS_ENOMEM;
-        d->items = items;
-        d->cap = cap;
-    }
+    if (sts_array_grow((void **)&d->items, &d->cap, d->n + 1, sizeof(*d->items), 8))
+        return STS_ENOMEM;
     sts_diag *g = &d->items[d->n++];
     g->severity = sev;
     g->line = line;

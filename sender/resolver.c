@@ -701,14 +701,8 @@ static void mx_cb(void *arg, int status, int timeouts, unsigned char *abuf, int 
 
 static int addr_add(struct query *q, int family, const void *bytes)
 {
-    if (q->n == q->nalloc) {
-        size_t na = q->nalloc ? q->nalloc * 2 : 4;
-        sts_dns_addr *a = realloc(q->addrs, na * sizeof(*a));
-        if (!a)
-            return STS_ENOMEM;
-        q->addrs = a;
-        q->nalloc = na;
-    }
+    if (sts_array_grow((void **)&q->addrs, &q->nalloc, q->n + 1, sizeof(*q->addrs), 4))
+        return STS_ENOMEM;
     sts_dns_addr *a = &q->addrs[q->n];
     memset(a, 0, sizeof(*a));
     a->family = family;

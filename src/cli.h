@@ -11,4 +11,13 @@ int sts_cli_port(const char *s, int *out);
 /* A decimal number from lo to hi (inclusive). */
 int sts_cli_number(const char *s, double lo, double hi, double *out);
 
+/* The last rows of a sub-command's getopt_long table: -v/--verbose, -h/--help and
+ * the terminator (the file includes <getopt.h>). */
+/* clang-format off */
+#define STS_CLI_OPTS_VERBOSE_HELP                                                                  \
+    {"verbose", no_argument, NULL, 'v'},                                                           \
+    {"help", no_argument, NULL, 'h'},                                                              \
+    {NULL, 0, NULL, 0}
+/* clang-format on */
+
 #endif

@@ -61,9 +61,7 @@ static const struct option long_opts[] = {
     {"now", required_argument, NULL, OPT_NOW},
     {"concurrency", required_argument, NULL, OPT_CONCURRENCY},
     {"time-limit", required_argument, NULL, OPT_TIME_LIMIT},
-    {"verbose", no_argument, NULL, 'v'},
-    {"help", no_argument, NULL, 'h'},
-    {NULL, 0, NULL, 0},
+    STS_CLI_OPTS_VERBOSE_HELP,
 };
 
 static void usage(FILE *fp, int check)

@@ -104,6 +104,22 @@ static void world_run_stop(world_run *r, int signum)
     sts_world_stop(r->world, NULL, NULL);
 }
 
+/* Print j as one compact JSON line on stdout (and drop the reference). 0, or -1 when
+ * there was nothing to print (out of memory). */
+static int print_json_line(json_t *j)
+{
+    char *line = j ? json_dumps(j, JSON_COMPACT) : NULL;
+    json_decref(j);
+    if (!line)
+        return -1;
+    printf("%s\n", line);
+    fflush(stdout);
+    free(line);
+    return 0;
+}
+
+/* {"event": "step", ...}: the step being served now (with the error when moving on to
+ * the next one failed). */
 static void print_step(const world_run *r, const char *error)
 {
     const sts_scn_step *st = &r->scn->steps[r->step];
@@ -111,13 +127,7 @@ static void print_step(const world_run *r, const char *error)
                           "name", st->name, "now", (json_int_t)r->now);
     if (j && error)
         json_object_set_new(j, "error", json_string(error));
-    char *line = j ? json_dumps(j, JSON_COMPACT) : NULL;
-    json_decref(j);
-    if (line) {
-        printf("%s\n", line);
-        fflush(stdout);
-    }
-    free(line);
+    print_json_line(j);
 }
 
 /* SIGUSR1: on to the next step of a multi-step scenario. */
@@ -147,91 +157,117 @@ static void signal_cb(uv_signal_t *h, int signum)
     world_run_stop(h->data, signum);
 }
 
-int sts_cmd_world(int argc, char **argv)
-{
-    enum { O_MODE = 256, O_BLOCK, O_DNS, O_SMTP, O_HTTPS, O_HTTP, O_DIR, O_STD, O_OBSMAX };
-    static const struct option longopts[] = {
-        {"mode", required_argument, NULL, O_MODE},
-        {"block", required_argument, NULL, O_BLOCK},
-        {"dns-port", required_argument, NULL, O_DNS},
-        {"smtp-port", required_argument, NULL, O_SMTP},
-        {"https-port", required_argument, NULL, O_HTTPS},
-        {"http-port", required_argument, NULL, O_HTTP},
-        {"dir", required_argument, NULL, O_DIR},
-        {"standard-ports", no_argument, NULL, O_STD},
-        {"observe-max", required_argument, NULL, O_OBSMAX},
-        {"verbose", no_argument, NULL, 'v'},
-        {"help", no_argument, NULL, 'h'},
-        {NULL, 0, NULL, 0},
-    };
+/* The options of `world`: O_* values of its long options. */
+enum { O_MODE = 256, O_BLOCK, O_DNS, O_SMTP, O_HTTPS, O_HTTP, O_DIR, O_STD, O_OBSMAX };
+
+/* The --*-port options, each one field of sts_world_opts: one row gives both its
+ * getopt_long entry and the field it sets. */
+#define WORLD_PORT_OPTIONS(X)                                                                      \
+    X(O_DNS, "dns-port", dns_port)                                                                 \
+    X(O_SMTP, "smtp-port", smtp_port)                                                              \
+    X(O_HTTPS, "https-port", https_port)                                                           \
+    X(O_HTTP, "http-port", http_port)
+
+#define WORLD_PORT_LONGOPT(val, name, field) {name, required_argument, NULL, val},
+/* One row a line: clang-format would join the rows the macro makes to the next one. */
+/* clang-format off */
+static const struct option world_longopts[] = {
+    {"mode", required_argument, NULL, O_MODE},
+    {"block", required_argument, NULL, O_BLOCK},
+    WORLD_PORT_OPTIONS(WORLD_PORT_LONGOPT)
+    {"dir", required_argument, NULL, O_DIR},
+    {"standard-ports", no_argument, NULL, O_STD},
+    {"observe-max", required_argument, NULL, O_OBSMAX},
+    STS_CLI_OPTS_VERBOSE_HELP,
+};
+/* clang-format on */
+#undef WORLD_PORT_LONGOPT
+
+/* The command line of `world`, parsed. */
+typedef struct world_args {
     sts_world_opts opts;
-    memset(&opts, 0, sizeof(opts));
-    int verbosity = STS_LOG_INFO;
-    int standard = 0, explicit_port = 0;
-    int c;
-    optind = 1;
-    opterr = 0;
-    while ((c = getopt_long(argc, argv, "+vh", longopts, NULL)) != -1) {
-        int *port = NULL;
-        switch (c) {
-        case O_MODE:
-            if (!valid_mode(optarg)) {
-                fprintf(stderr, "ststest world: --mode '%s': not a mode name\n", optarg);
-                return STS_EXIT_USAGE;
-            }
-            opts.mode = optarg;
-            break;
-        case O_BLOCK:
-            if (!valid_block(optarg)) {
-                fprintf(stderr, "ststest world: --block '%s': expected 127.X.Y\n", optarg);
-                return STS_EXIT_USAGE;
-            }
-            opts.block = optarg;
-            break;
-        case O_DNS:
-            port = &opts.dns_port;
-            break;
-        case O_SMTP:
-            port = &opts.smtp_port;
-            break;
-        case O_HTTPS:
-            port = &opts.https_port;
-            break;
-        case O_HTTP:
-            port = &opts.http_port;
-            break;
-        case O_DIR:
-            opts.dir = optarg;
-            break;
-        case O_STD:
-            standard = 1;
-            break;
-        case O_OBSMAX: {
-            char *end = NULL;
-            errno = 0;
-            unsigned long long n = strtoull(optarg, &end, 10);
-            if (!*optarg || *end || errno || n < 1 || n > 100000000ULL || optarg[0] == '-') {
-                fprintf(stderr,
-                        "ststest world: --observe-max '%s': a number from 1 to 100000000\n",
-                        optarg);
-                return STS_EXIT_USAGE;
-            }
-            opts.observe_max = (size_t)n;
-            break;
-        }
-        case 'v':
-            verbosity++;
-            break;
-        case 'h':
-            world_usage(stdout);
-            return STS_EXIT_OK;
-        case ':':
-        case '?':
-        default:
-            fprintf(stderr, "ststest world: bad option '%s'\n", argv[optind - 1]);
-            world_usage(stderr);
+    const char *path; /* the SCENARIO file */
+    int verbosity;
+    int standard; /* --standard-ports */
+} world_args;
+
+/* sts_cmd_world goes on: world_parse_args() found nothing to stop at. */
+#define WORLD_GO_ON (-1)
+
+/* --observe-max N: 0, or -1 after saying what is wrong. */
+static int parse_observe_max(const char *arg, size_t *out)
+{
+    char *end = NULL;
+    errno = 0;
+    unsigned long long n = strtoull(arg, &end, 10);
+    if (!*arg || *end || errno || n < 1 || n > 100000000ULL || arg[0] == '-') {
+        fprintf(stderr, "ststest world: --observe-max '%s': a number from 1 to 100000000\n", arg);
+        return -1;
+    }
+    *out = (size_t)n;
+    return 0;
+}
+
+/* One option c (of getopt_long) with its optarg into a; *port gets the port field
+ * c sets (else NULL). WORLD_GO_ON, or the exit status (after saying why). */
+static int world_option(int c, char **argv, world_args *a, int **port)
+{
+    *port = NULL;
+    switch (c) {
+    case O_MODE:
+        if (!valid_mode(optarg)) {
+            fprintf(stderr, "ststest world: --mode '%s': not a mode name\n", optarg);
             return STS_EXIT_USAGE;
         }
+        a->opts.mode = optarg;
+        return WORLD_GO_ON;
+    case O_BLOCK:
+        if (!valid_block(optarg)) {
+            fprintf(stderr, "ststest world: --block '%s': expected 127.X.Y\n", optarg);
+            return STS_EXIT_USAGE;
+        }
+        a->opts.block = optarg;
+        return WORLD_GO_ON;
+#define WORLD_PORT_CASE(val, name, field)                                                          \
+    case val:                                                                                      \
+        *port = &a->opts.field;                                                                    \
+        return WORLD_GO_ON;
+        WORLD_PORT_OPTIONS(WORLD_PORT_CASE)
+#undef WORLD_PORT_CASE
+    case O_DIR:
+        a->opts.dir = optarg;
+        return WORLD_GO_ON;
+    case O_STD:
+        a->standard = 1;
+        return WORLD_GO_ON;
+    case O_OBSMAX:
+        return parse_observe_max(optarg, &a->opts.observe_max) ? STS_EXIT_USAGE : WORLD_GO_ON;
+    case 'v':
+        a->verbosity++;
+        return WORLD_GO_ON;
+    case 'h':
+        world_usage(stdout);
+        return STS_EXIT_OK;
+    default: /* '?', ':' */
+        fprintf(stderr, "ststest world: bad option '%s'\n", argv[optind - 1]);
+        world_usage(stderr);
+        return STS_EXIT_USAGE;
+    }
+}
+
+/* Options, the SCENARIO argument and --standard-ports. WORLD_GO_ON with a filled in,
+ * or the exit status (after saying why). */
+static int world_parse_args(int argc, char **argv, world_args *a)
+{
+    memset(a, 0, sizeof(*a));
+    a->verbosity = STS_LOG_INFO;
+    int explicit_port = 0, c;
+    optind = 1;
+    opterr = 0;
+    while ((c = getopt_long(argc, argv, "+vh", world_longopts, NULL)) != -1) {
+        int *port, status = world_option(c, argv, a, &port);
+        if (status != WORLD_GO_ON)
+            return status;
         explicit_port |= port != NULL;
         if (port && sts_cli_port(optarg, port)) {
             fprintf(stderr, "ststest world: %s '%s': expected a port 1-65535\n", argv[optind - 2],
@@ -244,8 +280,8 @@ int sts_cmd_world(int argc, char **argv)
         world_usage(stderr);
         return STS_EXIT_USAGE;
     }
-    const char *path = argv[optind];
-    if (standard) {
+    a->path = argv[optind];
+    if (a->standard) {
         if (explicit_port) {
             fprintf(stderr, "ststest world: --standard-ports cannot be combined with --*-port\n");
             return STS_EXIT_USAGE;
@@ -256,89 +292,100 @@ int sts_cmd_world(int argc, char **argv)
                             "must run as root\n");
             return STS_EXIT_NOPERM;
         }
-        sts_world_standard_ports(&opts);
+        sts_world_standard_ports(&a->opts);
     }
+    return WORLD_GO_ON;
+}
 
+/* Start the world of scn on loop, at its first step when it has steps. WORLD_GO_ON
+ * when it serves, else the exit status, after saying why and closing the loop. */
+static int world_start(uv_loop_t *loop, const sts_scenario *scn, world_args *a, world_run *r)
+{
     char err[1024] = "";
-    sts_scenario *scn = sts_scenario_load(path, err, sizeof(err));
+    r->now = time(NULL);
+    a->opts.now = r->now;
+    int rc = sts_world_start(loop, scn, &a->opts, &r->world, err, sizeof(err));
+    /* A multi-step scenario: the first step's changes apply before anyone looks. */
+    if (!rc && scn->nsteps) {
+        r->now += (time_t)scn->steps[0].advance;
+        rc = sts_world_apply_step(r->world, scn, 0, r->now, err, sizeof(err));
+        if (rc) {
+            sts_world_stop(r->world, NULL, NULL);
+            uv_run(loop, UV_RUN_DEFAULT);
+            sts_world_free(r->world);
+        }
+    }
+    if (!rc)
+        return WORLD_GO_ON;
+    fprintf(stderr, "ststest world: %s%s\n", err,
+            a->standard && strstr(err, "in use") ? " (a standard port is taken: is another "
+                                                   "server running?)"
+                                                 : "");
+    uv_run(loop, UV_RUN_DEFAULT); /* let anything half-started close */
+    uv_loop_close(loop);
+    /* A bad zone line or an impossible host set is a bad input file. */
+    return rc == STS_ESYNTAX || rc == STS_EINVAL || rc == STS_ETOOBIG ? STS_EXIT_DATAERR
+                                                                      : STS_EXIT_SOFTWARE;
+}
+
+/* Serve until a signal stops the world: the "ready" line (and the first step's), then
+ * the "observed" line. Frees the world and closes the loop; returns the exit status. */
+static int world_serve(uv_loop_t *loop, world_run *r)
+{
+    uv_signal_init(loop, &r->sigint);
+    uv_signal_init(loop, &r->sigterm);
+    uv_signal_init(loop, &r->sigusr1);
+    r->sigint.data = r->sigterm.data = r->sigusr1.data = r;
+    uv_signal_start(&r->sigint, signal_cb, SIGINT);
+    uv_signal_start(&r->sigterm, signal_cb, SIGTERM);
+    uv_signal_start(&r->sigusr1, step_cb, SIGUSR1);
+
+    int rc = print_json_line(sts_world_ready(r->world));
+    if (rc) {
+        fprintf(stderr, "ststest world: out of memory\n");
+        world_run_stop(r, 0);
+    } else if (r->scn->nsteps) {
+        print_step(r, NULL);
+    }
+    uv_run(loop, UV_RUN_DEFAULT);
+
+    int status = rc ? STS_EXIT_SOFTWARE : STS_EXIT_OK;
+    json_t *obs = sts_world_observed(r->world);
+    if (!rc)
+        print_json_line(obs);
+    else
+        json_decref(obs);
+    sts_world_free(r->world);
+    if (uv_loop_close(loop) != 0) {
+        fprintf(stderr, "ststest world: internal error: handles left open at exit\n");
+        status = STS_EXIT_SOFTWARE;
+    }
+    return status;
+}
+
+int sts_cmd_world(int argc, char **argv)
+{
+    world_args a;
+    int status = world_parse_args(argc, argv, &a);
+    if (status != WORLD_GO_ON)
+        return status;
+    char err[1024] = "";
+    sts_scenario *scn = sts_scenario_load(a.path, err, sizeof(err));
     if (!scn) {
         fprintf(stderr, "ststest world: %s\n", err);
         return STS_EXIT_DATAERR;
     }
-    sts_log *log = sts_log_new_file(stderr, verbosity, "world: ");
-    opts.log = log;
-
+    sts_log *log = sts_log_new_file(stderr, a.verbosity, "world: ");
+    a.opts.log = log;
     uv_loop_t loop;
     uv_loop_init(&loop);
     world_run r;
     memset(&r, 0, sizeof(r));
     r.log = log;
     r.scn = scn;
-    r.now = time(NULL);
-    opts.now = r.now;
-    int rc = sts_world_start(&loop, scn, &opts, &r.world, err, sizeof(err));
-    /* A multi-step scenario: the first step's changes apply before anyone looks. */
-    if (!rc && scn->nsteps) {
-        r.now += (time_t)scn->steps[0].advance;
-        rc = sts_world_apply_step(r.world, scn, 0, r.now, err, sizeof(err));
-        if (rc) {
-            sts_world_stop(r.world, NULL, NULL);
-            uv_run(&loop, UV_RUN_DEFAULT);
-            sts_world_free(r.world);
-        }
-    }
-    if (rc) {
-        fprintf(stderr, "ststest world: %s%s\n", err,
-                standard && strstr(err, "in use") ? " (a standard port is taken: is another "
-                                                    "server running?)"
-                                                  : "");
-        uv_run(&loop, UV_RUN_DEFAULT); /* let anything half-started close */
-        uv_loop_close(&loop);
-        sts_log_free(log);
-        sts_scenario_free(scn);
-        /* A bad zone line or an impossible host set is a bad input file. */
-        return rc == STS_ESYNTAX || rc == STS_EINVAL || rc == STS_ETOOBIG ? STS_EXIT_DATAERR
-                                                                          : STS_EXIT_SOFTWARE;
-    }
-    uv_signal_init(&loop, &r.sigint);
-    uv_signal_init(&loop, &r.sigterm);
-    uv_signal_init(&loop, &r.sigusr1);
-    r.sigint.data = r.sigterm.data = r.sigusr1.data = &r;
-    uv_signal_start(&r.sigint, signal_cb, SIGINT);
-    uv_signal_start(&r.sigterm, signal_cb, SIGTERM);
-    uv_signal_start(&r.sigusr1, step_cb, SIGUSR1);
-
-    json_t *ready = sts_world_ready(r.world);
-    char *line = ready ? json_dumps(ready, JSON_COMPACT) : NULL;
-    json_decref(ready);
-    if (!line) {
-        fprintf(stderr, "ststest world: out of memory\n");
-        world_run_stop(&r, 0);
-        uv_run(&loop, UV_RUN_DEFAULT);
-        rc = STS_ENOMEM;
-    } else {
-        printf("%s\n", line);
-        fflush(stdout);
-        free(line);
-        if (scn->nsteps)
-            print_step(&r, NULL);
-        uv_run(&loop, UV_RUN_DEFAULT);
-    }
-
-    int status = rc ? STS_EXIT_SOFTWARE : STS_EXIT_OK;
-    json_t *obs = sts_world_observed(r.world);
-    line = obs ? json_dumps(obs, JSON_COMPACT) : NULL;
-    json_decref(obs);
-    if (line && !rc) {
-        printf("%s\n", line);
-        fflush(stdout);
-    }
-    free(line);
-    sts_world_free(r.world);
-    if (uv_loop_close(&loop) != 0) {
-        fprintf(stderr, "ststest world: internal error: handles left open at exit\n");
-        status = STS_EXIT_SOFTWARE;
-    }
+    status = world_start(&loop, scn, &a, &r);
+    if (status == WORLD_GO_ON)
+        status = world_serve(&loop, &r);
     sts_log_free(log);
     sts_scenario_free(scn);
     return status;

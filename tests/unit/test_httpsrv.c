@@ -22,6 +22,7 @@
 #include "fakedns/httpsrv.h"
 #include "fakedns/served.h"
 #include "fakedns/tcpsrv.h"
+#include "tests/unit/unit_fixture.h"
 
 struct hcase {
     const char *what;
@@ -267,40 +268,13 @@ static const sts_stream_cbs kc_cbs = {
     .on_close = kc_close,
 };
 
-/* A bound, listening socket on 127.0.0.1 at a port the kernel picks. */
-static int listen_fd(struct sockaddr_in *sa)
-{
-    int fd = socket(AF_INET, SOCK_STREAM, 0);
-    assert_true(fd >= 0);
-    memset(sa, 0, sizeof(*sa));
-    sa->sin_family = AF_INET;
-    sa->sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    socklen_t slen = sizeof(*sa);
-    assert_int_equal(bind(fd, (struct sockaddr *)sa, sizeof(*sa)), 0);
-    assert_int_equal(listen(fd, 8), 0);
-    assert_int_equal(getsockname(fd, (struct sockaddr *)sa, &slen), 0);
-    return fd;
-}
-
 static void test_listener_knobs(void **state)
 {
     (void)state;
-    char err[256] = "";
-    sts_ca *ca = sts_ca_new("ststest unit CA", 0, err, sizeof(err));
-    if (!ca)
-        fail_msg("%s", err);
-    const char *names[] = {"mta-sts.example.test"};
-    sts_cert_spec spec = {.names = names, .nnames = 1};
-    X509 *cert = NULL;
-    EVP_PKEY *key = NULL;
-    assert_int_equal(sts_ca_mint(ca, &spec, 0, &cert, &key), 0);
-    SSL_CTX *sctx = sts_tls_server_ctx(cert, key, NULL, 0, 0, err, sizeof(err));
-    if (!sctx)
-        fail_msg("%s", err);
-    /* No verification is asked (host NULL): only whether a handshake happens counts. */
-    SSL_CTX *cctx = sts_tls_client_ctx(NULL, 0, err, sizeof(err));
-    if (!cctx)
-        fail_msg("%s", err);
+    /* No verification is asked: only whether a handshake happens counts. */
+    fixture_tls tls;
+    fixture_tls_new(&tls, "mta-sts.example.test");
+    SSL_CTX *sctx = tls.sctx, *cctx = tls.cctx;
 
     int bad = 0;
     for (size_t i = 0; i < sizeof(kcases) / sizeof(kcases[0]); i++) {
@@ -329,7 +303,8 @@ static void test_listener_knobs(void **state)
         struct sockaddr_in sa;
         kclient c = {.k = k, .cctx = cctx};
         assert_int_equal(
-            sts_httpsrv_start(&loop, listen_fd(&sa), &served, k->https, obs, log, &c.srv), 0);
+            sts_httpsrv_start(&loop, fixture_listen_fd(&sa), &served, k->https, obs, log, &c.srv),
+            0);
         assert_non_null(c.st = sts_stream_new(&loop, &kc_cbs, &c));
         assert_int_equal(sts_stream_connect(c.st, (struct sockaddr *)&sa, NULL), 0);
         assert_int_equal(uv_timer_init(&loop, &c.guard), 0);
@@ -369,11 +344,7 @@ static void test_listener_knobs(void **state)
         sts_observer_free(obs);
         assert_int_equal(uv_loop_close(&loop), 0);
     }
-    SSL_CTX_free(cctx);
-    SSL_CTX_free(sctx);
-    X509_free(cert);
-    EVP_PKEY_free(key);
-    sts_ca_free(ca);
+    fixture_tls_free(&tls);
     assert_int_equal(bad, 0);
 }
 
