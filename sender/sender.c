@@ -859,6 +859,7 @@ static void job_start(job *j)
         return;
     }
     sts_discover_params dp = {
+        .loop = r->loop,
         .domain = j->domain,
         .resolver = r->resolver,
         .fetcher = r->fetcher,
@@ -1208,6 +1209,7 @@ out:
                 sts_log_free(j->log);
         }
         free(r.jobs);
+        uv_run(loop, UV_RUN_DEFAULT); /* the discoveries' timers close */
     }
     if (r.resolver || r.fetcher) {
         /* Only on the error paths: the teardown timer did not run. */
