@@ -5,6 +5,7 @@
  */
 #include "sender/result.h"
 
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -112,156 +113,308 @@ void sts_result_log(sts_log *log, const sts_rcpt_result *r, const sts_discovery 
     }
 }
 
-/* ---- JSON ---- */
+/* ---- equal JSON values stored once ---- */
 
-static json_t *str_or_null(const char *s)
+/* The set of canonical values: open addressing, each slot holding a reference. A
+ * container is kept only once its children are canonical, so two containers are
+ * equal when their keys (in order) are and their children are the same pointers. */
+struct sts_result_pool {
+    json_t **slot; /* NULL: empty */
+    size_t cap;    /* a power of two */
+    size_t n;
+};
+
+#define POOL_FIRST_CAP 1024
+
+static uint64_t mix(uint64_t h, uint64_t v)
 {
-    return s && *s ? json_string(s) : json_null();
+    return (h ^ v) * 0x100000001b3ULL; /* FNV-1a's prime */
 }
 
-static json_t *time_or_null(time_t t)
+static uint64_t bytes_hash(uint64_t h, const char *p, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        h = mix(h, (unsigned char)p[i]);
+    return h;
+}
+
+static uint64_t value_hash(json_t *v)
+{
+    uint64_t h = mix(0xcbf29ce484222325ULL, (uint64_t)json_typeof(v));
+    switch (json_typeof(v)) {
+    case JSON_STRING:
+        return bytes_hash(h, json_string_value(v), json_string_length(v));
+    case JSON_INTEGER:
+        return mix(h, (uint64_t)json_integer_value(v));
+    case JSON_ARRAY:
+        for (size_t i = 0; i < json_array_size(v); i++)
+            h = mix(h, (uint64_t)(uintptr_t)json_array_get(v, i));
+        return h;
+    case JSON_OBJECT:
+        for (void *it = json_object_iter(v); it; it = json_object_iter_next(v, it)) {
+            h = bytes_hash(h, json_object_iter_key(it), json_object_iter_key_len(it));
+            h = mix(h, (uint64_t)(uintptr_t)json_object_iter_value(it));
+        }
+        return h;
+    default:
+        return mix(h, (uint64_t)(uintptr_t)v);
+    }
+}
+
+/* a and b say the same; their children are canonical, so compared by identity. */
+static int value_same(json_t *a, json_t *b)
+{
+    if (json_typeof(a) != json_typeof(b))
+        return 0;
+    switch (json_typeof(a)) {
+    case JSON_STRING:
+        return json_string_length(a) == json_string_length(b) &&
+               !memcmp(json_string_value(a), json_string_value(b), json_string_length(a));
+    case JSON_INTEGER:
+        return json_integer_value(a) == json_integer_value(b);
+    case JSON_ARRAY:
+        if (json_array_size(a) != json_array_size(b))
+            return 0;
+        for (size_t i = 0; i < json_array_size(a); i++)
+            if (json_array_get(a, i) != json_array_get(b, i))
+                return 0;
+        return 1;
+    case JSON_OBJECT: {
+        if (json_object_size(a) != json_object_size(b))
+            return 0;
+        void *ia = json_object_iter(a), *ib = json_object_iter(b);
+        for (; ia && ib; ia = json_object_iter_next(a, ia), ib = json_object_iter_next(b, ib))
+            if (json_object_iter_key_len(ia) != json_object_iter_key_len(ib) ||
+                memcmp(json_object_iter_key(ia), json_object_iter_key(ib),
+                       json_object_iter_key_len(ia)) ||
+                json_object_iter_value(ia) != json_object_iter_value(ib))
+                return 0;
+        return 1;
+    }
+    default:
+        return a == b;
+    }
+}
+
+/* The slot of v's canonical value, or the empty slot where it goes. */
+static json_t **pool_find(const sts_result_pool *p, json_t *v)
+{
+    uint64_t h = value_hash(v);
+    h = (h ^ (h >> 31)) * 0xbf58476d1ce4e5b9ULL; /* the low bits of the slot depend on */
+    h ^= h >> 29;                                /* every bit of the hash */
+    size_t i = (size_t)h & (p->cap - 1);
+    while (p->slot[i] && !value_same(p->slot[i], v))
+        i = (i + 1) & (p->cap - 1);
+    return &p->slot[i];
+}
+
+static int pool_grow(sts_result_pool *p)
+{
+    sts_result_pool bigger = {.cap = p->cap ? 2 * p->cap : POOL_FIRST_CAP, .n = p->n};
+    bigger.slot = calloc(bigger.cap, sizeof(*bigger.slot));
+    if (!bigger.slot)
+        return STS_ENOMEM;
+    for (size_t i = 0; i < p->cap; i++)
+        if (p->slot[i])
+            *pool_find(&bigger, p->slot[i]) = p->slot[i];
+    free(p->slot);
+    *p = bigger;
+    return 0;
+}
+
+sts_result_pool *sts_result_pool_new(void)
+{
+    return calloc(1, sizeof(sts_result_pool));
+}
+
+void sts_result_pool_free(sts_result_pool *p)
+{
+    if (!p)
+        return;
+    for (size_t i = 0; i < p->cap; i++)
+        json_decref(p->slot[i]);
+    free(p->slot);
+    free(p);
+}
+
+/* Takes v's reference and returns one to the canonical value equal to v (v itself when
+ * it is the first, or when there is no pool). v must not change afterwards. */
+static json_t *keep(sts_result_pool *p, json_t *v)
+{
+    if (!p || !v || json_is_null(v) || json_is_boolean(v)) /* NULL, or a singleton */
+        return v;
+    if (2 * (p->n + 1) > p->cap && pool_grow(p))
+        return v; /* out of memory: not shared */
+    json_t **slot = pool_find(p, v);
+    if (*slot) {
+        json_t *c = json_incref(*slot);
+        json_decref(v);
+        return c;
+    }
+    *slot = json_incref(v);
+    p->n++;
+    return v;
+}
+
+/* ---- JSON ---- */
+
+static json_t *str(sts_result_pool *p, const char *s)
+{
+    return keep(p, json_string(s));
+}
+
+static json_t *str_or_null(sts_result_pool *p, const char *s)
+{
+    return s && *s ? str(p, s) : json_null();
+}
+
+static json_t *integer(sts_result_pool *p, json_int_t v)
+{
+    return keep(p, json_integer(v));
+}
+
+static json_t *time_or_null(sts_result_pool *p, time_t t)
 {
     if (!t)
         return json_null();
     char s[32];
     sts_time_iso8601(t, s, sizeof(s));
-    return json_string(s);
+    return str(p, s);
 }
 
-static json_t *tls_json(const sts_mx_result *m)
+static json_t *tls_json(sts_result_pool *p, const sts_mx_result *m)
 {
     json_t *t = json_object();
     const sts_mx_tls *ti = &m->tls;
     json_object_set_new(t, "handshake", json_boolean(m->tls_up));
-    json_object_set_new(t, "version", str_or_null(m->tls_up ? ti->version : NULL));
-    json_object_set_new(t, "cipher", str_or_null(m->tls_up ? ti->cipher : NULL));
+    json_object_set_new(t, "version", str_or_null(p, m->tls_up ? ti->version : NULL));
+    json_object_set_new(t, "cipher", str_or_null(p, m->tls_up ? ti->cipher : NULL));
     json_object_set_new(t, "verified", json_boolean(m->tls_up && ti->verified));
     json_object_set_new(t, "chain_ok", json_boolean(ti->chain_ok));
     json_object_set_new(t, "time_ok", json_boolean(ti->time_ok));
     json_object_set_new(t, "name_ok", json_boolean(ti->name_ok));
-    json_object_set_new(t, "sni", str_or_null(ti->sni));
+    json_object_set_new(t, "sni", str_or_null(p, ti->sni));
     json_t *names = json_array();
     for (size_t i = 0; i < ti->npeer_names; i++)
-        json_array_append_new(names, json_string(ti->peer_names[i]));
-    json_object_set_new(t, "peer_names", names);
-    json_object_set_new(t, "not_before", str_or_null(ti->not_before));
-    json_object_set_new(t, "not_after", str_or_null(ti->not_after));
+        json_array_append_new(names, str(p, ti->peer_names[i]));
+    json_object_set_new(t, "peer_names", keep(p, names));
+    json_object_set_new(t, "not_before", str_or_null(p, ti->not_before));
+    json_object_set_new(t, "not_after", str_or_null(p, ti->not_after));
     json_object_set_new(
         t, "result_type",
-        str_or_null(m->tls_up && !ti->verified ? sts_result_type_name(ti->result_type) : NULL));
-    json_object_set_new(t, "verify_error", str_or_null(ti->verify_error));
-    json_object_set_new(t, "error", str_or_null(ti->error));
-    return t;
+        str_or_null(p, m->tls_up && !ti->verified ? sts_result_type_name(ti->result_type) : NULL));
+    json_object_set_new(t, "verify_error", str_or_null(p, ti->verify_error));
+    json_object_set_new(t, "error", str_or_null(p, ti->error));
+    return keep(p, t);
 }
 
-static json_t *smtp_json(const sts_mx_result *m)
+static json_t *smtp_json(sts_result_pool *p, const sts_mx_result *m)
 {
     if (!m->code)
         return json_null();
     json_t *s = json_object();
-    json_object_set_new(s, "code", json_integer(m->code));
-    json_object_set_new(s, "enhanced", str_or_null(m->enhanced));
-    json_object_set_new(s, "text", json_string(m->text));
-    return s;
+    json_object_set_new(s, "code", integer(p, m->code));
+    json_object_set_new(s, "enhanced", str_or_null(p, m->enhanced));
+    json_object_set_new(s, "text", str(p, m->text));
+    return keep(p, s);
 }
 
-static json_t *mx_json(const sts_mx_result *m)
+static json_t *mx_json(sts_result_pool *p, const sts_mx_result *m)
 {
     json_t *o = json_object();
-    json_object_set_new(o, "host", json_string(m->host));
-    json_object_set_new(o, "preference", json_integer(m->preference));
+    json_object_set_new(o, "host", str(p, m->host));
+    json_object_set_new(o, "preference", integer(p, m->preference));
     json_object_set_new(o, "implicit", json_boolean(m->implicit));
-    json_object_set_new(o, "address", str_or_null(m->address));
+    json_object_set_new(o, "address", str_or_null(p, m->address));
     json_t *addrs = json_array();
     for (size_t i = 0; i < m->naddresses; i++)
-        json_array_append_new(addrs, json_string(m->addresses[i]));
-    json_object_set_new(o, "addresses", addrs);
+        json_array_append_new(addrs, str(p, m->addresses[i]));
+    json_object_set_new(o, "addresses", keep(p, addrs));
     json_object_set_new(o, "policy_match",
                         m->policy_match < 0 ? json_null() : json_boolean(m->policy_match));
     json_object_set_new(o, "connected", json_boolean(m->connected));
     json_object_set_new(o, "starttls", json_boolean(m->starttls_offered));
-    json_object_set_new(o, "tls", m->tls_attempted ? tls_json(m) : json_null());
+    json_object_set_new(o, "tls", m->tls_attempted ? tls_json(p, m) : json_null());
     json_object_set_new(o, "plain_retry", json_boolean(m->plain_retry));
     json_object_set_new(o, "pipelined", json_boolean(m->pipelined));
-    json_object_set_new(o, "action", json_string(sts_action_name(m->action)));
-    json_object_set_new(o, "failure", str_or_null(sts_result_type_name(m->failure)));
-    json_object_set_new(o, "stage", str_or_null(m->stage));
-    json_object_set_new(o, "detail", str_or_null(m->detail));
-    json_object_set_new(o, "smtp", smtp_json(m));
-    return o;
+    json_object_set_new(o, "action", str(p, sts_action_name(m->action)));
+    json_object_set_new(o, "failure", str_or_null(p, sts_result_type_name(m->failure)));
+    json_object_set_new(o, "stage", str_or_null(p, m->stage));
+    json_object_set_new(o, "detail", str_or_null(p, m->detail));
+    json_object_set_new(o, "smtp", smtp_json(p, m));
+    return keep(p, o);
 }
 
 /* "policy": the policy applied and the mode (RFC 8461 5). */
-static json_t *policy_json(const sts_rcpt_result *r, const sts_discovery *d)
+static json_t *policy_json(sts_result_pool *p, const sts_rcpt_result *r, const sts_discovery *d)
 {
     json_t *o = json_object();
-    json_object_set_new(o, "source", json_string(sts_policy_source_name(d->source)));
-    json_object_set_new(o, "mode", json_string(sts_mode_name(r->mode)));
+    json_object_set_new(o, "source", str(p, sts_policy_source_name(d->source)));
+    json_object_set_new(o, "mode", str(p, sts_mode_name(r->mode)));
     json_object_set_new(o, "policy_mode",
-                        d->have_policy ? json_string(sts_mode_name(d->policy.mode)) : json_null());
+                        d->have_policy ? str(p, sts_mode_name(d->policy.mode)) : json_null());
     json_object_set_new(o, "id",
-                        str_or_null(d->have_policy ? d->policy_id
-                                    : d->have_txt  ? d->txt_id
-                                                   : NULL));
-    json_object_set_new(o, "txt_id", str_or_null(d->have_txt ? d->txt_id : NULL));
-    json_object_set_new(o, "max_age",
-                        d->have_policy ? json_integer(d->policy.max_age) : json_null());
+                        str_or_null(p, d->have_policy ? d->policy_id
+                                       : d->have_txt  ? d->txt_id
+                                                      : NULL));
+    json_object_set_new(o, "txt_id", str_or_null(p, d->have_txt ? d->txt_id : NULL));
+    json_object_set_new(o, "max_age", d->have_policy ? integer(p, d->policy.max_age) : json_null());
     json_t *mxp = json_array();
     for (size_t i = 0; d->have_policy && i < d->policy.nmx; i++)
-        json_array_append_new(mxp, json_string(d->policy.mx[i]));
-    json_object_set_new(o, "mx", mxp);
-    return o;
+        json_array_append_new(mxp, str(p, d->policy.mx[i]));
+    json_object_set_new(o, "mx", keep(p, mxp));
+    return keep(p, o);
 }
 
 /* "cache": RFC 8461 3.3, the cache's decision and the policy's dates. */
-static json_t *cache_json(const sts_discovery *d, int cache_on)
+static json_t *cache_json(sts_result_pool *p, const sts_discovery *d, int cache_on)
 {
     json_t *c = json_object();
     json_object_set_new(c, "enabled", json_boolean(cache_on));
     json_object_set_new(c, "decision",
-                        d->decided ? json_string(sts_cache_decision_name(d->decision))
-                                   : json_null());
-    json_object_set_new(c, "fetched_at", time_or_null(d->have_policy ? d->fetched_at : 0));
+                        d->decided ? str(p, sts_cache_decision_name(d->decision)) : json_null());
+    json_object_set_new(c, "fetched_at", time_or_null(p, d->have_policy ? d->fetched_at : 0));
     json_object_set_new(c, "expires_at",
-                        d->have_policy ? time_or_null(d->expires_at) : json_null());
-    return c;
+                        d->have_policy ? time_or_null(p, d->expires_at) : json_null());
+    return keep(p, c);
 }
 
 /* "recheck": RFC 8461 5.1, the re-check after every MX was refused under a cached
  * policy; null when none ran. */
-static json_t *recheck_json(const sts_rcpt_result *r, const sts_discovery *d)
+static json_t *recheck_json(sts_result_pool *p, const sts_rcpt_result *r, const sts_discovery *d)
 {
     if (!d->rechecked)
         return json_null();
     json_t *rc = json_object();
-    json_object_set_new(rc, "txt_id", str_or_null(d->recheck_id));
+    json_object_set_new(rc, "txt_id", str_or_null(p, d->recheck_id));
     json_object_set_new(rc, "changed", json_boolean(d->recheck_changed));
     json_object_set_new(rc, "fetched", json_boolean(d->recheck_fetched));
     json_object_set_new(rc, "retried", json_boolean(r->recheck_retried));
-    return rc;
+    return keep(p, rc);
 }
 
-json_t *sts_result_json(const sts_rcpt_result *r, const sts_discovery *d, int check, int cache_on)
+json_t *sts_result_json(const sts_rcpt_result *r, const sts_discovery *d, int check, int cache_on,
+                        sts_result_pool *p)
 {
     json_t *o = json_object();
-    json_object_set_new(o, "recipient", check ? json_null() : json_string(r->arg));
-    json_object_set_new(o, "argument", json_string(r->arg));
-    json_object_set_new(o, "command", json_string(check ? "check" : "send"));
-    json_object_set_new(o, "domain", json_string(r->domain));
-    json_object_set_new(o, "outcome", json_string(sts_outcome_name(r->outcome)));
-    json_object_set_new(o, "detail", str_or_null(r->detail));
+    json_object_set_new(o, "recipient", check ? json_null() : str(p, r->arg));
+    json_object_set_new(o, "argument", str(p, r->arg));
+    json_object_set_new(o, "command", str(p, check ? "check" : "send"));
+    json_object_set_new(o, "domain", str(p, r->domain));
+    json_object_set_new(o, "outcome", str(p, sts_outcome_name(r->outcome)));
+    json_object_set_new(o, "detail", str_or_null(p, r->detail));
     json_object_set_new(o, "tls_required", json_boolean(r->tls_required));
-    json_object_set_new(o, "policy", policy_json(r, d));
-    json_object_set_new(o, "cache", cache_json(d, cache_on));
-    json_object_set_new(o, "recheck", recheck_json(r, d));
+    json_object_set_new(o, "policy", policy_json(p, r, d));
+    json_object_set_new(o, "cache", cache_json(p, d, cache_on));
+    json_object_set_new(o, "recheck", recheck_json(p, r, d));
     json_object_set_new(o, "null_mx", json_boolean(r->null_mx));
     json_t *mx = json_array();
     for (size_t i = 0; i < r->nmx; i++)
-        json_array_append_new(mx, mx_json(&r->mx[i]));
-    json_object_set_new(o, "mx", mx);
+        json_array_append_new(mx, mx_json(p, &r->mx[i]));
+    json_object_set_new(o, "mx", keep(p, mx));
     json_t *fl = json_array();
     for (size_t i = 0; i < r->nfailures; i++)
-        json_array_append_new(fl, json_string(sts_result_type_name(r->failures[i])));
-    json_object_set_new(o, "failures", fl);
-    return o;
+        json_array_append_new(fl, str(p, sts_result_type_name(r->failures[i])));
+    json_object_set_new(o, "failures", keep(p, fl));
+    return o; /* itself unique: the argument is */
 }

@@ -94,9 +94,22 @@ void sts_result_add_failure(sts_rcpt_result *r, sts_result_type type);
  * d: what discovery found. */
 void sts_result_log(sts_log *log, const sts_rcpt_result *r, const sts_discovery *d);
 
+/* Equal JSON values of many results, stored once: a run to 10,000 recipients at one
+ * domain holds one "policy" object, one "tls" object per certificate seen, one string
+ * "delivered", ... and each result only what is its own (jansson counts references,
+ * and a value may sit in many containers). A value in the pool never changes: treat
+ * what sts_result_json returns as read-only. */
+typedef struct sts_result_pool sts_result_pool;
+
+/* An empty pool; NULL when out of memory (then nothing is shared). */
+sts_result_pool *sts_result_pool_new(void);
+/* Drop the pool's references (the results keep theirs). NULL is fine. */
+void sts_result_pool_free(sts_result_pool *p);
+
 /* The JSON object of one result (DESIGN.md's `send --json`): check says whether the
- * run was a check (no recipient), cache_on whether a policy cache was in use. A new
- * reference. */
-json_t *sts_result_json(const sts_rcpt_result *r, const sts_discovery *d, int check, int cache_on);
+ * run was a check (no recipient), cache_on whether a policy cache was in use; its
+ * values are shared through p when p is not NULL. A new reference. */
+json_t *sts_result_json(const sts_rcpt_result *r, const sts_discovery *d, int check, int cache_on,
+                        sts_result_pool *p);
 
 #endif

@@ -119,6 +119,7 @@ typedef struct run {
     size_t concurrency;
     json_t **results;          /* per recipient, set when its job is done */
     sts_outcome *outcomes;     /* likewise */
+    sts_result_pool *pool;     /* their equal values, stored once (NULL: none shared) */
     job *jobs;                 /* jobs alive: running, or done and not yet freed */
     int starting, start_again; /* run_start_jobs is not re-entered (no deep recursion) */
     char helo[256];
@@ -852,7 +853,7 @@ static void job_done(job *j)
     sts_result_log(j->log, &j->res, job_disc(j));
     r->outcomes[j->index] = j->res.outcome;
     r->results[j->index] =
-        sts_result_json(&j->res, job_disc(j), r->opts->check_only, r->cache != NULL);
+        sts_result_json(&j->res, job_disc(j), r->opts->check_only, r->cache != NULL, r->pool);
     r->done++;
     run_start_jobs(r);
     if (!r->torn_down)
@@ -1164,6 +1165,7 @@ static int run_open(run *r)
     size_t n = r->njobs ? r->njobs : 1;
     r->results = calloc(n, sizeof(*r->results));
     r->outcomes = calloc(n, sizeof(*r->outcomes));
+    r->pool = sts_result_pool_new();
     return r->results && r->outcomes ? 0 : STS_EXIT_SOFTWARE;
 }
 
@@ -1197,7 +1199,8 @@ static json_t *run_unfinished(run *r, size_t i)
     if (!j)
         return NULL;
     j->res.outcome = STS_OUTCOME_DEFERRED;
-    json_t *o = sts_result_json(&j->res, job_disc(j), r->opts->check_only, r->cache != NULL);
+    json_t *o =
+        sts_result_json(&j->res, job_disc(j), r->opts->check_only, r->cache != NULL, r->pool);
     job_free(j);
     return o;
 }
@@ -1227,6 +1230,7 @@ static void run_close(run *r)
         json_decref(r->results[i]);
     free(r->results);
     free(r->outcomes);
+    sts_result_pool_free(r->pool);
     if (r->resolver || r->fetcher || (r->timers_on && !r->torn_down)) {
         if (r->resolver)
             sts_resolver_free(r->resolver);

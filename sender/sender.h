@@ -74,7 +74,8 @@ const char *sts_job_state_name(sts_job_state st);
 /* Deliver to (or check) each of rcpts (for check: domains), running loop until all
  * are done, at most opts->concurrency at once: a recipient costs no more than its
  * argument until its job starts, and its JSON result once the job is done.
- * *out gets {"results": [...]} in the order of rcpts. Every handle the
+ * *out gets {"results": [...]} in the order of rcpts; values equal across results may
+ * be one shared JSON value (result.h): read *out, do not change it. Every handle the
  * run opened on loop is closed when it returns. Returns the exit status: 0 all
  * delivered, 75 some deferred, 69 some failed, 70 internal error; before anything runs
  * (and *out stays NULL): 64 for a bad --dns server list, 65 for an unreadable or
