@@ -71,18 +71,17 @@ static const char *slow_scn = "name: t\n"
 
 /* ---- a world on its own thread and loop ---- */
 
+/* The world is started here, then its loop runs on a thread of its own until
+ * world_end() asks it (uv_async_send) to stop; the thread is joined before the world
+ * is freed, so the loop is only ever used by one thread at a time. */
 typedef struct world_thread {
     pthread_t tid;
-    pthread_mutex_t mu;
-    pthread_cond_t cv;
-    int state; /* 0 starting, 1 ready, -1 failed */
     uv_loop_t loop;
     uv_async_t stop;
     sts_scenario *scn;
     sts_world *world;
     char dns[64], ca_file[512];
     int smtp_port, https_port;
-    char err[512];
 } world_thread;
 
 static void world_stop_cb(uv_async_t *a)
@@ -92,41 +91,10 @@ static void world_stop_cb(uv_async_t *a)
     uv_close((uv_handle_t *)&wt->stop, NULL);
 }
 
-static void world_signal(world_thread *wt, int state)
-{
-    pthread_mutex_lock(&wt->mu);
-    wt->state = state;
-    pthread_cond_signal(&wt->cv);
-    pthread_mutex_unlock(&wt->mu);
-}
-
 static void *world_main(void *arg)
 {
     world_thread *wt = arg;
-    assert_int_equal(uv_loop_init(&wt->loop), 0);
-    uv_async_init(&wt->loop, &wt->stop, world_stop_cb);
-    wt->stop.data = wt;
-    sts_world_opts opts = {
-        .dns_port = 21053, .smtp_port = 21025, .https_port = 21443, .http_port = 21080};
-    if (sts_world_start(&wt->loop, wt->scn, &opts, &wt->world, wt->err, sizeof(wt->err))) {
-        uv_close((uv_handle_t *)&wt->stop, NULL);
-        uv_run(&wt->loop, UV_RUN_DEFAULT);
-        uv_loop_close(&wt->loop);
-        world_signal(wt, -1);
-        return NULL;
-    }
-    json_t *r = sts_world_ready(wt->world);
-    snprintf(wt->dns, sizeof(wt->dns), "%s", json_string_value(json_object_get(r, "dns")));
-    snprintf(wt->ca_file, sizeof(wt->ca_file), "%s",
-             json_string_value(json_object_get(r, "ca_file")));
-    wt->smtp_port = (int)json_integer_value(json_object_get(r, "smtp_port"));
-    wt->https_port = (int)json_integer_value(json_object_get(r, "https_port"));
-    json_decref(r);
-    world_signal(wt, 1);
     uv_run(&wt->loop, UV_RUN_DEFAULT);
-    sts_world_free(wt->world);
-    if (uv_loop_close(&wt->loop))
-        snprintf(wt->err, sizeof(wt->err), "world left handles open");
     return NULL;
 }
 
@@ -137,25 +105,30 @@ static void world_start(world_thread *wt, const char *text)
     wt->scn = sts_scenario_parse(text, strlen(text), "t.yaml", err, sizeof(err));
     if (!wt->scn)
         fail_msg("scenario: %s", err);
-    pthread_mutex_init(&wt->mu, NULL);
-    pthread_cond_init(&wt->cv, NULL);
+    assert_int_equal(uv_loop_init(&wt->loop), 0);
+    sts_world_opts opts = {
+        .dns_port = 21053, .smtp_port = 21025, .https_port = 21443, .http_port = 21080};
+    if (sts_world_start(&wt->loop, wt->scn, &opts, &wt->world, err, sizeof(err)))
+        fail_msg("world: %s", err);
+    json_t *r = sts_world_ready(wt->world);
+    snprintf(wt->dns, sizeof(wt->dns), "%s", json_string_value(json_object_get(r, "dns")));
+    snprintf(wt->ca_file, sizeof(wt->ca_file), "%s",
+             json_string_value(json_object_get(r, "ca_file")));
+    wt->smtp_port = (int)json_integer_value(json_object_get(r, "smtp_port"));
+    wt->https_port = (int)json_integer_value(json_object_get(r, "https_port"));
+    json_decref(r);
+    uv_async_init(&wt->loop, &wt->stop, world_stop_cb);
+    wt->stop.data = wt;
     assert_int_equal(pthread_create(&wt->tid, NULL, world_main, wt), 0);
-    pthread_mutex_lock(&wt->mu);
-    while (!wt->state)
-        pthread_cond_wait(&wt->cv, &wt->mu);
-    pthread_mutex_unlock(&wt->mu);
-    if (wt->state < 0)
-        fail_msg("world: %s", wt->err);
 }
 
 static void world_end(world_thread *wt)
 {
     uv_async_send(&wt->stop);
     pthread_join(wt->tid, NULL);
-    assert_string_equal(wt->err, "");
+    sts_world_free(wt->world);
+    assert_int_equal(uv_loop_close(&wt->loop), 0);
     sts_scenario_free(wt->scn);
-    pthread_mutex_destroy(&wt->mu);
-    pthread_cond_destroy(&wt->cv);
 }
 
 /* ---- a run of the sender and its transcript ---- */
@@ -257,6 +230,15 @@ static void check_window(const transition *t, size_t n, int window)
 
 /* ---- the tests ---- */
 
+/* u0@example.test, u1@..., and at index bad (when < n) "badN", which is no address. */
+static void make_rcpts(char **rcpts, char (*names)[32], size_t n, size_t bad)
+{
+    for (size_t i = 0; i < n; i++) {
+        snprintf(names[i], sizeof(names[i]), i == bad ? "bad%zu" : "u%zu@example.test", i);
+        rcpts[i] = names[i];
+    }
+}
+
 static void test_state_names(void **state)
 {
     (void)state;
@@ -280,10 +262,7 @@ static void test_fallback_and_window(void **state)
     world_start(&wt, fallback_scn);
     char *rcpts[11];
     char names[11][32];
-    for (size_t i = 0; i < N(rcpts); i++) {
-        snprintf(names[i], sizeof(names[i]), i == 4 ? "bad%zu" : "u%zu@example.test", i);
-        rcpts[i] = names[i];
-    }
+    make_rcpts(rcpts, names, N(rcpts), 4);
     send_run sr;
     send_all(&wt, rcpts, N(rcpts), 3, 0, &sr);
     world_end(&wt);
@@ -323,10 +302,7 @@ static void test_deadline_with_queued_jobs(void **state)
     world_start(&wt, slow_scn);
     char *rcpts[6];
     char names[6][32];
-    for (size_t i = 0; i < N(rcpts); i++) {
-        snprintf(names[i], sizeof(names[i]), "u%zu@example.test", i);
-        rcpts[i] = names[i];
-    }
+    make_rcpts(rcpts, names, N(rcpts), N(rcpts));
     send_run sr;
     send_all(&wt, rcpts, N(rcpts), 2, 1.0, &sr);
     world_end(&wt);
