@@ -204,6 +204,32 @@ def print_table(results, peer_name, ver, args):
     sys.stdout.flush()
 
 
+def add_world_args(ap):
+    """--bin and --scenario, as every bench that sends through a world takes them."""
+    ap.add_argument("--bin", default=os.environ.get("STSTEST_BIN") or
+                    os.path.join(REPO, "build", "ststest"),
+                    help="the ststest binary (default $STSTEST_BIN, else build/ststest)")
+    ap.add_argument("--scenario", default=os.path.join(REPO, "scenarios", "valid-enforce.yaml"),
+                    help="the world to send through (default scenarios/valid-enforce.yaml)")
+
+
+def bin_usable(args):
+    """True when args.bin is an executable, else False, saying how to get one."""
+    if os.access(args.bin, os.X_OK):
+        return True
+    log("no ststest binary at %s: build one (cmake -S . -B build && cmake --build build -j2) "
+        "or pass --bin" % args.bin)
+    return False
+
+
+def raise_on_signals():
+    """SIGINT and SIGTERM raise KeyboardInterrupt, so that cleanup() runs."""
+    def on_signal(signum, frame):
+        raise KeyboardInterrupt
+    signal.signal(signal.SIGTERM, on_signal)
+    signal.signal(signal.SIGINT, on_signal)
+
+
 def cleanup(world, tmp):
     """On every exit path: no more signals, the world stopped, tmp removed."""
     for sig in (signal.SIGINT, signal.SIGTERM):
@@ -215,11 +241,7 @@ def cleanup(world, tmp):
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--bin", default=os.environ.get("STSTEST_BIN") or
-                    os.path.join(REPO, "build", "ststest"),
-                    help="the ststest binary (default $STSTEST_BIN, else build/ststest)")
-    ap.add_argument("--scenario", default=os.path.join(REPO, "scenarios", "valid-enforce.yaml"),
-                    help="the world to send through (default scenarios/valid-enforce.yaml)")
+    add_world_args(ap)
     ap.add_argument("--rcpts", type=int, default=200,
                     help="messages per run: recipients u1..uN (default 200)")
     ap.add_argument("--concurrency", default="1,8,100",
@@ -239,9 +261,7 @@ def main():
         ap.error("--concurrency: values from 1 to 1000")
     if args.rcpts < 1 or args.rounds < 1 or args.peer_workers < 0:
         ap.error("--rcpts and --rounds must be positive, --peer-workers 0 or more")
-    if not os.access(args.bin, os.X_OK):
-        log("no ststest binary at %s: build one (cmake -S . -B build && cmake --build build -j2) "
-            "or pass --bin" % args.bin)
+    if not bin_usable(args):
         return 2
     if args.peer_workers and not shutil.which("openssl"):
         log("missing: openssl (Debian package openssl), or run with --peer-workers 0")
@@ -249,11 +269,7 @@ def main():
 
     tmp = tempfile.mkdtemp(prefix="ststest-send-rate-")
     world = None
-
-    def on_signal(signum, frame):
-        raise KeyboardInterrupt
-    signal.signal(signal.SIGTERM, on_signal)
-    signal.signal(signal.SIGINT, on_signal)
+    raise_on_signals()
     status = 0
     try:
         msgfile = os.path.join(tmp, "message.txt")

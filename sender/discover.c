@@ -7,7 +7,9 @@
  *   TXT -> cache decision -> [POLICY HOST A/AAAA -> FETCH -> parse, cache put]
  *   -> sts_cache_resolve -> the callback
  * and for the re-check: TXT -> (same id or no record: done) -> the chain above -> done.
- * Every resolver and fetcher callback first looks at the cancel mark.
+ * Every resolver, fetcher and timer callback first looks at the cancel mark. When the
+ * TXT query cannot start, the chain goes on from a zero-delay timer (d->defer) instead,
+ * so that the callback never runs inside sts_discover_start.
  *
  * Functions return 0 or a negative code from common/err.h (see discover.h).
  */
@@ -24,6 +26,7 @@
 #define DISCOVER_DOMAIN_MAX 255
 
 struct sts_discover {
+    uv_timer_t defer; /* zero-delay: the step goes on outside sts_discover_start */
     char domain[DISCOVER_DOMAIN_MAX + 1];
     sts_resolver *resolver;
     sts_fetcher *fetcher;
@@ -470,12 +473,14 @@ static void recheck_resolved(sts_discover *d)
 int sts_discover_new(const sts_discover_params *p, sts_discover **out)
 {
     *out = NULL;
-    if (!p || !p->domain || !p->domain[0] || !p->resolver || !p->fetcher ||
+    if (!p || !p->loop || !p->domain || !p->domain[0] || !p->resolver || !p->fetcher ||
         strlen(p->domain) > DISCOVER_DOMAIN_MAX)
         return STS_EINVAL;
     sts_discover *d = calloc(1, sizeof(*d));
     if (!d)
         return STS_ENOMEM;
+    uv_timer_init(p->loop, &d->defer);
+    d->defer.data = d;
     snprintf(d->domain, sizeof(d->domain), "%s", p->domain);
     d->resolver = p->resolver;
     d->fetcher = p->fetcher;
@@ -487,6 +492,12 @@ int sts_discover_new(const sts_discover_params *p, sts_discover **out)
     d->res.source = STS_POLICY_SOURCE_NONE;
     *out = d;
     return 0;
+}
+
+/* The last of d: its timer is closed. */
+static void defer_close_cb(uv_handle_t *h)
+{
+    free(h->data);
 }
 
 void sts_discover_free(sts_discover *d)
@@ -501,7 +512,7 @@ void sts_discover_free(sts_discover *d)
         sts_policy_free(&d->old_policy);
     if (d->have_centry)
         sts_cache_entry_free(&d->centry);
-    free(d);
+    uv_close((uv_handle_t *)&d->defer, defer_close_cb); /* a pending step is dropped */
 }
 
 const sts_discovery *sts_discover_result(const sts_discover *d)
@@ -520,6 +531,17 @@ static void step_begin(sts_discover *d, sts_discover_cb cb, void *arg, int reche
     d->res.detail[0] = '\0';
 }
 
+/* The TXT query could not start: go on as after a failed lookup (RFC 8461 3.1: a cached
+ * policy may still apply), outside sts_discover_start. */
+static void defer_cb(uv_timer_t *t)
+{
+    sts_discover *d = t->data;
+    if (step_cancelled(d))
+        return;
+    d->txt_kind = STS_CACHE_TXT_TEMPFAIL;
+    decide(d);
+}
+
 int sts_discover_start(sts_discover *d, sts_discover_cb cb, void *arg)
 {
     if (!d || !cb || d->started || d->running)
@@ -531,11 +553,10 @@ int sts_discover_start(sts_discover *d, sts_discover_cb cb, void *arg)
     /* RFC 8461 3.1: the TXT record at _mta-sts.<domain>, never a parent zone (3.4). */
     int rc = sts_resolver_query_txt(d->resolver, name, txt_cb, d);
     if (rc) {
-        /* As a failed lookup: a cached policy may still apply (see discover.h). */
+        /* As a failed lookup, from the timer: the callback never runs in here. */
         snprintf(d->res.detail, sizeof(d->res.detail), "TXT lookup could not start: %s",
                  sts_strerror(rc));
-        d->txt_kind = STS_CACHE_TXT_TEMPFAIL;
-        decide(d);
+        uv_timer_start(&d->defer, defer_cb, 0, 0);
     }
     return 0;
 }

@@ -20,16 +20,20 @@
  *     sts_discover_free(d);                       never inside its own callback
  *
  * Callbacks: start and recheck call their callback exactly once when they return 0,
- * from the resolver's or the fetcher's callback (so never inside the call) with one
- * exception kept from the sender's behaviour: when sts_discover_start cannot even start
- * the TXT query (out of memory), discovery goes on at once as after a failed lookup
- * (RFC 8461 3.1: a cached policy may still apply), and the callback may then run
- * before sts_discover_start returns.
+ * never inside the call (the libuv rule): from the resolver's or the fetcher's
+ * callback, or, when sts_discover_start cannot even start the TXT query (out of
+ * memory, or the resolver is being freed), from a zero-delay timer of d's own, which
+ * goes on as after a failed lookup (RFC 8461 3.1: a cached policy may still apply).
+ *
+ * Handles: d embeds that timer, so sts_discover_free() closes it and d's memory is
+ * released in its close callback: run the loop once more before uv_loop_close().
+ * Freeing d with the timer pending drops the step: no callback follows.
  *
  * Cancelling (the sender's run deadline): sts_discover_cancel() marks the discovery;
- * the pending lookup or fetch, when it calls back (the caller frees the resolver and
- * fetcher right after, so that happens at once), ends the discovery with res->cancelled
- * set and nothing more logged, cached or fetched.
+ * the pending lookup or fetch (or the zero-delay timer), when it calls back (the caller
+ * frees the resolver and fetcher right after, so a lookup or fetch does so at once),
+ * ends the discovery with res->cancelled set and nothing more logged, cached or
+ * fetched.
  *
  * Functions return 0 or a negative code from common/err.h, as documented per function.
  */
@@ -38,6 +42,7 @@
 
 #include <stddef.h>
 #include <time.h>
+#include <uv.h>
 
 #include "common/log.h"
 #include "sender/cache.h"
@@ -52,6 +57,7 @@
 typedef struct sts_discover sts_discover;
 
 typedef struct sts_discover_params {
+    uv_loop_t *loop;        /* the loop of resolver and fetcher (d's own timer) */
     const char *domain;     /* the policy domain: lower case, no trailing dot (copied) */
     sts_resolver *resolver; /* TXT and the policy host's addresses */
     sts_fetcher *fetcher;   /* the HTTPS fetch */
@@ -104,11 +110,12 @@ typedef struct sts_discovery {
 typedef void (*sts_discover_cb)(const sts_discovery *res, void *arg);
 
 /* A discovery for p->domain (nothing runs yet). Returns 0 and *out, STS_EINVAL (no
- * domain, resolver or fetcher, or a domain over 255 characters) or STS_ENOMEM. */
+ * loop, domain, resolver or fetcher, or a domain over 255 characters) or STS_ENOMEM. */
 int sts_discover_new(const sts_discover_params *p, sts_discover **out);
 
-/* Release d, its policies and cache entry. NULL is fine. Not inside d's callback, and
- * not while a lookup or fetch of d is pending. */
+/* Release d, its policies and cache entry; its timer closes and the memory goes in the
+ * close callback (see "Handles"). NULL is fine. Not inside d's callback, and not while
+ * a lookup or fetch of d is pending. */
 void sts_discover_free(sts_discover *d);
 
 /* The outcome so far (also what the callbacks get). */

@@ -69,7 +69,8 @@ struct sts_resolver {
     int open_handles; /* handles not yet closed (timer + polls) */
     int delivering;   /* inside deliver_ready: free is deferred */
     int free_requested;
-    int freed; /* sts_resolver_free done; memory goes with the last handle */
+    int closing; /* inside do_free: c-ares' channel is gone, no query may start */
+    int freed;   /* sts_resolver_free done; memory goes with the last handle */
 };
 
 static const char *const status_names[] = {"OK",      "NXDOMAIN", "NODATA",    "SERVFAIL",
@@ -792,6 +793,16 @@ static void aaaa_cb(void *arg, int status, int timeouts, unsigned char *abuf, in
     addr_cb(arg, status, timeouts, abuf, alen, AF_INET6);
 }
 
+/* 0 when a query may start: STS_EINVAL for a missing argument, STS_ESTATE while the
+ * resolver is being freed (a callback it runs then may ask again, but c-ares' channel
+ * is already destroyed). */
+static int query_usable(const sts_resolver *r, const char *name, const void *cb)
+{
+    if (!r || !name || !name[0] || !cb)
+        return STS_EINVAL;
+    return r->closing || r->freed ? STS_ESTATE : 0;
+}
+
 static struct query *query_new(sts_resolver *r, qkind kind, const char *name, void *cb, void *arg)
 {
     if (!r || r->freed || !name || !name[0] || !cb)
@@ -821,8 +832,9 @@ static struct query *query_new(sts_resolver *r, qkind kind, const char *name, vo
 
 int sts_resolver_query_txt(sts_resolver *r, const char *name, sts_dns_txt_cb cb, void *arg)
 {
-    if (!r || !name || !name[0] || !cb)
-        return STS_EINVAL;
+    int rc = query_usable(r, name, cb);
+    if (rc)
+        return rc;
     struct query *q = query_new(r, Q_TXT, name, (void *)cb, arg);
     if (!q)
         return STS_ENOMEM;
@@ -835,8 +847,9 @@ int sts_resolver_query_txt(sts_resolver *r, const char *name, sts_dns_txt_cb cb,
 
 int sts_resolver_query_mx(sts_resolver *r, const char *domain, sts_dns_mx_cb cb, void *arg)
 {
-    if (!r || !domain || !domain[0] || !cb)
-        return STS_EINVAL;
+    int rc = query_usable(r, domain, cb);
+    if (rc)
+        return rc;
     struct query *q = query_new(r, Q_MX, domain, (void *)cb, arg);
     if (!q)
         return STS_ENOMEM;
@@ -849,8 +862,9 @@ int sts_resolver_query_mx(sts_resolver *r, const char *domain, sts_dns_mx_cb cb,
 
 int sts_resolver_query_addr(sts_resolver *r, const char *host, sts_dns_addr_cb cb, void *arg)
 {
-    if (!r || !host || !host[0] || !cb)
-        return STS_EINVAL;
+    int rc = query_usable(r, host, cb);
+    if (rc)
+        return rc;
     struct query *q = query_new(r, Q_ADDR, host, (void *)cb, arg);
     if (!q)
         return STS_ENOMEM;
@@ -1008,6 +1022,7 @@ static void do_free(sts_resolver *r)
     /* ares_destroy ends every pending c-ares query with ARES_EDESTRUCTION: the c-ares
      * callbacks mark the queries complete (CANCELLED) and we deliver them here. */
     r->delivering++;
+    r->closing = 1;
     ares_destroy(r->ch);
     r->ch_ok = 0;
     for (struct query *q = r->queries; q; q = q->next)

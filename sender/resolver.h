@@ -69,8 +69,9 @@ int sts_resolver_new(uv_loop_t *loop, const char *servers, double timeout_s, sts
 
 /* Free the resolver. Safe while queries are pending: their callbacks run, inside this
  * call, with status STS_DNS_CANCELLED (so a callback must not free the resolver
- * again). The uv handles then close asynchronously and the memory is released in the
- * last close callback: run the loop (uv_run) once more before uv_loop_close(). */
+ * again, and a query it starts is refused with STS_ESTATE). The uv handles then close
+ * asynchronously and the memory is released in the last close callback: run the loop
+ * (uv_run) once more before uv_loop_close(). */
 void sts_resolver_free(sts_resolver *r);
 
 /* ---- TXT ---- */
@@ -94,7 +95,8 @@ typedef struct sts_dns_txt_result {
 typedef void (*sts_dns_txt_cb)(const sts_dns_txt_result *res, void *arg);
 
 /* TXT records of name, following CNAMEs (up to 8, also when the server returns only the
- * CNAME). 0, STS_EINVAL (empty name) or STS_ENOMEM. */
+ * CNAME). 0, STS_EINVAL (empty name), STS_ESTATE (the resolver is being freed)
+ * or STS_ENOMEM. */
 int sts_resolver_query_txt(sts_resolver *r, const char *name, sts_dns_txt_cb cb, void *arg);
 
 /* ---- MX ---- */
@@ -116,7 +118,7 @@ typedef struct sts_dns_mx_result {
 
 typedef void (*sts_dns_mx_cb)(const sts_dns_mx_result *res, void *arg);
 
-/* MX records of domain. 0, STS_EINVAL or STS_ENOMEM. */
+/* MX records of domain. 0, STS_EINVAL, STS_ESTATE or STS_ENOMEM. */
 int sts_resolver_query_mx(sts_resolver *r, const char *domain, sts_dns_mx_cb cb, void *arg);
 
 /* ---- A / AAAA ---- */
@@ -142,7 +144,7 @@ typedef struct sts_dns_addr_result {
 typedef void (*sts_dns_addr_cb)(const sts_dns_addr_result *res, void *arg);
 
 /* A and AAAA records of host, asked in parallel; one callback when both are done.
- * 0, STS_EINVAL or STS_ENOMEM. */
+ * 0, STS_EINVAL, STS_ESTATE or STS_ENOMEM. */
 int sts_resolver_query_addr(sts_resolver *r, const char *host, sts_dns_addr_cb cb, void *arg);
 
 /* Addresses no sender may connect to, whatever DNS says (RFC 6890, RFC 5771, RFC 4291):

@@ -3,17 +3,26 @@
  * discovery (discover.h: TXT, policy cache, policy host, HTTPS fetch, parse), MX lookup
  * (RFC 5321 5.1, RFC 7505), then per MX in preference order the policy match, the
  * address lookup and an SMTP session per address (smtpc.h), the decisions of decide.h,
- * and at the end the JSON result and a per-MX summary for people.
+ * and at the end a per-MX summary for people and the JSON result (result.h).
  *
- * Each recipient is a job, a small state machine on the shared loop:
- *   DISCOVER (discover.h) -> policy applied -> MX -> (MX_ADDR -> SMTP per address)*
- *   -> [every MX refused under a cached enforce policy: the re-check of RFC 8461 5.1
- *   (DISCOVER again), and on a new, different policy the MX list once more] -> DONE
- * Up to opts->concurrency jobs run at once. Jobs never free shared objects from inside
- * their callbacks: the resolver and the fetcher are freed from a zero-delay timer once
- * every job is done, or by the deadline timer (opts->deadline), whose callback is no
- * resolver/fetcher callback either; their pending callbacks then run with a cancelled
- * status and the jobs end as deferred ("time limit").
+ * Each recipient is a job, a state machine on the shared loop (sts_job_state):
+ *   NEW -> DISCOVER -> MX -> (MX_ADDR -> SMTP per address)* -> [every MX refused under
+ *   a cached enforce policy: RECHECK (RFC 8461 5.1), and on a new, different policy the
+ *   MX list once more] -> DONE
+ * in the shape of OpenSMTPD's mta_session.c: job_enter() does what entering a state
+ * means (start a lookup, a session, the re-check, or report the outcome); the
+ * callbacks (discovered_cb, mx_cb, mx_addr_cb, smtp_done_cb, rechecked_cb) say what a
+ * result means and which state comes next.
+ *
+ * Jobs are created lazily, while fewer than opts->concurrency run, so that a recipient
+ * still queued costs only its argument; a job keeps only the MX entries it tried, and
+ * when it is done its JSON result is built and the job is freed from a zero-delay
+ * timer (never inside one of its own callbacks). Results are printed in recipient
+ * order. Jobs never free shared objects from inside their callbacks either: the
+ * resolver and the fetcher are freed from that timer once every job is done, or by the
+ * deadline timer (opts->deadline), whose callback is no resolver/fetcher callback
+ * either; their pending callbacks then run with a cancelled status and the jobs end as
+ * deferred ("time limit").
  *
  * sts_sender_run returns an exit status (sysexits), see sender.h.
  */
@@ -39,73 +48,63 @@
 #include "sender/fetch.h"
 #include "sender/policy.h"
 #include "sender/resolver.h"
+#include "sender/result.h"
 #include "sender/smtpc.h"
 
 #define SENDER_CONCURRENCY 8
-#define SENDER_MAX_MX 16   /* MX hosts tried per recipient */
-#define SENDER_MAX_ADDRS 8 /* addresses tried per MX host */
-#define SENDER_MAX_FAILURES 16
-#define SENDER_FETCH_TIMEOUT 60.0 /* RFC 8461 3.3: "a reasonable timeout" */
+#define SENDER_MAX_MX 16                      /* MX hosts tried per recipient */
+#define SENDER_MAX_ADDRS STS_RESULT_MAX_ADDRS /* addresses tried per MX host */
+#define SENDER_FETCH_TIMEOUT 60.0             /* RFC 8461 3.3: "a reasonable timeout" */
 
-typedef struct mx_entry {
-    char host[256];
+static const char *const job_state_names[] = {
+    [STS_JOB_NEW] = "NEW",         [STS_JOB_DISCOVER] = "DISCOVER", [STS_JOB_MX] = "MX",
+    [STS_JOB_MX_ADDR] = "MX_ADDR", [STS_JOB_SMTP] = "SMTP",         [STS_JOB_RECHECK] = "RECHECK",
+    [STS_JOB_DONE] = "DONE",
+};
+_Static_assert(sizeof(job_state_names) / sizeof(job_state_names[0]) == STS_JOB_DONE + 1,
+               "a name for every job state");
+
+const char *sts_job_state_name(sts_job_state st)
+{
+    if ((unsigned)st < sizeof(job_state_names) / sizeof(job_state_names[0]) && job_state_names[st])
+        return job_state_names[st];
+    return "UNKNOWN";
+}
+
+/* One host of the MX list, as DNS gave it. */
+typedef struct mx_host {
+    char *host;
     unsigned preference;
-    int implicit;     /* RFC 5321 5.1: the domain itself, no MX records */
-    int policy_match; /* 1/0; -1 when there is no policy */
-    char address[INET6_ADDRSTRLEN];
-    char addresses[SENDER_MAX_ADDRS][INET6_ADDRSTRLEN]; /* every address connected to */
-    size_t naddresses;
-    int tried; /* an address lookup or session happened */
-    sts_action action;
-    sts_result_type failure; /* RFC 8460 result type that matters, or none */
-    char detail[512];
-    const char *stage;
-    int connected;
-    int starttls_offered;
-    int tls_attempted, tls_up;
-    sts_tls_info tls;
-    int pipelined;
-    int code;
-    char enhanced[16];
-    char text[STS_SMTPC_TEXT_MAX];
-    int plain_retry; /* a plaintext retry followed a failed handshake */
-} mx_entry;
-
-typedef enum { J_WAIT, J_DISCOVER, J_MX, J_MX_ADDR, J_SMTP, J_DONE } job_state;
+    int implicit; /* RFC 5321 5.1: the domain itself, no MX records */
+} mx_host;
 
 struct run;
 
 typedef struct job {
     struct run *run;
-    size_t index;
-    const char *arg;     /* the argument as given */
+    struct job *prev, *next; /* the run's jobs alive */
+    size_t index;            /* of the recipient: where its result goes */
+    sts_job_state state;
+    sts_log *log;        /* the run's log, or a child with a prefix */
     char recipient[512]; /* send: local@domain; check: "" */
-    char domain[256];
-    job_state state;
-    sts_log *log; /* the run's log, or a child with a prefix */
+    sts_rcpt_result res; /* what the job found: its summary and JSON (result.h) */
     /* policy discovery and the RFC 8461 5.1 re-check (discover.h): the policy applied */
     sts_discover *disc; /* NULL until the job starts discovery */
-    sts_mode mode;      /* the mode applied: none until a policy says otherwise */
-    int tls_required;
-    int recheck_retried; /* the MX list was tried again under a re-checked policy */
-    sts_result_type failures[SENDER_MAX_FAILURES];
-    size_t nfailures;
-    char detail[512]; /* why the outcome, for people */
-    int aborted;      /* the run's time limit passed */
-    /* MX */
-    mx_entry mx[SENDER_MAX_MX];
-    size_t nmx;
+    int aborted;        /* the run's time limit passed */
+    /* MX: the list, and res.mx[0 .. cur] the entries tried so far (in list order) */
+    mx_host *hosts;
+    size_t nhosts;
+    size_t mx_cap; /* entries res.mx has room for */
     size_t cur;
-    int null_mx;
     int no_such_domain;
     int mx_temp;                          /* MX lookup failed temporarily */
     sts_dns_addr addrs[SENDER_MAX_ADDRS]; /* the current MX's addresses, A then AAAA */
     size_t naddrs, addr_idx;
     struct sockaddr_storage addr;
+    int no_starttls; /* the next session is the plaintext retry (opportunistic TLS) */
     sts_smtpc *smtp; /* the session in progress, or NULL */
     sts_buf msg;     /* the generated message (when no --data) */
     const char *rcpt_list[1];
-    sts_outcome outcome;
 } job;
 
 typedef struct run {
@@ -115,39 +114,31 @@ typedef struct run {
     sts_fetcher *fetcher;
     sts_cache *cache; /* NULL: no cache (--no-cache, or the default is unusable) */
     SSL_CTX *ctx;
-    job *jobs;
+    char *const *rcpts;
     size_t njobs, next, done;
     size_t concurrency;
+    json_t **results;          /* per recipient, set when its job is done */
+    sts_outcome *outcomes;     /* likewise */
+    sts_result_pool *pool;     /* their equal values, stored once (NULL: none shared) */
+    job *jobs;                 /* jobs alive: running, or done and not yet freed */
     int starting, start_again; /* run_start_jobs is not re-entered (no deep recursion) */
     char helo[256];
     char from[512];
     sts_buf data; /* --data contents */
     int have_data;
-    uv_timer_t teardown;
-    int teardown_started;
+    uv_timer_t reap; /* zero-delay: frees done jobs, and tears down after the last */
+    int timers_on;   /* reap and deadline are initialised */
+    int torn_down;
     uv_timer_t deadline;
     int deadline_passed;
 } run;
 
+static void job_enter(job *j, sts_job_state st);
 static void job_next_mx(job *j);
-static void job_finish(job *j);
-static void job_finish_final(job *j);
-static void job_mx_lookup(job *j);
 static void job_abort(job *j);
 static void run_start_jobs(run *r);
 
 /* ---- small helpers ---- */
-
-static void job_add_failure(job *j, sts_result_type type)
-{
-    if (type == STS_RESULT_NONE)
-        return;
-    for (size_t i = 0; i < j->nfailures; i++)
-        if (j->failures[i] == type)
-            return;
-    if (j->nfailures < SENDER_MAX_FAILURES)
-        j->failures[j->nfailures++] = type;
-}
 
 static void lower(char *s)
 {
@@ -164,8 +155,6 @@ static int job_deadline(job *j)
     return 1;
 }
 
-/* ---- policy discovery (RFC 8461 3, discover.h) ---- */
-
 /* No discovery ran (the argument was rejected before): no policy, no TXT, no decision. */
 static const sts_discovery no_discovery = {.source = STS_POLICY_SOURCE_NONE};
 
@@ -175,25 +164,33 @@ static const sts_discovery *job_disc(const job *j)
     return j->disc ? sts_discover_result(j->disc) : &no_discovery;
 }
 
+/* The MX entry being tried. */
+static sts_mx_result *job_mx(job *j)
+{
+    return &j->res.mx[j->cur];
+}
+
+/* ---- policy discovery (RFC 8461 3, discover.h) ---- */
+
 /* The failures and the sentence a discovery step reports become the recipient's. */
 static void job_take_findings(job *j, const sts_discovery *d)
 {
     for (size_t i = 0; i < d->nfailures; i++)
-        job_add_failure(j, d->failures[i]);
+        sts_result_add_failure(&j->res, d->failures[i]);
     if (d->detail[0])
-        snprintf(j->detail, sizeof(j->detail), "%s", d->detail);
+        snprintf(j->res.detail, sizeof(j->res.detail), "%s", d->detail);
 }
 
 static void job_apply_policy(job *j)
 {
     const sts_sender_opts *o = j->run->opts;
     const sts_discovery *d = job_disc(j);
-    j->mode = sts_decide_mode(d->have_policy, d->policy.mode, o->mode);
-    j->tls_required = sts_decide_tls_required(j->mode, o->require_tls);
+    j->res.mode = sts_decide_mode(d->have_policy, d->policy.mode, o->mode);
+    j->res.tls_required = sts_decide_tls_required(j->res.mode, o->require_tls);
     if (d->have_policy && o->mode != STS_MODE_AUTO)
         sts_info(j->log, "MTASTS mode %s overridden by --mode: applying %s",
-                 sts_mode_name(d->policy.mode), sts_mode_name(j->mode));
-    sts_info(j->log, "MTASTS applying mode %s%s", sts_mode_name(j->mode),
+                 sts_mode_name(d->policy.mode), sts_mode_name(j->res.mode));
+    sts_info(j->log, "MTASTS applying mode %s%s", sts_mode_name(j->res.mode),
              o->require_tls ? " (+ --require-tls: verified TLS required on every MX)" : "");
 }
 
@@ -209,7 +206,7 @@ static void discovered_cb(const sts_discovery *d, void *arg)
         return;
     }
     job_apply_policy(j);
-    job_mx_lookup(j);
+    job_enter(j, STS_JOB_MX);
 }
 
 /* ---- RFC 8461 5.1: re-check DNS before giving up under a cached enforce policy ---- */
@@ -222,17 +219,27 @@ static void discovered_cb(const sts_discovery *d, void *arg)
 static int job_should_recheck(const job *j)
 {
     if (j->run->deadline_passed || !sts_discover_may_recheck(j->disc) ||
-        j->mode != STS_MODE_ENFORCE || !j->nmx)
+        j->res.mode != STS_MODE_ENFORCE || !j->nhosts)
         return 0;
-    size_t tried = 0;
-    for (size_t i = 0; i < j->nmx; i++) {
-        if (!j->mx[i].tried)
-            continue;
-        tried++;
-        if (j->mx[i].action != STS_ACTION_REFUSED)
+    for (size_t i = 0; i < j->res.nmx; i++)
+        if (j->res.mx[i].action != STS_ACTION_REFUSED)
             return 0;
-    }
-    return tried > 0;
+    return j->res.nmx > 0;
+}
+
+/* The MX list is done: maybe re-check the policy (RFC 8461 5.1), else report. */
+static void job_finish(job *j)
+{
+    job_enter(j, job_should_recheck(j) ? STS_JOB_RECHECK : STS_JOB_DONE);
+}
+
+/* Forget every MX entry: the list is tried again from its first host. */
+static void job_forget_mx(job *j)
+{
+    for (size_t i = 0; i < j->res.nmx; i++)
+        sts_mx_tls_free(&j->res.mx[i].tls);
+    j->res.nmx = 0;
+    j->cur = 0;
 }
 
 /* The re-check is over: the message stays deferred, or the MX list is tried again
@@ -252,14 +259,14 @@ static void rechecked_cb(const sts_discovery *d, void *arg)
                  d->recheck == STS_RECHECK_ID_UNCHANGED ? "TXT id unchanged"
                                                         : "no usable TXT record",
                  d->policy_id);
-        job_finish_final(j);
+        job_enter(j, STS_JOB_DONE);
         return;
     case STS_RECHECK_NOT_FETCHED:
     case STS_RECHECK_SAME:
         sts_info(j->log, "MTASTS re-check: %s: the message stays deferred",
                  d->recheck == STS_RECHECK_NOT_FETCHED ? "no new policy could be fetched"
                                                        : "the new policy says the same");
-        job_finish_final(j);
+        job_enter(j, STS_JOB_DONE);
         return;
     case STS_RECHECK_CHANGED:
         break;
@@ -267,84 +274,96 @@ static void rechecked_cb(const sts_discovery *d, void *arg)
         if (d->cancelled)
             job_abort(j);
         else
-            job_finish_final(j);
+            job_enter(j, STS_JOB_DONE);
         return;
     }
     sts_info(j->log,
              "MTASTS re-check: the new policy id=%s differs: retrying the MX list "
              "under it",
              d->policy_id);
-    j->recheck_retried = 1;
+    j->res.recheck_retried = 1;
     job_apply_policy(j);
-    for (size_t i = 0; i < j->nmx; i++) {
-        mx_entry *m = &j->mx[i];
-        mx_entry fresh;
-        memset(&fresh, 0, sizeof(fresh));
-        snprintf(fresh.host, sizeof(fresh.host), "%s", m->host);
-        fresh.preference = m->preference;
-        fresh.implicit = m->implicit;
-        *m = fresh;
-    }
-    j->cur = 0;
+    job_forget_mx(j);
     job_next_mx(j);
 }
 
-static void job_recheck_start(job *j)
+/* ---- MX (RFC 5321 5.1, RFC 7505) ---- */
+
+/* The MX list from DNS (at most SENDER_MAX_MX hosts). 0 or STS_ENOMEM. */
+static int job_take_mx_list(job *j, const sts_dns_mx_result *res)
 {
-    sts_info(j->log,
-             "MTASTS every MX was refused under the CACHED enforce policy id=%s: "
-             "re-checking _mta-sts.%s for an updated policy (RFC 8461 5.1)",
-             job_disc(j)->policy_id, j->domain);
-    j->state = J_DISCOVER;
-    int rc = sts_discover_recheck(j->disc, rechecked_cb, j);
-    if (rc) {
-        sts_info(j->log, "MTASTS re-check could not start: %s", sts_strerror(rc));
-        job_finish_final(j);
+    size_t n = res->n < SENDER_MAX_MX ? res->n : SENDER_MAX_MX;
+    j->hosts = calloc(n ? n : 1, sizeof(*j->hosts));
+    if (!j->hosts)
+        return STS_ENOMEM;
+    for (size_t i = 0; i < n; i++) {
+        mx_host *h = &j->hosts[j->nhosts];
+        h->host = strdup(res->mx[i].host);
+        if (!h->host)
+            return STS_ENOMEM;
+        h->preference = res->mx[i].preference;
+        j->nhosts++;
+        sts_info(j->log, "DNS %s MX -> %u %s", res->name, h->preference, h->host);
     }
+    if (res->n > SENDER_MAX_MX)
+        sts_info(j->log, "MX only the first %d of %zu hosts are tried", SENDER_MAX_MX, res->n);
+    return 0;
 }
 
-/* ---- MX (RFC 5321 5.1, RFC 7505) ---- */
+/* RFC 5321 5.1: no MX records: the domain itself is the implicit MX. */
+static int job_take_implicit_mx(job *j)
+{
+    j->hosts = calloc(1, sizeof(*j->hosts));
+    if (!j->hosts || !(j->hosts[0].host = strdup(j->res.domain)))
+        return STS_ENOMEM;
+    j->hosts[0].implicit = 1;
+    j->nhosts = 1;
+    return 0;
+}
+
+/* The MX lookup gave nothing to try: say why and finish. */
+static void job_mx_failed(job *j, const sts_dns_mx_result *res)
+{
+    char why[400];
+    sts_dns_failure_text(res->name, "MX", res->status, res->detail, why, sizeof(why));
+    sts_info(j->log, "DNS %s", why);
+    if (res->status == STS_DNS_NXDOMAIN) {
+        j->no_such_domain = 1;
+        snprintf(j->res.detail, sizeof(j->res.detail), "domain %s does not exist: %s",
+                 j->res.domain, why);
+    } else {
+        j->mx_temp = 1;
+        snprintf(j->res.detail, sizeof(j->res.detail), "%s", why);
+    }
+    job_finish(j);
+}
 
 static void mx_cb(const sts_dns_mx_result *res, void *arg)
 {
     job *j = arg;
     if (job_deadline(j))
         return;
+    int rc = 0;
     if (res->status == STS_DNS_OK && res->null_mx) {
         sts_info(j->log, "DNS %s MX -> 0 . (null MX, RFC 7505: the domain accepts no mail)",
                  res->name);
-        j->null_mx = 1;
-        snprintf(j->detail, sizeof(j->detail), "null MX: %s accepts no mail (RFC 7505)", j->domain);
+        j->res.null_mx = 1;
+        snprintf(j->res.detail, sizeof(j->res.detail), "null MX: %s accepts no mail (RFC 7505)",
+                 j->res.domain);
         job_finish(j);
         return;
     }
     if (res->status == STS_DNS_OK) {
-        for (size_t i = 0; i < res->n && j->nmx < SENDER_MAX_MX; i++) {
-            mx_entry *m = &j->mx[j->nmx++];
-            snprintf(m->host, sizeof(m->host), "%s", res->mx[i].host);
-            m->preference = res->mx[i].preference;
-            sts_info(j->log, "DNS %s MX -> %u %s", res->name, m->preference, m->host);
-        }
-        if (res->n > SENDER_MAX_MX)
-            sts_info(j->log, "MX only the first %d of %zu hosts are tried", SENDER_MAX_MX, res->n);
+        rc = job_take_mx_list(j, res);
     } else if (res->status == STS_DNS_NODATA) {
-        /* RFC 5321 5.1: no MX records: the domain itself is the implicit MX. */
-        sts_info(j->log, "DNS %s MX -> NODATA: implicit MX %s", res->name, j->domain);
-        mx_entry *m = &j->mx[j->nmx++];
-        snprintf(m->host, sizeof(m->host), "%s", j->domain);
-        m->preference = 0;
-        m->implicit = 1;
+        sts_info(j->log, "DNS %s MX -> NODATA: implicit MX %s", res->name, j->res.domain);
+        rc = job_take_implicit_mx(j);
     } else {
-        char why[400];
-        sts_dns_failure_text(res->name, "MX", res->status, res->detail, why, sizeof(why));
-        sts_info(j->log, "DNS %s", why);
-        if (res->status == STS_DNS_NXDOMAIN) {
-            j->no_such_domain = 1;
-            snprintf(j->detail, sizeof(j->detail), "domain %s does not exist: %s", j->domain, why);
-        } else {
-            j->mx_temp = 1;
-            snprintf(j->detail, sizeof(j->detail), "%s", why);
-        }
+        job_mx_failed(j, res);
+        return;
+    }
+    if (rc) {
+        snprintf(j->res.detail, sizeof(j->res.detail), "out of memory");
         job_finish(j);
         return;
     }
@@ -352,122 +371,93 @@ static void mx_cb(const sts_dns_mx_result *res, void *arg)
     job_next_mx(j);
 }
 
-static void job_mx_lookup(job *j)
+/* ---- per MX: policy match, addresses, SMTP sessions ---- */
+
+/* A new entry for the MX list's host j->cur (the next to be tried), or NULL (out of
+ * memory). Entries are kept for the hosts tried only, so the array grows as they are. */
+static sts_mx_result *job_mx_open(job *j)
 {
-    j->state = J_MX;
-    int rc = sts_resolver_query_mx(j->run->resolver, j->domain, mx_cb, j);
-    if (rc) {
-        snprintf(j->detail, sizeof(j->detail), "MX lookup could not start: %s", sts_strerror(rc));
-        j->mx_temp = 1;
-        job_finish(j);
+    if (j->res.nmx == j->mx_cap) {
+        size_t cap = j->mx_cap ? 2 * j->mx_cap : 1;
+        sts_mx_result *mx = realloc(j->res.mx, cap * sizeof(*mx));
+        if (!mx)
+            return NULL;
+        j->res.mx = mx;
+        j->mx_cap = cap;
     }
+    sts_mx_result *m = &j->res.mx[j->res.nmx++];
+    memset(m, 0, sizeof(*m));
+    const mx_host *h = &j->hosts[j->cur];
+    m->host = h->host;
+    m->preference = h->preference;
+    m->implicit = h->implicit;
+    return m;
 }
 
-/* ---- per MX: addresses, SMTP sessions ---- */
-
-static void smtp_done_cb(sts_smtpc *s, void *arg);
-static void job_connect_addr(job *j);
-
-static void job_start_smtp(job *j, int no_starttls)
+/* RFC 8461 4.1 / 5: may the current MX be contacted under the policy? Logs the match;
+ * 1 to connect, 0 when it is refused (recorded in m). */
+static int job_mx_allowed(job *j, sts_mx_result *m)
 {
-    mx_entry *m = &j->mx[j->cur];
-    run *r = j->run;
-    const sts_sender_opts *o = r->opts;
-    sts_smtpc_params p = {
-        .addr = (const struct sockaddr *)&j->addr,
-        .host = m->host,
-        .helo = r->helo,
-        .from = r->from,
-        .rcpts = j->rcpt_list,
-        .nrcpts = o->check_only ? 0 : 1,
-        .msg = r->have_data ? r->data.data : j->msg.data,
-        .msglen = r->have_data ? r->data.len : j->msg.len,
-        .ssl_ctx = r->ctx,
-        .tls_required = j->tls_required,
-        .check_only = o->check_only,
-        .no_starttls = no_starttls,
-        .log = j->log,
-    };
-    sts_smtpc_timeouts_init(&p.timeouts, o->timeout);
-    j->state = J_SMTP;
-    int rc = sts_smtpc_start(r->loop, &p, smtp_done_cb, j, &j->smtp);
-    if (rc) {
-        j->smtp = NULL;
-        m->action = STS_ACTION_TEMPFAIL;
-        snprintf(m->detail, sizeof(m->detail), "SMTP session could not start: %s",
-                 sts_strerror(rc));
-        j->cur++;
-        job_next_mx(j);
-    }
-}
-
-static void smtp_done_cb(sts_smtpc *s, void *arg)
-{
-    job *j = arg;
-    mx_entry *m = &j->mx[j->cur];
-    const sts_smtpc_result *res = sts_smtpc_get_result(s);
-    int relevant = j->mode != STS_MODE_NONE || j->tls_required;
-
-    j->smtp = NULL;
-    m->action = res->action;
-    /* A testing-mode mismatch recorded before connecting stays the MX's failure. */
-    if (m->failure == STS_RESULT_NONE && relevant)
-        m->failure = res->failure;
-    snprintf(m->detail, sizeof(m->detail), "%s", res->detail);
-    m->stage = sts_smtpc_state_name(res->stage);
-    m->connected |= res->connected;
-    if (!m->plain_retry || res->tls_attempted) {
-        m->starttls_offered = res->starttls_offered;
-        m->tls_attempted = res->tls_attempted;
-        m->tls_up = res->tls_up;
-        m->tls = res->tls;
-    }
-    m->pipelined = res->pipelined;
-    m->code = res->code;
-    snprintf(m->enhanced, sizeof(m->enhanced), "%s", res->enhanced);
-    snprintf(m->text, sizeof(m->text), "%s", res->text);
-    int retry = res->retry_plain && !m->plain_retry;
-    int in_transaction = res->stage == STS_SMTPC_MAIL || res->stage == STS_SMTPC_RCPT ||
-                         res->stage == STS_SMTPC_DATA || res->stage == STS_SMTPC_BODY;
-    int connect_failed = !res->connected && res->stage == STS_SMTPC_CONNECT;
-    sts_action act = res->action;
-    sts_result_type res_failure = res->failure;
-    sts_smtpc_free(s); /* done_cb is the session's last act */
-
-    if (relevant) {
-        /* Both a testing-mode mismatch and the session's own failure are reported. */
-        job_add_failure(j, m->failure);
-        job_add_failure(j, res_failure);
-    }
-    if (j->run->deadline_passed) {
-        /* A delivery that completed before the limit stands. */
-        if (act == STS_ACTION_DELIVERED)
-            job_finish(j);
+    sts_result_type failure = STS_RESULT_NONE;
+    const sts_discovery *d = job_disc(j);
+    if (d->have_policy) {
+        /* RFC 8461 3.2 / 4.1: names are compared as A-labels; the resolver gives MX
+         * names as they are on the wire (A-labels), and a name with non-ASCII bytes
+         * matches no pattern (sts_decide_mx_host_ascii). */
+        const char *pat =
+            sts_decide_mx_host_ascii(m->host) ? sts_policy_mx_match(&d->policy, m->host) : NULL;
+        m->policy_match = pat != NULL;
+        if (pat)
+            sts_info(j->log, "MX %u %s policy match (%s)", m->preference, m->host, pat);
+        else if (!sts_decide_mx_host_ascii(m->host))
+            sts_info(j->log,
+                     "MX %u %s is not an A-label name: it matches no policy "
+                     "pattern (RFC 8461 3.2)",
+                     m->preference, m->host);
         else
-            job_abort(j);
-        return;
+            sts_info(j->log, "MX %u %s does NOT match the policy", m->preference, m->host);
+    } else {
+        m->policy_match = -1;
+        sts_info(j->log, "MX %u %s (no policy)", m->preference, m->host);
     }
-    if (retry) {
-        /* Opportunistic TLS (no policy / testing / none): a failed handshake may be
-         * retried once in plaintext; recorded in the result (plain_retry). */
-        m->plain_retry = 1;
-        sts_info(j->log, "MX %s: TLS handshake failed, retrying once without STARTTLS", m->host);
-        job_start_smtp(j, 1);
-        return;
+    int go = sts_decide_mx_connect(j->res.mode, m->policy_match != 0, &failure);
+    if (failure != STS_RESULT_NONE) {
+        m->failure = failure;
+        sts_result_add_failure(&j->res, failure);
     }
-    if (connect_failed && j->addr_idx + 1 < j->naddrs) {
-        /* RFC 5321 5.1: an MX host may have several addresses; a connection failure to
-         * one is no verdict on the host: try its next address first. */
-        j->addr_idx++;
-        sts_info(j->log, "MX %s: no connection to %s: trying its next address %s", m->host,
-                 m->address, j->addrs[j->addr_idx].text);
-        job_connect_addr(j);
-        return;
+    if (!go) {
+        /* RFC 8461 4.1 / 5: under enforce an MX outside the policy is not contacted. */
+        m->action = STS_ACTION_REFUSED;
+        m->stage = "POLICY";
+        snprintf(m->detail, sizeof(m->detail),
+                 "MX does not match the policy's mx patterns: not contacted");
+        sts_info(j->log, "MX %s refused: not in the policy (enforce)", m->host);
     }
-    if (!sts_decide_try_next_mx(act, in_transaction) || j->cur + 1 >= j->nmx) {
-        job_finish(j);
+    return go;
+}
+
+/* Take the next MX in preference order: policy match, then its addresses. */
+static void job_next_mx(job *j)
+{
+    if (job_deadline(j))
         return;
+    for (; j->cur < j->nhosts; j->cur++) {
+        sts_mx_result *m = job_mx_open(j);
+        if (!m) {
+            snprintf(j->res.detail, sizeof(j->res.detail), "out of memory");
+            break;
+        }
+        if (job_mx_allowed(j, m)) {
+            job_enter(j, STS_JOB_MX_ADDR);
+            return;
+        }
     }
+    job_finish(j);
+}
+
+/* The current MX is over without a session that counts: on to the next one. */
+static void job_skip_mx(job *j)
+{
     j->cur++;
     job_next_mx(j);
 }
@@ -475,24 +465,46 @@ static void smtp_done_cb(sts_smtpc *s, void *arg)
 /* Connect to the current MX's address j->addrs[j->addr_idx]. */
 static void job_connect_addr(job *j)
 {
-    mx_entry *m = &j->mx[j->cur];
-    run *r = j->run;
+    sts_mx_result *m = job_mx(j);
     const sts_dns_addr *a = &j->addrs[j->addr_idx];
-    /* Through a local copy: the address text and the MX entry both live in *j, and
-     * GCC's -Wrestrict cannot tell that they never overlap. */
-    char text[sizeof(a->text)];
-    memcpy(text, a->text, sizeof(text));
-    text[sizeof(text) - 1] = '\0';
-    snprintf(m->address, sizeof(m->address), "%s", text);
+    snprintf(m->address, sizeof(m->address), "%s", a->text);
     if (m->naddresses < SENDER_MAX_ADDRS)
-        snprintf(m->addresses[m->naddresses++], sizeof(m->addresses[0]), "%s", text);
+        snprintf(m->addresses[m->naddresses++], sizeof(m->addresses[0]), "%s", a->text);
     memcpy(&j->addr, &a->sa, sizeof(a->sa));
-    int port = r->opts->smtp_port ? r->opts->smtp_port : 25;
+    int port = j->run->opts->smtp_port ? j->run->opts->smtp_port : 25;
     if (a->family == AF_INET6)
         ((struct sockaddr_in6 *)&j->addr)->sin6_port = htons((uint16_t)port);
     else
         ((struct sockaddr_in *)&j->addr)->sin_port = htons((uint16_t)port);
-    job_start_smtp(j, 0);
+    j->no_starttls = 0;
+    job_enter(j, STS_JOB_SMTP);
+}
+
+/* The current MX has no address to connect to (detail says why): a temporary failure
+ * of that MX; on to the next. */
+static void job_mx_no_address(job *j, const char *detail)
+{
+    sts_mx_result *m = job_mx(j);
+    m->action = STS_ACTION_TEMPFAIL;
+    m->stage = "DNS";
+    snprintf(m->detail, sizeof(m->detail), "%s", detail);
+    job_skip_mx(j);
+}
+
+/* The address lookup of the current MX failed. */
+static void job_addr_failed(job *j, const sts_dns_addr_result *res)
+{
+    char why[400], detail[sizeof(why) + 16];
+    sts_dns_failure_text(res->name, "A/AAAA", res->status, res->detail, why, sizeof(why));
+    sts_info(j->log, "DNS %s", why);
+    snprintf(detail, sizeof(detail), "no address: %s", why);
+    if (job_mx(j)->implicit && !sts_dns_status_is_temporary(res->status)) {
+        /* RFC 5321 5.1: no MX and no address records: the domain cannot receive. */
+        j->no_such_domain = 1;
+        snprintf(j->res.detail, sizeof(j->res.detail), "%s has neither MX nor address records",
+                 j->res.domain);
+    }
+    job_mx_no_address(j, detail);
 }
 
 static void mx_addr_cb(const sts_dns_addr_result *res, void *arg)
@@ -500,24 +512,11 @@ static void mx_addr_cb(const sts_dns_addr_result *res, void *arg)
     job *j = arg;
     if (job_deadline(j))
         return;
-    mx_entry *m = &j->mx[j->cur];
     if (res->status != STS_DNS_OK || !res->n) {
-        char why[400];
-        sts_dns_failure_text(res->name, "A/AAAA", res->status, res->detail, why, sizeof(why));
-        sts_info(j->log, "DNS %s", why);
-        m->action = STS_ACTION_TEMPFAIL;
-        m->stage = "DNS";
-        snprintf(m->detail, sizeof(m->detail), "no address: %s", why);
-        if (m->implicit && !sts_dns_status_is_temporary(res->status)) {
-            /* RFC 5321 5.1: no MX and no address records: the domain cannot receive. */
-            j->no_such_domain = 1;
-            snprintf(j->detail, sizeof(j->detail), "%s has neither MX nor address records",
-                     j->domain);
-        }
-        j->cur++;
-        job_next_mx(j);
+        job_addr_failed(j, res);
         return;
     }
+    sts_mx_result *m = job_mx(j);
     for (size_t i = 0; i < res->n; i++)
         sts_info(j->log, "DNS %s %s -> %s", res->name,
                  res->addrs[i].family == AF_INET6 ? "AAAA" : "A", res->addrs[i].text);
@@ -539,234 +538,92 @@ static void mx_addr_cb(const sts_dns_addr_result *res, void *arg)
         sts_info(j->log, "MX %s: only the first %d of %zu addresses are tried", m->host,
                  SENDER_MAX_ADDRS, usable);
     if (!j->naddrs) {
-        m->action = STS_ACTION_TEMPFAIL;
-        m->stage = "DNS";
-        snprintf(m->detail, sizeof(m->detail), "%s", why);
-        j->cur++;
-        job_next_mx(j);
+        job_mx_no_address(j, why);
         return;
     }
     j->addr_idx = 0;
     job_connect_addr(j);
 }
 
-/* Take the next MX in preference order: policy match, then its addresses. */
-static void job_next_mx(job *j)
+/* What a finished session says about the current MX, recorded in its entry. */
+static void job_take_session(job *j, const sts_smtpc_result *res, int relevant)
 {
-    if (job_deadline(j))
-        return;
-    while (j->cur < j->nmx) {
-        mx_entry *m = &j->mx[j->cur];
-        m->tried = 1;
-        sts_result_type failure = STS_RESULT_NONE;
-        const sts_discovery *d = job_disc(j);
-        if (d->have_policy) {
-            /* RFC 8461 3.2 / 4.1: names are compared as A-labels; the resolver gives MX
-             * names as they are on the wire (A-labels), and a name with non-ASCII bytes
-             * matches no pattern (sts_decide_mx_host_ascii). */
-            const char *pat =
-                sts_decide_mx_host_ascii(m->host) ? sts_policy_mx_match(&d->policy, m->host) : NULL;
-            m->policy_match = pat != NULL;
-            if (pat)
-                sts_info(j->log, "MX %u %s policy match (%s)", m->preference, m->host, pat);
-            else if (!sts_decide_mx_host_ascii(m->host))
-                sts_info(j->log,
-                         "MX %u %s is not an A-label name: it matches no policy "
-                         "pattern (RFC 8461 3.2)",
-                         m->preference, m->host);
-            else
-                sts_info(j->log, "MX %u %s does NOT match the policy", m->preference, m->host);
-        } else {
-            m->policy_match = -1;
-            sts_info(j->log, "MX %u %s (no policy)", m->preference, m->host);
-        }
-        int go = sts_decide_mx_connect(j->mode, m->policy_match != 0, &failure);
-        if (failure != STS_RESULT_NONE) {
-            m->failure = failure;
-            job_add_failure(j, failure);
-        }
-        if (!go) {
-            /* RFC 8461 4.1 / 5: under enforce an MX outside the policy is not contacted. */
-            m->action = STS_ACTION_REFUSED;
-            m->stage = "POLICY";
-            snprintf(m->detail, sizeof(m->detail),
-                     "MX does not match the policy's mx patterns: not contacted");
-            sts_info(j->log, "MX %s refused: not in the policy (enforce)", m->host);
-            j->cur++;
-            continue;
-        }
-        j->state = J_MX_ADDR;
-        int rc = sts_resolver_query_addr(j->run->resolver, m->host, mx_addr_cb, j);
-        if (rc) {
-            m->action = STS_ACTION_TEMPFAIL;
-            snprintf(m->detail, sizeof(m->detail), "address lookup could not start: %s",
-                     sts_strerror(rc));
-            j->cur++;
-            continue;
-        }
+    sts_mx_result *m = job_mx(j);
+    m->action = res->action;
+    /* A testing-mode mismatch recorded before connecting stays the MX's failure. */
+    if (m->failure == STS_RESULT_NONE && relevant)
+        m->failure = res->failure;
+    snprintf(m->detail, sizeof(m->detail), "%s", res->detail);
+    m->stage = sts_smtpc_state_name(res->stage);
+    m->connected |= res->connected;
+    if (!m->plain_retry || res->tls_attempted) {
+        m->starttls_offered = res->starttls_offered;
+        m->tls_attempted = res->tls_attempted;
+        m->tls_up = res->tls_up;
+        if (sts_mx_tls_set(&m->tls, &res->tls))
+            sts_error(j->log, "ERROR out of memory keeping the TLS facts of %s", m->host);
+    }
+    m->pipelined = res->pipelined;
+    m->code = res->code;
+    snprintf(m->enhanced, sizeof(m->enhanced), "%s", res->enhanced);
+    snprintf(m->text, sizeof(m->text), "%s", res->text);
+    if (relevant) {
+        /* Both a testing-mode mismatch and the session's own failure are reported. */
+        sts_result_add_failure(&j->res, m->failure);
+        sts_result_add_failure(&j->res, res->failure);
+    }
+}
+
+static void smtp_done_cb(sts_smtpc *s, void *arg)
+{
+    job *j = arg;
+    sts_mx_result *m = job_mx(j);
+    const sts_smtpc_result *res = sts_smtpc_get_result(s);
+    int relevant = j->res.mode != STS_MODE_NONE || j->res.tls_required;
+
+    j->smtp = NULL;
+    job_take_session(j, res, relevant);
+    int retry = res->retry_plain && !m->plain_retry;
+    int in_transaction = res->stage == STS_SMTPC_MAIL || res->stage == STS_SMTPC_RCPT ||
+                         res->stage == STS_SMTPC_DATA || res->stage == STS_SMTPC_BODY;
+    int connect_failed = !res->connected && res->stage == STS_SMTPC_CONNECT;
+    sts_action act = res->action;
+    sts_smtpc_free(s); /* done_cb is the session's last act */
+
+    if (j->run->deadline_passed) {
+        /* A delivery that completed before the limit stands. */
+        if (act == STS_ACTION_DELIVERED)
+            job_finish(j);
+        else
+            job_abort(j);
         return;
     }
-    job_finish(j);
-}
-
-/* ---- the end of a job ---- */
-
-static const char *yes_no(int v)
-{
-    return v ? "yes" : "no";
-}
-
-/* The per-MX matrix people read at the end (send and check alike). */
-static void job_summary(job *j)
-{
-    sts_log *log = j->log;
-    sts_info(log, "RESULT %s: %s (policy %s, mode %s%s)", j->arg, sts_outcome_name(j->outcome),
-             sts_policy_source_name(job_disc(j)->source), sts_mode_name(j->mode),
-             j->tls_required ? ", TLS required" : "");
-    if (j->detail[0] && j->outcome != STS_OUTCOME_DELIVERED)
-        sts_info(log, "RESULT detail: %s", j->detail);
-    int any = 0;
-    for (size_t i = 0; i < j->nmx; i++)
-        any |= j->mx[i].tried;
-    if (any)
-        sts_info(log, "%-28s %4s %-7s %-8s %-8s %-7s %-7s %-6s %-9s", "MX", "pref", "connect",
-                 "starttls", "tls", "trusted", "name-ok", "policy", "result");
-    for (size_t i = 0; i < j->nmx; i++) {
-        const mx_entry *m = &j->mx[i];
-        if (!m->tried)
-            continue;
-        sts_info(log, "%-28s %4u %-7s %-8s %-8s %-7s %-7s %-6s %-9s", m->host, m->preference,
-                 yes_no(m->connected), yes_no(m->starttls_offered),
-                 m->tls_up ? m->tls.version : "no",
-                 m->tls_up ? yes_no(m->tls.chain_ok && m->tls.time_ok) : "-",
-                 m->tls_up ? yes_no(m->tls.name_ok) : "-",
-                 m->policy_match < 0 ? "-" : (m->policy_match ? "match" : "NO"),
-                 sts_action_name(m->action));
-    }
-    if (j->nfailures) {
-        char buf[512];
-        size_t off = 0;
-        buf[0] = '\0';
-        for (size_t i = 0; i < j->nfailures && off < sizeof(buf); i++)
-            off += (size_t)snprintf(buf + off, sizeof(buf) - off, "%s%s", i ? " " : "",
-                                    sts_result_type_name(j->failures[i]));
-        sts_info(log, "RESULT failures: %s", buf);
-    }
-}
-
-static void teardown_close_cb(uv_handle_t *h)
-{
-    (void)h;
-}
-
-static void teardown_cb(uv_timer_t *t)
-{
-    run *r = t->data;
-    /* Outside every resolver/fetcher callback: safe to free them here. */
-    if (r->resolver)
-        sts_resolver_free(r->resolver);
-    r->resolver = NULL;
-    if (r->fetcher)
-        sts_fetcher_free(r->fetcher);
-    r->fetcher = NULL;
-    uv_close((uv_handle_t *)&r->teardown, teardown_close_cb);
-    uv_close((uv_handle_t *)&r->deadline, teardown_close_cb);
-}
-
-/* The MX list is done: maybe re-check the policy (RFC 8461 5.1), else finish. */
-static void job_finish(job *j)
-{
-    if (job_should_recheck(j)) {
-        job_recheck_start(j);
+    if (retry) {
+        /* Opportunistic TLS (no policy / testing / none): a failed handshake may be
+         * retried once in plaintext; recorded in the result (plain_retry). */
+        m->plain_retry = 1;
+        sts_info(j->log, "MX %s: TLS handshake failed, retrying once without STARTTLS", m->host);
+        j->no_starttls = 1;
+        job_enter(j, STS_JOB_SMTP);
         return;
     }
-    job_finish_final(j);
-}
-
-static void job_finish_final(job *j)
-{
-    if (j->state == J_DONE)
+    if (connect_failed && j->addr_idx + 1 < j->naddrs) {
+        /* RFC 5321 5.1: an MX host may have several addresses; a connection failure to
+         * one is no verdict on the host: try its next address first. */
+        j->addr_idx++;
+        sts_info(j->log, "MX %s: no connection to %s: trying its next address %s", m->host,
+                 m->address, j->addrs[j->addr_idx].text);
+        job_connect_addr(j);
         return;
-    sts_action actions[SENDER_MAX_MX];
-    for (size_t i = 0; i < j->nmx; i++)
-        actions[i] = j->mx[i].action;
-    sts_outcome_facts f = {
-        .actions = actions,
-        .nactions = j->nmx,
-        .mode = j->mode,
-        .require_tls = j->tls_required,
-        .null_mx = j->null_mx,
-        .no_such_domain = j->no_such_domain,
-    };
-    j->outcome = sts_decide_outcome(&f);
-    if (j->aborted && j->outcome != STS_OUTCOME_DELIVERED) {
-        /* The run's time limit: whatever was pending is left for a later try. */
-        j->outcome = STS_OUTCOME_DEFERRED;
-        snprintf(j->detail, sizeof(j->detail), "%s", STS_DETAIL_TIME_LIMIT);
-    } else if (!j->detail[0] || j->outcome == STS_OUTCOME_DELIVERED) {
-        for (size_t i = j->nmx; i-- > 0;)
-            if (j->mx[i].tried && j->mx[i].detail[0]) {
-                snprintf(j->detail, sizeof(j->detail), "%.200s: %.300s", j->mx[i].host,
-                         j->mx[i].detail);
-                break;
-            }
     }
-    j->state = J_DONE;
-    job_summary(j);
-    run *r = j->run;
-    r->done++;
-    run_start_jobs(r);
-    if (r->done == r->njobs && !r->teardown_started) {
-        r->teardown_started = 1;
-        uv_timer_start(&r->teardown, teardown_cb, 0, 0);
-    }
-}
-
-/* The run's deadline passed while j was waiting for something (or never started). */
-static void job_abort(job *j)
-{
-    if (j->state == J_DONE)
+    if (!sts_decide_try_next_mx(act, in_transaction) || j->cur + 1 >= j->nhosts) {
+        job_finish(j);
         return;
-    j->aborted = 1;
-    if (j->cur < j->nmx && j->mx[j->cur].tried && j->mx[j->cur].action == STS_ACTION_NONE) {
-        mx_entry *m = &j->mx[j->cur];
-        m->action = STS_ACTION_TEMPFAIL;
-        m->stage = j->state == J_MX_ADDR ? "DNS" : m->stage;
-        snprintf(m->detail, sizeof(m->detail), "%s", STS_DETAIL_TIME_LIMIT);
     }
-    sts_info(j->log, "ABORTED %s: time limit reached", j->arg);
-    job_finish_final(j);
+    job_skip_mx(j);
 }
 
-/* opts->deadline passed: abort every pending lookup, fetch and session. */
-static void deadline_cb(uv_timer_t *t)
-{
-    run *r = t->data;
-    r->deadline_passed = 1;
-    sts_info(r->opts->log,
-             "TIME LIMIT of %.3g s reached: aborting every pending lookup, fetch "
-             "and session; the remaining recipients are deferred",
-             r->opts->deadline);
-    /* Sessions report later, from their close callbacks (smtp_done_cb). */
-    for (size_t i = 0; i < r->njobs; i++)
-        if (r->jobs[i].smtp)
-            sts_smtpc_abort(r->jobs[i].smtp, STS_DETAIL_TIME_LIMIT);
-    /* Pending DNS queries and fetches call back inside these calls, cancelled; the
-     * callbacks see deadline_passed (discovery: its cancel mark) and end their jobs. */
-    for (size_t i = 0; i < r->njobs; i++)
-        sts_discover_cancel(r->jobs[i].disc);
-    sts_resolver *res = r->resolver;
-    r->resolver = NULL;
-    if (res)
-        sts_resolver_free(res);
-    sts_fetcher *f = r->fetcher;
-    r->fetcher = NULL;
-    if (f)
-        sts_fetcher_free(f);
-    /* Jobs not started yet end at once (job_start checks the deadline). */
-    run_start_jobs(r);
-}
-/* ---- starting a job ---- */
+/* ---- entering a state ---- */
 
 /* RFC 5322 3.3 date-time. */
 static void rfc5322_date(time_t t, char *out, size_t len)
@@ -804,35 +661,37 @@ static int job_make_message(job *j)
 }
 
 /* Split the argument: send takes local@domain (the last "@"), check a domain (a
- * local@domain is accepted too). 0 or STS_EINVAL with j->detail set. */
+ * local@domain is accepted too). 0 or STS_EINVAL with j->res.detail set. */
 static int job_parse_arg(job *j, int check)
 {
-    const char *a = j->arg;
+    const char *a = j->res.arg;
+    char *domain = j->res.domain, *detail = j->res.detail;
+    size_t dlen = sizeof(j->res.detail);
     const char *at = strrchr(a, '@');
     const char *dom = at ? at + 1 : a;
     if (!check && (!at || at == a)) {
-        snprintf(j->detail, sizeof(j->detail), "'%s' is not an address (local@domain)", a);
+        snprintf(detail, dlen, "'%s' is not an address (local@domain)", a);
         return STS_EINVAL;
     }
     size_t n = strlen(dom);
     if (n && dom[n - 1] == '.')
         n--;
-    if (!n || n >= sizeof(j->domain)) {
-        snprintf(j->detail, sizeof(j->detail), "'%s' has no valid domain", a);
+    if (!n || n >= sizeof(j->res.domain)) {
+        snprintf(detail, dlen, "'%s' has no valid domain", a);
         return STS_EINVAL;
     }
-    memcpy(j->domain, dom, n);
-    j->domain[n] = '\0';
-    lower(j->domain);
-    for (const char *p = j->domain; *p; p++)
+    memcpy(domain, dom, n);
+    domain[n] = '\0';
+    lower(domain);
+    for (const char *p = domain; *p; p++)
         if (!(isalnum((unsigned char)*p) || *p == '-' || *p == '.' || *p == '_')) {
-            snprintf(j->detail, sizeof(j->detail), "'%s': invalid character '%c' in domain", a, *p);
+            snprintf(detail, dlen, "'%s': invalid character '%c' in domain", a, *p);
             return STS_EINVAL;
         }
     if (!check) {
         if (strlen(a) >= sizeof(j->recipient) || strchr(a, '<') || strchr(a, '>') ||
             strpbrk(a, " \r\n\t")) {
-            snprintf(j->detail, sizeof(j->detail), "'%s' is not a valid address", a);
+            snprintf(detail, dlen, "'%s' is not a valid address", a);
             return STS_EINVAL;
         }
         snprintf(j->recipient, sizeof(j->recipient), "%s", a);
@@ -840,26 +699,27 @@ static int job_parse_arg(job *j, int check)
     return 0;
 }
 
-static void job_start(job *j)
+/* DISCOVER: check the argument, make the message, start policy discovery. */
+static void job_discover(job *j)
 {
     run *r = j->run;
-    j->state = J_DISCOVER;
     if (job_deadline(j))
         return;
     if (job_parse_arg(j, r->opts->check_only)) {
-        sts_info(j->log, "ERROR %s", j->detail);
+        sts_info(j->log, "ERROR %s", j->res.detail);
         j->no_such_domain = 1; /* a bad address is a permanent failure */
         job_finish(j);
         return;
     }
     j->rcpt_list[0] = j->recipient;
     if (!r->opts->check_only && !r->have_data && job_make_message(j)) {
-        snprintf(j->detail, sizeof(j->detail), "out of memory");
+        snprintf(j->res.detail, sizeof(j->res.detail), "out of memory");
         job_finish(j);
         return;
     }
     sts_discover_params dp = {
-        .domain = j->domain,
+        .loop = r->loop,
+        .domain = j->res.domain,
         .resolver = r->resolver,
         .fetcher = r->fetcher,
         .cache = r->cache,
@@ -870,15 +730,231 @@ static void job_start(job *j)
     };
     int rc = sts_discover_new(&dp, &j->disc);
     if (rc) {
-        snprintf(j->detail, sizeof(j->detail), "policy discovery could not start: %s",
+        snprintf(j->res.detail, sizeof(j->res.detail), "policy discovery could not start: %s",
                  sts_strerror(rc));
         job_finish(j);
         return;
     }
     sts_info(j->log, "%s %s", r->opts->check_only ? "CHECK" : "SEND",
-             r->opts->check_only ? j->domain : j->recipient);
-    /* RFC 8461 3: TXT, cache, fetch; discovered_cb goes on with the MX list. */
+             r->opts->check_only ? j->res.domain : j->recipient);
+    /* RFC 8461 3: TXT, cache, fetch; discovered_cb goes on with the MX list. It never
+     * runs inside this call (discover.h). */
     sts_discover_start(j->disc, discovered_cb, j);
+}
+
+/* MX: look the domain's MX records up. */
+static void job_query_mx(job *j)
+{
+    int rc = sts_resolver_query_mx(j->run->resolver, j->res.domain, mx_cb, j);
+    if (rc) {
+        snprintf(j->res.detail, sizeof(j->res.detail), "MX lookup could not start: %s",
+                 sts_strerror(rc));
+        j->mx_temp = 1;
+        job_finish(j);
+    }
+}
+
+/* MX_ADDR: look the current MX's addresses up. */
+static void job_query_addr(job *j)
+{
+    sts_mx_result *m = job_mx(j);
+    int rc = sts_resolver_query_addr(j->run->resolver, m->host, mx_addr_cb, j);
+    if (rc) {
+        m->action = STS_ACTION_TEMPFAIL;
+        snprintf(m->detail, sizeof(m->detail), "address lookup could not start: %s",
+                 sts_strerror(rc));
+        job_skip_mx(j);
+    }
+}
+
+/* SMTP: a session to j->addr (j->no_starttls: the plaintext retry). */
+static void job_start_smtp(job *j)
+{
+    sts_mx_result *m = job_mx(j);
+    run *r = j->run;
+    const sts_sender_opts *o = r->opts;
+    sts_smtpc_params p = {
+        .addr = (const struct sockaddr *)&j->addr,
+        .host = m->host,
+        .helo = r->helo,
+        .from = r->from,
+        .rcpts = j->rcpt_list,
+        .nrcpts = o->check_only ? 0 : 1,
+        .msg = r->have_data ? r->data.data : j->msg.data,
+        .msglen = r->have_data ? r->data.len : j->msg.len,
+        .ssl_ctx = r->ctx,
+        .tls_required = j->res.tls_required,
+        .check_only = o->check_only,
+        .no_starttls = j->no_starttls,
+        .log = j->log,
+    };
+    sts_smtpc_timeouts_init(&p.timeouts, o->timeout);
+    int rc = sts_smtpc_start(r->loop, &p, smtp_done_cb, j, &j->smtp);
+    if (rc) {
+        j->smtp = NULL;
+        m->action = STS_ACTION_TEMPFAIL;
+        snprintf(m->detail, sizeof(m->detail), "SMTP session could not start: %s",
+                 sts_strerror(rc));
+        job_skip_mx(j);
+    }
+}
+
+/* RECHECK: every MX was refused under a cached enforce policy (RFC 8461 5.1). */
+static void job_recheck(job *j)
+{
+    sts_info(j->log,
+             "MTASTS every MX was refused under the CACHED enforce policy id=%s: "
+             "re-checking _mta-sts.%s for an updated policy (RFC 8461 5.1)",
+             job_disc(j)->policy_id, j->res.domain);
+    int rc = sts_discover_recheck(j->disc, rechecked_cb, j);
+    if (rc) {
+        sts_info(j->log, "MTASTS re-check could not start: %s", sts_strerror(rc));
+        job_enter(j, STS_JOB_DONE);
+    }
+}
+
+/* The outcome from the actions on the MX hosts (decide.h), and the sentence for it. */
+static void job_decide(job *j)
+{
+    sts_rcpt_result *res = &j->res;
+    sts_action actions[SENDER_MAX_MX];
+    for (size_t i = 0; i < res->nmx; i++)
+        actions[i] = res->mx[i].action;
+    sts_outcome_facts f = {
+        .actions = actions,
+        .nactions = res->nmx,
+        .mode = res->mode,
+        .require_tls = res->tls_required,
+        .null_mx = res->null_mx,
+        .no_such_domain = j->no_such_domain,
+    };
+    res->outcome = sts_decide_outcome(&f);
+    if (j->aborted && res->outcome != STS_OUTCOME_DELIVERED) {
+        /* The run's time limit: whatever was pending is left for a later try. */
+        res->outcome = STS_OUTCOME_DEFERRED;
+        snprintf(res->detail, sizeof(res->detail), "%s", STS_DETAIL_TIME_LIMIT);
+    } else if (!res->detail[0] || res->outcome == STS_OUTCOME_DELIVERED) {
+        for (size_t i = res->nmx; i-- > 0;)
+            if (res->mx[i].detail[0]) {
+                snprintf(res->detail, sizeof(res->detail), "%.200s: %.300s", res->mx[i].host,
+                         res->mx[i].detail);
+                break;
+            }
+    }
+}
+
+static void reap_cb(uv_timer_t *t);
+
+/* DONE: decide, tell, keep the JSON result; the job is freed from the reap timer. */
+static void job_done(job *j)
+{
+    run *r = j->run;
+    job_decide(j);
+    sts_result_log(j->log, &j->res, job_disc(j));
+    r->outcomes[j->index] = j->res.outcome;
+    r->results[j->index] =
+        sts_result_json(&j->res, job_disc(j), r->opts->check_only, r->cache != NULL, r->pool);
+    r->done++;
+    run_start_jobs(r);
+    if (!r->torn_down)
+        uv_timer_start(&r->reap, reap_cb, 0, 0);
+}
+
+/* What entering a state means; the callbacks above say which state comes next. */
+static void job_enter(job *j, sts_job_state st)
+{
+    if (j->state == STS_JOB_DONE)
+        return; /* the outcome is taken */
+    sts_trace(j->log, "job %.250s: %s -> %s", j->res.arg, sts_job_state_name(j->state),
+              sts_job_state_name(st));
+    j->state = st;
+    switch (st) {
+    case STS_JOB_NEW:
+        break; /* a job is created in it, never enters it */
+    case STS_JOB_DISCOVER:
+        job_discover(j);
+        break;
+    case STS_JOB_MX:
+        job_query_mx(j);
+        break;
+    case STS_JOB_MX_ADDR:
+        job_query_addr(j);
+        break;
+    case STS_JOB_SMTP:
+        job_start_smtp(j);
+        break;
+    case STS_JOB_RECHECK:
+        job_recheck(j);
+        break;
+    case STS_JOB_DONE:
+        job_done(j);
+        break;
+    }
+}
+
+/* The run's deadline passed while j was waiting for something (or never started). */
+static void job_abort(job *j)
+{
+    if (j->state == STS_JOB_DONE)
+        return;
+    j->aborted = 1;
+    if (j->cur < j->res.nmx && job_mx(j)->action == STS_ACTION_NONE) {
+        sts_mx_result *m = job_mx(j);
+        m->action = STS_ACTION_TEMPFAIL;
+        m->stage = j->state == STS_JOB_MX_ADDR ? "DNS" : m->stage;
+        snprintf(m->detail, sizeof(m->detail), "%s", STS_DETAIL_TIME_LIMIT);
+    }
+    sts_info(j->log, "ABORTED %s: time limit reached", j->res.arg);
+    job_enter(j, STS_JOB_DONE);
+}
+
+/* ---- creating and freeing jobs ---- */
+
+/* The job of recipient i, in state NEW, linked into the run's jobs; NULL when out of
+ * memory. */
+static job *job_new(run *r, size_t i)
+{
+    job *j = calloc(1, sizeof(*j));
+    if (!j)
+        return NULL;
+    j->run = r;
+    j->index = i;
+    j->res.arg = r->rcpts[i];
+    j->res.mode = STS_MODE_NONE; /* until discovery: no policy, RFC 8461 5 */
+    if (r->njobs > 1 && r->opts->log) {
+        char prefix[300];
+        snprintf(prefix, sizeof(prefix), "%.250s: ", r->rcpts[i]);
+        j->log = sts_log_new_child(r->opts->log, prefix);
+    }
+    if (!j->log)
+        j->log = r->opts->log;
+    j->next = r->jobs;
+    if (r->jobs)
+        r->jobs->prev = j;
+    r->jobs = j;
+    return j;
+}
+
+/* Free j: never inside one of its own callbacks (its discovery's, its session's). */
+static void job_free(job *j)
+{
+    run *r = j->run;
+    if (j->prev)
+        j->prev->next = j->next;
+    else
+        r->jobs = j->next;
+    if (j->next)
+        j->next->prev = j->prev;
+    sts_discover_free(j->disc);
+    job_forget_mx(j);
+    free(j->res.mx);
+    for (size_t i = 0; i < j->nhosts; i++)
+        free(j->hosts[i].host);
+    free(j->hosts);
+    sts_buf_free(&j->msg);
+    if (j->log && j->log != r->opts->log)
+        sts_log_free(j->log);
+    free(j);
 }
 
 /* Start jobs while fewer than r->concurrency run. Never re-entered: a job that ends at
@@ -893,150 +969,82 @@ static void run_start_jobs(run *r)
     do {
         r->start_again = 0;
         while (r->next < r->njobs && r->next - r->done < r->concurrency) {
-            job *j = &r->jobs[r->next++];
-            job_start(j);
+            size_t i = r->next++;
+            job *j = job_new(r, i);
+            if (!j) {
+                sts_error(r->opts->log, "ERROR %s: out of memory", r->rcpts[i]);
+                r->outcomes[i] = STS_OUTCOME_DEFERRED;
+                r->done++;
+                continue;
+            }
+            job_enter(j, STS_JOB_DISCOVER);
+            /* Ended at once (before discovery started: it never calls back inside
+             * sts_discover_start), so no callback of its own is on the stack. */
+            if (j->state == STS_JOB_DONE)
+                job_free(j);
         }
     } while (r->start_again);
     r->starting = 0;
 }
 
-/* ---- JSON ---- */
+/* ---- the run's timers ---- */
 
-static json_t *str_or_null(const char *s)
+static void timer_close_cb(uv_handle_t *h)
 {
-    return s && *s ? json_string(s) : json_null();
+    (void)h;
 }
 
-static json_t *mx_json(const mx_entry *m)
+/* Outside every job, resolver and fetcher callback: free the jobs that are done, and
+ * once every job is, the resolver and the fetcher, and close the run's timers. */
+static void reap_cb(uv_timer_t *t)
 {
-    json_t *o = json_object();
-    json_object_set_new(o, "host", json_string(m->host));
-    json_object_set_new(o, "preference", json_integer(m->preference));
-    json_object_set_new(o, "implicit", json_boolean(m->implicit));
-    json_object_set_new(o, "address", str_or_null(m->address));
-    json_t *addrs = json_array();
-    for (size_t i = 0; i < m->naddresses; i++)
-        json_array_append_new(addrs, json_string(m->addresses[i]));
-    json_object_set_new(o, "addresses", addrs);
-    json_object_set_new(o, "policy_match",
-                        m->policy_match < 0 ? json_null() : json_boolean(m->policy_match));
-    json_object_set_new(o, "connected", json_boolean(m->connected));
-    json_object_set_new(o, "starttls", json_boolean(m->starttls_offered));
-    if (m->tls_attempted) {
-        json_t *t = json_object();
-        const sts_tls_info *ti = &m->tls;
-        json_object_set_new(t, "handshake", json_boolean(m->tls_up));
-        json_object_set_new(t, "version", str_or_null(m->tls_up ? ti->version : NULL));
-        json_object_set_new(t, "cipher", str_or_null(m->tls_up ? ti->cipher : NULL));
-        json_object_set_new(t, "verified", json_boolean(m->tls_up && ti->verified));
-        json_object_set_new(t, "chain_ok", json_boolean(ti->chain_ok));
-        json_object_set_new(t, "time_ok", json_boolean(ti->time_ok));
-        json_object_set_new(t, "name_ok", json_boolean(ti->name_ok));
-        json_object_set_new(t, "sni", str_or_null(ti->sni));
-        json_t *names = json_array();
-        for (size_t i = 0; i < ti->npeer_names; i++)
-            json_array_append_new(names, json_string(ti->peer_names[i]));
-        json_object_set_new(t, "peer_names", names);
-        json_object_set_new(t, "not_before", str_or_null(ti->not_before));
-        json_object_set_new(t, "not_after", str_or_null(ti->not_after));
-        json_object_set_new(
-            t, "result_type",
-            str_or_null(m->tls_up && !ti->verified ? sts_result_type_name(ti->result_type) : NULL));
-        json_object_set_new(t, "verify_error", str_or_null(ti->verify_error_str));
-        json_object_set_new(t, "error", str_or_null(ti->error));
-        json_object_set_new(o, "tls", t);
-    } else {
-        json_object_set_new(o, "tls", json_null());
+    run *r = t->data;
+    for (job *j = r->jobs, *next; j; j = next) {
+        next = j->next;
+        if (j->state == STS_JOB_DONE)
+            job_free(j);
     }
-    json_object_set_new(o, "plain_retry", json_boolean(m->plain_retry));
-    json_object_set_new(o, "pipelined", json_boolean(m->pipelined));
-    json_object_set_new(o, "action", json_string(sts_action_name(m->action)));
-    json_object_set_new(o, "failure", str_or_null(sts_result_type_name(m->failure)));
-    json_object_set_new(o, "stage", str_or_null(m->stage));
-    json_object_set_new(o, "detail", str_or_null(m->detail));
-    if (m->code) {
-        json_t *s = json_object();
-        json_object_set_new(s, "code", json_integer(m->code));
-        json_object_set_new(s, "enhanced", str_or_null(m->enhanced));
-        json_object_set_new(s, "text", json_string(m->text));
-        json_object_set_new(o, "smtp", s);
-    } else {
-        json_object_set_new(o, "smtp", json_null());
-    }
-    return o;
+    if (r->done < r->njobs || r->torn_down)
+        return;
+    r->torn_down = 1;
+    if (r->resolver)
+        sts_resolver_free(r->resolver);
+    r->resolver = NULL;
+    if (r->fetcher)
+        sts_fetcher_free(r->fetcher);
+    r->fetcher = NULL;
+    uv_close((uv_handle_t *)&r->reap, timer_close_cb);
+    uv_close((uv_handle_t *)&r->deadline, timer_close_cb);
 }
 
-static json_t *time_or_null(time_t t)
+/* opts->deadline passed: abort every pending lookup, fetch and session. */
+static void deadline_cb(uv_timer_t *t)
 {
-    if (!t)
-        return json_null();
-    char s[32];
-    sts_time_iso8601(t, s, sizeof(s));
-    return json_string(s);
-}
-
-static json_t *job_json(const job *j, int check, int cache_on)
-{
-    json_t *o = json_object();
-    json_object_set_new(o, "recipient", check ? json_null() : json_string(j->arg));
-    json_object_set_new(o, "argument", json_string(j->arg));
-    json_object_set_new(o, "command", json_string(check ? "check" : "send"));
-    json_object_set_new(o, "domain", json_string(j->domain));
-    json_object_set_new(o, "outcome", json_string(sts_outcome_name(j->outcome)));
-    json_object_set_new(o, "detail", str_or_null(j->detail));
-    json_object_set_new(o, "tls_required", json_boolean(j->tls_required));
-    const sts_discovery *d = job_disc(j);
-
-    json_t *p = json_object();
-    json_object_set_new(p, "source", json_string(sts_policy_source_name(d->source)));
-    json_object_set_new(p, "mode", json_string(sts_mode_name(j->mode)));
-    json_object_set_new(p, "policy_mode",
-                        d->have_policy ? json_string(sts_mode_name(d->policy.mode)) : json_null());
-    json_object_set_new(p, "id",
-                        str_or_null(d->have_policy ? d->policy_id
-                                    : d->have_txt  ? d->txt_id
-                                                   : NULL));
-    json_object_set_new(p, "txt_id", str_or_null(d->have_txt ? d->txt_id : NULL));
-    json_object_set_new(p, "max_age",
-                        d->have_policy ? json_integer(d->policy.max_age) : json_null());
-    json_t *mxp = json_array();
-    for (size_t i = 0; d->have_policy && i < d->policy.nmx; i++)
-        json_array_append_new(mxp, json_string(d->policy.mx[i]));
-    json_object_set_new(p, "mx", mxp);
-    json_object_set_new(o, "policy", p);
-
-    json_t *c = json_object();
-    json_object_set_new(c, "enabled", json_boolean(cache_on));
-    json_object_set_new(c, "decision",
-                        d->decided ? json_string(sts_cache_decision_name(d->decision))
-                                   : json_null());
-    json_object_set_new(c, "fetched_at", time_or_null(d->have_policy ? d->fetched_at : 0));
-    json_object_set_new(c, "expires_at",
-                        d->have_policy ? time_or_null(d->expires_at) : json_null());
-    json_object_set_new(o, "cache", c);
-    if (d->rechecked) {
-        /* RFC 8461 5.1: the re-check after every MX was refused under a cached policy. */
-        json_t *rc = json_object();
-        json_object_set_new(rc, "txt_id", str_or_null(d->recheck_id));
-        json_object_set_new(rc, "changed", json_boolean(d->recheck_changed));
-        json_object_set_new(rc, "fetched", json_boolean(d->recheck_fetched));
-        json_object_set_new(rc, "retried", json_boolean(j->recheck_retried));
-        json_object_set_new(o, "recheck", rc);
-    } else {
-        json_object_set_new(o, "recheck", json_null());
-    }
-
-    json_object_set_new(o, "null_mx", json_boolean(j->null_mx));
-    json_t *mx = json_array();
-    for (size_t i = 0; i < j->nmx; i++)
-        if (j->mx[i].tried)
-            json_array_append_new(mx, mx_json(&j->mx[i]));
-    json_object_set_new(o, "mx", mx);
-    json_t *fl = json_array();
-    for (size_t i = 0; i < j->nfailures; i++)
-        json_array_append_new(fl, json_string(sts_result_type_name(j->failures[i])));
-    json_object_set_new(o, "failures", fl);
-    return o;
+    run *r = t->data;
+    r->deadline_passed = 1;
+    sts_info(r->opts->log,
+             "TIME LIMIT of %.3g s reached: aborting every pending lookup, fetch "
+             "and session; the remaining recipients are deferred",
+             r->opts->deadline);
+    /* Sessions report later, from their close callbacks (smtp_done_cb). */
+    for (job *j = r->jobs; j; j = j->next)
+        if (j->smtp)
+            sts_smtpc_abort(j->smtp, STS_DETAIL_TIME_LIMIT);
+    /* Pending DNS queries and fetches call back inside these calls, cancelled; the
+     * callbacks see deadline_passed (discovery: its cancel mark) and end their jobs. */
+    for (job *j = r->jobs; j; j = j->next)
+        if (j->state != STS_JOB_DONE)
+            sts_discover_cancel(j->disc);
+    sts_resolver *res = r->resolver;
+    r->resolver = NULL;
+    if (res)
+        sts_resolver_free(res);
+    sts_fetcher *f = r->fetcher;
+    r->fetcher = NULL;
+    if (f)
+        sts_fetcher_free(f);
+    /* Jobs not started yet end at once (job_discover checks the deadline). */
+    run_start_jobs(r);
 }
 
 /* ---- the run ---- */
@@ -1068,157 +1076,192 @@ static int read_data(run *r, const char *path, sts_log *log)
     return rc;
 }
 
+/* Our name (EHLO) and the envelope sender. */
+static void run_identity(run *r)
+{
+    const sts_sender_opts *opts = r->opts;
+    if (opts->helo) {
+        snprintf(r->helo, sizeof(r->helo), "%s", opts->helo);
+    } else if (gethostname(r->helo, sizeof(r->helo)) != 0 || !r->helo[0]) {
+        snprintf(r->helo, sizeof(r->helo), "localhost");
+    }
+    r->helo[sizeof(r->helo) - 1] = '\0';
+    if (opts->from)
+        snprintf(r->from, sizeof(r->from), "%s", opts->from);
+    else
+        snprintf(r->from, sizeof(r->from), "ststest@%s", r->helo);
+}
+
+/* The policy cache (RFC 8461 3.3): --cache FILE must work (65 otherwise); the default
+ * one is a convenience, and a run without it is still correct (only without the
+ * anti-downgrade memory), so its trouble is a warning. 0 or an exit status. */
+static int run_open_cache(run *r)
+{
+    const sts_sender_opts *opts = r->opts;
+    if (opts->no_cache)
+        return 0;
+    char path[4096], err[1024] = "";
+    const char *cpath = opts->cache_file;
+    int crc = 0;
+    if (!cpath) {
+        crc = sts_cache_default_path(path, sizeof(path), err, sizeof(err));
+        cpath = path;
+    }
+    if (!crc)
+        crc = sts_cache_open(cpath, &r->cache, err, sizeof(err));
+    if (crc && opts->cache_file) {
+        sts_error(opts->log, "ERROR --cache %s: %s", opts->cache_file, err);
+        return STS_EXIT_DATAERR;
+    }
+    if (crc)
+        sts_info(opts->log,
+                 "WARNING the default policy cache is unusable, running without a "
+                 "cache: %s",
+                 err);
+    else
+        sts_debug(opts->log, "MTASTS policy cache %s", sts_cache_path(r->cache));
+    return 0;
+}
+
+/* The TLS client context, the resolver and the fetcher. 0 or an exit status. */
+static int run_open_clients(run *r)
+{
+    const sts_sender_opts *opts = r->opts;
+    sts_log *log = opts->log;
+    char err[1024] = "";
+    r->ctx = sts_tls_client_ctx(opts->ca_file, 0, err, sizeof(err));
+    if (!r->ctx) {
+        sts_error(log, "ERROR TLS client context: %s", err);
+        return opts->ca_file ? STS_EXIT_DATAERR : STS_EXIT_SOFTWARE;
+    }
+    if (opts->now)
+        sts_tls_ctx_set_time(r->ctx, opts->now);
+    double dns_timeout = opts->dns_timeout > 0 ? opts->dns_timeout : STS_SENDER_DNS_TIMEOUT;
+    int rc = sts_resolver_new(r->loop, opts->dns, dns_timeout, log, &r->resolver, err, sizeof(err));
+    if (rc) {
+        sts_error(log, "ERROR resolver: %s", err);
+        return rc == STS_EINVAL ? STS_EXIT_USAGE : STS_EXIT_SOFTWARE;
+    }
+    rc = sts_fetcher_new(r->loop, opts->ca_file, opts->now, log, &r->fetcher, err, sizeof(err));
+    if (rc) {
+        sts_error(log, "ERROR policy fetcher: %s", err);
+        return STS_EXIT_SOFTWARE;
+    }
+    return 0;
+}
+
+/* Everything the jobs share. 0 or an exit status. */
+static int run_open(run *r)
+{
+    const sts_sender_opts *opts = r->opts;
+    run_identity(r);
+    if (!opts->check_only && opts->data_file && read_data(r, opts->data_file, opts->log))
+        return STS_EXIT_DATAERR;
+    int status = run_open_cache(r);
+    if (!status)
+        status = run_open_clients(r);
+    if (status)
+        return status;
+    size_t n = r->njobs ? r->njobs : 1;
+    r->results = calloc(n, sizeof(*r->results));
+    r->outcomes = calloc(n, sizeof(*r->outcomes));
+    r->pool = sts_result_pool_new();
+    return r->results && r->outcomes ? 0 : STS_EXIT_SOFTWARE;
+}
+
+/* Run every job to its end on the loop. */
+static void run_jobs(run *r)
+{
+    const sts_sender_opts *opts = r->opts;
+    r->concurrency = opts->concurrency > 0 ? (size_t)opts->concurrency : SENDER_CONCURRENCY;
+    uv_timer_init(r->loop, &r->reap);
+    r->reap.data = r;
+    uv_timer_init(r->loop, &r->deadline);
+    r->deadline.data = r;
+    r->timers_on = 1;
+    if (opts->deadline > 0) {
+        uint64_t ms = (uint64_t)(opts->deadline * 1000.0);
+        uv_timer_start(&r->deadline, deadline_cb, ms ? ms : 1, 0);
+    }
+    if (!r->njobs)
+        uv_timer_start(&r->reap, reap_cb, 0, 0);
+    run_start_jobs(r);
+    uv_run(r->loop, UV_RUN_DEFAULT);
+}
+
+/* The JSON result of recipient i when its job never finished (cannot happen but for
+ * running out of memory): deferred. NULL when even that cannot be made. */
+static json_t *run_unfinished(run *r, size_t i)
+{
+    sts_error(r->opts->log, "BUG: %s did not finish", r->rcpts[i]);
+    r->outcomes[i] = STS_OUTCOME_DEFERRED;
+    job *j = job_new(r, i);
+    if (!j)
+        return NULL;
+    j->res.outcome = STS_OUTCOME_DEFERRED;
+    json_t *o =
+        sts_result_json(&j->res, job_disc(j), r->opts->check_only, r->cache != NULL, r->pool);
+    job_free(j);
+    return o;
+}
+
+/* {"results": [...]} in recipient order (the results move into it), and the exit
+ * status. */
+static int run_results(run *r, json_t **out)
+{
+    json_t *results = json_array();
+    for (size_t i = 0; i < r->njobs; i++) {
+        json_t *o = r->results[i] ? r->results[i] : run_unfinished(r, i);
+        r->results[i] = NULL;
+        json_array_append_new(results, o);
+    }
+    *out = json_object();
+    json_object_set_new(*out, "results", results);
+    return sts_decide_exit(r->outcomes, r->njobs);
+}
+
+/* Release everything; on the error paths the resolver's and fetcher's handles still
+ * have to close on the loop. */
+static void run_close(run *r)
+{
+    while (r->jobs)
+        job_free(r->jobs); /* none: every job was freed once done */
+    for (size_t i = 0; r->results && i < r->njobs; i++)
+        json_decref(r->results[i]);
+    free(r->results);
+    free(r->outcomes);
+    sts_result_pool_free(r->pool);
+    if (r->resolver || r->fetcher || (r->timers_on && !r->torn_down)) {
+        if (r->resolver)
+            sts_resolver_free(r->resolver);
+        if (r->fetcher)
+            sts_fetcher_free(r->fetcher);
+        if (r->timers_on && !r->torn_down) {
+            uv_close((uv_handle_t *)&r->reap, timer_close_cb);
+            uv_close((uv_handle_t *)&r->deadline, timer_close_cb);
+        }
+        uv_run(r->loop, UV_RUN_DEFAULT);
+    }
+    SSL_CTX_free(r->ctx);
+    sts_cache_close(r->cache);
+    sts_buf_free(&r->data);
+}
+
 int sts_sender_run(uv_loop_t *loop, const sts_sender_opts *opts, char *const *rcpts, size_t nrcpts,
                    json_t **out)
 {
-    sts_log *log = opts->log;
     run r;
     memset(&r, 0, sizeof(r));
     r.loop = loop;
     r.opts = opts;
-    *out = NULL;
-    int status = STS_EXIT_SOFTWARE;
-    char err[1024] = "";
-
-    if (opts->helo) {
-        snprintf(r.helo, sizeof(r.helo), "%s", opts->helo);
-    } else if (gethostname(r.helo, sizeof(r.helo)) != 0 || !r.helo[0]) {
-        snprintf(r.helo, sizeof(r.helo), "localhost");
-    }
-    r.helo[sizeof(r.helo) - 1] = '\0';
-    if (opts->from)
-        snprintf(r.from, sizeof(r.from), "%s", opts->from);
-    else
-        snprintf(r.from, sizeof(r.from), "ststest@%s", r.helo);
-
-    if (!opts->check_only && opts->data_file && read_data(&r, opts->data_file, log)) {
-        sts_buf_free(&r.data);
-        return STS_EXIT_DATAERR;
-    }
-
-    /* The policy cache (RFC 8461 3.3): --cache FILE must work (65 otherwise); the
-     * default one is a convenience, and a run without it is still correct (only
-     * without the anti-downgrade memory), so its trouble is a warning. */
-    if (!opts->no_cache) {
-        char path[4096];
-        const char *cpath = opts->cache_file;
-        int crc = 0;
-        if (!cpath) {
-            crc = sts_cache_default_path(path, sizeof(path), err, sizeof(err));
-            cpath = path;
-        }
-        if (!crc)
-            crc = sts_cache_open(cpath, &r.cache, err, sizeof(err));
-        if (crc && opts->cache_file) {
-            sts_error(log, "ERROR --cache %s: %s", opts->cache_file, err);
-            sts_buf_free(&r.data);
-            return STS_EXIT_DATAERR;
-        }
-        if (crc)
-            sts_info(log,
-                     "WARNING the default policy cache is unusable, running without a "
-                     "cache: %s",
-                     err);
-        else
-            sts_debug(log, "MTASTS policy cache %s", sts_cache_path(r.cache));
-    }
-
-    r.ctx = sts_tls_client_ctx(opts->ca_file, 0, err, sizeof(err));
-    if (!r.ctx) {
-        sts_error(log, "ERROR TLS client context: %s", err);
-        sts_buf_free(&r.data);
-        sts_cache_close(r.cache);
-        return opts->ca_file ? STS_EXIT_DATAERR : STS_EXIT_SOFTWARE;
-    }
-    if (opts->now)
-        sts_tls_ctx_set_time(r.ctx, opts->now);
-
-    double dns_timeout = opts->dns_timeout > 0 ? opts->dns_timeout : STS_SENDER_DNS_TIMEOUT;
-    int rc = sts_resolver_new(loop, opts->dns, dns_timeout, log, &r.resolver, err, sizeof(err));
-    if (rc) {
-        sts_error(log, "ERROR resolver: %s", err);
-        status = rc == STS_EINVAL ? STS_EXIT_USAGE : STS_EXIT_SOFTWARE;
-        goto out;
-    }
-    rc = sts_fetcher_new(loop, opts->ca_file, opts->now, log, &r.fetcher, err, sizeof(err));
-    if (rc) {
-        sts_error(log, "ERROR policy fetcher: %s", err);
-        goto out;
-    }
-
-    r.jobs = calloc(nrcpts ? nrcpts : 1, sizeof(*r.jobs));
-    if (!r.jobs)
-        goto out;
+    r.rcpts = rcpts;
     r.njobs = nrcpts;
-    r.concurrency = opts->concurrency > 0 ? (size_t)opts->concurrency : SENDER_CONCURRENCY;
-    for (size_t i = 0; i < nrcpts; i++) {
-        job *j = &r.jobs[i];
-        j->run = &r;
-        j->index = i;
-        j->arg = rcpts[i];
-        j->mode = STS_MODE_NONE; /* until discovery: no policy, RFC 8461 5 */
-        if (nrcpts > 1 && log) {
-            char prefix[300];
-            snprintf(prefix, sizeof(prefix), "%.250s: ", rcpts[i]);
-            j->log = sts_log_new_child(log, prefix);
-        }
-        if (!j->log)
-            j->log = log;
+    *out = NULL;
+    int status = run_open(&r);
+    if (!status) {
+        run_jobs(&r);
+        status = run_results(&r, out);
     }
-    uv_timer_init(loop, &r.teardown);
-    r.teardown.data = &r;
-    uv_timer_init(loop, &r.deadline);
-    r.deadline.data = &r;
-    if (opts->deadline > 0) {
-        uint64_t ms = (uint64_t)(opts->deadline * 1000.0);
-        uv_timer_start(&r.deadline, deadline_cb, ms ? ms : 1, 0);
-    }
-    if (!nrcpts) {
-        r.teardown_started = 1;
-        uv_timer_start(&r.teardown, teardown_cb, 0, 0);
-    }
-    run_start_jobs(&r);
-    uv_run(loop, UV_RUN_DEFAULT);
-
-    sts_outcome *outcomes = calloc(nrcpts ? nrcpts : 1, sizeof(*outcomes));
-    json_t *results = json_array();
-    for (size_t i = 0; i < nrcpts; i++) {
-        job *j = &r.jobs[i];
-        if (j->state != J_DONE) {
-            /* Cannot happen: the loop ran until every job finished. */
-            sts_error(log, "BUG: %s did not finish", j->arg);
-            j->outcome = STS_OUTCOME_DEFERRED;
-        }
-        if (outcomes)
-            outcomes[i] = j->outcome;
-        json_array_append_new(results, job_json(j, opts->check_only, r.cache != NULL));
-    }
-    status = outcomes ? sts_decide_exit(outcomes, nrcpts) : STS_EXIT_SOFTWARE;
-    free(outcomes);
-    *out = json_object();
-    json_object_set_new(*out, "results", results);
-
-out:
-    if (r.jobs) {
-        for (size_t i = 0; i < r.njobs; i++) {
-            job *j = &r.jobs[i];
-            sts_discover_free(j->disc);
-            sts_buf_free(&j->msg);
-            if (j->log && j->log != log)
-                sts_log_free(j->log);
-        }
-        free(r.jobs);
-    }
-    if (r.resolver || r.fetcher) {
-        /* Only on the error paths: the teardown timer did not run. */
-        if (r.resolver)
-            sts_resolver_free(r.resolver);
-        if (r.fetcher)
-            sts_fetcher_free(r.fetcher);
-        uv_run(loop, UV_RUN_DEFAULT);
-    }
-    SSL_CTX_free(r.ctx);
-    sts_cache_close(r.cache);
-    sts_buf_free(&r.data);
+    run_close(&r);
     return status;
 }

@@ -44,6 +44,24 @@ typedef struct sts_sender_opts {
     sts_log *log;           /* the transcript (may be NULL) */
 } sts_sender_opts;
 
+/* The states of one recipient's job (sender.c), in the order a delivery goes through
+ * them; each transition is a transcript line at trace level (-vv):
+ *     job u1@example.test: MX -> MX_ADDR
+ * A job exists only while it runs: it is created when the concurrency window opens
+ * (NEW -> DISCOVER) and freed, outside its own callbacks, soon after DONE. */
+typedef enum {
+    STS_JOB_NEW = 0,  /* created, not started */
+    STS_JOB_DISCOVER, /* MTA-STS policy discovery (discover.h, RFC 8461 3) */
+    STS_JOB_MX,       /* the MX lookup (RFC 5321 5.1, RFC 7505) */
+    STS_JOB_MX_ADDR,  /* the address lookup of the MX being tried */
+    STS_JOB_SMTP,     /* an SMTP session to one of its addresses (smtpc.h) */
+    STS_JOB_RECHECK,  /* RFC 8461 5.1: the TXT record again after every MX was refused */
+    STS_JOB_DONE,     /* the outcome is known, summarised and in the JSON result */
+} sts_job_state;
+
+/* "NEW", "DISCOVER", "MX", "MX_ADDR", "SMTP", "RECHECK", "DONE"; "UNKNOWN" otherwise. */
+const char *sts_job_state_name(sts_job_state st);
+
 /* Seconds a DNS query may take, retries included, unless dns_timeout says otherwise. */
 #define STS_SENDER_DNS_TIMEOUT 10.0
 /* The range `--dns-timeout` and a scenario's `sender: {dns_timeout}` accept. */
@@ -54,10 +72,14 @@ typedef struct sts_sender_opts {
 #define STS_SENDER_DATA_MAX (10 * 1024 * 1024)
 
 /* Deliver to (or check) each of rcpts (for check: domains), running loop until all
- * are done. *out gets {"results": [...]}. Returns the exit status: 0 all delivered,
- * 75 some deferred, 69 some failed, 70 internal error; before anything runs (and *out
- * stays NULL): 64 for a bad --dns server list, 65 for an unreadable or oversized
- * --data file, an unusable --ca-file or an unusable --cache file.
+ * are done, at most opts->concurrency at once: a recipient costs no more than its
+ * argument until its job starts, and its JSON result once the job is done.
+ * *out gets {"results": [...]} in the order of rcpts; values equal across results may
+ * be one shared JSON value (result.h): read *out, do not change it. Every handle the
+ * run opened on loop is closed when it returns. Returns the exit status: 0 all
+ * delivered, 75 some deferred, 69 some failed, 70 internal error; before anything runs
+ * (and *out stays NULL): 64 for a bad --dns server list, 65 for an unreadable or
+ * oversized --data file, an unusable --ca-file or an unusable --cache file.
  *
  * Policy cache (cache.h), per domain: TXT lookup -> sts_cache_get -> sts_cache_decide
  * -> fetch when it says so -> sts_cache_put / sts_cache_note_failure (an invalid policy

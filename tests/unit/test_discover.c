@@ -2,9 +2,10 @@
  * lookup goes to a loopback port nobody answers on (refused or timed out: a temporary
  * failure, RFC 8461 3.1), so what applies comes from the policy cache in a temp file
  * (RFC 8461 3.3 / 10.2: a non-expired cached policy survives a DNS failure), with a
- * fixed clock. Also: the argument checks, the re-check's precondition, and cancelling
- * a pending lookup (the callback reports cancelled and nothing is written). Every test
- * ends with uv_loop_close(loop) == 0. */
+ * fixed clock. Also: the argument checks, the re-check's precondition, cancelling
+ * a pending lookup (the callback reports cancelled and nothing is written), and a TXT
+ * query that cannot even start (the callback still comes from the loop, never inside
+ * sts_discover_start). Every test ends with uv_loop_close(loop) == 0. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -83,6 +84,7 @@ static void found_cb(const sts_discovery *res, void *arg)
 static sts_discover *discover_new(env *e)
 {
     sts_discover_params p = {
+        .loop = &e->loop,
         .domain = DOMAIN,
         .resolver = e->resolver,
         .fetcher = e->fetcher,
@@ -251,6 +253,91 @@ static void test_cancel(void **state)
     env_close(&e);
 }
 
+/* ---- the TXT query cannot start: the callback comes from a zero-delay timer ---- */
+
+typedef struct nested {
+    env *e;
+    sts_discover *d[3]; /* started inside the first one's callback */
+    int calls[3];       /* of each */
+    int calls_inside;   /* callbacks run inside sts_discover_start: must stay 0 */
+    sts_discovery seen[3];
+} nested;
+
+static void nested_cb(nested *n, int i, const sts_discovery *res)
+{
+    n->calls[i]++;
+    n->seen[i] = *res;
+}
+
+static void second_cb(const sts_discovery *res, void *arg)
+{
+    nested_cb(arg, 0, res);
+}
+
+static void third_cb(const sts_discovery *res, void *arg)
+{
+    nested_cb(arg, 1, res);
+}
+
+static void fourth_cb(const sts_discovery *res, void *arg)
+{
+    nested_cb(arg, 2, res);
+}
+
+/* The first discovery's callback runs inside sts_resolver_free (its query cancelled):
+ * the resolver takes no more queries, so each start here cannot start its TXT query. */
+static void first_cb(const sts_discovery *res, void *arg)
+{
+    nested *n = arg;
+    (void)res;
+    sts_discover_cb cbs[3] = {second_cb, third_cb, fourth_cb};
+    for (int i = 0; i < 3; i++) {
+        n->d[i] = discover_new(n->e);
+        assert_int_equal(sts_discover_start(n->d[i], cbs[i], n), 0);
+        n->calls_inside += n->calls[i];
+    }
+    sts_discover_free(n->d[1]); /* pending step dropped: no callback, ever */
+    n->d[1] = NULL;
+    sts_discover_cancel(n->d[2]); /* the timer's callback reports it cancelled */
+}
+
+static void test_start_fails_later(void **state)
+{
+    (void)state;
+    env e;
+    env_open(&e, 1);
+    assert_int_equal(
+        sts_cache_put(e.cache, DOMAIN, "id1", ENFORCE, strlen(ENFORCE), 86400, NOW - 60), 0);
+    nested n = {.e = &e};
+    sts_discover *first = discover_new(&e);
+    assert_int_equal(sts_discover_start(first, first_cb, &n), 0);
+    sts_resolver_free(e.resolver);
+    e.resolver = NULL;
+    assert_non_null(n.d[0]);
+    assert_int_equal(n.calls_inside, 0);
+    assert_int_equal(n.calls[0] + n.calls[1] + n.calls[2], 0); /* not before the loop runs */
+    while (!n.calls[0] || !n.calls[2])
+        uv_run(&e.loop, UV_RUN_ONCE);
+    uv_run(&e.loop, UV_RUN_NOWAIT);
+    assert_int_equal(n.calls[0], 1);
+    assert_int_equal(n.calls[1], 0);
+    assert_int_equal(n.calls[2], 1);
+    /* As after a failed lookup (RFC 8461 3.1): the cached policy applies. */
+    const sts_discovery *r = sts_discover_result(n.d[0]);
+    assert_int_equal(n.seen[0].source, STS_POLICY_SOURCE_CACHE);
+    assert_int_equal(r->decision, STS_CACHE_USE_CACHED_DNS_FAILED);
+    assert_int_equal(r->have_policy, 1);
+    assert_int_equal(r->cancelled, 0);
+    assert_string_equal(r->detail, "TXT lookup could not start: operation not valid in this state");
+    /* Cancelled before its timer fired: ended with nothing decided. */
+    assert_int_equal(n.seen[2].cancelled, 1);
+    assert_int_equal(n.seen[2].decided, 0);
+    sts_discover_free(first);
+    sts_discover_free(n.d[0]);
+    sts_discover_free(n.d[2]);
+    env_close(&e);
+}
+
 static void test_new_rejects(void **state)
 {
     (void)state;
@@ -261,10 +348,12 @@ static void test_new_rejects(void **state)
     long_name[256] = '\0';
     struct {
         const char *domain;
-        int resolver, fetcher;
-    } bad[] = {{NULL, 1, 1}, {"", 1, 1}, {DOMAIN, 0, 1}, {DOMAIN, 1, 0}, {long_name, 1, 1}};
+        int resolver, fetcher, loop;
+    } bad[] = {{NULL, 1, 1, 1},   {"", 1, 1, 1},        {DOMAIN, 0, 1, 1},
+               {DOMAIN, 1, 0, 1}, {long_name, 1, 1, 1}, {DOMAIN, 1, 1, 0}};
     for (size_t i = 0; i < N(bad); i++) {
         sts_discover_params p = {
+            .loop = bad[i].loop ? &e.loop : NULL,
             .domain = bad[i].domain,
             .resolver = bad[i].resolver ? e.resolver : NULL,
             .fetcher = bad[i].fetcher ? e.fetcher : NULL,
@@ -274,7 +363,8 @@ static void test_new_rejects(void **state)
             fail_msg("case %zu accepted", i);
     }
     long_name[255] = '\0'; /* 255 octets: the longest name (RFC 1035 2.3.4) */
-    sts_discover_params ok = {.domain = long_name, .resolver = e.resolver, .fetcher = e.fetcher};
+    sts_discover_params ok = {
+        .loop = &e.loop, .domain = long_name, .resolver = e.resolver, .fetcher = e.fetcher};
     sts_discover *d = NULL;
     assert_int_equal(sts_discover_new(&ok, &d), 0);
     assert_int_equal(sts_discover_result(d)->source, STS_POLICY_SOURCE_NONE);
@@ -290,6 +380,7 @@ int main(void)
         cmocka_unit_test(test_recheck_keeps_cached_policy),
         cmocka_unit_test(test_recheck_needs_cached_policy),
         cmocka_unit_test(test_cancel),
+        cmocka_unit_test(test_start_fails_later),
         cmocka_unit_test(test_new_rejects),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
