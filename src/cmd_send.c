@@ -293,14 +293,11 @@ static int cmd_sender(int argc, char **argv, int check)
     }
     if (out) {
         if (json) {
-            char *s = json_dumps(out, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
-            if (s) {
-                fputs(s, stdout);
-                fputc('\n', stdout);
-                free(s);
-            } else {
+            /* Streamed, not built as one string first: 10,000 results are tens of
+             * megabytes of text. */
+            if (json_dumpf(out, stdout, JSON_INDENT(2) | JSON_PRESERVE_ORDER) != 0 ||
+                fputc('\n', stdout) == EOF || fflush(stdout) != 0)
                 status = STS_EXIT_SOFTWARE;
-            }
         } else {
             json_t *results = json_object_get(out, "results");
             size_t i;
