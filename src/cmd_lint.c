@@ -195,7 +195,32 @@ static void print_diags(const char *name, const sts_diags *d)
     }
 }
 
-int sts_cmd_lint(int argc, char **argv)
+/* One lint: the options, the input, what it was taken for, and what the parser said. */
+typedef struct lint_job {
+    const char *path, *name, *mx_host;
+    int as_json;
+    unsigned forced; /* bit k: the flag of kind k was given */
+    enum lint_kind seen, kind;
+    int quoted;      /* a TXT record written as a zone-file string */
+    sts_buf in, rec; /* the input; the record unquoted */
+    sts_diags diags;
+    sts_policy policy;
+    sts_txt txt;
+    sts_tlsrpt rpt;
+} lint_job;
+
+static void lint_job_free(lint_job *j)
+{
+    sts_policy_free(&j->policy);
+    sts_txt_free(&j->txt);
+    sts_tlsrpt_free(&j->rpt);
+    sts_diags_free(&j->diags);
+    sts_buf_free(&j->in);
+    sts_buf_free(&j->rec);
+}
+
+/* The command line into j. -1 to go on, else the exit status. */
+static int lint_args(int argc, char **argv, lint_job *j)
 {
     static const struct option opts[] = {
         {"txt", no_argument, NULL, 't'},
@@ -206,9 +231,7 @@ int sts_cmd_lint(int argc, char **argv)
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
     };
-    int as_json = 0, c;
-    unsigned forced = 0; /* bit k: the flag of kind k was given */
-    const char *mx_host = NULL;
+    int c;
     optind = 1;
     opterr = 0;
     while ((c = getopt_long(argc, argv, "+h", opts, NULL)) != -1) {
@@ -216,13 +239,13 @@ int sts_cmd_lint(int argc, char **argv)
         case 't':
         case 'r':
         case 'p':
-            forced |= 1u << (c == 't' ? LINT_TXT : c == 'r' ? LINT_TLSRPT : LINT_POLICY);
+            j->forced |= 1u << (c == 't' ? LINT_TXT : c == 'r' ? LINT_TLSRPT : LINT_POLICY);
             break;
         case 'j':
-            as_json = 1;
+            j->as_json = 1;
             break;
         case 'm':
-            mx_host = optarg;
+            j->mx_host = optarg;
             break;
         case 'h':
             usage(stdout);
@@ -233,7 +256,7 @@ int sts_cmd_lint(int argc, char **argv)
             return STS_EXIT_USAGE;
         }
     }
-    if (forced & (forced - 1)) {
+    if (j->forced & (j->forced - 1)) {
         fprintf(stderr, "ststest lint: --txt, --tlsrpt and --policy exclude each other\n");
         usage(stderr);
         return STS_EXIT_USAGE;
@@ -243,155 +266,183 @@ int sts_cmd_lint(int argc, char **argv)
         usage(stderr);
         return STS_EXIT_USAGE;
     }
-    const char *path = argv[optind];
-    const char *name = strcmp(path, "-") ? path : "<stdin>";
+    j->path = argv[optind];
+    j->name = strcmp(j->path, "-") ? j->path : "<stdin>";
+    return -1;
+}
 
-    sts_buf in;
-    sts_buf_init(&in, LINT_MAX_INPUT);
+/* Read the input and decide what it is: its first bytes, unless a flag says. -1 to go
+ * on, else the exit status. */
+static int lint_read(lint_job *j)
+{
     char err[512];
-    if (read_input(path, &in, err, sizeof(err))) {
+    if (read_input(j->path, &j->in, err, sizeof(err))) {
         fprintf(stderr, "ststest lint: %s\n", err);
-        sts_buf_free(&in);
         return STS_EXIT_DATAERR;
     }
-    const char *text = in.data ? in.data : "";
-    size_t len = in.len;
-
-    size_t lead = 0;
+    const char *text = j->in.data ? j->in.data : "";
+    size_t len = j->in.len, lead = 0;
     while (lead < len &&
            (text[lead] == ' ' || text[lead] == '\t' || text[lead] == '\n' || text[lead] == '\r'))
         lead++;
-    enum lint_kind seen = detect_kind(text + lead, len - lead), kind = seen;
+    j->seen = j->kind = detect_kind(text + lead, len - lead);
     for (enum lint_kind k = LINT_POLICY; k <= LINT_TLSRPT; k++)
-        if (forced & (1u << k))
-            kind = k;
-    int is_txt = kind != LINT_POLICY;
-    int quoted = is_txt && lead < len && text[lead] == '"';
-    if (is_txt && mx_host) {
+        if (j->forced & (1u << k))
+            j->kind = k;
+    j->quoted = j->kind != LINT_POLICY && lead < len && text[lead] == '"';
+    if (j->kind != LINT_POLICY && j->mx_host) {
         fprintf(stderr, "ststest lint: --mx-host needs a policy file, not a %s\n",
-                kinds[kind].label);
-        sts_buf_free(&in);
+                kinds[j->kind].label);
         return STS_EXIT_USAGE;
     }
+    return -1;
+}
 
-    sts_diags diags;
-    sts_diags_init(&diags);
-    int rc;
-    sts_policy policy;
-    sts_txt txt;
-    sts_tlsrpt rpt;
-    memset(&policy, 0, sizeof(policy));
-    memset(&txt, 0, sizeof(txt));
-    memset(&rpt, 0, sizeof(rpt));
-    sts_buf rec;
-    sts_buf_init(&rec, 0);
-    if (is_txt) {
-        /* A TLSRPT record given as an _mta-sts one, or the other way round. */
-        if (kind != seen && seen != LINT_POLICY)
-            sts_diags_add(&diags, STS_DIAG_WARNING, 0, 0,
-                          "the input looks like a %s; checked as a %s as %s asks",
-                          kinds[seen].label, kinds[kind].label, kinds[kind].flag);
-        const char *r = text;
-        size_t rl = len;
-        rc = 0;
-        if (quoted) {
-            rc = unquote_txt(text, len, &rec, &diags);
-            r = rec.data ? rec.data : "";
-            rl = rec.len;
-        } else {
-            /* A record in a file: one line; its final line break is not part of it. */
-            if (rl && text[rl - 1] == '\n')
-                rl--;
-            if (rl && text[rl - 1] == '\r')
-                rl--;
-        }
-        if (rc == 0)
-            rc = kind == LINT_TXT ? sts_txt_parse(r, rl, &txt, &diags)
-                                  : sts_tlsrpt_parse(r, rl, &rpt, &diags);
+/* A TXT record (_mta-sts or _smtp._tls): 0, STS_ESYNTAX or STS_ENOMEM. */
+static int lint_parse_record(lint_job *j)
+{
+    const char *text = j->in.data ? j->in.data : "";
+    size_t len = j->in.len;
+    /* A TLSRPT record given as an _mta-sts one, or the other way round. */
+    if (j->kind != j->seen && j->seen != LINT_POLICY)
+        sts_diags_add(&j->diags, STS_DIAG_WARNING, 0, 0,
+                      "the input looks like a %s; checked as a %s as %s asks",
+                      kinds[j->seen].label, kinds[j->kind].label, kinds[j->kind].flag);
+    if (j->quoted) {
+        int rc = unquote_txt(text, len, &j->rec, &j->diags);
+        if (rc)
+            return rc;
+        text = j->rec.data ? j->rec.data : "";
+        len = j->rec.len;
     } else {
-        if (len > STS_FETCH_MAX_BODY)
-            sts_diags_add(&diags, STS_DIAG_WARNING, 0, 0,
-                          "policy is %zu bytes: senders stop reading at %d (RFC 8461 3.3)", len,
-                          STS_FETCH_MAX_BODY);
-        rc = sts_policy_parse(text, len, &policy, &diags);
+        /* A record in a file: one line; its final line break is not part of it. */
+        if (len && text[len - 1] == '\n')
+            len--;
+        if (len && text[len - 1] == '\r')
+            len--;
     }
+    return j->kind == LINT_TXT ? sts_txt_parse(text, len, &j->txt, &j->diags)
+                               : sts_tlsrpt_parse(text, len, &j->rpt, &j->diags);
+}
+
+/* The input as its kind: 0, STS_ESYNTAX or STS_ENOMEM. */
+static int lint_parse(lint_job *j)
+{
+    if (j->kind != LINT_POLICY)
+        return lint_parse_record(j);
+    if (j->in.len > STS_FETCH_MAX_BODY)
+        sts_diags_add(&j->diags, STS_DIAG_WARNING, 0, 0,
+                      "policy is %zu bytes: senders stop reading at %d (RFC 8461 3.3)", j->in.len,
+                      STS_FETCH_MAX_BODY);
+    return sts_policy_parse(j->in.data ? j->in.data : "", j->in.len, &j->policy, &j->diags);
+}
+
+static void lint_print_json(const lint_job *j, int valid, const char *match)
+{
+    json_t *doc = json_pack("{s:s, s:s, s:b, s:o, s:o}", "kind", kinds[j->kind].name, "file",
+                            j->name, "valid", valid, "errors",
+                            diags_json(&j->diags, STS_DIAG_ERROR), "warnings",
+                            diags_json(&j->diags, STS_DIAG_WARNING));
+    if (j->kind == LINT_TLSRPT) {
+        json_object_set_new(doc, "tlsrpt", valid ? tlsrpt_json(&j->rpt) : json_null());
+    } else if (j->kind == LINT_TXT) {
+        json_t *t = json_null();
+        if (valid) {
+            json_t *ext = json_array();
+            for (size_t i = 0; i < j->txt.next; i++)
+                json_array_append_new(ext, json_pack("{s:s, s:s}", "name", j->txt.ext[i].name,
+                                                     "value", j->txt.ext[i].value));
+            t = json_pack("{s:s, s:s, s:o}", "v", j->txt.version, "id", j->txt.id, "extensions",
+                          ext);
+        }
+        json_object_set_new(doc, "txt", t);
+    } else {
+        json_object_set_new(doc, "policy", valid ? sts_policy_to_json(&j->policy) : json_null());
+    }
+    if (j->mx_host)
+        json_object_set_new(doc, "mx_host",
+                            json_pack("{s:s, s:b, s:s?}", "name", j->mx_host, "allowed",
+                                      match != NULL, "pattern", match));
+    char *s = json_dumps(doc, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
+    if (s)
+        printf("%s\n", s);
+    free(s);
+    json_decref(doc);
+}
+
+/* The one-line summary of a valid input. */
+static void lint_print_valid(const lint_job *j, const char *match)
+{
+    const char *name = j->name;
+    if (j->kind == LINT_TLSRPT) {
+        printf("%s: valid %s: v=%s rua=", name, kinds[j->kind].label, j->rpt.version);
+        for (size_t i = 0; i < j->rpt.nrua; i++)
+            printf("%s%s", i ? "," : "", j->rpt.rua[i].uri);
+        for (size_t i = 0; i < j->rpt.next; i++)
+            printf(" %s=%s", j->rpt.ext[i].name, j->rpt.ext[i].value);
+        printf("\n");
+        return;
+    }
+    if (j->kind == LINT_TXT) {
+        printf("%s: valid _mta-sts TXT record: v=%s id=%s", name, j->txt.version, j->txt.id);
+        for (size_t i = 0; i < j->txt.next; i++)
+            printf(" %s=%s", j->txt.ext[i].name, j->txt.ext[i].value);
+        printf("\n");
+        return;
+    }
+    const sts_policy *p = &j->policy;
+    printf("%s: valid MTA-STS policy: version %s, mode %s, max_age %ld, mx", name, p->version,
+           sts_mode_name(p->mode), p->max_age);
+    if (!p->nmx)
+        printf(" (none)");
+    for (size_t i = 0; i < p->nmx; i++)
+        printf("%s %s", i ? "," : "", p->mx[i]);
+    printf("\n");
+    if (j->mx_host) {
+        if (match)
+            printf("mx host %s: allowed (matches %s)\n", j->mx_host, match);
+        else
+            printf("mx host %s: not allowed (matches no mx pattern)\n", j->mx_host);
+    }
+}
+
+static void lint_print_text(const lint_job *j, int valid, const char *match)
+{
+    print_diags(j->name, &j->diags);
+    if (valid)
+        lint_print_valid(j, match);
+    else
+        printf("%s: invalid %s (%zu error%s, %zu warning%s)\n", j->name, kinds[j->kind].label,
+               j->diags.nerrors, j->diags.nerrors == 1 ? "" : "s", j->diags.nwarnings,
+               j->diags.nwarnings == 1 ? "" : "s");
+}
+
+int sts_cmd_lint(int argc, char **argv)
+{
+    lint_job j;
+    memset(&j, 0, sizeof(j));
+    sts_buf_init(&j.in, LINT_MAX_INPUT);
+    sts_buf_init(&j.rec, 0);
+    sts_diags_init(&j.diags);
+    int status = lint_args(argc, argv, &j);
+    if (status < 0)
+        status = lint_read(&j);
+    if (status >= 0) {
+        lint_job_free(&j);
+        return status;
+    }
+    int rc = lint_parse(&j);
     if (rc == STS_ENOMEM) {
         fprintf(stderr, "ststest lint: out of memory\n");
-        sts_diags_free(&diags);
-        sts_buf_free(&in);
-        sts_buf_free(&rec);
+        lint_job_free(&j);
         return STS_EXIT_SOFTWARE;
     }
     int valid = rc == 0;
-    const char *match = valid && mx_host ? sts_policy_mx_match(&policy, mx_host) : NULL;
-
-    if (as_json) {
-        json_t *doc = json_pack("{s:s, s:s, s:b, s:o, s:o}", "kind", kinds[kind].name, "file", name,
-                                "valid", valid, "errors", diags_json(&diags, STS_DIAG_ERROR),
-                                "warnings", diags_json(&diags, STS_DIAG_WARNING));
-        if (kind == LINT_TLSRPT) {
-            json_object_set_new(doc, "tlsrpt", valid ? tlsrpt_json(&rpt) : json_null());
-        } else if (is_txt) {
-            json_t *t = json_null();
-            if (valid) {
-                json_t *ext = json_array();
-                for (size_t i = 0; i < txt.next; i++)
-                    json_array_append_new(ext, json_pack("{s:s, s:s}", "name", txt.ext[i].name,
-                                                         "value", txt.ext[i].value));
-                t = json_pack("{s:s, s:s, s:o}", "v", txt.version, "id", txt.id, "extensions", ext);
-            }
-            json_object_set_new(doc, "txt", t);
-        } else {
-            json_object_set_new(doc, "policy", valid ? sts_policy_to_json(&policy) : json_null());
-        }
-        if (mx_host)
-            json_object_set_new(doc, "mx_host",
-                                json_pack("{s:s, s:b, s:s?}", "name", mx_host, "allowed",
-                                          match != NULL, "pattern", match));
-        char *s = json_dumps(doc, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
-        if (s)
-            printf("%s\n", s);
-        free(s);
-        json_decref(doc);
-    } else {
-        print_diags(name, &diags);
-        if (!valid) {
-            printf("%s: invalid %s (%zu error%s, %zu warning%s)\n", name, kinds[kind].label,
-                   diags.nerrors, diags.nerrors == 1 ? "" : "s", diags.nwarnings,
-                   diags.nwarnings == 1 ? "" : "s");
-        } else if (kind == LINT_TLSRPT) {
-            printf("%s: valid %s: v=%s rua=", name, kinds[kind].label, rpt.version);
-            for (size_t i = 0; i < rpt.nrua; i++)
-                printf("%s%s", i ? "," : "", rpt.rua[i].uri);
-            for (size_t i = 0; i < rpt.next; i++)
-                printf(" %s=%s", rpt.ext[i].name, rpt.ext[i].value);
-            printf("\n");
-        } else if (is_txt) {
-            printf("%s: valid _mta-sts TXT record: v=%s id=%s", name, txt.version, txt.id);
-            for (size_t i = 0; i < txt.next; i++)
-                printf(" %s=%s", txt.ext[i].name, txt.ext[i].value);
-            printf("\n");
-        } else {
-            printf("%s: valid MTA-STS policy: version %s, mode %s, max_age %ld, mx", name,
-                   policy.version, sts_mode_name(policy.mode), policy.max_age);
-            if (!policy.nmx)
-                printf(" (none)");
-            for (size_t i = 0; i < policy.nmx; i++)
-                printf("%s %s", i ? "," : "", policy.mx[i]);
-            printf("\n");
-            if (mx_host) {
-                if (match)
-                    printf("mx host %s: allowed (matches %s)\n", mx_host, match);
-                else
-                    printf("mx host %s: not allowed (matches no mx pattern)\n", mx_host);
-            }
-        }
-    }
-    sts_policy_free(&policy);
-    sts_txt_free(&txt);
-    sts_tlsrpt_free(&rpt);
-    sts_diags_free(&diags);
-    sts_buf_free(&in);
-    sts_buf_free(&rec);
+    const char *match = valid && j.mx_host ? sts_policy_mx_match(&j.policy, j.mx_host) : NULL;
+    if (j.as_json)
+        lint_print_json(&j, valid, match);
+    else
+        lint_print_text(&j, valid, match);
+    lint_job_free(&j);
     return valid ? STS_EXIT_OK : STS_EXIT_DATAERR;
 }
