@@ -150,168 +150,203 @@ static int parse_now(const char *s, time_t *out)
     return 0;
 }
 
-static int cmd_sender(int argc, char **argv, int check)
-{
-    const char *cmd = check ? "check" : "send";
+/* What `send` and `check` were asked to do. */
+typedef struct sender_cli {
+    const char *cmd; /* "send" or "check" */
+    int check, json, verbose;
     sts_sender_opts o;
-    memset(&o, 0, sizeof(o));
-    int json = 0, verbose = 0;
+} sender_cli;
 
+/* One option c (getopt_long's optarg) into cli: -1 to go on, else the exit status. */
+static int sender_option(sender_cli *cli, int c, char **argv)
+{
+    const char *cmd = cli->cmd;
+    const int check = cli->check;
+    sts_sender_opts *op = &cli->o;
+    switch (c) {
+    case OPT_DNS:
+        if (!*optarg)
+            return usage_error(cmd, "--dns needs HOST[:PORT][,...]");
+        op->dns = optarg;
+        break;
+    case OPT_CA_FILE:
+        op->ca_file = optarg;
+        break;
+    case OPT_SMTP_PORT:
+        if (sts_cli_port(optarg, &op->smtp_port))
+            return usage_error(cmd, "--smtp-port '%s' is not a port number (1-65535)", optarg);
+        break;
+    case OPT_HTTPS_PORT:
+        if (sts_cli_port(optarg, &op->https_port))
+            return usage_error(cmd, "--https-port '%s' is not a port number (1-65535)",
+                               optarg);
+        break;
+    case OPT_REQUIRE_TLS:
+        op->require_tls = 1;
+        break;
+    case OPT_MODE:
+        if (sts_mode_parse_option(optarg, &op->mode))
+            return usage_error(cmd, "--mode '%s': use auto, enforce, testing or none", optarg);
+        break;
+    case OPT_CACHE:
+        if (!*optarg)
+            return usage_error(cmd, "--cache needs a FILE");
+        op->cache_file = optarg;
+        break;
+    case OPT_NO_CACHE:
+        op->no_cache = 1;
+        break;
+    case OPT_CONCURRENCY: {
+        char *end;
+        errno = 0;
+        long v = strtol(optarg, &end, 10);
+        if (errno || end == optarg || *end || v < 1 || v > 1000)
+            return usage_error(cmd, "--concurrency '%s' is not a number from 1 to 1000",
+                               optarg);
+        op->concurrency = (int)v;
+        break;
+    }
+    case OPT_TIME_LIMIT: {
+        char *end;
+        errno = 0;
+        double t = strtod(optarg, &end);
+        if (errno || end == optarg || *end || !(t > 0) || t > 604800)
+            return usage_error(cmd,
+                               "--time-limit '%s' is not a number of seconds (0-604800]",
+                               optarg);
+        op->deadline = t;
+        break;
+    }
+    case OPT_JSON:
+        cli->json = 1;
+        break;
+    case OPT_FROM:
+        if (check)
+            return usage_error(cmd, "--from is not used by check (no mail is sent)");
+        if (strpbrk(optarg, "<> \r\n\t"))
+            return usage_error(cmd, "--from '%s' is not a valid address", optarg);
+        op->from = optarg;
+        break;
+    case OPT_DATA:
+        if (check)
+            return usage_error(cmd, "--data is not used by check (no mail is sent)");
+        op->data_file = optarg;
+        break;
+    case OPT_HELO:
+        if (!*optarg || strpbrk(optarg, " \r\n\t"))
+            return usage_error(cmd, "--helo '%s' is not a host name", optarg);
+        op->helo = optarg;
+        break;
+    case OPT_TIMEOUT: {
+        char *end;
+        errno = 0;
+        double t = strtod(optarg, &end);
+        if (errno || end == optarg || *end || !(t > 0) || t > 86400)
+            return usage_error(cmd, "--timeout '%s' is not a number of seconds (0-86400]",
+                               optarg);
+        op->timeout = t;
+        break;
+    }
+    case OPT_DNS_TIMEOUT:
+        if (sts_cli_number(optarg, STS_SENDER_DNS_TIMEOUT_MIN, STS_SENDER_DNS_TIMEOUT_MAX,
+                           &op->dns_timeout))
+            return usage_error(cmd, "--dns-timeout '%s' is not a number of seconds from %g "
+                                    "to %g", optarg, STS_SENDER_DNS_TIMEOUT_MIN,
+                               STS_SENDER_DNS_TIMEOUT_MAX);
+        break;
+    case OPT_NOW:
+        if (parse_now(optarg, &op->now))
+            return usage_error(cmd,
+                               "--now '%s': use 2030-01-01T00:00:00Z or a unix time", optarg);
+        break;
+    case 'v':
+        cli->verbose++;
+        break;
+    case 'h':
+        usage(stdout, check);
+        return STS_EXIT_OK;
+    case ':':
+        return usage_error(cmd, "option %s needs a value", argv[optind - 1]);
+    default:
+        return usage_error(cmd, "unknown option '%s'", argv[optind - 1]);
+    }
+    return -1;
+}
+
+/* The command line into cli: -1 to go on (the targets from argv[optind]), else the
+ * exit status. */
+static int sender_args(sender_cli *cli, int argc, char **argv)
+{
     optind = 1;
     opterr = 0;
     int c;
     while ((c = getopt_long(argc, argv, ":vh", long_opts, NULL)) != -1) {
-        switch (c) {
-        case OPT_DNS:
-            if (!*optarg)
-                return usage_error(cmd, "--dns needs HOST[:PORT][,...]");
-            o.dns = optarg;
-            break;
-        case OPT_CA_FILE:
-            o.ca_file = optarg;
-            break;
-        case OPT_SMTP_PORT:
-            if (sts_cli_port(optarg, &o.smtp_port))
-                return usage_error(cmd, "--smtp-port '%s' is not a port number (1-65535)", optarg);
-            break;
-        case OPT_HTTPS_PORT:
-            if (sts_cli_port(optarg, &o.https_port))
-                return usage_error(cmd, "--https-port '%s' is not a port number (1-65535)",
-                                   optarg);
-            break;
-        case OPT_REQUIRE_TLS:
-            o.require_tls = 1;
-            break;
-        case OPT_MODE:
-            if (sts_mode_parse_option(optarg, &o.mode))
-                return usage_error(cmd, "--mode '%s': use auto, enforce, testing or none", optarg);
-            break;
-        case OPT_CACHE:
-            if (!*optarg)
-                return usage_error(cmd, "--cache needs a FILE");
-            o.cache_file = optarg;
-            break;
-        case OPT_NO_CACHE:
-            o.no_cache = 1;
-            break;
-        case OPT_CONCURRENCY: {
-            char *end;
-            errno = 0;
-            long v = strtol(optarg, &end, 10);
-            if (errno || end == optarg || *end || v < 1 || v > 1000)
-                return usage_error(cmd, "--concurrency '%s' is not a number from 1 to 1000",
-                                   optarg);
-            o.concurrency = (int)v;
-            break;
-        }
-        case OPT_TIME_LIMIT: {
-            char *end;
-            errno = 0;
-            double t = strtod(optarg, &end);
-            if (errno || end == optarg || *end || !(t > 0) || t > 604800)
-                return usage_error(cmd,
-                                   "--time-limit '%s' is not a number of seconds (0-604800]",
-                                   optarg);
-            o.deadline = t;
-            break;
-        }
-        case OPT_JSON:
-            json = 1;
-            break;
-        case OPT_FROM:
-            if (check)
-                return usage_error(cmd, "--from is not used by check (no mail is sent)");
-            if (strpbrk(optarg, "<> \r\n\t"))
-                return usage_error(cmd, "--from '%s' is not a valid address", optarg);
-            o.from = optarg;
-            break;
-        case OPT_DATA:
-            if (check)
-                return usage_error(cmd, "--data is not used by check (no mail is sent)");
-            o.data_file = optarg;
-            break;
-        case OPT_HELO:
-            if (!*optarg || strpbrk(optarg, " \r\n\t"))
-                return usage_error(cmd, "--helo '%s' is not a host name", optarg);
-            o.helo = optarg;
-            break;
-        case OPT_TIMEOUT: {
-            char *end;
-            errno = 0;
-            double t = strtod(optarg, &end);
-            if (errno || end == optarg || *end || !(t > 0) || t > 86400)
-                return usage_error(cmd, "--timeout '%s' is not a number of seconds (0-86400]",
-                                   optarg);
-            o.timeout = t;
-            break;
-        }
-        case OPT_DNS_TIMEOUT:
-            if (sts_cli_number(optarg, STS_SENDER_DNS_TIMEOUT_MIN, STS_SENDER_DNS_TIMEOUT_MAX,
-                               &o.dns_timeout))
-                return usage_error(cmd, "--dns-timeout '%s' is not a number of seconds from %g "
-                                        "to %g", optarg, STS_SENDER_DNS_TIMEOUT_MIN,
-                                   STS_SENDER_DNS_TIMEOUT_MAX);
-            break;
-        case OPT_NOW:
-            if (parse_now(optarg, &o.now))
-                return usage_error(cmd,
-                                   "--now '%s': use 2030-01-01T00:00:00Z or a unix time", optarg);
-            break;
-        case 'v':
-            verbose++;
-            break;
-        case 'h':
-            usage(stdout, check);
-            return STS_EXIT_OK;
-        case ':':
-            return usage_error(cmd, "option %s needs a value", argv[optind - 1]);
-        default:
-            return usage_error(cmd, "unknown option '%s'", argv[optind - 1]);
-        }
+        int status = sender_option(cli, c, argv);
+        if (status >= 0)
+            return status;
     }
     if (optind >= argc)
-        return usage_error(cmd, "no %s given", check ? "DOMAIN" : "RCPT");
-    if (o.no_cache && o.cache_file)
-        return usage_error(cmd, "--cache and --no-cache exclude each other");
+        return usage_error(cli->cmd, "no %s given", cli->check ? "DOMAIN" : "RCPT");
+    if (cli->o.no_cache && cli->o.cache_file)
+        return usage_error(cli->cmd, "--cache and --no-cache exclude each other");
+    return -1;
+}
 
-    sts_log *log = sts_log_new_file(stderr, STS_LOG_INFO + verbose, NULL);
-    o.log = log;
-    o.check_only = check;
+/* The results on stdout: the JSON document, or one line per target. 0, or -1 when
+ * stdout could not take it. */
+static int sender_print(json_t *out, int json)
+{
+    if (json) {
+        /* Streamed, not built as one string first: 10,000 results are tens of
+         * megabytes of text. */
+        if (json_dumpf(out, stdout, JSON_INDENT(2) | JSON_PRESERVE_ORDER) != 0 ||
+            fputc('\n', stdout) == EOF || fflush(stdout) != 0)
+            return -1;
+        return 0;
+    }
+    json_t *results = json_object_get(out, "results");
+    size_t i;
+    json_t *r;
+    json_array_foreach(results, i, r)
+    {
+        const char *detail = json_string_value(json_object_get(r, "detail"));
+        printf("%s: %s%s%s\n", json_string_value(json_object_get(r, "argument")),
+               json_string_value(json_object_get(r, "outcome")), detail ? " - " : "",
+               detail ? detail : "");
+    }
+    return 0;
+}
+
+static int cmd_sender(int argc, char **argv, int check)
+{
+    sender_cli cli;
+    memset(&cli, 0, sizeof(cli));
+    cli.cmd = check ? "check" : "send";
+    cli.check = check;
+    int status = sender_args(&cli, argc, argv);
+    if (status >= 0)
+        return status;
+
+    sts_log *log = sts_log_new_file(stderr, STS_LOG_INFO + cli.verbose, NULL);
+    cli.o.log = log;
+    cli.o.check_only = check;
     uv_loop_t loop;
     if (uv_loop_init(&loop) != 0) {
-        fprintf(stderr, "ststest %s: cannot create the event loop\n", cmd);
+        fprintf(stderr, "ststest %s: cannot create the event loop\n", cli.cmd);
         sts_log_free(log);
         return STS_EXIT_SOFTWARE;
     }
     json_t *out = NULL;
-    int status = sts_sender_run(&loop, &o, argv + optind, (size_t)(argc - optind), &out);
+    status = sts_sender_run(&loop, &cli.o, argv + optind, (size_t)(argc - optind), &out);
     uv_run(&loop, UV_RUN_DEFAULT);
     if (uv_loop_close(&loop) != 0) {
-        fprintf(stderr, "ststest %s: BUG: handles left open on the loop\n", cmd);
+        fprintf(stderr, "ststest %s: BUG: handles left open on the loop\n", cli.cmd);
         if (status == STS_EXIT_OK)
             status = STS_EXIT_SOFTWARE;
     }
-    if (out) {
-        if (json) {
-            /* Streamed, not built as one string first: 10,000 results are tens of
-             * megabytes of text. */
-            if (json_dumpf(out, stdout, JSON_INDENT(2) | JSON_PRESERVE_ORDER) != 0 ||
-                fputc('\n', stdout) == EOF || fflush(stdout) != 0)
-                status = STS_EXIT_SOFTWARE;
-        } else {
-            json_t *results = json_object_get(out, "results");
-            size_t i;
-            json_t *r;
-            json_array_foreach(results, i, r)
-            {
-                const char *detail = json_string_value(json_object_get(r, "detail"));
-                printf("%s: %s%s%s\n", json_string_value(json_object_get(r, "argument")),
-                       json_string_value(json_object_get(r, "outcome")),
-                       detail ? " - " : "", detail ? detail : "");
-            }
-        }
-        json_decref(out);
-    }
+    if (out && sender_print(out, cli.json) != 0)
+        status = STS_EXIT_SOFTWARE;
+    json_decref(out);
     fflush(stdout);
     sts_log_free(log);
     return status;
