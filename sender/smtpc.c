@@ -318,8 +318,13 @@ static void smtpc_log_tls(sts_smtpc *s)
     for (size_t i = 0; i < t->npeer_names && off < sizeof(names); i++)
         off += (size_t)snprintf(names + off, sizeof(names) - off, "%s%s", i ? " " : "",
                                 t->peer_names[i]);
-    sts_info(log, "Cert Hostname %s (%s = %s | %s)", t->name_ok ? "VERIFIED" : "MISMATCH",
-             s->p.host, t->host[0] ? t->host : s->p.host, names[0] ? names : "no names");
+    /* Said so that a mismatch cannot be read as a match: what the certificate names,
+     * then the MX host it had to name. */
+    const char *checked = t->host[0] ? t->host : s->p.host;
+    sts_info(log, "Cert Hostname %s: certificate names %s, MX is %s%s%s%s",
+             t->name_ok ? "VERIFIED" : "MISMATCH", names[0] ? names : "nothing", s->p.host,
+             strcmp(checked, s->p.host) ? " (checked as " : "",
+             strcmp(checked, s->p.host) ? checked : "", strcmp(checked, s->p.host) ? ")" : "");
     sts_info(log, "Not Valid Before %s", t->not_before[0] ? t->not_before : "?");
     sts_info(log, "Not Valid After %s", t->not_after[0] ? t->not_after : "?");
 }

@@ -96,7 +96,8 @@ def test_send_valid_enforce(ststest_bin, world_factory):
                  "MTASTS policy-->mode enforce", "MTASTS policy-->mx mail.example.test",
                  "MX 10 mail.example.test policy match", "--> EHLO", "--> STARTTLS",
                  "~~> MAIL FROM:<", "<~~ 250", "Cert VALIDATED: ok",
-                 "Cert Hostname VERIFIED (mail.example.test = mail.example.test",
+                 "Cert Hostname VERIFIED: certificate names DNS:mail.example.test",
+                 ", MX is mail.example.test",
                  "Not Valid Before", "Not Valid After",
                  "RESULT postmaster@example.test: delivered"):
         assert line in err, f"{line!r} not in transcript:\n{err}"
@@ -192,7 +193,8 @@ def test_bad_san(send_once, mode, exit_code, outcome, received, failures, verifi
         assert mx["action"] == "refused"
         assert mx["failure"] == "certificate-host-mismatch"
         assert not ENVELOPE & set(verbs(obs)), verbs(obs)
-        assert "Cert Hostname MISMATCH" in r.stderr
+        assert ("Cert Hostname MISMATCH: certificate names DNS:wrong.example.test"
+                " CN:wrong.example.test, MX is mail.example.test") in r.stderr
 
 
 @pytest.mark.parametrize("mode,exit_code,outcome,received,failures", [
