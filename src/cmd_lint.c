@@ -4,7 +4,8 @@
  * `_smtp._tls` TLSRPT record (RFC 8460 3), told apart by their first bytes unless a
  * flag says which; print every problem as FILE:LINE:COL: error|warning: message and
  * what was understood.
- * Returns the exit status: 0 valid, 65 invalid or unreadable input, 64 usage, 70
+ * Returns the exit status: 0 valid, 1 a valid policy whose mx patterns do not allow
+ * the --mx-host, 65 invalid or unreadable input, 64 usage, 70
  * internal error (out of memory).
  */
 #include <errno.h>
@@ -56,7 +57,8 @@ static void usage(FILE *fp)
                 "  --mx-host HOST  also say whether the policy allows MX host HOST (RFC 8461 4.1)\n"
                 "  -h, --help      this help\n"
                 "\n"
-                "exit status: 0 valid, 65 invalid or unreadable, 64 usage, 70 internal error.\n");
+                "exit status: 0 valid, 1 valid but --mx-host not allowed, 65 invalid or\n"
+            "unreadable, 64 usage, 70 internal error.\n");
 }
 
 static int read_input(const char *path, sts_buf *b, char *err, size_t errlen)
@@ -444,5 +446,9 @@ int sts_cmd_lint(int argc, char **argv)
     else
         lint_print_text(&j, valid, match);
     lint_job_free(&j);
-    return valid ? STS_EXIT_OK : STS_EXIT_DATAERR;
+    if (!valid)
+        return STS_EXIT_DATAERR;
+    /* A policy that would make senders refuse the MX being deployed is what the user
+     * asked about: say it in the status too, as grep does for "no match". */
+    return j.mx_host && !match ? 1 : STS_EXIT_OK;
 }

@@ -101,7 +101,7 @@ def test_policy_json(ststest_bin, write):
     ("a.b.example.net", False), ("evil.example.org", False)])
 def test_mx_host(ststest_bin, write, host, allowed):
     rc, out, _ = lint(ststest_bin, "--mx-host", host, write(RFC_POLICY))
-    assert rc == 0
+    assert rc == (0 if allowed else 1)
     assert (f"mx host {host}: allowed" in out) == allowed
     assert (f"mx host {host}: not allowed" in out) == (not allowed)
 
