@@ -14,8 +14,8 @@
 #   policy-rc.d answering 101 keeps invoke-rc.d and deb-systemd-invoke (with or
 #   without systemd) from starting one. It is added only when the machine has none,
 #   and removed afterwards on every exit path.
-# - When apt cannot find a package (package lists missing or stale, as on a fresh
-#   machine) it runs apt-get update once and asks again.
+# - When apt cannot find a package (package lists missing, as on a fresh machine) or
+#   the install fails (lists stale), it runs apt-get update and tries again.
 # Uses sudo when not root. Exit status: 0 all installed; 1 otherwise.
 set -eu
 
@@ -73,5 +73,11 @@ if [ ! -e "$POLICY" ]; then
 fi
 
 echo "$who: installing:$missing" >&2
+# Lists that are there but stale name files the mirror no longer has: update, retry.
 # shellcheck disable=SC2086
-$APT install -y -qq --no-install-recommends $missing
+if ! $APT install -y -qq --no-install-recommends $missing; then
+  echo "$who: the install failed; updating the package lists and trying again" >&2
+  $APT update -qq
+  # shellcheck disable=SC2086
+  $APT install -y -qq --no-install-recommends $missing
+fi
