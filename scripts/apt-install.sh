@@ -53,17 +53,27 @@ simulate() {
   # shellcheck disable=SC2086
   $APT -s install -y --no-install-recommends $missing >"$plan" 2>&1
 }
+# Exits 1, installing nothing, when the plan in $plan removes a package.
+refuse_removals() {
+  removals=$(sed -n 's/^Remv \([^ ]*\).*/\1/p' "$plan" | tr '\n' ' ')
+  if [ -n "$removals" ]; then
+    echo "$who: installing$missing would remove: $removals" >&2
+    echo "$who: nothing installed; ststest never removes packages (see README, Set-up footprint)" >&2
+    exit 1
+  fi
+}
+# The install itself, for a plan that removes nothing (-o APT::Get::Remove=false
+# makes apt refuse rather than remove, should the plan change under us).
+install() {
+  # shellcheck disable=SC2086
+  $APT install -y -qq --no-install-recommends -o APT::Get::Remove=false $missing
+}
 if ! simulate; then
   echo "$who: updating the package lists" >&2
   $APT update -qq
   simulate || { cat "$plan" >&2; echo "$who: apt cannot install:$missing" >&2; exit 1; }
 fi
-removals=$(sed -n 's/^Remv \([^ ]*\).*/\1/p' "$plan" | tr '\n' ' ')
-if [ -n "$removals" ]; then
-  echo "$who: installing$missing would remove: $removals" >&2
-  echo "$who: nothing installed; ststest never removes packages (see README, Set-up footprint)" >&2
-  exit 1
-fi
+refuse_removals
 
 if [ ! -e "$POLICY" ]; then
   printf '#!/bin/sh\n# added by ststest scripts/apt-install.sh for the install only\nexit 101\n' \
@@ -74,10 +84,10 @@ fi
 
 echo "$who: installing:$missing" >&2
 # Lists that are there but stale name files the mirror no longer has: update, retry.
-# shellcheck disable=SC2086
-if ! $APT install -y -qq --no-install-recommends $missing; then
+if ! install; then
   echo "$who: the install failed; updating the package lists and trying again" >&2
   $APT update -qq
-  # shellcheck disable=SC2086
-  $APT install -y -qq --no-install-recommends $missing
+  simulate || { cat "$plan" >&2; echo "$who: apt cannot install:$missing" >&2; exit 1; }
+  refuse_removals
+  install
 fi
