@@ -202,7 +202,7 @@ run "root B: ststest lint, the manual and the docs" in_root B "
   test -s /usr/share/man/man1/ststest.1.gz && test -s /usr/share/doc/ststest/README.md"
 nothing_running B
 
-# README line (1) by a user with sudo, as the README promises: scripts/setup.sh goes
+# README lines (1) and (2) by a user with sudo, as the README promises: the set-up goes
 # through sudo, everything else runs as the user.
 STEP="root C: a fresh root with a user who has sudo"
 new_root C
