@@ -652,6 +652,8 @@ static int mx_pair(scn_ctx *c, const char *key, yaml_node_t *k, yaml_node_t *v, 
     sts_scn_mx *mx = arg;
     if (!strcmp(key, "starttls"))
         return get_bool(c, v, key, &mx->starttls);
+    if (!strcmp(key, "require_tls"))
+        return get_bool(c, v, key, &mx->require_tls);
     if (!strcmp(key, "cert"))
         return parse_cert(c, v, &mx->cert);
     if (!strcmp(key, "greeting") || !strcmp(key, "starttls_reply")) {
@@ -697,8 +699,8 @@ static int mx_pair(scn_ctx *c, const char *key, yaml_node_t *k, yaml_node_t *v, 
         return 0;
     }
     return unknown_key(c, k, "an mx entry",
-                       "starttls, cert, greeting, starttls_reply, inject_after_starttls, "
-                       "tls_versions, handshake, replies, delay, disconnect_after, ehlo_keywords");
+                       "starttls, require_tls, cert, greeting, starttls_reply, "
+                       "inject_after_starttls, tls_versions, handshake, replies, delay, disconnect_after, ehlo_keywords");
 }
 
 static int add_mx(scn_ctx *c, const char *key, yaml_node_t *k, yaml_node_t *v, sts_scn_mx **mxv,
@@ -726,6 +728,8 @@ static int add_mx(scn_ctx *c, const char *key, yaml_node_t *k, yaml_node_t *v, s
         return -1;
     if (mx->inject_after_starttls && mx->replies[STS_SCN_STAGE_STARTTLS])
         return fail(c, v, "inject_after_starttls needs the normal 220 reply to STARTTLS");
+    if (mx->require_tls && !mx->starttls)
+        return fail(c, v, "require_tls needs starttls: an MX that offers no TLS could take no mail");
     return 0;
 }
 

@@ -90,6 +90,8 @@ typedef struct sts_scn_policy {
 typedef struct sts_scn_mx {
     char *host;          /* absolute name, no trailing dot */
     int starttls;        /* advertise and accept STARTTLS (default 1) */
+    int require_tls;     /* `require_tls: true`: 530 to anything but EHLO/HELO/STARTTLS/
+                            QUIT/NOOP/RSET before TLS (Postfix's security level encrypt) */
     sts_scn_cert cert;
     int line;
     /* the SMTP script */

@@ -211,6 +211,8 @@ static const struct {
      "7:28: tls_versions: min is above max"},
     {HEAD EXP "mx:\n  m.d.test: {tls_versions: {min: \"2.0\"}}\n",
      "7:34: 'min' must be one of \"1.0\", \"1.1\", \"1.2\", \"1.3\""},
+    {HEAD EXP "mx:\n  m.d.test: {require_tls: true, starttls: false}\n",
+     "7:13: require_tls needs starttls"},
     {HEAD EXP "mx:\n  m.d.test: {handshake: maybe}\n", "7:25: 'handshake' must be normal or abort"},
     {HEAD EXP "mx:\n  m.d.test: {ehlo_keywords: [STARTTLS]}\n",
      "7:29: STARTTLS is governed by 'starttls', not ehlo_keywords"},
