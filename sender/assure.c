@@ -78,6 +78,24 @@ static void assure_next_addr(assure_run *r);
 
 /* ---- one MX: the verdict ---- */
 
+/* The current MX's verdict into the domain's "mx" list and the transcript (address
+ * NULL: it had none), then on to the next MX. */
+static void mx_record(assure_run *r, const char *address, sts_assure_verdict v,
+                      const char *stage, const char *reply)
+{
+    json_t *m = json_object();
+    json_object_set_new(m, "host", json_string(r->hosts[r->hi]));
+    json_object_set_new(m, "address", address ? json_string(address) : json_null());
+    json_object_set_new(m, "verdict", json_string(sts_assure_verdict_name(v)));
+    json_object_set_new(m, "stage", json_string(stage));
+    json_object_set_new(m, "reply", json_string(reply));
+    json_array_append_new(r->mx, m);
+    sts_info(r->log, "assure %s: mx %s [%s] %s at %s: %s", r->domain, r->hosts[r->hi],
+             address ? address : "no address", sts_assure_verdict_name(v), stage, reply);
+    r->hi++;
+    assure_next_mx(r);
+}
+
 static void probe_verdict(assure_run *r, sts_assure_verdict v, const char *reply)
 {
     if (r->verdict_set)
@@ -262,18 +280,7 @@ static void on_close(sts_stream *s)
         assure_next_addr(r);
         return;
     }
-    json_t *m = json_object();
-    json_object_set_new(m, "host", json_string(r->hosts[r->hi]));
-    json_object_set_new(m, "address", json_string(r->address));
-    json_object_set_new(m, "verdict", json_string(sts_assure_verdict_name(r->verdict)));
-    json_object_set_new(m, "stage", json_string(probe_state_name(r->stage)));
-    json_object_set_new(m, "reply", json_string(r->reply));
-    json_array_append_new(r->mx, m);
-    sts_info(r->log, "assure %s: mx %s [%s] %s at %s: %s", r->domain, r->hosts[r->hi],
-             r->address, sts_assure_verdict_name(r->verdict), probe_state_name(r->stage),
-             r->reply);
-    r->hi++;
-    assure_next_mx(r);
+    mx_record(r, r->address, r->verdict, probe_state_name(r->stage), r->reply);
 }
 
 static const sts_stream_cbs probe_cbs = {
@@ -288,17 +295,7 @@ static const sts_stream_cbs probe_cbs = {
 /* An MX without a probe (no address): recorded as not tested. */
 static void mx_not_tested(assure_run *r, const char *why)
 {
-    json_t *m = json_object();
-    json_object_set_new(m, "host", json_string(r->hosts[r->hi]));
-    json_object_set_new(m, "address", json_null());
-    json_object_set_new(m, "verdict", json_string(sts_assure_verdict_name(STS_ASSURE_NOT_TESTED)));
-    json_object_set_new(m, "stage", json_string("dns"));
-    json_object_set_new(m, "reply", json_string(why));
-    json_array_append_new(r->mx, m);
-    sts_info(r->log, "assure %s: mx %s %s: %s", r->domain, r->hosts[r->hi],
-             sts_assure_verdict_name(STS_ASSURE_NOT_TESTED), why);
-    r->hi++;
-    assure_next_mx(r);
+    mx_record(r, NULL, STS_ASSURE_NOT_TESTED, "dns", why);
 }
 
 static void assure_next_addr(assure_run *r)

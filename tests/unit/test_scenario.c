@@ -316,6 +316,11 @@ static const struct {
     {"name: t\nabout: a\nrefs: [x]\ndomain: d.test\nexpect: {enforce: {}}\n"
      "sender: {dns_timout: 2}\n",
      "6:10: unknown key 'dns_timout' in sender"},
+    {"name: t\nabout: a\nrefs: [x]\ndomain: d.test\nexpect: {enforce: {}}\n"
+     "sender: {assure_tls: true, require_tls: true}\n",
+     "6:9: sender 'assure_tls' sends in the clear and applies no policy"},
+    {"name: t\nabout: a\nrefs: [x]\ndomain: d.test\nexpect: {enforce: {assuredness: 50}}\n",
+     "5:33: 'assuredness' must be 0 or 100"},
     {"name:\nabout: a\n", "1:6: 'name' must be a string, not empty"},
 };
 
