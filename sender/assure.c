@@ -110,6 +110,7 @@ static void probe_verdict(assure_run *r, sts_assure_verdict v, const char *reply
 static void probe_finish(assure_run *r)
 {
     uv_timer_stop(&r->timer);
+    sts_buf_reset(&r->in); /* whatever else arrived is not read any more */
     if (r->stream)
         sts_stream_close(r->stream);
 }
@@ -247,8 +248,6 @@ static void on_read(sts_stream *s, const char *data, size_t len)
         sts_buf_consume(&r->in, used);
         probe_on_reply(r, &rep);
         sts_smtp_reply_free(&rep);
-        if (r->state == PROBE_QUIT && r->verdict_set && !r->in.len)
-            break;
     }
 }
 
