@@ -652,6 +652,8 @@ static int mx_pair(scn_ctx *c, const char *key, yaml_node_t *k, yaml_node_t *v, 
     sts_scn_mx *mx = arg;
     if (!strcmp(key, "starttls"))
         return get_bool(c, v, key, &mx->starttls);
+    if (!strcmp(key, "require_tls"))
+        return get_bool(c, v, key, &mx->require_tls);
     if (!strcmp(key, "cert"))
         return parse_cert(c, v, &mx->cert);
     if (!strcmp(key, "greeting") || !strcmp(key, "starttls_reply")) {
@@ -697,8 +699,8 @@ static int mx_pair(scn_ctx *c, const char *key, yaml_node_t *k, yaml_node_t *v, 
         return 0;
     }
     return unknown_key(c, k, "an mx entry",
-                       "starttls, cert, greeting, starttls_reply, inject_after_starttls, "
-                       "tls_versions, handshake, replies, delay, disconnect_after, ehlo_keywords");
+                       "starttls, require_tls, cert, greeting, starttls_reply, "
+                       "inject_after_starttls, tls_versions, handshake, replies, delay, disconnect_after, ehlo_keywords");
 }
 
 static int add_mx(scn_ctx *c, const char *key, yaml_node_t *k, yaml_node_t *v, sts_scn_mx **mxv,
@@ -726,6 +728,8 @@ static int add_mx(scn_ctx *c, const char *key, yaml_node_t *k, yaml_node_t *v, s
         return -1;
     if (mx->inject_after_starttls && mx->replies[STS_SCN_STAGE_STARTTLS])
         return fail(c, v, "inject_after_starttls needs the normal 220 reply to STARTTLS");
+    if (mx->require_tls && !mx->starttls)
+        return fail(c, v, "require_tls needs starttls: an MX that offers no TLS could take no mail");
     return 0;
 }
 
@@ -847,7 +851,9 @@ static int sender_pair(scn_ctx *c, const char *key, yaml_node_t *k, yaml_node_t 
             return fail(c, v, "sender 'dns_timeout' must be at least 0.1 seconds");
         return 0;
     }
-    return unknown_key(c, k, "sender", "require_tls, mode, rcpt, dns_timeout");
+    if (!strcmp(key, "assure_tls"))
+        return get_bool(c, v, key, &snd->assure_tls);
+    return unknown_key(c, k, "sender", "require_tls, mode, rcpt, dns_timeout, assure_tls");
 }
 
 /* ---- expect ---- */
@@ -905,9 +911,17 @@ static int expect_pair(scn_ctx *c, const char *key, yaml_node_t *k, yaml_node_t 
                 return -1;
         return 0;
     }
+    if (!strcmp(key, "assuredness")) {
+        if (get_int(c, v, key, 0, 100, &e->assuredness))
+            return -1;
+        e->assuredness_set = 1;
+        if (e->assuredness != 0 && e->assuredness != 100)
+            return fail(c, v, "'assuredness' must be 0 or 100");
+        return 0;
+    }
     return unknown_key(c, k, "an expectation",
                        "outcome, exit, failures, tls, received, policy_source, policy_fetched, "
-                       "policy_abandoned, delivered_to");
+                       "policy_abandoned, delivered_to, assuredness");
 }
 
 typedef struct expect_list {
@@ -1094,8 +1108,14 @@ static int top_pair(scn_ctx *c, const char *key, yaml_node_t *k, yaml_node_t *v,
                             s->modes.v[i]);
         return 0;
     }
-    if (!strcmp(key, "sender"))
-        return each_pair(c, v, "sender", sender_pair, &s->sender);
+    if (!strcmp(key, "sender")) {
+        if (each_pair(c, v, "sender", sender_pair, &s->sender))
+            return -1;
+        if (s->sender.assure_tls && (s->sender.require_tls || s->sender.mode_set))
+            return fail(c, v, "sender 'assure_tls' sends in the clear and applies no policy: "
+                              "not with require_tls or mode");
+        return 0;
+    }
     if (!strcmp(key, "expect")) {
         seen->expect = v;
         expect_list l = {&s->expect, &s->nexpect};

@@ -90,6 +90,8 @@ typedef struct sts_scn_policy {
 typedef struct sts_scn_mx {
     char *host;          /* absolute name, no trailing dot */
     int starttls;        /* advertise and accept STARTTLS (default 1) */
+    int require_tls;     /* `require_tls: true`: 530 to anything but EHLO/HELO/STARTTLS/
+                            QUIT/NOOP/RSET before TLS (Postfix's security level encrypt) */
     sts_scn_cert cert;
     int line;
     /* the SMTP script */
@@ -148,6 +150,8 @@ typedef struct sts_scn_expect {
                               policy host and left without a request: tried, gave up) */
     sts_strv delivered_to; /* MX hosts that received the message */
     int delivered_to_set;
+    int assuredness_set;
+    int assuredness;     /* sender assure_tls: 0 or 100 */
     int line;
 } sts_scn_expect;
 
@@ -157,6 +161,7 @@ typedef struct sts_scn_sender {
     int mode_set;        /* given in the file (auto too): passed on as --mode */
     char *rcpt;          /* default postmaster@<domain> */
     double dns_timeout;  /* seconds per DNS query (--dns-timeout); 0 = the sender's default */
+    int assure_tls;      /* run `check --assure-tls` at the domain instead of a delivery */
 } sts_scn_sender;
 
 /* One step of a multi-step scenario: changes to the world (each replaces what it

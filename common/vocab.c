@@ -20,6 +20,7 @@ VOCAB_TABLE(sts_vocab_outcome, "outcome", STS_OUTCOMES)
 VOCAB_TABLE(sts_vocab_action, "MX action", STS_ACTIONS)
 VOCAB_TABLE(sts_vocab_delivery_tls, "delivery TLS", STS_DELIVERY_TLS)
 VOCAB_TABLE(sts_vocab_tls_version, "TLS version", STS_TLS_VERSIONS)
+VOCAB_TABLE(sts_vocab_assure_verdict, "assure-tls verdict", STS_ASSURE_VERDICTS)
 
 const char *sts_vocab_name(const sts_vocab *v, int value)
 {
@@ -63,6 +64,8 @@ VOCAB_FUNCTIONS(sts_action, sts_action_name, sts_action_parse, sts_vocab_action)
 VOCAB_FUNCTIONS(sts_delivery_tls, sts_delivery_tls_name, sts_delivery_tls_parse,
                 sts_vocab_delivery_tls)
 VOCAB_FUNCTIONS(sts_tls_version, sts_tls_version_name, sts_tls_version_parse, sts_vocab_tls_version)
+VOCAB_FUNCTIONS(sts_assure_verdict, sts_assure_verdict_name, sts_assure_verdict_parse,
+                sts_vocab_assure_verdict)
 
 int sts_mode_parse(const char *s, sts_mode *out)
 {

@@ -121,6 +121,17 @@ typedef enum { STS_DELIVERY_TLS(STS_VOCAB_ENUM) } sts_delivery_tls;
 
 typedef enum { STS_TLS_VERSION_DEFAULT = 0, STS_TLS_VERSIONS(STS_VOCAB_ENUM) } sts_tls_version;
 
+/* ---- check --assure-tls: what one MX did with mail offered in the clear -----------
+ * CheckTLS's TestReceiverAssureTLS (sender/assure.h): refused before any recipient was
+ * accepted (the MX passes), accepted a recipient in the clear (it fails), or could not
+ * be tested (unreachable; the JSON "reply" says why). */
+#define STS_ASSURE_VERDICTS(X)                                                                     \
+    X(STS_ASSURE_REFUSED, 0, "refused")                                                            \
+    X(STS_ASSURE_ACCEPTED, 1, "accepted")                                                          \
+    X(STS_ASSURE_NOT_TESTED, 2, "not-tested")
+
+typedef enum { STS_ASSURE_VERDICTS(STS_VOCAB_ENUM) } sts_assure_verdict;
+
 #undef STS_VOCAB_ENUM
 
 /* ---- the run's time limit ---------------------------------------------------------
@@ -154,6 +165,9 @@ int sts_delivery_tls_parse(const char *s, sts_delivery_tls *out);
 const char *sts_tls_version_name(sts_tls_version v); /* NULL for STS_TLS_VERSION_DEFAULT */
 int sts_tls_version_parse(const char *s, sts_tls_version *out);
 
+const char *sts_assure_verdict_name(sts_assure_verdict v);
+int sts_assure_verdict_parse(const char *s, sts_assure_verdict *out);
+
 /* ---- every vocabulary as data -----------------------------------------------------
  * For code that handles any of them alike: the scenario loader's "must be one of"
  * messages, the table tests. words[] is in the table's order. */
@@ -169,7 +183,8 @@ typedef struct sts_vocab {
 } sts_vocab;
 
 extern const sts_vocab sts_vocab_result_type, sts_vocab_mode, sts_vocab_policy_source,
-    sts_vocab_outcome, sts_vocab_action, sts_vocab_delivery_tls, sts_vocab_tls_version;
+    sts_vocab_outcome, sts_vocab_action, sts_vocab_delivery_tls, sts_vocab_tls_version,
+    sts_vocab_assure_verdict;
 
 /* The name of value in v, or NULL. */
 const char *sts_vocab_name(const sts_vocab *v, int value);

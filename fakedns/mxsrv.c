@@ -453,6 +453,16 @@ static int smtp_stage_of(const char *verb)
     return -1;
 }
 
+/* require_tls: the commands served before TLS; every other one gets a 530. */
+static int smtp_needs_tls(const char *verb)
+{
+    static const char *const clear[] = {"EHLO", "HELO", "STARTTLS", "QUIT", "NOOP", "RSET"};
+    for (size_t i = 0; i < sizeof(clear) / sizeof(clear[0]); i++)
+        if (!strcmp(verb, clear[i]))
+            return 0;
+    return 1;
+}
+
 /* Close once the queued replies are written; input from now on is ignored. */
 static void smtp_close_after_reply(smtp_sess *s)
 {
@@ -518,6 +528,9 @@ static void smtp_command(smtp_sess *s, char *line, size_t n)
         sts_observer_smtp_command(s->srv->obs, s->obs, verb, tls, 0);
         smtp_disconnect(s, stage);
         return;
+    } else if (s->cf->require_tls && !s->tls && smtp_needs_tls(verb)) {
+        /* Postfix with smtpd_tls_security_level = encrypt (RFC 3207 4). */
+        smtp_reply(s, 530, "5.7.0 Must issue a STARTTLS command first");
     } else if (cmd->args == 1 && !*args) {
         smtp_reply(s, 501, "5.5.4 Syntax: %s requires an argument", cmd->verb);
     } else if (cmd->args == 0 && *args) {

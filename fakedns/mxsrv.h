@@ -31,6 +31,7 @@ typedef struct sts_mxsrv_conf {
     const char *host;    /* the MX host name (banner, observer) */
     const char *address; /* the address it listens on */
     int starttls;        /* advertise and accept STARTTLS */
+    int require_tls;     /* 530 5.7.0 to mail commands before TLS */
     SSL_CTX *ctx;        /* server context for STARTTLS (NULL = none) */
     size_t max_message;  /* 0 = STS_SMTP_MAX_MESSAGE, or the SIZE of ehlo_keywords */
     /* the script (common/scenario.h stages) */

@@ -519,6 +519,7 @@ static sts_mxsrv_conf world_mx_conf(const world_host *h, const sts_served_host *
         .host = h->name,
         .address = h->addr,
         .starttls = m ? m->starttls : 1,
+        .require_tls = m ? m->require_tls : 0,
         .ctx = sh->ctx,
     };
     if (!m)

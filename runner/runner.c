@@ -32,6 +32,7 @@
 #include "runner/external.h"
 #include "runner/report.h"
 #include "runner/verdict.h"
+#include "sender/assure.h"
 #include "sender/policy.h"
 #include "sender/sender.h"
 
@@ -471,7 +472,12 @@ static int sender_in_process(run_case *c, const sts_sender_opts *so, const char 
     char *rcpts[1] = {(char *)rcpt};
     if (uv_loop_init(&loop))
         return case_error(c, "cannot create an event loop");
-    *exit_status = sts_sender_run(&loop, so, rcpts, 1, result);
+    if (c->scn->sender.assure_tls) {
+        char *domains[1] = {c->scn->domain};
+        *exit_status = sts_assure_run(&loop, so, domains, 1, result);
+    } else {
+        *exit_status = sts_sender_run(&loop, so, rcpts, 1, result);
+    }
     if (uv_loop_close(&loop))
         return case_error(c, "sender left handles open on its loop");
     /* A run cut short by the time limit says nothing about the scenario (it would
@@ -490,7 +496,11 @@ static int sender_once(run_state *rs, run_case *c, const sts_sender_opts *so, co
                        const char *dir, sts_log *log, json_t **result, int *exit_status)
 {
     *result = NULL;
-    if (rs->opts->sender_cmd)
+    /* assure_tls tests the world's MX hosts with ststest's own check --assure-tls (a
+     * probe, not a delivery): no external sender has a part in it. */
+    if (rs->opts->sender_cmd && c->scn->sender.assure_tls)
+        sts_info(log, "sender assure_tls: ststest's own check --assure-tls, not --sender-cmd");
+    else if (rs->opts->sender_cmd)
         return sender_external(rs, c, so, rcpt, dir, log, result, exit_status);
     return sender_in_process(c, so, rcpt, result, exit_status);
 }
@@ -647,6 +657,7 @@ static void case_judge(case_run *cr, size_t i, json_t *result, json_t *observed,
     sts_verdict_input in = {
         .expect = expect,
         .require_tls = scn->sender.require_tls,
+        .assure_tls = scn->sender.assure_tls,
         .mode_override = scn->sender.mode,
         .exit_status = exit_status,
         .result = result,

@@ -227,6 +227,9 @@ static void build_actual(const sts_verdict_input *in, const run_facts *f, json_t
     json_object_set_new(actual, "policy_fetched", json_boolean(f->fetched));
     json_object_set_new(actual, "policy_abandoned", json_boolean(f->abandoned));
     json_object_set(actual, "delivered_to", f->delivered_to);
+    if (in->assure_tls)
+        json_object_set(actual, "assuredness",
+                        json_object_get(json_object_get(f->r0, "assure_tls"), "assuredness"));
 }
 
 static void differ_num(sts_verdict *v, const char *key, long long want, long long got)
@@ -285,6 +288,34 @@ static void compare(const sts_scn_expect *e, const sts_verdict_input *in, const 
     differ_bool(v, "policy_abandoned", e->policy_abandoned, f->abandoned);
     if (e->delivered_to_set)
         differ_set(v, "delivered_to", &e->delivered_to, f->delivered_to);
+    json_t *got = json_object_get(json_object_get(f->r0, "assure_tls"), "assuredness");
+    if (e->assuredness_set && (!json_is_integer(got) || json_integer_value(got) != e->assuredness))
+        differ_num(v, "assuredness", e->assuredness, got ? json_integer_value(got) : -1);
+}
+
+/* check --assure-tls offers MAIL and RCPT in the clear on purpose; what it must never
+ * do is go further: no DATA and no message, in the clear or not. */
+static void check_assure_invariant(const sts_verdict_input *in, const run_facts *f,
+                                   sts_verdict *v)
+{
+    json_t *sessions = json_object_get(in->observed, "smtp_sessions");
+    for (size_t i = 0; i < json_array_size(sessions); i++) {
+        json_t *s = json_array_get(sessions, i);
+        json_t *cmds = json_object_get(s, "commands");
+        for (size_t j = 0; j < json_array_size(cmds); j++) {
+            const char *verb = json_string_value(json_object_get(json_array_get(cmds, j), "verb"));
+            if (verb && !strcmp(verb, "DATA")) {
+                v->invariant_violated = 1;
+                sts_buf_appendf(&v->diff, "SECURITY INVARIANT: DATA reached %s under assure_tls\n",
+                                str_or(json_object_get(s, "host"), "?"));
+            }
+        }
+    }
+    if (f->received) {
+        v->invariant_violated = 1;
+        sts_buf_appendf(&v->diff, "SECURITY INVARIANT: %zu message(s) received under assure_tls\n",
+                        f->received);
+    }
 }
 
 /* The policy mode in force: the sender's --mode override, else the mode of the policy
@@ -357,7 +388,10 @@ int sts_verdict_check(const sts_verdict_input *in, sts_verdict *v)
         return STS_ENOMEM;
     build_actual(in, &f, v->actual);
     compare(in->expect, in, &f, v);
-    check_invariant(in, &f, v);
+    if (in->assure_tls)
+        check_assure_invariant(in, &f, v);
+    else
+        check_invariant(in, &f, v);
     check_https_only(&f, v);
     facts_free(&f);
     v->passed = v->diff.len == 0;

@@ -26,6 +26,8 @@ typedef struct sts_verdict {
 typedef struct sts_verdict_input {
     const sts_scn_expect *expect;
     int require_tls;          /* the sender was run with --require-tls */
+    int assure_tls;           /* the sender was run as check --assure-tls: MAIL and RCPT
+                                 in the clear on purpose; DATA or a message never */
     sts_mode mode_override;   /* the sender's --mode (STS_MODE_AUTO: none) */
     int exit_status;
     json_t *result;           /* {"results": [ ... ]}; may be NULL (sender printed nothing) */

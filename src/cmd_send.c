@@ -19,6 +19,7 @@
 
 #include "common/err.h"
 #include "common/log.h"
+#include "sender/assure.h"
 #include "sender/sender.h"
 #include "src/cli.h"
 #include "src/cmds.h"
@@ -41,6 +42,7 @@ enum {
     OPT_NOW,
     OPT_CONCURRENCY,
     OPT_TIME_LIMIT,
+    OPT_ASSURE_TLS,
 };
 
 static const struct option long_opts[] = {
@@ -61,6 +63,7 @@ static const struct option long_opts[] = {
     {"now", required_argument, NULL, OPT_NOW},
     {"concurrency", required_argument, NULL, OPT_CONCURRENCY},
     {"time-limit", required_argument, NULL, OPT_TIME_LIMIT},
+    {"assure-tls", no_argument, NULL, OPT_ASSURE_TLS},
     STS_CLI_OPTS_VERBOSE_HELP,
 };
 
@@ -70,7 +73,11 @@ static void usage(FILE *fp, int check)
         fprintf(fp, "usage: ststest check [options] DOMAIN...\n\n"
                     "For each domain: MTA-STS discovery (TXT, HTTPS policy), MX lookup, and\n"
                     "per MX a connection, EHLO, STARTTLS, certificate checks and EHLO again;\n"
-                    "then QUIT. No mail is sent.\n\n");
+                    "then QUIT. No mail is sent.\n\n"
+                    "With --assure-tls (CheckTLS's TestReceiverAssureTLS) instead: per MX\n"
+                    "EHLO, then MAIL FROM and RCPT TO:<postmaster@DOMAIN> in the clear\n"
+                    "(the STARTTLS offer ignored; never DATA), then QUIT. An MX passes when\n"
+                    "it refuses; assuredness 100 when every MX tested refused.\n\n");
     else
         fprintf(fp, "usage: ststest send [options] RCPT...\n\n"
                     "Deliver a test message to each recipient the way a careful MTA-STS\n"
@@ -89,6 +96,9 @@ static void usage(FILE *fp, int check)
             "                           or ~/.cache/ststest/policy-cache.sqlite)\n"
             "  --no-cache               use no policy cache: always fetch\n"
             "  --json                   print one JSON document on stdout\n");
+    if (check)
+        fprintf(fp, "  --assure-tls             offer mail in the clear to every MX and expect\n"
+                    "                           a refusal (no policy; not with --require-tls)\n");
     if (!check)
         fprintf(fp,
                 "  --from ADDRESS           envelope sender (default ststest@<HELO name>)\n"
@@ -112,6 +122,9 @@ static void usage(FILE *fp, int check)
             "error, 65 bad input file, 70 internal error.\n",
             STS_SENDER_DNS_TIMEOUT, STS_SENDER_DNS_TIMEOUT_MIN, STS_SENDER_DNS_TIMEOUT_MAX,
             check ? "domains" : "recipients", check ? "would be delivered" : "delivered");
+    if (check)
+        fprintf(fp, "With --assure-tls: 0 when every MX tested of every domain refused mail\n"
+                    "in the clear, 1 when not (an MX accepted, or none could be tested).\n");
 }
 
 static int usage_error(const char *cmd, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
@@ -154,6 +167,7 @@ static int parse_now(const char *s, time_t *out)
 typedef struct sender_cli {
     const char *cmd; /* "send" or "check" */
     int check, json, verbose;
+    int assure_tls; /* check --assure-tls */
     sts_sender_opts o;
 } sender_cli;
 
@@ -219,6 +233,11 @@ static int sender_option(sender_cli *cli, int c, char **argv)
     }
     case OPT_JSON:
         cli->json = 1;
+        break;
+    case OPT_ASSURE_TLS:
+        if (!check)
+            return usage_error(cmd, "--assure-tls belongs to check (it sends no mail)");
+        cli->assure_tls = 1;
         break;
     case OPT_FROM:
         if (check)
@@ -289,6 +308,11 @@ static int sender_args(sender_cli *cli, int argc, char **argv)
         return usage_error(cli->cmd, "no %s given", cli->check ? "DOMAIN" : "RCPT");
     if (cli->o.no_cache && cli->o.cache_file)
         return usage_error(cli->cmd, "--cache and --no-cache exclude each other");
+    if (cli->assure_tls && cli->o.require_tls)
+        return usage_error(cli->cmd, "--assure-tls sends in the clear on purpose: not with "
+                                     "--require-tls");
+    if (cli->assure_tls && cli->o.mode != STS_MODE_AUTO)
+        return usage_error(cli->cmd, "--assure-tls applies no policy: not with --mode");
     return -1;
 }
 
@@ -309,6 +333,12 @@ static int sender_print(json_t *out, int json)
     json_t *r;
     json_array_foreach(results, i, r)
     {
+        json_t *assure = json_object_get(r, "assure_tls");
+        if (assure) {
+            printf("%s: assuredness %d\n", json_string_value(json_object_get(r, "argument")),
+                   (int)json_integer_value(json_object_get(assure, "assuredness")));
+            continue;
+        }
         const char *detail = json_string_value(json_object_get(r, "detail"));
         printf("%s: %s%s%s\n", json_string_value(json_object_get(r, "argument")),
                json_string_value(json_object_get(r, "outcome")), detail ? " - " : "",
@@ -337,7 +367,10 @@ static int cmd_sender(int argc, char **argv, int check)
         return STS_EXIT_SOFTWARE;
     }
     json_t *out = NULL;
-    status = sts_sender_run(&loop, &cli.o, argv + optind, (size_t)(argc - optind), &out);
+    if (cli.assure_tls)
+        status = sts_assure_run(&loop, &cli.o, argv + optind, (size_t)(argc - optind), &out);
+    else
+        status = sts_sender_run(&loop, &cli.o, argv + optind, (size_t)(argc - optind), &out);
     uv_run(&loop, UV_RUN_DEFAULT);
     if (uv_loop_close(&loop) != 0) {
         fprintf(stderr, "ststest %s: BUG: handles left open on the loop\n", cli.cmd);

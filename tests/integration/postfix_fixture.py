@@ -191,7 +191,7 @@ def postfix_config(name, **values):
 class PostfixInstance:
     """One private Postfix; see the module comment."""
 
-    def __init__(self, cert, key, label="postfix"):
+    def __init__(self, cert, key, label="postfix", main_extra=""):
         self.base = pathlib.Path(tempfile.mkdtemp(prefix=f"ststest-{label}-", dir="/tmp"))
         self.base.chmod(0o755)
         self.etc = self.base / "etc"
@@ -200,6 +200,7 @@ class PostfixInstance:
         self.mail = self.base / "mail"
         self.maillog = self.base / "maillog"
         self.cert, self.key = cert, key
+        self.main_extra = main_extra  # main.cf lines after the template's (last one wins)
         self.port = None
         self.proc = None
         self.master_pid = None
@@ -217,7 +218,7 @@ class PostfixInstance:
         (self.etc / "main.cf").write_text(postfix_config(
             "postfix-main.cf", DIR=self.base, MYHOSTNAME=MX_HOST, MYDOMAIN=DOMAIN,
             MAILBOX=MAILBOX, UID=nobody.pw_uid, GID=nobody.pw_gid, CERT=self.cert,
-            KEY=self.key))
+            KEY=self.key) + self.main_extra)
         (self.etc / "master.cf").write_text(postfix_config(
             "postfix-master.cf", LISTEN=f"127.0.0.1:{self.port}"))
 
@@ -378,13 +379,15 @@ def openssl_ca(tmp_path_factory):
 
 @pytest.fixture
 def postfix_factory(openssl_ca):
-    """make(cert="valid"|"wrong-name") -> a started PostfixInstance. Every instance is stopped
+    """make(cert="valid"|"wrong-name", main_extra="") -> a started PostfixInstance (with
+    main_extra's main.cf lines after the template's). Every instance is stopped
     at teardown, and the test errors if any of its processes survived."""
     instances = []
 
-    def make(cert="valid"):
+    def make(cert="valid", main_extra=""):
         cert_path, key_path = openssl_ca.certs[cert]
-        inst = PostfixInstance(cert_path, key_path, label=f"postfix-{cert}")
+        inst = PostfixInstance(cert_path, key_path, label=f"postfix-{cert}",
+                               main_extra=main_extra)
         instances.append(inst)
         return inst.start()
 

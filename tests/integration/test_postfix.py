@@ -208,3 +208,35 @@ def test_send_opportunistic_wrong_name_delivers(ststest_bin, postfix_factory, op
     assert mx["starttls"] is True and mx["tls"]["verified"] is False, mx
     assert_arrived_over_tls(pf, mark)
     world_saw_mx_lookup(dns_world)
+
+
+# -- check --assure-tls (CheckTLS's TestReceiverAssureTLS) against a real Postfix ------------
+
+@pytest.mark.parametrize("level,assuredness,exit_code,verdict", [
+    ("may", 0, 1, "accepted"),      # STARTTLS offered, mail in the clear accepted
+    ("encrypt", 100, 0, "refused"),  # 530 5.7.0 Must issue a STARTTLS command first
+])
+def test_check_assure_tls(ststest_bin, postfix_factory, dns_world, level, assuredness,
+                          exit_code, verdict):
+    # The instance has one mailbox, not postmaster: without smtpd_reject_unlisted_recipient
+    # = no its "550 5.1.1 User unknown" would read as a refusal (assure.h: any 4xx/5xx).
+    pf = postfix_factory("valid", main_extra=f"smtpd_tls_security_level = {level}\n"
+                                             "smtpd_reject_unlisted_recipient = no\n")
+    mark = pf.log_mark()
+    r = run_sender(ststest_bin, "check", dns_world, "--assure-tls", "--json", DOMAIN,
+                   smtp_port=pf.port)
+    doc = json_doc(r)
+    assert r.returncode == exit_code, r.stderr
+    a = doc["results"][0]["assure_tls"]
+    assert a["assuredness"] == assuredness, a
+    [mx] = a["mx"]
+    assert (mx["host"], mx["address"], mx["verdict"]) == (MX_HOST, "127.0.0.1", verdict), mx
+    if level == "encrypt":
+        assert mx["stage"] == "mail" and mx["reply"].startswith("530 5.7.0"), mx
+    else:
+        assert mx["stage"] == "rcpt" and mx["reply"].startswith("250"), mx
+    # Never DATA: smtpd counts the commands it saw.
+    counts = disconnect_line(pf, mark)
+    assert "data=" not in counts and "starttls=" not in counts, counts
+    assert pf.messages() == [] and pf.queued() == []
+    world_saw_mx_lookup(dns_world)

@@ -36,6 +36,7 @@ static const struct mxrow {
     const char *what;
     /* the MX's script */
     int no_starttls;
+    int require_tls;
     const char *reply; /* a scripted reply (NULL: none) at stage */
     int stage;
     int disconnect; /* disconnect_after disconnect_stage */
@@ -72,6 +73,17 @@ static const struct mxrow {
      .codes = "220;250;502;221;EOF;",
      .text_lacks = "STARTTLS\r\n",
      .obs_has = "{\"verb\":\"STARTTLS\",\"tls\":false,\"reply\":502}"},
+    {.what = "require_tls: 530 to MAIL, RCPT, DATA before TLS; RSET, NOOP, QUIT served",
+     .require_tls = 1,
+     .steps = {EHLO, MAIL, RCPT, "DATA\r\n", "VRFY x\r\n", "RSET\r\n", "NOOP\r\n", QUIT},
+     .codes = "220;250;530;530;530;530;250;250;221;EOF;",
+     .text_has = "530 5.7.0 Must issue a STARTTLS command first\r\n",
+     .obs_has = "{\"verb\":\"RCPT\",\"tls\":false,\"reply\":530}"},
+    {.what = "require_tls: inside TLS the message is taken",
+     .require_tls = 1,
+     .steps = {EHLO, "STARTTLS\r\n", EHLO, MAIL, RCPT, "DATA\r\n", MSG, QUIT},
+     .codes = "220;250;220;TLS;250;250;250;354;250;221;EOF;",
+     .received = 1},
     {.what = "a scripted refusal of MAIL: MAIL is not carried out",
      .reply = "451 4.3.0 try again later\r\n",
      .stage = STS_SCN_STAGE_MAIL,
@@ -311,6 +323,7 @@ static int run_row(const struct mxrow *r, SSL_CTX *sctx, SSL_CTX *cctx)
     cf->host = "mail.example.test";
     cf->address = "127.0.0.1";
     cf->starttls = !r->no_starttls;
+    cf->require_tls = r->require_tls;
     cf->ctx = sctx;
     if (r->reply)
         cf->replies[r->stage] = r->reply;

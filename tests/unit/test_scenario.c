@@ -211,6 +211,8 @@ static const struct {
      "7:28: tls_versions: min is above max"},
     {HEAD EXP "mx:\n  m.d.test: {tls_versions: {min: \"2.0\"}}\n",
      "7:34: 'min' must be one of \"1.0\", \"1.1\", \"1.2\", \"1.3\""},
+    {HEAD EXP "mx:\n  m.d.test: {require_tls: true, starttls: false}\n",
+     "7:13: require_tls needs starttls"},
     {HEAD EXP "mx:\n  m.d.test: {handshake: maybe}\n", "7:25: 'handshake' must be normal or abort"},
     {HEAD EXP "mx:\n  m.d.test: {ehlo_keywords: [STARTTLS]}\n",
      "7:29: STARTTLS is governed by 'starttls', not ehlo_keywords"},
@@ -314,6 +316,11 @@ static const struct {
     {"name: t\nabout: a\nrefs: [x]\ndomain: d.test\nexpect: {enforce: {}}\n"
      "sender: {dns_timout: 2}\n",
      "6:10: unknown key 'dns_timout' in sender"},
+    {"name: t\nabout: a\nrefs: [x]\ndomain: d.test\nexpect: {enforce: {}}\n"
+     "sender: {assure_tls: true, require_tls: true}\n",
+     "6:9: sender 'assure_tls' sends in the clear and applies no policy"},
+    {"name: t\nabout: a\nrefs: [x]\ndomain: d.test\nexpect: {enforce: {assuredness: 50}}\n",
+     "5:33: 'assuredness' must be 0 or 100"},
     {"name:\nabout: a\n", "1:6: 'name' must be a string, not empty"},
 };
 

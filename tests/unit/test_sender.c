@@ -29,6 +29,7 @@
 #include "common/scenario.h"
 #include "fakedns/world.h"
 #include "sender/sender.h"
+#include "tests/unit/world_fixture.h"
 
 #define N(a) (sizeof(a) / sizeof((a)[0]))
 
@@ -68,68 +69,6 @@ static const char *slow_scn = "name: t\n"
                               "  mail.example.test: {delay: {greeting: 5}}\n"
                               "expect:\n"
                               "  enforce: {outcome: deferred}\n";
-
-/* ---- a world on its own thread and loop ---- */
-
-/* The world is started here, then its loop runs on a thread of its own until
- * world_end() asks it (uv_async_send) to stop; the thread is joined before the world
- * is freed, so the loop is only ever used by one thread at a time. */
-typedef struct world_thread {
-    pthread_t tid;
-    uv_loop_t loop;
-    uv_async_t stop;
-    sts_scenario *scn;
-    sts_world *world;
-    char dns[64], ca_file[512];
-    int smtp_port, https_port;
-} world_thread;
-
-static void world_stop_cb(uv_async_t *a)
-{
-    world_thread *wt = a->data;
-    sts_world_stop(wt->world, NULL, NULL);
-    uv_close((uv_handle_t *)&wt->stop, NULL);
-}
-
-static void *world_main(void *arg)
-{
-    world_thread *wt = arg;
-    uv_run(&wt->loop, UV_RUN_DEFAULT);
-    return NULL;
-}
-
-static void world_start(world_thread *wt, const char *text)
-{
-    memset(wt, 0, sizeof(*wt));
-    char err[512] = "";
-    wt->scn = sts_scenario_parse(text, strlen(text), "t.yaml", err, sizeof(err));
-    if (!wt->scn)
-        fail_msg("scenario: %s", err);
-    assert_int_equal(uv_loop_init(&wt->loop), 0);
-    sts_world_opts opts = {
-        .dns_port = 21053, .smtp_port = 21025, .https_port = 21443, .http_port = 21080};
-    if (sts_world_start(&wt->loop, wt->scn, &opts, &wt->world, err, sizeof(err)))
-        fail_msg("world: %s", err);
-    json_t *r = sts_world_ready(wt->world);
-    snprintf(wt->dns, sizeof(wt->dns), "%s", json_string_value(json_object_get(r, "dns")));
-    snprintf(wt->ca_file, sizeof(wt->ca_file), "%s",
-             json_string_value(json_object_get(r, "ca_file")));
-    wt->smtp_port = (int)json_integer_value(json_object_get(r, "smtp_port"));
-    wt->https_port = (int)json_integer_value(json_object_get(r, "https_port"));
-    json_decref(r);
-    uv_async_init(&wt->loop, &wt->stop, world_stop_cb);
-    wt->stop.data = wt;
-    assert_int_equal(pthread_create(&wt->tid, NULL, world_main, wt), 0);
-}
-
-static void world_end(world_thread *wt)
-{
-    uv_async_send(&wt->stop);
-    pthread_join(wt->tid, NULL);
-    sts_world_free(wt->world);
-    assert_int_equal(uv_loop_close(&wt->loop), 0);
-    sts_scenario_free(wt->scn);
-}
 
 /* ---- a run of the sender and its transcript ---- */
 
@@ -259,7 +198,7 @@ static void test_fallback_and_window(void **state)
 {
     (void)state;
     world_thread wt;
-    world_start(&wt, fallback_scn);
+    world_start(&wt, 21000, fallback_scn);
     char *rcpts[11];
     char names[11][32];
     make_rcpts(rcpts, names, N(rcpts), 4);
@@ -299,7 +238,7 @@ static void test_deadline_with_queued_jobs(void **state)
 {
     (void)state;
     world_thread wt;
-    world_start(&wt, slow_scn);
+    world_start(&wt, 21000, slow_scn);
     char *rcpts[6];
     char names[6][32];
     make_rcpts(rcpts, names, N(rcpts), N(rcpts));

@@ -64,6 +64,18 @@ static const char RESULT_NONE_PLAIN[] =
     "\"mx\":[{\"host\":\"mail.example.test\",\"action\":\"delivered\",\"tls\":null}],"
     "\"failures\":[\"starttls-not-supported\"]}]}";
 
+/* check --assure-tls: one MX accepted RCPT in the clear; MAIL and RCPT without TLS,
+ * never DATA, no message. */
+static const char RESULT_ASSURE0[] =
+    "{\"results\":[{\"domain\":\"example.test\",\"assure_tls\":{\"assuredness\":0,"
+    "\"mx\":[{\"host\":\"mail.example.test\",\"verdict\":\"accepted\"}]}}]}";
+static const char OBSERVED_ASSURE[] =
+    "{\"event\":\"observed\",\"policy_fetches\":[],"
+    "\"smtp_sessions\":[{\"host\":\"mail.example.test\",\"commands\":["
+    "{\"verb\":\"EHLO\",\"tls\":false},{\"verb\":\"MAIL\",\"tls\":false},"
+    "{\"verb\":\"RCPT\",\"tls\":false},{\"verb\":\"QUIT\",\"tls\":false}],"
+    "\"messages\":[]}]}";
+
 typedef struct row {
     const char *what;
     const char *result, *observed;
@@ -75,6 +87,7 @@ typedef struct row {
     const char *diff_has; /* a substring of the difference lines, or NULL */
     int external;         /* judged as an external sender (result ignored) */
     const char *const *bad_hosts;
+    int assure_tls; /* judged as check --assure-tls */
 } row;
 
 static void test_table(void **state)
@@ -148,6 +161,16 @@ static void test_table(void **state)
         {"a policy fetch over plain HTTP always fails the run", RESULT_OK, OBSERVED_HTTP, 0, 0,
          STS_MODE_AUTO, EXPECT(OUTCOME(DELIVERED)), 0, 0,
          "policy fetched over plain HTTP 1 time(s) (RFC 8461 3.3: HTTPS only)"},
+        {"assure_tls: MAIL and RCPT in the clear on purpose, assuredness as expected",
+         RESULT_ASSURE0, OBSERVED_ASSURE, 1, 0, STS_MODE_AUTO,
+         EXPECT(.assuredness_set = 1, .assuredness = 0, .exit_status = 1, .received = 0), 1, 0,
+         NULL, 0, NULL, 1},
+        {"assure_tls: assuredness differs", RESULT_ASSURE0, OBSERVED_ASSURE, 1, 0, STS_MODE_AUTO,
+         EXPECT(.assuredness_set = 1, .assuredness = 100), 0, 0,
+         "assuredness: expected 100, got 0", 0, NULL, 1},
+        {"assure_tls: DATA and a message are a violation", RESULT_ASSURE0, OBSERVED_PLAIN, 1, 0,
+         STS_MODE_AUTO, EXPECT(), 0, 1, "DATA reached mail.example.test under assure_tls", 0,
+         NULL, 1},
     };
     int bad = 0;
     for (size_t i = 0; i < sizeof(rows) / sizeof(rows[0]); i++) {
@@ -159,7 +182,8 @@ static void test_table(void **state)
         sts_verdict_input in = {.expect = &r->expect, .require_tls = r->require_tls,
                                 .mode_override = r->mode_override,
                                 .exit_status = r->exit_status, .result = res, .observed = obs,
-                                .external = r->external, .cert_bad_hosts = r->bad_hosts};
+                                .external = r->external, .cert_bad_hosts = r->bad_hosts,
+                                .assure_tls = r->assure_tls};
         sts_verdict v;
         assert_int_equal(sts_verdict_check(&in, &v), 0);
         const char *diff = v.diff.data ? v.diff.data : "";
