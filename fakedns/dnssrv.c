@@ -560,8 +560,8 @@ static int proc_udp_drops(const char *file, unsigned long ino, uint64_t *out)
         unsigned long inode;
         unsigned long long drops;
         /* sl local rem st tx:rx tr:when retrnsmt uid timeout inode ref pointer drops */
-        if (sscanf(line, "%*s %*s %*s %*s %*s %*s %*s %*s %*s %lu %*s %*s %llu", &inode,
-                   &drops) == 2 &&
+        if (sscanf(line, "%*s %*s %*s %*s %*s %*s %*s %*s %*s %lu %*s %*s %llu", &inode, &drops) ==
+                2 &&
             inode == ino) {
             *out = drops;
             found = 1;

@@ -1017,8 +1017,8 @@ static int world_observed_drops(const sts_world *w, json_t *o)
 json_t *sts_world_observed(const sts_world *w)
 {
     json_t *o = sts_observer_snapshot(w->obs);
-    if (o && (json_object_set_new(o, "event", json_string("observed")) ||
-              world_observed_drops(w, o))) {
+    if (o &&
+        (json_object_set_new(o, "event", json_string("observed")) || world_observed_drops(w, o))) {
         json_decref(o);
         return NULL;
     }

@@ -79,12 +79,12 @@ struct sts_resolver {
     int open_handles; /* handles not yet closed (timer + polls) */
     int delivering;   /* inside deliver_ready: free is deferred */
     int free_requested;
-    int closing; /* inside do_free: c-ares' channel is gone, no query may start */
-    int freed;   /* sts_resolver_free done; memory goes with the last handle */
-    size_t in_flight;              /* questions outstanding in c-ares */
-    size_t waiting;                /* questions on the wait list */
+    int closing;      /* inside do_free: c-ares' channel is gone, no query may start */
+    int freed;        /* sts_resolver_free done; memory goes with the last handle */
+    size_t in_flight; /* questions outstanding in c-ares */
+    size_t waiting;   /* questions on the wait list */
     struct ask *wait_head, **wait_tail; /* FIFO */
-    int pumping;                   /* inside ask_pump: do not re-enter */
+    int pumping;                        /* inside ask_pump: do not re-enter */
 };
 
 static const char *const status_names[] = {"OK",      "NXDOMAIN", "NODATA",    "SERVFAIL",

@@ -93,11 +93,11 @@ typedef struct disc_share {
     struct run *run;
     sts_discover *d;
     size_t refs;
-    int found;            /* discovery (start) is over */
-    int rechecking;       /* a re-check runs */
-    int rechecked;        /* a re-check is over */
-    struct job *waiters;  /* jobs waiting for the running step, through wait_next */
-    sts_log *log;         /* its transcript: a child of the run's when several jobs */
+    int found;           /* discovery (start) is over */
+    int rechecking;      /* a re-check runs */
+    int rechecked;       /* a re-check is over */
+    struct job *waiters; /* jobs waiting for the running step, through wait_next */
+    sts_log *log;        /* its transcript: a child of the run's when several jobs */
     char domain[256];
 } disc_share;
 
@@ -110,12 +110,12 @@ typedef struct job {
     char recipient[512]; /* send: local@domain; check: "" */
     sts_rcpt_result res; /* what the job found: its summary and JSON (result.h) */
     /* policy discovery and the RFC 8461 5.1 re-check (discover.h): the policy applied */
-    sts_discover *disc; /* the share's (NULL until the job starts discovery) */
-    disc_share *share;  /* the discovery of its domain, shared (NULL: none yet) */
+    sts_discover *disc;    /* the share's (NULL until the job starts discovery) */
+    disc_share *share;     /* the discovery of its domain, shared (NULL: none yet) */
     struct job *wait_next; /* on share->waiters */
-    int applied_cached; /* the policy applied came from the cache (RFC 8461 5.1) */
-    int rechecked;      /* the job took a re-check's verdict: never twice */
-    int aborted;        /* the run's time limit passed */
+    int applied_cached;    /* the policy applied came from the cache (RFC 8461 5.1) */
+    int rechecked;         /* the job took a re-check's verdict: never twice */
+    int aborted;           /* the run's time limit passed */
     /* MX: the list, and res.mx[0 .. cur] the entries tried so far (in list order) */
     mx_host *hosts;
     size_t nhosts;

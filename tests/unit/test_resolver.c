@@ -281,8 +281,9 @@ static void recv_cb(uv_udp_t *udp, ssize_t nread, const uv_buf_t *buf, const str
             struct held *h = &s->held[s->nheld++];
             memcpy(h->q, q, p);
             h->len = p;
-            memcpy(&h->addr, addr, addr->sa_family == AF_INET6 ? sizeof(struct sockaddr_in6)
-                                                                : sizeof(struct sockaddr_in));
+            memcpy(&h->addr, addr,
+                   addr->sa_family == AF_INET6 ? sizeof(struct sockaddr_in6)
+                                               : sizeof(struct sockaddr_in));
             if (s->nheld > s->peak_held)
                 s->peak_held = s->nheld;
         }
@@ -302,8 +303,8 @@ static void srv_release(struct srv *s)
         struct wire ans = {.n = 0};
         const char *rec[] = {"held"};
         txt_rr(&ans, NULL, rec, 1);
-        srv_reply(&s->udp, s->held[i].q, s->held[i].len, (struct sockaddr *)&s->held[i].addr,
-                  &ans, 0, 1);
+        srv_reply(&s->udp, s->held[i].q, s->held[i].len, (struct sockaddr *)&s->held[i].addr, &ans,
+                  0, 1);
     }
     s->released += s->nheld;
     s->nheld = 0;
@@ -838,13 +839,13 @@ static void test_free_while_waiting(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_txt_multistring), cmocka_unit_test(test_txt_cname_chase),
-        cmocka_unit_test(test_mx_sorted),       cmocka_unit_test(test_null_mx),
-        cmocka_unit_test(test_status_mapping),  cmocka_unit_test(test_addr),
-        cmocka_unit_test(test_free_cancels),    cmocka_unit_test(test_free_in_callback),
-        cmocka_unit_test(test_servers_parse),   cmocka_unit_test(test_status_names),
-        cmocka_unit_test(test_hostile_answers), cmocka_unit_test(test_failure_text),
-        cmocka_unit_test(test_addr_unusable),   cmocka_unit_test(test_in_flight_bound),
+        cmocka_unit_test(test_txt_multistring),    cmocka_unit_test(test_txt_cname_chase),
+        cmocka_unit_test(test_mx_sorted),          cmocka_unit_test(test_null_mx),
+        cmocka_unit_test(test_status_mapping),     cmocka_unit_test(test_addr),
+        cmocka_unit_test(test_free_cancels),       cmocka_unit_test(test_free_in_callback),
+        cmocka_unit_test(test_servers_parse),      cmocka_unit_test(test_status_names),
+        cmocka_unit_test(test_hostile_answers),    cmocka_unit_test(test_failure_text),
+        cmocka_unit_test(test_addr_unusable),      cmocka_unit_test(test_in_flight_bound),
         cmocka_unit_test(test_free_while_waiting),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
