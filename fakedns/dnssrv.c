@@ -12,10 +12,19 @@
 
 #include <arpa/inet.h>
 #include <errno.h>
+#include <limits.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <unistd.h>
+
+/* The UDP receive buffer asked for, so that a burst of queries waits in the kernel
+ * rather than being dropped; the kernel may grant less (net.core.rmem_max), and
+ * whatever it drops is counted (sts_dnssrv_get_drops). STSTEST_DNS_RCVBUF (octets)
+ * overrides it, for tests that want drops. */
+#define DNS_RCVBUF (4 * 1024 * 1024)
 
 #define DNS_TCP_MAX (2 + 65535) /* one length prefix and the largest message */
 
@@ -77,6 +86,8 @@ struct sts_dnssrv {
     void *done_arg;
     dns_batch batch;
     char *rbuf; /* DNS_BATCH slots of DNS_DGRAM_MAX */
+    uint64_t server_drops; /* messages this server read and dropped */
+    int rcvbuf;            /* the receive buffer the kernel granted */
 };
 
 struct dns_send {
@@ -406,6 +417,7 @@ static void dnssrv_recv_cb(uv_udp_t *h, ssize_t nread, const uv_buf_t *buf,
     if (sts_dns_answer(zone, (const uint8_t *)buf->base, (size_t)nread, STS_DNS_UDP, &s->reply,
                        &res) != 0 ||
         !res.answered) {
+        s->server_drops++;
         sts_debug(s->log, "dns udp: dropped a %zd-octet message", nread);
         return;
     }
@@ -444,6 +456,7 @@ static void dns_tcp_read(sts_stream *st, const char *data, size_t len)
         const sts_dns_zone *zone = (*s->served)->zone; /* now, not at accept */
         if (sts_dns_answer(zone, c.p + c.off, n, STS_DNS_TCP, &ss->reply, &res) != 0 ||
             !res.answered) {
+            s->server_drops++;
             sts_debug(s->log, "dns tcp: dropped a %u-octet message, closing", n);
             sts_stream_close(st);
             return;
@@ -509,6 +522,70 @@ static void dnssrv_tcp_done(void *arg)
     dnssrv_maybe_done(s);
 }
 
+/* Ask for DNS_RCVBUF (or STSTEST_DNS_RCVBUF): SO_RCVBUFFORCE passes rmem_max when
+ * the process may (CAP_NET_ADMIN), SO_RCVBUF otherwise; returns what was granted. */
+static int dnssrv_size_rcvbuf(int fd)
+{
+    int want = DNS_RCVBUF;
+    const char *env = getenv("STSTEST_DNS_RCVBUF");
+    if (env && *env) {
+        char *end;
+        long v = strtol(env, &end, 10);
+        if (*end == '\0' && v > 0 && v <= INT_MAX)
+            want = (int)v;
+    }
+    if (setsockopt(fd, SOL_SOCKET, SO_RCVBUFFORCE, &want, sizeof(want)) != 0)
+        (void)setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &want, sizeof(want));
+    int got = 0;
+    socklen_t len = sizeof(got);
+    if (getsockopt(fd, SOL_SOCKET, SO_RCVBUF, &got, &len) != 0)
+        got = -1;
+    return got;
+}
+
+/* The "drops" column (the last) of the line of /proc/net/<file> whose inode (the
+ * tenth column) is ino. Returns 1 found, 0 not there, -1 unreadable. */
+static int proc_udp_drops(const char *file, unsigned long ino, uint64_t *out)
+{
+    FILE *f = fopen(file, "r");
+    if (!f)
+        return -1;
+    char line[512];
+    int found = 0;
+    if (!fgets(line, sizeof(line), f)) { /* the header */
+        fclose(f);
+        return -1;
+    }
+    while (!found && fgets(line, sizeof(line), f)) {
+        unsigned long inode;
+        unsigned long long drops;
+        /* sl local rem st tx:rx tr:when retrnsmt uid timeout inode ref pointer drops */
+        if (sscanf(line, "%*s %*s %*s %*s %*s %*s %*s %*s %*s %lu %*s %*s %llu", &inode, &drops) ==
+                2 &&
+            inode == ino) {
+            *out = drops;
+            found = 1;
+        }
+    }
+    fclose(f);
+    return found;
+}
+
+int sts_dnssrv_get_drops(sts_dnssrv *s, sts_dnssrv_drops *out)
+{
+    out->kernel = 0;
+    out->server = s->server_drops;
+    out->rcvbuf = s->rcvbuf;
+    uv_os_fd_t fd;
+    struct stat st;
+    if (uv_fileno((uv_handle_t *)&s->udp, &fd) != 0 || fstat(fd, &st) != 0)
+        return STS_EIO;
+    int r = proc_udp_drops("/proc/net/udp", (unsigned long)st.st_ino, &out->kernel);
+    if (r != 1)
+        r = proc_udp_drops("/proc/net/udp6", (unsigned long)st.st_ino, &out->kernel);
+    return r == 1 ? 0 : STS_EIO;
+}
+
 int sts_dnssrv_start(uv_loop_t *loop, sts_served *const *served, int udp_fd, int tcp_fd,
                      sts_observer *obs, sts_log *log, sts_dnssrv **out)
 {
@@ -529,6 +606,8 @@ int sts_dnssrv_start(uv_loop_t *loop, sts_served *const *served, int udp_fd, int
     uv_udp_init_ex(loop, &s->udp, AF_UNSPEC | UV_UDP_RECVMMSG);
     s->udp.data = s;
     s->rbuf = malloc((size_t)DNS_BATCH * DNS_DGRAM_MAX);
+    s->rcvbuf = dnssrv_size_rcvbuf(udp_fd);
+    sts_debug(log, "dns udp: receive buffer %d octets", s->rcvbuf);
     int rc = s->rbuf ? uv_udp_open(&s->udp, (uv_os_sock_t)udp_fd) : UV_ENOMEM;
     if (rc != 0)
         close(udp_fd);

@@ -8,6 +8,7 @@
 #ifndef STS_DNSSRV_H
 #define STS_DNSSRV_H
 
+#include <stdint.h>
 #include <uv.h>
 
 #include "common/log.h"
@@ -26,6 +27,17 @@ struct sts_served;
  * they were. Every query is recorded in obs. */
 int sts_dnssrv_start(uv_loop_t *loop, struct sts_served *const *served, int udp_fd, int tcp_fd,
                      sts_observer *obs, sts_log *log, sts_dnssrv **out);
+/* What the server lost: datagrams the kernel dropped on its UDP socket (the "drops"
+ * column of /proc/net/udp{,6} for the socket's inode: libuv passes no SO_RXQ_OVFL
+ * control messages up) plus messages the server itself dropped (malformed, not
+ * answerable, over a cap). *rcvbuf is the receive buffer the kernel granted. Returns
+ * 0, or STS_EIO when the kernel's counter could not be read (*kernel stays 0). */
+typedef struct sts_dnssrv_drops {
+    uint64_t kernel, server;
+    int rcvbuf;
+} sts_dnssrv_drops;
+int sts_dnssrv_get_drops(sts_dnssrv *s, sts_dnssrv_drops *out);
+
 /* Close both sockets and every TCP session; done(arg) runs when all are closed, and
  * the server is freed. */
 void sts_dnssrv_stop(sts_dnssrv *s, void (*done)(void *arg), void *arg);

@@ -90,6 +90,8 @@ struct sts_world {
 
     int dns_fd[2]; /* udp, tcp */
     sts_dnssrv *dns;
+    sts_dnssrv_drops dns_drops; /* taken when the DNS server stops */
+    int dns_drops_rc;           /* 0: the kernel's counter was read */
     sts_httpsrv *https, *http;
 
     int running; /* servers started */
@@ -994,10 +996,30 @@ json_t *sts_world_ready(const sts_world *w)
                      "block", w->block, "mode", w->mode, "policy", w->served->https.present);
 }
 
+/* "dns_drops": every query the world lost (the kernel's drops on the DNS socket and
+ * the server's own), with how it was measured. A lost query makes a sender's run
+ * depend on its retries, so the runner takes any drop as an error of the world. */
+static int world_observed_drops(const sts_world *w, json_t *o)
+{
+    sts_dnssrv_drops d = w->dns_drops;
+    int rc = w->dns_drops_rc;
+    if (w->dns && !w->stopping)
+        rc = sts_dnssrv_get_drops(w->dns, &d);
+    else if (!w->dns)
+        return 0;
+    return json_object_set_new(o, "dns_drops", json_integer((json_int_t)(d.kernel + d.server))) |
+           json_object_set_new(o, "dns_drops_kernel", json_integer((json_int_t)d.kernel)) |
+           json_object_set_new(o, "dns_drops_server", json_integer((json_int_t)d.server)) |
+           json_object_set_new(o, "dns_rcvbuf", json_integer(d.rcvbuf)) |
+           json_object_set_new(o, "dns_drops_measured",
+                               json_string(rc == 0 ? "proc_net_udp" : "server_only"));
+}
+
 json_t *sts_world_observed(const sts_world *w)
 {
     json_t *o = sts_observer_snapshot(w->obs);
-    if (o && json_object_set_new(o, "event", json_string("observed"))) {
+    if (o &&
+        (json_object_set_new(o, "event", json_string("observed")) || world_observed_drops(w, o))) {
         json_decref(o);
         return NULL;
     }
@@ -1031,8 +1053,10 @@ void sts_world_stop(sts_world *w, void (*done)(void *arg), void *arg)
     }
     /* Every server calls back once all its handles are closed; each stop call below
      * returns before any callback runs. */
-    if (w->dns)
+    if (w->dns) {
+        w->dns_drops_rc = sts_dnssrv_get_drops(w->dns, &w->dns_drops);
         sts_dnssrv_stop(w->dns, world_server_done, w);
+    }
     if (w->https)
         sts_httpsrv_stop(w->https, world_server_done, w);
     if (w->http)

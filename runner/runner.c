@@ -720,8 +720,8 @@ static void case_verdict(case_run *cr)
     c->verdict_set = 1;
 }
 
-/* Stop the world and keep its observer log; a world that did not stop cleanly makes
- * the case an error. */
+/* Stop the world and keep its observer log; a world that did not stop cleanly, or
+ * that lost DNS queries (sts_verdict_world_drops), makes the case an error. */
 static void case_stop_world(case_run *cr)
 {
     run_case *c = cr->c;
@@ -729,8 +729,11 @@ static void case_stop_world(case_run *cr)
     uv_async_send(&cr->wt.stop);
     pthread_join(cr->wt.tid, NULL);
     c->observed = cr->wt.observed;
+    char drops[256];
     if (cr->wt.err[0] && !c->error)
         case_error(c, "%s", cr->wt.err);
+    else if (!c->error && sts_verdict_world_drops(c->observed, drops, sizeof(drops)) > 0)
+        case_error(c, "%s", drops);
 }
 
 /* Keep the transcript; free what case_begin() made and remove the case's folder. */

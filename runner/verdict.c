@@ -1,6 +1,7 @@
 /* verdict.c - compare a sender run with a scenario expectation; check the invariant. */
 #include "runner/verdict.h"
 
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -403,4 +404,18 @@ void sts_verdict_free(sts_verdict *v)
     sts_buf_free(&v->diff);
     json_decref(v->actual);
     v->actual = NULL;
+}
+
+long long sts_verdict_world_drops(const json_t *observed, char *msg, size_t msglen)
+{
+    json_t *n = json_object_get(observed, "dns_drops");
+    long long drops = json_is_integer(n) ? (long long)json_integer_value(n) : 0;
+    if (drops > 0 && msg && msglen)
+        snprintf(msg, msglen,
+                 "the world's DNS server lost %lld %s (kernel %lld, server %lld): the run "
+                 "is not exact, so it is not judged; run fewer cases or queries at once",
+                 drops, drops == 1 ? "query" : "queries",
+                 (long long)json_integer_value(json_object_get(observed, "dns_drops_kernel")),
+                 (long long)json_integer_value(json_object_get(observed, "dns_drops_server")));
+    return drops;
 }

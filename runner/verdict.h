@@ -51,4 +51,12 @@ typedef struct sts_verdict_input {
 int sts_verdict_check(const sts_verdict_input *in, sts_verdict *v);
 void sts_verdict_free(sts_verdict *v);
 
+/* The DNS queries the world lost ("dns_drops" of its observed event: the kernel's
+ * drops on its socket and the server's own; 0 when absent). A run whose world lost
+ * any is not judged at all: its sender saw a world other than the scenario's (a
+ * timeout and a retry where the scenario answers), so the runner makes the case an
+ * ERROR, never a pass or a fail. Writes the error message to msg when the count is
+ * above 0, and returns the count. */
+long long sts_verdict_world_drops(const json_t *observed, char *msg, size_t msglen);
+
 #endif

@@ -57,6 +57,16 @@ struct query {
     size_t nalloc;
 };
 
+/* One DNS question of a query, outstanding in c-ares or waiting for a free slot
+ * (STS_RESOLVER_MAX_IN_FLIGHT); the c-ares callback's argument. */
+struct ask {
+    struct ask *next;
+    struct query *q;
+    int type; /* ns_t_* */
+    ares_callback cb;
+    char name[]; /* a copy: a CNAME chase replaces the query's name */
+};
+
 struct sts_resolver {
     uv_loop_t *loop;
     ares_channel ch;
@@ -69,8 +79,12 @@ struct sts_resolver {
     int open_handles; /* handles not yet closed (timer + polls) */
     int delivering;   /* inside deliver_ready: free is deferred */
     int free_requested;
-    int closing; /* inside do_free: c-ares' channel is gone, no query may start */
-    int freed;   /* sts_resolver_free done; memory goes with the last handle */
+    int closing;      /* inside do_free: c-ares' channel is gone, no query may start */
+    int freed;        /* sts_resolver_free done; memory goes with the last handle */
+    size_t in_flight; /* questions outstanding in c-ares */
+    size_t waiting;   /* questions on the wait list */
+    struct ask *wait_head, **wait_tail; /* FIFO */
+    int pumping;                        /* inside ask_pump: do not re-enter */
 };
 
 static const char *const status_names[] = {"OK",      "NXDOMAIN", "NODATA",    "SERVFAIL",
@@ -521,6 +535,81 @@ static void set_detail(struct query *q, int status)
 
 static void txt_cb(void *arg, int status, int timeouts, unsigned char *abuf, int alen);
 
+/* ---- the bound on questions in flight ---- */
+
+static void ask_pump(sts_resolver *r);
+
+static void ask_cb(void *arg, int status, int timeouts, unsigned char *abuf, int alen)
+{
+    struct ask *a = arg;
+    struct query *q = a->q;
+    sts_resolver *r = q->r;
+    ares_callback cb = a->cb;
+    r->in_flight--;
+    free(a);
+    cb(q, status, timeouts, abuf, alen);
+    ask_pump(r);
+}
+
+/* Start waiting questions while there is room. A question of a query already
+ * complete (it timed out while waiting) is not sent: its callback sees the query
+ * complete and only counts it off. */
+static void ask_pump(sts_resolver *r)
+{
+    if (r->pumping || r->closing || !r->ch_ok)
+        return;
+    r->pumping = 1;
+    while (r->wait_head && r->in_flight < STS_RESOLVER_MAX_IN_FLIGHT) {
+        struct ask *a = r->wait_head;
+        r->wait_head = a->next;
+        if (!r->wait_head)
+            r->wait_tail = &r->wait_head;
+        r->waiting--;
+        if (a->q->complete) {
+            ares_callback cb = a->cb;
+            struct query *q = a->q;
+            free(a);
+            cb(q, ARES_ECANCELLED, 0, NULL, 0);
+            continue;
+        }
+        r->in_flight++;
+        /* c-ares may call ask_cb inside (a bad name): the pumping flag keeps that
+         * from starting a second loop. */
+        ares_query(r->ch, a->name, ns_c_in, a->type, ask_cb, a);
+    }
+    r->pumping = 0;
+}
+
+/* Ask name/type for query q: at once when fewer than STS_RESOLVER_MAX_IN_FLIGHT
+ * questions are outstanding, else after those before it. cb runs once, as c-ares'
+ * callback would (with ARES_ENOMEM when the question could not be queued). */
+static void ask(struct query *q, const char *name, int type, ares_callback cb)
+{
+    sts_resolver *r = q->r;
+    size_t len = strlen(name) + 1;
+    struct ask *a = malloc(sizeof(*a) + len);
+    q->pending++;
+    if (!a) {
+        cb(q, ARES_ENOMEM, 0, NULL, 0);
+        return;
+    }
+    a->next = NULL;
+    a->q = q;
+    a->type = type;
+    a->cb = cb;
+    memcpy(a->name, name, len);
+    *r->wait_tail = a;
+    r->wait_tail = &a->next;
+    r->waiting++;
+    ask_pump(r);
+}
+
+void sts_resolver_load(const sts_resolver *r, size_t *in_flight, size_t *waiting)
+{
+    *in_flight = r->in_flight;
+    *waiting = r->waiting;
+}
+
 static int txt_store(struct query *q, struct ares_txt_ext *list)
 {
     for (struct ares_txt_ext *t = list; t; t = t->next) {
@@ -586,8 +675,7 @@ static void txt_cb(void *arg, int status, int timeouts, unsigned char *abuf, int
             sts_debug(q->r->log, "dns query TXT %s (CNAME of %s)", target, q->canonical);
             free(q->canonical);
             q->canonical = target;
-            q->pending++;
-            ares_query(q->r->ch, target, ns_c_in, ns_t_txt, txt_cb, q);
+            ask(q, target, ns_t_txt, txt_cb);
             return;
         }
         if (target) {
@@ -839,8 +927,7 @@ int sts_resolver_query_txt(sts_resolver *r, const char *name, sts_dns_txt_cb cb,
     if (!q)
         return STS_ENOMEM;
     sts_debug(r->log, "dns query TXT %s", name);
-    q->pending++;
-    ares_query(r->ch, name, ns_c_in, ns_t_txt, txt_cb, q);
+    ask(q, name, ns_t_txt, txt_cb);
     schedule(r);
     return 0;
 }
@@ -854,8 +941,7 @@ int sts_resolver_query_mx(sts_resolver *r, const char *domain, sts_dns_mx_cb cb,
     if (!q)
         return STS_ENOMEM;
     sts_debug(r->log, "dns query MX %s", domain);
-    q->pending++;
-    ares_query(r->ch, domain, ns_c_in, ns_t_mx, mx_cb, q);
+    ask(q, domain, ns_t_mx, mx_cb);
     schedule(r);
     return 0;
 }
@@ -869,9 +955,8 @@ int sts_resolver_query_addr(sts_resolver *r, const char *host, sts_dns_addr_cb c
     if (!q)
         return STS_ENOMEM;
     sts_debug(r->log, "dns query A/AAAA %s", host);
-    q->pending += 2;
-    ares_query(r->ch, host, ns_c_in, ns_t_a, a_cb, q);
-    ares_query(r->ch, host, ns_c_in, ns_t_aaaa, aaaa_cb, q);
+    ask(q, host, ns_t_a, a_cb);
+    ask(q, host, ns_t_aaaa, aaaa_cb);
     schedule(r);
     return 0;
 }
@@ -969,6 +1054,7 @@ int sts_resolver_new(uv_loop_t *loop, const char *servers, double timeout_s, sts
         return STS_ENOMEM;
     }
     r->loop = loop;
+    r->wait_tail = &r->wait_head;
     r->log = log;
     r->timeout_s = timeout_s > 0 ? timeout_s : 10.0;
 
@@ -1025,6 +1111,14 @@ static void do_free(sts_resolver *r)
     r->closing = 1;
     ares_destroy(r->ch);
     r->ch_ok = 0;
+    while (r->wait_head) { /* never sent: their queries are cancelled below */
+        struct ask *a = r->wait_head;
+        r->wait_head = a->next;
+        a->q->pending--;
+        free(a);
+    }
+    r->wait_tail = &r->wait_head;
+    r->waiting = 0;
     for (struct query *q = r->queries; q; q = q->next)
         if (!q->complete) {
             q->complete = 1;

@@ -9,6 +9,12 @@
  * never inside the call itself (libuv rule). The result struct and everything it
  * points to is valid only during the callback: copy what you keep.
  *
+ * Load: at most STS_RESOLVER_MAX_IN_FLIGHT DNS queries (a TXT, MX, A or AAAA question
+ * each) are outstanding at once; the rest wait in FIFO order and go out as answers
+ * come in, so a sender with a thousand deliveries at once does not fire thousands of
+ * datagrams at one server (which would drop them and make every run depend on
+ * retries). The wait counts towards a query's timeout.
+ *
  * Timeouts: timeout_s bounds each query as a whole (all retries included); when it
  * passes the callback gets STS_DNS_TIMEOUT.
  *
@@ -73,6 +79,12 @@ int sts_resolver_new(uv_loop_t *loop, const char *servers, double timeout_s, sts
  * asynchronously and the memory is released in the last close callback: run the loop
  * (uv_run) once more before uv_loop_close(). */
 void sts_resolver_free(sts_resolver *r);
+
+#define STS_RESOLVER_MAX_IN_FLIGHT 64
+
+/* The DNS questions now outstanding (at most STS_RESOLVER_MAX_IN_FLIGHT) and waiting
+ * for their turn. */
+void sts_resolver_load(const sts_resolver *r, size_t *in_flight, size_t *waiting);
 
 /* ---- TXT ---- */
 

@@ -79,6 +79,27 @@ typedef struct mx_host {
 } mx_host;
 
 struct run;
+struct job;
+
+/* One policy discovery shared by every job of the run whose recipient is in its
+ * domain (single flight): N recipients of one domain cost one TXT lookup and one
+ * fetch, not N, with or without a cache. The RFC 8461 5.1 re-check is shared too: a
+ * run is one moment, so the first job refused under a cached enforce policy re-checks
+ * for all, the others that need it wait for that re-check (or, when it is over, take
+ * its verdict) instead of asking DNS again. Owned by the jobs holding it (refs); its
+ * discovery is freed with the last, never inside the discovery's own callback. */
+typedef struct disc_share {
+    struct disc_share *next; /* the run's shares */
+    struct run *run;
+    sts_discover *d;
+    size_t refs;
+    int found;           /* discovery (start) is over */
+    int rechecking;      /* a re-check runs */
+    int rechecked;       /* a re-check is over */
+    struct job *waiters; /* jobs waiting for the running step, through wait_next */
+    sts_log *log;        /* its transcript: a child of the run's when several jobs */
+    char domain[256];
+} disc_share;
 
 typedef struct job {
     struct run *run;
@@ -89,8 +110,12 @@ typedef struct job {
     char recipient[512]; /* send: local@domain; check: "" */
     sts_rcpt_result res; /* what the job found: its summary and JSON (result.h) */
     /* policy discovery and the RFC 8461 5.1 re-check (discover.h): the policy applied */
-    sts_discover *disc; /* NULL until the job starts discovery */
-    int aborted;        /* the run's time limit passed */
+    sts_discover *disc;    /* the share's (NULL until the job starts discovery) */
+    disc_share *share;     /* the discovery of its domain, shared (NULL: none yet) */
+    struct job *wait_next; /* on share->waiters */
+    int applied_cached;    /* the policy applied came from the cache (RFC 8461 5.1) */
+    int rechecked;         /* the job took a re-check's verdict: never twice */
+    int aborted;           /* the run's time limit passed */
     /* MX: the list, and res.mx[0 .. cur] the entries tried so far (in list order) */
     mx_host *hosts;
     size_t nhosts;
@@ -121,6 +146,7 @@ typedef struct run {
     sts_outcome *outcomes;     /* likewise */
     sts_result_pool *pool;     /* their equal values, stored once (NULL: none shared) */
     job *jobs;                 /* jobs alive: running, or done and not yet freed */
+    disc_share *shares;        /* discoveries, one per policy domain (single flight) */
     int starting, start_again; /* run_start_jobs is not re-entered (no deep recursion) */
     char helo[256];
     char from[512];
@@ -205,6 +231,7 @@ static void discovered_cb(const sts_discovery *d, void *arg)
         job_abort(j);
         return;
     }
+    j->applied_cached = d->have_policy && d->source == STS_POLICY_SOURCE_CACHE;
     job_apply_policy(j);
     job_enter(j, STS_JOB_MX);
 }
@@ -218,7 +245,9 @@ static void discovered_cb(const sts_discovery *d, void *arg)
  * look at the TXT record once more within this run (sts_discover_recheck). */
 static int job_should_recheck(const job *j)
 {
-    if (j->run->deadline_passed || !sts_discover_may_recheck(j->disc) ||
+    const disc_share *sh = j->share;
+    if (j->run->deadline_passed || !sh || j->rechecked || !j->applied_cached ||
+        !(sh->rechecking || sh->rechecked || sts_discover_may_recheck(sh->d)) ||
         j->res.mode != STS_MODE_ENFORCE || !j->nhosts)
         return 0;
     for (size_t i = 0; i < j->res.nmx; i++)
@@ -247,6 +276,7 @@ static void job_forget_mx(job *j)
 static void rechecked_cb(const sts_discovery *d, void *arg)
 {
     job *j = arg;
+    j->rechecked = 1;
     job_take_findings(j, d);
     if (job_deadline(j))
         return;
@@ -699,6 +729,108 @@ static int job_parse_arg(job *j, int check)
     return 0;
 }
 
+/* ---- single-flight discovery (disc_share) ---- */
+
+/* Hand the step's outcome to every job that waited for it (in the order they came). */
+static void share_wake(disc_share *sh, const sts_discovery *d, sts_discover_cb cb)
+{
+    job *w = sh->waiters, *rev = NULL;
+    sh->waiters = NULL;
+    while (w) { /* the list is newest first: reverse it */
+        job *n = w->wait_next;
+        w->wait_next = rev;
+        rev = w;
+        w = n;
+    }
+    while (rev) {
+        job *n = rev->wait_next;
+        rev->wait_next = NULL;
+        cb(d, rev);
+        rev = n;
+    }
+}
+
+static void share_found_cb(const sts_discovery *d, void *arg)
+{
+    disc_share *sh = arg;
+    sh->found = 1;
+    share_wake(sh, d, discovered_cb);
+}
+
+static void share_rechecked_cb(const sts_discovery *d, void *arg)
+{
+    disc_share *sh = arg;
+    sh->rechecking = 0;
+    sh->rechecked = 1;
+    share_wake(sh, d, rechecked_cb);
+}
+
+static void share_wait(disc_share *sh, job *j)
+{
+    j->wait_next = sh->waiters;
+    sh->waiters = j;
+}
+
+/* The run's discovery of j's domain, made and started when it has none yet; j holds a
+ * reference. Returns 0 or a negative STS_* code. */
+static int share_join(job *j, const sts_discover_params *dp)
+{
+    run *r = j->run;
+    disc_share *sh = r->shares;
+    while (sh && strcmp(sh->domain, j->res.domain))
+        sh = sh->next;
+    if (!sh) {
+        sh = calloc(1, sizeof(*sh));
+        if (!sh)
+            return STS_ENOMEM;
+        snprintf(sh->domain, sizeof(sh->domain), "%s", j->res.domain);
+        /* The discovery outlives the job that started it: with several jobs it logs
+         * under the domain's name, not the first recipient's. */
+        sts_discover_params p = *dp;
+        if (j->log != r->opts->log) {
+            char prefix[300];
+            snprintf(prefix, sizeof(prefix), "%.250s: ", sh->domain);
+            sh->log = sts_log_new_child(r->opts->log, prefix);
+            p.log = sh->log;
+        }
+        int rc = sts_discover_new(&p, &sh->d);
+        if (rc) {
+            sts_log_free(sh->log);
+            free(sh);
+            return rc;
+        }
+        sh->run = r;
+        sh->next = r->shares;
+        r->shares = sh;
+        sts_discover_start(sh->d, share_found_cb, sh);
+    } else {
+        sts_info(j->log, "MTASTS policy discovery for %s is shared with an earlier recipient",
+                 sh->domain);
+    }
+    sh->refs++;
+    j->share = sh;
+    j->disc = sh->d;
+    return 0;
+}
+
+/* j lets go of its discovery; the last one frees it (never inside its callback: jobs
+ * are freed from the run's reaper). */
+static void share_leave(job *j)
+{
+    disc_share *sh = j->share;
+    j->share = NULL;
+    j->disc = NULL;
+    if (!sh || --sh->refs > 0)
+        return;
+    disc_share **pp = &sh->run->shares;
+    while (*pp != sh)
+        pp = &(*pp)->next;
+    *pp = sh->next;
+    sts_discover_free(sh->d);
+    sts_log_free(sh->log);
+    free(sh);
+}
+
 /* DISCOVER: check the argument, make the message, start policy discovery. */
 static void job_discover(job *j)
 {
@@ -728,7 +860,7 @@ static void job_discover(job *j)
         .now = r->opts->now,
         .log = j->log,
     };
-    int rc = sts_discover_new(&dp, &j->disc);
+    int rc = share_join(j, &dp);
     if (rc) {
         snprintf(j->res.detail, sizeof(j->res.detail), "policy discovery could not start: %s",
                  sts_strerror(rc));
@@ -737,9 +869,13 @@ static void job_discover(job *j)
     }
     sts_info(j->log, "%s %s", r->opts->check_only ? "CHECK" : "SEND",
              r->opts->check_only ? j->res.domain : j->recipient);
-    /* RFC 8461 3: TXT, cache, fetch; discovered_cb goes on with the MX list. It never
-     * runs inside this call (discover.h). */
-    sts_discover_start(j->disc, discovered_cb, j);
+    /* RFC 8461 3: TXT, cache, fetch; discovered_cb goes on with the MX list. While the
+     * shared discovery runs, it never runs inside this call (discover.h); once it is
+     * over, a later job of the domain goes on with its outcome at once. */
+    if (j->share->found)
+        discovered_cb(sts_discover_result(j->share->d), j);
+    else
+        share_wait(j->share, j);
 }
 
 /* MX: look the domain's MX records up. */
@@ -806,8 +942,22 @@ static void job_recheck(job *j)
              "MTASTS every MX was refused under the CACHED enforce policy id=%s: "
              "re-checking _mta-sts.%s for an updated policy (RFC 8461 5.1)",
              job_disc(j)->policy_id, j->res.domain);
-    int rc = sts_discover_recheck(j->disc, rechecked_cb, j);
-    if (rc) {
+    disc_share *sh = j->share;
+    if (sh->rechecked) { /* this run re-checked already: its verdict is this job's too */
+        sts_info(j->log, "MTASTS re-check of %s already done in this run: taking its verdict",
+                 sh->domain);
+        rechecked_cb(sts_discover_result(sh->d), j);
+        return;
+    }
+    share_wait(sh, j);
+    if (sh->rechecking)
+        return;
+    int rc = sts_discover_recheck(sh->d, share_rechecked_cb, sh);
+    if (rc == 0) {
+        sh->rechecking = 1;
+    } else {
+        sh->waiters = j->wait_next; /* j is the only waiter: no re-check ran */
+        j->wait_next = NULL;
         sts_info(j->log, "MTASTS re-check could not start: %s", sts_strerror(rc));
         job_enter(j, STS_JOB_DONE);
     }
@@ -945,7 +1095,7 @@ static void job_free(job *j)
         r->jobs = j->next;
     if (j->next)
         j->next->prev = j->prev;
-    sts_discover_free(j->disc);
+    share_leave(j);
     job_forget_mx(j);
     free(j->res.mx);
     for (size_t i = 0; i < j->nhosts; i++)

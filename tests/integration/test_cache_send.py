@@ -397,3 +397,37 @@ def test_recheck_dns_when_every_mx_is_refused(ststest_bin, world_factory, tmp_pa
         assert obs["policy_fetches"] == []
         assert received(obs) == 0
         assert obs["smtp_sessions"] == []  # mx2 is not in policy A1: never contacted
+
+
+@pytest.mark.parametrize("pin,delivered", [(1, True), (99, False)])
+def test_recheck_is_shared_by_the_recipients_of_a_domain(ststest_bin, world_factory, tmp_path,
+                                                         t0, pin, delivered):
+    """Single flight (issue 15): five recipients of the domain, two at a time, all
+    refused under the cached policy A1: one discovery and one re-check for all (two TXT
+    queries in the run), and at most one fetch."""
+    cache = tmp_path / "cache.sqlite"
+    run_world(world_factory, write(tmp_path, "a", VALID), ststest_bin, cache, t0)
+    w = world_factory(write(tmp_path, "moved", MOVED))
+    proxy = TxtPinningProxy(w.dns, "v=STSv1; id=A1;", pin)
+    rcpts = [f"u{i}@example.test" for i in range(5)]
+    try:
+        r = run_sender(ststest_bin, "send", w, "--now", str(t0 + 60), "--json",
+                       "--concurrency", "2", *rcpts, cache=cache, dns=proxy.addr)
+    finally:
+        proxy.close()
+    obs = w.stop()
+    results = json_doc(r)["results"]
+    assert [x["recipient"] for x in results] == rcpts
+    assert proxy.txt_queries == 2, r.stderr
+    if delivered:
+        assert r.returncode == 0, r.stderr
+        assert all(x["outcome"] == "delivered" and x["policy"]["id"] == "E2" for x in results)
+        assert len(obs["policy_fetches"]) == 1
+        assert received(obs) == 5
+    else:
+        assert r.returncode == 75, r.stderr
+        for x in results:
+            assert x["outcome"] == "deferred" and x["policy"]["id"] == "A1", x
+            assert x["recheck"]["changed"] is False
+        assert obs["policy_fetches"] == []
+        assert obs["smtp_sessions"] == []

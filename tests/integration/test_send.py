@@ -151,6 +151,27 @@ def test_two_recipients_concurrently(ststest_bin, world_factory):
     assert envelope_in_clear(obs) == []
 
 
+def test_one_discovery_per_domain(ststest_bin, world_factory):
+    """Single flight (issue 15): 20 recipients of one domain, 8 at a time, no cache:
+    one _mta-sts TXT query and one policy fetch for all, and every result still
+    reports the policy."""
+    w = world_factory(scenario_path("valid-enforce"))
+    rcpts = [f"u{i}@example.test" for i in range(20)]
+    r = run_sender(ststest_bin, "send", w, "--json", "--concurrency", "8", *rcpts)
+    obs = w.stop()
+    assert r.returncode == 0, r.stderr
+    doc = json.loads(r.stdout)
+    assert [x["recipient"] for x in doc["results"]] == rcpts
+    for x in doc["results"]:
+        assert x["outcome"] == "delivered"
+        assert x["policy"]["source"] == "fetched" and x["policy"]["mode"] == "enforce", x
+    txt = [q for q in obs["dns"] if q["name"].startswith("_mta-sts.") and q["type"] == "TXT"]
+    assert len(txt) == 1, obs["dns"]
+    assert len(obs["policy_fetches"]) == 1, obs["policy_fetches"]
+    assert len(messages(obs)) == 20
+    assert obs["dns_drops"] == 0
+
+
 def test_data_file_and_stdin(ststest_bin, world_factory, tmp_path):
     body = "Subject: hi\n\n.a line with a leading dot\nend\n"
     f = tmp_path / "msg.txt"

@@ -19,11 +19,22 @@
 
 /* ---- a canned DNS server ---- */
 
+#define HOLD_MAX 512
+
+/* A query for a name under hold.test waits in the server until srv_release(). */
+struct held {
+    uint8_t q[300]; /* header and question */
+    size_t len;
+    struct sockaddr_storage addr;
+};
+
 struct srv {
     uv_udp_t udp;
     int port;
     int nqueries;
     char last_qname[256];
+    struct held held[HOLD_MAX];
+    int nheld, peak_held, released;
 };
 
 struct wire {
@@ -211,6 +222,31 @@ static void alloc_cb(uv_handle_t *h, size_t sz, uv_buf_t *buf)
     buf->len = sizeof(mem);
 }
 
+/* Send the answer ans to the query q (header and question: p octets). */
+static void srv_reply(uv_udp_t *udp, const uint8_t *q, size_t p, const struct sockaddr *addr,
+                      const struct wire *ans, int rcode, int ancount)
+{
+    struct wire *w = calloc(1, sizeof(*w));
+    w8(w, q[0]);
+    w8(w, q[1]);
+    w16(w, (uint16_t)(0x8180 | rcode));
+    w16(w, 1);
+    w16(w, (uint16_t)ancount);
+    w16(w, 0);
+    w16(w, 0);
+    memcpy(w->b + w->n, q + 12, p - 12);
+    w->n += p - 12;
+    memcpy(w->b + w->n, ans->b, ans->n);
+    w->n += ans->n;
+    static uint8_t out[1024];
+    memcpy(out, w->b, w->n);
+    uv_buf_t ob = uv_buf_init((char *)out, (unsigned)w->n);
+    free(w);
+    /* uv_udp_try_send: the kernel takes it at once on loopback. */
+    if (uv_udp_try_send(udp, &ob, 1, addr) < 0)
+        fail_msg("uv_udp_try_send failed");
+}
+
 static void recv_cb(uv_udp_t *udp, ssize_t nread, const uv_buf_t *buf, const struct sockaddr *addr,
                     unsigned flags)
 {
@@ -240,31 +276,38 @@ static void recv_cb(uv_udp_t *udp, ssize_t nread, const uv_buf_t *buf, const str
     s->nqueries++;
     snprintf(s->last_qname, sizeof(s->last_qname), "%s", qname);
 
+    if (qn > 10 && !strcasecmp(qname + qn - 10, ".hold.test")) {
+        if (s->nheld < HOLD_MAX && p <= sizeof(s->held[0].q)) {
+            struct held *h = &s->held[s->nheld++];
+            memcpy(h->q, q, p);
+            h->len = p;
+            memcpy(&h->addr, addr,
+                   addr->sa_family == AF_INET6 ? sizeof(struct sockaddr_in6)
+                                               : sizeof(struct sockaddr_in));
+            if (s->nheld > s->peak_held)
+                s->peak_held = s->nheld;
+        }
+        return;
+    }
     struct wire ans = {.n = 0};
     int rcode, ancount;
     if (!answer(&ans, qname, qtype, &rcode, &ancount))
         return;
-    struct wire *w = calloc(1, sizeof(*w));
-    uv_udp_send_t *req = malloc(sizeof(*req) + 0);
-    w8(w, q[0]);
-    w8(w, q[1]);
-    w16(w, (uint16_t)(0x8180 | rcode));
-    w16(w, 1);
-    w16(w, (uint16_t)ancount);
-    w16(w, 0);
-    w16(w, 0);
-    memcpy(w->b + w->n, q + 12, p - 12);
-    w->n += p - 12;
-    memcpy(w->b + w->n, ans.b, ans.n);
-    w->n += ans.n;
-    static uint8_t out[1024];
-    memcpy(out, w->b, w->n);
-    uv_buf_t ob = uv_buf_init((char *)out, (unsigned)w->n);
-    free(w);
-    /* uv_udp_try_send: the kernel takes it at once on loopback. */
-    if (uv_udp_try_send(udp, &ob, 1, addr) < 0)
-        fail_msg("uv_udp_try_send failed");
-    free(req);
+    srv_reply(udp, q, p, addr, &ans, rcode, ancount);
+}
+
+/* Answer every held query with one TXT record. */
+static void srv_release(struct srv *s)
+{
+    for (int i = 0; i < s->nheld; i++) {
+        struct wire ans = {.n = 0};
+        const char *rec[] = {"held"};
+        txt_rr(&ans, NULL, rec, 1);
+        srv_reply(&s->udp, s->held[i].q, s->held[i].len, (struct sockaddr *)&s->held[i].addr, &ans,
+                  0, 1);
+    }
+    s->released += s->nheld;
+    s->nheld = 0;
 }
 
 static void srv_start(uv_loop_t *loop, struct srv *s)
@@ -727,16 +770,83 @@ static void test_status_names(void **state)
     assert_true(sts_dns_status_is_temporary(STS_DNS_REFUSED));
 }
 
+/* More queries than STS_RESOLVER_MAX_IN_FLIGHT: never more than the bound reach the
+ * server unanswered, the rest wait, and every one completes. */
+static int held_done;
+static void held_cb(const sts_dns_txt_result *res, void *arg)
+{
+    (void)arg;
+    assert_int_equal(res->status, STS_DNS_OK);
+    assert_int_equal(res->n, 1);
+    held_done++;
+}
+
+static void test_in_flight_bound(void **state)
+{
+    struct env e;
+    env_start(&e, 5.0);
+    enum { N = 3 * STS_RESOLVER_MAX_IN_FLIGHT + 10 };
+    held_done = 0;
+    for (int i = 0; i < N; i++) {
+        char name[64];
+        snprintf(name, sizeof(name), "q%d.hold.test", i);
+        assert_int_equal(sts_resolver_query_txt(e.r, name, held_cb, NULL), 0);
+    }
+    size_t in_flight, waiting;
+    sts_resolver_load(e.r, &in_flight, &waiting);
+    assert_int_equal(in_flight, STS_RESOLVER_MAX_IN_FLIGHT);
+    assert_int_equal(waiting, N - STS_RESOLVER_MAX_IN_FLIGHT);
+    uint64_t t0 = uv_now(&e.loop);
+    while (held_done < N && uv_now(&e.loop) - t0 < 5000) {
+        uv_run(&e.loop, UV_RUN_ONCE);
+        sts_resolver_load(e.r, &in_flight, &waiting);
+        assert_true(in_flight <= STS_RESOLVER_MAX_IN_FLIGHT);
+        /* Every outstanding question has reached the server: answer them. */
+        if (e.srv.nheld > 0 && (size_t)e.srv.nheld == in_flight)
+            srv_release(&e.srv);
+    }
+    assert_int_equal(held_done, N);
+    assert_int_equal(e.srv.released, N); /* one question each, no retransmission */
+    assert_int_equal(e.srv.peak_held, STS_RESOLVER_MAX_IN_FLIGHT);
+    sts_resolver_load(e.r, &in_flight, &waiting);
+    assert_int_equal(in_flight, 0);
+    assert_int_equal(waiting, 0);
+    env_finish(&e);
+}
+
+/* Freeing the resolver with questions still waiting cancels them all. */
+static void test_free_while_waiting(void **state)
+{
+    struct env e;
+    env_start(&e, 5.0);
+    enum { N = STS_RESOLVER_MAX_IN_FLIGHT + 20 };
+    struct got g[N];
+    memset(g, 0, sizeof(g));
+    for (int i = 0; i < N; i++) {
+        char name[64];
+        snprintf(name, sizeof(name), "w%d.hold.test", i);
+        assert_int_equal(sts_resolver_query_txt(e.r, name, txt_cb, &g[i]), 0);
+    }
+    sts_resolver_free(e.r);
+    for (int i = 0; i < N; i++) {
+        assert_int_equal(g[i].calls, 1);
+        assert_int_equal(g[i].status, STS_DNS_CANCELLED);
+    }
+    e.r = NULL;
+    env_finish(&e);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_txt_multistring), cmocka_unit_test(test_txt_cname_chase),
-        cmocka_unit_test(test_mx_sorted),       cmocka_unit_test(test_null_mx),
-        cmocka_unit_test(test_status_mapping),  cmocka_unit_test(test_addr),
-        cmocka_unit_test(test_free_cancels),    cmocka_unit_test(test_free_in_callback),
-        cmocka_unit_test(test_servers_parse),   cmocka_unit_test(test_status_names),
-        cmocka_unit_test(test_hostile_answers), cmocka_unit_test(test_failure_text),
-        cmocka_unit_test(test_addr_unusable),
+        cmocka_unit_test(test_txt_multistring),    cmocka_unit_test(test_txt_cname_chase),
+        cmocka_unit_test(test_mx_sorted),          cmocka_unit_test(test_null_mx),
+        cmocka_unit_test(test_status_mapping),     cmocka_unit_test(test_addr),
+        cmocka_unit_test(test_free_cancels),       cmocka_unit_test(test_free_in_callback),
+        cmocka_unit_test(test_servers_parse),      cmocka_unit_test(test_status_names),
+        cmocka_unit_test(test_hostile_answers),    cmocka_unit_test(test_failure_text),
+        cmocka_unit_test(test_addr_unusable),      cmocka_unit_test(test_in_flight_bound),
+        cmocka_unit_test(test_free_while_waiting),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

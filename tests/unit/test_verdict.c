@@ -200,8 +200,40 @@ static void test_table(void **state)
     assert_int_equal(bad, 0);
 }
 
+/* A world that lost DNS queries makes the case an ERROR: the count and its message. */
+static void test_world_drops(void **state)
+{
+    (void)state;
+    static const struct {
+        const char *observed;
+        long long drops;
+        const char *msg_has; /* NULL: no message */
+    } t[] = {
+        {"{}", 0, NULL},
+        {"{\"dns_drops\": 0, \"dns_drops_kernel\": 0, \"dns_drops_server\": 0}", 0, NULL},
+        {"{\"dns_drops\": 1, \"dns_drops_kernel\": 0, \"dns_drops_server\": 1}", 1,
+         "lost 1 query (kernel 0, server 1)"},
+        {"{\"dns_drops\": 4242, \"dns_drops_kernel\": 4240, \"dns_drops_server\": 2}", 4242,
+         "lost 4242 queries (kernel 4240, server 2)"},
+        {"{\"dns_drops\": \"7\"}", 0, NULL}, /* not a number: not counted */
+    };
+    for (size_t i = 0; i < sizeof(t) / sizeof(t[0]); i++) {
+        json_t *o = json_loads(t[i].observed, 0, NULL);
+        assert_non_null(o);
+        char msg[256] = "";
+        assert_int_equal(sts_verdict_world_drops(o, msg, sizeof(msg)), t[i].drops);
+        if (t[i].msg_has)
+            assert_non_null(strstr(msg, t[i].msg_has));
+        else
+            assert_string_equal(msg, "");
+        json_decref(o);
+    }
+    assert_int_equal(sts_verdict_world_drops(NULL, NULL, 0), 0);
+}
+
 int main(void)
 {
-    const struct CMUnitTest tests[] = {cmocka_unit_test(test_table)};
+    const struct CMUnitTest tests[] = {cmocka_unit_test(test_table),
+                                       cmocka_unit_test(test_world_drops)};
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
