@@ -144,6 +144,13 @@ in_root() {
     /bin/bash -c "cd /root/ststest 2>/dev/null || cd /root; $*"
 }
 
+# copy_checkout DIR: the checkout as committed (with the uncommitted changes to tracked
+# files when run by hand), unpacked into DIR.
+copy_checkout() {
+  mkdir "$1"
+  git -C "$SRC" archive --format=tar "${stash:-HEAD}" | tar -x -C "$1"
+}
+
 nothing_running() {
   local pids
   pids=$(procs_in "$WORK/root-$1")
@@ -163,9 +170,8 @@ run "build a fresh Debian 12 root (mmdebstrap --variant=minbase bookworm)" \
 
 STEP="root A: copy a clean checkout"
 new_root A
-mkdir "$WORK/root-A/root/ststest"
 stash=$(git -C "$SRC" stash create 2>/dev/null || true)
-git -C "$SRC" archive --format=tar "${stash:-HEAD}" | tar -x -C "$WORK/root-A/root/ststest"
+copy_checkout "$WORK/root-A/root/ststest"
 
 run "root A: README line (1): $LINE1" in_root A "$LINE1"
 grep -Eq '^[0-9]+ passed, 0 failed' "$WORK/step.log" || fail "no 'N passed, 0 failed' line"
@@ -209,8 +215,7 @@ new_root C
 in_root C "apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq sudo &&
   useradd -m -s /bin/bash pm && echo 'pm ALL=(ALL) NOPASSWD: ALL' > /etc/sudoers.d/pm" \
   >"$WORK/step.log" 2>&1 || { tail -n 50 "$WORK/step.log" >&2; fail "cannot make the user"; }
-mkdir "$WORK/root-C/home/pm/ststest"
-git -C "$SRC" archive --format=tar "${stash:-HEAD}" | tar -x -C "$WORK/root-C/home/pm/ststest"
+copy_checkout "$WORK/root-C/home/pm/ststest"
 chroot "$WORK/root-C" chown -R pm:pm /home/pm/ststest
 as_user() {
   chroot --userspec=pm:pm "$WORK/root-C" /usr/bin/env -i HOME=/home/pm TERM=dumb \
