@@ -132,6 +132,19 @@ new_root() {
   mount -t tmpfs -o mode=0755 tmpfs "$r/run"
   mkdir -p "$r/run/lock"
   cp /etc/resolv.conf "$r/etc/resolv.conf"
+  # The network this machine reaches the package registries through, not a package:
+  # an egress proxy whose CA the host trusts from /usr/local/share/ca-certificates
+  # (ca-certificates' postinst adds it to the bundle when line (1) installs that
+  # package), and the host's npm setting that points npm at that bundle. A user's
+  # machine has neither and needs neither.
+  if compgen -G '/usr/local/share/ca-certificates/*.crt' >/dev/null; then
+    mkdir -p "$r/usr/local/share/ca-certificates"
+    cp /usr/local/share/ca-certificates/*.crt "$r/usr/local/share/ca-certificates/"
+  fi
+  local f
+  for f in /etc/npmrc /usr/etc/npmrc; do
+    if [ -f "$f" ]; then mkdir -p "$r${f%/*}" && cp "$f" "$r$f"; fi
+  done
 }
 
 # in ROOT CMD: runs CMD with bash in ROOT as a fresh root login would, in the
