@@ -508,6 +508,7 @@ static sts_httpsrv_conf world_policy_conf(const sts_world *w, const sts_served *
         .cut_after = p->cut_after >= 0 ? (size_t)p->cut_after : 0,
         .refuse = ctx && p->https_off,
         .handshake_abort = ctx && p->handshake_abort,
+        .keep_alive = p->keep_alive,
     };
     return c;
 }
