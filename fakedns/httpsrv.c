@@ -21,6 +21,7 @@
 struct sts_httpsrv {
     sts_served *const *served; /* the world's pointer to what is served now */
     int https;                 /* serve its https part, else its http part */
+    size_t slot;               /* of which policy host (sts_served_policy_conf) */
     sts_tcpsrv *tcp;
     sts_observer *obs;
     sts_log *log;
@@ -454,7 +455,7 @@ static void http_sess_free(http_sess *hs)
 /* This listener's part of what is served now. */
 static const sts_httpsrv_conf *httpsrv_conf(const sts_httpsrv *s, const sts_served *sv)
 {
-    return s->https ? &sv->https : &sv->http;
+    return sts_served_policy_conf(sv, s->slot, s->https);
 }
 
 /* A later request on a persistent connection is answered from what is served now
@@ -610,7 +611,7 @@ static const sts_tcpsrv_ops http_ops = {
     .on_close = http_close,
 };
 
-int sts_httpsrv_start(uv_loop_t *loop, int fd, sts_served *const *served, int https,
+int sts_httpsrv_start(uv_loop_t *loop, int fd, sts_served *const *served, int https, size_t slot,
                       sts_observer *obs, sts_log *log, sts_httpsrv **out)
 {
     sts_httpsrv *s = calloc(1, sizeof(*s));
@@ -620,6 +621,7 @@ int sts_httpsrv_start(uv_loop_t *loop, int fd, sts_served *const *served, int ht
     }
     s->served = served;
     s->https = https;
+    s->slot = slot;
     s->obs = obs;
     s->log = log;
     int rc = sts_tcpsrv_start(loop, fd, &http_ops, s, https ? "https" : "http", &s->tcp);

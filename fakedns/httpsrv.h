@@ -90,11 +90,13 @@ typedef struct sts_httpsrv sts_httpsrv;
 struct sts_served;
 
 /* Serve the world's served state, its https part (https set: TLS with its ctx) or
- * its http part, on the listening socket fd (owned by the server from now on, also
- * on failure). *served is read when a connection is accepted: the connection holds
- * a reference to that state until it closes (served.h). */
+ * its http part, of policy host slot (0, or a survey world's domain index: see
+ * sts_served_policy_conf in served.h), on the listening socket fd (owned by the
+ * server from now on, also on failure). *served is read when a connection is
+ * accepted: the connection holds a reference to that state until it closes
+ * (served.h). */
 int sts_httpsrv_start(uv_loop_t *loop, int fd, struct sts_served *const *served, int https,
-                      sts_observer *obs, sts_log *log, sts_httpsrv **out);
+                      size_t slot, sts_observer *obs, sts_log *log, sts_httpsrv **out);
 /* Close the listener and every connection; done(arg) runs when all are closed. */
 void sts_httpsrv_stop(sts_httpsrv *s, void (*done)(void *arg), void *arg);
 

@@ -337,9 +337,9 @@ static void test_listener_knobs(void **state)
         *(k->https ? &served->https : &served->http) = conf;
         struct sockaddr_in sa;
         kclient c = {.k = k, .cctx = cctx};
-        assert_int_equal(
-            sts_httpsrv_start(&loop, fixture_listen_fd(&sa), &served, k->https, obs, log, &c.srv),
-            0);
+        assert_int_equal(sts_httpsrv_start(&loop, fixture_listen_fd(&sa), &served, k->https, 0, obs,
+                                           log, &c.srv),
+                         0);
         assert_non_null(c.st = sts_stream_new(&loop, &kc_cbs, &c));
         assert_int_equal(sts_stream_connect(c.st, (struct sockaddr *)&sa, NULL), 0);
         assert_int_equal(uv_timer_init(&loop, &c.guard), 0);
