@@ -12,6 +12,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <time.h>
 #include <unistd.h>
 #include <uv.h>
@@ -383,6 +384,19 @@ static int world_serve(uv_loop_t *loop, world_run *r)
     return status;
 }
 
+/* A sender at --concurrency N holds up to N connections to the world at once: the
+ * soft limit on open files goes up towards the hard one, to 65536 at most (1024 is
+ * a common soft limit). */
+static void world_raise_nofile(void)
+{
+    struct rlimit rl;
+    const rlim_t want = 65536;
+    if (getrlimit(RLIMIT_NOFILE, &rl) != 0 || rl.rlim_cur >= want || rl.rlim_cur >= rl.rlim_max)
+        return;
+    rl.rlim_cur = rl.rlim_max == RLIM_INFINITY || rl.rlim_max > want ? want : rl.rlim_max;
+    setrlimit(RLIMIT_NOFILE, &rl);
+}
+
 int sts_cmd_world(int argc, char **argv)
 {
     world_args a;
@@ -395,6 +409,7 @@ int sts_cmd_world(int argc, char **argv)
         fprintf(stderr, "ststest world: %s\n", err);
         return STS_EXIT_DATAERR;
     }
+    world_raise_nofile();
     sts_log *log = sts_log_new_file(stderr, a.verbosity, "world: ");
     a.opts.log = log;
     uv_loop_t loop;
