@@ -579,10 +579,12 @@ static int policy_pair(scn_ctx *c, const char *key, yaml_node_t *k, yaml_node_t 
     }
     if (!strcmp(key, "handshake"))
         return get_handshake(c, v, &p->handshake_abort);
+    if (!strcmp(key, "keep_alive"))
+        return get_bool(c, v, key, &p->keep_alive);
     return unknown_key(c, k, "policy",
                        "mode, mx, max_age, body, status, content_type, cert, redirect, headers, "
                        "size, chunked, delay, drip, cut_after, tls_versions, https, handshake, "
-                       "absent");
+                       "keep_alive, absent");
 }
 
 static void policy_init(sts_scn_policy *p)
@@ -592,6 +594,7 @@ static void policy_init(sts_scn_policy *p)
     p->status = 200;
     p->size = -1;
     p->cut_after = -1;
+    p->keep_alive = 1;
 }
 
 static int parse_policy(scn_ctx *c, yaml_node_t *n, sts_scn_policy *p)

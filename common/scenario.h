@@ -85,6 +85,8 @@ typedef struct sts_scn_policy {
     int handshake_abort; /* `handshake: abort`: the HTTPS listener accepts, then
                             closes when the ClientHello arrives (no TLS answer) */
     int absent;          /* `absent: true` (in steps: no policy from then on) */
+    int keep_alive;      /* persistent HTTP connections (default 1; `keep_alive: false`:
+                            "Connection: close" on every answer) */
 } sts_scn_policy;
 
 typedef struct sts_scn_mx {

@@ -69,7 +69,8 @@ struct sts_stream {
     sts_tls_info info;
     char peer_addr[64];
     char local_addr[64];
-    char rbuf[STREAM_RBUF]; /* one read at a time per handle; reused for SSL_read */
+    char *rbuf; /* STREAM_RBUF octets, lent from a read's alloc_cb to the end of its
+                   read_cb (also for SSL_read): a stream waiting for its peer holds none */
 };
 
 typedef struct write_req {
@@ -196,6 +197,7 @@ static void stream_close_cb(uv_handle_t *h)
     if (s->ssl)
         SSL_free(s->ssl); /* frees both BIOs */
     sts_buf_free(&s->out);
+    free(s->rbuf);
     free(s);
 }
 
@@ -216,8 +218,17 @@ void sts_stream_close(sts_stream *s)
 static void stream_alloc_cb(uv_handle_t *h, size_t hint, uv_buf_t *buf)
 {
     sts_stream *s = h->data;
-    buf->base = s->rbuf;
-    buf->len = sizeof(s->rbuf);
+    if (!s->rbuf)
+        s->rbuf = malloc(STREAM_RBUF);
+    buf->base = s->rbuf; /* NULL: libuv reports UV_ENOBUFS to the read callback */
+    buf->len = s->rbuf ? STREAM_RBUF : 0;
+}
+
+/* The read is handled: give the buffer back (the next read's alloc_cb lends one). */
+static void stream_rbuf_release(sts_stream *s)
+{
+    free(s->rbuf);
+    s->rbuf = NULL;
 }
 
 static void stream_read_start(sts_stream *s)
@@ -629,7 +640,7 @@ static void stream_tls_process(sts_stream *s)
         return;
     for (;;) {
         ERR_clear_error();
-        int r = SSL_read(s->ssl, s->rbuf, sizeof(s->rbuf));
+        int r = SSL_read(s->ssl, s->rbuf, STREAM_RBUF);
         if (r > 0) {
             if (s->cbs.on_read)
                 s->cbs.on_read(s, s->rbuf, (size_t)r);
@@ -696,11 +707,14 @@ static void stream_read_dispatch(sts_stream *s, ssize_t nread, const uv_buf_t *b
 static void stream_read_cb(uv_stream_t *h, ssize_t nread, const uv_buf_t *buf)
 {
     sts_stream *s = h->data;
-    if (s->closing || nread == 0)
+    if (s->closing || nread == 0) {
+        stream_rbuf_release(s);
         return;
+    }
     s->batching = 1;
     stream_read_dispatch(s, nread, buf);
     s->batching = 0;
+    stream_rbuf_release(s);
     if (s->closing)
         return; /* sts_stream_close() sent what was queued */
     int rc = stream_flush_out(s);

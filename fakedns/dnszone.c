@@ -20,7 +20,7 @@
  * DNS Flag Day 2020 value that avoids IP fragmentation). */
 #define DNS_OUR_UDP_SIZE 1232
 #define DNS_MAX_APEXES 256
-#define DNS_MAX_FAULTS 64
+#define DNS_MAX_FAULTS 1024
 
 enum {
     RC_NOERROR = 0,
@@ -33,6 +33,8 @@ enum {
 
 struct sts_dns_zone {
     ldns_rdf *origin;               /* the domain */
+    ldns_rdf *rel;                  /* relative names of lines and faults end in it
+                                       (sts_dns_zone_set_origin); NULL = origin */
     ldns_rr_list *rrs;              /* every record; owners in lower case */
     ldns_rdf *apex[DNS_MAX_APEXES]; /* apex[0] = origin; others: out-of-domain hosts */
     size_t napex;
@@ -124,6 +126,7 @@ void sts_dns_zone_free(sts_dns_zone *z)
     if (!z)
         return;
     ldns_rdf_deep_free(z->origin);
+    ldns_rdf_deep_free(z->rel);
     ldns_rr_list_deep_free(z->rrs);
     for (size_t i = 0; i < z->napex; i++)
         ldns_rdf_deep_free(z->apex[i]);
@@ -203,7 +206,8 @@ static int zone_add_line(sts_dns_zone *z, const char *line, ldns_rdf **prev, con
                          int lineno, char *err, size_t errlen)
 {
     ldns_rr *rr = NULL;
-    ldns_status st = ldns_rr_new_frm_str(&rr, line, DNS_DEFAULT_TTL, z->origin, prev);
+    ldns_status st =
+        ldns_rr_new_frm_str(&rr, line, DNS_DEFAULT_TTL, z->rel ? z->rel : z->origin, prev);
     size_t longest = 0;
     if (st != LDNS_STATUS_OK && (longest = longest_quoted(line)) > 255) {
         /* ldns only says "could not parse the RR's rdata"; say what is wrong. */
@@ -253,6 +257,21 @@ static int zone_add_line(sts_dns_zone *z, const char *line, ldns_rdf **prev, con
     }
     ldns_rr_free(rr);
     return rc;
+}
+
+int sts_dns_zone_set_origin(sts_dns_zone *z, const char *name)
+{
+    ldns_rdf *d = NULL;
+    if (ldns_str2rdf_dname(&d, name) != LDNS_STATUS_OK)
+        return STS_EINVAL;
+    ldns_dname2canonical(d);
+    if (!dname_under(d, z->origin)) {
+        ldns_rdf_deep_free(d);
+        return STS_EINVAL;
+    }
+    ldns_rdf_deep_free(z->rel);
+    z->rel = d;
+    return 0;
 }
 
 int sts_dns_zone_add_lines(sts_dns_zone *z, const char *text, const char *where, int first_line,
@@ -384,11 +403,12 @@ int sts_dns_zone_add_fault(sts_dns_zone *z, const char *name, const char *type, 
     }
     ldns_rdf *d = NULL;
     size_t nl = strlen(name);
+    const ldns_rdf *rel = z->rel ? z->rel : z->origin;
     if (!strcmp(name, "@")) {
-        d = ldns_rdf_clone(z->origin);
+        d = ldns_rdf_clone(rel);
     } else if (ldns_str2rdf_dname(&d, name) == LDNS_STATUS_OK && nl && name[nl - 1] != '.') {
         /* relative, as the owner of a zone line */
-        if (ldns_dname_cat(d, z->origin) != LDNS_STATUS_OK) {
+        if (ldns_dname_cat(d, rel) != LDNS_STATUS_OK) {
             ldns_rdf_deep_free(d);
             d = NULL;
         }

@@ -24,6 +24,11 @@ typedef struct sts_dns_zone sts_dns_zone;
 sts_dns_zone *sts_dns_zone_new(const char *domain, char *err, size_t errlen);
 void sts_dns_zone_free(sts_dns_zone *z);
 
+/* The name relative names of the lines and faults added from now on end in (as a
+ * zone file's $ORIGIN; the domain itself until this is called): the domain or a
+ * name under it. 0, or STS_EINVAL for a bad name or one outside the domain. */
+int sts_dns_zone_set_origin(sts_dns_zone *z, const char *name);
+
 /* Add zone-file lines. Blank lines and ';' comments are skipped; a line starting with
  * blanks continues the previous owner. Owners must lie in the domain. Errors read
  * "where:line: what is wrong" (line = first_line + index of the line). */

@@ -21,6 +21,7 @@
 struct sts_httpsrv {
     sts_served *const *served; /* the world's pointer to what is served now */
     int https;                 /* serve its https part, else its http part */
+    size_t slot;               /* of which policy host (sts_served_policy_conf) */
     sts_tcpsrv *tcp;
     sts_observer *obs;
     sts_log *log;
@@ -36,8 +37,13 @@ typedef struct http_sess {
     const sts_httpsrv_conf *cf; /* its part for this listener */
     sts_stream *st;
     unsigned id;
-    sts_buf in;
-    int answered;
+    sts_buf in;      /* received octets not yet taken as a request */
+    unsigned nreq;   /* requests answered (or being answered) */
+    int answering;   /* an answer is being sent */
+    int keep;        /* ... and the connection persists after it */
+    int closing;     /* the last answer is out: the rest of the input is ignored */
+    int serving;     /* inside http_serve (an answer that ends there loops) */
+    sts_delay *idle; /* between two requests of a persistent connection */
     /* the answer, sent in steps when delayed, dripped or cut */
     sts_buf head, body; /* body as on the wire (chunked or not) */
     size_t sent;        /* body octets handed to the stream */
@@ -56,6 +62,24 @@ static int is_tchar(unsigned char c)
 {
     return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
            (c && strchr("!#$%&'*+-.^_`|~", c));
+}
+
+/* Whether the comma-separated list v..ve (a Connection field value) has token
+ * (case-insensitive, RFC 9110 7.6.1). */
+static int has_token(const char *v, const char *ve, const char *token)
+{
+    size_t tl = strlen(token);
+    while (v < ve) {
+        while (v < ve && (*v == ' ' || *v == '\t' || *v == ','))
+            v++;
+        const char *e = v;
+        while (e < ve && *e != ',' && *e != ' ' && *e != '\t')
+            e++;
+        if ((size_t)(e - v) == tl && !strncasecmp(v, token, tl))
+            return 1;
+        v = e;
+    }
+    return 0;
 }
 
 /* One line of the head starting at *pos (ends in LF, optional CR before it);
@@ -86,6 +110,8 @@ int sts_http_parse_request(const char *data, size_t len, sts_http_request *req)
         return len >= STS_HTTP_MAX_HEAD ? 431 : 0;
     if (end > STS_HTTP_MAX_HEAD)
         return 431;
+    req->head_len = end + (data[end] == '\n' ? 1 : 2);
+    int conn_close = 0, conn_keep = 0;
 
     size_t pos = 0;
     const char *l;
@@ -144,8 +170,20 @@ int sts_http_parse_request(const char *data, size_t len, sts_http_request *req)
             req->have_host = 1;
             memcpy(req->host, v, (size_t)(ve - v));
             req->host[ve - v] = '\0';
+        } else if ((size_t)(colon - l) == 10 && !strncasecmp(l, "connection", 10)) {
+            conn_close |= has_token(v, ve, "close");
+            conn_keep |= has_token(v, ve, "keep-alive");
+        } else if ((size_t)(colon - l) == 14 && !strncasecmp(l, "content-length", 14)) {
+            /* Content we do not read: its end is unknown to us (RFC 9112 6.3). */
+            for (const char *c = v; c < ve && !req->has_content; c++)
+                req->has_content = *c != '0';
+        } else if ((size_t)(colon - l) == 17 && !strncasecmp(l, "transfer-encoding", 17)) {
+            req->has_content = 1;
         }
     }
+    /* RFC 9112 9.3: HTTP/1.1 persists unless the client says close; HTTP/1.0 only
+     * with keep-alive. */
+    req->keep_alive = !conn_close && (req->minor >= 1 || conn_keep);
     /* RFC 9112 3.2: an HTTP/1.1 request without Host is a 400. */
     if (req->minor >= 1 && !req->have_host)
         return 400;
@@ -217,6 +255,7 @@ int sts_http_chunk(const char *body, size_t len, size_t chunk, sts_buf *out)
 }
 
 static void http_send_body(http_sess *hs);
+static void http_serve(http_sess *hs);
 
 static void http_drip_cb(void *arg)
 {
@@ -225,8 +264,56 @@ static void http_drip_cb(void *arg)
     http_send_body(hs);
 }
 
+/* Record how much of the answer's body went out (the whole of it, or less when
+ * cut or when the connection closed first) on its fetch record. */
+static void http_fetch_done(http_sess *hs)
+{
+    if (!hs->fetch)
+        return;
+    /* Whether the whole answer went out before the connection closed: a client
+     * that gives up on a slow or oversized answer leaves complete false. */
+    int complete = hs->sent == hs->body.len;
+    sts_observer_fetch_set(hs->srv->obs, hs->fetch, "body_sent",
+                           json_integer((json_int_t)hs->sent));
+    sts_observer_fetch_set(hs->srv->obs, hs->fetch, "complete", json_boolean(complete));
+    hs->fetch = NULL;
+}
+
+static void http_idle_cb(void *arg)
+{
+    http_sess *hs = arg;
+    hs->idle = NULL;
+    sts_debug(hs->srv->log, "policy %s#%u idle for %.0fs after %u requests: closing",
+              hs->cf->scheme, hs->id, STS_HTTP_KEEPALIVE_IDLE, hs->nreq);
+    hs->closing = 1;
+    sts_stream_shutdown(hs->st);
+}
+
+/* The answer is handed to the stream: close after it, or wait for the next request
+ * (perhaps already received: pipelined). */
+static void http_answer_done(http_sess *hs)
+{
+    hs->answering = 0;
+    if (!hs->keep) {
+        /* The fetch record is completed when the connection closes (http_close). */
+        hs->closing = 1;
+        sts_stream_shutdown(hs->st); /* after the answer is written */
+        return;
+    }
+    http_fetch_done(hs);
+    sts_buf_reset(&hs->head);
+    sts_buf_reset(&hs->body);
+    hs->sent = hs->limit = 0;
+    if (!(hs->idle = sts_delay_start(sts_stream_loop(hs->st), STS_HTTP_KEEPALIVE_IDLE, http_idle_cb,
+                                     hs))) {
+        sts_stream_close(hs->st);
+        return;
+    }
+    http_serve(hs);
+}
+
 /* Send the body from hs->sent: all of it (up to the limit), or, when dripping, one
- * octet now and the next one after the drip interval. Closes once done. */
+ * octet now and the next one after the drip interval. */
 static void http_send_body(http_sess *hs)
 {
     size_t n = hs->limit - hs->sent;
@@ -246,7 +333,7 @@ static void http_send_body(http_sess *hs)
     if (hs->limit < hs->body.len)
         sts_info(hs->srv->log, "policy %s#%u cutting the answer after %zu of %zu body octets",
                  hs->cf->scheme, hs->id, hs->sent, hs->body.len);
-    sts_stream_shutdown(hs->st); /* after the answer is written */
+    http_answer_done(hs);
 }
 
 static void http_send_head(http_sess *hs)
@@ -265,8 +352,16 @@ static void http_delay_cb(void *arg)
     http_send_head(hs);
 }
 
-/* Send the answer to the request parsed with status pstatus, record it, and close
- * once it is written. */
+/* Whether the connection may carry another request after answering this one with
+ * a body of blen octets cut at limit (RFC 9112 9.3, 9.6). */
+static int http_keeps(const http_sess *hs, int pstatus, const sts_http_request *req)
+{
+    return hs->cf->keep_alive && pstatus == 200 && req->keep_alive && !req->has_content &&
+           hs->nreq < STS_HTTP_KEEPALIVE_MAX && hs->limit == hs->body.len;
+}
+
+/* Send the answer to the request parsed with status pstatus and record it; the
+ * connection closes once it is written unless it persists (http_keeps). */
 static void http_answer(http_sess *hs, sts_stream *st, int pstatus, const sts_http_request *req)
 {
     sts_httpsrv *s = hs->srv;
@@ -293,9 +388,22 @@ static void http_answer(http_sess *hs, sts_stream *st, int pstatus, const sts_ht
             body = "not found\n";
         }
     }
+    hs->nreq++;
+    hs->answering = 1;
     blen = policy ? c->body_len : strlen(body);
     int chunked = policy && c->chunked;
-    int rc = sts_buf_appendf(&hs->head,
+    /* A HEAD answer has the GET answer's fields but no content (RFC 9110 9.3.2). */
+    int rc = head      ? 0
+             : chunked ? sts_http_chunk(body, blen, HTTP_CHUNK, &hs->body)
+                       : sts_buf_append(&hs->body, body, blen);
+    hs->limit = hs->body.len;
+    if (policy && c->cut && c->cut_after < hs->limit)
+        hs->limit = c->cut_after;
+    hs->drip = policy ? c->drip : 0;
+    hs->keep = http_keeps(hs, pstatus, req);
+
+    if (rc == 0)
+        rc = sts_buf_appendf(&hs->head,
                              "HTTP/1.1 %d %s\r\nServer: ststest-world\r\nContent-Type: %s\r\n",
                              status, status_text(status), ctype);
     if (rc == 0)
@@ -308,15 +416,10 @@ static void http_answer(http_sess *hs, sts_stream *st, int pstatus, const sts_ht
     for (size_t i = 0; rc == 0 && policy && i < c->nheaders; i++)
         rc = sts_buf_appendf(&hs->head, "%s: %s\r\n", c->headers[2 * i], c->headers[2 * i + 1]);
     if (rc == 0)
-        rc = sts_buf_appendf(&hs->head, "Cache-Control: no-store\r\nConnection: close\r\n\r\n");
-    /* A HEAD answer has the GET answer's fields but no content (RFC 9110 9.3.2). */
-    if (rc == 0 && !head)
-        rc = chunked ? sts_http_chunk(body, blen, HTTP_CHUNK, &hs->body)
-                     : sts_buf_append(&hs->body, body, blen);
-    hs->limit = hs->body.len;
-    if (policy && c->cut && c->cut_after < hs->limit)
-        hs->limit = c->cut_after;
-    hs->drip = policy ? c->drip : 0;
+        rc = sts_buf_appendf(&hs->head, "Cache-Control: no-store\r\n%s\r\n",
+                             !hs->keep         ? "Connection: close\r\n"
+                             : req->minor == 0 ? "Connection: keep-alive\r\n"
+                                               : "");
 
     const sts_tls_info *ti = sts_stream_tls_info(st);
     const char *sni = c->ctx ? ti->sni : NULL;
@@ -326,7 +429,6 @@ static void http_answer(http_sess *hs, sts_stream *st, int pstatus, const sts_ht
     hs->fetch = sts_observer_fetch_begin(
         s->obs, pstatus == 200 && req->have_host ? req->host : NULL, c->scheme, sni,
         pstatus == 200 ? req->method : NULL, pstatus == 200 ? req->path : NULL, status);
-    hs->answered = 1;
     if (rc != 0) {
         sts_stream_close(st);
     } else if (policy && c->delay > 0) {
@@ -342,6 +444,7 @@ static void http_answer(http_sess *hs, sts_stream *st, int pstatus, const sts_ht
 static void http_sess_free(http_sess *hs)
 {
     sts_delay_cancel(hs->wait);
+    sts_delay_cancel(hs->idle);
     sts_buf_free(&hs->in);
     sts_buf_free(&hs->head);
     sts_buf_free(&hs->body);
@@ -352,7 +455,27 @@ static void http_sess_free(http_sess *hs)
 /* This listener's part of what is served now. */
 static const sts_httpsrv_conf *httpsrv_conf(const sts_httpsrv *s, const sts_served *sv)
 {
-    return s->https ? &sv->https : &sv->http;
+    return sts_served_policy_conf(sv, s->slot, s->https);
+}
+
+/* A later request on a persistent connection is answered from what is served now
+ * (a world step may have changed it since the connection was accepted). Returns 0,
+ * or -1 when what is served now has no HTTPS here (the connection is closed). */
+static int http_refresh(http_sess *hs)
+{
+    sts_served *now = *hs->srv->served;
+    if (now == hs->served)
+        return 0;
+    sts_served_unref(hs->served);
+    hs->served = sts_served_ref(now);
+    hs->cf = httpsrv_conf(hs->srv, hs->served);
+    if (hs->cf->refuse || hs->cf->handshake_abort) {
+        sts_info(hs->srv->log, "policy %s#%u closed: the policy host no longer serves %s",
+                 hs->cf->scheme, hs->id, hs->cf->scheme);
+        sts_stream_close(hs->st);
+        return -1;
+    }
+    return 0;
 }
 
 static sts_tcpsrv_conn *http_accept(sts_tcpsrv *t, sts_stream *st)
@@ -391,11 +514,34 @@ static sts_tcpsrv_conn *http_accept(sts_tcpsrv *t, sts_stream *st)
     return &hs->conn;
 }
 
+/* Answer the requests received, one at a time: the next one is taken only once
+ * the answer before it is handed to the stream (http_answer_done loops back). */
+static void http_serve(http_sess *hs)
+{
+    if (hs->serving)
+        return;
+    hs->serving = 1;
+    while (!hs->answering && !hs->closing && hs->in.len) {
+        sts_http_request req;
+        int status = sts_http_parse_request(hs->in.data, hs->in.len, &req);
+        if (!status)
+            break;
+        if (hs->nreq && http_refresh(hs) != 0)
+            break;
+        sts_delay_cancel(hs->idle);
+        hs->idle = NULL;
+        if (status == 200)
+            sts_buf_consume(&hs->in, req.head_len);
+        http_answer(hs, hs->st, status, &req);
+    }
+    hs->serving = 0;
+}
+
 static void http_read(sts_stream *st, const char *data, size_t len)
 {
     http_sess *hs = (http_sess *)sts_tcpsrv_conn_of(st);
-    if (hs->answered)
-        return; /* one request per connection; the rest is ignored */
+    if (hs->closing || (hs->answering && !hs->keep))
+        return; /* after the last request the rest is ignored */
     if (hs->cf->ctx && hs->cf->handshake_abort) {
         /* handshake: abort - the ClientHello is answered by closing the connection,
          * like an MX's scripted abort. Nothing reached HTTP, so no fetch is recorded
@@ -405,14 +551,17 @@ static void http_read(sts_stream *st, const char *data, size_t len)
         sts_stream_close(st);
         return;
     }
-    sts_http_request req;
-    int status;
-    if (sts_buf_append(&hs->in, data, len) != 0)
-        status = 431;
-    else
-        status = sts_http_parse_request(hs->in.data, hs->in.len, &req);
-    if (status)
-        http_answer(hs, st, status, &req);
+    if (sts_buf_append(&hs->in, data, len) != 0) {
+        if (hs->answering) {
+            sts_stream_close(st); /* a client that floods while it is answered */
+            return;
+        }
+        sts_http_request req;
+        memset(&req, 0, sizeof(req));
+        http_answer(hs, st, 431, &req);
+        return;
+    }
+    http_serve(hs);
 }
 
 static void http_tls(sts_stream *st, int status)
@@ -433,7 +582,7 @@ static void http_tls(sts_stream *st, int status)
 static void http_eof(sts_stream *st, int status)
 {
     http_sess *hs = (http_sess *)sts_tcpsrv_conn_of(st);
-    if (!hs->answered && hs->in.len)
+    if (!hs->answering && !hs->closing && hs->in.len)
         sts_debug(hs->srv->log, "policy %s#%u: peer closed before a complete request",
                   hs->cf->scheme, hs->id);
     sts_stream_close(st);
@@ -443,21 +592,14 @@ static void http_close(sts_tcpsrv_conn *conn)
 {
     http_sess *hs = (http_sess *)conn;
     const sts_tls_info *ti = hs->cf->ctx ? sts_stream_tls_info(hs->st) : NULL;
-    const char *outcome = hs->outcome ? hs->outcome : hs->answered ? "request" : "no_request";
+    const char *outcome = hs->outcome ? hs->outcome : hs->nreq ? "request" : "no_request";
     sts_observer_policy_conn(hs->srv->obs, hs->cf->scheme, hs->peer, ti ? ti->sni : NULL,
                              ti && ti->done ? ti->version : NULL, outcome,
                              hs->error[0] ? hs->error : NULL);
-    if (hs->answered) {
-        /* Whether the whole answer went out before the connection closed: a client
-         * that gives up on a slow or oversized answer leaves complete false. */
-        int complete = hs->sent == hs->body.len;
-        sts_observer_fetch_set(hs->srv->obs, hs->fetch, "body_sent",
-                               json_integer((json_int_t)hs->sent));
-        sts_observer_fetch_set(hs->srv->obs, hs->fetch, "complete", json_boolean(complete));
-        if (!complete)
-            sts_debug(hs->srv->log, "policy %s#%u closed after %zu of %zu body octets",
-                      hs->cf->scheme, hs->id, hs->sent, hs->body.len);
-    }
+    if (hs->fetch && hs->sent != hs->body.len)
+        sts_debug(hs->srv->log, "policy %s#%u closed after %zu of %zu body octets", hs->cf->scheme,
+                  hs->id, hs->sent, hs->body.len);
+    http_fetch_done(hs); /* an answer the connection closed in the middle of */
     http_sess_free(hs);
 }
 
@@ -469,7 +611,7 @@ static const sts_tcpsrv_ops http_ops = {
     .on_close = http_close,
 };
 
-int sts_httpsrv_start(uv_loop_t *loop, int fd, sts_served *const *served, int https,
+int sts_httpsrv_start(uv_loop_t *loop, int fd, sts_served *const *served, int https, size_t slot,
                       sts_observer *obs, sts_log *log, sts_httpsrv **out)
 {
     sts_httpsrv *s = calloc(1, sizeof(*s));
@@ -479,6 +621,7 @@ int sts_httpsrv_start(uv_loop_t *loop, int fd, sts_served *const *served, int ht
     }
     s->served = served;
     s->https = https;
+    s->slot = slot;
     s->obs = obs;
     s->log = log;
     int rc = sts_tcpsrv_start(loop, fd, &http_ops, s, https ? "https" : "http", &s->tcp);

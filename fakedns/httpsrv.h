@@ -2,8 +2,15 @@
  * httpsrv.h - the world's policy server: serves the scenario's MTA-STS policy at
  * /.well-known/mta-sts.txt (RFC 8461 3.2) over HTTPS, and the same answers over
  * plain HTTP on a second listener, so that a sender that wrongly fetches over HTTP
- * is seen doing it. Minimal HTTP/1.1 (RFC 9112): one request per connection,
- * answered with "Connection: close". Every request is recorded in the observer.
+ * is seen doing it. Minimal HTTP/1.1 (RFC 9112) with persistent connections
+ * (RFC 9112 9.3): a connection carries requests one after another (pipelined ones
+ * are answered in order) until the client asks to close (`Connection: close`, or
+ * HTTP/1.0 without `Connection: keep-alive`), an answer must close (a malformed
+ * request, a request with content, a cut answer), STS_HTTP_KEEPALIVE_MAX requests
+ * were answered, or it stays idle STS_HTTP_KEEPALIVE_IDLE seconds between
+ * requests. With keep_alive off (the scenario's `policy: {keep_alive: false}`)
+ * every answer carries "Connection: close" and the connection closes after it.
+ * Every request is recorded in the observer.
  *
  * Functions return 0 or a negative STS_* code unless said otherwise.
  */
@@ -23,10 +30,16 @@
 
 #define STS_HTTP_POLICY_PATH "/.well-known/mta-sts.txt"
 
+/* Persistent connections: the most requests one connection carries (like nginx's
+ * keepalive_requests), and the seconds it may stay idle between two requests. */
+#define STS_HTTP_KEEPALIVE_MAX 100
+#define STS_HTTP_KEEPALIVE_IDLE 5.0
+
 /* One listener's part of what the world serves (fakedns/served.h): its strings and
  * ctx belong to the served state (or to the scenario and the world, which outlive
- * it). Each connection answers from the served state that was current when it was
- * accepted, so a world step never changes an answer in flight. */
+ * it). Each request is answered from the served state that was current when its
+ * connection was accepted or, for a later request on a persistent connection, when
+ * it arrived; a world step never changes an answer in flight. */
 typedef struct sts_httpsrv_conf {
     const char *scheme;       /* "https" (ctx set) or "http" */
     SSL_CTX *ctx;             /* server context for https */
@@ -48,6 +61,7 @@ typedef struct sts_httpsrv_conf {
     int refuse;          /* close every connection at once (no HTTPS here) */
     int handshake_abort; /* https only: accept, start no TLS, and close when
                             the first octets (the ClientHello) arrive */
+    int keep_alive;      /* persistent connections (0: close after every answer) */
 } sts_httpsrv_conf;
 
 /* Encode body as HTTP/1.1 chunks of at most chunk octets, with the last chunk and
@@ -59,13 +73,16 @@ typedef struct sts_http_request {
     char path[1024];
     char host[256]; /* the Host field value, "" if absent */
     int have_host;
-    int minor; /* HTTP/1.<minor> */
+    int minor;       /* HTTP/1.<minor> */
+    int keep_alive;  /* the client lets the connection persist (RFC 9112 9.3) */
+    int has_content; /* Content-Length other than 0, or Transfer-Encoding */
+    size_t head_len; /* octets of the head, its empty last line included */
 } sts_http_request;
 
 /* Parse a request head from data (len octets received so far). Returns 0 when more
  * octets are needed, else the status to answer with: 200 for a well-formed request
- * (req filled), or 400 (malformed), 414 (target too long), 431 (head over
- * STS_HTTP_MAX_HEAD), 505 (not HTTP/1.x). */
+ * (req filled; the request's head is the first req->head_len octets), or 400 (malformed), 414
+ * (target too long), 431 (head over STS_HTTP_MAX_HEAD), 505 (not HTTP/1.x). */
 int sts_http_parse_request(const char *data, size_t len, sts_http_request *req);
 
 typedef struct sts_httpsrv sts_httpsrv;
@@ -73,11 +90,13 @@ typedef struct sts_httpsrv sts_httpsrv;
 struct sts_served;
 
 /* Serve the world's served state, its https part (https set: TLS with its ctx) or
- * its http part, on the listening socket fd (owned by the server from now on, also
- * on failure). *served is read when a connection is accepted: the connection holds
- * a reference to that state until it closes (served.h). */
+ * its http part, of policy host slot (0, or a survey world's domain index: see
+ * sts_served_policy_conf in served.h), on the listening socket fd (owned by the
+ * server from now on, also on failure). *served is read when a connection is
+ * accepted: the connection holds a reference to that state until it closes
+ * (served.h). */
 int sts_httpsrv_start(uv_loop_t *loop, int fd, struct sts_served *const *served, int https,
-                      sts_observer *obs, sts_log *log, sts_httpsrv **out);
+                      size_t slot, sts_observer *obs, sts_log *log, sts_httpsrv **out);
 /* Close the listener and every connection; done(arg) runs when all are closed. */
 void sts_httpsrv_stop(sts_httpsrv *s, void (*done)(void *arg), void *arg);
 

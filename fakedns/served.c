@@ -21,6 +21,15 @@ sts_served *sts_served_new(size_t nhosts, sts_log *log)
     return s;
 }
 
+const sts_httpsrv_conf *sts_served_policy_conf(const sts_served *s, size_t slot, int https)
+{
+    if (!slot)
+        return https ? &s->https : &s->http;
+    if (slot > s->nmore)
+        return NULL;
+    return https ? &s->more[slot - 1].https : &s->more[slot - 1].http;
+}
+
 sts_served *sts_served_ref(sts_served *s)
 {
     s->refs++;
@@ -38,5 +47,8 @@ void sts_served_unref(sts_served *s)
     sts_dns_zone_free(s->zone);
     free(s->policy_ctype);
     free(s->policy_body);
+    for (size_t i = 0; i < s->nmore; i++)
+        free(s->more[i].body);
+    free(s->more);
     free(s);
 }

@@ -44,6 +44,14 @@ typedef struct sts_served_host {
 /* Filled by the world while it builds the state, read-only once it is served.
  * Strings not owned here are the scenario's or the world's, which outlive every
  * served state. */
+/* The policy host of one more domain of a survey world (`world --domains N`): its
+ * policy and its two listeners, as policy_body/https/http of sts_served for the first. */
+typedef struct sts_served_policy {
+    char *body; /* owned */
+    size_t len;
+    sts_httpsrv_conf https, http;
+} sts_served_policy;
+
 typedef struct sts_served {
     unsigned refs;
     unsigned gen; /* 0 for the world's start, then one more per step applied */
@@ -61,6 +69,8 @@ typedef struct sts_served {
     char *policy_body;  /* owned */
     size_t policy_len;
     sts_httpsrv_conf https, http; /* the policy host's two listeners */
+    sts_served_policy *more;      /* a survey world's domains 2..N (nmore, owned) */
+    size_t nmore;
     sts_served_host *hosts;       /* nhosts entries, owned */
     size_t nhosts;
 } sts_served;
@@ -68,6 +78,9 @@ typedef struct sts_served {
 /* A new, empty state with nhosts zeroed host entries and one reference (the
  * caller's). NULL on ENOMEM. */
 sts_served *sts_served_new(size_t nhosts, sts_log *log);
+/* The conf of policy host slot (0: the first or only one; k: survey domain k + 1) for
+ * its https (https set) or http listener; NULL when there is no such slot. */
+const sts_httpsrv_conf *sts_served_policy_conf(const sts_served *s, size_t slot, int https);
 /* One more reference to s (returned). */
 sts_served *sts_served_ref(sts_served *s);
 /* Drop one reference; the last one frees s and what it owns. NULL is a no-op. */

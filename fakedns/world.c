@@ -16,6 +16,15 @@
  * closed and the next block is tried. The only state shared between worlds is the
  * atomic block counter.
  *
+ * A survey world (opts->domains N) serves the scenario once for each of the domains
+ * d1.<domain> ... dN.<domain>: the zone's lines and faults under each (relative names
+ * end in the domain K, absolute names at or under the scenario's domain move under
+ * it), a policy host mta-sts.dK.<domain> each, the scenario's MX hosts and the MX
+ * targets under the domain renamed for each, and the names in the policies and
+ * certificates likewise. Hosts outside the domain are shared and come first; then
+ * each domain's hosts in the same order, so that their addresses repeat with a
+ * stride (the ready line's "domains").
+ *
  * sts_world_start returns 0 or a negative STS_* code with a message; the JSON
  * functions return new references (NULL on ENOMEM).
  */
@@ -55,6 +64,8 @@ typedef enum { HOST_MX, HOST_POLICY } host_kind;
 
 typedef struct world_host {
     char *name; /* lowercase, no trailing dot */
+    char *base; /* the name as the scenario has it (steps name hosts by it) */
+    unsigned dom; /* survey worlds: the domain K (1..N) it serves; 0 = shared */
     host_kind kind;
     const sts_scn_mx *mx; /* the scenario's own settings (before any step); NULL =
                              defaults (zone-only MX, or named only by a step) */
@@ -62,6 +73,7 @@ typedef struct world_host {
     char addr[32];
     int fd[2]; /* bound sockets until the servers take them */
     sts_mxsrv *mxsrv;
+    sts_httpsrv *https, *http; /* a policy host's listeners */
 } world_host;
 
 struct sts_world {
@@ -69,6 +81,9 @@ struct sts_world {
     sts_log *log;
     char *domain;
     char *mode;
+    unsigned ndomains; /* a survey world's N (d1..dN.<domain>); 0: an ordinary world */
+    size_t shared;     /* survey: listening hosts outside the domain (first) */
+    size_t stride;     /* survey: listening hosts of each domain */
     char block[16];
     int dns_port, smtp_port, https_port, http_port;
     char dir[PATH_MAX];
@@ -84,7 +99,7 @@ struct sts_world {
 
     world_host *hosts;
     size_t nhosts;
-    world_host *policy; /* the mta-sts.<domain> entry */
+    world_host *policy; /* the mta-sts.<domain> entry (survey: mta-sts.d1.<domain>) */
 
     sts_served *served; /* what is served now: the one pointer a step swaps */
 
@@ -92,7 +107,6 @@ struct sts_world {
     sts_dnssrv *dns;
     sts_dnssrv_drops dns_drops; /* taken when the DNS server stops */
     int dns_drops_rc;           /* 0: the kernel's counter was read */
-    sts_httpsrv *https, *http;
 
     int running; /* servers started */
     int pending; /* servers still closing */
@@ -121,8 +135,8 @@ static world_host *world_find_host(const sts_world *w, const char *name)
     return NULL;
 }
 
-static int world_add_host(sts_world *w, const char *name, host_kind kind, const sts_scn_mx *mx,
-                          world_host **out)
+static int world_add_host_in(sts_world *w, const char *name, const char *base, unsigned dom,
+                             host_kind kind, const sts_scn_mx *mx, world_host **out)
 {
     world_host *h = world_find_host(w, name);
     if (h) {
@@ -138,11 +152,87 @@ static int world_add_host(sts_world *w, const char *name, host_kind kind, const 
     h->fd[0] = h->fd[1] = -1;
     h->kind = kind;
     h->mx = mx;
-    if (!(h->name = lower_dup(name)))
+    h->dom = dom;
+    if (!(h->name = lower_dup(name)) || !(h->base = lower_dup(base))) {
+        free(h->name);
         return STS_ENOMEM;
+    }
     w->nhosts++;
     *out = h;
     return 0;
+}
+
+static int world_add_host(sts_world *w, const char *name, host_kind kind, const sts_scn_mx *mx,
+                          world_host **out)
+{
+    return world_add_host_in(w, name, name, 0, kind, mx, out);
+}
+
+/* ---- survey worlds: the scenario's names under domain K ---- */
+
+static int name_char(char c)
+{
+    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '-' ||
+           c == '_';
+}
+
+/* Whether the len octets at name are the world's domain or a name under it
+ * (case-insensitive). */
+static int in_domain(const sts_world *w, const char *name, size_t len)
+{
+    size_t dl = strlen(w->domain);
+    return len >= dl && !strncasecmp(name + len - dl, w->domain, dl) &&
+           (len == dl || name[len - dl - 1] == '.');
+}
+
+/* name as domain K serves it: at or under the world's domain, moved under
+ * dK.<domain> ("mail.example.test" -> "mail.d3.example.test", a trailing dot kept);
+ * any other name, or K 0, unchanged. A new string (NULL on ENOMEM). */
+static char *survey_name(const sts_world *w, unsigned k, const char *name)
+{
+    size_t nl = strlen(name), n = nl - (nl && name[nl - 1] == '.');
+    size_t dl = strlen(w->domain);
+    if (!k || !in_domain(w, name, n))
+        return strdup(name);
+    size_t sz = nl + 16;
+    char *out = malloc(sz);
+    if (out)
+        snprintf(out, sz, "%.*sd%u.%s", (int)(n - dl), name, k, name + n - dl);
+    return out;
+}
+
+/* text (zone lines, a policy) with every whole name at or under the world's domain
+ * moved under domain K, as survey_name does to one name ("*.example.test" too). A
+ * new string (NULL on ENOMEM). */
+static char *survey_text(const sts_world *w, unsigned k, const char *text)
+{
+    size_t dl = strlen(w->domain);
+    sts_buf b;
+    sts_buf_init(&b, 0);
+    int rc = 0;
+    const char *p = text;
+    for (const char *q = text; rc == 0 && *q;) {
+        const char *e = q + dl;
+        int starts = q == text || q[-1] == '.' || !name_char(q[-1]);
+        int whole = starts && !strncasecmp(q, w->domain, dl) &&
+                    (!*e || (!name_char(*e) && !(*e == '.' && name_char(e[1]))));
+        if (!whole) {
+            q++;
+            continue;
+        }
+        rc = sts_buf_append(&b, p, (size_t)(q - p));
+        if (rc == 0)
+            rc = sts_buf_appendf(&b, "d%u.", k);
+        p = q;
+        q = e;
+    }
+    if (rc == 0)
+        rc = sts_buf_append(&b, p, strlen(p));
+    if (rc) {
+        sts_buf_free(&b);
+        return NULL;
+    }
+    return b.data ? b.data : strdup("");
 }
 
 /* A zone with the lines of text (after ${mode}), nothing else yet. */
@@ -153,10 +243,22 @@ static int world_zone_lines(sts_world *w, const char *text, int line, sts_dns_zo
     if (!z)
         return STS_EINVAL;
     int rc = 0;
-    if (text) {
+    if (text && !w->ndomains) {
         char *t = sts_scenario_subst(text, w->mode);
         rc = t ? sts_dns_zone_add_lines(z, t, w->file, line, err, errlen) : STS_ENOMEM;
         free(t);
+    }
+    /* A survey world: the lines once under each domain K. */
+    for (unsigned k = 1; text && !rc && k <= w->ndomains; k++) {
+        char *t = sts_scenario_subst(text, w->mode);
+        char *tk = t ? survey_text(w, k, t) : NULL;
+        char *origin = survey_name(w, k, w->domain);
+        rc = !tk || !origin ? STS_ENOMEM : sts_dns_zone_set_origin(z, origin);
+        if (!rc)
+            rc = sts_dns_zone_add_lines(z, tk, w->file, line, err, errlen);
+        free(t);
+        free(tk);
+        free(origin);
     }
     if (rc) {
         sts_dns_zone_free(z);
@@ -195,19 +297,115 @@ static int world_make_zone(sts_world *w, sts_served *s, char *err, size_t errlen
                     w->file, w->hosts[i].name);
             rc = STS_EINVAL;
         }
-    for (size_t i = 0; !rc && i < s->nfaults; i++) {
+    for (size_t i = 0; !rc && !w->ndomains && i < s->nfaults; i++) {
         const sts_scn_dns_fault *f = &s->faults[i];
         rc = sts_dns_zone_add_fault(z, f->name, f->type, f->fault, f->delay, w->file, f->line,
                                     err, errlen);
     }
+    /* A survey world: each fault once under each domain K. */
+    for (unsigned k = 1; !rc && k <= w->ndomains; k++) {
+        char *origin = survey_name(w, k, w->domain);
+        rc = origin ? sts_dns_zone_set_origin(z, origin) : STS_ENOMEM;
+        free(origin);
+        for (size_t i = 0; !rc && i < s->nfaults; i++) {
+            const sts_scn_dns_fault *f = &s->faults[i];
+            char *name = survey_name(w, k, f->name);
+            rc = name ? sts_dns_zone_add_fault(z, name, f->type, f->fault, f->delay, w->file,
+                                               f->line, err, errlen)
+                      : STS_ENOMEM;
+            free(name);
+        }
+    }
     return rc ? rc : sts_dns_zone_finish(z);
 }
 
-/* Collect the hosts in order: the scenario's MX hosts, the policy host, then MX
- * targets of the zone that have no address of their own. A host whose name already
- * has A/AAAA/CNAME records in the zone is served as written: no listener. */
-static int world_collect_hosts(sts_world *w, const sts_scenario *scn, const sts_dns_zone *written,
+/* The MX hosts and targets (of the zone text, a step's or the scenario's) in the
+ * order an ordinary world takes them, filtered: with shared, those outside the
+ * domain; else those under domain K, renamed. */
+static int survey_add_targets(sts_world *w, const sts_dns_zone *z, int shared, unsigned k)
+{
+    char **targets = sts_dns_zone_mx_targets(z);
+    if (!targets)
+        return STS_ENOMEM;
+    char *dk = survey_name(w, k, w->domain);
+    int rc = dk ? 0 : STS_ENOMEM;
+    world_host *h;
+    for (size_t i = 0; targets[i]; i++) {
+        size_t tl = strlen(targets[i]), kl = dk ? strlen(dk) : 0;
+        int mine = shared ? !in_domain(w, targets[i], tl)
+                          : tl >= kl && !strcasecmp(targets[i] + tl - kl, dk) &&
+                                (tl == kl || targets[i][tl - kl - 1] == '.');
+        if (!rc && mine && !world_find_host(w, targets[i]))
+            rc = world_add_host_in(w, targets[i], targets[i], shared ? 0 : k, HOST_MX, NULL, &h);
+        free(targets[i]);
+    }
+    free(targets);
+    free(dk);
+    return rc;
+}
+
+/* A scenario MX host (settings mx; NULL: named by a step) for domain K, or shared
+ * (k 0) when it lies outside the domain: each is added in its own pass. */
+static int survey_add_mx(sts_world *w, const char *host, const sts_scn_mx *mx, unsigned k)
+{
+    world_host *h;
+    int outside = !in_domain(w, host, strlen(host));
+    if (outside != !k)
+        return 0;
+    char *name = survey_name(w, k, host);
+    int rc = !name                      ? STS_ENOMEM
+             : world_find_host(w, name) ? 0
+                                        : world_add_host_in(w, name, host, k, HOST_MX, mx, &h);
+    free(name);
+    return rc;
+}
+
+/* A survey world's hosts: the shared ones (outside the domain), then for each
+ * domain K in turn its MX hosts, its policy host and its MX targets, each domain's
+ * in the same order. */
+static int world_gather_survey(sts_world *w, const sts_scenario *scn, const sts_dns_zone *written,
                                char *err, size_t errlen)
+{
+    int rc = 0;
+    for (unsigned k = 0; !rc && k <= w->ndomains; k++) {
+        for (size_t i = 0; !rc && i < scn->nmx; i++)
+            rc = survey_add_mx(w, scn->mx[i].host, &scn->mx[i], k);
+        if (!rc && k) {
+            char policy_name[300];
+            snprintf(policy_name, sizeof(policy_name), "mta-sts.d%u.%s", k, w->domain);
+            size_t before = w->nhosts;
+            char base[300];
+            snprintf(base, sizeof(base), "mta-sts.%s", w->domain);
+            world_host *h;
+            rc = world_add_host_in(w, policy_name, base, k, HOST_POLICY, NULL, &h);
+            if (!rc && w->nhosts == before) {
+                sts_errf(err, errlen, "%s: %s is the policy host and cannot also be an MX",
+                         scn->file ? scn->file : "scenario", policy_name);
+                return STS_EINVAL;
+            }
+        }
+        if (!rc)
+            rc = survey_add_targets(w, written, !k, k);
+        for (size_t s = 0; !rc && s < scn->nsteps; s++) {
+            const sts_scn_step *st = &scn->steps[s];
+            for (size_t i = 0; !rc && i < st->nmx; i++)
+                rc = survey_add_mx(w, st->mx[i].host, NULL, k);
+            if (rc || !st->dns)
+                continue;
+            sts_dns_zone *z = NULL;
+            rc = world_zone_lines(w, st->dns, st->dns_line, &z, err, errlen);
+            if (!rc)
+                rc = survey_add_targets(w, z, !k, k);
+            sts_dns_zone_free(z);
+        }
+    }
+    return rc;
+}
+
+/* An ordinary world's hosts in order: the scenario's MX hosts, the policy host, then
+ * MX targets of the zone that have no address of their own (and those steps name). */
+static int world_gather(sts_world *w, const sts_scenario *scn, const sts_dns_zone *written,
+                        char *err, size_t errlen)
 {
     world_host *h;
     for (size_t i = 0; i < scn->nmx; i++)
@@ -239,22 +437,45 @@ static int world_collect_hosts(sts_world *w, const sts_scenario *scn, const sts_
             rc = world_add_targets(w, z);
         sts_dns_zone_free(z);
     }
+    return rc;
+}
+
+/* Collect the hosts (world_gather, world_gather_survey). A host whose name already
+ * has A/AAAA/CNAME records in the zone is served as written: no listener. */
+static int world_collect_hosts(sts_world *w, const sts_scenario *scn, const sts_dns_zone *written,
+                               char *err, size_t errlen)
+{
+    world_host *h;
+    int rc = w->ndomains ? world_gather_survey(w, scn, written, err, errlen)
+                         : world_gather(w, scn, written, err, errlen);
     if (rc)
         return rc;
     size_t n = 0;
     for (size_t i = 0; i < w->nhosts; i++) {
         h = &w->hosts[i];
-        if (h->kind == HOST_POLICY)
+        if (h->kind == HOST_POLICY && !w->policy)
             w->policy = h;
         h->listen = !sts_dns_zone_has_address(written, h->name);
         if (!h->listen)
             sts_info(w->log, "host %s: the zone gives its address; no listener", h->name);
         else
             n++;
+        if (h->listen && w->ndomains && !h->dom)
+            w->shared++;
     }
+    if (w->ndomains)
+        w->stride = (n - w->shared) / w->ndomains;
     if (n > WORLD_LAST_HOST - WORLD_FIRST_HOST + 1) {
-        sts_errf(err, errlen, "%s: too many hosts (%zu) for one address block",
-                scn->file ? scn->file : "scenario", n);
+        if (w->ndomains)
+            sts_errf(err, errlen,
+                     "%s: too many hosts (%zu) for one address block: %zu per domain and %zu "
+                     "shared allow at most %zu domains",
+                     scn->file ? scn->file : "scenario", n, w->stride, w->shared,
+                     (WORLD_LAST_HOST - WORLD_FIRST_HOST + 1 - w->shared) /
+                         (w->stride ? w->stride : 1));
+        else
+            sts_errf(err, errlen, "%s: too many hosts (%zu) for one address block",
+                     scn->file ? scn->file : "scenario", n);
         return STS_ETOOBIG;
     }
     return 0;
@@ -309,18 +530,52 @@ static sts_ca *world_cert_ca(const sts_world *w, const sts_scn_cert *c)
     return c->chain != STS_SCN_CHAIN_DIRECT ? w->ca_inter : w->ca;
 }
 
-/* A server context for host with the certificate c asks for, minted at now, and
- * the TLS versions tls allows. */
+/* spec's names and CN as survey domain K has them (new strings in *names, *cn; the
+ * names array freed with survey_names_free). 0 or STS_ENOMEM. */
+static int survey_spec(const sts_world *w, unsigned k, sts_cert_spec *spec, char ***names,
+                       char **cn)
+{
+    *names = calloc(spec->nnames + 1, sizeof(**names));
+    if (!*names)
+        return STS_ENOMEM;
+    for (size_t i = 0; i < spec->nnames; i++)
+        if (!((*names)[i] = survey_name(w, k, spec->names[i])))
+            return STS_ENOMEM;
+    if (spec->cn && !(*cn = survey_name(w, k, spec->cn)))
+        return STS_ENOMEM;
+    spec->names = (const char *const *)*names;
+    spec->cn = *cn;
+    return 0;
+}
+
+static void survey_names_free(char **names)
+{
+    for (size_t i = 0; names && names[i]; i++)
+        free(names[i]);
+    free(names);
+}
+
+/* A server context for host (of survey domain dom, or 0) with the certificate c asks
+ * for, minted at now, and the TLS versions tls allows. */
 static int world_mint_ctx(const sts_world *w, time_t now, const sts_scn_cert *c,
-                          const sts_scn_tls_versions *tls, const char *host, SSL_CTX **out,
-                          char *err, size_t errlen)
+                          const sts_scn_tls_versions *tls, const char *host, unsigned dom,
+                          SSL_CTX **out, char *err, size_t errlen)
 {
     sts_cert_spec spec;
     world_cert_spec(w, now, c, &host, &spec);
+    char **names = NULL, *cn = NULL;
+    int rc = dom && c->names_set ? survey_spec(w, dom, &spec, &names, &cn) : 0;
+    if (!rc && dom && !c->names_set && c->cn && !(cn = survey_name(w, dom, c->cn)))
+        rc = STS_ENOMEM;
+    if (!rc && cn)
+        spec.cn = cn;
     sts_ca *ca = world_cert_ca(w, c);
     X509 *cert = NULL;
     EVP_PKEY *key = NULL;
-    int rc = ca ? sts_ca_mint(ca, &spec, now, &cert, &key) : STS_ESTATE;
+    if (!rc)
+        rc = ca ? sts_ca_mint(ca, &spec, now, &cert, &key) : STS_ESTATE;
+    survey_names_free(names);
+    free(cn);
     if (rc) {
         sts_errf(err, errlen, "cannot mint a certificate for %s: %s", host, sts_strerror(rc));
         return rc;
@@ -363,12 +618,12 @@ static int world_host_ctx(const sts_world *w, const sts_served *s, size_t i, SSL
     const sts_scn_mx *mx = s->hosts[i].mx;
     *out = NULL;
     if (h->kind == HOST_POLICY)
-        return world_mint_ctx(w, s->now, &s->policy->cert, &s->policy->tls, h->name, out, err,
-                              errlen);
+        return world_mint_ctx(w, s->now, &s->policy->cert, &s->policy->tls, h->name, h->dom, out,
+                              err, errlen);
     if (mx && !mx->starttls)
         return 0;
-    return world_mint_ctx(w, s->now, mx ? &mx->cert : &plain, mx ? &mx->tls : &any, h->name, out,
-                          err, errlen);
+    return world_mint_ctx(w, s->now, mx ? &mx->cert : &plain, mx ? &mx->tls : &any, h->name, h->dom,
+                          out, err, errlen);
 }
 
 /* Note which CAs besides the root certificate c needs. */
@@ -438,8 +693,8 @@ static int world_pad(sts_buf *b, long size, char *err, size_t errlen, const char
 }
 
 /* The body of the policy s serves (new string in *out, its length). */
-static int world_policy_body(const sts_world *w, const sts_served *s, char **out, size_t *len,
-                             char *err, size_t errlen)
+static int world_policy_body(const sts_world *w, const sts_served *s, unsigned k, char **out,
+                             size_t *len, char *err, size_t errlen)
 {
     const sts_scn_policy *p = s->policy;
     *out = NULL;
@@ -450,6 +705,12 @@ static int world_policy_body(const sts_world *w, const sts_served *s, char **out
     }
     if (p->body || (p->redirect && !p->mode)) {
         *out = sts_scenario_subst(p->body ? p->body : "", w->mode);
+        if (*out && k) {
+            /* survey domain K: its names in the verbatim policy */
+            char *t = survey_text(w, k, *out);
+            free(*out);
+            *out = t;
+        }
         *len = *out ? strlen(*out) : 0;
         return *out ? 0 : STS_ENOMEM;
     }
@@ -458,8 +719,11 @@ static int world_policy_body(const sts_world *w, const sts_served *s, char **out
     sts_buf b;
     sts_buf_init(&b, 0);
     int rc = mode ? sts_buf_appendf(&b, "version: STSv1\r\nmode: %s\r\n", mode) : STS_ENOMEM;
-    for (size_t i = 0; rc == 0 && i < p->mx.n; i++)
-        rc = sts_buf_appendf(&b, "mx: %s\r\n", p->mx.v[i]);
+    for (size_t i = 0; rc == 0 && i < p->mx.n; i++) {
+        char *mx = survey_name(w, k, p->mx.v[i]);
+        rc = mx ? sts_buf_appendf(&b, "mx: %s\r\n", mx) : STS_ENOMEM;
+        free(mx);
+    }
     if (rc == 0)
         rc = sts_buf_appendf(&b, "max_age: %ld\r\n", p->max_age >= 0 ? p->max_age : 86400L);
     if (rc == 0)
@@ -474,19 +738,30 @@ static int world_policy_body(const sts_world *w, const sts_served *s, char **out
     return *out ? 0 : STS_ENOMEM;
 }
 
-/* The policy s serves: its content type and body. */
+/* The policy s serves: its content type and body, and those of a survey world's
+ * other domains (s->more). */
 static int world_make_policy(const sts_world *w, sts_served *s, char *err, size_t errlen)
 {
     const sts_scn_policy *p = s->policy;
     s->policy_ctype = strdup(p->content_type ? p->content_type : "text/plain");
     if (!s->policy_ctype)
         return STS_ENOMEM;
-    return world_policy_body(w, s, &s->policy_body, &s->policy_len, err, errlen);
+    int rc =
+        world_policy_body(w, s, w->ndomains ? 1 : 0, &s->policy_body, &s->policy_len, err, errlen);
+    if (rc || w->ndomains < 2)
+        return rc;
+    if (!(s->more = calloc(w->ndomains - 1, sizeof(*s->more))))
+        return STS_ENOMEM;
+    s->nmore = w->ndomains - 1;
+    for (unsigned k = 2; !rc && k <= w->ndomains; k++)
+        rc = world_policy_body(w, s, k, &s->more[k - 2].body, &s->more[k - 2].len, err, errlen);
+    return rc;
 }
 
-/* The policy server's part of s for one scheme (ctx NULL: plain HTTP). */
-static sts_httpsrv_conf world_policy_conf(const sts_world *w, const sts_served *s,
-                                          const char *scheme, SSL_CTX *ctx)
+/* The policy server's part of s for one scheme (ctx NULL: plain HTTP) at the policy
+ * host named name, serving body. */
+static sts_httpsrv_conf world_policy_conf(const sts_served *s, const char *scheme, SSL_CTX *ctx,
+                                          const char *name, const char *body, size_t len)
 {
     const sts_scn_policy *p = s->policy;
     sts_httpsrv_conf c = {
@@ -495,9 +770,9 @@ static sts_httpsrv_conf world_policy_conf(const sts_world *w, const sts_served *
         .present = p->present,
         .status = p->status ? p->status : 200,
         .content_type = s->policy_ctype,
-        .body = s->policy_body,
-        .body_len = s->policy_len,
-        .name = w->policy->name,
+        .body = body,
+        .body_len = len,
+        .name = name,
         .location = p->redirect,
         .headers = (const char *const *)p->headers.v,
         .nheaders = p->headers.n / 2,
@@ -508,8 +783,31 @@ static sts_httpsrv_conf world_policy_conf(const sts_world *w, const sts_served *
         .cut_after = p->cut_after >= 0 ? (size_t)p->cut_after : 0,
         .refuse = ctx && p->https_off,
         .handshake_abort = ctx && p->handshake_abort,
+        .keep_alive = p->keep_alive,
     };
     return c;
+}
+
+/* Both listeners' parts of every policy host of s (one; a survey world's: one per
+ * domain, in domain order). */
+static void world_policy_confs(const sts_world *w, sts_served *s)
+{
+    size_t slot = 0;
+    for (size_t i = 0; i < w->nhosts; i++) {
+        const world_host *h = &w->hosts[i];
+        if (h->kind != HOST_POLICY)
+            continue;
+        SSL_CTX *ctx = s->hosts[i].ctx;
+        if (!slot) {
+            s->https = world_policy_conf(s, "https", ctx, h->name, s->policy_body, s->policy_len);
+            s->http = world_policy_conf(s, "http", NULL, h->name, s->policy_body, s->policy_len);
+        } else if (slot <= s->nmore) {
+            sts_served_policy *m = &s->more[slot - 1];
+            m->https = world_policy_conf(s, "https", ctx, h->name, m->body, m->len);
+            m->http = world_policy_conf(s, "http", NULL, h->name, m->body, m->len);
+        }
+        slot++;
+    }
 }
 
 /* MX host h's part of a served state from its entry sh (scenario settings: the
@@ -573,13 +871,20 @@ static int world_select_step(const sts_world *w, const sts_served *prev, const s
     for (size_t i = 0; i < w->nhosts; i++)
         s->hosts[i].mx = prev->hosts[i].mx;
     for (size_t i = 0; i < st->nmx; i++) {
-        const world_host *h = world_find_host(w, st->mx[i].host);
-        if (!h || h->kind != HOST_MX || !h->listen) {
+        /* the host of that name (a survey world: of that name in every domain) */
+        size_t found = 0;
+        for (size_t k = 0; k < w->nhosts; k++) {
+            const world_host *h = &w->hosts[k];
+            if (strcasecmp(h->base, st->mx[i].host) || h->kind != HOST_MX || !h->listen)
+                continue;
+            s->hosts[k].mx = &st->mx[i];
+            found++;
+        }
+        if (!found) {
             sts_errf(err, errlen, "%s:%d: step '%s': %s is not an MX host the world serves",
                      w->file, st->mx[i].line, st->name, st->mx[i].host);
             return STS_EINVAL;
         }
-        s->hosts[h - w->hosts].mx = &st->mx[i];
     }
     return 0;
 }
@@ -629,8 +934,7 @@ static int world_build_served(sts_world *w, const sts_served *prev, sts_served *
     for (size_t i = 0; i < w->nhosts; i++)
         if (w->hosts[i].kind == HOST_MX)
             s->hosts[i].mx_conf = world_mx_conf(&w->hosts[i], &s->hosts[i]);
-    s->https = world_policy_conf(w, s, "https", s->hosts[w->policy - w->hosts].ctx);
-    s->http = world_policy_conf(w, s, "http", NULL);
+    world_policy_confs(w, s);
     return 0;
 }
 
@@ -800,12 +1104,15 @@ static int world_start_servers(sts_world *w)
         if (!h->listen)
             continue;
         if (h->kind == HOST_POLICY) {
-            rc = sts_httpsrv_start(w->loop, h->fd[0], &w->served, 1, w->obs, w->log, &w->https);
+            size_t slot = h->dom ? h->dom - 1 : 0;
+            rc = sts_httpsrv_start(w->loop, h->fd[0], &w->served, 1, slot, w->obs, w->log,
+                                   &h->https);
             h->fd[0] = -1;
             if (rc)
                 return rc;
             w->pending++;
-            rc = sts_httpsrv_start(w->loop, h->fd[1], &w->served, 0, w->obs, w->log, &w->http);
+            rc =
+                sts_httpsrv_start(w->loop, h->fd[1], &w->served, 0, slot, w->obs, w->log, &h->http);
             h->fd[1] = -1;
             if (rc)
                 return rc;
@@ -913,6 +1220,7 @@ int sts_world_start(uv_loop_t *loop, const sts_scenario *scn, const sts_world_op
     w->http_port = opts->http_port ? opts->http_port : STS_WORLD_HTTP_PORT;
     w->start = opts->now ? opts->now : time(NULL);
     w->mode = strdup(opts->mode ? opts->mode : sts_mode_name(STS_MODE_ENFORCE));
+    w->ndomains = opts->domains;
     int rc = w->mode ? world_build(w, scn, opts, err, errlen) : STS_ENOMEM;
     if (rc) {
         world_close_fds(w);
@@ -979,9 +1287,10 @@ sts_served *sts_world_served(const sts_world *w)
 
 json_t *sts_world_ready(const sts_world *w)
 {
+    /* A survey world lists its shared hosts and those of d1 only (see "domains"). */
     json_t *hosts = json_object();
     for (size_t i = 0; hosts && i < w->nhosts; i++)
-        if (w->hosts[i].listen &&
+        if (w->hosts[i].listen && w->hosts[i].dom <= 1 &&
             json_object_set_new(hosts, w->hosts[i].name, json_string(w->hosts[i].addr))) {
             json_decref(hosts);
             hosts = NULL;
@@ -990,10 +1299,24 @@ json_t *sts_world_ready(const sts_world *w)
         return NULL;
     char dns[64];
     snprintf(dns, sizeof(dns), "%s.%d:%d", w->block, WORLD_DNS_HOST, w->dns_port);
-    return json_pack("{s:s,s:s,s:s,s:s,s:i,s:i,s:i,s:o,s:s,s:s,s:b}", "event", "ready", "domain",
-                     w->domain, "dns", dns, "ca_file", w->ca_file, "smtp_port", w->smtp_port,
-                     "https_port", w->https_port, "http_port", w->http_port, "hosts", hosts,
-                     "block", w->block, "mode", w->mode, "policy", w->served->https.present);
+    json_t *ready =
+        json_pack("{s:s,s:s,s:s,s:s,s:i,s:i,s:i,s:o,s:s,s:s,s:b}", "event", "ready", "domain",
+                  w->domain, "dns", dns, "ca_file", w->ca_file, "smtp_port", w->smtp_port,
+                  "https_port", w->https_port, "http_port", w->http_port, "hosts", hosts, "block",
+                  w->block, "mode", w->mode, "policy", w->served->https.present);
+    if (ready && w->ndomains) {
+        /* d1 .. dN: host X.dK.<domain> listens at X.d1's address + (K - 1) * stride */
+        char first[300], last[300];
+        snprintf(first, sizeof(first), "d1.%s", w->domain);
+        snprintf(last, sizeof(last), "d%u.%s", w->ndomains, w->domain);
+        if (json_object_set_new(ready, "domains",
+                                json_pack("{s:i,s:s,s:s,s:I}", "count", (int)w->ndomains, "first",
+                                          first, "last", last, "stride", (json_int_t)w->stride))) {
+            json_decref(ready);
+            return NULL;
+        }
+    }
+    return ready;
 }
 
 /* "dns_drops": every query the world lost (the kernel's drops on the DNS socket and
@@ -1057,10 +1380,12 @@ void sts_world_stop(sts_world *w, void (*done)(void *arg), void *arg)
         w->dns_drops_rc = sts_dnssrv_get_drops(w->dns, &w->dns_drops);
         sts_dnssrv_stop(w->dns, world_server_done, w);
     }
-    if (w->https)
-        sts_httpsrv_stop(w->https, world_server_done, w);
-    if (w->http)
-        sts_httpsrv_stop(w->http, world_server_done, w);
+    for (size_t i = 0; i < w->nhosts; i++) {
+        if (w->hosts[i].https)
+            sts_httpsrv_stop(w->hosts[i].https, world_server_done, w);
+        if (w->hosts[i].http)
+            sts_httpsrv_stop(w->hosts[i].http, world_server_done, w);
+    }
     for (size_t i = 0; i < w->nhosts; i++)
         if (w->hosts[i].mxsrv)
             sts_mxsrv_stop(w->hosts[i].mxsrv, world_server_done, w);
@@ -1072,8 +1397,10 @@ void sts_world_free(sts_world *w)
         return;
     /* Every connection is closed by now: the world's is the last reference. */
     sts_served_unref(w->served);
-    for (size_t i = 0; i < w->nhosts; i++)
+    for (size_t i = 0; i < w->nhosts; i++) {
         free(w->hosts[i].name);
+        free(w->hosts[i].base);
+    }
     free(w->hosts);
     sts_ca_free(w->ca);
     sts_ca_free(w->ca_unknown);

@@ -38,6 +38,8 @@ typedef struct sts_world_opts {
     sts_log *log;       /* transcript of the world's side (may be NULL) */
     size_t observe_max; /* DNS queries the observer keeps (later ones are counted as
                            "dns_dropped"); 0 = STS_OBSERVER_DNS_MAX_DEFAULT (100 000) */
+    unsigned domains;   /* a survey world: the scenario served for d1.<domain> ...
+                           dN.<domain> (world.c); 0 = for its domain, as written */
 } sts_world_opts;
 
 /* --standard-ports: DNS 53, SMTP 25, HTTPS 443 and HTTP 80 in opts, for software that
@@ -70,7 +72,10 @@ struct sts_served;
  * is applied or the world is freed; sts_served_ref() keeps it longer. */
 struct sts_served *sts_world_served(const sts_world *w);
 
-/* The "ready" event (new reference): event, domain, dns, ca_file, ports, hosts. */
+/* The "ready" event (new reference): event, domain, dns, ca_file, ports, hosts; a
+ * survey world's lists the hosts outside the domain and those of d1, and "domains":
+ * {"count": N, "first": "d1.<domain>", "last": "dN.<domain>", "stride": S}, host
+ * X.dK.<domain> being at X.d1.<domain>'s address + (K - 1) * S (last octet). */
 json_t *sts_world_ready(const sts_world *w);
 /* The "observed" event so far (new reference): dns, policy_fetches, smtp_sessions. */
 json_t *sts_world_observed(const sts_world *w);

@@ -208,17 +208,43 @@ static json_t **pool_find(const sts_result_pool *p, json_t *v)
     return &p->slot[i];
 }
 
+/* Whether only the pool holds v: no result uses it any more (a result printed and
+ * freed as soon as it was done, sts_sender_opts.on_result). */
+static int pool_only(const json_t *v)
+{
+    return v->refcount == 1;
+}
+
+/* Make room: drop the values no result holds any more (again and again: dropping a
+ * container can leave its children held by the pool alone), then double the table
+ * unless that left it at most a quarter full. */
 static int pool_grow(sts_result_pool *p)
 {
-    sts_result_pool bigger = {.cap = p->cap ? 2 * p->cap : POOL_FIRST_CAP, .n = p->n};
-    bigger.slot = calloc(bigger.cap, sizeof(*bigger.slot));
-    if (!bigger.slot)
+    size_t live = p->n, dropped;
+    do {
+        dropped = 0;
+        for (size_t i = 0; i < p->cap; i++)
+            if (p->slot[i] && pool_only(p->slot[i])) {
+                json_decref(p->slot[i]);
+                p->slot[i] = NULL; /* the table is rebuilt below */
+                dropped++;
+            }
+        live -= dropped;
+    } while (dropped);
+    size_t cap = !p->cap ? POOL_FIRST_CAP : 4 * (live + 1) <= p->cap ? p->cap : 2 * p->cap;
+    sts_result_pool next = {.cap = cap, .n = live};
+    next.slot = calloc(next.cap, sizeof(*next.slot));
+    if (!next.slot) {
+        /* Out of memory: p keeps its values, but the holes may hide some of them from
+         * pool_find, so an equal value may be stored twice: shared less, still equal. */
+        p->n = live;
         return STS_ENOMEM;
+    }
     for (size_t i = 0; i < p->cap; i++)
         if (p->slot[i])
-            *pool_find(&bigger, p->slot[i]) = p->slot[i];
+            *pool_find(&next, p->slot[i]) = p->slot[i];
     free(p->slot);
-    *p = bigger;
+    *p = next;
     return 0;
 }
 

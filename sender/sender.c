@@ -143,6 +143,7 @@ typedef struct run {
     size_t njobs, next, done;
     size_t concurrency;
     json_t **results;          /* per recipient, set when its job is done */
+    size_t emitted;            /* results handed to opts->on_result so far */
     sts_outcome *outcomes;     /* likewise */
     sts_result_pool *pool;     /* their equal values, stored once (NULL: none shared) */
     job *jobs;                 /* jobs alive: running, or done and not yet freed */
@@ -994,6 +995,24 @@ static void job_decide(job *j)
 }
 
 static void reap_cb(uv_timer_t *t);
+static json_t *run_unfinished(run *r, size_t i);
+
+/* With opts->on_result: hand over the results done, in recipient order, up to the
+ * first one still running (all: every one, the unfinished as deferred), and free
+ * them. */
+static void run_emit(run *r, int all)
+{
+    if (!r->opts->on_result)
+        return;
+    for (; r->emitted < r->njobs && (all || r->results[r->emitted]); r->emitted++) {
+        size_t i = r->emitted;
+        json_t *o = r->results[i] ? r->results[i] : run_unfinished(r, i);
+        r->results[i] = NULL;
+        if (o)
+            r->opts->on_result(r->opts->on_result_arg, o);
+        json_decref(o);
+    }
+}
 
 /* DONE: decide, tell, keep the JSON result; the job is freed from the reap timer. */
 static void job_done(job *j)
@@ -1004,6 +1023,7 @@ static void job_done(job *j)
     r->outcomes[j->index] = j->res.outcome;
     r->results[j->index] =
         sts_result_json(&j->res, job_disc(j), r->opts->check_only, r->cache != NULL, r->pool);
+    run_emit(r, 0);
     r->done++;
     run_start_jobs(r);
     if (!r->torn_down)
@@ -1359,8 +1379,9 @@ static json_t *run_unfinished(run *r, size_t i)
  * status. */
 static int run_results(run *r, json_t **out)
 {
+    run_emit(r, 1);
     json_t *results = json_array();
-    for (size_t i = 0; i < r->njobs; i++) {
+    for (size_t i = r->emitted; i < r->njobs; i++) {
         json_t *o = r->results[i] ? r->results[i] : run_unfinished(r, i);
         r->results[i] = NULL;
         json_array_append_new(results, o);

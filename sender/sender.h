@@ -37,11 +37,19 @@ typedef struct sts_sender_opts {
                              * 0 = STS_SENDER_DNS_TIMEOUT */
     int check_only;         /* `check`: stop after TLS + second EHLO, then QUIT */
     time_t now;             /* judge certificates and the cache at this time; 0 = now */
-    int concurrency;        /* recipients handled at once; 0 = 8 */
+    int concurrency;        /* recipients handled at once, up to STS_SENDER_CONCURRENCY_MAX;
+                             * 0 = 8 */
     double deadline;        /* seconds for the whole run, 0 = none: when it passes every
                              * pending lookup, fetch and session is aborted and the
                              * recipients not done are deferred (detail "time limit") */
     sts_log *log;           /* the transcript (may be NULL) */
+    /* Results streamed (NULL: none): each result goes to on_result in the order of
+     * rcpts as soon as it and every one before it are done (result: borrowed, valid
+     * during the call; its values may be shared, see result.h), and is freed after
+     * it; *out then gets {"results": []}. A finished recipient then costs nothing
+     * unless one before it is still running. */
+    void (*on_result)(void *arg, json_t *result);
+    void *on_result_arg;
 } sts_sender_opts;
 
 /* The states of one recipient's job (sender.c), in the order a delivery goes through
@@ -67,6 +75,9 @@ const char *sts_job_state_name(sts_job_state st);
 /* The range `--dns-timeout` and a scenario's `sender: {dns_timeout}` accept. */
 #define STS_SENDER_DNS_TIMEOUT_MIN 0.1
 #define STS_SENDER_DNS_TIMEOUT_MAX 3600.0
+
+/* The most recipients (or domains) `--concurrency` lets run at once. */
+#define STS_SENDER_CONCURRENCY_MAX 10000
 
 /* Largest --data message accepted (bytes). */
 #define STS_SENDER_DATA_MAX (10 * 1024 * 1024)

@@ -14,6 +14,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <time.h>
 #include <uv.h>
 
@@ -214,9 +215,9 @@ static int sender_option(sender_cli *cli, int c, char **argv)
         char *end;
         errno = 0;
         long v = strtol(optarg, &end, 10);
-        if (errno || end == optarg || *end || v < 1 || v > 1000)
-            return usage_error(cmd, "--concurrency '%s' is not a number from 1 to 1000",
-                               optarg);
+        if (errno || end == optarg || *end || v < 1 || v > STS_SENDER_CONCURRENCY_MAX)
+            return usage_error(cmd, "--concurrency '%s' is not a number from 1 to %d", optarg,
+                               STS_SENDER_CONCURRENCY_MAX);
         op->concurrency = (int)v;
         break;
     }
@@ -316,6 +317,21 @@ static int sender_args(sender_cli *cli, int argc, char **argv)
     return -1;
 }
 
+/* One target's line of the text output. */
+static void sender_print_line(json_t *r)
+{
+    json_t *assure = json_object_get(r, "assure_tls");
+    if (assure) {
+        printf("%s: assuredness %d\n", json_string_value(json_object_get(r, "argument")),
+               (int)json_integer_value(json_object_get(assure, "assuredness")));
+        return;
+    }
+    const char *detail = json_string_value(json_object_get(r, "detail"));
+    printf("%s: %s%s%s\n", json_string_value(json_object_get(r, "argument")),
+           json_string_value(json_object_get(r, "outcome")), detail ? " - " : "",
+           detail ? detail : "");
+}
+
 /* The results on stdout: the JSON document, or one line per target. 0, or -1 when
  * stdout could not take it. */
 static int sender_print(json_t *out, int json)
@@ -329,22 +345,68 @@ static int sender_print(json_t *out, int json)
         return 0;
     }
     json_t *results = json_object_get(out, "results");
-    size_t i;
-    json_t *r;
-    json_array_foreach(results, i, r)
-    {
-        json_t *assure = json_object_get(r, "assure_tls");
-        if (assure) {
-            printf("%s: assuredness %d\n", json_string_value(json_object_get(r, "argument")),
-                   (int)json_integer_value(json_object_get(assure, "assuredness")));
-            continue;
-        }
-        const char *detail = json_string_value(json_object_get(r, "detail"));
-        printf("%s: %s%s%s\n", json_string_value(json_object_get(r, "argument")),
-               json_string_value(json_object_get(r, "outcome")), detail ? " - " : "",
-               detail ? detail : "");
+    for (size_t i = 0; i < json_array_size(results); i++)
+        sender_print_line(json_array_get(results, i));
+    return 0;
+}
+
+/* The results printed as the sender hands them over (sts_sender_opts.on_result), in
+ * the same octets as sender_print of the whole document: {"results": [...]} with
+ * each element dumped alone and indented two levels deeper. */
+typedef struct result_stream {
+    int json;
+    size_t n;   /* results printed */
+    int failed; /* stdout refused something */
+} result_stream;
+
+/* json_dump_callback: one result's text, every line after the first indented 4 more
+ * spaces. */
+static int stream_indented(const char *buf, size_t size, void *data)
+{
+    (void)data;
+    for (const char *p = buf, *e = buf + size; p < e;) {
+        const char *nl = memchr(p, '\n', (size_t)(e - p));
+        size_t n = nl ? (size_t)(nl - p) + 1 : (size_t)(e - p);
+        if (fwrite(p, 1, n, stdout) != n || (nl && fputs("    ", stdout) == EOF))
+            return -1;
+        p += n;
     }
     return 0;
+}
+
+static void stream_result(void *arg, json_t *r)
+{
+    result_stream *s = arg;
+    if (!s->json) {
+        sender_print_line(r);
+        s->n++;
+        return;
+    }
+    if (fputs(s->n ? ",\n    " : "{\n  \"results\": [\n    ", stdout) == EOF ||
+        json_dump_callback(r, stream_indented, NULL, JSON_INDENT(2) | JSON_PRESERVE_ORDER) != 0)
+        s->failed = 1;
+    s->n++;
+}
+
+/* The end of the streamed document. 0, or -1 when stdout did not take it all. */
+static int stream_end(result_stream *s)
+{
+    if (s->json && fputs(s->n ? "\n  ]\n}\n" : "{\n  \"results\": []\n}\n", stdout) == EOF)
+        s->failed = 1;
+    return s->failed || fflush(stdout) != 0 ? -1 : 0;
+}
+
+/* Room for a socket per delivery in flight, a policy fetch beside each and the DNS
+ * questions: the soft limit on open files is raised towards the hard one (1024 is
+ * a common soft limit, too few for --concurrency 1000 or more). */
+static void sender_raise_nofile(int concurrency)
+{
+    struct rlimit rl;
+    rlim_t want = (rlim_t)(concurrency > 0 ? concurrency : 8) * 2 + 256;
+    if (getrlimit(RLIMIT_NOFILE, &rl) != 0 || rl.rlim_cur >= want)
+        return;
+    rl.rlim_cur = rl.rlim_max == RLIM_INFINITY || rl.rlim_max > want ? want : rl.rlim_max;
+    setrlimit(RLIMIT_NOFILE, &rl);
 }
 
 static int cmd_sender(int argc, char **argv, int check)
@@ -357,6 +419,7 @@ static int cmd_sender(int argc, char **argv, int check)
     if (status >= 0)
         return status;
 
+    sender_raise_nofile(cli.o.concurrency);
     sts_log *log = sts_log_new_file(stderr, STS_LOG_INFO + cli.verbose, NULL);
     cli.o.log = log;
     cli.o.check_only = check;
@@ -367,10 +430,19 @@ static int cmd_sender(int argc, char **argv, int check)
         return STS_EXIT_SOFTWARE;
     }
     json_t *out = NULL;
-    if (cli.assure_tls)
+    result_stream stream = {.json = cli.json};
+    if (cli.assure_tls) {
         status = sts_assure_run(&loop, &cli.o, argv + optind, (size_t)(argc - optind), &out);
-    else
+    } else {
+        /* Each result is printed once it and the ones before it are done, then freed. */
+        cli.o.on_result = stream_result;
+        cli.o.on_result_arg = &stream;
         status = sts_sender_run(&loop, &cli.o, argv + optind, (size_t)(argc - optind), &out);
+        if (out && stream_end(&stream) != 0)
+            status = STS_EXIT_SOFTWARE;
+        json_decref(out);
+        out = NULL;
+    }
     uv_run(&loop, UV_RUN_DEFAULT);
     if (uv_loop_close(&loop) != 0) {
         fprintf(stderr, "ststest %s: BUG: handles left open on the loop\n", cli.cmd);

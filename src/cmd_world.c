@@ -12,6 +12,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <time.h>
 #include <unistd.h>
 #include <uv.h>
@@ -44,6 +45,9 @@ static void world_usage(FILE *fp)
             "                    addresses (needs root)\n"
             "  --observe-max N   DNS queries kept in the observer log (default 100000; the\n"
             "                    rest are counted as \"dns_dropped\")\n"
+            "  --domains N       a survey world: serve the scenario for N domains\n"
+            "                    d1.DOMAIN ... dN.DOMAIN (1 to 1000; as many as the\n"
+            "                    hosts' addresses fit in the block)\n"
             "  -v, --verbose     more transcript on stderr (twice: protocol trace)\n"
             "  -h, --help        this help\n"
             "\n"
@@ -158,7 +162,7 @@ static void signal_cb(uv_signal_t *h, int signum)
 }
 
 /* The options of `world`: O_* values of its long options. */
-enum { O_MODE = 256, O_BLOCK, O_DNS, O_SMTP, O_HTTPS, O_HTTP, O_DIR, O_STD, O_OBSMAX };
+enum { O_MODE = 256, O_BLOCK, O_DNS, O_SMTP, O_HTTPS, O_HTTP, O_DIR, O_STD, O_OBSMAX, O_DOMAINS };
 
 /* The --*-port options, each one field of sts_world_opts: one row gives both its
  * getopt_long entry and the field it sets. */
@@ -178,6 +182,7 @@ static const struct option world_longopts[] = {
     {"dir", required_argument, NULL, O_DIR},
     {"standard-ports", no_argument, NULL, O_STD},
     {"observe-max", required_argument, NULL, O_OBSMAX},
+    {"domains", required_argument, NULL, O_DOMAINS},
     STS_CLI_OPTS_VERBOSE_HELP,
 };
 /* clang-format on */
@@ -205,6 +210,20 @@ static int parse_observe_max(const char *arg, size_t *out)
         return -1;
     }
     *out = (size_t)n;
+    return 0;
+}
+
+/* --domains N: 0, or -1 after saying what is wrong. */
+static int parse_domains(const char *arg, unsigned *out)
+{
+    char *end = NULL;
+    errno = 0;
+    unsigned long n = strtoul(arg, &end, 10);
+    if (!*arg || *end || errno || n < 1 || n > 1000 || arg[0] == '-') {
+        fprintf(stderr, "ststest world: --domains '%s': a number from 1 to 1000\n", arg);
+        return -1;
+    }
+    *out = (unsigned)n;
     return 0;
 }
 
@@ -242,6 +261,8 @@ static int world_option(int c, char **argv, world_args *a, int **port)
         return WORLD_GO_ON;
     case O_OBSMAX:
         return parse_observe_max(optarg, &a->opts.observe_max) ? STS_EXIT_USAGE : WORLD_GO_ON;
+    case O_DOMAINS:
+        return parse_domains(optarg, &a->opts.domains) ? STS_EXIT_USAGE : WORLD_GO_ON;
     case 'v':
         a->verbosity++;
         return WORLD_GO_ON;
@@ -363,6 +384,19 @@ static int world_serve(uv_loop_t *loop, world_run *r)
     return status;
 }
 
+/* A sender at --concurrency N holds up to N connections to the world at once: the
+ * soft limit on open files goes up towards the hard one, to 65536 at most (1024 is
+ * a common soft limit). */
+static void world_raise_nofile(void)
+{
+    struct rlimit rl;
+    const rlim_t want = 65536;
+    if (getrlimit(RLIMIT_NOFILE, &rl) != 0 || rl.rlim_cur >= want || rl.rlim_cur >= rl.rlim_max)
+        return;
+    rl.rlim_cur = rl.rlim_max == RLIM_INFINITY || rl.rlim_max > want ? want : rl.rlim_max;
+    setrlimit(RLIMIT_NOFILE, &rl);
+}
+
 int sts_cmd_world(int argc, char **argv)
 {
     world_args a;
@@ -375,6 +409,7 @@ int sts_cmd_world(int argc, char **argv)
         fprintf(stderr, "ststest world: %s\n", err);
         return STS_EXIT_DATAERR;
     }
+    world_raise_nofile();
     sts_log *log = sts_log_new_file(stderr, a.verbosity, "world: ");
     a.opts.log = log;
     uv_loop_t loop;

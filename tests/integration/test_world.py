@@ -270,7 +270,8 @@ def test_no_policy_section_serves_404(world_factory, tmp_path, ststest_bin):
     assert w.ready["policy"] is False
     addr = w.ready["hosts"]["mta-sts.example.test"]
     with socket.create_connection((addr, w.ready["http_port"]), timeout=10) as s:
-        s.sendall(b"GET /.well-known/mta-sts.txt HTTP/1.1\r\nHost: mta-sts.example.test\r\n\r\n")
+        s.sendall(b"GET /.well-known/mta-sts.txt HTTP/1.1\r\nHost: mta-sts.example.test\r\n"
+                  b"Connection: close\r\n\r\n")
         reply = b""
         while chunk := s.recv(4096):
             reply += chunk
@@ -396,7 +397,8 @@ def test_certificate_faults_and_policy_knobs(world_factory, tmp_path):
     ctx = ssl.create_default_context(cafile=r["ca_file"])
     with socket.create_connection((r["hosts"]["mta-sts.example.test"], r["https_port"]), timeout=10) as s:
         with ctx.wrap_socket(s, server_hostname="mta-sts.example.test") as t:
-            t.sendall(b"GET /.well-known/mta-sts.txt HTTP/1.1\r\nHost: mta-sts.example.test\r\n\r\n")
+            t.sendall(b"GET /.well-known/mta-sts.txt HTTP/1.1\r\nHost: mta-sts.example.test\r\n"
+                      b"Connection: close\r\n\r\n")
             reply = b""
             while chunk := t.recv(4096):
                 reply += chunk

@@ -113,7 +113,8 @@ def test_steps_switch_abort(policy_world):
     assert curl_https(w).returncode == 35
     # Accepted in step 1: that connection keeps the normal handshake.
     with ctx.wrap_socket(held, server_hostname="mta-sts.example.test") as t:
-        t.sendall(b"GET /.well-known/mta-sts.txt HTTP/1.1\r\nHost: mta-sts.example.test\r\n\r\n")
+        t.sendall(b"GET /.well-known/mta-sts.txt HTTP/1.1\r\nHost: mta-sts.example.test\r\n"
+                  b"Connection: close\r\n\r\n")
         data = b""
         while chunk := t.recv(4096):
             data += chunk

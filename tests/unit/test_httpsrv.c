@@ -77,6 +77,41 @@ static void test_parse_table(void **state)
     }
 }
 
+/* Persistence (RFC 9112 9.3), content and the head's length, each request followed by
+ * the next one's first octets (a pipelined client). */
+static const struct {
+    const char *what;
+    const char *req;
+    int keep_alive, has_content;
+    size_t head_len;
+} persist[] = {
+    {"HTTP/1.1 persists", "GET / HTTP/1.1\r\nHost: h\r\n\r\nGET", 1, 0, 27},
+    {"close token", "GET / HTTP/1.1\r\nHost: h\r\nConnection: close\r\n\r\nG", 0, 0, 46},
+    {"close in a list, any case", "GET / HTTP/1.1\r\nHost: h\r\nconnection: TE, Close\r\n\r\n", 0,
+     0, 50},
+    {"closed is not close", "GET / HTTP/1.1\r\nHost: h\r\nConnection: closed\r\n\r\n", 1, 0, 47},
+    {"HTTP/1.0 closes", "GET / HTTP/1.0\r\n\r\nGET", 0, 0, 18},
+    {"HTTP/1.0 keep-alive", "GET / HTTP/1.0\r\nConnection: Keep-Alive\r\n\r\n", 1, 0, 42},
+    {"keep-alive and close", "GET / HTTP/1.0\r\nConnection: keep-alive, close\r\n\r\n", 0, 0, 49},
+    {"bare LF head", "GET / HTTP/1.1\nHost: h\n\nGET", 1, 0, 24},
+    {"content", "GET / HTTP/1.1\r\nHost: h\r\nContent-Length: 5\r\n\r\nhello", 1, 1, 46},
+    {"no content", "GET / HTTP/1.1\r\nHost: h\r\nContent-Length: 00\r\n\r\n", 1, 0, 47},
+    {"chunked content", "GET / HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\n\r\n", 1, 1,
+     55},
+};
+
+static void test_parse_persist(void **state)
+{
+    for (size_t i = 0; i < sizeof(persist) / sizeof(persist[0]); i++) {
+        sts_http_request req;
+        print_message("case: %s\n", persist[i].what);
+        assert_int_equal(sts_http_parse_request(persist[i].req, strlen(persist[i].req), &req), 200);
+        assert_int_equal(req.keep_alive, persist[i].keep_alive);
+        assert_int_equal(req.has_content, persist[i].has_content);
+        assert_int_equal(req.head_len, persist[i].head_len);
+    }
+}
+
 static void test_parse_limits(void **state)
 {
     sts_http_request req;
@@ -302,9 +337,9 @@ static void test_listener_knobs(void **state)
         *(k->https ? &served->https : &served->http) = conf;
         struct sockaddr_in sa;
         kclient c = {.k = k, .cctx = cctx};
-        assert_int_equal(
-            sts_httpsrv_start(&loop, fixture_listen_fd(&sa), &served, k->https, obs, log, &c.srv),
-            0);
+        assert_int_equal(sts_httpsrv_start(&loop, fixture_listen_fd(&sa), &served, k->https, 0, obs,
+                                           log, &c.srv),
+                         0);
         assert_non_null(c.st = sts_stream_new(&loop, &kc_cbs, &c));
         assert_int_equal(sts_stream_connect(c.st, (struct sockaddr *)&sa, NULL), 0);
         assert_int_equal(uv_timer_init(&loop, &c.guard), 0);
@@ -351,9 +386,8 @@ static void test_listener_knobs(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_parse_table),
-        cmocka_unit_test(test_parse_limits),
-        cmocka_unit_test(test_chunk),
+        cmocka_unit_test(test_parse_table),    cmocka_unit_test(test_parse_limits),
+        cmocka_unit_test(test_parse_persist),  cmocka_unit_test(test_chunk),
         cmocka_unit_test(test_listener_knobs),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -236,7 +236,7 @@ static const struct {
     {HEAD EXP "policy: {mode: enforce, handshak: abort}\n",
      "6:25: unknown key 'handshak' in policy (allowed: mode, mx, max_age, body, status, "
      "content_type, cert, redirect, headers, size, chunked, delay, drip, cut_after, "
-     "tls_versions, https, handshake, absent)"},
+     "tls_versions, https, handshake, keep_alive, absent)"},
     {HEAD EXP "policy: {mode: enforce, https: false, handshake: abort}\n",
      "6:9: 'handshake: abort' needs the HTTPS listener that 'https: false' turns off"},
     {HEAD "steps: [{name: a, policy: {mode: enforce, handshake: Abort}, expect: {enforce: {}}}]\n",
