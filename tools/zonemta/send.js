@@ -17,7 +17,8 @@
  *
  * Usage: node send.js --rcpt ADDR --dns HOST:PORT --ca FILE --smtp-port N
  *          --https-port N [--now UNIX] [--cache PATH] [--require-tls 0|1]
- *          [--sender-mode auto|enforce|testing|none] [--mode M] [--record FILE]
+ *          [--sender-mode auto|enforce|testing|none] [--dns-timeout SECONDS]
+ *          [--mode M] [--record FILE]
  * Exit status, like sendmail: 0 delivered; 75 deferred; 69 bounced; 76 this case asks
  * for something ZoneMTA has no equivalent of (the last stderr line says what); 64 bad
  * usage; 70 the adapter itself failed (never the peer's behaviour).
@@ -78,7 +79,7 @@ function summary() {
 function parseArgs(argv) {
     const out = {};
     const known = new Set(['rcpt', 'dns', 'ca', 'smtp-port', 'https-port', 'now', 'cache', 'require-tls',
-        'sender-mode', 'mode', 'record', 'from']);
+        'sender-mode', 'mode', 'record', 'from', 'dns-timeout']);
     for (let i = 0; i < argv.length; i += 2) {
         const key = argv[i].replace(/^--/, '');
         if (!argv[i].startsWith('--') || !known.has(key) || i + 1 >= argv.length) {
@@ -190,6 +191,14 @@ try {
     finish(EX_SOFTWARE, `adapter failed: dns.setServers(${args.dns}): ${err.message}`);
 }
 
+// mx-connect's own hook, delivery.dnsOptions.resolve (also handed to getPolicy as its
+// resolver): one Resolver on {dns} whose queries give up after {dns_timeout} seconds, where
+// Node's default resolver retries a silent server for up to 75 s (README.md).
+const dnsTimeout = Number(args.dns_timeout || 10);
+const resolver = new dns.Resolver({ timeout: Math.max(1, Math.round(dnsTimeout * 1000)), tries: 1 });
+resolver.setServers([args.dns]);
+const dnsResolve = (...a) => resolver.resolve(...a);
+
 const mxConnect = require('mx-connect');
 const SMTPConnection = require('nodemailer/lib/smtp-connection');
 const bounces = require('zone-mta/lib/bounces');
@@ -289,7 +298,7 @@ function tryConnect() {
         target: domain,
         port: smtpPort,
         // config/default.js: zone ignoreIPv6 true, preferIPv6 false; dns.blockLocalAddresses false.
-        dnsOptions: { ignoreIPv6: true, preferIPv6: false, blockLocalAddresses: false },
+        dnsOptions: { ignoreIPv6: true, preferIPv6: false, blockLocalAddresses: false, resolve: dnsResolve },
         ignoreMXHosts,
         mxLastError,
         localHostname,
