@@ -12,7 +12,8 @@ to be classified and pasted into the results page.
   `unsupported` when the adapter exited 76 (or the runner reports the case so), else the
   differing fields with what the peer did, `step:field=got` (the step only in multi-step
   cases), in the order the runner gave them.
-- `run_rows(report)`: {(scenario, mode): signature} of every case that did not pass.
+- `run_rows(report)`: {(scenario, mode): signature} of every case that did not pass, and of
+  every unsupported one.
 - `doc_rows(text)`: the same from the results page's table (its first three columns).
 
 Differences between the peer and our expectations are data; a problem running the peer is
@@ -86,14 +87,19 @@ def signature(case):
         return "unsupported"
     items = []
     for d in case.get("differences") or []:
-        text = d if isinstance(d, str) else json.dumps(d, sort_keys=True)
-        m = re.match(r"(?:step (\d+)\b[^:]*: )?([a-z_]+): expected .*?, got (.*)$", text)
+        if isinstance(d, dict) and "field" in d:
+            # A structured difference (should the runner's JSON give them as objects).
+            m = [None, d.get("step"), d["field"], json.dumps(d.get("got")).strip('"')]
+            m[1] = str(m[1]) if m[1] not in (None, "") else None
+        else:
+            text = d if isinstance(d, str) else json.dumps(d, sort_keys=True)
+            m = re.match(r"(?:step (\d+)\b[^:]*: )?([a-z_]+): expected .*?, got (.*)$", text)
         if not m:
             items.append(text)
             continue
         got = m[3].strip()
         got = got[1:got.index(")")] if got.startswith("(") and ")" in got else \
-            re.split(r"[,;]\s|\s\(|\s—", got)[0]
+            re.split(r"[,;]\s|\s\(|\s\[|\s—", got)[0]
         got = got.replace(" ", "-")
         items.append(f"{m[1] + ':' if m[1] else ''}{m[2]}={got}")
     if case.get("error"):
@@ -102,8 +108,13 @@ def signature(case):
 
 
 def run_rows(report):
-    return {(c["scenario"], c["mode"]): signature(c)
-            for c in report["cases"] if not c.get("passed")}
+    rows = {}
+    for c in report["cases"]:
+        sig = signature(c)
+        # An unsupported case stays a row whether the runner counts it failed or not.
+        if not c.get("passed") or sig == "unsupported":
+            rows[(c["scenario"], c["mode"])] = sig
+    return rows
 
 
 ROW = re.compile(r"^\|\s*([a-z0-9-]+)\s*\|\s*([a-z]+)\s*\|\s*`([^`]*)`\s*\|")

@@ -98,3 +98,8 @@ def test_compare_names_new_fixed_and_changed_rows():
     assert signature(case) == "2:outcome=delivered tls=nothing-delivered delivered_to=[]"
     assert signature({"differences": ["exit: expected 75, got 76"], "actual": {"exit": 76}}) == "unsupported"
     assert signature({"result": "unsupported", "differences": []}) == "unsupported"
+    structured = {"differences": [{"field": "outcome", "expected": "deferred", "got": "failed", "step": 2}],
+                  "actual": {"exit": 69}}
+    assert signature(structured) == "2:outcome=failed"
+    assert run_rows({"cases": [{"scenario": "r", "mode": "enforce", "passed": True,
+                                "result": "unsupported"}]}) == {("r", "enforce"): "unsupported"}
