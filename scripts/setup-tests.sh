@@ -7,11 +7,13 @@
 # - the independent peers the integration tests talk to: openssl (s_client,
 #   s_server), curl, dig (dnsutils), swaks with TLS (libnet-ssleay-perl: without it
 #   swaks prints "TLS not available" and its tests fail);
-# - the real MTAs: Postfix (scripts/install-postfix.sh) and postfix-mta-sts-resolver
-#   with iproute2 (scripts/install-peers.sh).
+# - the real MTAs: Postfix (scripts/install-postfix.sh) and, by scripts/install-peers.sh,
+#   postfix-mta-sts-resolver with iproute2, and ZoneMTA's outbound path (Debian's nodejs
+#   and npm, then `npm ci` in tools/zonemta).
 #
 # STSTEST_NO_POSTFIX=1 leaves Postfix and the peers out (as the tests then skip
-# them); STSTEST_NO_PEERS=1 leaves out postfix-mta-sts-resolver and iproute2.
+# them); STSTEST_NO_PEERS=1 leaves out postfix-mta-sts-resolver, iproute2 and ZoneMTA's
+# modules (nodejs, npm, tools/zonemta/node_modules).
 #
 # Idempotent (nothing happens when everything is installed). Installs only: never
 # removes a package (a machine whose MTA is not Postfix is told so, and nothing is
@@ -31,7 +33,7 @@ if [ "${STSTEST_NO_POSTFIX:-0}" = 1 ]; then
 fi
 "$HERE/install-postfix.sh"
 if [ "${STSTEST_NO_PEERS:-0}" = 1 ]; then
-  echo "setup-tests.sh: STSTEST_NO_PEERS=1: the MTA-STS peer not installed" >&2
+  echo "setup-tests.sh: STSTEST_NO_PEERS=1: the MTA-STS peers not installed" >&2
   exit 0
 fi
 exec "$HERE/install-peers.sh"
