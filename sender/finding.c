@@ -226,7 +226,7 @@ static void judge_cert(const sts_check_facts *f, const sts_check_mx *m, sts_find
     }
 }
 
-static int tls_too_old(const char *version)
+int sts_finding_tls_too_old(const char *version)
 {
     return version && strcmp(version, "TLSv1.2") && strcmp(version, "TLSv1.3");
 }
@@ -257,7 +257,7 @@ static void judge_mx(const sts_check_facts *f, const sts_check_mx *m, sts_findin
     }
     if (!m->tls_up)
         return;
-    if (tls_too_old(m->version))
+    if (sts_finding_tls_too_old(m->version))
         add(out, STS_FINDING_MX_TLS_TOO_OLD, m->host, "%s negotiated %s, older than TLS 1.2",
             m->host, m->version);
     judge_cert(f, m, out);

@@ -122,6 +122,9 @@ sts_verdict sts_finding_severity(sts_finding_id id);
 /* The hint with subject filled in, into out[outlen]; returns out. */
 char *sts_finding_hint(sts_finding_id id, const char *subject, char *out, size_t outlen);
 
+/* 1 when a negotiated TLS version (OpenSSL's name, "TLSv1.1") is older than TLS 1.2. */
+int sts_finding_tls_too_old(const char *version);
+
 /* ---- the facts ---- */
 
 /* What the _mta-sts TXT lookup gave (RFC 8461 3.1). */

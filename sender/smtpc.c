@@ -65,6 +65,7 @@ struct sts_smtpc {
     int ext_pipelining;    /* the last EHLO offered PIPELINING (RFC 2920) */
     int empty_body;        /* send a lone "." (RFC 2920 3.1: DATA 354, no recipient) */
     int closing;
+    uint64_t state_t0; /* uv_hrtime() when the current state was entered; 0 = none */
     sts_smtpc_result res;
     sts_smtpc_done_cb done_cb;
     void *arg;
@@ -168,6 +169,15 @@ static void smtpc_set_verdict(sts_smtpc *s, sts_action action, sts_result_type f
              sts_action_name(action), s->res.detail, type ? " -> " : "", type ? type : "");
 }
 
+/* The time spent in the state being left goes to its stage_ms. */
+static void smtpc_clock(sts_smtpc *s)
+{
+    uint64_t now = uv_hrtime();
+    if (s->state_t0 && s->state < STS_SMTPC_DONE)
+        s->res.stage_ms[s->state] += (double)(now - s->state_t0) / 1e6;
+    s->state_t0 = now;
+}
+
 static void timer_close_cb(uv_handle_t *h)
 {
     sts_smtpc *s = h->data;
@@ -180,6 +190,7 @@ static void smtpc_close(sts_smtpc *s)
 {
     if (s->closing)
         return;
+    smtpc_clock(s);
     s->closing = 1;
     uv_timer_stop(&s->timer);
     if (s->res.action == STS_ACTION_NONE)
@@ -422,6 +433,7 @@ static void smtpc_enter(sts_smtpc *s, sts_smtpc_state st)
         return;
     sts_debug(s->p.log, "smtpc %s: %s -> %s", s->p.host, sts_smtpc_state_name(s->state),
               sts_smtpc_state_name(st));
+    smtpc_clock(s);
     s->state = st;
     smtpc_arm(s, smtpc_state_timeout(s, st));
 

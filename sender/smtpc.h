@@ -125,6 +125,7 @@ typedef struct sts_smtpc_result {
     unsigned long long size_limit; /* its limit; 0 = no fixed maximum */
     size_t message_size;        /* RFC 1870 message size (CRLF lines, no dot-stuffing) */
     int aborted;                /* sts_smtpc_abort() ended the session */
+    double stage_ms[STS_SMTPC_DONE]; /* milliseconds spent in each state (uv_hrtime) */
     /* Commands sent after EHLO without a verified TLS session while TLS was required.
      * Always 0: smtpc_send() refuses such a command (kept to make tests exact). */
     int invariant_violations;

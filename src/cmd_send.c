@@ -323,7 +323,8 @@ static int sender_print(json_t *out, int json)
     if (json) {
         /* Streamed, not built as one string first: 10,000 results are tens of
          * megabytes of text. */
-        if (json_dumpf(out, stdout, JSON_INDENT(2) | JSON_PRESERVE_ORDER) != 0 ||
+        if (json_dumpf(out, stdout,
+                       JSON_INDENT(2) | JSON_PRESERVE_ORDER | JSON_REAL_PRECISION(12)) != 0 ||
             fputc('\n', stdout) == EOF || fflush(stdout) != 0)
             return -1;
         return 0;
@@ -337,6 +338,14 @@ static int sender_print(json_t *out, int json)
         if (assure) {
             printf("%s: assuredness %d\n", json_string_value(json_object_get(r, "argument")),
                    (int)json_integer_value(json_object_get(assure, "assuredness")));
+            continue;
+        }
+        json_t *verdict = json_object_get(r, "verdict");
+        if (verdict) {
+            json_t *fs = json_object_get(r, "findings");
+            printf("%s: %s (%zu finding%s)\n", json_string_value(json_object_get(r, "argument")),
+                   json_string_value(verdict), json_array_size(fs),
+                   json_array_size(fs) == 1 ? "" : "s");
             continue;
         }
         const char *detail = json_string_value(json_object_get(r, "detail"));
