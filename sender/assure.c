@@ -50,6 +50,7 @@ typedef struct assure_run {
     uv_timer_t timer; /* the stage timeout of the running probe */
     double timeout;
     char helo[256], from[300];
+    int helo_literal; /* no --helo and no FQDN: an address literal per connection */
     char *const *domains;
     size_t ndomains, di;
     json_t *results;
@@ -151,6 +152,12 @@ static void probe_enter(assure_run *r, probe_state st)
     char path[300];
     switch (st) {
     case PROBE_EHLO:
+        if (r->helo_literal) { /* RFC 5321 4.1.3 address literal of our end */
+            const char *a = sts_stream_local_addr(r->stream);
+            snprintf(r->helo, sizeof(r->helo), "[%s%s]", strchr(a, ':') ? "IPv6:" : "",
+                     a[0] ? a : "127.0.0.1");
+            snprintf(r->from, sizeof(r->from), "ststest@%s", r->helo);
+        }
         probe_send(r, "EHLO ", r->helo);
         break;
     case PROBE_MAIL:
@@ -484,9 +491,9 @@ int sts_assure_run(uv_loop_t *loop, const sts_sender_opts *opts, char *const *do
     r->timeout = opts->timeout > 0 ? opts->timeout : ASSURE_TIMEOUT;
     if (opts->helo)
         snprintf(r->helo, sizeof(r->helo), "%s", opts->helo);
-    else if (gethostname(r->helo, sizeof(r->helo)) != 0 || !r->helo[0])
-        snprintf(r->helo, sizeof(r->helo), "localhost");
-    r->helo[sizeof(r->helo) - 1] = '\0';
+    else
+        sts_sender_default_helo(r->helo, sizeof(r->helo));
+    r->helo_literal = !r->helo[0];
     snprintf(r->from, sizeof(r->from), "ststest@%s", r->helo);
     sts_buf_init(&r->in, STS_SMTP_REPLY_MAX);
     char err[256];

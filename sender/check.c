@@ -65,9 +65,9 @@ void sts_check_read_tlsrpt(sts_check_extra *x, const char *name, const sts_dns_t
     free(lens);
     if (rc && !x->tlsrpt_why[0])
         snprintf(x->tlsrpt_why, sizeof(x->tlsrpt_why), "%s", sts_strerror(rc));
-    x->tlsrpt = rc == 0               ? STS_CHECK_TLSRPT_VALID
-                : rc == STS_ENOTFOUND ? STS_CHECK_TLSRPT_MISSING
-                                      : STS_CHECK_TLSRPT_INVALID;
+    /* TXT records at _smtp._tls of which none is v=TLSRPTv1 (v=TLSRPTv2, a typo) are a
+     * record meant for TLSRPT that senders discard: invalid, not missing. */
+    x->tlsrpt = rc == 0 ? STS_CHECK_TLSRPT_VALID : STS_CHECK_TLSRPT_INVALID;
     x->tlsrpt_json = tlsrpt_json(name, res, rc ? NULL : &t, rc ? x->tlsrpt_why : NULL);
     if (!rc)
         sts_tlsrpt_free(&t);

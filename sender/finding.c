@@ -270,7 +270,7 @@ static void judge_tlsrpt(const sts_check_facts *f, sts_findings *out)
     snprintf(name, sizeof(name), "_smtp._tls.%s", f->domain);
     if (f->tlsrpt == STS_CHECK_TLSRPT_MISSING)
         add(out, STS_FINDING_TLSRPT_MISSING, name,
-            "no TXT record beginning with v=TLSRPTv1 at %s: nobody receives TLS reports", name);
+            "no TXT record at %s: nobody receives TLS reports", name);
     else if (f->tlsrpt == STS_CHECK_TLSRPT_INVALID)
         add(out, STS_FINDING_TLSRPT_INVALID, name, "%s", or_unknown(f->tlsrpt_why));
 }

@@ -138,7 +138,7 @@ typedef enum {
 /* What the _smtp._tls TXT lookup gave (RFC 8460 3). */
 typedef enum {
     STS_CHECK_TLSRPT_VALID = 0,
-    STS_CHECK_TLSRPT_MISSING, /* no record beginning with v=TLSRPTv1 */
+    STS_CHECK_TLSRPT_MISSING, /* no TXT record at all (NXDOMAIN, NODATA) */
     STS_CHECK_TLSRPT_INVALID, /* several, or one invalid */
 } sts_check_tlsrpt;
 

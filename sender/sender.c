@@ -31,6 +31,7 @@
 #include <arpa/inet.h>
 #include <ctype.h>
 #include <errno.h>
+#include <netdb.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -730,7 +731,8 @@ static int job_make_message(job *j)
                            "\r\n"
                            "This is a test message from ststest, a harness for mandatory TLS\r\n"
                            "between mail servers (MTA-STS, RFC 8461). It can be discarded.\r\n",
-                           r->from, j->recipient, date, id, r->helo);
+                           r->from[0] ? r->from : "ststest@localhost", j->recipient, date,
+                           id, r->helo[0] ? r->helo : "localhost");
 }
 
 /* Split the argument: send takes local@domain (the last "@"), check a domain (a
@@ -987,7 +989,7 @@ static void job_start_smtp(job *j)
         .addr = (const struct sockaddr *)&j->addr,
         .host = m->host,
         .helo = r->helo,
-        .from = r->from,
+        .from = r->from[0] || o->from ? r->from : NULL,
         .rcpts = j->rcpt_list,
         .nrcpts = o->check_only ? 0 : 1,
         .msg = r->have_data ? r->data.data : j->msg.data,
@@ -1177,7 +1179,9 @@ static job *job_new(run *r, size_t i)
     j->res.check = r->opts->check_only;
     j->res.mode = STS_MODE_NONE; /* until discovery: no policy, RFC 8461 5 */
     j->chk.tlsrpt = STS_CHECK_TLSRPT_MISSING;
-    j->chk.warn_days = r->opts->warn_days > 0 ? r->opts->warn_days : STS_SENDER_WARN_DAYS;
+    j->chk.warn_days = r->opts->warn_days > 0    ? r->opts->warn_days
+                       : r->opts->warn_days == 0 ? STS_SENDER_WARN_DAYS
+                                                 : 0;
     j->chk.now = r->opts->now ? r->opts->now : time(NULL);
     if (r->njobs > 1 && r->opts->log) {
         char prefix[300];
@@ -1336,19 +1340,38 @@ static int read_data(run *r, const char *path, sts_log *log)
     return rc;
 }
 
-/* Our name (EHLO) and the envelope sender. */
+void sts_sender_default_helo(char *out, size_t len)
+{
+    char host[256] = "";
+    out[0] = '\0';
+    if (gethostname(host, sizeof(host)) != 0)
+        return;
+    host[sizeof(host) - 1] = '\0';
+    if (strchr(host, '.')) {
+        snprintf(out, len, "%s", host);
+        return;
+    }
+    struct addrinfo hints = {.ai_family = AF_UNSPEC, .ai_flags = AI_CANONNAME}, *ai = NULL;
+    if (host[0] && getaddrinfo(host, NULL, &hints, &ai) == 0 && ai && ai->ai_canonname &&
+        strchr(ai->ai_canonname, '.'))
+        snprintf(out, len, "%s", ai->ai_canonname);
+    if (ai)
+        freeaddrinfo(ai);
+}
+
+/* Our name (EHLO) and the envelope sender: --helo, else the host's FQDN, else "" (an
+ * address literal of each connection's local end, smtpc.h); --from, else ststest@ that
+ * name (NULL from: smtpc fills in the literal). */
 static void run_identity(run *r)
 {
     const sts_sender_opts *opts = r->opts;
-    if (opts->helo) {
+    if (opts->helo)
         snprintf(r->helo, sizeof(r->helo), "%s", opts->helo);
-    } else if (gethostname(r->helo, sizeof(r->helo)) != 0 || !r->helo[0]) {
-        snprintf(r->helo, sizeof(r->helo), "localhost");
-    }
-    r->helo[sizeof(r->helo) - 1] = '\0';
+    else
+        sts_sender_default_helo(r->helo, sizeof(r->helo));
     if (opts->from)
         snprintf(r->from, sizeof(r->from), "%s", opts->from);
-    else
+    else if (r->helo[0])
         snprintf(r->from, sizeof(r->from), "ststest@%s", r->helo);
 }
 

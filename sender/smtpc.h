@@ -84,8 +84,10 @@ void sts_smtpc_timeouts_init(sts_smtpc_timeouts *t, double seconds);
 typedef struct sts_smtpc_params {
     const struct sockaddr *addr; /* MX address with the SMTP port (copied) */
     const char *host;            /* MX host name: SNI and certificate name (RFC 8461 4.2) */
-    const char *helo;            /* our name for EHLO/HELO */
-    const char *from;            /* envelope sender ("" = null reverse-path) */
+    const char *helo;            /* our name for EHLO/HELO; "" = an address literal of the
+                                  * connection's local end ("[127.0.0.1]") */
+    const char *from;            /* envelope sender ("" = null reverse-path; NULL =
+                                  * ststest@<the EHLO name>) */
     const char *const *rcpts;    /* envelope recipients (>= 1 unless check_only) */
     size_t nrcpts;
     const char *msg;             /* the message as given (normalised here); borrowed */
