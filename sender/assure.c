@@ -20,6 +20,8 @@
 #include "common/buf.h"
 #include "common/err.h"
 #include "common/tls.h"
+#include "sender/check.h"
+#include "sender/finding.h"
 #include "sender/resolver.h"
 #include "sender/smtpreply.h"
 
@@ -365,6 +367,48 @@ static void domain_free_hosts(assure_run *r)
     r->nhosts = r->hi = 0;
 }
 
+/* The findings of the domain (finding.h), into its result and the transcript's verdict
+ * block: assure-tls-accepted for each MX that accepted a recipient in the clear,
+ * mx-unreachable for each that could not be tested (or for the domain, detail, when it
+ * has no MX to test). */
+static void domain_findings(assure_run *r, json_t *res, const char *detail)
+{
+    sts_finding fs[ASSURE_MAX_MX + 1];
+    size_t n = 0, i;
+    json_t *m;
+    json_array_foreach(r->mx, i, m)
+    {
+        int v;
+        const char *host = json_string_value(json_object_get(m, "host"));
+        const char *reply = json_string_value(json_object_get(m, "reply"));
+        if (n >= ASSURE_MAX_MX ||
+            sts_vocab_parse(&sts_vocab_assure_verdict,
+                            json_string_value(json_object_get(m, "verdict")), &v) != 0 ||
+            v == STS_ASSURE_REFUSED)
+            continue;
+        sts_finding *f = &fs[n++];
+        f->id =
+            v == STS_ASSURE_ACCEPTED ? STS_FINDING_ASSURE_TLS_ACCEPTED : STS_FINDING_MX_UNREACHABLE;
+        snprintf(f->subject, sizeof(f->subject), "%s", host ? host : "");
+        if (v == STS_ASSURE_ACCEPTED)
+            snprintf(f->detail, sizeof(f->detail), "%s accepted a recipient in the clear: %s",
+                     host ? host : "", reply ? reply : "");
+        else
+            snprintf(f->detail, sizeof(f->detail), "%s could not be tested: %s", host ? host : "",
+                     reply ? reply : "");
+    }
+    if (detail) {
+        sts_finding *f = &fs[n++];
+        f->id = STS_FINDING_MX_UNREACHABLE;
+        snprintf(f->subject, sizeof(f->subject), "%s", r->domain);
+        snprintf(f->detail, sizeof(f->detail), "%s", detail);
+    }
+    sts_verdict v = sts_finding_verdict(fs, n);
+    json_object_set_new(res, "verdict", json_string(sts_verdict_name(v)));
+    json_object_set_new(res, "findings", sts_check_findings_json(fs, n));
+    sts_check_log_verdict(r->log, r->domain, fs, n, v);
+}
+
 /* Every MX probed: the domain's verdict. detail (or NULL) says why none was. */
 static void domain_done(assure_run *r, const char *detail)
 {
@@ -394,6 +438,7 @@ static void domain_done(assure_run *r, const char *detail)
     json_object_set_new(res, "argument", json_string(r->domains[r->di]));
     json_object_set_new(res, "domain", json_string(r->domain));
     json_object_set_new(res, "assure_tls", a);
+    domain_findings(r, res, detail);
     json_array_append_new(r->results, res);
     sts_info(r->log, "assure %s: assuredness %d (%zu of %zu MX tested refused mail in the "
              "clear%s%s)", r->domain, assuredness, refused, tested, detail ? "; " : "",

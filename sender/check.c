@@ -226,9 +226,15 @@ void sts_check_log(sts_log *log, const sts_rcpt_result *r, const sts_findings *f
 {
     for (size_t i = 0; i < r->nmx; i++)
         log_mx_facts(log, &r->mx[i]);
-    sts_info(log, "VERDICT %s: %s", r->domain, sts_verdict_name(fs->verdict));
-    for (size_t i = 0; i < fs->n; i++) {
-        const sts_finding *f = &fs->items[i];
+    sts_check_log_verdict(log, r->domain, fs->items, fs->n, fs->verdict);
+}
+
+void sts_check_log_verdict(sts_log *log, const char *domain, const sts_finding *a, size_t n,
+                           sts_verdict v)
+{
+    sts_info(log, "VERDICT %s: %s", domain, sts_verdict_name(v));
+    for (size_t i = 0; i < n; i++) {
+        const sts_finding *f = &a[i];
         char hint[512];
         sts_info(log, "  %s %s %s: %s; fix: %s", sts_verdict_name(sts_finding_severity(f->id)),
                  sts_finding_name(f->id), f->subject, f->detail,
@@ -236,11 +242,11 @@ void sts_check_log(sts_log *log, const sts_rcpt_result *r, const sts_findings *f
     }
 }
 
-static json_t *findings_json(const sts_findings *fs)
+json_t *sts_check_findings_json(const sts_finding *fa, size_t n)
 {
     json_t *a = json_array();
-    for (size_t i = 0; i < fs->n; i++) {
-        const sts_finding *f = &fs->items[i];
+    for (size_t i = 0; i < n; i++) {
+        const sts_finding *f = &fa[i];
         char hint[512];
         json_t *o = json_object();
         json_object_set_new(o, "id", json_string(sts_finding_name(f->id)));
@@ -334,7 +340,7 @@ void sts_check_json(json_t *o, const sts_rcpt_result *r, const sts_discovery *d,
     json_object_set_new(o, "would",
                         json_string(sts_would_name(sts_would_from_outcome(r->outcome))));
     json_object_set_new(o, "verdict", json_string(sts_verdict_name(fs->verdict)));
-    json_object_set_new(o, "findings", findings_json(fs));
+    json_object_set_new(o, "findings", sts_check_findings_json(fs->items, fs->n));
     json_object_set_new(o, "tlsrpt", x->tlsrpt_json ? json_incref(x->tlsrpt_json) : json_null());
     json_object_set_new(o, "drift", drift_json(x, d));
     json_object_set_new(o, "policy_fetch", fetch_json(d));

@@ -55,6 +55,13 @@ void sts_check_judge(const sts_rcpt_result *r, const sts_discovery *d, const sts
  * and the per-MX facts (chain, TLS, timings) before it. */
 void sts_check_log(sts_log *log, const sts_rcpt_result *r, const sts_findings *fs);
 
+/* The verdict block alone (also `check --assure-tls`'s), findings a[0..n). */
+void sts_check_log_verdict(sts_log *log, const char *domain, const sts_finding *a, size_t n,
+                           sts_verdict v);
+
+/* The JSON "findings" array of a[0..n): {id, severity, subject, detail, hint}. */
+json_t *sts_check_findings_json(const sts_finding *a, size_t n);
+
 /* Add check's keys to the domain's JSON object o (from sts_result_json), and replace its
  * "outcome" by "would"; per MX "timings_ms" and "tls"."chain". */
 void sts_check_json(json_t *o, const sts_rcpt_result *r, const sts_discovery *d,

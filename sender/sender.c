@@ -731,8 +731,8 @@ static int job_make_message(job *j)
                            "\r\n"
                            "This is a test message from ststest, a harness for mandatory TLS\r\n"
                            "between mail servers (MTA-STS, RFC 8461). It can be discarded.\r\n",
-                           r->from[0] ? r->from : "ststest@localhost", j->recipient, date,
-                           id, r->helo[0] ? r->helo : "localhost");
+                           r->from[0] ? r->from : "ststest@localhost", j->recipient, date, id,
+                           r->helo[0] ? r->helo : "localhost");
 }
 
 /* Split the argument: send takes local@domain (the last "@"), check a domain (a

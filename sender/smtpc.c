@@ -513,10 +513,9 @@ static void smtpc_enter(sts_smtpc *s, sts_smtpc_state st)
             break;
         }
         char mail[1100];
-        int n = s->res.size_offered
-                    ? snprintf(mail, sizeof(mail), "MAIL FROM:<%s> SIZE=%zu", smtpc_from(s),
-                               s->res.message_size)
-                    : snprintf(mail, sizeof(mail), "MAIL FROM:<%s>", smtpc_from(s));
+        int n = s->res.size_offered ? snprintf(mail, sizeof(mail), "MAIL FROM:<%s> SIZE=%zu",
+                                               smtpc_from(s), s->res.message_size)
+                                    : snprintf(mail, sizeof(mail), "MAIL FROM:<%s>", smtpc_from(s));
         if (n < 0 || (size_t)n >= 1000) {
             smtpc_set_verdict(s, STS_ACTION_PERMFAIL, STS_RESULT_NONE, STS_ETOOBIG,
                               "envelope sender too long");
@@ -932,8 +931,8 @@ static const sts_stream_cbs smtpc_stream_cbs = {
 int sts_smtpc_start(uv_loop_t *loop, const sts_smtpc_params *params, sts_smtpc_done_cb done_cb,
                     void *arg, sts_smtpc **out)
 {
-    if (!params || !params->addr || !params->host || !params->helo ||
-        !params->ssl_ctx || !done_cb || (!params->check_only && !params->nrcpts))
+    if (!params || !params->addr || !params->host || !params->helo || !params->ssl_ctx ||
+        !done_cb || (!params->check_only && !params->nrcpts))
         return STS_EINVAL;
     socklen_t alen = params->addr->sa_family == AF_INET6 ? sizeof(struct sockaddr_in6)
                      : params->addr->sa_family == AF_INET ? sizeof(struct sockaddr_in)

@@ -44,6 +44,8 @@ def test_every_mx_refuses(ststest_bin, world_factory):
     assert all(not c["tls"] for s in obs["smtp_sessions"] for c in s["commands"])
     assert_no_message(obs)
     assert "assure example.test: assuredness 100" in r.stderr
+    assert res["verdict"] == "pass" and res["findings"] == []
+    assert "VERDICT example.test: pass" in r.stderr
 
 
 def test_one_mx_accepts_in_the_clear(ststest_bin, world_factory):
@@ -59,6 +61,14 @@ def test_one_mx_accepts_in_the_clear(ststest_bin, world_factory):
     assert verbs_by_host(obs)["backup.example.test"] == ["EHLO", "MAIL", "RCPT", "QUIT"]
     assert_no_message(obs)
     assert "mx backup.example.test [" in r.stderr and "] accepted at rcpt: 250" in r.stderr
+    # The finding of the contract, with its hint.
+    res = doc["results"][0]
+    assert res["verdict"] == "fail"
+    [f] = res["findings"]
+    assert f["id"] == "assure-tls-accepted" and f["severity"] == "fail"
+    assert f["subject"] == "backup.example.test" and "in the clear" in f["detail"]
+    assert "smtpd_tls_security_level = encrypt" in f["hint"]
+    assert "VERDICT example.test: fail" in r.stderr
 
 
 def test_text_output_and_refusals_at_other_stages(ststest_bin, world_factory, tmp_path):
