@@ -178,6 +178,16 @@ static void probe_enter(assure_run *r, probe_state st)
     }
 }
 
+int sts_assure_tls_refusal(int code, const char *enhanced)
+{
+    /* RFC 3207 4: "530 Must issue a STARTTLS command first"; RFC 3463 3.8: X.7.Y is
+     * "security or policy status" (5.7.0, 4.7.0 "TLS required" and the like). */
+    if (code == 530)
+        return 1;
+    return enhanced && (enhanced[0] == '4' || enhanced[0] == '5') && enhanced[1] == '.' &&
+           enhanced[2] == '7' && enhanced[3] == '.' && code / 100 == enhanced[0] - '0';
+}
+
 /* What a reply means. */
 static void probe_on_reply(assure_run *r, const sts_smtp_reply *rep)
 {
@@ -192,8 +202,14 @@ static void probe_on_reply(assure_run *r, const sts_smtp_reply *rep)
         return;
     }
     if (cls == 4 || cls == 5) {
-        /* Refused before any recipient was accepted: the MX passes. */
-        probe_verdict(r, STS_ASSURE_REFUSED, text);
+        /* Refused before any recipient was accepted: the MX passes when it refused
+         * MAIL or RCPT because TLS is required; any other refusal (a 554 greeting,
+         * "550 5.1.1 User unknown") says nothing about TLS: not tested, and why. */
+        int tls = (r->state == PROBE_MAIL || r->state == PROBE_RCPT) &&
+                  sts_assure_tls_refusal(rep->code, rep->enhanced);
+        char why[sizeof(text) + 64];
+        snprintf(why, sizeof(why), "refused, but not for want of TLS: %s", text);
+        probe_verdict(r, tls ? STS_ASSURE_REFUSED : STS_ASSURE_NOT_TESTED, tls ? text : why);
         probe_enter(r, PROBE_QUIT);
         return;
     }
@@ -264,11 +280,11 @@ static void on_eof(sts_stream *s, int status)
 {
     assure_run *r = sts_stream_data(s);
     if (r->state != PROBE_QUIT) {
-        /* Closed before a recipient was accepted: refusing too. */
+        /* Closed before a recipient was accepted: no refusal for want of TLS. */
         char why[96];
         snprintf(why, sizeof(why), "connection closed by the MX at %s",
                  probe_state_name(r->state));
-        probe_verdict(r, STS_ASSURE_REFUSED, why);
+        probe_verdict(r, STS_ASSURE_NOT_TESTED, why);
     }
     probe_finish(r);
 }

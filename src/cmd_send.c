@@ -83,7 +83,9 @@ static void usage(FILE *fp, int check)
                     "With --assure-tls (CheckTLS's TestReceiverAssureTLS) instead: per MX\n"
                     "EHLO, then MAIL FROM and RCPT TO:<postmaster@DOMAIN> in the clear\n"
                     "(the STARTTLS offer ignored; never DATA), then QUIT. An MX passes when\n"
-                    "it refuses; assuredness 100 when every MX tested refused.\n\n");
+                    "it refuses MAIL or RCPT for want of TLS (530, or 5.7.x / 4.7.x); any\n"
+                    "other refusal leaves it not tested. Assuredness 100 when every MX\n"
+                    "tested refused.\n\n");
     else
         fprintf(fp, "usage: ststest send [options] RCPT...\n\n"
                     "Deliver a test message to each recipient the way a careful MTA-STS\n"

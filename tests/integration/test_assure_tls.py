@@ -96,11 +96,22 @@ expect:
     obs = w.stop()
     a = doc["results"][0]["assure_tls"]
     got = {m["host"].split(".")[0]: (m["verdict"], m["stage"]) for m in a["mx"]}
-    assert got == {"banner": ("refused", "banner"), "ehlo": ("refused", "ehlo"),
-                   "rcpt": ("refused", "rcpt"), "drop": ("refused", "mail"),
+    # Only a refusal of MAIL or RCPT for want of TLS (530, or an enhanced code X.7.Y)
+    # passes; a refused greeting or EHLO, or a close, says nothing about TLS: not
+    # tested, with the reason.
+    assert got == {"banner": ("not-tested", "banner"), "ehlo": ("not-tested", "ehlo"),
+                   "rcpt": ("refused", "rcpt"), "drop": ("not-tested", "mail"),
                    "nowhere": ("not-tested", "dns")}, a
-    # Every tested MX refused: the unreachable one does not lower the assuredness.
+    replies = {m["host"].split(".")[0]: m["reply"] for m in a["mx"]}
+    assert replies["banner"] == "refused, but not for want of TLS: 554 5.3.2 no service"
+    assert replies["drop"] == "connection closed by the MX at mail"
+    # Every tested MX refused: the untested ones do not lower the assuredness, but they
+    # are findings of the verdict.
     assert a["assuredness"] == 100 and r.returncode == 0, r.stderr
+    res = doc["results"][0]
+    assert res["verdict"] == "fail"
+    assert sorted(f["subject"].split(".")[0] for f in res["findings"]
+                  if f["id"] == "mx-unreachable") == ["banner", "drop", "ehlo", "nowhere"]
     assert_no_message(obs)
 
 
