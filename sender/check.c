@@ -204,6 +204,34 @@ static const struct {
     {STS_SMTPC_STARTTLS, "starttls"}, {STS_SMTPC_TLS, "handshake"}, {STS_SMTPC_EHLO2, "ehlo_tls"},
 };
 
+static void log_chain(sts_log *log, const char *host, const sts_tls_cert *chain, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        const sts_tls_cert *c = &chain[i];
+        sts_info(log, "FACTS %s: cert %zu: subject %s; issuer %s; SANs %s; key %s %d; %s .. %s",
+                 host, i, c->subject, c->issuer, c->sans[0] ? c->sans : "(none)", c->key_type,
+                 c->key_bits, c->not_before, c->not_after);
+    }
+}
+
+/* The policy host as the fetch saw it. */
+static void log_policy_host(sts_log *log, const sts_rcpt_result *r, const sts_discovery *d)
+{
+    const sts_fetch_facts *p = &d->policy_host;
+    char host[300];
+    if (!d->have_policy_host)
+        return;
+    snprintf(host, sizeof(host), "mta-sts.%s", r->domain);
+    sts_info(log,
+             "FACTS %s: timings ms: dns %.1f, connect %.1f, handshake %.1f, first_byte %.1f, "
+             "total %.1f",
+             host, d->policy_host_dns_ms, p->connect_ms, p->handshake_ms, p->first_byte_ms,
+             p->total_ms);
+    if (p->version[0])
+        sts_info(log, "FACTS %s: %s %s", host, p->version, p->cipher);
+    log_chain(log, host, p->chain, p->nchain);
+}
+
 static void log_mx_facts(sts_log *log, const sts_mx_result *m)
 {
     char t[256];
@@ -214,16 +242,13 @@ static void log_mx_facts(sts_log *log, const sts_mx_result *m)
     sts_info(log, "FACTS %s: timings ms: %s", m->host, t);
     if (m->tls_up)
         sts_info(log, "FACTS %s: %s %s", m->host, m->tls.version, m->tls.cipher);
-    for (size_t i = 0; i < m->tls.nchain; i++) {
-        const sts_tls_cert *c = &m->tls.chain[i];
-        sts_info(log, "FACTS %s: cert %zu: subject %s; issuer %s; SANs %s; key %s %d; %s .. %s",
-                 m->host, i, c->subject, c->issuer, c->sans[0] ? c->sans : "(none)", c->key_type,
-                 c->key_bits, c->not_before, c->not_after);
-    }
+    log_chain(log, m->host, m->tls.chain, m->tls.nchain);
 }
 
-void sts_check_log(sts_log *log, const sts_rcpt_result *r, const sts_findings *fs)
+void sts_check_log(sts_log *log, const sts_rcpt_result *r, const sts_discovery *d,
+                   const sts_findings *fs)
 {
+    log_policy_host(log, r, d);
     for (size_t i = 0; i < r->nmx; i++)
         log_mx_facts(log, &r->mx[i]);
     sts_check_log_verdict(log, r->domain, fs->items, fs->n, fs->verdict);
@@ -283,11 +308,11 @@ static json_t *fetch_json(const sts_discovery *d)
     return o;
 }
 
-static json_t *chain_json(const sts_mx_tls *t, time_t now)
+static json_t *chain_json(const sts_tls_cert *chain, size_t n, time_t now)
 {
     json_t *a = json_array();
-    for (size_t i = 0; i < t->nchain; i++) {
-        const sts_tls_cert *c = &t->chain[i];
+    for (size_t i = 0; i < n; i++) {
+        const sts_tls_cert *c = &chain[i];
         json_t *o = json_object(), *sans = json_array();
         char buf[sizeof(c->sans)];
         snprintf(buf, sizeof(buf), "%s", c->sans);
@@ -328,9 +353,36 @@ static json_t *mx_json(json_t *pooled, const sts_rcpt_result *r, time_t now)
         json_object_set_new(o, "probed_refused", json_boolean(m->probed_refused));
         json_t *tls = json_object_get(o, "tls");
         if (json_is_object(tls))
-            json_object_set_new(tls, "chain", chain_json(&m->tls, now));
+            json_object_set_new(tls, "chain", chain_json(m->tls.chain, m->tls.nchain, now));
     }
     return a;
+}
+
+/* "policy_host": the address, TLS session, chain and timings of the last fetch; null
+ * when none ran. */
+static json_t *policy_host_json(const sts_rcpt_result *r, const sts_discovery *d, time_t now)
+{
+    if (!d->have_policy_host)
+        return json_null();
+    const sts_fetch_facts *p = &d->policy_host;
+    char host[300];
+    snprintf(host, sizeof(host), "mta-sts.%s", r->domain);
+    json_t *o = json_object(), *tls = json_object(), *t = json_object();
+    json_object_set_new(o, "host", json_string(host));
+    json_object_set_new(o, "address",
+                        d->policy_host_address[0] ? json_string(d->policy_host_address)
+                                                  : json_null());
+    json_object_set_new(tls, "version", p->version[0] ? json_string(p->version) : json_null());
+    json_object_set_new(tls, "cipher", p->cipher[0] ? json_string(p->cipher) : json_null());
+    json_object_set_new(tls, "chain", chain_json(p->chain, p->nchain, now));
+    json_object_set_new(o, "tls", tls);
+    json_object_set_new(t, "dns", ms_json(d->policy_host_dns_ms));
+    json_object_set_new(t, "connect", ms_json(p->connect_ms));
+    json_object_set_new(t, "handshake", ms_json(p->handshake_ms));
+    json_object_set_new(t, "first_byte", ms_json(p->first_byte_ms));
+    json_object_set_new(t, "total", ms_json(p->total_ms));
+    json_object_set_new(o, "timings_ms", t);
+    return o;
 }
 
 void sts_check_json(json_t *o, const sts_rcpt_result *r, const sts_discovery *d,
@@ -344,6 +396,7 @@ void sts_check_json(json_t *o, const sts_rcpt_result *r, const sts_discovery *d,
     json_object_set_new(o, "tlsrpt", x->tlsrpt_json ? json_incref(x->tlsrpt_json) : json_null());
     json_object_set_new(o, "drift", drift_json(x, d));
     json_object_set_new(o, "policy_fetch", fetch_json(d));
+    json_object_set_new(o, "policy_host", policy_host_json(r, d, x->now));
     json_t *mx = mx_json(json_object_get(o, "mx"), r, x->now);
     if (mx)
         json_object_set_new(o, "mx", mx);

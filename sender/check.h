@@ -3,8 +3,8 @@
  * module tells): the facts beyond `send`'s (the _smtp._tls record, the drift against a
  * cache), the findings (finding.h) and their verdict, told twice: a verdict block at the
  * end of the domain's transcript, and the JSON keys of the contract (README "check"):
- * verdict, findings, tlsrpt, drift, would, policy_fetch, and per MX timings and
- * tls.chain.
+ * verdict, findings, tlsrpt, drift, would, policy_fetch, policy_host, and per MX
+ * timings_ms and tls.chain.
  *
  * Gathering is split from judging: sts_check_gather() only copies facts out of the
  * sender's result, sts_finding_judge() (finding.h) decides.
@@ -52,8 +52,9 @@ void sts_check_judge(const sts_rcpt_result *r, const sts_discovery *d, const sts
  *     VERDICT example.test: fail
  *     FINDING mx-cert-expired (fail) mail.example.test: the certificate ... has expired
  *       fix: renew the certificate of mail.example.test and reload the mail server
- * and the per-MX facts (chain, TLS, timings) before it. */
-void sts_check_log(sts_log *log, const sts_rcpt_result *r, const sts_findings *fs);
+ * and the facts (chain, TLS, timings) of the policy host and of each MX before it. */
+void sts_check_log(sts_log *log, const sts_rcpt_result *r, const sts_discovery *d,
+                   const sts_findings *fs);
 
 /* The verdict block alone (also `check --assure-tls`'s), findings a[0..n). */
 void sts_check_log_verdict(sts_log *log, const char *domain, const sts_finding *a, size_t n,

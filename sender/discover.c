@@ -45,6 +45,7 @@ struct sts_discover {
     void *arg;
 
     sts_cache_txt txt_kind; /* RFC 8461 3.1: what the last TXT lookup said */
+    uint64_t addr_t0;       /* uv_hrtime() when the policy host's lookup started */
     int have_centry;        /* the domain's cache entry (RFC 8461 3.3, 5.1, 10.2) */
     sts_cache_entry centry;
     sts_policy_source apply;
@@ -196,6 +197,10 @@ static void fetch_cb(const sts_fetch_result *res, void *arg)
     sts_discovery *r = &d->res;
     if (step_cancelled(d))
         return;
+    r->have_policy_host = 1;
+    r->policy_host = *res->facts;
+    snprintf(r->policy_host_address, sizeof(r->policy_host_address), "%s",
+             res->address ? res->address : "");
     if (!res->ok) {
         sts_result_type type = res->result_type != STS_RESULT_NONE
                                    ? res->result_type
@@ -251,6 +256,7 @@ static void fetch_cb(const sts_fetch_result *res, void *arg)
 static void policy_addr_cb(const sts_dns_addr_result *res, void *arg)
 {
     sts_discover *d = arg;
+    d->res.policy_host_dns_ms = (double)(uv_hrtime() - d->addr_t0) / 1e6;
     if (step_cancelled(d))
         return;
     char why[400] = "";
@@ -346,6 +352,7 @@ static void decide(sts_discover *d)
     }
     char host[300];
     snprintf(host, sizeof(host), "mta-sts.%s", d->domain);
+    d->addr_t0 = uv_hrtime();
     int rc = sts_resolver_query_addr(d->resolver, host, policy_addr_cb, d);
     if (rc) {
         add_failure(d, STS_RESULT_STS_POLICY_FETCH_ERROR);

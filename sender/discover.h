@@ -100,6 +100,11 @@ typedef struct sts_discovery {
     sts_result_type failures[STS_DISCOVER_MAX_FAILURES]; /* RFC 8460 result types */
     size_t nfailures;
     char detail[512]; /* why a fetch failed, for people; "" when nothing to say */
+    /* the policy host as the last fetch saw it (check's facts) */
+    int have_policy_host;         /* a fetch ran */
+    sts_fetch_facts policy_host;  /* its TLS session, chain and timings */
+    char policy_host_address[64]; /* the address it connected to */
+    double policy_host_dns_ms;    /* the address lookup */
     int cancelled;    /* ended by sts_discover_cancel() */
     /* RFC 8461 5.1 */
     int rechecked;                       /* sts_discover_recheck() was called */

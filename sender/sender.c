@@ -1089,7 +1089,7 @@ static void job_check_verdict(job *j, json_t *o)
         return;
     }
     sts_check_judge(&j->res, d, &j->chk, fs);
-    sts_check_log(j->log, &j->res, fs);
+    sts_check_log(j->log, &j->res, d, fs);
     if (o)
         sts_check_json(o, &j->res, d, &j->chk, fs);
     r->verdicts[j->index] = fs->verdict;

@@ -105,6 +105,15 @@ def test_healthy_deployment_passes(ststest_bin, world_of):
                              "valid": True, "rua": ["mailto:tlsrpt@example.test"],
                              "error": None}
     assert res["policy_fetch"] == {"ok": True, "result_type": None, "reason": None}
+    # The facts of the policy host: address, TLS, the chain it sent, timings.
+    ph = res["policy_host"]
+    assert ph["host"] == "mta-sts.example.test"
+    assert ph["address"] == w.ready["hosts"]["mta-sts.example.test"]
+    assert ph["tls"]["version"] in ("TLSv1.2", "TLSv1.3") and ph["tls"]["cipher"]
+    assert [c["subject"] for c in ph["tls"]["chain"]] == ["CN=mta-sts.example.test"]
+    assert ph["tls"]["chain"][0]["dns_sans"] == ["mta-sts.example.test"]
+    assert set(ph["timings_ms"]) == {"dns", "connect", "handshake", "first_byte", "total"}
+    assert ph["timings_ms"]["total"] >= ph["timings_ms"]["handshake"] > 0
     # The facts of the MX: the chain, TLS, timings.
     [mx] = res["mx"]
     assert mx["tls"]["version"] in ("TLSv1.2", "TLSv1.3") and mx["tls"]["cipher"]
@@ -125,6 +134,7 @@ def test_healthy_deployment_passes(ststest_bin, world_of):
     # The transcript: the facts and the verdict block; stdout names the verdict.
     assert "FACTS mail.example.test: cert 0: subject CN=mail.example.test" in r.stderr
     assert "FACTS mail.example.test: timings ms: dns " in r.stderr
+    assert "FACTS mta-sts.example.test: cert 0: subject CN=mta-sts.example.test" in r.stderr
     assert "a sender would have it delivered" in r.stderr
 
 
@@ -293,6 +303,8 @@ def test_policy_host_certificate(ststest_bin, world_of, scenario):
     assert_verdict(r, res, "fail", "policy-host-cert-invalid")
     assert res["policy_fetch"]["result_type"] == "sts-webpki-invalid"
     assert res["policy_fetch"]["reason"]
+    # The chain that failed is reported all the same.
+    assert res["policy_host"]["tls"]["chain"], res["policy_host"]
 
 
 def test_policy_invalid(ststest_bin, world_of):
