@@ -178,7 +178,8 @@ void sts_check_judge(const sts_rcpt_result *r, const sts_discovery *d, const sts
         .mx_why = r->detail,
         .mx = mx,
         .nmx = mx && names ? r->nmx : 0,
-        .tlsrpt = x->tlsrpt,
+        /* A lookup that never ran (the run's time limit) is no finding. */
+        .tlsrpt = x->tlsrpt_done ? x->tlsrpt : STS_CHECK_TLSRPT_VALID,
         .tlsrpt_why = x->tlsrpt_why,
         .drift = x->drift,
         .cached_id = x->cached_id,

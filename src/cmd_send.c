@@ -7,6 +7,7 @@
  * worst is warn, 2 one fails (check --assure-tls: 0 assured, 1 not); both 64 usage, 65
  * bad input file, 70 internal error.
  */
+#include <ctype.h>
 #include <errno.h>
 #include <getopt.h>
 #include <jansson.h>
@@ -324,6 +325,23 @@ static int sender_option(sender_cli *cli, int c, char **argv)
     return -1;
 }
 
+/* check: 1 when arg names a domain (the part after a last "@" when there is one): one
+ * or more characters, letters, digits, "-", "_" and ".", at most one trailing dot. */
+static int is_domain_arg(const char *arg)
+{
+    const char *d = strrchr(arg, '@');
+    d = d ? d + 1 : arg;
+    size_t n = strlen(d);
+    if (n && d[n - 1] == '.')
+        n--;
+    if (!n || n > 253)
+        return 0;
+    for (size_t i = 0; i < n; i++)
+        if (!(isalnum((unsigned char)d[i]) || d[i] == '-' || d[i] == '_' || d[i] == '.'))
+            return 0;
+    return 1;
+}
+
 /* The command line into cli: -1 to go on (the targets from argv[optind]), else the
  * exit status. */
 static int sender_args(sender_cli *cli, int argc, char **argv)
@@ -338,6 +356,9 @@ static int sender_args(sender_cli *cli, int argc, char **argv)
     }
     if (optind >= argc)
         return usage_error(cli->cmd, "no %s given", cli->check ? "DOMAIN" : "RCPT");
+    for (int i = optind; cli->check && i < argc; i++)
+        if (!is_domain_arg(argv[i]))
+            return usage_error(cli->cmd, "'%s' is not a domain name", argv[i]);
     if (cli->o.no_cache && cli->o.cache_file)
         return usage_error(cli->cmd, "--cache and --no-cache exclude each other");
     if (cli->assure_tls && cli->o.require_tls)

@@ -437,6 +437,14 @@ def test_exit_status_is_the_worst_verdict(ststest_bin, world_of):
     assert r.returncode == 2
 
 
+@pytest.mark.parametrize("arg", ["bad domain!", "", "user@", "a..b/c"])
+def test_a_domain_that_is_not_a_name_is_a_usage_error(ststest_bin, arg):
+    r = subprocess.run([ststest_bin, "check", "--no-cache", arg], capture_output=True,
+                       text=True, timeout=30)
+    assert r.returncode == 64, r.stderr
+    assert f"'{arg}' is not a domain name" in r.stderr
+
+
 def test_ehlo_name_is_fqdn_or_address_literal(ststest_bin, world_of):
     w = world_of(healthy())
     r, res = check(ststest_bin, w, "-v")
