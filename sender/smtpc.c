@@ -167,8 +167,11 @@ static void smtpc_set_verdict(sts_smtpc *s, sts_action action, sts_result_type f
     vsnprintf(s->res.detail, sizeof(s->res.detail), fmt, ap);
     va_end(ap);
     const char *type = sts_result_type_name(failure); /* NULL for none */
-    sts_info(s->p.log, "SMTP %s %s: %s%s%s", sts_smtpc_state_name(s->state),
-             sts_action_name(action), s->res.detail, type ? " -> " : "", type ? type : "");
+    /* check sends no mail: its "delivered" is an MX a sender could deliver to. */
+    const char *act =
+        s->p.check_only && action == STS_ACTION_DELIVERED ? "usable" : sts_action_name(action);
+    sts_info(s->p.log, "SMTP %s %s: %s%s%s", sts_smtpc_state_name(s->state), act, s->res.detail,
+             type ? " -> " : "", type ? type : "");
 }
 
 /* The time spent in the state being left goes to its stage_ms. */
