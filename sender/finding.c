@@ -137,6 +137,8 @@ static void judge_record(const sts_check_facts *f, sts_findings *out)
     snprintf(host, sizeof(host), "mta-sts.%s", f->domain);
     switch (f->txt) {
     case STS_CHECK_TXT_ABSENT:
+        if (f->null_mx) /* RFC 7505: no mail to protect */
+            return;
         add(out, STS_FINDING_STS_RECORD_MISSING, txt,
             "no TXT record beginning with v=STSv1 "
             "at %s: the domain has no MTA-STS",
@@ -268,7 +270,7 @@ static void judge_tlsrpt(const sts_check_facts *f, sts_findings *out)
 {
     char name[STS_FINDING_SUBJECT_MAX];
     snprintf(name, sizeof(name), "_smtp._tls.%s", f->domain);
-    if (f->tlsrpt == STS_CHECK_TLSRPT_MISSING)
+    if (f->tlsrpt == STS_CHECK_TLSRPT_MISSING && !f->null_mx)
         add(out, STS_FINDING_TLSRPT_MISSING, name,
             "no TXT record at %s: nobody receives TLS reports", name);
     else if (f->tlsrpt == STS_CHECK_TLSRPT_INVALID)

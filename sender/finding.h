@@ -167,7 +167,7 @@ typedef struct sts_check_facts {
     const char *policy_why;         /* why the fetch failed or the policy is invalid */
     const sts_policy *policy;       /* the served policy, NULL when none */
     int mx_known;                   /* the MX list was found (or is the implicit MX) */
-    int null_mx;                    /* RFC 7505: the domain takes no mail */
+    int null_mx;                    /* RFC 7505: no mail (so no MTA-STS, TLSRPT needed) */
     const char *mx_why;             /* why there is no MX list */
     const sts_check_mx *mx;
     size_t nmx;

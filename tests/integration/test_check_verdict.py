@@ -324,6 +324,15 @@ def test_no_sts_record(ststest_bin, world_of):
     assert finding(res, "sts-record-missing")["subject"] == "_mta-sts.example.test"
 
 
+def test_null_mx_needs_neither_mta_sts_nor_tlsrpt(ststest_bin, world_of):
+    # RFC 7505: a domain that takes no mail has nothing for MTA-STS to protect.
+    w = world_of(scenario_path("null-mx"), "--mode", "enforce")
+    r, res = check(ststest_bin, w)
+    w.stop()
+    assert_verdict(r, res, "pass")
+    assert res["null_mx"] is True and res["mx"] == [] and res["would"] == "fail"
+
+
 def test_two_sts_records(ststest_bin, world_of):
     w = world_of(scenario_path("txt-two-records"), "--mode", "enforce")
     r, res = check(ststest_bin, w)

@@ -130,6 +130,12 @@ static void b_null_mx(sts_check_facts *f, sts_policy *p, sts_check_mx *mx)
     f->mx_known = 0;
     f->null_mx = 1;
 }
+static void b_null_mx_nothing(sts_check_facts *f, sts_policy *p, sts_check_mx *mx)
+{
+    b_txt_absent(f, p, mx);
+    b_null_mx(f, p, mx);
+    f->tlsrpt = STS_CHECK_TLSRPT_MISSING; /* a domain that takes no mail needs neither */
+}
 static void b_not_in_policy(sts_check_facts *f, sts_policy *p, sts_check_mx *mx)
 {
     (void)f, (void)p;
@@ -313,6 +319,7 @@ static const row rows[] = {
      "example.test",
      "SERVFAIL"},
     {"null MX", b_null_mx, STS_VERDICT_PASS, {NULL}, NULL, NULL},
+    {"null MX, no MTA-STS, no TLSRPT", b_null_mx_nothing, STS_VERDICT_PASS, {NULL}, NULL, NULL},
     {"not in policy",
      b_not_in_policy,
      STS_VERDICT_FAIL,
