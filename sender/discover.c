@@ -45,6 +45,7 @@ struct sts_discover {
     void *arg;
 
     sts_cache_txt txt_kind; /* RFC 8461 3.1: what the last TXT lookup said */
+    uint64_t addr_t0;       /* uv_hrtime() when the policy host's lookup started */
     int have_centry;        /* the domain's cache entry (RFC 8461 3.3, 5.1, 10.2) */
     sts_cache_entry centry;
     sts_policy_source apply;
@@ -88,17 +89,6 @@ static void quote_bytes(const char *p, size_t n, char *out, size_t outlen)
 static time_t disc_now(const sts_discover *d)
 {
     return d->now ? d->now : time(NULL);
-}
-
-/* Two policies say the same (RFC 8461 3.2 fields; mx compared case-insensitively). */
-static int policy_same(const sts_policy *a, const sts_policy *b)
-{
-    if (a->mode != b->mode || a->max_age != b->max_age || a->nmx != b->nmx)
-        return 0;
-    for (size_t i = 0; i < a->nmx; i++)
-        if (strcasecmp(a->mx[i], b->mx[i]))
-            return 0;
-    return 1;
 }
 
 static void log_policy(sts_discover *d, const sts_policy *p)
@@ -207,6 +197,10 @@ static void fetch_cb(const sts_fetch_result *res, void *arg)
     sts_discovery *r = &d->res;
     if (step_cancelled(d))
         return;
+    r->have_policy_host = 1;
+    r->policy_host = *res->facts;
+    snprintf(r->policy_host_address, sizeof(r->policy_host_address), "%s",
+             res->address ? res->address : "");
     if (!res->ok) {
         sts_result_type type = res->result_type != STS_RESULT_NONE
                                    ? res->result_type
@@ -262,6 +256,7 @@ static void fetch_cb(const sts_fetch_result *res, void *arg)
 static void policy_addr_cb(const sts_dns_addr_result *res, void *arg)
 {
     sts_discover *d = arg;
+    d->res.policy_host_dns_ms = (double)(uv_hrtime() - d->addr_t0) / 1e6;
     if (step_cancelled(d))
         return;
     char why[400] = "";
@@ -357,6 +352,7 @@ static void decide(sts_discover *d)
     }
     char host[300];
     snprintf(host, sizeof(host), "mta-sts.%s", d->domain);
+    d->addr_t0 = uv_hrtime();
     int rc = sts_resolver_query_addr(d->resolver, host, policy_addr_cb, d);
     if (rc) {
         add_failure(d, STS_RESULT_STS_POLICY_FETCH_ERROR);
@@ -379,6 +375,8 @@ static void read_txt(sts_discover *d, const sts_dns_txt_result *res)
             d->log, "DNS %s",
             sts_dns_failure_text(res->name, "TXT", res->status, res->detail, why, sizeof(why)));
         d->txt_kind = sts_cache_txt_from_dns(res->status);
+        r->txt_kind = d->txt_kind;
+        snprintf(r->txt_why, sizeof(r->txt_why), "%s", why);
         return;
     }
     const char **recs = calloc(res->n, sizeof(*recs));
@@ -403,6 +401,8 @@ static void read_txt(sts_discover *d, const sts_dns_txt_result *res)
     free(recs);
     free(lens);
     d->txt_kind = sts_cache_txt_from_select(rc);
+    r->txt_kind = d->txt_kind;
+    snprintf(r->txt_why, sizeof(r->txt_why), "%s", why);
     if (rc) {
         /* RFC 8461 3.1: not exactly one valid STS record: no policy available (unless a
          * cached one still applies). */
@@ -457,7 +457,7 @@ static void recheck_resolved(sts_discover *d)
     sts_discovery *r = &d->res;
     r->recheck_fetched = d->apply == STS_POLICY_SOURCE_FETCHED;
     int differs =
-        r->recheck_fetched && d->have_old_policy && !policy_same(&r->policy, &d->old_policy);
+        r->recheck_fetched && d->have_old_policy && !sts_policy_same(&r->policy, &d->old_policy);
     if (!differs) {
         r->recheck = r->recheck_fetched ? STS_RECHECK_SAME : STS_RECHECK_NOT_FETCHED;
         if (!r->have_policy) /* cannot happen under FETCH_KEEP_CACHED_ON_FAILURE */

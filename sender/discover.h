@@ -85,6 +85,8 @@ typedef struct sts_discovery {
     /* RFC 8461 3.1: the last TXT lookup */
     int have_txt;                    /* exactly one valid STS record was found */
     char txt_id[STS_TXT_ID_MAX + 1]; /* its id; "" when !have_txt */
+    sts_cache_txt txt_kind;          /* what the last TXT lookup said (cache.h) */
+    char txt_why[300];               /* why it is not FOUND, for people; may be "" */
     /* RFC 8461 3.3: the cache's decision after the last TXT lookup (cache.h) */
     int decided; /* 0 until a decision was taken */
     sts_cache_decision decision;
@@ -98,6 +100,11 @@ typedef struct sts_discovery {
     sts_result_type failures[STS_DISCOVER_MAX_FAILURES]; /* RFC 8460 result types */
     size_t nfailures;
     char detail[512]; /* why a fetch failed, for people; "" when nothing to say */
+    /* the policy host as the last fetch saw it (check's facts) */
+    int have_policy_host;         /* a fetch ran */
+    sts_fetch_facts policy_host;  /* its TLS session, chain and timings */
+    char policy_host_address[64]; /* the address it connected to */
+    double policy_host_dns_ms;    /* the address lookup */
     int cancelled;    /* ended by sts_discover_cancel() */
     /* RFC 8461 5.1 */
     int rechecked;                       /* sts_discover_recheck() was called */

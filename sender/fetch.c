@@ -51,6 +51,7 @@ struct fetch {
     sts_fetch_cb cb;
     void *arg;
     uint64_t start_ns;
+    sts_fetch_facts facts;
 };
 
 struct sts_fetcher {
@@ -183,6 +184,8 @@ static int multi_socket_cb(CURL *easy, curl_socket_t fd, int what, void *userp, 
 
 /* ---- per fetch ---- */
 
+static void fetch_take_tls(struct fetch *x);
+
 static size_t write_cb(char *p, size_t size, size_t n, void *userp)
 {
     struct fetch *x = userp;
@@ -219,6 +222,7 @@ static size_t header_cb(char *p, size_t size, size_t n, void *userp)
 {
     struct fetch *x = userp;
     size_t len = size * n;
+    fetch_take_tls(x);
     x->head_bytes += len;
     if (x->head_bytes > STS_FETCH_MAX_HEADER) {
         x->head_too_big = 1;
@@ -243,13 +247,74 @@ static int curl_header_overflow(CURLcode cc)
     return cc == CURLE_OUT_OF_MEMORY;
 }
 
+/* The SSL_CTX ex_data slot that leads a verify callback to its fetch. */
+static pthread_once_t fetch_idx_once = PTHREAD_ONCE_INIT;
+static int fetch_idx = -1;
+static void fetch_idx_init(void)
+{
+    fetch_idx = SSL_CTX_get_ex_new_index(0, NULL, NULL, NULL, NULL);
+}
+
+/* Records the chain the server sent (the facts check reports) and decides nothing:
+ * libcurl's verification stands as it was (preverify_ok is returned unchanged). */
+static int verify_cb(int preverify_ok, X509_STORE_CTX *sc)
+{
+    SSL *ssl = X509_STORE_CTX_get_ex_data(sc, SSL_get_ex_data_X509_STORE_CTX_idx());
+    struct fetch *x =
+        ssl && fetch_idx >= 0 ? SSL_CTX_get_ex_data(SSL_get_SSL_CTX(ssl), fetch_idx) : NULL;
+    if (!x || x->facts.nchain)
+        return preverify_ok;
+    STACK_OF(X509) *sent = X509_STORE_CTX_get0_untrusted(sc);
+    X509 *leaf = X509_STORE_CTX_get0_cert(sc);
+    if (leaf)
+        sts_tls_cert_describe(leaf, &x->facts.chain[x->facts.nchain++]);
+    for (int i = 0; sent && i < sk_X509_num(sent) && x->facts.nchain < STS_TLS_MAX_CHAIN; i++)
+        if (X509_cmp(sk_X509_value(sent, i), leaf) != 0)
+            sts_tls_cert_describe(sk_X509_value(sent, i), &x->facts.chain[x->facts.nchain++]);
+    return preverify_ok;
+}
+
 static CURLcode ssl_ctx_cb(CURL *easy, void *sslctx, void *userp)
 {
     sts_fetcher *f = userp;
     /* The injectable clock: certificates are judged at f->now (time travel). */
     if (f->now)
         X509_VERIFY_PARAM_set_time(SSL_CTX_get0_param((SSL_CTX *)sslctx), f->now);
+    /* libcurl made this context for this transfer's connection (no reuse: FORBID_REUSE,
+     * FRESH_CONNECT): its verify callback records the chain for the transfer. */
+    struct fetch *x = NULL;
+    pthread_once(&fetch_idx_once, fetch_idx_init);
+    curl_easy_getinfo(easy, CURLINFO_PRIVATE, (char **)&x);
+    if (x && fetch_idx >= 0 && SSL_CTX_set_ex_data((SSL_CTX *)sslctx, fetch_idx, x) == 1)
+        SSL_CTX_set_verify((SSL_CTX *)sslctx, SSL_CTX_get_verify_mode((SSL_CTX *)sslctx),
+                           verify_cb);
     return CURLE_OK;
+}
+
+/* The TLS session of the transfer, once (from the first header line). */
+static void fetch_take_tls(struct fetch *x)
+{
+    const struct curl_tlssessioninfo *ti = NULL;
+    if (x->facts.version[0] || curl_easy_getinfo(x->easy, CURLINFO_TLS_SSL_PTR, &ti) != CURLE_OK ||
+        !ti || ti->backend != CURLSSLBACKEND_OPENSSL || !ti->internals)
+        return;
+    SSL *ssl = ti->internals;
+    snprintf(x->facts.version, sizeof(x->facts.version), "%s", SSL_get_version(ssl));
+    snprintf(x->facts.cipher, sizeof(x->facts.cipher), "%s", SSL_get_cipher_name(ssl));
+}
+
+/* libcurl's timings of the transfer (microseconds from its start) in ms. */
+static void fetch_take_times(struct fetch *x)
+{
+    curl_off_t t;
+    if (curl_easy_getinfo(x->easy, CURLINFO_CONNECT_TIME_T, &t) == CURLE_OK)
+        x->facts.connect_ms = (double)t / 1000.0;
+    if (curl_easy_getinfo(x->easy, CURLINFO_APPCONNECT_TIME_T, &t) == CURLE_OK)
+        x->facts.handshake_ms = (double)t / 1000.0;
+    if (curl_easy_getinfo(x->easy, CURLINFO_STARTTRANSFER_TIME_T, &t) == CURLE_OK)
+        x->facts.first_byte_ms = (double)t / 1000.0;
+    if (curl_easy_getinfo(x->easy, CURLINFO_TOTAL_TIME_T, &t) == CURLE_OK)
+        x->facts.total_ms = (double)t / 1000.0;
 }
 
 static int debug_cb(CURL *easy, curl_infotype type, char *data, size_t size, void *userp)
@@ -301,6 +366,8 @@ static void fetch_finish(sts_fetcher *f, struct fetch *x, CURLcode cc)
     res.content_type = ct;
     res.elapsed = (double)(uv_hrtime() - x->start_ns) / 1e9;
     res.result_type = STS_RESULT_STS_POLICY_FETCH_ERROR;
+    fetch_take_times(x);
+    res.facts = &x->facts;
 
     if (cc == CURLE_OK) {
         if (status >= 300 && status < 400) {

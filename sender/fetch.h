@@ -30,6 +30,7 @@
 #include <uv.h>
 
 #include "common/log.h"
+#include "common/tls.h"
 #include "common/vocab.h"
 
 #define STS_FETCH_MAX_BODY 65536
@@ -37,6 +38,16 @@
 #define STS_FETCH_PATH "/.well-known/mta-sts.txt"
 
 typedef struct sts_fetcher sts_fetcher;
+
+/* What a postmaster reads about the policy host's connection (`check`): the TLS
+ * session and the chain its certificate came with, and libcurl's timings. */
+typedef struct sts_fetch_facts {
+    char version[16]; /* "TLSv1.3"; "" when no TLS session came up */
+    char cipher[64];
+    size_t nchain; /* the chain the server sent, leaf first (also when it failed) */
+    sts_tls_cert chain[STS_TLS_MAX_CHAIN];
+    double connect_ms, handshake_ms, first_byte_ms, total_ms; /* from the start */
+} sts_fetch_facts;
 
 typedef struct sts_fetch_result {
     int ok;                   /* 1: status 200, text/plain, body within the cap */
@@ -60,6 +71,7 @@ typedef struct sts_fetch_result {
                          * followed", "Content-Type text/html is not text/plain",
                          * "body over 65536 bytes", or libcurl's error text */
     double elapsed;     /* seconds from start to result */
+    const sts_fetch_facts *facts; /* never NULL */
 } sts_fetch_result;
 
 typedef void (*sts_fetch_cb)(const sts_fetch_result *res, void *arg);

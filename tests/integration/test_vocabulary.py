@@ -46,8 +46,6 @@ OTHER_VOCABULARIES = [
      "the {cache} placeholder of --sender-cmd"),
     ("runner/report.c", "failed", r'"failed", \(json_int_t\)',
      "the run report's count of failed cases (a json_pack key)"),
-    ("src/cmd_send.c", "delivered", r'check \? "would be delivered" : "delivered"\);',
-     "prose of the --help text (exit status 0: all delivered)"),
 ]
 
 
@@ -177,3 +175,44 @@ def test_the_scanner_itself(snippet, caught):
     words = table_words()
     found = violations("sender/made-up.c", snippet, words)
     assert [w for _, w, _ in found] == caught
+
+
+# ---- check's finding vocabulary (sender/finding.h) -----------------------------------------
+
+FINDING_TABLE_FILES = {"sender/finding.h", "sender/finding.c"}
+
+
+def finding_words():
+    """The words of sender/finding.h's tables: finding ids (STS_FINDINGS), verdicts, drift
+    kinds and what a sender would do."""
+    text = (SRC / "sender" / "finding.h").read_text()
+    m = re.search(r"#define STS_FINDINGS\(X\)((?:[^\n]*\\\n)*[^\n]*)", text)
+    assert m, "STS_FINDINGS not found in sender/finding.h"
+    ids = re.findall(r'X\(\s*\w+\s*,\s*"([^"]+)"', m.group(1))
+    assert len(ids) >= 24, ids
+    others = []
+    for table in ("STS_VERDICT_WORDS", "STS_DRIFTS", "STS_WOULDS"):
+        m = re.search(r"#define %s\(X\)((?:[^\n]*\\\n)*[^\n]*)" % table, text)
+        assert m, f"{table} not found in sender/finding.h"
+        others += re.findall(r'X\(\s*\w+\s*,\s*\d+\s*,\s*"([^"]+)"\s*\)', m.group(1))
+    # Words that are also ordinary English or another table's ("fail", "pass", "warn"
+    # as whole literals would be caught, and are: none is spelled outside the table).
+    return ids, others
+
+
+def test_no_finding_literal_outside_its_table():
+    ids, others = finding_words()
+    bad = []
+    for path, source in c_sources():
+        if path in FINDING_TABLE_FILES:
+            continue
+        for line, text, whole_line in literals(source):
+            hits = [w for w in ids
+                    if re.search(r"(?<![A-Za-z0-9-])%s(?![A-Za-z0-9-])" % re.escape(w), text)]
+            hits += [w for w in others if text == w]
+            for w in hits:
+                if re.search(KEY_CONTEXT % re.escape(w), whole_line):
+                    continue
+                bad.append(f"{path}:{line}: \"{w}\" in: {whole_line.strip()}")
+    assert not bad, ("finding words spelled outside sender/finding.h (use the enum and its "
+                     "name function):\n" + "\n".join(bad))
