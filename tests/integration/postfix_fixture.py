@@ -16,8 +16,10 @@ What it provides:
   smtpd_tls_loglevel=1 and smtpd_tls_received_header=yes so a test can see that a message came
   over TLS. Its main.cf and master.cf are tools/postfix-main.cf.in and postfix-master.cf.in
   for the role "receive" (`postfix_config()`), the templates tools/peer-postfix-mta-sts.sh
-  fills for its sending Postfix. `reconfigure()` rewrites main.cf (another certificate, other
-  lines) and reloads. It runs as `postfix -c DIR start-fg` in a new session: the master stays our
+  fills for its sending Postfix. More smtpd listeners, each with main.cf settings of its own
+  (`-o`: another certificate, another TLS level), can be asked for (`listeners`; their ports are
+  `ports[NAME]`): one instance then serves several configurations at once, with no reload. It
+  runs as `postfix -c DIR start-fg` in a new session: the master stays our
   descendant (this machine's PID 1 does not reap orphans, so a daemonised master would linger as
   a zombie), and stop() ends exactly that master and its children, by process id.
 - Fixtures: `postfix_required` (fails with the reason when Postfix is unusable; skips only when
@@ -223,11 +225,14 @@ class PostfixInstance:
     """One private Postfix; see the module comment."""
 
     def __init__(self, cert, key, label="postfix", main_extra="", domain=DOMAIN,
-                 address="127.0.0.1", mailbox=None):
+                 address="127.0.0.1", mailbox=None, listeners=None):
         self.domain = domain  # myhostname mail.DOMAIN; the only mailbox (user@DOMAIN unless told)
         self.mx_host = f"mail.{domain}"
         self.mailbox = mailbox or f"user@{domain}"
         self.address = address  # a loopback address of 127.0.0.0/8
+        # {name: {main.cf parameter: value}}: one more smtpd on address:ports[name] each.
+        self.listeners = listeners or {}
+        self.ports = {}
         self.base = pathlib.Path(tempfile.mkdtemp(prefix=f"ststest-{label}-", dir="/tmp"))
         self.base.chmod(0o755)
         self.etc = self.base / "etc"
@@ -255,13 +260,22 @@ class PostfixInstance:
             "postfix-main.cf", DIR=self.base, MYHOSTNAME=self.mx_host, MYDOMAIN=self.domain,
             MAILBOX=self.mailbox, UID=nobody.pw_uid, GID=nobody.pw_gid, CERT=self.cert,
             KEY=self.key) + self.main_extra)
+        extra = "".join(
+            f"{self.address}:{self.ports[name]} inet n - n - - smtpd"
+            + "".join(f" -o {k}={v}" for k, v in settings.items()) + "\n"
+            for name, settings in self.listeners.items())
         (self.etc / "master.cf").write_text(postfix_config(
-            "postfix-master.cf", LISTEN=f"{self.address}:{self.port}"))
+            "postfix-master.cf", LISTEN=f"{self.address}:{self.port}") + extra)
 
     def start(self, timeout=15):
         """Start the instance; returns self once master listens. Raises PostfixError."""
         for attempt in range(3):
             self.port = free_port(self.address)
+            self.ports = {}
+            for name in self.listeners:
+                while (port := free_port(self.address)) in {self.port, *self.ports.values()}:
+                    pass
+                self.ports[name] = port
             self._configure()
             with open(self.output, "ab") as out:
                 # A new session so that master's process-group signals reach only its own
@@ -274,7 +288,8 @@ class PostfixInstance:
                 if self.proc.poll() is not None:
                     break
                 pidfile = self.queue / "pid" / "master.pid"
-                if pidfile.exists() and _listening(self.port, self.address):
+                if pidfile.exists() and all(_listening(port, self.address) for port
+                                            in (self.port, *self.ports.values())):
                     try:
                         self.master_pid = int(pidfile.read_text().split()[0])
                     except (ValueError, IndexError):
@@ -292,37 +307,6 @@ class PostfixInstance:
             raise PostfixError(f"{why} on {self.address}:{self.port} (config {self.etc}):\n"
                                f"{self._output()}\n{log}")
         raise AssertionError("unreachable")
-
-    def reconfigure(self, cert=None, key=None, main_extra=None, timeout=15):
-        """Rewrite main.cf with another certificate and key and/or other `main_extra` lines, and
-        `postfix reload`; returns once master has reloaded and every smtpd started before is
-        gone, so that the next connection meets the new configuration. Raises PostfixError."""
-        if cert is not None:
-            self.cert, self.key = cert, key
-        if main_extra is not None:
-            self.main_extra = main_extra
-        self._configure()
-        old = set(self._smtpd_pids())
-        mark = self.log_mark()
-        _run([POSTFIX, "-c", str(self.etc), "reload"], f"reloading {self.etc}")
-        self.wait_log(r"postfix/master\[\d+\]: reload -- ", mark, timeout)
-        _wait(lambda: old & set(self._smtpd_pids()), lambda left: not left,
-              lambda left: f"smtpd processes {sorted(left)} still running {timeout}s after "
-                           f"the reload:\n{self.log_since(mark)}", timeout)
-        return self
-
-    def _smtpd_pids(self):
-        """smtpd processes of this instance (master's children)."""
-        if not self.master_pid:
-            return []
-        out = []
-        for pid in _session_pids(self.master_pid):
-            try:
-                if pathlib.Path(f"/proc/{pid}/comm").read_text().strip() == "smtpd":
-                    out.append(pid)
-            except OSError:
-                pass
-        return out
 
     def stop(self, timeout=10):
         """Stop master and its children; returns the pids still alive afterwards (normally

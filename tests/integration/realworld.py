@@ -10,9 +10,14 @@ the tests are tests/integration/test_realworld.py):
   https://mta-sts.example.test/.well-known/mta-sts.txt with `default_type text/plain` and
   `return 200 "version: STSv1\\nmode: enforce\\n...";`, as the usual recipe has it.
 - The MX: a private Postfix (postfix_fixture.PostfixInstance, tools/postfix-main.cf.in) on
-  127.A.B.25:<free port> with a certificate for mail.example.test, accepting mail for
-  postmaster@example.test into a Maildir. It needs root (postfix_fixture.require_postfix): it
-  is started on first use, and tests that need it skip, saying why, when not root.
+  127.A.B.25:<free port> with a certificate for mail.example.test and
+  `smtpd_tls_security_level = may`, accepting mail for postmaster@example.test into a Maildir.
+  The same master runs one more smtpd per break on ports of their own (MX_LISTENERS: a
+  certificate with a wrong name, expired, expiring; STARTTLS off; `encrypt`), each with its
+  settings given by `-o` in master.cf, so that a break of the MX is a matter of `--smtp-port`,
+  not of a reload (`postfix reload` here now and then left postlogd, and so the log the tests
+  read, stopped). It needs root (postfix_fixture.require_postfix): it is started on first use,
+  and tests that need it skip, saying why, when not root.
 - Certificates (`WorldCerts`): a throw-away CA made with the openssl CLI
   (postfix_fixture.OpensslCA) and, from it, mail.example.test valid for 90 days, with a wrong
   name, expired, and expiring in 5 days; mta-sts.example.test valid, and the same name from a
@@ -25,8 +30,8 @@ with another test run or touches a system service. The sender is pointed at the 
 
 `RealWorld.apply(**state)` sets the whole deployment to the healthy one with the given breaks
 (see HEALTHY); a daemon whose part changed is reconfigured (dnsmasq restarted on the same
-address and port, nginx reloaded with `nginx -s reload` or stopped, Postfix reloaded), and
-apply() returns only once the change is in effect. A missing nginx or dnsmasq fails the tests,
+address and port, nginx reloaded with `nginx -s reload` or stopped; for the MX the sender is
+pointed at the listener of that break), and apply() returns only once the change is in effect. A missing nginx or dnsmasq fails the tests,
 naming the package; it never makes them pass or skip.
 
 Methods return values or raise WorldError with the daemon's log and what was being done.
@@ -72,6 +77,14 @@ HEALTHY = {
     "nginx": True,                          # False: nginx stopped
     "mx_cert": "valid",                     # WorldCerts.mx key
     "tls_level": "may",                     # Postfix smtpd_tls_security_level
+}
+# The Postfix listeners besides the healthy one: (mx_cert, tls_level) -> listener name.
+MX_LISTENERS = {
+    ("wrong-name", "may"): "wrong-name",
+    ("expired", "may"): "expired",
+    ("expiring", "may"): "expiring",
+    ("valid", "none"): "starttls-off",
+    ("valid", "encrypt"): "encrypt",
 }
 
 NGINX = "nginx"
@@ -401,22 +414,29 @@ class RealWorld:
         Postfix is unusable: postfix_fixture.require_postfix)."""
         require_postfix()
         if self._postfix is None:
-            cert, key = self.certs.mx[HEALTHY["mx_cert"]]
+            cert, key = self.certs.mx["valid"]
+            listeners = {}
+            for (kind, level), name in MX_LISTENERS.items():
+                c, k = self.certs.mx[kind]
+                listeners[name] = {"smtpd_tls_cert_file": c, "smtpd_tls_key_file": k,
+                                   "smtpd_tls_security_level": level}
             pf = PostfixInstance(cert, key, label="realworld", domain=DOMAIN,
-                                 address=self.addr["mx"], mailbox=MAILBOX,
-                                 main_extra=self._postfix_extra(HEALTHY["tls_level"]))
+                                 address=self.addr["mx"], mailbox=MAILBOX, listeners=listeners)
             self._postfix = pf.start()
-            self._postfix_state = (HEALTHY["mx_cert"], HEALTHY["tls_level"])
         return self._postfix
 
-    @staticmethod
-    def _postfix_extra(level):
-        return f"smtpd_tls_security_level = {level}\n"
+    @property
+    def mx_port(self):
+        """The port of the Postfix listener of the current state (apply())."""
+        key = (self.state["mx_cert"], self.state["tls_level"])
+        if key == (HEALTHY["mx_cert"], HEALTHY["tls_level"]):
+            return self.postfix.port
+        return self.postfix.ports[MX_LISTENERS[key]]
 
     def apply(self, mx=True, **breaks):
         """Make the deployment HEALTHY but for `breaks` (keys of HEALTHY). With `mx` (the
-        default) the Postfix MX is started and configured too (see `postfix`); mx=False leaves
-        it as it is, for tests of DNS and the policy host only. Returns self."""
+        default) the Postfix MX is started too, on first use (see `postfix`); mx=False does not
+        start it, for tests of DNS and the policy host only. Returns self."""
         unknown = set(breaks) - set(HEALTHY)
         if unknown:
             raise WorldError(f"unknown parts of the world: {sorted(unknown)}")
@@ -424,13 +444,12 @@ class RealWorld:
         self.dns.apply(s["sts_txt"], s["tlsrpt_txt"])
         cert, key = self.certs.policy[s["policy_cert"]]
         self.nginx.apply(s["nginx"], s["policy"], s["content_type"], cert, key)
+        mx_key = (s["mx_cert"], s["tls_level"])
+        if mx_key != (HEALTHY["mx_cert"], HEALTHY["tls_level"]) and mx_key not in MX_LISTENERS:
+            raise WorldError(f"no Postfix listener for certificate {mx_key[0]!r} with "
+                             f"smtpd_tls_security_level {mx_key[1]!r} (MX_LISTENERS)")
         if mx:
-            pf = self.postfix
-            want = (s["mx_cert"], s["tls_level"])
-            if want != self._postfix_state:
-                cert, key = self.certs.mx[s["mx_cert"]]
-                pf.reconfigure(cert, key, self._postfix_extra(s["tls_level"]))
-                self._postfix_state = want
+            self.postfix  # started (or the test skipped) before anything is asked of it
         self.state = s
         return self
 
@@ -442,7 +461,7 @@ class RealWorld:
         args = ["--dns", self.dns.server, "--ca-file", str(self.ca_file),
                 "--https-port", str(self.nginx.port), "--timeout", "10"]
         if self._postfix is not None:
-            args += ["--smtp-port", str(self._postfix.port)]
+            args += ["--smtp-port", str(self.mx_port)]
         args += ["--cache", str(cache)] if cache else ["--no-cache"]
         return args
 

@@ -136,8 +136,8 @@ def test_nginx_serves_the_policy(world):
 def s_client(world):
     """openssl s_client -starttls smtp at the Postfix MX, verifying mail.example.test against
     the world's CA: (exit, output)."""
-    pf = world.postfix
-    r = subprocess.run([need("openssl"), "s_client", "-connect", f"{pf.address}:{pf.port}",
+    r = subprocess.run([need("openssl"), "s_client",
+                        "-connect", f"{world.postfix.address}:{world.mx_port}",
                         "-starttls", "smtp", "-servername", MX_HOST,
                         "-CAfile", str(world.ca_file), "-verify_hostname", MX_HOST,
                         "-verify_return_error"],
