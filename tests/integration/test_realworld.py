@@ -7,17 +7,21 @@ tests/integration/realworld.py for how the world is built, reconfigured and stop
 First the world itself is proven with independent tools (dig, curl, openssl s_client) and with
 a real delivery (`ststest send` into Postfix's mailbox over verified TLS). Then: the healthy
 deployment gives `verdict: pass` and exit 0, and each break case gives the verdict, the finding
-(id, severity, subject), a one-line hint and the exit status that /work/verdict-contract.md
-(README "Testing a real deployment") fixes: 0 pass, 1 warn, 2 fail.
+(id, severity, subject), a one-line hint and the exit status of `check`'s verdict (0 pass,
+1 warn, 2 fail), as issue 11 fixes them (README "Testing a real deployment" has the table).
 
 dnsmasq and nginx run as any user; a missing one FAILS the tests, naming the package. Postfix
 needs root: the tests that need it skip, saying so, when not root (and fail when Postfix is
 unusable; STSTEST_NO_POSTFIX=1 skips them).
 """
+import hashlib
 import json
 import re
 import subprocess
+import time
 from datetime import datetime, timezone
+
+import pytest
 
 from conftest import need
 from postfix_fixture import received_header
@@ -205,3 +209,162 @@ def test_send_delivers_over_verified_tls(world):
         assert q in log, q
     assert len(policy_fetches(world)) == fetches + 1, world.nginx.requests()
     assert '" 200 ' in policy_fetches(world)[-1]
+
+
+# ---- check: the verdict of the healthy deployment and of each break ---------------------
+
+def assert_no_mail(world, mark):
+    """`check` sent no mail: no envelope in smtpd's log after `mark`, nothing queued."""
+    log = world.postfix.log_since(mark)
+    assert not re.search(r"postfix/smtpd\[\d+\]: [0-9A-F]{6,}: client=", log), log
+    assert not re.search(r"disconnect from .*\b(mail|rcpt|data|bdat)=", log), log
+
+
+def test_healthy_deployment_passes(world):
+    world.apply()
+    mark, fetches = world.postfix.log_mark(), len(policy_fetches(world))
+    r, res = world.run("check")
+    assert_verdict(r, res, "pass", {})
+    assert res["would"] == "deliver", dump(r, res)
+    pol = res["policy"]
+    assert (pol["mode"], pol["id"], pol["mx"], pol["max_age"]) == \
+        ("enforce", STS_ID, [MX_HOST], 604800), pol
+    [mx] = res["mx"]
+    assert (mx["host"], mx["address"]) == (MX_HOST, world.addr["mx"]), mx
+    assert mx["tls"]["verified"] is True and mx["tls"]["version"] in ("TLSv1.2", "TLSv1.3")
+    tlsrpt = res["tlsrpt"]
+    assert {k: tlsrpt[k] for k in ("name", "records", "valid", "rua", "error")} == \
+        {"name": TLSRPT_NAME, "records": [TLSRPT], "valid": True,
+         "rua": ["mailto:tlsrpt@example.test"], "error": None}, tlsrpt
+    assert res["drift"] is None, res["drift"]
+    # It fetched the policy from nginx (never trusting a cache), and sent no mail.
+    assert len(policy_fetches(world)) == fetches + 1
+    time.sleep(0.2)  # postlogd writes asynchronously
+    assert_no_mail(world, mark)
+
+
+OTHER_MX_POLICY = POLICY.replace(f"mx: {MX_HOST}", "mx: mx.example.net")
+assert OTHER_MX_POLICY != POLICY
+
+# (world breaks, verdict, {finding id: subject(s)}, what a sender would do, a word the
+# detail of the first finding must carry). The MX breaks first: each is a listener of its
+# own, then the DNS and policy-host breaks, each a reconfiguration of dnsmasq or nginx.
+BREAKS = [
+    pytest.param({"mx_cert": "wrong-name"}, "fail", {"mx-cert-name-mismatch": MX_HOST},
+                 "defer", "mx.example.net", id="mx-wrong-name"),
+    pytest.param({"mx_cert": "expired"}, "fail", {"mx-cert-expired": MX_HOST},
+                 "defer", "expired", id="mx-expired"),
+    pytest.param({"mx_cert": "expiring"}, "warn", {"mx-cert-expiring": MX_HOST},
+                 "deliver", None, id="mx-expiring-in-5-days"),
+    pytest.param({"tls_level": "none"}, "fail", {"mx-starttls-missing": MX_HOST},
+                 "defer", "STARTTLS", id="starttls-off"),
+    pytest.param({"policy": OTHER_MX_POLICY}, "fail",
+                 {"mx-not-in-policy": MX_HOST, "policy-mx-unused": POLICY_SUBJECTS},
+                 "defer", None, id="policy-mx-without-the-mx"),
+    pytest.param({"content_type": "text/html"}, "fail", {"policy-fetch-failed": POLICY_HOST},
+                 "deliver", "text/html", id="policy-as-text-html"),
+    pytest.param({"nginx": False}, "fail", {"policy-fetch-failed": POLICY_HOST},
+                 "deliver", None, id="nginx-down"),
+    pytest.param({"policy_cert": "untrusted"}, "fail",
+                 {"policy-host-cert-invalid": POLICY_HOST}, "deliver", None,
+                 id="policy-host-cert-untrusted"),
+    pytest.param({"tlsrpt_txt": ["v=TLSRPTv2; rua=mailto:tlsrpt@example.test"]}, "warn",
+                 {"tlsrpt-invalid": TLSRPT_NAME}, "deliver", None, id="tlsrpt-v2"),
+]
+
+
+@pytest.mark.parametrize("breaks,verdict,findings,would,detail_word", BREAKS)
+def test_break(world, breaks, verdict, findings, would, detail_word):
+    world.apply(**breaks)
+    mark = world.postfix.log_mark()
+    r, res = world.run("check")
+    got = assert_verdict(r, res, verdict, findings)
+    assert res["would"] == would, dump(r, res)
+    if detail_word:
+        first = got[next(iter(findings))]
+        assert detail_word.lower() in first["detail"].lower(), dump(r, res)
+    # Whatever broke, the MX was probed and its facts reported, and no mail was sent.
+    assert [m["host"] for m in res["mx"]] == [MX_HOST], dump(r, res)
+    time.sleep(0.2)
+    assert_no_mail(world, mark)
+
+
+def test_break_tlsrpt_reports_why(world):
+    """The invalid TLSRPT record is in the JSON with the reason (RFC 8460 3: v=TLSRPTv1
+    first)."""
+    bad = "v=TLSRPTv2; rua=mailto:tlsrpt@example.test"
+    world.apply(tlsrpt_txt=[bad])
+    r, res = world.run("check")
+    t = res["tlsrpt"]
+    assert (t["name"], t["records"], t["valid"]) == (TLSRPT_NAME, [bad], False), t
+    assert isinstance(t["error"], str) and t["error"].strip(), t
+
+
+def cache_digest(path):
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def cache_policy(world, cache):
+    """Fill the policy cache FILE as a sender does: `ststest send --cache FILE` of a message
+    through the healthy world (delivered, policy fetched and stored)."""
+    world.apply()
+    r, res = world.run("send", "--helo", "sender.example.net", cache=cache, target=MAILBOX)
+    assert r.returncode == 0 and res["outcome"] == "delivered", dump(r, res)
+    assert res["policy"]["source"] == "fetched" and res["policy"]["id"] == STS_ID, res["policy"]
+    assert cache.exists()
+
+
+NEW_ID = "20261207T000000"
+
+
+def test_drift_id_changed_same_policy(world, tmp_path):
+    cache = tmp_path / "policy-cache.sqlite"
+    cache_policy(world, cache)
+    world.apply(sts_txt=[f"v=STSv1; id={NEW_ID};"])
+    before = cache_digest(cache)
+    r, res = world.run("check", cache=cache)
+    assert_verdict(r, res, "warn", {"policy-drift-id-only": POLICY_SUBJECTS})
+    assert res["drift"] == {"kind": "id-changed-same-policy", "cached_id": STS_ID,
+                            "served_id": NEW_ID}, dump(r, res)
+    assert cache_digest(cache) == before, "check wrote the policy cache (it may only read it)"
+
+
+def test_drift_policy_changed_same_id(world, tmp_path):
+    cache = tmp_path / "policy-cache.sqlite"
+    cache_policy(world, cache)
+    changed = POLICY.replace("max_age: 604800", "max_age: 1209600")
+    assert changed != POLICY
+    world.apply(policy=changed)
+    before = cache_digest(cache)
+    fetches = len(policy_fetches(world))
+    r, res = world.run("check", cache=cache)
+    assert_verdict(r, res, "fail", {"policy-drift-same-id": POLICY_SUBJECTS})
+    assert res["drift"] == {"kind": "policy-changed-same-id", "cached_id": STS_ID,
+                            "served_id": STS_ID}, dump(r, res)
+    # The verdict is about the served policy, fetched afresh, not the cached one.
+    assert res["policy"]["max_age"] == 1209600, res["policy"]
+    assert len(policy_fetches(world)) == fetches + 1
+    assert cache_digest(cache) == before, "check wrote the policy cache (it may only read it)"
+
+
+@pytest.mark.parametrize("level,assuredness,mx_verdict,verdict,findings,exit_code", [
+    # STARTTLS offered, mail in the clear accepted at RCPT.
+    ("may", 0, "accepted", "fail", {"assure-tls-accepted": MX_HOST}, 1),
+    # 530 5.7.0 Must issue a STARTTLS command first.
+    ("encrypt", 100, "refused", "pass", {}, 0),
+])
+def test_assure_tls(world, level, assuredness, mx_verdict, verdict, findings, exit_code):
+    world.apply(tls_level=level)
+    mark = world.postfix.log_mark()
+    r, res = world.run("check", "--assure-tls")
+    a = res["assure_tls"]
+    assert a["assuredness"] == assuredness, dump(r, res)
+    [mx] = a["mx"]
+    assert (mx["host"], mx["address"], mx["verdict"]) == \
+        (MX_HOST, world.addr["mx"], mx_verdict), mx
+    assert_verdict(r, res, verdict, findings, exit_code=exit_code)
+    # Never DATA and never STARTTLS: smtpd counts the commands it saw.
+    line = world.postfix.wait_log(r"postfix/smtpd\[\d+\]: disconnect from \S+ (.*)",
+                                  mark).group(1)
+    assert "data=" not in line and "starttls=" not in line, line
+    assert ("rcpt=" in line) == (level == "may"), line
