@@ -33,7 +33,7 @@ SEVERITY = {
     "mx-cert-name-mismatch": "fail", "mx-cert-expired": "fail", "mx-cert-expiring": "warn",
     "mx-starttls-missing": "fail", "mx-not-in-policy": "fail", "policy-mx-unused": "warn",
     "policy-fetch-failed": "fail", "policy-host-cert-invalid": "fail",
-    "tlsrpt-invalid": "warn", "policy-drift-same-id": "fail", "policy-drift-id-only": "warn",
+    "tlsrpt-invalid": "warn", "tlsrpt-missing": "warn", "policy-drift-same-id": "fail", "policy-drift-id-only": "warn",
     "assure-tls-accepted": "fail",
 }
 EXIT = {"pass": 0, "warn": 1, "fail": 2}
@@ -264,12 +264,14 @@ BREAKS = [
     pytest.param({"content_type": "text/html"}, "fail", {"policy-fetch-failed": POLICY_HOST},
                  "deliver", "text/html", id="policy-as-text-html"),
     pytest.param({"nginx": False}, "fail", {"policy-fetch-failed": POLICY_HOST},
-                 "deliver", None, id="nginx-down"),
+                 "deliver", "connect", id="nginx-down"),
     pytest.param({"policy_cert": "untrusted"}, "fail",
-                 {"policy-host-cert-invalid": POLICY_HOST}, "deliver", None,
+                 {"policy-host-cert-invalid": POLICY_HOST}, "deliver", "certificate",
                  id="policy-host-cert-untrusted"),
     pytest.param({"tlsrpt_txt": ["v=TLSRPTv2; rua=mailto:tlsrpt@example.test"]}, "warn",
                  {"tlsrpt-invalid": TLSRPT_NAME}, "deliver", None, id="tlsrpt-v2"),
+    pytest.param({"tlsrpt_txt": []}, "warn", {"tlsrpt-missing": TLSRPT_NAME}, "deliver",
+                 None, id="tlsrpt-missing"),
 ]
 
 
