@@ -4,7 +4,8 @@ the tests are tests/integration/test_realworld.py):
 - DNS: dnsmasq (Debian's dnsmasq-base, no service) on 127.A.B.53:<free port>, serving
   example.test's MX (mail.example.test), the A records of mail.example.test (127.A.B.25) and
   mta-sts.example.test (127.A.B.80), `_mta-sts` TXT "v=STSv1; id=..." and `_smtp._tls` TXT
-  "v=TLSRPTv1; rua=mailto:...", from `--mx-host`, `--host-record` and `--txt-record` lines.
+  "v=TLSRPTv1; rua=mailto:...", from the `mx-host=`, `host-record=` and `txt-record=` lines of
+  its configuration file (the options --mx-host, --host-record, --txt-record).
 - The policy host: nginx (Debian's nginx) in the foreground (`-p DIR -c nginx.conf
   -g 'daemon off;'`, its own pid file and logs) on 127.A.B.80:<free port>, serving
   https://mta-sts.example.test/.well-known/mta-sts.txt with `default_type text/plain` and
@@ -31,8 +32,9 @@ with another test run or touches a system service. The sender is pointed at the 
 `RealWorld.apply(**state)` sets the whole deployment to the healthy one with the given breaks
 (see HEALTHY); a daemon whose part changed is reconfigured (dnsmasq restarted on the same
 address and port, nginx reloaded with `nginx -s reload` or stopped; for the MX the sender is
-pointed at the listener of that break), and apply() returns only once the change is in effect. A missing nginx or dnsmasq fails the tests,
-naming the package; it never makes them pass or skip.
+pointed at the listener of that break), and apply() returns only once the change is in
+effect. A missing nginx or dnsmasq fails the tests, naming the package; it never makes them
+pass or skip.
 
 Methods return values or raise WorldError with the daemon's log and what was being done.
 """
