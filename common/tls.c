@@ -552,6 +552,59 @@ static void stream_peer_names(sts_stream *s, X509 *leaf)
     asn1_time_iso(X509_get0_notAfter(leaf), in->not_after, sizeof(in->not_after));
 }
 
+/* An X509_NAME as one RFC 2253 line into dst. */
+static void name_line(const X509_NAME *n, char *dst, size_t cap)
+{
+    dst[0] = '\0';
+    BIO *b = BIO_new(BIO_s_mem());
+    if (!b)
+        return;
+    if (n && X509_NAME_print_ex(b, n, 0, XN_FLAG_RFC2253) >= 0) {
+        char *p;
+        long len = BIO_get_mem_data(b, &p);
+        copy_printable(dst, cap, (const unsigned char *)p, len > 0 ? (size_t)len : 0);
+    }
+    BIO_free(b);
+}
+
+void sts_tls_cert_describe(X509 *x, sts_tls_cert *out)
+{
+    memset(out, 0, sizeof(*out));
+    name_line(X509_get_subject_name(x), out->subject, sizeof(out->subject));
+    name_line(X509_get_issuer_name(x), out->issuer, sizeof(out->issuer));
+    GENERAL_NAMES *gens = X509_get_ext_d2i(x, NID_subject_alt_name, NULL, NULL);
+    size_t off = 0;
+    for (int i = 0; gens && i < sk_GENERAL_NAME_num(gens); i++) {
+        const GENERAL_NAME *g = sk_GENERAL_NAME_value(gens, i);
+        char one[256];
+        if (g->type != GEN_DNS)
+            continue;
+        copy_printable(one, sizeof(one), ASN1_STRING_get0_data(g->d.dNSName),
+                       (size_t)ASN1_STRING_length(g->d.dNSName));
+        if (off + strlen(one) + 2 > sizeof(out->sans))
+            break;
+        off +=
+            (size_t)snprintf(out->sans + off, sizeof(out->sans) - off, "%s%s", off ? " " : "", one);
+    }
+    GENERAL_NAMES_free(gens);
+    EVP_PKEY *key = X509_get0_pubkey(x);
+    if (key) {
+        copy_str(out->key_type, sizeof(out->key_type), EVP_PKEY_get0_type_name(key));
+        out->key_bits = EVP_PKEY_get_bits(key);
+    }
+    asn1_time_iso(X509_get0_notBefore(x), out->not_before, sizeof(out->not_before));
+    asn1_time_iso(X509_get0_notAfter(x), out->not_after, sizeof(out->not_after));
+}
+
+/* The chain the peer sent (client side: SSL_get_peer_cert_chain has the leaf). */
+static void stream_chain(sts_stream *s)
+{
+    STACK_OF(X509) *chain = SSL_get_peer_cert_chain(s->ssl);
+    sts_tls_info *in = &s->info;
+    for (int i = 0; chain && i < sk_X509_num(chain) && in->nchain < STS_TLS_MAX_CHAIN; i++)
+        sts_tls_cert_describe(sk_X509_value(chain, i), &in->chain[in->nchain++]);
+}
+
 static void stream_handshake_done(sts_stream *s)
 {
     sts_tls_info *in = &s->info;
@@ -574,6 +627,7 @@ static void stream_handshake_done(sts_stream *s)
         }
     } else {
         stream_peer_names(s, leaf);
+        stream_chain(s);
     }
     /* The verify callback only sees failures; a result other than OK that it did
      * not classify (should not happen) still must not pass as verified. */

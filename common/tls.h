@@ -54,6 +54,21 @@
 typedef struct sts_stream sts_stream;
 
 #define STS_TLS_MAX_PEER_NAMES 32
+#define STS_TLS_MAX_CHAIN 4 /* certificates of the peer's chain described, leaf first */
+
+/* One certificate of a peer's chain, as a postmaster reads it (`check`). */
+typedef struct sts_tls_cert {
+    char subject[160]; /* RFC 2253 one-liner: "CN=mail.example.test" */
+    char issuer[160];
+    char sans[256];    /* the DNS SANs, separated by one space ("" = none) */
+    char key_type[16]; /* OpenSSL's name: "RSA", "EC", "ED25519" */
+    int key_bits;
+    char not_before[32]; /* ISO 8601 UTC */
+    char not_after[32];
+} sts_tls_cert;
+
+/* The facts of certificate x into out. */
+void sts_tls_cert_describe(X509 *x, sts_tls_cert *out);
 
 typedef struct sts_tls_info {
     int done;            /* handshake completed */
@@ -75,6 +90,9 @@ typedef struct sts_tls_info {
     char peer_names[STS_TLS_MAX_PEER_NAMES][256]; /* "DNS:x" SANs, then "CN:x" */
     char not_before[32];  /* ISO 8601 UTC, "2024-01-01T00:00:00Z" */
     char not_after[32];
+    /* The chain the peer sent, leaf first (client side; at most STS_TLS_MAX_CHAIN) */
+    size_t nchain;
+    sts_tls_cert chain[STS_TLS_MAX_CHAIN];
     /* Failure (handshake did not complete) */
     char error[256];      /* OpenSSL's reason or "peer closed during handshake" */
 } sts_tls_info;

@@ -20,6 +20,8 @@
 #include "common/buf.h"
 #include "common/err.h"
 #include "common/tls.h"
+#include "sender/check.h"
+#include "sender/finding.h"
 #include "sender/resolver.h"
 #include "sender/smtpreply.h"
 
@@ -50,6 +52,7 @@ typedef struct assure_run {
     uv_timer_t timer; /* the stage timeout of the running probe */
     double timeout;
     char helo[256], from[300];
+    int helo_literal; /* no --helo and no FQDN: an address literal per connection */
     char *const *domains;
     size_t ndomains, di;
     json_t *results;
@@ -151,6 +154,12 @@ static void probe_enter(assure_run *r, probe_state st)
     char path[300];
     switch (st) {
     case PROBE_EHLO:
+        if (r->helo_literal) { /* RFC 5321 4.1.3 address literal of our end */
+            const char *a = sts_stream_local_addr(r->stream);
+            snprintf(r->helo, sizeof(r->helo), "[%s%s]", strchr(a, ':') ? "IPv6:" : "",
+                     a[0] ? a : "127.0.0.1");
+            snprintf(r->from, sizeof(r->from), "ststest@%s", r->helo);
+        }
         probe_send(r, "EHLO ", r->helo);
         break;
     case PROBE_MAIL:
@@ -169,6 +178,16 @@ static void probe_enter(assure_run *r, probe_state st)
     }
 }
 
+int sts_assure_tls_refusal(int code, const char *enhanced)
+{
+    /* RFC 3207 4: "530 Must issue a STARTTLS command first"; RFC 3463 3.8: X.7.Y is
+     * "security or policy status" (5.7.0, 4.7.0 "TLS required" and the like). */
+    if (code == 530)
+        return 1;
+    return enhanced && (enhanced[0] == '4' || enhanced[0] == '5') && enhanced[1] == '.' &&
+           enhanced[2] == '7' && enhanced[3] == '.' && code / 100 == enhanced[0] - '0';
+}
+
 /* What a reply means. */
 static void probe_on_reply(assure_run *r, const sts_smtp_reply *rep)
 {
@@ -183,8 +202,14 @@ static void probe_on_reply(assure_run *r, const sts_smtp_reply *rep)
         return;
     }
     if (cls == 4 || cls == 5) {
-        /* Refused before any recipient was accepted: the MX passes. */
-        probe_verdict(r, STS_ASSURE_REFUSED, text);
+        /* Refused before any recipient was accepted: the MX passes when it refused
+         * MAIL or RCPT because TLS is required; any other refusal (a 554 greeting,
+         * "550 5.1.1 User unknown") says nothing about TLS: not tested, and why. */
+        int tls = (r->state == PROBE_MAIL || r->state == PROBE_RCPT) &&
+                  sts_assure_tls_refusal(rep->code, rep->enhanced);
+        char why[sizeof(text) + 64];
+        snprintf(why, sizeof(why), "refused, but not for want of TLS: %s", text);
+        probe_verdict(r, tls ? STS_ASSURE_REFUSED : STS_ASSURE_NOT_TESTED, tls ? text : why);
         probe_enter(r, PROBE_QUIT);
         return;
     }
@@ -255,11 +280,11 @@ static void on_eof(sts_stream *s, int status)
 {
     assure_run *r = sts_stream_data(s);
     if (r->state != PROBE_QUIT) {
-        /* Closed before a recipient was accepted: refusing too. */
+        /* Closed before a recipient was accepted: no refusal for want of TLS. */
         char why[96];
         snprintf(why, sizeof(why), "connection closed by the MX at %s",
                  probe_state_name(r->state));
-        probe_verdict(r, STS_ASSURE_REFUSED, why);
+        probe_verdict(r, STS_ASSURE_NOT_TESTED, why);
     }
     probe_finish(r);
 }
@@ -358,6 +383,48 @@ static void domain_free_hosts(assure_run *r)
     r->nhosts = r->hi = 0;
 }
 
+/* The findings of the domain (finding.h), into its result and the transcript's verdict
+ * block: assure-tls-accepted for each MX that accepted a recipient in the clear,
+ * mx-unreachable for each that could not be tested (or for the domain, detail, when it
+ * has no MX to test). */
+static void domain_findings(assure_run *r, json_t *res, const char *detail)
+{
+    sts_finding fs[ASSURE_MAX_MX + 1];
+    size_t n = 0, i;
+    json_t *m;
+    json_array_foreach(r->mx, i, m)
+    {
+        int v;
+        const char *host = json_string_value(json_object_get(m, "host"));
+        const char *reply = json_string_value(json_object_get(m, "reply"));
+        if (n >= ASSURE_MAX_MX ||
+            sts_vocab_parse(&sts_vocab_assure_verdict,
+                            json_string_value(json_object_get(m, "verdict")), &v) != 0 ||
+            v == STS_ASSURE_REFUSED)
+            continue;
+        sts_finding *f = &fs[n++];
+        f->id =
+            v == STS_ASSURE_ACCEPTED ? STS_FINDING_ASSURE_TLS_ACCEPTED : STS_FINDING_MX_UNREACHABLE;
+        snprintf(f->subject, sizeof(f->subject), "%s", host ? host : "");
+        if (v == STS_ASSURE_ACCEPTED)
+            snprintf(f->detail, sizeof(f->detail), "%s accepted a recipient in the clear: %s",
+                     host ? host : "", reply ? reply : "");
+        else
+            snprintf(f->detail, sizeof(f->detail), "%s could not be tested: %s", host ? host : "",
+                     reply ? reply : "");
+    }
+    if (detail) {
+        sts_finding *f = &fs[n++];
+        f->id = STS_FINDING_MX_UNREACHABLE;
+        snprintf(f->subject, sizeof(f->subject), "%s", r->domain);
+        snprintf(f->detail, sizeof(f->detail), "%s", detail);
+    }
+    sts_verdict v = sts_finding_verdict(fs, n);
+    json_object_set_new(res, "verdict", json_string(sts_verdict_name(v)));
+    json_object_set_new(res, "findings", sts_check_findings_json(fs, n));
+    sts_check_log_verdict(r->log, r->domain, fs, n, v);
+}
+
 /* Every MX probed: the domain's verdict. detail (or NULL) says why none was. */
 static void domain_done(assure_run *r, const char *detail)
 {
@@ -387,6 +454,7 @@ static void domain_done(assure_run *r, const char *detail)
     json_object_set_new(res, "argument", json_string(r->domains[r->di]));
     json_object_set_new(res, "domain", json_string(r->domain));
     json_object_set_new(res, "assure_tls", a);
+    domain_findings(r, res, detail);
     json_array_append_new(r->results, res);
     sts_info(r->log, "assure %s: assuredness %d (%zu of %zu MX tested refused mail in the "
              "clear%s%s)", r->domain, assuredness, refused, tested, detail ? "; " : "",
@@ -484,9 +552,9 @@ int sts_assure_run(uv_loop_t *loop, const sts_sender_opts *opts, char *const *do
     r->timeout = opts->timeout > 0 ? opts->timeout : ASSURE_TIMEOUT;
     if (opts->helo)
         snprintf(r->helo, sizeof(r->helo), "%s", opts->helo);
-    else if (gethostname(r->helo, sizeof(r->helo)) != 0 || !r->helo[0])
-        snprintf(r->helo, sizeof(r->helo), "localhost");
-    r->helo[sizeof(r->helo) - 1] = '\0';
+    else
+        sts_sender_default_helo(r->helo, sizeof(r->helo));
+    r->helo_literal = !r->helo[0];
     snprintf(r->from, sizeof(r->from), "ststest@%s", r->helo);
     sts_buf_init(&r->in, STS_SMTP_REPLY_MAX);
     char err[256];

@@ -90,17 +90,6 @@ static time_t disc_now(const sts_discover *d)
     return d->now ? d->now : time(NULL);
 }
 
-/* Two policies say the same (RFC 8461 3.2 fields; mx compared case-insensitively). */
-static int policy_same(const sts_policy *a, const sts_policy *b)
-{
-    if (a->mode != b->mode || a->max_age != b->max_age || a->nmx != b->nmx)
-        return 0;
-    for (size_t i = 0; i < a->nmx; i++)
-        if (strcasecmp(a->mx[i], b->mx[i]))
-            return 0;
-    return 1;
-}
-
 static void log_policy(sts_discover *d, const sts_policy *p)
 {
     sts_info(d->log, "MTASTS policy-->version %s", p->version);
@@ -379,6 +368,8 @@ static void read_txt(sts_discover *d, const sts_dns_txt_result *res)
             d->log, "DNS %s",
             sts_dns_failure_text(res->name, "TXT", res->status, res->detail, why, sizeof(why)));
         d->txt_kind = sts_cache_txt_from_dns(res->status);
+        r->txt_kind = d->txt_kind;
+        snprintf(r->txt_why, sizeof(r->txt_why), "%s", why);
         return;
     }
     const char **recs = calloc(res->n, sizeof(*recs));
@@ -403,6 +394,8 @@ static void read_txt(sts_discover *d, const sts_dns_txt_result *res)
     free(recs);
     free(lens);
     d->txt_kind = sts_cache_txt_from_select(rc);
+    r->txt_kind = d->txt_kind;
+    snprintf(r->txt_why, sizeof(r->txt_why), "%s", why);
     if (rc) {
         /* RFC 8461 3.1: not exactly one valid STS record: no policy available (unless a
          * cached one still applies). */
@@ -457,7 +450,7 @@ static void recheck_resolved(sts_discover *d)
     sts_discovery *r = &d->res;
     r->recheck_fetched = d->apply == STS_POLICY_SOURCE_FETCHED;
     int differs =
-        r->recheck_fetched && d->have_old_policy && !policy_same(&r->policy, &d->old_policy);
+        r->recheck_fetched && d->have_old_policy && !sts_policy_same(&r->policy, &d->old_policy);
     if (!differs) {
         r->recheck = r->recheck_fetched ? STS_RECHECK_SAME : STS_RECHECK_NOT_FETCHED;
         if (!r->have_policy) /* cannot happen under FETCH_KEEP_CACHED_ON_FAILURE */

@@ -85,6 +85,8 @@ typedef struct sts_discovery {
     /* RFC 8461 3.1: the last TXT lookup */
     int have_txt;                    /* exactly one valid STS record was found */
     char txt_id[STS_TXT_ID_MAX + 1]; /* its id; "" when !have_txt */
+    sts_cache_txt txt_kind;          /* what the last TXT lookup said (cache.h) */
+    char txt_why[300];               /* why it is not FOUND, for people; may be "" */
     /* RFC 8461 3.3: the cache's decision after the last TXT lookup (cache.h) */
     int decided; /* 0 until a decision was taken */
     sts_cache_decision decision;

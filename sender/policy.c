@@ -445,3 +445,13 @@ nomem:
     sts_policy_free(&p);
     return STS_ENOMEM;
 }
+
+int sts_policy_same(const sts_policy *a, const sts_policy *b)
+{
+    if (a->mode != b->mode || a->max_age != b->max_age || a->nmx != b->nmx)
+        return 0;
+    for (size_t i = 0; i < a->nmx; i++)
+        if (strcasecmp(a->mx[i], b->mx[i]))
+            return 0;
+    return 1;
+}

@@ -43,6 +43,9 @@ int sts_policy_parse(const char *text, size_t len, sts_policy *out, sts_diags *d
 void sts_policy_free(sts_policy *p);
 /* Deep copy. 0 or STS_ENOMEM (dst zeroed). */
 int sts_policy_copy(sts_policy *dst, const sts_policy *src);
+/* 1 when a and b say the same (RFC 8461 3.2 fields: mode, max_age, and the mx patterns in
+ * order, compared case-insensitively), else 0. */
+int sts_policy_same(const sts_policy *a, const sts_policy *b);
 
 /* Is pattern a valid mx value: ["*."] Domain (RFC 5321 Domain: LDH labels of 1-63
  * characters, letters/digits at both ends, no trailing dot, at most 253 characters)?

@@ -32,10 +32,11 @@ void sts_mx_tls_free(sts_mx_tls *t)
     for (size_t i = 0; i < t->npeer_names; i++)
         free(t->peer_names[i]);
     free(t->peer_names);
+    free(t->chain);
     memset(t, 0, sizeof(*t));
 }
 
-int sts_mx_tls_set(sts_mx_tls *t, const sts_tls_info *info)
+int sts_mx_tls_set(sts_mx_tls *t, const sts_tls_info *info, int with_chain)
 {
     sts_mx_tls_free(t);
     snprintf(t->version, sizeof(t->version), "%s", info->version);
@@ -44,6 +45,7 @@ int sts_mx_tls_set(sts_mx_tls *t, const sts_tls_info *info)
     t->chain_ok = info->chain_ok;
     t->time_ok = info->time_ok;
     t->name_ok = info->name_ok;
+    t->not_yet_valid = info->not_yet_valid;
     t->result_type = info->result_type;
     snprintf(t->not_before, sizeof(t->not_before), "%s", info->not_before);
     snprintf(t->not_after, sizeof(t->not_after), "%s", info->not_after);
@@ -60,6 +62,13 @@ int sts_mx_tls_set(sts_mx_tls *t, const sts_tls_info *info)
                 return STS_ENOMEM;
             t->npeer_names++;
         }
+    }
+    if (with_chain && info->nchain) {
+        t->chain = malloc(info->nchain * sizeof(*t->chain));
+        if (!t->chain)
+            return STS_ENOMEM;
+        memcpy(t->chain, info->chain, info->nchain * sizeof(*t->chain));
+        t->nchain = info->nchain;
     }
     return rc ? STS_ENOMEM : 0;
 }
@@ -84,7 +93,8 @@ static const char *yes_no(int v)
 
 void sts_result_log(sts_log *log, const sts_rcpt_result *r, const sts_discovery *d)
 {
-    sts_info(log, "RESULT %s: %s (policy %s, mode %s%s)", r->arg, sts_outcome_name(r->outcome),
+    sts_info(log, "RESULT %s: %s%s (policy %s, mode %s%s)", r->arg,
+             r->check ? "a sender would have it " : "", sts_outcome_name(r->outcome),
              sts_policy_source_name(d->source), sts_mode_name(r->mode),
              r->tls_required ? ", TLS required" : "");
     if (r->detail[0] && r->outcome != STS_OUTCOME_DELIVERED)

@@ -32,6 +32,7 @@ typedef struct sts_mx_tls {
     char version[16]; /* "TLSv1.3" */
     char cipher[64];
     int verified, chain_ok, time_ok, name_ok;
+    int not_yet_valid;           /* time_ok is 0 because the certificate is not valid yet */
     sts_result_type result_type; /* RFC 8460 result type when !verified */
     char not_before[32], not_after[32];
     char *sni;          /* NULL when none */
@@ -39,6 +40,8 @@ typedef struct sts_mx_tls {
     char *error;        /* why the handshake failed; NULL when it did not */
     char **peer_names;  /* "DNS:x" SANs, then "CN:x" */
     size_t npeer_names;
+    sts_tls_cert *chain; /* the chain the MX sent, leaf first (check only; else NULL) */
+    size_t nchain;
 } sts_mx_tls;
 
 /* One MX host tried or skipped. */
@@ -63,11 +66,18 @@ typedef struct sts_mx_result {
     char enhanced[16];
     char text[STS_SMTPC_TEXT_MAX];
     int plain_retry; /* a plaintext retry followed a failed handshake */
+    /* check: */
+    int probed_refused; /* the policy refuses this MX; it was probed for its facts only */
+    int greeted;        /* a session got the 220 greeting and an EHLO/HELO answer */
+    int starttls_code;  /* the reply to STARTTLS, 0 = not sent */
+    double dns_ms;      /* its address lookup */
+    double stage_ms[STS_SMTPC_DONE]; /* of the session whose facts are kept (smtpc.h) */
 } sts_mx_result;
 
 /* One recipient (send) or domain (check). */
 typedef struct sts_rcpt_result {
     const char *arg; /* the argument as given (borrowed) */
+    int check;       /* a `check` result: the outcome is what a sender would do */
     char domain[256];
     sts_outcome outcome;
     char detail[512]; /* why the outcome, for people */
@@ -81,9 +91,10 @@ typedef struct sts_rcpt_result {
     size_t nfailures;
 } sts_rcpt_result;
 
-/* Replace t's facts by those of info (strings copied). 0 or STS_ENOMEM (t then keeps
+/* Replace t's facts by those of info (strings copied; the chain too when with_chain).
+ * 0 or STS_ENOMEM (t then keeps
  * what could be copied; every pointer stays valid for sts_mx_tls_free). */
-int sts_mx_tls_set(sts_mx_tls *t, const sts_tls_info *info);
+int sts_mx_tls_set(sts_mx_tls *t, const sts_tls_info *info, int with_chain);
 /* Release t's strings and zero it. */
 void sts_mx_tls_free(sts_mx_tls *t);
 

@@ -31,6 +31,7 @@
 #include <arpa/inet.h>
 #include <ctype.h>
 #include <errno.h>
+#include <netdb.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -43,13 +44,16 @@
 #include "common/err.h"
 #include "common/tls.h"
 #include "sender/cache.h"
+#include "sender/check.h"
 #include "sender/decide.h"
 #include "sender/discover.h"
 #include "sender/fetch.h"
+#include "sender/finding.h"
 #include "sender/policy.h"
 #include "sender/resolver.h"
 #include "sender/result.h"
 #include "sender/smtpc.h"
+#include "sender/tlsrpt.h"
 
 #define SENDER_CONCURRENCY 8
 #define SENDER_MAX_MX 16                      /* MX hosts tried per recipient */
@@ -57,9 +61,9 @@
 #define SENDER_FETCH_TIMEOUT 60.0             /* RFC 8461 3.3: "a reasonable timeout" */
 
 static const char *const job_state_names[] = {
-    [STS_JOB_NEW] = "NEW",         [STS_JOB_DISCOVER] = "DISCOVER", [STS_JOB_MX] = "MX",
-    [STS_JOB_MX_ADDR] = "MX_ADDR", [STS_JOB_SMTP] = "SMTP",         [STS_JOB_RECHECK] = "RECHECK",
-    [STS_JOB_DONE] = "DONE",
+    [STS_JOB_NEW] = "NEW",         [STS_JOB_DISCOVER] = "DISCOVER", [STS_JOB_TLSRPT] = "TLSRPT",
+    [STS_JOB_MX] = "MX",           [STS_JOB_MX_ADDR] = "MX_ADDR",   [STS_JOB_SMTP] = "SMTP",
+    [STS_JOB_RECHECK] = "RECHECK", [STS_JOB_DONE] = "DONE",
 };
 _Static_assert(sizeof(job_state_names) / sizeof(job_state_names[0]) == STS_JOB_DONE + 1,
                "a name for every job state");
@@ -126,9 +130,11 @@ typedef struct job {
     sts_dns_addr addrs[SENDER_MAX_ADDRS]; /* the current MX's addresses, A then AAAA */
     size_t naddrs, addr_idx;
     struct sockaddr_storage addr;
-    int no_starttls; /* the next session is the plaintext retry (opportunistic TLS) */
-    sts_smtpc *smtp; /* the session in progress, or NULL */
-    sts_buf msg;     /* the generated message (when no --data) */
+    int no_starttls;     /* the next session is the plaintext retry (opportunistic TLS) */
+    sts_smtpc *smtp;     /* the session in progress, or NULL */
+    sts_check_extra chk; /* check: the facts beyond send's (check.h) */
+    uint64_t addr_t0;    /* uv_hrtime() when the current MX's address lookup started */
+    sts_buf msg;         /* the generated message (when no --data) */
     const char *rcpt_list[1];
 } job;
 
@@ -137,13 +143,15 @@ typedef struct run {
     const sts_sender_opts *opts;
     sts_resolver *resolver;
     sts_fetcher *fetcher;
-    sts_cache *cache; /* NULL: no cache (--no-cache, or the default is unusable) */
+    sts_cache *cache;       /* NULL: no cache (--no-cache, or the default is unusable) */
+    sts_cache *drift_cache; /* check --cache FILE: only read, for the drift */
     SSL_CTX *ctx;
     char *const *rcpts;
     size_t njobs, next, done;
     size_t concurrency;
     json_t **results;          /* per recipient, set when its job is done */
     sts_outcome *outcomes;     /* likewise */
+    sts_verdict *verdicts;     /* check: likewise */
     sts_result_pool *pool;     /* their equal values, stored once (NULL: none shared) */
     job *jobs;                 /* jobs alive: running, or done and not yet freed */
     disc_share *shares;        /* discoveries, one per policy domain (single flight) */
@@ -233,7 +241,7 @@ static void discovered_cb(const sts_discovery *d, void *arg)
     }
     j->applied_cached = d->have_policy && d->source == STS_POLICY_SOURCE_CACHE;
     job_apply_policy(j);
-    job_enter(j, STS_JOB_MX);
+    job_enter(j, j->run->opts->check_only ? STS_JOB_TLSRPT : STS_JOB_MX);
 }
 
 /* ---- RFC 8461 5.1: re-check DNS before giving up under a cached enforce policy ---- */
@@ -455,6 +463,13 @@ static int job_mx_allowed(job *j, sts_mx_result *m)
         m->failure = failure;
         sts_result_add_failure(&j->res, failure);
     }
+    if (!go && j->run->opts->check_only) {
+        /* check: the refusal decides the verdict, not whether we look (its facts). */
+        m->probed_refused = 1;
+        sts_info(j->log, "MX %s refused: not in the policy (enforce); probed for its facts only",
+                 m->host);
+        return 1;
+    }
     if (!go) {
         /* RFC 8461 4.1 / 5: under enforce an MX outside the policy is not contacted. */
         m->action = STS_ACTION_REFUSED;
@@ -542,6 +557,7 @@ static void mx_addr_cb(const sts_dns_addr_result *res, void *arg)
     job *j = arg;
     if (job_deadline(j))
         return;
+    job_mx(j)->dns_ms = (double)(uv_hrtime() - j->addr_t0) / 1e6;
     if (res->status != STS_DNS_OK || !res->n) {
         job_addr_failed(j, res);
         return;
@@ -586,11 +602,16 @@ static void job_take_session(job *j, const sts_smtpc_result *res, int relevant)
     snprintf(m->detail, sizeof(m->detail), "%s", res->detail);
     m->stage = sts_smtpc_state_name(res->stage);
     m->connected |= res->connected;
+    m->greeted |= res->connected &&
+                  (res->starttls_offered || res->tls_attempted || res->stage > STS_SMTPC_HELO ||
+                   res->failure == STS_RESULT_STARTTLS_NOT_SUPPORTED);
     if (!m->plain_retry || res->tls_attempted) {
         m->starttls_offered = res->starttls_offered;
+        m->starttls_code = res->starttls_code;
         m->tls_attempted = res->tls_attempted;
         m->tls_up = res->tls_up;
-        if (sts_mx_tls_set(&m->tls, &res->tls))
+        memcpy(m->stage_ms, res->stage_ms, sizeof(m->stage_ms));
+        if (sts_mx_tls_set(&m->tls, &res->tls, j->run->opts->check_only))
             sts_error(j->log, "ERROR out of memory keeping the TLS facts of %s", m->host);
     }
     m->pipelined = res->pipelined;
@@ -604,20 +625,42 @@ static void job_take_session(job *j, const sts_smtpc_result *res, int relevant)
     }
 }
 
+/* check: what a sender applying the policy would have done with this MX, when the probe
+ * saw more than it would: an MX the policy refuses stays refused (its facts kept), and
+ * TLS older than 1.2 (which check accepts, to report it) fails where TLS is required. */
+static void job_check_session(job *j, sts_mx_result *m)
+{
+    if (m->probed_refused) {
+        m->action = STS_ACTION_REFUSED;
+        m->stage = "POLICY";
+        snprintf(m->detail, sizeof(m->detail),
+                 "MX does not match the policy's mx patterns: a sender would not use it");
+    } else if (m->tls_up && sts_finding_tls_too_old(m->tls.version) && j->res.tls_required &&
+               m->action == STS_ACTION_DELIVERED) {
+        m->action = STS_ACTION_TEMPFAIL;
+        snprintf(m->detail, sizeof(m->detail),
+                 "%s only: a sender that requires TLS 1.2 cannot complete the handshake",
+                 m->tls.version);
+    }
+}
+
 static void smtp_done_cb(sts_smtpc *s, void *arg)
 {
     job *j = arg;
     sts_mx_result *m = job_mx(j);
     const sts_smtpc_result *res = sts_smtpc_get_result(s);
-    int relevant = j->res.mode != STS_MODE_NONE || j->res.tls_required;
+    int check = j->run->opts->check_only;
+    int relevant = (j->res.mode != STS_MODE_NONE || j->res.tls_required) && !m->probed_refused;
 
     j->smtp = NULL;
     job_take_session(j, res, relevant);
+    if (check)
+        job_check_session(j, m);
     int retry = res->retry_plain && !m->plain_retry;
     int in_transaction = res->stage == STS_SMTPC_MAIL || res->stage == STS_SMTPC_RCPT ||
                          res->stage == STS_SMTPC_DATA || res->stage == STS_SMTPC_BODY;
     int connect_failed = !res->connected && res->stage == STS_SMTPC_CONNECT;
-    sts_action act = res->action;
+    sts_action act = m->action;
     sts_smtpc_free(s); /* done_cb is the session's last act */
 
     if (j->run->deadline_passed) {
@@ -646,7 +689,8 @@ static void smtp_done_cb(sts_smtpc *s, void *arg)
         job_connect_addr(j);
         return;
     }
-    if (!sts_decide_try_next_mx(act, in_transaction) || j->cur + 1 >= j->nhosts) {
+    /* check probes every MX host; a sender stops at the first that takes the message. */
+    if ((!check && !sts_decide_try_next_mx(act, in_transaction)) || j->cur + 1 >= j->nhosts) {
         job_finish(j);
         return;
     }
@@ -687,7 +731,8 @@ static int job_make_message(job *j)
                            "\r\n"
                            "This is a test message from ststest, a harness for mandatory TLS\r\n"
                            "between mail servers (MTA-STS, RFC 8461). It can be discarded.\r\n",
-                           r->from, j->recipient, date, id, r->helo);
+                           r->from[0] ? r->from : "ststest@localhost", j->recipient, date, id,
+                           r->helo[0] ? r->helo : "localhost");
 }
 
 /* Split the argument: send takes local@domain (the last "@"), check a domain (a
@@ -878,6 +923,36 @@ static void job_discover(job *j)
         share_wait(j->share, j);
 }
 
+/* check: the _smtp._tls record has answered (RFC 8460 3); on to the MX list. */
+static void tlsrpt_cb(const sts_dns_txt_result *res, void *arg)
+{
+    job *j = arg;
+    if (job_deadline(j))
+        return;
+    sts_check_read_tlsrpt(&j->chk, res->name, res);
+    if (j->chk.tlsrpt == STS_CHECK_TLSRPT_VALID)
+        sts_info(j->log, "TLSRPT %s: one valid record", res->name);
+    else
+        sts_info(j->log, "TLSRPT %s: %s", res->name, j->chk.tlsrpt_why);
+    job_enter(j, STS_JOB_MX);
+}
+
+/* TLSRPT: look _smtp._tls.<domain> up (check only). */
+static void job_query_tlsrpt(job *j)
+{
+    char name[300];
+    int rc = sts_tlsrpt_record_name(j->res.domain, name, sizeof(name));
+    if (!rc)
+        rc = sts_resolver_query_txt(j->run->resolver, name, tlsrpt_cb, j);
+    if (rc) {
+        j->chk.tlsrpt = STS_CHECK_TLSRPT_INVALID;
+        snprintf(j->chk.tlsrpt_why, sizeof(j->chk.tlsrpt_why),
+                 "the lookup of _smtp._tls.%.250s could not start: %s", j->res.domain,
+                 sts_strerror(rc));
+        job_enter(j, STS_JOB_MX);
+    }
+}
+
 /* MX: look the domain's MX records up. */
 static void job_query_mx(job *j)
 {
@@ -894,6 +969,7 @@ static void job_query_mx(job *j)
 static void job_query_addr(job *j)
 {
     sts_mx_result *m = job_mx(j);
+    j->addr_t0 = uv_hrtime();
     int rc = sts_resolver_query_addr(j->run->resolver, m->host, mx_addr_cb, j);
     if (rc) {
         m->action = STS_ACTION_TEMPFAIL;
@@ -913,7 +989,7 @@ static void job_start_smtp(job *j)
         .addr = (const struct sockaddr *)&j->addr,
         .host = m->host,
         .helo = r->helo,
-        .from = r->from,
+        .from = r->from[0] || o->from ? r->from : NULL,
         .rcpts = j->rcpt_list,
         .nrcpts = o->check_only ? 0 : 1,
         .msg = r->have_data ? r->data.data : j->msg.data,
@@ -995,6 +1071,31 @@ static void job_decide(job *j)
 
 static void reap_cb(uv_timer_t *t);
 
+/* check: the drift against --cache, the findings, the verdict block and the JSON keys. */
+static void job_check_verdict(job *j, json_t *o)
+{
+    run *r = j->run;
+    const sts_discovery *d = job_disc(j);
+    sts_cache_entry e;
+    int have_e = r->drift_cache && !sts_cache_get(r->drift_cache, j->res.domain, j->chk.now, &e);
+    sts_check_drift(&j->chk, have_e ? &e : NULL, d);
+    if (have_e)
+        sts_cache_entry_free(&e);
+    j->chk.mx_known = j->nhosts > 0;
+    sts_findings *fs = malloc(sizeof(*fs));
+    if (!fs) {
+        sts_error(j->log, "ERROR out of memory judging %s", j->res.domain);
+        r->verdicts[j->index] = STS_VERDICT_FAIL;
+        return;
+    }
+    sts_check_judge(&j->res, d, &j->chk, fs);
+    sts_check_log(j->log, &j->res, fs);
+    if (o)
+        sts_check_json(o, &j->res, d, &j->chk, fs);
+    r->verdicts[j->index] = fs->verdict;
+    free(fs);
+}
+
 /* DONE: decide, tell, keep the JSON result; the job is freed from the reap timer. */
 static void job_done(job *j)
 {
@@ -1004,6 +1105,8 @@ static void job_done(job *j)
     r->outcomes[j->index] = j->res.outcome;
     r->results[j->index] =
         sts_result_json(&j->res, job_disc(j), r->opts->check_only, r->cache != NULL, r->pool);
+    if (r->opts->check_only)
+        job_check_verdict(j, r->results[j->index]);
     r->done++;
     run_start_jobs(r);
     if (!r->torn_down)
@@ -1023,6 +1126,9 @@ static void job_enter(job *j, sts_job_state st)
         break; /* a job is created in it, never enters it */
     case STS_JOB_DISCOVER:
         job_discover(j);
+        break;
+    case STS_JOB_TLSRPT:
+        job_query_tlsrpt(j);
         break;
     case STS_JOB_MX:
         job_query_mx(j);
@@ -1070,7 +1176,13 @@ static job *job_new(run *r, size_t i)
     j->run = r;
     j->index = i;
     j->res.arg = r->rcpts[i];
+    j->res.check = r->opts->check_only;
     j->res.mode = STS_MODE_NONE; /* until discovery: no policy, RFC 8461 5 */
+    j->chk.tlsrpt = STS_CHECK_TLSRPT_MISSING;
+    j->chk.warn_days = r->opts->warn_days > 0    ? r->opts->warn_days
+                       : r->opts->warn_days == 0 ? STS_SENDER_WARN_DAYS
+                                                 : 0;
+    j->chk.now = r->opts->now ? r->opts->now : time(NULL);
     if (r->njobs > 1 && r->opts->log) {
         char prefix[300];
         snprintf(prefix, sizeof(prefix), "%.250s: ", r->rcpts[i]);
@@ -1102,6 +1214,7 @@ static void job_free(job *j)
         free(j->hosts[i].host);
     free(j->hosts);
     sts_buf_free(&j->msg);
+    sts_check_extra_free(&j->chk);
     if (j->log && j->log != r->opts->log)
         sts_log_free(j->log);
     free(j);
@@ -1124,6 +1237,7 @@ static void run_start_jobs(run *r)
             if (!j) {
                 sts_error(r->opts->log, "ERROR %s: out of memory", r->rcpts[i]);
                 r->outcomes[i] = STS_OUTCOME_DEFERRED;
+                r->verdicts[i] = STS_VERDICT_FAIL;
                 r->done++;
                 continue;
             }
@@ -1226,20 +1340,56 @@ static int read_data(run *r, const char *path, sts_log *log)
     return rc;
 }
 
-/* Our name (EHLO) and the envelope sender. */
+void sts_sender_default_helo(char *out, size_t len)
+{
+    char host[256] = "";
+    out[0] = '\0';
+    if (gethostname(host, sizeof(host)) != 0)
+        return;
+    host[sizeof(host) - 1] = '\0';
+    if (strchr(host, '.')) {
+        snprintf(out, len, "%s", host);
+        return;
+    }
+    struct addrinfo hints = {.ai_family = AF_UNSPEC, .ai_flags = AI_CANONNAME}, *ai = NULL;
+    if (host[0] && getaddrinfo(host, NULL, &hints, &ai) == 0 && ai && ai->ai_canonname &&
+        strchr(ai->ai_canonname, '.'))
+        snprintf(out, len, "%s", ai->ai_canonname);
+    if (ai)
+        freeaddrinfo(ai);
+}
+
+/* Our name (EHLO) and the envelope sender: --helo, else the host's FQDN, else "" (an
+ * address literal of each connection's local end, smtpc.h); --from, else ststest@ that
+ * name (NULL from: smtpc fills in the literal). */
 static void run_identity(run *r)
 {
     const sts_sender_opts *opts = r->opts;
-    if (opts->helo) {
+    if (opts->helo)
         snprintf(r->helo, sizeof(r->helo), "%s", opts->helo);
-    } else if (gethostname(r->helo, sizeof(r->helo)) != 0 || !r->helo[0]) {
-        snprintf(r->helo, sizeof(r->helo), "localhost");
-    }
-    r->helo[sizeof(r->helo) - 1] = '\0';
+    else
+        sts_sender_default_helo(r->helo, sizeof(r->helo));
     if (opts->from)
         snprintf(r->from, sizeof(r->from), "%s", opts->from);
-    else
+    else if (r->helo[0])
         snprintf(r->from, sizeof(r->from), "ststest@%s", r->helo);
+}
+
+/* check never judges by a cached policy: it discovers afresh. --cache FILE is only read,
+ * to report drift; without it check touches no cache at all (not even the default one,
+ * whose contents a check must neither depend on nor change). 0 or an exit status. */
+static int run_open_drift_cache(run *r)
+{
+    const sts_sender_opts *opts = r->opts;
+    char err[1024] = "";
+    if (!opts->cache_file)
+        return 0;
+    if (sts_cache_open(opts->cache_file, &r->drift_cache, err, sizeof(err))) {
+        sts_error(opts->log, "ERROR --cache %s: %s", opts->cache_file, err);
+        return STS_EXIT_DATAERR;
+    }
+    sts_info(opts->log, "MTASTS check: policy cache %s is only read, for drift", opts->cache_file);
+    return 0;
 }
 
 /* The policy cache (RFC 8461 3.3): --cache FILE must work (65 otherwise); the default
@@ -1250,6 +1400,8 @@ static int run_open_cache(run *r)
     const sts_sender_opts *opts = r->opts;
     if (opts->no_cache)
         return 0;
+    if (opts->check_only)
+        return run_open_drift_cache(r);
     char path[4096], err[1024] = "";
     const char *cpath = opts->cache_file;
     int crc = 0;
@@ -1286,6 +1438,12 @@ static int run_open_clients(run *r)
     }
     if (opts->now)
         sts_tls_ctx_set_time(r->ctx, opts->now);
+    /* check reports an MX that speaks only TLS 1.0 or 1.1 (mx-tls-too-old) instead of
+     * failing its handshake: it accepts them to see them (job_check_session). */
+    if (opts->check_only && sts_tls_ctx_set_versions(r->ctx, TLS1_VERSION, 0)) {
+        sts_error(log, "ERROR TLS client context: cannot allow TLS 1.0 for check");
+        return STS_EXIT_SOFTWARE;
+    }
     double dns_timeout = opts->dns_timeout > 0 ? opts->dns_timeout : STS_SENDER_DNS_TIMEOUT;
     int rc = sts_resolver_new(r->loop, opts->dns, dns_timeout, log, &r->resolver, err, sizeof(err));
     if (rc) {
@@ -1315,8 +1473,9 @@ static int run_open(run *r)
     size_t n = r->njobs ? r->njobs : 1;
     r->results = calloc(n, sizeof(*r->results));
     r->outcomes = calloc(n, sizeof(*r->outcomes));
+    r->verdicts = calloc(n, sizeof(*r->verdicts));
     r->pool = sts_result_pool_new();
-    return r->results && r->outcomes ? 0 : STS_EXIT_SOFTWARE;
+    return r->results && r->outcomes && r->verdicts ? 0 : STS_EXIT_SOFTWARE;
 }
 
 /* Run every job to its end on the loop. */
@@ -1345,6 +1504,7 @@ static json_t *run_unfinished(run *r, size_t i)
 {
     sts_error(r->opts->log, "BUG: %s did not finish", r->rcpts[i]);
     r->outcomes[i] = STS_OUTCOME_DEFERRED;
+    r->verdicts[i] = STS_VERDICT_FAIL;
     job *j = job_new(r, i);
     if (!j)
         return NULL;
@@ -1353,6 +1513,16 @@ static json_t *run_unfinished(run *r, size_t i)
         sts_result_json(&j->res, job_disc(j), r->opts->check_only, r->cache != NULL, r->pool);
     job_free(j);
     return o;
+}
+
+/* check: 0 when every domain passes, 1 when the worst is warn, 2 when one fails. */
+static int run_check_exit(const run *r)
+{
+    sts_verdict worst = STS_VERDICT_PASS;
+    for (size_t i = 0; i < r->njobs; i++)
+        if (r->verdicts[i] > worst)
+            worst = r->verdicts[i];
+    return sts_verdict_exit(worst);
 }
 
 /* {"results": [...]} in recipient order (the results move into it), and the exit
@@ -1367,6 +1537,8 @@ static int run_results(run *r, json_t **out)
     }
     *out = json_object();
     json_object_set_new(*out, "results", results);
+    if (r->opts->check_only)
+        return run_check_exit(r);
     return sts_decide_exit(r->outcomes, r->njobs);
 }
 
@@ -1380,6 +1552,7 @@ static void run_close(run *r)
         json_decref(r->results[i]);
     free(r->results);
     free(r->outcomes);
+    free(r->verdicts);
     sts_result_pool_free(r->pool);
     if (r->resolver || r->fetcher || (r->timers_on && !r->torn_down)) {
         if (r->resolver)
@@ -1394,6 +1567,7 @@ static void run_close(run *r)
     }
     SSL_CTX_free(r->ctx);
     sts_cache_close(r->cache);
+    sts_cache_close(r->drift_cache);
     sts_buf_free(&r->data);
 }
 

@@ -29,13 +29,18 @@ typedef struct sts_sender_opts {
                              * ~/.cache; unusable -> a warning, no cache); an unusable
                              * explicit file -> exit 65 */
     int no_cache;           /* no policy cache at all */
-    const char *from;       /* envelope sender; NULL = "ststest@<hostname>" */
+    const char *from;       /* envelope sender; NULL = "ststest@<the EHLO name>" */
     const char *data_file;  /* message file, "-" = stdin, NULL = a generated test message */
-    const char *helo;       /* NULL = the local host name */
+    const char *helo;       /* NULL = sts_sender_default_helo() */
     double timeout;         /* seconds per stage; 0 = RFC 5321 4.5.3.2 defaults */
     double dns_timeout;     /* seconds per DNS query, retries included (resolver.h);
                              * 0 = STS_SENDER_DNS_TIMEOUT */
-    int check_only;         /* `check`: stop after TLS + second EHLO, then QUIT */
+    int check_only;         /* `check`: stop after TLS + second EHLO, then QUIT; always
+                             * discover afresh (cache_file is only read, for drift; no
+                             * default cache), probe every MX (also those the policy
+                             * refuses), look _smtp._tls up, and judge (check.h) */
+    int warn_days;          /* check: a certificate expiring within this many days is a
+                             * warning; 0 = STS_SENDER_WARN_DAYS, -1 = 0 days */
     time_t now;             /* judge certificates and the cache at this time; 0 = now */
     int concurrency;        /* recipients handled at once; 0 = 8 */
     double deadline;        /* seconds for the whole run, 0 = none: when it passes every
@@ -52,6 +57,7 @@ typedef struct sts_sender_opts {
 typedef enum {
     STS_JOB_NEW = 0,  /* created, not started */
     STS_JOB_DISCOVER, /* MTA-STS policy discovery (discover.h, RFC 8461 3) */
+    STS_JOB_TLSRPT,   /* check: the _smtp._tls TXT record (RFC 8460 3) */
     STS_JOB_MX,       /* the MX lookup (RFC 5321 5.1, RFC 7505) */
     STS_JOB_MX_ADDR,  /* the address lookup of the MX being tried */
     STS_JOB_SMTP,     /* an SMTP session to one of its addresses (smtpc.h) */
@@ -59,7 +65,7 @@ typedef enum {
     STS_JOB_DONE,     /* the outcome is known, summarised and in the JSON result */
 } sts_job_state;
 
-/* "NEW", "DISCOVER", "MX", "MX_ADDR", "SMTP", "RECHECK", "DONE"; "UNKNOWN" otherwise. */
+/* "NEW", "DISCOVER", "TLSRPT", "MX", "MX_ADDR", "SMTP", "RECHECK", "DONE"; "UNKNOWN" otherwise. */
 const char *sts_job_state_name(sts_job_state st);
 
 /* Seconds a DNS query may take, retries included, unless dns_timeout says otherwise. */
@@ -67,6 +73,15 @@ const char *sts_job_state_name(sts_job_state st);
 /* The range `--dns-timeout` and a scenario's `sender: {dns_timeout}` accept. */
 #define STS_SENDER_DNS_TIMEOUT_MIN 0.1
 #define STS_SENDER_DNS_TIMEOUT_MAX 3600.0
+
+/* The EHLO name when --helo is not given, into out[len]: the host's FQDN when it has a
+ * dot (gethostname(), else getaddrinfo()'s AI_CANONNAME), else "" meaning an address
+ * literal of each connection's local end ("[127.0.0.1]", RFC 5321 4.1.3). The envelope
+ * sender's domain is the same name. */
+void sts_sender_default_helo(char *out, size_t len);
+
+/* check --warn-days default. */
+#define STS_SENDER_WARN_DAYS 14
 
 /* Largest --data message accepted (bytes). */
 #define STS_SENDER_DATA_MAX (10 * 1024 * 1024)

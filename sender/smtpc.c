@@ -65,6 +65,9 @@ struct sts_smtpc {
     int ext_pipelining;    /* the last EHLO offered PIPELINING (RFC 2920) */
     int empty_body;        /* send a lone "." (RFC 2920 3.1: DATA 354, no recipient) */
     int closing;
+    uint64_t state_t0; /* uv_hrtime() when the current state was entered; 0 = none */
+    char helo_lit[INET6_ADDRSTRLEN + 8]; /* "[127.0.0.1]" when p.helo is "" */
+    char from_buf[300];                  /* "ststest@<EHLO name>" when p.from is NULL */
     sts_smtpc_result res;
     sts_smtpc_done_cb done_cb;
     void *arg;
@@ -168,6 +171,15 @@ static void smtpc_set_verdict(sts_smtpc *s, sts_action action, sts_result_type f
              sts_action_name(action), s->res.detail, type ? " -> " : "", type ? type : "");
 }
 
+/* The time spent in the state being left goes to its stage_ms. */
+static void smtpc_clock(sts_smtpc *s)
+{
+    uint64_t now = uv_hrtime();
+    if (s->state_t0 && s->state < STS_SMTPC_DONE)
+        s->res.stage_ms[s->state] += (double)(now - s->state_t0) / 1e6;
+    s->state_t0 = now;
+}
+
 static void timer_close_cb(uv_handle_t *h)
 {
     sts_smtpc *s = h->data;
@@ -180,6 +192,7 @@ static void smtpc_close(sts_smtpc *s)
 {
     if (s->closing)
         return;
+    smtpc_clock(s);
     s->closing = 1;
     uv_timer_stop(&s->timer);
     if (s->res.action == STS_ACTION_NONE)
@@ -416,12 +429,34 @@ static uint64_t smtpc_state_timeout(const sts_smtpc *s, sts_smtpc_state st)
     }
 }
 
+/* Our EHLO name: p.helo, or when it is "" an address literal of the local end of the
+ * connection (RFC 5321 4.1.3: "[192.0.2.1]", "[IPv6:2001:db8::1]"). */
+static const char *smtpc_helo(sts_smtpc *s)
+{
+    if (s->p.helo[0])
+        return s->p.helo;
+    const char *a = sts_stream_local_addr(s->stream);
+    snprintf(s->helo_lit, sizeof(s->helo_lit), "[%s%s]", strchr(a, ':') ? "IPv6:" : "",
+             a[0] ? a : "127.0.0.1");
+    return s->helo_lit;
+}
+
+/* The envelope sender: p.from, or when it is NULL ststest@<our EHLO name>. */
+static const char *smtpc_from(sts_smtpc *s)
+{
+    if (s->p.from)
+        return s->p.from;
+    snprintf(s->from_buf, sizeof(s->from_buf), "ststest@%s", smtpc_helo(s));
+    return s->from_buf;
+}
+
 static void smtpc_enter(sts_smtpc *s, sts_smtpc_state st)
 {
     if (s->closing)
         return;
     sts_debug(s->p.log, "smtpc %s: %s -> %s", s->p.host, sts_smtpc_state_name(s->state),
               sts_smtpc_state_name(st));
+    smtpc_clock(s);
     s->state = st;
     smtpc_arm(s, smtpc_state_timeout(s, st));
 
@@ -442,10 +477,10 @@ static void smtpc_enter(sts_smtpc *s, sts_smtpc_state st)
     case STS_SMTPC_EHLO2:
         /* RFC 3207 4.2: after TLS the client MUST discard what it knew and send EHLO
          * again. */
-        smtpc_send(s, "EHLO %s", s->p.helo);
+        smtpc_send(s, "EHLO %s", smtpc_helo(s));
         break;
     case STS_SMTPC_HELO:
-        smtpc_send(s, "HELO %s", s->p.helo);
+        smtpc_send(s, "HELO %s", smtpc_helo(s));
         break;
     case STS_SMTPC_STARTTLS:
         smtpc_send(s, "STARTTLS");
@@ -478,10 +513,9 @@ static void smtpc_enter(sts_smtpc *s, sts_smtpc_state st)
             break;
         }
         char mail[1100];
-        int n = s->res.size_offered
-                    ? snprintf(mail, sizeof(mail), "MAIL FROM:<%s> SIZE=%zu", s->p.from,
-                               s->res.message_size)
-                    : snprintf(mail, sizeof(mail), "MAIL FROM:<%s>", s->p.from);
+        int n = s->res.size_offered ? snprintf(mail, sizeof(mail), "MAIL FROM:<%s> SIZE=%zu",
+                                               smtpc_from(s), s->res.message_size)
+                                    : snprintf(mail, sizeof(mail), "MAIL FROM:<%s>", smtpc_from(s));
         if (n < 0 || (size_t)n >= 1000) {
             smtpc_set_verdict(s, STS_ACTION_PERMFAIL, STS_RESULT_NONE, STS_ETOOBIG,
                               "envelope sender too long");
@@ -897,8 +931,8 @@ static const sts_stream_cbs smtpc_stream_cbs = {
 int sts_smtpc_start(uv_loop_t *loop, const sts_smtpc_params *params, sts_smtpc_done_cb done_cb,
                     void *arg, sts_smtpc **out)
 {
-    if (!params || !params->addr || !params->host || !params->helo || !params->from ||
-        !params->ssl_ctx || !done_cb || (!params->check_only && !params->nrcpts))
+    if (!params || !params->addr || !params->host || !params->helo || !params->ssl_ctx ||
+        !done_cb || (!params->check_only && !params->nrcpts))
         return STS_EINVAL;
     socklen_t alen = params->addr->sa_family == AF_INET6 ? sizeof(struct sockaddr_in6)
                      : params->addr->sa_family == AF_INET ? sizeof(struct sockaddr_in)

@@ -84,8 +84,10 @@ void sts_smtpc_timeouts_init(sts_smtpc_timeouts *t, double seconds);
 typedef struct sts_smtpc_params {
     const struct sockaddr *addr; /* MX address with the SMTP port (copied) */
     const char *host;            /* MX host name: SNI and certificate name (RFC 8461 4.2) */
-    const char *helo;            /* our name for EHLO/HELO */
-    const char *from;            /* envelope sender ("" = null reverse-path) */
+    const char *helo;            /* our name for EHLO/HELO; "" = an address literal of the
+                                  * connection's local end ("[127.0.0.1]") */
+    const char *from;            /* envelope sender ("" = null reverse-path; NULL =
+                                  * ststest@<the EHLO name>) */
     const char *const *rcpts;    /* envelope recipients (>= 1 unless check_only) */
     size_t nrcpts;
     const char *msg;             /* the message as given (normalised here); borrowed */
@@ -125,6 +127,7 @@ typedef struct sts_smtpc_result {
     unsigned long long size_limit; /* its limit; 0 = no fixed maximum */
     size_t message_size;        /* RFC 1870 message size (CRLF lines, no dot-stuffing) */
     int aborted;                /* sts_smtpc_abort() ended the session */
+    double stage_ms[STS_SMTPC_DONE]; /* milliseconds spent in each state (uv_hrtime) */
     /* Commands sent after EHLO without a verified TLS session while TLS was required.
      * Always 0: smtpc_send() refuses such a command (kept to make tests exact). */
     int invariant_violations;

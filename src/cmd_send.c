@@ -2,9 +2,10 @@
  * cmd_send.c - `ststest send [options] RCPT...` and `ststest check [options] DOMAIN...`:
  * option parsing (getopt_long) into sts_sender_opts, then sts_sender_run (sender.h).
  * The transcript goes to stderr; --json prints exactly one JSON document on stdout.
- * Both return a sysexits status: 0 all delivered (check: all would be), 75 some
- * deferred (every MX refused included), 69 some failed permanently, 64 usage, 65 bad
- * input file, 70 internal error.
+ * send returns a sysexits status: 0 all delivered, 75 some deferred (every MX refused
+ * included), 69 some failed permanently; check its verdict: 0 every domain passes, 1 the
+ * worst is warn, 2 one fails (check --assure-tls: 0 assured, 1 not); both 64 usage, 65
+ * bad input file, 70 internal error.
  */
 #include <errno.h>
 #include <getopt.h>
@@ -43,6 +44,7 @@ enum {
     OPT_CONCURRENCY,
     OPT_TIME_LIMIT,
     OPT_ASSURE_TLS,
+    OPT_WARN_DAYS,
 };
 
 static const struct option long_opts[] = {
@@ -64,6 +66,7 @@ static const struct option long_opts[] = {
     {"concurrency", required_argument, NULL, OPT_CONCURRENCY},
     {"time-limit", required_argument, NULL, OPT_TIME_LIMIT},
     {"assure-tls", no_argument, NULL, OPT_ASSURE_TLS},
+    {"warn-days", required_argument, NULL, OPT_WARN_DAYS},
     STS_CLI_OPTS_VERBOSE_HELP,
 };
 
@@ -71,13 +74,18 @@ static void usage(FILE *fp, int check)
 {
     if (check)
         fprintf(fp, "usage: ststest check [options] DOMAIN...\n\n"
-                    "For each domain: MTA-STS discovery (TXT, HTTPS policy), MX lookup, and\n"
-                    "per MX a connection, EHLO, STARTTLS, certificate checks and EHLO again;\n"
-                    "then QUIT. No mail is sent.\n\n"
+                    "A postmaster's deployment check. For each domain: MTA-STS discovery\n"
+                    "(TXT, HTTPS policy; always fetched afresh, never from a cache), the\n"
+                    "_smtp._tls TLSRPT record, MX lookup, and per MX (also one the policy\n"
+                    "refuses) a connection, EHLO, STARTTLS, certificate checks and EHLO\n"
+                    "again; then QUIT. No mail is sent. Each domain ends with a verdict,\n"
+                    "pass, warn or fail, and its findings, each with a one-line fix.\n\n"
                     "With --assure-tls (CheckTLS's TestReceiverAssureTLS) instead: per MX\n"
                     "EHLO, then MAIL FROM and RCPT TO:<postmaster@DOMAIN> in the clear\n"
                     "(the STARTTLS offer ignored; never DATA), then QUIT. An MX passes when\n"
-                    "it refuses; assuredness 100 when every MX tested refused.\n\n");
+                    "it refuses MAIL or RCPT for want of TLS (530, or 5.7.x / 4.7.x); any\n"
+                    "other refusal leaves it not tested. Assuredness 100 when every MX\n"
+                    "tested refused.\n\n");
     else
         fprintf(fp, "usage: ststest send [options] RCPT...\n\n"
                     "Deliver a test message to each recipient the way a careful MTA-STS\n"
@@ -91,22 +99,33 @@ static void usage(FILE *fp, int check)
             "  --require-tls            demand STARTTLS and a valid certificate on every MX\n"
             "  --mode MODE              auto (apply the policy; default), or override its\n"
             "                           mode: enforce, testing, none\n"
-            "  --cache FILE             policy cache file (SQLite; created when missing;\n"
-            "                           default $XDG_CACHE_HOME/ststest/policy-cache.sqlite\n"
-            "                           or ~/.cache/ststest/policy-cache.sqlite)\n"
-            "  --no-cache               use no policy cache: always fetch\n"
             "  --json                   print one JSON document on stdout\n");
+    if (check)
+        fprintf(fp, "  --cache FILE             a policy cache (as send keeps it) to compare with:\n"
+                    "                           only read, to report drift (default: none; check\n"
+                    "                           never touches the default cache)\n"
+                    "  --no-cache               compare with no cache (the default)\n"
+                    "  --warn-days N            warn about a certificate that expires within N\n"
+                    "                           days (default %d)\n",
+                    STS_SENDER_WARN_DAYS);
+    else
+        fprintf(fp, "  --cache FILE             policy cache file (SQLite; created when missing;\n"
+                    "                           default $XDG_CACHE_HOME/ststest/policy-cache.sqlite\n"
+                    "                           or ~/.cache/ststest/policy-cache.sqlite)\n"
+                    "  --no-cache               use no policy cache: always fetch\n");
     if (check)
         fprintf(fp, "  --assure-tls             offer mail in the clear to every MX and expect\n"
                     "                           a refusal (no policy; not with --require-tls)\n");
     if (!check)
         fprintf(fp,
-                "  --from ADDRESS           envelope sender (default ststest@<HELO name>)\n"
+                "  --from ADDRESS           envelope sender (default ststest@<EHLO name>)\n"
                 "  --data FILE|-            the message to send (default: a generated test\n"
                 "                           message; at most %d bytes)\n",
                 STS_SENDER_DATA_MAX);
     fprintf(fp,
-            "  --helo NAME              name for EHLO/HELO (default: the host name)\n"
+            "  --helo NAME              name for EHLO/HELO (default: the host's FQDN when\n"
+            "                           it has a dot, else an address literal of the\n"
+            "                           connection's local end, e.g. [127.0.0.1])\n"
             "  --timeout SECONDS        every SMTP stage timeout (default: RFC 5321 4.5.3.2)\n"
             "  --dns-timeout SECONDS    how long one DNS query may take, retries included\n"
             "                           (default %g, from %g to %g)\n"
@@ -114,17 +133,20 @@ static void usage(FILE *fp, int check)
             "                           (2030-01-01T00:00:00Z or a unix time)\n"
             "  --concurrency N          %s at once (default 8)\n"
             "  --time-limit SECONDS     give up after SECONDS for the whole run: pending\n"
-            "                           work is aborted, the rest deferred (exit 75)\n"
+            "                           work is aborted, the rest deferred (send: exit 75)\n"
             "  -v, --verbose            more detail (repeat for more)\n"
-            "  -h, --help               this help\n\n"
-            "exit status: 0 all %s, 75 some deferred (also: every MX refused\n"
-            "under the policy or --require-tls), 69 some failed permanently, 64 usage\n"
-            "error, 65 bad input file, 70 internal error.\n",
+            "  -h, --help               this help\n\n",
             STS_SENDER_DNS_TIMEOUT, STS_SENDER_DNS_TIMEOUT_MIN, STS_SENDER_DNS_TIMEOUT_MAX,
-            check ? "domains" : "recipients", check ? "would be delivered" : "delivered");
+            check ? "domains" : "recipients");
     if (check)
-        fprintf(fp, "With --assure-tls: 0 when every MX tested of every domain refused mail\n"
+        fprintf(fp, "exit status: 0 every domain passes, 1 the worst verdict is warn, 2 some\n"
+                    "domain fails; 64 usage error, 65 bad input file, 70 internal error.\n"
+                    "With --assure-tls: 0 when every MX tested of every domain refused mail\n"
                     "in the clear, 1 when not (an MX accepted, or none could be tested).\n");
+    else
+        fprintf(fp, "exit status: 0 all delivered, 75 some deferred (also: every MX refused\n"
+                    "under the policy or --require-tls), 69 some failed permanently, 64 usage\n"
+                    "error, 65 bad input file, 70 internal error.\n");
 }
 
 static int usage_error(const char *cmd, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
@@ -239,6 +261,16 @@ static int sender_option(sender_cli *cli, int c, char **argv)
             return usage_error(cmd, "--assure-tls belongs to check (it sends no mail)");
         cli->assure_tls = 1;
         break;
+    case OPT_WARN_DAYS: {
+        double days;
+        if (!check)
+            return usage_error(cmd, "--warn-days belongs to check");
+        if (sts_cli_number(optarg, 0, 3650, &days) || days != (int)days)
+            return usage_error(cmd, "--warn-days '%s' is not a whole number of days (0-3650)",
+                               optarg);
+        op->warn_days = days > 0 ? (int)days : -1; /* sender.h: -1 is 0 days */
+        break;
+    }
     case OPT_FROM:
         if (check)
             return usage_error(cmd, "--from is not used by check (no mail is sent)");
@@ -323,7 +355,8 @@ static int sender_print(json_t *out, int json)
     if (json) {
         /* Streamed, not built as one string first: 10,000 results are tens of
          * megabytes of text. */
-        if (json_dumpf(out, stdout, JSON_INDENT(2) | JSON_PRESERVE_ORDER) != 0 ||
+        if (json_dumpf(out, stdout,
+                       JSON_INDENT(2) | JSON_PRESERVE_ORDER | JSON_REAL_PRECISION(12)) != 0 ||
             fputc('\n', stdout) == EOF || fflush(stdout) != 0)
             return -1;
         return 0;
@@ -337,6 +370,14 @@ static int sender_print(json_t *out, int json)
         if (assure) {
             printf("%s: assuredness %d\n", json_string_value(json_object_get(r, "argument")),
                    (int)json_integer_value(json_object_get(assure, "assuredness")));
+            continue;
+        }
+        json_t *verdict = json_object_get(r, "verdict");
+        if (verdict) {
+            json_t *fs = json_object_get(r, "findings");
+            printf("%s: %s (%zu finding%s)\n", json_string_value(json_object_get(r, "argument")),
+                   json_string_value(verdict), json_array_size(fs),
+                   json_array_size(fs) == 1 ? "" : "s");
             continue;
         }
         const char *detail = json_string_value(json_object_get(r, "detail"));

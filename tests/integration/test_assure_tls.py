@@ -44,6 +44,8 @@ def test_every_mx_refuses(ststest_bin, world_factory):
     assert all(not c["tls"] for s in obs["smtp_sessions"] for c in s["commands"])
     assert_no_message(obs)
     assert "assure example.test: assuredness 100" in r.stderr
+    assert res["verdict"] == "pass" and res["findings"] == []
+    assert "VERDICT example.test: pass" in r.stderr
 
 
 def test_one_mx_accepts_in_the_clear(ststest_bin, world_factory):
@@ -59,6 +61,14 @@ def test_one_mx_accepts_in_the_clear(ststest_bin, world_factory):
     assert verbs_by_host(obs)["backup.example.test"] == ["EHLO", "MAIL", "RCPT", "QUIT"]
     assert_no_message(obs)
     assert "mx backup.example.test [" in r.stderr and "] accepted at rcpt: 250" in r.stderr
+    # The finding of the contract, with its hint.
+    res = doc["results"][0]
+    assert res["verdict"] == "fail"
+    [f] = res["findings"]
+    assert f["id"] == "assure-tls-accepted" and f["severity"] == "fail"
+    assert f["subject"] == "backup.example.test" and "in the clear" in f["detail"]
+    assert "smtpd_tls_security_level = encrypt" in f["hint"]
+    assert "VERDICT example.test: fail" in r.stderr
 
 
 def test_text_output_and_refusals_at_other_stages(ststest_bin, world_factory, tmp_path):
@@ -86,11 +96,22 @@ expect:
     obs = w.stop()
     a = doc["results"][0]["assure_tls"]
     got = {m["host"].split(".")[0]: (m["verdict"], m["stage"]) for m in a["mx"]}
-    assert got == {"banner": ("refused", "banner"), "ehlo": ("refused", "ehlo"),
-                   "rcpt": ("refused", "rcpt"), "drop": ("refused", "mail"),
+    # Only a refusal of MAIL or RCPT for want of TLS (530, or an enhanced code X.7.Y)
+    # passes; a refused greeting or EHLO, or a close, says nothing about TLS: not
+    # tested, with the reason.
+    assert got == {"banner": ("not-tested", "banner"), "ehlo": ("not-tested", "ehlo"),
+                   "rcpt": ("refused", "rcpt"), "drop": ("not-tested", "mail"),
                    "nowhere": ("not-tested", "dns")}, a
-    # Every tested MX refused: the unreachable one does not lower the assuredness.
+    replies = {m["host"].split(".")[0]: m["reply"] for m in a["mx"]}
+    assert replies["banner"] == "refused, but not for want of TLS: 554 5.3.2 no service"
+    assert replies["drop"] == "connection closed by the MX at mail"
+    # Every tested MX refused: the untested ones do not lower the assuredness, but they
+    # are findings of the verdict.
     assert a["assuredness"] == 100 and r.returncode == 0, r.stderr
+    res = doc["results"][0]
+    assert res["verdict"] == "fail"
+    assert sorted(f["subject"].split(".")[0] for f in res["findings"]
+                  if f["id"] == "mx-unreachable") == ["banner", "drop", "ehlo", "nowhere"]
     assert_no_message(obs)
 
 

@@ -114,11 +114,14 @@ def test_send_text_output(ststest_bin, world_factory):
 
 
 def test_check_sends_no_mail(send_once):
+    # valid-enforce publishes no _smtp._tls record: the one finding, a warning (exit 1).
     r, doc, obs = send_once(scenario_path("valid-enforce"), command="check", target="example.test")
-    assert r.returncode == 0, r.stderr
+    assert r.returncode == 1, r.stderr
     [res] = doc["results"]
     assert res["domain"] == "example.test"
-    assert res["outcome"] == "delivered"
+    assert "outcome" not in res and res["would"] == "deliver"
+    assert res["verdict"] == "warn"
+    assert [f["id"] for f in res["findings"]] == ["tlsrpt-missing"]
     assert res["mx"][0]["tls"]["verified"] is True
     assert res["policy"]["source"] == "fetched"
     assert messages(obs) == []
@@ -488,25 +491,28 @@ def silent_world():
     s.close()
 
 
-@pytest.mark.parametrize("command,targets", [
-    ("send", [RCPT]),
-    ("send", [RCPT, "other@example.test", "third@example.test"]),
-    ("check", ["example.test"]),
+@pytest.mark.parametrize("command,targets,status", [
+    ("send", [RCPT], 75),
+    ("send", [RCPT, "other@example.test", "third@example.test"], 75),
+    ("check", ["example.test"], 2),  # check: the MX gave no greeting (mx-unreachable)
 ])
-def test_time_limit_aborts_a_silent_mx(ststest_bin, silent_world, command, targets):
+def test_time_limit_aborts_a_silent_mx(ststest_bin, silent_world, command, targets, status):
     d, s = silent_world
     start = time.monotonic()
     r = subprocess.run([ststest_bin, command, "--dns", d.addr, "--smtp-port", str(s.port),
                         "--no-cache", "--timeout", "60", "--time-limit", "1", "--concurrency",
                         "1", "--json", *targets], capture_output=True, text=True, timeout=30)
     elapsed = time.monotonic() - start
-    assert r.returncode == 75, r.stderr
+    assert r.returncode == status, r.stderr
     assert elapsed < 10, elapsed
     doc = json.loads(r.stdout)
     assert len(doc["results"]) == len(targets)
     for res in doc["results"]:
-        assert res["outcome"] == "deferred"
+        assert res.get("outcome", res.get("would")) in ("deferred", "defer")
         assert res["detail"] == "time limit"
+        if command == "check":
+            assert res["verdict"] == "fail"
+            assert "mx-unreachable" in [f["id"] for f in res["findings"]]
     first = doc["results"][0]
     assert first["mx"][0]["connected"] is True
     assert first["mx"][0]["action"] == "tempfail"
@@ -545,10 +551,14 @@ def test_dns_timeout_option(ststest_bin, command, target):
                            capture_output=True, text=True, timeout=30)
     finally:
         d.close()
-    assert r.returncode == 75, r.stderr
+    # check: no answer for _mta-sts is no usable record (sts-record-invalid, exit 2).
+    assert r.returncode == (75 if command == "send" else 2), r.stderr
     assert "dns resolver: servers %s, timeout 0.5 s" % d.addr in r.stderr
     [res] = json.loads(r.stdout)["results"]
-    assert res["outcome"] == "deferred" and res["policy"]["source"] == "none"
+    assert res.get("outcome", res.get("would")) in ("deferred", "defer")
+    assert res["policy"]["source"] == "none"
+    if command == "check":
+        assert res["findings"][0]["id"] == "sts-record-invalid"
     assert "TIMEOUT" in res["detail"], res["detail"]
     assert "BUG" not in r.stderr
 
@@ -570,11 +580,14 @@ def test_check_prints_the_per_mx_matrix_and_send_shaped_json(ststest_bin, world_
     rc, check = send_json(ststest_bin, w, command="check", target="example.test")
     rs, sent = send_json(ststest_bin, w)
     w.stop()
-    assert rc.returncode == 0, rc.stderr
+    # mx1's certificate names another host: check fails (exit 2), a sender would deliver
+    # to mx2 all the same.
+    assert rc.returncode == 2, rc.stderr
     [c], [s] = check["results"], sent["results"]
     assert c["recipient"] is None and s["recipient"] == RCPT
-    assert set(c) == set(s)
-    assert [set(m) for m in c["mx"]] == [set(m) for m in s["mx"]]
+    assert set(s) - {"outcome"} <= set(c) and "outcome" not in c
+    assert c["would"] == "deliver" and c["verdict"] == "fail"
+    assert [set(m) <= set(n) for m, n in zip(s["mx"], c["mx"])] == [True, True]
     assert set(c["policy"]) == set(s["policy"])
     # The matrix: one header and one row per MX, with every column.
     lines = rc.stderr.splitlines()

@@ -44,13 +44,18 @@ static const struct row {
      "example.test", STS_EXIT_FAILED_CHECK, 0,
      "mail.example.test refused mail;backup.example.test accepted rcpt;",
      "--> RCPT TO:<postmaster@example.test>"},
-    {"implicit MX (no MX records), closed at RCPT",
-     "mx:\n  example.test: {disconnect_after: rcpt}\n",
-     "example.test.", STS_EXIT_OK, 100, "example.test refused rcpt;",
-     "connection closed by the MX at rcpt"},
-    {"null MX: nothing to test",
-     "dns: |\n  @ MX 0 .\n", "example.test", STS_EXIT_FAILED_CHECK, 0, "",
-     "null MX (RFC 7505)"},
+    {"implicit MX (no MX records), closed at RCPT: not a refusal for want of TLS",
+     "mx:\n  example.test: {disconnect_after: rcpt}\n", "example.test.", STS_EXIT_FAILED_CHECK, 0,
+     "example.test not-tested rcpt;", "connection closed by the MX at rcpt"},
+    {"550 5.1.1 at RCPT says nothing about TLS; 454 4.7.0 at MAIL does",
+     "dns: |\n  @ MX 10 mail\n  @ MX 20 backup\n"
+     "mx:\n  mail.example.test: {replies: {rcpt: \"550 5.1.1 User unknown\"}}\n"
+     "  backup.example.test: {replies: {mail: \"454 4.7.0 TLS required\"}}\n",
+     "example.test", STS_EXIT_OK, 100,
+     "mail.example.test not-tested rcpt;backup.example.test refused mail;",
+     "refused, but not for want of TLS: 550 5.1.1 User unknown"},
+    {"null MX: nothing to test", "dns: |\n  @ MX 0 .\n", "example.test", STS_EXIT_FAILED_CHECK, 0,
+     "", "null MX (RFC 7505)"},
 };
 
 static void verdicts_of(json_t *a, char *out, size_t len)
@@ -118,6 +123,27 @@ static void test_worlds(void **state)
     assert_int_equal(bad, 0);
 }
 
+static void test_tls_refusal(void **state)
+{
+    (void)state;
+    static const struct {
+        int code;
+        const char *enhanced;
+        int tls;
+    } t[] = {
+        {530, "5.7.0", 1}, {530, "", 1},       {530, NULL, 1},    {454, "4.7.0", 1},
+        {550, "5.7.1", 1}, {554, "5.7.26", 1}, {550, "5.1.1", 0}, {451, "4.3.0", 0},
+        {550, "", 0},      {550, NULL, 0},     {450, "5.7.0", 0}, {554, "5.3.2", 0},
+        {250, "2.7.0", 0}, {550, "5.17.0", 0},
+    };
+    for (size_t i = 0; i < sizeof(t) / sizeof(t[0]); i++)
+        if (sts_assure_tls_refusal(t[i].code, t[i].enhanced) != t[i].tls) {
+            print_error("%d %s: want %d\n", t[i].code, t[i].enhanced ? t[i].enhanced : "NULL",
+                        t[i].tls);
+            fail();
+        }
+}
+
 static void test_verdict_names(void **state)
 {
     (void)state;
@@ -135,6 +161,7 @@ static void test_verdict_names(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_tls_refusal),
         cmocka_unit_test(test_verdict_names),
         cmocka_unit_test(test_worlds),
     };

@@ -66,7 +66,7 @@ static void make(sts_rcpt_result *r, sts_mx_result *m, sts_discovery *d, const c
     m->connected = m->starttls_offered = m->tls_attempted = m->tls_up = m->pipelined = 1;
     sts_tls_info ti;
     tls_info(&ti);
-    assert_int_equal(sts_mx_tls_set(&m->tls, &ti), 0);
+    assert_int_equal(sts_mx_tls_set(&m->tls, &ti, 0), 0);
     m->code = 250;
     snprintf(m->enhanced, sizeof(m->enhanced), "2.0.0");
     snprintf(m->text, sizeof(m->text), "Ok: queued");
@@ -89,7 +89,7 @@ static void test_tls_facts(void **state)
     tls_info(&ti);
     sts_mx_tls t;
     memset(&t, 0, sizeof(t));
-    assert_int_equal(sts_mx_tls_set(&t, &ti), 0);
+    assert_int_equal(sts_mx_tls_set(&t, &ti, 0), 0);
     assert_string_equal(t.version, "TLSv1.3");
     assert_string_equal(t.sni, "mail.example.test");
     assert_int_equal(t.npeer_names, 2);
@@ -100,7 +100,7 @@ static void test_tls_facts(void **state)
     ti.npeer_names = 0;
     ti.sni[0] = '\0';
     snprintf(ti.error, sizeof(ti.error), "peer closed during handshake");
-    assert_int_equal(sts_mx_tls_set(&t, &ti), 0);
+    assert_int_equal(sts_mx_tls_set(&t, &ti, 0), 0);
     assert_int_equal(t.npeer_names, 0);
     assert_null(t.peer_names);
     assert_null(t.sni);
