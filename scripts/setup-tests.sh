@@ -7,6 +7,10 @@
 # - the independent peers the integration tests talk to: openssl (s_client,
 #   s_server), curl, dig (dnsutils), swaks with TLS (libnet-ssleay-perl: without it
 #   swaks prints "TLS not available" and its tests fail);
+# - the parts of the real-world deployment (tests/integration/test_realworld.py):
+#   nginx (the policy host) and dnsmasq-base (DNS; the dnsmasq binary without the
+#   dnsmasq service), run by the tests in the foreground. Debian's nginx enables
+#   nginx.service for the next boot; it is not started here (see below);
 # - the real MTAs: Postfix (scripts/install-postfix.sh) and, by scripts/install-peers.sh,
 #   postfix-mta-sts-resolver with iproute2, and ZoneMTA's outbound path (Debian's nodejs
 #   and npm, then `npm ci` in tools/zonemta).
@@ -26,7 +30,8 @@ HERE=$(dirname "$0")
 "$HERE/apt-install.sh" setup-tests.sh \
   libcmocka-dev python3 python3-pytest python3-yaml python3-dnspython \
   shellcheck groff-base \
-  openssl curl dnsutils swaks libnet-ssleay-perl
+  openssl curl dnsutils swaks libnet-ssleay-perl \
+  nginx dnsmasq-base
 if [ "${STSTEST_NO_POSTFIX:-0}" = 1 ]; then
   echo "setup-tests.sh: STSTEST_NO_POSTFIX=1: Postfix and the MTA-STS peer not installed" >&2
   exit 0

@@ -3,18 +3,23 @@
 What it provides:
 - `OpensslCA`: a throw-away CA and server certificates made with the `openssl` command-line
   tool, so the certificates Postfix presents are independent of ststest's own minting code
-  (common/testca.c). `issue()` returns (cert_path, key_path).
+  (common/testca.c). `issue()` returns (cert_path, key_path); it also makes certificates valid
+  for a number of days, or between two given times (an expired one, say).
 - `PostfixInstance`: one Postfix with its own config_directory, queue_directory and
   data_directory under a fresh directory in /tmp (Postfix's unprivileged daemons must be able
   to traverse it, which pytest's 0700 tmp dirs forbid). It listens only on 127.0.0.1:<free high
-  port> (an explicit address in master.cf), offers STARTTLS (smtpd_tls_security_level=may) with
-  the given certificate, accepts mail for postfix.test only and delivers it with virtual(8) into
+  port> (or another loopback address; an explicit address in master.cf), offers STARTTLS
+  (smtpd_tls_security_level=may) with the given certificate, accepts mail for its domain
+  (postfix.test unless told) only and delivers it with virtual(8) into
   a Maildir the test reads; every other destination goes to the error transport, so nothing
   ever leaves the machine. It logs to its own file (maillog_file + postlogd, Postfix 3.4+), with
   smtpd_tls_loglevel=1 and smtpd_tls_received_header=yes so a test can see that a message came
   over TLS. Its main.cf and master.cf are tools/postfix-main.cf.in and postfix-master.cf.in
   for the role "receive" (`postfix_config()`), the templates tools/peer-postfix-mta-sts.sh
-  fills for its sending Postfix. It runs as `postfix -c DIR start-fg` in a new session: the master stays our
+  fills for its sending Postfix. More smtpd listeners, each with main.cf settings of its own
+  (`-o`: another certificate, another TLS level), can be asked for (`listeners`; their ports are
+  `ports[NAME]`): one instance then serves several configurations at once, with no reload. It
+  runs as `postfix -c DIR start-fg` in a new session: the master stays our
   descendant (this machine's PID 1 does not reap orphans, so a daemonised master would linger as
   a zombie), and stop() ends exactly that master and its children, by process id.
 - Fixtures: `postfix_required` (fails with the reason when Postfix is unusable; skips only when
@@ -24,6 +29,7 @@ What it provides:
 Methods return values or raise `PostfixError` with the log and what was being done; none of them
 returns a silent failure.
 """
+import datetime
 import os
 import pathlib
 import pwd
@@ -87,21 +93,24 @@ def require_postfix():
 
 
 class OpensslCA:
-    """A throw-away CA made with the openssl CLI (ECDSA P-256, valid two days)."""
+    """A throw-away CA made with the openssl CLI (ECDSA P-256, valid `days` days: two unless
+    told)."""
 
-    def __init__(self, directory):
+    def __init__(self, directory, days=2, name="ststest Postfix test CA"):
         self.dir = pathlib.Path(directory)
         self.dir.mkdir(parents=True, exist_ok=True)
         self.key = self.dir / "ca.key"
         self.cert = self.dir / "ca.pem"
         _run(["openssl", "req", "-x509", "-new", "-newkey", "ec",
-              "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes", "-days", "2",
-              "-keyout", self.key, "-out", self.cert, "-subj", "/CN=ststest Postfix test CA",
+              "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes", "-days", str(days),
+              "-keyout", self.key, "-out", self.cert, "-subj", f"/CN={name}",
               "-addext", "basicConstraints=critical,CA:TRUE",
               "-addext", "keyUsage=critical,keyCertSign,cRLSign"], "making the test CA")
 
-    def issue(self, label, dns_names):
-        """A server certificate with subject CN = first name and these DNS SANs."""
+    def issue(self, label, dns_names, days=2, valid=None):
+        """A server certificate with subject CN = first name and these DNS SANs, valid from now
+        for `days` days, or, with `valid` = (not_before, not_after) (aware datetimes), for
+        exactly that span (`openssl ca`: `openssl x509` cannot set a start time)."""
         key = self.dir / f"{label}.key"
         csr = self.dir / f"{label}.csr"
         cert = self.dir / f"{label}.pem"
@@ -113,23 +122,47 @@ class OpensslCA:
         _run(["openssl", "req", "-new", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256",
               "-nodes", "-keyout", key, "-out", csr, "-subj", f"/CN={dns_names[0]}"],
              f"making the key and request for {label}")
-        _run(["openssl", "x509", "-req", "-in", csr, "-CA", self.cert, "-CAkey", self.key,
-              "-CAcreateserial", "-days", "2", "-extfile", ext, "-out", cert],
-             f"signing the certificate {label}")
+        if valid is None:
+            _run(["openssl", "x509", "-req", "-in", csr, "-CA", self.cert, "-CAkey", self.key,
+                  "-CAcreateserial", "-days", str(days), "-extfile", ext, "-out", cert],
+                 f"signing the certificate {label}")
+        else:
+            self._sign_span(label, csr, ext, cert, *valid)
         return cert, key
 
+    def _sign_span(self, label, csr, ext, cert, not_before, not_after):
+        """`openssl ca` with a minimal database of its own: signs `csr` for exactly
+        [not_before, not_after]."""
+        db = self.dir / "ca-db"
+        db.mkdir(exist_ok=True)
+        (db / "index.txt").touch()
+        serial = db / "serial"
+        if not serial.exists():
+            serial.write_text("1000\n")
+        conf = db / "ca.cnf"
+        conf.write_text("[ca]\ndefault_ca = test\n[test]\n"
+                        f"database = {db}/index.txt\nnew_certs_dir = {db}\n"
+                        f"serial = {serial}\ndefault_md = sha256\npolicy = any\n"
+                        "unique_subject = no\n[any]\ncommonName = supplied\n")
+        stamp = "%Y%m%d%H%M%SZ"
+        _run(["openssl", "ca", "-batch", "-notext", "-config", conf, "-cert", self.cert,
+              "-keyfile", self.key, "-in", csr, "-out", cert, "-extfile", ext,
+              "-startdate", not_before.astimezone(datetime.timezone.utc).strftime(stamp),
+              "-enddate", not_after.astimezone(datetime.timezone.utc).strftime(stamp)],
+             f"signing the certificate {label} for {not_before} to {not_after}")
 
-def free_port():
-    """A currently unused TCP port on 127.0.0.1 (the kernel's pick from the ephemeral range)."""
+
+def free_port(address="127.0.0.1"):
+    """A currently unused TCP port on `address` (the kernel's pick from the ephemeral range)."""
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
+        s.bind((address, 0))
         return s.getsockname()[1]
 
 
-def _listening(port):
-    """True when something LISTENs on 127.0.0.1:port. Read from /proc/net/tcp rather than by
+def _listening(port, address="127.0.0.1"):
+    """True when something LISTENs on address:port. Read from /proc/net/tcp rather than by
     connecting, so readiness checks leave no 'connect from' lines in Postfix's log."""
-    want = f"0100007F:{port:04X}"
+    want = f"{socket.inet_aton(address)[::-1].hex().upper()}:{port:04X}"
     with open("/proc/net/tcp") as f:
         next(f)
         for line in f:
@@ -191,7 +224,15 @@ def postfix_config(name, **values):
 class PostfixInstance:
     """One private Postfix; see the module comment."""
 
-    def __init__(self, cert, key, label="postfix", main_extra=""):
+    def __init__(self, cert, key, label="postfix", main_extra="", domain=DOMAIN,
+                 address="127.0.0.1", mailbox=None, listeners=None):
+        self.domain = domain  # myhostname mail.DOMAIN; the only mailbox (user@DOMAIN unless told)
+        self.mx_host = f"mail.{domain}"
+        self.mailbox = mailbox or f"user@{domain}"
+        self.address = address  # a loopback address of 127.0.0.0/8
+        # {name: {main.cf parameter: value}}: one more smtpd on address:ports[name] each.
+        self.listeners = listeners or {}
+        self.ports = {}
         self.base = pathlib.Path(tempfile.mkdtemp(prefix=f"ststest-{label}-", dir="/tmp"))
         self.base.chmod(0o755)
         self.etc = self.base / "etc"
@@ -216,16 +257,25 @@ class PostfixInstance:
         os.chown(self.mail, nobody.pw_uid, nobody.pw_gid)
         # queue, data, maillog and mail are the template's @DIR@/queue, ... (see __init__).
         (self.etc / "main.cf").write_text(postfix_config(
-            "postfix-main.cf", DIR=self.base, MYHOSTNAME=MX_HOST, MYDOMAIN=DOMAIN,
-            MAILBOX=MAILBOX, UID=nobody.pw_uid, GID=nobody.pw_gid, CERT=self.cert,
+            "postfix-main.cf", DIR=self.base, MYHOSTNAME=self.mx_host, MYDOMAIN=self.domain,
+            MAILBOX=self.mailbox, UID=nobody.pw_uid, GID=nobody.pw_gid, CERT=self.cert,
             KEY=self.key) + self.main_extra)
+        extra = "".join(
+            f"{self.address}:{self.ports[name]} inet n - n - - smtpd"
+            + "".join(f" -o {k}={v}" for k, v in settings.items()) + "\n"
+            for name, settings in self.listeners.items())
         (self.etc / "master.cf").write_text(postfix_config(
-            "postfix-master.cf", LISTEN=f"127.0.0.1:{self.port}"))
+            "postfix-master.cf", LISTEN=f"{self.address}:{self.port}") + extra)
 
     def start(self, timeout=15):
         """Start the instance; returns self once master listens. Raises PostfixError."""
         for attempt in range(3):
-            self.port = free_port()
+            self.port = free_port(self.address)
+            self.ports = {}
+            for name in self.listeners:
+                while (port := free_port(self.address)) in {self.port, *self.ports.values()}:
+                    pass
+                self.ports[name] = port
             self._configure()
             with open(self.output, "ab") as out:
                 # A new session so that master's process-group signals reach only its own
@@ -238,7 +288,8 @@ class PostfixInstance:
                 if self.proc.poll() is not None:
                     break
                 pidfile = self.queue / "pid" / "master.pid"
-                if pidfile.exists() and _listening(self.port):
+                if pidfile.exists() and all(_listening(port, self.address) for port
+                                            in (self.port, *self.ports.values())):
                     try:
                         self.master_pid = int(pidfile.read_text().split()[0])
                     except (ValueError, IndexError):
@@ -253,7 +304,7 @@ class PostfixInstance:
             self.stop()
             if "Address already in use" in log and attempt < 2:
                 continue  # lost the race for the free port: pick another
-            raise PostfixError(f"{why} on 127.0.0.1:{self.port} (config {self.etc}):\n"
+            raise PostfixError(f"{why} on {self.address}:{self.port} (config {self.etc}):\n"
                                f"{self._output()}\n{log}")
         raise AssertionError("unreachable")
 
@@ -331,8 +382,8 @@ class PostfixInstance:
                                f"{self.log_since(mark)}", timeout)
 
     def messages(self):
-        """Texts of the messages delivered to user@postfix.test, oldest first."""
-        box = self.mail / DOMAIN / "user"
+        """Texts of the messages delivered to the mailbox, oldest first."""
+        box = self.mail / self.domain / "user"
         files = [p for sub in ("new", "cur") if (box / sub).is_dir() for p in (box / sub).iterdir()]
         files.sort(key=lambda p: p.stat().st_mtime)
         return [p.read_text(errors="replace") for p in files]
