@@ -8,6 +8,7 @@
  * return the scenario or NULL with that message.
  */
 #include "common/scenario.h"
+#include "common/rfcref.h"
 
 #include <ctype.h>
 #include <errno.h>
@@ -205,6 +206,24 @@ static int get_strv(scn_ctx *c, const yaml_node_t *n, const char *key, sts_strv 
                         is_null(e) ? "empty" : node_kind(e));
         if (strv_push(out, scalar(e)))
             return fail(c, e, "out of memory");
+    }
+    return 0;
+}
+
+/* `refs`: a list of strings (or one), each naming a section that exists when it cites
+ * an RFC whose sections common/rfcref.c knows. */
+static int get_refs(scn_ctx *c, const yaml_node_t *n, sts_strv *out)
+{
+    if (get_strv(c, n, "refs", out))
+        return -1;
+    for (size_t i = 0; i < out->n; i++) {
+        char why[256];
+        if (sts_rfcref_check(out->v[i], why, sizeof(why))) {
+            const yaml_node_t *at = n;
+            if (n->type == YAML_SEQUENCE_NODE)
+                at = yaml_document_get_node(&c->doc, n->data.sequence.items.start[i]);
+            return fail(c, at, "refs: '%s': %s", out->v[i], why);
+        }
     }
     return 0;
 }
@@ -1084,7 +1103,7 @@ static int top_pair(scn_ctx *c, const char *key, yaml_node_t *k, yaml_node_t *v,
     if (!strcmp(key, "about"))
         return get_string(c, v, key, &s->about);
     if (!strcmp(key, "refs"))
-        return get_strv(c, v, key, &s->refs);
+        return get_refs(c, v, &s->refs);
     if (!strcmp(key, "domain")) {
         if (get_string(c, v, key, &s->domain))
             return -1;

@@ -40,6 +40,11 @@ DAEMON = "/usr/bin/mta-sts-daemon"
 POSTFIX = "/usr/sbin/postfix"
 # Exit status of the tool when the harness (not the peer) failed.
 HARNESS_FAILED = 70
+# What the peer can be asked through the tool (`run --sender-features`): everything but
+# assure-tls, which ststest's own probe runs whatever the sender command (the peer has no
+# part in it). require-tls, a mode override and a moved clock are declared by the tool
+# itself, case by case, with exit 76 and its reason.
+PEER_FEATURES = "require-tls,mode,steps,cache,now"
 
 
 class PeerError(RuntimeError):
@@ -245,10 +250,11 @@ def run_peer(ststest_bin, tool, scenario_files, workdir, netns, time_limit=60, w
             records = workdir / f"{name}.records.jsonl"
             cmd = (f"{shlex.quote(str(tool))} send --dir {shlex.quote(str(pfdir))} --rcpt {{rcpt}}"
                    f" --dns {{dns}} --ca {{ca}} --mode {{mode}} --cache {{cache}}"
+                   f" --require-tls {{require_tls}} --sender-mode {{sender_mode}} --now {{now}}"
                    f" --record {shlex.quote(str(records))} --wait {wait}")
             argv = netns.argv(ststest_bin, "run", "--standard-ports", "-j", "1",
                               "--time-limit", str(time_limit), "--json", report,
-                              "--sender-cmd", cmd, scn)
+                              "--sender-features", PEER_FEATURES, "--sender-cmd", cmd, scn)
             r = subprocess.run(argv, capture_output=True, text=True, timeout=600)
             (workdir / f"{name}.out").write_text(r.stdout + r.stderr)
             if r.returncode not in (0, 1) or not report.exists():
@@ -296,6 +302,8 @@ def _row(scn, case, recs, run_output):
                    + _tool_error(run_output, case["scenario"], mode))
     if case.get("error"):
         verdict = f"ERROR: {case['error']}"
+    elif case.get("unsupported"):
+        verdict = f"unsupported: {case['unsupported']}"
     elif case.get("passed"):
         verdict = "as expected"
     else:
