@@ -91,5 +91,5 @@ void sts_features_text(unsigned set, char *buf, size_t len)
 void sts_features_help(FILE *fp)
 {
     for (size_t i = 0; i < NFEATURES; i++)
-        fprintf(fp, "                    %-11s %s\n", features[i].name, features[i].meaning);
+        fprintf(fp, "                    %-13s %s\n", features[i].name, features[i].meaning);
 }

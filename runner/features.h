@@ -22,8 +22,8 @@
       "sender {assure_tls: true} (check --assure-tls)")                                            \
     X(STS_FEATURE_MODE, 1u << 2, "mode", "sender {mode: ...} (--mode, {sender_mode})")             \
     X(STS_FEATURE_STEPS, 1u << 3, "steps", "multi-step: run again after the world changed")        \
-    X(STS_FEATURE_CACHE, 1u << 4, "cache", "a step expects a policy cached by an earlier one")     \
-    X(STS_FEATURE_NOW, 1u << 5, "now", "a step moves the clock: the sender follows {now}")
+    X(STS_FEATURE_CACHE, 1u << 4, "policy-cache", "a step expects a policy an earlier one cached") \
+    X(STS_FEATURE_NOW, 1u << 5, "now", "a step moves the clock ({now} follows it)")
 
 #define STS_FEATURE_ENUM(sym, bit, name, meaning) sym = bit,
 enum sts_feature { STS_FEATURES(STS_FEATURE_ENUM) };

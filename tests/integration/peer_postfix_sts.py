@@ -45,7 +45,7 @@ HARNESS_FAILED = 70
 # assure-tls, which ststest's own probe runs whatever the sender command (the peer has no
 # part in it). require-tls, a mode override and a moved clock are declared by the tool
 # itself, case by case, with exit 76 and its reason.
-PEER_FEATURES = "require-tls,mode,steps,cache,now"
+PEER_FEATURES = "require-tls,mode,steps,policy-cache,now"
 
 
 class PeerError(RuntimeError):
