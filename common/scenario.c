@@ -8,6 +8,7 @@
  * return the scenario or NULL with that message.
  */
 #include "common/scenario.h"
+#include "common/rfcref.h"
 
 #include <ctype.h>
 #include <errno.h>
@@ -75,8 +76,7 @@ static int is_null(const yaml_node_t *n)
     if (n->type != YAML_SCALAR_NODE || n->data.scalar.style != YAML_PLAIN_SCALAR_STYLE)
         return 0;
     const char *s = scalar(n);
-    return !*s || !strcmp(s, "~") || !strcmp(s, "null") || !strcmp(s, "Null") ||
-           !strcmp(s, "NULL");
+    return !*s || !strcmp(s, "~") || !strcmp(s, "null") || !strcmp(s, "Null") || !strcmp(s, "NULL");
 }
 
 static int get_string(scn_ctx *c, const yaml_node_t *n, const char *key, char **out)
@@ -105,8 +105,7 @@ static int get_bool(scn_ctx *c, const yaml_node_t *n, const char *key, int *out)
     return fail(c, n, "'%s' must be true or false", key);
 }
 
-static int get_long(scn_ctx *c, const yaml_node_t *n, const char *key, long lo, long hi,
-                    long *out)
+static int get_long(scn_ctx *c, const yaml_node_t *n, const char *key, long lo, long hi, long *out)
 {
     if (n->type != YAML_SCALAR_NODE || n->data.scalar.style != YAML_PLAIN_SCALAR_STYLE)
         return fail(c, n, "'%s' must be an integer", key);
@@ -122,8 +121,7 @@ static int get_long(scn_ctx *c, const yaml_node_t *n, const char *key, long lo, 
     return 0;
 }
 
-static int get_int(scn_ctx *c, const yaml_node_t *n, const char *key, long lo, long hi,
-                   int *out)
+static int get_int(scn_ctx *c, const yaml_node_t *n, const char *key, long lo, long hi, int *out)
 {
     long v = 0;
     if (get_long(c, n, key, lo, hi, &v))
@@ -212,6 +210,24 @@ static int get_strv(scn_ctx *c, const yaml_node_t *n, const char *key, sts_strv 
     return 0;
 }
 
+/* `refs`: a list of strings (or one), each naming a section that exists when it cites
+ * an RFC whose sections common/rfcref.c knows. */
+static int get_refs(scn_ctx *c, const yaml_node_t *n, sts_strv *out)
+{
+    if (get_strv(c, n, "refs", out))
+        return -1;
+    for (size_t i = 0; i < out->n; i++) {
+        char why[256];
+        if (sts_rfcref_check(out->v[i], why, sizeof(why))) {
+            const yaml_node_t *at = n;
+            if (n->type == YAML_SEQUENCE_NODE)
+                at = yaml_document_get_node(&c->doc, n->data.sequence.items.start[i]);
+            return fail(c, at, "refs: '%s': %s", out->v[i], why);
+        }
+    }
+    return 0;
+}
+
 /* Iterate a mapping's pairs: calls fn(key, value) for each; keys must be strings
  * and unique. */
 typedef int (*pair_fn)(scn_ctx *c, const char *key, yaml_node_t *k, yaml_node_t *v, void *arg);
@@ -278,8 +294,8 @@ static int stage_of(const char *name)
     return -1;
 }
 
-static const char *const dns_fault_names[] = {
-    "servfail", "refused", "nxdomain", "timeout", "truncate", "delay", "wrong_id", "wrong_source"};
+static const char *const dns_fault_names[] = {"servfail", "refused", "nxdomain", "timeout",
+                                              "truncate", "delay",   "wrong_id", "wrong_source"};
 
 const char *sts_scn_dns_fault_name(int fault)
 {
@@ -421,8 +437,8 @@ static int cert_pair(scn_ctx *c, const char *key, yaml_node_t *k, yaml_node_t *v
     sts_scn_cert *cert = arg;
     if (!strcmp(key, "names")) {
         cert->names_set = 1;
-        if (v->type == YAML_SEQUENCE_NODE && v->data.sequence.items.start ==
-                                                 v->data.sequence.items.top) {
+        if (v->type == YAML_SEQUENCE_NODE &&
+            v->data.sequence.items.start == v->data.sequence.items.top) {
             strv_free(&cert->names);
             return 0;
         }
@@ -677,8 +693,9 @@ static int mx_pair(scn_ctx *c, const char *key, yaml_node_t *k, yaml_node_t *v, 
         return each_pair(c, v, "delay", delay_pair, mx);
     if (!strcmp(key, "disconnect_after")) {
         if (v->type != YAML_SCALAR_NODE || (mx->disconnect_after = stage_of(scalar(v))) < 0)
-            return fail(c, v, "'disconnect_after' must be one of greeting, ehlo, starttls, mail, "
-                              "rcpt, data, dot, rset, quit");
+            return fail(c, v,
+                        "'disconnect_after' must be one of greeting, ehlo, starttls, mail, "
+                        "rcpt, data, dot, rset, quit");
         return 0;
     }
     if (!strcmp(key, "ehlo_keywords")) {
@@ -703,7 +720,8 @@ static int mx_pair(scn_ctx *c, const char *key, yaml_node_t *k, yaml_node_t *v, 
     }
     return unknown_key(c, k, "an mx entry",
                        "starttls, require_tls, cert, greeting, starttls_reply, "
-                       "inject_after_starttls, tls_versions, handshake, replies, delay, disconnect_after, ehlo_keywords");
+                       "inject_after_starttls, tls_versions, handshake, replies, delay, "
+                       "disconnect_after, ehlo_keywords");
 }
 
 static int add_mx(scn_ctx *c, const char *key, yaml_node_t *k, yaml_node_t *v, sts_scn_mx **mxv,
@@ -732,7 +750,8 @@ static int add_mx(scn_ctx *c, const char *key, yaml_node_t *k, yaml_node_t *v, s
     if (mx->inject_after_starttls && mx->replies[STS_SCN_STAGE_STARTTLS])
         return fail(c, v, "inject_after_starttls needs the normal 220 reply to STARTTLS");
     if (mx->require_tls && !mx->starttls)
-        return fail(c, v, "require_tls needs starttls: an MX that offers no TLS could take no mail");
+        return fail(c, v,
+                    "require_tls needs starttls: an MX that offers no TLS could take no mail");
     return 0;
 }
 
@@ -771,8 +790,9 @@ static int dns_fault_pair(scn_ctx *c, const char *key, yaml_node_t *k, yaml_node
                 f->fault = i;
                 return 0;
             }
-        return fail(c, v, "'fault' must be one of servfail, refused, nxdomain, timeout, truncate, "
-                          "delay, wrong_id, wrong_source");
+        return fail(c, v,
+                    "'fault' must be one of servfail, refused, nxdomain, timeout, truncate, "
+                    "delay, wrong_id, wrong_source");
     }
     if (!strcmp(key, "delay"))
         return get_seconds(c, v, key, 600, &f->delay);
@@ -922,9 +942,11 @@ static int expect_pair(scn_ctx *c, const char *key, yaml_node_t *k, yaml_node_t 
             return fail(c, v, "'assuredness' must be 0 or 100");
         return 0;
     }
+    if (!strcmp(key, "why"))
+        return get_string(c, v, key, &e->why);
     return unknown_key(c, k, "an expectation",
                        "outcome, exit, failures, tls, received, policy_source, policy_fetched, "
-                       "policy_abandoned, delivered_to, assuredness");
+                       "policy_abandoned, delivered_to, assuredness, why");
 }
 
 typedef struct expect_list {
@@ -958,6 +980,7 @@ static void expects_free(sts_scn_expect *v, size_t n)
     for (size_t i = 0; i < n; i++) {
         sts_scn_expect *e = &v[i];
         free(e->mode);
+        free(e->why);
         strv_free(&e->failures);
         strv_free(&e->delivered_to);
     }
@@ -1042,8 +1065,8 @@ static int parse_steps(scn_ctx *c, yaml_node_t *n, sts_scenario *s)
 /* Every mode run must have an expectation, and every expectation a mode run: an
  * expectation that is never checked is a test that cannot fail. at: the expect
  * node (or its parent) for positions. */
-static int check_expect_modes(scn_ctx *c, const sts_scenario *s, const sts_scn_expect *ev,
-                              size_t n, yaml_node_t *at, const char *what)
+static int check_expect_modes(scn_ctx *c, const sts_scenario *s, const sts_scn_expect *ev, size_t n,
+                              yaml_node_t *at, const char *what)
 {
     for (size_t i = 0; i < s->modes.n; i++) {
         size_t j = 0;
@@ -1083,7 +1106,7 @@ static int top_pair(scn_ctx *c, const char *key, yaml_node_t *k, yaml_node_t *v,
     if (!strcmp(key, "about"))
         return get_string(c, v, key, &s->about);
     if (!strcmp(key, "refs"))
-        return get_strv(c, v, key, &s->refs);
+        return get_refs(c, v, &s->refs);
     if (!strcmp(key, "domain")) {
         if (get_string(c, v, key, &s->domain))
             return -1;
@@ -1115,8 +1138,9 @@ static int top_pair(scn_ctx *c, const char *key, yaml_node_t *k, yaml_node_t *v,
         if (each_pair(c, v, "sender", sender_pair, &s->sender))
             return -1;
         if (s->sender.assure_tls && (s->sender.require_tls || s->sender.mode_set))
-            return fail(c, v, "sender 'assure_tls' sends in the clear and applies no policy: "
-                              "not with require_tls or mode");
+            return fail(c, v,
+                        "sender 'assure_tls' sends in the clear and applies no policy: "
+                        "not with require_tls or mode");
         return 0;
     }
     if (!strcmp(key, "expect")) {
@@ -1175,9 +1199,8 @@ sts_scenario *sts_scenario_parse(const char *text, size_t len, const char *name,
     }
     yaml_parser_set_input_string(&parser, (const unsigned char *)text, len);
     if (!yaml_parser_load(&parser, &c.doc)) {
-        snprintf(err, errlen, "%s:%zu:%zu: YAML error: %s%s%s", name,
-                 parser.problem_mark.line + 1, parser.problem_mark.column + 1,
-                 parser.problem ? parser.problem : "malformed",
+        snprintf(err, errlen, "%s:%zu:%zu: YAML error: %s%s%s", name, parser.problem_mark.line + 1,
+                 parser.problem_mark.column + 1, parser.problem ? parser.problem : "malformed",
                  parser.context ? " " : "", parser.context ? parser.context : "");
         yaml_parser_delete(&parser);
         return NULL;

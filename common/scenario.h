@@ -3,8 +3,9 @@
  * correct sender does in it. Both the world (fakedns/) and the runner (runner/) read
  * it; the sender never does.
  *
- * The loader validates against the schema documented in docs/scenario-format.md: an unknown key, a wrong type or a missing required key is reported as
- * "file:line:column: what is wrong" and nothing is returned.
+ * The loader validates against the schema documented in docs/scenario-format.md: an unknown key, a
+ * wrong type or a missing required key is reported as "file:line:column: what is wrong" and nothing
+ * is returned.
  *
  * Strings may contain ${mode}; sts_scenario_subst() replaces it per mode.
  */
@@ -22,16 +23,16 @@ typedef struct sts_strv {
 
 /* A certificate to mint for a policy server or an MX. */
 typedef struct sts_scn_cert {
-    sts_strv names;      /* DNS SANs; empty with !names_set = the host's own name */
-    int names_set;       /* `names` was given (possibly as []) */
-    char *cn;            /* subject CN (NULL = first name) */
-    int no_san;          /* CN only, no subjectAltName */
-    int expired;         /* notAfter in the past */
-    int not_yet_valid;   /* notBefore in the future */
-    int self_signed;     /* signed by its own key */
-    int unknown_ca;      /* signed by a CA the sender is not given */
-    int rsa;             /* RSA 2048 instead of ECDSA P-256 */
-    int chain;           /* STS_SCN_CHAIN_*: how the leaf chains to the world's CA */
+    sts_strv names;    /* DNS SANs; empty with !names_set = the host's own name */
+    int names_set;     /* `names` was given (possibly as []) */
+    char *cn;          /* subject CN (NULL = first name) */
+    int no_san;        /* CN only, no subjectAltName */
+    int expired;       /* notAfter in the past */
+    int not_yet_valid; /* notBefore in the future */
+    int self_signed;   /* signed by its own key */
+    int unknown_ca;    /* signed by a CA the sender is not given */
+    int rsa;           /* RSA 2048 instead of ECDSA P-256 */
+    int chain;         /* STS_SCN_CHAIN_*: how the leaf chains to the world's CA */
 } sts_scn_cert;
 
 /* cert.chain: signed by the root directly, or by an intermediate that the server
@@ -46,12 +47,12 @@ typedef struct sts_scn_tls_versions {
 /* The SMTP stages an MX script can act on (replies, delay, disconnect_after). */
 typedef enum {
     STS_SCN_STAGE_GREETING = 0,
-    STS_SCN_STAGE_EHLO,     /* EHLO and HELO */
+    STS_SCN_STAGE_EHLO, /* EHLO and HELO */
     STS_SCN_STAGE_STARTTLS,
     STS_SCN_STAGE_MAIL,
     STS_SCN_STAGE_RCPT,
     STS_SCN_STAGE_DATA,
-    STS_SCN_STAGE_DOT,      /* the end of the message data */
+    STS_SCN_STAGE_DOT, /* the end of the message data */
     STS_SCN_STAGE_RSET,
     STS_SCN_STAGE_QUIT,
     STS_SCN_NSTAGES
@@ -61,24 +62,24 @@ typedef enum {
 const char *sts_scn_stage_name(int stage);
 
 typedef struct sts_scn_policy {
-    int present;         /* a `policy:` section exists: the policy host serves it */
-    char *mode;          /* may be "${mode}" */
+    int present; /* a `policy:` section exists: the policy host serves it */
+    char *mode;  /* may be "${mode}" */
     sts_strv mx;
-    long max_age;        /* -1 = not given */
-    char *body;          /* verbatim body (overrides mode/mx/max_age) */
-    int status;          /* HTTP status, default 200 */
-    char *content_type;  /* default "text/plain" */
+    long max_age;       /* -1 = not given */
+    char *body;         /* verbatim body (overrides mode/mx/max_age) */
+    int status;         /* HTTP status, default 200 */
+    char *content_type; /* default "text/plain" */
     sts_scn_cert cert;
     int line;
     /* faults of the policy server */
-    char *redirect;      /* Location header value (status defaults to 301 with it) */
-    int status_set;      /* `status` was given */
-    sts_strv headers;    /* extra header fields: v[2i] name, v[2i+1] value */
-    long size;           /* pad the body to this many octets; -1 = as it is */
-    int chunked;         /* Transfer-Encoding: chunked */
-    double delay;        /* seconds before the response head */
-    double drip;         /* seconds between octets of the body */
-    long cut_after;      /* close after this many body octets; -1 = never */
+    char *redirect;   /* Location header value (status defaults to 301 with it) */
+    int status_set;   /* `status` was given */
+    sts_strv headers; /* extra header fields: v[2i] name, v[2i+1] value */
+    long size;        /* pad the body to this many octets; -1 = as it is */
+    int chunked;      /* Transfer-Encoding: chunked */
+    double delay;     /* seconds before the response head */
+    double drip;      /* seconds between octets of the body */
+    long cut_after;   /* close after this many body octets; -1 = never */
     sts_scn_tls_versions tls;
     int https_off;       /* `https: false`: only plain HTTP serves the policy; the
                             HTTPS listener closes every connection at once */
@@ -90,22 +91,22 @@ typedef struct sts_scn_policy {
 } sts_scn_policy;
 
 typedef struct sts_scn_mx {
-    char *host;          /* absolute name, no trailing dot */
-    int starttls;        /* advertise and accept STARTTLS (default 1) */
-    int require_tls;     /* `require_tls: true`: 530 to anything but EHLO/HELO/STARTTLS/
-                            QUIT/NOOP/RSET before TLS (Postfix's security level encrypt) */
+    char *host;      /* absolute name, no trailing dot */
+    int starttls;    /* advertise and accept STARTTLS (default 1) */
+    int require_tls; /* `require_tls: true`: 530 to anything but EHLO/HELO/STARTTLS/
+                        QUIT/NOOP/RSET before TLS (Postfix's security level encrypt) */
     sts_scn_cert cert;
     int line;
     /* the SMTP script */
     /* Scripted replies per stage (CRLF-terminated lines; NULL = the normal reply);
      * `greeting:` and `starttls_reply:` set replies[GREETING] and [STARTTLS]. */
     char *replies[STS_SCN_NSTAGES];
-    double delay[STS_SCN_NSTAGES];  /* seconds before acting on each stage */
-    int disconnect_after;           /* stage at which to close without a reply; -1 */
-    char *inject_after_starttls;    /* bytes sent in the same write as the 220 */
-    int handshake_abort;            /* close when the ClientHello arrives */
+    double delay[STS_SCN_NSTAGES]; /* seconds before acting on each stage */
+    int disconnect_after;          /* stage at which to close without a reply; -1 */
+    char *inject_after_starttls;   /* bytes sent in the same write as the 220 */
+    int handshake_abort;           /* close when the ClientHello arrives */
     sts_scn_tls_versions tls;
-    sts_strv ehlo_keywords;         /* EHLO keywords instead of the defaults */
+    sts_strv ehlo_keywords; /* EHLO keywords instead of the defaults */
     int ehlo_keywords_set;
 } sts_scn_mx;
 
@@ -114,19 +115,19 @@ typedef enum {
     STS_SCN_DNS_SERVFAIL = 0,
     STS_SCN_DNS_REFUSED,
     STS_SCN_DNS_NXDOMAIN,
-    STS_SCN_DNS_TIMEOUT,  /* no answer at all, UDP and TCP */
-    STS_SCN_DNS_TRUNCATE, /* TC over UDP, the full answer over TCP */
-    STS_SCN_DNS_DELAY,    /* the normal answer, `delay` seconds late */
-    STS_SCN_DNS_WRONG_ID, /* a spoofed answer with another ID first, then the right one */
+    STS_SCN_DNS_TIMEOUT,      /* no answer at all, UDP and TCP */
+    STS_SCN_DNS_TRUNCATE,     /* TC over UDP, the full answer over TCP */
+    STS_SCN_DNS_DELAY,        /* the normal answer, `delay` seconds late */
+    STS_SCN_DNS_WRONG_ID,     /* a spoofed answer with another ID first, then the right one */
     STS_SCN_DNS_WRONG_SOURCE, /* spoofed answers with the right ID from another address and
                                  from another port first, then the right one (UDP) */
 } sts_scn_dns_fault_kind;
 
 typedef struct sts_scn_dns_fault {
-    char *name;          /* relative to the domain like zone lines ("@", "_mta-sts", "x.") */
-    char *type;          /* "TXT", "ANY" (every type), … (upper case) */
-    int fault;           /* sts_scn_dns_fault_kind */
-    double delay;        /* seconds (delay; also before any other fault's answer) */
+    char *name;   /* relative to the domain like zone lines ("@", "_mta-sts", "x.") */
+    char *type;   /* "TXT", "ANY" (every type), … (upper case) */
+    int fault;    /* sts_scn_dns_fault_kind */
+    double delay; /* seconds (delay; also before any other fault's answer) */
     int line;
 } sts_scn_dns_fault;
 
@@ -135,7 +136,7 @@ const char *sts_scn_dns_fault_name(int fault);
 
 /* What the sender run should look like. Fields not given are not checked. */
 typedef struct sts_scn_expect {
-    char *mode;          /* the mode key it applies to ("enforce", …) */
+    char *mode; /* the mode key it applies to ("enforce", …) */
     int outcome_set;
     sts_outcome outcome; /* delivered | deferred | failed */
     int exit_status;     /* -1 = not checked */
@@ -144,38 +145,40 @@ typedef struct sts_scn_expect {
     int failures_set;
     int tls_set;
     sts_delivery_tls tls; /* verified | unverified | none: how the message travelled */
-    int received;        /* messages the world received; -1 = not checked */
+    int received;         /* messages the world received; -1 = not checked */
     int policy_source_set;
     sts_policy_source policy_source; /* fetched | cache | none */
-    int policy_fetched;  /* -1 = not checked, else 0/1 (the world saw an HTTPS fetch) */
-    int policy_abandoned;  /* -1 = not checked, else 0/1 (the sender opened HTTPS to the
-                              policy host and left without a request: tried, gave up) */
-    sts_strv delivered_to; /* MX hosts that received the message */
+    int policy_fetched;              /* -1 = not checked, else 0/1 (the world saw an HTTPS fetch) */
+    int policy_abandoned;            /* -1 = not checked, else 0/1 (the sender opened HTTPS to the
+                                        policy host and left without a request: tried, gave up) */
+    sts_strv delivered_to;           /* MX hosts that received the message */
     int delivered_to_set;
     int assuredness_set;
-    int assuredness;     /* sender assure_tls: 0 or 100 */
+    int assuredness; /* sender assure_tls: 0 or 100 */
+    char *why;       /* the rule it enforces ("RFC 8461 5.1: ..."), printed with a
+                        difference; NULL when not given */
     int line;
 } sts_scn_expect;
 
 typedef struct sts_scn_sender {
     int require_tls;
-    sts_mode mode;       /* --mode override; STS_MODE_AUTO when not given */
-    int mode_set;        /* given in the file (auto too): passed on as --mode */
-    char *rcpt;          /* default postmaster@<domain> */
-    double dns_timeout;  /* seconds per DNS query (--dns-timeout); 0 = the sender's default */
-    int assure_tls;      /* run `check --assure-tls` at the domain instead of a delivery */
+    sts_mode mode;      /* --mode override; STS_MODE_AUTO when not given */
+    int mode_set;       /* given in the file (auto too): passed on as --mode */
+    char *rcpt;         /* default postmaster@<domain> */
+    double dns_timeout; /* seconds per DNS query (--dns-timeout); 0 = the sender's default */
+    int assure_tls;     /* run `check --assure-tls` at the domain instead of a delivery */
 } sts_scn_sender;
 
 /* One step of a multi-step scenario: changes to the world (each replaces what it
  * names; absent = unchanged), then one sender run per mode, checked by expect. */
 typedef struct sts_scn_step {
     char *name;
-    long advance;        /* seconds the virtual clock moves forward before the step */
-    char *dns;           /* NULL = unchanged; else replaces the whole zone */
+    long advance; /* seconds the virtual clock moves forward before the step */
+    char *dns;    /* NULL = unchanged; else replaces the whole zone */
     int dns_line;
     sts_scn_policy policy; /* when policy_set; policy.absent = no policy any more */
     int policy_set;
-    sts_scn_mx *mx;      /* replaces the entries of these hosts */
+    sts_scn_mx *mx; /* replaces the entries of these hosts */
     size_t nmx;
     sts_scn_dns_fault *dns_faults; /* replaces the list when dns_faults_set */
     size_t ndns_faults;
@@ -190,13 +193,13 @@ typedef struct sts_scenario {
     char *name;
     char *about;
     sts_strv refs;
-    char *domain;        /* no trailing dot */
-    char *dns;           /* zone-file lines, names relative to domain */
-    int dns_line;        /* line of the first zone line in the file */
+    char *domain; /* no trailing dot */
+    char *dns;    /* zone-file lines, names relative to domain */
+    int dns_line; /* line of the first zone line in the file */
     sts_scn_policy policy;
     sts_scn_mx *mx;
     size_t nmx;
-    sts_strv modes;      /* default [enforce] */
+    sts_strv modes; /* default [enforce] */
     sts_scn_sender sender;
     sts_scn_expect *expect;
     size_t nexpect;

@@ -30,6 +30,7 @@
 #include "common/vocab.h"
 #include "fakedns/world.h"
 #include "runner/external.h"
+#include "runner/features.h"
 #include "runner/report.h"
 #include "runner/verdict.h"
 #include "sender/assure.h"
@@ -58,8 +59,8 @@ static int pathv_push(pathv *p, const char *s)
 static int is_yaml(const char *name)
 {
     size_t n = strlen(name);
-    return name[0] != '.' && ((n > 5 && !strcmp(name + n - 5, ".yaml")) ||
-                              (n > 4 && !strcmp(name + n - 4, ".yml")));
+    return name[0] != '.' &&
+           ((n > 5 && !strcmp(name + n - 5, ".yaml")) || (n > 4 && !strcmp(name + n - 4, ".yml")));
 }
 
 static int cmp_path(const void *a, const void *b)
@@ -89,8 +90,8 @@ static int collect(const char *path, pathv *out, FILE *err)
         if (!strcmp(de->d_name, ".") || !strcmp(de->d_name, ".."))
             continue;
         char *full = NULL;
-        if (asprintf(&full, "%s%s%s", path, path[strlen(path) - 1] == '/' ? "" : "/",
-                     de->d_name) < 0) {
+        if (asprintf(&full, "%s%s%s", path, path[strlen(path) - 1] == '/' ? "" : "/", de->d_name) <
+            0) {
             rc = STS_ENOMEM;
             break;
         }
@@ -220,8 +221,7 @@ static void *world_main(void *arg)
     uv_async_init(&wt->loop, &wt->apply, world_apply_cb);
     wt->stop.data = wt;
     wt->apply.data = wt;
-    int rc = sts_world_start(&wt->loop, wt->scn, &wt->opts, &wt->world, wt->err,
-                             sizeof(wt->err));
+    int rc = sts_world_start(&wt->loop, wt->scn, &wt->opts, &wt->world, wt->err, sizeof(wt->err));
     if (rc) {
         uv_close((uv_handle_t *)&wt->stop, NULL);
         uv_close((uv_handle_t *)&wt->apply, NULL);
@@ -266,13 +266,15 @@ typedef struct run_case {
     size_t index;
     /* results */
     int ran;
-    int error;             /* the case could not be run (world failed to start…) */
+    int error; /* the case could not be run (world failed to start…) */
     char error_msg[1024];
+    int unsupported; /* the sender cannot do what the case asks (runner.h) */
+    char unsupported_msg[1024];
     int exit_status;
     double seconds;
     sts_verdict verdict;
-    char *transcript;      /* sender + world lines */
-    int verdict_set;       /* verdict holds data to free */
+    char *transcript; /* sender + world lines */
+    int verdict_set;  /* verdict holds data to free */
     json_t *result;
     json_t *observed;
 } run_case;
@@ -281,9 +283,10 @@ typedef struct run_state {
     const sts_run_opts *opts;
     run_case *cases;
     size_t ncases;
-    size_t next;    /* next case to take */
+    size_t next; /* next case to take */
     size_t done;
     size_t failed;
+    size_t unsupported;
     pthread_mutex_t mu;
     int tty;
 } run_state;
@@ -389,6 +392,19 @@ static int case_error(run_case *c, const char *fmt, ...)
     return -1;
 }
 
+/* The case is unsupported by the sender: say why. Returns -1. */
+static int case_unsupported(run_case *c, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+static int case_unsupported(run_case *c, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(c->unsupported_msg, sizeof(c->unsupported_msg), fmt, ap);
+    va_end(ap);
+    c->unsupported = 1;
+    return -1;
+}
+
 /* The external sender's command line for one step: the --sender-cmd template with
  * its placeholders {rcpt} {domain} {dns} {dns_host} {dns_port} {ca} {smtp_port}
  * {https_port} {mode} {require_tls} {sender_mode} {now} {cache} {dns_timeout} and
@@ -441,25 +457,31 @@ static char *external_command(const char *tmpl, const run_case *c, const sts_sen
 }
 
 /* The external command as the sender of one step (external.h): its output joins the
- * transcript; when stdout is a JSON document in our format (say, from `ststest send
- * --json`) it is the result. Returns 0 when it ran, else -1 with the error in c. */
+ * transcript as it arrives; when stdout is a JSON document in our format (say, from
+ * `ststest send --json`) it is the result. Exit status STS_RUN_EXIT_UNSUPPORTED makes
+ * the case unsupported, its last stderr line the reason. Returns 0 when it ran, else
+ * -1 with the error (or the unsupported reason) in c. */
 static int sender_external(run_state *rs, run_case *c, const sts_sender_opts *so, const char *rcpt,
-                           const char *dir, sts_log *log, json_t **result, int *exit_status)
+                           sts_log *log, json_t **result, int *exit_status)
 {
     char *cmd = external_command(rs->opts->sender_cmd, c, so, rcpt);
-    char out_path[4096], err_path[4096];
-    snprintf(out_path, sizeof(out_path), "%s/sender.out", dir);
-    snprintf(err_path, sizeof(err_path), "%s/sender.err", dir);
     int timed_out = 0;
     double limit = run_time_limit(rs->opts);
+    sts_external_out out;
     sts_info(log, "external sender: %s", cmd ? cmd : "?");
-    *exit_status = cmd ? sts_external_run(cmd, out_path, err_path, limit, &timed_out) : -1;
+    *exit_status = cmd ? sts_external_run(cmd, limit, log, &out, &timed_out) : -1;
     free(cmd);
-    *result = sts_external_output(out_path, err_path, log);
     if (*exit_status < 0)
         return case_error(c, "cannot run the sender command");
+    *result = sts_external_result(&out);
+    char reason[sizeof(out.last_err)];
+    snprintf(reason, sizeof(reason), "%s", out.last_err);
+    sts_external_out_free(&out);
     if (timed_out)
         return case_error(c, "the sender command ran over the time limit of %.0f s", limit);
+    if (*exit_status == STS_RUN_EXIT_UNSUPPORTED)
+        return case_unsupported(c, "the sender command exited %d: %s", STS_RUN_EXIT_UNSUPPORTED,
+                                reason[0] ? reason : "(no reason on stderr)");
     return 0;
 }
 
@@ -482,9 +504,8 @@ static int sender_in_process(run_case *c, const sts_sender_opts *so, const char 
         return case_error(c, "sender left handles open on its loop");
     /* A run cut short by the time limit says nothing about the scenario (it would
      * look like a deferral): the case is an error, not a pass or a fail. */
-    const char *detail =
-        json_string_value(json_object_get(json_array_get(json_object_get(*result, "results"), 0),
-                                          "detail"));
+    const char *detail = json_string_value(
+        json_object_get(json_array_get(json_object_get(*result, "results"), 0), "detail"));
     if (detail && !strcmp(detail, STS_DETAIL_TIME_LIMIT))
         return case_error(c, "the sender ran over the time limit of %.0f s", so->deadline);
     return 0;
@@ -493,7 +514,7 @@ static int sender_in_process(run_case *c, const sts_sender_opts *so, const char 
 /* Run the sender once (ours in-process, or the external command) for one step.
  * Returns 0 when it ran (*exit_status, *result set), else -1 with the error in c. */
 static int sender_once(run_state *rs, run_case *c, const sts_sender_opts *so, const char *rcpt,
-                       const char *dir, sts_log *log, json_t **result, int *exit_status)
+                       sts_log *log, json_t **result, int *exit_status)
 {
     *result = NULL;
     /* assure_tls tests the world's MX hosts with ststest's own check --assure-tls (a
@@ -501,7 +522,7 @@ static int sender_once(run_state *rs, run_case *c, const sts_sender_opts *so, co
     if (rs->opts->sender_cmd && c->scn->sender.assure_tls)
         sts_info(log, "sender assure_tls: ststest's own check --assure-tls, not --sender-cmd");
     else if (rs->opts->sender_cmd)
-        return sender_external(rs, c, so, rcpt, dir, log, result, exit_status);
+        return sender_external(rs, c, so, rcpt, log, result, exit_status);
     return sender_in_process(c, so, rcpt, result, exit_status);
 }
 
@@ -522,6 +543,7 @@ typedef struct case_run {
     json_t *before;       /* the observer log as the previous step left it */
     sts_buf diff;         /* every step's differences */
     json_t *actuals;      /* every step's facts */
+    json_t *diffs;        /* every step's differences, classified (verdict.h) */
     int passed;
 } case_run;
 
@@ -675,6 +697,19 @@ static void case_judge(case_run *cr, size_t i, json_t *result, json_t *observed,
     }
     cr->passed &= v.passed;
     append_diff(&cr->diff, i, step_name, v.diff.data);
+    for (size_t k = 0; k < json_array_size(v.diffs); k++) {
+        json_t *d = json_deep_copy(json_array_get(v.diffs, k));
+        if (step_name) {
+            char *text = NULL;
+            if (asprintf(&text, "step %zu (%s): %s", i + 1, step_name,
+                         json_string_value(json_object_get(d, "text"))) >= 0) {
+                json_object_set_new(d, "text", json_string(text));
+                free(text);
+            }
+            json_object_set_new(d, "step", json_string(step_name));
+        }
+        json_array_append_new(cr->diffs, d);
+    }
     if (step_name)
         json_array_append_new(cr->actuals,
                               json_pack("{s:s, s:O}", "step", step_name, "actual", v.actual));
@@ -693,7 +728,7 @@ static void case_step(case_run *cr, size_t i)
     cr->so.now = cr->clock;
     json_t *result = NULL;
     int exit_status = 0;
-    if (sender_once(cr->rs, c, &cr->so, cr->rcpt, cr->dir, cr->log, &result, &exit_status)) {
+    if (sender_once(cr->rs, c, &cr->so, cr->rcpt, cr->log, &result, &exit_status)) {
         json_decref(result);
         return;
     }
@@ -712,6 +747,7 @@ static void case_verdict(case_run *cr)
     run_case *c = cr->c;
     memset(&c->verdict, 0, sizeof(c->verdict));
     c->verdict.diff = cr->diff;
+    c->verdict.diffs = cr->diffs;
     c->verdict.passed = cr->passed && !c->error;
     c->verdict.actual = c->scn->nsteps ? json_pack("{s:o}", "steps", cr->actuals)
                                        : json_incref(json_array_get(cr->actuals, 0));
@@ -751,18 +787,38 @@ static void case_end(case_run *cr)
         nftw(cr->dir, rm_entry, 8, FTW_DEPTH | FTW_PHYS);
 }
 
+/* Whether the case needs a sender feature that --sender-features leaves out; if so
+ * it is unsupported (and not run). */
+static int case_lacks_feature(const run_state *rs, run_case *c)
+{
+    if (!rs->opts->features_set)
+        return 0;
+    unsigned missing = sts_features_needed(c->scn) & ~rs->opts->sender_features;
+    if (!missing)
+        return 0;
+    char names[256];
+    sts_features_text(missing, names, sizeof(names));
+    case_unsupported(c, "needs sender feature(s) %s, not in --sender-features", names);
+    return 1;
+}
+
 static void run_one(run_state *rs, run_case *c)
 {
     double t0 = now_s();
+    if (case_lacks_feature(rs, c)) {
+        c->seconds = now_s() - t0;
+        return;
+    }
     case_run cr;
     if (!case_begin(&cr, rs, c)) {
         size_t nsteps = c->scn->nsteps ? c->scn->nsteps : 1;
         case_sender_opts(&cr);
         sts_buf_init(&cr.diff, 0);
         cr.actuals = json_array();
+        cr.diffs = json_array();
         cr.passed = 1;
         cr.before = json_object();
-        for (size_t i = 0; i < nsteps && !c->error; i++)
+        for (size_t i = 0; i < nsteps && !c->error && !c->unsupported; i++)
             case_step(&cr, i);
         case_verdict(&cr);
         case_stop_world(&cr);
@@ -771,9 +827,21 @@ static void run_one(run_state *rs, run_case *c)
     c->seconds = now_s() - t0;
 }
 
+/* An unsupported case neither passed nor failed (runner.h); an error (the world did
+ * not start, ...) still counts as a failure. */
+static int case_unsupported_only(const run_case *c)
+{
+    return c->unsupported && !c->error;
+}
+
 static int case_passed(const run_case *c)
 {
-    return c->ran && !c->error && c->verdict_set && c->verdict.passed;
+    return c->ran && !c->error && !c->unsupported && c->verdict_set && c->verdict.passed;
+}
+
+static int case_failed(const run_case *c)
+{
+    return !case_passed(c) && !case_unsupported_only(c);
 }
 
 /* Print the last `max` lines of text, indented. */
@@ -796,26 +864,55 @@ static void print_tail(FILE *out, const char *text, size_t max)
     }
 }
 
+/* The differences of a case grouped by class, security first (verdict.h), then the
+ * rule each broken expectation enforces (its `why`), once each. */
+static void print_diffs(FILE *out, json_t *diffs)
+{
+    for (int cls = 0; cls < STS_DIFF_NCLASSES; cls++) {
+        const char *name = sts_diff_class_name((sts_diff_class)cls);
+        int head = 0;
+        for (size_t i = 0; i < json_array_size(diffs); i++) {
+            json_t *d = json_array_get(diffs, i);
+            if (strcmp(json_string_value(json_object_get(d, "class")), name))
+                continue;
+            if (!head++)
+                fprintf(out, "  %s differences:\n", name);
+            fprintf(out, "    %s\n", json_string_value(json_object_get(d, "text")));
+        }
+    }
+    for (size_t i = 0; i < json_array_size(diffs); i++) {
+        const char *why = json_string_value(json_object_get(json_array_get(diffs, i), "why"));
+        int seen = 0;
+        for (size_t j = 0; why && j < i && !seen; j++) {
+            const char *w = json_string_value(json_object_get(json_array_get(diffs, j), "why"));
+            seen = w && !strcmp(w, why);
+        }
+        if (why && !seen)
+            fprintf(out, "  why: %s\n", why);
+    }
+}
+
 static void report_case(run_state *rs, run_case *c)
 {
     FILE *out = rs->opts->out;
     int ok = case_passed(c);
     if (rs->tty)
         fprintf(out, "\r\033[K");
-    fprintf(out, "%s %s [%s] (%.2fs)%s\n", ok ? "PASS" : (c->error ? "ERROR" : "FAIL"),
-            c->scn->name, c->mode, c->seconds, "");
+    if (case_unsupported_only(c)) {
+        /* Not a failure and not a security finding: the sender said it cannot do it. */
+        fprintf(out, "UNSUPPORTED %s [%s] (%.2fs)\n  reason: %s\n", c->scn->name, c->mode,
+                c->seconds, c->unsupported_msg);
+        ok = 1;
+    } else {
+        fprintf(out, "%s %s [%s] (%.2fs)%s\n", ok ? "PASS" : (c->error ? "ERROR" : "FAIL"),
+                c->scn->name, c->mode, c->seconds, "");
+    }
     if (!ok) {
         fprintf(out, "  file: %s\n", c->scn->file);
         if (c->error)
             fprintf(out, "  error: %s\n", c->error_msg);
-        if (c->verdict_set && c->verdict.diff.len) {
-            const char *p = c->verdict.diff.data;
-            while (*p) {
-                const char *nl = strchr(p, '\n');
-                fprintf(out, "  %.*s\n", (int)(nl - p), p);
-                p = nl + 1;
-            }
-        }
+        if (c->verdict_set)
+            print_diffs(out, c->verdict.diffs);
         if (c->verdict_set && c->verdict.actual) {
             char *a = json_dumps(c->verdict.actual, JSON_COMPACT);
             fprintf(out, "  actual: %s\n", a ? a : "?");
@@ -845,8 +942,10 @@ static void *worker_main(void *arg)
         run_one(rs, c);
         pthread_mutex_lock(&rs->mu);
         rs->done++;
-        if (!case_passed(c))
+        if (case_failed(c))
             rs->failed++;
+        else if (case_unsupported_only(c))
+            rs->unsupported++;
         report_case(rs, c);
         pthread_mutex_unlock(&rs->mu);
     }
@@ -998,7 +1097,7 @@ static double run_workers(run_state *rs, size_t nscns, FILE *out)
     return now_s() - t0;
 }
 
-/* The failed cases, then "N passed, M failed". */
+/* The failed cases, the unsupported ones, then "N passed, M failed[, K unsupported]". */
 static void print_summary(const run_state *rs, size_t nscns, double secs, FILE *out)
 {
     if (rs->tty)
@@ -1006,12 +1105,23 @@ static void print_summary(const run_state *rs, size_t nscns, double secs, FILE *
     if (rs->failed) {
         fprintf(out, "\nfailed:\n");
         for (size_t i = 0; i < rs->ncases; i++)
-            if (!case_passed(&rs->cases[i]))
+            if (case_failed(&rs->cases[i]))
                 fprintf(out, "  %s [%s]  %s\n", rs->cases[i].scn->name, rs->cases[i].mode,
                         rs->cases[i].scn->file);
     }
-    fprintf(out, "\n%zu passed, %zu failed (%zu scenarios, %.1fs)\n", rs->ncases - rs->failed,
-            rs->failed, nscns, secs);
+    if (rs->unsupported) {
+        fprintf(out, "\nunsupported:\n");
+        for (size_t i = 0; i < rs->ncases; i++)
+            if (case_unsupported_only(&rs->cases[i]))
+                fprintf(out, "  %s [%s]  %s\n", rs->cases[i].scn->name, rs->cases[i].mode,
+                        rs->cases[i].unsupported_msg);
+    }
+    /* "N passed, M failed" leads the line (CI greps for it); the unsupported count
+     * follows only when there are some. */
+    fprintf(out, "\n%zu passed, %zu failed", rs->ncases - rs->failed - rs->unsupported, rs->failed);
+    if (rs->unsupported)
+        fprintf(out, ", %zu unsupported", rs->unsupported);
+    fprintf(out, " (%zu scenarios, %.1fs)\n", nscns, secs);
 }
 
 /* --junit and --json (report.h). 0, or -1 after saying which file could not be
@@ -1030,7 +1140,9 @@ static int write_reports(const run_state *rs, double secs)
             .mode = c->mode,
             .passed = case_passed(c),
             .error = c->error ? c->error_msg : NULL,
+            .unsupported = case_unsupported_only(c) ? c->unsupported_msg : NULL,
             .diff = c->verdict_set ? c->verdict.diff.data : NULL,
+            .diffs = c->verdict_set ? c->verdict.diffs : NULL,
             .actual = c->verdict_set ? c->verdict.actual : NULL,
             .exit_status = c->exit_status,
             .seconds = c->seconds,

@@ -1,6 +1,7 @@
 /* verdict.c - compare a sender run with a scenario expectation; check the invariant. */
 #include "runner/verdict.h"
 
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -68,9 +69,39 @@ static int is_envelope_verb(const char *verb)
                     !strcasecmp(verb, "DATA") || !strcasecmp(verb, "BDAT"));
 }
 
-static void differ(sts_verdict *v, const char *key, const char *want, const char *got)
+const char *sts_diff_class_name(sts_diff_class c)
 {
-    sts_buf_appendf(&v->diff, "%s: expected %s, got %s\n", key, want, got);
+    switch (c) {
+#define STS_DIFF_NAME(sym, val, name)                                                              \
+    case sym:                                                                                      \
+        return name;
+        STS_DIFF_CLASSES(STS_DIFF_NAME)
+#undef STS_DIFF_NAME
+    }
+    return NULL;
+}
+
+/* One difference line of class cls (printf-style), into both v->diff and v->diffs. */
+static void note(sts_verdict *v, sts_diff_class cls, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+static void note(sts_verdict *v, sts_diff_class cls, const char *fmt, ...)
+{
+    char line[1024];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(line, sizeof(line), fmt, ap);
+    va_end(ap);
+    sts_buf_appendf(&v->diff, "%s\n", line);
+    json_t *d = json_pack("{s:s, s:s}", "text", line, "class", sts_diff_class_name(cls));
+    if (d && v->why)
+        json_object_set_new(d, "why", json_string(v->why));
+    json_array_append_new(v->diffs, d);
+}
+
+static void differ(sts_verdict *v, sts_diff_class cls, const char *key, const char *want,
+                   const char *got)
+{
+    note(v, cls, "%s: expected %s, got %s", key, want, got);
 }
 
 static int host_listed(const char *const *hosts, const char *host)
@@ -233,31 +264,69 @@ static void build_actual(const sts_verdict_input *in, const run_facts *f, json_t
                         json_object_get(json_object_get(f->r0, "assure_tls"), "assuredness"));
 }
 
-static void differ_num(sts_verdict *v, const char *key, long long want, long long got)
+static void differ_num(sts_verdict *v, sts_diff_class cls, const char *key, long long want,
+                       long long got)
 {
     char w[24], g[24];
     snprintf(w, sizeof(w), "%lld", want);
     snprintf(g, sizeof(g), "%lld", got);
-    differ(v, key, w, g);
+    differ(v, cls, key, w, g);
 }
 
 static void differ_bool(sts_verdict *v, const char *key, int want, int got)
 {
     if (want >= 0 && want != got)
-        differ(v, key, want ? "true" : "false", got ? "true" : "false");
+        differ(v, STS_DIFF_OTHER, key, want ? "true" : "false", got ? "true" : "false");
 }
 
-/* A set of words the expectation lists against the set the run produced. */
-static void differ_set(sts_verdict *v, const char *key, const sts_strv *want_v, json_t *got)
+/* A set of words the expectation lists against the set the run produced. With
+ * unsafe_extra, a word in the run's set that the expectation lacks (a host that got
+ * a message it must not) makes the difference a security one. */
+static void differ_set(sts_verdict *v, const char *key, const sts_strv *want_v, json_t *got,
+                       int unsafe_extra)
 {
     json_t *want = sorted_set((const char *const *)want_v->v, want_v->n);
     if (!json_equal(want, got)) {
+        sts_diff_class cls = STS_DIFF_OTHER;
+        for (size_t i = 0; unsafe_extra && i < json_array_size(got); i++) {
+            int listed = 0;
+            for (size_t j = 0; j < json_array_size(want) && !listed; j++)
+                listed = json_equal(json_array_get(got, i), json_array_get(want, j));
+            if (!listed)
+                cls = STS_DIFF_SECURITY;
+        }
         char *w = set_text(want), *g = set_text(got);
-        differ(v, key, w, g);
+        differ(v, cls, key, w, g);
         free(w);
         free(g);
     }
     json_decref(want);
+}
+
+/* An outcome difference: a delivery the expectation refuses is a security one;
+ * deferred against failed is outcome-only; a missing delivery is other. */
+static sts_diff_class outcome_class(sts_outcome want, const char *got)
+{
+    sts_outcome g;
+    if (sts_outcome_parse(got, &g))
+        return STS_DIFF_OTHER;
+    if (g == STS_OUTCOME_DELIVERED)
+        return STS_DIFF_SECURITY;
+    return want == STS_OUTCOME_DELIVERED ? STS_DIFF_OTHER : STS_DIFF_OUTCOME_ONLY;
+}
+
+/* An exit status difference: between two non-zero statuses (75 tempfail, 69 permfail,
+ * ...) it is how a non-delivery was reported. */
+static sts_diff_class exit_class(int want, int got)
+{
+    return want != STS_EXIT_OK && got != STS_EXIT_OK ? STS_DIFF_OUTCOME_ONLY : STS_DIFF_OTHER;
+}
+
+/* TLS: verified expected but not had is a security difference (the message went
+ * over a session a correct sender would not use, or in the clear). */
+static sts_diff_class tls_class(sts_delivery_tls want, const run_facts *f)
+{
+    return want == STS_DELIVERY_TLS_VERIFIED && f->received ? STS_DIFF_SECURITY : STS_DIFF_OTHER;
 }
 
 /* Every fact the expectation names against the run's; one line per difference. An
@@ -268,36 +337,40 @@ static void compare(const sts_scn_expect *e, const sts_verdict_input *in, const 
     sts_outcome got_outcome;
     sts_policy_source got_source;
     if (!f->r0 && !in->external)
-        sts_buf_appendf(&v->diff, "result: the sender printed no result\n");
+        note(v, STS_DIFF_OTHER, "result: the sender printed no result");
     if (e->outcome_set &&
         (sts_outcome_parse(f->outcome, &got_outcome) || got_outcome != e->outcome))
-        differ(v, "outcome", sts_outcome_name(e->outcome), f->outcome ? f->outcome : "(none)");
+        differ(v, outcome_class(e->outcome, f->outcome), "outcome", sts_outcome_name(e->outcome),
+               f->outcome ? f->outcome : "(none)");
     if (e->exit_status >= 0 && e->exit_status != in->exit_status)
-        differ_num(v, "exit", e->exit_status, in->exit_status);
+        differ_num(v, exit_class(e->exit_status, in->exit_status), "exit", e->exit_status,
+                   in->exit_status);
     if (e->failures_set && !in->external)
-        differ_set(v, "failures", &e->failures, f->failures);
+        differ_set(v, "failures", &e->failures, f->failures, 0);
     if (e->tls_set && (!f->received || f->tls != e->tls))
-        differ(v, "tls", sts_delivery_tls_name(e->tls),
+        differ(v, tls_class(e->tls, f), "tls", sts_delivery_tls_name(e->tls),
                f->received ? sts_delivery_tls_name(f->tls) : "(nothing delivered)");
+    /* More messages than expected reached the MXs: delivered where it must not be. */
     if (e->received >= 0 && (size_t)e->received != f->received)
-        differ_num(v, "received", e->received, (long long)f->received);
+        differ_num(v, (size_t)e->received < f->received ? STS_DIFF_SECURITY : STS_DIFF_OTHER,
+                   "received", e->received, (long long)f->received);
     if (e->policy_source_set && !in->external &&
         (sts_policy_source_parse(f->source, &got_source) || got_source != e->policy_source))
-        differ(v, "policy_source", sts_policy_source_name(e->policy_source),
+        differ(v, STS_DIFF_OTHER, "policy_source", sts_policy_source_name(e->policy_source),
                f->source ? f->source : "(none)");
     differ_bool(v, "policy_fetched", e->policy_fetched, f->fetched);
     differ_bool(v, "policy_abandoned", e->policy_abandoned, f->abandoned);
     if (e->delivered_to_set)
-        differ_set(v, "delivered_to", &e->delivered_to, f->delivered_to);
+        differ_set(v, "delivered_to", &e->delivered_to, f->delivered_to, 1);
     json_t *got = json_object_get(json_object_get(f->r0, "assure_tls"), "assuredness");
     if (e->assuredness_set && (!json_is_integer(got) || json_integer_value(got) != e->assuredness))
-        differ_num(v, "assuredness", e->assuredness, got ? json_integer_value(got) : -1);
+        differ_num(v, STS_DIFF_OTHER, "assuredness", e->assuredness,
+                   got ? json_integer_value(got) : -1);
 }
 
 /* check --assure-tls offers MAIL and RCPT in the clear on purpose; what it must never
  * do is go further: no DATA and no message, in the clear or not. */
-static void check_assure_invariant(const sts_verdict_input *in, const run_facts *f,
-                                   sts_verdict *v)
+static void check_assure_invariant(const sts_verdict_input *in, const run_facts *f, sts_verdict *v)
 {
     json_t *sessions = json_object_get(in->observed, "smtp_sessions");
     for (size_t i = 0; i < json_array_size(sessions); i++) {
@@ -307,15 +380,15 @@ static void check_assure_invariant(const sts_verdict_input *in, const run_facts 
             const char *verb = json_string_value(json_object_get(json_array_get(cmds, j), "verb"));
             if (verb && !strcmp(verb, "DATA")) {
                 v->invariant_violated = 1;
-                sts_buf_appendf(&v->diff, "SECURITY INVARIANT: DATA reached %s under assure_tls\n",
-                                str_or(json_object_get(s, "host"), "?"));
+                note(v, STS_DIFF_SECURITY, "SECURITY INVARIANT: DATA reached %s under assure_tls",
+                     str_or(json_object_get(s, "host"), "?"));
             }
         }
     }
     if (f->received) {
         v->invariant_violated = 1;
-        sts_buf_appendf(&v->diff, "SECURITY INVARIANT: %zu message(s) received under assure_tls\n",
-                        f->received);
+        note(v, STS_DIFF_SECURITY, "SECURITY INVARIANT: %zu message(s) received under assure_tls",
+             f->received);
     }
 }
 
@@ -355,17 +428,16 @@ static void check_invariant(const sts_verdict_input *in, const run_facts *f, sts
             const char *verb = json_string_value(json_object_get(c, "verb"));
             if (is_envelope_verb(verb) && !json_is_true(json_object_get(c, "tls"))) {
                 v->invariant_violated = 1;
-                sts_buf_appendf(
-                    &v->diff, "SECURITY INVARIANT: %s reached %s without TLS under %s\n", verb,
-                    str_or(json_object_get(s, "host"), "?"),
-                    in->require_tls ? "--require-tls" : sts_mode_name(STS_MODE_ENFORCE));
+                note(v, STS_DIFF_SECURITY, "SECURITY INVARIANT: %s reached %s without TLS under %s",
+                     verb, str_or(json_object_get(s, "host"), "?"),
+                     in->require_tls ? "--require-tls" : sts_mode_name(STS_MODE_ENFORCE));
             }
         }
     }
     if (f->plain_msgs) {
         v->invariant_violated = 1;
-        sts_buf_appendf(&v->diff, "SECURITY INVARIANT: %zu message(s) received without TLS\n",
-                        f->plain_msgs);
+        note(v, STS_DIFF_SECURITY, "SECURITY INVARIANT: %zu message(s) received without TLS",
+             f->plain_msgs);
     }
 }
 
@@ -374,9 +446,9 @@ static void check_invariant(const sts_verdict_input *in, const run_facts *f, sts
 static void check_https_only(const run_facts *f, sts_verdict *v)
 {
     if (f->plain_fetches)
-        sts_buf_appendf(&v->diff,
-                        "policy fetched over plain HTTP %zu time(s) (RFC 8461 3.3: HTTPS only)\n",
-                        (size_t)f->plain_fetches);
+        note(v, STS_DIFF_SECURITY,
+             "policy fetched over plain HTTP %zu time(s) (RFC 8461 3.3: HTTPS only)",
+             (size_t)f->plain_fetches);
 }
 
 int sts_verdict_check(const sts_verdict_input *in, sts_verdict *v)
@@ -384,8 +456,10 @@ int sts_verdict_check(const sts_verdict_input *in, sts_verdict *v)
     memset(v, 0, sizeof(*v));
     sts_buf_init(&v->diff, 0);
     v->actual = json_object();
+    v->diffs = json_array();
+    v->why = in->expect->why;
     run_facts f;
-    if (!v->actual || gather_facts(in, &f))
+    if (!v->actual || !v->diffs || gather_facts(in, &f))
         return STS_ENOMEM;
     build_actual(in, &f, v->actual);
     compare(in->expect, in, &f, v);
@@ -404,6 +478,8 @@ void sts_verdict_free(sts_verdict *v)
     sts_buf_free(&v->diff);
     json_decref(v->actual);
     v->actual = NULL;
+    json_decref(v->diffs);
+    v->diffs = NULL;
 }
 
 long long sts_verdict_world_drops(const json_t *observed, char *msg, size_t msglen)

@@ -8,6 +8,7 @@
 #include <unistd.h>
 
 #include "common/err.h"
+#include "runner/features.h"
 #include "runner/runner.h"
 #include "src/cli.h"
 #include "src/cmds.h"
@@ -42,6 +43,13 @@ static void run_usage(FILE *fp)
             "                       the scenario's `sender:` as {require_tls} (1 or 0),\n"
             "                       {sender_mode}, {dns_timeout} (seconds, default 10)\n"
             "                       and {ststest_flags} (ststest options)\n"
+            "                       CMD exiting %d declares the case unsupported (its last\n"
+            "                       stderr line says why): not a pass, not a failure\n"
+            "      --sender-features LIST  the features the sender has (comma list; default\n"
+            "                       all); a case needing another is unsupported, not run:\n",
+            STS_RUN_STAGE_TIMEOUT, STS_RUN_EXIT_UNSUPPORTED);
+    sts_features_help(fp);
+    fprintf(fp,
             "      --time-limit SECS  how long the sender may run per step (default %d;\n"
             "                       ours is then deferred, CMD killed: the case is an ERROR)\n"
             "      --standard-ports serve each world on DNS 53, SMTP 25, HTTPS 443, HTTP 80\n"
@@ -50,9 +58,9 @@ static void run_usage(FILE *fp)
             "  -v, --verbose        print every case's transcript, not only failures'\n"
             "  -h, --help           this text\n"
             "\n"
-            "exit status: 0 all passed, 1 some failed, 64 usage, 65 bad scenario file,\n"
-            "70 internal error, 77 --standard-ports without root.\n",
-            STS_RUN_STAGE_TIMEOUT, STS_RUN_TIME_LIMIT);
+            "exit status: 0 all passed (or unsupported), 1 some failed, 64 usage, 65 bad\n"
+            "scenario file, 70 internal error, 77 --standard-ports without root.\n",
+            STS_RUN_TIME_LIMIT);
 }
 
 /* The installed scenario library: PREFIX/share/ststest/scenarios, where PREFIX is the
@@ -86,8 +94,7 @@ static int installed_library(char *buf, size_t len)
 static int parse_num(const char *opt, const char *s, double lo, double hi, double *out)
 {
     if (sts_cli_number(s, lo, hi, out)) {
-        fprintf(stderr, "ststest run: %s: '%s' is not a number from %g to %g\n", opt, s, lo,
-                hi);
+        fprintf(stderr, "ststest run: %s: '%s' is not a number from %g to %g\n", opt, s, lo, hi);
         return -1;
     }
     return 0;
@@ -96,14 +103,19 @@ static int parse_num(const char *opt, const char *s, double lo, double hi, doubl
 int sts_cmd_run(int argc, char **argv)
 {
     static const struct option longopts[] = {
-        {"jobs", required_argument, NULL, 'j'},  {"filter", required_argument, NULL, 'f'},
-        {"list", no_argument, NULL, 'l'},        {"junit", required_argument, NULL, 'J'},
-        {"json", required_argument, NULL, 'o'},  {"timeout", required_argument, NULL, 't'},
-        {"verbose", no_argument, NULL, 'v'},     {"help", no_argument, NULL, 'h'},
+        {"jobs", required_argument, NULL, 'j'},
+        {"filter", required_argument, NULL, 'f'},
+        {"list", no_argument, NULL, 'l'},
+        {"junit", required_argument, NULL, 'J'},
+        {"json", required_argument, NULL, 'o'},
+        {"timeout", required_argument, NULL, 't'},
+        {"verbose", no_argument, NULL, 'v'},
+        {"help", no_argument, NULL, 'h'},
         {"sender-cmd", required_argument, NULL, 'S'},
         {"time-limit", required_argument, NULL, 'T'},
         {"standard-ports", no_argument, NULL, 'P'},
         {"exclude", required_argument, NULL, 'x'},
+        {"sender-features", required_argument, NULL, 'F'},
         {NULL, 0, NULL, 0},
     };
     const char *exclude[RUN_MAX_EXCLUDE];
@@ -123,8 +135,7 @@ int sts_cmd_run(int argc, char **argv)
             break;
         case 'x':
             if (o.nexclude == RUN_MAX_EXCLUDE) {
-                fprintf(stderr, "ststest run: --exclude: at most %d patterns\n",
-                        RUN_MAX_EXCLUDE);
+                fprintf(stderr, "ststest run: --exclude: at most %d patterns\n", RUN_MAX_EXCLUDE);
                 return STS_EXIT_USAGE;
             }
             exclude[o.nexclude++] = optarg;
@@ -159,6 +170,15 @@ int sts_cmd_run(int argc, char **argv)
         case 'P':
             o.standard_ports = 1;
             break;
+        case 'F': {
+            char err[512];
+            if (sts_features_parse(optarg, &o.sender_features, err, sizeof(err))) {
+                fprintf(stderr, "ststest run: --sender-features: %s\n", err);
+                return STS_EXIT_USAGE;
+            }
+            o.features_set = 1;
+            break;
+        }
         case 'h':
             run_usage(stdout);
             return STS_EXIT_OK;

@@ -13,6 +13,7 @@
 #
 #   peer-postfix-mta-sts.sh send --dir DIR --rcpt RCPT --dns HOST:PORT --ca FILE
 #                                [--mode MODE] [--cache FILE] [--record FILE] [--wait SECS]
+#                                [--require-tls 0|1] [--sender-mode MODE] [--now UNIXTIME]
 #       One delivery, for one scenario step: point the network namespace's resolv.conf
 #       at the world's DNS server, copy the world's CA to DIR/ca.pem, start mta-sts-daemon
 #       (trusting only that CA; with --cache its policy cache is FILE.mta-sts.db, so the
@@ -24,6 +25,12 @@
 #       seconds, a TLS policy lookup error): those are not the peer's behaviour.
 #       stdout: one line saying what Postfix did (and the daemon's socketmap answer);
 #       --record appends the same as one JSON object per line.
+#       Exit 76 (the runner's "unsupported"), before anything is started, with the reason
+#       as the last line on stderr, for what this peer cannot be asked to do: --require-tls
+#       1 (the scenario's sender: {require_tls: true}), --sender-mode other than auto (a
+#       policy mode override), and a --now more than 300 s from the wall clock (the peer
+#       follows the wall clock, so a step that moved the world's clock by more cannot be
+#       followed).
 #
 # Postfix and the daemon take their DNS server from /etc/resolv.conf, which has no port:
 # the world must serve DNS on port 53 (`ststest run --standard-ports`), and `send` must run
@@ -101,6 +108,9 @@ cmd_setup() {
 # ---- send ----------------------------------------------------------------------------
 
 DIR="" RCPT="" DNS="" CA="" MODE="" CACHE="" RECORD="" WAIT=45
+REQUIRE_TLS=0 SENDER_MODE=auto NOW=""
+UNSUPPORTED=76 # `ststest run --sender-cmd`: the case is unsupported (last stderr line: why)
+CLOCK_SLACK=300
 DAEMON_PID="" PF_PID="" MASTER_PID=""
 
 # Stop Postfix and the daemon and empty the queue; safe to call twice.
@@ -235,6 +245,23 @@ with open(path, "a") as f:
 EOF
 }
 
+# What this peer cannot be asked to do: exit 76 with the reason (README, "Testing another
+# implementation"). Nothing has been started yet.
+check_supported() {
+    if [ "$REQUIRE_TLS" = 1 ]; then
+        die $UNSUPPORTED "unsupported: --require-tls: this adapter has no per-domain static TLS policy (Postfix's smtp_tls_policy_maps 'secure' entry would be one); adapter limit"
+    fi
+    if [ "$SENDER_MODE" != auto ]; then
+        die $UNSUPPORTED "unsupported: a policy mode override (--mode $SENDER_MODE): postfix-mta-sts-resolver applies the policy's own mode"
+    fi
+    if [ -n "$NOW" ]; then
+        local skew=$((NOW - $(date +%s)))
+        if [ "${skew#-}" -gt "$CLOCK_SLACK" ]; then
+            die $UNSUPPORTED "unsupported: the scenario moved the world's clock by ${skew} s; Postfix and the daemon follow the wall clock"
+        fi
+    fi
+}
+
 cmd_send() {
     while [ $# -gt 0 ]; do
         case $1 in
@@ -246,12 +273,16 @@ cmd_send() {
         --cache) CACHE=$2 ;;
         --record) RECORD=$2 ;;
         --wait) WAIT=$2 ;;
+        --require-tls) REQUIRE_TLS=$2 ;;
+        --sender-mode) SENDER_MODE=$2 ;;
+        --now) NOW=$2 ;;
         *) usage ;;
         esac
         [ $# -ge 2 ] || usage
         shift 2
     done
     if [ -z "$DIR" ] || [ -z "$RCPT" ] || [ -z "$DNS" ] || [ -z "$CA" ]; then usage; fi
+    check_supported
     check_installed
     [ -f "$DIR/etc/main.cf" ] || die 70 "$DIR/etc/main.cf missing: run '$0 setup $DIR' first"
     local dns_host=${DNS%:*} dns_port=${DNS##*:}

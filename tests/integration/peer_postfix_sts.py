@@ -23,6 +23,7 @@ import datetime
 import json
 import os
 import pathlib
+import re
 import shlex
 import shutil
 import sys
@@ -40,6 +41,11 @@ DAEMON = "/usr/bin/mta-sts-daemon"
 POSTFIX = "/usr/sbin/postfix"
 # Exit status of the tool when the harness (not the peer) failed.
 HARNESS_FAILED = 70
+# What the peer can be asked through the tool (`run --sender-features`): everything but
+# assure-tls, which ststest's own probe runs whatever the sender command (the peer has no
+# part in it). require-tls, a mode override and a moved clock are declared by the tool
+# itself, case by case, with exit 76 and its reason.
+PEER_FEATURES = "require-tls,mode,steps,policy-cache,now"
 
 
 class PeerError(RuntimeError):
@@ -169,6 +175,7 @@ class PeerCase:
     passed: bool
     error: str | None      # the runner's error (the case could not be judged)
     harness_error: str | None  # the tool's exit 70: Postfix/daemon/namespace trouble
+    unsupported: str | None    # why the peer cannot do the case (tool exit 76, features)
     exit: int | None
     records: list
 
@@ -222,6 +229,95 @@ def _actual_words(actual, rec):
     return out
 
 
+# How each difference of the peer is read (docs/peer-postfix-mta-sts-results.md): a peer
+# deviation (with the RFC clause it breaks), an adapter limit (this tool, not the peer),
+# or the harness's fault (our expectation or world). Keyed by (scenario, mode); every
+# row that differs must have an entry, and every entry must still differ, so that a new
+# difference and a fixed one both show up.
+PEER_DEVIATION, ADAPTER_LIMIT, HARNESS_FAULT = "peer deviation", "adapter limit", "harness fault"
+CLASSIFIED = {
+    ("cert-cn-only", "enforce"): (
+        PEER_DEVIATION,
+        "RFC 8461 4.2 as the scenario reads it (the MX name as a DNS-ID subjectAltName): "
+        "Postfix falls back to the subject CN when the certificate has no subjectAltName, "
+        "which RFC 6125 6.4.4 allows a client only as a last resort; delivered over TLS to "
+        "a certificate without SAN"),
+    ("mx-fallback", "enforce"): (
+        PEER_DEVIATION,
+        "security, RFC 8461 4.2 (the certificate must be valid for the MX host name): the "
+        "daemon turns mx: *.example.test into `secure match=.example.test`, so Postfix takes "
+        "a certificate for any name under example.test; the preferred MX, with a certificate "
+        "for wrong.example.test, got the message"),
+    ("mx-inject-after-starttls", "enforce"): (
+        HARNESS_FAULT,
+        "our expectation (abort on bytes injected before the TLS handshake) is stricter than "
+        "RFC 3207 5, which asks the client to discard what it learnt before TLS; Postfix "
+        "discarded them and delivered over verified TLS"),
+    ("mx-tls-1.0-only", "testing"): (
+        PEER_DEVIATION,
+        "RFC 8996 (TLS 1.0 must not be negotiated): Postfix's own protocol list still allows "
+        "TLS 1.0 and delivered over it, where the scenario expects cleartext"),
+    ("mx-tls-1.0-only", "none"): (
+        PEER_DEVIATION,
+        "RFC 8996 (TLS 1.0 must not be negotiated), as for testing"),
+    ("mx-wildcard-two-labels", "enforce"): (
+        PEER_DEVIATION,
+        "security, RFC 8461 4.1 (a wildcard matches the leftmost label only): `match="
+        ".example.test` lets *.example.test cover mail.eu.example.test; delivered to an MX "
+        "the policy does not allow"),
+    ("policy-mx-bad-wildcard", "enforce"): (
+        PEER_DEVIATION,
+        "RFC 8461 3.2 and 4.1: the mx pattern *.*.example.test makes the policy invalid; the "
+        "daemon applies it (match=.*.example.test) and the message is deferred"),
+    ("txt-id-not-alnum", "enforce"): (
+        PEER_DEVIATION,
+        "RFC 8461 3.1: an id that is not 1-32 alphanumerics announces no policy; the daemon "
+        "fetches and applies the policy anyway (deferred: it names only other.example.test)"),
+    ("txt-id-too-long", "enforce"): (
+        PEER_DEVIATION,
+        "RFC 8461 3.1: a 33-character id announces no policy; the daemon fetches and applies "
+        "the policy anyway (deferred: it names only other.example.test)"),
+}
+
+
+def classify(scenario, mode):
+    """(class, explanation) of a differing row, or None when it is not classified."""
+    return CLASSIFIED.get((scenario, mode))
+
+
+def normalized(verdict):
+    """A verdict as compared with the committed table: the clock skew a case reports
+    (seconds since the case started) varies from run to run."""
+    return re.sub(r"clock by -?\d+ s", "clock by N s", verdict)
+
+
+def parse_table(text):
+    """The rows of a table markdown_table() wrote: {(scenario, mode): verdict}."""
+    rows = {}
+    for line in text.splitlines():
+        cells = [c.strip().replace("\\|", "|")
+                 for c in re.split(r"(?<!\\)\|", line.strip())[1:-1]]
+        if len(cells) >= 5 and cells[0] not in ("scenario", "---"):
+            rows[(cells[0], cells[1])] = normalized(cells[4])
+    return rows
+
+
+def compare_with_table(rows, table_text):
+    """What differs between this run's rows and the committed table, one line each
+    (empty: the run matches the table for every case it ran)."""
+    want = parse_table(table_text)
+    out = []
+    for r in rows:
+        key = (r.scenario, r.mode)
+        got = normalized(r.verdict)
+        if key not in want:
+            out.append(f"{r.scenario} [{r.mode}]: not in the table; the run says: {got}")
+        elif want[key] != got:
+            out.append(f"{r.scenario} [{r.mode}]: the table says: {want[key]}\n"
+                       f"    the run says: {got}")
+    return out
+
+
 def _cell(s):
     return str(s).replace("|", "\\|").replace("\n", " ")
 
@@ -245,10 +341,11 @@ def run_peer(ststest_bin, tool, scenario_files, workdir, netns, time_limit=60, w
             records = workdir / f"{name}.records.jsonl"
             cmd = (f"{shlex.quote(str(tool))} send --dir {shlex.quote(str(pfdir))} --rcpt {{rcpt}}"
                    f" --dns {{dns}} --ca {{ca}} --mode {{mode}} --cache {{cache}}"
+                   f" --require-tls {{require_tls}} --sender-mode {{sender_mode}} --now {{now}}"
                    f" --record {shlex.quote(str(records))} --wait {wait}")
             argv = netns.argv(ststest_bin, "run", "--standard-ports", "-j", "1",
                               "--time-limit", str(time_limit), "--json", report,
-                              "--sender-cmd", cmd, scn)
+                              "--sender-features", PEER_FEATURES, "--sender-cmd", cmd, scn)
             r = subprocess.run(argv, capture_output=True, text=True, timeout=600)
             (workdir / f"{name}.out").write_text(r.stdout + r.stderr)
             if r.returncode not in (0, 1) or not report.exists():
@@ -296,13 +393,16 @@ def _row(scn, case, recs, run_output):
                    + _tool_error(run_output, case["scenario"], mode))
     if case.get("error"):
         verdict = f"ERROR: {case['error']}"
+    elif case.get("unsupported"):
+        verdict = f"unsupported: {case['unsupported']}"
     elif case.get("passed"):
         verdict = "as expected"
     else:
         verdict = "differs: " + "; ".join(case.get("differences") or ["?"])
     return PeerCase(scenario=case["scenario"], mode=mode, expected=expected, peer_did=did,
                     verdict=verdict, passed=bool(case.get("passed")), error=case.get("error"),
-                    harness_error=harness, exit=case.get("exit"), records=mine)
+                    harness_error=harness, exit=case.get("exit"), records=mine,
+                    unsupported=case.get("unsupported"))
 
 
 def _tool_error(run_output, scenario, mode):
@@ -314,6 +414,7 @@ def _tool_error(run_output, scenario, mode):
 def markdown_table(rows, versions, when=None):
     when = when or datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
     n_same = sum(1 for r in rows if r.passed)
+    n_unsup = sum(1 for r in rows if r.unsupported)
     out = [
         "# ststest scenarios against Postfix + postfix-mta-sts-resolver",
         "",
@@ -321,18 +422,22 @@ def markdown_table(rows, versions, when=None):
         f"({', '.join(f'{k} {v}' for k, v in versions.items())}).",
         "",
         f"{len(rows)} cases; the peer did what the scenario expects of a correct sender in "
-        f"{n_same}, and differs in {len(rows) - n_same}. A difference is information about the "
+        f"{n_same}, differs in {len(rows) - n_same - n_unsup}, and {n_unsup} are unsupported "
+        "(the peer cannot be asked to do them: the reason is given). A difference is "
+        "information about the "
         "peer (or about our expectation), not a test failure. Judged from the fake world's "
         "observer log: what reached which MX, over verified TLS or not (`failures` and "
         "`policy_source` are only known to our own sender, so they are not compared). "
         "docs/peer-testing.md says how to run this and what the differences mean.",
         "",
-        "| scenario | mode | expected | peer did | verdict |",
-        "|---|---|---|---|---|",
+        "| scenario | mode | expected | peer did | verdict | reading |",
+        "|---|---|---|---|---|---|",
     ]
     for r in rows:
+        c = classify(r.scenario, r.mode) if not r.passed and not r.unsupported else None
+        reading = f"{c[0]}: {c[1]}" if c else ""
         out.append(f"| {_cell(r.scenario)} | {_cell(r.mode)} | {_cell(r.expected)} | "
-                   f"{_cell(r.peer_did)} | {_cell(r.verdict)} |")
+                   f"{_cell(r.peer_did)} | {_cell(r.verdict)} | {_cell(reading)} |")
     return "\n".join(out) + "\n"
 
 

@@ -195,6 +195,12 @@ def test_external_naive_sender_is_caught(ststest_bin, tmp_path):
     assert "received: expected 0, got 1" in out
     assert "FAIL no-starttls [enforce]" in out
     assert "SECURITY INVARIANT: MAIL reached mail.example.test without TLS under enforce" in out
+    # The security differences lead, and the rule each expectation enforces follows.
+    no_starttls = out[out.index("FAIL no-starttls [enforce]"):]
+    no_starttls = no_starttls[:no_starttls.index("  actual:")]
+    assert no_starttls.index("  security differences:") < no_starttls.index("  other differences:")
+    assert "  why: RFC 8461 4.2 and 5: under enforce an MX without STARTTLS" in no_starttls
+    assert "  why: RFC 8461 4.2: the MX certificate must name the MX host" in out
     for case in ("bad-san [testing]", "bad-san [none]", "no-starttls [testing]",
                  "no-starttls [none]"):
         assert f"PASS {case}" in out

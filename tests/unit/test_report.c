@@ -177,8 +177,9 @@ static void test_json(void **state)
     json_t *cases = json_object_get(doc, "cases");
     assert_int_equal(json_array_size(cases), 3);
     /* Each case: exactly these keys. */
-    static const char *const keys[] = {"scenario", "file",        "mode",   "passed", "seconds",
-                                       "exit",     "differences", "actual", "error"};
+    static const char *const keys[] = {"scenario", "file",        "mode",        "passed",
+                                       "seconds",  "exit",        "differences", "actual",
+                                       "error",    "unsupported", "classified"};
     for (size_t i = 0; i < 3; i++) {
         json_t *o = json_array_get(cases, i);
         assert_int_equal(json_object_size(o), sizeof(keys) / sizeof(keys[0]));

@@ -23,6 +23,7 @@
 
 #include "common/err.h"
 #include "runner/external.h"
+#include "runner/features.h"
 #include "runner/runner.h"
 #include "tests/unit/unit_fixture.h"
 
@@ -126,26 +127,39 @@ static void test_command_quoting_round_trip(void **state)
         "''",
         "",
     };
-    char out[256], err[256];
-    snprintf(out, sizeof(out), "%s/out", dir);
-    snprintf(err, sizeof(err), "%s/err", dir);
     for (size_t i = 0; i < sizeof(values) / sizeof(values[0]); i++) {
         const char *const vars[][2] = {{"rcpt", values[i]}, {NULL, NULL}};
         char *cmd = sts_external_command("printf '[%s]' {rcpt}", vars);
         assert_non_null(cmd);
         int timed_out = 1;
-        assert_int_equal(sts_external_run(cmd, out, err, 10, &timed_out), 0);
+        sts_external_out out;
+        assert_int_equal(sts_external_run(cmd, 10, NULL, &out, &timed_out), 0);
         assert_int_equal(timed_out, 0);
-        char *got = fixture_slurp(out);
         char want[256];
-        snprintf(want, sizeof(want), "[%s]", values[i]);
-        assert_string_equal(got, want);
-        free(got);
+        snprintf(want, sizeof(want), "[%s]\n", values[i]); /* a last line gets its end */
+        assert_string_equal(out.out.data, want);
+        sts_external_out_free(&out);
         free(cmd);
     }
 }
 
-/* ---- running it and reading what it printed ---- */
+/* ---- running it and reading what it prints ---- */
+
+/* The lines of the log that came from the command's stderr ("external (stderr): X"),
+ * as "X\n" each. malloc'd. */
+static char *stderr_lines(const char *text)
+{
+    sts_buf b;
+    sts_buf_init(&b, 0);
+    sts_buf_append(&b, "", 0);
+    for (const char *p = text; (p = strstr(p, "external (stderr): "));) {
+        p += strlen("external (stderr): ");
+        size_t n = strcspn(p, "\n");
+        sts_buf_appendf(&b, "%.*s\n", (int)n, p);
+        p += n;
+    }
+    return b.data;
+}
 
 static void test_external_run(void **state)
 {
@@ -154,71 +168,94 @@ static void test_external_run(void **state)
         const char *cmd;
         double limit;
         int status, timed_out;
-        const char *out, *err;
+        const char *out, *err, *last_err;
     } rows[] = {
-        {"echo hello; echo oops >&2", 10, 0, 0, "hello\n", "oops\n"},
-        {"exit 75", 10, 75, 0, "", ""},
-        {"read x; echo \"[$x]\"", 10, 0, 0, "[]\n", ""}, /* stdin is /dev/null */
-        {"kill -TERM $$", 10, 128 + 15, 0, "", ""},
-        {"echo started; exec sleep 30", 0.3, 128 + 9, 1, "started\n", ""},
-        {"no-such-command-here", 10, 127, 0, "", NULL},
+        {"echo hello; echo oops >&2", 10, 0, 0, "hello\n", "oops\n", "oops"},
+        {"exit 75", 10, 75, 0, "", "", ""},
+        {"read x; echo \"[$x]\"", 10, 0, 0, "[]\n", "", ""}, /* stdin is /dev/null */
+        {"kill -TERM $$", 10, 128 + 15, 0, "", "", ""},
+        {"echo started; exec sleep 30", 0.3, 128 + 9, 1, "started\n", "", ""},
+        {"no-such-command-here", 10, 127, 0, "", NULL, NULL},
+        /* the last non-empty stderr line is kept (the reason of an exit 76) */
+        {"echo a >&2; echo 'no require-tls' >&2; echo >&2; exit 76", 10, 76, 0, "",
+         "a\nno require-tls\n\n", "no require-tls"},
+        /* a last line without its newline still counts */
+        {"printf 'x\\ny' ; printf 'half' >&2", 10, 0, 0, "x\ny\n", "half\n", "half"},
+        /* a child left behind holding the pipes does not keep the run alive */
+        {"(sleep 30 &) ; echo done", 10, 0, 0, "done\n", "", ""},
     };
-    char out[256], err[256];
-    snprintf(out, sizeof(out), "%s/out", dir);
-    snprintf(err, sizeof(err), "%s/err", dir);
     for (size_t i = 0; i < sizeof(rows) / sizeof(rows[0]); i++) {
         print_message("row: %s\n", rows[i].cmd);
         int timed_out = -1;
-        assert_int_equal(sts_external_run(rows[i].cmd, out, err, rows[i].limit, &timed_out),
+        sts_external_out out;
+        sts_log *log = sts_log_new_mem(STS_LOG_INFO, NULL);
+        assert_int_equal(sts_external_run(rows[i].cmd, rows[i].limit, log, &out, &timed_out),
                          rows[i].status);
         assert_int_equal(timed_out, rows[i].timed_out);
-        char *o = fixture_slurp(out), *e = fixture_slurp(err);
-        assert_string_equal(o, rows[i].out);
-        if (rows[i].err)
+        assert_string_equal(out.out.data ? out.out.data : "", rows[i].out);
+        char *e = stderr_lines(sts_log_text(log));
+        if (rows[i].err) {
             assert_string_equal(e, rows[i].err);
-        else
+            assert_string_equal(out.last_err, rows[i].last_err);
+        } else {
             assert_true(strlen(e) > 0); /* the shell says what it could not find */
-        free(o);
+        }
         free(e);
+        sts_external_out_free(&out);
+        sts_log_free(log);
     }
 }
 
-static void test_external_output(void **state)
+/* Each line is logged when it arrives, stamped on the log's clock: a line printed
+ * before a pause is stamped before it, the one after, after it. */
+static void test_external_stamped(void **state)
+{
+    (void)state;
+    sts_log *log = sts_log_new_mem(STS_LOG_INFO, NULL);
+    sts_external_out out;
+    int timed_out = 0;
+    assert_int_equal(
+        sts_external_run("echo first >&2; sleep 0.5; echo second", 10, log, &out, &timed_out), 0);
+    const char *text = sts_log_text(log);
+    const char *a = strstr(text, "external (stderr): first"), *b = strstr(text, "external: second");
+    assert_non_null(a);
+    assert_non_null(b);
+    assert_true(a < b);
+    /* "[SSS.mmm] external...": the stamps are half a second apart */
+    const char *la = a, *lb = b;
+    while (la > text && la[-1] != '\n')
+        la--;
+    while (lb > text && lb[-1] != '\n')
+        lb--;
+    assert_true(*la == '[' && *lb == '[');
+    double sa = strtod(la + 1, NULL), sb = strtod(lb + 1, NULL);
+    assert_true(sb - sa >= 0.4);
+    sts_external_out_free(&out);
+    sts_log_free(log);
+}
+
+static void test_external_result(void **state)
 {
     (void)state;
     static const struct {
-        const char *out, *err;
+        const char *cmd;
         int result; /* stdout is taken as the result */
-        const char *lines;
     } rows[] = {
-        {"{\"results\": [{\"outcome\": \"delivered\"}]}\n", "MX mail\n", 1,
-         "] external (stderr): MX mail\n"},
-        {"{\"results\": {}}\n", "", 0, "] external: {\"results\": {}}\n"},
-        {"{\"other\": 1}\n", "", 0, "] external: {\"other\": 1}\n"},
-        {"250 ok\nbye\n", "e1\ne2\n", 0, "] external (stderr): e1\n"},
+        {"echo '{\"results\": [{\"outcome\": \"delivered\"}]}'; echo 'MX mail' >&2", 1},
+        {"echo '{\"results\": {}}'", 0},
+        {"echo '{\"other\": 1}'", 0},
+        {"echo '250 ok'; echo bye", 0},
+        {"true", 0},
     };
-    char out[256], err[256];
-    snprintf(out, sizeof(out), "%s/out", dir);
-    snprintf(err, sizeof(err), "%s/err", dir);
     for (size_t i = 0; i < sizeof(rows) / sizeof(rows[0]); i++) {
-        put_file("out", rows[i].out);
-        put_file("err", rows[i].err);
-        sts_log *log = sts_log_new_mem(STS_LOG_INFO, NULL);
-        json_t *result = sts_external_output(out, err, log);
+        sts_external_out out;
+        int timed_out = 0;
+        assert_int_equal(sts_external_run(rows[i].cmd, 10, NULL, &out, &timed_out), 0);
+        json_t *result = sts_external_result(&out);
         assert_int_equal(result != NULL, rows[i].result);
-        const char *text = sts_log_text(log);
-        assert_non_null(strstr(text, rows[i].lines));
-        /* stderr first, then stdout, a line each */
-        if (rows[i].err[0] && rows[i].out[0])
-            assert_true(strstr(text, "external (stderr)") < strstr(text, "] external: "));
         json_decref(result);
-        sts_log_free(log);
+        sts_external_out_free(&out);
     }
-    /* Missing files: nothing logged, no result. */
-    sts_log *log = sts_log_new_mem(STS_LOG_INFO, NULL);
-    assert_null(sts_external_output("/nonexistent/out", "/nonexistent/err", log));
-    assert_string_equal(sts_log_text(log), "");
-    sts_log_free(log);
 }
 
 /* ---- finding scenarios: run --list ---- */
@@ -426,7 +463,8 @@ static void test_bad_input(void **state)
 static void test_run_reports(void **state)
 {
     (void)state;
-    put_scenario("s/tiny.yaml", "tiny", "{outcome: deferred, received: 1}");
+    put_scenario("s/tiny.yaml", "tiny",
+                 "{outcome: deferred, received: 1, why: 'RFC 8461 5: a made-up rule'}");
     static const char *const paths[] = {"s"};
     char junit[256], json[256];
     snprintf(junit, sizeof(junit), "%s/junit.xml", dir);
@@ -438,7 +476,9 @@ static void test_run_reports(void **state)
         "running 2 case(s) from 1 scenario(s), 2 at a time\n",
         "PASS tiny [enforce] (",
         "FAIL tiny [testing] (",
-        "  outcome: expected deferred, got delivered\n",
+        /* a delivery the expectation refuses leads, as a security difference */
+        "  security differences:\n    outcome: expected deferred, got delivered\n",
+        "  why: RFC 8461 5: a made-up rule\n",
         "  actual: {\"outcome\":\"delivered\",\"exit\":0,",
         "  transcript:\n",
         "\nfailed:\n  tiny [testing]  ",
@@ -456,7 +496,8 @@ static void test_run_reports(void **state)
         "<testsuites name=\"ststest\" tests=\"2\" failures=\"1\" errors=\"0\"",
         "<testcase classname=\"tiny\" name=\"enforce\" file=\"",
         "<testcase classname=\"tiny\" name=\"testing\" file=\"",
-        "<failure message=\"expectation not met\">outcome: expected deferred, got delivered\n",
+        "<failure message=\"expectation not met: security 1\" type=\"security\">security:\n"
+        "  outcome: expected deferred, got delivered (why: RFC 8461 5: a made-up rule)\n",
         "<system-out>",
     };
     for (size_t i = 0; i < sizeof(junit_has) / sizeof(junit_has[0]); i++)
@@ -489,6 +530,16 @@ static void test_run_reports(void **state)
         if (!enforce)
             assert_string_equal(json_string_value(json_array_get(diff, 0)),
                                 "outcome: expected deferred, got delivered");
+        json_t *classified = json_object_get(c, "classified");
+        assert_int_equal(json_array_size(classified), enforce ? 0 : 1);
+        if (!enforce) {
+            json_t *d = json_array_get(classified, 0);
+            assert_string_equal(json_string_value(json_object_get(d, "text")),
+                                "outcome: expected deferred, got delivered");
+            assert_string_equal(json_string_value(json_object_get(d, "class")), "security");
+            assert_string_equal(json_string_value(json_object_get(d, "why")),
+                                "RFC 8461 5: a made-up rule");
+        }
     }
     json_decref(doc);
 }
@@ -526,6 +577,73 @@ static void test_run_external(void **state)
     for (size_t i = 0; i < sizeof(console) / sizeof(console[0]); i++)
         if (!strstr(out, console[i]))
             fail_msg("console lacks \"%s\":\n%s", console[i], out);
+    free(out);
+}
+
+/* A sender command that exits 76 declares the case unsupported, its last stderr line
+ * the reason; --sender-features leaves out cases that need a feature it lacks without
+ * running them. Neither passes nor fails: the run exits 0, the summary counts them
+ * apart, JUnit has <skipped>, JSON an "unsupported" reason. */
+static void test_run_unsupported(void **state)
+{
+    (void)state;
+    put_scenario("s/tiny.yaml", "tiny", TESTING_OK);
+    put_file("s/rt.yaml", "name: rt\n"
+                          "about: Needs --require-tls.\n"
+                          "refs: [RFC 8461 5]\n"
+                          "domain: example.test\n"
+                          "dns: |\n  @ MX 10 mail\n"
+                          "sender: {require_tls: true}\n"
+                          "expect: {enforce: {outcome: delivered}}\n");
+    static const char *const paths[] = {"s"};
+    char junit[256], json[256];
+    snprintf(junit, sizeof(junit), "%s/junit.xml", dir);
+    snprintf(json, sizeof(json), "%s/report.json", dir);
+    sts_run_opts o = {
+        .junit_file = junit,
+        .json_file = json,
+        .sender_cmd = "echo trying >&2; echo 'cannot do {mode}' >&2; exit 76",
+        .features_set = 1,
+        .sender_features = STS_FEATURE_STEPS, /* no require-tls */
+    };
+    char *out;
+    assert_int_equal(run(paths, 1, &o, &out), STS_EXIT_OK);
+    static const char *const console[] = {
+        "UNSUPPORTED rt [enforce] (",
+        "  reason: needs sender feature(s) require-tls, not in --sender-features\n",
+        "UNSUPPORTED tiny [testing] (",
+        "  reason: the sender command exited 76: cannot do testing\n",
+        "\nunsupported:\n",
+        "\n0 passed, 0 failed, 3 unsupported (2 scenarios, ",
+    };
+    for (size_t i = 0; i < sizeof(console) / sizeof(console[0]); i++)
+        if (!strstr(out, console[i]))
+            fail_msg("console lacks \"%s\":\n%s", console[i], out);
+    assert_null(strstr(out, "SECURITY INVARIANT"));
+    assert_null(strstr(out, "FAIL "));
+    free(out);
+    char *xml = fixture_slurp(junit);
+    if (!strstr(xml, "failures=\"0\" errors=\"0\" skipped=\"3\"") ||
+        !strstr(xml, "<skipped message=\"unsupported: the sender command exited 76: cannot do "
+                     "enforce\"/>"))
+        fail_msg("JUnit XML: %s", xml);
+    free(xml);
+    json_t *doc = json_load_file(json, 0, NULL);
+    assert_non_null(doc);
+    assert_int_equal(json_integer_value(json_object_get(doc, "unsupported")), 3);
+    assert_int_equal(json_integer_value(json_object_get(doc, "failed")), 0);
+    assert_int_equal(json_integer_value(json_object_get(doc, "passed")), 0);
+    json_t *c0 = json_array_get(json_object_get(doc, "cases"), 0);
+    assert_non_null(strstr(json_string_value(json_object_get(c0, "unsupported")), "require-tls"));
+    json_decref(doc);
+
+    /* With every feature, the same sender command still declares them unsupported;
+     * with ours they run (and pass). */
+    o.features_set = 0;
+    o.sender_cmd = NULL;
+    assert_int_equal(run(paths, 1, &o, &out), STS_EXIT_OK);
+    if (!strstr(out, "\n3 passed, 0 failed (2 scenarios, "))
+        fail_msg("%s", out);
     free(out);
 }
 
@@ -602,12 +720,14 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_command_placeholders, setup, teardown),
         cmocka_unit_test_setup_teardown(test_command_quoting_round_trip, setup, teardown),
         cmocka_unit_test_setup_teardown(test_external_run, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_external_output, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_external_stamped, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_external_result, setup, teardown),
         cmocka_unit_test_setup_teardown(test_list_discovery, setup, teardown),
         cmocka_unit_test_setup_teardown(test_list_format, setup, teardown),
         cmocka_unit_test_setup_teardown(test_bad_input, setup, teardown),
         cmocka_unit_test_setup_teardown(test_run_reports, setup, teardown),
         cmocka_unit_test_setup_teardown(test_run_external, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_run_unsupported, setup, teardown),
         cmocka_unit_test_setup_teardown(test_run_external_placeholders, setup, teardown),
         cmocka_unit_test_setup_teardown(test_run_external_time_limit, setup, teardown),
     };

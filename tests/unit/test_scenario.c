@@ -9,6 +9,7 @@
 #include <string.h>
 #include <cmocka.h>
 
+#include "common/rfcref.h"
 #include "common/scenario.h"
 
 static const char VALID[] =
@@ -424,12 +425,56 @@ static void test_bundled_scenarios_load(void **state)
     assert_non_null(strstr(err, "/nonexistent/x.yaml: cannot open"));
 }
 
+/* refs: a cited section of an RFC with a table (common/rfcref.c) must exist; the error
+ * names the file, the line and column of the entry, and the bad ref. */
+static void test_refs(void **state)
+{
+    (void)state;
+    static const struct {
+        const char *ref;
+        int ok;
+        const char *why;
+    } rows[] = {
+        {"RFC 5321 5.1", 1, NULL},
+        {"RFC 5321 4.5.4.1", 1, NULL}, /* below the depth of its table of contents */
+        {"RFC 5321 4.1.1.11", 1, NULL},
+        {"RFC 5321 D.4", 1, NULL},  /* an appendix */
+        {"RFC 5321", 1, NULL},      /* the whole document */
+        {"RFC 7208 99.9", 1, NULL}, /* an RFC without a table: not checked */
+        {"DESIGN.md security invariant", 1, NULL},
+        {"RFC 5321 4.9", 0, "RFC 5321 has no section 4.9"},
+        {"RFC 5321 4.5.4.3", 0, "RFC 5321 has no section 4.5.4.3"},
+        {"RFC 5321 5.1.", 0, "RFC 5321 has no section 5.1."},
+        {"RFC 5321 G", 0, "RFC 5321 has no section G"},
+    };
+    for (size_t i = 0; i < sizeof(rows) / sizeof(rows[0]); i++) {
+        char why[128] = "";
+        print_message("ref: %s\n", rows[i].ref);
+        assert_int_equal(sts_rfcref_check(rows[i].ref, why, sizeof(why)), rows[i].ok ? 0 : -1);
+        if (!rows[i].ok)
+            assert_string_equal(why, rows[i].why);
+    }
+    const char *text = "name: t\nabout: a\nrefs: [RFC 5321 5.1, RFC 5321 4.9]\ndomain: d.test\n"
+                       "expect: {enforce: {}}\n";
+    char err[512];
+    assert_null(sts_scenario_parse(text, strlen(text), "f.yaml", err, sizeof(err)));
+    assert_string_equal(err, "f.yaml:3:22: refs: 'RFC 5321 4.9': RFC 5321 has no section 4.9");
+    text = "name: t\nabout: a\nrefs:\n  - RFC 5321 4.2.1\n  - RFC 5321 4.2.6\ndomain: d.test\n"
+           "expect: {enforce: {}}\n";
+    assert_null(sts_scenario_parse(text, strlen(text), "f.yaml", err, sizeof(err)));
+    assert_string_equal(err, "f.yaml:5:5: refs: 'RFC 5321 4.2.6': RFC 5321 has no section 4.2.6");
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_valid), cmocka_unit_test(test_errors),
-        cmocka_unit_test(test_knobs), cmocka_unit_test(test_policy_handshake),
-        cmocka_unit_test(test_subst), cmocka_unit_test(test_bundled_scenarios_load),
+        cmocka_unit_test(test_valid),
+        cmocka_unit_test(test_errors),
+        cmocka_unit_test(test_refs),
+        cmocka_unit_test(test_knobs),
+        cmocka_unit_test(test_policy_handshake),
+        cmocka_unit_test(test_subst),
+        cmocka_unit_test(test_bundled_scenarios_load),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -16,7 +16,8 @@
 static const char RESULT_OK[] =
     "{\"results\":[{\"recipient\":\"postmaster@example.test\",\"outcome\":\"delivered\","
     "\"policy\":{\"source\":\"fetched\",\"mode\":\"enforce\"},"
-    "\"mx\":[{\"host\":\"mail.example.test\",\"action\":\"delivered\",\"tls\":{\"verified\":true}}],"
+    "\"mx\":[{\"host\":\"mail.example.test\",\"action\":\"delivered\",\"tls\":{\"verified\":true}}]"
+    ","
     "\"failures\":[]}]}";
 static const char OBSERVED_OK[] =
     "{\"event\":\"observed\",\"policy_fetches\":[{\"scheme\":\"https\",\"status\":200}],"
@@ -166,11 +167,11 @@ static void test_table(void **state)
          EXPECT(.assuredness_set = 1, .assuredness = 0, .exit_status = 1, .received = 0), 1, 0,
          NULL, 0, NULL, 1},
         {"assure_tls: assuredness differs", RESULT_ASSURE0, OBSERVED_ASSURE, 1, 0, STS_MODE_AUTO,
-         EXPECT(.assuredness_set = 1, .assuredness = 100), 0, 0,
-         "assuredness: expected 100, got 0", 0, NULL, 1},
+         EXPECT(.assuredness_set = 1, .assuredness = 100), 0, 0, "assuredness: expected 100, got 0",
+         0, NULL, 1},
         {"assure_tls: DATA and a message are a violation", RESULT_ASSURE0, OBSERVED_PLAIN, 1, 0,
-         STS_MODE_AUTO, EXPECT(), 0, 1, "DATA reached mail.example.test under assure_tls", 0,
-         NULL, 1},
+         STS_MODE_AUTO, EXPECT(), 0, 1, "DATA reached mail.example.test under assure_tls", 0, NULL,
+         1},
     };
     int bad = 0;
     for (size_t i = 0; i < sizeof(rows) / sizeof(rows[0]); i++) {
@@ -179,10 +180,14 @@ static void test_table(void **state)
         json_t *res = r->result ? json_loads(r->result, 0, &je) : NULL;
         json_t *obs = json_loads(r->observed, 0, &je);
         assert_non_null(obs);
-        sts_verdict_input in = {.expect = &r->expect, .require_tls = r->require_tls,
+        sts_verdict_input in = {.expect = &r->expect,
+                                .require_tls = r->require_tls,
                                 .mode_override = r->mode_override,
-                                .exit_status = r->exit_status, .result = res, .observed = obs,
-                                .external = r->external, .cert_bad_hosts = r->bad_hosts,
+                                .exit_status = r->exit_status,
+                                .result = res,
+                                .observed = obs,
+                                .external = r->external,
+                                .cert_bad_hosts = r->bad_hosts,
                                 .assure_tls = r->assure_tls};
         sts_verdict v;
         assert_int_equal(sts_verdict_check(&in, &v), 0);
@@ -198,6 +203,80 @@ static void test_table(void **state)
         json_decref(obs);
     }
     assert_int_equal(bad, 0);
+}
+
+/* Each difference gets its class (verdict.h): a delivery the expectation refuses and
+ * bytes outside TLS are security; deferred against failed is outcome-only; the rest is
+ * other. The class of every difference line of the run, in order, and the why of the
+ * expectation on each. */
+static void test_classes(void **state)
+{
+    (void)state;
+    static char *hosts_other[] = {"other.example.test"};
+    static char *hosts_mail_other[] = {"mail.example.test", "other.example.test"};
+    static const char *const bad_mail[] = {"mail.example.test", NULL};
+    static const struct {
+        const char *what, *result, *observed;
+        int exit_status, external;
+        const char *const *bad_hosts;
+        sts_scn_expect expect;
+        const char *classes; /* the class of each difference line, in order */
+    } rows[] = {
+        {"delivered where deferral is expected", RESULT_OK, OBSERVED_OK, 0, 0, NULL,
+         EXPECT(OUTCOME(DEFERRED), .received = 0), "security security"},
+        {"deferred where failure is expected", NULL, OBSERVED_PLAIN_NONE, 75, 1, NULL,
+         EXPECT(OUTCOME(FAILED), .exit_status = 69), "outcome-only outcome-only"},
+        {"failed where delivery is expected", NULL, OBSERVED_PLAIN_NONE, 69, 1, NULL,
+         EXPECT(OUTCOME(DELIVERED), .received = 1, .exit_status = 0), "other other other"},
+        {"delivered to a host the expectation does not name", RESULT_OK, OBSERVED_OK, 0, 0, NULL,
+         EXPECT(.delivered_to_set = 1, .delivered_to = {hosts_other, 1}), "security"},
+        {"not delivered to every host expected", RESULT_OK, OBSERVED_OK, 0, 0, NULL,
+         EXPECT(.delivered_to_set = 1, .delivered_to = {hosts_mail_other, 2}), "other"},
+        {"unverified where verified is expected", NULL, OBSERVED_OK, 0, 1, bad_mail,
+         EXPECT(TLS(VERIFIED)), "security"},
+        {"verified where none is expected", RESULT_OK, OBSERVED_OK, 0, 0, NULL, EXPECT(TLS(NONE)),
+         "other"},
+        {"policy fetched over plain HTTP", RESULT_OK, OBSERVED_HTTP, 0, 0, NULL, EXPECT(),
+         "security"},
+        {"plain delivery under --mode enforce", RESULT_NONE_PLAIN, OBSERVED_PLAIN, 0, 0, NULL,
+         EXPECT(.policy_fetched = 1), "other security security security security"},
+    };
+    for (size_t i = 0; i < sizeof(rows) / sizeof(rows[0]); i++) {
+        print_message("row: %s\n", rows[i].what);
+        sts_scn_expect e = rows[i].expect;
+        e.why = "RFC 8461 5: a rule";
+        json_t *res = rows[i].result ? json_loads(rows[i].result, 0, NULL) : NULL;
+        json_t *obs = json_loads(rows[i].observed, 0, NULL);
+        sts_verdict_input in = {.expect = &e,
+                                .exit_status = rows[i].exit_status,
+                                .result = res,
+                                .observed = obs,
+                                .external = rows[i].external,
+                                .cert_bad_hosts = rows[i].bad_hosts,
+                                .mode_override = i == 8 ? STS_MODE_ENFORCE : STS_MODE_AUTO};
+        sts_verdict v;
+        assert_int_equal(sts_verdict_check(&in, &v), 0);
+        char got[256] = "";
+        size_t lines = 0;
+        for (const char *p = v.diff.data; p && *p; p++)
+            lines += *p == '\n';
+        assert_int_equal(json_array_size(v.diffs), lines);
+        for (size_t k = 0; k < json_array_size(v.diffs); k++) {
+            json_t *d = json_array_get(v.diffs, k);
+            snprintf(got + strlen(got), sizeof(got) - strlen(got), "%s%s", k ? " " : "",
+                     json_string_value(json_object_get(d, "class")));
+            assert_string_equal(json_string_value(json_object_get(d, "why")), e.why);
+            assert_non_null(strstr(v.diff.data, json_string_value(json_object_get(d, "text"))));
+        }
+        if (strcmp(got, rows[i].classes))
+            fail_msg("row '%s': classes '%s', want '%s':\n%s", rows[i].what, got, rows[i].classes,
+                     v.diff.data);
+        sts_verdict_free(&v);
+        json_decref(res);
+        json_decref(obs);
+    }
+    assert_string_equal(sts_diff_class_name(STS_DIFF_SECURITY), "security");
+    assert_null(sts_diff_class_name((sts_diff_class)99));
 }
 
 /* A world that lost DNS queries makes the case an ERROR: the count and its message. */
@@ -233,7 +312,7 @@ static void test_world_drops(void **state)
 
 int main(void)
 {
-    const struct CMUnitTest tests[] = {cmocka_unit_test(test_table),
+    const struct CMUnitTest tests[] = {cmocka_unit_test(test_table), cmocka_unit_test(test_classes),
                                        cmocka_unit_test(test_world_drops)};
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
