@@ -100,17 +100,29 @@ void sts_result_log(sts_log *log, const sts_rcpt_result *r, const sts_discovery 
     if (r->detail[0] && r->outcome != STS_OUTCOME_DELIVERED)
         sts_info(log, "RESULT detail: %s", r->detail);
     if (r->nmx)
-        sts_info(log, "%-28s %4s %-7s %-8s %-8s %-7s %-7s %-6s %-9s", "MX", "pref", "connect",
-                 "starttls", "tls", "trusted", "name-ok", "policy", "result");
+        sts_info(log, "%-28s %4s %-7s %-8s %-8s %-7s %-7s %-6s %-9s%s", "MX", "pref", "connect",
+                 "starttls", "tls", "trusted", "name-ok", "policy", "result",
+                 r->check ? " ms         cert-expires" : "");
     for (size_t i = 0; i < r->nmx; i++) {
         const sts_mx_result *m = &r->mx[i];
-        sts_info(log, "%-28s %4u %-7s %-8s %-8s %-7s %-7s %-6s %-9s", m->host, m->preference,
+        /* check: CheckTLS's MX matrix also shows how long each MX took (its address
+         * lookup and every stage up to the EHLO after TLS) and the day the certificate
+         * it presented ends. */
+        char extra[64] = "";
+        if (r->check) {
+            double ms = m->dns_ms;
+            for (int s = STS_SMTPC_CONNECT; s <= STS_SMTPC_EHLO2; s++)
+                ms += m->stage_ms[s];
+            snprintf(extra, sizeof(extra), " %-10.1f %.10s", ms,
+                     m->tls.nchain ? m->tls.chain[0].not_after : "-");
+        }
+        sts_info(log, "%-28s %4u %-7s %-8s %-8s %-7s %-7s %-6s %-9s%s", m->host, m->preference,
                  yes_no(m->connected), yes_no(m->starttls_offered),
                  m->tls_up ? m->tls.version : "no",
                  m->tls_up ? yes_no(m->tls.chain_ok && m->tls.time_ok) : "-",
                  m->tls_up ? yes_no(m->tls.name_ok) : "-",
                  m->policy_match < 0 ? "-" : (m->policy_match ? "match" : "NO"),
-                 sts_action_name(m->action));
+                 sts_action_name(m->action), extra);
     }
     if (r->nfailures) {
         char buf[512];

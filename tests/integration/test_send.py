@@ -592,16 +592,25 @@ def test_check_prints_the_per_mx_matrix_and_send_shaped_json(ststest_bin, world_
     # The matrix: one header and one row per MX, with every column.
     lines = rc.stderr.splitlines()
     [header] = [l for l in lines if "pref connect starttls" in l]
-    for col in ("MX", "pref", "connect", "starttls", "tls", "trusted", "name-ok", "policy",
-                "result"):
-        assert col in header.split()
+    assert header.split("] ", 1)[1].split() == [
+        "MX", "pref", "connect", "starttls", "tls", "trusted", "name-ok", "policy", "result",
+        "ms", "cert-expires"]
     rows = [l.split("] ", 1)[1].split() for l in lines
             if l.split("] ", 1)[-1].startswith(("mx1.example.test", "mx2.example.test"))]
-    assert rows == [
-        ["mx1.example.test", "10", "yes", "yes", rows[0][4], "yes", "no", "match", "refused"],
-        ["mx2.example.test", "20", "yes", "yes", rows[1][4], "yes", "yes", "match", "delivered"],
+    assert [r[:4] + r[5:9] for r in rows] == [
+        ["mx1.example.test", "10", "yes", "yes", "yes", "no", "match", "refused"],
+        ["mx2.example.test", "20", "yes", "yes", "yes", "yes", "match", "delivered"],
     ], rows
     assert rows[0][4].startswith("TLSv1.") and rows[1][4].startswith("TLSv1.")
+    # The time each MX took (its address lookup and every stage to the EHLO after TLS)
+    # and the day its certificate ends, as the JSON has them.
+    for r, m in zip(rows, c["mx"]):
+        total = sum(v or 0 for v in m["timings_ms"].values())
+        assert abs(float(r[9]) - total) < 0.2, (r, m["timings_ms"])
+        assert r[10] == m["tls"]["chain"][0]["not_after"][:10], (r, m["tls"]["chain"][0])
+    # send keeps its matrix as it was.
+    [sh] = [l for l in rs.stderr.splitlines() if "pref connect starttls" in l]
+    assert sh.split("] ", 1)[1].split()[-1] == "result"
 
 
 @pytest.mark.parametrize("a,aaaa,delivered", [

@@ -1,6 +1,6 @@
 """A survey world (`ststest world --domains N SCENARIO`): the scenario served for N
 domains d1.example.test ... dN.example.test, each with its own policy host and MX
-under it, one CA. `check` and `send` across all of them pass and deliver, and the
+under it, one CA. `check` and `send` across all of them judge and deliver, and the
 world observes exactly one policy fetch, TXT lookup and SMTP session per domain and
 run, at the right host; the ready line lists d1's hosts and the stride."""
 import collections
@@ -53,10 +53,15 @@ def test_check_and_send_across_domains(ststest_bin, world_factory):
     w = world_factory(scenario_path("valid-enforce"), "--domains", str(N))
     domains = [f"d{k}.example.test" for k in range(1, N + 1)]
     r = run_sender(ststest_bin, "check", w, "--json", "--concurrency", "16", *domains)
-    assert r.returncode == 0, r.stderr[-2000:]
+    # The scenario publishes no _smtp._tls record: every domain is otherwise sound, so
+    # each is a warn with that one finding (exit 1).
+    assert r.returncode == 1, r.stderr[-2000:]
     doc = json_doc(r)
     assert [x["argument"] for x in doc["results"]] == domains
     for k, x in enumerate(doc["results"], 1):
+        assert x["verdict"] == "warn", x["findings"]
+        assert [(f["id"], f["subject"]) for f in x["findings"]] == [
+            ("tlsrpt-missing", f"_smtp._tls.d{k}.example.test")]
         assert x["policy"]["mx"] == [f"mail.d{k}.example.test"], x
         assert x["policy"]["source"] == "fetched"
         (mx,) = x["mx"]
@@ -76,7 +81,9 @@ def test_check_and_send_across_domains(ststest_bin, world_factory):
         f"mta-sts.{d}": 2 for d in domains}
     assert all(f["status"] == 200 and f["complete"] for f in obs["policy_fetches"])
     txt = [q for q in obs["dns"] if q["type"] == "TXT"]
-    assert per_domain(txt, lambda q: q["name"]) == {f"_mta-sts.{d}": 2 for d in domains}
+    # _mta-sts by check and by send; _smtp._tls by check alone.
+    assert per_domain(txt, lambda q: q["name"]) == {
+        **{f"_mta-sts.{d}": 2 for d in domains}, **{f"_smtp._tls.{d}": 1 for d in domains}}
     sessions = obs["smtp_sessions"]
     assert per_domain(sessions, lambda s: s["host"]) == {f"mail.{d}": 2 for d in domains}
     delivered = sorted(rc for s in sessions for m in s["messages"] for rc in m["rcpts"])
@@ -123,7 +130,11 @@ expect:
     assert x["policy"]["mx"] == ["*.d3.example.test"]
     assert x["mx"][0]["tls"]["peer_names"][:2] == ["DNS:mx1.d3.example.test",
                                                   "DNS:alt.d3.example.test"]
-    assert res.returncode == 0, res.stderr[-2000:]
+    # The shared relay is outside the policy's *.d3.example.test: check fails the domain
+    # for it (exit 2), which shows the pattern moved under d3.
+    assert res.returncode == 2, res.stderr[-2000:]
+    assert ("mx-not-in-policy", "relay.other.test") in [
+        (f["id"], f["subject"]) for f in x["findings"]], x["findings"]
 
 
 def test_usage(ststest_bin):
