@@ -20,6 +20,7 @@
 #include "common/err.h"
 #include "common/log.h"
 #include "sender/assure.h"
+#include "sender/rptstore.h"
 #include "sender/sender.h"
 #include "src/cli.h"
 #include "src/cmds.h"
@@ -43,6 +44,8 @@ enum {
     OPT_CONCURRENCY,
     OPT_TIME_LIMIT,
     OPT_ASSURE_TLS,
+    OPT_REPORT_STORE,
+    OPT_NO_REPORT_STORE,
 };
 
 static const struct option long_opts[] = {
@@ -64,6 +67,8 @@ static const struct option long_opts[] = {
     {"concurrency", required_argument, NULL, OPT_CONCURRENCY},
     {"time-limit", required_argument, NULL, OPT_TIME_LIMIT},
     {"assure-tls", no_argument, NULL, OPT_ASSURE_TLS},
+    {"report-store", required_argument, NULL, OPT_REPORT_STORE},
+    {"no-report-store", no_argument, NULL, OPT_NO_REPORT_STORE},
     STS_CLI_OPTS_VERBOSE_HELP,
 };
 
@@ -95,7 +100,12 @@ static void usage(FILE *fp, int check)
             "                           default $XDG_CACHE_HOME/ststest/policy-cache.sqlite\n"
             "                           or ~/.cache/ststest/policy-cache.sqlite)\n"
             "  --no-cache               use no policy cache: always fetch\n"
-            "  --json                   print one JSON document on stdout\n");
+            "  --report-store FILE      record every MX session for TLS reports (RFC 8460;\n"
+            "                           SQLite; default %s next to the\n"
+            "                           policy cache; read by `ststest report`)\n"
+            "  --no-report-store        record no sessions for TLS reports\n"
+            "  --json                   print one JSON document on stdout\n",
+            STS_RPTSTORE_DEFAULT_NAME);
     if (check)
         fprintf(fp, "  --assure-tls             offer mail in the clear to every MX and expect\n"
                     "                           a refusal (no policy; not with --require-tls)\n");
@@ -210,6 +220,14 @@ static int sender_option(sender_cli *cli, int c, char **argv)
     case OPT_NO_CACHE:
         op->no_cache = 1;
         break;
+    case OPT_REPORT_STORE:
+        if (!*optarg)
+            return usage_error(cmd, "--report-store needs a FILE");
+        op->report_store_file = optarg;
+        break;
+    case OPT_NO_REPORT_STORE:
+        op->no_report_store = 1;
+        break;
     case OPT_CONCURRENCY: {
         char *end;
         errno = 0;
@@ -308,6 +326,8 @@ static int sender_args(sender_cli *cli, int argc, char **argv)
         return usage_error(cli->cmd, "no %s given", cli->check ? "DOMAIN" : "RCPT");
     if (cli->o.no_cache && cli->o.cache_file)
         return usage_error(cli->cmd, "--cache and --no-cache exclude each other");
+    if (cli->o.no_report_store && cli->o.report_store_file)
+        return usage_error(cli->cmd, "--report-store and --no-report-store exclude each other");
     if (cli->assure_tls && cli->o.require_tls)
         return usage_error(cli->cmd, "--assure-tls sends in the clear on purpose: not with "
                                      "--require-tls");
