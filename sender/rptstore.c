@@ -24,7 +24,7 @@ struct sts_rptstore {
     sqlite3 *db;
     char *path;
     char err[1024];
-    int created;
+    int created, had_wal, had_shm; /* what existed before this open */
 };
 
 /* ---- errors ----------------------------------------------------------------------- */
@@ -141,7 +141,12 @@ static int precheck(sts_rptstore *s)
     static const char *const suffixes[] = {"", "-wal", "-shm"};
     for (size_t i = 0; i < 3; i++) {
         char f[PATH_MAX];
+        struct stat lst;
         snprintf(f, sizeof(f), "%s%s", s->path, suffixes[i]);
+        if (i == 1)
+            s->had_wal = lstat(f, &lst) == 0;
+        if (i == 2)
+            s->had_shm = lstat(f, &lst) == 0;
         if (is_link(f)) {
             snprintf(s->err, sizeof(s->err),
                      "%s is a symbolic link; refusing it as the report store: a link could "
@@ -286,6 +291,37 @@ static double mono_now(void)
     return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
 }
 
+/* Is a connection of another process using the database whose -shm file is shm?
+ * SQLite holds a read lock on its byte 128 while it has the file mapped (cache.c). */
+static int shm_in_use(const char *shm)
+{
+    int fd = open(shm, O_RDONLY | O_NOFOLLOW | O_CLOEXEC | O_NOCTTY);
+    if (fd < 0)
+        return 0;
+    struct flock fl = {.l_type = F_WRLCK, .l_whence = SEEK_SET, .l_start = 128, .l_len = 1};
+    int busy = fcntl(fd, F_GETLK, &fl) != 0 || fl.l_type != F_UNLCK;
+    close(fd);
+    return busy;
+}
+
+/* After a failed open, our connection closed: remove what this open created (a full
+ * disk must not be left fuller, nor the directory littered), unless another process
+ * uses it meanwhile. */
+static void remove_created(sts_rptstore *s)
+{
+    char wal[PATH_MAX], shm[PATH_MAX];
+    struct stat st;
+    snprintf(wal, sizeof(wal), "%s-wal", s->path);
+    snprintf(shm, sizeof(shm), "%s-shm", s->path);
+    int mine = !s->had_shm && !shm_in_use(shm);
+    if (!s->had_wal && mine && lstat(wal, &st) == 0 && S_ISREG(st.st_mode) && st.st_size == 0)
+        unlink(wal);
+    if (mine && lstat(shm, &st) == 0 && S_ISREG(st.st_mode))
+        unlink(shm);
+    if (s->created && mine && lstat(s->path, &st) == 0 && S_ISREG(st.st_mode) && st.st_size == 0)
+        unlink(s->path);
+}
+
 int sts_rptstore_open(const char *path, sts_rptstore **out, char *err, size_t errlen)
 {
     *out = NULL;
@@ -336,9 +372,7 @@ fail:
     if (s->db)
         sqlite3_close(s->db);
     s->db = NULL;
-    struct stat st;
-    if (s->created && lstat(s->path, &st) == 0 && S_ISREG(st.st_mode) && st.st_size == 0)
-        unlink(s->path);
+    remove_created(s);
     sts_rptstore_close(s);
     return rc;
 }
@@ -470,19 +504,26 @@ static char *buf_put(char *buf, size_t buflen, size_t *off, const char *s, size_
     return p;
 }
 
-/* The applied policy as the lines of its file (RFC 8461 3.2), joined by LF. */
+/* The applied policy as the lines of its file (RFC 8461 3.2), joined by LF, written
+ * into buf at *off; NULL when it does not fit. */
 static char *policy_lines(const sts_policy *p, char *buf, size_t buflen, size_t *off)
 {
-    char tmp[8192];
-    size_t n = (size_t)snprintf(tmp, sizeof(tmp), "version: %s\nmode: %s", p->version,
-                                sts_mode_name(p->mode));
-    for (size_t i = 0; i < p->nmx && n < sizeof(tmp); i++)
-        n += (size_t)snprintf(tmp + n, sizeof(tmp) - n, "\nmx: %s", p->mx[i]);
-    if (n < sizeof(tmp))
-        n += (size_t)snprintf(tmp + n, sizeof(tmp) - n, "\nmax_age: %ld", p->max_age);
-    if (n >= sizeof(tmp))
+    size_t start = *off, left = buflen - *off;
+    int n =
+        snprintf(buf + start, left, "version: %s\nmode: %s", p->version, sts_mode_name(p->mode));
+    size_t used = n < 0 ? left : (size_t)n;
+    for (size_t i = 0; i < p->nmx && used < left; i++) {
+        n = snprintf(buf + start + used, left - used, "\nmx: %s", p->mx[i]);
+        used += n < 0 ? left : (size_t)n;
+    }
+    if (used < left) {
+        n = snprintf(buf + start + used, left - used, "\nmax_age: %ld", p->max_age);
+        used += n < 0 ? left : (size_t)n;
+    }
+    if (used >= left)
         return NULL;
-    return buf_put(buf, buflen, off, tmp, n);
+    *off += used + 1;
+    return buf + start;
 }
 
 static char *mx_lines(const sts_policy *p, char *buf, size_t buflen, size_t *off)
@@ -569,9 +610,20 @@ int sts_rptstore_record(sts_rptstore *s, const sts_rcpt_result *r, const sts_dis
                         time_t at)
 {
     sts_rptstore_session v[64];
-    char buf[16384];
-    size_t n = sts_rptstore_sessions_of(r, d, at, v, sizeof(v) / sizeof(v[0]), buf, sizeof(buf));
-    return sts_rptstore_add(s, v, n);
+    /* Room for the policy twice (its lines, its patterns) and a source address per MX. */
+    size_t need = 256 + r->nmx * (INET6_ADDRSTRLEN + 1);
+    if (d && d->have_policy)
+        for (size_t i = 0; i < d->policy.nmx; i++)
+            need += 2 * (strlen(d->policy.mx[i]) + 8);
+    char *buf = malloc(need);
+    if (!buf) {
+        seterr(s, "add: out of memory");
+        return STS_ENOMEM;
+    }
+    size_t n = sts_rptstore_sessions_of(r, d, at, v, sizeof(v) / sizeof(v[0]), buf, need);
+    int rc = sts_rptstore_add(s, v, n);
+    free(buf);
+    return rc;
 }
 
 /* ---- reading ---------------------------------------------------------------------- */

@@ -89,7 +89,8 @@ size_t sts_rptstore_sessions_of(const sts_rcpt_result *r, const sts_discovery *d
                                 sts_rptstore_session *v, size_t max, char *buf, size_t buflen);
 
 /* sts_rptstore_sessions_of + sts_rptstore_add: what the sender calls once per finished
- * recipient (send) or domain (check). 0 or as sts_rptstore_add. */
+ * recipient (send) or domain (check); a policy of any size, at most 64 MX sessions of
+ * one result. 0 or as sts_rptstore_add. */
 int sts_rptstore_record(sts_rptstore *s, const sts_rcpt_result *r, const sts_discovery *d,
                         time_t at);
 

@@ -17,7 +17,7 @@ import subprocess
 
 import pytest
 
-from conftest import SRC, run_sender, scenario_file, scenario_path
+from conftest import SRC, run_sender, scenario_path
 
 jsonschema = pytest.importorskip(
     "jsonschema", reason="python3-jsonschema is not installed (scripts/setup-tests.sh installs it)")
@@ -129,56 +129,47 @@ def at(hours, minutes=0):
     return t.strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
-def world_for(world_factory, tmp_path, name, domain):
-    """The bundled scenario NAME, its domain renamed to DOMAIN (one policy domain per
+def renamed(name, domain):
+    """The bundled scenario NAME with its domain renamed to DOMAIN (one policy domain per
     world, so that each gets a report of its own)."""
-    text = scenario_path(name).read_text().replace("example.test", domain)
-    return world_factory(scenario_file(tmp_path, f"{name}-{domain}", text))
+    return scenario_path(name).read_text().replace("example.test", domain)
 
 
 @pytest.fixture(scope="module")
-def day(ststest_bin, tmp_path_factory):
+def day(ststest_bin, module_world_factory, tmp_path_factory):
     """The sessions of one day in a store, and the reports `report --day` built of them:
-    {"store", "out", "worlds", "written" (the --json document), "dir"}."""
-    from conftest import _worlds
+    {"store", "out", "written" (the --json document), "hosts"}."""
     tmp = tmp_path_factory.mktemp("tlsrpt")
     store = tmp / "store.sqlite"
     out = tmp / "out"
     out.mkdir()
-    runs = []
-    with _worlds(ststest_bin) as make:
-        def factory(path, *extra):
-            return make(path, *extra)
-        good = world_for(factory, tmp, "valid-enforce", "good.test")
-        bad = world_for(factory, tmp, "bad-san", "badsan.test")
-        plain = world_for(factory, tmp, "no-starttls", "plain.test")
+    good = module_world_factory(renamed("valid-enforce", "good.test"))
+    bad = module_world_factory(renamed("bad-san", "badsan.test"))
+    plain = module_world_factory(renamed("no-starttls", "plain.test"))
 
-        def send(world, when, *args, command="send", target=None):
-            r = run_sender(ststest_bin, command, world, "--report-store", str(store), "--now",
-                           when, *args, target or f"postmaster@{world.ready['domain']}")
-            runs.append((command, world.ready["domain"], when, r.returncode, r.stderr))
-            return r
+    def send(world, when, *args, command="send", target=None):
+        return run_sender(ststest_bin, command, world, "--report-store", str(store), "--now",
+                          when, *args, target or f"postmaster@{world.ready['domain']}")
 
-        for h in (1, 2, 3):
-            assert send(good, at(h)).returncode == 0
-        assert send(good, at(4), command="check", target="good.test").returncode == 0
-        # enforce: deferred, never delivered (RFC 8461 5); testing: delivered, reported
-        assert send(bad, at(5)).returncode == 75
-        assert send(bad, at(6)).returncode == 75
-        assert send(bad, at(7), "--mode", "testing").returncode == 0
-        assert send(plain, at(8), "--mode", "testing").returncode == 0
-        # the day before and the day after are other reports
-        yesterday = (TODAY - datetime.timedelta(minutes=1)).strftime("%Y-%m-%dT%H:%M:%SZ")
-        assert send(good, yesterday).returncode == 0
-        assert send(bad, at(24, 30)).returncode == 75
-        addresses = {w.ready["domain"]: w.ready["hosts"] for w in (good, bad, plain)}
+    for h in (1, 2, 3):
+        assert send(good, at(h)).returncode == 0
+    assert send(good, at(4), command="check", target="good.test").returncode == 0
+    # enforce: deferred, never delivered (RFC 8461 5); testing: delivered, reported
+    assert send(bad, at(5)).returncode == 75
+    assert send(bad, at(6)).returncode == 75
+    assert send(bad, at(7), "--mode", "testing").returncode == 0
+    assert send(plain, at(8), "--mode", "testing").returncode == 0
+    # the day before and the day after are other reports
+    yesterday = (TODAY - datetime.timedelta(minutes=1)).strftime("%Y-%m-%dT%H:%M:%SZ")
+    assert send(good, yesterday).returncode == 0
+    assert send(bad, at(24, 30)).returncode == 75
+    addresses = {w.ready["domain"]: w.ready["hosts"] for w in (good, bad, plain)}
     r = subprocess.run([ststest_bin, "report", "--day", DAY, "--report-store", str(store),
                         "--out", str(out), "--submitter", "sender.test", "--org",
                         "ststest tests", "--contact", "tlsrpt@sender.test", "--json"],
                        capture_output=True, text=True, timeout=60)
     assert r.returncode == 0, r.stderr
-    return {"store": store, "out": out, "written": json.loads(r.stdout), "hosts": addresses,
-            "runs": runs}
+    return {"store": store, "out": out, "written": json.loads(r.stdout), "hosts": addresses}
 
 
 def report_of(day, domain):

@@ -316,13 +316,50 @@ static void test_processes(void **state)
     assert_int_equal(fixture_dir_remove(dir), 0);
 }
 
+/* A policy of 200 long mx patterns (about 13 KB) is recorded whole. */
+static void test_large_policy(void **state)
+{
+    (void)state;
+    char dir[128], path[256], err[1024];
+    assert_int_equal(fixture_dir_new(dir, sizeof(dir), "rptstore"), 0);
+    snprintf(path, sizeof(path), "%s/store.sqlite", dir);
+    sts_rptstore *s;
+    assert_int_equal(sts_rptstore_open(path, &s, err, sizeof(err)), 0);
+    enum { NMX = 200 };
+    static char names[NMX][64];
+    static char *mx[NMX];
+    for (int i = 0; i < NMX; i++) {
+        snprintf(names[i], sizeof(names[i]),
+                 "mx%03d.a-rather-long-name-of-a-mail-host.example.test", i);
+        mx[i] = names[i];
+    }
+    sts_rcpt_result r;
+    sts_mx_result m;
+    sts_discovery d;
+    fill(&mx_cases[0], &r, &m, &d);
+    d.policy.mx = mx;
+    d.policy.nmx = NMX;
+    assert_int_equal(sts_rptstore_record(s, &r, &d, DAY + 5), 0);
+    sts_rptstore_policy *p;
+    size_t n;
+    assert_int_equal(sts_rptstore_read(s, DAY, DAY + 86400, &p, &n), 0);
+    assert_int_equal(n, 1);
+    assert_int_equal(p[0].successful, 1);
+    assert_int_equal(p[0].npolicy_string, NMX + 3);
+    assert_int_equal(p[0].nmx_host, NMX);
+    assert_string_equal(p[0].mx_host[NMX - 1], names[NMX - 1]);
+    assert_string_equal(p[0].policy_string[NMX + 2], "max_age: 86400");
+    sts_rptstore_policies_free(p, n);
+    sts_rptstore_close(s);
+    assert_int_equal(fixture_dir_remove(dir), 0);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_sessions_of),
-        cmocka_unit_test(test_add_and_read),
-        cmocka_unit_test(test_refused),
-        cmocka_unit_test(test_processes),
+        cmocka_unit_test(test_sessions_of),  cmocka_unit_test(test_add_and_read),
+        cmocka_unit_test(test_refused),      cmocka_unit_test(test_processes),
+        cmocka_unit_test(test_large_policy),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
