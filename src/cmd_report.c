@@ -270,8 +270,8 @@ fail:
     return -1;
 }
 
-/* One domain's report: policies v[0..n) (all of that domain) into the file. 0 or an
- * exit status; *entry gets the JSON line for --json. */
+/* One domain's report: policies v[0..n) (all of that domain) into its file, which is
+ * printed (or, with --json, appended to written). 0 or an exit status. */
 static int write_report(const report_cli *c, time_t start, const sts_rptstore_policy *v, size_t n,
                         json_t *written)
 {
@@ -338,7 +338,7 @@ static int write_report(const report_cli *c, time_t start, const sts_rptstore_po
     if (rc || write_atomic(c->out, name, &gz, err, sizeof(err))) {
         fprintf(stderr, "ststest report: %s: %s\n", dom, rc ? "out of memory" : err);
         sts_buf_free(&gz);
-        return rc ? STS_EXIT_SOFTWARE : STS_EXIT_SOFTWARE;
+        return STS_EXIT_SOFTWARE;
     }
     sts_buf_free(&gz);
     char path[PATH_MAX + 800];
