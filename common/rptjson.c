@@ -115,11 +115,19 @@ static json_t *str_array(const char *const *v, size_t n)
     return a;
 }
 
+static int ip_ok(const char *s)
+{
+    unsigned char a[16];
+    return !s || inet_pton(AF_INET, s, a) == 1 || inet_pton(AF_INET6, s, a) == 1;
+}
+
 static json_t *build_failure(const sts_rpt_failure *f)
 {
     const char *type = sts_result_type_name(f->result_type);
+    if (!type || !ip_ok(f->sending_mta_ip) || !ip_ok(f->receiving_ip))
+        return NULL;
     json_t *o = json_object();
-    if (!o || !type || !set_str(o, "result-type", type) ||
+    if (!o || !set_str(o, "result-type", type) ||
         !set_str(o, "sending-mta-ip", f->sending_mta_ip) ||
         !set_str(o, "receiving-mx-hostname", f->receiving_mx_hostname) ||
         !set_str(o, "receiving-mx-helo", f->receiving_mx_helo) ||
@@ -136,6 +144,14 @@ static json_t *build_failure(const sts_rpt_failure *f)
 static json_t *build_policy(const sts_rpt_policy *p)
 {
     const char *type = sts_policy_type_name(p->policy_type);
+    long long failed = 0;
+    for (size_t i = 0; i < p->nfailures; i++) {
+        if (p->failures[i].failed_session_count < 0)
+            return NULL;
+        failed += p->failures[i].failed_session_count;
+    }
+    if (failed > p->failed) /* each failed session is counted once */
+        return NULL;
     json_t *o = json_object(), *pol = json_object(), *sum = json_object(), *fd = NULL;
     if (!o || !pol || !sum || !type || !p->policy_domain || !p->policy_domain[0])
         goto fail;
@@ -184,6 +200,7 @@ json_t *sts_rpt_build(const sts_rpt_report *r)
     char start[32], end[32];
     if (!r->organization_name || !r->organization_name[0] || !r->contact_info ||
         !r->contact_info[0] || !r->report_id || !r->report_id[0] || r->end <= r->start ||
+        (r->end - r->start != 86399 && r->end - r->start != 86400) || !r->npolicies ||
         !sts_rpt_time(r->start, start, sizeof(start))[0] ||
         !sts_rpt_time(r->end, end, sizeof(end))[0])
         return NULL;

@@ -83,8 +83,9 @@ typedef struct sts_rpt_report {
 
 /* The report object of r, keys in the RFC's order (dump it with JSON_PRESERVE_ORDER).
  * Returns a new reference, or NULL when out of memory or r is not a report the
- * validator would accept without errors (a required string NULL or empty, a negative
- * count, an unnamed result type, end not after start): the builder never writes what
+ * validator would accept without errors (a required string NULL or empty, no policy,
+ * a negative count, failure counts over the summary's, an unnamed result type, an
+ * address that is not one, a range other than one day): the builder never writes what
  * the validator refuses. */
 json_t *sts_rpt_build(const sts_rpt_report *r);
 

@@ -374,7 +374,13 @@ static int find_in_multipart(const part_head *h, slice body, int depth, sts_buf 
             break;
         if (l.n < bl + 2 || l.p[0] != '-' || l.p[1] != '-' || memcmp(l.p + 2, h->boundary, bl))
             continue;
+        /* RFC 2046 5.1.1: "--" boundary ["--"] and then only white space. */
         int last = l.n >= bl + 4 && l.p[bl + 2] == '-' && l.p[bl + 3] == '-';
+        size_t rest = bl + 2 + (last ? 2 : 0);
+        while (rest < l.n && (l.p[rest] == ' ' || l.p[rest] == '\t'))
+            rest++;
+        if (rest != l.n)
+            continue; /* "--b1x" is not a delimiter of boundary "b1" */
         if (part_start) {
             /* The CRLF before a delimiter belongs to the delimiter. */
             const char *end = body.p + line_at;

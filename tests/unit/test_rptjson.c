@@ -437,6 +437,18 @@ static void test_build(void **state)
     pols[1].policy_domain = "";
     assert_null(sts_rpt_build(&r));
     pols[1].policy_domain = "other.test";
+    pols[0].failed = 3; /* the details count 4 */
+    assert_null(sts_rpt_build(&r));
+    pols[0].failed = 4;
+    fails[0].receiving_ip = "127.1.2";
+    assert_null(sts_rpt_build(&r));
+    fails[0].receiving_ip = "127.1.2.10";
+    bad = r;
+    bad.end = bad.start + 2 * 86400;
+    assert_null(sts_rpt_build(&bad));
+    bad = r;
+    bad.npolicies = 0;
+    assert_null(sts_rpt_build(&bad));
     j = sts_rpt_build(&r);
     assert_non_null(j);
     json_decref(j);

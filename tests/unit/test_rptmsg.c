@@ -133,6 +133,7 @@ static void test_messages(void **state)
     sts_buf_reset(&msg);
     assert_int_equal(sts_buf_appendf(&msg, "Content-Type: multipart/mixed; boundary=outer\n"
                                            "\n"
+                                           "--outerwear is not a delimiter\n"
                                            "--outer\n"
                                            "Content-Type: multipart/alternative; boundary=inner\n"
                                            "\n"
@@ -150,6 +151,18 @@ static void test_messages(void **state)
                                            "--outer--\n"),
                      0);
     decode_ok(msg.data, msg.len, STS_RPTMSG_MESSAGE, REPORT);
+
+    /* A line that begins with the delimiter but goes on is content (RFC 2046 5.1.1). */
+    sts_buf_reset(&msg);
+    assert_int_equal(sts_buf_appendf(&msg, "Content-Type: multipart/mixed; boundary=b1\n\n"
+                                           "--b1\n"
+                                           "Content-Type: application/json\n\n"
+                                           "{\"a\":\n--b1x\n}\n"
+                                           "--b1 \n"
+                                           "Content-Type: text/plain\n\nbye\n"
+                                           "--b1--\n"),
+                     0);
+    decode_ok(msg.data, msg.len, STS_RPTMSG_MESSAGE, "{\"a\":\n--b1x\n}");
 
     /* A single-part message whose body is the gzip itself. */
     sts_buf_reset(&msg);
