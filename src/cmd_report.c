@@ -362,6 +362,13 @@ static int open_store(const report_cli *c, sts_rptstore **s)
         rc = sts_rptstore_default_path(path, sizeof(path), err, sizeof(err));
         p = path;
     }
+    struct stat st;
+    if (!rc && lstat(p, &st) != 0) {
+        /* Reading must not create: a mistyped name would read as a quiet day. */
+        fprintf(stderr, "ststest report: report store %s: %s (send and check create it)\n", p,
+                strerror(errno));
+        return STS_EXIT_DATAERR;
+    }
     if (!rc)
         rc = sts_rptstore_open(p, s, err, sizeof(err));
     if (rc) {

@@ -448,6 +448,12 @@ def test_report_store_errors(ststest_bin, tmp_path):
                         str(tmp_path), "--submitter", "s.test"], capture_output=True, text=True,
                        timeout=30)
     assert r.returncode == 65 and "not an SQLite database" in r.stderr, r.stderr
+    r = subprocess.run([ststest_bin, "report", "--report-store", str(tmp_path / "typo.sqlite"),
+                        "--out", str(tmp_path), "--submitter", "s.test"], capture_output=True,
+                       text=True, timeout=30)
+    assert r.returncode == 65 and "No such file or directory (send and check create it)" \
+        in r.stderr, r.stderr
+    assert not (tmp_path / "typo.sqlite").exists()
     link = tmp_path / "link.sqlite"
     link.symlink_to(tmp_path / "elsewhere")
     r = subprocess.run([ststest_bin, "check", "--no-cache", "--report-store", str(link),
