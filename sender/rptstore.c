@@ -5,111 +5,21 @@
 #include "sender/rptstore.h"
 
 #include <arpa/inet.h>
-#include <errno.h>
-#include <fcntl.h>
 #include <limits.h>
 #include <sqlite3.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
-#include <sys/stat.h>
 #include <unistd.h>
 
 #include "common/err.h"
 #include "sender/cache.h"
+#include "sender/sqlfile.h"
 
 struct sts_rptstore {
-    sqlite3 *db;
-    char *path;
-    char err[1024];
-    int created, had_wal, had_shm; /* what existed before this open */
+    sts_sqlfile *f; /* the SQLite file (sqlfile.h) */
 };
-
-/* ---- errors ----------------------------------------------------------------------- */
-
-static void seterr(sts_rptstore *s, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-static void seterr(sts_rptstore *s, const char *fmt, ...)
-{
-    int n = snprintf(s->err, sizeof(s->err), "report store %s: ", s->path);
-    if (n < 0 || (size_t)n >= sizeof(s->err))
-        return;
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(s->err + n, sizeof(s->err) - (size_t)n, fmt, ap);
-    va_end(ap);
-}
-
-static int map_sqlite(int rc)
-{
-    switch (rc & 0xff) {
-    case SQLITE_OK:
-    case SQLITE_DONE:
-    case SQLITE_ROW:
-        return 0;
-    case SQLITE_BUSY:
-    case SQLITE_LOCKED:
-        return STS_ETIMEDOUT;
-    case SQLITE_NOMEM:
-        return STS_ENOMEM;
-    default:
-        return STS_EIO;
-    }
-}
-
-/* SQLITE_FULL, or an I/O error whose errno is ENOSPC or EDQUOT (cache.c says why). */
-static int disk_full(sts_rptstore *s, int rc)
-{
-    if ((rc & 0xff) == SQLITE_FULL)
-        return 1;
-    int e = s->db && (rc & 0xff) == SQLITE_IOERR ? sqlite3_system_errno(s->db) : 0;
-    return e == ENOSPC || e == EDQUOT;
-}
-
-static int db_fail(sts_rptstore *s, int rc, const char *what)
-{
-    const char *msg = s->db ? sqlite3_errmsg(s->db) : sqlite3_errstr(rc);
-    if (disk_full(s, rc))
-        seterr(s, "%s: disk full (%s) (free some space, or give another --report-store file)", what,
-               msg);
-    else if ((rc & 0xff) == SQLITE_NOTADB || (rc & 0xff) == SQLITE_CORRUPT)
-        seterr(s,
-               "%s: %s (not an SQLite database or damaged; it is left untouched: move it "
-               "aside or give another --report-store file)",
-               what, msg);
-    else if ((rc & 0xff) == SQLITE_BUSY || (rc & 0xff) == SQLITE_LOCKED)
-        seterr(s,
-               "%s: %s (another process held the store locked for longer than the busy "
-               "timeout)",
-               what, msg);
-    else
-        seterr(s, "%s: %s [SQLite %d]", what, msg, s->db ? sqlite3_extended_errcode(s->db) : rc);
-    return map_sqlite(rc);
-}
-
-static int exec_sql(sts_rptstore *s, const char *sql, const char *what)
-{
-    int rc = sqlite3_exec(s->db, sql, NULL, NULL, NULL);
-    return rc == SQLITE_OK ? 0 : db_fail(s, rc, what);
-}
-
-static void rollback(sts_rptstore *s)
-{
-    if (!sqlite3_get_autocommit(s->db))
-        sqlite3_exec(s->db, "ROLLBACK", NULL, NULL, NULL);
-}
-
-static int commit(sts_rptstore *s, const char *what)
-{
-    int rc = sqlite3_exec(s->db, "COMMIT", NULL, NULL, NULL);
-    if (rc != SQLITE_OK) {
-        int ret = db_fail(s, rc, what);
-        rollback(s);
-        return ret;
-    }
-    return 0;
-}
 
 /* ---- opening ---------------------------------------------------------------------- */
 
@@ -127,56 +37,6 @@ int sts_rptstore_default_path(char *out, size_t outlen, char *err, size_t errlen
     return n < 0 || (size_t)n >= outlen ? STS_ETOOBIG : 0;
 }
 
-static int is_link(const char *file)
-{
-    struct stat st;
-    return lstat(file, &st) == 0 && S_ISLNK(st.st_mode);
-}
-
-/* A symbolic link as the store (or its -wal, -shm) is refused: it could point the store
- * at any file this user may write, and SQLite would make a database of it. A missing
- * file is created here with mode 0600. */
-static int precheck(sts_rptstore *s)
-{
-    static const char *const suffixes[] = {"", "-wal", "-shm"};
-    for (size_t i = 0; i < 3; i++) {
-        char f[PATH_MAX];
-        struct stat lst;
-        snprintf(f, sizeof(f), "%s%s", s->path, suffixes[i]);
-        if (i == 1)
-            s->had_wal = lstat(f, &lst) == 0;
-        if (i == 2)
-            s->had_shm = lstat(f, &lst) == 0;
-        if (is_link(f)) {
-            snprintf(s->err, sizeof(s->err),
-                     "%s is a symbolic link; refusing it as the report store: a link could "
-                     "point the store at any file this user may write",
-                     f);
-            return STS_EIO;
-        }
-    }
-    struct stat st;
-    if (stat(s->path, &st) == 0) {
-        if (!S_ISREG(st.st_mode)) {
-            seterr(s, "cannot open or create it: not a regular file");
-            return STS_EIO;
-        }
-        return 0;
-    }
-    int fd = open(s->path, O_RDWR | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC | O_NOCTTY, 0600);
-    if (fd < 0 && errno != EEXIST) {
-        int e = errno;
-        seterr(s, "cannot open or create it: %s%s", strerror(e),
-               e == ENOENT ? " (its directory does not exist)" : "");
-        return STS_EIO;
-    }
-    if (fd >= 0) {
-        s->created = 1;
-        close(fd);
-    }
-    return 0;
-}
-
 static const char SCHEMA[] =
     "CREATE TABLE session ("
     " id INTEGER PRIMARY KEY,"
@@ -190,28 +50,28 @@ static const char SCHEMA[] =
     " receiving_ip TEXT, additional_information TEXT, failure_reason_code TEXT);"
     "CREATE INDEX session_at ON session(at);";
 
-static int query_version(sts_rptstore *s, long long *out, long long *ntables)
+static int query_version(sts_sqlfile *f, long long *out, long long *ntables)
 {
     sqlite3_stmt *st = NULL;
-    int rc = sqlite3_prepare_v2(s->db, "PRAGMA user_version", -1, &st, NULL);
+    int rc = sqlite3_prepare_v2(sts_sqlfile_db(f), "PRAGMA user_version", -1, &st, NULL);
     if (rc == SQLITE_OK && (rc = sqlite3_step(st)) == SQLITE_ROW)
         *out = sqlite3_column_int64(st, 0);
     sqlite3_finalize(st);
     if (rc != SQLITE_ROW)
-        return db_fail(s, rc, "reading the schema version");
-    rc = sqlite3_prepare_v2(s->db, "SELECT count(*) FROM sqlite_master", -1, &st, NULL);
+        return sts_sqlfile_fail(f, rc, "reading the schema version");
+    rc = sqlite3_prepare_v2(sts_sqlfile_db(f), "SELECT count(*) FROM sqlite_master", -1, &st, NULL);
     if (rc == SQLITE_OK && (rc = sqlite3_step(st)) == SQLITE_ROW)
         *ntables = sqlite3_column_int64(st, 0);
     sqlite3_finalize(st);
-    return rc == SQLITE_ROW ? 0 : db_fail(s, rc, "reading the schema");
+    return rc == SQLITE_ROW ? 0 : sts_sqlfile_fail(f, rc, "reading the schema");
 }
 
 /* The version says 1: is the session table really there with all its columns (a
  * policy cache, or another program's database, has version 1 too)? */
-static int check_table(sts_rptstore *s)
+static int check_table(sts_sqlfile *f)
 {
     sqlite3_stmt *st = NULL;
-    int rc = sqlite3_prepare_v2(s->db,
+    int rc = sqlite3_prepare_v2(sts_sqlfile_db(f),
                                 "SELECT at, policy_domain, policy_type, policy_string, mx_host, "
                                 "result_type, sending_mta_ip, receiving_mx_hostname, "
                                 "receiving_mx_helo, receiving_ip, additional_information, "
@@ -221,180 +81,94 @@ static int check_table(sts_rptstore *s)
     if (rc == SQLITE_OK)
         return 0;
     if ((rc & 0xff) == SQLITE_BUSY || (rc & 0xff) == SQLITE_LOCKED)
-        return db_fail(s, rc, "reading the schema");
-    seterr(s,
-           "an SQLite database, but not a ststest report store (no session table: %s); "
-           "left untouched",
-           sqlite3_errmsg(s->db));
+        return sts_sqlfile_fail(f, rc, "reading the schema");
+    sts_sqlfile_seterr(f,
+                       "an SQLite database, but not a ststest report store (no session table: %s); "
+                       "left untouched",
+                       sqlite3_errmsg(sts_sqlfile_db(f)));
     return STS_EIO;
 }
 
-static int setup(sts_rptstore *s)
+/* The schema step of the open (sqlfile.h), run after WAL is set up. */
+static int setup(sts_sqlfile *f, void *arg)
 {
-    sqlite3_stmt *st = NULL;
-    int rc = sqlite3_prepare_v2(s->db, "PRAGMA journal_mode=WAL", -1, &st, NULL);
-    if (rc == SQLITE_OK)
-        rc = sqlite3_step(st);
-    const char *mode = rc == SQLITE_ROW ? (const char *)sqlite3_column_text(st, 0) : NULL;
-    int wal = mode && !strcmp(mode, "wal");
-    sqlite3_finalize(st);
-    if (rc != SQLITE_ROW)
-        return db_fail(s, rc, "setting WAL journal mode");
-    if (!wal) {
-        seterr(s, "cannot use WAL journal mode");
-        return STS_EIO;
-    }
-    if ((rc = exec_sql(s, "PRAGMA synchronous=NORMAL", "setting synchronous=NORMAL")))
-        return rc;
+    (void)arg;
+    int rc;
     long long version = 0, ntables = 0;
-    if ((rc = query_version(s, &version, &ntables)))
+    if ((rc = query_version(f, &version, &ntables)))
         return rc;
     if (version == STS_RPTSTORE_SCHEMA_VERSION)
-        return check_table(s);
+        return check_table(f);
     if (version > STS_RPTSTORE_SCHEMA_VERSION) {
-        seterr(s, "schema version %lld is newer than this ststest understands (%d)", version,
-               STS_RPTSTORE_SCHEMA_VERSION);
+        sts_sqlfile_seterr(f, "schema version %lld is newer than this ststest understands (%d)",
+                           version, STS_RPTSTORE_SCHEMA_VERSION);
         return STS_EUNSUPPORTED;
     }
-    if ((rc = exec_sql(s, "BEGIN IMMEDIATE", "starting the schema setup")))
+    if ((rc = sts_sqlfile_begin(f, "starting the schema setup")))
         return rc;
     /* Again under the write lock: another process may have done it first. */
-    if ((rc = query_version(s, &version, &ntables)))
+    if ((rc = query_version(f, &version, &ntables)))
         goto fail;
     if (version == 0 && ntables) {
-        seterr(s,
-               "an SQLite database, but not a ststest report store (%lld schema objects "
-               "and no schema version); left untouched",
-               ntables);
+        sts_sqlfile_seterr(
+            f,
+            "an SQLite database, but not a ststest report store (%lld schema objects "
+            "and no schema version); left untouched",
+            ntables);
         rc = STS_EIO;
         goto fail;
     }
     if (version == 0) {
         char sql[64];
         snprintf(sql, sizeof(sql), "PRAGMA user_version = %d", STS_RPTSTORE_SCHEMA_VERSION);
-        if ((rc = exec_sql(s, SCHEMA, "creating the schema")) ||
-            (rc = exec_sql(s, sql, "setting the schema version")))
+        if ((rc = sts_sqlfile_exec(f, SCHEMA, "creating the schema")) ||
+            (rc = sts_sqlfile_exec(f, sql, "setting the schema version")))
             goto fail;
     }
-    if ((rc = commit(s, "committing the schema")))
+    if ((rc = sts_sqlfile_commit(f, "committing the schema")))
         return rc;
-    return check_table(s);
+    return check_table(f);
 fail:
-    rollback(s);
+    sts_sqlfile_rollback(f);
     return rc;
 }
 
-static double mono_now(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
-
-/* Is a connection of another process using the database whose -shm file is shm?
- * SQLite holds a read lock on its byte 128 while it has the file mapped (cache.c). */
-static int shm_in_use(const char *shm)
-{
-    int fd = open(shm, O_RDONLY | O_NOFOLLOW | O_CLOEXEC | O_NOCTTY);
-    if (fd < 0)
-        return 0;
-    struct flock fl = {.l_type = F_WRLCK, .l_whence = SEEK_SET, .l_start = 128, .l_len = 1};
-    int busy = fcntl(fd, F_GETLK, &fl) != 0 || fl.l_type != F_UNLCK;
-    close(fd);
-    return busy;
-}
-
-/* After a failed open, our connection closed: remove what this open created (a full
- * disk must not be left fuller, nor the directory littered), unless another process
- * uses it meanwhile. */
-static void remove_created(sts_rptstore *s)
-{
-    char wal[PATH_MAX], shm[PATH_MAX];
-    struct stat st;
-    snprintf(wal, sizeof(wal), "%s-wal", s->path);
-    snprintf(shm, sizeof(shm), "%s-shm", s->path);
-    int mine = !s->had_shm && !shm_in_use(shm);
-    if (!s->had_wal && mine && lstat(wal, &st) == 0 && S_ISREG(st.st_mode) && st.st_size == 0)
-        unlink(wal);
-    if (mine && lstat(shm, &st) == 0 && S_ISREG(st.st_mode))
-        unlink(shm);
-    if (s->created && mine && lstat(s->path, &st) == 0 && S_ISREG(st.st_mode) && st.st_size == 0)
-        unlink(s->path);
-}
+static const sts_sqlfile_names store_names = {"report store", "store", "--report-store"};
 
 int sts_rptstore_open(const char *path, sts_rptstore **out, char *err, size_t errlen)
 {
     *out = NULL;
-    if (!path || !path[0]) {
-        sts_errf(err, errlen, "report store: empty file name");
-        return STS_EINVAL;
-    }
     sts_rptstore *s = calloc(1, sizeof(*s));
-    if (!s || !(s->path = strdup(path))) {
-        free(s);
-        sts_errf(err, errlen, "report store %s: out of memory", path);
+    if (!s) {
+        sts_errf(err, errlen, "report store %s: out of memory", path ? path : "");
         return STS_ENOMEM;
     }
-    int rc = precheck(s);
-    if (rc)
-        goto fail;
-    int flags = SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX;
-#ifdef SQLITE_OPEN_NOFOLLOW
-    flags |= SQLITE_OPEN_NOFOLLOW;
-#endif
-    int src = sqlite3_open_v2(path, &s->db, flags, NULL);
-    if (src != SQLITE_OK) {
-        rc = db_fail(s, src, "cannot open");
-        goto fail;
+    int rc = sts_sqlfile_open(path, &store_names, STS_RPTSTORE_BUSY_TIMEOUT_MS, setup, NULL, &s->f,
+                              err, errlen);
+    if (rc) {
+        free(s);
+        return rc;
     }
-    sqlite3_extended_result_codes(s->db, 1);
-    if (sqlite3_db_readonly(s->db, "main") == 1) {
-        seterr(s, "opened read-only: check the permissions of the file and its directory");
-        rc = STS_EIO;
-        goto fail;
-    }
-    sqlite3_busy_timeout(s->db, STS_RPTSTORE_BUSY_TIMEOUT_MS);
-    /* As in cache.c: WAL switch and schema creation can meet SQLITE_BUSY without the
-     * busy handler; retry the setup, with jitter, within the busy timeout. */
-    double deadline = mono_now() + STS_RPTSTORE_BUSY_TIMEOUT_MS / 1000.0;
-    unsigned jitter = (unsigned)getpid();
-    while ((rc = setup(s)) == STS_ETIMEDOUT && mono_now() < deadline) {
-        jitter = jitter * 1103515245u + 12345u;
-        usleep(2000 + (jitter >> 8) % 20000);
-    }
-    if (rc)
-        goto fail;
-    s->err[0] = '\0';
     *out = s;
     return 0;
-fail:
-    sts_errf(err, errlen, "%s", s->err);
-    if (s->db)
-        sqlite3_close(s->db);
-    s->db = NULL;
-    remove_created(s);
-    sts_rptstore_close(s);
-    return rc;
 }
 
 void sts_rptstore_close(sts_rptstore *s)
 {
     if (!s)
         return;
-    if (s->db)
-        sqlite3_close(s->db);
-    free(s->path);
+    sts_sqlfile_close(s->f);
     free(s);
 }
 
 const char *sts_rptstore_path(const sts_rptstore *s)
 {
-    return s->path;
+    return sts_sqlfile_path(s->f);
 }
 
 const char *sts_rptstore_last_error(const sts_rptstore *s)
 {
-    return s->err;
+    return sts_sqlfile_last_error(s->f);
 }
 
 /* ---- writing ---------------------------------------------------------------------- */
@@ -412,17 +186,17 @@ int sts_rptstore_add(sts_rptstore *s, const sts_rptstore_session *v, size_t n)
     for (size_t i = 0; i < n; i++)
         if (!v[i].policy_domain || !v[i].policy_domain[0] ||
             !sts_policy_type_name(v[i].policy_type)) {
-            seterr(s, "add: a session without a policy domain or policy type");
+            sts_sqlfile_seterr(s->f, "add: a session without a policy domain or policy type");
             return STS_EINVAL;
         }
     if (!n)
         return 0;
-    int rc = exec_sql(s, "BEGIN IMMEDIATE", "add: begin");
+    int rc = sts_sqlfile_begin(s->f, "add: begin");
     if (rc)
         return rc;
     sqlite3_stmt *st = NULL;
     int src = sqlite3_prepare_v2(
-        s->db,
+        sts_sqlfile_db(s->f),
         "INSERT INTO session (at, policy_domain, policy_type, policy_string, mx_host, "
         "result_type, sending_mta_ip, receiving_mx_hostname, receiving_mx_helo, receiving_ip, "
         "additional_information, failure_reason_code) VALUES (?,?,?,?,?,?,?,?,?,?,?,?)",
@@ -447,13 +221,13 @@ int sts_rptstore_add(sts_rptstore *s, const sts_rptstore_session *v, size_t n)
             src = SQLITE_OK;
     }
     if (src != SQLITE_OK) {
-        rc = db_fail(s, src, "add");
+        rc = sts_sqlfile_fail(s->f, src, "add");
         sqlite3_finalize(st);
-        rollback(s);
+        sts_sqlfile_rollback(s->f);
         return rc;
     }
     sqlite3_finalize(st);
-    return commit(s, "add: commit");
+    return sts_sqlfile_commit(s->f, "add: commit");
 }
 
 /* The source address the kernel would use towards dst (a connected UDP socket sends
@@ -617,7 +391,7 @@ int sts_rptstore_record(sts_rptstore *s, const sts_rcpt_result *r, const sts_dis
             need += 2 * (strlen(d->policy.mx[i]) + 8);
     char *buf = malloc(need);
     if (!buf) {
-        seterr(s, "add: out of memory");
+        sts_sqlfile_seterr(s->f, "add: out of memory");
         return STS_ENOMEM;
     }
     size_t n = sts_rptstore_sessions_of(r, d, at, v, sizeof(v) / sizeof(v[0]), buf, need);
@@ -730,9 +504,9 @@ static int read_failures(sts_rptstore *s, time_t start, time_t end, sts_rptstore
                          char **keys_str, char **keys_mx, size_t n)
 {
     sqlite3_stmt *st = NULL;
-    int src = sqlite3_prepare_v2(s->db, SQL_FAILURES, -1, &st, NULL);
+    int src = sqlite3_prepare_v2(sts_sqlfile_db(s->f), SQL_FAILURES, -1, &st, NULL);
     if (src != SQLITE_OK)
-        return db_fail(s, src, "reading the failures");
+        return sts_sqlfile_fail(s->f, src, "reading the failures");
     sqlite3_bind_int64(st, 1, (sqlite3_int64)start);
     sqlite3_bind_int64(st, 2, (sqlite3_int64)end);
     size_t pi = 0;
@@ -741,7 +515,7 @@ static int read_failures(sts_rptstore *s, time_t start, time_t end, sts_rptstore
         while (pi < n && !same_key(st, &v[pi], keys_str[pi], keys_mx[pi]))
             pi++;
         if (pi == n) {
-            seterr(s, "reading the failures: a failure row without its policy");
+            sts_sqlfile_seterr(s->f, "reading the failures: a failure row without its policy");
             rc = STS_EIO;
             break;
         }
@@ -755,8 +529,8 @@ static int read_failures(sts_rptstore *s, time_t start, time_t end, sts_rptstore
         f = &p->failures[p->nfailures++];
         memset(f, 0, sizeof(*f));
         if (sts_result_type_parse((const char *)sqlite3_column_text(st, 4), &f->result_type)) {
-            seterr(s, "an unknown result type '%s' in the store",
-                   (const char *)sqlite3_column_text(st, 4));
+            sts_sqlfile_seterr(s->f, "an unknown result type '%s' in the store",
+                               (const char *)sqlite3_column_text(st, 4));
             rc = STS_EIO;
             break;
         }
@@ -773,7 +547,7 @@ static int read_failures(sts_rptstore *s, time_t start, time_t end, sts_rptstore
         }
     }
     if (!rc && src != SQLITE_DONE)
-        rc = db_fail(s, src, "reading the failures");
+        rc = sts_sqlfile_fail(s->f, src, "reading the failures");
     sqlite3_finalize(st);
     return rc;
 }
@@ -784,9 +558,9 @@ int sts_rptstore_read(sts_rptstore *s, time_t start, time_t end, sts_rptstore_po
     *out = NULL;
     *nout = 0;
     sqlite3_stmt *st = NULL;
-    int src = sqlite3_prepare_v2(s->db, SQL_POLICIES, -1, &st, NULL);
+    int src = sqlite3_prepare_v2(sts_sqlfile_db(s->f), SQL_POLICIES, -1, &st, NULL);
     if (src != SQLITE_OK)
-        return db_fail(s, src, "reading the sessions");
+        return sts_sqlfile_fail(s->f, src, "reading the sessions");
     sqlite3_bind_int64(st, 1, (sqlite3_int64)start);
     sqlite3_bind_int64(st, 2, (sqlite3_int64)end);
     sts_rptstore_policy *v = NULL;
@@ -817,8 +591,8 @@ int sts_rptstore_read(sts_rptstore *s, time_t start, time_t end, sts_rptstore_po
             break;
         }
         if (sts_policy_type_parse((const char *)sqlite3_column_text(st, 1), &p->policy_type)) {
-            seterr(s, "an unknown policy type '%s' in the store",
-                   (const char *)sqlite3_column_text(st, 1));
+            sts_sqlfile_seterr(s->f, "an unknown policy type '%s' in the store",
+                               (const char *)sqlite3_column_text(st, 1));
             rc = STS_EIO;
             break;
         }
@@ -831,7 +605,7 @@ int sts_rptstore_read(sts_rptstore *s, time_t start, time_t end, sts_rptstore_po
         p->last = (time_t)sqlite3_column_int64(st, 7);
     }
     if (!rc && src != SQLITE_DONE)
-        rc = db_fail(s, src, "reading the sessions");
+        rc = sts_sqlfile_fail(s->f, src, "reading the sessions");
     sqlite3_finalize(st);
     if (!rc)
         rc = read_failures(s, start, end, v, kstr, kmx, n);
@@ -842,7 +616,7 @@ int sts_rptstore_read(sts_rptstore *s, time_t start, time_t end, sts_rptstore_po
     free(kstr);
     free(kmx);
     if (rc == STS_ENOMEM)
-        seterr(s, "out of memory");
+        sts_sqlfile_seterr(s->f, "out of memory");
     if (rc) {
         sts_rptstore_policies_free(v, n);
         return rc;

@@ -24,11 +24,11 @@
  * policy, else no-policy-found. sending-mta-ip is the source address the kernel picks
  * for the receiving IP (a UDP connect(), which sends nothing).
  *
- * Storage follows cache.h: the file is created with mode 0600, a symbolic link as the
- * file (or its -wal, -shm) is refused, SQLite opens it with SQLITE_OPEN_NOFOLLOW, WAL
- * journal, a busy timeout, the schema set up in one BEGIN IMMEDIATE transaction retried
- * while another process holds the lock, "disk full" named as such. Several processes
- * may record at once.
+ * Storage is sqlfile.h, as under the policy cache: the file is created with mode 0600,
+ * a symbolic link as the file (or its -wal, -shm) is refused, SQLite opens it with
+ * SQLITE_OPEN_NOFOLLOW, WAL journal, a busy timeout, the schema set up in one BEGIN
+ * IMMEDIATE transaction retried while another process holds the lock, "disk full" named
+ * as such, files created by a failed open removed. Several processes may record at once.
  *
  * Functions return 0 or a negative code from common/err.h, as documented per function;
  * messages go to err[errlen] or sts_rptstore_last_error().
