@@ -26,6 +26,7 @@
 #include "sender/policy.h"
 #include "sender/ststxt.h"
 #include "sender/tlsrpt.h"
+#include "src/cli.h"
 #include "src/cmds.h"
 
 /* Files larger than this are not policies anyone would serve. */
@@ -67,31 +68,6 @@ static void usage(FILE *fp)
                 "\n"
                 "exit status: 0 valid, 1 valid but --mx-host not allowed, 65 invalid or\n"
             "unreadable, 64 usage, 70 internal error.\n");
-}
-
-static int read_input(const char *path, sts_buf *b, char *err, size_t errlen)
-{
-    FILE *fp = strcmp(path, "-") ? fopen(path, "rb") : stdin;
-    if (!fp) {
-        snprintf(err, errlen, "cannot open %s: %s", path, strerror(errno));
-        return STS_EIO;
-    }
-    char chunk[8192];
-    size_t n;
-    int rc = 0;
-    while ((n = fread(chunk, 1, sizeof(chunk), fp)) > 0)
-        if ((rc = sts_buf_append(b, chunk, n)) != 0) {
-            snprintf(err, errlen, "%s: %s", path,
-                     rc == STS_ETOOBIG ? "larger than 16 MiB" : sts_strerror(rc));
-            break;
-        }
-    if (!rc && ferror(fp)) {
-        snprintf(err, errlen, "cannot read %s: %s", path, strerror(errno));
-        rc = STS_EIO;
-    }
-    if (fp != stdin)
-        fclose(fp);
-    return rc;
 }
 
 /* Zone-file style input: one or more "quoted" character-strings, concatenated as a
@@ -318,7 +294,7 @@ static int lint_args(int argc, char **argv, lint_job *j)
 static int lint_read(lint_job *j)
 {
     char err[512];
-    if (read_input(j->path, &j->in, err, sizeof(err))) {
+    if (sts_cli_read_file(j->path, &j->in, "larger than 16 MiB", err, sizeof(err))) {
         fprintf(stderr, "ststest lint: %s\n", err);
         return STS_EXIT_DATAERR;
     }

@@ -113,21 +113,6 @@ static int usage_error(const char *fmt, ...)
     return STS_EXIT_USAGE;
 }
 
-/* "2030-01-01T00:00:00Z" (UTC) or a unix time, as send --now takes it. */
-static int parse_now(const char *s, time_t *out)
-{
-    char *end;
-    errno = 0;
-    long long v = strtoll(s, &end, 10);
-    if (!errno && end != s && !*end)
-        return v > 0 ? (*out = (time_t)v, 0) : -1;
-    time_t t;
-    if (sts_rpt_parse_time(s, &t) || t <= 0)
-        return -1;
-    *out = t;
-    return 0;
-}
-
 /* YYYY-MM-DD to the UTC midnight it starts with. */
 static int parse_day(const char *s, time_t *out)
 {
@@ -172,7 +157,7 @@ static int report_args(report_cli *c, int argc, char **argv)
             c->day = optarg;
             break;
         case OPT_NOW:
-            if (parse_now(optarg, &c->now))
+            if (sts_cli_time(optarg, &c->now))
                 return usage_error("--now '%s': use 2030-01-01T00:00:00Z or a unix time", optarg);
             break;
         case OPT_STORE:
@@ -447,31 +432,6 @@ static int report_build(report_cli *c)
     return status;
 }
 
-/* ---- --summary -------------------------------------------------------------------- */
-
-static int read_file(const char *path, sts_buf *b, char *err, size_t errlen)
-{
-    FILE *fp = strcmp(path, "-") ? fopen(path, "rb") : stdin;
-    if (!fp) {
-        snprintf(err, errlen, "cannot open %s: %s", path, strerror(errno));
-        return STS_EIO;
-    }
-    char chunk[16384];
-    size_t n;
-    int rc = 0;
-    while (!rc && (n = fread(chunk, 1, sizeof(chunk), fp)) > 0)
-        if ((rc = sts_buf_append(b, chunk, n)))
-            snprintf(err, errlen, "%s: %s", path,
-                     rc == STS_ETOOBIG ? "larger than the report size limit" : "out of memory");
-    if (!rc && ferror(fp)) {
-        snprintf(err, errlen, "cannot read %s: %s", path, strerror(errno));
-        rc = STS_EIO;
-    }
-    if (fp != stdin)
-        fclose(fp);
-    return rc;
-}
-
 static int report_summary(const report_cli *c, char **files, size_t nfiles)
 {
     sts_rptsum *sum = sts_rptsum_new();
@@ -484,7 +444,8 @@ static int report_summary(const report_cli *c, char **files, size_t nfiles)
         sts_buf_init(&text, 0);
         char err[PATH_MAX + 256];
         sts_rptmsg_form form;
-        int rc = read_file(files[i], &in, err, sizeof(err));
+        int rc =
+            sts_cli_read_file(files[i], &in, "larger than the report size limit", err, sizeof(err));
         if (!rc)
             rc = sts_rptmsg_decode(in.data ? in.data : "", in.len, &text, &form, err, sizeof(err));
         json_t *root = NULL;

@@ -149,30 +149,6 @@ static int usage_error(const char *cmd, const char *fmt, ...)
     return STS_EXIT_USAGE;
 }
 
-/* "2030-01-01T00:00:00Z" (UTC) or a unix time in seconds. */
-static int parse_now(const char *s, time_t *out)
-{
-    char *end;
-    errno = 0;
-    long long v = strtoll(s, &end, 10);
-    if (!errno && end != s && !*end) {
-        if (v <= 0)
-            return -1;
-        *out = (time_t)v;
-        return 0;
-    }
-    struct tm tm;
-    memset(&tm, 0, sizeof(tm));
-    const char *rest = strptime(s, "%Y-%m-%dT%H:%M:%S", &tm);
-    if (!rest || (strcmp(rest, "Z") && strcmp(rest, "+00:00")))
-        return -1;
-    time_t t = timegm(&tm);
-    if (t <= 0)
-        return -1;
-    *out = t;
-    return 0;
-}
-
 /* What `send` and `check` were asked to do. */
 typedef struct sender_cli {
     const char *cmd; /* "send" or "check" */
@@ -292,7 +268,7 @@ static int sender_option(sender_cli *cli, int c, char **argv)
                                STS_SENDER_DNS_TIMEOUT_MAX);
         break;
     case OPT_NOW:
-        if (parse_now(optarg, &op->now))
+        if (sts_cli_time(optarg, &op->now))
             return usage_error(cmd,
                                "--now '%s': use 2030-01-01T00:00:00Z or a unix time", optarg);
         break;
