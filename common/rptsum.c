@@ -242,10 +242,28 @@ fail:
     return NULL;
 }
 
+/* "<indent><name>: N failed, first T, last T" for the tally o. */
+static void print_line(FILE *fp, const char *indent, const char *name, const json_t *o)
+{
+    fprintf(fp, "%s%s: %lld failed, first %s, last %s\n", indent, name,
+            (long long)json_integer_value(json_object_get(o, "failed_sessions")),
+            json_string_value(json_object_get(o, "first_seen")),
+            json_string_value(json_object_get(o, "last_seen")));
+}
+
+/* One print_line() per result type of the array types. */
+static void print_failed(FILE *fp, const char *indent, const json_t *types)
+{
+    size_t k;
+    json_t *r;
+    json_array_foreach(types, k, r)
+        print_line(fp, indent, json_string_value(json_object_get(r, "result_type")), r);
+}
+
 void sts_rptsum_print(const json_t *summary, FILE *fp)
 {
-    size_t i, k, m;
-    json_t *d, *x, *r;
+    size_t i, k;
+    json_t *d, *x;
     fprintf(fp, "%lld report%s\n",
             (long long)json_integer_value(json_object_get(summary, "reports")),
             json_integer_value(json_object_get(summary, "reports")) == 1 ? "" : "s");
@@ -260,30 +278,12 @@ void sts_rptsum_print(const json_t *summary, FILE *fp)
                 json_integer_value(json_object_get(d, "reports")) == 1 ? "" : "s",
                 json_string_value(json_object_get(d, "first_seen")),
                 json_string_value(json_object_get(d, "last_seen")));
-        json_array_foreach(json_object_get(d, "result_types"), k, r)
-        {
-            fprintf(fp, "  %s: %lld failed, first %s, last %s\n",
-                    json_string_value(json_object_get(r, "result_type")),
-                    (long long)json_integer_value(json_object_get(r, "failed_sessions")),
-                    json_string_value(json_object_get(r, "first_seen")),
-                    json_string_value(json_object_get(r, "last_seen")));
-        }
+        print_failed(fp, "  ", json_object_get(d, "result_types"));
         json_array_foreach(json_object_get(d, "mx"), k, x)
         {
             const char *h = json_string_value(json_object_get(x, "receiving_mx_hostname"));
-            fprintf(fp, "  MX %s: %lld failed, first %s, last %s\n",
-                    h && h[0] ? h : "(no MX named)",
-                    (long long)json_integer_value(json_object_get(x, "failed_sessions")),
-                    json_string_value(json_object_get(x, "first_seen")),
-                    json_string_value(json_object_get(x, "last_seen")));
-            json_array_foreach(json_object_get(x, "result_types"), m, r)
-            {
-                fprintf(fp, "    %s: %lld failed, first %s, last %s\n",
-                        json_string_value(json_object_get(r, "result_type")),
-                        (long long)json_integer_value(json_object_get(r, "failed_sessions")),
-                        json_string_value(json_object_get(r, "first_seen")),
-                        json_string_value(json_object_get(r, "last_seen")));
-            }
+            print_line(fp, "  MX ", h && h[0] ? h : "(no MX named)", x);
+            print_failed(fp, "    ", json_object_get(x, "result_types"));
         }
     }
 }
