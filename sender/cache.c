@@ -6,7 +6,8 @@
  * the predicates return 1 or 0; the decision functions return enum values and cannot
  * fail.
  *
- * Storage choices, and why:
+ * Storage is an sqlfile.h database (opening, symbolic links, WAL, busy retry, "disk
+ * full", cleanup of a failed open); its choices, and why, for this cache:
  *  - journal_mode=WAL: readers never block the writer nor the writer the readers, so a
  *    survey with many `ststest check` processes sharing one cache does not serialise
  *    on reads; a crash mid-write leaves the last committed state (the WAL is replayed
