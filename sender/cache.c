@@ -480,7 +480,7 @@ fail:
     return rc;
 }
 
-static const sts_sqlfile_names cache_names = {"policy cache", "cache", "--cache"};
+static const sts_sqlfile_names cache_names = {"policy cache", "the cache", "--cache"};
 
 static int schema_step(sts_sqlfile *f, void *arg)
 {

@@ -133,7 +133,7 @@ fail:
     return rc;
 }
 
-static const sts_sqlfile_names store_names = {"report store", "store", "--report-store"};
+static const sts_sqlfile_names store_names = {"report store", "the store", "--report-store"};
 
 int sts_rptstore_open(const char *path, sts_rptstore **out, char *err, size_t errlen)
 {

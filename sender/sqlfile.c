@@ -84,7 +84,7 @@ static const char *sqlite_hint(const sts_sqlfile *f, int rc, char *buf, size_t l
         return buf;
     case SQLITE_BUSY:
     case SQLITE_LOCKED:
-        snprintf(buf, len, " (another process held the %s locked for longer than the busy timeout)",
+        snprintf(buf, len, " (another process held %s locked for longer than the busy timeout)",
                  f->names->noun);
         return buf;
     case SQLITE_READONLY:
@@ -202,7 +202,7 @@ static int refuse_symlink(sts_sqlfile *f, const char *file, const char *what)
     ssize_t n = readlink(file, target, sizeof(target) - 1);
     target[n > 0 ? n : 0] = '\0';
     snprintf(f->err, sizeof(f->err),
-             "%s is a symbolic link; refusing it as %s: a link could point the %s at any "
+             "%s is a symbolic link; refusing it as %s: a link could point %s at any "
              "file this user may write (it points to %s)",
              file, what, f->names->noun, n > 0 ? target : "?");
     return STS_EIO;
@@ -284,7 +284,7 @@ static int precheck(sts_sqlfile *f)
         *slash = '\0';
     if (access(dir, W_OK | X_OK) != 0) {
         sts_sqlfile_seterr(f,
-                           "its directory %s is not writable (%s); the %s needs to create "
+                           "its directory %s is not writable (%s); %s needs to create "
                            "its -wal and -shm files there",
                            dir, strerror(errno), f->names->noun);
         return STS_EIO;

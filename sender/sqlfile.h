@@ -32,7 +32,7 @@
 /* How messages name the database. */
 typedef struct sts_sqlfile_names {
     const char *label;  /* "policy cache": messages begin "policy cache PATH: " */
-    const char *noun;   /* "cache": "a link could point the cache at ..." */
+    const char *noun;   /* "the cache": "a link could point the cache at ..." */
     const char *option; /* "--cache": "give another --cache file" */
 } sts_sqlfile_names;
 

@@ -23,7 +23,7 @@
 #include "sender/sqlfile.h"
 #include "tests/unit/unit_fixture.h"
 
-static const sts_sqlfile_names names = {"test db", "db", "--test"};
+static const sts_sqlfile_names names = {"test db", "the db", "--test"};
 
 /* A schema step: creates table t (counting its calls in *arg). */
 static int make_table(sts_sqlfile *f, void *arg)
