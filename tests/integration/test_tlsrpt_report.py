@@ -433,6 +433,7 @@ def test_a_policy_file_is_still_a_policy(ststest_bin):
     (["--summary", "--day", "2030-01-01", "x"], "--summary reads FILEs"),
     (["extra"], "unexpected argument 'extra'"),
     (["--now", "yesterday"], "--now 'yesterday'"),
+    (["--now", "2030-02-30T00:00:00Z"], "--now '2030-02-30T00:00:00Z'"),
 ])
 def test_report_usage_errors(ststest_bin, args, msg):
     r = subprocess.run([ststest_bin, "report", *args], capture_output=True, text=True,
