@@ -14,6 +14,7 @@
     const sts_vocab var = {what, var##_words, sizeof(var##_words) / sizeof(var##_words[0])};
 
 VOCAB_TABLE(sts_vocab_result_type, "RFC 8460 result type", STS_RESULT_TYPES)
+VOCAB_TABLE(sts_vocab_policy_type, "RFC 8460 policy type", STS_POLICY_TYPES)
 VOCAB_TABLE(sts_vocab_mode, "policy mode", STS_MODES)
 VOCAB_TABLE(sts_vocab_policy_source, "policy source", STS_POLICY_SOURCES)
 VOCAB_TABLE(sts_vocab_outcome, "outcome", STS_OUTCOMES)
@@ -56,6 +57,7 @@ int sts_vocab_parse(const sts_vocab *v, const char *s, int *value)
     }
 
 VOCAB_FUNCTIONS(sts_result_type, sts_result_type_name, sts_result_type_parse, sts_vocab_result_type)
+VOCAB_FUNCTIONS(sts_policy_type, sts_policy_type_name, sts_policy_type_parse, sts_vocab_policy_type)
 VOCAB_FUNCTIONS(sts_mode, sts_mode_name, sts_mode_parse_option, sts_vocab_mode)
 VOCAB_FUNCTIONS(sts_policy_source, sts_policy_source_name, sts_policy_source_parse,
                 sts_vocab_policy_source)

@@ -1,7 +1,7 @@
 /*
  * vocab.h - the words ststest and its users share, one table each: RFC 8460 result
- * types, policy modes, policy sources, recipient outcomes, MX actions, and how a
- * message travelled (a scenario's `tls`), TLS protocol versions.
+ * types and policy types, policy modes, policy sources, recipient outcomes, MX actions,
+ * how a message travelled (a scenario's `tls`), TLS protocol versions.
  *
  * Like common/err.h, each vocabulary is one X-macro table X(symbol, value, name); its
  * enum, its name function and its parse function all come from that table, and every
@@ -46,6 +46,17 @@
     X(STS_RESULT_STS_WEBPKI_INVALID, 11, "sts-webpki-invalid")
 
 typedef enum { STS_RESULT_NONE = 0, STS_RESULT_TYPES(STS_VOCAB_ENUM) } sts_result_type;
+
+/* ---- RFC 8460 4.4 policy types ----------------------------------------------------
+ * A TLS report's policy.policy-type: "tlsa" (DANE, RFC 6698), "sts" (MTA-STS, RFC 8461)
+ * or "no-policy-found" (neither was found for the policy domain). The report store and
+ * report builder use them; "sts" is the zero value, the kind ststest applies today. */
+#define STS_POLICY_TYPES(X)                                                                        \
+    X(STS_POLICY_TYPE_TLSA, 1, "tlsa")                                                             \
+    X(STS_POLICY_TYPE_STS, 0, "sts")                                                               \
+    X(STS_POLICY_TYPE_NO_POLICY_FOUND, 2, "no-policy-found")
+
+typedef enum { STS_POLICY_TYPES(STS_VOCAB_ENUM) } sts_policy_type;
 
 /* ---- policy modes (RFC 8461 5) and the sender's --mode -----------------------------
  * One enum serves three uses:
@@ -146,6 +157,9 @@ typedef enum { STS_ASSURE_VERDICTS(STS_VOCAB_ENUM) } sts_assure_verdict;
 const char *sts_result_type_name(sts_result_type t); /* NULL for STS_RESULT_NONE */
 int sts_result_type_parse(const char *s, sts_result_type *out);
 
+const char *sts_policy_type_name(sts_policy_type t);
+int sts_policy_type_parse(const char *s, sts_policy_type *out);
+
 const char *sts_mode_name(sts_mode m);
 int sts_mode_parse(const char *s, sts_mode *out);        /* enforce, testing, none */
 int sts_mode_parse_option(const char *s, sts_mode *out); /* and auto */
@@ -182,9 +196,9 @@ typedef struct sts_vocab {
     size_t n;
 } sts_vocab;
 
-extern const sts_vocab sts_vocab_result_type, sts_vocab_mode, sts_vocab_policy_source,
-    sts_vocab_outcome, sts_vocab_action, sts_vocab_delivery_tls, sts_vocab_tls_version,
-    sts_vocab_assure_verdict;
+extern const sts_vocab sts_vocab_result_type, sts_vocab_policy_type, sts_vocab_mode,
+    sts_vocab_policy_source, sts_vocab_outcome, sts_vocab_action, sts_vocab_delivery_tls,
+    sts_vocab_tls_version, sts_vocab_assure_verdict;
 
 /* The name of value in v, or NULL. */
 const char *sts_vocab_name(const sts_vocab *v, int value);

@@ -6,7 +6,8 @@
  * the predicates return 1 or 0; the decision functions return enum values and cannot
  * fail.
  *
- * Storage choices, and why:
+ * Storage is an sqlfile.h database (opening, symbolic links, WAL, busy retry, "disk
+ * full", cleanup of a failed open); its choices, and why, for this cache:
  *  - journal_mode=WAL: readers never block the writer nor the writer the readers, so a
  *    survey with many `ststest check` processes sharing one cache does not serialise
  *    on reads; a crash mid-write leaves the last committed state (the WAL is replayed
@@ -33,28 +34,19 @@
 #include "sender/cache.h"
 
 #include <ctype.h>
-#include <errno.h>
-#include <fcntl.h>
 #include <limits.h>
 #include <sqlite3.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
-#include <time.h>
 #include <unistd.h>
 
 #include "common/err.h"
+#include "sender/sqlfile.h"
 
 struct sts_cache {
-    sqlite3 *db;
-    char *path;
-    char err[1024]; /* room for two paths: a link and its target */
-    /* What sts_cache_open() found and made, so that a failed open removes what it
-     * created (remove_created) and nothing else. */
-    int created;          /* precheck_file() created the database file */
-    int had_wal, had_shm; /* the -wal / -shm files were there before SQLite opened it */
+    sts_sqlfile *f; /* the SQLite file (sqlfile.h) */
 };
 
 /* ---- pure decisions ---------------------------------------------------------- */
@@ -268,46 +260,6 @@ static int id_valid(const char *id)
 
 /* ---- default path ------------------------------------------------------------------ */
 
-
-/* mkdir -p of the directory part of path, missing directories with mode 0700. */
-static int make_parent_dirs(const char *path, char *err, size_t errlen)
-{
-    char buf[PATH_MAX];
-    if (snprintf(buf, sizeof(buf), "%s", path) >= (int)sizeof(buf)) {
-        sts_errf(err, errlen, "policy cache path too long: %s", path);
-        return STS_ETOOBIG;
-    }
-    char *slash = strrchr(buf, '/');
-    if (!slash || slash == buf)
-        return 0;
-    *slash = '\0';
-    for (char *p = buf + 1;; p++) {
-        int last = *p == '\0';
-        if (*p == '/' || last) {
-            char saved = *p;
-            *p = '\0';
-            if (mkdir(buf, 0700) != 0 && errno != EEXIST) {
-                sts_errf(err, errlen, "policy cache directory %s: cannot create: %s", buf,
-                     strerror(errno));
-                return STS_EIO;
-            }
-            struct stat st;
-            if (stat(buf, &st) != 0) {
-                sts_errf(err, errlen, "policy cache directory %s: %s", buf, strerror(errno));
-                return STS_EIO;
-            }
-            if (!S_ISDIR(st.st_mode)) {
-                sts_errf(err, errlen, "policy cache directory %s: exists and is not a directory", buf);
-                return STS_EIO;
-            }
-            *p = saved;
-            if (last)
-                break;
-        }
-    }
-    return 0;
-}
-
 int sts_cache_default_path(char *out, size_t outlen, char *err, size_t errlen)
 {
     const char *xdg = getenv("XDG_CACHE_HOME");
@@ -322,28 +274,15 @@ int sts_cache_default_path(char *out, size_t outlen, char *err, size_t errlen)
         n = snprintf(out, outlen, "%s/.cache/ststest/policy-cache.sqlite", home);
     else {
         sts_errf(err, errlen,
-             "no default policy cache: neither XDG_CACHE_HOME nor HOME is an "
-             "absolute path; give --cache FILE or --no-cache");
+                 "no default policy cache: neither XDG_CACHE_HOME nor HOME is an "
+                 "absolute path; give --cache FILE or --no-cache");
         return STS_EINVAL;
     }
     if (n < 0 || (size_t)n >= outlen) {
         sts_errf(err, errlen, "default policy cache path too long");
         return STS_ETOOBIG;
     }
-    return make_parent_dirs(out, err, errlen);
-}
-
-/* Record "policy cache PATH: <message>" as the last error of c. */
-static void seterr(sts_cache *c, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-static void seterr(sts_cache *c, const char *fmt, ...)
-{
-    int n = snprintf(c->err, sizeof(c->err), "policy cache %s: ", c->path);
-    if (n < 0 || (size_t)n >= sizeof(c->err))
-        return;
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(c->err + n, sizeof(c->err) - (size_t)n, fmt, ap);
-    va_end(ap);
+    return sts_sqlfile_make_parents(out, "policy cache", err, errlen);
 }
 
 static void problemf(sts_cache_entry *e, const char *fmt, ...)
@@ -356,104 +295,16 @@ static void problemf(sts_cache_entry *e, const char *fmt, ...)
     va_end(ap);
 }
 
-/* ---- SQLite plumbing -------------------------------------------------------------- */
-
-static int map_sqlite(int rc)
-{
-    switch (rc & 0xff) {
-    case SQLITE_OK:
-    case SQLITE_DONE:
-    case SQLITE_ROW:
-        return 0;
-    case SQLITE_BUSY:
-    case SQLITE_LOCKED:
-        return STS_ETIMEDOUT;
-    case SQLITE_NOMEM:
-        return STS_ENOMEM;
-    default:
-        return STS_EIO;
-    }
-}
-
-static const char *sqlite_hint(int rc)
-{
-    switch (rc & 0xff) {
-    case SQLITE_NOTADB:
-    case SQLITE_CORRUPT:
-        return " (not an SQLite database or damaged; it is left untouched: move it aside "
-               "or give another --cache file)";
-    case SQLITE_BUSY:
-    case SQLITE_LOCKED:
-        return " (another process held the cache locked for longer than the busy timeout)";
-    case SQLITE_READONLY:
-    case SQLITE_CANTOPEN:
-    case SQLITE_PERM:
-        return " (check the permissions of the file and its directory)";
-    default:
-        return "";
-    }
-}
-
-/* A full file system (SQLITE_FULL, or an I/O error whose errno is ENOSPC or EDQUOT:
- * SQLite reports a failed write to its -shm file as SQLITE_IOERR_SHMSIZE, "disk I/O
- * error"). */
-static int disk_full(sts_cache *c, int rc)
-{
-    if ((rc & 0xff) == SQLITE_FULL)
-        return 1;
-    int e = c->db && (rc & 0xff) == SQLITE_IOERR ? sqlite3_system_errno(c->db) : 0;
-    return e == ENOSPC || e == EDQUOT;
-}
-
-/* Record "policy cache PATH: <what>: <sqlite message><hint>" and return the STS code. */
-static int db_fail(sts_cache *c, int rc, const char *what)
-{
-    int ext = c->db ? sqlite3_extended_errcode(c->db) : rc;
-    if (disk_full(c, rc))
-        seterr(c, "%s: disk full (%s) [SQLite %d] (free some space, or give another --cache file)",
-               what, c->db ? sqlite3_errmsg(c->db) : sqlite3_errstr(rc), ext);
-    else
-        seterr(c, "%s: %s [SQLite %d]%s", what, c->db ? sqlite3_errmsg(c->db) : sqlite3_errstr(rc),
-               ext, sqlite_hint(rc));
-    return map_sqlite(rc);
-}
-
-static int exec_sql(sts_cache *c, const char *sql, const char *what)
-{
-    int rc = sqlite3_exec(c->db, sql, NULL, NULL, NULL);
-    return rc == SQLITE_OK ? 0 : db_fail(c, rc, what);
-}
-
-static int begin(sts_cache *c, const char *what)
-{
-    return exec_sql(c, "BEGIN IMMEDIATE", what);
-}
-
-static int commit(sts_cache *c, const char *what)
-{
-    int rc = sqlite3_exec(c->db, "COMMIT", NULL, NULL, NULL);
-    if (rc != SQLITE_OK) {
-        int ret = db_fail(c, rc, what);
-        sqlite3_exec(c->db, "ROLLBACK", NULL, NULL, NULL);
-        return ret;
-    }
-    return 0;
-}
-
-static void rollback(sts_cache *c)
-{
-    if (!sqlite3_get_autocommit(c->db))
-        sqlite3_exec(c->db, "ROLLBACK", NULL, NULL, NULL);
-}
+/* ---- SQLite statements ---------------------------------------------------------- */
 
 /* Prepare sql, a statement on the row of one domain: ?1 is bound to the domain dom
  * and, when id is not NULL, ?2 to the policy id. Returns SQLite's code; *st is NULL or
  * the statement, which the caller finalizes whatever the code. */
-static int prepare_row(sts_cache *c, const char *sql, const char *dom, const char *id,
+static int prepare_row(sts_sqlfile *f, const char *sql, const char *dom, const char *id,
                        sqlite3_stmt **st)
 {
     *st = NULL;
-    int src = sqlite3_prepare_v2(c->db, sql, -1, st, NULL);
+    int src = sqlite3_prepare_v2(sts_sqlfile_db(f), sql, -1, st, NULL);
     if (src == SQLITE_OK)
         src = sqlite3_bind_text(*st, 1, dom, -1, SQLITE_TRANSIENT);
     if (src == SQLITE_OK && id)
@@ -470,21 +321,21 @@ typedef struct row_write {
 } row_write;
 
 /* Begin the transaction and prepare sql on the row of dom and id (prepare_row()); fmt
- * names the write. Returns begin()'s error (nothing to end then), else 0. */
-static int row_write_begin(sts_cache *c, row_write *w, const char *sql, const char *dom,
+ * names the write. Returns sts_sqlfile_begin()'s error (nothing to end then), else 0. */
+static int row_write_begin(sts_sqlfile *f, row_write *w, const char *sql, const char *dom,
                            const char *id, const char *fmt, ...)
     __attribute__((format(printf, 6, 7)));
-static int row_write_begin(sts_cache *c, row_write *w, const char *sql, const char *dom,
+static int row_write_begin(sts_sqlfile *f, row_write *w, const char *sql, const char *dom,
                            const char *id, const char *fmt, ...)
 {
     va_list ap;
     va_start(ap, fmt);
     vsnprintf(w->what, sizeof(w->what), fmt, ap);
     va_end(ap);
-    int rc = begin(c, w->what);
+    int rc = sts_sqlfile_begin(f, w->what);
     if (rc)
         return rc;
-    w->src = prepare_row(c, sql, dom, id, &w->st);
+    w->src = prepare_row(f, sql, dom, id, &w->st);
     return 0;
 }
 
@@ -498,29 +349,29 @@ static void row_bind_int(row_write *w, int n, sqlite3_int64 v)
 /* The end of every write: step the prepared statement (when preparing and binding
  * went well, src == SQLITE_OK), then finalize it and commit, or on any failure
  * roll back. *changed (may be NULL) gets the rows changed. Returns 0 or the code
- * of db_fail()/commit(). */
-static int row_write_end(sts_cache *c, row_write *w, int *changed)
+ * of sts_sqlfile_fail()/sts_sqlfile_commit(). */
+static int row_write_end(sts_sqlfile *f, row_write *w, int *changed)
 {
     int src = w->src;
     if (src == SQLITE_OK)
         src = sqlite3_step(w->st);
     if (src != SQLITE_DONE) {
-        int rc = db_fail(c, src, w->what);
+        int rc = sts_sqlfile_fail(f, src, w->what);
         sqlite3_finalize(w->st);
-        rollback(c);
+        sts_sqlfile_rollback(f);
         return rc;
     }
     if (changed)
-        *changed = sqlite3_changes(c->db);
+        *changed = sqlite3_changes(sts_sqlfile_db(f));
     sqlite3_finalize(w->st);
-    return commit(c, w->what);
+    return sts_sqlfile_commit(f, w->what);
 }
 
 /* One integer from a one-row query (PRAGMA user_version, counts). */
-static int query_int(sts_cache *c, const char *sql, const char *what, long long *out)
+static int query_int(sts_sqlfile *f, const char *sql, const char *what, long long *out)
 {
     sqlite3_stmt *st = NULL;
-    int rc = sqlite3_prepare_v2(c->db, sql, -1, &st, NULL);
+    int rc = sqlite3_prepare_v2(sts_sqlfile_db(f), sql, -1, &st, NULL);
     if (rc == SQLITE_OK) {
         rc = sqlite3_step(st);
         if (rc == SQLITE_ROW) {
@@ -528,7 +379,7 @@ static int query_int(sts_cache *c, const char *sql, const char *what, long long 
             rc = SQLITE_OK;
         }
     }
-    int ret = rc == SQLITE_OK ? 0 : db_fail(c, rc, what);
+    int ret = rc == SQLITE_OK ? 0 : sts_sqlfile_fail(f, rc, what);
     sqlite3_finalize(st);
     return ret;
 }
@@ -570,321 +421,114 @@ static const char SQL_NOTE_FAILURE[] =
     "ON CONFLICT (domain) DO UPDATE SET failed_id = excluded.failed_id,\n"
     "  failed_at = excluded.failed_at";
 
-static int schema_setup(sts_cache *c)
+static int schema_setup(sts_sqlfile *f)
 {
     long long version = 0;
-    int rc = query_int(c, "PRAGMA user_version", "reading the schema version", &version);
+    int rc = query_int(f, "PRAGMA user_version", "reading the schema version", &version);
     if (rc)
         return rc;
     if (version > STS_CACHE_SCHEMA_VERSION) {
-        seterr(c,
-               "schema version %lld is newer than this ststest "
-               "understands (%d): written by a newer ststest? Use that one, or another "
-               "--cache file",
-               version, STS_CACHE_SCHEMA_VERSION);
+        sts_sqlfile_seterr(f,
+                           "schema version %lld is newer than this ststest "
+                           "understands (%d): written by a newer ststest? Use that one, or another "
+                           "--cache file",
+                           version, STS_CACHE_SCHEMA_VERSION);
         return STS_EUNSUPPORTED;
     }
     if (version < STS_CACHE_SCHEMA_VERSION) {
-        if ((rc = begin(c, "starting the schema upgrade")))
+        if ((rc = sts_sqlfile_begin(f, "starting the schema upgrade")))
             return rc;
         /* Read again under the write lock: another process may have done it first. */
-        if ((rc = query_int(c, "PRAGMA user_version", "reading the schema version", &version)))
+        if ((rc = query_int(f, "PRAGMA user_version", "reading the schema version", &version)))
             goto fail;
         if (version == 0) {
             long long ntables = 0;
-            if ((rc = query_int(c, "SELECT count(*) FROM sqlite_master", "reading the schema",
+            if ((rc = query_int(f, "SELECT count(*) FROM sqlite_master", "reading the schema",
                                 &ntables)))
                 goto fail;
             if (ntables) {
-                seterr(c,
-                       "an SQLite database, but not a ststest policy "
-                       "cache (it has %lld schema objects and no schema version); left "
-                       "untouched: give another --cache file",
-                       ntables);
+                sts_sqlfile_seterr(f,
+                                   "an SQLite database, but not a ststest policy "
+                                   "cache (it has %lld schema objects and no schema version); left "
+                                   "untouched: give another --cache file",
+                                   ntables);
                 rc = STS_EIO;
                 goto fail;
             }
         }
         for (long long v = version; v < STS_CACHE_SCHEMA_VERSION; v++)
-            if ((rc = exec_sql(c, migrations[v], "upgrading the schema")))
+            if ((rc = sts_sqlfile_exec(f, migrations[v], "upgrading the schema")))
                 goto fail;
         char sql[64];
         snprintf(sql, sizeof(sql), "PRAGMA user_version = %d", STS_CACHE_SCHEMA_VERSION);
-        if ((rc = exec_sql(c, sql, "setting the schema version")))
+        if ((rc = sts_sqlfile_exec(f, sql, "setting the schema version")))
             goto fail;
-        if ((rc = commit(c, "committing the schema upgrade")))
+        if ((rc = sts_sqlfile_commit(f, "committing the schema upgrade")))
             return rc;
     }
     /* The version says 1: check that the table is really there with all its columns. */
     sqlite3_stmt *st = NULL;
-    int src = sqlite3_prepare_v2(c->db, "SELECT " COLUMNS " FROM policy LIMIT 0", -1, &st, NULL);
+    int src = sqlite3_prepare_v2(sts_sqlfile_db(f), "SELECT " COLUMNS " FROM policy LIMIT 0", -1,
+                                 &st, NULL);
     sqlite3_finalize(st);
     if (src != SQLITE_OK)
-        return db_fail(c, src, "schema version 1 but the policy table is missing or malformed");
+        return sts_sqlfile_fail(f, src,
+                                "schema version 1 but the policy table is missing or malformed");
     return 0;
 fail:
-    rollback(c);
+    sts_sqlfile_rollback(f);
     return rc;
 }
 
-/* A symbolic link as the cache file (or as its -wal or -shm file) is refused: whoever
- * placed it could point the cache at any file this user may write, and SQLite would
- * turn that file into a database. what: "the policy cache", ... */
-static int refuse_symlink(sts_cache *c, const char *file, const char *what)
-{
-    char target[PATH_MAX];
-    ssize_t n = readlink(file, target, sizeof(target) - 1);
-    target[n > 0 ? n : 0] = '\0';
-    snprintf(c->err, sizeof(c->err),
-             "%s is a symbolic link; refusing it as %s: a link could point the cache at any "
-             "file this user may write (it points to %s)",
-             file, what, n > 0 ? target : "?");
-    return STS_EIO;
-}
+static const sts_sqlfile_names cache_names = {"policy cache", "the cache", "--cache"};
 
-/* 1 when file exists (as anything, a link too), 0 when not; *is_link says a link. */
-static int file_there(const char *file, int *is_link)
+static int schema_step(sts_sqlfile *f, void *arg)
 {
-    struct stat stb;
-    *is_link = 0;
-    if (lstat(file, &stb) != 0)
-        return 0;
-    *is_link = S_ISLNK(stb.st_mode);
-    return 1;
-}
-
-/* Check the file before SQLite opens it, so that errors name the real cause (errno).
- * POSIX record locks (SQLite's) belong to the process and are all dropped when ANY
- * descriptor of the file is closed: opening and closing an existing database file here
- * would silently release the locks of another connection of this process to it. So an
- * existing file is only looked at with stat() and access(); only a missing one is
- * created here, with mode 0600 (no connection of ours can have it open). What is inside
- * (an SQLite database or not) is left to SQLite, which reports SQLITE_NOTADB. */
-static int precheck_file(sts_cache *c)
-{
-    struct stat stb;
-    int link, wal_link, shm_link;
-    char wal[PATH_MAX], shm[PATH_MAX];
-    snprintf(wal, sizeof(wal), "%s-wal", c->path);
-    snprintf(shm, sizeof(shm), "%s-shm", c->path);
-    c->had_wal = file_there(wal, &wal_link);
-    c->had_shm = file_there(shm, &shm_link);
-    if (file_there(c->path, &link) && link)
-        return refuse_symlink(c, c->path, "the policy cache");
-    if (wal_link)
-        return refuse_symlink(c, wal, "the policy cache's write-ahead log");
-    if (shm_link)
-        return refuse_symlink(c, shm, "the policy cache's shared-memory index");
-    if (stat(c->path, &stb) == 0) {
-        if (!S_ISREG(stb.st_mode)) {
-            seterr(c, "cannot open or create it: not a regular file");
-            return STS_EIO;
-        }
-        if (access(c->path, R_OK | W_OK) != 0) {
-            seterr(c, "cannot open it for reading and writing: %s (check its permissions)",
-                   strerror(errno));
-            return STS_EIO;
-        }
-    } else {
-        int fd = open(c->path, O_RDWR | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC | O_NOCTTY, 0600);
-        if (fd < 0 && errno != EEXIST) {
-            int e = errno;
-            seterr(c, "cannot open or create it: %s%s", strerror(e),
-                   e == ENOENT                 ? " (its directory does not exist)"
-                   : e == EACCES || e == EROFS ? " (check the permissions of its directory)"
-                                               : "");
-            return STS_EIO;
-        }
-        if (fd >= 0) {
-            c->created = 1;
-            close(fd);
-        }
-    }
-    /* WAL mode needs the -wal and -shm files next to the database. */
-    char dir[PATH_MAX];
-    snprintf(dir, sizeof(dir), "%s", c->path);
-    char *slash = strrchr(dir, '/');
-    if (!slash)
-        snprintf(dir, sizeof(dir), ".");
-    else if (slash == dir)
-        dir[1] = '\0';
-    else
-        *slash = '\0';
-    if (access(dir, W_OK | X_OK) != 0) {
-        seterr(c,
-               "its directory %s is not writable (%s); the cache needs to create its -wal "
-               "and -shm files there",
-               dir, strerror(errno));
-        return STS_EIO;
-    }
-    return 0;
-}
-
-static double mono_now(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
-
-/* Journal mode, synchronous, schema. WAL is a property of the file: set it only when the
- * file is not in WAL mode yet. */
-static int setup_connection(sts_cache *c)
-{
-    int rc;
-    for (int pass = 0; pass < 2; pass++) {
-        sqlite3_stmt *st = NULL;
-        const char *sql = pass ? "PRAGMA journal_mode=WAL" : "PRAGMA journal_mode";
-        int src = sqlite3_prepare_v2(c->db, sql, -1, &st, NULL);
-        if (src == SQLITE_OK)
-            src = sqlite3_step(st);
-        if (src != SQLITE_ROW) {
-            rc = db_fail(c, src, pass ? "setting WAL journal mode" : "reading the journal mode");
-            sqlite3_finalize(st);
-            return rc;
-        }
-        const char *mode = (const char *)sqlite3_column_text(st, 0);
-        int wal = mode && !strcmp(mode, "wal");
-        if (pass && !wal) {
-            /* journal_mode answers with the mode in force: anything but "wal" means WAL
-             * could not be set (e.g. no shared memory on this file system), which we
-             * refuse rather than run with weaker concurrency than documented. */
-            seterr(c, "cannot use WAL journal mode (got %s)", mode ? mode : "nothing");
-            sqlite3_finalize(st);
-            return STS_EIO;
-        }
-        sqlite3_finalize(st);
-        if (wal)
-            break;
-    }
-    if ((rc = exec_sql(c, "PRAGMA synchronous=NORMAL", "setting synchronous=NORMAL")))
-        return rc;
-    return schema_setup(c);
-}
-
-/* Is some connection (of another process) using the database whose -shm file is
- * shm? SQLite holds a read lock on the "DMS" byte of the -shm file (offset 128) for as
- * long as a connection has it mapped. Only called when no connection of ours is open:
- * closing the probe's descriptor drops this process's locks on the file. */
-static int shm_in_use(const char *shm)
-{
-    int fd = open(shm, O_RDONLY | O_NOFOLLOW | O_CLOEXEC | O_NOCTTY);
-    if (fd < 0)
-        return 0;
-    struct flock fl = {.l_type = F_WRLCK, .l_whence = SEEK_SET, .l_start = 128, .l_len = 1};
-    int busy = fcntl(fd, F_GETLK, &fl) != 0 || fl.l_type != F_UNLCK;
-    close(fd);
-    return busy;
-}
-
-/* After a failed open, with our connection closed: remove the files this open created
- * (a disk that is full must not be left fuller, nor a directory littered with a
- * 3-byte -shm file), unless another process has begun to use them meanwhile. */
-static void remove_created(sts_cache *c)
-{
-    char wal[PATH_MAX], shm[PATH_MAX];
-    struct stat stb;
-    snprintf(wal, sizeof(wal), "%s-wal", c->path);
-    snprintf(shm, sizeof(shm), "%s-shm", c->path);
-    int shm_mine = !c->had_shm && !shm_in_use(shm);
-    if (!c->had_wal && shm_mine && lstat(wal, &stb) == 0 && S_ISREG(stb.st_mode) &&
-        stb.st_size == 0)
-        unlink(wal);
-    if (shm_mine && lstat(shm, &stb) == 0 && S_ISREG(stb.st_mode))
-        unlink(shm);
-    if (c->created && shm_mine && lstat(c->path, &stb) == 0 && S_ISREG(stb.st_mode) &&
-        stb.st_size == 0)
-        unlink(c->path);
+    (void)arg;
+    return schema_setup(f);
 }
 
 int sts_cache_open(const char *path, sts_cache **out, char *err, size_t errlen)
 {
     *out = NULL;
-    if (!path || !path[0]) {
-        sts_errf(err, errlen, "policy cache: empty file name");
-        return STS_EINVAL;
-    }
     sts_cache *c = calloc(1, sizeof(*c));
-    if (!c || !(c->path = strdup(path))) {
-        free(c);
-        sts_errf(err, errlen, "policy cache %s: out of memory", path);
+    if (!c) {
+        sts_errf(err, errlen, "policy cache %s: out of memory", path ? path : "");
         return STS_ENOMEM;
     }
-    int rc = precheck_file(c);
-    if (rc)
-        goto fail;
-    int flags = SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX;
-#ifdef SQLITE_OPEN_NOFOLLOW
-    /* SQLite 3.31+: refuse a link put in place after precheck_file() looked. */
-    flags |= SQLITE_OPEN_NOFOLLOW;
-#endif
-    int src = sqlite3_open_v2(path, &c->db, flags, NULL);
-    if (src != SQLITE_OK) {
-        int link;
-        if (file_there(path, &link) && link)
-            rc = refuse_symlink(c, path, "the policy cache");
-        else
-            rc = db_fail(c, src, "cannot open");
-        goto fail;
+    int rc = sts_sqlfile_open(path, &cache_names, STS_CACHE_BUSY_TIMEOUT_MS, schema_step, NULL,
+                              &c->f, err, errlen);
+    if (rc) {
+        free(c);
+        return rc;
     }
-    sqlite3_extended_result_codes(c->db, 1);
-    if (sqlite3_db_readonly(c->db, "main") == 1) {
-        seterr(c, "opened read-only: check the "
-                  "permissions of the file and its directory");
-        rc = STS_EIO;
-        goto fail;
-    }
-    sqlite3_busy_timeout(c->db, STS_CACHE_BUSY_TIMEOUT_MS);
-    /* Switching a file to WAL and creating the schema can meet SQLITE_BUSY without the
-     * busy handler being called (SQLite returns at once where waiting could deadlock,
-     * e.g. when several processes open a new file together): retry the whole setup,
-     * with a little jitter, until the busy timeout has passed. */
-    double deadline = mono_now() + STS_CACHE_BUSY_TIMEOUT_MS / 1000.0;
-    unsigned jitter = (unsigned)getpid();
-    while ((rc = setup_connection(c)) == STS_ETIMEDOUT && mono_now() < deadline) {
-        jitter = jitter * 1103515245u + 12345u;
-        usleep(2000 + (jitter >> 8) % 20000);
-    }
-    if (rc)
-        goto fail;
-    c->err[0] = '\0';
     *out = c;
     return 0;
-fail:
-    sts_errf(err, errlen, "%s", c->err);
-    if (c->db)
-        sqlite3_close(c->db);
-    c->db = NULL;
-    remove_created(c);
-    sts_cache_close(c);
-    return rc;
 }
 
 void sts_cache_close(sts_cache *c)
 {
     if (!c)
         return;
-    if (c->db)
-        sqlite3_close(c->db); /* all statements are finalized where they are used */
-    free(c->path);
+    sts_sqlfile_close(c->f);
     free(c);
 }
 
 const char *sts_cache_path(const sts_cache *c)
 {
-    return c ? c->path : "";
+    return c ? sts_sqlfile_path(c->f) : "";
 }
 
 const char *sts_cache_last_error(const sts_cache *c)
 {
-    return c ? c->err : "";
+    return c ? sts_sqlfile_last_error(c->f) : "";
 }
 
 /* ---- operations --------------------------------------------------------------------- */
 
 static int bad_arg(sts_cache *c, const char *what, const char *value)
 {
-    seterr(c, "%s '%s'", what, value ? value : "(null)");
+    sts_sqlfile_seterr(c->f, "%s '%s'", what, value ? value : "(null)");
     return STS_EINVAL;
 }
 
@@ -901,18 +545,18 @@ int sts_cache_get(sts_cache *c, const char *domain, time_t now, sts_cache_entry 
         return bad_arg(c, "get: invalid domain name", domain);
 
     sqlite3_stmt *st;
-    int src = prepare_row(c, "SELECT " COLUMNS " FROM policy WHERE domain = ?1", dom, NULL, &st);
+    int src = prepare_row(c->f, "SELECT " COLUMNS " FROM policy WHERE domain = ?1", dom, NULL, &st);
     if (src == SQLITE_OK)
         src = sqlite3_step(st);
     if (src == SQLITE_DONE) {
         sqlite3_finalize(st);
-        seterr(c, "no entry for %s", dom);
+        sts_sqlfile_seterr(c->f, "no entry for %s", dom);
         return STS_ENOTFOUND;
     }
     if (src != SQLITE_ROW) {
         char what[300];
         snprintf(what, sizeof(what), "get %s", dom);
-        int rc = db_fail(c, src, what);
+        int rc = sts_sqlfile_fail(c->f, src, what);
         sqlite3_finalize(st);
         return rc;
     }
@@ -980,7 +624,7 @@ int sts_cache_get(sts_cache *c, const char *domain, time_t now, sts_cache_entry 
     }
     sqlite3_finalize(st);
     if (rc) {
-        seterr(c, "get %s: out of memory", dom);
+        sts_sqlfile_seterr(c->f, "get %s: out of memory", dom);
         sts_cache_entry_free(e);
         return rc;
     }
@@ -996,19 +640,19 @@ int sts_cache_put(sts_cache *c, const char *domain, const char *id, const char *
     if (!id_valid(id))
         return bad_arg(c, "put: invalid policy id (1-32 letters and digits):", id);
     if (max_age < 0 || max_age > STS_POLICY_MAX_AGE_MAX) {
-        seterr(c,
-               "put %s: max_age %ld outside "
-               "0..%ld",
-               dom, max_age, STS_POLICY_MAX_AGE_MAX);
+        sts_sqlfile_seterr(c->f,
+                           "put %s: max_age %ld outside "
+                           "0..%ld",
+                           dom, max_age, STS_POLICY_MAX_AGE_MAX);
         return STS_EINVAL;
     }
     if (!policy_text && len)
         return bad_arg(c, "put: no policy text for", dom);
     if (len > STS_CACHE_POLICY_MAX) {
-        seterr(c,
-               "put %s: policy of %zu bytes over "
-               "the %d-byte cap",
-               dom, len, STS_CACHE_POLICY_MAX);
+        sts_sqlfile_seterr(c->f,
+                           "put %s: policy of %zu bytes over "
+                           "the %d-byte cap",
+                           dom, len, STS_CACHE_POLICY_MAX);
         return STS_ETOOBIG;
     }
     /* Only a policy that parses is cached: what a later run loads must be applicable. */
@@ -1020,7 +664,8 @@ int sts_cache_put(sts_cache *c, const char *domain, const char *id, const char *
         char why[300];
         sts_diags_summary(&diags, why, sizeof(why));
         sts_diags_free(&diags);
-        seterr(c, "put %s: not a valid policy: %s", dom, why[0] ? why : sts_strerror(prc));
+        sts_sqlfile_seterr(c->f, "put %s: not a valid policy: %s", dom,
+                           why[0] ? why : sts_strerror(prc));
         return prc == STS_ENOMEM ? STS_ENOMEM : STS_ESYNTAX;
     }
     sts_diags_free(&diags);
@@ -1028,7 +673,7 @@ int sts_cache_put(sts_cache *c, const char *domain, const char *id, const char *
     sts_policy_free(&pol);
 
     row_write w;
-    int rc = row_write_begin(c, &w, SQL_PUT, dom, id, "put %s", dom);
+    int rc = row_write_begin(c->f, &w, SQL_PUT, dom, id, "put %s", dom);
     if (rc)
         return rc;
     if (w.src == SQLITE_OK)
@@ -1038,7 +683,7 @@ int sts_cache_put(sts_cache *c, const char *domain, const char *id, const char *
     row_bind_int(&w, 5, max_age);
     row_bind_int(&w, 6, (sqlite3_int64)now);
     row_bind_int(&w, 7, (sqlite3_int64)now + max_age);
-    return row_write_end(c, &w, NULL);
+    return row_write_end(c->f, &w, NULL);
 }
 
 int sts_cache_note_failure(sts_cache *c, const char *domain, const char *id, time_t now)
@@ -1049,11 +694,11 @@ int sts_cache_note_failure(sts_cache *c, const char *domain, const char *id, tim
     if (!id_valid(id))
         return bad_arg(c, "note failure: invalid policy id", id);
     row_write w;
-    int rc = row_write_begin(c, &w, SQL_NOTE_FAILURE, dom, id, "note failure %s id %s", dom, id);
+    int rc = row_write_begin(c->f, &w, SQL_NOTE_FAILURE, dom, id, "note failure %s id %s", dom, id);
     if (rc)
         return rc;
     row_bind_int(&w, 3, (sqlite3_int64)now);
-    return row_write_end(c, &w, NULL);
+    return row_write_end(c->f, &w, NULL);
 }
 
 int sts_cache_may_fetch(sts_cache *c, const char *domain, const char *id, time_t now)
@@ -1078,12 +723,12 @@ int sts_cache_delete(sts_cache *c, const char *domain)
         return bad_arg(c, "delete: invalid domain name", domain);
     row_write w;
     int changed = 0;
-    int rc =
-        row_write_begin(c, &w, "DELETE FROM policy WHERE domain = ?1", dom, NULL, "delete %s", dom);
-    if (rc || (rc = row_write_end(c, &w, &changed)))
+    int rc = row_write_begin(c->f, &w, "DELETE FROM policy WHERE domain = ?1", dom, NULL,
+                             "delete %s", dom);
+    if (rc || (rc = row_write_end(c->f, &w, &changed)))
         return rc;
     if (!changed) {
-        seterr(c, "delete: no entry for %s", dom);
+        sts_sqlfile_seterr(c->f, "delete: no entry for %s", dom);
         return STS_ENOTFOUND;
     }
     return 0;

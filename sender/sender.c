@@ -52,6 +52,7 @@
 #include "sender/policy.h"
 #include "sender/resolver.h"
 #include "sender/result.h"
+#include "sender/rptstore.h"
 #include "sender/smtpc.h"
 #include "sender/tlsrpt.h"
 
@@ -145,6 +146,7 @@ typedef struct run {
     sts_fetcher *fetcher;
     sts_cache *cache;       /* NULL: no cache (--no-cache, or the default is unusable) */
     sts_cache *drift_cache; /* check --cache FILE: only read, for the drift */
+    sts_rptstore *rptstore; /* NULL: no TLS report store (rptstore.h) */
     SSL_CTX *ctx;
     char *const *rcpts;
     size_t njobs, next, done;
@@ -1115,6 +1117,17 @@ static void job_check_verdict(job *j, json_t *o)
     free(fs);
 }
 
+/* RFC 8460: the job's MX sessions into the TLS report store, on the run's clock. A
+ * store that fails is a warning: the delivery result stands. */
+static void run_record_sessions(run *r, job *j)
+{
+    if (!r->rptstore)
+        return;
+    time_t at = r->opts->now ? r->opts->now : time(NULL);
+    if (sts_rptstore_record(r->rptstore, &j->res, job_disc(j), at) != 0)
+        sts_info(j->log, "WARNING %s", sts_rptstore_last_error(r->rptstore));
+}
+
 /* DONE: decide, tell, keep the JSON result; the job is freed from the reap timer. */
 static void job_done(job *j)
 {
@@ -1126,6 +1139,7 @@ static void job_done(job *j)
         sts_result_json(&j->res, job_disc(j), r->opts->check_only, r->cache != NULL, r->pool);
     if (r->opts->check_only)
         job_check_verdict(j, r->results[j->index]);
+    run_record_sessions(r, j);
     run_emit(r, 0);
     r->done++;
     run_start_jobs(r);
@@ -1445,6 +1459,36 @@ static int run_open_cache(run *r)
     return 0;
 }
 
+/* The TLS report store (rptstore.h), as the policy cache: --report-store FILE must
+ * work (65 otherwise), trouble with the default one is a warning. 0 or an exit status. */
+static int run_open_rptstore(run *r)
+{
+    const sts_sender_opts *opts = r->opts;
+    if (opts->no_report_store)
+        return 0;
+    char path[4096], err[1024] = "";
+    const char *spath = opts->report_store_file;
+    int rc = 0;
+    if (!spath) {
+        rc = sts_rptstore_default_path(path, sizeof(path), err, sizeof(err));
+        spath = path;
+    }
+    if (!rc)
+        rc = sts_rptstore_open(spath, &r->rptstore, err, sizeof(err));
+    if (rc && opts->report_store_file) {
+        sts_error(opts->log, "ERROR --report-store %s: %s", opts->report_store_file, err);
+        return STS_EXIT_DATAERR;
+    }
+    if (rc)
+        sts_info(opts->log,
+                 "WARNING the default TLS report store is unusable, recording "
+                 "no sessions: %s",
+                 err);
+    else
+        sts_debug(opts->log, "TLSRPT report store %s", sts_rptstore_path(r->rptstore));
+    return 0;
+}
+
 /* The TLS client context, the resolver and the fetcher. 0 or an exit status. */
 static int run_open_clients(run *r)
 {
@@ -1486,6 +1530,8 @@ static int run_open(run *r)
     if (!opts->check_only && opts->data_file && read_data(r, opts->data_file, opts->log))
         return STS_EXIT_DATAERR;
     int status = run_open_cache(r);
+    if (!status)
+        status = run_open_rptstore(r);
     if (!status)
         status = run_open_clients(r);
     if (status)
@@ -1589,6 +1635,7 @@ static void run_close(run *r)
     SSL_CTX_free(r->ctx);
     sts_cache_close(r->cache);
     sts_cache_close(r->drift_cache);
+    sts_rptstore_close(r->rptstore);
     sts_buf_free(&r->data);
 }
 

@@ -29,6 +29,10 @@ typedef struct sts_sender_opts {
                              * ~/.cache; unusable -> a warning, no cache); an unusable
                              * explicit file -> exit 65 */
     int no_cache;           /* no policy cache at all */
+    const char *report_store_file; /* TLS report store (rptstore.h); NULL = default, next
+                                    * to the default policy cache (unusable -> a warning,
+                                    * no store); an unusable explicit file -> exit 65 */
+    int no_report_store;           /* record no sessions for TLS reports */
     const char *from;       /* envelope sender; NULL = "ststest@<the EHLO name>" */
     const char *data_file;  /* message file, "-" = stdin, NULL = a generated test message */
     const char *helo;       /* NULL = sts_sender_default_helo() */

@@ -1,9 +1,10 @@
 /*
- * cmd_lint.c - `ststest lint [--txt|--tlsrpt|--policy] [--json] [--mx-host HOST] FILE|-`:
- * check an MTA-STS policy file (RFC 8461 3.2), a `_mta-sts` TXT record (3.1) or a
- * `_smtp._tls` TLSRPT record (RFC 8460 3), told apart by their first bytes unless a
- * flag says which; print every problem as FILE:LINE:COL: error|warning: message and
- * what was understood.
+ * cmd_lint.c - `ststest lint [--txt|--tlsrpt|--report|--policy] [--json] [--mx-host HOST]
+ * FILE|-`: check an MTA-STS policy file (RFC 8461 3.2), a `_mta-sts` TXT record (3.1), a
+ * `_smtp._tls` TLSRPT record (RFC 8460 3) or a received TLS report (RFC 8460 4: JSON,
+ * gzip or a whole mail message), told apart by their first bytes unless a flag says
+ * which; print every problem as FILE:LINE:COL: error|warning: message (a report's
+ * findings as FILE: error|warning: $.json.path: message) and what was understood.
  * Returns the exit status: 0 valid, 1 a valid policy whose mx patterns do not allow
  * the --mx-host, 65 invalid or unreadable input, 64 usage, 70
  * internal error (out of memory).
@@ -14,44 +15,52 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include "common/buf.h"
 #include "common/err.h"
+#include "common/rptjson.h"
+#include "common/rptmsg.h"
 #include "sender/diag.h"
 #include "sender/fetch.h"
 #include "sender/policy.h"
 #include "sender/ststxt.h"
 #include "sender/tlsrpt.h"
+#include "src/cli.h"
 #include "src/cmds.h"
 
 /* Files larger than this are not policies anyone would serve. */
 #define LINT_MAX_INPUT (1024 * 1024)
 
 /* What lint checks; the name is the JSON "kind", the label what the report says. */
-enum lint_kind { LINT_POLICY, LINT_TXT, LINT_TLSRPT };
+enum lint_kind { LINT_POLICY, LINT_TXT, LINT_TLSRPT, LINT_REPORT };
 static const struct {
     const char *name, *label, *flag;
 } kinds[] = {
     [LINT_POLICY] = {"policy", "MTA-STS policy", "--policy"},
     [LINT_TXT] = {"txt", "_mta-sts TXT record", "--txt"},
     [LINT_TLSRPT] = {"tlsrpt", "_smtp._tls TLSRPT record", "--tlsrpt"},
+    [LINT_REPORT] = {"report", "TLS report (RFC 8460 4)", "--report"},
 };
 
 static void usage(FILE *fp)
 {
-    fprintf(fp, "usage: ststest lint [--txt|--tlsrpt|--policy] [--json] [--mx-host HOST] FILE|-\n"
+    fprintf(fp, "usage: ststest lint [--txt|--tlsrpt|--report|--policy] [--json] [--mx-host HOST] FILE|-\n"
                 "\n"
-                "Check an MTA-STS policy file (RFC 8461 3.2), a _mta-sts TXT record (3.1) or a\n"
-                "_smtp._tls TLSRPT record (RFC 8460 3). Without a flag the input says which:\n"
-                "one that begins with \"v=TLSRPT\" is a TLSRPT record, one that begins with\n"
-                "another \"v=\" (v=STSv1) a _mta-sts TXT record, a quoted string (zone-file\n"
-                "style: \"v=STSv1; \" \"id=1;\") a record of either kind by the same rule, and\n"
-                "anything else a policy file. The report names the kind it checked.\n"
-                "FILE - reads standard input.\n"
+                "Check an MTA-STS policy file (RFC 8461 3.2), a _mta-sts TXT record (3.1), a\n"
+                "_smtp._tls TLSRPT record (RFC 8460 3) or a received TLS report (RFC 8460 4).\n"
+                "Without a flag the input says which: gzip data, JSON (it begins with \"{\")\n"
+                "or a mail message (it begins with a header such as From:, Received: or\n"
+                "Content-Type:) is a TLS report; one that begins with \"v=TLSRPT\" is a\n"
+                "TLSRPT record, one that begins with another \"v=\" (v=STSv1) a _mta-sts TXT\n"
+                "record, a quoted string (zone-file style: \"v=STSv1; \" \"id=1;\") a record\n"
+                "of either kind by the same rule, and anything else a policy file. The\n"
+                "report names the kind it checked. FILE - reads standard input.\n"
                 "\n"
                 "options:\n"
                 "  --txt           the input is a _mta-sts TXT record\n"
                 "  --tlsrpt        the input is a _smtp._tls TLSRPT record\n"
+                "  --report        the input is a TLS report: JSON, gzip or a whole message\n"
                 "  --policy        the input is a policy file\n"
                 "  --json          print one JSON document instead of the report\n"
                 "  --mx-host HOST  also say whether the policy allows MX host HOST (RFC 8461 4.1)\n"
@@ -59,31 +68,6 @@ static void usage(FILE *fp)
                 "\n"
                 "exit status: 0 valid, 1 valid but --mx-host not allowed, 65 invalid or\n"
             "unreadable, 64 usage, 70 internal error.\n");
-}
-
-static int read_input(const char *path, sts_buf *b, char *err, size_t errlen)
-{
-    FILE *fp = strcmp(path, "-") ? fopen(path, "rb") : stdin;
-    if (!fp) {
-        snprintf(err, errlen, "cannot open %s: %s", path, strerror(errno));
-        return STS_EIO;
-    }
-    char chunk[8192];
-    size_t n;
-    int rc = 0;
-    while ((n = fread(chunk, 1, sizeof(chunk), fp)) > 0)
-        if ((rc = sts_buf_append(b, chunk, n)) != 0) {
-            snprintf(err, errlen, "%s: %s", path,
-                     rc == STS_ETOOBIG ? "larger than 1 MiB" : sts_strerror(rc));
-            break;
-        }
-    if (!rc && ferror(fp)) {
-        snprintf(err, errlen, "cannot read %s: %s", path, strerror(errno));
-        rc = STS_EIO;
-    }
-    if (fp != stdin)
-        fclose(fp);
-    return rc;
 }
 
 /* Zone-file style input: one or more "quoted" character-strings, concatenated as a
@@ -144,9 +128,36 @@ static int unquote_txt(const char *in, size_t len, sts_buf *out, sts_diags *diag
     return 0;
 }
 
+/* Does p[0..n) begin with a header field of a mail message (RFC 5322 2.2), one that a
+ * message carrying a TLS report starts with? A policy file's "version: STSv1" is a
+ * header-shaped line too, so the name must be a message's. */
+static int looks_like_message(const char *p, size_t n)
+{
+    static const char *const names[] = {
+        "return-path",    "received",          "from",           "to",
+        "subject",        "date",              "message-id",     "mime-version",
+        "content-type",   "dkim-signature",    "delivered-to",   "tls-report-domain",
+        "tls-report-submitter", "authentication-results", "reply-to", "sender",
+    };
+    size_t i = 0;
+    while (i < n && p[i] != ':' && p[i] > 32 && p[i] < 127)
+        i++;
+    if (i == 0 || i >= n || p[i] != ':')
+        return 0;
+    if ((i > 2 && !strncasecmp(p, "x-", 2)) || (i > 4 && !strncasecmp(p, "arc-", 4)))
+        return 1;
+    for (size_t k = 0; k < sizeof(names) / sizeof(names[0]); k++)
+        if (strlen(names[k]) == i && !strncasecmp(p, names[k], i))
+            return 1;
+    return 0;
+}
+
 /* The kind of input p[0..n) (after leading whitespace): quoted strings are records. */
 static enum lint_kind detect_kind(const char *p, size_t n)
 {
+    if ((n >= 2 && (unsigned char)p[0] == 0x1f && (unsigned char)p[1] == 0x8b) ||
+        (n && p[0] == '{') || looks_like_message(p, n))
+        return LINT_REPORT;
     int quoted = n && p[0] == '"';
     if (quoted) {
         p++;
@@ -227,6 +238,7 @@ static int lint_args(int argc, char **argv, lint_job *j)
     static const struct option opts[] = {
         {"txt", no_argument, NULL, 't'},
         {"tlsrpt", no_argument, NULL, 'r'},
+        {"report", no_argument, NULL, 'R'},
         {"policy", no_argument, NULL, 'p'},
         {"json", no_argument, NULL, 'j'},
         {"mx-host", required_argument, NULL, 'm'},
@@ -240,8 +252,12 @@ static int lint_args(int argc, char **argv, lint_job *j)
         switch (c) {
         case 't':
         case 'r':
+        case 'R':
         case 'p':
-            j->forced |= 1u << (c == 't' ? LINT_TXT : c == 'r' ? LINT_TLSRPT : LINT_POLICY);
+            j->forced |= 1u << (c == 't'   ? LINT_TXT
+                                : c == 'r' ? LINT_TLSRPT
+                                : c == 'R' ? LINT_REPORT
+                                           : LINT_POLICY);
             break;
         case 'j':
             j->as_json = 1;
@@ -259,7 +275,7 @@ static int lint_args(int argc, char **argv, lint_job *j)
         }
     }
     if (j->forced & (j->forced - 1)) {
-        fprintf(stderr, "ststest lint: --txt, --tlsrpt and --policy exclude each other\n");
+        fprintf(stderr, "ststest lint: --txt, --tlsrpt, --report and --policy exclude each other\n");
         usage(stderr);
         return STS_EXIT_USAGE;
     }
@@ -278,7 +294,7 @@ static int lint_args(int argc, char **argv, lint_job *j)
 static int lint_read(lint_job *j)
 {
     char err[512];
-    if (read_input(j->path, &j->in, err, sizeof(err))) {
+    if (sts_cli_read_file(j->path, &j->in, "larger than 16 MiB", err, sizeof(err))) {
         fprintf(stderr, "ststest lint: %s\n", err);
         return STS_EXIT_DATAERR;
     }
@@ -287,10 +303,17 @@ static int lint_read(lint_job *j)
     while (lead < len &&
            (text[lead] == ' ' || text[lead] == '\t' || text[lead] == '\n' || text[lead] == '\r'))
         lead++;
-    j->seen = j->kind = detect_kind(text + lead, len - lead);
-    for (enum lint_kind k = LINT_POLICY; k <= LINT_TLSRPT; k++)
+    /* gzip's magic is the input's first bytes, not after white space. */
+    j->seen = j->kind = len >= 2 && (unsigned char)text[0] == 0x1f && (unsigned char)text[1] == 0x8b
+                            ? LINT_REPORT
+                            : detect_kind(text + lead, len - lead);
+    for (enum lint_kind k = LINT_POLICY; k <= LINT_REPORT; k++)
         if (j->forced & (1u << k))
             j->kind = k;
+    if (j->kind != LINT_REPORT && len > LINT_MAX_INPUT) {
+        fprintf(stderr, "ststest lint: %s: larger than 1 MiB\n", j->path);
+        return STS_EXIT_DATAERR;
+    }
     j->quoted = j->kind != LINT_POLICY && lead < len && text[lead] == '"';
     if (j->kind != LINT_POLICY && j->mx_host) {
         fprintf(stderr, "ststest lint: --mx-host needs a policy file, not a %s\n",
@@ -419,17 +442,130 @@ static void lint_print_text(const lint_job *j, int valid, const char *match)
                j->diags.nwarnings == 1 ? "" : "s");
 }
 
+/* ---- a received TLS report ------------------------------------------------------- */
+
+static json_t *findings_json(const sts_rpt_findings *f, sts_rpt_severity sev)
+{
+    json_t *a = json_array();
+    for (size_t i = 0; a && i < f->n; i++)
+        if (f->items[i].severity == sev)
+            json_array_append_new(a, json_pack("{s:s, s:i, s:i, s:s}", "path", f->items[i].path,
+                                               "line", f->items[i].line, "column",
+                                               f->items[i].column, "message",
+                                               f->items[i].message));
+    return a;
+}
+
+static void print_findings(const char *name, const sts_rpt_findings *f)
+{
+    for (size_t i = 0; i < f->n; i++) {
+        const sts_rpt_finding *g = &f->items[i];
+        const char *sev = sts_rpt_severity_name(g->severity);
+        if (g->line > 0)
+            printf("%s:%d:%d: %s: %s\n", name, g->line, g->column, sev, g->message);
+        else
+            printf("%s: %s: %s: %s\n", name, sev, g->path, g->message);
+    }
+    if (f->ndropped)
+        printf("%s: ... and %zu more findings\n", name, f->ndropped);
+}
+
+/* What a valid report says, in one line. */
+static void print_report_line(const char *name, sts_rptmsg_form form, const json_t *r)
+{
+    const json_t *range = json_object_get(r, "date-range");
+    printf("%s: valid %s (%s): organization-name '%s', report-id '%s', %s to %s", name,
+           kinds[LINT_REPORT].label, sts_rptmsg_form_name(form),
+           json_string_value(json_object_get(r, "organization-name")),
+           json_string_value(json_object_get(r, "report-id")),
+           json_string_value(json_object_get(range, "start-datetime")),
+           json_string_value(json_object_get(range, "end-datetime")));
+    size_t i;
+    json_t *p;
+    json_array_foreach(json_object_get(r, "policies"), i, p)
+    {
+        const json_t *pol = json_object_get(p, "policy"), *sum = json_object_get(p, "summary");
+        printf("%s %s (%s, %lld successful, %lld failed)", i ? "," : ";",
+               json_string_value(json_object_get(pol, "policy-domain")),
+               json_string_value(json_object_get(pol, "policy-type")),
+               (long long)json_integer_value(json_object_get(sum, "total-successful-session-count")),
+               (long long)json_integer_value(json_object_get(sum, "total-failure-session-count")));
+    }
+    printf("\n");
+}
+
+/* Decode (JSON, gzip, message) and validate; print; the exit status. */
+static int lint_report(lint_job *j)
+{
+    sts_buf text;
+    sts_buf_init(&text, 0);
+    sts_rptmsg_form form = STS_RPTMSG_JSON;
+    sts_rpt_findings f;
+    sts_rpt_findings_init(&f);
+    json_t *root = NULL;
+    char err[512] = "";
+    int rc = sts_rptmsg_decode(j->in.data ? j->in.data : "", j->in.len, &text, &form, err,
+                               sizeof(err));
+    int undecodable = rc != 0;
+    if (!rc)
+        rc = sts_rpt_validate_text(text.data ? text.data : "", text.len, &f, &root);
+    if (rc == STS_ENOMEM) {
+        fprintf(stderr, "ststest lint: out of memory\n");
+        json_decref(root);
+        sts_rpt_findings_free(&f);
+        sts_buf_free(&text);
+        return STS_EXIT_SOFTWARE;
+    }
+    int valid = rc == 0;
+    if (j->as_json) {
+        json_t *errors = findings_json(&f, STS_RPT_ERROR);
+        if (undecodable)
+            json_array_append_new(errors, json_pack("{s:s, s:i, s:i, s:s}", "path", "$", "line",
+                                                    0, "column", 0, "message", err));
+        json_t *doc = json_pack("{s:s, s:s, s:s, s:b, s:o, s:o, s:O?}", "kind",
+                                kinds[LINT_REPORT].name, "file", j->name, "form",
+                                sts_rptmsg_form_name(form), "valid", valid, "errors", errors,
+                                "warnings", findings_json(&f, STS_RPT_WARNING), "report",
+                                valid ? root : NULL);
+        char *s = doc ? json_dumps(doc, JSON_INDENT(2) | JSON_PRESERVE_ORDER) : NULL;
+        if (s)
+            printf("%s\n", s);
+        free(s);
+        json_decref(doc);
+    } else {
+        if (undecodable)
+            printf("%s: error: %s\n", j->name, err);
+        print_findings(j->name, &f);
+        if (valid)
+            print_report_line(j->name, form, root);
+        else
+            printf("%s: invalid %s (%zu error%s, %zu warning%s)\n", j->name,
+                   kinds[LINT_REPORT].label, f.nerrors + (size_t)undecodable,
+                   f.nerrors + (size_t)undecodable == 1 ? "" : "s", f.nwarnings,
+                   f.nwarnings == 1 ? "" : "s");
+    }
+    json_decref(root);
+    sts_rpt_findings_free(&f);
+    sts_buf_free(&text);
+    return valid ? STS_EXIT_OK : STS_EXIT_DATAERR;
+}
+
 int sts_cmd_lint(int argc, char **argv)
 {
     lint_job j;
     memset(&j, 0, sizeof(j));
-    sts_buf_init(&j.in, LINT_MAX_INPUT);
+    sts_buf_init(&j.in, STS_RPTMSG_MAX); /* a policy or record: LINT_MAX_INPUT (lint_read) */
     sts_buf_init(&j.rec, 0);
     sts_diags_init(&j.diags);
     int status = lint_args(argc, argv, &j);
     if (status < 0)
         status = lint_read(&j);
     if (status >= 0) {
+        lint_job_free(&j);
+        return status;
+    }
+    if (j.kind == LINT_REPORT) {
+        status = lint_report(&j);
         lint_job_free(&j);
         return status;
     }

@@ -23,6 +23,7 @@
 #include "common/err.h"
 #include "common/log.h"
 #include "sender/assure.h"
+#include "sender/rptstore.h"
 #include "sender/sender.h"
 #include "src/cli.h"
 #include "src/cmds.h"
@@ -47,6 +48,8 @@ enum {
     OPT_TIME_LIMIT,
     OPT_ASSURE_TLS,
     OPT_WARN_DAYS,
+    OPT_REPORT_STORE,
+    OPT_NO_REPORT_STORE,
 };
 
 static const struct option long_opts[] = {
@@ -69,6 +72,8 @@ static const struct option long_opts[] = {
     {"time-limit", required_argument, NULL, OPT_TIME_LIMIT},
     {"assure-tls", no_argument, NULL, OPT_ASSURE_TLS},
     {"warn-days", required_argument, NULL, OPT_WARN_DAYS},
+    {"report-store", required_argument, NULL, OPT_REPORT_STORE},
+    {"no-report-store", no_argument, NULL, OPT_NO_REPORT_STORE},
     STS_CLI_OPTS_VERBOSE_HELP,
 };
 
@@ -108,14 +113,23 @@ static void usage(FILE *fp, int check)
                 "                           never touches the default cache)\n"
                 "  --no-cache               compare with no cache (the default)\n"
                 "  --warn-days N            warn about a certificate that expires within N\n"
-                "                           days (default %d)\n",
-                STS_SENDER_WARN_DAYS);
+                "                           days (default %d)\n"
+                "  --report-store FILE      record every MX session for TLS reports (RFC 8460;\n"
+                "                           SQLite; default %s next to the\n"
+                "                           policy cache; read by `ststest report`)\n"
+                "  --no-report-store        record no sessions for TLS reports\n",
+                STS_SENDER_WARN_DAYS, STS_RPTSTORE_DEFAULT_NAME);
     else
         fprintf(fp,
                 "  --cache FILE             policy cache file (SQLite; created when missing;\n"
                 "                           default $XDG_CACHE_HOME/ststest/policy-cache.sqlite\n"
                 "                           or ~/.cache/ststest/policy-cache.sqlite)\n"
-                "  --no-cache               use no policy cache: always fetch\n");
+                "  --no-cache               use no policy cache: always fetch\n"
+                "  --report-store FILE      record every MX session for TLS reports (RFC 8460;\n"
+                "                           SQLite; default %s next to the\n"
+                "                           policy cache; read by `ststest report`)\n"
+                "  --no-report-store        record no sessions for TLS reports\n",
+                STS_RPTSTORE_DEFAULT_NAME);
     if (check)
         fprintf(fp, "  --assure-tls             offer mail in the clear to every MX and expect\n"
                     "                           a refusal (no policy; not with --require-tls)\n");
@@ -164,30 +178,6 @@ static int usage_error(const char *cmd, const char *fmt, ...)
     return STS_EXIT_USAGE;
 }
 
-/* "2030-01-01T00:00:00Z" (UTC) or a unix time in seconds. */
-static int parse_now(const char *s, time_t *out)
-{
-    char *end;
-    errno = 0;
-    long long v = strtoll(s, &end, 10);
-    if (!errno && end != s && !*end) {
-        if (v <= 0)
-            return -1;
-        *out = (time_t)v;
-        return 0;
-    }
-    struct tm tm;
-    memset(&tm, 0, sizeof(tm));
-    const char *rest = strptime(s, "%Y-%m-%dT%H:%M:%S", &tm);
-    if (!rest || (strcmp(rest, "Z") && strcmp(rest, "+00:00")))
-        return -1;
-    time_t t = timegm(&tm);
-    if (t <= 0)
-        return -1;
-    *out = t;
-    return 0;
-}
-
 /* What `send` and `check` were asked to do. */
 typedef struct sender_cli {
     const char *cmd; /* "send" or "check" */
@@ -233,6 +223,14 @@ static int sender_option(sender_cli *cli, int c, char **argv)
         break;
     case OPT_NO_CACHE:
         op->no_cache = 1;
+        break;
+    case OPT_REPORT_STORE:
+        if (!*optarg)
+            return usage_error(cmd, "--report-store needs a FILE");
+        op->report_store_file = optarg;
+        break;
+    case OPT_NO_REPORT_STORE:
+        op->no_report_store = 1;
         break;
     case OPT_CONCURRENCY: {
         char *end;
@@ -307,7 +305,7 @@ static int sender_option(sender_cli *cli, int c, char **argv)
                                optarg, STS_SENDER_DNS_TIMEOUT_MIN, STS_SENDER_DNS_TIMEOUT_MAX);
         break;
     case OPT_NOW:
-        if (parse_now(optarg, &op->now))
+        if (sts_cli_time(optarg, &op->now))
             return usage_error(cmd, "--now '%s': use 2030-01-01T00:00:00Z or a unix time", optarg);
         break;
     case 'v':
@@ -360,6 +358,8 @@ static int sender_args(sender_cli *cli, int argc, char **argv)
             return usage_error(cli->cmd, "'%s' is not a domain name", argv[i]);
     if (cli->o.no_cache && cli->o.cache_file)
         return usage_error(cli->cmd, "--cache and --no-cache exclude each other");
+    if (cli->o.no_report_store && cli->o.report_store_file)
+        return usage_error(cli->cmd, "--report-store and --no-report-store exclude each other");
     if (cli->assure_tls && cli->o.require_tls)
         return usage_error(cli->cmd, "--assure-tls sends in the clear on purpose: not with "
                                      "--require-tls");

@@ -10,5 +10,6 @@ int sts_cmd_check(int argc, char **argv); /* ststest check [options] DOMAIN... *
 int sts_cmd_world(int argc, char **argv); /* ststest world [options] SCENARIO */
 int sts_cmd_run(int argc, char **argv);   /* ststest run [options] PATH... */
 int sts_cmd_lint(int argc, char **argv);  /* ststest lint FILE|- */
+int sts_cmd_report(int argc, char **argv); /* ststest report [options] */
 
 #endif

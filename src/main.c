@@ -15,14 +15,15 @@ static const struct {
     {"check", sts_cmd_check, "discovery + STARTTLS + certificate per domain, no mail sent"},
     {"world", sts_cmd_world, "serve a scenario's fake world until SIGINT/SIGTERM"},
     {"run", sts_cmd_run, "replay scenario files (files or folders)"},
-    {"lint", sts_cmd_lint, "lint an MTA-STS policy, a _mta-sts TXT or a TLSRPT record"},
+    {"lint", sts_cmd_lint, "lint an MTA-STS policy, a _mta-sts TXT, a TLSRPT record or report"},
+    {"report", sts_cmd_report, "write the day's TLS reports (RFC 8460); --summary reads them"},
 };
 
 static void usage(FILE *fp)
 {
     fprintf(fp, "usage: ststest COMMAND [options] ...\n\ncommands:\n");
     for (size_t i = 0; i < sizeof(commands) / sizeof(commands[0]); i++)
-        fprintf(fp, "  %-6s %s\n", commands[i].name, commands[i].summary);
+        fprintf(fp, "  %-7s %s\n", commands[i].name, commands[i].summary);
     fprintf(fp, "\n`ststest COMMAND --help` describes each command's options;\n"
                 "`ststest --version` prints the version; `man ststest` has it all.\n"
                 "exit status: 0 ok, 1 expectation failed (run), 64 usage, 65 bad input,\n"

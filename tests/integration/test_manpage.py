@@ -344,7 +344,7 @@ def test_man_page_version_is_the_binary_version(page, manpage_path, ststest_bin)
     assert f"ststest {version}" in th, f"docs/ststest.1 .TH says {th!r}, the binary {version}"
 
 
-@pytest.mark.parametrize("command", ["send", "check", "world", "run", "lint"])
+@pytest.mark.parametrize("command", ["send", "check", "world", "run", "lint", "report"])
 def test_options_of_man_page_equal_help(command, ststest_bin, commands, man_commands):
     assert command in commands, f"`ststest --help` no longer lists {command}"
     assert command in man_commands, f"docs/ststest.1 has no subsection for {command}"

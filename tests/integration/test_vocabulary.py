@@ -29,7 +29,7 @@ from conftest import SRC
 
 TABLE_FILES = {"common/vocab.h", "common/vocab.c"}
 SCANNED = ("common", "sender", "fakedns", "runner", "src")
-TABLES = ("STS_RESULT_TYPES", "STS_MODES", "STS_POLICY_SOURCES", "STS_OUTCOMES", "STS_ACTIONS",
+TABLES = ("STS_RESULT_TYPES", "STS_POLICY_TYPES", "STS_MODES", "STS_POLICY_SOURCES", "STS_OUTCOMES", "STS_ACTIONS",
           "STS_DELIVERY_TLS", "STS_ASSURE_VERDICTS")
 
 # (file, word, regular expression the line must match, why it is not this vocabulary)

@@ -88,6 +88,7 @@ static void send_all(const world_thread *wt, char **rcpts, size_t n, int concurr
         .smtp_port = wt->smtp_port,
         .https_port = wt->https_port,
         .no_cache = 1,
+        .no_report_store = 1,
         .from = "sender@t.invalid",
         .helo = "t.invalid",
         .timeout = 10,

@@ -56,9 +56,9 @@ static void check_strangers(const sts_vocab *v)
 static void test_tables(void **state)
 {
     (void)state;
-    const sts_vocab *all[] = {&sts_vocab_result_type, &sts_vocab_mode,   &sts_vocab_policy_source,
-                              &sts_vocab_outcome,     &sts_vocab_action, &sts_vocab_delivery_tls,
-                              &sts_vocab_tls_version};
+    const sts_vocab *all[] = {&sts_vocab_result_type,   &sts_vocab_policy_type, &sts_vocab_mode,
+                              &sts_vocab_policy_source, &sts_vocab_outcome,     &sts_vocab_action,
+                              &sts_vocab_delivery_tls,  &sts_vocab_tls_version};
     for (size_t t = 0; t < N(all); t++) {
         const sts_vocab *v = all[t];
         assert_non_null(v->what);
@@ -115,6 +115,32 @@ static void test_result_types(void **state)
     assert_int_equal(sts_result_type_parse("none", &t), STS_EINVAL);
     assert_int_equal(sts_result_type_parse(NULL, &t), STS_EINVAL);
     assert_int_equal(t, STS_RESULT_DANE_REQUIRED);
+}
+
+/* RFC 8460 4.4 policy-type: the three words, sts the zero value. */
+static void test_policy_types(void **state)
+{
+    (void)state;
+    static const struct {
+        sts_policy_type t;
+        const char *name;
+    } w[] = {
+        {STS_POLICY_TYPE_TLSA, "tlsa"},
+        {STS_POLICY_TYPE_STS, "sts"},
+        {STS_POLICY_TYPE_NO_POLICY_FOUND, "no-policy-found"},
+    };
+    assert_int_equal(N(w), sts_vocab_policy_type.n);
+    for (size_t i = 0; i < N(w); i++) {
+        assert_string_equal(sts_policy_type_name(w[i].t), w[i].name);
+        sts_policy_type t = STS_POLICY_TYPE_TLSA;
+        assert_int_equal(sts_policy_type_parse(w[i].name, &t), 0);
+        assert_int_equal(t, w[i].t);
+    }
+    assert_int_equal(STS_POLICY_TYPE_STS, 0);
+    sts_policy_type t = STS_POLICY_TYPE_TLSA;
+    assert_int_equal(sts_policy_type_parse("STS", &t), STS_EINVAL);
+    assert_int_equal(sts_policy_type_parse("no-policy", &t), STS_EINVAL);
+    assert_int_equal(t, STS_POLICY_TYPE_TLSA);
 }
 
 static void test_modes(void **state)
@@ -289,6 +315,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_tables),
         cmocka_unit_test(test_result_types),
+        cmocka_unit_test(test_policy_types),
         cmocka_unit_test(test_modes),
         cmocka_unit_test(test_policy_sources),
         cmocka_unit_test(test_outcomes_and_actions),

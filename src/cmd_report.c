@@ -1,0 +1,495 @@
+/*
+ * cmd_report.c - `ststest report`: the RFC 8460 aggregate reports of one UTC day, one
+ * per policy domain, from the report store (sender/rptstore.h), written as section 5.3
+ * `.json.gz` files; and `ststest report --summary FILE...`, what received reports say
+ * (common/rptsum.h).
+ * Returns the exit status: 0 done (also: no session that day, no report), 64 usage,
+ * 65 an unusable store or an invalid report given to --summary, 70 a report could not
+ * be written (nothing half-written is left) or an internal error.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <getopt.h>
+#include <jansson.h>
+#include <limits.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "common/buf.h"
+#include "common/err.h"
+#include "common/rptjson.h"
+#include "common/rptmsg.h"
+#include "common/rptsum.h"
+#include "sender/rptstore.h"
+#include "src/cli.h"
+#include "src/cmds.h"
+
+#define DAY_SECONDS 86400
+
+enum {
+    OPT_DAY = 256,
+    OPT_NOW,
+    OPT_STORE,
+    OPT_OUT,
+    OPT_ORG,
+    OPT_CONTACT,
+    OPT_SUBMITTER,
+    OPT_SUMMARY,
+    OPT_JSON,
+};
+
+static const struct option long_opts[] = {
+    {"day", required_argument, NULL, OPT_DAY},
+    {"now", required_argument, NULL, OPT_NOW},
+    {"report-store", required_argument, NULL, OPT_STORE},
+    {"out", required_argument, NULL, OPT_OUT},
+    {"org", required_argument, NULL, OPT_ORG},
+    {"contact", required_argument, NULL, OPT_CONTACT},
+    {"submitter", required_argument, NULL, OPT_SUBMITTER},
+    {"summary", no_argument, NULL, OPT_SUMMARY},
+    {"json", no_argument, NULL, OPT_JSON},
+    STS_CLI_OPTS_VERBOSE_HELP,
+};
+
+static void usage(FILE *fp)
+{
+    fprintf(fp,
+            "usage: ststest report [options]\n"
+            "       ststest report --summary [--json] FILE...\n"
+            "\n"
+            "Build the TLS reports (RFC 8460 section 4) of one UTC day from the sessions\n"
+            "that `send` and `check` recorded in the report store: one aggregate report\n"
+            "per policy domain, written to DIR as SUBMITTER!DOMAIN!BEGIN!END.json.gz\n"
+            "(section 5.3), each file complete or not there at all. Prints the files.\n"
+            "\n"
+            "With --summary: read received reports (JSON, gzip, or a whole mail message\n"
+            "carrying one) and print per policy domain, per MX and per result type the\n"
+            "sessions, the failures and the first and last day seen.\n"
+            "\n"
+            "options:\n"
+            "  --day YYYY-MM-DD       the UTC day to report (default: yesterday by --now)\n"
+            "  --now TIME             the clock (2030-01-01T00:00:00Z or a unix time;\n"
+            "                         default: the system's)\n"
+            "  --report-store FILE    the store `send`/`check --report-store` wrote\n"
+            "                         (default: %s next to the\n"
+            "                         default policy cache)\n"
+            "  --out DIR              where the reports go (default: .)\n"
+            "  --org NAME             organization-name (default: the submitter)\n"
+            "  --contact EMAIL        contact-info (default: postmaster@SUBMITTER)\n"
+            "  --submitter DOMAIN     the reporting domain in file names and report ids\n"
+            "                         (default: the host name)\n"
+            "  --summary              summarise the FILEs instead\n"
+            "  --json                 print one JSON document instead of lines\n"
+            "  -v, --verbose          more detail\n"
+            "  -h, --help             this help\n"
+            "\n"
+            "exit status: 0 done (no session that day is no report, and not an error),\n"
+            "64 usage error, 65 unusable store or (--summary) an invalid report,\n"
+            "70 a report could not be written (nothing half-written is left).\n",
+            STS_RPTSTORE_DEFAULT_NAME);
+}
+
+typedef struct report_cli {
+    const char *day, *store, *out, *org, *contact, *submitter;
+    time_t now;
+    int summary, json, verbose;
+    char submitter_buf[256], contact_buf[320];
+} report_cli;
+
+static int usage_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+static int usage_error(const char *fmt, ...)
+{
+    va_list ap;
+    fprintf(stderr, "ststest report: ");
+    va_start(ap, fmt);
+    vfprintf(stderr, fmt, ap);
+    va_end(ap);
+    fprintf(stderr, "\n(see `ststest report --help`)\n");
+    return STS_EXIT_USAGE;
+}
+
+/* YYYY-MM-DD to the UTC midnight it starts with. */
+static int parse_day(const char *s, time_t *out)
+{
+    char buf[32];
+    if (strlen(s) != 10)
+        return -1;
+    snprintf(buf, sizeof(buf), "%sT00:00:00Z", s);
+    return sts_rpt_parse_time(buf, out);
+}
+
+/* A domain name as RFC 8460 5.3's sender: LDH labels, dots between. */
+static int domain_ok(const char *s)
+{
+    size_t label = 0, n = strlen(s);
+    if (!n || n > 253)
+        return 0;
+    for (size_t i = 0; i < n; i++) {
+        char c = s[i];
+        if (c == '.') {
+            if (!label || s[i - 1] == '-')
+                return 0;
+            label = 0;
+        } else if ((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+                   (c == '-' && label)) {
+            if (++label > 63)
+                return 0;
+        } else {
+            return 0;
+        }
+    }
+    return label > 0 && s[n - 1] != '-';
+}
+
+static int report_args(report_cli *c, int argc, char **argv)
+{
+    optind = 1;
+    opterr = 0;
+    int o;
+    while ((o = getopt_long(argc, argv, ":vh", long_opts, NULL)) != -1) {
+        switch (o) {
+        case OPT_DAY:
+            c->day = optarg;
+            break;
+        case OPT_NOW:
+            if (sts_cli_time(optarg, &c->now))
+                return usage_error("--now '%s': use 2030-01-01T00:00:00Z or a unix time", optarg);
+            break;
+        case OPT_STORE:
+            if (!*optarg)
+                return usage_error("--report-store needs a FILE");
+            c->store = optarg;
+            break;
+        case OPT_OUT:
+            c->out = optarg;
+            break;
+        case OPT_ORG:
+            if (!*optarg)
+                return usage_error("--org needs a NAME");
+            c->org = optarg;
+            break;
+        case OPT_CONTACT:
+            if (!*optarg)
+                return usage_error("--contact needs an EMAIL");
+            c->contact = optarg;
+            break;
+        case OPT_SUBMITTER:
+            if (!domain_ok(optarg))
+                return usage_error("--submitter '%s' is not a domain name", optarg);
+            c->submitter = optarg;
+            break;
+        case OPT_SUMMARY:
+            c->summary = 1;
+            break;
+        case OPT_JSON:
+            c->json = 1;
+            break;
+        case 'v':
+            c->verbose++;
+            break;
+        case 'h':
+            usage(stdout);
+            return STS_EXIT_OK;
+        case ':':
+            return usage_error("option %s needs a value", argv[optind - 1]);
+        default:
+            return usage_error("unknown option '%s'", argv[optind - 1]);
+        }
+    }
+    if (c->summary) {
+        if (c->day || c->store || c->out || c->org || c->contact || c->submitter || c->now)
+            return usage_error("--summary reads FILEs: it takes only --json");
+        if (optind >= argc)
+            return usage_error("--summary needs at least one FILE");
+        return -1;
+    }
+    if (optind < argc)
+        return usage_error("unexpected argument '%s' (FILEs go with --summary)", argv[optind]);
+    return -1;
+}
+
+/* ---- building the day's reports --------------------------------------------------- */
+
+/* Write data to dir/name atomically: a temporary file in dir, fsync, rename. 0, or -1
+ * with err set (the temporary file is gone). */
+static int write_atomic(const char *dir, const char *name, const sts_buf *data, char *err,
+                        size_t errlen)
+{
+    char tmp[PATH_MAX], final[PATH_MAX];
+    snprintf(final, sizeof(final), "%s/%s", dir, name);
+    snprintf(tmp, sizeof(tmp), "%s/.%s.XXXXXX", dir, name);
+    int fd = mkostemp(tmp, O_CLOEXEC);
+    if (fd < 0) {
+        snprintf(err, errlen, "cannot create a file in %s: %s", dir, strerror(errno));
+        return -1;
+    }
+    size_t off = 0;
+    while (off < data->len) {
+        ssize_t n = write(fd, data->data + off, data->len - off);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n <= 0)
+            goto fail;
+        off += (size_t)n;
+    }
+    if (fchmod(fd, 0644) != 0 || fsync(fd) != 0)
+        goto fail;
+    if (close(fd) != 0) {
+        fd = -1;
+        goto fail;
+    }
+    fd = -1;
+    if (rename(tmp, final) != 0)
+        goto fail;
+    return 0;
+fail:
+    snprintf(err, errlen, "cannot write %s: %s", final, strerror(errno));
+    if (fd >= 0)
+        close(fd);
+    unlink(tmp);
+    return -1;
+}
+
+/* One domain's report: policies v[0..n) (all of that domain) into its file, which is
+ * printed (or, with --json, appended to written). 0 or an exit status. */
+static int write_report(const report_cli *c, time_t start, const sts_rptstore_policy *v, size_t n,
+                        json_t *written)
+{
+    const char *dom = v[0].policy_domain;
+    sts_rpt_policy *pols = calloc(n, sizeof(*pols));
+    if (!pols)
+        return STS_EXIT_SOFTWARE;
+    long long ok = 0, failed = 0;
+    for (size_t i = 0; i < n; i++) {
+        pols[i] = (sts_rpt_policy){
+            .policy_type = v[i].policy_type,
+            .policy_string = (const char *const *)v[i].policy_string,
+            .npolicy_string = v[i].npolicy_string,
+            .policy_domain = v[i].policy_domain,
+            .mx_host = (const char *const *)v[i].mx_host,
+            .nmx_host = v[i].nmx_host,
+            .successful = v[i].successful,
+            .failed = v[i].failed,
+            .failures = v[i].failures,
+            .nfailures = v[i].nfailures,
+        };
+        ok += v[i].successful;
+        failed += v[i].failed;
+    }
+    struct tm tm;
+    gmtime_r(&start, &tm);
+    char day[16], id[600], name[700], err[PATH_MAX + 256];
+    strftime(day, sizeof(day), "%Y%m%d", &tm);
+    /* Unique per day, domain and submitter, and the same when the day is built again:
+     * a msg-id (RFC 5322 3.6.4) for the 5.3 Subject's Report-ID. */
+    snprintf(id, sizeof(id), "%s.%s@%s", day, dom, c->submitter);
+    sts_rpt_report r = {c->org, c->contact, id, start, start + DAY_SECONDS - 1, pols, n};
+    json_t *j = sts_rpt_build(&r);
+    free(pols);
+    if (!j) {
+        fprintf(stderr,
+                "ststest report: %s: cannot build the report (out of memory or a "
+                "store row the report format cannot carry)\n",
+                dom);
+        return STS_EXIT_SOFTWARE;
+    }
+    /* What we send must pass our own validator. */
+    sts_rpt_findings f;
+    sts_rpt_findings_init(&f);
+    int vrc = sts_rpt_validate(j, &f);
+    if (vrc) {
+        fprintf(stderr, "ststest report: BUG: the report for %s fails validation: %s: %s\n", dom,
+                f.n ? f.items[0].path : "$", f.n ? f.items[0].message : "?");
+        sts_rpt_findings_free(&f);
+        json_decref(j);
+        return STS_EXIT_SOFTWARE;
+    }
+    sts_rpt_findings_free(&f);
+    char *text = json_dumps(j, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
+    json_decref(j);
+    sts_buf gz;
+    sts_buf_init(&gz, 0);
+    int rc = text ? sts_rptmsg_gzip(text, strlen(text), &gz) : STS_ENOMEM;
+    free(text);
+    /* RFC 8460 5.3: sender "!" policy-domain "!" begin-timestamp "!" end-timestamp
+     * "." extension, extension "json.gz" for gzip. */
+    snprintf(name, sizeof(name), "%s!%s!%lld!%lld.json.gz", c->submitter, dom, (long long)start,
+             (long long)(start + DAY_SECONDS - 1));
+    if (rc || write_atomic(c->out, name, &gz, err, sizeof(err))) {
+        fprintf(stderr, "ststest report: %s: %s\n", dom, rc ? "out of memory" : err);
+        sts_buf_free(&gz);
+        return STS_EXIT_SOFTWARE;
+    }
+    sts_buf_free(&gz);
+    char path[PATH_MAX + 800];
+    snprintf(path, sizeof(path), "%s/%s", c->out, name);
+    if (c->json)
+        json_array_append_new(
+            written, json_pack("{s:s,s:s,s:s,s:I,s:I,s:I}", "policy_domain", dom, "file", path,
+                               "report_id", id, "policies", (json_int_t)n, "successful_sessions",
+                               (json_int_t)ok, "failed_sessions", (json_int_t)failed));
+    else
+        printf("%s\n", path);
+    return 0;
+}
+
+static int open_store(const report_cli *c, sts_rptstore **s)
+{
+    char path[PATH_MAX], err[1024] = "";
+    const char *p = c->store;
+    int rc = 0;
+    if (!p) {
+        rc = sts_rptstore_default_path(path, sizeof(path), err, sizeof(err));
+        p = path;
+    }
+    struct stat st;
+    if (!rc && lstat(p, &st) != 0) {
+        /* Reading must not create: a mistyped name would read as a quiet day. */
+        fprintf(stderr, "ststest report: report store %s: %s (send and check create it)\n", p,
+                strerror(errno));
+        return STS_EXIT_DATAERR;
+    }
+    if (!rc)
+        rc = sts_rptstore_open(p, s, err, sizeof(err));
+    if (rc) {
+        fprintf(stderr, "ststest report: %s\n", err);
+        return STS_EXIT_DATAERR;
+    }
+    return 0;
+}
+
+static int report_build(report_cli *c)
+{
+    time_t now = c->now ? c->now : time(NULL), start;
+    if (c->day) {
+        if (parse_day(c->day, &start))
+            return usage_error("--day '%s' is not a date YYYY-MM-DD", c->day);
+    } else {
+        start = now - now % DAY_SECONDS - DAY_SECONDS; /* yesterday, UTC */
+    }
+    if (!c->submitter) {
+        if (gethostname(c->submitter_buf, sizeof(c->submitter_buf) - 1) != 0 ||
+            !domain_ok(c->submitter_buf))
+            return usage_error("the host name is not a domain name: give --submitter DOMAIN");
+        c->submitter = c->submitter_buf;
+    }
+    if (!c->org)
+        c->org = c->submitter;
+    if (!c->contact) {
+        snprintf(c->contact_buf, sizeof(c->contact_buf), "postmaster@%s", c->submitter);
+        c->contact = c->contact_buf;
+    }
+    if (!c->out)
+        c->out = ".";
+    struct stat st;
+    if (stat(c->out, &st) != 0 || !S_ISDIR(st.st_mode) || access(c->out, W_OK | X_OK) != 0)
+        return usage_error("--out '%s' is not a directory this user may write", c->out);
+    sts_rptstore *s;
+    int status = open_store(c, &s);
+    if (status)
+        return status;
+    sts_rptstore_policy *v;
+    size_t n;
+    if (sts_rptstore_read(s, start, start + DAY_SECONDS, &v, &n)) {
+        fprintf(stderr, "ststest report: %s\n", sts_rptstore_last_error(s));
+        sts_rptstore_close(s);
+        return STS_EXIT_DATAERR;
+    }
+    char day[32];
+    struct tm tm;
+    gmtime_r(&start, &tm);
+    strftime(day, sizeof(day), "%Y-%m-%d", &tm);
+    if (!n)
+        fprintf(stderr, "ststest report: no session on %s in %s: no report\n", day,
+                sts_rptstore_path(s));
+    else if (c->verbose)
+        fprintf(stderr, "ststest report: %s: %zu policies in %s\n", day, n, sts_rptstore_path(s));
+    json_t *written = json_array();
+    status = written ? 0 : STS_EXIT_SOFTWARE;
+    /* v is ordered by domain: one report per run of equal domains. */
+    for (size_t i = 0; !status && i < n;) {
+        size_t k = i + 1;
+        while (k < n && !strcmp(v[k].policy_domain, v[i].policy_domain))
+            k++;
+        status = write_report(c, start, v + i, k - i, written);
+        i = k;
+    }
+    if (c->json && written) {
+        json_t *doc = json_pack("{s:s,s:O}", "day", day, "reports", written);
+        if (!doc || json_dumpf(doc, stdout, JSON_INDENT(2) | JSON_PRESERVE_ORDER) ||
+            putchar('\n') == EOF)
+            status = status ? status : STS_EXIT_SOFTWARE;
+        json_decref(doc);
+    }
+    json_decref(written);
+    sts_rptstore_policies_free(v, n);
+    sts_rptstore_close(s);
+    return status;
+}
+
+static int report_summary(const report_cli *c, char **files, size_t nfiles)
+{
+    sts_rptsum *sum = sts_rptsum_new();
+    if (!sum)
+        return STS_EXIT_SOFTWARE;
+    int status = 0;
+    for (size_t i = 0; i < nfiles; i++) {
+        sts_buf in, text;
+        sts_buf_init(&in, STS_RPTMSG_MAX);
+        sts_buf_init(&text, 0);
+        char err[PATH_MAX + 256];
+        sts_rptmsg_form form;
+        int rc =
+            sts_cli_read_file(files[i], &in, "larger than the report size limit", err, sizeof(err));
+        if (!rc)
+            rc = sts_rptmsg_decode(in.data ? in.data : "", in.len, &text, &form, err, sizeof(err));
+        json_t *root = NULL;
+        sts_rpt_findings f;
+        sts_rpt_findings_init(&f);
+        if (!rc && (rc = sts_rpt_validate_text(text.data ? text.data : "", text.len, &f, &root)))
+            snprintf(err, sizeof(err),
+                     "not a valid RFC 8460 report (%s%s%s; `ststest lint "
+                     "--report` says more)",
+                     f.n ? f.items[0].path : "", f.n ? ": " : "", f.n ? f.items[0].message : "");
+        if (!rc && (rc = sts_rptsum_add(sum, root)))
+            snprintf(err, sizeof(err), "cannot be summarised");
+        if (rc) {
+            fprintf(stderr, "ststest report: %s: %s\n", files[i], err);
+            status = rc == STS_ENOMEM ? STS_EXIT_SOFTWARE : STS_EXIT_DATAERR;
+        }
+        json_decref(root);
+        sts_rpt_findings_free(&f);
+        sts_buf_free(&in);
+        sts_buf_free(&text);
+    }
+    json_t *doc = sts_rptsum_json(sum);
+    sts_rptsum_free(sum);
+    if (!doc)
+        return STS_EXIT_SOFTWARE;
+    if (c->json) {
+        if (json_dumpf(doc, stdout, JSON_INDENT(2) | JSON_PRESERVE_ORDER) || putchar('\n') == EOF)
+            status = STS_EXIT_SOFTWARE;
+    } else {
+        sts_rptsum_print(doc, stdout);
+    }
+    json_decref(doc);
+    return status;
+}
+
+int sts_cmd_report(int argc, char **argv)
+{
+    report_cli c;
+    memset(&c, 0, sizeof(c));
+    int status = report_args(&c, argc, argv);
+    if (status >= 0)
+        return status;
+    status =
+        c.summary ? report_summary(&c, argv + optind, (size_t)(argc - optind)) : report_build(&c);
+    fflush(stdout);
+    return status;
+}
