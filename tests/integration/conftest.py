@@ -13,6 +13,7 @@ that need a real peer installed (`require_real_peer`).
 This file imports only the standard library and pytest: tests/hostile/conftest.py loads it
 by path.
 """
+import atexit
 import contextlib
 import json
 import os
@@ -21,12 +22,21 @@ import shutil
 import signal
 import socket
 import subprocess
+import tempfile
 import textwrap
 import threading
 
 import pytest
 
 SRC = pathlib.Path(os.environ.get("STSTEST_SOURCE_DIR", pathlib.Path(__file__).resolve().parents[2]))
+
+# No test writes into the user's own cache folder: what the sender keeps there by default
+# (the policy cache, the TLS report store) goes to a private folder for this run. A test
+# that means the default location sets XDG_CACHE_HOME itself.
+if not os.environ.get("STSTEST_TEST_XDG"):
+    os.environ["XDG_CACHE_HOME"] = tempfile.mkdtemp(prefix="ststest-xdg-")
+    os.environ["STSTEST_TEST_XDG"] = "1"  # once, also when loaded again by tests/hostile
+    atexit.register(shutil.rmtree, os.environ["XDG_CACHE_HOME"], True)
 
 # The recipient of the bundled scenarios (their domain is example.test).
 RCPT = "postmaster@example.test"

@@ -11,6 +11,7 @@ import datetime
 import hashlib
 import json
 import os
+import shutil
 import socket
 import subprocess
 
@@ -424,10 +425,24 @@ def test_drift_against_the_cache(ststest_bin, world_of, tmp_path, second, kind, 
     assert res["drift"] is None and fid not in ids(res)
 
 
-def test_check_does_not_touch_the_default_cache(ststest_bin, world_of, tmp_path):
+def test_check_creates_no_policy_cache(ststest_bin, world_of, tmp_path):
     w = world_of(healthy())
     env = dict(os.environ, XDG_CACHE_HOME=str(tmp_path / "xdg"), HOME=str(tmp_path))
     argv = [ststest_bin, "check", *[a for a in sender_args(w) if a != "--no-cache"], DOMAIN]
+    r = subprocess.run(argv, capture_output=True, text=True, timeout=60, env=env)
+    w.stop()
+    assert r.returncode == 0, r.stderr
+    # The only file check keeps there is the TLS report store (RFC 8460: check's
+    # sessions count in the reports too); no policy cache is created or read.
+    made = sorted(str(p.relative_to(tmp_path)) for p in tmp_path.rglob("*") if p.is_file())
+    assert [m for m in made if "policy-cache" in m] == [], made
+    assert "xdg/ststest/tlsrpt-store.sqlite" in made, made
+    assert not (tmp_path / ".cache").exists()
+    # With --no-report-store, nothing at all.
+    shutil.rmtree(tmp_path / "xdg")
+    w = world_of(healthy())
+    argv = [ststest_bin, "check", *[a for a in sender_args(w) if a != "--no-cache"],
+            "--no-report-store", DOMAIN]
     r = subprocess.run(argv, capture_output=True, text=True, timeout=60, env=env)
     w.stop()
     assert r.returncode == 0, r.stderr
