@@ -13,18 +13,18 @@ function(ststest_add_unit_test name source)
     ENVIRONMENT "STSTEST_SOURCE_DIR=${CMAKE_SOURCE_DIR}")
 endfunction()
 
-# pytest must run under Debian's Python (python3-pytest, python3-yaml, python3-dnspython),
-# never a pyenv interpreter that happens to be first on PATH.
+# pytest must run under Debian's Python (python3-pytest, python3-yaml, python3-dnspython,
+# python3-cryptography: the hostile suite mints its certificate chains), never a pyenv interpreter that happens to be first on PATH.
 function(ststest_add_pytest)
   find_program(STSTEST_DEBIAN_PYTHON NAMES python3 PATHS /usr/bin NO_DEFAULT_PATH)
   set(_missing "")
   if(NOT STSTEST_DEBIAN_PYTHON)
     set(_missing "Debian's /usr/bin/python3 (python3)")
   else()
-    execute_process(COMMAND ${STSTEST_DEBIAN_PYTHON} -c "import pytest, yaml, dns.resolver"
+    execute_process(COMMAND ${STSTEST_DEBIAN_PYTHON} -c "import pytest, yaml, dns.resolver, cryptography.x509"
                     RESULT_VARIABLE _rc OUTPUT_QUIET ERROR_QUIET)
     if(NOT _rc EQUAL 0)
-      set(_missing "pytest, PyYAML or dnspython for /usr/bin/python3 (python3-pytest python3-yaml python3-dnspython)")
+      set(_missing "pytest, PyYAML, dnspython or cryptography for /usr/bin/python3 (python3-pytest python3-yaml python3-dnspython python3-cryptography)")
     endif()
   endif()
   foreach(_suite integration hostile)

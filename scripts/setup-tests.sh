@@ -22,7 +22,7 @@ set -eu
 HERE=$(dirname "$0")
 "$HERE/setup.sh"
 "$HERE/apt-install.sh" setup-tests.sh \
-  libcmocka-dev python3 python3-pytest python3-yaml python3-dnspython \
+  libcmocka-dev python3 python3-pytest python3-yaml python3-dnspython python3-cryptography \
   shellcheck groff-base \
   openssl curl dnsutils swaks libnet-ssleay-perl
 if [ "${STSTEST_NO_POSTFIX:-0}" = 1 ]; then
