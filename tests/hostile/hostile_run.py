@@ -23,7 +23,7 @@ RCPT = "postmaster@example.test"
 TIMEOUT = 5
 TIME_LIMIT = 20
 # A sanitizer build's RSS bounds are this many times a Release build's.
-ASAN_RSS_FACTOR = 6
+ASAN_RSS_FACTOR = 4
 
 
 @functools.lru_cache(maxsize=None)
