@@ -129,11 +129,12 @@ class Run:
 
 
 def run_sender(binary, *args, command="send", target=RCPT, timeout=TIMEOUT, results=True,
-               env=None, time_limit=TIME_LIMIT):
+               env=None, time_limit=TIME_LIMIT, wrapper=()):
     """Run the sender with --json, a per-stage --timeout and a --time-limit; the run
     must end within the time limit plus a margin, whatever the peer does. results=False:
-    the run is expected to stop before any recipient (no JSON). env: added variables."""
-    argv = [binary, command, "--json", "--timeout", str(timeout), "--time-limit",
+    the run is expected to stop before any recipient (no JSON). env: added variables.
+    wrapper: a command that runs the sender (setpriv ...)."""
+    argv = [*wrapper, binary, command, "--json", "--timeout", str(timeout), "--time-limit",
             str(time_limit), *args, target]
     proc, elapsed, maxrss = run_measured(argv, time_limit + 10, {**os.environ, **(env or {})})
     return Run(proc, elapsed, results, maxrss)
