@@ -32,7 +32,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define STREAM_RBUF 16384
+#define STREAM_RBUF STS_STREAM_READ_MAX
 /* Plaintext octets in one TLS record at most (RFC 8446 5.1). */
 #define TLS_RECORD_MAX 16384
 
