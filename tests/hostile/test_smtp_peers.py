@@ -107,3 +107,27 @@ def test_long_chain(ststest_bin, pki, tmp_path, case):
     assert "Cert VALIDATED" not in run.stderr
     # After TLS, nothing but QUIT: no second EHLO, no envelope.
     assert srv.received == ["EHLO", "STARTTLS", "QUIT"]
+
+
+def test_assure_tls_endless_greeting(ststest_bin):
+    """check --assure-tls against a greeting without end: the MX is not tested, in the
+    words of send ("reply longer than 65536 bytes"), and the run ends within --timeout
+    with assuredness 0 (exit 1), bounded in memory."""
+    srv = HostileTcp(hostile_tcp.smtp_endless_multiline)
+    dns = HostileDns(world("none"))
+    try:
+        run = run_sender(ststest_bin, "--assure-tls", "--dns", dns.addr, "--smtp-port",
+                         str(srv.port), command="check", target="example.test",
+                         timeout=STAGE_TIMEOUT)
+    finally:
+        dns.close()
+        srv.close()
+    assert run.returncode == 1, run.stderr
+    assert run.elapsed < STAGE_TIMEOUT + MARGIN
+    assert_rss_below(run, ststest_bin, RSS_MIB)
+    assert ("mx mail.example.test [127.0.0.1] not-tested at banner: reply longer than 65536 "
+            "bytes") in run.stderr
+    assert srv.received == []
+    assert run.result["assure_tls"]["assuredness"] == 0
+    [mx] = run.result["assure_tls"]["mx"]
+    assert mx["host"] == "mail.example.test"
