@@ -10,6 +10,7 @@ quarantine and its own metadata) gets them multiplied by ASAN_RSS_FACTOR: `rss_b
 import functools
 import json
 import os
+import signal
 import socket
 import subprocess
 import tempfile
@@ -63,10 +64,18 @@ def run_measured(argv, timeout, env=None, stdin=subprocess.DEVNULL):
     os.close(fd)
     t0 = time.monotonic()
     try:
-        proc = subprocess.run(["/usr/bin/python3", "-I", "-S", "-c", _MEASURE, rss_file,
-                               *argv], capture_output=True, text=True, timeout=timeout,
-                              env=env, stdin=stdin, start_new_session=True)
+        # Its own process group: a run past its time is killed with the parent.
+        p = subprocess.Popen(["/usr/bin/python3", "-I", "-S", "-c", _MEASURE, rss_file, *argv],
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                             env=env, stdin=stdin, start_new_session=True)
+        try:
+            out, err = p.communicate(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            os.killpg(p.pid, signal.SIGKILL)
+            p.communicate()
+            raise
         elapsed = time.monotonic() - t0
+        proc = subprocess.CompletedProcess(argv, p.returncode, out, err)
         with open(rss_file) as f:
             maxrss = int(f.read())
     finally:
