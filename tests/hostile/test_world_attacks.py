@@ -48,6 +48,7 @@ def legit_send(ststest_bin, world):
 def assert_bounded(ststest_bin, world):
     rss, hwm = world.memory()
     bound = rss_bound(ststest_bin, WORLD_RSS_MIB)
+    print(f"world VmHWM {hwm} KiB, VmRSS {rss} KiB (bound {bound} KiB)")
     assert hwm < bound, f"world VmHWM {hwm} KiB (VmRSS {rss} KiB), bound {bound} KiB"
 
 
