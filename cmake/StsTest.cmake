@@ -13,8 +13,9 @@ function(ststest_add_unit_test name source)
     ENVIRONMENT "STSTEST_SOURCE_DIR=${CMAKE_SOURCE_DIR}")
 endfunction()
 
-# pytest must run under Debian's Python (python3-pytest, python3-yaml, python3-dnspython),
-# never a pyenv interpreter that happens to be first on PATH. The real-world deployment
+# pytest must run under Debian's Python (python3-pytest, python3-yaml, python3-dnspython,
+# python3-cryptography: the hostile suite mints its certificate chains), never a pyenv
+# interpreter that happens to be first on PATH. The real-world deployment
 # (tests/integration/test_realworld.py: dnsmasq, nginx and Postfix as a postmaster runs
 # them) is a ctest test of its own, "realworld" (labels integration and realworld), left
 # out of "integration"; it needs nginx and dnsmasq as well.
@@ -24,10 +25,10 @@ function(ststest_add_pytest)
   if(NOT STSTEST_DEBIAN_PYTHON)
     set(_missing "Debian's /usr/bin/python3 (python3)")
   else()
-    execute_process(COMMAND ${STSTEST_DEBIAN_PYTHON} -c "import pytest, yaml, dns.resolver"
+    execute_process(COMMAND ${STSTEST_DEBIAN_PYTHON} -c "import pytest, yaml, dns.resolver, cryptography.x509"
                     RESULT_VARIABLE _rc OUTPUT_QUIET ERROR_QUIET)
     if(NOT _rc EQUAL 0)
-      set(_missing "pytest, PyYAML or dnspython for /usr/bin/python3 (python3-pytest python3-yaml python3-dnspython)")
+      set(_missing "pytest, PyYAML, dnspython or cryptography for /usr/bin/python3 (python3-pytest python3-yaml python3-dnspython python3-cryptography)")
     endif()
   endif()
   set(_realworld ${CMAKE_SOURCE_DIR}/tests/integration/test_realworld.py)

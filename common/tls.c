@@ -32,7 +32,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define STREAM_RBUF 16384
+#define STREAM_RBUF STS_STREAM_READ_MAX
 /* Plaintext octets in one TLS record at most (RFC 8446 5.1). */
 #define TLS_RECORD_MAX 16384
 
@@ -500,6 +500,13 @@ static int stream_verify_cb(int ok, X509_STORE_CTX *x)
     case X509_V_ERR_SELF_SIGNED_CERT_IN_CHAIN:
     case X509_V_ERR_CERT_UNTRUSTED:
     case X509_V_ERR_UNABLE_TO_VERIFY_LEAF_SIGNATURE:
+    /* A signature that does not verify (an issuer found by name whose key did not
+     * sign) or a chain longer than the verify depth: the chain does not lead to a
+     * trusted root either, and must not read as "validated". */
+    case X509_V_ERR_CERT_SIGNATURE_FAILURE:
+    case X509_V_ERR_UNABLE_TO_DECRYPT_CERT_SIGNATURE:
+    case X509_V_ERR_UNABLE_TO_DECODE_ISSUER_PUBLIC_KEY:
+    case X509_V_ERR_CERT_CHAIN_TOO_LONG:
         s->v_chain_bad = 1;
         break;
     case X509_V_ERR_CERT_HAS_EXPIRED:

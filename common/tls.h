@@ -54,6 +54,10 @@
 typedef struct sts_stream sts_stream;
 
 #define STS_TLS_MAX_PEER_NAMES 32
+/* The most one on_read call hands over (plaintext of one TLS read, or one socket
+ * read): a reader that caps its buffer knows how far one call can overshoot. */
+#define STS_STREAM_READ_MAX 16384
+
 #define STS_TLS_MAX_CHAIN 4 /* certificates of the peer's chain described, leaf first */
 
 /* One certificate of a peer's chain, as a postmaster reads it (`check`). */

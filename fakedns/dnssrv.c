@@ -462,6 +462,7 @@ static void dns_tcp_read(sts_stream *st, const char *data, size_t len)
             return;
         }
         dnssrv_record(s, &res, 1);
+        sts_tcpsrv_progress(st); /* a complete message: not a slowloris */
         sts_buf_consume(&ss->in, 2 + (size_t)n);
         dnssrv_deliver(s, &res, &ss->reply, ss, st, NULL);
     }
@@ -616,6 +617,8 @@ int sts_dnssrv_start(uv_loop_t *loop, sts_served *const *served, int udp_fd, int
     int trc = sts_tcpsrv_start(loop, tcp_fd, &dns_tcp_ops, s, "dns", &s->tcp);
     if (trc != 0)
         s->tcp_stopped = 1; /* sts_tcpsrv_start cleaned up after itself */
+    else
+        sts_tcpsrv_set_log(s->tcp, log);
     if (rc != 0 || trc != 0) {
         sts_dnssrv_stop(s, NULL, NULL);
         return STS_EIO;

@@ -629,6 +629,7 @@ int sts_httpsrv_start(uv_loop_t *loop, int fd, sts_served *const *served, int ht
         free(s);
         return rc;
     }
+    sts_tcpsrv_set_log(s->tcp, log);
     *out = s;
     return 0;
 }

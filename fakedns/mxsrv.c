@@ -701,6 +701,7 @@ static void smtp_feed(smtp_sess *s)
         memcpy(line, s->in.data, n);
         line[n] = '\0';
         sts_buf_consume(&s->in, l);
+        sts_tcpsrv_progress(s->st); /* a complete command: not a slowloris */
         smtp_command(s, line, n);
         free(line);
     }
@@ -723,6 +724,10 @@ static void smtp_read(sts_stream *st, const char *data, size_t len)
     if (sts_buf_append(&s->in, data, len) != 0) {
         /* Only possible in command state (DATA drains the buffer as it goes): a line
          * without end longer than we keep. */
+        sts_info(s->srv->log,
+                 "mx %s#%u a command line of more than %d octets without its end: 500, "
+                 "closing (SMTP_MAX_INPUT)",
+                 s->srv->host, s->id, SMTP_MAX_INPUT);
         smtp_reply(s, 500, "5.5.2 Error: line too long");
         smtp_set_state(s, SMTP_QUIT);
         sts_stream_shutdown(st);
@@ -892,6 +897,7 @@ int sts_mxsrv_start(uv_loop_t *loop, int fd, sts_served *const *served, size_t i
         mxsrv_free(s);
         return rc;
     }
+    sts_tcpsrv_set_log(s->tcp, log);
     *out = s;
     return 0;
 }

@@ -436,11 +436,29 @@ int sts_observer_smtp_tls(sts_observer *o, sts_obs_smtp *s, const char *sni, con
 int sts_observer_smtp_command(sts_observer *o, sts_obs_smtp *s, const char *verb, int tls,
                               int reply)
 {
-    json_t *c = json_pack("{s:o,s:b,s:i}", "verb", str_or_null(verb), "tls", tls, "reply", reply);
-    if (!c)
-        return STS_ENOMEM;
     pthread_mutex_lock(&o->mu);
-    int rc = json_array_append_new(json_object_get((json_t *)s, "commands"), c);
+    json_t *cmds = json_object_get((json_t *)s, "commands");
+    int keep = json_array_size(cmds) < STS_OBSERVER_SMTP_COMMANDS_MAX;
+    if (!keep && verb &&
+        (!strcmp(verb, "MAIL") || !strcmp(verb, "RCPT") || !strcmp(verb, "DATA"))) {
+        keep = 1; /* unless one of this verb and TLS state is kept already */
+        for (size_t i = 0; keep && i < json_array_size(cmds); i++) {
+            json_t *k = json_array_get(cmds, i);
+            const char *kv = json_string_value(json_object_get(k, "verb"));
+            if (kv && !strcmp(kv, verb) && json_is_true(json_object_get(k, "tls")) == !!tls)
+                keep = 0;
+        }
+    }
+    int rc = 0;
+    if (keep) {
+        json_t *c =
+            json_pack("{s:o,s:b,s:i}", "verb", str_or_null(verb), "tls", tls, "reply", reply);
+        rc = !c || json_array_append_new(cmds, c);
+    } else {
+        json_t *d = json_object_get((json_t *)s, "commands_dropped");
+        rc = json_object_set_new((json_t *)s, "commands_dropped",
+                                 json_integer(d ? json_integer_value(d) + 1 : 1));
+    }
     pthread_mutex_unlock(&o->mu);
     return rc ? STS_ENOMEM : 0;
 }

@@ -86,6 +86,13 @@ sts_obs_smtp *sts_observer_smtp_begin(sts_observer *o, const char *host, const c
 /* The TLS handshake completed: SNI received ("" = none), version, cipher. */
 int sts_observer_smtp_tls(sts_observer *o, sts_obs_smtp *s, const char *sni, const char *version,
                           const char *cipher);
+/* Commands kept per SMTP session. Past it a command is only counted, as
+ * "commands_dropped" in the session's record, unless it is an envelope command (MAIL,
+ * RCPT, DATA) of a verb and TLS state not kept yet in that session: the security
+ * invariants (runner/verdict.c) see every kind of envelope command a session had,
+ * and a client sending commands without end (10,000 RCPT) costs bounded memory. */
+#define STS_OBSERVER_SMTP_COMMANDS_MAX 1000
+
 /* A command: verb (upper case), whether it came over TLS, and the reply code sent. */
 int sts_observer_smtp_command(sts_observer *o, sts_obs_smtp *s, const char *verb, int tls,
                               int reply);

@@ -5,6 +5,8 @@
 #include "fakedns/tcpsrv.h"
 #include "common/err.h"
 
+#include <arpa/inet.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -16,6 +18,10 @@ struct sts_tcpsrv {
     void *arg;
     char name[64];
     sts_tcpsrv_conn head; /* circular list of live sessions */
+    size_t nsessions;     /* in the list and not evicted */
+    uint64_t evictions;
+    sts_log *log;
+    char where[64]; /* the listening address, for the log */
     int stopping;
     int listener_closed;
     void (*done)(void *);
@@ -39,6 +45,8 @@ static void tcpsrv_stream_close_cb(sts_stream *s)
     if (!c)
         return; /* refused before a session existed */
     sts_tcpsrv *srv = c->srv;
+    if (!c->evicted)
+        srv->nsessions--;
     c->prev->next = c->next;
     c->next->prev = c->prev;
     c->prev = c->next = NULL;
@@ -47,11 +55,50 @@ static void tcpsrv_stream_close_cb(sts_stream *s)
     tcpsrv_maybe_done(srv);
 }
 
+/* At the cap: close the session that made no progress for longest (the first of
+ * equals: the oldest, as sessions are added at the head). */
+static void tcpsrv_evict(sts_tcpsrv *srv, uv_loop_t *loop)
+{
+    sts_tcpsrv_conn *victim = NULL;
+    for (sts_tcpsrv_conn *c = srv->head.next; c != &srv->head; c = c->next)
+        if (!c->evicted && (!victim || c->progress <= victim->progress))
+            victim = c;
+    if (!victim)
+        return;
+    victim->evicted = 1;
+    srv->nsessions--;
+    srv->evictions++;
+    uint64_t idle = uv_now(loop) - victim->progress;
+    const char *peer = sts_stream_peer_addr(victim->stream);
+    /* Once per power of two: an attack of thousands of connections leaves a few
+     * dozen lines, each with the running count. */
+    if (srv->log && (srv->evictions & (srv->evictions - 1)) == 0)
+        sts_info(srv->log,
+                 "%s %s: %d sessions open (the cap): closing the one without progress for "
+                 "longest (from %s, %.1f s without a complete command, request or message) "
+                 "to accept a new one; %llu closed so far (STS_TCPSRV_MAX_SESSIONS)",
+                 srv->name, srv->where, STS_TCPSRV_MAX_SESSIONS, peer && *peer ? peer : "?",
+                 (double)idle / 1000.0, (unsigned long long)srv->evictions);
+    sts_stream_close(victim->stream);
+}
+
+/* A completed handshake is progress; then the protocol's own callback. */
+static void tcpsrv_tls_cb(sts_stream *s, int status)
+{
+    sts_tcpsrv_conn *c = sts_stream_data(s);
+    if (status == 0)
+        sts_tcpsrv_progress(s);
+    if (c && c->srv)
+        c->srv->ops->on_tls(s, status);
+}
+
 static void tcpsrv_connection_cb(uv_stream_t *server, int status)
 {
     sts_tcpsrv *srv = server->data;
     if (status < 0 || srv->stopping)
         return;
+    if (srv->nsessions >= STS_TCPSRV_MAX_SESSIONS)
+        tcpsrv_evict(srv, server->loop);
     sts_stream *s = sts_stream_new(server->loop, &srv->cbs, NULL);
     if (!s)
         return;
@@ -66,6 +113,9 @@ static void tcpsrv_connection_cb(uv_stream_t *server, int status)
     }
     c->srv = srv;
     c->stream = s;
+    c->progress = uv_now(server->loop);
+    c->evicted = 0;
+    srv->nsessions++;
     c->next = srv->head.next;
     c->prev = &srv->head;
     srv->head.next->prev = c;
@@ -86,7 +136,7 @@ int sts_tcpsrv_start(uv_loop_t *loop, int fd, const sts_tcpsrv_ops *ops, void *a
     snprintf(srv->name, sizeof(srv->name), "%s", name);
     srv->head.next = srv->head.prev = &srv->head;
     srv->cbs.on_read = ops->on_read;
-    srv->cbs.on_tls = ops->on_tls;
+    srv->cbs.on_tls = ops->on_tls ? tcpsrv_tls_cb : NULL;
     srv->cbs.on_eof = ops->on_eof;
     srv->cbs.on_close = tcpsrv_stream_close_cb;
     uv_tcp_init(loop, &srv->listener);
@@ -101,8 +151,34 @@ int sts_tcpsrv_start(uv_loop_t *loop, int fd, const sts_tcpsrv_ops *ops, void *a
         sts_tcpsrv_stop(srv, NULL, NULL);
         return STS_EIO;
     }
+    struct sockaddr_storage ss;
+    int sl = sizeof(ss);
+    char host[64] = "?";
+    if (uv_tcp_getsockname(&srv->listener, (struct sockaddr *)&ss, &sl) == 0) {
+        if (ss.ss_family == AF_INET6) {
+            uv_ip6_name((struct sockaddr_in6 *)&ss, host, sizeof(host));
+            snprintf(srv->where, sizeof(srv->where), "[%s]:%u", host,
+                     ntohs(((struct sockaddr_in6 *)&ss)->sin6_port));
+        } else {
+            uv_ip4_name((struct sockaddr_in *)&ss, host, sizeof(host));
+            snprintf(srv->where, sizeof(srv->where), "%s:%u", host,
+                     ntohs(((struct sockaddr_in *)&ss)->sin_port));
+        }
+    }
     *out = srv;
     return 0;
+}
+
+void sts_tcpsrv_set_log(sts_tcpsrv *srv, sts_log *log)
+{
+    srv->log = log;
+}
+
+void sts_tcpsrv_progress(sts_stream *s)
+{
+    sts_tcpsrv_conn *c = sts_stream_data(s);
+    if (c && c->srv)
+        c->progress = uv_now(sts_stream_loop(s));
 }
 
 void *sts_tcpsrv_arg(const sts_tcpsrv *srv)

@@ -8,22 +8,39 @@
  * live sessions so that stopping closes every one of them; a session's memory is
  * freed only in the protocol's on_close, never inside its own handler.
  *
+ * A listener holds at most STS_TCPSRV_MAX_SESSIONS sessions. A connection that
+ * arrives at the cap is accepted, and the session that made no progress for longest
+ * (no complete command, request or message since it was accepted or since its last
+ * one: sts_tcpsrv_progress(), also called when a TLS handshake completes) is closed,
+ * with a log line. So hundreds of clients that connect and drip bytes (slowloris)
+ * hold a bounded number of descriptors and buffers and never lock out a client that
+ * speaks the protocol; a world with fewer sessions than the cap, every scenario,
+ * never closes one. There is no idle timeout: a scripted delay or a sender's own
+ * timeout test may keep a session silent for as long as it likes.
+ *
  * Functions return 0 or a negative STS_* code.
  */
 #ifndef STS_TCPSRV_H
 #define STS_TCPSRV_H
 
+#include <stdint.h>
 #include <uv.h>
 
+#include "common/log.h"
 #include "common/tls.h"
 
 typedef struct sts_tcpsrv sts_tcpsrv;
+
+/* Sessions one listener holds at once (see above). */
+#define STS_TCPSRV_MAX_SESSIONS 256
 
 /* Embedded in every protocol session; set up by sts_tcpsrv (do not touch). */
 typedef struct sts_tcpsrv_conn {
     struct sts_tcpsrv_conn *prev, *next;
     sts_tcpsrv *srv;
     sts_stream *stream;
+    uint64_t progress; /* uv_now() of the accept or the last sts_tcpsrv_progress() */
+    int evicted;       /* closed to make room: closing, not counted any more */
 } sts_tcpsrv_conn;
 
 typedef struct sts_tcpsrv_ops {
@@ -42,6 +59,11 @@ typedef struct sts_tcpsrv_ops {
 int sts_tcpsrv_start(uv_loop_t *loop, int fd, const sts_tcpsrv_ops *ops, void *arg,
                      const char *name, sts_tcpsrv **out);
 void *sts_tcpsrv_arg(const sts_tcpsrv *srv);
+/* Where the server logs the sessions it closes at the cap (NULL: nowhere). */
+void sts_tcpsrv_set_log(sts_tcpsrv *srv, sts_log *log);
+/* The session of s completed a unit of its protocol (a command, a request, a
+ * message): it is not the one closed at the cap. */
+void sts_tcpsrv_progress(sts_stream *s);
 const char *sts_tcpsrv_name(const sts_tcpsrv *srv);
 /* The session of a stream accepted by a tcpsrv. */
 sts_tcpsrv_conn *sts_tcpsrv_conn_of(sts_stream *s);

@@ -4,6 +4,12 @@
 # there is one), one target after the other.
 #
 # Usage: fuzz/run.sh SECONDS [NAME...]     (NAME: ststxt, policy, ... default: all)
+#        fuzz/run.sh --long [NAME...]      each target until FUZZ_RUNS executions
+#                                          (default 2000000, no time limit); then the
+#                                          inputs that add coverage are merged into
+#                                          fuzz/corpus/NAME/ (libFuzzer -merge=1), to be
+#                                          committed, and the line per target is the
+#                                          row of the table in fuzz/README.md
 # Environment:
 #   STSTEST_FUZZ_BUILD  build directory (default: <repo>/build-fuzz), configured with
 #                       CC=clang -DSTSTEST_FUZZ=ON when it is not yet
@@ -13,14 +19,24 @@
 # Prints one line per target (runs, coverage, corpus growth, verdict) and a final line.
 # A crash, leak, timeout or violated property leaves its input in fuzz/crashes/ and the
 # log next to it. Exit status: 0 every target ran clean; 1 some target failed; 2 usage
-# or build error. The committed corpus is never written.
+# or build error. The committed corpus is written only by --long.
 set -eu
 
 root=$(cd "$(dirname "$0")/.." && pwd)
 build=${STSTEST_FUZZ_BUILD:-$root/build-fuzz}
 secs=${1:-}
+long=0
+if [ "$secs" = --long ]; then
+  long=1
+  secs=0
+  runs_goal=${FUZZ_RUNS:-2000000}
+  case "$runs_goal" in
+    '' | *[!0-9]*) echo "run.sh: FUZZ_RUNS must be a number of executions" >&2; exit 2 ;;
+  esac
+fi
 case "$secs" in
-  '' | *[!0-9]*) echo "usage: fuzz/run.sh SECONDS [NAME...]" >&2; exit 2 ;;
+  '' | *[!0-9]*) echo "usage: fuzz/run.sh SECONDS [NAME...] | fuzz/run.sh --long [NAME...]" >&2
+    exit 2 ;;
 esac
 shift
 
@@ -65,8 +81,13 @@ for name; do
   [ -f "$root/fuzz/dict/$name.dict" ] && dict=-dict=$root/fuzz/dict/$name.dict
   rc=0
   t0=$(date +%s)
+  if [ "$long" = 1 ]; then
+    limit=-runs=$runs_goal
+  else
+    limit=-max_total_time=$secs
+  fi
   # shellcheck disable=SC2086
-  "$bin" -max_total_time="$secs" -timeout=10 -rss_limit_mb=2048 -max_len=8192 \
+  "$bin" "$limit" -timeout=10 -rss_limit_mb=2048 -max_len=8192 \
     -print_final_stats=1 -artifact_prefix="$crashes/$name-" $dict ${FUZZ_ARGS:-} "$tmp" \
     >"$log" 2>&1 || rc=$?
   took=$(($(date +%s) - t0))
@@ -85,8 +106,21 @@ for name; do
     failed=$((failed + 1))
   fi
   total=$((total + 1))
-  printf 'fuzz_%s: %ss, %s runs, cov %s, ft %s, corpus %s -> %s, %s\n' "$name" "$took" \
-    "${runs:-?}" "${cov:-?}" "${ft:-?}" "$nseeds" "$nfinal" "$verdict"
+  merged=
+  if [ "$long" = 1 ] && [ "$rc" -eq 0 ]; then
+    # Keep only what adds coverage (features) to the committed corpus.
+    before=$(find "$seeds" -type f | wc -l)
+    if "$bin" -merge=1 -timeout=10 -rss_limit_mb=2048 -max_len=8192 "$seeds" "$tmp" \
+      >"$crashes/fuzz_$name.merge.log" 2>&1; then
+      rm -f "$crashes/fuzz_$name.merge.log"
+      merged=", merged $(($(find "$seeds" -type f | wc -l) - before)) new inputs into fuzz/corpus/$name"
+    else
+      merged=", merge FAILED (log $crashes/fuzz_$name.merge.log)"
+      failed=$((failed + 1))
+    fi
+  fi
+  printf 'fuzz_%s: %ss, %s runs, cov %s, ft %s, corpus %s -> %s, %s%s\n' "$name" "$took" \
+    "${runs:-?}" "${cov:-?}" "${ft:-?}" "$nseeds" "$nfinal" "$verdict" "$merged"
   if [ "${FUZZ_KEEP:-0}" = 1 ]; then
     echo "  corpus kept in $tmp"
   else
@@ -96,7 +130,11 @@ done
 rmdir "$crashes" 2>/dev/null || true
 
 if [ "$failed" -eq 0 ]; then
-  echo "fuzz: all $total targets ran (up to ${secs}s each) without a failure"
+  if [ "$long" = 1 ]; then
+    echo "fuzz: all $total targets ran ($runs_goal executions each) without a failure"
+  else
+    echo "fuzz: all $total targets ran (up to ${secs}s each) without a failure"
+  fi
   exit 0
 fi
 echo "fuzz: $failed of $total targets FAILED (inputs and logs in fuzz/crashes/)"

@@ -556,7 +556,9 @@ int sts_assure_run(uv_loop_t *loop, const sts_sender_opts *opts, char *const *do
         sts_sender_default_helo(r->helo, sizeof(r->helo));
     r->helo_literal = !r->helo[0];
     snprintf(r->from, sizeof(r->from), "ststest@%s", r->helo);
-    sts_buf_init(&r->in, STS_SMTP_REPLY_MAX);
+    /* A whole reply, a line and one read more: a reply too long is told by the parser
+     * ("reply longer than 65536 bytes"), in the words of send and check. */
+    sts_buf_init(&r->in, STS_SMTP_REPLY_MAX + STS_SMTP_LINE_MAX + STS_STREAM_READ_MAX);
     char err[256];
     double dns_timeout = opts->dns_timeout > 0 ? opts->dns_timeout : STS_SENDER_DNS_TIMEOUT;
     if (sts_resolver_new(loop, opts->dns, dns_timeout, r->log, &r->res, err, sizeof(err)) != 0) {

@@ -547,6 +547,19 @@ static void ask_cb(void *arg, int status, int timeouts, unsigned char *abuf, int
     ares_callback cb = a->cb;
     r->in_flight--;
     free(a);
+    /* RFC 1035 4.2.1, RFC 7766 5: a truncated UDP answer (TC) is asked again over TCP,
+     * which c-ares does. An answer that still carries TC reached us over TCP, where
+     * nothing may truncate it: it is no answer at all (a temporary failure), never
+     * the absence of a record, which would end as NODATA and a permanent failure. */
+    if ((status == ARES_SUCCESS || status == ARES_ENODATA) && abuf && alen >= 12 &&
+        (abuf[2] & 0x02)) {
+        if (!q->detail[0])
+            snprintf(q->detail, sizeof(q->detail),
+                     "truncated answer: the TC bit is set even over TCP");
+        status = ARES_EBADRESP;
+        abuf = NULL;
+        alen = 0;
+    }
     cb(q, status, timeouts, abuf, alen);
     ask_pump(r);
 }

@@ -27,7 +27,10 @@
 /* The encoded message may be larger than the input (CRLF, dot-stuffing). */
 #define SMTPC_BODY_MAX (32u * 1024 * 1024)
 /* Received bytes not yet forming a complete reply. */
-#define SMTPC_RBUF_MAX (STS_SMTP_REPLY_MAX + STS_SMTP_LINE_MAX)
+/* What the reply parser accepts before it refuses a reply as too long (a whole reply
+ * and a line more), plus one read: the parser, not this cap, then says what was wrong,
+ * in the same words however the server's bytes were cut into reads. */
+#define SMTPC_RBUF_MAX (STS_SMTP_REPLY_MAX + STS_SMTP_LINE_MAX + STS_STREAM_READ_MAX)
 /* Waiting for the 221 to QUIT: the verdict is already taken, so do not wait long. */
 #define SMTPC_QUIT_WAIT_MS 10000
 

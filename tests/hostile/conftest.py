@@ -2,7 +2,8 @@
 
 The binary, the source tree and the fake world come from tests/integration/conftest.py
 (loaded by path, not copied); trap_factory gives traps (hostile_run.Trap) and closes
-them after the test. The helpers the tests import are in hostile_run.py and
+them after the test; pki is a throw-away CA of the session (hostile_certs.Pki) with a leaf
+for mail.example.test and mta-sts.example.test. The helpers the tests import are in hostile_run.py and
 hostile_dns.py: a test module never imports a conftest.
 """
 import importlib.util
@@ -11,6 +12,7 @@ import types
 
 import pytest
 
+from hostile_certs import Pki
 from hostile_run import Trap
 
 _spec = importlib.util.spec_from_file_location(
@@ -38,3 +40,10 @@ def trap_factory():
     yield make
     for t in traps:
         t.close()
+
+
+@pytest.fixture(scope="session")
+def pki(tmp_path_factory):
+    p = Pki(tmp_path_factory.mktemp("pki"))
+    p.server = p.leaf("server", ["mail.example.test", "mta-sts.example.test"])
+    return p

@@ -108,4 +108,4 @@ def test_policy_host_address_unusable(ststest_bin, trap_factory):
     assert (f"MTASTS policy host mta-sts.example.test: {sentence}: not contacted"
             in run.stderr)
     assert "MTASTS policy fetch https://" not in run.stderr
-    assert ("mta-sts.example.test", "A") in dns.queries
+    assert ("mta-sts.example.test", "A") in dns.asked

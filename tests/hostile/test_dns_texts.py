@@ -47,7 +47,7 @@ def test_malformed_txt(ststest_bin, trap_factory):
     assert run.result["policy"]["source"] == "none"
     # The MX trap closed the connection before its greeting: nothing was sent.
     assert len(smtp.peers) == 1
-    assert ("_mta-sts.example.test", "TXT") in dns.queries
+    assert ("_mta-sts.example.test", "TXT") in dns.asked
 
 
 def test_malformed_mx(ststest_bin, trap_factory):

@@ -3,9 +3,12 @@
  * scripted SMTP client: one table row per script (scripted replies per stage,
  * disconnect_after, STARTTLS with and without bytes pipelined or injected around it,
  * handshake: abort, a slow greeting, commands out of order), each checked for the
- * reply codes the client got, the text it got, and what the observer recorded.
+ * reply codes the client got, the text it got, and what the observer recorded; and
+ * the cap on sessions (fakedns/tcpsrv.h) against slowloris clients.
  */
 #include <arpa/inet.h>
+#include <errno.h>
+#include <fcntl.h>
 #include <netinet/in.h>
 #include <setjmp.h>
 #include <stdarg.h>
@@ -403,11 +406,124 @@ static void test_reply_code(void **state)
         assert_int_equal(sts_smtp_reply_code(codes[i].reply), codes[i].code);
 }
 
+/* ---- the cap on sessions ---- */
+
+static void stopped_cb(void *arg)
+{
+    *(int *)arg = 1;
+}
+
+/* Read what fd has without blocking; 1 once the server closed it (EOF), else 0.
+ * What was read is appended to text (cap octets at most). */
+static int drain(int fd, char *text, size_t cap)
+{
+    for (;;) {
+        char b[4096];
+        ssize_t n = recv(fd, b, sizeof(b), MSG_DONTWAIT);
+        if (n == 0)
+            return 1;
+        if (n < 0)
+            return errno == EAGAIN || errno == EWOULDBLOCK ? 0 : 1;
+        size_t have = strlen(text), k = (size_t)n < cap - 1 - have ? (size_t)n : cap - 1 - have;
+        memcpy(text + have, b, k);
+        text[have + k] = '\0';
+    }
+}
+
+static int connect_nb(const struct sockaddr_in *sa)
+{
+    int fd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK, 0);
+    assert_true(fd >= 0);
+    int rc = connect(fd, (const struct sockaddr *)sa, sizeof(*sa));
+    assert_true(rc == 0 || errno == EINPROGRESS);
+    return fd;
+}
+
+static void spin(uv_loop_t *loop, int rounds)
+{
+    for (int i = 0; i < rounds; i++)
+        uv_run(loop, UV_RUN_NOWAIT);
+}
+
+/* STS_TCPSRV_MAX_SESSIONS clients that each send half a command and stop (slowloris),
+ * but the first completes a command after a while: a connection more closes the
+ * second (no progress for longest), not the first, and says so in the log; the new
+ * one is served. */
+static void test_session_cap(void **state)
+{
+    (void)state;
+    enum { N = STS_TCPSRV_MAX_SESSIONS };
+    uv_loop_t loop;
+    assert_int_equal(uv_loop_init(&loop), 0);
+    sts_observer *obs = sts_observer_new();
+    sts_log *log = sts_log_new_mem(STS_LOG_INFO, NULL);
+    sts_served *served = sts_served_new(1, NULL);
+    sts_mxsrv_conf *cf = &served->hosts[0].mx_conf;
+    cf->host = "mail.example.test";
+    cf->address = "127.0.0.1";
+    struct sockaddr_in sa;
+    sts_mxsrv *srv = NULL;
+    assert_int_equal(sts_mxsrv_start(&loop, fixture_listen_fd(&sa), &served, 0, obs, log, &srv), 0);
+    static int fds[N + 1];
+    static char text[N + 1][512];
+    memset(text, 0, sizeof(text));
+    for (int i = 0; i < N; i++) {
+        fds[i] = connect_nb(&sa);
+        spin(&loop, 3);
+    }
+    spin(&loop, 20);
+    for (int i = 0; i < N; i++) {
+        assert_int_equal(send(fds[i], "EHLO slow", 9, MSG_NOSIGNAL), 9);
+        spin(&loop, 1);
+    }
+    /* Later, the first client completes its command: progress. */
+    usleep(20000);
+    assert_int_equal(send(fds[0], ".example\r\n", 10, MSG_NOSIGNAL), 10);
+    for (int t = 0; t < 2000 && !strstr(text[0], "\r\n250 "); t++) {
+        uv_run(&loop, UV_RUN_NOWAIT); /* never blocks: a missing event fails, not hangs */
+        usleep(1000);
+        drain(fds[0], text[0], sizeof(text[0]));
+    }
+    assert_non_null(strstr(text[0], "\r\n250 "));
+    /* One more connection: at the cap. */
+    fds[N] = connect_nb(&sa);
+    int closed1 = 0;
+    for (int t = 0; t < 2000 && !(closed1 && strstr(text[N], "220 ")); t++) {
+        uv_run(&loop, UV_RUN_NOWAIT); /* never blocks: a missing event fails, not hangs */
+        usleep(1000);
+        closed1 = closed1 || drain(fds[1], text[1], sizeof(text[1]));
+        drain(fds[N], text[N], sizeof(text[N]));
+    }
+    assert_true(closed1);                                         /* the second client: closed */
+    assert_non_null(strstr(text[N], "220 "));                     /* the new one: greeted */
+    assert_int_equal(drain(fds[0], text[0], sizeof(text[0])), 0); /* the first: open */
+    for (int i = 2; i < N; i++)
+        assert_int_equal(drain(fds[i], text[i], sizeof(text[i])), 0);
+    const char *t = sts_log_text(log);
+    if (!strstr(t, "mx mail.example.test 127.0.0.1:") ||
+        !strstr(t, ": 256 sessions open (the cap): closing the one without progress for longest "
+                   "(from 127.0.0.1, ") ||
+        !strstr(t, "; 1 closed so far (STS_TCPSRV_MAX_SESSIONS)"))
+        fail_msg("log at the cap: %.400s",
+                 strstr(t, "sessions open") ? strstr(t, "sessions open") - 60 : "(no such line)");
+    for (int i = 0; i <= N; i++)
+        close(fds[i]);
+    int stopped = 0;
+    sts_mxsrv_stop(srv, stopped_cb, &stopped);
+    assert_int_equal(uv_run(&loop, UV_RUN_DEFAULT), 0);
+    assert_true(stopped);
+    sts_served_unref(served);
+    sts_log_free(log);
+    sts_observer_free(obs);
+    assert_int_equal(uv_loop_close(&loop), 0);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_reply_code),
         cmocka_unit_test(test_scripts),
+        cmocka_unit_test(test_session_cap),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -1,6 +1,8 @@
 /*
  * test_resolver.c - the c-ares resolver on libuv, against a tiny in-test DNS server:
- * a uv_udp_t on 127.0.0.1 answering canned wire-format responses built by hand.
+ * a uv_udp_t on 127.0.0.1 answering canned wire-format responses built by hand, and a
+ * uv_tcp_t on the same port that answers every query truncated (TC), as a hostile
+ * server does.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -30,6 +32,8 @@ struct held {
 
 struct srv {
     uv_udp_t udp;
+    uv_tcp_t tcp;
+    int tcp_queries;
     int port;
     int nqueries;
     char last_qname[256];
@@ -224,12 +228,12 @@ static void alloc_cb(uv_handle_t *h, size_t sz, uv_buf_t *buf)
 
 /* Send the answer ans to the query q (header and question: p octets). */
 static void srv_reply(uv_udp_t *udp, const uint8_t *q, size_t p, const struct sockaddr *addr,
-                      const struct wire *ans, int rcode, int ancount)
+                      const struct wire *ans, int rcode, int ancount, int tc)
 {
     struct wire *w = calloc(1, sizeof(*w));
     w8(w, q[0]);
     w8(w, q[1]);
-    w16(w, (uint16_t)(0x8180 | rcode));
+    w16(w, (uint16_t)((tc ? 0x8380 : 0x8180) | rcode));
     w16(w, 1);
     w16(w, (uint16_t)ancount);
     w16(w, 0);
@@ -293,7 +297,8 @@ static void recv_cb(uv_udp_t *udp, ssize_t nread, const uv_buf_t *buf, const str
     int rcode, ancount;
     if (!answer(&ans, qname, qtype, &rcode, &ancount))
         return;
-    srv_reply(udp, q, p, addr, &ans, rcode, ancount);
+    /* tc.test: truncated over UDP (and over TCP: srv_tcp_read). */
+    srv_reply(udp, q, p, addr, &ans, rcode, ancount, !strcasecmp(qname, "tc.test"));
 }
 
 /* Answer every held query with one TXT record. */
@@ -304,23 +309,99 @@ static void srv_release(struct srv *s)
         const char *rec[] = {"held"};
         txt_rr(&ans, NULL, rec, 1);
         srv_reply(&s->udp, s->held[i].q, s->held[i].len, (struct sockaddr *)&s->held[i].addr, &ans,
-                  0, 1);
+                  0, 1, 0);
     }
     s->released += s->nheld;
     s->nheld = 0;
 }
 
+/* One TCP client of the server: every length-prefixed query is answered with its
+ * own header and question, QR and TC set, no records: truncated even over TCP. */
+struct tcp_client {
+    uv_tcp_t h; /* first: freed through the handle in its close callback */
+    struct srv *s;
+    uint8_t in[1024];
+    size_t n;
+};
+
+static void tcp_client_closed(uv_handle_t *h)
+{
+    free(h);
+}
+
+static void tcp_alloc_cb(uv_handle_t *h, size_t sz, uv_buf_t *buf)
+{
+    struct tcp_client *c = h->data;
+    buf->base = (char *)c->in + c->n;
+    buf->len = sizeof(c->in) - c->n;
+}
+
+static void srv_tcp_read(uv_stream_t *st, ssize_t nread, const uv_buf_t *buf)
+{
+    struct tcp_client *c = st->data;
+    if (nread < 0 || c->n + (size_t)nread >= sizeof(c->in)) {
+        uv_close((uv_handle_t *)st, tcp_client_closed);
+        return;
+    }
+    c->n += (size_t)nread;
+    while (c->n >= 2 && c->n >= 2u + (size_t)(c->in[0] << 8 | c->in[1])) {
+        size_t len = (size_t)(c->in[0] << 8 | c->in[1]);
+        uint8_t out[1024];
+        if (len < 12 || len + 2 > sizeof(out)) {
+            uv_close((uv_handle_t *)st, tcp_client_closed);
+            return;
+        }
+        memcpy(out, c->in, 2 + len);
+        out[4] = 0x83;         /* QR, TC, RD */
+        out[5] = 0x80;         /* RA, NOERROR */
+        memset(out + 8, 0, 6); /* no answer, authority or additional records */
+        uv_buf_t ob = uv_buf_init((char *)out, (unsigned)(2 + len));
+        if (uv_try_write(st, &ob, 1) != (int)(2 + len))
+            fail_msg("uv_try_write of a TCP answer failed");
+        c->s->tcp_queries++;
+        memmove(c->in, c->in + 2 + len, c->n - 2 - len);
+        c->n -= 2 + len;
+    }
+}
+
+static void srv_tcp_accept(uv_stream_t *server, int status)
+{
+    struct srv *s = server->data;
+    if (status < 0)
+        return;
+    struct tcp_client *c = calloc(1, sizeof(*c));
+    assert_non_null(c);
+    c->s = s;
+    uv_tcp_init(server->loop, &c->h);
+    c->h.data = c;
+    if (uv_accept(server, (uv_stream_t *)&c->h) != 0 ||
+        uv_read_start((uv_stream_t *)&c->h, tcp_alloc_cb, srv_tcp_read) != 0)
+        uv_close((uv_handle_t *)&c->h, tcp_client_closed);
+}
+
 static void srv_start(uv_loop_t *loop, struct srv *s)
 {
     memset(s, 0, sizeof(*s));
-    assert_int_equal(uv_udp_init(loop, &s->udp), 0);
-    s->udp.data = s;
-    struct sockaddr_in sa;
-    uv_ip4_addr("127.0.0.1", 0, &sa);
-    assert_int_equal(uv_udp_bind(&s->udp, (struct sockaddr *)&sa, 0), 0);
-    int len = sizeof(sa);
-    uv_udp_getsockname(&s->udp, (struct sockaddr *)&sa, &len);
-    s->port = ntohs(sa.sin_port);
+    /* A UDP port that is free for TCP too (another test may hold it for TCP). */
+    for (int tries = 0;; tries++) {
+        assert_int_equal(uv_udp_init(loop, &s->udp), 0);
+        s->udp.data = s;
+        struct sockaddr_in sa;
+        uv_ip4_addr("127.0.0.1", 0, &sa);
+        assert_int_equal(uv_udp_bind(&s->udp, (struct sockaddr *)&sa, 0), 0);
+        int len = sizeof(sa);
+        uv_udp_getsockname(&s->udp, (struct sockaddr *)&sa, &len);
+        s->port = ntohs(sa.sin_port);
+        assert_int_equal(uv_tcp_init(loop, &s->tcp), 0);
+        s->tcp.data = s;
+        if (uv_tcp_bind(&s->tcp, (struct sockaddr *)&sa, 0) == 0 &&
+            uv_listen((uv_stream_t *)&s->tcp, 16, srv_tcp_accept) == 0)
+            break;
+        assert_true(tries < 20);
+        uv_close((uv_handle_t *)&s->udp, NULL);
+        uv_close((uv_handle_t *)&s->tcp, NULL);
+        uv_run(loop, UV_RUN_NOWAIT);
+    }
     assert_int_equal(uv_udp_recv_start(&s->udp, alloc_cb, recv_cb), 0);
     (void)send_cb;
 }
@@ -411,6 +492,7 @@ static void env_finish(struct env *e)
 {
     sts_resolver_free(e->r);
     uv_close((uv_handle_t *)&e->srv.udp, NULL);
+    uv_close((uv_handle_t *)&e->srv.tcp, NULL);
     uv_run(&e->loop, UV_RUN_DEFAULT);
     assert_int_equal(uv_loop_close(&e->loop), 0);
     sts_log_free(e->log);
@@ -674,6 +756,37 @@ static void test_hostile_answers(void **state)
     env_finish(&e);
 }
 
+/* TC over UDP, and TC again over TCP (where nothing may truncate): no answer at all,
+ * a temporary failure with its reason, never NODATA (which would end as a permanent
+ * failure: "neither MX nor address records"). Each lookup type asks once over each. */
+static void test_truncated_over_tcp(void **state)
+{
+    struct env e;
+    env_start(&e, 2.0);
+    struct got gt = {0}, gm = {0}, ga = {0};
+    assert_int_equal(sts_resolver_query_txt(e.r, "tc.test", txt_cb, &gt), 0);
+    assert_int_equal(sts_resolver_query_mx(e.r, "tc.test", mx_cb, &gm), 0);
+    assert_int_equal(sts_resolver_query_addr(e.r, "tc.test", addr_cb, &ga), 0);
+    RUN_UNTIL(&e, gt.calls == 1 && gm.calls == 1 && ga.calls == 1);
+    char buf[300];
+    static const char why[] = "truncated answer: the TC bit is set even over TCP";
+    assert_int_equal(gt.status, STS_DNS_ERROR);
+    assert_int_equal(gt.n, 0);
+    assert_string_equal(gt.detail, why);
+    assert_int_equal(gm.status, STS_DNS_ERROR);
+    assert_int_equal(gm.n, 0);
+    assert_string_equal(
+        sts_dns_failure_text("tc.test", "MX", gm.status, gm.detail, buf, sizeof(buf)),
+        "tc.test MX: truncated answer: the TC bit is set even over TCP (ERROR)");
+    assert_int_equal(ga.status, STS_DNS_ERROR);
+    assert_int_equal(ga.n, 0);
+    assert_string_equal(ga.detail, why);
+    assert_true(sts_dns_status_is_temporary(ga.status));
+    assert_int_equal(e.srv.nqueries, 4);    /* TXT, MX, A, AAAA over UDP */
+    assert_int_equal(e.srv.tcp_queries, 4); /* and each once over TCP */
+    env_finish(&e);
+}
+
 static void test_failure_text(void **state)
 {
     static const struct {
@@ -846,7 +959,7 @@ int main(void)
         cmocka_unit_test(test_servers_parse),      cmocka_unit_test(test_status_names),
         cmocka_unit_test(test_hostile_answers),    cmocka_unit_test(test_failure_text),
         cmocka_unit_test(test_addr_unusable),      cmocka_unit_test(test_in_flight_bound),
-        cmocka_unit_test(test_free_while_waiting),
+        cmocka_unit_test(test_free_while_waiting), cmocka_unit_test(test_truncated_over_tcp),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
