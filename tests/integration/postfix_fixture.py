@@ -185,8 +185,9 @@ def _wait(look, done, failure, timeout):
         time.sleep(0.05)
 
 
-def _session_pids(sid):
-    """Live (non-zombie) processes whose session id is sid."""
+def live_pids(field, value):
+    """Live (non-zombie) processes whose /proc/PID/stat field after the parenthesised
+    command (0 state, 1 ppid, 2 pgrp, 3 session, ...) equals value."""
     pids = []
     for d in os.listdir("/proc"):
         if not d.isdigit():
@@ -195,11 +196,15 @@ def _session_pids(sid):
             stat = pathlib.Path(f"/proc/{d}/stat").read_text()
         except OSError:
             continue
-        # Fields after the parenthesised command: state ppid pgrp session ...
         rest = stat[stat.rindex(")") + 2:].split()
-        if rest[0] != "Z" and int(rest[3]) == sid:
+        if rest[0] != "Z" and int(rest[field]) == value:
             pids.append(int(d))
     return pids
+
+
+def _session_pids(sid):
+    """Live processes whose session id is sid."""
+    return live_pids(3, sid)
 
 
 def postfix_config(name, **values):

@@ -55,7 +55,7 @@ import dns.message
 import dns.query
 import pytest
 
-from postfix_fixture import (OpensslCA, PostfixInstance, _listening, _wait, free_port,
+from postfix_fixture import (OpensslCA, PostfixInstance, _listening, _wait, free_port, live_pids,
                              require_postfix)
 
 DOMAIN = "example.test"
@@ -117,18 +117,7 @@ def _read(path):
 
 def _children(pid):
     """Live processes whose parent is pid."""
-    out = []
-    for d in os.listdir("/proc"):
-        if not d.isdigit():
-            continue
-        try:
-            stat = pathlib.Path(f"/proc/{d}/stat").read_text()
-        except OSError:
-            continue
-        rest = stat[stat.rindex(")") + 2:].split()
-        if rest[0] != "Z" and int(rest[1]) == pid:
-            out.append(int(d))
-    return out
+    return live_pids(1, pid)
 
 
 def _end(proc, sig=signal.SIGTERM, timeout=10):
