@@ -51,6 +51,8 @@ typedef struct sts_mx_result {
     int implicit;                   /* RFC 5321 5.1: the domain itself, no MX records */
     int policy_match;               /* 1/0; -1 when there is no policy */
     char address[INET6_ADDRSTRLEN]; /* the last one connected to */
+    char local_address[INET6_ADDRSTRLEN]; /* our end of that connection (TLSRPT's
+                                           * sending-mta-ip), "" = none */
     char addresses[STS_RESULT_MAX_ADDRS][INET6_ADDRSTRLEN]; /* every address connected to */
     size_t naddresses;
     sts_action action;

@@ -4,14 +4,11 @@
  */
 #include "sender/rptstore.h"
 
-#include <arpa/inet.h>
 #include <limits.h>
 #include <sqlite3.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/socket.h>
-#include <unistd.h>
 
 #include "common/err.h"
 #include "sender/cache.h"
@@ -230,42 +227,6 @@ int sts_rptstore_add(sts_rptstore *s, const sts_rptstore_session *v, size_t n)
     return sts_sqlfile_commit(s->f, "add: commit");
 }
 
-/* The source address the kernel would use towards dst (a connected UDP socket sends
- * nothing). 0 and out, or -1. */
-static int source_address(const char *dst, char *out, size_t outlen)
-{
-    struct sockaddr_storage ss;
-    memset(&ss, 0, sizeof(ss));
-    socklen_t len;
-    struct sockaddr_in *v4 = (struct sockaddr_in *)&ss;
-    struct sockaddr_in6 *v6 = (struct sockaddr_in6 *)&ss;
-    if (inet_pton(AF_INET, dst, &v4->sin_addr) == 1) {
-        v4->sin_family = AF_INET;
-        v4->sin_port = htons(25);
-        len = sizeof(*v4);
-    } else if (inet_pton(AF_INET6, dst, &v6->sin6_addr) == 1) {
-        v6->sin6_family = AF_INET6;
-        v6->sin6_port = htons(25);
-        len = sizeof(*v6);
-    } else {
-        return -1;
-    }
-    int fd = socket(ss.ss_family, SOCK_DGRAM | SOCK_CLOEXEC, 0);
-    if (fd < 0)
-        return -1;
-    struct sockaddr_storage me;
-    socklen_t melen = sizeof(me);
-    int ok = connect(fd, (struct sockaddr *)&ss, len) == 0 &&
-             getsockname(fd, (struct sockaddr *)&me, &melen) == 0;
-    close(fd);
-    if (!ok)
-        return -1;
-    const void *a = me.ss_family == AF_INET
-                        ? (const void *)&((struct sockaddr_in *)&me)->sin_addr
-                        : (const void *)&((struct sockaddr_in6 *)&me)->sin6_addr;
-    return inet_ntop(me.ss_family, a, out, (socklen_t)outlen) ? 0 : -1;
-}
-
 /* Append s to buf at *off (NUL-terminated); the copy, or NULL when it does not fit. */
 static char *buf_put(char *buf, size_t buflen, size_t *off, const char *s, size_t n)
 {
@@ -370,9 +331,8 @@ size_t sts_rptstore_sessions_of(const sts_rcpt_result *r, const sts_discovery *d
         x->receiving_mx_hostname = m->host;
         if (m->address[0]) {
             x->receiving_ip = m->address;
-            char src[INET6_ADDRSTRLEN];
-            if (!source_address(m->address, src, sizeof(src)))
-                x->sending_mta_ip = buf_put(buf, buflen, &off, src, strlen(src));
+            if (m->local_address[0]) /* our end of the connection that failed */
+                x->sending_mta_ip = m->local_address;
         }
         if (m->tls_attempted && m->tls.verify_error)
             x->failure_reason_code = m->tls.verify_error;

@@ -21,8 +21,8 @@
  *  - anything else (no address, connection refused, timeouts, 4xx before STARTTLS) is
  *    not a session: RFC 8460 4.3.x leaves transient failures out of reports.
  * The policy type is sts when a policy applied or discovery failed on a published
- * policy, else no-policy-found. sending-mta-ip is the source address the kernel picks
- * for the receiving IP (a UDP connect(), which sends nothing).
+ * policy, else no-policy-found. sending-mta-ip is our end of the failed session's own
+ * connection (sts_mx_result.local_address), as the MX saw it.
  *
  * Storage is sqlfile.h, as under the policy cache: the file is created with mode 0600,
  * a symbolic link as the file (or its -wal, -shm) is refused, SQLite opens it with

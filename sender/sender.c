@@ -605,6 +605,8 @@ static void job_take_session(job *j, const sts_smtpc_result *res, int relevant)
     snprintf(m->detail, sizeof(m->detail), "%s", res->detail);
     m->stage = sts_smtpc_state_name(res->stage);
     m->connected |= res->connected;
+    if (res->local_addr[0])
+        snprintf(m->local_address, sizeof(m->local_address), "%s", res->local_addr);
     m->greeted |= res->connected &&
                   (res->starttls_offered || res->tls_attempted || res->stage > STS_SMTPC_HELO ||
                    res->failure == STS_RESULT_STARTTLS_NOT_SUPPORTED);

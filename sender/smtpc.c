@@ -848,6 +848,8 @@ static void smtpc_io(sts_smtpc *s, enum smtpc_event ev, const char *data, size_t
             return;
         }
         s->res.connected = 1;
+        snprintf(s->res.local_addr, sizeof(s->res.local_addr), "%s",
+                 sts_stream_local_addr(s->stream));
         sts_info(s->p.log, "Connected to %s", s->addr_text);
         smtpc_enter(s, STS_SMTPC_BANNER);
         return;

@@ -109,6 +109,7 @@ typedef struct sts_smtpc_result {
     int error;                  /* local error (STS_ETIMEDOUT, STS_EPROTO, ...) or 0 */
     char detail[512];           /* one line for people */
     int connected;
+    char local_addr[INET6_ADDRSTRLEN]; /* our end of the connection ("" = not connected) */
     int starttls_offered;
     int starttls_code;          /* reply to STARTTLS, 0 = not sent */
     int tls_attempted;          /* a handshake was started */
