@@ -76,9 +76,10 @@ def assert_arrived_over_tls(pf, mark, n=1):
     assert f"by {MX_HOST} (Postfix)" in rcv, rcv
     counts = disconnect_line(pf, mark)
     assert re.search(r"\bstarttls=1\b", counts) and re.search(r"\bmail=1\b", counts), counts
+    # The mailbox can be written before postlogd has logged the delivery: wait for the line.
+    pf.wait_log(r": to=<%s>, relay=virtual, .*status=sent" % re.escape(MAILBOX), mark)
     log = pf.log_since(mark)
     assert re.search(r"TLS connection established from \S+: TLSv1\.[23]", log), log
-    assert re.search(r": to=<%s>, relay=virtual, .*status=sent" % re.escape(MAILBOX), log), log
     return msgs[-1]
 
 
