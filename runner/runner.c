@@ -380,30 +380,32 @@ static int rm_entry(const char *path, const struct stat *st, int flag, struct FT
     return remove(path);
 }
 
-/* The case could not be run (or judged): say why. Returns -1. */
-static int case_error(run_case *c, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-static int case_error(run_case *c, const char *fmt, ...)
-{
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(c->error_msg, sizeof(c->error_msg), fmt, ap);
-    va_end(ap);
-    c->error = 1;
-    return -1;
-}
+/* How a case ends without a verdict of its own: it could not be run or judged
+ * (ERROR), or the sender cannot do what it asks (unsupported, runner.h). */
+enum case_stop_kind { CASE_STOP_ERROR, CASE_STOP_UNSUPPORTED };
 
-/* The case is unsupported by the sender: say why. Returns -1. */
-static int case_unsupported(run_case *c, const char *fmt, ...)
-    __attribute__((format(printf, 2, 3)));
-static int case_unsupported(run_case *c, const char *fmt, ...)
+/* The case ends as k: set its flag and say why in its message. Returns -1. */
+static int case_stop(run_case *c, enum case_stop_kind k, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+static int case_stop(run_case *c, enum case_stop_kind k, const char *fmt, ...)
 {
+    int *flag = &c->error;
+    char *msg = c->error_msg;
+    size_t len = sizeof(c->error_msg);
+    if (k == CASE_STOP_UNSUPPORTED) {
+        flag = &c->unsupported;
+        msg = c->unsupported_msg;
+        len = sizeof(c->unsupported_msg);
+    }
     va_list ap;
     va_start(ap, fmt);
-    vsnprintf(c->unsupported_msg, sizeof(c->unsupported_msg), fmt, ap);
+    vsnprintf(msg, len, fmt, ap);
     va_end(ap);
-    c->unsupported = 1;
+    *flag = 1;
     return -1;
 }
+#define case_error(c, ...) case_stop((c), CASE_STOP_ERROR, __VA_ARGS__)
+#define case_unsupported(c, ...) case_stop((c), CASE_STOP_UNSUPPORTED, __VA_ARGS__)
 
 /* The external sender's command line for one step: the --sender-cmd template with
  * its placeholders {rcpt} {domain} {dns} {dns_host} {dns_port} {ca} {smtp_port}

@@ -28,13 +28,7 @@
 struct sts_discover {
     uv_timer_t defer; /* zero-delay: the step goes on outside sts_discover_start */
     char domain[DISCOVER_DOMAIN_MAX + 1];
-    sts_resolver *resolver;
-    sts_fetcher *fetcher;
-    sts_cache *cache;
-    int https_port;
-    double fetch_timeout;
-    time_t now;
-    sts_log *log;
+    sts_discover_params p; /* as given, but p.domain points to domain above */
 
     sts_discovery res;  /* the public outcome */
     int started;        /* sts_discover_start ran */
@@ -88,16 +82,16 @@ static void quote_bytes(const char *p, size_t n, char *out, size_t outlen)
 /* The `now` of every cache call: the caller's clock, else the wall clock. */
 static time_t disc_now(const sts_discover *d)
 {
-    return d->now ? d->now : time(NULL);
+    return d->p.now ? d->p.now : time(NULL);
 }
 
 static void log_policy(sts_discover *d, const sts_policy *p)
 {
-    sts_info(d->log, "MTASTS policy-->version %s", p->version);
-    sts_info(d->log, "MTASTS policy-->mode %s", sts_mode_name(p->mode));
+    sts_info(d->p.log, "MTASTS policy-->version %s", p->version);
+    sts_info(d->p.log, "MTASTS policy-->mode %s", sts_mode_name(p->mode));
     for (size_t i = 0; i < p->nmx; i++)
-        sts_info(d->log, "MTASTS policy-->mx %s", p->mx[i]);
-    sts_info(d->log, "MTASTS policy-->max_age %ld", p->max_age);
+        sts_info(d->p.log, "MTASTS policy-->mx %s", p->mx[i]);
+    sts_info(d->p.log, "MTASTS policy-->max_age %ld", p->max_age);
 }
 
 /* The step is over: tell the caller (its last act on d in this step). */
@@ -146,7 +140,7 @@ static void policy_resolved(sts_discover *d, int fetch_ok, int policy_ok)
         if (!d->have_centry || !d->centry.has_policy ||
             sts_policy_copy(&r->policy, &d->centry.policy)) {
             /* Cannot happen (the decision needs a cached policy) but for ENOMEM. */
-            sts_error(d->log, "MTASTS the cached policy could not be loaded");
+            sts_error(d->p.log, "MTASTS the cached policy could not be loaded");
             r->source = STS_POLICY_SOURCE_NONE;
             break;
         }
@@ -157,7 +151,7 @@ static void policy_resolved(sts_discover *d, int fetch_ok, int policy_ok)
         r->expires_at = d->centry.expires_at;
         sts_time_iso8601(d->centry.fetched_at, t1, sizeof(t1));
         sts_time_iso8601(d->centry.expires_at, t2, sizeof(t2));
-        sts_info(d->log, "MTASTS applying the CACHED policy id=%s (fetched %s, expires %s)",
+        sts_info(d->p.log, "MTASTS applying the CACHED policy id=%s (fetched %s, expires %s)",
                  r->policy_id, t1, t2);
         log_policy(d, &r->policy);
         break;
@@ -183,12 +177,12 @@ static void policy_resolved(sts_discover *d, int fetch_ok, int policy_ok)
  * rule needs the failure remembered. */
 static void note_fetch_failure(sts_discover *d)
 {
-    if (!d->cache)
+    if (!d->p.cache)
         return;
-    int rc = sts_cache_note_failure(d->cache, d->domain, d->res.txt_id, disc_now(d));
+    int rc = sts_cache_note_failure(d->p.cache, d->domain, d->res.txt_id, disc_now(d));
     if (rc)
-        sts_info(d->log, "MTASTS cache: could not record the failed fetch: %s",
-                 sts_cache_last_error(d->cache));
+        sts_info(d->p.log, "MTASTS cache: could not record the failed fetch: %s",
+                 sts_cache_last_error(d->p.cache));
 }
 
 static void fetch_cb(const sts_fetch_result *res, void *arg)
@@ -205,7 +199,7 @@ static void fetch_cb(const sts_fetch_result *res, void *arg)
         sts_result_type type = res->result_type != STS_RESULT_NONE
                                    ? res->result_type
                                    : STS_RESULT_STS_POLICY_FETCH_ERROR;
-        sts_info(d->log, "MTASTS policy fetch FAILED: %s -> %s",
+        sts_info(d->p.log, "MTASTS policy fetch FAILED: %s -> %s",
                  res->detail ? res->detail : sts_strerror(res->err), sts_result_type_name(type));
         add_failure(d, type);
         snprintf(r->detail, sizeof(r->detail), "policy fetch failed: %s",
@@ -220,7 +214,7 @@ static void fetch_cb(const sts_fetch_result *res, void *arg)
     if (rc) {
         char why[300];
         sts_diags_summary(&diags, why, sizeof(why));
-        sts_info(d->log, "MTASTS policy INVALID: %s -> %s", why[0] ? why : sts_strerror(rc),
+        sts_info(d->p.log, "MTASTS policy INVALID: %s -> %s", why[0] ? why : sts_strerror(rc),
                  sts_result_type_name(STS_RESULT_STS_POLICY_INVALID));
         add_failure(d, STS_RESULT_STS_POLICY_INVALID);
         snprintf(r->detail, sizeof(r->detail), "policy invalid: %s", why[0] ? why : "?");
@@ -233,21 +227,21 @@ static void fetch_cb(const sts_fetch_result *res, void *arg)
     }
     d->have_fpolicy = 1;
     for (size_t i = 0; i < diags.n; i++)
-        sts_debug(d->log, "MTASTS policy %s line %d: %s",
+        sts_debug(d->p.log, "MTASTS policy %s line %d: %s",
                   sts_diag_severity_name(diags.items[i].severity), diags.items[i].line,
                   diags.items[i].message);
     sts_diags_free(&diags);
     log_policy(d, &d->fpolicy);
-    if (d->cache) {
+    if (d->p.cache) {
         /* RFC 8461 3.3: cache it for max_age under the id it was fetched for; a policy
          * of mode none replaces a cached enforce one (8.3). */
-        rc = sts_cache_put(d->cache, d->domain, r->txt_id, res->body, res->body_len,
+        rc = sts_cache_put(d->p.cache, d->domain, r->txt_id, res->body, res->body_len,
                            d->fpolicy.max_age, disc_now(d));
         if (rc)
-            sts_info(d->log, "MTASTS cache: could not store the policy: %s",
-                     sts_cache_last_error(d->cache));
+            sts_info(d->p.log, "MTASTS cache: could not store the policy: %s",
+                     sts_cache_last_error(d->p.cache));
         else
-            sts_info(d->log, "MTASTS cache: stored policy id=%s for %ld s", r->txt_id,
+            sts_info(d->p.log, "MTASTS cache: stored policy id=%s for %ld s", r->txt_id,
                      d->fpolicy.max_age);
     }
     policy_resolved(d, 1, 1);
@@ -262,10 +256,10 @@ static void policy_addr_cb(const sts_dns_addr_result *res, void *arg)
     char why[400] = "";
     if (res->status != STS_DNS_OK || !res->n) {
         sts_dns_failure_text(res->name, "A/AAAA", res->status, res->detail, why, sizeof(why));
-        sts_info(d->log, "DNS %s", why);
+        sts_info(d->p.log, "DNS %s", why);
     }
     for (size_t i = 0; i < res->n; i++)
-        sts_info(d->log, "DNS %s %s -> %s", res->name,
+        sts_info(d->p.log, "DNS %s %s -> %s", res->name,
                  res->addrs[i].family == AF_INET6 ? "AAAA" : "A", res->addrs[i].text);
     /* The first address a sender may use (0.0.0.0 would reach this very host). */
     const sts_dns_addr *addr = NULL;
@@ -273,10 +267,10 @@ static void policy_addr_cb(const sts_dns_addr_result *res, void *arg)
         if (!sts_dns_addr_check(&res->addrs[i], why, sizeof(why)))
             addr = &res->addrs[i];
         else
-            sts_info(d->log, "MTASTS policy host %s: %s: not contacted", res->name, why);
+            sts_info(d->p.log, "MTASTS policy host %s: %s: not contacted", res->name, why);
     }
     if (!addr) {
-        sts_info(d->log, "MTASTS policy host has no usable address -> %s",
+        sts_info(d->p.log, "MTASTS policy host has no usable address -> %s",
                  sts_result_type_name(STS_RESULT_STS_POLICY_FETCH_ERROR));
         add_failure(d, STS_RESULT_STS_POLICY_FETCH_ERROR);
         snprintf(d->res.detail, sizeof(d->res.detail), "policy host has no usable address: %s",
@@ -286,10 +280,10 @@ static void policy_addr_cb(const sts_dns_addr_result *res, void *arg)
         return;
     }
     /* RFC 8461 3.3: HTTPS to mta-sts.<domain>, at the address our resolver found. */
-    int rc = sts_fetch_policy(d->fetcher, d->domain, addr->text, d->https_port, d->fetch_timeout,
-                              fetch_cb, d);
+    int rc = sts_fetch_policy(d->p.fetcher, d->domain, addr->text, d->p.https_port,
+                              d->p.fetch_timeout, fetch_cb, d);
     if (rc) {
-        sts_info(d->log, "MTASTS policy fetch could not start: %s", sts_strerror(rc));
+        sts_info(d->p.log, "MTASTS policy fetch could not start: %s", sts_strerror(rc));
         add_failure(d, STS_RESULT_STS_POLICY_FETCH_ERROR);
         note_fetch_failure(d);
         policy_resolved(d, 0, 0);
@@ -304,16 +298,16 @@ static void cache_load(sts_discover *d)
     if (d->have_centry)
         sts_cache_entry_free(&d->centry);
     d->have_centry = 0;
-    if (!d->cache)
+    if (!d->p.cache)
         return;
-    int rc = sts_cache_get(d->cache, d->domain, disc_now(d), &d->centry);
+    int rc = sts_cache_get(d->p.cache, d->domain, disc_now(d), &d->centry);
     if (rc == STS_ENOTFOUND) {
-        sts_info(d->log, "MTASTS cache: nothing cached for %s", d->domain);
+        sts_info(d->p.log, "MTASTS cache: nothing cached for %s", d->domain);
         return;
     }
     if (rc) {
-        sts_info(d->log, "MTASTS cache lookup failed (going on without it): %s",
-                 sts_cache_last_error(d->cache));
+        sts_info(d->p.log, "MTASTS cache lookup failed (going on without it): %s",
+                 sts_cache_last_error(d->p.cache));
         return;
     }
     d->have_centry = 1;
@@ -322,14 +316,14 @@ static void cache_load(sts_discover *d)
     if (e->has_policy) {
         sts_time_iso8601(e->fetched_at, t1, sizeof(t1));
         sts_time_iso8601(e->expires_at, t2, sizeof(t2));
-        sts_info(d->log, "MTASTS cache: policy id=%s mode %s fetched %s, %s %s", e->id,
+        sts_info(d->p.log, "MTASTS cache: policy id=%s mode %s fetched %s, %s %s", e->id,
                  sts_mode_name(e->policy.mode), t1, e->expired ? "EXPIRED" : "expires", t2);
     }
     if (e->problem[0])
-        sts_info(d->log, "MTASTS cache: %s", e->problem);
+        sts_info(d->p.log, "MTASTS cache: %s", e->problem);
     if (e->failed_id[0]) {
         sts_time_iso8601(e->failed_at, t1, sizeof(t1));
-        sts_info(d->log, "MTASTS cache: the fetch of id=%s failed at %s", e->failed_id, t1);
+        sts_info(d->p.log, "MTASTS cache: the fetch of id=%s failed at %s", e->failed_id, t1);
     }
 }
 
@@ -341,19 +335,19 @@ static void decide(sts_discover *d)
     r->decided = 1;
     r->decision =
         sts_cache_decide(d->have_centry ? &d->centry : NULL, d->txt_kind, r->txt_id, disc_now(d));
-    if (d->cache)
-        sts_info(d->log, "MTASTS cache decision %s: %s", sts_cache_decision_name(r->decision),
+    if (d->p.cache)
+        sts_info(d->p.log, "MTASTS cache decision %s: %s", sts_cache_decision_name(r->decision),
                  sts_cache_decision_why(r->decision));
     if (!sts_cache_decision_fetches(r->decision)) {
         if (r->decision == STS_CACHE_NO_POLICY && d->txt_kind != STS_CACHE_TXT_FOUND)
-            sts_info(d->log, "MTASTS no policy announced for %s", d->domain);
+            sts_info(d->p.log, "MTASTS no policy announced for %s", d->domain);
         policy_resolved(d, 0, 0);
         return;
     }
     char host[300];
     snprintf(host, sizeof(host), "mta-sts.%s", d->domain);
     d->addr_t0 = uv_hrtime();
-    int rc = sts_resolver_query_addr(d->resolver, host, policy_addr_cb, d);
+    int rc = sts_resolver_query_addr(d->p.resolver, host, policy_addr_cb, d);
     if (rc) {
         add_failure(d, STS_RESULT_STS_POLICY_FETCH_ERROR);
         note_fetch_failure(d);
@@ -372,7 +366,7 @@ static void read_txt(sts_discover *d, const sts_dns_txt_result *res)
     if (res->status != STS_DNS_OK) {
         char why[400];
         sts_info(
-            d->log, "DNS %s",
+            d->p.log, "DNS %s",
             sts_dns_failure_text(res->name, "TXT", res->status, res->detail, why, sizeof(why)));
         d->txt_kind = sts_cache_txt_from_dns(res->status);
         r->txt_kind = d->txt_kind;
@@ -384,14 +378,14 @@ static void read_txt(sts_discover *d, const sts_dns_txt_result *res)
     if (!recs || !lens) {
         free(recs);
         free(lens);
-        sts_error(d->log, "MTASTS out of memory reading the TXT records");
+        sts_error(d->p.log, "MTASTS out of memory reading the TXT records");
         d->txt_kind = STS_CACHE_TXT_TEMPFAIL;
         return;
     }
     for (size_t i = 0; i < res->n; i++) {
         char q[600];
         quote_bytes(res->records[i].data, res->records[i].len, q, sizeof(q));
-        sts_info(d->log, "DNS %s TXT -> \"%s\"", res->name, q);
+        sts_info(d->p.log, "DNS %s TXT -> \"%s\"", res->name, q);
         recs[i] = res->records[i].data;
         lens[i] = res->records[i].len;
     }
@@ -406,13 +400,13 @@ static void read_txt(sts_discover *d, const sts_dns_txt_result *res)
     if (rc) {
         /* RFC 8461 3.1: not exactly one valid STS record: no policy available (unless a
          * cached one still applies). */
-        sts_info(d->log, "MTASTS %s", why[0] ? why : "no valid STS record: no policy");
+        sts_info(d->p.log, "MTASTS %s", why[0] ? why : "no valid STS record: no policy");
         return;
     }
     r->have_txt = 1;
     snprintf(r->txt_id, sizeof(r->txt_id), "%s", txt.id);
     sts_txt_free(&txt);
-    sts_info(d->log, "MTASTS TXT id=%s", r->txt_id);
+    sts_info(d->p.log, "MTASTS TXT id=%s", r->txt_id);
 }
 
 static void txt_cb(const sts_dns_txt_result *res, void *arg)
@@ -441,7 +435,7 @@ static void recheck_txt_cb(const sts_dns_txt_result *res, void *arg)
     }
     r->recheck_changed = 1;
     snprintf(r->recheck_id, sizeof(r->recheck_id), "%s", r->txt_id);
-    sts_info(d->log, "MTASTS re-check: TXT id changed %s -> %s", r->policy_id, r->txt_id);
+    sts_info(d->p.log, "MTASTS re-check: TXT id changed %s -> %s", r->policy_id, r->txt_id);
     if (sts_policy_copy(&d->old_policy, &r->policy)) {
         r->recheck = STS_RECHECK_FAILED;
         step_done(d);
@@ -482,13 +476,8 @@ int sts_discover_new(const sts_discover_params *p, sts_discover **out)
     uv_timer_init(p->loop, &d->defer);
     d->defer.data = d;
     snprintf(d->domain, sizeof(d->domain), "%s", p->domain);
-    d->resolver = p->resolver;
-    d->fetcher = p->fetcher;
-    d->cache = p->cache;
-    d->https_port = p->https_port;
-    d->fetch_timeout = p->fetch_timeout;
-    d->now = p->now;
-    d->log = p->log;
+    d->p = *p;
+    d->p.domain = d->domain;
     d->res.source = STS_POLICY_SOURCE_NONE;
     *out = d;
     return 0;
@@ -551,7 +540,7 @@ int sts_discover_start(sts_discover *d, sts_discover_cb cb, void *arg)
     char name[300];
     snprintf(name, sizeof(name), "_mta-sts.%s", d->domain);
     /* RFC 8461 3.1: the TXT record at _mta-sts.<domain>, never a parent zone (3.4). */
-    int rc = sts_resolver_query_txt(d->resolver, name, txt_cb, d);
+    int rc = sts_resolver_query_txt(d->p.resolver, name, txt_cb, d);
     if (rc) {
         /* As a failed lookup, from the timer: the callback never runs in here. */
         snprintf(d->res.detail, sizeof(d->res.detail), "TXT lookup could not start: %s",
@@ -574,7 +563,7 @@ int sts_discover_recheck(sts_discover *d, sts_discover_cb cb, void *arg)
     d->res.rechecked = 1;
     char name[300];
     snprintf(name, sizeof(name), "_mta-sts.%s", d->domain);
-    int rc = sts_resolver_query_txt(d->resolver, name, recheck_txt_cb, d);
+    int rc = sts_resolver_query_txt(d->p.resolver, name, recheck_txt_cb, d);
     if (rc)
         return rc;
     step_begin(d, cb, arg, 1);
