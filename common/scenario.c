@@ -211,14 +211,15 @@ static int get_strv(scn_ctx *c, const yaml_node_t *n, const char *key, sts_strv 
 }
 
 /* `refs`: a list of strings (or one), each naming a section that exists when it cites
- * an RFC whose sections common/rfcref.c knows. */
+ * an RFC whose sections common/rfcref.c knows. A section of an RFC whose sections are
+ * not known (sts_rfcref_check returns 1) is accepted; `run --list` says so. */
 static int get_refs(scn_ctx *c, const yaml_node_t *n, sts_strv *out)
 {
     if (get_strv(c, n, "refs", out))
         return -1;
     for (size_t i = 0; i < out->n; i++) {
         char why[256];
-        if (sts_rfcref_check(out->v[i], why, sizeof(why))) {
+        if (sts_rfcref_check(out->v[i], why, sizeof(why)) < 0) {
             const yaml_node_t *at = n;
             if (n->type == YAML_SEQUENCE_NODE)
                 at = yaml_document_get_node(&c->doc, n->data.sequence.items.start[i]);

@@ -481,7 +481,7 @@ static int stream_ex_index(void)
 
 /* The verify callback never aborts the handshake: it records what failed and
  * returns 1; the caller decides after the handshake (fail closed, as Postfix
- * does). RFC 8461 4.1 asks for a trusted chain, valid dates and a matching name;
+ * does). RFC 8461 4.2 asks for a trusted chain, valid dates and a matching name;
  * each failure is kept apart so it maps to one RFC 8460 result type. */
 static int stream_verify_cb(int ok, X509_STORE_CTX *x)
 {
@@ -826,7 +826,7 @@ static int stream_tls_begin(sts_stream *s, SSL_CTX *ctx, int client, const char 
             copy_str(s->info.sni, sizeof(s->info.sni), sni);
         }
         if (ok && host) {
-            /* RFC 8461 4.1: "The certificate MUST have a subject alternative
+            /* RFC 8461 4.2: "The certificate MUST have a subject alternative
              * name (SAN) with a DNS-ID matching the host name", so the subject CN
              * is never consulted, not even without DNS SANs; RFC 6125 6.4.3:
              * the wildcard only as the whole leftmost label. Set before the

@@ -31,7 +31,7 @@
  * - sts_stream_pause() stops reading from the socket; bytes of a read already
  *   received (with TLS: records already decrypted) are still delivered.
  * - Client verification: name_ok means a DNS-ID subjectAltName matches host
- *   (X509_check_host with NEVER_CHECK_SUBJECT): RFC 8461 4.1 requires a DNS-ID, so a
+ *   (X509_check_host with NEVER_CHECK_SUBJECT): RFC 8461 4.2 requires a DNS-ID, so a
  *   CN-only certificate is a certificate-host-mismatch.
  * - Writes to a peer that reset the connection may raise SIGPIPE: programs ignore it.
  * - Every connection sets TCP_NODELAY. What is written while a read is handled (from
@@ -84,7 +84,7 @@ typedef struct sts_tls_info {
     int verified;        /* chain_ok && time_ok && name_ok */
     int chain_ok;        /* chains to a trusted root */
     int time_ok;         /* every certificate of the chain within its dates */
-    int name_ok;         /* a DNS SAN matches host (never the CN: RFC 8461 4.1) */
+    int name_ok;         /* a DNS SAN matches host (never the CN: RFC 8461 4.2) */
     int not_yet_valid;   /* time_ok is 0 because a certificate is not valid yet */
     long verify_error;   /* first X509_V_ERR_* recorded, 0 if none */
     char verify_error_str[128];
@@ -134,7 +134,7 @@ size_t sts_stream_write_queue(const sts_stream *s);
 
 /* Upgrade to TLS as the client. sni: server name to send (NULL = none);
  * host: name the certificate must match (NULL = no name check, name_ok stays 0).
- * The host check follows RFC 6125 / RFC 8461 4.1: DNS SANs, wildcard only as the
+ * The host check follows RFC 6125 / RFC 8461 4.2: DNS SANs, wildcard only as the
  * whole leftmost label, no partial wildcards. on_tls follows. */
 int sts_stream_start_tls_client(sts_stream *s, SSL_CTX *ctx, const char *sni, const char *host);
 /* Upgrade to TLS as the server. on_tls follows. */

@@ -26,6 +26,7 @@
 
 #include "common/err.h"
 #include "common/log.h"
+#include "common/rfcref.h"
 #include "common/scenario.h"
 #include "common/vocab.h"
 #include "fakedns/world.h"
@@ -956,6 +957,24 @@ static void *worker_main(void *arg)
     }
 }
 
+/* After a scenario's refs: the RFCs whose sections could not be checked because they
+ * are not known (common/rfcref.h), once each: "refs not checked: RFC 8461: sections
+ * not known". */
+static void list_unchecked_refs(FILE *out, const sts_strv *refs)
+{
+    for (size_t j = 0; j < refs->n; j++) {
+        char why[128], earlier[128];
+        if (sts_rfcref_check(refs->v[j], why, sizeof(why)) != 1)
+            continue;
+        size_t k = 0;
+        while (k < j && !(sts_rfcref_check(refs->v[k], earlier, sizeof(earlier)) == 1 &&
+                          !strcmp(earlier, why)))
+            k++;
+        if (k == j)
+            fprintf(out, "\n  refs not checked: %s", why);
+    }
+}
+
 static void list_scenarios(FILE *out, sts_scenario **scns, size_t n)
 {
     for (size_t i = 0; i < n; i++) {
@@ -966,6 +985,7 @@ static void list_scenarios(FILE *out, sts_scenario **scns, size_t n)
         fprintf(out, "\n  refs: ");
         for (size_t j = 0; j < scns[i]->refs.n; j++)
             fprintf(out, "%s%s", j ? "; " : "", scns[i]->refs.v[j]);
+        list_unchecked_refs(out, &scns[i]->refs);
         fprintf(out, "\n  about: ");
         /* Fold the about text onto indented lines. */
         for (const char *p = scns[i]->about; *p; p++) {

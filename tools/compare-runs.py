@@ -31,6 +31,8 @@ What is normalised, and only this, because it differs from run to run of one bin
   - wall-clock times: the cases' virtual clock starts at time(NULL), so certificate
     dates, cache times and --now values move with the wall clock (ISO 8601, curl's
     "Mon dd hh:mm:ss yyyy GMT", unix times of 10 digits);
+  - check's measured durations: the "timings_ms" values of its JSON, the numbers of its
+    "FACTS host: timings ms: ..." lines and the ms column of its MX table;
   - libcurl's debug lines for TLS 1.3 session tickets ("TLS handshake, Newsession
     Ticket"): whether the server's tickets arrive before the sender closes a fetch it
     rejected is a race of the TLS session, not the sender's doing;
@@ -108,6 +110,14 @@ NORMALISE = [
     (re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ"), "<ISO-TIME>"),
     (re.compile(r"[A-Z][a-z]{2} [ \d]\d \d\d:\d\d:\d\d \d{4} GMT"), "<GMT-TIME>"),
     (re.compile(r"\b1\d{9}\b"), "<UNIX-TIME>"),
+    # check's measured durations: its JSON "timings_ms" (reals, never counts), its
+    # "FACTS host: timings ms: dns 0.1, ..." lines and the ms column of its MX table.
+    (re.compile(r'("(?:dns|connect|banner|ehlo|starttls|handshake|ehlo_tls|first_byte|total)"'
+                r": )\d+\.\d+(?:e-?\d+)?"), r"\1<MS>"),
+    (re.compile(r"(timings ms: [^\n]*)"),
+     lambda m: re.sub(r"\b\d+\.\d+\b", "<MS>", m.group(1))),
+    (re.compile(r"\b(delivered|refused|tempfail|permfail|none)( +)\d+\.\d +"
+                r"(\d{4}-\d\d-\d\d|-)$", re.M), r"\1\2<MS> \3"),
 ]
 
 

@@ -75,6 +75,41 @@ def test_bad_scenario_file_runs_nothing(ststest_bin, tmp_path):
     assert "PASS" not in r.stdout
 
 
+def test_refs_section_that_does_not_exist_is_a_load_error(ststest_bin, tmp_path):
+    """A refs entry naming a section that RFC 5321 does not have stops the load, with
+    the file, line, column, the entry and the section; nothing is run."""
+    lines = VALID.read_text().splitlines()
+    at = next(i for i, l in enumerate(lines) if l.startswith("refs:"))
+    lines[at] = "refs: [RFC 5321 5.1, RFC 5321 4.9]"
+    bad = tmp_path / "bad-ref.yaml"
+    bad.write_text("\n".join(lines) + "\n")
+    r = run(ststest_bin, bad)
+    assert r.returncode == 65, r.stdout + r.stderr
+    col = lines[at].index("RFC 5321 4.9") + 1
+    assert (f"{bad}:{at + 1}:{col}: refs: 'RFC 5321 4.9': RFC 5321 has no section 4.9"
+            in r.stderr), r.stderr
+    assert "nothing was run" in r.stderr
+    assert "PASS" not in r.stdout
+    # --list loads the file the same way.
+    r = run(ststest_bin, "--list", bad)
+    assert r.returncode == 65 and "RFC 5321 has no section 4.9" in r.stderr
+    # The existing sections load and run.
+    lines[at] = "refs: [RFC 5321 5.1, RFC 5321 4.1.1.1, RFC 5321]"
+    bad.write_text("\n".join(lines) + "\n")
+    r = run(ststest_bin, "--list", bad)
+    assert r.returncode == 0, r.stderr
+    assert "refs: RFC 5321 5.1; RFC 5321 4.1.1.1; RFC 5321" in r.stdout
+    assert "not checked" not in r.stdout
+
+
+def test_refs_of_rfcs_without_a_verified_table_are_listed_as_not_checked(ststest_bin):
+    """RFC 8461's sections could not be verified (common/rfcref.c): its refs load, and
+    --list says they were not checked instead of guessing."""
+    r = run(ststest_bin, "--list", VALID)
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.count("refs not checked: RFC 8461: sections not known") == 1
+
+
 def test_list_and_filter(ststest_bin):
     r = run(ststest_bin, "--list", SRC / "scenarios")
     assert r.returncode == 0, r.stderr

@@ -479,9 +479,9 @@ static const tls_case tls_cases[] = {
      .host = "foo.example.test", .chain_ok = 1, .time_ok = 1,
      .result_type = STS_RESULT_CERTIFICATE_HOST_MISMATCH,
      .verify_error = X509_V_ERR_HOSTNAME_MISMATCH},
-    /* RFC 8461 4.1 requires a DNS-ID SAN: the CN is never a fallback, unlike
+    /* RFC 8461 4.2 requires a DNS-ID SAN: the CN is never a fallback, unlike
      * OpenSSL's default (RFC 6125 6.4.4), which the stream switches off. */
-    {.label = "CN only, no SAN: no match (RFC 8461 4.1 needs a DNS SAN)",
+    {.label = "CN only, no SAN: no match (RFC 8461 4.2 needs a DNS SAN)",
      .names = {MX}, .nnames = 1, .cn = MX, .no_san = 1, .sni = MX, .host = MX,
      .chain_ok = 1, .time_ok = 1, .result_type = STS_RESULT_CERTIFICATE_HOST_MISMATCH,
      .verify_error = X509_V_ERR_HOSTNAME_MISMATCH, .peer_names = {"CN:" MX}},
