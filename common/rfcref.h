@@ -7,7 +7,7 @@
  * contents, and the numbered headings below the depth the table of contents shows),
  * with where it came from. An RFC that has no table here is not checked: its refs are
  * accepted as written; for the RFCs whose table could not be verified the check says
- * so ("RFC 8461: sections not known") instead of guessing.
+ * so ("RFC 6125: sections not known") instead of guessing.
  */
 #ifndef STS_RFCREF_H
 #define STS_RFCREF_H
@@ -26,9 +26,10 @@ int sts_rfcref_check(const char *ref, char *err, size_t errlen);
 /* Whether RFC n has a table of sections here. */
 int sts_rfcref_known(unsigned n);
 
-/* Whether RFC n is one whose sections should be checked (issue #13: 8461, 8460, 7505,
- * 6125, 7672) but whose table could not be verified from the RFC's text, and so is
- * not here (rfcref.c says where it was looked for). */
+/* Whether RFC n is one whose sections should be checked (issue #13 names 8461, 8460,
+ * 5321, 7505, 6125 and 7672) but whose table could not be verified from the RFC's own
+ * text, and so is not here: today 6125 and 7672 (rfcref.c says where it was looked
+ * for). */
 int sts_rfcref_unverified(unsigned n);
 
 #endif

@@ -451,14 +451,27 @@ static void test_refs(void **state)
         {"RFC 5321 G", -1, "RFC 5321 has no section G"},
         {"RFC 5321 4.2, 5.1", 0, NULL}, /* the section ends at a comma */
         {"RFC 5321 4.9, 5.1", -1, "RFC 5321 has no section 4.9"},
-        /* The RFCs of issue #13 whose tables could not be verified: never guessed. */
-        {"RFC 8461 4.2", 1, "RFC 8461: sections not known"},
-        {"RFC 8461 99.9", 1, "RFC 8461: sections not known"},
-        {"RFC 8460 4.3.2.2", 1, "RFC 8460: sections not known"},
-        {"RFC 7505 3", 1, "RFC 7505: sections not known"},
+        /* RFC 8461, 8460 and 7505: tables read from the RFC text (rfcref.c). */
+        {"RFC 8461 4.2", 0, NULL},
+        {"RFC 8461 8.4", 0, NULL},
+        {"RFC 8461 B", 0, NULL},
+        {"RFC 8461 12", -1, "RFC 8461 has no section 12"}, /* References are 11 */
+        {"RFC 8461 4.3", -1, "RFC 8461 has no section 4.3"},
+        {"RFC 8461 C", -1, "RFC 8461 has no section C"},
+        {"RFC 8460 4.3.2.2", 0, NULL}, /* below the depth of its table of contents */
+        {"RFC 8460 4.3.1", 0, NULL},
+        {"RFC 8460 A.2", 0, NULL},
+        {"RFC 8460 4.3.2.3", -1, "RFC 8460 has no section 4.3.2.3"},
+        {"RFC 8460 4.6", -1, "RFC 8460 has no section 4.6"},
+        {"RFC 7505 3", 0, NULL},
+        {"RFC 7505 4.2", 0, NULL},
+        {"RFC 7505 4.3", -1, "RFC 7505 has no section 4.3"},
+        {"RFC 7505 8", -1, "RFC 7505 has no section 8"},
+        /* RFC 6125 and 7672: tables not verified, never guessed. */
         {"RFC 6125 6.4.3", 1, "RFC 6125: sections not known"},
+        {"RFC 6125 99.9", 1, "RFC 6125: sections not known"},
         {"RFC 7672 2.2", 1, "RFC 7672: sections not known"},
-        {"RFC 8461", 0, NULL},                   /* the whole document needs no table */
+        {"RFC 6125", 0, NULL},                   /* the whole document needs no table */
         {"RFC 99999999999999999999 1", 0, NULL}, /* out of range: no RFC of ours */
     };
     for (size_t i = 0; i < sizeof(rows) / sizeof(rows[0]); i++) {
@@ -468,9 +481,12 @@ static void test_refs(void **state)
         if (rows[i].why)
             assert_string_equal(why, rows[i].why);
     }
-    assert_true(sts_rfcref_known(5321));
-    assert_false(sts_rfcref_unverified(5321));
-    static const unsigned unverified[] = {8461, 8460, 7505, 6125, 7672};
+    static const unsigned known[] = {5321, 8461, 8460, 7505};
+    for (size_t i = 0; i < sizeof(known) / sizeof(known[0]); i++) {
+        assert_true(sts_rfcref_known(known[i]));
+        assert_false(sts_rfcref_unverified(known[i]));
+    }
+    static const unsigned unverified[] = {6125, 7672};
     for (size_t i = 0; i < sizeof(unverified) / sizeof(unverified[0]); i++) {
         assert_false(sts_rfcref_known(unverified[i]));
         assert_true(sts_rfcref_unverified(unverified[i]));
@@ -486,8 +502,13 @@ static void test_refs(void **state)
            "expect: {enforce: {}}\n";
     assert_null(sts_scenario_parse(text, strlen(text), "f.yaml", err, sizeof(err)));
     assert_string_equal(err, "f.yaml:5:5: refs: 'RFC 5321 4.2.6': RFC 5321 has no section 4.2.6");
+    text = "name: t\nabout: a\nrefs: [RFC 8461 4.2, RFC 8460 4.3.2.9]\ndomain: d.test\n"
+           "expect: {enforce: {}}\n";
+    assert_null(sts_scenario_parse(text, strlen(text), "f.yaml", err, sizeof(err)));
+    assert_string_equal(err,
+                        "f.yaml:3:22: refs: 'RFC 8460 4.3.2.9': RFC 8460 has no section 4.3.2.9");
     /* A section of an RFC whose sections are not known does not stop the load. */
-    text = "name: t\nabout: a\nrefs: [RFC 8461 4.2, RFC 6125 6.4.3]\ndomain: d.test\n"
+    text = "name: t\nabout: a\nrefs: [RFC 7672 2.2, RFC 6125 6.4.3]\ndomain: d.test\n"
            "expect: {enforce: {}}\n";
     sts_scenario *s = sts_scenario_parse(text, strlen(text), "f.yaml", err, sizeof(err));
     if (!s)
