@@ -35,12 +35,10 @@
 #define SMTPC_QUIT_WAIT_MS 10000
 
 static const char *const state_names[] = {
-    [STS_SMTPC_CONNECT] = "CONNECT", [STS_SMTPC_BANNER] = "BANNER",
-    [STS_SMTPC_EHLO] = "EHLO",       [STS_SMTPC_HELO] = "HELO",
-    [STS_SMTPC_STARTTLS] = "STARTTLS", [STS_SMTPC_TLS] = "TLS",
-    [STS_SMTPC_EHLO2] = "EHLO2",     [STS_SMTPC_MAIL] = "MAIL",
-    [STS_SMTPC_RCPT] = "RCPT",       [STS_SMTPC_DATA] = "DATA",
-    [STS_SMTPC_BODY] = "BODY",       [STS_SMTPC_QUIT] = "QUIT",
+    [STS_SMTPC_CONNECT] = "CONNECT", [STS_SMTPC_BANNER] = "BANNER",     [STS_SMTPC_EHLO] = "EHLO",
+    [STS_SMTPC_HELO] = "HELO",       [STS_SMTPC_STARTTLS] = "STARTTLS", [STS_SMTPC_TLS] = "TLS",
+    [STS_SMTPC_EHLO2] = "EHLO2",     [STS_SMTPC_MAIL] = "MAIL",         [STS_SMTPC_RCPT] = "RCPT",
+    [STS_SMTPC_DATA] = "DATA",       [STS_SMTPC_BODY] = "BODY",         [STS_SMTPC_QUIT] = "QUIT",
     [STS_SMTPC_DONE] = "DONE",
 };
 
