@@ -100,6 +100,17 @@ int sts_rfcref_known(unsigned n)
     return 0;
 }
 
+size_t sts_rfcref_sections(unsigned n, const char *const **out)
+{
+    for (size_t i = 0; i < NRFCS; i++)
+        if (rfcs[i].rfc == n) {
+            *out = rfcs[i].sections;
+            return rfcs[i].n;
+        }
+    *out = NULL;
+    return 0;
+}
+
 int sts_rfcref_unverified(unsigned n)
 {
     for (size_t i = 0; i < sizeof(unverified) / sizeof(unverified[0]); i++)

@@ -26,6 +26,10 @@ int sts_rfcref_check(const char *ref, char *err, size_t errlen);
 /* Whether RFC n has a table of sections here. */
 int sts_rfcref_known(unsigned n);
 
+/* RFC n's table of sections, in document order ("1", "1.1", ..., "A", "A.1"): the number
+ * of sections, with *out set; 0 (and *out NULL) for an RFC without a table. */
+size_t sts_rfcref_sections(unsigned n, const char *const **out);
+
 /* Whether RFC n is one whose sections should be checked (issue #13 names 8461, 8460,
  * 5321, 7505, 6125 and 7672) but whose table could not be verified from the RFC's own
  * text, and so is not here: today 6125 and 7672 (rfcref.c says where it was looked
