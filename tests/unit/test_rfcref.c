@@ -97,31 +97,30 @@ static void test_known(void **state)
     assert_int_equal(sts_rfcref_sections(7505, &t), 11);
 }
 
+/* A number of a section, without a leading zero, at *s (moved past it): 0 or -1. */
+static int number(const char **s, unsigned *v)
+{
+    if (**s < '1' || **s > '9')
+        return -1;
+    for (*v = 0; **s >= '0' && **s <= '9'; (*s)++)
+        *v = *v * 10 + (unsigned)(**s - '0');
+    return 0;
+}
+
 /* A section's parts: numbers for "4.3.2", the letter then numbers for "A.1" (the letter
  * as 1000 + its place, so that appendices sort after the numbered sections). Returns
- * the number of parts, 0 when s is not of that form. */
+ * the number of parts, 0 when s is not of that form or has more than max parts. */
 static size_t parts(const char *s, unsigned *p, size_t max)
 {
     size_t n = 0;
-    if (*s >= 'A' && *s <= 'Z') {
-        p[n++] = 1000u + (unsigned)(*s - 'A');
-        s++;
-    } else {
-        if (*s < '1' || *s > '9')
-            return 0;
-        unsigned v = 0;
-        while (*s >= '0' && *s <= '9')
-            v = v * 10 + (unsigned)(*s++ - '0');
-        p[n++] = v;
-    }
+    if (*s >= 'A' && *s <= 'Z')
+        p[n++] = 1000u + (unsigned)(*s++ - 'A');
+    else if (number(&s, &p[n++]))
+        return 0;
     while (*s == '.' && n < max) {
         s++;
-        if (*s < '1' || *s > '9')
+        if (number(&s, &p[n++]))
             return 0;
-        unsigned v = 0;
-        while (*s >= '0' && *s <= '9')
-            v = v * 10 + (unsigned)(*s++ - '0');
-        p[n++] = v;
     }
     return *s ? 0 : n;
 }
