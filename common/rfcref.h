@@ -7,7 +7,9 @@
  * contents, and the numbered headings below the depth the table of contents shows),
  * with where it came from. An RFC that has no table here is not checked: its refs are
  * accepted as written; for the RFCs whose table could not be verified the check says
- * so ("RFC 6125: sections not known") instead of guessing.
+ * so ("RFC 7672: sections not known") instead of guessing. A table may be complete only
+ * to some depth (RFC 6125: two levels, plus the headings under 6.4 that were seen): a
+ * deeper section, or an appendix, that it does not list is "not known", not an error.
  */
 #ifndef STS_RFCREF_H
 #define STS_RFCREF_H
@@ -20,7 +22,9 @@
  * "RFC <n> <section>" must name a section of the table (the section is the next word,
  * "4.2" or an appendix "A.1"): 0, or -1 with "RFC <n> has no section <s>" in err. For
  * an unverified RFC (below) the section cannot be judged: 1, with "RFC <n>: sections
- * not known" in err; the entry is accepted, not an error. */
+ * not known" in err; the entry is accepted, not an error. So is a section deeper than a
+ * partial table's depth, or an appendix, that the table does not list: 1, with "RFC <n>
+ * <s>: section not known (the table is complete to <d> levels)". */
 int sts_rfcref_check(const char *ref, char *err, size_t errlen);
 
 /* Whether RFC n has a table of sections here. */
@@ -32,8 +36,7 @@ size_t sts_rfcref_sections(unsigned n, const char *const **out);
 
 /* Whether RFC n is one whose sections should be checked (issue #13 names 8461, 8460,
  * 5321, 7505, 6125 and 7672) but whose table could not be verified from the RFC's own
- * text, and so is not here: today 6125 and 7672 (rfcref.c says where it was looked
- * for). */
+ * text, and so is not here: today 7672 (rfcref.c says where it was looked for). */
 int sts_rfcref_unverified(unsigned n);
 
 #endif

@@ -957,9 +957,9 @@ static void *worker_main(void *arg)
     }
 }
 
-/* After a scenario's refs: the RFCs whose sections could not be checked because they
- * are not known (common/rfcref.h), once each: "refs not checked: RFC 6125: sections
- * not known". */
+/* After a scenario's refs: the RFCs (or sections) that could not be checked because
+ * they are not known (common/rfcref.h), once each: "refs not checked: RFC 7672:
+ * sections not known". */
 static void list_unchecked_refs(FILE *out, const sts_strv *refs)
 {
     for (size_t j = 0; j < refs->n; j++) {

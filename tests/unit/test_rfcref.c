@@ -52,10 +52,20 @@ static void test_lookups(void **state)
         {"RFC 7505 4.2", 0, NULL},
         {"RFC 7505 4.3", -1, "RFC 7505 has no section 4.3"},
         {"RFC 7505 8", -1, "RFC 7505 has no section 8"},
-        /* RFC 6125 and 7672: tables not verified, never guessed. */
-        {"RFC 6125 6.4.3", 1, "RFC 6125: sections not known"},
-        {"RFC 6125 99.9", 1, "RFC 6125: sections not known"},
+        /* RFC 6125: complete to two levels, plus 6.4.1-6.4.4. */
+        {"RFC 6125 6.4.3", 0, NULL},
+        {"RFC 6125 6.4.4", 0, NULL},
+        {"RFC 6125 7.2", 0, NULL},
+        {"RFC 6125 6.7", -1, "RFC 6125 has no section 6.7"},
+        {"RFC 6125 11", -1, "RFC 6125 has no section 11"},
+        {"RFC 6125 6.4.5", 1,
+         "RFC 6125 6.4.5: section not known (the table is complete to 2 levels)"},
+        {"RFC 6125 6.2.1", 1,
+         "RFC 6125 6.2.1: section not known (the table is complete to 2 levels)"},
+        {"RFC 6125 B.1", 1, "RFC 6125 B.1: section not known (the table is complete to 2 levels)"},
+        /* RFC 7672: table not verified, never guessed. */
         {"RFC 7672 2.2", 1, "RFC 7672: sections not known"},
+        {"RFC 7672 99.9", 1, "RFC 7672: sections not known"},
         {"RFC 6125", 0, NULL},                   /* the whole document needs no table */
         {"RFC 99999999999999999999 1", 0, NULL}, /* out of range: no RFC of ours */
     };
@@ -72,7 +82,7 @@ static void test_lookups(void **state)
 static void test_known(void **state)
 {
     (void)state;
-    static const unsigned known[] = {5321, 8461, 8460, 7505};
+    static const unsigned known[] = {5321, 8461, 8460, 7505, 6125};
     for (size_t i = 0; i < sizeof(known) / sizeof(known[0]); i++) {
         const char *const *t;
         assert_true(sts_rfcref_known(known[i]));
@@ -80,7 +90,7 @@ static void test_known(void **state)
         assert_true(sts_rfcref_sections(known[i], &t) > 0);
         assert_non_null(t);
     }
-    static const unsigned unverified[] = {6125, 7672};
+    static const unsigned unverified[] = {7672};
     for (size_t i = 0; i < sizeof(unverified) / sizeof(unverified[0]); i++) {
         const char *const *t;
         assert_false(sts_rfcref_known(unverified[i]));
@@ -95,6 +105,7 @@ static void test_known(void **state)
     assert_int_equal(sts_rfcref_sections(8461, &t), 37);
     assert_int_equal(sts_rfcref_sections(8460, &t), 45);
     assert_int_equal(sts_rfcref_sections(7505, &t), 11);
+    assert_int_equal(sts_rfcref_sections(6125, &t), 39);
 }
 
 /* A number of a section, without a leading zero, at *s (moved past it): 0 or -1. */
