@@ -51,6 +51,7 @@ struct sts_stream {
     BIO *wbio; /* OpenSSL -> network */
     int tls_state;
     int is_client;
+    int want_chain; /* sts_stream_describe_chain() */
 
     int connected;   /* connect succeeded or accepted */
     int reading;     /* uv_read_start is in effect */
@@ -196,6 +197,7 @@ static void stream_close_cb(uv_handle_t *h)
         s->cbs.on_close(s);
     if (s->ssl)
         SSL_free(s->ssl); /* frees both BIOs */
+    sts_tls_info_release(&s->info);
     sts_buf_free(&s->out);
     free(s->rbuf);
     free(s);
@@ -539,16 +541,29 @@ static void asn1_time_iso(const ASN1_TIME *t, char *dst, size_t cap)
         strftime(dst, cap, "%Y-%m-%dT%H:%M:%SZ", &tm);
 }
 
+/* A new slot at the end of in->peer_names (grown one name at a time: a leaf has a
+ * few), or NULL when full or out of memory. */
+static char *peer_name_slot(sts_tls_info *in)
+{
+    if (in->npeer_names >= STS_TLS_MAX_PEER_NAMES)
+        return NULL;
+    void *p = realloc(in->peer_names, (in->npeer_names + 1) * sizeof(*in->peer_names));
+    if (!p)
+        return NULL;
+    in->peer_names = p;
+    return in->peer_names[in->npeer_names++];
+}
+
 /* Leaf names as "DNS:x" for each DNS SAN, then "CN:x" for each CN. */
 static void stream_peer_names(sts_stream *s, X509 *leaf)
 {
     sts_tls_info *in = &s->info;
+    char *dst;
     GENERAL_NAMES *gens = X509_get_ext_d2i(leaf, NID_subject_alt_name, NULL, NULL);
     for (int i = 0; gens && i < sk_GENERAL_NAME_num(gens); i++) {
         const GENERAL_NAME *g = sk_GENERAL_NAME_value(gens, i);
-        if (g->type != GEN_DNS || in->npeer_names >= STS_TLS_MAX_PEER_NAMES)
+        if (g->type != GEN_DNS || !(dst = peer_name_slot(in)))
             continue;
-        char *dst = in->peer_names[in->npeer_names++];
         memcpy(dst, "DNS:", 4);
         copy_printable(dst + 4, sizeof(in->peer_names[0]) - 4,
                        ASN1_STRING_get0_data(g->d.dNSName),
@@ -558,10 +573,9 @@ static void stream_peer_names(sts_stream *s, X509 *leaf)
     const X509_NAME *subj = X509_get_subject_name(leaf);
     int idx = -1;
     while (subj && (idx = X509_NAME_get_index_by_NID(subj, NID_commonName, idx)) >= 0) {
-        if (in->npeer_names >= STS_TLS_MAX_PEER_NAMES)
+        if (!(dst = peer_name_slot(in)))
             break;
         const ASN1_STRING *d = X509_NAME_ENTRY_get_data(X509_NAME_get_entry(subj, idx));
-        char *dst = in->peer_names[in->npeer_names++];
         memcpy(dst, "CN:", 3);
         copy_printable(dst + 3, sizeof(in->peer_names[0]) - 3, ASN1_STRING_get0_data(d),
                        (size_t)ASN1_STRING_length(d));
@@ -614,13 +628,52 @@ void sts_tls_cert_describe(X509 *x, sts_tls_cert *out)
     asn1_time_iso(X509_get0_notAfter(x), out->not_after, sizeof(out->not_after));
 }
 
-/* The chain the peer sent (client side: SSL_get_peer_cert_chain has the leaf). */
+/* The chain the peer sent (client side: SSL_get_peer_cert_chain has the leaf), when
+ * asked. Out of memory leaves no chain: the facts are for people, never a verdict. */
 static void stream_chain(sts_stream *s)
 {
     STACK_OF(X509) *chain = SSL_get_peer_cert_chain(s->ssl);
     sts_tls_info *in = &s->info;
-    for (int i = 0; chain && i < sk_X509_num(chain) && in->nchain < STS_TLS_MAX_CHAIN; i++)
+    int n = chain ? sk_X509_num(chain) : 0;
+    if (!s->want_chain || n <= 0)
+        return;
+    if (n > STS_TLS_MAX_CHAIN)
+        n = STS_TLS_MAX_CHAIN;
+    in->chain = calloc((size_t)n, sizeof(*in->chain));
+    if (!in->chain)
+        return;
+    for (int i = 0; i < n; i++)
         sts_tls_cert_describe(sk_X509_value(chain, i), &in->chain[in->nchain++]);
+}
+
+/* A heap copy of n elements of size each at src (NULL for none or out of memory). */
+static void *dup_array(const void *src, size_t n, size_t size)
+{
+    void *p = src && n ? malloc(n * size) : NULL;
+    if (p)
+        memcpy(p, src, n * size);
+    return p;
+}
+
+int sts_tls_info_copy(sts_tls_info *dst, const sts_tls_info *src)
+{
+    sts_tls_info_release(dst);
+    *dst = *src;
+    dst->peer_names = dup_array(src->peer_names, src->npeer_names, sizeof(*src->peer_names));
+    dst->npeer_names = dst->peer_names ? src->npeer_names : 0;
+    dst->chain = dup_array(src->chain, src->nchain, sizeof(*src->chain));
+    dst->nchain = dst->chain ? src->nchain : 0;
+    return dst->npeer_names == src->npeer_names && dst->nchain == src->nchain ? 0 : STS_ENOMEM;
+}
+
+void sts_tls_info_release(sts_tls_info *info)
+{
+    free(info->peer_names);
+    info->peer_names = NULL;
+    info->npeer_names = 0;
+    free(info->chain);
+    info->chain = NULL;
+    info->nchain = 0;
 }
 
 static void stream_handshake_done(sts_stream *s)
@@ -795,6 +848,7 @@ static int stream_tls_begin(sts_stream *s, SSL_CTX *ctx, int client, const char 
     int qr = stream_flush_out(s);
     if (qr != 0)
         return qr;
+    sts_tls_info_release(&s->info);
     memset(&s->info, 0, sizeof(s->info));
     ERR_clear_error();
     SSL *ssl = SSL_new(ctx);
@@ -883,6 +937,11 @@ int sts_stream_start_tls_server(sts_stream *s, SSL_CTX *ctx)
 int sts_stream_is_tls(const sts_stream *s)
 {
     return s->tls_state == TLS_UP;
+}
+
+void sts_stream_describe_chain(sts_stream *s, int on)
+{
+    s->want_chain = on != 0;
 }
 
 const sts_tls_info *sts_stream_tls_info(const sts_stream *s)

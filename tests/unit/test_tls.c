@@ -28,13 +28,14 @@
 
 enum {
     MODE_NORMAL = 0,
-    MODE_CLOSE_IN_CONNECT,  /* client closes (twice) inside on_connect */
-    MODE_CLOSE_IN_TLS,      /* client closes inside on_tls, then tries to write */
-    MODE_CLOSE_IN_READ,     /* server closes inside the first encrypted on_read */
-    MODE_CLOSE_WITH_QUEUE,  /* client queues 1 MiB and closes at once */
-    MODE_SERVER_SHUTDOWN,   /* server answers and shuts down gracefully (close_notify) */
-    MODE_PAUSE,             /* server paused for 100 ms after accept, then resumed */
-    MODE_PIPELINE,          /* server answers PING with three writes in one read */
+    MODE_CLOSE_IN_CONNECT, /* client closes (twice) inside on_connect */
+    MODE_CLOSE_IN_TLS,     /* client closes inside on_tls, then tries to write */
+    MODE_CLOSE_IN_READ,    /* server closes inside the first encrypted on_read */
+    MODE_CLOSE_WITH_QUEUE, /* client queues 1 MiB and closes at once */
+    MODE_SERVER_SHUTDOWN,  /* server answers and shuts down gracefully (close_notify) */
+    MODE_PAUSE,            /* server paused for 100 ms after accept, then resumed */
+    MODE_PIPELINE,         /* server answers PING with three writes in one read */
+    MODE_CHAIN,            /* as NORMAL, and the client asks for the chain's facts */
 };
 
 typedef struct side {
@@ -134,7 +135,8 @@ static void on_tls(sts_stream *s, int status)
     pair *p = d->p;
     d->tls_calls++;
     d->tls_status = status;
-    d->info = *sts_stream_tls_info(s);
+    /* An owned copy: the stream (and the chain it owns) is gone after on_close. */
+    assert_int_equal(sts_tls_info_copy(&d->info, sts_stream_tls_info(s)), 0);
     if (status != 0) {
         sts_stream_close(s);
         return;
@@ -176,6 +178,7 @@ static void client_read(side *d, sts_stream *s)
     if (!sts_stream_is_tls(s)) {
         if (strcmp(d->in.data, "220 go\r\n") == 0) {
             sts_buf_reset(&d->in);
+            sts_stream_describe_chain(s, p->mode == MODE_CHAIN);
             assert_int_equal(sts_stream_start_tls_client(s, p->cctx, p->sni, p->host), 0);
             /* Nothing may leave in the clear during the handshake. */
             assert_int_equal(sts_stream_write(s, "MAIL\r\n", 6), STS_ESTATE);
@@ -751,6 +754,67 @@ static void test_pipeline_one_write(void **state)
     SSL_CTX_free(sctx);
 }
 
+/* ---- the chain's facts: only when asked, owned by whoever holds the info ---- */
+
+static void test_chain_only_when_asked(void **state)
+{
+    world *w = *state;
+    static const tls_case c = {.names = {MX}, .nnames = 1, .issuer = ISSUER_MID};
+    SSL_CTX *cctx, *sctx;
+    make_ctxs(w, &c, &cctx, &sctx);
+    pair p;
+    /* Not asked (send, the world): no chain, nothing on the heap. */
+    pair_run(&p, cctx, sctx, MX, MX, MODE_NORMAL);
+    assert_int_equal(p.cli.info.done, 1);
+    assert_int_equal(p.cli.info.verified, 1);
+    assert_null(p.cli.info.chain);
+    assert_int_equal(p.cli.info.nchain, 0);
+    assert_null(p.srv.info.chain);
+    /* The peer names are always there, sized to what the leaf holds. */
+    assert_int_equal(p.cli.info.npeer_names, 2); /* the SAN, then the CN */
+    assert_string_equal(p.cli.info.peer_names[0], "DNS:" MX);
+    sts_tls_info_release(&p.cli.info);
+
+    /* Asked (check): the leaf, then the intermediate the server sent. */
+    pair_run(&p, cctx, sctx, MX, MX, MODE_CHAIN);
+    sts_tls_info *ci = &p.cli.info;
+    assert_int_equal(ci->verified, 1);
+    assert_non_null(ci->chain);
+    assert_int_equal(ci->nchain, 2);
+    assert_string_equal(ci->chain[0].sans, MX);
+    assert_string_equal(ci->chain[0].issuer, ci->chain[1].subject);
+    assert_true(strlen(ci->chain[0].key_type) > 0);
+    assert_true(ci->chain[0].key_bits > 0);
+    assert_string_equal(ci->chain[0].not_after, ci->not_after);
+    assert_null(p.srv.info.chain); /* the server side never describes one */
+
+    /* A deep copy owns its own array: it outlives the original's release. */
+    sts_tls_info copy;
+    memset(&copy, 0, sizeof(copy));
+    assert_int_equal(sts_tls_info_copy(&copy, ci), 0);
+    assert_non_null(copy.chain);
+    assert_ptr_not_equal(copy.chain, ci->chain);
+    assert_int_equal(copy.npeer_names, 2);
+    assert_ptr_not_equal(copy.peer_names, ci->peer_names);
+    sts_tls_info_release(ci);
+    assert_null(ci->peer_names);
+    assert_null(ci->chain);
+    assert_int_equal(ci->nchain, 0);
+    assert_int_equal(copy.nchain, 2);
+    assert_string_equal(copy.chain[0].sans, MX);
+    assert_string_equal(copy.peer_names[0], "DNS:" MX);
+    assert_string_equal(copy.version, p.srv.info.version);
+    /* Copying over an owned info releases its old chain (ASan: no leak), and copying
+     * an info without a chain leaves none. */
+    assert_int_equal(sts_tls_info_copy(&copy, &p.srv.info), 0);
+    assert_null(copy.chain);
+    assert_int_equal(copy.nchain, 0);
+    sts_tls_info_release(&copy);
+    sts_tls_info_release(&copy); /* a second release is harmless */
+    SSL_CTX_free(cctx);
+    SSL_CTX_free(sctx);
+}
+
 /* ---- no network ---- */
 
 static void connect_refused_cb(sts_stream *s, int status)
@@ -916,6 +980,7 @@ int main(void)
         cmocka_unit_test(test_server_shutdown),
         cmocka_unit_test(test_pause_resume),
         cmocka_unit_test(test_pipeline_one_write),
+        cmocka_unit_test(test_chain_only_when_asked),
     };
     return cmocka_run_group_tests(tests, world_setup, world_teardown);
 }
