@@ -906,7 +906,9 @@ static void job_discover(job *j)
         .fetcher = r->fetcher,
         .cache = r->cache,
         .https_port = r->opts->https_port,
-        .fetch_timeout = SENDER_FETCH_TIMEOUT,
+        /* --timeout bounds every wait on a peer: each SMTP stage, and the whole policy
+         * fetch (connect, handshake, request and body: a dripped body ends here). */
+        .fetch_timeout = r->opts->timeout > 0 ? r->opts->timeout : SENDER_FETCH_TIMEOUT,
         .now = r->opts->now,
         .log = j->log,
     };
