@@ -52,6 +52,8 @@ struct sts_stream {
     int tls_state;
     int is_client;
     int want_chain; /* sts_stream_describe_chain() */
+    char *session_key;    /* client, resumption on: "host|address|port" (heap) */
+    SSL_SESSION *pending; /* a session offered before the verdict (TLS 1.2) */
 
     int connected;   /* connect succeeded or accepted */
     int reading;     /* uv_read_start is in effect */
@@ -198,6 +200,8 @@ static void stream_close_cb(uv_handle_t *h)
     if (s->ssl)
         SSL_free(s->ssl); /* frees both BIOs */
     sts_tls_info_release(&s->info);
+    SSL_SESSION_free(s->pending);
+    free(s->session_key);
     sts_buf_free(&s->out);
     free(s->rbuf);
     free(s);
@@ -481,6 +485,132 @@ static int stream_ex_index(void)
     return stream_ex_idx;
 }
 
+/* ---- client session resumption (sts_tls_ctx_enable_resumption) ----
+ *
+ * A cache hangs off the client SSL_CTX (ex_data, freed with it): per key
+ * "host|address|port" a few sessions from handshakes that were verified for that host
+ * (chain, dates, name). A TLS 1.3 ticket is good for one connection (RFC 8446 C.4;
+ * OpenSSL's client marks it used), so start_tls_client takes the newest one out and
+ * offers it; OpenSSL hands every new session to session_new_cb, which keeps a copy
+ * only once the stream's own verdict says verified, so an unverified session is never
+ * offered. A server sends two tickets after a full handshake and one after a
+ * resumption, so connections one after another keep resuming. */
+
+#define SESSION_CACHE_MAX 1024 /* keys kept; the oldest goes first when full */
+#define SESSION_POOL 8         /* sessions kept per key; the oldest goes first */
+
+typedef struct session_entry {
+    char *key;
+    SSL_SESSION *sess[SESSION_POOL]; /* oldest first */
+    size_t n;
+} session_entry;
+
+typedef struct session_cache {
+    session_entry *v;
+    size_t n, cap;
+    size_t evict; /* next entry to replace when full (round robin: the oldest) */
+} session_cache;
+
+static CRYPTO_ONCE cache_ex_once = CRYPTO_ONCE_STATIC_INIT;
+static int cache_ex_idx = -1;
+
+static void session_entry_clear(session_entry *e)
+{
+    free(e->key);
+    e->key = NULL;
+    for (size_t i = 0; i < e->n; i++)
+        SSL_SESSION_free(e->sess[i]);
+    e->n = 0;
+}
+
+static void session_cache_free_cb(void *parent, void *ptr, CRYPTO_EX_DATA *ad, int idx, long argl,
+                                  void *argp)
+{
+    (void)parent, (void)ad, (void)idx, (void)argl, (void)argp;
+    session_cache *c = ptr;
+    if (!c)
+        return;
+    for (size_t i = 0; i < c->n; i++)
+        session_entry_clear(&c->v[i]);
+    free(c->v);
+    free(c);
+}
+
+static void cache_ex_init(void)
+{
+    cache_ex_idx =
+        SSL_CTX_get_ex_new_index(0, "sts_session_cache", NULL, NULL, session_cache_free_cb);
+}
+
+static session_cache *ctx_session_cache(SSL_CTX *ctx)
+{
+    if (!CRYPTO_THREAD_run_once(&cache_ex_once, cache_ex_init) || cache_ex_idx < 0)
+        return NULL;
+    return SSL_CTX_get_ex_data(ctx, cache_ex_idx);
+}
+
+static session_entry *session_find(session_cache *c, const char *key)
+{
+    for (size_t i = 0; i < c->n; i++)
+        if (!strcmp(c->v[i].key, key))
+            return &c->v[i];
+    return NULL;
+}
+
+/* The newest resumable session kept under key, taken out of the cache (the caller
+ * frees it), or NULL. */
+static SSL_SESSION *session_take(session_cache *c, const char *key)
+{
+    session_entry *e = session_find(c, key);
+    while (e && e->n) {
+        SSL_SESSION *sess = e->sess[--e->n];
+        if (SSL_SESSION_is_resumable(sess))
+            return sess;
+        SSL_SESSION_free(sess);
+    }
+    return NULL;
+}
+
+/* Keep sess (the caller's reference is taken over) under key. Out of memory drops it:
+ * a later connection makes a full handshake. */
+static void session_put(session_cache *c, const char *key, SSL_SESSION *sess)
+{
+    session_entry *e = session_find(c, key);
+    if (!e) {
+        char *k = strdup(key);
+        if (!k) {
+            SSL_SESSION_free(sess);
+            return;
+        }
+        if (c->n == c->cap && c->cap < SESSION_CACHE_MAX) {
+            size_t cap = c->cap ? c->cap * 2 : 8;
+            session_entry *v = realloc(c->v, cap * sizeof(*v));
+            if (v) {
+                c->v = v;
+                c->cap = cap;
+            }
+        }
+        if (c->n < c->cap) {
+            e = &c->v[c->n++];
+        } else if (c->n) {
+            e = &c->v[c->evict++ % c->n];
+            session_entry_clear(e);
+        } else {
+            free(k);
+            SSL_SESSION_free(sess);
+            return;
+        }
+        e->key = k;
+        e->n = 0;
+    }
+    if (e->n == SESSION_POOL) {
+        SSL_SESSION_free(e->sess[0]);
+        memmove(e->sess, e->sess + 1, (SESSION_POOL - 1) * sizeof(e->sess[0]));
+        e->n--;
+    }
+    e->sess[e->n++] = sess;
+}
+
 /* The verify callback never aborts the handshake: it records what failed and
  * returns 1; the caller decides after the handshake (fail closed, as Postfix
  * does). RFC 8461 4.1 asks for a trusted chain, valid dates and a matching name;
@@ -715,6 +845,19 @@ static void stream_handshake_done(sts_stream *s)
     in->name_ok = leaf && in->host[0] != '\0' && !s->v_name_bad;
     in->verified = in->chain_ok && in->time_ok && in->name_ok && !s->v_other_bad;
     in->result_type = sts_tls_result_type(in);
+    /* A resumed session ran no verify callback: it is one the cache kept, and the cache
+     * keeps only sessions verified for this very host and address (session_new_cb);
+     * OpenSSL restores the peer's certificate and the verify result with it. */
+    in->resumed = SSL_session_reused(s->ssl);
+    if (s->pending) {
+        /* TLS 1.2 handed its session over before this verdict. */
+        session_cache *c = ctx_session_cache(SSL_get_SSL_CTX(s->ssl));
+        if (c && in->verified)
+            session_put(c, s->session_key, s->pending);
+        else
+            SSL_SESSION_free(s->pending);
+        s->pending = NULL;
+    }
 }
 
 /* Drive the session with whatever the input BIO holds: finish the handshake,
@@ -836,6 +979,31 @@ static void stream_read_cb(uv_stream_t *h, ssize_t nread, const uv_buf_t *buf)
         stream_fail(s, rc, "cannot write");
 }
 
+/* With resumption on in ctx: remember the key "host|address|port" for the session this
+ * handshake makes, and offer the one kept under it. Out of memory: a full handshake. */
+static void stream_offer_session(sts_stream *s, SSL_CTX *ctx, SSL *ssl, const char *host)
+{
+    session_cache *c = ctx_session_cache(ctx);
+    if (!c)
+        return;
+    struct sockaddr_storage ss;
+    int len = sizeof(ss);
+    int port = 0;
+    if (uv_tcp_getpeername(&s->tcp, (struct sockaddr *)&ss, &len) == 0)
+        port = ss.ss_family == AF_INET6 ? ntohs(((struct sockaddr_in6 *)&ss)->sin6_port)
+                                        : ntohs(((struct sockaddr_in *)&ss)->sin_port);
+    size_t n = strlen(host) + strlen(s->peer_addr) + 16;
+    free(s->session_key);
+    if (!(s->session_key = malloc(n)))
+        return;
+    snprintf(s->session_key, n, "%s|%s|%d", host, s->peer_addr, port);
+    SSL_SESSION *sess = session_take(c, s->session_key);
+    if (sess) {
+        SSL_set_session(ssl, sess); /* its own reference */
+        SSL_SESSION_free(sess);
+    }
+}
+
 static int stream_tls_begin(sts_stream *s, SSL_CTX *ctx, int client, const char *sni,
                             const char *host)
 {
@@ -895,6 +1063,8 @@ static int stream_tls_begin(sts_stream *s, SSL_CTX *ctx, int client, const char 
             SSL_free(ssl);
             return STS_EINVAL;
         }
+        if (host)
+            stream_offer_session(s, ctx, ssl, host);
     } else {
         SSL_set_accept_state(ssl);
     }
@@ -1013,6 +1183,49 @@ int sts_tls_ctx_set_versions(SSL_CTX *ctx, int min_version, int max_version)
         SSL_CTX_set_security_level(ctx, 0);
         SSL_CTX_set_cipher_list(ctx, "DEFAULT@SECLEVEL=0");
     }
+    return 0;
+}
+
+/* OpenSSL's new session (SSL_CTX_sess_set_new_cb). The cache keeps a copy: sess is
+ * also the connection's own session, which OpenSSL marks not resumable when the
+ * connection ends without a close_notify (as an SMTP session may, after QUIT), and
+ * that must not spoil the copy the other connections resume. Returns 0: OpenSSL keeps
+ * its reference. */
+static int session_new_cb(SSL *ssl, SSL_SESSION *sess)
+{
+    int idx = stream_ex_index();
+    sts_stream *s = idx >= 0 ? SSL_get_ex_data(ssl, idx) : NULL;
+    session_cache *c = ctx_session_cache(SSL_get_SSL_CTX(ssl));
+    if (!s || !c || !s->session_key)
+        return 0;
+    if (s->tls_state == TLS_UP && !s->info.verified)
+        return 0; /* never offered again: the next connection verifies afresh */
+    SSL_SESSION *copy = SSL_SESSION_dup(sess);
+    if (!copy)
+        return 0;
+    if (s->tls_state != TLS_UP) {
+        /* TLS 1.2 gives it inside the handshake, before the verdict: held until then. */
+        SSL_SESSION_free(s->pending);
+        s->pending = copy;
+        return 0;
+    }
+    session_put(c, s->session_key, copy);
+    return 0;
+}
+
+int sts_tls_ctx_enable_resumption(SSL_CTX *ctx)
+{
+    if (!CRYPTO_THREAD_run_once(&cache_ex_once, cache_ex_init) || cache_ex_idx < 0)
+        return STS_ENOMEM;
+    if (SSL_CTX_get_ex_data(ctx, cache_ex_idx))
+        return 0;
+    session_cache *c = calloc(1, sizeof(*c));
+    if (!c || !SSL_CTX_set_ex_data(ctx, cache_ex_idx, c)) {
+        free(c);
+        return STS_ENOMEM;
+    }
+    SSL_CTX_set_session_cache_mode(ctx, SSL_SESS_CACHE_CLIENT | SSL_SESS_CACHE_NO_INTERNAL_STORE);
+    SSL_CTX_sess_set_new_cb(ctx, session_new_cb);
     return 0;
 }
 

@@ -87,6 +87,8 @@ typedef struct sts_tls_info {
     int time_ok;         /* every certificate of the chain within its dates */
     int name_ok;         /* a DNS SAN matches host (never the CN: RFC 8461 4.1) */
     int not_yet_valid;   /* time_ok is 0 because a certificate is not valid yet */
+    int resumed;         /* a session kept from an earlier verified handshake was resumed
+                          * (sts_tls_ctx_enable_resumption): no certificate was sent */
     long verify_error;   /* first X509_V_ERR_* recorded, 0 if none */
     char verify_error_str[128];
     sts_result_type result_type; /* RFC 8460 result type when !verified, else NONE */
@@ -197,6 +199,13 @@ int sts_tls_version_proto(sts_tls_version v);
  * refuses them above it: they need SHA-1 signatures) and the default cipher list at
  * that level, for this context only. 0, or -1 when OpenSSL refuses a version. */
 int sts_tls_ctx_set_versions(SSL_CTX *ctx, int min_version, int max_version);
+/* Session resumption for a client context: each stream that names a host offers the
+ * session kept for "host|address|port", and a new session is kept only when the
+ * handshake that made it was verified for that host (chain, dates, name), so a resumed
+ * session stands for a verified one (info.resumed; the peer's certificate and the
+ * verify result come back with it). Up to 1024 keys per context, freed with it.
+ * TLS 1.3 tickets or TLS 1.2 sessions, as the server offers. 0 or STS_ENOMEM. */
+int sts_tls_ctx_enable_resumption(SSL_CTX *ctx);
 /* Judge certificate dates at `now` instead of the wall clock (0 = wall clock). */
 void sts_tls_ctx_set_time(SSL_CTX *ctx, time_t now);
 /* Server context with a leaf, its key and extra chain certificates (may be NULL).

@@ -33,6 +33,8 @@ typedef struct sts_sender_opts {
                                     * to the default policy cache (unusable -> a warning,
                                     * no store); an unusable explicit file -> exit 65 */
     int no_report_store;           /* record no sessions for TLS reports */
+    int no_tls_resume;             /* send: a full TLS handshake every time (check never
+                                    * resumes: it reports each MX's certificate afresh) */
     const char *from;       /* envelope sender; NULL = "ststest@<the EHLO name>" */
     const char *data_file;  /* message file, "-" = stdin, NULL = a generated test message */
     const char *helo;       /* NULL = sts_sender_default_helo() */

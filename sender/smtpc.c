@@ -333,7 +333,8 @@ static void smtpc_log_tls(sts_smtpc *s)
     const sts_tls_info *t = &s->res.tls;
     const char *rt = sts_result_type_name(t->result_type); /* NULL when verified */
     sts_log *log = s->p.log;
-    sts_info(log, "TLS %s %s", t->version, t->cipher);
+    sts_info(log, "TLS %s %s%s", t->version, t->cipher,
+             t->resumed ? " (resumed: a session verified earlier in this run)" : "");
     if (t->chain_ok && t->time_ok)
         sts_info(log, "Cert VALIDATED: ok");
     else

@@ -70,7 +70,12 @@ typedef struct pair {
     int srv_tls_started;
     uv_timer_t pause_timer;
     int reads_while_paused;
+    int port; /* the listener's port */
 } pair;
+
+/* The port the next pair_run listens on (0: any); resumption is per host, address and
+ * port, so a second connection to "the same server" needs the same port. */
+static int listen_port;
 
 /* ---- callbacks ---- */
 
@@ -306,12 +311,13 @@ static void pair_run(pair *p, SSL_CTX *cctx, SSL_CTX *sctx, const char *sni, con
     assert_int_equal(uv_tcp_init(&p->loop, &p->listener), 0);
     p->listener.data = p;
     struct sockaddr_in addr;
-    assert_int_equal(uv_ip4_addr("127.0.0.1", 0, &addr), 0);
+    assert_int_equal(uv_ip4_addr("127.0.0.1", listen_port, &addr), 0);
     assert_int_equal(uv_tcp_bind(&p->listener, (const struct sockaddr *)&addr, 0), 0);
     assert_int_equal(uv_listen((uv_stream_t *)&p->listener, 8, on_connection), 0);
     struct sockaddr_storage ss;
     int len = sizeof(ss);
     assert_int_equal(uv_tcp_getsockname(&p->listener, (struct sockaddr *)&ss, &len), 0);
+    p->port = ntohs(((struct sockaddr_in *)&ss)->sin_port);
 
     assert_int_equal(uv_timer_init(&p->loop, &p->timer), 0);
     p->timer.data = p;
@@ -815,6 +821,107 @@ static void test_chain_only_when_asked(void **state)
     SSL_CTX_free(sctx);
 }
 
+/* ---- session resumption: only of a session verified for the same host ---- */
+
+static const struct {
+    const char *label;
+    tls_case c;        /* the server's certificate and versions; the first host */
+    int enable;        /* sts_tls_ctx_enable_resumption on the client context */
+    const char *host2; /* the host of the second connection (NULL: the same) */
+    int resumed;       /* the second connection resumed */
+} RESUME[] = {
+    {"verified, TLS 1.3: resumed",
+     {.names = {MX}, .nnames = 1, .sni = MX, .host = MX, .verified = 1},
+     1,
+     NULL,
+     1},
+    {"verified, TLS 1.2: resumed (the session comes inside the handshake)",
+     {.names = {MX}, .nnames = 1, .sni = MX, .host = MX, .srv_max = TLS1_2_VERSION, .verified = 1},
+     1,
+     NULL,
+     1},
+    {"resumption not enabled: a full handshake",
+     {.names = {MX}, .nnames = 1, .sni = MX, .host = MX, .verified = 1},
+     0,
+     NULL,
+     0},
+    {"another host name: a full handshake (its own name check)",
+     {.names = {MX, "alt.example.test"}, .nnames = 2, .sni = MX, .host = MX, .verified = 1},
+     1,
+     "alt.example.test",
+     0},
+    {"name mismatch: never kept, the second one is judged afresh",
+     {.names = {"wrong.example.test"},
+      .nnames = 1,
+      .sni = MX,
+      .host = MX,
+      .result_type = STS_RESULT_CERTIFICATE_HOST_MISMATCH},
+     1,
+     NULL,
+     0},
+    {"name mismatch over TLS 1.2: never kept either",
+     {.names = {"wrong.example.test"},
+      .nnames = 1,
+      .sni = MX,
+      .host = MX,
+      .srv_max = TLS1_2_VERSION,
+      .result_type = STS_RESULT_CERTIFICATE_HOST_MISMATCH},
+     1,
+     NULL,
+     0},
+    {"untrusted issuer: never kept",
+     {.names = {MX},
+      .nnames = 1,
+      .issuer = ISSUER_OTHER,
+      .sni = MX,
+      .host = MX,
+      .result_type = STS_RESULT_CERTIFICATE_NOT_TRUSTED},
+     1,
+     NULL,
+     0},
+};
+
+static void test_resumption(void **state)
+{
+    world *w = *state;
+    for (size_t i = 0; i < sizeof(RESUME) / sizeof(RESUME[0]); i++) {
+        print_message("case: %s\n", RESUME[i].label);
+        const tls_case *c = &RESUME[i].c;
+        SSL_CTX *cctx, *sctx;
+        make_ctxs(w, c, &cctx, &sctx);
+        if (RESUME[i].enable) {
+            assert_int_equal(sts_tls_ctx_enable_resumption(cctx), 0);
+            assert_int_equal(sts_tls_ctx_enable_resumption(cctx), 0); /* idempotent */
+        }
+        pair p1, p2;
+        pair_run(&p1, cctx, sctx, c->sni, c->host, MODE_NORMAL);
+        listen_port = p1.port;
+        const char *host2 = RESUME[i].host2 ? RESUME[i].host2 : c->host;
+        pair_run(&p2, cctx, sctx, host2, host2, MODE_NORMAL);
+        listen_port = 0;
+        const sts_tls_info *a = &p1.cli.info, *b = &p2.cli.info;
+        assert_int_equal(a->done, 1);
+        assert_int_equal(b->done, 1);
+        assert_int_equal(a->resumed, 0);
+        assert_int_equal(b->resumed, RESUME[i].resumed);
+        /* The verdict is the same either way, and a resumed session still names its
+         * certificate (OpenSSL keeps it with the session). */
+        for (int k = 0; k < 2; k++) {
+            const sts_tls_info *in = k ? b : a;
+            assert_int_equal(in->verified, c->verified);
+            assert_int_equal(in->result_type, c->result_type);
+            assert_true(in->npeer_names >= 1);
+            assert_string_equal(in->not_after, a->not_after);
+        }
+        assert_string_equal(b->peer_names[0], a->peer_names[0]);
+        assert_string_equal(b->host, host2);
+        sts_tls_info_release(&p1.cli.info);
+        sts_tls_info_release(&p2.cli.info);
+        SSL_CTX_free(cctx);
+        SSL_CTX_free(sctx);
+    }
+}
+
 /* ---- no network ---- */
 
 static void connect_refused_cb(sts_stream *s, int status)
@@ -981,6 +1088,7 @@ int main(void)
         cmocka_unit_test(test_pause_resume),
         cmocka_unit_test(test_pipeline_one_write),
         cmocka_unit_test(test_chain_only_when_asked),
+        cmocka_unit_test(test_resumption),
     };
     return cmocka_run_group_tests(tests, world_setup, world_teardown);
 }
