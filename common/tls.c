@@ -497,12 +497,15 @@ static int stream_ex_index(void)
  * resumption, so connections one after another keep resuming. */
 
 #define SESSION_CACHE_MAX 1024 /* keys kept; the oldest goes first when full */
-#define SESSION_POOL 8         /* sessions kept per key; the oldest goes first */
+/* Sessions kept per key; the oldest goes first. Each connection takes one and the
+ * server gives one or two back, so a key holds about as many as connections to it ran
+ * at once: enough for every one of 100 concurrent deliveries to one MX to resume. */
+#define SESSION_POOL 128
 
 typedef struct session_entry {
     char *key;
-    SSL_SESSION *sess[SESSION_POOL]; /* oldest first */
-    size_t n;
+    SSL_SESSION **sess; /* oldest first */
+    size_t n, cap;
 } session_entry;
 
 typedef struct session_cache {
@@ -520,7 +523,9 @@ static void session_entry_clear(session_entry *e)
     e->key = NULL;
     for (size_t i = 0; i < e->n; i++)
         SSL_SESSION_free(e->sess[i]);
-    e->n = 0;
+    free(e->sess);
+    e->sess = NULL;
+    e->n = e->cap = 0;
 }
 
 static void session_cache_free_cb(void *parent, void *ptr, CRYPTO_EX_DATA *ad, int idx, long argl,
@@ -601,11 +606,24 @@ static void session_put(session_cache *c, const char *key, SSL_SESSION *sess)
             return;
         }
         e->key = k;
-        e->n = 0;
+        e->sess = NULL;
+        e->n = e->cap = 0;
     }
-    if (e->n == SESSION_POOL) {
+    if (e->n == e->cap && e->cap < SESSION_POOL) {
+        size_t cap = e->cap ? e->cap * 2 : 4;
+        SSL_SESSION **v = realloc(e->sess, cap * sizeof(*v));
+        if (v) {
+            e->sess = v;
+            e->cap = cap;
+        }
+    }
+    if (e->n == e->cap) {
+        if (!e->n) {
+            SSL_SESSION_free(sess);
+            return;
+        }
         SSL_SESSION_free(e->sess[0]);
-        memmove(e->sess, e->sess + 1, (SESSION_POOL - 1) * sizeof(e->sess[0]));
+        memmove(e->sess, e->sess + 1, (e->n - 1) * sizeof(e->sess[0]));
         e->n--;
     }
     e->sess[e->n++] = sess;
