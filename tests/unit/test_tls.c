@@ -351,6 +351,13 @@ static void pair_run(pair *p, SSL_CTX *cctx, SSL_CTX *sctx, const char *sni, con
     assert_int_equal(uv_loop_close(&p->loop), 0);
 }
 
+/* Free what the sides' owned copies of their TLS facts hold (common/tls.h). */
+static void pair_release(pair *p)
+{
+    sts_tls_info_release(&p->cli.info);
+    sts_tls_info_release(&p->srv.info);
+}
+
 /* ---- fixtures: one CA file for all tests ---- */
 
 typedef struct world {
@@ -594,6 +601,7 @@ static void test_tls_table(void **state)
             assert_int_equal(p.srv.tls_status, STS_ETLS);
             assert_true(strlen(si->error) > 0);
             print_message("  client error: %s\n  server error: %s\n", ci->error, si->error);
+            pair_release(&p);
             continue;
         }
         assert_int_equal(p.srv.tls_status, 0);
@@ -642,6 +650,7 @@ static void test_tls_table(void **state)
         /* The client shut down gracefully: the server saw the end. */
         assert_int_equal(p.srv.eof_calls, 1);
         assert_int_equal(p.srv.eof_status, STS_ECLOSED);
+        pair_release(&p);
     }
 }
 
@@ -666,6 +675,7 @@ static void test_close_in_connect(void **state)
     assert_int_equal(p.srv.reads, 0);
     SSL_CTX_free(cctx);
     SSL_CTX_free(sctx);
+    pair_release(&p);
 }
 
 static void test_close_in_tls(void **state)
@@ -683,6 +693,7 @@ static void test_close_in_tls(void **state)
     assert_true(p.srv.eof_calls == 1 || p.srv.tls_status == STS_ETLS);
     SSL_CTX_free(cctx);
     SSL_CTX_free(sctx);
+    pair_release(&p);
 }
 
 static void test_close_in_read(void **state)
@@ -700,6 +711,7 @@ static void test_close_in_read(void **state)
     assert_int_equal(p.cli.eof_calls, 1);
     SSL_CTX_free(cctx);
     SSL_CTX_free(sctx);
+    pair_release(&p);
 }
 
 static void test_close_with_queue(void **state)
@@ -713,6 +725,7 @@ static void test_close_with_queue(void **state)
     assert_true(p.srv.eof_calls == 1 || p.srv.tls_status == STS_ETLS);
     SSL_CTX_free(cctx);
     SSL_CTX_free(sctx);
+    pair_release(&p);
 }
 
 /* The server sends close_notify after its answer: the client sees the answer,
@@ -728,6 +741,7 @@ static void test_server_shutdown(void **state)
     assert_int_equal(p.cli.eof_status, STS_ECLOSED);
     SSL_CTX_free(cctx);
     SSL_CTX_free(sctx);
+    pair_release(&p);
 }
 
 /* A paused stream reads nothing; resumed, it carries on. */
@@ -743,6 +757,7 @@ static void test_pause_resume(void **state)
     assert_string_equal(p.cli.got, "PONG\r\n");
     SSL_CTX_free(cctx);
     SSL_CTX_free(sctx);
+    pair_release(&p);
 }
 
 /* Three writes made while one read is handled leave together: the client reads
@@ -758,6 +773,7 @@ static void test_pipeline_one_write(void **state)
     assert_int_equal(p.cli.reads, 2);
     SSL_CTX_free(cctx);
     SSL_CTX_free(sctx);
+    pair_release(&p);
 }
 
 /* ---- the chain's facts: only when asked, owned by whoever holds the info ---- */
@@ -819,6 +835,7 @@ static void test_chain_only_when_asked(void **state)
     sts_tls_info_release(&copy); /* a second release is harmless */
     SSL_CTX_free(cctx);
     SSL_CTX_free(sctx);
+    pair_release(&p);
 }
 
 /* ---- session resumption: only of a session verified for the same host ---- */
@@ -915,8 +932,8 @@ static void test_resumption(void **state)
         }
         assert_string_equal(b->peer_names[0], a->peer_names[0]);
         assert_string_equal(b->host, host2);
-        sts_tls_info_release(&p1.cli.info);
-        sts_tls_info_release(&p2.cli.info);
+        pair_release(&p1);
+        pair_release(&p2);
         SSL_CTX_free(cctx);
         SSL_CTX_free(sctx);
     }
