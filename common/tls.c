@@ -51,7 +51,7 @@ struct sts_stream {
     BIO *wbio; /* OpenSSL -> network */
     int tls_state;
     int is_client;
-    int want_chain; /* sts_stream_describe_chain() */
+    int want_chain;       /* sts_stream_describe_chain() */
     char *session_key;    /* client, resumption on: "host|address|port" (heap) */
     SSL_SESSION *pending; /* a session offered before the verdict (TLS 1.2) */
 
