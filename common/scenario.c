@@ -1319,6 +1319,42 @@ const sts_scn_expect *sts_scenario_step_expect(const sts_scenario *s, size_t i, 
     return NULL;
 }
 
+static int policy_waits(const sts_scn_policy *p)
+{
+    return p->delay > 0 || p->drip > 0;
+}
+
+static int mx_waits(const sts_scn_mx *mx, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        for (int st = 0; st < STS_SCN_NSTAGES; st++)
+            if (mx[i].delay[st] > 0)
+                return 1;
+    return 0;
+}
+
+static int dns_faults_wait(const sts_scn_dns_fault *f, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        if (f[i].fault == STS_SCN_DNS_TIMEOUT || f[i].delay > 0)
+            return 1;
+    return 0;
+}
+
+int sts_scenario_waits(const sts_scenario *s)
+{
+    if (policy_waits(&s->policy) || mx_waits(s->mx, s->nmx) ||
+        dns_faults_wait(s->dns_faults, s->ndns_faults))
+        return 1;
+    for (size_t i = 0; i < s->nsteps; i++) {
+        const sts_scn_step *st = &s->steps[i];
+        if ((st->policy_set && policy_waits(&st->policy)) || mx_waits(st->mx, st->nmx) ||
+            (st->dns_faults_set && dns_faults_wait(st->dns_faults, st->ndns_faults)))
+            return 1;
+    }
+    return 0;
+}
+
 const sts_scn_expect *sts_scenario_expect(const sts_scenario *s, const char *mode)
 {
     for (size_t i = 0; i < s->nexpect; i++)

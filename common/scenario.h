@@ -220,6 +220,10 @@ void sts_scenario_free(sts_scenario *s);
 const sts_scn_expect *sts_scenario_expect(const sts_scenario *s, const char *mode);
 /* The expectation of step i for mode, or NULL. */
 const sts_scn_expect *sts_scenario_step_expect(const sts_scenario *s, size_t i, const char *mode);
+/* 1 when the world is scripted to keep a sender waiting (an MX stage delay, a policy
+ * delay or drip, a DNS answer delayed or never given), in the scenario or any step:
+ * such a case takes its time in timers, not on a CPU (the runner schedules it so). */
+int sts_scenario_waits(const sts_scenario *s);
 /* A new string: s with every ${mode} replaced by mode (NULL s -> NULL). */
 char *sts_scenario_subst(const char *s, const char *mode);
 

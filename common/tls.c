@@ -51,6 +51,9 @@ struct sts_stream {
     BIO *wbio; /* OpenSSL -> network */
     int tls_state;
     int is_client;
+    int want_chain;       /* sts_stream_describe_chain() */
+    char *session_key;    /* client, resumption on: "host|address|port" (heap) */
+    SSL_SESSION *pending; /* a session offered before the verdict (TLS 1.2) */
 
     int connected;   /* connect succeeded or accepted */
     int reading;     /* uv_read_start is in effect */
@@ -196,6 +199,9 @@ static void stream_close_cb(uv_handle_t *h)
         s->cbs.on_close(s);
     if (s->ssl)
         SSL_free(s->ssl); /* frees both BIOs */
+    sts_tls_info_release(&s->info);
+    SSL_SESSION_free(s->pending);
+    free(s->session_key);
     sts_buf_free(&s->out);
     free(s->rbuf);
     free(s);
@@ -479,6 +485,150 @@ static int stream_ex_index(void)
     return stream_ex_idx;
 }
 
+/* ---- client session resumption (sts_tls_ctx_enable_resumption) ----
+ *
+ * A cache hangs off the client SSL_CTX (ex_data, freed with it): per key
+ * "host|address|port" a few sessions from handshakes that were verified for that host
+ * (chain, dates, name). A TLS 1.3 ticket is good for one connection (RFC 8446 C.4;
+ * OpenSSL's client marks it used), so start_tls_client takes the newest one out and
+ * offers it; OpenSSL hands every new session to session_new_cb, which keeps a copy
+ * only once the stream's own verdict says verified, so an unverified session is never
+ * offered. A server sends two tickets after a full handshake and one after a
+ * resumption, so connections one after another keep resuming. */
+
+#define SESSION_CACHE_MAX 1024 /* keys kept; the oldest goes first when full */
+/* Sessions kept per key; the oldest goes first. Each connection takes one and the
+ * server gives one or two back, so a key holds about as many as connections to it ran
+ * at once: enough for every one of 100 concurrent deliveries to one MX to resume. */
+#define SESSION_POOL 128
+
+typedef struct session_entry {
+    char *key;
+    SSL_SESSION **sess; /* oldest first */
+    size_t n, cap;
+} session_entry;
+
+typedef struct session_cache {
+    session_entry *v;
+    size_t n, cap;
+    size_t evict; /* next entry to replace when full (round robin: the oldest) */
+} session_cache;
+
+static CRYPTO_ONCE cache_ex_once = CRYPTO_ONCE_STATIC_INIT;
+static int cache_ex_idx = -1;
+
+static void session_entry_clear(session_entry *e)
+{
+    free(e->key);
+    e->key = NULL;
+    for (size_t i = 0; i < e->n; i++)
+        SSL_SESSION_free(e->sess[i]);
+    free(e->sess);
+    e->sess = NULL;
+    e->n = e->cap = 0;
+}
+
+static void session_cache_free_cb(void *parent, void *ptr, CRYPTO_EX_DATA *ad, int idx, long argl,
+                                  void *argp)
+{
+    (void)parent, (void)ad, (void)idx, (void)argl, (void)argp;
+    session_cache *c = ptr;
+    if (!c)
+        return;
+    for (size_t i = 0; i < c->n; i++)
+        session_entry_clear(&c->v[i]);
+    free(c->v);
+    free(c);
+}
+
+static void cache_ex_init(void)
+{
+    cache_ex_idx =
+        SSL_CTX_get_ex_new_index(0, "sts_session_cache", NULL, NULL, session_cache_free_cb);
+}
+
+static session_cache *ctx_session_cache(SSL_CTX *ctx)
+{
+    if (!CRYPTO_THREAD_run_once(&cache_ex_once, cache_ex_init) || cache_ex_idx < 0)
+        return NULL;
+    return SSL_CTX_get_ex_data(ctx, cache_ex_idx);
+}
+
+static session_entry *session_find(session_cache *c, const char *key)
+{
+    for (size_t i = 0; i < c->n; i++)
+        if (!strcmp(c->v[i].key, key))
+            return &c->v[i];
+    return NULL;
+}
+
+/* The newest resumable session kept under key, taken out of the cache (the caller
+ * frees it), or NULL. */
+static SSL_SESSION *session_take(session_cache *c, const char *key)
+{
+    session_entry *e = session_find(c, key);
+    while (e && e->n) {
+        SSL_SESSION *sess = e->sess[--e->n];
+        if (SSL_SESSION_is_resumable(sess))
+            return sess;
+        SSL_SESSION_free(sess);
+    }
+    return NULL;
+}
+
+/* Keep sess (the caller's reference is taken over) under key. Out of memory drops it:
+ * a later connection makes a full handshake. */
+static void session_put(session_cache *c, const char *key, SSL_SESSION *sess)
+{
+    session_entry *e = session_find(c, key);
+    if (!e) {
+        char *k = strdup(key);
+        if (!k) {
+            SSL_SESSION_free(sess);
+            return;
+        }
+        if (c->n == c->cap && c->cap < SESSION_CACHE_MAX) {
+            size_t cap = c->cap ? c->cap * 2 : 8;
+            session_entry *v = realloc(c->v, cap * sizeof(*v));
+            if (v) {
+                c->v = v;
+                c->cap = cap;
+            }
+        }
+        if (c->n < c->cap) {
+            e = &c->v[c->n++];
+        } else if (c->n) {
+            e = &c->v[c->evict++ % c->n];
+            session_entry_clear(e);
+        } else {
+            free(k);
+            SSL_SESSION_free(sess);
+            return;
+        }
+        e->key = k;
+        e->sess = NULL;
+        e->n = e->cap = 0;
+    }
+    if (e->n == e->cap && e->cap < SESSION_POOL) {
+        size_t cap = e->cap ? e->cap * 2 : 4;
+        SSL_SESSION **v = realloc(e->sess, cap * sizeof(*v));
+        if (v) {
+            e->sess = v;
+            e->cap = cap;
+        }
+    }
+    if (e->n == e->cap) {
+        if (!e->n) {
+            SSL_SESSION_free(sess);
+            return;
+        }
+        SSL_SESSION_free(e->sess[0]);
+        memmove(e->sess, e->sess + 1, (e->n - 1) * sizeof(e->sess[0]));
+        e->n--;
+    }
+    e->sess[e->n++] = sess;
+}
+
 /* The verify callback never aborts the handshake: it records what failed and
  * returns 1; the caller decides after the handshake (fail closed, as Postfix
  * does). RFC 8461 4.2 asks for a trusted chain, valid dates and a matching name;
@@ -539,16 +689,29 @@ static void asn1_time_iso(const ASN1_TIME *t, char *dst, size_t cap)
         strftime(dst, cap, "%Y-%m-%dT%H:%M:%SZ", &tm);
 }
 
+/* A new slot at the end of in->peer_names (grown one name at a time: a leaf has a
+ * few), or NULL when full or out of memory. */
+static char *peer_name_slot(sts_tls_info *in)
+{
+    if (in->npeer_names >= STS_TLS_MAX_PEER_NAMES)
+        return NULL;
+    void *p = realloc(in->peer_names, (in->npeer_names + 1) * sizeof(*in->peer_names));
+    if (!p)
+        return NULL;
+    in->peer_names = p;
+    return in->peer_names[in->npeer_names++];
+}
+
 /* Leaf names as "DNS:x" for each DNS SAN, then "CN:x" for each CN. */
 static void stream_peer_names(sts_stream *s, X509 *leaf)
 {
     sts_tls_info *in = &s->info;
+    char *dst;
     GENERAL_NAMES *gens = X509_get_ext_d2i(leaf, NID_subject_alt_name, NULL, NULL);
     for (int i = 0; gens && i < sk_GENERAL_NAME_num(gens); i++) {
         const GENERAL_NAME *g = sk_GENERAL_NAME_value(gens, i);
-        if (g->type != GEN_DNS || in->npeer_names >= STS_TLS_MAX_PEER_NAMES)
+        if (g->type != GEN_DNS || !(dst = peer_name_slot(in)))
             continue;
-        char *dst = in->peer_names[in->npeer_names++];
         memcpy(dst, "DNS:", 4);
         copy_printable(dst + 4, sizeof(in->peer_names[0]) - 4,
                        ASN1_STRING_get0_data(g->d.dNSName),
@@ -558,10 +721,9 @@ static void stream_peer_names(sts_stream *s, X509 *leaf)
     const X509_NAME *subj = X509_get_subject_name(leaf);
     int idx = -1;
     while (subj && (idx = X509_NAME_get_index_by_NID(subj, NID_commonName, idx)) >= 0) {
-        if (in->npeer_names >= STS_TLS_MAX_PEER_NAMES)
+        if (!(dst = peer_name_slot(in)))
             break;
         const ASN1_STRING *d = X509_NAME_ENTRY_get_data(X509_NAME_get_entry(subj, idx));
-        char *dst = in->peer_names[in->npeer_names++];
         memcpy(dst, "CN:", 3);
         copy_printable(dst + 3, sizeof(in->peer_names[0]) - 3, ASN1_STRING_get0_data(d),
                        (size_t)ASN1_STRING_length(d));
@@ -614,13 +776,52 @@ void sts_tls_cert_describe(X509 *x, sts_tls_cert *out)
     asn1_time_iso(X509_get0_notAfter(x), out->not_after, sizeof(out->not_after));
 }
 
-/* The chain the peer sent (client side: SSL_get_peer_cert_chain has the leaf). */
+/* The chain the peer sent (client side: SSL_get_peer_cert_chain has the leaf), when
+ * asked. Out of memory leaves no chain: the facts are for people, never a verdict. */
 static void stream_chain(sts_stream *s)
 {
     STACK_OF(X509) *chain = SSL_get_peer_cert_chain(s->ssl);
     sts_tls_info *in = &s->info;
-    for (int i = 0; chain && i < sk_X509_num(chain) && in->nchain < STS_TLS_MAX_CHAIN; i++)
+    int n = chain ? sk_X509_num(chain) : 0;
+    if (!s->want_chain || n <= 0)
+        return;
+    if (n > STS_TLS_MAX_CHAIN)
+        n = STS_TLS_MAX_CHAIN;
+    in->chain = calloc((size_t)n, sizeof(*in->chain));
+    if (!in->chain)
+        return;
+    for (int i = 0; i < n; i++)
         sts_tls_cert_describe(sk_X509_value(chain, i), &in->chain[in->nchain++]);
+}
+
+/* A heap copy of n elements of size each at src (NULL for none or out of memory). */
+static void *dup_array(const void *src, size_t n, size_t size)
+{
+    void *p = src && n ? malloc(n * size) : NULL;
+    if (p)
+        memcpy(p, src, n * size);
+    return p;
+}
+
+int sts_tls_info_copy(sts_tls_info *dst, const sts_tls_info *src)
+{
+    sts_tls_info_release(dst);
+    *dst = *src;
+    dst->peer_names = dup_array(src->peer_names, src->npeer_names, sizeof(*src->peer_names));
+    dst->npeer_names = dst->peer_names ? src->npeer_names : 0;
+    dst->chain = dup_array(src->chain, src->nchain, sizeof(*src->chain));
+    dst->nchain = dst->chain ? src->nchain : 0;
+    return dst->npeer_names == src->npeer_names && dst->nchain == src->nchain ? 0 : STS_ENOMEM;
+}
+
+void sts_tls_info_release(sts_tls_info *info)
+{
+    free(info->peer_names);
+    info->peer_names = NULL;
+    info->npeer_names = 0;
+    free(info->chain);
+    info->chain = NULL;
+    info->nchain = 0;
 }
 
 static void stream_handshake_done(sts_stream *s)
@@ -662,6 +863,19 @@ static void stream_handshake_done(sts_stream *s)
     in->name_ok = leaf && in->host[0] != '\0' && !s->v_name_bad;
     in->verified = in->chain_ok && in->time_ok && in->name_ok && !s->v_other_bad;
     in->result_type = sts_tls_result_type(in);
+    /* A resumed session ran no verify callback: it is one the cache kept, and the cache
+     * keeps only sessions verified for this very host and address (session_new_cb);
+     * OpenSSL restores the peer's certificate and the verify result with it. */
+    in->resumed = SSL_session_reused(s->ssl);
+    if (s->pending) {
+        /* TLS 1.2 handed its session over before this verdict. */
+        session_cache *c = ctx_session_cache(SSL_get_SSL_CTX(s->ssl));
+        if (c && in->verified)
+            session_put(c, s->session_key, s->pending);
+        else
+            SSL_SESSION_free(s->pending);
+        s->pending = NULL;
+    }
 }
 
 /* Drive the session with whatever the input BIO holds: finish the handshake,
@@ -783,6 +997,31 @@ static void stream_read_cb(uv_stream_t *h, ssize_t nread, const uv_buf_t *buf)
         stream_fail(s, rc, "cannot write");
 }
 
+/* With resumption on in ctx: remember the key "host|address|port" for the session this
+ * handshake makes, and offer the one kept under it. Out of memory: a full handshake. */
+static void stream_offer_session(sts_stream *s, SSL_CTX *ctx, SSL *ssl, const char *host)
+{
+    session_cache *c = ctx_session_cache(ctx);
+    if (!c)
+        return;
+    struct sockaddr_storage ss;
+    int len = sizeof(ss);
+    int port = 0;
+    if (uv_tcp_getpeername(&s->tcp, (struct sockaddr *)&ss, &len) == 0)
+        port = ss.ss_family == AF_INET6 ? ntohs(((struct sockaddr_in6 *)&ss)->sin6_port)
+                                        : ntohs(((struct sockaddr_in *)&ss)->sin_port);
+    size_t n = strlen(host) + strlen(s->peer_addr) + 16;
+    free(s->session_key);
+    if (!(s->session_key = malloc(n)))
+        return;
+    snprintf(s->session_key, n, "%s|%s|%d", host, s->peer_addr, port);
+    SSL_SESSION *sess = session_take(c, s->session_key);
+    if (sess) {
+        SSL_set_session(ssl, sess); /* its own reference */
+        SSL_SESSION_free(sess);
+    }
+}
+
 static int stream_tls_begin(sts_stream *s, SSL_CTX *ctx, int client, const char *sni,
                             const char *host)
 {
@@ -795,6 +1034,7 @@ static int stream_tls_begin(sts_stream *s, SSL_CTX *ctx, int client, const char 
     int qr = stream_flush_out(s);
     if (qr != 0)
         return qr;
+    sts_tls_info_release(&s->info);
     memset(&s->info, 0, sizeof(s->info));
     ERR_clear_error();
     SSL *ssl = SSL_new(ctx);
@@ -841,6 +1081,8 @@ static int stream_tls_begin(sts_stream *s, SSL_CTX *ctx, int client, const char 
             SSL_free(ssl);
             return STS_EINVAL;
         }
+        if (host)
+            stream_offer_session(s, ctx, ssl, host);
     } else {
         SSL_set_accept_state(ssl);
     }
@@ -883,6 +1125,11 @@ int sts_stream_start_tls_server(sts_stream *s, SSL_CTX *ctx)
 int sts_stream_is_tls(const sts_stream *s)
 {
     return s->tls_state == TLS_UP;
+}
+
+void sts_stream_describe_chain(sts_stream *s, int on)
+{
+    s->want_chain = on != 0;
 }
 
 const sts_tls_info *sts_stream_tls_info(const sts_stream *s)
@@ -954,6 +1201,49 @@ int sts_tls_ctx_set_versions(SSL_CTX *ctx, int min_version, int max_version)
         SSL_CTX_set_security_level(ctx, 0);
         SSL_CTX_set_cipher_list(ctx, "DEFAULT@SECLEVEL=0");
     }
+    return 0;
+}
+
+/* OpenSSL's new session (SSL_CTX_sess_set_new_cb). The cache keeps a copy: sess is
+ * also the connection's own session, which OpenSSL marks not resumable when the
+ * connection ends without a close_notify (as an SMTP session may, after QUIT), and
+ * that must not spoil the copy the other connections resume. Returns 0: OpenSSL keeps
+ * its reference. */
+static int session_new_cb(SSL *ssl, SSL_SESSION *sess)
+{
+    int idx = stream_ex_index();
+    sts_stream *s = idx >= 0 ? SSL_get_ex_data(ssl, idx) : NULL;
+    session_cache *c = ctx_session_cache(SSL_get_SSL_CTX(ssl));
+    if (!s || !c || !s->session_key)
+        return 0;
+    if (s->tls_state == TLS_UP && !s->info.verified)
+        return 0; /* never offered again: the next connection verifies afresh */
+    SSL_SESSION *copy = SSL_SESSION_dup(sess);
+    if (!copy)
+        return 0;
+    if (s->tls_state != TLS_UP) {
+        /* TLS 1.2 gives it inside the handshake, before the verdict: held until then. */
+        SSL_SESSION_free(s->pending);
+        s->pending = copy;
+        return 0;
+    }
+    session_put(c, s->session_key, copy);
+    return 0;
+}
+
+int sts_tls_ctx_enable_resumption(SSL_CTX *ctx)
+{
+    if (!CRYPTO_THREAD_run_once(&cache_ex_once, cache_ex_init) || cache_ex_idx < 0)
+        return STS_ENOMEM;
+    if (SSL_CTX_get_ex_data(ctx, cache_ex_idx))
+        return 0;
+    session_cache *c = calloc(1, sizeof(*c));
+    if (!c || !SSL_CTX_set_ex_data(ctx, cache_ex_idx, c)) {
+        free(c);
+        return STS_ENOMEM;
+    }
+    SSL_CTX_set_session_cache_mode(ctx, SSL_SESS_CACHE_CLIENT | SSL_SESS_CACHE_NO_INTERNAL_STORE);
+    SSL_CTX_sess_set_new_cb(ctx, session_new_cb);
     return 0;
 }
 

@@ -54,6 +54,7 @@
 typedef struct sts_stream sts_stream;
 
 #define STS_TLS_MAX_PEER_NAMES 32
+#define STS_TLS_PEER_NAME_LEN 256 /* one "DNS:x" / "CN:x", truncated to fit */
 /* The most one on_read call hands over (plaintext of one TLS read, or one socket
  * read): a reader that caps its buffer knows how far one call can overshoot. */
 #define STS_STREAM_READ_MAX 16384
@@ -86,20 +87,46 @@ typedef struct sts_tls_info {
     int time_ok;         /* every certificate of the chain within its dates */
     int name_ok;         /* a DNS SAN matches host (never the CN: RFC 8461 4.2) */
     int not_yet_valid;   /* time_ok is 0 because a certificate is not valid yet */
+    int resumed;         /* a session kept from an earlier verified handshake was resumed
+                          * (sts_tls_ctx_enable_resumption): no certificate was sent */
     long verify_error;   /* first X509_V_ERR_* recorded, 0 if none */
     char verify_error_str[128];
     sts_result_type result_type; /* RFC 8460 result type when !verified, else NONE */
     /* Peer leaf certificate (client side) */
     size_t npeer_names;
-    char peer_names[STS_TLS_MAX_PEER_NAMES][256]; /* "DNS:x" SANs, then "CN:x" */
+    char (*peer_names)[STS_TLS_PEER_NAME_LEN]; /* "DNS:x" SANs, then "CN:x"; owned, heap */
     char not_before[32];  /* ISO 8601 UTC, "2024-01-01T00:00:00Z" */
     char not_after[32];
-    /* The chain the peer sent, leaf first (client side; at most STS_TLS_MAX_CHAIN) */
+    /* The chain the peer sent, leaf first (client side; at most STS_TLS_MAX_CHAIN), only
+     * when the stream was asked for it (sts_stream_describe_chain); else NULL and 0.
+     * Owned by this info: see "Ownership of the chain" below. */
     size_t nchain;
-    sts_tls_cert chain[STS_TLS_MAX_CHAIN];
+    sts_tls_cert *chain;
     /* Failure (handshake did not complete) */
     char error[256];      /* OpenSSL's reason or "peer closed during handshake" */
 } sts_tls_info;
+
+/* Ownership of the heap parts. An sts_tls_info owns its peer names and its chain (one
+ * heap array each, of npeer_names and nchain entries, or NULL):
+ * - the stream's own info (sts_stream_tls_info) is owned by the stream and freed with
+ *   it, after on_close; a caller only reads it;
+ * - a plain struct copy (`a = *info`) shares the pointer: it is a view that is valid
+ *   only while the source is, and must never be released;
+ * - sts_tls_info_copy() makes an owned deep copy, which its holder releases with
+ *   sts_tls_info_release() exactly once (release leaves the info empty, so a second
+ *   release is harmless).
+ * Both are sized to what the peer sent (a leaf with one name costs 256 bytes, not 32
+ * slots), and most users (`send`, the world) never ask for the chain, so its array
+ * does not exist at all. Nothing here decides a verdict (OpenSSL checks the name and
+ * the chain): an array that could not be allocated is missing from logs and `check`'s
+ * facts only. */
+
+/* Copy src into dst, peer names and chain included (deep). dst must be zeroed or owned
+ * (what it held is released first). 0, or STS_ENOMEM: then dst has every fact but the
+ * arrays that could not be copied (NULL, count 0). */
+int sts_tls_info_copy(sts_tls_info *dst, const sts_tls_info *src);
+/* Free the arrays an owned info holds; NULL and 0 afterwards. */
+void sts_tls_info_release(sts_tls_info *info);
 
 typedef struct sts_stream_cbs {
     /* Outgoing connection finished: status 0 or a negative STS_* code. */
@@ -137,6 +164,9 @@ size_t sts_stream_write_queue(const sts_stream *s);
  * The host check follows RFC 6125 / RFC 8461 4.2: DNS SANs, wildcard only as the
  * whole leftmost label, no partial wildcards. on_tls follows. */
 int sts_stream_start_tls_client(sts_stream *s, SSL_CTX *ctx, const char *sni, const char *host);
+/* Describe the chain the server sends (sts_tls_info.chain, `check`'s facts) in the
+ * next client handshake. Off by default: a stream not asked allocates no chain. */
+void sts_stream_describe_chain(sts_stream *s, int on);
 /* Upgrade to TLS as the server. on_tls follows. */
 int sts_stream_start_tls_server(sts_stream *s, SSL_CTX *ctx);
 int sts_stream_is_tls(const sts_stream *s);
@@ -169,6 +199,13 @@ int sts_tls_version_proto(sts_tls_version v);
  * refuses them above it: they need SHA-1 signatures) and the default cipher list at
  * that level, for this context only. 0, or -1 when OpenSSL refuses a version. */
 int sts_tls_ctx_set_versions(SSL_CTX *ctx, int min_version, int max_version);
+/* Session resumption for a client context: each stream that names a host offers the
+ * session kept for "host|address|port", and a new session is kept only when the
+ * handshake that made it was verified for that host (chain, dates, name), so a resumed
+ * session stands for a verified one (info.resumed; the peer's certificate and the
+ * verify result come back with it). Up to 1024 keys per context, freed with it.
+ * TLS 1.3 tickets or TLS 1.2 sessions, as the server offers. 0 or STS_ENOMEM. */
+int sts_tls_ctx_enable_resumption(SSL_CTX *ctx);
 /* Judge certificate dates at `now` instead of the wall clock (0 = wall clock). */
 void sts_tls_ctx_set_time(SSL_CTX *ctx, time_t now);
 /* Server context with a leaf, its key and extra chain certificates (may be NULL).

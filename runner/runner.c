@@ -265,6 +265,8 @@ typedef struct run_case {
     const sts_scenario *scn;
     const char *mode;
     size_t index;
+    int waits; /* sts_scenario_waits(): its time goes in timers, not on a CPU */
+    int taken; /* a worker has it (under run_state.mu) */
     /* results */
     int ran;
     int error; /* the case could not be run (world failed to start…) */
@@ -284,7 +286,8 @@ typedef struct run_state {
     const sts_run_opts *opts;
     run_case *cases;
     size_t ncases;
-    size_t next; /* next case to take */
+    size_t next[2]; /* where to look for the next case that computes [0] / waits [1] */
+    int lanes;      /* waiting cases have lanes of their own (the default --jobs) */
     size_t done;
     size_t failed;
     size_t unsupported;
@@ -934,17 +937,47 @@ static void report_case(run_state *rs, run_case *c)
     fflush(out);
 }
 
+/* A worker computes (it takes any case) or is a lane for a waiting case (it takes only
+ * those, and ends when none is left). */
+typedef struct worker {
+    run_state *rs;
+    int lane;
+} worker;
+
+/* The next case of the kind (0 computes, 1 waits) not taken yet, in file order, or NULL.
+ * Under rs->mu. */
+static run_case *take_kind(run_state *rs, int waits)
+{
+    size_t *i = &rs->next[waits];
+    while (*i < rs->ncases && (rs->cases[*i].waits != waits || rs->cases[*i].taken))
+        (*i)++;
+    if (*i == rs->ncases)
+        return NULL;
+    rs->cases[*i].taken = 1;
+    return &rs->cases[(*i)++];
+}
+
+/* What a worker runs next, or NULL when it is done. A lane takes only waiting cases.
+ * A computing worker takes the waiting ones first when there are no lanes (the
+ * longest start first, so they do not end the run alone), last when there are. */
+static run_case *take_case(run_state *rs, int lane)
+{
+    if (lane)
+        return take_kind(rs, 1);
+    run_case *c = take_kind(rs, !rs->lanes);
+    return c ? c : take_kind(rs, rs->lanes);
+}
+
 static void *worker_main(void *arg)
 {
-    run_state *rs = arg;
+    const worker *w = arg;
+    run_state *rs = w->rs;
     for (;;) {
         pthread_mutex_lock(&rs->mu);
-        if (rs->next == rs->ncases) {
-            pthread_mutex_unlock(&rs->mu);
-            return NULL;
-        }
-        run_case *c = &rs->cases[rs->next++];
+        run_case *c = take_case(rs, w->lane);
         pthread_mutex_unlock(&rs->mu);
+        if (!c)
+            return NULL;
         run_one(rs, c);
         pthread_mutex_lock(&rs->mu);
         rs->done++;
@@ -1080,6 +1113,7 @@ static int cases_make(run_state *rs, const scn_list *scns)
             rs->cases[k].scn = scns->v[i];
             rs->cases[k].mode = scns->v[i]->modes.v[j];
             rs->cases[k].index = k;
+            rs->cases[k].waits = sts_scenario_waits(scns->v[i]);
             k++;
         }
     return 0;
@@ -1098,27 +1132,56 @@ static void cases_free(run_state *rs)
 }
 
 /* Run every case on --jobs worker threads (default: one per CPU, at most one per
- * case). Returns the seconds it took. */
+ * case). With the default, a case whose world keeps the sender waiting (delays,
+ * timeouts, a dripped body: sts_scenario_waits) runs on a lane of its own besides them,
+ * up to RUN_WAIT_LANES at once: it spends seconds in timers and almost no CPU, and
+ * holding a CPU's worker for it only made the library wait. An explicit --jobs N
+ * means N cases at once, whatever they do (peers that share one resolver need -j 1);
+ * the waiting cases then start first. Returns the seconds it took. */
+#define RUN_WAIT_LANES 32
 static double run_workers(run_state *rs, size_t nscns, FILE *out)
 {
     long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
     int jobs = rs->opts->jobs > 0 ? rs->opts->jobs : (ncpu > 0 ? (int)ncpu : 1);
-    if ((size_t)jobs > rs->ncases)
-        jobs = (int)(rs->ncases ? rs->ncases : 1);
-    fprintf(out, "running %zu case(s) from %zu scenario(s), %d at a time\n", rs->ncases, nscns,
-            jobs);
+    int nlanes = 0;
+    if (rs->opts->jobs <= 0)
+        for (size_t i = 0; i < rs->ncases && nlanes < RUN_WAIT_LANES; i++)
+            nlanes += rs->cases[i].waits;
+    if ((size_t)jobs > rs->ncases - (size_t)nlanes)
+        jobs = (int)(rs->ncases - (size_t)nlanes);
+    if (jobs < 1)
+        jobs = 1;
+    rs->lanes = nlanes > 0;
+    if (nlanes)
+        fprintf(out,
+                "running %zu case(s) from %zu scenario(s), %d at a time and %d that wait "
+                "besides\n",
+                rs->ncases, nscns, jobs, nlanes);
+    else
+        fprintf(out, "running %zu case(s) from %zu scenario(s), %d at a time\n", rs->ncases, nscns,
+                jobs);
     fflush(out);
     double t0 = now_s();
-    pthread_t *tids = calloc((size_t)jobs, sizeof(*tids));
-    int started = 0;
-    for (int i = 0; tids && i < jobs; i++)
-        if (!pthread_create(&tids[i], NULL, worker_main, rs))
+    int n = jobs + nlanes;
+    pthread_t *tids = calloc((size_t)n, sizeof(*tids));
+    worker *ws = calloc((size_t)n, sizeof(*ws));
+    int started = 0, computing = 0;
+    for (int i = 0; tids && ws && i < n; i++) {
+        ws[started] = (worker){.rs = rs, .lane = i >= jobs};
+        if (!pthread_create(&tids[started], NULL, worker_main, &ws[started])) {
+            computing += !ws[started].lane;
             started++;
-    if (!started)
-        worker_main(rs); /* no threads to be had: run in this one */
+        }
+    }
+    if (!computing) {
+        /* No thread to compute (none to be had at all, or only lanes): this one does. */
+        worker self = {.rs = rs, .lane = 0};
+        worker_main(&self);
+    }
     for (int i = 0; i < started; i++)
         pthread_join(tids[i], NULL);
     free(tids);
+    free(ws);
     return now_s() - t0;
 }
 

@@ -63,7 +63,7 @@ int sts_mx_tls_set(sts_mx_tls *t, const sts_tls_info *info, int with_chain)
             t->npeer_names++;
         }
     }
-    if (with_chain && info->nchain) {
+    if (with_chain && info->chain && info->nchain) {
         t->chain = malloc(info->nchain * sizeof(*t->chain));
         if (!t->chain)
             return STS_ENOMEM;

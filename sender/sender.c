@@ -906,7 +906,9 @@ static void job_discover(job *j)
         .fetcher = r->fetcher,
         .cache = r->cache,
         .https_port = r->opts->https_port,
-        .fetch_timeout = SENDER_FETCH_TIMEOUT,
+        /* --timeout bounds every wait on a peer: each SMTP stage, and the whole policy
+         * fetch (connect, handshake, request and body: a dripped body ends here). */
+        .fetch_timeout = r->opts->timeout > 0 ? r->opts->timeout : SENDER_FETCH_TIMEOUT,
         .now = r->opts->now,
         .log = j->log,
     };
@@ -1504,6 +1506,11 @@ static int run_open_clients(run *r)
     }
     if (opts->now)
         sts_tls_ctx_set_time(r->ctx, opts->now);
+    /* send resumes TLS sessions verified earlier in this run (the same MX host, address
+     * and port: common/tls.h), as MTAs keep a TLS session cache; check makes a full
+     * handshake with every MX, since its facts are the certificate's. */
+    if (!opts->check_only && !opts->no_tls_resume && sts_tls_ctx_enable_resumption(r->ctx))
+        sts_info(log, "TLS session resumption is off: out of memory");
     /* check reports an MX that speaks only TLS 1.0 or 1.1 (mx-tls-too-old) instead of
      * failing its handshake: it accepts them to see them (job_check_session). */
     if (opts->check_only && sts_tls_ctx_set_versions(r->ctx, TLS1_VERSION, 0)) {

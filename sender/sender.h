@@ -33,10 +33,13 @@ typedef struct sts_sender_opts {
                                     * to the default policy cache (unusable -> a warning,
                                     * no store); an unusable explicit file -> exit 65 */
     int no_report_store;           /* record no sessions for TLS reports */
+    int no_tls_resume;             /* send: a full TLS handshake every time (check never
+                                    * resumes: it reports each MX's certificate afresh) */
     const char *from;       /* envelope sender; NULL = "ststest@<the EHLO name>" */
     const char *data_file;  /* message file, "-" = stdin, NULL = a generated test message */
     const char *helo;       /* NULL = sts_sender_default_helo() */
-    double timeout;         /* seconds per stage; 0 = RFC 5321 4.5.3.2 defaults */
+    double timeout;         /* seconds per SMTP stage and for a whole policy fetch;
+                             * 0 = RFC 5321 4.5.3.2 defaults and 60 s for a fetch */
     double dns_timeout;     /* seconds per DNS query, retries included (resolver.h);
                              * 0 = STS_SENDER_DNS_TIMEOUT */
     int check_only;         /* `check`: stop after TLS + second EHLO, then QUIT; always

@@ -318,12 +318,21 @@ static void timer_cb(uv_timer_t *t);
 
 /* ---- TLS ---- */
 
+/* The stream's TLS facts into the result, which owns its copy (and so its chain, when
+ * check asked for one) until sts_smtpc_free: the stream is freed before done_cb. */
+static void smtpc_keep_tls_info(sts_smtpc *s)
+{
+    if (sts_tls_info_copy(&s->res.tls, sts_stream_tls_info(s->stream)))
+        sts_error(s->p.log, "ERROR out of memory keeping the certificate chain of %s", s->p.host);
+}
+
 static void smtpc_log_tls(sts_smtpc *s)
 {
     const sts_tls_info *t = &s->res.tls;
     const char *rt = sts_result_type_name(t->result_type); /* NULL when verified */
     sts_log *log = s->p.log;
-    sts_info(log, "TLS %s %s", t->version, t->cipher);
+    sts_info(log, "TLS %s %s%s", t->version, t->cipher,
+             t->resumed ? " (resumed: a session verified earlier in this run)" : "");
     if (t->chain_ok && t->time_ok)
         sts_info(log, "Cert VALIDATED: ok");
     else
@@ -492,10 +501,11 @@ static void smtpc_enter(sts_smtpc *s, sts_smtpc_state st)
     case STS_SMTPC_TLS: {
         /* RFC 8461 4.2 / RFC 6066: SNI and the certificate name are the MX host name. */
         s->res.tls_attempted = 1;
+        sts_stream_describe_chain(s->stream, s->p.check_only);
         int rc = sts_stream_start_tls_client(s->stream, s->p.ssl_ctx, s->p.host, s->p.host);
         if (rc) {
             /* Failed before a byte left: no on_tls follows. */
-            s->res.tls = *sts_stream_tls_info(s->stream);
+            smtpc_keep_tls_info(s);
             if (!s->res.tls.error[0])
                 snprintf(s->res.tls.error, sizeof(s->res.tls.error), "%s", sts_strerror(rc));
             sts_info(s->p.log, "TLS handshake FAILED: %s", s->res.tls.error);
@@ -861,7 +871,7 @@ static void smtpc_io(sts_smtpc *s, enum smtpc_event ev, const char *data, size_t
     case EV_TLS:
         if (s->closing)
             return;
-        s->res.tls = *sts_stream_tls_info(s->stream);
+        smtpc_keep_tls_info(s);
         if (status == 0) {
             s->res.tls_up = 1;
             smtpc_log_tls(s);
@@ -1003,6 +1013,7 @@ void sts_smtpc_free(sts_smtpc *s)
     if (!s)
         return;
     assert(s->state == STS_SMTPC_DONE);
+    sts_tls_info_release(&s->res.tls);
     sts_buf_free(&s->rbuf);
     sts_smtp_reply_free(&s->reply);
     free(s);

@@ -114,7 +114,8 @@ typedef struct sts_smtpc_result {
     int starttls_code;          /* reply to STARTTLS, 0 = not sent */
     int tls_attempted;          /* a handshake was started */
     int tls_up;                 /* handshake completed */
-    sts_tls_info tls;           /* valid when tls_attempted */
+    sts_tls_info tls;           /* valid when tls_attempted; owns its chain (check only, see
+                                 * common/tls.h) until sts_smtpc_free */
     int helo_fallback;          /* EHLO got 5xx and HELO was used */
     int retry_plain;            /* decide: reconnect once without STARTTLS */
     int injection;              /* bytes followed the STARTTLS 220 (aborted) */
@@ -143,6 +144,9 @@ typedef void (*sts_smtpc_done_cb)(sts_smtpc *s, void *arg);
  * STS_EINVAL / STS_ENOMEM (nothing started, done_cb never called). */
 int sts_smtpc_start(uv_loop_t *loop, const sts_smtpc_params *params, sts_smtpc_done_cb done_cb,
                     void *arg, sts_smtpc **out);
+/* The result, valid until sts_smtpc_free. Its tls owns heap arrays (peer names, the
+ * chain): a struct copy that outlives the session must copy tls with
+ * sts_tls_info_copy() and release it (common/tls.h, "Ownership"). */
 const sts_smtpc_result *sts_smtpc_get_result(const sts_smtpc *s);
 /* End a running session now (the run's time limit): the verdict becomes TEMPFAIL with
  * detail `why` (unless one was already taken) and the session closes; done_cb follows

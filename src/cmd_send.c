@@ -50,6 +50,7 @@ enum {
     OPT_WARN_DAYS,
     OPT_REPORT_STORE,
     OPT_NO_REPORT_STORE,
+    OPT_NO_TLS_RESUME,
 };
 
 static const struct option long_opts[] = {
@@ -74,6 +75,7 @@ static const struct option long_opts[] = {
     {"warn-days", required_argument, NULL, OPT_WARN_DAYS},
     {"report-store", required_argument, NULL, OPT_REPORT_STORE},
     {"no-report-store", no_argument, NULL, OPT_NO_REPORT_STORE},
+    {"no-tls-resume", no_argument, NULL, OPT_NO_TLS_RESUME},
     STS_CLI_OPTS_VERBOSE_HELP,
 };
 
@@ -128,7 +130,10 @@ static void usage(FILE *fp, int check)
                 "  --report-store FILE      record every MX session for TLS reports (RFC 8460;\n"
                 "                           SQLite; default %s next to the\n"
                 "                           policy cache; read by `ststest report`)\n"
-                "  --no-report-store        record no sessions for TLS reports\n",
+                "  --no-report-store        record no sessions for TLS reports\n"
+                "  --no-tls-resume          a full TLS handshake with every MX connection\n"
+                "                           (default: resume a session verified earlier in\n"
+                "                           this run with the same MX host and address)\n",
                 STS_RPTSTORE_DEFAULT_NAME);
     if (check)
         fprintf(fp, "  --assure-tls             offer mail in the clear to every MX and expect\n"
@@ -143,7 +148,8 @@ static void usage(FILE *fp, int check)
             "  --helo NAME              name for EHLO/HELO (default: the host's FQDN when\n"
             "                           it has a dot, else an address literal of the\n"
             "                           connection's local end, e.g. [127.0.0.1])\n"
-            "  --timeout SECONDS        every SMTP stage timeout (default: RFC 5321 4.5.3.2)\n"
+            "  --timeout SECONDS        every SMTP stage timeout (default: RFC 5321 4.5.3.2),\n"
+            "                           and the whole policy fetch's (default 60)\n"
             "  --dns-timeout SECONDS    how long one DNS query may take, retries included\n"
             "                           (default %g, from %g to %g)\n"
             "  --now TIME               judge certificates and the policy cache at TIME\n"
@@ -270,6 +276,11 @@ static int sender_option(sender_cli *cli, int c, char **argv)
         op->warn_days = days > 0 ? (int)days : -1; /* sender.h: -1 is 0 days */
         break;
     }
+    case OPT_NO_TLS_RESUME:
+        if (check)
+            return usage_error(cmd, "--no-tls-resume belongs to send (check never resumes)");
+        op->no_tls_resume = 1;
+        break;
     case OPT_FROM:
         if (check)
             return usage_error(cmd, "--from is not used by check (no mail is sent)");

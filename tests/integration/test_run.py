@@ -157,6 +157,49 @@ def test_exclude(ststest_bin, tmp_path):
     assert "3 passed, 0 failed (1 scenarios" in r.stdout
 
 
+def slow_greeting_library(folder, n, delay):
+    """n scenarios whose MX waits `delay` seconds before its greeting (waiting cases),
+    and valid-enforce (three cases that only compute)."""
+    folder.mkdir()
+    text = scenario_path("mx-slow-greeting").read_text()
+    assert "name: mx-slow-greeting\n" in text and "{greeting: 1.5}" in text
+    for i in range(n):
+        (folder / f"z-slow{i}.yaml").write_text(  # after valid-enforce in file order
+            text.replace("name: mx-slow-greeting\n", f"name: slow-{i}\n")
+                .replace("{greeting: 1.5}", f"{{greeting: {delay}}}"))
+    shutil.copy(VALID, folder / "valid-enforce.yaml")
+
+
+def test_waiting_cases_run_besides_the_cpus_by_default(ststest_bin, tmp_path):
+    """By default a case whose world keeps the sender waiting gets a lane of its own:
+    8 greetings delayed 1 s overlap instead of taking 8 s / CPUs (4 s on 2 CPUs)."""
+    lib, report = tmp_path / "lib", tmp_path / "r.json"
+    slow_greeting_library(lib, 8, 1)
+    r = run(ststest_bin, "--json", report, lib)
+    assert r.returncode == 0, r.stdout + r.stderr
+    first = r.stdout.splitlines()[0]
+    assert first.startswith("running 11 case(s) from 9 scenario(s), ") and \
+        first.endswith(" at a time and 8 that wait besides"), first
+    doc = json.loads(report.read_text())
+    slow = [c for c in doc["cases"] if c["scenario"].startswith("slow-")]
+    assert len(slow) == 8 and all(c["passed"] for c in slow)
+    # Each one really waited for its greeting, and yet the run did not add them up.
+    assert all(c["seconds"] >= 1.0 for c in slow), [c["seconds"] for c in slow]
+    assert doc["seconds"] < 3.5, doc["seconds"]
+
+
+def test_explicit_jobs_means_exactly_that_many(ststest_bin, tmp_path):
+    """-j N: N cases at once whatever they do (a peer behind one resolver needs -j 1)."""
+    lib = tmp_path / "lib"
+    slow_greeting_library(lib, 2, 0.3)
+    r = run(ststest_bin, "-j", "1", lib)
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert r.stdout.splitlines()[0] == "running 5 case(s) from 3 scenario(s), 1 at a time"
+    # One at a time, the waiting ones first.
+    order = [l.split()[1] for l in r.stdout.splitlines() if l.startswith("PASS ")]
+    assert order == ["slow-0", "slow-1", "valid-enforce", "valid-enforce", "valid-enforce"]
+
+
 @pytest.mark.parametrize("args,msg", [
     ([], "no PATH given, and no installed scenario library"),
     (["--exclude", "x"] * 65 + ["x"], "--exclude: at most 64"),

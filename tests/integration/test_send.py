@@ -175,6 +175,44 @@ def test_one_discovery_per_domain(ststest_bin, world_factory):
     assert obs["dns_drops"] == 0
 
 
+RESUMED = "(resumed: a session verified earlier in this run)"
+
+
+@pytest.mark.parametrize("flags,resumed", [((), 2), (("--no-tls-resume",), 0)])
+def test_tls_sessions_resumed_within_a_run(ststest_bin, world_factory, flags, resumed):
+    """Three recipients one after another: the first session makes a full handshake and
+    is verified; by default the next two resume it (TLS 1.3 tickets; no certificate is
+    sent) and are reported verified, as every MTA with a TLS session cache does;
+    --no-tls-resume makes a full handshake every time."""
+    w = world_factory(scenario_path("valid-enforce"))
+    rcpts = ["u1@example.test", "u2@example.test", "u3@example.test"]
+    r = run_sender(ststest_bin, "send", w, "--json", "-v", "--concurrency", "1", *flags, *rcpts)
+    obs = w.stop()
+    assert r.returncode == 0, r.stderr
+    tls_lines = [l for l in r.stderr.splitlines() if ": TLS TLSv1.3 " in l]
+    assert len(tls_lines) == 3, r.stderr
+    assert RESUMED not in tls_lines[0]
+    assert sum(RESUMED in l for l in tls_lines) == resumed, tls_lines
+    for x in json.loads(r.stdout)["results"]:
+        assert x["outcome"] == "delivered", x
+        [mx] = x["mx"]
+        assert mx["tls"]["verified"] is True and mx["tls"]["peer_names"], mx
+    assert len(messages(obs)) == 3 and envelope_in_clear(obs) == []
+
+
+def test_tls_session_of_a_mismatch_is_never_resumed(ststest_bin, world_factory):
+    """testing mode with a certificate for another name: every session is judged afresh
+    (an unverified session is never kept), so each one reports the mismatch."""
+    w = world_factory(scenario_path("bad-san"), "--mode", "testing")
+    rcpts = ["u1@example.test", "u2@example.test", "u3@example.test"]
+    r = run_sender(ststest_bin, "send", w, "--json", "-v", "--concurrency", "1", *rcpts)
+    w.stop()
+    assert r.returncode == 0, r.stderr
+    assert RESUMED not in r.stderr
+    for x in json.loads(r.stdout)["results"]:
+        assert x["outcome"] == "delivered" and x["failures"] == ["certificate-host-mismatch"], x
+
+
 def test_data_file_and_stdin(ststest_bin, world_factory, tmp_path):
     body = "Subject: hi\n\n.a line with a leading dot\nend\n"
     f = tmp_path / "msg.txt"

@@ -392,6 +392,52 @@ static void test_policy_handshake(void **state)
     }
 }
 
+/* sts_scenario_waits: which scripted faults keep a sender waiting. */
+static const struct {
+    const char *text;
+    int waits;
+} WAITS[] = {
+    {HEAD EXP "policy: {mode: enforce}\n", 0},
+    {HEAD EXP "policy: {mode: enforce, drip: 0.02}\n", 1},
+    {HEAD EXP "policy: {mode: enforce, delay: 1}\n", 1},
+    {HEAD EXP "mx:\n  m.d.test: {delay: {greeting: 1.5}}\n", 1},
+    {HEAD EXP "mx:\n  m.d.test: {delay: {data: 0.5}}\n", 1},
+    {HEAD EXP "mx:\n  m.d.test: {disconnect_after: ehlo}\n", 0},
+    {HEAD EXP "dns_faults: [{name: '@', type: MX, fault: timeout}]\n", 1},
+    {HEAD EXP "dns_faults: [{name: '@', type: MX, fault: delay, delay: 1.5}]\n", 1},
+    {HEAD EXP "dns_faults: [{name: '@', type: MX, fault: servfail, delay: 0.5}]\n", 1},
+    {HEAD EXP "dns_faults: [{name: '@', type: MX, fault: servfail}]\n", 0},
+    {HEAD "policy: {mode: enforce}\n"
+          "steps: [{name: a, expect: {enforce: {}}},\n"
+          "        {name: b, policy: {mode: enforce, drip: 0.01}, expect: {enforce: {}}}]\n",
+     1},
+    {HEAD "steps: [{name: a, expect: {enforce: {}}},\n"
+          "        {name: b, dns_faults: [{name: '@', type: TXT, fault: timeout}],\n"
+          "         expect: {enforce: {}}}]\n",
+     1},
+    {HEAD "steps: [{name: a, expect: {enforce: {}}},\n"
+          "        {name: b, mx: {m.d.test: {delay: {rcpt: 2}}}, expect: {enforce: {}}}]\n",
+     1},
+    {HEAD "steps: [{name: a, expect: {enforce: {}}}, {name: b, advance: 1d, expect: "
+          "{enforce: {}}}]\n",
+     0},
+};
+
+static void test_waits(void **state)
+{
+    (void)state;
+    for (size_t i = 0; i < sizeof(WAITS) / sizeof(WAITS[0]); i++) {
+        char err[512] = "";
+        sts_scenario *s =
+            sts_scenario_parse(WAITS[i].text, strlen(WAITS[i].text), "w.yaml", err, sizeof(err));
+        if (!s)
+            fail_msg("case %zu: %s", i, err);
+        if (sts_scenario_waits(s) != WAITS[i].waits)
+            fail_msg("case %zu: waits %d, want %d", i, sts_scenario_waits(s), WAITS[i].waits);
+        sts_scenario_free(s);
+    }
+}
+
 static void test_subst(void **state)
 {
     (void)state;
@@ -465,6 +511,7 @@ int main(void)
         cmocka_unit_test(test_knobs),
         cmocka_unit_test(test_policy_handshake),
         cmocka_unit_test(test_subst),
+        cmocka_unit_test(test_waits),
         cmocka_unit_test(test_bundled_scenarios_load),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

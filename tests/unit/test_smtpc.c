@@ -382,7 +382,11 @@ static void guard_cb(uv_timer_t *t)
 static void client_done(sts_smtpc *s, void *arg)
 {
     harness *h = arg;
-    h->res = *sts_smtpc_get_result(s);
+    /* The TLS facts' arrays belong to the session: keep an owned copy (common/tls.h). */
+    const sts_smtpc_result *r = sts_smtpc_get_result(s);
+    h->res = *r;
+    memset(&h->res.tls, 0, sizeof(h->res.tls));
+    assert_int_equal(sts_tls_info_copy(&h->res.tls, &r->tls), 0);
     h->done++;
     sts_smtpc_free(s); /* allowed: done_cb is the session's last act */
     close_listener(h);
@@ -582,6 +586,7 @@ static void test_smtpc_table(void **state)
         }
         if (c->action != STS_ACTION_DELIVERED && !r->detail[0])
             fail_msg("%s: no detail", c->name);
+        sts_tls_info_release(&h.res.tls);
         sts_buf_free(&h.in);
         sts_buf_free(&h.msg);
     }
@@ -598,6 +603,7 @@ static void test_smtpc_connect_refused(void **state)
     assert_int_equal(h.res.stage, STS_SMTPC_CONNECT);
     assert_false(h.res.connected);
     assert_int_not_equal(h.res.error, 0);
+    sts_tls_info_release(&h.res.tls);
     sts_buf_free(&h.in);
     sts_buf_free(&h.msg);
 }

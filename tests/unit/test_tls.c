@@ -28,13 +28,14 @@
 
 enum {
     MODE_NORMAL = 0,
-    MODE_CLOSE_IN_CONNECT,  /* client closes (twice) inside on_connect */
-    MODE_CLOSE_IN_TLS,      /* client closes inside on_tls, then tries to write */
-    MODE_CLOSE_IN_READ,     /* server closes inside the first encrypted on_read */
-    MODE_CLOSE_WITH_QUEUE,  /* client queues 1 MiB and closes at once */
-    MODE_SERVER_SHUTDOWN,   /* server answers and shuts down gracefully (close_notify) */
-    MODE_PAUSE,             /* server paused for 100 ms after accept, then resumed */
-    MODE_PIPELINE,          /* server answers PING with three writes in one read */
+    MODE_CLOSE_IN_CONNECT, /* client closes (twice) inside on_connect */
+    MODE_CLOSE_IN_TLS,     /* client closes inside on_tls, then tries to write */
+    MODE_CLOSE_IN_READ,    /* server closes inside the first encrypted on_read */
+    MODE_CLOSE_WITH_QUEUE, /* client queues 1 MiB and closes at once */
+    MODE_SERVER_SHUTDOWN,  /* server answers and shuts down gracefully (close_notify) */
+    MODE_PAUSE,            /* server paused for 100 ms after accept, then resumed */
+    MODE_PIPELINE,         /* server answers PING with three writes in one read */
+    MODE_CHAIN,            /* as NORMAL, and the client asks for the chain's facts */
 };
 
 typedef struct side {
@@ -69,7 +70,12 @@ typedef struct pair {
     int srv_tls_started;
     uv_timer_t pause_timer;
     int reads_while_paused;
+    int port; /* the listener's port */
 } pair;
+
+/* The port the next pair_run listens on (0: any); resumption is per host, address and
+ * port, so a second connection to "the same server" needs the same port. */
+static int listen_port;
 
 /* ---- callbacks ---- */
 
@@ -134,7 +140,8 @@ static void on_tls(sts_stream *s, int status)
     pair *p = d->p;
     d->tls_calls++;
     d->tls_status = status;
-    d->info = *sts_stream_tls_info(s);
+    /* An owned copy: the stream (and the chain it owns) is gone after on_close. */
+    assert_int_equal(sts_tls_info_copy(&d->info, sts_stream_tls_info(s)), 0);
     if (status != 0) {
         sts_stream_close(s);
         return;
@@ -176,6 +183,7 @@ static void client_read(side *d, sts_stream *s)
     if (!sts_stream_is_tls(s)) {
         if (strcmp(d->in.data, "220 go\r\n") == 0) {
             sts_buf_reset(&d->in);
+            sts_stream_describe_chain(s, p->mode == MODE_CHAIN);
             assert_int_equal(sts_stream_start_tls_client(s, p->cctx, p->sni, p->host), 0);
             /* Nothing may leave in the clear during the handshake. */
             assert_int_equal(sts_stream_write(s, "MAIL\r\n", 6), STS_ESTATE);
@@ -303,12 +311,13 @@ static void pair_run(pair *p, SSL_CTX *cctx, SSL_CTX *sctx, const char *sni, con
     assert_int_equal(uv_tcp_init(&p->loop, &p->listener), 0);
     p->listener.data = p;
     struct sockaddr_in addr;
-    assert_int_equal(uv_ip4_addr("127.0.0.1", 0, &addr), 0);
+    assert_int_equal(uv_ip4_addr("127.0.0.1", listen_port, &addr), 0);
     assert_int_equal(uv_tcp_bind(&p->listener, (const struct sockaddr *)&addr, 0), 0);
     assert_int_equal(uv_listen((uv_stream_t *)&p->listener, 8, on_connection), 0);
     struct sockaddr_storage ss;
     int len = sizeof(ss);
     assert_int_equal(uv_tcp_getsockname(&p->listener, (struct sockaddr *)&ss, &len), 0);
+    p->port = ntohs(((struct sockaddr_in *)&ss)->sin_port);
 
     assert_int_equal(uv_timer_init(&p->loop, &p->timer), 0);
     p->timer.data = p;
@@ -340,6 +349,13 @@ static void pair_run(pair *p, SSL_CTX *cctx, SSL_CTX *sctx, const char *sni, con
     sts_buf_free(&p->cli.in);
     sts_buf_free(&p->srv.in);
     assert_int_equal(uv_loop_close(&p->loop), 0);
+}
+
+/* Free what the sides' owned copies of their TLS facts hold (common/tls.h). */
+static void pair_release(pair *p)
+{
+    sts_tls_info_release(&p->cli.info);
+    sts_tls_info_release(&p->srv.info);
 }
 
 /* ---- fixtures: one CA file for all tests ---- */
@@ -585,6 +601,7 @@ static void test_tls_table(void **state)
             assert_int_equal(p.srv.tls_status, STS_ETLS);
             assert_true(strlen(si->error) > 0);
             print_message("  client error: %s\n  server error: %s\n", ci->error, si->error);
+            pair_release(&p);
             continue;
         }
         assert_int_equal(p.srv.tls_status, 0);
@@ -633,6 +650,7 @@ static void test_tls_table(void **state)
         /* The client shut down gracefully: the server saw the end. */
         assert_int_equal(p.srv.eof_calls, 1);
         assert_int_equal(p.srv.eof_status, STS_ECLOSED);
+        pair_release(&p);
     }
 }
 
@@ -657,6 +675,7 @@ static void test_close_in_connect(void **state)
     assert_int_equal(p.srv.reads, 0);
     SSL_CTX_free(cctx);
     SSL_CTX_free(sctx);
+    pair_release(&p);
 }
 
 static void test_close_in_tls(void **state)
@@ -674,6 +693,7 @@ static void test_close_in_tls(void **state)
     assert_true(p.srv.eof_calls == 1 || p.srv.tls_status == STS_ETLS);
     SSL_CTX_free(cctx);
     SSL_CTX_free(sctx);
+    pair_release(&p);
 }
 
 static void test_close_in_read(void **state)
@@ -691,6 +711,7 @@ static void test_close_in_read(void **state)
     assert_int_equal(p.cli.eof_calls, 1);
     SSL_CTX_free(cctx);
     SSL_CTX_free(sctx);
+    pair_release(&p);
 }
 
 static void test_close_with_queue(void **state)
@@ -704,6 +725,7 @@ static void test_close_with_queue(void **state)
     assert_true(p.srv.eof_calls == 1 || p.srv.tls_status == STS_ETLS);
     SSL_CTX_free(cctx);
     SSL_CTX_free(sctx);
+    pair_release(&p);
 }
 
 /* The server sends close_notify after its answer: the client sees the answer,
@@ -719,6 +741,7 @@ static void test_server_shutdown(void **state)
     assert_int_equal(p.cli.eof_status, STS_ECLOSED);
     SSL_CTX_free(cctx);
     SSL_CTX_free(sctx);
+    pair_release(&p);
 }
 
 /* A paused stream reads nothing; resumed, it carries on. */
@@ -734,6 +757,7 @@ static void test_pause_resume(void **state)
     assert_string_equal(p.cli.got, "PONG\r\n");
     SSL_CTX_free(cctx);
     SSL_CTX_free(sctx);
+    pair_release(&p);
 }
 
 /* Three writes made while one read is handled leave together: the client reads
@@ -749,6 +773,170 @@ static void test_pipeline_one_write(void **state)
     assert_int_equal(p.cli.reads, 2);
     SSL_CTX_free(cctx);
     SSL_CTX_free(sctx);
+    pair_release(&p);
+}
+
+/* ---- the chain's facts: only when asked, owned by whoever holds the info ---- */
+
+static void test_chain_only_when_asked(void **state)
+{
+    world *w = *state;
+    static const tls_case c = {.names = {MX}, .nnames = 1, .issuer = ISSUER_MID};
+    SSL_CTX *cctx, *sctx;
+    make_ctxs(w, &c, &cctx, &sctx);
+    pair p;
+    /* Not asked (send, the world): no chain, nothing on the heap. */
+    pair_run(&p, cctx, sctx, MX, MX, MODE_NORMAL);
+    assert_int_equal(p.cli.info.done, 1);
+    assert_int_equal(p.cli.info.verified, 1);
+    assert_null(p.cli.info.chain);
+    assert_int_equal(p.cli.info.nchain, 0);
+    assert_null(p.srv.info.chain);
+    /* The peer names are always there, sized to what the leaf holds. */
+    assert_int_equal(p.cli.info.npeer_names, 2); /* the SAN, then the CN */
+    assert_string_equal(p.cli.info.peer_names[0], "DNS:" MX);
+    sts_tls_info_release(&p.cli.info);
+
+    /* Asked (check): the leaf, then the intermediate the server sent. */
+    pair_run(&p, cctx, sctx, MX, MX, MODE_CHAIN);
+    sts_tls_info *ci = &p.cli.info;
+    assert_int_equal(ci->verified, 1);
+    assert_non_null(ci->chain);
+    assert_int_equal(ci->nchain, 2);
+    assert_string_equal(ci->chain[0].sans, MX);
+    assert_string_equal(ci->chain[0].issuer, ci->chain[1].subject);
+    assert_true(strlen(ci->chain[0].key_type) > 0);
+    assert_true(ci->chain[0].key_bits > 0);
+    assert_string_equal(ci->chain[0].not_after, ci->not_after);
+    assert_null(p.srv.info.chain); /* the server side never describes one */
+
+    /* A deep copy owns its own array: it outlives the original's release. */
+    sts_tls_info copy;
+    memset(&copy, 0, sizeof(copy));
+    assert_int_equal(sts_tls_info_copy(&copy, ci), 0);
+    assert_non_null(copy.chain);
+    assert_ptr_not_equal(copy.chain, ci->chain);
+    assert_int_equal(copy.npeer_names, 2);
+    assert_ptr_not_equal(copy.peer_names, ci->peer_names);
+    sts_tls_info_release(ci);
+    assert_null(ci->peer_names);
+    assert_null(ci->chain);
+    assert_int_equal(ci->nchain, 0);
+    assert_int_equal(copy.nchain, 2);
+    assert_string_equal(copy.chain[0].sans, MX);
+    assert_string_equal(copy.peer_names[0], "DNS:" MX);
+    assert_string_equal(copy.version, p.srv.info.version);
+    /* Copying over an owned info releases its old chain (ASan: no leak), and copying
+     * an info without a chain leaves none. */
+    assert_int_equal(sts_tls_info_copy(&copy, &p.srv.info), 0);
+    assert_null(copy.chain);
+    assert_int_equal(copy.nchain, 0);
+    sts_tls_info_release(&copy);
+    sts_tls_info_release(&copy); /* a second release is harmless */
+    SSL_CTX_free(cctx);
+    SSL_CTX_free(sctx);
+    pair_release(&p);
+}
+
+/* ---- session resumption: only of a session verified for the same host ---- */
+
+static const struct {
+    const char *label;
+    tls_case c;        /* the server's certificate and versions; the first host */
+    int enable;        /* sts_tls_ctx_enable_resumption on the client context */
+    const char *host2; /* the host of the second connection (NULL: the same) */
+    int resumed;       /* the second connection resumed */
+} RESUME[] = {
+    {"verified, TLS 1.3: resumed",
+     {.names = {MX}, .nnames = 1, .sni = MX, .host = MX, .verified = 1},
+     1,
+     NULL,
+     1},
+    {"verified, TLS 1.2: resumed (the session comes inside the handshake)",
+     {.names = {MX}, .nnames = 1, .sni = MX, .host = MX, .srv_max = TLS1_2_VERSION, .verified = 1},
+     1,
+     NULL,
+     1},
+    {"resumption not enabled: a full handshake",
+     {.names = {MX}, .nnames = 1, .sni = MX, .host = MX, .verified = 1},
+     0,
+     NULL,
+     0},
+    {"another host name: a full handshake (its own name check)",
+     {.names = {MX, "alt.example.test"}, .nnames = 2, .sni = MX, .host = MX, .verified = 1},
+     1,
+     "alt.example.test",
+     0},
+    {"name mismatch: never kept, the second one is judged afresh",
+     {.names = {"wrong.example.test"},
+      .nnames = 1,
+      .sni = MX,
+      .host = MX,
+      .result_type = STS_RESULT_CERTIFICATE_HOST_MISMATCH},
+     1,
+     NULL,
+     0},
+    {"name mismatch over TLS 1.2: never kept either",
+     {.names = {"wrong.example.test"},
+      .nnames = 1,
+      .sni = MX,
+      .host = MX,
+      .srv_max = TLS1_2_VERSION,
+      .result_type = STS_RESULT_CERTIFICATE_HOST_MISMATCH},
+     1,
+     NULL,
+     0},
+    {"untrusted issuer: never kept",
+     {.names = {MX},
+      .nnames = 1,
+      .issuer = ISSUER_OTHER,
+      .sni = MX,
+      .host = MX,
+      .result_type = STS_RESULT_CERTIFICATE_NOT_TRUSTED},
+     1,
+     NULL,
+     0},
+};
+
+static void test_resumption(void **state)
+{
+    world *w = *state;
+    for (size_t i = 0; i < sizeof(RESUME) / sizeof(RESUME[0]); i++) {
+        print_message("case: %s\n", RESUME[i].label);
+        const tls_case *c = &RESUME[i].c;
+        SSL_CTX *cctx, *sctx;
+        make_ctxs(w, c, &cctx, &sctx);
+        if (RESUME[i].enable) {
+            assert_int_equal(sts_tls_ctx_enable_resumption(cctx), 0);
+            assert_int_equal(sts_tls_ctx_enable_resumption(cctx), 0); /* idempotent */
+        }
+        pair p1, p2;
+        pair_run(&p1, cctx, sctx, c->sni, c->host, MODE_NORMAL);
+        listen_port = p1.port;
+        const char *host2 = RESUME[i].host2 ? RESUME[i].host2 : c->host;
+        pair_run(&p2, cctx, sctx, host2, host2, MODE_NORMAL);
+        listen_port = 0;
+        const sts_tls_info *a = &p1.cli.info, *b = &p2.cli.info;
+        assert_int_equal(a->done, 1);
+        assert_int_equal(b->done, 1);
+        assert_int_equal(a->resumed, 0);
+        assert_int_equal(b->resumed, RESUME[i].resumed);
+        /* The verdict is the same either way, and a resumed session still names its
+         * certificate (OpenSSL keeps it with the session). */
+        for (int k = 0; k < 2; k++) {
+            const sts_tls_info *in = k ? b : a;
+            assert_int_equal(in->verified, c->verified);
+            assert_int_equal(in->result_type, c->result_type);
+            assert_true(in->npeer_names >= 1);
+            assert_string_equal(in->not_after, a->not_after);
+        }
+        assert_string_equal(b->peer_names[0], a->peer_names[0]);
+        assert_string_equal(b->host, host2);
+        pair_release(&p1);
+        pair_release(&p2);
+        SSL_CTX_free(cctx);
+        SSL_CTX_free(sctx);
+    }
 }
 
 /* ---- no network ---- */
@@ -916,6 +1104,8 @@ int main(void)
         cmocka_unit_test(test_server_shutdown),
         cmocka_unit_test(test_pause_resume),
         cmocka_unit_test(test_pipeline_one_write),
+        cmocka_unit_test(test_chain_only_when_asked),
+        cmocka_unit_test(test_resumption),
     };
     return cmocka_run_group_tests(tests, world_setup, world_teardown);
 }
