@@ -87,7 +87,7 @@ static void usage(FILE *fp)
 {
     fprintf(fp,
             "usage: ststest report [options]\n"
-            "       ststest report --deliver [options] [delivery options]\n"
+            "       ststest report --deliver [options]\n"
             "       ststest report --summary [--json] FILE...\n"
             "\n"
             "Build the TLS reports (RFC 8460 section 4) of one UTC day from the sessions\n"
@@ -128,10 +128,10 @@ static void usage(FILE *fp)
             "  --json                 print one JSON document instead of lines\n"
             "  --keep-days N          prune sessions older than N days (default: %d;\n"
             "                         0 keeps everything)\n"
-            "\n"
-            "delivery options (with --deliver):\n"
-            "  --deliver              send the reports to the domains' rua addresses\n"
-            "  --dns HOST[:PORT][,...] DNS servers (default: /etc/resolv.conf)\n"
+            "  --deliver              send the reports to the domains' rua addresses;\n"
+            "                         the options below go with --deliver only\n"
+            "  --dns HOST[:PORT][,...]\n"
+            "                         DNS servers (default: /etc/resolv.conf)\n"
             "  --ca-file FILE         trust anchors for https rua certificates\n"
             "                         (default: the system store)\n"
             "  --rua-insecure         do not verify https rua certificates (RFC 8460 5.2\n"
@@ -140,7 +140,7 @@ static void usage(FILE *fp)
             "  --dkim-key FILE        PEM RSA private key that signs mailto reports,\n"
             "                         d=SUBMITTER (required for mailto: rua)\n"
             "  --dkim-selector SEL    its DKIM selector (default: %s)\n"
-            "  --timeout S            per DNS query, POST and SMTP stage (default: 60)"
+            "  --timeout S            per DNS query, POST and SMTP stage (default: 60)\n"
             "  -v, --verbose          more detail\n"
             "  -h, --help             this help\n"
             "\n"
@@ -544,7 +544,7 @@ static int deliver_report(deliver_ctx *x, const built_report *b)
                 "ststest report: %s: report %s deferred: the TLSRPT record lookup "
                 "failed: %s\n",
                 b->domain, b->id, why);
-        note(x, b, NULL, "deferred", why);
+        note(x, b, NULL, sts_outcome_name(STS_OUTCOME_DEFERRED), why);
         return STS_EXIT_TEMPFAIL;
     }
     if (rc == STS_ENOMEM)
@@ -605,7 +605,7 @@ static int deliver_report(deliver_ctx *x, const built_report *b)
         if (rc) {
             fprintf(stderr, "ststest report: %s: report %s to %s deferred: %s\n", b->domain, b->id,
                     uri, why);
-            note(x, b, uri, "deferred", why);
+            note(x, b, uri, sts_outcome_name(STS_OUTCOME_DEFERRED), why);
             status = STS_EXIT_TEMPFAIL;
             continue;
         }
@@ -618,7 +618,7 @@ static int deliver_report(deliver_ctx *x, const built_report *b)
         }
         fprintf(stderr, "ststest report: %s: report %s delivered to %s (%s)\n", b->domain, b->id,
                 uri, how);
-        note(x, b, uri, "delivered", how);
+        note(x, b, uri, sts_outcome_name(STS_OUTCOME_DELIVERED), how);
     }
     sts_tlsrpt_free(&rec);
     return status;
@@ -650,8 +650,8 @@ static int deliver_all(const report_cli *c, sts_rptstore *s, time_t day, built_r
     }
     char from[320];
     snprintf(from, sizeof(from), "postmaster@%s", c->submitter);
-    sts_log *lg = sts_log_new_file(
-        stderr, c->verbose ? STS_LOG_INFO + c->verbose - 1 : STS_LOG_ERROR, "deliver");
+    sts_log *lg =
+        sts_log_new_file(stderr, c->verbose ? STS_LOG_INFO + c->verbose - 1 : STS_LOG_ERROR, "rua");
     sts_rptdeliver_opts o = {
         .dns = c->dns,
         .ca_file = c->ca_file,
