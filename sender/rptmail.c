@@ -110,7 +110,9 @@ int sts_rptmail_build(const sts_rptmail *m, sts_buf *out, char *err, size_t errl
                         "To: %s\r\n"
                         "Date: %s\r\n"
                         "Message-ID: <tlsrpt.%s@%s>\r\n"
-                        "Subject: Report Domain: %s Submitter: %s Report-ID: <%s>\r\n"
+                        /* folded (RFC 5322 2.2.3: 78 characters a line);
+                         * unfolded it is exactly RFC 8460 5.3's subject */
+                        "Subject: Report Domain: %s\r\n Submitter: %s\r\n Report-ID: <%s>\r\n"
                         "TLS-Report-Domain: %s\r\n"
                         "TLS-Report-Submitter: %s\r\n"
                         "MIME-Version: 1.0\r\n"
@@ -125,7 +127,8 @@ int sts_rptmail_build(const sts_rptmail *m, sts_buf *out, char *err, size_t errl
                         "\r\n"
                         "This is an aggregate TLS report (RFC 8460) from %s\r\n"
                         "for the policy domain %s. The report is attached,\r\n"
-                        "JSON compressed with gzip: %s\r\n"
+                        "JSON compressed with gzip, as\r\n"
+                        "%s\r\n"
                         "Report-ID: <%s>\r\n"
                         "\r\n"
                         "--%s\r\n"
