@@ -117,7 +117,11 @@ def env(tmp_path_factory):
         serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo)).decode()
     pf = PostfixInstance(*mx_cert, label="postfix-tlsrpt", domain=RPT_DOMAIN,
                          listeners={"wrongname": {"smtpd_tls_cert_file": wrong_cert[0],
-                                                  "smtpd_tls_key_file": wrong_cert[1]}})
+                                                  "smtpd_tls_key_file": wrong_cert[1]},
+                                    # STARTTLS offered, but only TLS 1.0, which the
+                                    # sender never speaks: every handshake fails
+                                    "tls10": {"smtpd_tls_protocols": "TLSv1",
+                                              "smtpd_tls_mandatory_protocols": "TLSv1"}})
     pf.start()
     coll = Collector(*collector_cert)
     try:
@@ -303,6 +307,20 @@ def test_report_mx_with_a_broken_certificate_still_gets_the_report(case, env):
     assert "TLS unverified, accepted" in r.stderr, r.stderr
     [raw] = new_messages(env, n_mail)
     assert "TLS-Report-Domain: example.test" in raw
+    assert dkim.verify(raw.encode(), dnsfunc=dkim_dns(env))
+
+
+def test_report_mx_whose_handshake_fails_gets_the_report_in_the_clear(case, env):
+    """RFC 8460 5.3 again: the handshake fails, so the report goes in a plaintext
+    session to the same MX."""
+    pf = env["postfix"]
+    c = case(record(f"mailto:{MAILBOX}"))
+    n_mail = len(pf.messages())
+    r = c.deliver("-v", smtp_port=pf.ports["tls10"])
+    assert r.returncode == 0, r.stderr
+    assert "TLS handshake failed" in r.stderr and "again without STARTTLS" in r.stderr, r.stderr
+    assert "plaintext after a failed TLS handshake" in r.stderr, r.stderr
+    [raw] = new_messages(env, n_mail)
     assert dkim.verify(raw.encode(), dnsfunc=dkim_dns(env))
 
 
