@@ -640,8 +640,8 @@ static int deliver_all(const report_cli *c, sts_rptstore *s, time_t day, built_r
     char err[1024] = "";
     char from[320];
     snprintf(from, sizeof(from), "postmaster@%s", c->submitter);
-    sts_log *lg =
-        sts_log_new_file(stderr, c->verbose ? STS_LOG_INFO + c->verbose - 1 : STS_LOG_ERROR, "rua");
+    sts_log *lg = sts_log_new_file(
+        stderr, c->verbose ? STS_LOG_INFO + c->verbose - 1 : STS_LOG_ERROR, "rua: ");
     sts_rptdeliver_opts o = {
         .dns = c->dns,
         .ca_file = c->ca_file,

@@ -396,6 +396,25 @@ def test_no_valid_record_sends_nothing_and_says_why(case, env, lines, why):
     assert len(coll.requests) == n_posts and len(pf.messages()) == n_mail
 
 
+@pytest.mark.parametrize("rua,reason", [
+    # Postfix knows only user@: 550 for anyone else, named with the MX and its reply
+    (f"mailto:nobody@{RPT_DOMAIN}", "RCPT rejected: 550 <nobody@rpt.example.test>"),
+    # no such domain: no MX, no address
+    ("mailto:tlsrpt@nomx.example.test", "nomx.example.test MX: no such name (NXDOMAIN)"),
+])
+def test_a_failing_mailto_is_deferred_with_its_reason(case, env, rua, reason):
+    pf = env["postfix"]
+    c = case(record(rua))
+    n_mail = len(pf.messages())
+    r = c.deliver()
+    assert r.returncode == 75, r.stderr
+    assert f"to {rua} deferred" in r.stderr and reason in r.stderr, r.stderr
+    assert len(pf.messages()) == n_mail
+    # nothing was recorded as delivered: the rerun tries again
+    r = c.deliver()
+    assert r.returncode == 75 and f"to {rua} deferred" in r.stderr, r.stderr
+
+
 def test_mailto_without_a_dkim_key_is_deferred_not_sent_unsigned(case, env):
     coll, pf = env["collector"], env["postfix"]
     c = case(record(rua_https(env), f"mailto:{MAILBOX}"))
