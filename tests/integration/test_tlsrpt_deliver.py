@@ -289,6 +289,18 @@ def test_https_and_mailto_delivered_once(case, env):
     # the report MX's certificate chains to --ca-file and names it: verified TLS
     assert "TLS verified" in r.stderr, r.stderr
 
+    # our own readers take the message as it landed in the mailbox
+    eml = c.tmp / "received.eml"
+    eml.write_text(raw)
+    lint = subprocess.run([c.bin, "lint", "--report", str(eml)], capture_output=True, text=True,
+                          timeout=30)
+    assert lint.returncode == 0, lint.stdout + lint.stderr
+    summ = subprocess.run([c.bin, "report", "--summary", "--json", str(eml)],
+                          capture_output=True, text=True, timeout=30)
+    assert summ.returncode == 0, summ.stderr
+    [dom] = json.loads(summ.stdout)["domains"]
+    assert dom["policy_domain"] == "example.test" and dom["successful_sessions"] == 2
+
     # a rerun sends nothing twice
     again = c.deliver("-v")
     assert again.returncode == 0, again.stderr
