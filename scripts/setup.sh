@@ -1,7 +1,7 @@
 #!/bin/sh
 # setup.sh - README quick-start line (1): installs what building and running
 # ststest needs, and nothing else: the compiler and build tools, the libraries
-# ststest links with (development packages), and the system trust store that
+# ststest links with (development packages; libopendkim-dev signs mailed TLS reports), and the system trust store that
 # `send` and `check` use by default (ca-certificates), and `file`, which CPack needs
 # to work out the .deb's library dependencies (`cmake --build build --target package`).
 #
@@ -18,5 +18,5 @@ set -eu
 exec "$(dirname "$0")/apt-install.sh" setup.sh \
   build-essential cmake pkg-config \
   libuv1-dev libssl-dev libc-ares-dev libldns-dev libcurl4-openssl-dev \
-  libyaml-dev libjansson-dev libsqlite3-dev zlib1g-dev \
+  libyaml-dev libjansson-dev libsqlite3-dev zlib1g-dev libopendkim-dev \
   ca-certificates file
