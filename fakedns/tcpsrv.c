@@ -24,9 +24,13 @@ struct sts_tcpsrv {
     char where[64]; /* the listening address, for the log */
     int stopping;
     int listener_closed;
+    int waiting;        /* a connection is left unaccepted at the cap (see tcpsrv.h) */
+    sts_delay *recheck; /* while waiting: look again for a session idle long enough */
     void (*done)(void *);
     void *done_arg;
 };
+
+static void tcpsrv_accept(sts_tcpsrv *srv);
 
 static void tcpsrv_maybe_done(sts_tcpsrv *srv)
 {
@@ -52,19 +56,23 @@ static void tcpsrv_stream_close_cb(sts_stream *s)
     c->prev = c->next = NULL;
     c->stream = NULL;
     srv->ops->on_close(c);
+    if (srv->waiting && !srv->stopping && srv->nsessions < STS_TCPSRV_MAX_SESSIONS)
+        tcpsrv_accept(srv); /* the connection left waiting at the cap takes its place */
     tcpsrv_maybe_done(srv);
 }
 
 /* At the cap: close the session that made no progress for longest (the first of
- * equals: the oldest, as sessions are added at the head). */
-static void tcpsrv_evict(sts_tcpsrv *srv, uv_loop_t *loop)
+ * equals: the oldest, as sessions are added at the head), if that is at least
+ * STS_TCPSRV_EVICT_IDLE_MS. 1 when one was closed, 0 when every session made progress
+ * more recently than that (all are working: none is closed). */
+static int tcpsrv_evict(sts_tcpsrv *srv, uv_loop_t *loop)
 {
     sts_tcpsrv_conn *victim = NULL;
     for (sts_tcpsrv_conn *c = srv->head.next; c != &srv->head; c = c->next)
         if (!c->evicted && (!victim || c->progress <= victim->progress))
             victim = c;
-    if (!victim)
-        return;
+    if (!victim || uv_now(loop) - victim->progress < STS_TCPSRV_EVICT_IDLE_MS)
+        return 0;
     victim->evicted = 1;
     srv->nsessions--;
     srv->evictions++;
@@ -80,6 +88,15 @@ static void tcpsrv_evict(sts_tcpsrv *srv, uv_loop_t *loop)
                  srv->name, srv->where, STS_TCPSRV_MAX_SESSIONS, peer && *peer ? peer : "?",
                  (double)idle / 1000.0, (unsigned long long)srv->evictions);
     sts_stream_close(victim->stream);
+    return 1;
+}
+
+static void tcpsrv_recheck_cb(void *arg)
+{
+    sts_tcpsrv *srv = arg;
+    srv->recheck = NULL;
+    if (srv->waiting && !srv->stopping)
+        tcpsrv_accept(srv);
 }
 
 /* A completed handshake is progress; then the protocol's own callback. */
@@ -92,13 +109,23 @@ static void tcpsrv_tls_cb(sts_stream *s, int status)
         c->srv->ops->on_tls(s, status);
 }
 
-static void tcpsrv_connection_cb(uv_stream_t *server, int status)
+/* Accept the connection libuv holds for us, making room at the cap; or, when every
+ * session at the cap is working, leave it waiting (libuv stops watching the listener
+ * until it is accepted, so the rest wait in the kernel's backlog) and look again in
+ * STS_TCPSRV_RECHECK_MS, or when a session closes. */
+static void tcpsrv_accept(sts_tcpsrv *srv)
 {
-    sts_tcpsrv *srv = server->data;
-    if (status < 0 || srv->stopping)
+    uv_stream_t *server = (uv_stream_t *)&srv->listener;
+    srv->waiting = 0;
+    if (srv->nsessions >= STS_TCPSRV_MAX_SESSIONS && !tcpsrv_evict(srv, server->loop)) {
+        srv->waiting = 1;
+        if (!srv->recheck)
+            srv->recheck = sts_delay_start(server->loop, STS_TCPSRV_RECHECK_MS / 1000.0,
+                                           tcpsrv_recheck_cb, srv);
         return;
-    if (srv->nsessions >= STS_TCPSRV_MAX_SESSIONS)
-        tcpsrv_evict(srv, server->loop);
+    }
+    sts_delay_cancel(srv->recheck);
+    srv->recheck = NULL;
     sts_stream *s = sts_stream_new(server->loop, &srv->cbs, NULL);
     if (!s)
         return;
@@ -123,6 +150,14 @@ static void tcpsrv_connection_cb(uv_stream_t *server, int status)
     sts_stream_set_data(s, c);
 }
 
+static void tcpsrv_connection_cb(uv_stream_t *server, int status)
+{
+    sts_tcpsrv *srv = server->data;
+    if (status < 0 || srv->stopping)
+        return;
+    tcpsrv_accept(srv);
+}
+
 int sts_tcpsrv_start(uv_loop_t *loop, int fd, const sts_tcpsrv_ops *ops, void *arg,
                      const char *name, sts_tcpsrv **out)
 {
@@ -143,7 +178,7 @@ int sts_tcpsrv_start(uv_loop_t *loop, int fd, const sts_tcpsrv_ops *ops, void *a
     srv->listener.data = srv;
     int rc = uv_tcp_open(&srv->listener, (uv_os_sock_t)fd);
     if (rc == 0)
-        rc = uv_listen((uv_stream_t *)&srv->listener, 128, tcpsrv_connection_cb);
+        rc = uv_listen((uv_stream_t *)&srv->listener, STS_TCPSRV_BACKLOG, tcpsrv_connection_cb);
     if (rc != 0) {
         /* The handle exists: it must be closed through the loop. */
         if (uv_fileno((uv_handle_t *)&srv->listener, &(uv_os_fd_t){0}) != 0)
@@ -210,6 +245,9 @@ void sts_tcpsrv_stop(sts_tcpsrv *srv, void (*done)(void *arg), void *arg)
     srv->stopping = 1;
     srv->done = done;
     srv->done_arg = arg;
+    sts_delay_cancel(srv->recheck);
+    srv->recheck = NULL;
+    srv->waiting = 0;
     uv_close((uv_handle_t *)&srv->listener, tcpsrv_listener_close_cb);
     /* sts_stream_close() never calls back inside itself, so the list stays intact
      * while we walk it; each session unlinks itself later, in its on_close. */

@@ -8,15 +8,21 @@
  * live sessions so that stopping closes every one of them; a session's memory is
  * freed only in the protocol's on_close, never inside its own handler.
  *
- * A listener holds at most STS_TCPSRV_MAX_SESSIONS sessions. A connection that
- * arrives at the cap is accepted, and the session that made no progress for longest
- * (no complete command, request or message since it was accepted or since its last
- * one: sts_tcpsrv_progress(), also called when a TLS handshake completes) is closed,
- * with a log line. So hundreds of clients that connect and drip bytes (slowloris)
- * hold a bounded number of descriptors and buffers and never lock out a client that
- * speaks the protocol; a world with fewer sessions than the cap, every scenario,
- * never closes one. There is no idle timeout: a scripted delay or a sender's own
- * timeout test may keep a session silent for as long as it likes.
+ * A listener holds at most STS_TCPSRV_MAX_SESSIONS sessions. When a connection
+ * arrives at the cap, the session that made no progress for longest (no complete
+ * command, request or message since it was accepted or since its last one:
+ * sts_tcpsrv_progress(), also called when a TLS handshake completes) is closed, with a
+ * log line, if it made none for STS_TCPSRV_EVICT_IDLE_MS; the new connection takes its
+ * place. If every session made progress more recently, all of them are working (a
+ * sender at --concurrency 1000): none is closed, and the new connection waits, with
+ * the ones behind it in the kernel's backlog (STS_TCPSRV_BACKLOG), until a session
+ * ends or one has been idle that long (looked at again every STS_TCPSRV_RECHECK_MS).
+ * So hundreds of clients that connect and drip bytes (slowloris) hold a bounded
+ * number of descriptors and buffers and never lock out a client that speaks the
+ * protocol, and a busy client is slowed down, never cut off. A world with fewer
+ * sessions than the cap, every scenario, never closes one. There is no idle timeout
+ * below the cap: a scripted delay or a sender's own timeout test may keep a session
+ * silent for as long as it likes.
  *
  * Functions return 0 or a negative STS_* code.
  */
@@ -33,6 +39,12 @@ typedef struct sts_tcpsrv sts_tcpsrv;
 
 /* Sessions one listener holds at once (see above). */
 #define STS_TCPSRV_MAX_SESSIONS 256
+/* At the cap, a session idle this long may be closed to make room (see above). */
+#define STS_TCPSRV_EVICT_IDLE_MS 1000
+/* While a connection waits at the cap: how often to look for such a session. */
+#define STS_TCPSRV_RECHECK_MS 100
+/* listen(2)'s backlog (the kernel caps it at net.core.somaxconn). */
+#define STS_TCPSRV_BACKLOG 4096
 
 /* Embedded in every protocol session; set up by sts_tcpsrv (do not touch). */
 typedef struct sts_tcpsrv_conn {

@@ -445,6 +445,63 @@ static void spin(uv_loop_t *loop, int rounds)
         uv_run(loop, UV_RUN_NOWAIT);
 }
 
+/* STS_TCPSRV_MAX_SESSIONS clients that have just connected (all working: none idle for
+ * STS_TCPSRV_EVICT_IDLE_MS), then one more: no session is closed, and the new one
+ * waits, ungreeted, until a client leaves; then it is greeted. */
+static void test_session_cap_all_working(void **state)
+{
+    (void)state;
+    enum { N = STS_TCPSRV_MAX_SESSIONS };
+    uv_loop_t loop;
+    assert_int_equal(uv_loop_init(&loop), 0);
+    sts_observer *obs = sts_observer_new();
+    sts_log *log = sts_log_new_mem(STS_LOG_INFO, NULL);
+    sts_served *served = sts_served_new(1, NULL);
+    sts_mxsrv_conf *cf = &served->hosts[0].mx_conf;
+    cf->host = "mail.example.test";
+    cf->address = "127.0.0.1";
+    struct sockaddr_in sa;
+    sts_mxsrv *srv = NULL;
+    assert_int_equal(sts_mxsrv_start(&loop, fixture_listen_fd(&sa), &served, 0, obs, log, &srv), 0);
+    static int fds[N + 1];
+    static char text[N + 1][512];
+    memset(text, 0, sizeof(text));
+    for (int i = 0; i < N; i++) {
+        fds[i] = connect_nb(&sa);
+        spin(&loop, 3);
+    }
+    fds[N] = connect_nb(&sa);
+    for (int t = 0; t < 300; t++) { /* 0.3 s: well below STS_TCPSRV_EVICT_IDLE_MS */
+        uv_run(&loop, UV_RUN_NOWAIT);
+        usleep(1000);
+        for (int i = 0; i < N; i++)
+            assert_int_equal(drain(fds[i], text[i], sizeof(text[i])), 0); /* none closed */
+        drain(fds[N], text[N], sizeof(text[N]));
+    }
+    assert_null(strstr(text[N], "220 ")); /* waiting, not served */
+    assert_null(strstr(sts_log_text(log), "(the cap)"));
+    close(fds[7]); /* a client leaves: its place goes to the waiting one */
+    fds[7] = -1;
+    for (int t = 0; t < 3000 && !strstr(text[N], "220 "); t++) {
+        uv_run(&loop, UV_RUN_NOWAIT);
+        usleep(1000);
+        drain(fds[N], text[N], sizeof(text[N]));
+    }
+    assert_non_null(strstr(text[N], "220 "));
+    assert_null(strstr(sts_log_text(log), "(the cap)"));
+    for (int i = 0; i <= N; i++)
+        if (fds[i] >= 0)
+            close(fds[i]);
+    int stopped = 0;
+    sts_mxsrv_stop(srv, stopped_cb, &stopped);
+    assert_int_equal(uv_run(&loop, UV_RUN_DEFAULT), 0);
+    assert_true(stopped);
+    sts_served_unref(served);
+    sts_log_free(log);
+    sts_observer_free(obs);
+    assert_int_equal(uv_loop_close(&loop), 0);
+}
+
 /* STS_TCPSRV_MAX_SESSIONS clients that each send half a command and stop (slowloris),
  * but the first completes a command after a while: a connection more closes the
  * second (no progress for longest), not the first, and says so in the log; the new
@@ -487,8 +544,8 @@ static void test_session_cap(void **state)
     assert_non_null(strstr(text[0], "\r\n250 "));
     /* One more connection: at the cap. */
     fds[N] = connect_nb(&sa);
-    int closed1 = 0;
-    for (int t = 0; t < 2000 && !(closed1 && strstr(text[N], "220 ")); t++) {
+    int closed1 = 0; /* after STS_TCPSRV_EVICT_IDLE_MS without progress */
+    for (int t = 0; t < 6000 && !(closed1 && strstr(text[N], "220 ")); t++) {
         uv_run(&loop, UV_RUN_NOWAIT); /* never blocks: a missing event fails, not hangs */
         usleep(1000);
         closed1 = closed1 || drain(fds[1], text[1], sizeof(text[1]));
@@ -524,6 +581,7 @@ int main(void)
         cmocka_unit_test(test_reply_code),
         cmocka_unit_test(test_scripts),
         cmocka_unit_test(test_session_cap),
+        cmocka_unit_test(test_session_cap_all_working),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
