@@ -244,7 +244,7 @@ static void *world_main(void *arg)
 static json_t *observed_since(json_t *now, json_t *before)
 {
     static const char *const keys[] = {"dns", "policy_fetches", "policy_connections",
-                                       "smtp_sessions"};
+                                       "smtp_sessions", "tlsrpt_reports"};
     json_t *out = json_object();
     json_object_set_new(out, "event", json_string("observed"));
     for (size_t k = 0; k < sizeof(keys) / sizeof(keys[0]); k++) {

@@ -29,7 +29,7 @@ HERE=$(dirname "$0")
 "$HERE/setup.sh"
 "$HERE/apt-install.sh" setup-tests.sh \
   libcmocka-dev python3 python3-pytest python3-yaml python3-dnspython python3-jsonschema \
-  python3-cryptography \
+  python3-cryptography python3-dkim \
   shellcheck groff-base \
   openssl curl dnsutils swaks libnet-ssleay-perl \
   nginx dnsmasq-base

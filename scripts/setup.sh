@@ -18,5 +18,5 @@ set -eu
 exec "$(dirname "$0")/apt-install.sh" setup.sh \
   build-essential cmake pkg-config \
   libuv1-dev libssl-dev libc-ares-dev libldns-dev libcurl4-openssl-dev \
-  libyaml-dev libjansson-dev libsqlite3-dev zlib1g-dev \
+  libyaml-dev libjansson-dev libsqlite3-dev zlib1g-dev libopendkim-dev \
   ca-certificates file
