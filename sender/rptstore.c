@@ -47,6 +47,16 @@ static const char SCHEMA[] =
     " receiving_ip TEXT, additional_information TEXT, failure_reason_code TEXT);"
     "CREATE INDEX session_at ON session(at);";
 
+/* Version 2: the delivery ledger of `report --deliver`, one row per (report-id, rua)
+ * delivered; day is the reported day's first second (what pruning goes by). */
+static const char SCHEMA_DELIVERY[] = "CREATE TABLE delivery ("
+                                      " report_id TEXT NOT NULL,"
+                                      " rua TEXT NOT NULL,"
+                                      " day INTEGER NOT NULL,"
+                                      " at INTEGER NOT NULL,"
+                                      " PRIMARY KEY (report_id, rua));"
+                                      "CREATE INDEX delivery_day ON delivery(day);";
+
 static int query_version(sts_sqlfile *f, long long *out, long long *ntables)
 {
     sqlite3_stmt *st = NULL;
@@ -63,8 +73,8 @@ static int query_version(sts_sqlfile *f, long long *out, long long *ntables)
     return rc == SQLITE_ROW ? 0 : sts_sqlfile_fail(f, rc, "reading the schema");
 }
 
-/* The version says 1: is the session table really there with all its columns (a
- * policy cache, or another program's database, has version 1 too)? */
+/* The version is ours: are the session and delivery tables really there with all
+ * their columns (a policy cache, or another program's database, has a version too)? */
 static int check_table(sts_sqlfile *f)
 {
     sqlite3_stmt *st = NULL;
@@ -75,13 +85,19 @@ static int check_table(sts_sqlfile *f)
                                 "failure_reason_code FROM session LIMIT 0",
                                 -1, &st, NULL);
     sqlite3_finalize(st);
-    if (rc == SQLITE_OK)
-        return 0;
+    if (rc == SQLITE_OK) {
+        rc = sqlite3_prepare_v2(sts_sqlfile_db(f),
+                                "SELECT report_id, rua, day, at FROM delivery LIMIT 0", -1, &st,
+                                NULL);
+        sqlite3_finalize(st);
+        if (rc == SQLITE_OK)
+            return 0;
+    }
     if ((rc & 0xff) == SQLITE_BUSY || (rc & 0xff) == SQLITE_LOCKED)
         return sts_sqlfile_fail(f, rc, "reading the schema");
     sts_sqlfile_seterr(f,
-                       "an SQLite database, but not a ststest report store (no session table: %s); "
-                       "left untouched",
+                       "an SQLite database, but not a ststest report store (no session or "
+                       "delivery table: %s); left untouched",
                        sqlite3_errmsg(sts_sqlfile_db(f)));
     return STS_EIO;
 }
@@ -115,10 +131,13 @@ static int setup(sts_sqlfile *f, void *arg)
         rc = STS_EIO;
         goto fail;
     }
-    if (version == 0) {
+    if (version < STS_RPTSTORE_SCHEMA_VERSION) {
         char sql[64];
         snprintf(sql, sizeof(sql), "PRAGMA user_version = %d", STS_RPTSTORE_SCHEMA_VERSION);
-        if ((rc = sts_sqlfile_exec(f, SCHEMA, "creating the schema")) ||
+        /* Version 1 (sessions only) gains the delivery ledger; its sessions stay. */
+        if ((version == 0 && (rc = sts_sqlfile_exec(f, SCHEMA, "creating the schema"))) ||
+            (version <= 1 &&
+             (rc = sts_sqlfile_exec(f, SCHEMA_DELIVERY, "creating the delivery ledger"))) ||
             (rc = sts_sqlfile_exec(f, sql, "setting the schema version")))
             goto fail;
     }
@@ -584,4 +603,75 @@ int sts_rptstore_read(sts_rptstore *s, time_t start, time_t end, sts_rptstore_po
     *out = v;
     *nout = n;
     return 0;
+}
+
+/* ---- the delivery ledger and pruning ------------------------------------------------ */
+
+int sts_rptstore_delivered(sts_rptstore *s, const char *report_id, const char *rua)
+{
+    sqlite3_stmt *st = NULL;
+    int src =
+        sqlite3_prepare_v2(sts_sqlfile_db(s->f),
+                           "SELECT 1 FROM delivery WHERE report_id = ? AND rua = ?", -1, &st, NULL);
+    if (src != SQLITE_OK)
+        return sts_sqlfile_fail(s->f, src, "reading the delivery ledger");
+    sqlite3_bind_text(st, 1, report_id, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 2, rua, -1, SQLITE_STATIC);
+    src = sqlite3_step(st);
+    sqlite3_finalize(st);
+    if (src == SQLITE_ROW)
+        return 1;
+    if (src == SQLITE_DONE)
+        return 0;
+    return sts_sqlfile_fail(s->f, src, "reading the delivery ledger");
+}
+
+int sts_rptstore_mark_delivered(sts_rptstore *s, const char *report_id, const char *rua, time_t day,
+                                time_t at)
+{
+    if (!report_id || !*report_id || !rua || !*rua) {
+        sts_sqlfile_seterr(s->f, "delivery ledger: an empty report id or rua");
+        return STS_EINVAL;
+    }
+    sqlite3_stmt *st = NULL;
+    int src = sqlite3_prepare_v2(sts_sqlfile_db(s->f),
+                                 "INSERT OR IGNORE INTO delivery (report_id, rua, day, at) "
+                                 "VALUES (?,?,?,?)",
+                                 -1, &st, NULL);
+    if (src != SQLITE_OK)
+        return sts_sqlfile_fail(s->f, src, "writing the delivery ledger");
+    sqlite3_bind_text(st, 1, report_id, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 2, rua, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(st, 3, (sqlite3_int64)day);
+    sqlite3_bind_int64(st, 4, (sqlite3_int64)at);
+    src = sqlite3_step(st);
+    sqlite3_finalize(st);
+    return src == SQLITE_DONE ? 0 : sts_sqlfile_fail(s->f, src, "writing the delivery ledger");
+}
+
+int sts_rptstore_prune(sts_rptstore *s, time_t before, long long *sessions, long long *deliveries)
+{
+    int rc = sts_sqlfile_begin(s->f, "prune: begin");
+    if (rc)
+        return rc;
+    static const char *const sql[] = {"DELETE FROM session WHERE at < ?",
+                                      "DELETE FROM delivery WHERE day < ?"};
+    long long *counts[] = {sessions, deliveries};
+    for (size_t i = 0; i < 2; i++) {
+        sqlite3_stmt *st = NULL;
+        int src = sqlite3_prepare_v2(sts_sqlfile_db(s->f), sql[i], -1, &st, NULL);
+        if (src == SQLITE_OK) {
+            sqlite3_bind_int64(st, 1, (sqlite3_int64)before);
+            src = sqlite3_step(st);
+        }
+        sqlite3_finalize(st);
+        if (src != SQLITE_DONE) {
+            rc = sts_sqlfile_fail(s->f, src, "prune");
+            sts_sqlfile_rollback(s->f);
+            return rc;
+        }
+        if (counts[i])
+            *counts[i] = sqlite3_changes(sts_sqlfile_db(s->f));
+    }
+    return sts_sqlfile_commit(s->f, "prune: commit");
 }

@@ -44,7 +44,8 @@
 #include "sender/discover.h"
 #include "sender/result.h"
 
-#define STS_RPTSTORE_SCHEMA_VERSION 1
+/* 1: sessions; 2: the delivery ledger too (a version 1 store is migrated on open). */
+#define STS_RPTSTORE_SCHEMA_VERSION 2
 #define STS_RPTSTORE_BUSY_TIMEOUT_MS 5000
 /* File name of the default store, in the policy cache's directory. */
 #define STS_RPTSTORE_DEFAULT_NAME "tlsrpt-store.sqlite"
@@ -114,5 +115,21 @@ typedef struct sts_rptstore_policy {
 int sts_rptstore_read(sts_rptstore *s, time_t start, time_t end, sts_rptstore_policy **out,
                       size_t *n);
 void sts_rptstore_policies_free(sts_rptstore_policy *v, size_t n);
+
+/* ---- the delivery ledger (`report --deliver`) ---------------------------------------
+ * One row per (report-id, rua) delivered, so that a rerun sends nothing twice; a rua
+ * that failed has no row and is tried again by the next run. */
+
+/* 1 when (report_id, rua) was delivered, 0 when not, or STS_EIO / STS_ETIMEDOUT. */
+int sts_rptstore_delivered(sts_rptstore *s, const char *report_id, const char *rua);
+/* Remember that report_id (of the day starting at `day`) reached rua at `at`. 0,
+ * STS_EINVAL (empty id or rua), STS_EIO, STS_ETIMEDOUT. */
+int sts_rptstore_mark_delivered(sts_rptstore *s, const char *report_id, const char *rua, time_t day,
+                                time_t at);
+
+/* Delete the sessions recorded before `before` and the ledger rows of days before it,
+ * in one transaction; the counts go to *sessions and *deliveries (either may be NULL).
+ * 0, STS_EIO, STS_ETIMEDOUT. */
+int sts_rptstore_prune(sts_rptstore *s, time_t before, long long *sessions, long long *deliveries);
 
 #endif

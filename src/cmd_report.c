@@ -25,7 +25,11 @@
 #include "common/rptjson.h"
 #include "common/rptmsg.h"
 #include "common/rptsum.h"
+#include "sender/rptdeliver.h"
+#include "sender/rptmail.h"
 #include "sender/rptstore.h"
+#include "sender/rua.h"
+#include "sender/tlsrpt.h"
 #include "src/cli.h"
 #include "src/cmds.h"
 
@@ -41,7 +45,21 @@ enum {
     OPT_SUBMITTER,
     OPT_SUMMARY,
     OPT_JSON,
+    OPT_DELIVER,
+    OPT_DNS,
+    OPT_CA_FILE,
+    OPT_SMTP_PORT,
+    OPT_DKIM_KEY,
+    OPT_DKIM_SELECTOR,
+    OPT_RUA_INSECURE,
+    OPT_TIMEOUT,
+    OPT_KEEP_DAYS,
 };
+
+/* Sessions older than this many days are pruned by `report` (--keep-days). */
+#define DEFAULT_KEEP_DAYS 31
+/* The DKIM selector when --dkim-selector is not given (the world's default too). */
+#define DEFAULT_DKIM_SELECTOR "ststest"
 
 static const struct option long_opts[] = {
     {"day", required_argument, NULL, OPT_DAY},
@@ -53,6 +71,15 @@ static const struct option long_opts[] = {
     {"submitter", required_argument, NULL, OPT_SUBMITTER},
     {"summary", no_argument, NULL, OPT_SUMMARY},
     {"json", no_argument, NULL, OPT_JSON},
+    {"deliver", no_argument, NULL, OPT_DELIVER},
+    {"dns", required_argument, NULL, OPT_DNS},
+    {"ca-file", required_argument, NULL, OPT_CA_FILE},
+    {"smtp-port", required_argument, NULL, OPT_SMTP_PORT},
+    {"dkim-key", required_argument, NULL, OPT_DKIM_KEY},
+    {"dkim-selector", required_argument, NULL, OPT_DKIM_SELECTOR},
+    {"rua-insecure", no_argument, NULL, OPT_RUA_INSECURE},
+    {"timeout", required_argument, NULL, OPT_TIMEOUT},
+    {"keep-days", required_argument, NULL, OPT_KEEP_DAYS},
     STS_CLI_OPTS_VERBOSE_HELP,
 };
 
@@ -60,12 +87,26 @@ static void usage(FILE *fp)
 {
     fprintf(fp,
             "usage: ststest report [options]\n"
+            "       ststest report --deliver [options]\n"
             "       ststest report --summary [--json] FILE...\n"
             "\n"
             "Build the TLS reports (RFC 8460 section 4) of one UTC day from the sessions\n"
             "that `send` and `check` recorded in the report store: one aggregate report\n"
             "per policy domain, written to DIR as SUBMITTER!DOMAIN!BEGIN!END.json.gz\n"
             "(section 5.3), each file complete or not there at all. Prints the files.\n"
+            "Then prunes the store: sessions older than --keep-days days are deleted.\n"
+            "\n"
+            "With --deliver: also send each report to every rua of the policy domain's\n"
+            "_smtp._tls TXT record (RFC 8460 3; none, an invalid one or two: no report\n"
+            "is sent for that domain, and that is said, not an error). https: a POST of\n"
+            "the gzip file (application/tlsrpt+gzip); the collector's certificate is\n"
+            "verified (--ca-file, default: the system store) unless --rua-insecure.\n"
+            "mailto: a DKIM-signed multipart/report message (section 5.3) to the\n"
+            "address's MX, over STARTTLS when offered, delivered even when TLS fails\n"
+            "(an unverified certificate is accepted, a failed handshake is retried in\n"
+            "the clear). Without --dkim-key a mailto: report is not sent unsigned: it is\n"
+            "deferred (exit 75). Each (report, rua) delivered is remembered in the store:\n"
+            "a rerun sends nothing twice and retries only what failed.\n"
             "\n"
             "With --summary: read received reports (JSON, gzip, or a whole mail message\n"
             "carrying one) and print per policy domain, per MX and per result type the\n"
@@ -85,21 +126,47 @@ static void usage(FILE *fp)
             "                         (default: the host name)\n"
             "  --summary              summarise the FILEs instead\n"
             "  --json                 print one JSON document instead of lines\n"
+            "  --keep-days N          prune sessions older than N days (default: %d;\n"
+            "                         0 keeps everything)\n"
+            "  --deliver              send the reports to the domains' rua addresses;\n"
+            "                         the options below go with --deliver only\n"
+            "  --dns HOST[:PORT][,...]\n"
+            "                         DNS servers (default: /etc/resolv.conf)\n"
+            "  --ca-file FILE         trust anchors for https rua certificates\n"
+            "                         (default: the system store)\n"
+            "  --rua-insecure         do not verify https rua certificates (RFC 8460 5.2\n"
+            "                         allows it; default: verify)\n"
+            "  --smtp-port N          the report MX's port (default: 25)\n"
+            "  --dkim-key FILE        PEM RSA private key that signs mailto reports,\n"
+            "                         d=SUBMITTER (required for mailto: rua)\n"
+            "  --dkim-selector SEL    its DKIM selector (default: %s)\n"
+            "  --timeout S            per DNS query, POST and SMTP stage (default: 60)\n"
             "  -v, --verbose          more detail\n"
             "  -h, --help             this help\n"
             "\n"
-            "exit status: 0 done (no session that day is no report, and not an error),\n"
-            "64 usage error, 65 unusable store or (--summary) an invalid report,\n"
-            "70 a report could not be written (nothing half-written is left).\n",
-            STS_RPTSTORE_DEFAULT_NAME);
+            "exit status: 0 done (no session that day is no report, and not an error;\n"
+            "--deliver: every report delivered, or nothing to deliver), 64 usage error,\n"
+            "65 unusable store, unusable --dkim-key or (--summary) an invalid report,\n"
+            "70 a report could not be written (nothing half-written is left),\n"
+            "75 (--deliver) a delivery failed and was deferred: run again to retry it.\n",
+            STS_RPTSTORE_DEFAULT_NAME, DEFAULT_KEEP_DAYS, DEFAULT_DKIM_SELECTOR);
 }
 
 typedef struct report_cli {
     const char *day, *store, *out, *org, *contact, *submitter;
+    const char *dns, *ca_file, *dkim_key, *dkim_selector;
     time_t now;
-    int summary, json, verbose;
+    int summary, json, verbose, deliver, rua_insecure, smtp_port, keep_days;
+    double timeout;
+    int delivery_opts; /* a delivery option was given */
     char submitter_buf[256], contact_buf[320];
 } report_cli;
+
+/* One report written, kept for --deliver. */
+typedef struct built_report {
+    char domain[256], id[600], name[700];
+    sts_buf gz;
+} built_report;
 
 static int usage_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 static int usage_error(const char *fmt, ...)
@@ -189,6 +256,67 @@ static int report_args(report_cli *c, int argc, char **argv)
         case OPT_JSON:
             c->json = 1;
             break;
+        case OPT_DELIVER:
+            c->deliver = 1;
+            break;
+        case OPT_DNS:
+            if (!*optarg)
+                return usage_error("--dns needs HOST[:PORT][,...]");
+            c->dns = optarg;
+            c->delivery_opts = 1;
+            break;
+        case OPT_CA_FILE:
+            if (!*optarg)
+                return usage_error("--ca-file needs a FILE");
+            c->ca_file = optarg;
+            c->delivery_opts = 1;
+            break;
+        case OPT_SMTP_PORT: {
+            char *end;
+            long v = strtol(optarg, &end, 10);
+            if (!*optarg || *end || v < 1 || v > 65535)
+                return usage_error("--smtp-port '%s': a port number 1-65535", optarg);
+            c->smtp_port = (int)v;
+            c->delivery_opts = 1;
+            break;
+        }
+        case OPT_DKIM_KEY:
+            if (!*optarg)
+                return usage_error("--dkim-key needs a FILE");
+            c->dkim_key = optarg;
+            c->delivery_opts = 1;
+            break;
+        case OPT_DKIM_SELECTOR:
+            if (!sts_rptmail_selector_ok(optarg))
+                return usage_error("--dkim-selector '%s' is not a DKIM selector (dot-separated "
+                                   "DNS labels: letters, digits, '-'; RFC 6376 3.1)",
+                                   optarg);
+            c->dkim_selector = optarg;
+            c->delivery_opts = 1;
+            break;
+        case OPT_RUA_INSECURE:
+            c->rua_insecure = 1;
+            c->delivery_opts = 1;
+            break;
+        case OPT_TIMEOUT: {
+            char *end;
+            double v = strtod(optarg, &end);
+            if (!*optarg || *end || !(v > 0) || v > 3600)
+                return usage_error("--timeout '%s': seconds, more than 0 and at most 3600", optarg);
+            c->timeout = v;
+            c->delivery_opts = 1;
+            break;
+        }
+        case OPT_KEEP_DAYS: {
+            char *end;
+            long v = strtol(optarg, &end, 10);
+            if (!*optarg || *end || v < 0 || v > 36500)
+                return usage_error("--keep-days '%s': a number of days 0-36500 (0: keep "
+                                   "everything)",
+                                   optarg);
+            c->keep_days = (int)v;
+            break;
+        }
         case 'v':
             c->verbose++;
             break;
@@ -202,7 +330,8 @@ static int report_args(report_cli *c, int argc, char **argv)
         }
     }
     if (c->summary) {
-        if (c->day || c->store || c->out || c->org || c->contact || c->submitter || c->now)
+        if (c->day || c->store || c->out || c->org || c->contact || c->submitter || c->now ||
+            c->deliver || c->delivery_opts || c->keep_days >= 0)
             return usage_error("--summary reads FILEs: it takes only --json");
         if (optind >= argc)
             return usage_error("--summary needs at least one FILE");
@@ -210,6 +339,9 @@ static int report_args(report_cli *c, int argc, char **argv)
     }
     if (optind < argc)
         return usage_error("unexpected argument '%s' (FILEs go with --summary)", argv[optind]);
+    if (c->delivery_opts && !c->deliver)
+        return usage_error("--dns, --ca-file, --smtp-port, --dkim-key, --dkim-selector, "
+                           "--rua-insecure and --timeout go with --deliver");
     return -1;
 }
 
@@ -258,7 +390,7 @@ fail:
 /* One domain's report: policies v[0..n) (all of that domain) into its file, which is
  * printed (or, with --json, appended to written). 0 or an exit status. */
 static int write_report(const report_cli *c, time_t start, const sts_rptstore_policy *v, size_t n,
-                        json_t *written)
+                        json_t *written, built_report *b)
 {
     const char *dom = v[0].policy_domain;
     sts_rpt_policy *pols = calloc(n, sizeof(*pols));
@@ -325,7 +457,10 @@ static int write_report(const report_cli *c, time_t start, const sts_rptstore_po
         sts_buf_free(&gz);
         return STS_EXIT_SOFTWARE;
     }
-    sts_buf_free(&gz);
+    snprintf(b->domain, sizeof(b->domain), "%s", dom);
+    snprintf(b->id, sizeof(b->id), "%s", id);
+    snprintf(b->name, sizeof(b->name), "%s", name);
+    b->gz = gz; /* the caller frees it */
     char path[PATH_MAX + 800];
     snprintf(path, sizeof(path), "%s/%s", c->out, name);
     if (c->json)
@@ -336,6 +471,215 @@ static int write_report(const report_cli *c, time_t start, const sts_rptstore_po
     else
         printf("%s\n", path);
     return 0;
+}
+
+/* ---- --deliver ------------------------------------------------------------------------ */
+
+typedef struct deliver_ctx {
+    const report_cli *c;
+    sts_rptstore *s;
+    sts_rptdeliver *d;
+    sts_buf key; /* PEM, when --dkim-key */
+    int have_key;
+    time_t day, now;
+    json_t *log; /* deliveries[] */
+    unsigned long serial;
+} deliver_ctx;
+
+static void note(deliver_ctx *x, const built_report *b, const char *rua, const char *what,
+                 const char *detail)
+{
+    if (x->log)
+        json_array_append_new(x->log, json_pack("{s:s,s:s,s:s?,s:s,s:s}", "policy_domain",
+                                                b->domain, "report_id", b->id, "rua", rua, "status",
+                                                what, "detail", detail));
+}
+
+/* The message for one mailto rua, signed. 0, or an exit status with the reason
+ * in why. */
+static int make_message(deliver_ctx *x, const built_report *b, const sts_rua *r, sts_buf *out,
+                        char *why, size_t whylen)
+{
+    char unique[128];
+    /* Unique per message: day, time, process and a counter. */
+    snprintf(unique, sizeof(unique), "%lld.%ld.%d.%lu", (long long)x->day, (long)time(NULL),
+             (int)getpid(), ++x->serial);
+    sts_rptmail m = {
+        .from = x->c->contact,
+        .to = r->address,
+        .policy_domain = b->domain,
+        .submitter = x->c->submitter,
+        .report_id = b->id,
+        .filename = b->name,
+        .gz = b->gz.data,
+        .gzlen = b->gz.len,
+        .date = x->now,
+        .unique = unique,
+    };
+    sts_buf msg, sig;
+    sts_buf_init(&msg, 0);
+    sts_buf_init(&sig, 0);
+    int rc = sts_rptmail_build(&m, &msg, why, whylen);
+    if (!rc)
+        rc = sts_rptmail_sign(msg.data, msg.len, x->key.data, x->key.len, x->c->dkim_selector,
+                              x->c->submitter, &sig, why, whylen);
+    if (!rc && (sts_buf_append(out, sig.data, sig.len) || sts_buf_append(out, msg.data, msg.len)))
+        rc = STS_ENOMEM;
+    sts_buf_free(&msg);
+    sts_buf_free(&sig);
+    if (rc == STS_ENOMEM)
+        snprintf(why, whylen, "out of memory");
+    return rc;
+}
+
+/* Every rua of one report. Returns 0, STS_EXIT_TEMPFAIL (something deferred) or
+ * another exit status. */
+static int deliver_report(deliver_ctx *x, const built_report *b)
+{
+    char why[2048] = "", how[1024] = "";
+    sts_tlsrpt rec;
+    int rc = sts_rptdeliver_record(x->d, b->domain, &rec, why, sizeof(why));
+    if (rc == STS_EDNS) {
+        fprintf(stderr,
+                "ststest report: %s: report %s deferred: the TLSRPT record lookup "
+                "failed: %s\n",
+                b->domain, b->id, why);
+        note(x, b, NULL, sts_outcome_name(STS_OUTCOME_DEFERRED), why);
+        return STS_EXIT_TEMPFAIL;
+    }
+    if (rc == STS_ENOMEM)
+        return STS_EXIT_SOFTWARE;
+    if (rc) {
+        fprintf(stderr, "ststest report: %s: no report sent: %s\n", b->domain, why);
+        note(x, b, NULL, "no-record", why);
+        return 0;
+    }
+    int status = 0;
+    for (size_t i = 0; i < rec.nrua; i++) {
+        const char *uri = rec.rua[i].uri;
+        int done = sts_rptstore_delivered(x->s, b->id, uri);
+        if (done < 0) {
+            fprintf(stderr, "ststest report: %s\n", sts_rptstore_last_error(x->s));
+            status = STS_EXIT_DATAERR;
+            break;
+        }
+        if (done) {
+            if (x->c->verbose)
+                fprintf(stderr, "ststest report: %s: %s: already delivered, not sent again\n",
+                        b->domain, uri);
+            note(x, b, uri, "already-delivered", "");
+            continue;
+        }
+        sts_rua r;
+        if (sts_rua_parse(uri, &r, why, sizeof(why))) {
+            fprintf(stderr, "ststest report: %s: rua %s: not sent: %s\n", b->domain, uri, why);
+            note(x, b, uri, "bad-rua", why);
+            continue;
+        }
+        if (r.scheme == STS_TLSRPT_HTTPS) {
+            rc = sts_rptdeliver_https(x->d, &r, b->gz.data, b->gz.len, why, sizeof(why));
+            snprintf(how, sizeof(how), "POST %s:%d%s", r.host, r.port, r.path);
+        } else if (!x->have_key) {
+            snprintf(why, sizeof(why),
+                     "a mailto: report is sent DKIM-signed only (RFC 8460 5.3: unsigned "
+                     "reports may be ignored): give --dkim-key FILE (and --dkim-selector)");
+            rc = STS_EINVAL;
+        } else {
+            sts_buf msg;
+            sts_buf_init(&msg, 0);
+            rc = make_message(x, b, &r, &msg, why, sizeof(why));
+            if (rc == STS_ENOMEM) {
+                sts_buf_free(&msg);
+                status = STS_EXIT_SOFTWARE;
+                break;
+            }
+            if (!rc)
+                rc = sts_rptdeliver_mail(x->d, &r, msg.data, msg.len, how, sizeof(how), why,
+                                         sizeof(why));
+            sts_buf_free(&msg);
+        }
+        if (rc == STS_ENOMEM) {
+            status = STS_EXIT_SOFTWARE;
+            break;
+        }
+        if (rc) {
+            fprintf(stderr, "ststest report: %s: report %s to %s deferred: %s\n", b->domain, b->id,
+                    uri, why);
+            note(x, b, uri, sts_outcome_name(STS_OUTCOME_DEFERRED), why);
+            status = STS_EXIT_TEMPFAIL;
+            continue;
+        }
+        if (sts_rptstore_mark_delivered(x->s, b->id, uri, x->day, x->now)) {
+            /* Delivered but not remembered: a rerun would send it again. */
+            fprintf(stderr, "ststest report: %s: delivered to %s, but %s\n", b->domain, uri,
+                    sts_rptstore_last_error(x->s));
+            status = STS_EXIT_DATAERR;
+            break;
+        }
+        fprintf(stderr, "ststest report: %s: report %s delivered to %s (%s)\n", b->domain, b->id,
+                uri, how);
+        note(x, b, uri, sts_outcome_name(STS_OUTCOME_DELIVERED), how);
+    }
+    sts_tlsrpt_free(&rec);
+    return status;
+}
+
+/* The worst of two exit statuses: anything but 0 and 75 wins over 75. */
+static int worse(int a, int b)
+{
+    if (!a || (a == STS_EXIT_TEMPFAIL && b))
+        return b ? b : a;
+    return a;
+}
+
+static int deliver_all(const report_cli *c, sts_rptstore *s, time_t day, built_report *v, size_t n,
+                       json_t *log)
+{
+    deliver_ctx x = {.c = c, .s = s, .day = day, .log = log};
+    x.now = c->now ? c->now : time(NULL);
+    sts_buf_init(&x.key, 0);
+    char err[1024] = "";
+    if (c->dkim_key) {
+        int rc = sts_rptmail_load_key(c->dkim_key, &x.key, err, sizeof(err));
+        if (rc) {
+            fprintf(stderr, "ststest report: %s\n", rc == STS_ENOMEM ? "out of memory" : err);
+            sts_buf_free(&x.key);
+            return rc == STS_ENOMEM ? STS_EXIT_SOFTWARE : STS_EXIT_DATAERR;
+        }
+        x.have_key = 1;
+    }
+    char from[320];
+    snprintf(from, sizeof(from), "postmaster@%s", c->submitter);
+    sts_log *lg =
+        sts_log_new_file(stderr, c->verbose ? STS_LOG_INFO + c->verbose - 1 : STS_LOG_ERROR, "rua");
+    sts_rptdeliver_opts o = {
+        .dns = c->dns,
+        .ca_file = c->ca_file,
+        .smtp_port = c->smtp_port,
+        .insecure = c->rua_insecure,
+        .timeout_s = c->timeout,
+        .helo = c->submitter,
+        .from = from,
+        .now = c->now,
+        .log = lg,
+    };
+    int rc = sts_rptdeliver_new(&o, &x.d, err, sizeof(err));
+    if (rc) {
+        fprintf(stderr, "ststest report: %s\n", err);
+        sts_buf_free(&x.key);
+        sts_log_free(lg);
+        return rc == STS_EINVAL ? STS_EXIT_USAGE : STS_EXIT_SOFTWARE;
+    }
+    int status = 0;
+    for (size_t i = 0; i < n; i++) {
+        status = worse(status, deliver_report(&x, &v[i]));
+        if (status && status != STS_EXIT_TEMPFAIL)
+            break;
+    }
+    sts_rptdeliver_free(x.d);
+    sts_log_free(lg);
+    sts_buf_free(&x.key);
+    return status;
 }
 
 static int open_store(const report_cli *c, sts_rptstore **s)
@@ -386,6 +730,8 @@ static int report_build(report_cli *c)
     }
     if (!c->out)
         c->out = ".";
+    if (c->deliver && !c->dkim_selector)
+        c->dkim_selector = DEFAULT_DKIM_SELECTOR;
     struct stat st;
     if (stat(c->out, &st) != 0 || !S_ISDIR(st.st_mode) || access(c->out, W_OK | X_OK) != 0)
         return usage_error("--out '%s' is not a directory this user may write", c->out);
@@ -409,24 +755,52 @@ static int report_build(report_cli *c)
                 sts_rptstore_path(s));
     else if (c->verbose)
         fprintf(stderr, "ststest report: %s: %zu policies in %s\n", day, n, sts_rptstore_path(s));
-    json_t *written = json_array();
-    status = written ? 0 : STS_EXIT_SOFTWARE;
+    json_t *written = json_array(), *deliveries = c->deliver ? json_array() : NULL;
+    built_report *built = calloc(n ? n : 1, sizeof(*built));
+    size_t nbuilt = 0;
+    status = written && built && (!c->deliver || deliveries) ? 0 : STS_EXIT_SOFTWARE;
     /* v is ordered by domain: one report per run of equal domains. */
     for (size_t i = 0; !status && i < n;) {
         size_t k = i + 1;
         while (k < n && !strcmp(v[k].policy_domain, v[i].policy_domain))
             k++;
-        status = write_report(c, start, v + i, k - i, written);
+        sts_buf_init(&built[nbuilt].gz, 0);
+        status = write_report(c, start, v + i, k - i, written, &built[nbuilt]);
+        if (!status)
+            nbuilt++;
         i = k;
+    }
+    if (!status && c->deliver && nbuilt)
+        status = deliver_all(c, s, start, built, nbuilt, deliveries);
+    for (size_t i = 0; built && i < nbuilt; i++)
+        sts_buf_free(&built[i].gz);
+    free(built);
+    /* Pruning: the sessions (and ledger rows) of days before now - keep_days. */
+    if (!status || status == STS_EXIT_TEMPFAIL) {
+        int keep = c->keep_days < 0 ? DEFAULT_KEEP_DAYS : c->keep_days;
+        long long gone = 0, gone_ledger = 0;
+        time_t before = now - now % DAY_SECONDS - (time_t)keep * DAY_SECONDS;
+        if (keep && sts_rptstore_prune(s, before, &gone, &gone_ledger)) {
+            fprintf(stderr, "ststest report: pruning: %s\n", sts_rptstore_last_error(s));
+            status = status ? status : STS_EXIT_DATAERR;
+        } else if (keep && c->verbose && (gone || gone_ledger)) {
+            fprintf(stderr,
+                    "ststest report: pruned %lld session(s) and %lld delivery record(s) "
+                    "older than %d days\n",
+                    gone, gone_ledger, keep);
+        }
     }
     if (c->json && written) {
         json_t *doc = json_pack("{s:s,s:O}", "day", day, "reports", written);
+        if (doc && deliveries)
+            json_object_set(doc, "deliveries", deliveries);
         if (!doc || json_dumpf(doc, stdout, JSON_INDENT(2) | JSON_PRESERVE_ORDER) ||
             putchar('\n') == EOF)
             status = status ? status : STS_EXIT_SOFTWARE;
         json_decref(doc);
     }
     json_decref(written);
+    json_decref(deliveries);
     sts_rptstore_policies_free(v, n);
     sts_rptstore_close(s);
     return status;
@@ -485,6 +859,7 @@ int sts_cmd_report(int argc, char **argv)
 {
     report_cli c;
     memset(&c, 0, sizeof(c));
+    c.keep_days = -1;
     int status = report_args(&c, argc, argv);
     if (status >= 0)
         return status;

@@ -16,7 +16,7 @@ static const struct {
     {"world", sts_cmd_world, "serve a scenario's fake world until SIGINT/SIGTERM"},
     {"run", sts_cmd_run, "replay scenario files (files or folders)"},
     {"lint", sts_cmd_lint, "lint an MTA-STS policy, a _mta-sts TXT, a TLSRPT record or report"},
-    {"report", sts_cmd_report, "write the day's TLS reports (RFC 8460); --summary reads them"},
+    {"report", sts_cmd_report, "TLS reports (RFC 8460): write, --deliver, --summary"},
 };
 
 static void usage(FILE *fp)
