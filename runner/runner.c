@@ -883,6 +883,14 @@ static void case_end(case_run *cr)
  * it is unsupported (and not run). */
 static int case_lacks_feature(const run_state *rs, run_case *c)
 {
+    /* Our report command reports the sessions our sender recorded: another sender's
+     * sessions need that implementation's own report command. */
+    if (rs->opts->sender_cmd && !rs->opts->report_cmd &&
+        (sts_features_needed(c->scn) & STS_FEATURE_TLSRPT)) {
+        case_unsupported(c, "a report: deliver step with --sender-cmd needs --report-cmd "
+                            "(ststest's report command cannot read another sender's sessions)");
+        return 1;
+    }
     if (!rs->opts->features_set)
         return 0;
     unsigned missing = sts_features_needed(c->scn) & ~rs->opts->sender_features;
