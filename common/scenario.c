@@ -841,25 +841,6 @@ static void dns_faults_free(sts_scn_dns_fault *f, size_t n)
 
 /* ---- tlsrpt ---- */
 
-static const char *const collector_fault_names[] = {"none", "status-500", "status-503", "refused",
-                                                    "slow"};
-
-const char *sts_scn_collector_fault_name(int fault)
-{
-    return fault >= 0 &&
-                   fault < (int)(sizeof(collector_fault_names) / sizeof(collector_fault_names[0]))
-               ? collector_fault_names[fault]
-               : NULL;
-}
-
-static const char *const dkim_names[] = {"pass", "fail", "none"};
-
-const char *sts_scn_dkim_name(int dkim)
-{
-    return dkim >= 0 && dkim < (int)(sizeof(dkim_names) / sizeof(dkim_names[0])) ? dkim_names[dkim]
-                                                                                 : NULL;
-}
-
 /* A string of printable ASCII (a URI path, a TXT record as published): 0, else an
  * error naming the key. */
 static int check_printable(scn_ctx *c, const yaml_node_t *n, const char *key, const char *s,
@@ -888,13 +869,8 @@ static int tlsrpt_https_pair(scn_ctx *c, const char *key, yaml_node_t *k, yaml_n
         return 0;
     }
     if (!strcmp(key, "fault")) {
-        for (int i = 0; sts_scn_collector_fault_name(i); i++)
-            if (v->type == YAML_SCALAR_NODE &&
-                !strcmp(scalar(v), sts_scn_collector_fault_name(i))) {
-                t->https_fault = i;
-                return 0;
-            }
-        return fail(c, v, "'fault' must be none, status-500, status-503, refused or slow");
+        int set = 0;
+        return get_word(c, v, key, &sts_vocab_collector_fault, &t->https_fault, &set);
     }
     if (!strcmp(key, "cert"))
         return parse_cert(c, v, &t->https_cert);
@@ -1046,12 +1022,8 @@ static int expect_tlsrpt_pair(scn_ctx *c, const char *key, yaml_node_t *k, yaml_
         return 0;
     }
     if (!strcmp(key, "dkim")) {
-        for (int i = 0; sts_scn_dkim_name(i); i++)
-            if (v->type == YAML_SCALAR_NODE && !strcmp(scalar(v), sts_scn_dkim_name(i))) {
-                t->dkim = i;
-                return 0;
-            }
-        return fail(c, v, "'dkim' must be pass, fail or none");
+        int set = 0;
+        return get_word(c, v, key, &sts_vocab_dkim_result, &t->dkim, &set);
     }
     if (!strcmp(key, "policies")) {
         t->policies_set = 1;

@@ -136,20 +136,9 @@ const char *sts_scn_dns_fault_name(int fault);
 
 /* The world's TLSRPT side (RFC 8460): the `_smtp._tls` record it publishes and the
  * endpoints it runs for its rua URIs (docs/scenario-format.md, "tlsrpt"). */
-typedef enum {
-    STS_SCN_COLLECTOR_NONE = 0, /* answers 200 */
-    STS_SCN_COLLECTOR_500,      /* answers 500 */
-    STS_SCN_COLLECTOR_503,      /* answers 503 */
-    STS_SCN_COLLECTOR_REFUSED,  /* closes every connection at once */
-    STS_SCN_COLLECTOR_SLOW,     /* answers 200 after STS_SCN_COLLECTOR_SLOW_SECONDS */
-} sts_scn_collector_fault;
-
 /* How long a `slow` collector waits before answering: longer than the runner's
  * stage timeout of the report command (STS_RUN_STAGE_TIMEOUT, 10 s by default). */
 #define STS_SCN_COLLECTOR_SLOW_SECONDS 30.0
-
-/* "none", "status-500", ...; NULL when out of range. */
-const char *sts_scn_collector_fault_name(int fault);
 
 /* The default reporting domain and DKIM selector of the report command's messages. */
 #define STS_SCN_TLSRPT_SUBMITTER "ststest.test"
@@ -174,16 +163,6 @@ typedef struct sts_scn_tlsrpt {
     int line;
 } sts_scn_tlsrpt;
 
-/* Expected DKIM verdicts of a mailto report (expect.tlsrpt.dkim). */
-typedef enum {
-    STS_SCN_DKIM_PASS = 0, /* a valid signature of the submitter, key from the zone */
-    STS_SCN_DKIM_FAIL,     /* a signature that does not verify */
-    STS_SCN_DKIM_NONE,     /* no DKIM-Signature at all */
-} sts_scn_dkim;
-
-/* "pass", "fail", "none"; NULL when out of range. */
-const char *sts_scn_dkim_name(int dkim);
-
 /* One policy of the reports received (expect.tlsrpt.policies[]). */
 typedef struct sts_scn_expect_policy {
     char *policy_type;     /* sts, no-policy-found, tlsa (NULL = not checked) */
@@ -201,7 +180,7 @@ typedef struct sts_scn_expect_tlsrpt {
     int valid;    /* every report valid (0/1); -1 = not checked */
     sts_strv via; /* how they came, as a set (https, mailto) */
     int via_set;
-    int dkim; /* every mailto report's DKIM verdict (sts_scn_dkim); -1 = not checked */
+    int dkim; /* every mailto report's DKIM verdict (sts_dkim_result); -1 = not checked */
     sts_scn_expect_policy *policies; /* every report's policies, in order */
     size_t npolicies;
     int policies_set;

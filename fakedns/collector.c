@@ -158,9 +158,7 @@ static void col_answer(col_sess *cs, int pstatus, const sts_http_request *req, c
             report = 1;
     }
     if (report) {
-        status = c->fault == STS_SCN_COLLECTOR_500   ? 500
-                 : c->fault == STS_SCN_COLLECTOR_503 ? 503
-                                                     : 200;
+        status = c->fault == STS_COLLECTOR_500 ? 500 : c->fault == STS_COLLECTOR_503 ? 503 : 200;
         json_t *rec =
             sts_rptrecv_https(f->has_type ? f->content_type : NULL,
                               f->has_encoding ? f->content_encoding : NULL, body ? body : "", blen);
@@ -172,16 +170,16 @@ static void col_answer(col_sess *cs, int pstatus, const sts_http_request *req, c
             json_object_set_new(rec, "accepted", json_boolean(status == 200));
             json_object_set_new(rec, "sni", ti->sni[0] ? json_string(ti->sni) : json_null());
             json_object_set_new(rec, "tls_version", json_string(ti->version));
-            json_object_set_new(rec, "fault", json_string(sts_scn_collector_fault_name(c->fault)));
+            json_object_set_new(rec, "fault", json_string(sts_collector_fault_name(c->fault)));
         }
         sts_observer_tlsrpt(cs->srv->obs, rec);
     }
     sts_info(cs->srv->log, "tlsrpt https#%u %s %s content-type=%s %zu octets -> %d%s", cs->id,
              pstatus == 200 ? req->method : "-", pstatus == 200 ? req->path : "-",
              f->has_type ? f->content_type : "-", blen, status,
-             report && c->fault == STS_SCN_COLLECTOR_SLOW ? " (after a delay: slow)" : "");
+             report && c->fault == STS_COLLECTOR_SLOW ? " (after a delay: slow)" : "");
     cs->answered = 1;
-    if (report && c->fault == STS_SCN_COLLECTOR_SLOW) {
+    if (report && c->fault == STS_COLLECTOR_SLOW) {
         cs->status = status;
         if (!(cs->wait = sts_delay_start(sts_stream_loop(cs->st), STS_SCN_COLLECTOR_SLOW_SECONDS,
                                          col_slow_cb, cs)))
@@ -261,7 +259,7 @@ static sts_tcpsrv_conn *col_accept(sts_tcpsrv *t, sts_stream *st)
 {
     sts_collector *s = sts_tcpsrv_arg(t);
     const sts_collector_conf *cf = &(*s->served)->hosts[s->index].col_conf;
-    if (cf->present && cf->fault == STS_SCN_COLLECTOR_REFUSED) {
+    if (cf->present && cf->fault == STS_COLLECTOR_REFUSED) {
         sts_info(s->log, "tlsrpt https connection from %s to %s closed at once (fault: refused)",
                  sts_stream_peer_addr(st), cf->name);
         return NULL;

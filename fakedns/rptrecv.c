@@ -17,6 +17,7 @@
 #include "common/err.h"
 #include "common/rptjson.h"
 #include "common/rptmsg.h"
+#include "common/vocab.h"
 
 /* RFC 8460 5.2 and 5.3: the media types of a report. */
 #define MT_GZIP "application/tlsrpt+gzip"
@@ -308,10 +309,30 @@ static DKIM_CBSTAT dkim_key_cb(DKIM *dkim, DKIM_SIGINFO *sig, u_char *buf, size_
     return rc;
 }
 
+/* Whether the header of msg (up to its first empty line) has a DKIM-Signature field:
+ * a message libopendkim cannot even read has none to fail. */
+static int has_signature_field(const char *msg, size_t len)
+{
+    static const char name[] = "dkim-signature:";
+    const size_t nl = sizeof(name) - 1;
+    for (size_t i = 0; i < len;) {
+        const char *lf = memchr(msg + i, '\n', len - i);
+        size_t end = lf ? (size_t)(lf - msg) : len;
+        size_t n = end - i - (end > i && msg[end - 1] == '\r');
+        if (n == 0)
+            return 0; /* the end of the header */
+        if (n >= nl && !strncasecmp(msg + i, name, nl))
+            return 1;
+        i = end + 1;
+    }
+    return 0;
+}
+
 /* RFC 6376 verification of the message; the verdict into the record. */
 static void judge_dkim(judge *j, const char *msg, size_t len, const sts_dns_zone *zone)
 {
-    const char *result = "fail", *reason = NULL;
+    sts_dkim_result result = STS_DKIM_FAIL;
+    const char *reason = NULL;
     char why[256] = "", domain[256] = "", selector[128] = "";
     DKIM_LIB *lib = dkim_init(NULL, NULL);
     DKIM_STAT st = DKIM_STAT_INTERNAL;
@@ -333,11 +354,11 @@ static void judge_dkim(judge *j, const char *msg, size_t len, const sts_dns_zone
             snprintf(domain, sizeof(domain), "%s", sd ? sd : "");
             snprintf(selector, sizeof(selector), "%s", ss ? ss : "");
         }
-        if (st == DKIM_STAT_NOSIG) {
-            result = "none";
+        if (st == DKIM_STAT_NOSIG || (!sig && !has_signature_field(msg, len))) {
+            result = STS_DKIM_NONE;
             reason = "no DKIM-Signature";
         } else if (st == DKIM_STAT_OK && sig && DKIM_SIG_CHECK(sig)) {
-            result = "pass";
+            result = STS_DKIM_PASS;
         } else if (sig && dkim_sig_getbh(sig) != DKIM_SIGBH_MATCH &&
                    dkim_sig_getbh(sig) != DKIM_SIGBH_UNTESTED) {
             reason = "the body hash does not match (the body was changed)";
@@ -352,7 +373,7 @@ static void judge_dkim(judge *j, const char *msg, size_t len, const sts_dns_zone
     }
     if (lib)
         dkim_close(lib);
-    json_t *o = json_pack("{s:s}", "result", result);
+    json_t *o = json_pack("{s:s}", "result", sts_dkim_result_name(result));
     if (o) {
         json_object_set_new(o, "domain", domain[0] ? json_string(domain) : json_null());
         json_object_set_new(o, "selector", selector[0] ? json_string(selector) : json_null());
@@ -360,11 +381,11 @@ static void judge_dkim(judge *j, const char *msg, size_t len, const sts_dns_zone
     }
     if (!o || json_object_set_new(j->rec, "dkim", o))
         j->oom = 1;
-    if (strcmp(result, "pass"))
+    if (result != STS_DKIM_PASS)
         finding(j, 1, "dkim", "DKIM-Signature", 0, 0,
                 "no valid DKIM signature (%s%s%s): RFC 8460 5.3 lets a recipient ignore the "
                 "report",
-                result, why[0] ? ": " : "", why);
+                sts_dkim_result_name(result), why[0] ? ": " : "", why);
 }
 
 json_t *sts_rptrecv_mail(const char *msg, size_t len, const sts_dns_zone *zone)

@@ -549,7 +549,7 @@ static void compare_tlsrpt(const sts_scn_expect_tlsrpt *e, json_t *observed, jso
             nmail++;
             const char *res = str_or(json_object_get(json_object_get(r, "dkim"), "result"), "?");
             json_array_append_new(dkim, json_string(res));
-            if (e->dkim >= 0 && strcmp(res, sts_scn_dkim_name(e->dkim)))
+            if (e->dkim >= 0 && strcmp(res, sts_dkim_result_name(e->dkim)))
                 dkim_ok = 0;
         }
         char which[64];
@@ -577,7 +577,7 @@ static void compare_tlsrpt(const sts_scn_expect_tlsrpt *e, json_t *observed, jso
         differ_set(v, "tlsrpt.via", &e->via, via_set, 0);
     if (e->dkim >= 0 && (!nmail || !dkim_ok)) {
         char *g = set_text(dkim_set);
-        differ(v, STS_DIFF_OTHER, "tlsrpt.dkim", sts_scn_dkim_name(e->dkim),
+        differ(v, STS_DIFF_OTHER, "tlsrpt.dkim", sts_dkim_result_name(e->dkim),
                nmail ? g : "(no mailto report)");
         free(g);
     }

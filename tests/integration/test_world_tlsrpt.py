@@ -317,7 +317,7 @@ def test_tlsrpt_section_errors(ststest_bin, tmp_path):
           enforce: {outcome: delivered}
         """)
     cases = [
-        ("  https: {host: r.example.test, fault: broken}", "'fault' must be none, status-500"),
+        ("  https: {host: r.example.test, fault: broken}", "'fault' must be one of none, status-500"),
         ("  mailto: {address: tlsrpt@elsewhere.test}", "must lie in the world's domain"),
         ("  https: {host: mta-sts.example.test}", "is the policy host"),
         ("  submitter: reporter.test", "tlsrpt needs 'https', 'mailto' or a verbatim 'record'"),

@@ -357,7 +357,7 @@ static void test_tlsrpt_valid(void **state)
     assert_true(s->tlsrpt.present && s->tlsrpt.https_set);
     assert_string_equal(s->tlsrpt.https_host, "reports.d.test");
     assert_string_equal(s->tlsrpt.https_path, "/tlsrpt");
-    assert_int_equal(s->tlsrpt.https_fault, STS_SCN_COLLECTOR_503);
+    assert_int_equal(s->tlsrpt.https_fault, STS_COLLECTOR_503);
     assert_true(s->tlsrpt.https_cert.expired);
     assert_string_equal(s->tlsrpt.mailto, "tlsrpt@d.test");
     assert_string_equal(s->tlsrpt_submitter, "reporter.test");
@@ -375,7 +375,7 @@ static void test_tlsrpt_valid(void **state)
     assert_int_equal(e->tlsrpt.reports, 2);
     assert_int_equal(e->tlsrpt.valid, 1);
     assert_int_equal(e->tlsrpt.via.n, 2);
-    assert_int_equal(e->tlsrpt.dkim, STS_SCN_DKIM_PASS);
+    assert_int_equal(e->tlsrpt.dkim, STS_DKIM_PASS);
     assert_int_equal(e->tlsrpt.npolicies, 1);
     assert_string_equal(e->tlsrpt.policies[0].policy_type, "sts");
     assert_int_equal(e->tlsrpt.policies[0].successful, 1);
@@ -407,7 +407,7 @@ static const struct {
     {HEAD EXP "tlsrpt: {https: {host: r.d.test, path: /a b}}\n",
      "6:40: 'path' must be printable ASCII without spaces"},
     {HEAD EXP "tlsrpt: {https: {host: r.d.test, fault: slowly}}\n",
-     "6:41: 'fault' must be none, status-500, status-503, refused or slow"},
+     "6:41: 'fault' must be one of none, status-500, status-503, refused, slow, not 'slowly'"},
     {HEAD EXP "tlsrpt: {https: {host: 'r d'}}\n", "6:24: 'r d' is not a host name"},
     {HEAD EXP "tlsrpt: {https: {host: mta-sts.d.test}}\n",
      "6:1: tlsrpt https host mta-sts.d.test is the policy host"},
@@ -440,7 +440,7 @@ static const struct {
     {HEAD RSTEP "{tlsrpt: {reports: -1}}}}]\n",
      "5:73: 'reports' must be between 0 and 1000, not -1"},
     {HEAD RSTEP "{tlsrpt: {via: [smtp]}}}}]\n", "5:69: 'via' lists https and mailto, not 'smtp'"},
-    {HEAD RSTEP "{tlsrpt: {dkim: ok}}}}]\n", "5:70: 'dkim' must be pass, fail or none"},
+    {HEAD RSTEP "{tlsrpt: {dkim: ok}}}}]\n", "5:70: 'dkim' must be one of pass, fail, none, not 'ok'"},
     {HEAD RSTEP "{tlsrpt: {policies: {policy_type: sts}}}}}]\n",
      "5:74: 'policies' must be a list of policies, not a mapping"},
     {HEAD RSTEP "{tlsrpt: {policies: [{policy_type: dane}]}}}}]\n",
