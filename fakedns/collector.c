@@ -167,7 +167,10 @@ static void col_answer(col_sess *cs, int pstatus, const sts_http_request *req, c
             json_object_set_new(rec, "host", json_string(c->name));
             json_object_set_new(rec, "path", json_string(req->path));
             json_object_set_new(rec, "status", json_integer(status));
-            json_object_set_new(rec, "accepted", json_boolean(status == 200));
+            /* A slow answer comes after the sender's timeout: it gave up, so the
+             * report counts as not delivered (the sender defers it). */
+            json_object_set_new(rec, "accepted",
+                                json_boolean(status == 200 && c->fault != STS_COLLECTOR_SLOW));
             json_object_set_new(rec, "sni", ti->sni[0] ? json_string(ti->sni) : json_null());
             json_object_set_new(rec, "tls_version", json_string(ti->version));
             json_object_set_new(rec, "fault", json_string(sts_collector_fault_name(c->fault)));

@@ -9,7 +9,8 @@
  * Scripted faults (common/scenario.h sts_scn_collector_fault): status-500 and
  * status-503 answer that status (the report is recorded, "accepted": false), refused
  * closes every connection at once (nothing is recorded as a report), slow answers 200
- * after STS_SCN_COLLECTOR_SLOW_SECONDS.
+ * after STS_SCN_COLLECTOR_SLOW_SECONDS (recorded with "accepted": false: the sender's
+ * timeout is shorter, it gave up before the answer).
  *
  * Functions return 0 or a negative STS_* code.
  */

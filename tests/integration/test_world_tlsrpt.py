@@ -193,6 +193,16 @@ def test_collector_status_faults(world_factory, tmp_path, fault, status):
     assert rec["valid"] is True
 
 
+def test_collector_slow(world_factory, tmp_path):
+    """`slow` answers after 30 s: a client with a shorter timeout gives up, and the report
+    is recorded as not accepted; the world stops cleanly with the answer pending."""
+    w = start(world_factory, tmp_path, "slow")
+    rc, code = post(w, gz(REPORT), extra=("--max-time", "2"))
+    assert rc == 28 and code == 0  # curl: operation timed out
+    [rec] = w.stop()["tlsrpt_reports"]
+    assert rec["fault"] == "slow" and rec["accepted"] is False and rec["valid"] is True
+
+
 def test_collector_refused(world_factory, tmp_path):
     w = start(world_factory, tmp_path, "refused")
     rc, code = post(w, gz(REPORT))
