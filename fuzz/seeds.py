@@ -121,6 +121,9 @@ def main():
             b"v=TLSRPTv1; rua=mailto:a@example.com\nv=STSv1; id=1;\nnot tlsrpt"]
     counts["tlsrpt"] = put_all("tlsrpt", rpt)
 
+    rua = [r[0] for r in table_rows(os.path.join(unit, "test_rua.c"), "cases")]
+    counts["rua"] = put_all("rua", rua)
+
     good = b"version: STSv1\nmode: enforce\nmx: mail.example.com\nmax_age: 86400\n"
     pol = [r[1] for r in table_rows(os.path.join(unit, "test_policy.c"), "cases",
                                     {"GOOD_BODY": good})]

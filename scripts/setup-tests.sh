@@ -2,9 +2,8 @@
 # setup-tests.sh - README quick-start line (2): what scripts/setup.sh installs, plus
 # everything the tests use:
 # - cmocka (unit tests), Debian's python3 with pytest, PyYAML and dnspython
-#   (integration tests), python3-dkim (dkimpy: signs and verifies mailed TLS
-#   reports), the scripts' lint (shellcheck) and groff-base (the man page's
-#   rendering check);
+#   (integration tests), python3-dkim (dkimpy: verifies mailed TLS reports),
+#   the scripts' lint (shellcheck) and groff-base (the man page's rendering check);
 # - the independent peers the integration tests talk to: openssl (s_client,
 #   s_server), curl, dig (dnsutils), swaks with TLS (libnet-ssleay-perl: without it
 #   swaks prints "TLS not available" and its tests fail);

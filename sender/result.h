@@ -53,6 +53,7 @@ typedef struct sts_mx_result {
     char address[INET6_ADDRSTRLEN]; /* the last one connected to */
     char local_address[INET6_ADDRSTRLEN]; /* our end of that connection (TLSRPT's
                                            * sending-mta-ip), "" = none */
+    char helo[256]; /* the name in the MX's EHLO reply (TLSRPT's receiving-mx-helo) */
     char addresses[STS_RESULT_MAX_ADDRS][INET6_ADDRSTRLEN]; /* every address connected to */
     size_t naddresses;
     sts_action action;

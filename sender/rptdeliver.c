@@ -35,8 +35,13 @@ struct sts_rptdeliver {
 
 static void run_until(sts_rptdeliver *d, const int *done)
 {
+    /* The resolver and smtpc call back exactly once while a handle of theirs is
+     * active: a loop with nothing left to run and no answer is a bug, never a wait. */
     while (!*done)
-        uv_run(&d->loop, UV_RUN_ONCE);
+        if (!uv_run(&d->loop, UV_RUN_ONCE) && !*done) {
+            sts_error(d->o.log, "BUG: the delivery loop ran dry before its answer");
+            abort();
+        }
 }
 
 typedef struct txt_wait {

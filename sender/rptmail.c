@@ -6,6 +6,7 @@
 
 #include <ctype.h>
 #include <errno.h>
+#include <limits.h>
 #include <openssl/bio.h>
 #include <openssl/evp.h>
 #include <openssl/pem.h>
@@ -110,7 +111,9 @@ int sts_rptmail_build(const sts_rptmail *m, sts_buf *out, char *err, size_t errl
                         "To: %s\r\n"
                         "Date: %s\r\n"
                         "Message-ID: <tlsrpt.%s@%s>\r\n"
-                        "Subject: Report Domain: %s Submitter: %s Report-ID: <%s>\r\n"
+                        /* folded (RFC 5322 2.2.3: 78 characters a line);
+                         * unfolded it is exactly RFC 8460 5.3's subject */
+                        "Subject: Report Domain: %s\r\n Submitter: %s\r\n Report-ID: <%s>\r\n"
                         "TLS-Report-Domain: %s\r\n"
                         "TLS-Report-Submitter: %s\r\n"
                         "MIME-Version: 1.0\r\n"
@@ -125,7 +128,8 @@ int sts_rptmail_build(const sts_rptmail *m, sts_buf *out, char *err, size_t errl
                         "\r\n"
                         "This is an aggregate TLS report (RFC 8460) from %s\r\n"
                         "for the policy domain %s. The report is attached,\r\n"
-                        "JSON compressed with gzip: %s\r\n"
+                        "JSON compressed with gzip, as\r\n"
+                        "%s\r\n"
                         "Report-ID: <%s>\r\n"
                         "\r\n"
                         "--%s\r\n"
@@ -140,6 +144,33 @@ int sts_rptmail_build(const sts_rptmail *m, sts_buf *out, char *err, size_t errl
                         boundary, m->filename) ||
         append_base64(out, m->gz, m->gzlen) || sts_buf_appendf(out, "\r\n--%s--\r\n", boundary))
         return STS_ENOMEM;
+    return 0;
+}
+
+/* 0 when pem[0..len) is an unencrypted PEM RSA private key of at least 1024 bits, else
+ * STS_EINVAL with err saying what it is ("WHAT: ..."). */
+static int key_check(const char *what, const void *pem, size_t len, char *err, size_t errlen)
+{
+    BIO *bio = BIO_new_mem_buf(pem ? pem : "", (int)len);
+    EVP_PKEY *k = bio ? PEM_read_bio_PrivateKey(bio, NULL, NULL, NULL) : NULL;
+    BIO_free(bio);
+    if (!k) {
+        snprintf(err, errlen,
+                 "%s: not a PEM private key (unencrypted, BEGIN RSA PRIVATE KEY or BEGIN "
+                 "PRIVATE KEY)",
+                 what);
+        return STS_EINVAL;
+    }
+    int type = EVP_PKEY_base_id(k), bits = EVP_PKEY_bits(k);
+    EVP_PKEY_free(k);
+    if (type != EVP_PKEY_RSA) {
+        snprintf(err, errlen, "%s: not an RSA key (rsa-sha256 signs with RSA)", what);
+        return STS_EINVAL;
+    }
+    if (bits < 1024) {
+        snprintf(err, errlen, "%s: a %d-bit RSA key (RFC 8301: at least 1024)", what, bits);
+        return STS_EINVAL;
+    }
     return 0;
 }
 
@@ -166,27 +197,10 @@ int sts_rptmail_load_key(const char *path, sts_buf *pem, char *err, size_t errle
     fclose(fp);
     if (rc)
         return rc;
-    BIO *bio = BIO_new_mem_buf(pem->data ? pem->data : "", (int)pem->len);
-    EVP_PKEY *k = bio ? PEM_read_bio_PrivateKey(bio, NULL, NULL, NULL) : NULL;
-    BIO_free(bio);
-    if (!k) {
-        snprintf(err, errlen,
-                 "--dkim-key %s: not a PEM private key (unencrypted, "
-                 "BEGIN RSA PRIVATE KEY or BEGIN PRIVATE KEY)",
-                 path);
-        return STS_EINVAL;
-    }
-    int type = EVP_PKEY_base_id(k), bits = EVP_PKEY_bits(k);
-    EVP_PKEY_free(k);
-    if (type != EVP_PKEY_RSA) {
-        snprintf(err, errlen, "--dkim-key %s: not an RSA key (rsa-sha256 signs with RSA)", path);
-        return STS_EINVAL;
-    }
-    if (bits < 1024) {
-        snprintf(err, errlen, "--dkim-key %s: a %d-bit RSA key (RFC 8301: at least 1024)", path,
-                 bits);
-        return STS_EINVAL;
-    }
+    char what[PATH_MAX + 16];
+    snprintf(what, sizeof(what), "--dkim-key %s", path);
+    if ((rc = key_check(what, pem->data, pem->len, err, errlen)))
+        return rc;
     /* libopendkim reads a NUL-terminated key. */
     if (sts_buf_append(pem, "", 1))
         return STS_ENOMEM;
@@ -236,7 +250,10 @@ int sts_rptmail_sign(const char *msg, size_t len, const char *key, size_t keylen
                      const char *selector, const char *domain, sts_buf *sig, char *err,
                      size_t errlen)
 {
-    (void)keylen;
+    /* Checked here, not by libopendkim, whose failed key load leaks. */
+    int krc = key_check("DKIM signing: the key", key, keylen, err, errlen);
+    if (krc)
+        return krc;
     if (!sts_rptmail_selector_ok(selector)) {
         snprintf(err, errlen,
                  "DKIM selector '%s' is not dot-separated DNS labels "

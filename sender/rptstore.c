@@ -348,6 +348,8 @@ size_t sts_rptstore_sessions_of(const sts_rcpt_result *r, const sts_discovery *d
         if (fail == STS_RESULT_NONE)
             continue;
         x->receiving_mx_hostname = m->host;
+        if (m->helo[0])
+            x->receiving_mx_helo = m->helo;
         if (m->address[0]) {
             x->receiving_ip = m->address;
             if (m->local_address[0]) /* our end of the connection that failed */

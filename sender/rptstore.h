@@ -5,8 +5,9 @@
  *
  * A session row holds what RFC 8460 4.4 reports: the policy (policy-type, the applied
  * policy's lines, its mx patterns), and either success or the failure details
- * (result-type, sending-mta-ip, receiving-mx-hostname, receiving-ip,
- * failure-reason-code), at the run's time (the virtual clock, `--now`).
+ * (result-type, sending-mta-ip, receiving-mx-hostname, receiving-mx-helo (the name in
+ * the MX's EHLO reply), receiving-ip, failure-reason-code), at the run's time (the
+ * virtual clock, `--now`).
  *
  * Which MX entries of a result are sessions (sts_rptstore_sessions_of):
  *  - an MX with an RFC 8460 failure of its own (a certificate fault, no STARTTLS, a

@@ -607,6 +607,8 @@ static void job_take_session(job *j, const sts_smtpc_result *res, int relevant)
     m->connected |= res->connected;
     if (res->local_addr[0])
         snprintf(m->local_address, sizeof(m->local_address), "%s", res->local_addr);
+    if (res->ehlo_host[0])
+        snprintf(m->helo, sizeof(m->helo), "%s", res->ehlo_host);
     m->greeted |= res->connected &&
                   (res->starttls_offered || res->tls_attempted || res->stage > STS_SMTPC_HELO ||
                    res->failure == STS_RESULT_STARTTLS_NOT_SUPPORTED);

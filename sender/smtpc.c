@@ -348,6 +348,23 @@ static void smtpc_log_tls(sts_smtpc *s)
     sts_info(log, "Not Valid After %s", t->not_after[0] ? t->not_after : "?");
 }
 
+/* The first word of the first line of a 2xx EHLO/HELO reply: the name the MX gives
+ * itself (RFC 5321 4.1.1.1), kept when it is printable ASCII. */
+static void smtpc_take_ehlo_host(sts_smtpc *s, const sts_smtp_reply *r)
+{
+    char line[STS_SMTPC_TEXT_MAX];
+    if (sts_smtp_reply_line(r, 0, line, sizeof(line)))
+        return;
+    size_t n = strcspn(line, " \t");
+    if (!n || n >= sizeof(s->res.ehlo_host))
+        return;
+    for (size_t i = 0; i < n; i++)
+        if ((unsigned char)line[i] <= 0x20 || (unsigned char)line[i] >= 0x7f)
+            return;
+    memcpy(s->res.ehlo_host, line, n);
+    s->res.ehlo_host[n] = '\0';
+}
+
 /* The TLS step is over (no STARTTLS, STARTTLS refused, handshake failed or done):
  * ask decide.h and act. */
 static void smtpc_tls_verdict(sts_smtpc *s)
@@ -610,6 +627,8 @@ static void smtpc_response(sts_smtpc *s)
             smtpc_enter(s, STS_SMTPC_QUIT);
             return;
         }
+        if (!s->res.ehlo_host[0])
+            smtpc_take_ehlo_host(s, r);
         s->res.starttls_offered =
             s->state == STS_SMTPC_EHLO && sts_smtp_reply_has_ext(r, "STARTTLS");
         /* HELO has no extensions; these hold until STARTTLS (RFC 3207 4.2). */

@@ -110,6 +110,11 @@ typedef struct sts_smtpc_result {
     char detail[512];           /* one line for people */
     int connected;
     char local_addr[INET6_ADDRSTRLEN]; /* our end of the connection ("" = not connected) */
+    /* The host name the MX gave in its first 2xx EHLO/HELO reply: the first word of
+     * its first line (RFC 5321 4.1.1.1: "250" SP Domain ...); TLSRPT's
+     * receiving-mx-helo (RFC 8460 4.4). "" when none came or the word is not
+     * printable ASCII. */
+    char ehlo_host[256];
     int starttls_offered;
     int starttls_code;          /* reply to STARTTLS, 0 = not sent */
     int tls_attempted;          /* a handshake was started */

@@ -479,8 +479,7 @@ typedef struct deliver_ctx {
     const report_cli *c;
     sts_rptstore *s;
     sts_rptdeliver *d;
-    sts_buf key; /* PEM, when --dkim-key */
-    int have_key;
+    const sts_buf *key; /* PEM, when --dkim-key; NULL: none */
     time_t day, now;
     json_t *log; /* deliveries[] */
     unsigned long serial;
@@ -521,7 +520,7 @@ static int make_message(deliver_ctx *x, const built_report *b, const sts_rua *r,
     sts_buf_init(&sig, 0);
     int rc = sts_rptmail_build(&m, &msg, why, whylen);
     if (!rc)
-        rc = sts_rptmail_sign(msg.data, msg.len, x->key.data, x->key.len, x->c->dkim_selector,
+        rc = sts_rptmail_sign(msg.data, msg.len, x->key->data, x->key->len, x->c->dkim_selector,
                               x->c->submitter, &sig, why, whylen);
     if (!rc && (sts_buf_append(out, sig.data, sig.len) || sts_buf_append(out, msg.data, msg.len)))
         rc = STS_ENOMEM;
@@ -579,7 +578,7 @@ static int deliver_report(deliver_ctx *x, const built_report *b)
         if (r.scheme == STS_TLSRPT_HTTPS) {
             rc = sts_rptdeliver_https(x->d, &r, b->gz.data, b->gz.len, why, sizeof(why));
             snprintf(how, sizeof(how), "POST %s:%d%s", r.host, r.port, r.path);
-        } else if (!x->have_key) {
+        } else if (!x->key) {
             snprintf(why, sizeof(why),
                      "a mailto: report is sent DKIM-signed only (RFC 8460 5.3: unsigned "
                      "reports may be ignored): give --dkim-key FILE (and --dkim-selector)");
@@ -633,25 +632,16 @@ static int worse(int a, int b)
 }
 
 static int deliver_all(const report_cli *c, sts_rptstore *s, time_t day, built_report *v, size_t n,
-                       json_t *log)
+                       const sts_buf *key, json_t *log)
 {
     deliver_ctx x = {.c = c, .s = s, .day = day, .log = log};
     x.now = c->now ? c->now : time(NULL);
-    sts_buf_init(&x.key, 0);
+    x.key = key;
     char err[1024] = "";
-    if (c->dkim_key) {
-        int rc = sts_rptmail_load_key(c->dkim_key, &x.key, err, sizeof(err));
-        if (rc) {
-            fprintf(stderr, "ststest report: %s\n", rc == STS_ENOMEM ? "out of memory" : err);
-            sts_buf_free(&x.key);
-            return rc == STS_ENOMEM ? STS_EXIT_SOFTWARE : STS_EXIT_DATAERR;
-        }
-        x.have_key = 1;
-    }
     char from[320];
     snprintf(from, sizeof(from), "postmaster@%s", c->submitter);
-    sts_log *lg =
-        sts_log_new_file(stderr, c->verbose ? STS_LOG_INFO + c->verbose - 1 : STS_LOG_ERROR, "rua");
+    sts_log *lg = sts_log_new_file(
+        stderr, c->verbose ? STS_LOG_INFO + c->verbose - 1 : STS_LOG_ERROR, "rua: ");
     sts_rptdeliver_opts o = {
         .dns = c->dns,
         .ca_file = c->ca_file,
@@ -666,7 +656,6 @@ static int deliver_all(const report_cli *c, sts_rptstore *s, time_t day, built_r
     int rc = sts_rptdeliver_new(&o, &x.d, err, sizeof(err));
     if (rc) {
         fprintf(stderr, "ststest report: %s\n", err);
-        sts_buf_free(&x.key);
         sts_log_free(lg);
         return rc == STS_EINVAL ? STS_EXIT_USAGE : STS_EXIT_SOFTWARE;
     }
@@ -678,7 +667,6 @@ static int deliver_all(const report_cli *c, sts_rptstore *s, time_t day, built_r
     }
     sts_rptdeliver_free(x.d);
     sts_log_free(lg);
-    sts_buf_free(&x.key);
     return status;
 }
 
@@ -732,18 +720,34 @@ static int report_build(report_cli *c)
         c->out = ".";
     if (c->deliver && !c->dkim_selector)
         c->dkim_selector = DEFAULT_DKIM_SELECTOR;
+    /* The key is read before anything else happens: a bad one is exit 65 even on a
+     * day with nothing to send. */
+    sts_buf key;
+    sts_buf_init(&key, 0);
+    if (c->deliver && c->dkim_key) {
+        char err[PATH_MAX + 256];
+        int rc = sts_rptmail_load_key(c->dkim_key, &key, err, sizeof(err));
+        if (rc) {
+            fprintf(stderr, "ststest report: %s\n", rc == STS_ENOMEM ? "out of memory" : err);
+            sts_buf_free(&key);
+            return rc == STS_ENOMEM ? STS_EXIT_SOFTWARE : STS_EXIT_DATAERR;
+        }
+    }
     struct stat st;
     if (stat(c->out, &st) != 0 || !S_ISDIR(st.st_mode) || access(c->out, W_OK | X_OK) != 0)
         return usage_error("--out '%s' is not a directory this user may write", c->out);
     sts_rptstore *s;
     int status = open_store(c, &s);
-    if (status)
+    if (status) {
+        sts_buf_free(&key);
         return status;
+    }
     sts_rptstore_policy *v;
     size_t n;
     if (sts_rptstore_read(s, start, start + DAY_SECONDS, &v, &n)) {
         fprintf(stderr, "ststest report: %s\n", sts_rptstore_last_error(s));
         sts_rptstore_close(s);
+        sts_buf_free(&key);
         return STS_EXIT_DATAERR;
     }
     char day[32];
@@ -771,7 +775,7 @@ static int report_build(report_cli *c)
         i = k;
     }
     if (!status && c->deliver && nbuilt)
-        status = deliver_all(c, s, start, built, nbuilt, deliveries);
+        status = deliver_all(c, s, start, built, nbuilt, c->dkim_key ? &key : NULL, deliveries);
     for (size_t i = 0; built && i < nbuilt; i++)
         sts_buf_free(&built[i].gz);
     free(built);
@@ -803,6 +807,7 @@ static int report_build(report_cli *c)
     json_decref(deliveries);
     sts_rptstore_policies_free(v, n);
     sts_rptstore_close(s);
+    sts_buf_free(&key);
     return status;
 }
 

@@ -117,7 +117,11 @@ def env(tmp_path_factory):
         serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo)).decode()
     pf = PostfixInstance(*mx_cert, label="postfix-tlsrpt", domain=RPT_DOMAIN,
                          listeners={"wrongname": {"smtpd_tls_cert_file": wrong_cert[0],
-                                                  "smtpd_tls_key_file": wrong_cert[1]}})
+                                                  "smtpd_tls_key_file": wrong_cert[1]},
+                                    # STARTTLS offered, but only TLS 1.0, which the
+                                    # sender never speaks: every handshake fails
+                                    "tls10": {"smtpd_tls_protocols": "TLSv1",
+                                              "smtpd_tls_mandatory_protocols": "TLSv1"}})
     pf.start()
     coll = Collector(*collector_cert)
     try:
@@ -306,6 +310,20 @@ def test_report_mx_with_a_broken_certificate_still_gets_the_report(case, env):
     assert dkim.verify(raw.encode(), dnsfunc=dkim_dns(env))
 
 
+def test_report_mx_whose_handshake_fails_gets_the_report_in_the_clear(case, env):
+    """RFC 8460 5.3 again: the handshake fails, so the report goes in a plaintext
+    session to the same MX."""
+    pf = env["postfix"]
+    c = case(record(f"mailto:{MAILBOX}"))
+    n_mail = len(pf.messages())
+    r = c.deliver("-v", smtp_port=pf.ports["tls10"])
+    assert r.returncode == 0, r.stderr
+    assert "TLS handshake failed" in r.stderr and "again without STARTTLS" in r.stderr, r.stderr
+    assert "plaintext after a failed TLS handshake" in r.stderr, r.stderr
+    [raw] = new_messages(env, n_mail)
+    assert dkim.verify(raw.encode(), dnsfunc=dkim_dns(env))
+
+
 @pytest.mark.parametrize("fault", ["status-500", "refused", "bad-certificate"])
 def test_failing_https_is_deferred_and_the_rerun_sends_only_it(case, env, fault):
     """A failing https rua defers (exit 75) and is named with its reason; the mailto rua
@@ -376,6 +394,25 @@ def test_no_valid_record_sends_nothing_and_says_why(case, env, lines, why):
     assert "example.test: no report sent: " in r.stderr and why in r.stderr, r.stderr
     assert (c.out / FILE_NAME).exists()  # the report is written all the same
     assert len(coll.requests) == n_posts and len(pf.messages()) == n_mail
+
+
+@pytest.mark.parametrize("rua,reason", [
+    # Postfix knows only user@: 550 for anyone else, named with the MX and its reply
+    (f"mailto:nobody@{RPT_DOMAIN}", "RCPT rejected: 550 <nobody@rpt.example.test>"),
+    # no such domain: no MX, no address
+    ("mailto:tlsrpt@nomx.example.test", "nomx.example.test MX: no such name (NXDOMAIN)"),
+])
+def test_a_failing_mailto_is_deferred_with_its_reason(case, env, rua, reason):
+    pf = env["postfix"]
+    c = case(record(rua))
+    n_mail = len(pf.messages())
+    r = c.deliver()
+    assert r.returncode == 75, r.stderr
+    assert f"to {rua} deferred" in r.stderr and reason in r.stderr, r.stderr
+    assert len(pf.messages()) == n_mail
+    # nothing was recorded as delivered: the rerun tries again
+    r = c.deliver()
+    assert r.returncode == 75 and f"to {rua} deferred" in r.stderr, r.stderr
 
 
 def test_mailto_without_a_dkim_key_is_deferred_not_sent_unsigned(case, env):

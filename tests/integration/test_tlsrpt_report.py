@@ -231,12 +231,15 @@ def test_counts_are_the_days_sessions(day):
     assert fd["receiving-mx-hostname"] == "mail.badsan.test"
     assert fd["receiving-ip"] == day["hosts"]["badsan.test"]["mail.badsan.test"]
     assert fd["sending-mta-ip"] == "127.0.0.1"
+    # the name in the MX's EHLO reply (the world's MX answers "250-<its host> Hello")
+    assert fd["receiving-mx-helo"] == "mail.badsan.test"
 
     plain, _ = report_of(day, "plain.test")
     p = plain["policies"][0]
     assert p["summary"] == {"total-successful-session-count": 0,
                             "total-failure-session-count": 1}
     assert [f["result-type"] for f in p["failure-details"]] == ["starttls-not-supported"]
+    assert p["failure-details"][0]["receiving-mx-helo"] == "mail.plain.test"
 
 
 def test_lint_accepts_our_reports_without_a_remark(day, ststest_bin):

@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sqlite3.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -360,12 +361,101 @@ static void test_large_policy(void **state)
     assert_int_equal(fixture_dir_remove(dir), 0);
 }
 
+/* The delivery ledger: a (report-id, rua) is remembered once; pruning deletes old
+ * sessions and old ledger rows; a version 1 store (sessions only) is migrated. */
+static void test_ledger_prune_migrate(void **state)
+{
+    (void)state;
+    char dir[128], path[256], err[1024];
+    assert_int_equal(fixture_dir_new(dir, sizeof(dir), "rptstore"), 0);
+    snprintf(path, sizeof(path), "%s/v1.sqlite", dir);
+    /* A version 1 store as ststest 1 made it, with a session in it. */
+    sqlite3 *db;
+    assert_int_equal(sqlite3_open(path, &db), SQLITE_OK);
+    assert_int_equal(
+        sqlite3_exec(db,
+                     "CREATE TABLE session (id INTEGER PRIMARY KEY, at INTEGER NOT NULL,"
+                     " policy_domain TEXT NOT NULL, policy_type TEXT NOT NULL,"
+                     " policy_string TEXT NOT NULL, mx_host TEXT NOT NULL, result_type TEXT,"
+                     " sending_mta_ip TEXT, receiving_mx_hostname TEXT, receiving_mx_helo TEXT,"
+                     " receiving_ip TEXT, additional_information TEXT, failure_reason_code TEXT);"
+                     "CREATE INDEX session_at ON session(at);"
+                     "INSERT INTO session (at, policy_domain, policy_type, policy_string, mx_host)"
+                     " VALUES (1893456100, 'old.test', 'no-policy-found', '', '');"
+                     "PRAGMA user_version = 1;",
+                     NULL, NULL, NULL),
+        SQLITE_OK);
+    sqlite3_close(db);
+    sts_rptstore *s;
+    assert_int_equal(sts_rptstore_open(path, &s, err, sizeof(err)), 0);
+    sts_rptstore_policy *p;
+    size_t n;
+    assert_int_equal(sts_rptstore_read(s, DAY, DAY + 86400, &p, &n), 0);
+    assert_int_equal(n, 1); /* the version 1 session is still there */
+    assert_string_equal(p[0].policy_domain, "old.test");
+    sts_rptstore_policies_free(p, n);
+
+    /* The ledger. */
+    assert_int_equal(sts_rptstore_delivered(s, "id1", "mailto:a@example.test"), 0);
+    assert_int_equal(
+        sts_rptstore_mark_delivered(s, "id1", "mailto:a@example.test", DAY, DAY + 90000), 0);
+    assert_int_equal(
+        sts_rptstore_mark_delivered(s, "id1", "mailto:a@example.test", DAY, DAY + 90001),
+        0); /* twice is once */
+    assert_int_equal(sts_rptstore_delivered(s, "id1", "mailto:a@example.test"), 1);
+    assert_int_equal(sts_rptstore_delivered(s, "id1", "https://r.example.test/"), 0);
+    assert_int_equal(sts_rptstore_delivered(s, "id2", "mailto:a@example.test"), 0);
+    assert_int_equal(sts_rptstore_mark_delivered(s, "id2", "https://r.example.test/", DAY + 86400,
+                                                 DAY + 2 * 86400),
+                     0);
+    assert_int_equal(sts_rptstore_mark_delivered(s, "", "x", DAY, DAY), STS_EINVAL);
+    sts_rptstore_close(s);
+
+    /* Reopened: version 2, the ledger kept. */
+    assert_int_equal(sqlite3_open(path, &db), SQLITE_OK);
+    sqlite3_stmt *st;
+    assert_int_equal(sqlite3_prepare_v2(db, "PRAGMA user_version", -1, &st, NULL), SQLITE_OK);
+    assert_int_equal(sqlite3_step(st), SQLITE_ROW);
+    assert_int_equal(sqlite3_column_int(st, 0), STS_RPTSTORE_SCHEMA_VERSION);
+    assert_int_equal(STS_RPTSTORE_SCHEMA_VERSION, 2);
+    sqlite3_finalize(st);
+    sqlite3_close(db);
+    assert_int_equal(sts_rptstore_open(path, &s, err, sizeof(err)), 0);
+    assert_int_equal(sts_rptstore_delivered(s, "id1", "mailto:a@example.test"), 1);
+
+    /* Pruning before the next day: the old session and id1's row go, id2's stays. */
+    sts_rptstore_session v[] = {
+        OK(DAY + 86400 + 5, "new.test", STS_POLICY_TYPE_NO_POLICY_FOUND, "", "")};
+    assert_int_equal(sts_rptstore_add(s, v, N(v)), 0);
+    long long gone = -1, gone_ledger = -1;
+    assert_int_equal(sts_rptstore_prune(s, DAY + 86400, &gone, &gone_ledger), 0);
+    assert_int_equal(gone, 1);
+    assert_int_equal(gone_ledger, 1);
+    assert_int_equal(sts_rptstore_delivered(s, "id1", "mailto:a@example.test"), 0);
+    assert_int_equal(sts_rptstore_delivered(s, "id2", "https://r.example.test/"), 1);
+    assert_int_equal(sts_rptstore_read(s, DAY, DAY + 2 * 86400, &p, &n), 0);
+    assert_int_equal(n, 1);
+    assert_string_equal(p[0].policy_domain, "new.test");
+    sts_rptstore_policies_free(p, n);
+    assert_int_equal(sts_rptstore_prune(s, DAY + 86400, &gone, NULL), 0);
+    assert_int_equal(gone, 0);
+    sts_rptstore_close(s);
+
+    /* A newer schema is refused, named. */
+    assert_int_equal(sqlite3_open(path, &db), SQLITE_OK);
+    assert_int_equal(sqlite3_exec(db, "PRAGMA user_version = 3", NULL, NULL, NULL), SQLITE_OK);
+    sqlite3_close(db);
+    assert_int_equal(sts_rptstore_open(path, &s, err, sizeof(err)), STS_EUNSUPPORTED);
+    assert_non_null(strstr(err, "schema version 3 is newer"));
+    assert_int_equal(fixture_dir_remove(dir), 0);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_sessions_of),  cmocka_unit_test(test_add_and_read),
         cmocka_unit_test(test_refused),      cmocka_unit_test(test_processes),
-        cmocka_unit_test(test_large_policy),
+        cmocka_unit_test(test_large_policy), cmocka_unit_test(test_ledger_prune_migrate),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -50,6 +50,7 @@ typedef struct smtpc_case {
     int injection, retry_plain, helo_fallback;
     int pipelined; /* MAIL, RCPT and DATA must arrive in one read (RFC 2920) */
     int lone_dot;  /* the one message received is a lone "." (RFC 2920 3.1) */
+    const char *ehlo_host; /* the result's ehlo_host (receiving-mx-helo); NULL: unchecked */
 } smtpc_case;
 
 static const char *rt_name(sts_result_type t)
@@ -68,7 +69,7 @@ static const char EHLO_NOEXT[] = "250 " HOST "\r\n";
 static const smtpc_case cases[] = {
     {.name = "delivery over verified TLS", .tls_required = 1, .action = STS_ACTION_DELIVERED,
      .stage = STS_SMTPC_BODY, .tls_up = 1, .verified = 1,
-     .commands = "EHLO STARTTLS EHLO* MAIL* RCPT* DATA* QUIT*", .messages = 1},
+     .commands = "EHLO STARTTLS EHLO* MAIL* RCPT* DATA* QUIT*", .messages = 1, .ehlo_host = HOST},
     {.name = "no STARTTLS, TLS required: refused, no MAIL", .ehlo = EHLO_PLAIN,
      .tls_required = 1, .action = STS_ACTION_REFUSED, .failure = STS_RESULT_STARTTLS_NOT_SUPPORTED,
      .stage = STS_SMTPC_EHLO, .commands = "EHLO QUIT"},
@@ -127,7 +128,24 @@ static const smtpc_case cases[] = {
     {.name = "EHLO 500: HELO fallback", .ehlo = "500 5.5.1 what?\r\n",
      .action = STS_ACTION_DELIVERED, .failure = STS_RESULT_STARTTLS_NOT_SUPPORTED,
      .stage = STS_SMTPC_BODY, .commands = "EHLO HELO MAIL RCPT DATA QUIT", .messages = 1,
-     .helo_fallback = 1},
+     .helo_fallback = 1, .ehlo_host = HOST},
+    /* receiving-mx-helo (RFC 8460 4.4): the first word of the first EHLO line, also
+     * when the certificate then fails; the plaintext EHLO's, not the one over TLS */
+    {.name = "EHLO host of the greeting line", .bad_cert = 1,
+     .ehlo = "250-mx7.provider.example Hello [127.0.0.1]\r\n250-STARTTLS\r\n"
+             "250 SIZE 1000\r\n",
+     .ehlo2 = "250-other.provider.example\r\n250 SIZE 1000\r\n",
+     .action = STS_ACTION_DELIVERED, .failure = STS_RESULT_CERTIFICATE_HOST_MISMATCH,
+     .stage = STS_SMTPC_BODY, .tls_up = 1,
+     .commands = "EHLO STARTTLS EHLO* MAIL* RCPT* DATA* QUIT*", .messages = 1,
+     .ehlo_host = "mx7.provider.example"},
+    {.name = "EHLO host: a control octet is not kept",
+     .ehlo = "250-mx\x01.example\r\n250 SIZE 1000\r\n", .action = STS_ACTION_DELIVERED,
+     .failure = STS_RESULT_STARTTLS_NOT_SUPPORTED, .stage = STS_SMTPC_BODY,
+     .commands = "EHLO MAIL RCPT DATA QUIT", .messages = 1, .ehlo_host = ""},
+    {.name = "EHLO host: none without a 2xx EHLO", .ehlo = "421 4.3.2 busy\r\n",
+     .action = STS_ACTION_TEMPFAIL, .stage = STS_SMTPC_EHLO, .commands = "EHLO QUIT",
+     .ehlo_host = ""},
     {.name = "EHLO 500 under required TLS", .ehlo = "500 5.5.1 what?\r\n", .tls_required = 1,
      .action = STS_ACTION_REFUSED, .failure = STS_RESULT_STARTTLS_NOT_SUPPORTED,
      .stage = STS_SMTPC_HELO, .commands = "EHLO HELO QUIT", .helo_fallback = 1},
@@ -582,6 +600,8 @@ static void test_smtpc_table(void **state)
         }
         if (c->action != STS_ACTION_DELIVERED && !r->detail[0])
             fail_msg("%s: no detail", c->name);
+        if (c->ehlo_host && strcmp(r->ehlo_host, c->ehlo_host))
+            fail_msg("%s: ehlo_host \"%s\", want \"%s\"", c->name, r->ehlo_host, c->ehlo_host);
         sts_buf_free(&h.in);
         sts_buf_free(&h.msg);
     }
