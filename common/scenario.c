@@ -901,9 +901,18 @@ static int tlsrpt_pair(scn_ctx *c, const char *key, yaml_node_t *k, yaml_node_t 
             return -1;
         if (!t->record.n)
             return fail(c, v, "'record' must name at least one record");
-        for (size_t i = 0; i < t->record.n; i++)
+        for (size_t i = 0; i < t->record.n; i++) {
             if (check_printable(c, v, key, t->record.v[i], 1))
                 return -1;
+            /* RFC 2181 5: an RRset holds no two identical records; a resolver that
+             * drops the copy would see one record where the scenario means two. */
+            for (size_t j = 0; j < i; j++)
+                if (!strcmp(t->record.v[j], t->record.v[i]))
+                    return fail(c, v,
+                                "'record' lists '%s' twice: a DNS server sends a record once "
+                                "(RFC 2181 5)",
+                                t->record.v[i]);
+        }
         return 0;
     }
     if (!strcmp(key, "https")) {

@@ -127,3 +127,23 @@ def test_report_store_placeholder_for_sender_cmd(ststest_bin, tmp_path):
             f"--dkim-key {{dkim_key}} --dkim-selector {{dkim_selector}} --out {{report_dir}}")
     r, doc = run(ststest_bin, tmp_path, "--sender-cmd", cmd, "--report-cmd", ours)
     assert r.returncode == 0, r.stdout + r.stderr
+
+
+def test_no_report_cases_fail_a_careless_delivery(ststest_bin, tmp_path):
+    """The library's invalid-record and duplicate-record cases pass a delivery that
+    sends nothing for them and fail one that reads `v=TLSRPTv2` as a record or takes the
+    first of two: a blind spot would pass both."""
+    cases = [str(SRC / "scenarios" / f"tlsrpt-record-{n}.yaml") for n in ("invalid", "duplicate")]
+    careful = peer_cmd(tmp_path, failed=0)
+    for cmd, want in ((careful, 0), (careful.replace(" --failed", " --careless --failed"), 1)):
+        out = tmp_path / "run.json"
+        r = subprocess.run([ststest_bin, "run", "--json", str(out), "--report-cmd", cmd, *cases],
+                           capture_output=True, text=True, timeout=300)
+        assert r.returncode == want, r.stdout + r.stderr
+        doc = json.loads(out.read_text())
+        assert len(doc["cases"]) == 2
+        for c in doc["cases"]:
+            if want:
+                assert "step 2 (deliver): tlsrpt.reports: expected 0, got 1" in c["differences"], c
+            else:
+                assert c["passed"], c

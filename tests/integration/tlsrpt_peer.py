@@ -4,7 +4,7 @@ standard library, dnspython and dkimpy only (no ststest code).
 
     tlsrpt_peer.py --dns HOST:PORT --ca FILE --smtp-port N --domain D --day YYYY-MM-DD
         --submitter S --dkim-key FILE --dkim-selector SEL --successful N --failed N
-        [--result-type T] [--argv-file FILE]
+        [--result-type T] [--argv-file FILE] [--careless]
 
 It looks up _smtp._tls.D TXT through --dns (exactly one v=TLSRPTv1 record, else nothing
 is sent and it exits 0), builds one aggregate report for the day with the counts given
@@ -12,7 +12,9 @@ is sent and it exits 0), builds one aggregate report for the day with the counts
 https by a POST (application/tlsrpt+gzip, the certificate checked against --ca), mailto
 as a DKIM-signed multipart/report message to the address's MX. Exit 0 when everything
 was delivered, 75 when any rua failed. --argv-file writes its arguments (as JSON) there,
-so that a test can see the placeholders the runner gave it.
+so that a test can see the placeholders the runner gave it. --careless makes it a wrong
+implementation on purpose: it takes any record that starts with "v=TLSRPT" and the first
+of several, so that the tests can show the library's no-report cases fail it.
 """
 import argparse
 import base64
@@ -106,6 +108,7 @@ def main():
     ap.add_argument("--successful", type=int, default=0)
     ap.add_argument("--failed", type=int, default=0)
     ap.add_argument("--result-type", default="certificate-expired")
+    ap.add_argument("--careless", action="store_true")
     a = ap.parse_args()
     if a.argv_file:
         with open(a.argv_file, "w") as f:
@@ -113,7 +116,9 @@ def main():
     server, _, port = a.dns.rpartition(":")
     txt = ["".join(s.decode() for s in rr.strings)
            for rr in query(server, int(port), f"_smtp._tls.{a.domain}", "TXT")]
-    recs = [t for t in txt if t.startswith("v=TLSRPTv1;")]
+    recs = [t for t in txt if t.startswith("v=TLSRPT" if a.careless else "v=TLSRPTv1;")]
+    if a.careless:
+        recs = recs[:1]
     if len(recs) != 1:
         print(f"tlsrpt_peer: {len(recs)} TLSRPT records: nothing sent", file=sys.stderr)
         return 0
