@@ -147,3 +147,21 @@ def test_no_report_cases_fail_a_careless_delivery(ststest_bin, tmp_path):
                 assert "step 2 (deliver): tlsrpt.reports: expected 0, got 1" in c["differences"], c
             else:
                 assert c["passed"], c
+
+
+def test_report_mx_cases_fail_a_delivery_that_insists_on_tls(ststest_bin, tmp_path):
+    """The report-MX cases (an expired certificate, a broken handshake) pass a delivery
+    that sends the report anyway and fail one that sends it only over verified TLS."""
+    cases = [str(SRC / "scenarios" / f"tlsrpt-report-mx-{n}.yaml") for n in ("bad-cert", "tls-abort")]
+    anyway = peer_cmd(tmp_path, failed=0).replace(" --failed 0", " --successful 1 --failed 0")
+    for cmd, want in ((anyway, 0), (anyway.replace(" --failed", " --strict-tls --failed"), 1)):
+        out = tmp_path / "run.json"
+        r = subprocess.run([ststest_bin, "run", "--json", str(out), "--report-cmd", cmd, *cases],
+                           capture_output=True, text=True, timeout=300)
+        assert r.returncode == want, r.stdout + r.stderr
+        for c in json.loads(out.read_text())["cases"]:
+            if want:
+                assert "step 2 (deliver): exit: expected 0, got 75" in c["differences"], c
+                assert "step 2 (deliver): tlsrpt.reports: expected 1, got 0" in c["differences"], c
+            else:
+                assert c["passed"], c

@@ -4,7 +4,7 @@ standard library, dnspython and dkimpy only (no ststest code).
 
     tlsrpt_peer.py --dns HOST:PORT --ca FILE --smtp-port N --domain D --day YYYY-MM-DD
         --submitter S --dkim-key FILE --dkim-selector SEL --successful N --failed N
-        [--result-type T] [--argv-file FILE] [--careless]
+        [--result-type T] [--argv-file FILE] [--careless] [--strict-tls]
 
 It looks up _smtp._tls.D TXT through --dns (exactly one v=TLSRPTv1 record, else nothing
 is sent and it exits 0), builds one aggregate report for the day with the counts given
@@ -15,6 +15,8 @@ was delivered, 75 when any rua failed. --argv-file writes its arguments (as JSON
 so that a test can see the placeholders the runner gave it. --careless makes it a wrong
 implementation on purpose: it takes any record that starts with "v=TLSRPT" and the first
 of several, so that the tests can show the library's no-report cases fail it.
+--strict-tls is wrong the other way: it sends a mailed report only over STARTTLS with a
+verified certificate (RFC 8460 5.3 says reports are delivered despite TLS failures).
 """
 import argparse
 import base64
@@ -95,6 +97,10 @@ def mail(a, server, port, addr, rid, body):
     sig = dkim.sign(msg, a.dkim_selector.encode(), a.submitter.encode(),
                     open(a.dkim_key, "rb").read(), canonicalize=(b"relaxed", b"relaxed"))
     with smtplib.SMTP(ip, a.smtp_port, local_hostname=a.submitter, timeout=10) as s:
+        if a.strict_tls:
+            ctx = ssl.create_default_context(cafile=a.ca)
+            s._host = host  # the name the certificate must carry
+            s.starttls(context=ctx)
         s.sendmail(f"postmaster@{a.submitter}", [addr], sig + msg)
     return True
 
@@ -109,6 +115,7 @@ def main():
     ap.add_argument("--failed", type=int, default=0)
     ap.add_argument("--result-type", default="certificate-expired")
     ap.add_argument("--careless", action="store_true")
+    ap.add_argument("--strict-tls", action="store_true")
     a = ap.parse_args()
     if a.argv_file:
         with open(a.argv_file, "w") as f:
