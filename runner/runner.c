@@ -411,10 +411,11 @@ static int case_unsupported(run_case *c, const char *fmt, ...)
     return -1;
 }
 
-/* The external sender's command line for one step: the --sender-cmd template with
- * its placeholders {rcpt} {domain} {dns} {dns_host} {dns_port} {ca} {smtp_port}
- * {https_port} {mode} {require_tls} {sender_mode} {now} {cache} {dns_timeout} and
- * {ststest_flags} (runner.h) replaced. malloc'd; NULL on ENOMEM. */
+/* An external command line for one step: the template tmpl (--sender-cmd, or a report
+ * step's command) with its placeholders {rcpt} {domain} {dns} {dns_host} {dns_port} {ca}
+ * {smtp_port} {https_port} {mode} {require_tls} {sender_mode} {now} {cache}
+ * {dns_timeout} {report_store} and {ststest_flags} (runner.h), and those of more (NULL
+ * or {name, value} pairs ending with a NULL name), replaced. malloc'd; NULL on ENOMEM. */
 static char *external_command(const char *tmpl, const run_case *c, const sts_sender_opts *so,
                               const char *rcpt, const char *const more[][2])
 {
@@ -459,27 +460,20 @@ static char *external_command(const char *tmpl, const run_case *c, const sts_sen
         {"dns_timeout", dns_timeout_s},
         {"report_store", so->report_store_file ? so->report_store_file : ""},
         {NULL, NULL},
-        /* room for the report step's (more) */
-        {NULL, NULL},
-        {NULL, NULL},
-        {NULL, NULL},
-        {NULL, NULL},
-        {NULL, NULL},
-        {NULL, NULL},
-        {NULL, NULL},
-        {NULL, NULL},
-        {NULL, NULL},
-        {NULL, NULL},
     };
-    const size_t nvars = sizeof(vars) / sizeof(vars[0]);
-    const char *(*all)[2] = calloc(nvars, sizeof(*all));
+    /* The sender's placeholders, then the report step's (more), in one list. */
+    size_t nvars = 0, nmore = 0;
+    while (vars[nvars][0])
+        nvars++;
+    while (more && more[nmore][0])
+        nmore++;
+    const char *(*all)[2] = calloc(nvars + nmore + 1, sizeof(*all));
     if (!all)
         return NULL;
-    size_t n = 0;
-    for (size_t i = 0; vars[i][0]; i++, n++)
-        all[n][0] = vars[i][0], all[n][1] = vars[i][1];
-    for (size_t i = 0; more && more[i][0] && n + 1 < nvars; i++, n++)
-        all[n][0] = more[i][0], all[n][1] = more[i][1];
+    for (size_t i = 0; i < nvars; i++)
+        all[i][0] = vars[i][0], all[i][1] = vars[i][1];
+    for (size_t i = 0; i < nmore; i++)
+        all[nvars + i][0] = more[i][0], all[nvars + i][1] = more[i][1];
     char *cmd = sts_external_command(tmpl, (const char *const(*)[2])all);
     free(all);
     return cmd;
