@@ -44,7 +44,7 @@ static void check_mailto(const sts_rua *r)
         FUZZ_CHECK(!strncasecmp(at + 1, r->domain, dl), "domain '%s' of '%s'", r->domain,
                    r->address);
     } else {
-        FUZZ_CHECK(at[1] == '[' && strstr(at, r->domain), "literal '%s' of '%s'", r->domain,
+        FUZZ_CHECK(at[1] == '[' && strcasestr(at, r->domain), "literal '%s' of '%s'", r->domain,
                    r->address);
     }
     /* Round trip: '%', '?' and '!' must be written %HH to mean themselves. */

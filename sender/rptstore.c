@@ -73,9 +73,10 @@ static int query_version(sts_sqlfile *f, long long *out, long long *ntables)
     return rc == SQLITE_ROW ? 0 : sts_sqlfile_fail(f, rc, "reading the schema");
 }
 
-/* The version is ours: are the session and delivery tables really there with all
- * their columns (a policy cache, or another program's database, has a version too)? */
-static int check_table(sts_sqlfile *f)
+/* The version is ours: are the session table (and with_ledger, the delivery table)
+ * really there with all their columns (a policy cache, or another program's database,
+ * has a version too)? */
+static int check_table(sts_sqlfile *f, int with_ledger)
 {
     sqlite3_stmt *st = NULL;
     int rc = sqlite3_prepare_v2(sts_sqlfile_db(f),
@@ -85,6 +86,8 @@ static int check_table(sts_sqlfile *f)
                                 "failure_reason_code FROM session LIMIT 0",
                                 -1, &st, NULL);
     sqlite3_finalize(st);
+    if (rc == SQLITE_OK && !with_ledger)
+        return 0;
     if (rc == SQLITE_OK) {
         rc = sqlite3_prepare_v2(sts_sqlfile_db(f),
                                 "SELECT report_id, rua, day, at FROM delivery LIMIT 0", -1, &st,
@@ -111,7 +114,7 @@ static int setup(sts_sqlfile *f, void *arg)
     if ((rc = query_version(f, &version, &ntables)))
         return rc;
     if (version == STS_RPTSTORE_SCHEMA_VERSION)
-        return check_table(f);
+        return check_table(f, 1);
     if (version > STS_RPTSTORE_SCHEMA_VERSION) {
         sts_sqlfile_seterr(f, "schema version %lld is newer than this ststest understands (%d)",
                            version, STS_RPTSTORE_SCHEMA_VERSION);
@@ -131,6 +134,10 @@ static int setup(sts_sqlfile *f, void *arg)
         rc = STS_EIO;
         goto fail;
     }
+    /* A version 1 store is migrated only when it is one: never add a table to a
+     * policy cache or another program's database of version 1. */
+    if (version == 1 && (rc = check_table(f, 0)))
+        goto fail;
     if (version < STS_RPTSTORE_SCHEMA_VERSION) {
         char sql[64];
         snprintf(sql, sizeof(sql), "PRAGMA user_version = %d", STS_RPTSTORE_SCHEMA_VERSION);
@@ -143,7 +150,7 @@ static int setup(sts_sqlfile *f, void *arg)
     }
     if ((rc = sts_sqlfile_commit(f, "committing the schema")))
         return rc;
-    return check_table(f);
+    return check_table(f, 1);
 fail:
     sts_sqlfile_rollback(f);
     return rc;

@@ -151,6 +151,7 @@ static int parse_mailto(const char *uri, const char *rest, sts_rua *out, char *e
         else if (inet_pton(AF_INET, lit, tmp) != 1)
             return bad(err, errlen, uri, "address literal is not an IPv4 or IPv6: address");
         out->domain_literal = 1;
+        lower(out->domain);
         return 0;
     }
     if (dl >= sizeof(out->domain))
@@ -206,7 +207,10 @@ static int parse_https(const char *uri, const char *rest, sts_rua *out, char *er
     } else {
         if (out->host[hl - 1] == '.')
             out->host[hl - 1] = '\0';
-        if (!host_name_ok(out->host))
+        /* "192.0.2.1." is that address, not a name to look up */
+        if (inet_pton(AF_INET, out->host, tmp) == 1)
+            out->host_literal = 1;
+        else if (!host_name_ok(out->host))
             return bad(err, errlen, uri, "the host is not a host name");
         lower(out->host);
     }

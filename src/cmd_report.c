@@ -16,6 +16,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -148,7 +149,8 @@ static void usage(FILE *fp)
             "--deliver: every report delivered, or nothing to deliver), 64 usage error,\n"
             "65 unusable store, unusable --dkim-key or (--summary) an invalid report,\n"
             "70 a report could not be written (nothing half-written is left),\n"
-            "75 (--deliver) a delivery failed and was deferred: run again to retry it.\n",
+            "75 (--deliver) a delivery failed and was deferred, or another --deliver\n"
+            "held the store: run again to retry what was not delivered.\n",
             STS_RPTSTORE_DEFAULT_NAME, DEFAULT_KEEP_DAYS, DEFAULT_DKIM_SELECTOR);
 }
 
@@ -631,7 +633,7 @@ static int worse(int a, int b)
     return a;
 }
 
-static int deliver_all(const report_cli *c, sts_rptstore *s, time_t day, built_report *v, size_t n,
+static int deliver_run(const report_cli *c, sts_rptstore *s, time_t day, built_report *v, size_t n,
                        const sts_buf *key, json_t *log)
 {
     deliver_ctx x = {.c = c, .s = s, .day = day, .log = log};
@@ -667,6 +669,50 @@ static int deliver_all(const report_cli *c, sts_rptstore *s, time_t day, built_r
     }
     sts_rptdeliver_free(x.d);
     sts_log_free(lg);
+    return status;
+}
+
+/* One `report --deliver` per store at a time: the ledger is read before a send and
+ * written after it, so two at once could both send a report. An exclusive flock on
+ * STORE.deliver-lock (created 0600, never a symbolic link), held until the end.
+ * Returns the descriptor, or -1 with why (*busy: another run holds it). */
+static int deliver_lock(const sts_rptstore *s, int *busy, char *why, size_t whylen)
+{
+    char path[PATH_MAX];
+    *busy = 0;
+    if ((size_t)snprintf(path, sizeof(path), "%s.deliver-lock", sts_rptstore_path(s)) >=
+        sizeof(path)) {
+        snprintf(why, whylen, "the store's path is too long for its lock file");
+        return -1;
+    }
+    int fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
+    if (fd < 0) {
+        snprintf(why, whylen, "lock file %s: %s", path, strerror(errno));
+        return -1;
+    }
+    if (flock(fd, LOCK_EX | LOCK_NB) != 0) {
+        *busy = errno == EWOULDBLOCK;
+        snprintf(why, whylen, "%s",
+                 *busy ? "another `ststest report --deliver` is delivering from this store "
+                         "(it holds the lock): nothing sent, run again later"
+                       : strerror(errno));
+        close(fd);
+        return -1;
+    }
+    return fd;
+}
+
+static int deliver_all(const report_cli *c, sts_rptstore *s, time_t day, built_report *v, size_t n,
+                       const sts_buf *key, json_t *log)
+{
+    char why[PATH_MAX + 256];
+    int busy, lock = deliver_lock(s, &busy, why, sizeof(why));
+    if (lock < 0) {
+        fprintf(stderr, "ststest report: %s: %s\n", sts_rptstore_path(s), why);
+        return busy ? STS_EXIT_TEMPFAIL : STS_EXIT_DATAERR;
+    }
+    int status = deliver_run(c, s, day, v, n, key, log);
+    close(lock); /* releases the flock */
     return status;
 }
 

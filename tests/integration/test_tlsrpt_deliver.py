@@ -20,6 +20,7 @@ import base64
 import datetime
 import email
 import email.policy
+import fcntl
 import gzip
 import http.server
 import json
@@ -288,6 +289,18 @@ def test_https_and_mailto_delivered_once(case, env):
     # the report MX's certificate chains to --ca-file and names it: verified TLS
     assert "TLS verified" in r.stderr, r.stderr
 
+    # our own readers take the message as it landed in the mailbox
+    eml = c.tmp / "received.eml"
+    eml.write_text(raw)
+    lint = subprocess.run([c.bin, "lint", "--report", str(eml)], capture_output=True, text=True,
+                          timeout=30)
+    assert lint.returncode == 0, lint.stdout + lint.stderr
+    summ = subprocess.run([c.bin, "report", "--summary", "--json", str(eml)],
+                          capture_output=True, text=True, timeout=30)
+    assert summ.returncode == 0, summ.stderr
+    [dom] = json.loads(summ.stdout)["domains"]
+    assert dom["policy_domain"] == "example.test" and dom["successful_sessions"] == 2
+
     # a rerun sends nothing twice
     again = c.deliver("-v")
     assert again.returncode == 0, again.stderr
@@ -413,6 +426,24 @@ def test_a_failing_mailto_is_deferred_with_its_reason(case, env, rua, reason):
     # nothing was recorded as delivered: the rerun tries again
     r = c.deliver()
     assert r.returncode == 75 and f"to {rua} deferred" in r.stderr, r.stderr
+
+
+def test_one_delivery_run_per_store_at_a_time(case, env):
+    """Two `report --deliver` at once could both send a report (the ledger is read
+    before a send, written after it): a second run while the first holds the store's
+    lock sends nothing and defers."""
+    coll = env["collector"]
+    c = case(record(rua_https(env)))
+    n_posts = len(coll.requests)
+    with open(f"{c.store}.deliver-lock", "a+") as held:
+        fcntl.flock(held, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        r = c.deliver()
+        assert r.returncode == 75, r.stderr
+        assert "another `ststest report --deliver` is delivering from this store" in r.stderr
+        assert len(coll.requests) == n_posts
+    r = c.deliver()
+    assert r.returncode == 0, r.stderr
+    assert len(coll.requests) == n_posts + 1
 
 
 def test_mailto_without_a_dkim_key_is_deferred_not_sent_unsigned(case, env):

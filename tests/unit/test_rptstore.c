@@ -269,6 +269,21 @@ static void test_refused(void **state)
     sts_cache_close(c);
     assert_int_equal(sts_rptstore_open(cmd, &s, err, sizeof(err)), STS_EIO);
     assert_non_null(strstr(err, "not a ststest report store"));
+    /* ... and left untouched: still version 1, no delivery ledger added to it */
+    sqlite3 *db;
+    assert_int_equal(sqlite3_open(cmd, &db), SQLITE_OK);
+    sqlite3_stmt *st;
+    assert_int_equal(sqlite3_prepare_v2(db,
+                                        "SELECT (SELECT user_version FROM pragma_user_version), "
+                                        "(SELECT count(*) FROM sqlite_master WHERE name = "
+                                        "'delivery')",
+                                        -1, &st, NULL),
+                     SQLITE_OK);
+    assert_int_equal(sqlite3_step(st), SQLITE_ROW);
+    assert_int_equal(sqlite3_column_int(st, 0), 1);
+    assert_int_equal(sqlite3_column_int(st, 1), 0);
+    sqlite3_finalize(st);
+    sqlite3_close(db);
     snprintf(path, sizeof(path), "%s/no/such/dir/store.sqlite", dir);
     assert_int_equal(sts_rptstore_open(path, &s, err, sizeof(err)), STS_EIO);
     assert_non_null(strstr(err, "its directory does not exist"));

@@ -35,6 +35,7 @@ static const struct rua_case cases[] = {
      0, NULL},
     {"mailto:a@[192.0.2.1]", 1, M, "a@[192.0.2.1]", "192.0.2.1", 0, 0, 1, NULL},
     {"mailto:a@[IPv6:2001:db8::1]", 1, M, "a@[IPv6:2001:db8::1]", "2001:db8::1", 0, 0, 1, NULL},
+    {"mailto:a@[IPv6:2D:B8::]", 1, M, "a@[IPv6:2D:B8::]", "2d:b8::", 0, 0, 1, NULL},
     /* DMARC-style size limits */
     {"mailto:a@example.com!10m", 1, M, "a@example.com", "example.com", 0, 10ULL << 20, 0, NULL},
     {"mailto:a@example.com!500", 1, M, "a@example.com", "example.com", 0, 500, 0, NULL},
@@ -47,6 +48,8 @@ static const struct rua_case cases[] = {
     {"https://[2001:db8::1]:444/r", 1, H, "2001:db8::1", "/r", 444, 0, 1, NULL},
     {"https://192.0.2.7/r", 1, H, "192.0.2.7", "/r", 443, 0, 1, NULL},
     {"https://r.example.com.:443", 1, H, "r.example.com", "/", 443, 0, 0, NULL},
+    /* an IPv4 address with a trailing dot is that address (found by fuzz_rua) */
+    {"https://192.0.2.72./R.", 1, H, "192.0.2.72", "/R.", 443, 0, 1, NULL},
     /* errors, each named */
     {"ftp://r.example.com/", 0, M, NULL, NULL, 0, 0, 0, "not a mailto: or https: URI"},
     {"reports@example.com", 0, M, NULL, NULL, 0, 0, 0, "not a mailto: or https: URI"},
