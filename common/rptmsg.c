@@ -130,6 +130,12 @@ typedef struct part_head {
     char boundary[128]; /* the multipart boundary */
     char name[256];     /* filename= of Content-Disposition, or name= of Content-Type */
     char encoding[32];  /* Content-Transfer-Encoding, lower case */
+    /* the top-level fields RFC 8460 5.3 names (unfolded, leading blanks dropped) */
+    char report_type[64]; /* report-type= of Content-Type, lower case */
+    char subject[512];
+    char report_domain[256];    /* TLS-Report-Domain */
+    char report_submitter[256]; /* TLS-Report-Submitter */
+    int has_subject, has_report_domain, has_report_submitter;
 } part_head;
 
 /* The next line of s from *off: its content (without CRLF/LF) in *line; 0 at the end. */
@@ -221,6 +227,9 @@ static void read_head(slice s, part_head *h, slice *body)
                 j++;
             lower_copy(h->type, sizeof(h->type), value + i, j - i);
             param(value, "boundary", h->boundary, sizeof(h->boundary));
+            char rt[64];
+            param(value, "report-type", rt, sizeof(rt));
+            lower_copy(h->report_type, sizeof(h->report_type), rt, strlen(rt));
             if (!h->name[0])
                 param(value, "name", h->name, sizeof(h->name));
         } else if (!strcmp(which, "content-disposition")) {
@@ -236,6 +245,22 @@ static void read_head(slice s, part_head *h, slice *body)
             while (value[j] && value[j] != ' ' && value[j] != '\t' && value[j] != ';')
                 j++;
             lower_copy(h->encoding, sizeof(h->encoding), value + i, j - i);
+        } else if (!strcmp(which, "subject") || !strcmp(which, "tls-report-domain") ||
+                   !strcmp(which, "tls-report-submitter")) {
+            const char *v = value;
+            while (*v == ' ' || *v == '\t')
+                v++;
+            size_t n = strlen(v);
+            while (n && (v[n - 1] == ' ' || v[n - 1] == '\t'))
+                n--;
+            char *dst = which[0] == 's'    ? h->subject
+                        : which[11] == 'd' ? h->report_domain
+                                           : h->report_submitter;
+            size_t cap = which[0] == 's' ? sizeof(h->subject) : sizeof(h->report_domain);
+            snprintf(dst, cap, "%.*s", (int)n, v);
+            *(which[0] == 's'    ? &h->has_subject
+              : which[11] == 'd' ? &h->has_report_domain
+                                 : &h->has_report_submitter) += 1;
         }
         which[0] = '\0';
         vlen = 0;
@@ -355,12 +380,13 @@ static int is_report_part(const part_head *h)
            ends_with(h->name, ".json.gz") || ends_with(h->name, ".json");
 }
 
-static int find_report(slice s, int depth, sts_buf *out, char *err, size_t errlen);
+static int find_report(slice s, int depth, sts_buf *out, part_head *found, char *err,
+                       size_t errlen);
 
 /* The parts of a multipart body (RFC 2046 5.1.1): delimiter lines "--boundary", the
  * last one "--boundary--"; the preamble and epilogue are ignored. */
-static int find_in_multipart(const part_head *h, slice body, int depth, sts_buf *out, char *err,
-                             size_t errlen)
+static int find_in_multipart(const part_head *h, slice body, int depth, sts_buf *out,
+                             part_head *found, char *err, size_t errlen)
 {
     if (!h->boundary[0])
         return fail(err, errlen, STS_ESYNTAX, "a %s part without a boundary parameter", h->type);
@@ -389,7 +415,7 @@ static int find_in_multipart(const part_head *h, slice body, int depth, sts_buf 
             if (end > part_start && end[-1] == '\r')
                 end--;
             int rc = find_report((slice){part_start, (size_t)(end - part_start)}, depth + 1, out,
-                                 err, errlen);
+                                 found, err, errlen);
             if (rc != STS_ENOTFOUND)
                 return rc;
         }
@@ -404,13 +430,13 @@ static int find_in_multipart(const part_head *h, slice body, int depth, sts_buf 
                     h->type, h->boundary);
     if (!closed) /* no closing delimiter: the last part runs to the end */
         return find_report((slice){part_start, (size_t)(body.p + body.n - part_start)}, depth + 1,
-                           out, err, errlen);
+                           out, found, err, errlen);
     return STS_ENOTFOUND;
 }
 
 /* Search the entity s (header and body) for the report: 0 (out filled), STS_ENOTFOUND
  * (not in this entity), or an error. */
-static int find_report(slice s, int depth, sts_buf *out, char *err, size_t errlen)
+static int find_report(slice s, int depth, sts_buf *out, part_head *found, char *err, size_t errlen)
 {
     if (depth > MIME_DEPTH_MAX)
         return fail(err, errlen, STS_ESYNTAX, "multipart nested deeper than %d levels",
@@ -419,9 +445,11 @@ static int find_report(slice s, int depth, sts_buf *out, char *err, size_t errle
     slice body;
     read_head(s, &h, &body);
     if (!strncmp(h.type, "multipart/", 10))
-        return find_in_multipart(&h, body, depth, out, err, errlen);
+        return find_in_multipart(&h, body, depth, out, found, err, errlen);
     if (!is_report_part(&h))
         return STS_ENOTFOUND;
+    if (found)
+        *found = h;
     sts_buf raw;
     sts_buf_init(&raw, STS_RPTMSG_MAX);
     int rc = decode_body(&h, body, &raw, err, errlen);
@@ -464,7 +492,7 @@ int sts_rptmsg_decode(const char *in, size_t len, sts_buf *out, sts_rptmsg_form 
     size_t off = 0;
     if (next_line(s, &off, &first) && field_name_len(first)) {
         *form = STS_RPTMSG_MESSAGE;
-        int rc = find_report(s, 0, out, err, errlen);
+        int rc = find_report(s, 0, out, NULL, err, errlen);
         if (rc == STS_ENOTFOUND)
             return fail(err, errlen, STS_ESYNTAX,
                         "a mail message without a report part (RFC 8460 5.3: "
@@ -475,4 +503,33 @@ int sts_rptmsg_decode(const char *in, size_t len, sts_buf *out, sts_rptmsg_form 
     return fail(err, errlen, STS_ESYNTAX,
                 "neither JSON (it would begin with '{'), gzip (1f 8b) nor a mail message "
                 "(header fields)");
+}
+
+int sts_rptmsg_read_head(const char *in, size_t len, sts_rptmsg_head *out)
+{
+    memset(out, 0, sizeof(*out));
+    slice s = {in, len}, body;
+    part_head top, found;
+    read_head(s, &top, &body);
+    snprintf(out->content_type, sizeof(out->content_type), "%s", top.type);
+    snprintf(out->report_type, sizeof(out->report_type), "%s", top.report_type);
+    snprintf(out->subject, sizeof(out->subject), "%s", top.subject);
+    snprintf(out->report_domain, sizeof(out->report_domain), "%s", top.report_domain);
+    snprintf(out->report_submitter, sizeof(out->report_submitter), "%s", top.report_submitter);
+    out->has_subject = top.has_subject;
+    out->has_report_domain = top.has_report_domain;
+    out->has_report_submitter = top.has_report_submitter;
+    sts_buf report;
+    sts_buf_init(&report, STS_RPTMSG_MAX);
+    memset(&found, 0, sizeof(found));
+    char err[256];
+    int rc = find_report(s, 0, &report, &found, err, sizeof(err));
+    sts_buf_free(&report);
+    if (rc == 0 || found.type[0] || found.name[0]) {
+        snprintf(out->part_type, sizeof(out->part_type), "%s", found.type);
+        snprintf(out->part_encoding, sizeof(out->part_encoding), "%s", found.encoding);
+        snprintf(out->part_name, sizeof(out->part_name), "%s", found.name);
+        out->has_part = 1;
+    }
+    return rc == STS_ENOTFOUND ? 0 : rc;
 }

@@ -47,6 +47,27 @@ const char *sts_rptmsg_form_name(sts_rptmsg_form f);
 int sts_rptmsg_decode(const char *in, size_t len, sts_buf *out, sts_rptmsg_form *form, char *err,
                       size_t errlen);
 
+/* The header fields of a mail message that RFC 8460 5.3 names, and the head of its
+ * report part (as sts_rptmsg_decode finds it). Fields absent are "" (lower-cased
+ * where said). */
+typedef struct sts_rptmsg_head {
+    char content_type[128]; /* the message's media type, lower case ("multipart/report") */
+    char report_type[64];   /* its report-type parameter, lower case ("tlsrpt") */
+    char subject[512];
+    char report_domain[256];                                  /* TLS-Report-Domain */
+    char report_submitter[256];                               /* TLS-Report-Submitter */
+    int has_subject, has_report_domain, has_report_submitter; /* times each field was given */
+    int has_part;                                             /* a report part was found */
+    char part_type[128];    /* its media type, lower case ("application/tlsrpt+gzip") */
+    char part_encoding[32]; /* its Content-Transfer-Encoding, lower case */
+    char part_name[256];    /* its file name (Content-Disposition filename=, or name=) */
+} sts_rptmsg_head;
+
+/* The head of the message in[0..len) into *out. Returns 0 (also when there is no
+ * report part: has_part 0), or as sts_rptmsg_decode for a broken structure (out
+ * keeps the top-level fields). */
+int sts_rptmsg_read_head(const char *in, size_t len, sts_rptmsg_head *out);
+
 /* gzip (RFC 1952) of in[0..len) appended to *out. 0, STS_ENOMEM or STS_ETOOBIG. */
 int sts_rptmsg_gzip(const char *in, size_t len, sts_buf *out);
 

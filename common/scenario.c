@@ -840,6 +840,234 @@ static void dns_faults_free(sts_scn_dns_fault *f, size_t n)
     free(f);
 }
 
+/* ---- tlsrpt ---- */
+
+/* A string of printable ASCII (a URI path, a TXT record as published): 0, else an
+ * error naming the key. */
+static int check_printable(scn_ctx *c, const yaml_node_t *n, const char *key, const char *s,
+                           int allow_space)
+{
+    for (const char *q = s; *q; q++)
+        if ((unsigned char)*q < ' ' || (unsigned char)*q >= 0x7f || (!allow_space && *q == ' '))
+            return fail(c, n, "'%s' must be printable ASCII%s (character 0x%02x)", key,
+                        allow_space ? "" : " without spaces", (unsigned char)*q);
+    return 0;
+}
+
+static int tlsrpt_https_pair(scn_ctx *c, const char *key, yaml_node_t *k, yaml_node_t *v, void *arg)
+{
+    sts_scn_tlsrpt *t = arg;
+    if (!strcmp(key, "host")) {
+        if (get_string(c, v, key, &t->https_host))
+            return -1;
+        return check_hostname(c, v, t->https_host, 0);
+    }
+    if (!strcmp(key, "path")) {
+        if (get_string(c, v, key, &t->https_path) || check_printable(c, v, key, t->https_path, 0))
+            return -1;
+        if (t->https_path[0] != '/')
+            return fail(c, v, "'path' must start with '/'");
+        return 0;
+    }
+    if (!strcmp(key, "fault")) {
+        int set = 0;
+        return get_word(c, v, key, &sts_vocab_collector_fault, &t->https_fault, &set);
+    }
+    if (!strcmp(key, "cert"))
+        return parse_cert(c, v, &t->https_cert);
+    return unknown_key(c, k, "tlsrpt https", "host, path, fault, cert");
+}
+
+static int tlsrpt_mailto_pair(scn_ctx *c, const char *key, yaml_node_t *k, yaml_node_t *v,
+                              void *arg)
+{
+    sts_scn_tlsrpt *t = arg;
+    if (!strcmp(key, "address")) {
+        if (get_string(c, v, key, &t->mailto) || check_printable(c, v, key, t->mailto, 0))
+            return -1;
+        char *at = strrchr(t->mailto, '@');
+        if (!at || at == t->mailto || strchr(t->mailto, '@') != at || strpbrk(t->mailto, "<>,;!"))
+            return fail(c, v, "'address' must be one address local@domain, not '%s'", t->mailto);
+        return check_hostname(c, v, at + 1, 0);
+    }
+    return unknown_key(c, k, "tlsrpt mailto", "address");
+}
+
+static int tlsrpt_pair(scn_ctx *c, const char *key, yaml_node_t *k, yaml_node_t *v, void *arg)
+{
+    sts_scn_tlsrpt *t = arg;
+    if (!strcmp(key, "record")) {
+        t->record_set = 1;
+        if (get_strv(c, v, key, &t->record))
+            return -1;
+        if (!t->record.n)
+            return fail(c, v, "'record' must name at least one record");
+        for (size_t i = 0; i < t->record.n; i++) {
+            if (check_printable(c, v, key, t->record.v[i], 1))
+                return -1;
+            /* RFC 2181 5: an RRset holds no two identical records; a resolver that
+             * drops the copy would see one record where the scenario means two. */
+            for (size_t j = 0; j < i; j++)
+                if (!strcmp(t->record.v[j], t->record.v[i]))
+                    return fail(c, v,
+                                "'record' lists '%s' twice: a DNS server sends a record once "
+                                "(RFC 2181 5)",
+                                t->record.v[i]);
+        }
+        return 0;
+    }
+    if (!strcmp(key, "https")) {
+        t->https_set = 1;
+        if (each_pair(c, v, "tlsrpt https", tlsrpt_https_pair, t))
+            return -1;
+        if (!t->https_host)
+            return fail(c, v, "tlsrpt https needs 'host'");
+        if (!t->https_path && !(t->https_path = strdup("/tlsrpt")))
+            return fail(c, v, "out of memory");
+        return 0;
+    }
+    if (!strcmp(key, "mailto")) {
+        t->mailto_line = (int)v->start_mark.line + 1;
+        if (each_pair(c, v, "tlsrpt mailto", tlsrpt_mailto_pair, t))
+            return -1;
+        return t->mailto ? 0 : fail(c, v, "tlsrpt mailto needs 'address'");
+    }
+    if (!strcmp(key, "submitter")) {
+        if (get_string(c, v, key, &t->submitter))
+            return -1;
+        return check_hostname(c, v, t->submitter, 0);
+    }
+    if (!strcmp(key, "selector")) {
+        if (get_string(c, v, key, &t->selector))
+            return -1;
+        for (const char *q = t->selector; *q; q++)
+            if (!isalnum((unsigned char)*q) && *q != '-' && *q != '_' && *q != '.')
+                return fail(c, v, "'selector' must be a DNS label (letters, digits, '-', '_')");
+        return 0;
+    }
+    return unknown_key(c, k, "tlsrpt", "record, https, mailto, submitter, selector");
+}
+
+static int parse_tlsrpt(scn_ctx *c, yaml_node_t *n, sts_scn_tlsrpt *t)
+{
+    t->present = 1;
+    t->line = (int)n->start_mark.line + 1;
+    if (each_pair(c, n, "tlsrpt", tlsrpt_pair, t))
+        return -1;
+    /* Without a verbatim record the record is built from the endpoints: there must
+     * be one, or the section would publish "rua=" with nothing. */
+    if (!t->record_set && !t->https_set && !t->mailto)
+        return fail(c, n, "tlsrpt needs 'https', 'mailto' or a verbatim 'record'");
+    return 0;
+}
+
+static void tlsrpt_free(sts_scn_tlsrpt *t)
+{
+    strv_free(&t->record);
+    free(t->https_host);
+    free(t->https_path);
+    cert_free(&t->https_cert);
+    free(t->mailto);
+    free(t->submitter);
+    free(t->selector);
+}
+
+static int expect_policy_pair(scn_ctx *c, const char *key, yaml_node_t *k, yaml_node_t *v,
+                              void *arg)
+{
+    sts_scn_expect_policy *p = arg;
+    if (!strcmp(key, "policy_type")) {
+        if (get_string(c, v, key, &p->policy_type))
+            return -1;
+        sts_policy_type t;
+        if (sts_policy_type_parse(p->policy_type, &t))
+            return fail(c, v, "'%s' is not an RFC 8460 policy type", p->policy_type);
+        return 0;
+    }
+    if (!strcmp(key, "policy_domain")) {
+        if (get_string(c, v, key, &p->policy_domain))
+            return -1;
+        return check_hostname(c, v, p->policy_domain, 0);
+    }
+    if (!strcmp(key, "successful"))
+        return get_long(c, v, key, 0, 1000000, &p->successful);
+    if (!strcmp(key, "failed"))
+        return get_long(c, v, key, 0, 1000000, &p->failed);
+    if (!strcmp(key, "result_types")) {
+        p->result_types_set = 1;
+        if (v->type == YAML_SEQUENCE_NODE &&
+            v->data.sequence.items.start == v->data.sequence.items.top)
+            return 0;
+        if (get_strv(c, v, key, &p->result_types))
+            return -1;
+        for (size_t i = 0; i < p->result_types.n; i++) {
+            sts_result_type t;
+            if (sts_result_type_parse(p->result_types.v[i], &t))
+                return fail(c, v, "'%s' is not an RFC 8460 result type", p->result_types.v[i]);
+        }
+        return 0;
+    }
+    return unknown_key(c, k, "an expected policy",
+                       "policy_type, policy_domain, successful, failed, result_types");
+}
+
+static int expect_tlsrpt_pair(scn_ctx *c, const char *key, yaml_node_t *k, yaml_node_t *v,
+                              void *arg)
+{
+    sts_scn_expect_tlsrpt *t = arg;
+    if (!strcmp(key, "reports"))
+        return get_int(c, v, key, 0, 1000, &t->reports);
+    if (!strcmp(key, "valid"))
+        return get_bool(c, v, key, &t->valid);
+    if (!strcmp(key, "via")) {
+        t->via_set = 1;
+        if (v->type == YAML_SEQUENCE_NODE &&
+            v->data.sequence.items.start == v->data.sequence.items.top)
+            return 0;
+        if (get_strv(c, v, key, &t->via))
+            return -1;
+        for (size_t i = 0; i < t->via.n; i++)
+            if (strcmp(t->via.v[i], "https") && strcmp(t->via.v[i], "mailto"))
+                return fail(c, v, "'via' lists https and mailto, not '%s'", t->via.v[i]);
+        return 0;
+    }
+    if (!strcmp(key, "dkim")) {
+        int set = 0;
+        return get_word(c, v, key, &sts_vocab_dkim_result, &t->dkim, &set);
+    }
+    if (!strcmp(key, "policies")) {
+        t->policies_set = 1;
+        if (v->type != YAML_SEQUENCE_NODE)
+            return fail(c, v, "'policies' must be a list of policies, not %s", node_kind(v));
+        for (yaml_node_item_t *it = v->data.sequence.items.start; it < v->data.sequence.items.top;
+             it++) {
+            yaml_node_t *e = yaml_document_get_node(&c->doc, *it);
+            sts_scn_expect_policy *nv = realloc(t->policies, (t->npolicies + 1) * sizeof(*nv));
+            if (!nv)
+                return fail(c, e, "out of memory");
+            t->policies = nv;
+            sts_scn_expect_policy *p = &nv[t->npolicies++];
+            memset(p, 0, sizeof(*p));
+            p->successful = p->failed = -1;
+            if (each_pair(c, e, "an expected policy", expect_policy_pair, p))
+                return -1;
+        }
+        return 0;
+    }
+    return unknown_key(c, k, "expect tlsrpt", "reports, valid, via, dkim, policies");
+}
+
+static void expect_tlsrpt_free(sts_scn_expect_tlsrpt *t)
+{
+    strv_free(&t->via);
+    for (size_t i = 0; i < t->npolicies; i++) {
+        free(t->policies[i].policy_type);
+        free(t->policies[i].policy_domain);
+        strv_free(&t->policies[i].result_types);
+    }
+    free(t->policies);
+}
+
 /* ---- sender ---- */
 
 /* A policy mode: enforce, testing or none (the keys of `expect`, the words of `modes`). */
@@ -945,9 +1173,14 @@ static int expect_pair(scn_ctx *c, const char *key, yaml_node_t *k, yaml_node_t 
     }
     if (!strcmp(key, "why"))
         return get_string(c, v, key, &e->why);
+    if (!strcmp(key, "tlsrpt")) {
+        e->tlsrpt.set = 1;
+        e->tlsrpt_line = (int)k->start_mark.line + 1;
+        return each_pair(c, v, "expect tlsrpt", expect_tlsrpt_pair, &e->tlsrpt);
+    }
     return unknown_key(c, k, "an expectation",
                        "outcome, exit, failures, tls, received, policy_source, policy_fetched, "
-                       "policy_abandoned, delivered_to, assuredness, why");
+                       "policy_abandoned, delivered_to, assuredness, why, tlsrpt");
 }
 
 typedef struct expect_list {
@@ -970,6 +1203,9 @@ static int expects_pair(scn_ctx *c, const char *key, yaml_node_t *k, yaml_node_t
     e->received = -1;
     e->policy_fetched = -1;
     e->policy_abandoned = -1;
+    e->tlsrpt.reports = -1;
+    e->tlsrpt.valid = -1;
+    e->tlsrpt.dkim = -1;
     e->line = (int)k->start_mark.line + 1;
     if (!(e->mode = strdup(key)))
         return fail(c, k, "out of memory");
@@ -984,6 +1220,7 @@ static void expects_free(sts_scn_expect *v, size_t n)
         free(e->why);
         strv_free(&e->failures);
         strv_free(&e->delivered_to);
+        expect_tlsrpt_free(&e->tlsrpt);
     }
     free(v);
 }
@@ -1032,7 +1269,19 @@ static int step_pair(scn_ctx *c, const char *key, yaml_node_t *k, yaml_node_t *v
         expect_list l = {&st->expect, &st->nexpect};
         return each_pair(c, v, "expect", expects_pair, &l);
     }
-    return unknown_key(c, k, "a step", "name, advance, dns, policy, mx, dns_faults, expect");
+    if (!strcmp(key, "tlsrpt")) {
+        st->tlsrpt_set = 1;
+        return parse_tlsrpt(c, v, &st->tlsrpt);
+    }
+    if (!strcmp(key, "report")) {
+        if (v->type == YAML_SCALAR_NODE && !strcmp(scalar(v), "deliver")) {
+            st->report = 1;
+            return 0;
+        }
+        return fail(c, v, "'report' must be deliver");
+    }
+    return unknown_key(c, k, "a step",
+                       "name, advance, dns, policy, mx, dns_faults, tlsrpt, report, expect");
 }
 
 static int parse_steps(scn_ctx *c, yaml_node_t *n, sts_scenario *s)
@@ -1155,9 +1404,87 @@ static int top_pair(scn_ctx *c, const char *key, yaml_node_t *k, yaml_node_t *v,
         seen->steps = v;
         return parse_steps(c, v, s);
     }
+    if (!strcmp(key, "tlsrpt"))
+        return parse_tlsrpt(c, v, &s->tlsrpt);
     return unknown_key(c, k, "the scenario",
                        "name, about, refs, domain, dns, policy, mx, modes, sender, expect, "
-                       "dns_faults, steps");
+                       "dns_faults, steps, tlsrpt");
+}
+
+/* A tlsrpt section against the rest of the scenario: the mailbox lies in the world's
+ * domain (the world serves no other zone), the collector is a host of its own, and
+ * the submitter and selector agree with any other section's (the world mints one
+ * DKIM key). at: a node to copy positions into. */
+static int validate_tlsrpt(scn_ctx *c, yaml_node_t *at, sts_scenario *s, const sts_scn_tlsrpt *t)
+{
+    yaml_node_t pos = *at;
+    pos.start_mark.column = 0;
+    if (!t->present)
+        return 0;
+    s->tlsrpt_any = 1;
+    size_t dl = strlen(s->domain);
+    if (t->mailto) {
+        const char *d = strrchr(t->mailto, '@') + 1;
+        size_t l = strlen(d);
+        pos.start_mark.line = (size_t)t->mailto_line - 1;
+        if (!(l == dl && !strcasecmp(d, s->domain)) &&
+            !(l > dl && !strcasecmp(d + l - dl, s->domain) && d[l - dl - 1] == '.'))
+            return fail(c, &pos,
+                        "tlsrpt mailto '%s': the mailbox must lie in the world's domain %s "
+                        "(the world serves no other zone)",
+                        t->mailto, s->domain);
+    }
+    if (t->https_host) {
+        pos.start_mark.line = (size_t)t->line - 1;
+        char policy_host[300];
+        snprintf(policy_host, sizeof(policy_host), "mta-sts.%s", s->domain);
+        if (!strcasecmp(t->https_host, policy_host))
+            return fail(c, &pos, "tlsrpt https host %s is the policy host", t->https_host);
+        for (size_t i = 0; i < s->nmx; i++)
+            if (!strcasecmp(t->https_host, s->mx[i].host))
+                return fail(c, &pos, "tlsrpt https host %s is an MX host", t->https_host);
+    }
+    pos.start_mark.line = (size_t)t->line - 1;
+    if (t->submitter) {
+        if (s->tlsrpt_submitter && strcmp(s->tlsrpt_submitter, t->submitter))
+            return fail(c, &pos,
+                        "tlsrpt submitter %s differs from %s given before (the world mints "
+                        "one DKIM key)",
+                        t->submitter, s->tlsrpt_submitter);
+        s->tlsrpt_submitter = t->submitter;
+    }
+    if (t->selector) {
+        if (s->tlsrpt_selector && strcmp(s->tlsrpt_selector, t->selector))
+            return fail(c, &pos, "tlsrpt selector %s differs from %s given before", t->selector,
+                        s->tlsrpt_selector);
+        s->tlsrpt_selector = t->selector;
+    }
+    return 0;
+}
+
+/* A report step's expectations speak of the report command and the reports received
+ * (exit, tlsrpt, why); a sender step's of the sender's run (no tlsrpt). */
+static int validate_report_expects(scn_ctx *c, yaml_node_t *at, const sts_scn_step *st)
+{
+    yaml_node_t pos = *at;
+    pos.start_mark.column = 0;
+    for (size_t i = 0; i < st->nexpect; i++) {
+        const sts_scn_expect *e = &st->expect[i];
+        pos.start_mark.line = (size_t)e->line - 1;
+        if (!st->report && e->tlsrpt.set) {
+            pos.start_mark.line = (size_t)e->tlsrpt_line - 1;
+            return fail(c, &pos, "step '%s': 'tlsrpt' is expected of a step with 'report: deliver'",
+                        st->name);
+        }
+        if (st->report && (e->outcome_set || e->failures_set || e->tls_set || e->received >= 0 ||
+                           e->policy_source_set || e->policy_fetched >= 0 ||
+                           e->policy_abandoned >= 0 || e->delivered_to_set || e->assuredness_set))
+            return fail(c, &pos,
+                        "step '%s' runs the report delivery, no sender: expect only exit, "
+                        "tlsrpt and why",
+                        st->name);
+    }
+    return 0;
 }
 
 static int validate(scn_ctx *c, yaml_node_t *root, sts_scenario *s, top_seen *seen)
@@ -1174,6 +1501,25 @@ static int validate(scn_ctx *c, yaml_node_t *root, sts_scenario *s, top_seen *se
         return fail(c, root, "missing required key 'expect'");
     if (!s->modes.n && strv_push(&s->modes, sts_mode_name(STS_MODE_ENFORCE)))
         return fail(c, root, "out of memory");
+    if (validate_tlsrpt(c, root, s, &s->tlsrpt))
+        return -1;
+    for (size_t i = 0; i < s->nsteps; i++)
+        if (validate_tlsrpt(c, root, s, &s->steps[i].tlsrpt))
+            return -1;
+    if (!s->tlsrpt_submitter)
+        s->tlsrpt_submitter = STS_SCN_TLSRPT_SUBMITTER;
+    if (!s->tlsrpt_selector)
+        s->tlsrpt_selector = STS_SCN_TLSRPT_SELECTOR;
+    for (size_t i = 0; i < s->nexpect; i++)
+        if (s->expect[i].tlsrpt.set) {
+            yaml_node_t pos = *root;
+            pos.start_mark.line = (size_t)s->expect[i].tlsrpt_line - 1;
+            pos.start_mark.column = 0;
+            return fail(c, &pos, "'tlsrpt' is expected of a step with 'report: deliver'");
+        }
+    for (size_t i = 0; i < s->nsteps; i++)
+        if (validate_report_expects(c, root, &s->steps[i]))
+            return -1;
     if (!seen->steps)
         return check_expect_modes(c, s, s->expect, s->nexpect, seen->expect, "");
     for (size_t i = 0; i < s->nsteps; i++) {
@@ -1296,8 +1642,10 @@ void sts_scenario_free(sts_scenario *s)
     free(s->sender.rcpt);
     expects_free(s->expect, s->nexpect);
     dns_faults_free(s->dns_faults, s->ndns_faults);
+    tlsrpt_free(&s->tlsrpt);
     for (size_t i = 0; i < s->nsteps; i++) {
         sts_scn_step *st = &s->steps[i];
+        tlsrpt_free(&st->tlsrpt);
         free(st->name);
         free(st->dns);
         policy_free(&st->policy);

@@ -134,6 +134,58 @@ typedef struct sts_scn_dns_fault {
 /* "servfail", …; NULL when out of range. */
 const char *sts_scn_dns_fault_name(int fault);
 
+/* The world's TLSRPT side (RFC 8460): the `_smtp._tls` record it publishes and the
+ * endpoints it runs for its rua URIs (docs/scenario-format.md, "tlsrpt"). */
+/* How long a `slow` collector waits before answering: longer than the runner's
+ * stage timeout of the report command (STS_RUN_STAGE_TIMEOUT, 10 s by default). */
+#define STS_SCN_COLLECTOR_SLOW_SECONDS 30.0
+
+/* The default reporting domain and DKIM selector of the report command's messages. */
+#define STS_SCN_TLSRPT_SUBMITTER "ststest.test"
+#define STS_SCN_TLSRPT_SELECTOR "ststest"
+
+typedef struct sts_scn_tlsrpt {
+    int present;     /* a `tlsrpt:` section exists */
+    sts_strv record; /* `record`: TXT records published verbatim (one RR each);
+                        empty = built from the endpoints */
+    int record_set;
+    int https_set;           /* an HTTPS collector runs */
+    char *https_host;        /* its host name (absolute, lower case, no trailing dot) */
+    char *https_path;        /* the path it takes POSTs on (default "/tlsrpt") */
+    int https_fault;         /* sts_scn_collector_fault */
+    sts_scn_cert https_cert; /* its certificate (default: valid for https_host) */
+    int mailto_line;
+    char *mailto;    /* the mailbox address (NULL = none); its domain is the
+                        scenario's or under it */
+    char *submitter; /* the reporting domain the world mints a DKIM key for (NULL =
+                        not given: STS_SCN_TLSRPT_SUBMITTER) */
+    char *selector;  /* its DKIM selector (NULL = STS_SCN_TLSRPT_SELECTOR) */
+    int line;
+} sts_scn_tlsrpt;
+
+/* One policy of the reports received (expect.tlsrpt.policies[]). */
+typedef struct sts_scn_expect_policy {
+    char *policy_type;     /* sts, no-policy-found, tlsa (NULL = not checked) */
+    char *policy_domain;   /* NULL = not checked */
+    long successful;       /* total-successful-session-count; -1 = not checked */
+    long failed;           /* total-failure-session-count; -1 = not checked */
+    sts_strv result_types; /* the failure-details' result types, as a set */
+    int result_types_set;
+} sts_scn_expect_policy;
+
+/* What the reports the world received in a `report: deliver` step look like. */
+typedef struct sts_scn_expect_tlsrpt {
+    int set;
+    int reports;  /* reports received; -1 = not checked */
+    int valid;    /* every report valid (0/1); -1 = not checked */
+    sts_strv via; /* how they came, as a set (https, mailto) */
+    int via_set;
+    int dkim; /* every mailto report's DKIM verdict (sts_dkim_result); -1 = not checked */
+    sts_scn_expect_policy *policies; /* every report's policies, in order */
+    size_t npolicies;
+    int policies_set;
+} sts_scn_expect_tlsrpt;
+
 /* What the sender run should look like. Fields not given are not checked. */
 typedef struct sts_scn_expect {
     char *mode; /* the mode key it applies to ("enforce", …) */
@@ -154,9 +206,11 @@ typedef struct sts_scn_expect {
     sts_strv delivered_to;           /* MX hosts that received the message */
     int delivered_to_set;
     int assuredness_set;
-    int assuredness; /* sender assure_tls: 0 or 100 */
-    char *why;       /* the rule it enforces ("RFC 8461 5.1: ..."), printed with a
-                        difference; NULL when not given */
+    int assuredness;              /* sender assure_tls: 0 or 100 */
+    char *why;                    /* the rule it enforces ("RFC 8461 5.1: ..."), printed with a
+                                     difference; NULL when not given */
+    sts_scn_expect_tlsrpt tlsrpt; /* report steps only: the reports received */
+    int tlsrpt_line;
     int line;
 } sts_scn_expect;
 
@@ -183,6 +237,9 @@ typedef struct sts_scn_step {
     sts_scn_dns_fault *dns_faults; /* replaces the list when dns_faults_set */
     size_t ndns_faults;
     int dns_faults_set;
+    sts_scn_tlsrpt tlsrpt; /* when tlsrpt_set: replaces the whole tlsrpt section */
+    int tlsrpt_set;
+    int report; /* `report: deliver`: run the report delivery instead of a sender */
     sts_scn_expect *expect;
     size_t nexpect;
     int line;
@@ -207,6 +264,12 @@ typedef struct sts_scenario {
     size_t ndns_faults;
     sts_scn_step *steps; /* nsteps > 0: a multi-step scenario; expect is then empty */
     size_t nsteps;
+    sts_scn_tlsrpt tlsrpt; /* the world's TLSRPT side before the first step */
+    /* The reporting domain and DKIM selector of the whole scenario (the world mints
+     * one key): what any tlsrpt section gives (they must agree), else the defaults. */
+    const char *tlsrpt_submitter;
+    const char *tlsrpt_selector;
+    int tlsrpt_any; /* some tlsrpt section (top level or a step) exists */
 } sts_scenario;
 
 /* Load and validate path. Returns NULL with "path:line:col: message" in err. */

@@ -22,6 +22,8 @@ VOCAB_TABLE(sts_vocab_action, "MX action", STS_ACTIONS)
 VOCAB_TABLE(sts_vocab_delivery_tls, "delivery TLS", STS_DELIVERY_TLS)
 VOCAB_TABLE(sts_vocab_tls_version, "TLS version", STS_TLS_VERSIONS)
 VOCAB_TABLE(sts_vocab_assure_verdict, "assure-tls verdict", STS_ASSURE_VERDICTS)
+VOCAB_TABLE(sts_vocab_collector_fault, "collector fault", STS_COLLECTOR_FAULTS)
+VOCAB_TABLE(sts_vocab_dkim_result, "DKIM result", STS_DKIM_RESULTS)
 
 const char *sts_vocab_name(const sts_vocab *v, int value)
 {
@@ -68,6 +70,9 @@ VOCAB_FUNCTIONS(sts_delivery_tls, sts_delivery_tls_name, sts_delivery_tls_parse,
 VOCAB_FUNCTIONS(sts_tls_version, sts_tls_version_name, sts_tls_version_parse, sts_vocab_tls_version)
 VOCAB_FUNCTIONS(sts_assure_verdict, sts_assure_verdict_name, sts_assure_verdict_parse,
                 sts_vocab_assure_verdict)
+VOCAB_FUNCTIONS(sts_collector_fault, sts_collector_fault_name, sts_collector_fault_parse,
+                sts_vocab_collector_fault)
+VOCAB_FUNCTIONS(sts_dkim_result, sts_dkim_result_name, sts_dkim_result_parse, sts_vocab_dkim_result)
 
 int sts_mode_parse(const char *s, sts_mode *out)
 {

@@ -143,6 +143,27 @@ typedef enum { STS_TLS_VERSION_DEFAULT = 0, STS_TLS_VERSIONS(STS_VOCAB_ENUM) } s
 
 typedef enum { STS_ASSURE_VERDICTS(STS_VOCAB_ENUM) } sts_assure_verdict;
 
+/* ---- the world's TLSRPT endpoints ------------------------------------------------
+ * The faults of the world's HTTPS report collector (scenario tlsrpt.https.fault):
+ * 200, 500, 503, every connection closed at once, 200 after a long wait. */
+#define STS_COLLECTOR_FAULTS(X)                                                                    \
+    X(STS_COLLECTOR_NONE, 0, "none")                                                               \
+    X(STS_COLLECTOR_500, 1, "status-500")                                                          \
+    X(STS_COLLECTOR_503, 2, "status-503")                                                          \
+    X(STS_COLLECTOR_REFUSED, 3, "refused")                                                         \
+    X(STS_COLLECTOR_SLOW, 4, "slow")
+
+typedef enum { STS_COLLECTOR_FAULTS(STS_VOCAB_ENUM) } sts_collector_fault;
+
+/* The DKIM verdict of a mailed report as the world's mailbox judges it (RFC 8601
+ * 2.7.1's words): a valid signature, one that does not verify, none at all. */
+#define STS_DKIM_RESULTS(X)                                                                        \
+    X(STS_DKIM_PASS, 0, "pass")                                                                    \
+    X(STS_DKIM_FAIL, 1, "fail")                                                                    \
+    X(STS_DKIM_NONE, 2, "none")
+
+typedef enum { STS_DKIM_RESULTS(STS_VOCAB_ENUM) } sts_dkim_result;
+
 #undef STS_VOCAB_ENUM
 
 /* ---- the run's time limit ---------------------------------------------------------
@@ -182,6 +203,12 @@ int sts_tls_version_parse(const char *s, sts_tls_version *out);
 const char *sts_assure_verdict_name(sts_assure_verdict v);
 int sts_assure_verdict_parse(const char *s, sts_assure_verdict *out);
 
+const char *sts_collector_fault_name(sts_collector_fault f);
+int sts_collector_fault_parse(const char *s, sts_collector_fault *out);
+
+const char *sts_dkim_result_name(sts_dkim_result r);
+int sts_dkim_result_parse(const char *s, sts_dkim_result *out);
+
 /* ---- every vocabulary as data -----------------------------------------------------
  * For code that handles any of them alike: the scenario loader's "must be one of"
  * messages, the table tests. words[] is in the table's order. */
@@ -198,7 +225,8 @@ typedef struct sts_vocab {
 
 extern const sts_vocab sts_vocab_result_type, sts_vocab_policy_type, sts_vocab_mode,
     sts_vocab_policy_source, sts_vocab_outcome, sts_vocab_action, sts_vocab_delivery_tls,
-    sts_vocab_tls_version, sts_vocab_assure_verdict;
+    sts_vocab_tls_version, sts_vocab_assure_verdict, sts_vocab_collector_fault,
+    sts_vocab_dkim_result;
 
 /* The name of value in v, or NULL. */
 const char *sts_vocab_name(const sts_vocab *v, int value);

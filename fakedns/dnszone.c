@@ -348,6 +348,66 @@ out:
     return rc;
 }
 
+int sts_dns_zone_add_record(sts_dns_zone *z, const char *apex, const char *rr_text)
+{
+    ldns_rdf *a = NULL;
+    ldns_rr *rr = NULL;
+    zone_index_drop(z);
+    if (ldns_str2rdf_dname(&a, apex) != LDNS_STATUS_OK)
+        return STS_EINVAL;
+    ldns_dname2canonical(a);
+    if (ldns_rr_new_frm_str(&rr, rr_text, DNS_DEFAULT_TTL, NULL, NULL) != LDNS_STATUS_OK ||
+        !dname_under(ldns_rr_owner(rr), a)) {
+        ldns_rr_free(rr);
+        ldns_rdf_deep_free(a);
+        return STS_EINVAL;
+    }
+    ldns_dname2canonical(ldns_rr_owner(rr));
+    int rc = 0;
+    if (!zone_apex_of(z, a)) {
+        if (z->napex == DNS_MAX_APEXES) {
+            rc = STS_ETOOBIG;
+        } else {
+            z->apex[z->napex++] = a;
+            a = NULL;
+        }
+    }
+    if (!rc && zone_cname_conflict(z, rr))
+        rc = STS_EINVAL;
+    if (!rc && !ldns_rr_list_push_rr(z->rrs, rr))
+        rc = STS_ENOMEM;
+    if (rc)
+        ldns_rr_free(rr);
+    ldns_rdf_deep_free(a);
+    return rc;
+}
+
+int sts_dns_zone_txt(const sts_dns_zone *z, const char *name, sts_buf *out)
+{
+    ldns_rdf *d = NULL;
+    if (ldns_str2rdf_dname(&d, name) != LDNS_STATUS_OK)
+        return STS_EINVAL;
+    int found = 0, rc = 0;
+    for (size_t i = 0; i < ldns_rr_list_rr_count(z->rrs) && !rc; i++) {
+        const ldns_rr *rr = ldns_rr_list_rr(z->rrs, i);
+        if (ldns_rr_get_type(rr) != LDNS_RR_TYPE_TXT || !dname_eq(ldns_rr_owner(rr), d))
+            continue;
+        if (found++)
+            continue; /* the first record's text only; the count says there are more */
+        /* RFC 1035 3.3.14: character-strings, each a length octet and its data;
+         * concatenated as a DKIM or TLSRPT reader does (RFC 6376 3.6.2.2). */
+        for (size_t k = 0; k < ldns_rr_rd_count(rr) && !rc; k++) {
+            const ldns_rdf *f = ldns_rr_rdf(rr, k);
+            const uint8_t *p = ldns_rdf_data(f);
+            size_t n = ldns_rdf_size(f);
+            if (n && p[0] < n)
+                rc = sts_buf_append(out, (const char *)p + 1, p[0]);
+        }
+    }
+    ldns_rdf_deep_free(d);
+    return rc ? rc : found;
+}
+
 int sts_dns_zone_has_address(const sts_dns_zone *z, const char *name)
 {
     ldns_rdf *d = NULL;

@@ -37,6 +37,16 @@ int sts_dns_zone_add_lines(sts_dns_zone *z, const char *text, const char *where,
 /* Add "name A addr" (name absolute, no trailing dot needed). A name outside the
  * domain becomes an apex of its own, so that the server answers for it. */
 int sts_dns_zone_add_a(sts_dns_zone *z, const char *name, const char *addr);
+/* Add one record in presentation form with an absolute owner ("s1._domainkey.x.test.
+ * TXT \"v=DKIM1; ...\""; default TTL) at or under apex, which the zone then answers
+ * for like its own domain (a name outside the domain, as for sts_dns_zone_add_a).
+ * STS_EINVAL for a record ldns cannot read or an owner outside apex. */
+int sts_dns_zone_add_record(sts_dns_zone *z, const char *apex, const char *rr_text);
+/* The TXT records of name (absolute, no trailing dot needed): the first one's strings
+ * concatenated are appended to out; returns how many TXT records name owns (0: none),
+ * or a negative STS_* code. Read without any query: the world's own DNS data, for the
+ * world's own checks (the DKIM keys of reports it receives). */
+int sts_dns_zone_txt(const sts_dns_zone *z, const char *name, sts_buf *out);
 /* 1 when name owns an A, AAAA or CNAME record in the zone, else 0. */
 int sts_dns_zone_has_address(const sts_dns_zone *z, const char *name);
 /* The MX targets of the zone's MX records that lie in the domain, in zone order,

@@ -10,6 +10,7 @@
 #include "fakedns/mxsrv.h"
 #include "common/buf.h"
 #include "common/err.h"
+#include "fakedns/rptrecv.h"
 #include "fakedns/served.h"
 #include "fakedns/tcpsrv.h"
 
@@ -55,7 +56,7 @@ typedef enum {
 
 static const char *smtp_state_name(smtp_state s)
 {
-    static const char *names[] = {"CONNECTED", "HELO", "MAIL", "RCPT", "DATA",
+    static const char *names[] = {"CONNECTED", "HELO", "MAIL",  "RCPT",    "DATA",
                                   "TLS",       "QUIT", "ABORT", "GREETING"};
     return names[s];
 }
@@ -66,11 +67,11 @@ typedef struct smtp_sess {
     sts_served *served;       /* what is served to this session (a reference) */
     const sts_mxsrv_conf *cf; /* its entry for this host */
     size_t max_message;       /* the SIZE limit of cf */
-    sts_delay *wait; /* a scripted delay is running: input waits */
-    int waited;      /* the delay of the next stage has passed */
-    const char *override; /* scripted text replacing the next reply */
-    const char *trailer;  /* bytes sent in the same write as the next reply */
-    int rejected;         /* the greeting was negative: only QUIT is served */
+    sts_delay *wait;          /* a scripted delay is running: input waits */
+    int waited;               /* the delay of the next stage has passed */
+    const char *override;     /* scripted text replacing the next reply */
+    const char *trailer;      /* bytes sent in the same write as the next reply */
+    int rejected;             /* the greeting was negative: only QUIT is served */
     sts_stream *st;
     unsigned id;
     smtp_state state;
@@ -495,8 +496,7 @@ static void smtp_command(smtp_sess *s, char *line, size_t n)
         sts_observer_smtp_command(s->srv->obs, s->obs, "?", s->tls, s->last_reply);
         return;
     }
-    sts_debug(s->srv->log, "mx %s#%u %s %s", s->srv->host, s->id, s->tls ? "<~~" : "<--",
-              line);
+    sts_debug(s->srv->log, "mx %s#%u %s %s", s->srv->host, s->id, s->tls ? "<~~" : "<--", line);
     /* The verb, for the record: upper case, anything but letters and digits shown as
      * '?', capped (no verb we know is longer). */
     char verb[16];
@@ -577,6 +577,8 @@ static int smtp_stage_wait(smtp_sess *s, int stage)
 }
 
 /* The message is complete: record it and answer (RFC 5321 4.1.1.4). */
+static void smtp_mailbox(smtp_sess *s, const char *sha256_hex);
+
 static void smtp_message_done(smtp_sess *s)
 {
     const char *script = s->cf->replies[STS_SCN_STAGE_DOT];
@@ -609,6 +611,7 @@ static void smtp_message_done(smtp_sess *s)
         s->nmsg++;
         sts_observer_smtp_message(s->srv->obs, s->obs, s->tls, s->msg.len, hex, s->from,
                                   (const char *const *)s->rcpts, s->nrcpts);
+        smtp_mailbox(s, hex);
         sts_info(s->srv->log, "mx %s#%u received a message: %zu octets from <%s> to %zu rcpt(s)%s",
                  s->srv->host, s->id, s->msg.len, s->from, s->nrcpts,
                  s->tls ? " over TLS" : " IN PLAINTEXT");
@@ -618,6 +621,34 @@ static void smtp_message_done(smtp_sess *s)
     s->override = NULL;
     smtp_reset_transaction(s);
     smtp_set_state(s, SMTP_HELO);
+}
+
+/* The world's TLSRPT mailbox (RFC 8460 5.3): a message to the mailto address of the
+ * served `_smtp._tls` record is judged as a report (fakedns/rptrecv.h) and recorded,
+ * with the session's facts, in the observer's tlsrpt_reports. */
+static void smtp_mailbox(smtp_sess *s, const char *sha256_hex)
+{
+    const char *box = s->cf->tlsrpt_rcpt;
+    size_t i = 0;
+    while (box && i < s->nrcpts && strcasecmp(s->rcpts[i], box))
+        i++;
+    if (!box || i == s->nrcpts)
+        return;
+    json_t *rec = sts_rptrecv_mail(s->msg.data ? s->msg.data : "", s->msg.len, s->served->zone);
+    if (rec) {
+        json_object_set_new(rec, "host", json_string(s->srv->host));
+        json_object_set_new(rec, "rcpt", json_string(s->rcpts[i]));
+        json_object_set_new(rec, "from", json_string(s->from));
+        json_object_set_new(rec, "tls", json_boolean(s->tls));
+        json_object_set_new(rec, "accepted", json_true());
+        json_object_set_new(rec, "sha256", json_string(sha256_hex));
+    }
+    sts_info(s->srv->log, "mx %s#%u: the message to <%s> is a TLS report: %s, dkim %s",
+             s->srv->host, s->id, s->rcpts[i],
+             rec && json_is_true(json_object_get(rec, "valid")) ? "valid" : "not valid",
+             rec ? json_string_value(json_object_get(json_object_get(rec, "dkim"), "result"))
+                 : "?");
+    sts_observer_tlsrpt(s->srv->obs, rec);
 }
 
 /* DATA state: take message lines from the input. Returns 1 when the message ended
@@ -741,8 +772,7 @@ static void smtp_tls(sts_stream *st, int status)
     smtp_sess *s = (smtp_sess *)sts_tcpsrv_conn_of(st);
     const sts_tls_info *ti = sts_stream_tls_info(st);
     if (status != 0) {
-        sts_info(s->srv->log, "mx %s#%u TLS handshake failed: %s", s->srv->host, s->id,
-                 ti->error);
+        sts_info(s->srv->log, "mx %s#%u TLS handshake failed: %s", s->srv->host, s->id, ti->error);
         sts_observer_smtp_set(s->srv->obs, s->obs, "tls_error", json_string(ti->error));
         smtp_set_state(s, SMTP_QUIT);
         sts_stream_close(st);
@@ -823,8 +853,7 @@ static sts_tcpsrv_conn *smtp_accept(sts_tcpsrv *t, sts_stream *st)
     s->max_message = smtp_max_message(s->cf);
     sts_buf_init(&s->in, SMTP_MAX_INPUT);
     sts_buf_init(&s->msg, s->max_message);
-    s->obs = sts_observer_smtp_begin(srv->obs, srv->host, srv->address,
-                                     sts_stream_peer_addr(st));
+    s->obs = sts_observer_smtp_begin(srv->obs, srv->host, srv->address, sts_stream_peer_addr(st));
     if (!s->obs) {
         sts_buf_free(&s->in);
         sts_buf_free(&s->msg);

@@ -39,11 +39,13 @@ typedef struct sts_mxsrv_conf {
     double delay[STS_SCN_NSTAGES];        /* seconds before acting on a stage */
     int disconnect;                       /* close without a reply at disconnect_stage */
     int disconnect_stage;
-    const char *inject_after_starttls;    /* sent in the same write as the 220 */
-    int handshake_abort;                  /* close when the ClientHello arrives */
-    const char *const *ehlo_keywords;     /* replaces the default keywords */
+    const char *inject_after_starttls; /* sent in the same write as the 220 */
+    int handshake_abort;               /* close when the ClientHello arrives */
+    const char *const *ehlo_keywords;  /* replaces the default keywords */
     size_t nehlo_keywords;
     int ehlo_keywords_set;
+    const char *tlsrpt_rcpt; /* the world's TLSRPT mailbox address (NULL = none): a
+                                message to it is judged as a report (rptrecv.h) */
 } sts_mxsrv_conf;
 
 /* The reply code of a scripted reply ("550 ..." -> 550; 0 if malformed). */

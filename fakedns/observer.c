@@ -1,7 +1,7 @@
 /*
  * observer.c - the world's observer log (see observer.h): DNS queries as compact
- * records (names interned in an arena) and two JSON arrays, behind one mutex. Functions return 0 or STS_ENOMEM; snapshot returns a new reference or
- * NULL on ENOMEM.
+ * records (names interned in an arena) and two JSON arrays, behind one mutex. Functions return 0 or
+ * STS_ENOMEM; snapshot returns a new reference or NULL on ENOMEM.
  */
 #include "fakedns/observer.h"
 #include "common/buf.h"
@@ -19,11 +19,11 @@
 
 /* One DNS query: 12 octets instead of a ~900-octet JSON object. */
 typedef struct dns_rec {
-    uint32_t name;  /* index into names; NO_NAME = the question was not parsed */
-    uint16_t type;  /* qtype; meaningful when flags & REC_TYPE */
-    uint8_t flags;  /* REC_TCP, REC_TYPE */
-    int8_t rcode;   /* 0..16, -1 = no answer sent */
-    int8_t fault;   /* STS_SCN_DNS_* or -1 */
+    uint32_t name; /* index into names; NO_NAME = the question was not parsed */
+    uint16_t type; /* qtype; meaningful when flags & REC_TYPE */
+    uint8_t flags; /* REC_TCP, REC_TYPE */
+    int8_t rcode;  /* 0..16, -1 = no answer sent */
+    int8_t fault;  /* STS_SCN_DNS_* or -1 */
 } dns_rec;
 
 #define NO_NAME UINT32_MAX
@@ -51,6 +51,8 @@ struct sts_observer {
     json_t *fetches;
     json_t *conns; /* policy_connections */
     json_t *sessions;
+    json_t *reports; /* tlsrpt_reports, at most STS_OBSERVER_TLSRPT_MAX */
+    uint64_t reports_dropped;
 };
 
 sts_observer *sts_observer_new(void)
@@ -63,7 +65,8 @@ sts_observer *sts_observer_new(void)
     o->fetches = json_array();
     o->conns = json_array();
     o->sessions = json_array();
-    if (!o->fetches || !o->conns || !o->sessions) {
+    o->reports = json_array();
+    if (!o->fetches || !o->conns || !o->sessions || !o->reports) {
         sts_observer_free(o);
         return NULL;
     }
@@ -81,6 +84,7 @@ void sts_observer_free(sts_observer *o)
     json_decref(o->fetches);
     json_decref(o->conns);
     json_decref(o->sessions);
+    json_decref(o->reports);
     pthread_mutex_destroy(&o->mu);
     free(o);
 }
@@ -508,16 +512,38 @@ int sts_observer_smtp_set(sts_observer *o, sts_obs_smtp *s, const char *key, jso
     return rc ? STS_ENOMEM : 0;
 }
 
+int sts_observer_tlsrpt(sts_observer *o, json_t *rec)
+{
+    pthread_mutex_lock(&o->mu);
+    int rc = 0;
+    if (!rec || json_array_size(o->reports) >= STS_OBSERVER_TLSRPT_MAX) {
+        o->reports_dropped++;
+        rc = rec ? STS_ETOOBIG : STS_ENOMEM;
+        json_decref(rec);
+    } else if (json_array_append_new(o->reports, rec)) {
+        o->reports_dropped++;
+        rc = STS_ENOMEM;
+    }
+    pthread_mutex_unlock(&o->mu);
+    return rc;
+}
+
 json_t *sts_observer_snapshot(sts_observer *o)
 {
     pthread_mutex_lock(&o->mu);
     json_t *dns = observer_dns_json(o);
     /* The dns array is new; the JSON records are copied so the caller owns them. */
     json_t *snap =
-        dns ? json_pack("{s:o,s:o,s:o,s:o}", "dns", dns, "policy_fetches",
+        dns ? json_pack("{s:o,s:o,s:o,s:o,s:o}", "dns", dns, "policy_fetches",
                         json_deep_copy(o->fetches), "policy_connections", json_deep_copy(o->conns),
-                        "smtp_sessions", json_deep_copy(o->sessions))
+                        "smtp_sessions", json_deep_copy(o->sessions), "tlsrpt_reports",
+                        json_deep_copy(o->reports))
             : NULL;
+    if (snap && o->reports_dropped &&
+        json_object_set_new(snap, "tlsrpt_dropped", json_integer((json_int_t)o->reports_dropped))) {
+        json_decref(snap);
+        snap = NULL;
+    }
     /* Only once something was dropped: the shape stays as before otherwise. */
     if (snap && o->dropped &&
         json_object_set_new(snap, "dns_dropped", json_integer((json_int_t)o->dropped))) {

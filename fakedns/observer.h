@@ -26,8 +26,8 @@ void sts_observer_free(sts_observer *o);
 #define STS_OBSERVER_DNS_MAX_DEFAULT 100000
 
 /* Keep at most max DNS query records (0 = STS_OBSERVER_DNS_MAX_DEFAULT); later ones
- * are only counted, as "dns_dropped" in the snapshot (the key appears once K > 0). A long-running world serving
- * a real MTA must not grow without limit. */
+ * are only counted, as "dns_dropped" in the snapshot (the key appears once K > 0). A long-running
+ * world serving a real MTA must not grow without limit. */
 void sts_observer_set_dns_max(sts_observer *o, size_t max);
 size_t sts_observer_dns_max(sts_observer *o);
 
@@ -103,8 +103,17 @@ int sts_observer_smtp_message(sts_observer *o, sts_obs_smtp *s, int tls, size_t 
 /* Set any other key of the session (takes the reference of value). */
 int sts_observer_smtp_set(sts_observer *o, sts_obs_smtp *s, const char *key, json_t *value);
 
+/* TLS reports kept (sts_observer_tlsrpt); later ones are only counted, as
+ * "tlsrpt_dropped" in the snapshot. Each record keeps its report only up to
+ * STS_RPTRECV_KEEP_MAX (fakedns/rptrecv.h), so this bounds the memory too. */
+#define STS_OBSERVER_TLSRPT_MAX 200
+
+/* A TLS report received (a record of fakedns/rptrecv.h; takes the reference of rec,
+ * NULL: out of memory, counted as dropped). */
+int sts_observer_tlsrpt(sts_observer *o, json_t *rec);
+
 /* A copy: {"dns": [...], "policy_fetches": [...], "policy_connections": [...],
- * "smtp_sessions": [...]}, plus
+ * "smtp_sessions": [...], "tlsrpt_reports": [...]}, plus
  * "dns_dropped": K once K queries were only counted (sts_observer_set_dns_max); each
  * DNS record becomes {"name", "type", "transport", "rcode"} plus "fault" when one
  * applied. */

@@ -30,15 +30,17 @@
 #include "common/log.h"
 #include "common/scenario.h"
 #include "common/tls.h"
+#include "fakedns/collector.h"
 #include "fakedns/dnszone.h"
 #include "fakedns/httpsrv.h"
 #include "fakedns/mxsrv.h"
 
 /* One host of the world (the world's hosts, in the world's order). */
 typedef struct sts_served_host {
-    const sts_scn_mx *mx;   /* the scenario's settings (borrowed); NULL = defaults */
-    SSL_CTX *ctx;           /* a reference of this state's: the host's certificate, or NULL */
-    sts_mxsrv_conf mx_conf; /* MX hosts with a listener: what a session is served */
+    const sts_scn_mx *mx;        /* the scenario's settings (borrowed); NULL = defaults */
+    SSL_CTX *ctx;                /* a reference of this state's: the host's certificate, or NULL */
+    sts_mxsrv_conf mx_conf;      /* MX hosts with a listener: what a session is served */
+    sts_collector_conf col_conf; /* TLSRPT collector hosts: what a request is served */
 } sts_served_host;
 
 /* Filled by the world while it builds the state, read-only once it is served.
@@ -63,6 +65,7 @@ typedef struct sts_served {
     const sts_scn_dns_fault *faults;
     size_t nfaults;
     const sts_scn_policy *policy;
+    const sts_scn_tlsrpt *tlsrpt; /* the TLSRPT record and endpoints (present or not) */
     /* What is served. */
     sts_dns_zone *zone; /* owned */
     char *policy_ctype; /* owned */
@@ -71,7 +74,7 @@ typedef struct sts_served {
     sts_httpsrv_conf https, http; /* the policy host's two listeners */
     sts_served_policy *more;      /* a survey world's domains 2..N (nmore, owned) */
     size_t nmore;
-    sts_served_host *hosts;       /* nhosts entries, owned */
+    sts_served_host *hosts; /* nhosts entries, owned */
     size_t nhosts;
 } sts_served;
 

@@ -32,6 +32,8 @@
 #include "common/err.h"
 #include "common/testca.h"
 #include "common/tls.h"
+#include "common/buf.h"
+#include "fakedns/collector.h"
 #include "fakedns/dnssrv.h"
 #include "fakedns/httpsrv.h"
 #include "fakedns/mxsrv.h"
@@ -42,6 +44,9 @@
 #include <errno.h>
 #include <limits.h>
 #include <netinet/in.h>
+#include <openssl/pem.h>
+#include <openssl/rsa.h>
+#include <openssl/x509.h>
 #include <stdarg.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -60,11 +65,12 @@
 /* The one piece of process-wide state: which block the next world tries. */
 static atomic_uint world_next_block;
 
-typedef enum { HOST_MX, HOST_POLICY } host_kind;
+/* HOST_COLLECTOR: the HTTPS endpoint of a tlsrpt section's https rua. */
+typedef enum { HOST_MX, HOST_POLICY, HOST_COLLECTOR } host_kind;
 
 typedef struct world_host {
-    char *name; /* lowercase, no trailing dot */
-    char *base; /* the name as the scenario has it (steps name hosts by it) */
+    char *name;   /* lowercase, no trailing dot */
+    char *base;   /* the name as the scenario has it (steps name hosts by it) */
     unsigned dom; /* survey worlds: the domain K (1..N) it serves; 0 = shared */
     host_kind kind;
     const sts_scn_mx *mx; /* the scenario's own settings (before any step); NULL =
@@ -74,6 +80,7 @@ typedef struct world_host {
     int fd[2]; /* bound sockets until the servers take them */
     sts_mxsrv *mxsrv;
     sts_httpsrv *https, *http; /* a policy host's listeners */
+    sts_collector *collector;  /* a collector host's listener */
 } world_host;
 
 struct sts_world {
@@ -103,6 +110,12 @@ struct sts_world {
 
     sts_served *served; /* what is served now: the one pointer a step swaps */
 
+    /* TLSRPT (scenario tlsrpt sections): the submitter's throw-away DKIM key, its
+     * private key as PEM in dir, and its public key's TXT record data. */
+    const char *submitter, *selector; /* the scenario's */
+    char dkim_file[PATH_MAX + 16];    /* "" when the scenario has no tlsrpt section */
+    char *dkim_txt;                   /* "v=DKIM1; k=rsa; p=..." */
+
     int dns_fd[2]; /* udp, tcp */
     sts_dnssrv *dns;
     sts_dnssrv_drops dns_drops; /* taken when the DNS server stops */
@@ -114,7 +127,6 @@ struct sts_world {
     void (*done)(void *);
     void *done_arg;
 };
-
 
 static char *lower_dup(const char *s)
 {
@@ -236,8 +248,8 @@ static char *survey_text(const sts_world *w, unsigned k, const char *text)
 }
 
 /* A zone with the lines of text (after ${mode}), nothing else yet. */
-static int world_zone_lines(sts_world *w, const char *text, int line, sts_dns_zone **out,
-                            char *err, size_t errlen)
+static int world_zone_lines(sts_world *w, const char *text, int line, sts_dns_zone **out, char *err,
+                            size_t errlen)
 {
     sts_dns_zone *z = sts_dns_zone_new(w->domain, err, errlen);
     if (!z)
@@ -285,6 +297,74 @@ static int world_add_targets(sts_world *w, const sts_dns_zone *z)
     return rc;
 }
 
+/* A TXT record line "OWNER. TXT \"...\" \"...\"" of text: quotes and backslashes
+ * escaped, split into character-strings of at most 255 octets (RFC 1035 3.3.14). */
+static int txt_line(sts_buf *b, const char *owner, const char *text)
+{
+    int rc = sts_buf_appendf(b, "%s. TXT", owner);
+    size_t n = strlen(text), i = 0;
+    do {
+        size_t k = n - i < 255 ? n - i : 255;
+        rc = rc ? rc : sts_buf_append(b, " \"", 2);
+        for (size_t j = i; !rc && j < i + k; j++)
+            rc = text[j] == '"' || text[j] == '\\' ? sts_buf_appendf(b, "\\%c", text[j])
+                                                   : sts_buf_append(b, &text[j], 1);
+        rc = rc ? rc : sts_buf_append(b, "\"", 1);
+        i += k;
+    } while (!rc && i < n);
+    return rc;
+}
+
+/* The TLSRPT part of the zone s serves: the _smtp._tls record(s) of its tlsrpt
+ * section (verbatim, or "v=TLSRPTv1; rua=..." built from its endpoints, RFC 8460
+ * 3), and the submitter's DKIM key record SELECTOR._domainkey.SUBMITTER (RFC 6376
+ * 3.6.1) whenever the scenario has a tlsrpt section. */
+static int world_tlsrpt_zone(sts_world *w, sts_served *s, char *err, size_t errlen)
+{
+    const sts_scn_tlsrpt *t = s->tlsrpt;
+    char owner[600];
+    int rc = 0;
+    if (w->dkim_txt) {
+        snprintf(owner, sizeof(owner), "%s._domainkey.%s", w->selector, w->submitter);
+        sts_buf b;
+        sts_buf_init(&b, 0);
+        rc = txt_line(&b, owner, w->dkim_txt);
+        if (!rc && sts_dns_zone_add_record(s->zone, w->submitter, b.data)) {
+            sts_errf(err, errlen, "%s: cannot publish the DKIM key record %s", w->file, owner);
+            rc = STS_EINVAL;
+        }
+        sts_buf_free(&b);
+    }
+    if (rc || !t || !t->present)
+        return rc;
+    snprintf(owner, sizeof(owner), "_smtp._tls.%s", w->domain);
+    sts_buf rec;
+    sts_buf_init(&rec, 0);
+    if (!t->record_set) {
+        rc = sts_buf_appendf(&rec, "v=TLSRPTv1; rua=");
+        if (!rc && t->https_host)
+            rc = sts_buf_appendf(&rec, "https://%s:%d%s", t->https_host, w->https_port,
+                                 t->https_path);
+        if (!rc && t->mailto)
+            rc = sts_buf_appendf(&rec, "%smailto:%s", t->https_host ? "," : "", t->mailto);
+    }
+    for (size_t i = 0; !rc && i < (t->record_set ? t->record.n : 1); i++) {
+        char *text = t->record_set ? sts_scenario_subst(t->record.v[i], w->mode) : NULL;
+        sts_buf b;
+        sts_buf_init(&b, 0);
+        rc = t->record_set && !text ? STS_ENOMEM : txt_line(&b, owner, text ? text : rec.data);
+        if (!rc && sts_dns_zone_add_record(s->zone, w->domain, b.data)) {
+            sts_errf(err, errlen, "%s:%d: tlsrpt: cannot publish the record '%s'", w->file, t->line,
+                     text ? text : rec.data);
+            rc = STS_EINVAL;
+        }
+        free(text);
+        sts_buf_free(&b);
+    }
+    sts_buf_free(&rec);
+    return rc;
+}
+
 /* The zone s serves: its lines, an A record for every host with a listener, its
  * faults, SOA and NS. */
 static int world_make_zone(sts_world *w, sts_served *s, char *err, size_t errlen)
@@ -294,13 +374,15 @@ static int world_make_zone(sts_world *w, sts_served *s, char *err, size_t errlen
     for (size_t i = 0; !rc && i < w->nhosts; i++)
         if (w->hosts[i].listen && sts_dns_zone_add_a(z, w->hosts[i].name, w->hosts[i].addr)) {
             sts_errf(err, errlen, "%s: the zone gives %s other data than the world's address",
-                    w->file, w->hosts[i].name);
+                     w->file, w->hosts[i].name);
             rc = STS_EINVAL;
         }
+    if (!rc)
+        rc = world_tlsrpt_zone(w, s, err, errlen);
     for (size_t i = 0; !rc && !w->ndomains && i < s->nfaults; i++) {
         const sts_scn_dns_fault *f = &s->faults[i];
-        rc = sts_dns_zone_add_fault(z, f->name, f->type, f->fault, f->delay, w->file, f->line,
-                                    err, errlen);
+        rc = sts_dns_zone_add_fault(z, f->name, f->type, f->fault, f->delay, w->file, f->line, err,
+                                    errlen);
     }
     /* A survey world: each fault once under each domain K. */
     for (unsigned k = 1; !rc && k <= w->ndomains; k++) {
@@ -418,17 +500,39 @@ static int world_gather(sts_world *w, const sts_scenario *scn, const sts_dns_zon
         return STS_ENOMEM;
     if (w->nhosts == before) {
         sts_errf(err, errlen, "%s: mta-sts.%s is the policy host and cannot also be an MX",
-                scn->file ? scn->file : "scenario", w->domain);
+                 scn->file ? scn->file : "scenario", w->domain);
         return STS_EINVAL;
     }
     int rc = world_add_targets(w, written);
+    /* The TLSRPT collectors of every tlsrpt section, the steps' too. */
+    for (size_t k = 0; !rc && k <= scn->nsteps; k++) {
+        const sts_scn_tlsrpt *t = k ? &scn->steps[k - 1].tlsrpt : &scn->tlsrpt;
+        if (!t->present || !t->https_host)
+            continue;
+        world_host *c = world_find_host(w, t->https_host);
+        if (c && c->kind != HOST_COLLECTOR) {
+            sts_errf(err, errlen, "%s:%d: tlsrpt https host %s is also %s",
+                     scn->file ? scn->file : "scenario", t->line, t->https_host,
+                     c->kind == HOST_POLICY ? "the policy host" : "an MX host");
+            return STS_EINVAL;
+        }
+        if (!c)
+            rc = world_add_host(w, t->https_host, HOST_COLLECTOR, NULL, &h);
+    }
     /* Hosts a later step names get their listeners now: listeners are never added
      * while the world runs. */
     for (size_t k = 0; !rc && k < scn->nsteps; k++) {
         const sts_scn_step *st = &scn->steps[k];
-        for (size_t i = 0; !rc && i < st->nmx; i++)
-            if (!world_find_host(w, st->mx[i].host))
+        for (size_t i = 0; !rc && i < st->nmx; i++) {
+            const world_host *o = world_find_host(w, st->mx[i].host);
+            if (o && o->kind == HOST_COLLECTOR) {
+                sts_errf(err, errlen, "%s:%d: %s is a tlsrpt https host, not an MX",
+                         scn->file ? scn->file : "scenario", st->mx[i].line, st->mx[i].host);
+                return STS_EINVAL;
+            }
+            if (!o)
                 rc = world_add_host(w, st->mx[i].host, HOST_MX, NULL, &h);
+        }
         if (rc || !st->dns)
             continue;
         sts_dns_zone *z = NULL;
@@ -620,6 +724,12 @@ static int world_host_ctx(const sts_world *w, const sts_served *s, size_t i, SSL
     if (h->kind == HOST_POLICY)
         return world_mint_ctx(w, s->now, &s->policy->cert, &s->policy->tls, h->name, h->dom, out,
                               err, errlen);
+    if (h->kind == HOST_COLLECTOR) {
+        const sts_scn_tlsrpt *t = s->tlsrpt;
+        int mine = t && t->present && t->https_host && !strcasecmp(t->https_host, h->name);
+        return world_mint_ctx(w, s->now, mine ? &t->https_cert : &plain, &any, h->name, 0, out, err,
+                              errlen);
+    }
     if (mx && !mx->starttls)
         return 0;
     return world_mint_ctx(w, s->now, mx ? &mx->cert : &plain, mx ? &mx->tls : &any, h->name, h->dom,
@@ -644,8 +754,10 @@ static int world_make_cas(sts_world *w, const sts_scenario *scn, char *err, size
     world_cert_cas(&scn->policy.cert, &unknown, &inter);
     for (size_t i = 0; i < scn->nmx; i++)
         world_cert_cas(&scn->mx[i].cert, &unknown, &inter);
+    world_cert_cas(&scn->tlsrpt.https_cert, &unknown, &inter);
     for (size_t k = 0; k < scn->nsteps; k++) {
         const sts_scn_step *st = &scn->steps[k];
+        world_cert_cas(&st->tlsrpt.https_cert, &unknown, &inter);
         if (st->policy_set)
             world_cert_cas(&st->policy.cert, &unknown, &inter);
         for (size_t i = 0; i < st->nmx; i++)
@@ -671,8 +783,10 @@ static int world_pad(sts_buf *b, long size, char *err, size_t errlen, const char
     if (size < 0 || (size_t)size == b->len)
         return 0;
     if ((size_t)size < b->len + min) {
-        sts_errf(err, errlen, "%s: policy 'size' %ld is below the policy itself plus one pad line "
-                             "(%zu octets)", file, size, b->len + min);
+        sts_errf(err, errlen,
+                 "%s: policy 'size' %ld is below the policy itself plus one pad line "
+                 "(%zu octets)",
+                 file, size, b->len + min);
         return STS_EINVAL;
     }
     size_t r = (size_t)size - b->len;
@@ -849,6 +963,7 @@ static void world_select_start(const sts_world *w, const sts_scenario *scn, sts_
     s->faults = scn->dns_faults;
     s->nfaults = scn->ndns_faults;
     s->policy = &scn->policy;
+    s->tlsrpt = &scn->tlsrpt;
     for (size_t i = 0; i < w->nhosts; i++)
         s->hosts[i].mx = w->hosts[i].mx;
 }
@@ -868,6 +983,7 @@ static int world_select_step(const sts_world *w, const sts_served *prev, const s
     s->faults = st->dns_faults_set ? st->dns_faults : prev->faults;
     s->nfaults = st->dns_faults_set ? st->ndns_faults : prev->nfaults;
     s->policy = st->policy_set ? &st->policy : prev->policy;
+    s->tlsrpt = st->tlsrpt_set ? &st->tlsrpt : prev->tlsrpt;
     for (size_t i = 0; i < w->nhosts; i++)
         s->hosts[i].mx = prev->hosts[i].mx;
     for (size_t i = 0; i < st->nmx; i++) {
@@ -897,6 +1013,8 @@ static int world_mints(const sts_world *w, const sts_served *prev, const sts_ser
         return 1;
     if (w->hosts[i].kind == HOST_POLICY)
         return prev->policy != s->policy;
+    if (w->hosts[i].kind == HOST_COLLECTOR)
+        return prev->tlsrpt != s->tlsrpt;
     return prev->hosts[i].mx != s->hosts[i].mx;
 }
 
@@ -931,9 +1049,21 @@ static int world_build_served(sts_world *w, const sts_served *prev, sts_served *
         rc = world_make_policy(w, s, err, errlen);
     if (rc)
         return rc;
-    for (size_t i = 0; i < w->nhosts; i++)
-        if (w->hosts[i].kind == HOST_MX)
+    const sts_scn_tlsrpt *t = s->tlsrpt;
+    for (size_t i = 0; i < w->nhosts; i++) {
+        if (w->hosts[i].kind == HOST_MX) {
             s->hosts[i].mx_conf = world_mx_conf(&w->hosts[i], &s->hosts[i]);
+            s->hosts[i].mx_conf.tlsrpt_rcpt = t && t->present ? t->mailto : NULL;
+        } else if (w->hosts[i].kind == HOST_COLLECTOR) {
+            sts_collector_conf *c = &s->hosts[i].col_conf;
+            c->name = w->hosts[i].name;
+            c->ctx = s->hosts[i].ctx;
+            c->present =
+                t && t->present && t->https_host && !strcasecmp(t->https_host, w->hosts[i].name);
+            c->path = c->present ? t->https_path : "/";
+            c->fault = c->present ? t->https_fault : 0;
+        }
+    }
     world_policy_confs(w, s);
     return 0;
 }
@@ -1045,7 +1175,7 @@ static int world_bind(sts_world *w, char *err, size_t errlen)
         if (!h->listen)
             continue;
         snprintf(h->addr, sizeof(h->addr), "%s.%d", w->block, next++);
-        int ports[2] = {h->kind == HOST_POLICY ? w->https_port : w->smtp_port,
+        int ports[2] = {h->kind == HOST_MX ? w->smtp_port : w->https_port,
                         h->kind == HOST_POLICY ? w->http_port : -1};
         for (int k = 0; k < 2; k++) {
             if (ports[k] < 0)
@@ -1090,7 +1220,8 @@ static int world_bind_block(sts_world *w, const char *block, char *err, size_t e
             return STS_EIO;
         sts_debug(w->log, "block %s busy (%s), trying the next", w->block, err);
     }
-    sts_errf(err, errlen, "no free address block after %d tries (last: %s)", WORLD_BLOCK_TRIES, err);
+    sts_errf(err, errlen, "no free address block after %d tries (last: %s)", WORLD_BLOCK_TRIES,
+             err);
     return STS_EIO;
 }
 
@@ -1119,6 +1250,13 @@ static int world_start_servers(sts_world *w)
             rc =
                 sts_httpsrv_start(w->loop, h->fd[1], &w->served, 0, slot, w->obs, w->log, &h->http);
             h->fd[1] = -1;
+            if (rc)
+                return rc;
+            w->pending++;
+        } else if (h->kind == HOST_COLLECTOR) {
+            rc = sts_collector_start(w->loop, h->fd[0], &w->served, i, w->obs, w->log,
+                                     &h->collector);
+            h->fd[0] = -1;
             if (rc)
                 return rc;
             w->pending++;
@@ -1155,6 +1293,51 @@ static int world_make_dir(sts_world *w, const char *dir, char *err, size_t errle
     return 0;
 }
 
+/* The submitter's throw-away DKIM key (RFC 6376 3.3.3: RSA, 2048 bits here): the
+ * private key written as PEM (PKCS #1, "RSA PRIVATE KEY", which every signer reads)
+ * to dkim.pem in the world's directory, the public key as the key record's data
+ * "v=DKIM1; k=rsa; p=<base64 SubjectPublicKeyInfo>" (RFC 6376 3.6.1). */
+static int world_make_dkim(sts_world *w, const sts_scenario *scn, char *err, size_t errlen)
+{
+    if (!scn->tlsrpt_any)
+        return 0;
+    if (w->ndomains) {
+        sts_errf(err, errlen, "%s: a survey world (--domains) has no tlsrpt side", w->file);
+        return STS_EINVAL;
+    }
+    w->submitter = scn->tlsrpt_submitter ? scn->tlsrpt_submitter : STS_SCN_TLSRPT_SUBMITTER;
+    w->selector = scn->tlsrpt_selector ? scn->tlsrpt_selector : STS_SCN_TLSRPT_SELECTOR;
+    EVP_PKEY *key = EVP_RSA_gen(2048);
+    unsigned char *der = NULL;
+    int dlen = key ? i2d_PUBKEY(key, &der) : -1;
+    int rc = dlen > 0 ? 0 : STS_ETLS;
+    if (!rc) {
+        size_t b64 = 4 * (((size_t)dlen + 2) / 3);
+        size_t cap = b64 + 64;
+        if (!(w->dkim_txt = malloc(cap)))
+            rc = STS_ENOMEM;
+        else {
+            int off = snprintf(w->dkim_txt, cap, "v=DKIM1; k=rsa; p=");
+            EVP_EncodeBlock((unsigned char *)w->dkim_txt + off, der, dlen);
+        }
+    }
+    snprintf(w->dkim_file, sizeof(w->dkim_file), "%s/dkim.pem", w->dir);
+    BIO *f = rc ? NULL : BIO_new_file(w->dkim_file, "w");
+    if (!rc && (!f || !PEM_write_bio_PrivateKey_traditional(f, key, NULL, NULL, 0, NULL, NULL)))
+        rc = STS_EIO;
+    if (f && BIO_free(f) != 1)
+        rc = STS_EIO;
+    OPENSSL_free(der);
+    EVP_PKEY_free(key);
+    if (rc) {
+        sts_errf(err, errlen, "cannot make the DKIM key %s: %s", w->dkim_file, sts_strerror(rc));
+        if (rc == STS_EIO)
+            unlink(w->dkim_file);
+        w->dkim_file[0] = '\0';
+    }
+    return rc;
+}
+
 static int world_build(sts_world *w, const sts_scenario *scn, const sts_world_opts *opts, char *err,
                        size_t errlen)
 {
@@ -1176,6 +1359,8 @@ static int world_build(sts_world *w, const sts_scenario *scn, const sts_world_op
         rc = world_make_cas(w, scn, err, errlen);
     if (!rc)
         rc = world_make_dir(w, opts->dir, err, errlen);
+    if (!rc)
+        rc = world_make_dkim(w, scn, err, errlen);
     if (!rc)
         rc = world_bind_block(w, opts->block, err, errlen);
     if (!rc)
@@ -1248,7 +1433,9 @@ int sts_world_start(uv_loop_t *loop, const sts_scenario *scn, const sts_world_op
     for (size_t i = 0; i < w->nhosts; i++)
         if (w->hosts[i].listen)
             sts_info(w->log, "host %s %s (%s)", w->hosts[i].name, w->hosts[i].addr,
-                     w->hosts[i].kind == HOST_POLICY ? "policy" : "mx");
+                     w->hosts[i].kind == HOST_POLICY      ? "policy"
+                     : w->hosts[i].kind == HOST_COLLECTOR ? "tlsrpt collector"
+                                                          : "mx");
     *out = w;
     return 0;
 }
@@ -1309,6 +1496,13 @@ json_t *sts_world_ready(const sts_world *w)
                   w->domain, "dns", dns, "ca_file", w->ca_file, "smtp_port", w->smtp_port,
                   "https_port", w->https_port, "http_port", w->http_port, "hosts", hosts, "block",
                   w->block, "mode", w->mode, "policy", w->served->https.present);
+    if (ready && w->dkim_txt &&
+        json_object_set_new(ready, "tlsrpt",
+                            json_pack("{s:s,s:s,s:s}", "submitter", w->submitter, "selector",
+                                      w->selector, "dkim_key", w->dkim_file))) {
+        json_decref(ready);
+        return NULL;
+    }
     if (ready && w->ndomains) {
         /* d1 .. dN: host X.dK.<domain> listens at X.d1's address + (K - 1) * stride */
         char first[300], last[300];
@@ -1391,9 +1585,12 @@ void sts_world_stop(sts_world *w, void (*done)(void *arg), void *arg)
         if (w->hosts[i].http)
             sts_httpsrv_stop(w->hosts[i].http, world_server_done, w);
     }
-    for (size_t i = 0; i < w->nhosts; i++)
+    for (size_t i = 0; i < w->nhosts; i++) {
         if (w->hosts[i].mxsrv)
             sts_mxsrv_stop(w->hosts[i].mxsrv, world_server_done, w);
+        if (w->hosts[i].collector)
+            sts_collector_stop(w->hosts[i].collector, world_server_done, w);
+    }
 }
 
 void sts_world_free(sts_world *w)
@@ -1413,6 +1610,9 @@ void sts_world_free(sts_world *w)
     sts_observer_free(w->obs);
     if (w->ca_file[0] && w->own_dir)
         unlink(w->ca_file);
+    if (w->dkim_file[0] && w->own_dir)
+        unlink(w->dkim_file);
+    free(w->dkim_txt);
     if (w->own_dir)
         rmdir(w->dir);
     free(w->domain);

@@ -50,9 +50,12 @@ unsigned sts_features_needed(const sts_scenario *scn)
         need |= STS_FEATURE_STEPS;
     if (needs_cache(scn))
         need |= STS_FEATURE_CACHE;
-    for (size_t i = 0; i < scn->nsteps; i++)
+    for (size_t i = 0; i < scn->nsteps; i++) {
         if (scn->steps[i].advance > 0)
             need |= STS_FEATURE_NOW;
+        if (scn->steps[i].report)
+            need |= STS_FEATURE_TLSRPT;
+    }
     return need;
 }
 

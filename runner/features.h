@@ -23,7 +23,9 @@
     X(STS_FEATURE_MODE, 1u << 2, "mode", "sender {mode: ...} (--mode, {sender_mode})")             \
     X(STS_FEATURE_STEPS, 1u << 3, "steps", "multi-step: run again after the world changed")        \
     X(STS_FEATURE_CACHE, 1u << 4, "policy-cache", "a step expects a policy an earlier one cached") \
-    X(STS_FEATURE_NOW, 1u << 5, "now", "a step moves the clock ({now} follows it)")
+    X(STS_FEATURE_NOW, 1u << 5, "now", "a step moves the clock ({now} follows it)")                \
+    X(STS_FEATURE_TLSRPT, 1u << 6, "tlsrpt",                                                       \
+      "a report: deliver step (TLS reports of the sender's sessions, --report-cmd)")
 
 #define STS_FEATURE_ENUM(sym, bit, name, meaning) sym = bit,
 enum sts_feature { STS_FEATURES(STS_FEATURE_ENUM) };

@@ -245,7 +245,7 @@ static void *world_main(void *arg)
 static json_t *observed_since(json_t *now, json_t *before)
 {
     static const char *const keys[] = {"dns", "policy_fetches", "policy_connections",
-                                       "smtp_sessions"};
+                                       "smtp_sessions", "tlsrpt_reports"};
     json_t *out = json_object();
     json_object_set_new(out, "event", json_string("observed"));
     for (size_t k = 0; k < sizeof(keys) / sizeof(keys[0]); k++) {
@@ -294,6 +294,12 @@ typedef struct run_state {
     pthread_mutex_t mu;
     int tty;
 } run_state;
+
+static const char *str_or_empty(json_t *v)
+{
+    const char *s = json_string_value(v);
+    return s ? s : "";
+}
 
 static double now_s(void)
 {
@@ -411,12 +417,13 @@ static int case_stop(run_case *c, enum case_stop_kind k, const char *fmt, ...)
 #define case_error(c, ...) case_stop((c), CASE_STOP_ERROR, __VA_ARGS__)
 #define case_unsupported(c, ...) case_stop((c), CASE_STOP_UNSUPPORTED, __VA_ARGS__)
 
-/* The external sender's command line for one step: the --sender-cmd template with
- * its placeholders {rcpt} {domain} {dns} {dns_host} {dns_port} {ca} {smtp_port}
- * {https_port} {mode} {require_tls} {sender_mode} {now} {cache} {dns_timeout} and
- * {ststest_flags} (runner.h) replaced. malloc'd; NULL on ENOMEM. */
+/* An external command line for one step: the template tmpl (--sender-cmd, or a report
+ * step's command) with its placeholders {rcpt} {domain} {dns} {dns_host} {dns_port} {ca}
+ * {smtp_port} {https_port} {mode} {require_tls} {sender_mode} {now} {cache}
+ * {dns_timeout} {report_store} and {ststest_flags} (runner.h), and those of more (NULL
+ * or {name, value} pairs ending with a NULL name), replaced. malloc'd; NULL on ENOMEM. */
 static char *external_command(const char *tmpl, const run_case *c, const sts_sender_opts *so,
-                              const char *rcpt)
+                              const char *rcpt, const char *const more[][2])
 {
     char port_s[3][16], now_s_[32], cache_path[4096];
     const char *dns = so->dns ? so->dns : "";
@@ -457,9 +464,25 @@ static char *external_command(const char *tmpl, const run_case *c, const sts_sen
         {"now", now_s_},
         {"cache", cache_path},
         {"dns_timeout", dns_timeout_s},
+        {"report_store", so->report_store_file ? so->report_store_file : ""},
         {NULL, NULL},
     };
-    return sts_external_command(tmpl, vars);
+    /* The sender's placeholders, then the report step's (more), in one list. */
+    size_t nvars = 0, nmore = 0;
+    while (vars[nvars][0])
+        nvars++;
+    while (more && more[nmore][0])
+        nmore++;
+    const char *(*all)[2] = calloc(nvars + nmore + 1, sizeof(*all));
+    if (!all)
+        return NULL;
+    for (size_t i = 0; i < nvars; i++)
+        all[i][0] = vars[i][0], all[i][1] = vars[i][1];
+    for (size_t i = 0; i < nmore; i++)
+        all[nvars + i][0] = more[i][0], all[nvars + i][1] = more[i][1];
+    char *cmd = sts_external_command(tmpl, (const char *const(*)[2])all);
+    free(all);
+    return cmd;
 }
 
 /* The external command as the sender of one step (external.h): its output joins the
@@ -470,7 +493,7 @@ static char *external_command(const char *tmpl, const run_case *c, const sts_sen
 static int sender_external(run_state *rs, run_case *c, const sts_sender_opts *so, const char *rcpt,
                            sts_log *log, json_t **result, int *exit_status)
 {
-    char *cmd = external_command(rs->opts->sender_cmd, c, so, rcpt);
+    char *cmd = external_command(rs->opts->sender_cmd, c, so, rcpt, NULL);
     int timed_out = 0;
     double limit = run_time_limit(rs->opts);
     sts_external_out out;
@@ -532,6 +555,58 @@ static int sender_once(run_state *rs, run_case *c, const sts_sender_opts *so, co
     return sender_in_process(c, so, rcpt, result, exit_status);
 }
 
+/* ststest's own report delivery (contract section 3), run as a command like an
+ * external one: {ststest} is this very binary. */
+#define STS_RUN_REPORT_CMD                                                                         \
+    "{ststest} report --deliver --now {now} --report-store {report_store} --dns {dns} "            \
+    "--ca-file {ca} --smtp-port {smtp_port} --submitter {submitter} --dkim-key {dkim_key} "        \
+    "--dkim-selector {dkim_selector} --out {report_dir} --timeout {timeout}"
+
+/* The report command of a `report: deliver` step (--report-cmd, else ours) with the
+ * sender's placeholders and {report_store} {submitter} {dkim_key} {dkim_selector}
+ * {report_dir} {day} {timeout} {ststest}: run it (its lines join the transcript).
+ * Returns 0 when it ran (*exit_status), else -1 with the error in c. */
+static int report_once(run_state *rs, run_case *c, const sts_sender_opts *so, const char *rcpt,
+                       json_t *ready, const char *report_dir, sts_log *log, int *exit_status)
+{
+    json_t *t = json_object_get(ready, "tlsrpt");
+    char self[4096], day[16], timeout[32];
+    ssize_t n = readlink("/proc/self/exe", self, sizeof(self) - 1);
+    self[n > 0 ? n : 0] = '\0';
+    /* The day reported: the UTC day before the step's clock. */
+    time_t yesterday = so->now - 24 * 3600;
+    struct tm tm;
+    gmtime_r(&yesterday, &tm);
+    strftime(day, sizeof(day), "%Y-%m-%d", &tm);
+    snprintf(timeout, sizeof(timeout), "%g", so->timeout);
+    const char *const more[][2] = {
+        {"submitter", str_or_empty(json_object_get(t, "submitter"))},
+        {"dkim_key", str_or_empty(json_object_get(t, "dkim_key"))},
+        {"dkim_selector", str_or_empty(json_object_get(t, "selector"))},
+        {"report_dir", report_dir},
+        {"day", day},
+        {"timeout", timeout},
+        {"ststest", self},
+        {NULL, NULL},
+    };
+    if (mkdir(report_dir, 0700) && errno != EEXIST)
+        return case_error(c, "cannot create %s: %s", report_dir, strerror(errno));
+    const char *tmpl = rs->opts->report_cmd ? rs->opts->report_cmd : STS_RUN_REPORT_CMD;
+    char *cmd = external_command(tmpl, c, so, rcpt, more);
+    int timed_out = 0;
+    double limit = run_time_limit(rs->opts);
+    sts_external_out out;
+    sts_info(log, "report command: %s", cmd ? cmd : "?");
+    *exit_status = cmd ? sts_external_run(cmd, limit, log, &out, &timed_out) : -1;
+    free(cmd);
+    if (*exit_status < 0)
+        return case_error(c, "cannot run the report command");
+    sts_external_out_free(&out);
+    if (timed_out)
+        return case_error(c, "the report command ran over the time limit of %.0f s", limit);
+    return 0;
+}
+
 #define CASE_DIR_TEMPLATE "/tmp/ststest-run-XXXXXX"
 
 /* One case in flight: what the parts of run_one share. */
@@ -542,6 +617,8 @@ typedef struct case_run {
     char dir_buf[sizeof(CASE_DIR_TEMPLATE)];
     char *dir; /* the case's folder (policy cache, external sender's output); NULL: none */
     char cache_file[sizeof(CASE_DIR_TEMPLATE) + 32];
+    char store_file[sizeof(CASE_DIR_TEMPLATE) + 32]; /* the case's TLS report store */
+    char report_dir[sizeof(CASE_DIR_TEMPLATE) + 32]; /* where report steps write reports */
     world_thread wt;
     char rcpt[512];
     sts_sender_opts so;
@@ -621,9 +698,11 @@ static void case_sender_opts(case_run *cr)
     so->require_tls = scn->sender.require_tls;
     so->mode = scn->sender.mode;
     so->cache_file = cr->cache_file;
-    /* No TLS report store yet: a case records its sessions once the runner has a report
-     * step (issue 12); until then a run leaves nothing in the user's default store. */
-    so->no_report_store = 1;
+    /* A TLS report store of the case's own (contract: {report_store}): its sessions
+     * are what a report step delivers, and nothing lands in the user's default store. */
+    snprintf(cr->store_file, sizeof(cr->store_file), "%s/report-store.sqlite", cr->dir);
+    snprintf(cr->report_dir, sizeof(cr->report_dir), "%s/reports", cr->dir);
+    so->report_store_file = cr->store_file;
     so->from = "ststest@runner.invalid";
     so->helo = "runner.invalid";
     so->timeout = o->stage_timeout > 0 ? o->stage_timeout : STS_RUN_STAGE_TIMEOUT;
@@ -696,6 +775,7 @@ static void case_judge(case_run *cr, size_t i, json_t *result, json_t *observed,
         .external = external && result == NULL,
         .cert_bad_hosts = bad_hosts,
         .served_enforce = served_enforce(scn, i + 1, c->mode),
+        .report = scn->nsteps && scn->steps[i].report,
     };
     int vrc = expect ? sts_verdict_check(&in, &v) : -1;
     free(bad_hosts);
@@ -737,7 +817,10 @@ static void case_step(case_run *cr, size_t i)
     cr->so.now = cr->clock;
     json_t *result = NULL;
     int exit_status = 0;
-    if (sender_once(cr->rs, c, &cr->so, cr->rcpt, cr->log, &result, &exit_status)) {
+    int report = c->scn->nsteps && c->scn->steps[i].report;
+    if (report ? report_once(cr->rs, c, &cr->so, cr->rcpt, cr->wt.ready, cr->report_dir, cr->log,
+                             &exit_status)
+               : sender_once(cr->rs, c, &cr->so, cr->rcpt, cr->log, &result, &exit_status)) {
         json_decref(result);
         return;
     }
@@ -800,6 +883,14 @@ static void case_end(case_run *cr)
  * it is unsupported (and not run). */
 static int case_lacks_feature(const run_state *rs, run_case *c)
 {
+    /* Our report command reports the sessions our sender recorded: another sender's
+     * sessions need that implementation's own report command. */
+    if (rs->opts->sender_cmd && !rs->opts->report_cmd &&
+        (sts_features_needed(c->scn) & STS_FEATURE_TLSRPT)) {
+        case_unsupported(c, "a report: deliver step with --sender-cmd needs --report-cmd "
+                            "(ststest's report command cannot read another sender's sessions)");
+        return 1;
+    }
     if (!rs->opts->features_set)
         return 0;
     unsigned missing = sts_features_needed(c->scn) & ~rs->opts->sender_features;

@@ -41,9 +41,14 @@ typedef struct sts_run_opts {
     /* Run this shell command as the sender instead of ours (see README, "Testing
      * another implementation"); placeholders {rcpt} {domain} {dns} {dns_host}
      * {dns_port} {ca} {smtp_port} {https_port} {mode} {require_tls} {sender_mode} {now}
-     * {cache} {dns_timeout} are replaced, shell-quoted; {ststest_flags} by ststest
+     * {cache} {dns_timeout} {report_store} are replaced, shell-quoted; {ststest_flags} by ststest
      * options. */
     const char *sender_cmd;
+    /* Run this shell command in `report: deliver` steps instead of `ststest report
+     * --deliver` (README "Testing another implementation"): the placeholders of
+     * sender_cmd plus {report_store} {submitter} {dkim_key} {dkim_selector}
+     * {report_dir} {day} {timeout}. */
+    const char *report_cmd;
     double time_limit; /* seconds the sender may run per step; 0 = default */
     /* Serve each case's world on the standard ports (DNS 53, SMTP 25, HTTPS 443,
      * HTTP 80) of its own 127.x.y.0/24 block, for senders that cannot be told a port

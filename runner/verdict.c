@@ -451,6 +451,163 @@ static void check_https_only(const run_facts *f, sts_verdict *v)
              (size_t)f->plain_fetches);
 }
 
+/* ---- report steps: the TLS reports the world accepted ---- */
+
+/* The facts of one report's policies, as expect.tlsrpt.policies names them. */
+static json_t *report_policies(json_t *report)
+{
+    json_t *out = json_array();
+    size_t i;
+    json_t *p;
+    json_array_foreach(json_object_get(report, "policies"), i, p)
+    {
+        json_t *pol = json_object_get(p, "policy"), *sum = json_object_get(p, "summary");
+        json_t *rt = json_array();
+        size_t k;
+        json_t *d;
+        json_array_foreach(json_object_get(p, "failure-details"), k, d)
+        {
+            json_t *t = json_object_get(d, "result-type");
+            if (json_is_string(t))
+                json_array_append(rt, t);
+        }
+        json_t *set = json_set(rt);
+        json_decref(rt);
+        json_array_append_new(out, json_pack("{s:O?,s:O?,s:O?,s:O?,s:o?}", "policy_type",
+                                             json_object_get(pol, "policy-type"), "policy_domain",
+                                             json_object_get(pol, "policy-domain"), "successful",
+                                             json_object_get(sum, "total-successful-session-count"),
+                                             "failed",
+                                             json_object_get(sum, "total-failure-session-count"),
+                                             "result_types", set));
+    }
+    return out;
+}
+
+/* One report's policies (facts of report_policies) against the expected ones. */
+static void compare_policies(const sts_scn_expect_tlsrpt *e, json_t *got, const char *which,
+                             sts_verdict *v)
+{
+    if (json_array_size(got) != e->npolicies) {
+        note(v, STS_DIFF_OTHER, "tlsrpt.policies (%s): expected %zu policies, got %zu", which,
+             e->npolicies, json_array_size(got));
+        return;
+    }
+    for (size_t i = 0; i < e->npolicies; i++) {
+        const sts_scn_expect_policy *ep = &e->policies[i];
+        json_t *g = json_array_get(got, i);
+        const char *type = json_string_value(json_object_get(g, "policy_type"));
+        const char *dom = json_string_value(json_object_get(g, "policy_domain"));
+        if (ep->policy_type && (!type || strcmp(type, ep->policy_type)))
+            note(v, STS_DIFF_OTHER, "tlsrpt.policies[%zu].policy_type (%s): expected %s, got %s", i,
+                 which, ep->policy_type, type ? type : "(none)");
+        if (ep->policy_domain && (!dom || strcasecmp(dom, ep->policy_domain)))
+            note(v, STS_DIFF_OTHER, "tlsrpt.policies[%zu].policy_domain (%s): expected %s, got %s",
+                 i, which, ep->policy_domain, dom ? dom : "(none)");
+        static const char *const keys[2] = {"successful", "failed"};
+        const long want[2] = {ep->successful, ep->failed};
+        for (int k = 0; k < 2; k++) {
+            json_t *n = json_object_get(g, keys[k]);
+            if (want[k] < 0)
+                continue;
+            if (!json_is_integer(n))
+                note(v, STS_DIFF_OTHER, "tlsrpt.policies[%zu].%s (%s): expected %ld, got %s", i,
+                     keys[k], which, want[k], "(not an integer)");
+            else if (json_integer_value(n) != want[k])
+                note(v, STS_DIFF_OTHER, "tlsrpt.policies[%zu].%s (%s): expected %ld, got %lld", i,
+                     keys[k], which, want[k], (long long)json_integer_value(n));
+        }
+        if (ep->result_types_set) {
+            char key[96];
+            snprintf(key, sizeof(key), "tlsrpt.policies[%zu].result_types (%s)", i, which);
+            differ_set(v, key, &ep->result_types, json_object_get(g, "result_types"), 0);
+        }
+    }
+}
+
+/* The reports the world accepted in the step against expect.tlsrpt; the facts into
+ * actual.tlsrpt. */
+static void compare_tlsrpt(const sts_scn_expect_tlsrpt *e, json_t *observed, json_t *actual,
+                           sts_verdict *v)
+{
+    json_t *recs = json_object_get(observed, "tlsrpt_reports");
+    json_t *via = json_array(), *dkim = json_array(), *pols = json_array();
+    size_t n = 0, nmail = 0;
+    int valid = 1, dkim_ok = 1;
+    size_t i;
+    json_t *r;
+    json_array_foreach(recs, i, r)
+    {
+        if (!json_is_true(json_object_get(r, "accepted")))
+            continue;
+        n++;
+        const char *how = str_or(json_object_get(r, "via"), "?");
+        json_array_append_new(via, json_string(how));
+        valid &= json_is_true(json_object_get(r, "valid"));
+        json_t *got = report_policies(json_object_get(r, "report"));
+        if (!strcmp(how, "mailto")) {
+            nmail++;
+            const char *res = str_or(json_object_get(json_object_get(r, "dkim"), "result"), "?");
+            json_array_append_new(dkim, json_string(res));
+            if (e->dkim >= 0 && strcmp(res, sts_dkim_result_name(e->dkim)))
+                dkim_ok = 0;
+        }
+        char which[64];
+        snprintf(which, sizeof(which), "%s report %zu", how, n);
+        if (e->policies_set)
+            compare_policies(e, got, which, v);
+        json_array_append_new(pols, got);
+    }
+    json_t *via_set = json_set(via), *dkim_set = json_set(dkim);
+    json_decref(via);
+    json_decref(dkim);
+    json_object_set_new(actual, "tlsrpt",
+                        json_pack("{s:I,s:o,s:o,s:o,s:o}", "reports", (json_int_t)n, "valid",
+                                  n ? json_boolean(valid) : json_null(), "via",
+                                  json_incref(via_set), "dkim", json_incref(dkim_set), "policies",
+                                  pols));
+    if (e->reports >= 0 && (size_t)e->reports != n)
+        differ_num(v, STS_DIFF_OTHER, "tlsrpt.reports", e->reports, (long long)n);
+    if (e->valid >= 0 && (!n || valid != e->valid)) {
+        char got[64];
+        snprintf(got, sizeof(got), "%s", !n ? "(no report)" : valid ? "true" : "false");
+        differ(v, STS_DIFF_OTHER, "tlsrpt.valid", e->valid ? "true" : "false", got);
+    }
+    if (e->via_set)
+        differ_set(v, "tlsrpt.via", &e->via, via_set, 0);
+    if (e->dkim >= 0 && (!nmail || !dkim_ok)) {
+        char *g = set_text(dkim_set);
+        differ(v, STS_DIFF_OTHER, "tlsrpt.dkim", sts_dkim_result_name(e->dkim),
+               nmail ? g : "(no mailto report)");
+        free(g);
+    }
+    json_decref(via_set);
+    json_decref(dkim_set);
+}
+
+/* A report step: the report command's exit status and the reports received. */
+static int check_report_step(const sts_verdict_input *in, sts_verdict *v)
+{
+    const sts_scn_expect *e = in->expect;
+    json_object_set_new(v->actual, "exit", json_integer(in->exit_status));
+    if (e->exit_status >= 0 && e->exit_status != in->exit_status)
+        differ_num(v, exit_class(e->exit_status, in->exit_status), "exit", e->exit_status,
+                   in->exit_status);
+    compare_tlsrpt(&e->tlsrpt, in->observed, v->actual, v);
+    json_t *fetches = json_object_get(in->observed, "policy_fetches");
+    size_t plain = 0, i;
+    json_t *f;
+    json_array_foreach(fetches, i, f)
+    {
+        plain += !strcmp(str_or(json_object_get(f, "scheme"), ""), "http");
+    }
+    if (plain)
+        note(v, STS_DIFF_SECURITY,
+             "policy fetched over plain HTTP %zu time(s) (RFC 8461 3.3: HTTPS only)", plain);
+    v->passed = v->diff.len == 0;
+    return 0;
+}
+
 int sts_verdict_check(const sts_verdict_input *in, sts_verdict *v)
 {
     memset(v, 0, sizeof(*v));
@@ -458,6 +615,10 @@ int sts_verdict_check(const sts_verdict_input *in, sts_verdict *v)
     v->actual = json_object();
     v->diffs = json_array();
     v->why = in->expect->why;
+    if (!v->actual || !v->diffs)
+        return STS_ENOMEM;
+    if (in->report)
+        return check_report_step(in, v);
     run_facts f;
     if (!v->actual || !v->diffs || gather_facts(in, &f))
         return STS_ENOMEM;

@@ -74,6 +74,12 @@ typedef struct sts_verdict_input {
     const char *const *cert_bad_hosts; /* NULL-terminated: MX hosts whose certificate a
                                           correct sender rejects; external mode only */
     int served_enforce;                /* external mode: the world served a valid enforce policy */
+    /* A `report: deliver` step: the run was the report command's, no sender's. Only
+     * its exit status and the TLS reports the world accepted (observed
+     * "tlsrpt_reports" with "accepted": true) are compared (expect exit, tlsrpt); the
+     * security invariant does not apply (RFC 8460 5.3: reports are delivered even
+     * when TLS fails), the HTTPS-only policy fetch rule still does. */
+    int report;
 } sts_verdict_input;
 
 /* Fill v (initialised here); returns 0 or STS_ENOMEM. Free with sts_verdict_free. */

@@ -1,7 +1,8 @@
 #!/bin/sh
 # setup.sh - README quick-start line (1): installs what building and running
 # ststest needs, and nothing else: the compiler and build tools, the libraries
-# ststest links with (development packages; libopendkim-dev signs mailed TLS reports), and the system trust store that
+# ststest links with (development packages; libopendkim-dev signs mailed TLS
+# reports and verifies those the world receives), and the system trust store that
 # `send` and `check` use by default (ca-certificates), and `file`, which CPack needs
 # to work out the .deb's library dependencies (`cmake --build build --target package`).
 #

@@ -41,13 +41,18 @@ static void run_usage(FILE *fp)
             "                       fetch (default %d)\n"
             "      --sender-cmd CMD run CMD (via /bin/sh) as the sender instead of ours;\n"
             "                       {rcpt} {domain} {dns} {dns_host} {dns_port} {ca}\n"
-            "                       {smtp_port} {https_port} {mode} {now} {cache} are\n"
-            "                       replaced, quoted;\n"
+            "                       {smtp_port} {https_port} {mode} {now} {cache}\n"
+            "                       {report_store} are replaced, quoted;\n"
             "                       the scenario's `sender:` as {require_tls} (1 or 0),\n"
             "                       {sender_mode}, {dns_timeout} (seconds, default 10)\n"
             "                       and {ststest_flags} (ststest options)\n"
             "                       CMD exiting %d declares the case unsupported (its last\n"
             "                       stderr line says why): not a pass, not a failure\n"
+            "      --report-cmd CMD run CMD (via /bin/sh) in `report: deliver` steps\n"
+            "                       instead of `ststest report --deliver`; the\n"
+            "                       placeholders of --sender-cmd and {report_store}\n"
+            "                       {submitter} {dkim_key} {dkim_selector} {report_dir}\n"
+            "                       {day} {timeout}; its exit status is the step's `exit`\n"
             "      --sender-features LIST  the features the sender has (comma list; default\n"
             "                       all); a case needing another is unsupported, not run:\n",
             STS_RUN_STAGE_TIMEOUT, STS_RUN_EXIT_UNSUPPORTED);
@@ -115,6 +120,7 @@ int sts_cmd_run(int argc, char **argv)
         {"verbose", no_argument, NULL, 'v'},
         {"help", no_argument, NULL, 'h'},
         {"sender-cmd", required_argument, NULL, 'S'},
+        {"report-cmd", required_argument, NULL, 'R'},
         {"time-limit", required_argument, NULL, 'T'},
         {"standard-ports", no_argument, NULL, 'P'},
         {"exclude", required_argument, NULL, 'x'},
@@ -165,6 +171,13 @@ int sts_cmd_run(int argc, char **argv)
                 return STS_EXIT_USAGE;
             }
             o.sender_cmd = optarg;
+            break;
+        case 'R':
+            if (!*optarg) {
+                fprintf(stderr, "ststest run: --report-cmd: empty command\n");
+                return STS_EXIT_USAGE;
+            }
+            o.report_cmd = optarg;
             break;
         case 'T':
             if (parse_num("--time-limit", optarg, 1, 86400, &o.time_limit))

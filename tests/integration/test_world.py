@@ -71,7 +71,7 @@ def test_ready_line(valid_world):
         assert "BEGIN CERTIFICATE" in f.read()
     obs = valid_world.stop()
     assert obs == {"event": "observed", "dns": [], "policy_fetches": [], "policy_connections": [],
-                   "smtp_sessions": [], "dns_drops": 0, "dns_drops_kernel": 0,
+                   "smtp_sessions": [], "tlsrpt_reports": [], "dns_drops": 0, "dns_drops_kernel": 0,
                    "dns_drops_server": 0, "dns_drops_measured": "proc_net_udp",
                    "dns_rcvbuf": obs["dns_rcvbuf"]}
     assert obs["dns_rcvbuf"] > 0

@@ -324,6 +324,161 @@ static const struct {
     {"name:\nabout: a\n", "1:6: 'name' must be a string, not empty"},
 };
 
+/* ---- tlsrpt: the section, report steps and expect.tlsrpt ---- */
+
+static void test_tlsrpt_valid(void **state)
+{
+    (void)state;
+    static const char text[] =
+        HEAD "tlsrpt:\n"
+             "  https: {host: Reports.D.test, fault: status-503, cert: {expired: true}}\n"
+             "  mailto: {address: tlsrpt@d.test}\n"
+             "  submitter: reporter.test\n"
+             "  selector: s1\n"
+             "steps:\n"
+             "  - {name: day, expect: {enforce: {outcome: delivered}}}\n"
+             "  - name: deliver\n"
+             "    advance: 1d\n"
+             "    report: deliver\n"
+             "    tlsrpt: {record: ['v=TLSRPTv1; rua=mailto:a@d.test', 'v=TLSRPTv1;'], "
+             "selector: s1}\n"
+             "    expect:\n"
+             "      enforce:\n"
+             "        exit: 75\n"
+             "        tlsrpt: {reports: 2, valid: true, via: [https, mailto], dkim: pass,\n"
+             "                 policies: [{policy_type: sts, policy_domain: d.test, successful: 1,"
+             "\n                             failed: 0, result_types: []}]}\n";
+    char err[512];
+    sts_scenario *s = sts_scenario_parse(text, strlen(text), "f.yaml", err, sizeof(err));
+    if (!s)
+        print_error("%s\n", err);
+    assert_non_null(s);
+    assert_true(s->tlsrpt.present && s->tlsrpt.https_set);
+    assert_string_equal(s->tlsrpt.https_host, "reports.d.test");
+    assert_string_equal(s->tlsrpt.https_path, "/tlsrpt");
+    assert_int_equal(s->tlsrpt.https_fault, STS_COLLECTOR_503);
+    assert_true(s->tlsrpt.https_cert.expired);
+    assert_string_equal(s->tlsrpt.mailto, "tlsrpt@d.test");
+    assert_string_equal(s->tlsrpt_submitter, "reporter.test");
+    assert_string_equal(s->tlsrpt_selector, "s1");
+    assert_true(s->tlsrpt_any);
+    assert_int_equal(s->nsteps, 2);
+    assert_false(s->steps[0].report);
+    assert_true(s->steps[1].report && s->steps[1].tlsrpt_set);
+    assert_int_equal(s->steps[1].tlsrpt.record.n, 2);
+    assert_string_equal(s->steps[1].tlsrpt.record.v[1], "v=TLSRPTv1;");
+    const sts_scn_expect *e = sts_scenario_step_expect(s, 1, "enforce");
+    assert_non_null(e);
+    assert_int_equal(e->exit_status, 75);
+    assert_true(e->tlsrpt.set);
+    assert_int_equal(e->tlsrpt.reports, 2);
+    assert_int_equal(e->tlsrpt.valid, 1);
+    assert_int_equal(e->tlsrpt.via.n, 2);
+    assert_int_equal(e->tlsrpt.dkim, STS_DKIM_PASS);
+    assert_int_equal(e->tlsrpt.npolicies, 1);
+    assert_string_equal(e->tlsrpt.policies[0].policy_type, "sts");
+    assert_int_equal(e->tlsrpt.policies[0].successful, 1);
+    assert_int_equal(e->tlsrpt.policies[0].failed, 0);
+    assert_true(e->tlsrpt.policies[0].result_types_set);
+    assert_int_equal(e->tlsrpt.policies[0].result_types.n, 0);
+    sts_scenario_free(s);
+
+    /* The defaults: no submitter or selector given. */
+    static const char plain[] = HEAD EXP "tlsrpt: {mailto: {address: x@sub.d.test}}\n";
+    s = sts_scenario_parse(plain, strlen(plain), "f.yaml", err, sizeof(err));
+    assert_non_null(s);
+    assert_string_equal(s->tlsrpt_submitter, STS_SCN_TLSRPT_SUBMITTER);
+    assert_string_equal(s->tlsrpt_selector, STS_SCN_TLSRPT_SELECTOR);
+    assert_false(s->tlsrpt.https_set);
+    sts_scenario_free(s);
+}
+
+#define RSTEP "steps: [{name: r, report: deliver, expect: {enforce: "
+
+static const struct {
+    const char *text;
+    const char *err;
+} TLSRPT_BAD[] = {
+    {HEAD EXP "tlsrpt: {submitter: r.test}\n",
+     "6:9: tlsrpt needs 'https', 'mailto' or a verbatim 'record'"},
+    {HEAD EXP "tlsrpt: {https: {path: /x}}\n", "6:17: tlsrpt https needs 'host'"},
+    {HEAD EXP "tlsrpt: {https: {host: r.d.test, path: x}}\n", "6:40: 'path' must start with '/'"},
+    {HEAD EXP "tlsrpt: {https: {host: r.d.test, path: /a b}}\n",
+     "6:40: 'path' must be printable ASCII without spaces"},
+    {HEAD EXP "tlsrpt: {https: {host: r.d.test, fault: slowly}}\n",
+     "6:41: 'fault' must be one of none, status-500, status-503, refused, slow, not 'slowly'"},
+    {HEAD EXP "tlsrpt: {https: {host: 'r d'}}\n", "6:24: 'r d' is not a host name"},
+    {HEAD EXP "tlsrpt: {https: {host: mta-sts.d.test}}\n",
+     "6:1: tlsrpt https host mta-sts.d.test is the policy host"},
+    {HEAD EXP "mx: {mail.d.test: {}}\ntlsrpt: {https: {host: mail.d.test}}\n",
+     "7:1: tlsrpt https host mail.d.test is an MX host"},
+    {HEAD EXP "tlsrpt: {https: {host: r.d.test, port: 1}}\n",
+     "6:34: unknown key 'port' in tlsrpt https (allowed: host, path, fault, cert)"},
+    {HEAD EXP "tlsrpt: {mailto: {address: nobody}}\n",
+     "6:28: 'address' must be one address local@domain, not 'nobody'"},
+    {HEAD EXP "tlsrpt: {mailto: {address: a@x.test}}\n",
+     "6:1: tlsrpt mailto 'a@x.test': the mailbox must lie in the world's domain d.test"},
+    {HEAD EXP "tlsrpt: {mailto: {}}\n", "6:18: tlsrpt mailto needs 'address'"},
+    {HEAD EXP "tlsrpt: {record: []}\n", "6:18: 'record' must name at least one record"},
+    {HEAD EXP "tlsrpt: {record: [a, b, a]}\n",
+     "6:18: 'record' lists 'a' twice: a DNS server sends a record once (RFC 2181 5)"},
+    {HEAD EXP "tlsrpt: {record: \"v=TLSRPTv1;\\trua=x\"}\n",
+     "6:18: 'record' must be printable ASCII (character 0x09)"},
+    {HEAD EXP "tlsrpt: {record: x, selector: 'a b'}\n", "6:31: 'selector' must be a DNS label"},
+    {HEAD EXP "tlsrpt: {record: x, rua: y}\n",
+     "6:21: unknown key 'rua' in tlsrpt (allowed: record, https, mailto, submitter, selector)"},
+    {HEAD "tlsrpt: {record: x, submitter: a.test}\n"
+          "steps: [{name: a, tlsrpt: {record: y, submitter: b.test}, expect: {enforce: {}}}]\n",
+     "6:1: tlsrpt submitter b.test differs from a.test given before"},
+    {HEAD "steps: [{name: a, report: send, expect: {enforce: {}}}]\n",
+     "5:27: 'report' must be deliver"},
+    {HEAD RSTEP "{outcome: delivered}}}]\n",
+     "5:1: step 'r' runs the report delivery, no sender: expect only exit, tlsrpt and why"},
+    {HEAD "steps: [{name: a, expect: {enforce: {tlsrpt: {reports: 1}}}}]\n",
+     "5:1: step 'a': 'tlsrpt' is expected of a step with 'report: deliver'"},
+    {HEAD "expect: {enforce: {tlsrpt: {reports: 1}}}\n",
+     "5:1: 'tlsrpt' is expected of a step with 'report: deliver'"},
+    {HEAD RSTEP "{tlsrpt: {reports: -1}}}}]\n",
+     "5:73: 'reports' must be between 0 and 1000, not -1"},
+    {HEAD RSTEP "{tlsrpt: {via: [smtp]}}}}]\n", "5:69: 'via' lists https and mailto, not 'smtp'"},
+    {HEAD RSTEP "{tlsrpt: {dkim: ok}}}}]\n",
+     "5:70: 'dkim' must be one of pass, fail, none, not 'ok'"},
+    {HEAD RSTEP "{tlsrpt: {policies: {policy_type: sts}}}}}]\n",
+     "5:74: 'policies' must be a list of policies, not a mapping"},
+    {HEAD RSTEP "{tlsrpt: {policies: [{policy_type: dane}]}}}}]\n",
+     "5:89: 'dane' is not an RFC 8460 policy type"},
+    {HEAD RSTEP "{tlsrpt: {policies: [{result_types: [cert-expired]}]}}}}]\n",
+     "5:90: 'cert-expired' is not an RFC 8460 result type"},
+    {HEAD RSTEP "{tlsrpt: {policies: [{failed: -2}]}}}}]\n",
+     "5:84: 'failed' must be between 0 and 1000000, not -2"},
+    {HEAD RSTEP "{tlsrpt: {policies: [{sessions: 1}]}}}}]\n",
+     "5:76: unknown key 'sessions' in an expected policy"},
+    {HEAD RSTEP "{tlsrpt: {count: 1}}}}]\n", "5:64: unknown key 'count' in expect tlsrpt"},
+};
+
+static void test_tlsrpt_errors(void **state)
+{
+    (void)state;
+    int bad = 0;
+    for (size_t i = 0; i < sizeof(TLSRPT_BAD) / sizeof(TLSRPT_BAD[0]); i++) {
+        char err[512], want[512];
+        sts_scenario *s = sts_scenario_parse(TLSRPT_BAD[i].text, strlen(TLSRPT_BAD[i].text),
+                                             "f.yaml", err, sizeof(err));
+        if (s) {
+            print_error("tlsrpt case %zu: accepted:\n%s\n", i, TLSRPT_BAD[i].text);
+            sts_scenario_free(s);
+            bad++;
+            continue;
+        }
+        snprintf(want, sizeof(want), "f.yaml:%s", TLSRPT_BAD[i].err);
+        if (strncmp(err, want, strlen(want))) {
+            print_error("tlsrpt case %zu:\n  got:  %s\n  want: %s\n", i, err, want);
+            bad++;
+        }
+    }
+    assert_int_equal(bad, 0);
+}
+
 static void test_errors(void **state)
 {
     (void)state;
@@ -507,6 +662,8 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_valid),
         cmocka_unit_test(test_errors),
+        cmocka_unit_test(test_tlsrpt_valid),
+        cmocka_unit_test(test_tlsrpt_errors),
         cmocka_unit_test(test_refs),
         cmocka_unit_test(test_knobs),
         cmocka_unit_test(test_policy_handshake),

@@ -198,8 +198,8 @@ static void test_threads(void **state)
 
 /* A TXT query to the world's DNS server at dns ("a.b.c.d:port"), answered while
  * the loop runs: the first string of the first answer, or "" (rcode in *rcode). */
-static void txt_query(uv_loop_t *loop, const char *dns, const char *name, char *out,
-                      size_t outlen, int *rcode)
+static void txt_query(uv_loop_t *loop, const char *dns, const char *name, char *out, size_t outlen,
+                      int *rcode)
 {
     char host[64];
     snprintf(host, sizeof(host), "%s", dns);
@@ -264,8 +264,13 @@ static void test_steps(void **state)
     /* The observer keeps 3 DNS queries: the 4th is only counted, and said once. */
     sts_log *log = sts_log_new_mem(STS_LOG_INFO, "world: ");
     assert_non_null(log);
-    sts_world_opts opts = {.dns_port = 20353, .smtp_port = 20325, .https_port = 20343,
-                           .http_port = 20380, .now = 1700000000, .log = log, .observe_max = 3};
+    sts_world_opts opts = {.dns_port = 20353,
+                           .smtp_port = 20325,
+                           .https_port = 20343,
+                           .http_port = 20380,
+                           .now = 1700000000,
+                           .log = log,
+                           .observe_max = 3};
     sts_world *w = NULL;
     char err[512] = "", txt[256];
     int rcode = -1;
@@ -587,8 +592,8 @@ static void test_observer_dns(void **state)
     const uint8_t name[] = {4, 'M', 'a', 'I', 'l', 1, ';', 4, 't', 'e', 's', 't', 0};
     assert_int_equal(sts_observer_dns_query(o, name, sizeof(name), 1, 0, 0, -1), 0);
     assert_int_equal(sts_observer_dns_query(o, NULL, 0, 0, 1, 1, -1), 0);
-    assert_int_equal(sts_observer_dns_fault(o, "mail.;.test", "TYPE65280", "tcp", "none",
-                                            "timeout"), 0);
+    assert_int_equal(
+        sts_observer_dns_fault(o, "mail.;.test", "TYPE65280", "tcp", "none", "timeout"), 0);
     assert_int_equal(sts_observer_dns(o, "x.test", "BOGUS", "udp", "NOERROR"), STS_EINVAL);
     assert_int_equal(sts_observer_dns(o, "x.test", "MX", "udp", "NOPE"), STS_EINVAL);
     assert_int_equal(sts_observer_dns(o, ".", "NS", "udp", "BADVERS"), 0);
@@ -605,8 +610,29 @@ static void test_observer_dns(void **state)
         "{\"fault\":\"timeout\",\"name\":\"mail.\\\\;.test\",\"rcode\":\"none\",\"transport\":"
         "\"tcp\",\"type\":\"TYPE65280\"},"
         "{\"name\":\".\",\"rcode\":\"BADVERS\",\"transport\":\"udp\",\"type\":\"NS\"}],"
-        "\"dns_dropped\":2,\"policy_connections\":[],\"policy_fetches\":[],\"smtp_sessions\":[]}");
+        "\"dns_dropped\":2,\"policy_connections\":[],\"policy_fetches\":[],\"smtp_sessions\":[],"
+        "\"tlsrpt_reports\":[]}");
     free(text);
+    json_decref(snap);
+    sts_observer_free(o);
+}
+
+/* TLS reports received are kept up to STS_OBSERVER_TLSRPT_MAX; the rest are counted. */
+static void test_observer_tlsrpt_cap(void **state)
+{
+    (void)state;
+    sts_observer *o = sts_observer_new();
+    assert_non_null(o);
+    for (int i = 0; i < STS_OBSERVER_TLSRPT_MAX; i++)
+        assert_int_equal(sts_observer_tlsrpt(o, json_pack("{s:i}", "n", i)), 0);
+    assert_int_equal(sts_observer_tlsrpt(o, json_pack("{s:i}", "n", -1)), STS_ETOOBIG);
+    assert_int_equal(sts_observer_tlsrpt(o, NULL), STS_ENOMEM);
+    json_t *snap = sts_observer_snapshot(o);
+    assert_non_null(snap);
+    json_t *recs = json_object_get(snap, "tlsrpt_reports");
+    assert_int_equal(json_array_size(recs), STS_OBSERVER_TLSRPT_MAX);
+    assert_int_equal(json_integer_value(json_object_get(json_array_get(recs, 0), "n")), 0);
+    assert_int_equal(json_integer_value(json_object_get(snap, "tlsrpt_dropped")), 2);
     json_decref(snap);
     sts_observer_free(o);
 }
@@ -647,9 +673,13 @@ static void test_observer_non_utf8(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_life_cycle),   cmocka_unit_test(test_bad_zone),
-        cmocka_unit_test(test_threads),      cmocka_unit_test(test_steps),
-        cmocka_unit_test(test_observer_dns), cmocka_unit_test(test_observer_non_utf8),
+        cmocka_unit_test(test_life_cycle),
+        cmocka_unit_test(test_bad_zone),
+        cmocka_unit_test(test_threads),
+        cmocka_unit_test(test_steps),
+        cmocka_unit_test(test_observer_dns),
+        cmocka_unit_test(test_observer_tlsrpt_cap),
+        cmocka_unit_test(test_observer_non_utf8),
         cmocka_unit_test(test_step_builds_new_state),
         cmocka_unit_test(test_step_failure_keeps_state),
         cmocka_unit_test(test_connections_hold_state),
