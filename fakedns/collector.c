@@ -26,8 +26,6 @@ struct sts_collector {
     sts_observer *obs;
     sts_log *log;
     unsigned nconn;
-    void (*done)(void *);
-    void *done_arg;
 };
 
 typedef struct col_sess {
@@ -334,29 +332,15 @@ int sts_collector_start(uv_loop_t *loop, int fd, sts_served *const *served, size
     s->index = index;
     s->obs = obs;
     s->log = log;
-    int rc = sts_tcpsrv_start(loop, fd, &col_ops, s, "tlsrpt-https", &s->tcp);
-    if (rc != 0) {
+    int rc = sts_tcpsrv_start(loop, fd, &col_ops, s, "tlsrpt-https", log, &s->tcp);
+    if (rc != 0)
         free(s);
-        return rc;
-    }
-    sts_tcpsrv_set_log(s->tcp, log);
-    *out = s;
-    return 0;
-}
-
-static void collector_done(void *arg)
-{
-    sts_collector *s = arg;
-    void (*done)(void *) = s->done;
-    void *darg = s->done_arg;
-    free(s);
-    if (done)
-        done(darg);
+    else
+        *out = s;
+    return rc;
 }
 
 void sts_collector_stop(sts_collector *s, void (*done)(void *arg), void *arg)
 {
-    s->done = done;
-    s->done_arg = arg;
-    sts_tcpsrv_stop(s->tcp, collector_done, s);
+    sts_tcpsrv_stop_owner(s->tcp, free, done, arg);
 }

@@ -68,9 +68,9 @@ typedef struct dns_pending {
 } dns_pending;
 
 struct sts_dnssrv {
-    uv_udp_t udp; /* embedded; the server is freed once it and the TCP side closed */
+    uv_udp_t udp;              /* embedded; the server is freed once it and the TCP side closed */
     sts_served *const *served; /* the world's pointer: each query gets its zone */
-    dns_link pending; /* list head */
+    dns_link pending;          /* list head */
     sts_buf spoof;
     /* wrong_source: the sockets forged answers leave from, made on first use: [0] the
      * server's own address on another (ephemeral) port, [1] another address of its
@@ -85,7 +85,7 @@ struct sts_dnssrv {
     void (*done)(void *);
     void *done_arg;
     dns_batch batch;
-    char *rbuf; /* DNS_BATCH slots of DNS_DGRAM_MAX */
+    char *rbuf;            /* DNS_BATCH slots of DNS_DGRAM_MAX */
     uint64_t server_drops; /* messages this server read and dropped */
     int rcvbuf;            /* the receive buffer the kernel granted */
 };
@@ -614,11 +614,9 @@ int sts_dnssrv_start(uv_loop_t *loop, sts_served *const *served, int udp_fd, int
         close(udp_fd);
     else
         rc = uv_udp_recv_start(&s->udp, dnssrv_alloc_cb, dnssrv_recv_cb);
-    int trc = sts_tcpsrv_start(loop, tcp_fd, &dns_tcp_ops, s, "dns", &s->tcp);
+    int trc = sts_tcpsrv_start(loop, tcp_fd, &dns_tcp_ops, s, "dns", log, &s->tcp);
     if (trc != 0)
         s->tcp_stopped = 1; /* sts_tcpsrv_start cleaned up after itself */
-    else
-        sts_tcpsrv_set_log(s->tcp, log);
     if (rc != 0 || trc != 0) {
         sts_dnssrv_stop(s, NULL, NULL);
         return STS_EIO;

@@ -26,8 +26,6 @@ struct sts_httpsrv {
     sts_observer *obs;
     sts_log *log;
     unsigned nconn;
-    void (*done)(void *);
-    void *done_arg;
 };
 
 typedef struct http_sess {
@@ -624,29 +622,15 @@ int sts_httpsrv_start(uv_loop_t *loop, int fd, sts_served *const *served, int ht
     s->slot = slot;
     s->obs = obs;
     s->log = log;
-    int rc = sts_tcpsrv_start(loop, fd, &http_ops, s, https ? "https" : "http", &s->tcp);
-    if (rc != 0) {
+    int rc = sts_tcpsrv_start(loop, fd, &http_ops, s, https ? "https" : "http", log, &s->tcp);
+    if (rc != 0)
         free(s);
-        return rc;
-    }
-    sts_tcpsrv_set_log(s->tcp, log);
-    *out = s;
-    return 0;
-}
-
-static void httpsrv_done(void *arg)
-{
-    sts_httpsrv *s = arg;
-    void (*done)(void *) = s->done;
-    void *darg = s->done_arg;
-    free(s);
-    if (done)
-        done(darg);
+    else
+        *out = s;
+    return rc;
 }
 
 void sts_httpsrv_stop(sts_httpsrv *s, void (*done)(void *arg), void *arg)
 {
-    s->done = done;
-    s->done_arg = arg;
-    sts_tcpsrv_stop(s->tcp, httpsrv_done, s);
+    sts_tcpsrv_stop_owner(s->tcp, free, done, arg);
 }

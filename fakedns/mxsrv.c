@@ -38,8 +38,6 @@ struct sts_mxsrv {
     sts_observer *obs;
     sts_log *log;
     unsigned nsess;
-    void (*done)(void *);
-    void *done_arg;
 };
 
 typedef enum {
@@ -897,8 +895,9 @@ static const sts_tcpsrv_ops smtp_ops = {
     .on_close = smtp_close,
 };
 
-static void mxsrv_free(sts_mxsrv *s)
+static void mxsrv_free(void *arg)
 {
+    sts_mxsrv *s = arg;
     free(s->host);
     free(s->address);
     free(s);
@@ -921,29 +920,15 @@ int sts_mxsrv_start(uv_loop_t *loop, int fd, sts_served *const *served, size_t i
     s->log = log;
     char name[300];
     snprintf(name, sizeof(name), "mx %s", conf->host);
-    int rc = sts_tcpsrv_start(loop, fd, &smtp_ops, s, name, &s->tcp);
-    if (rc != 0) {
+    int rc = sts_tcpsrv_start(loop, fd, &smtp_ops, s, name, log, &s->tcp);
+    if (rc != 0)
         mxsrv_free(s);
-        return rc;
-    }
-    sts_tcpsrv_set_log(s->tcp, log);
-    *out = s;
-    return 0;
-}
-
-static void mxsrv_done(void *arg)
-{
-    sts_mxsrv *s = arg;
-    void (*done)(void *) = s->done;
-    void *darg = s->done_arg;
-    mxsrv_free(s);
-    if (done)
-        done(darg);
+    else
+        *out = s;
+    return rc;
 }
 
 void sts_mxsrv_stop(sts_mxsrv *s, void (*done)(void *arg), void *arg)
 {
-    s->done = done;
-    s->done_arg = arg;
-    sts_tcpsrv_stop(s->tcp, mxsrv_done, s);
+    sts_tcpsrv_stop_owner(s->tcp, mxsrv_free, done, arg);
 }

@@ -28,6 +28,7 @@ struct sts_tcpsrv {
     sts_delay *recheck; /* while waiting: look again for a session idle long enough */
     void (*done)(void *);
     void *done_arg;
+    void (*free_owner)(void *); /* sts_tcpsrv_stop_owner: frees arg after the server */
 };
 
 static void tcpsrv_accept(sts_tcpsrv *srv);
@@ -38,7 +39,11 @@ static void tcpsrv_maybe_done(sts_tcpsrv *srv)
         return;
     void (*done)(void *) = srv->done;
     void *arg = srv->done_arg;
+    void (*free_owner)(void *) = srv->free_owner;
+    void *owner = srv->arg;
     free(srv);
+    if (free_owner)
+        free_owner(owner);
     if (done)
         done(arg);
 }
@@ -159,7 +164,7 @@ static void tcpsrv_connection_cb(uv_stream_t *server, int status)
 }
 
 int sts_tcpsrv_start(uv_loop_t *loop, int fd, const sts_tcpsrv_ops *ops, void *arg,
-                     const char *name, sts_tcpsrv **out)
+                     const char *name, sts_log *log, sts_tcpsrv **out)
 {
     sts_tcpsrv *srv = calloc(1, sizeof(*srv));
     if (!srv) {
@@ -168,6 +173,7 @@ int sts_tcpsrv_start(uv_loop_t *loop, int fd, const sts_tcpsrv_ops *ops, void *a
     }
     srv->ops = ops;
     srv->arg = arg;
+    srv->log = log;
     snprintf(srv->name, sizeof(srv->name), "%s", name);
     srv->head.next = srv->head.prev = &srv->head;
     srv->cbs.on_read = ops->on_read;
@@ -202,11 +208,6 @@ int sts_tcpsrv_start(uv_loop_t *loop, int fd, const sts_tcpsrv_ops *ops, void *a
     }
     *out = srv;
     return 0;
-}
-
-void sts_tcpsrv_set_log(sts_tcpsrv *srv, sts_log *log)
-{
-    srv->log = log;
 }
 
 void sts_tcpsrv_progress(sts_stream *s)
@@ -253,6 +254,14 @@ void sts_tcpsrv_stop(sts_tcpsrv *srv, void (*done)(void *arg), void *arg)
      * while we walk it; each session unlinks itself later, in its on_close. */
     for (sts_tcpsrv_conn *c = srv->head.next; c != &srv->head; c = c->next)
         sts_stream_close(c->stream);
+}
+
+void sts_tcpsrv_stop_owner(sts_tcpsrv *srv, void (*free_owner)(void *owner),
+                           void (*done)(void *arg), void *arg)
+{
+    if (!srv->stopping)
+        srv->free_owner = free_owner;
+    sts_tcpsrv_stop(srv, done, arg);
 }
 
 /* ---- delays ---- */

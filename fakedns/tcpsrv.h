@@ -67,12 +67,11 @@ typedef struct sts_tcpsrv_ops {
 } sts_tcpsrv_ops;
 
 /* Listen on the bound, listening socket fd (ownership passes to the server, also
- * on failure). arg is the protocol's server object (sts_tcpsrv_arg()). */
+ * on failure). arg is the protocol's server object (sts_tcpsrv_arg()); log is where
+ * the server logs the sessions it closes at the cap (NULL: nowhere). */
 int sts_tcpsrv_start(uv_loop_t *loop, int fd, const sts_tcpsrv_ops *ops, void *arg,
-                     const char *name, sts_tcpsrv **out);
+                     const char *name, sts_log *log, sts_tcpsrv **out);
 void *sts_tcpsrv_arg(const sts_tcpsrv *srv);
-/* Where the server logs the sessions it closes at the cap (NULL: nowhere). */
-void sts_tcpsrv_set_log(sts_tcpsrv *srv, sts_log *log);
 /* The session of s completed a unit of its protocol (a command, a request, a
  * message): it is not the one closed at the cap. */
 void sts_tcpsrv_progress(sts_stream *s);
@@ -83,6 +82,11 @@ sts_tcpsrv_conn *sts_tcpsrv_conn_of(sts_stream *s);
 /* Close the listener and every session; done(arg) runs once all are closed, then
  * the server is freed. */
 void sts_tcpsrv_stop(sts_tcpsrv *srv, void (*done)(void *arg), void *arg);
+/* sts_tcpsrv_stop, and once the server is freed, free_owner(the server's arg: the
+ * protocol's server object, which embeds nothing of it) before done(arg): how a
+ * protocol server stops and frees itself without a done callback of its own. */
+void sts_tcpsrv_stop_owner(sts_tcpsrv *srv, void (*free_owner)(void *owner),
+                           void (*done)(void *arg), void *arg);
 
 /* ---- one-shot delays (scripted slowness of the world's servers) ----
  *
