@@ -485,6 +485,25 @@ static char *external_command(const char *tmpl, const run_case *c, const sts_sen
     return cmd;
 }
 
+/* Run the command template tmpl (--sender-cmd or the report command; what: "sender"
+ * or "report") with the case's placeholders and more, its lines into log: "external
+ * sender: CMD", "report command: CMD". 0 when it ran (*exit_status, *out to free with
+ * sts_external_out_free, *timed_out), else -1 with the error in c. */
+static int run_command(run_state *rs, run_case *c, const sts_sender_opts *so, const char *rcpt,
+                       const char *tmpl, const char *const more[][2], const char *what,
+                       sts_log *log, sts_external_out *out, int *exit_status, int *timed_out)
+{
+    char *cmd = external_command(tmpl, c, so, rcpt, more);
+    int sender = !strcmp(what, "sender");
+    sts_info(log, sender ? "external sender: %s" : "report command: %s", cmd ? cmd : "?");
+    *timed_out = 0;
+    *exit_status = cmd ? sts_external_run(cmd, run_time_limit(rs->opts), log, out, timed_out) : -1;
+    free(cmd);
+    if (*exit_status < 0)
+        return case_error(c, "cannot run the %s command", what);
+    return 0;
+}
+
 /* The external command as the sender of one step (external.h): its output joins the
  * transcript as it arrives; when stdout is a JSON document in our format (say, from
  * `ststest send --json`) it is the result. Exit status STS_RUN_EXIT_UNSUPPORTED makes
@@ -493,21 +512,18 @@ static char *external_command(const char *tmpl, const run_case *c, const sts_sen
 static int sender_external(run_state *rs, run_case *c, const sts_sender_opts *so, const char *rcpt,
                            sts_log *log, json_t **result, int *exit_status)
 {
-    char *cmd = external_command(rs->opts->sender_cmd, c, so, rcpt, NULL);
-    int timed_out = 0;
-    double limit = run_time_limit(rs->opts);
+    int timed_out;
     sts_external_out out;
-    sts_info(log, "external sender: %s", cmd ? cmd : "?");
-    *exit_status = cmd ? sts_external_run(cmd, limit, log, &out, &timed_out) : -1;
-    free(cmd);
-    if (*exit_status < 0)
-        return case_error(c, "cannot run the sender command");
+    if (run_command(rs, c, so, rcpt, rs->opts->sender_cmd, NULL, "sender", log, &out, exit_status,
+                    &timed_out))
+        return -1;
     *result = sts_external_result(&out);
     char reason[sizeof(out.last_err)];
     snprintf(reason, sizeof(reason), "%s", out.last_err);
     sts_external_out_free(&out);
     if (timed_out)
-        return case_error(c, "the sender command ran over the time limit of %.0f s", limit);
+        return case_error(c, "the sender command ran over the time limit of %.0f s",
+                          run_time_limit(rs->opts));
     if (*exit_status == STS_RUN_EXIT_UNSUPPORTED)
         return case_unsupported(c, "the sender command exited %d: %s", STS_RUN_EXIT_UNSUPPORTED,
                                 reason[0] ? reason : "(no reason on stderr)");
@@ -592,18 +608,14 @@ static int report_once(run_state *rs, run_case *c, const sts_sender_opts *so, co
     if (mkdir(report_dir, 0700) && errno != EEXIST)
         return case_error(c, "cannot create %s: %s", report_dir, strerror(errno));
     const char *tmpl = rs->opts->report_cmd ? rs->opts->report_cmd : STS_RUN_REPORT_CMD;
-    char *cmd = external_command(tmpl, c, so, rcpt, more);
-    int timed_out = 0;
-    double limit = run_time_limit(rs->opts);
+    int timed_out;
     sts_external_out out;
-    sts_info(log, "report command: %s", cmd ? cmd : "?");
-    *exit_status = cmd ? sts_external_run(cmd, limit, log, &out, &timed_out) : -1;
-    free(cmd);
-    if (*exit_status < 0)
-        return case_error(c, "cannot run the report command");
+    if (run_command(rs, c, so, rcpt, tmpl, more, "report", log, &out, exit_status, &timed_out))
+        return -1;
     sts_external_out_free(&out);
     if (timed_out)
-        return case_error(c, "the report command ran over the time limit of %.0f s", limit);
+        return case_error(c, "the report command ran over the time limit of %.0f s",
+                          run_time_limit(rs->opts));
     return 0;
 }
 
