@@ -157,7 +157,11 @@ static char *new_key(char *txt, size_t txtlen)
     assert_true(PEM_write_bio_PrivateKey_traditional(b, k, NULL, NULL, 0, NULL, NULL));
     char *p = NULL;
     long n = BIO_get_mem_data(b, &p);
-    char *pem = strndup(p, (size_t)n);
+    assert_true(n > 0);
+    char *pem = malloc((size_t)n + 1); /* the BIO's data has no NUL: not strndup */
+    assert_non_null(pem);
+    memcpy(pem, p, (size_t)n);
+    pem[n] = '\0';
     BIO_free(b);
     unsigned char *der = NULL;
     int dl = i2d_PUBKEY(k, &der);
