@@ -445,61 +445,86 @@ static void spin(uv_loop_t *loop, int rounds)
         uv_run(loop, UV_RUN_NOWAIT);
 }
 
+/* The cap tests' world: an MX server and STS_TCPSRV_MAX_SESSIONS clients connected to
+ * it (cap_fds[0..N), each with its cap_text), the loop spun until each is accepted. */
+enum { CAP_N = STS_TCPSRV_MAX_SESSIONS };
+static int cap_fds[CAP_N + 1];
+static char cap_text[CAP_N + 1][512];
+typedef struct cap_world {
+    uv_loop_t loop;
+    sts_observer *obs;
+    sts_log *log;
+    sts_served *served;
+    sts_mxsrv *srv;
+    struct sockaddr_in sa;
+} cap_world;
+
+static void cap_start(cap_world *w)
+{
+    assert_int_equal(uv_loop_init(&w->loop), 0);
+    w->obs = sts_observer_new();
+    w->log = sts_log_new_mem(STS_LOG_INFO, NULL);
+    w->served = sts_served_new(1, NULL);
+    sts_mxsrv_conf *cf = &w->served->hosts[0].mx_conf;
+    cf->host = "mail.example.test";
+    cf->address = "127.0.0.1";
+    w->srv = NULL;
+    assert_int_equal(sts_mxsrv_start(&w->loop, fixture_listen_fd(&w->sa), &w->served, 0, w->obs,
+                                     w->log, &w->srv),
+                     0);
+    memset(cap_text, 0, sizeof(cap_text));
+    for (int i = 0; i < CAP_N; i++) {
+        cap_fds[i] = connect_nb(&w->sa);
+        spin(&w->loop, 3);
+    }
+}
+
+static void cap_stop(cap_world *w)
+{
+    int stopped = 0;
+    sts_mxsrv_stop(w->srv, stopped_cb, &stopped);
+    assert_int_equal(uv_run(&w->loop, UV_RUN_DEFAULT), 0);
+    assert_true(stopped);
+    sts_served_unref(w->served);
+    sts_log_free(w->log);
+    sts_observer_free(w->obs);
+    assert_int_equal(uv_loop_close(&w->loop), 0);
+}
+
 /* STS_TCPSRV_MAX_SESSIONS clients that have just connected (all working: none idle for
  * STS_TCPSRV_EVICT_IDLE_MS), then one more: no session is closed, and the new one
  * waits, ungreeted, until a client leaves; then it is greeted. */
 static void test_session_cap_all_working(void **state)
 {
     (void)state;
-    enum { N = STS_TCPSRV_MAX_SESSIONS };
-    uv_loop_t loop;
-    assert_int_equal(uv_loop_init(&loop), 0);
-    sts_observer *obs = sts_observer_new();
-    sts_log *log = sts_log_new_mem(STS_LOG_INFO, NULL);
-    sts_served *served = sts_served_new(1, NULL);
-    sts_mxsrv_conf *cf = &served->hosts[0].mx_conf;
-    cf->host = "mail.example.test";
-    cf->address = "127.0.0.1";
-    struct sockaddr_in sa;
-    sts_mxsrv *srv = NULL;
-    assert_int_equal(sts_mxsrv_start(&loop, fixture_listen_fd(&sa), &served, 0, obs, log, &srv), 0);
-    static int fds[N + 1];
-    static char text[N + 1][512];
-    memset(text, 0, sizeof(text));
-    for (int i = 0; i < N; i++) {
-        fds[i] = connect_nb(&sa);
-        spin(&loop, 3);
-    }
-    fds[N] = connect_nb(&sa);
+    enum { N = CAP_N };
+    cap_world w;
+    cap_start(&w);
+    int *fds = cap_fds;
+    char(*text)[512] = cap_text;
+    fds[N] = connect_nb(&w.sa);
     for (int t = 0; t < 300; t++) { /* 0.3 s: well below STS_TCPSRV_EVICT_IDLE_MS */
-        uv_run(&loop, UV_RUN_NOWAIT);
+        uv_run(&w.loop, UV_RUN_NOWAIT);
         usleep(1000);
         for (int i = 0; i < N; i++)
             assert_int_equal(drain(fds[i], text[i], sizeof(text[i])), 0); /* none closed */
         drain(fds[N], text[N], sizeof(text[N]));
     }
     assert_null(strstr(text[N], "220 ")); /* waiting, not served */
-    assert_null(strstr(sts_log_text(log), "(the cap)"));
+    assert_null(strstr(sts_log_text(w.log), "(the cap)"));
     close(fds[7]); /* a client leaves: its place goes to the waiting one */
     fds[7] = -1;
     for (int t = 0; t < 3000 && !strstr(text[N], "220 "); t++) {
-        uv_run(&loop, UV_RUN_NOWAIT);
+        uv_run(&w.loop, UV_RUN_NOWAIT);
         usleep(1000);
         drain(fds[N], text[N], sizeof(text[N]));
     }
     assert_non_null(strstr(text[N], "220 "));
-    assert_null(strstr(sts_log_text(log), "(the cap)"));
+    assert_null(strstr(sts_log_text(w.log), "(the cap)"));
     for (int i = 0; i <= N; i++)
         if (fds[i] >= 0)
             close(fds[i]);
-    int stopped = 0;
-    sts_mxsrv_stop(srv, stopped_cb, &stopped);
-    assert_int_equal(uv_run(&loop, UV_RUN_DEFAULT), 0);
-    assert_true(stopped);
-    sts_served_unref(served);
-    sts_log_free(log);
-    sts_observer_free(obs);
-    assert_int_equal(uv_loop_close(&loop), 0);
+    cap_stop(&w);
 }
 
 /* STS_TCPSRV_MAX_SESSIONS clients that each send half a command and stop (slowloris),
@@ -509,44 +534,30 @@ static void test_session_cap_all_working(void **state)
 static void test_session_cap(void **state)
 {
     (void)state;
-    enum { N = STS_TCPSRV_MAX_SESSIONS };
-    uv_loop_t loop;
-    assert_int_equal(uv_loop_init(&loop), 0);
-    sts_observer *obs = sts_observer_new();
-    sts_log *log = sts_log_new_mem(STS_LOG_INFO, NULL);
-    sts_served *served = sts_served_new(1, NULL);
-    sts_mxsrv_conf *cf = &served->hosts[0].mx_conf;
-    cf->host = "mail.example.test";
-    cf->address = "127.0.0.1";
-    struct sockaddr_in sa;
-    sts_mxsrv *srv = NULL;
-    assert_int_equal(sts_mxsrv_start(&loop, fixture_listen_fd(&sa), &served, 0, obs, log, &srv), 0);
-    static int fds[N + 1];
-    static char text[N + 1][512];
-    memset(text, 0, sizeof(text));
-    for (int i = 0; i < N; i++) {
-        fds[i] = connect_nb(&sa);
-        spin(&loop, 3);
-    }
-    spin(&loop, 20);
+    enum { N = CAP_N };
+    cap_world w;
+    cap_start(&w);
+    int *fds = cap_fds;
+    char(*text)[512] = cap_text;
+    spin(&w.loop, 20);
     for (int i = 0; i < N; i++) {
         assert_int_equal(send(fds[i], "EHLO slow", 9, MSG_NOSIGNAL), 9);
-        spin(&loop, 1);
+        spin(&w.loop, 1);
     }
     /* Later, the first client completes its command: progress. */
     usleep(20000);
     assert_int_equal(send(fds[0], ".example\r\n", 10, MSG_NOSIGNAL), 10);
     for (int t = 0; t < 2000 && !strstr(text[0], "\r\n250 "); t++) {
-        uv_run(&loop, UV_RUN_NOWAIT); /* never blocks: a missing event fails, not hangs */
+        uv_run(&w.loop, UV_RUN_NOWAIT); /* never blocks: a missing event fails, not hangs */
         usleep(1000);
         drain(fds[0], text[0], sizeof(text[0]));
     }
     assert_non_null(strstr(text[0], "\r\n250 "));
     /* One more connection: at the cap. */
-    fds[N] = connect_nb(&sa);
+    fds[N] = connect_nb(&w.sa);
     int closed1 = 0; /* after STS_TCPSRV_EVICT_IDLE_MS without progress */
     for (int t = 0; t < 6000 && !(closed1 && strstr(text[N], "220 ")); t++) {
-        uv_run(&loop, UV_RUN_NOWAIT); /* never blocks: a missing event fails, not hangs */
+        uv_run(&w.loop, UV_RUN_NOWAIT); /* never blocks: a missing event fails, not hangs */
         usleep(1000);
         closed1 = closed1 || drain(fds[1], text[1], sizeof(text[1]));
         drain(fds[N], text[N], sizeof(text[N]));
@@ -556,7 +567,7 @@ static void test_session_cap(void **state)
     assert_int_equal(drain(fds[0], text[0], sizeof(text[0])), 0); /* the first: open */
     for (int i = 2; i < N; i++)
         assert_int_equal(drain(fds[i], text[i], sizeof(text[i])), 0);
-    const char *t = sts_log_text(log);
+    const char *t = sts_log_text(w.log);
     if (!strstr(t, "mx mail.example.test 127.0.0.1:") ||
         !strstr(t, ": 256 sessions open (the cap): closing the one without progress for longest "
                    "(from 127.0.0.1, ") ||
@@ -565,14 +576,7 @@ static void test_session_cap(void **state)
                  strstr(t, "sessions open") ? strstr(t, "sessions open") - 60 : "(no such line)");
     for (int i = 0; i <= N; i++)
         close(fds[i]);
-    int stopped = 0;
-    sts_mxsrv_stop(srv, stopped_cb, &stopped);
-    assert_int_equal(uv_run(&loop, UV_RUN_DEFAULT), 0);
-    assert_true(stopped);
-    sts_served_unref(served);
-    sts_log_free(log);
-    sts_observer_free(obs);
-    assert_int_equal(uv_loop_close(&loop), 0);
+    cap_stop(&w);
 }
 
 int main(void)
